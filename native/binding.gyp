@@ -1,0 +1,16 @@
+{
+  "targets": [
+    {
+      "target_name": "kvfabric_native",
+      "sources": ["<!@(node -p \"require('fs').readdirSync('src').filter(f => f.endsWith('.cc')).map(f => 'src/' + f).join(' ')\")"],
+      "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
+      "dependencies": ["<!(node -p \"require('node-addon-api').gyp\")"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fexceptions", "-pthread", "<!@(node -p \"process.env.KVFABRIC_NATIVE_CFLAGS || ''\")"],
+      "ldflags": ["-pthread", "<!@(node -p \"process.env.KVFABRIC_NATIVE_LDFLAGS || ''\")"],
+      "libraries": ["-ldl", "-luring"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"]
+    }
+  ]
+}

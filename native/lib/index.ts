@@ -1,0 +1,8 @@
+// @kvfabric/native: the data path. Memory pool, engine regions, copy engine, and one-sided read transports.
+export { binding } from './loader.js';
+export * from './pool.js';
+export * from './region.js';
+export * from './copy-engine.js';
+export * from './transport.js';
+export * from './tcp-transport.js';
+export * from './verbs-transport.js';

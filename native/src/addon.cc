@@ -1,0 +1,14 @@
+#include "modules.h"
+
+namespace {
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  kvf::InitPool(env, exports);
+  kvf::InitRegion(env, exports);
+  kvf::InitCopy(env, exports);
+  kvf::InitTcp(env, exports);
+  kvf::InitVerbs(env, exports);
+  return exports;
+}
+}  // namespace
+
+NODE_API_MODULE(kvfabric_native, Init)

@@ -1,0 +1,12 @@
+// Each native module registers its classes and functions on the addon's exports.
+// addon.cc calls every Init* below; a module owns its own .cc/.h files.
+#pragma once
+#include <napi.h>
+
+namespace kvf {
+void InitPool(Napi::Env env, Napi::Object exports);       // pool.cc: arena + page allocator
+void InitRegion(Napi::Env env, Napi::Object exports);     // region.cc: engine shared-memory regions
+void InitCopy(Napi::Env env, Napi::Object exports);       // copy_engine.cc: batched copies on worker threads
+void InitTcp(Napi::Env env, Napi::Object exports);        // tcp_transport.cc: one-sided reads over tcp
+void InitVerbs(Napi::Env env, Napi::Object exports);      // verbs_transport.cc: libibverbs via dlopen
+}  // namespace kvf

@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// Runs every *.test.ts in the workspace with Node's built-in runner (through tsx, against source).
+// Usage: node scripts/run-tests.mjs [path-filter ...]
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const roots = ['packages', 'apps', 'native', 'bench'];
+const skip = new Set(['node_modules', 'build', 'dist', '.turbo', 'results']);
+
+function walk(dir, out) {
+  for (const entry of readdirSync(dir)) {
+    if (skip.has(entry)) continue;
+    const path = join(dir, entry);
+    if (statSync(path).isDirectory()) walk(path, out);
+    else if (entry.endsWith('.test.ts')) out.push(relative(root, path));
+  }
+  return out;
+}
+
+const filters = process.argv.slice(2);
+const files = roots.flatMap((r) => walk(join(root, r), [])).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort();
+if (files.length === 0) {
+  console.error('run-tests: no test files matched');
+  process.exit(1);
+}
+console.error(`run-tests: ${files.length} files`);
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=180000', '--test-reporter=spec', ...files],
+  { cwd: root, stdio: 'inherit', env: { ...process.env, KVFABRIC_TEST: '1' } },
+);
+process.exit(result.status ?? 1);
