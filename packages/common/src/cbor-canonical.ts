@@ -15,6 +15,8 @@
 // and writes tuples exactly like lists (arrays are never sorted; only maps and sets are, which we do not support).
 // Integers outside [-2^64, 2^64-1] (cbor2 would use bignum tags 2/3), floats, maps, undefined and other objects
 // are refused: they never occur in vLLM block hashes and guessing their encoding would silently break parity.
+// Why not npm `cbor2`: it encodes a Node `Buffer` through `Buffer#toJSON` (a map `{type, data}`), not as a byte
+// string, so every digest fed back as a Buffer would silently hash wrong; the tests still use it as a cross-check.
 import { invalid } from './errors.js';
 
 export type CborValue = null | boolean | number | bigint | string | Uint8Array | readonly CborValue[];
