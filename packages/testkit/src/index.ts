@@ -1,3 +1,4 @@
 export * from './ports.js';
 export * from './process.js';
 export * from './kvfabric.js';
+export * from './etcd.js';
