@@ -1,0 +1,33 @@
+// kvfabric-metaserver: parse config, build the app, run until SIGTERM/SIGINT, exit with a code.
+import { createLogger, exitOnSignals, toKvError, usage } from '@kvfabric/common';
+import { METASERVER_FLAGS, SUMMARY, loadConfig } from './config.js';
+import { MetaserverApp } from './app.js';
+
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = loadConfig(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`kvfabric-metaserver: ${toKvError(err).message}\n`);
+    return 2;
+  }
+  if (parsed.help) {
+    process.stdout.write(usage('kvfabric-metaserver', SUMMARY, METASERVER_FLAGS) + '\n');
+    return 0;
+  }
+  const logger = createLogger('kvfabric-metaserver', parsed.config.logLevel);
+  const app = new MetaserverApp({ config: parsed.config, logger });
+  try {
+    await app.start();
+  } catch (err) {
+    const e = toKvError(err);
+    logger.fatal({ err: e }, 'start failed');
+    process.stderr.write(`kvfabric-metaserver: ${e.message}\n`);
+    return e.code === 'CONFIG_INVALID' ? 2 : 1;
+  }
+  exitOnSignals(app, logger);
+  return -1; // keep running
+}
+
+const code = await main();
+if (code >= 0) process.exit(code);

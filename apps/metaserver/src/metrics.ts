@@ -1,0 +1,41 @@
+// kvfabric_metaserver_* gauges and sweep counters. Gauges read counters the store keeps incrementally (blocks,
+// owners, sessions), so a scrape costs O(nodes), never O(index).
+import { DURATION_BUCKETS_SECONDS, type Counter, type Histogram, type Metrics } from '@kvfabric/common';
+import type { MetaStore, SweepResult } from './store/index.js';
+
+export interface SweepInstruments {
+  record(result: Omit<SweepResult, 'done'>, seconds: number): void;
+}
+
+export function registerStoreMetrics(metrics: Metrics, store: MetaStore): SweepInstruments {
+  const m = metrics.meter;
+  m.createObservableGauge('kvfabric_metaserver_blocks', { description: 'Distinct (namespace, hash) entries in the index' })
+    .addCallback((r) => r.observe(store.blocks));
+  m.createObservableGauge('kvfabric_metaserver_owners', { description: '(namespace, hash, node) ownerships in the index' })
+    .addCallback((r) => r.observe(store.owners));
+  m.createObservableGauge('kvfabric_metaserver_nodes', { description: 'Node sessions by state' }).addCallback((r) => {
+    const { live, stale } = store.nodeCounts();
+    r.observe(live, { state: 'live' });
+    r.observe(stale, { state: 'stale' });
+  });
+  m.createObservableGauge('kvfabric_metaserver_namespaces', { description: 'Namespaces with at least one block' })
+    .addCallback((r) => r.observe(store.namespaceCount));
+  m.createObservableGauge('kvfabric_metaserver_index_bytes', { description: 'Memory held by the index typed arrays', unit: 'By' })
+    .addCallback((r) => r.observe(store.memoryBytes()));
+  const sweeps: Counter = m.createCounter('kvfabric_metaserver_sweeps_total', { description: 'Completed sweep passes' });
+  const expired: Counter = m.createCounter('kvfabric_metaserver_expired_owners_total', { description: 'Ownerships dropped by the TTL sweep' });
+  const dropped: Counter = m.createCounter('kvfabric_metaserver_dropped_sessions_total', { description: 'Sessions forgotten after being unseen for long' });
+  const duration: Histogram = m.createHistogram('kvfabric_metaserver_sweep_duration_seconds', {
+    description: 'Wall time of one sweep pass (including yields to the event loop)',
+    unit: 's',
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS_SECONDS },
+  });
+  return {
+    record(result, seconds) {
+      sweeps.add(1);
+      expired.add(result.expired);
+      dropped.add(result.droppedSessions);
+      duration.record(seconds);
+    },
+  };
+}

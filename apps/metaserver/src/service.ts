@@ -1,0 +1,160 @@
+// The gRPC adapter of the Metaserver service: decode, validate (messages name the field), call the store, build the
+// answer. Timing, metrics, logging and error mapping happen once, in `implement()` from @kvfabric/common.
+import type * as grpc from '@grpc/grpc-js';
+import {
+  MetaserverService,
+  NodeState,
+  TransportKind,
+  type HashList,
+  type LeaderInfo,
+  type NodeStats,
+} from '@kvfabric/proto';
+import {
+  checkHashList,
+  checkId,
+  checkNamespace,
+  implement,
+  invalid,
+  parseHostPort,
+  type Logger,
+  type RpcContext,
+} from '@kvfabric/common';
+import type { Hashes, MetaStore } from './store/index.js';
+
+export interface ServiceDeps {
+  store: MetaStore;
+  logger: Logger;
+  /** Who serves as metaserver (single mode: this process). */
+  leader: () => LeaderInfo;
+}
+
+const KNOWN_TRANSPORTS = new Set<number>([TransportKind.TRANSPORT_KIND_TCP, TransportKind.TRANSPORT_KIND_VERBS]);
+
+function hashesOf(list: HashList | undefined, field = 'hashes'): Hashes {
+  const { packed, hashLen } = checkHashList(list, field);
+  return { packed, hashLen };
+}
+
+function nodeStatsOf(stats: NodeStats | undefined): NodeStats {
+  const s = stats ?? { poolCapacityBytes: 0n, poolUsedBytes: 0n, blocks: 0n };
+  if (s.poolUsedBytes > s.poolCapacityBytes) {
+    throw invalid('stats.pool_used_bytes', `expected at most stats.pool_capacity_bytes (${s.poolCapacityBytes})`, s.poolUsedBytes.toString());
+  }
+  return s;
+}
+
+function peerAddr(addr: string): string {
+  const { port } = parseHostPort(addr, 'addr');
+  if (port === 0) throw invalid('addr', 'expected a routable host:port with a port 1..65535', addr);
+  return addr;
+}
+
+function pick(list: Hashes, indices: number[]): HashList {
+  const packed = Buffer.allocUnsafe(indices.length * list.hashLen);
+  indices.forEach((i, k) => packed.set(list.packed.subarray(i * list.hashLen, (i + 1) * list.hashLen), k * list.hashLen));
+  return { packed, hashLen: list.hashLen };
+}
+
+export function metaserverImplementation(deps: ServiceDeps, ctx: RpcContext): grpc.UntypedServiceImplementation {
+  const { store, logger } = deps;
+  const epoch = store.epoch;
+  return implement(
+    MetaserverService,
+    {
+      heartbeat(req) {
+        const nodeId = checkId(req.nodeId, 'node_id');
+        const addr = peerAddr(req.addr);
+        req.transports.forEach((t, i) => {
+          if (!KNOWN_TRANSPORTS.has(t)) throw invalid(`transports[${i}]`, 'expected TRANSPORT_KIND_TCP or TRANSPORT_KIND_VERBS', t);
+        });
+        const stats = nodeStatsOf(req.stats);
+        const r = store.heartbeat({ nodeId, addr, transports: req.transports, stats });
+        if (r.replaced) logger.warn({ node: nodeId, addr, replaced: r.replaced }, 'node took over the address of a stale session');
+        if (r.registered) logger.info({ node: nodeId, addr }, 'node registered');
+        return { epoch, registered: r.registered, nodeStaleSecs: Math.ceil(store.nodeStaleMs / 1000) };
+      },
+
+      unregister(req) {
+        const nodeId = checkId(req.nodeId, 'node_id');
+        const removed = store.unregister(nodeId);
+        logger.info({ node: nodeId, removed }, 'node unregistered');
+        return { epoch, removed: BigInt(removed) };
+      },
+
+      insertBlocks(req) {
+        const nodeId = checkId(req.nodeId, 'node_id');
+        const ns = checkNamespace(req.namespace);
+        const hashes = hashesOf(req.hashes);
+        const r = store.insert(nodeId, ns, hashes);
+        return { epoch, inserted: BigInt(r.inserted), reclaimable: pick(hashes, r.reclaimable) };
+      },
+
+      removeBlocks(req) {
+        const nodeId = checkId(req.nodeId, 'node_id');
+        const ns = checkNamespace(req.namespace);
+        const removed = store.remove(nodeId, ns, hashesOf(req.hashes));
+        return { epoch, removed: BigInt(removed) };
+      },
+
+      queryPrefix(req) {
+        const ns = checkNamespace(req.namespace);
+        const hashes = hashesOf(req.hashes);
+        const exclude = req.excludeNodeId === '' ? '' : checkId(req.excludeNodeId, 'exclude_node_id');
+        const nodes = store.queryPrefix(ns, hashes, exclude).map((p) => ({
+          nodeId: p.nodeId,
+          addr: p.addr,
+          prefixLen: p.prefixLen,
+          transports: p.transports as TransportKind[],
+          poolUsedBytes: p.poolUsedBytes,
+          poolCapacityBytes: p.poolCapacityBytes,
+        }));
+        return { epoch, nodes };
+      },
+
+      queryOwners(req) {
+        const ns = checkNamespace(req.namespace);
+        const owners = store.queryOwners(ns, hashesOf(req.hashes));
+        return {
+          epoch,
+          blocks: owners.map((list) => ({ nodeIds: list.map((o) => o.nodeId), addrs: list.map((o) => o.addr) })),
+        };
+      },
+
+      listNodes() {
+        const nodes = store.listNodes().map((n) => ({
+          nodeId: n.nodeId,
+          addr: n.addr,
+          state: n.state === 'live' ? NodeState.NODE_STATE_LIVE : NodeState.NODE_STATE_STALE,
+          transports: n.transports as TransportKind[],
+          stats: n.stats,
+          indexedBlocks: BigInt(n.indexedBlocks),
+          registeredAtMs: BigInt(n.registeredAtMs),
+          lastHeartbeatMs: BigInt(n.lastHeartbeatMs),
+        }));
+        return { epoch, nodes, leader: deps.leader() };
+      },
+
+      listNamespaces() {
+        const namespaces = store.listNamespaces().map((n) => ({ name: n.name, blocks: BigInt(n.blocks), owners: BigInt(n.owners) }));
+        return { epoch, namespaces };
+      },
+
+      getStats() {
+        const s = store.stats();
+        return {
+          epoch,
+          startedAtMs: BigInt(s.startedAtMs),
+          blocks: BigInt(s.blocks),
+          owners: BigInt(s.owners),
+          namespaces: BigInt(s.namespaces),
+          liveNodes: BigInt(s.liveNodes),
+          staleNodes: BigInt(s.staleNodes),
+          indexBytes: BigInt(s.indexBytes),
+          leader: deps.leader(),
+          leaderChanges: 0n,
+        };
+      },
+    },
+    ctx,
+  );
+}

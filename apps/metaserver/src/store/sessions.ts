@@ -1,0 +1,108 @@
+// Node sessions: one per node process (node_id is random per process), interned to a small slot number that the
+// owner records store. A node is live while its last heartbeat is younger than the stale window.
+import { KvError } from '@kvfabric/common';
+
+export const MAX_NODE_SLOTS = 0xffff;
+
+export interface NodeStatsInput {
+  poolCapacityBytes: bigint;
+  poolUsedBytes: bigint;
+  blocks: bigint;
+}
+
+export interface NodeSession {
+  readonly slot: number;
+  readonly nodeId: string;
+  addr: string;
+  transports: number[];
+  stats: NodeStatsInput;
+  readonly registeredAtMs: number;
+  lastHeartbeatMs: number;
+  /** (namespace, hash) entries this node owns in the index. */
+  indexed: number;
+  /** Namespaces in which it owns entries (a purge scans only these). */
+  readonly namespaces: Set<string>;
+}
+
+export class NodeSessions {
+  private readonly byId = new Map<string, NodeSession>();
+  private readonly byAddr = new Map<string, NodeSession>();
+  private readonly bySlot: (NodeSession | undefined)[] = [];
+  private readonly freeSlots: number[] = [];
+
+  constructor(readonly staleMs: number) {}
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  get(nodeId: string): NodeSession | undefined {
+    return this.byId.get(nodeId);
+  }
+
+  atSlot(slot: number): NodeSession | undefined {
+    return this.bySlot[slot];
+  }
+
+  holderOf(addr: string): NodeSession | undefined {
+    return this.byAddr.get(addr);
+  }
+
+  isLive(s: NodeSession, nowMs: number): boolean {
+    return nowMs - s.lastHeartbeatMs < this.staleMs;
+  }
+
+  /** Live flags by slot, for queries that test many owner records against one clock reading. */
+  liveSlots(nowMs: number): Uint8Array {
+    const live = new Uint8Array(this.bySlot.length);
+    for (let i = 0; i < this.bySlot.length; i++) {
+      const s = this.bySlot[i];
+      if (s && nowMs - s.lastHeartbeatMs < this.staleMs) live[i] = 1;
+    }
+    return live;
+  }
+
+  add(nodeId: string, addr: string, nowMs: number): NodeSession {
+    const slot = this.freeSlots.length > 0 ? this.freeSlots.pop()! : this.bySlot.length;
+    if (slot >= MAX_NODE_SLOTS) throw new KvError('INTERNAL', `too many node sessions (at most ${MAX_NODE_SLOTS})`);
+    const s: NodeSession = {
+      slot,
+      nodeId,
+      addr,
+      transports: [],
+      stats: { poolCapacityBytes: 0n, poolUsedBytes: 0n, blocks: 0n },
+      registeredAtMs: nowMs,
+      lastHeartbeatMs: nowMs,
+      indexed: 0,
+      namespaces: new Set(),
+    };
+    this.bySlot[slot] = s;
+    this.byId.set(nodeId, s);
+    this.byAddr.set(addr, s);
+    return s;
+  }
+
+  moveAddr(s: NodeSession, addr: string): void {
+    if (this.byAddr.get(s.addr) === s) this.byAddr.delete(s.addr);
+    s.addr = addr;
+    this.byAddr.set(addr, s);
+  }
+
+  /** Forgets a session; its slot is reused, so its owner records must be gone already. */
+  remove(s: NodeSession): void {
+    this.byId.delete(s.nodeId);
+    if (this.byAddr.get(s.addr) === s) this.byAddr.delete(s.addr);
+    this.bySlot[s.slot] = undefined;
+    this.freeSlots.push(s.slot);
+  }
+
+  all(): NodeSession[] {
+    return [...this.byId.values()];
+  }
+
+  counts(nowMs: number): { live: number; stale: number } {
+    let live = 0;
+    for (const s of this.byId.values()) if (this.isLive(s, nowMs)) live++;
+    return { live, stale: this.byId.size - live };
+  }
+}

@@ -1,0 +1,89 @@
+// Shapes of the store's inputs and answers (plain data; the service maps them to protobuf messages).
+import type { NodeStatsInput } from './sessions.js';
+
+export interface MetaStoreOptions {
+  nodeStaleMs: number;
+  /** Ownerships not inserted again within this window are dropped by the sweep. */
+  ttlMs: number;
+  /** Sessions unseen this long are forgotten with their ownerships. Default 10 × nodeStaleMs. */
+  sessionDropMs?: number;
+  /** Milliseconds since the Unix epoch; injectable for tests. */
+  clock?: () => number;
+  epoch?: bigint;
+}
+
+/** A packed hash list: hash i is packed[i*hashLen, (i+1)*hashLen). Validated by the caller. */
+export interface Hashes {
+  packed: Uint8Array;
+  hashLen: number;
+}
+
+export interface HeartbeatInput {
+  nodeId: string;
+  addr: string;
+  transports: readonly number[];
+  stats?: NodeStatsInput;
+}
+
+export interface HeartbeatResult {
+  /** True when this heartbeat created the session: the node should re-advertise its blocks. */
+  registered: boolean;
+  /** The stale session whose address this one took over, if any. */
+  replaced?: string;
+}
+
+export interface InsertResult {
+  /** New (hash, owner) pairs. */
+  inserted: number;
+  /** Indices into the request of hashes of which the node is the third or later live owner. */
+  reclaimable: number[];
+}
+
+export interface NodeRef {
+  nodeId: string;
+  addr: string;
+}
+
+export interface NodePrefixResult extends NodeRef {
+  prefixLen: number;
+  transports: number[];
+  poolUsedBytes: bigint;
+  poolCapacityBytes: bigint;
+}
+
+export interface NodeView extends NodeRef {
+  state: 'live' | 'stale';
+  transports: number[];
+  stats: NodeStatsInput;
+  indexedBlocks: number;
+  registeredAtMs: number;
+  lastHeartbeatMs: number;
+}
+
+export interface NamespaceView {
+  name: string;
+  blocks: number;
+  owners: number;
+}
+
+export interface StoreStats {
+  epoch: bigint;
+  startedAtMs: number;
+  blocks: number;
+  owners: number;
+  namespaces: number;
+  liveNodes: number;
+  staleNodes: number;
+  indexBytes: number;
+}
+
+export interface SweepResult {
+  /** True when a full pass over the index finished with this call. */
+  done: boolean;
+  /** Ownerships dropped because their TTL ran out. */
+  expired: number;
+  /** Sessions forgotten because they were unseen for too long. */
+  droppedSessions: number;
+  /** Ownerships dropped with those sessions. */
+  droppedOwners: number;
+}
