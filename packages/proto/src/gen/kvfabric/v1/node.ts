@@ -144,7 +144,14 @@ export interface RegisterInstanceRequest {
   /** every rank holds the same KV (MLA): stored once */
   replicated: boolean;
   geometry: Geometry | undefined;
-  region: RegionSpec | undefined;
+  region:
+    | RegionSpec
+    | undefined;
+  /**
+   * The engine (TP group) this rank belongs to; empty means instance_id. A lease from Query may be
+   * loaded by every rank of the querying engine (once per tp_rank) and by no other engine.
+   */
+  engineId: string;
 }
 
 export interface RegisterInstanceResponse {
@@ -547,6 +554,7 @@ function createBaseRegisterInstanceRequest(): RegisterInstanceRequest {
     replicated: false,
     geometry: undefined,
     region: undefined,
+    engineId: "",
   };
 }
 
@@ -575,6 +583,9 @@ export const RegisterInstanceRequest: MessageFns<RegisterInstanceRequest> = {
     }
     if (message.region !== undefined) {
       RegionSpec.encode(message.region, writer.uint32(66).fork()).join();
+    }
+    if (message.engineId !== "") {
+      writer.uint32(74).string(message.engineId);
     }
     return writer;
   },
@@ -656,6 +667,14 @@ export const RegisterInstanceRequest: MessageFns<RegisterInstanceRequest> = {
             message.region = RegionSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.engineId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -694,6 +713,11 @@ export const RegisterInstanceRequest: MessageFns<RegisterInstanceRequest> = {
       replicated: isSet(object.replicated) ? globalThis.Boolean(object.replicated) : false,
       geometry: isSet(object.geometry) ? Geometry.fromJSON(object.geometry) : undefined,
       region: isSet(object.region) ? RegionSpec.fromJSON(object.region) : undefined,
+      engineId: isSet(object.engineId)
+        ? globalThis.String(object.engineId)
+        : isSet(object.engine_id)
+        ? globalThis.String(object.engine_id)
+        : "",
     };
   },
 
@@ -723,6 +747,9 @@ export const RegisterInstanceRequest: MessageFns<RegisterInstanceRequest> = {
     if (message.region !== undefined) {
       obj.region = RegionSpec.toJSON(message.region);
     }
+    if (message.engineId !== "") {
+      obj.engineId = message.engineId;
+    }
     return obj;
   },
 
@@ -743,6 +770,7 @@ export const RegisterInstanceRequest: MessageFns<RegisterInstanceRequest> = {
     message.region = (object.region !== undefined && object.region !== null)
       ? RegionSpec.fromPartial(object.region)
       : undefined;
+    message.engineId = object.engineId ?? "";
     return message;
   },
 };

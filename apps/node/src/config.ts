@@ -1,0 +1,30 @@
+// kvfabric-node flags (DESIGN §4). Every flag also reads KVFABRIC_<FLAG>.
+import { LOG_LEVELS, parseConfig, type ConfigOf, type FlagSpecs } from '@kvfabric/common';
+
+const hostPort = (v: string) => (/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(v) ? undefined : 'expected host:port');
+
+export const NODE_FLAGS = {
+  addr: { kind: 'string', description: 'peer gRPC address, host:port (routable from other nodes)', default: '127.0.0.1:50057', validate: hostPort },
+  'engine-socket': { kind: 'string', description: 'unix socket path for local engines', default: '/run/kvfabric/engine.sock' },
+  'engine-addr': { kind: 'string', description: 'also serve the engine API on this loopback host:port', validate: hostPort },
+  'metaserver-addr': { kind: 'string', description: 'metaserver host:port (unset: local-only node)', validate: hostPort },
+  'pool-size': { kind: 'size', description: 'DRAM pool size', default: 1024 ** 3, min: 4096 },
+  hugepages: { kind: 'bool', description: 'back the pool with explicit huge pages (falls back with a log line)', default: false },
+  transport: { kind: 'enum', choices: ['auto', 'verbs', 'tcp'], description: 'one-sided read transport', default: 'auto' },
+  nics: { kind: 'list', description: 'RDMA devices to use (default: all)' },
+  'streams-per-peer': { kind: 'int', description: 'transport connections/QPs per peer', default: 4, min: 1, max: 64 },
+  'ssd-path': { kind: 'string', description: 'SSD cache file directory (unset: no SSD tier)' },
+  'ssd-capacity': { kind: 'size', description: 'SSD cache capacity', default: 0 },
+  'lease-ttl-secs': { kind: 'number', description: 'lifetime of a Query lease', default: 30, min: 0.05 },
+  'grant-ttl-secs': { kind: 'number', description: 'lifetime of a peer read grant', default: 30, min: 0.05 },
+  'heartbeat-interval-secs': { kind: 'number', description: 'metaserver heartbeat period', default: 2, min: 0.05 },
+  'copy-threads': { kind: 'int', description: 'copy engine worker threads', default: 2, min: 1, max: 256 },
+  'http-addr': { kind: 'string', description: 'health and metrics host:port', default: '127.0.0.1:9101', validate: hostPort },
+  'log-level': { kind: 'enum', choices: LOG_LEVELS, description: 'log level', default: 'info' },
+} satisfies FlagSpecs;
+
+export type NodeConfig = ConfigOf<typeof NODE_FLAGS>;
+
+export function parseNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env) {
+  return parseConfig(NODE_FLAGS, argv, env);
+}

@@ -1,0 +1,45 @@
+// What the node needs from the data path (native Pool, Region, CopyEngine), as small interfaces: the engine
+// core is written and unit tested against these; native-data-path.ts binds them to @kvfabric/native.
+
+/** Memory that copies move bytes between (a pool or a mapped region). Opaque to the core. */
+export type Memory = object;
+
+export interface PoolStatsLike {
+  capacityBytes: number;
+  usedBytes: number;
+}
+
+export interface PagePool {
+  /** The largest page the pool can hand out. */
+  readonly maxPageBytes: number;
+  readonly memory: Memory;
+  /** `count` pages (all or nothing) as offsets, or null when they do not fit. */
+  allocMany(pageBytes: number, count: number): Float64Array | null;
+  free(offset: number, pageBytes: number): void;
+  stats(): PoolStatsLike;
+}
+
+export interface MappedRegion {
+  readonly sizeBytes: number;
+  readonly memory: Memory;
+  close(): void;
+}
+
+export interface RegionSource {
+  shmName?: string;
+  path?: string;
+  sizeBytes: number;
+}
+
+export interface Copier {
+  /** One batch of (src offset, dst offset, length) descriptors; resolves when every byte moved. */
+  copy(src: Memory, dst: Memory, srcOffsets: Float64Array, dstOffsets: Float64Array, lengths: Float64Array): Promise<{ bytes: number }>;
+}
+
+export interface DataPath {
+  pool: PagePool;
+  copier: Copier;
+  /** Maps an engine's region; throws REGION_INVALID (KvError) when it cannot. */
+  openRegion(source: RegionSource): MappedRegion;
+  close(): void;
+}

@@ -1,0 +1,170 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { silentLogger } from '@kvfabric/common';
+import { EngineCore, SAVE_STORED, SAVE_PRESENT, SAVE_NO_SPACE, type Fetcher } from './engine-core.js';
+import { MemoryDataPath } from './testing/memory-data-path.js';
+import type { RegisterSpec } from './instances.js';
+
+// Region layout: 2 segments (K, V) of 256 bytes, laid out segment-major: seg s of block b at s*4096 + b*256.
+const SEG = 256;
+const BLOCKS = 16;
+const REGION = 2 * BLOCKS * SEG;
+
+function setup(poolBytes = 1 << 20, fetcher?: Fetcher) {
+  const data = new MemoryDataPath(poolBytes);
+  const sealed: string[] = [];
+  const evicted: string[] = [];
+  let now = 0;
+  const core = new EngineCore({
+    data, leaseTtlMs: 1000, logger: silentLogger(), now: () => now, fetcher,
+    events: { sealed: (_ns, k) => sealed.push(k), evicted: (_ns, k) => evicted.push(k) },
+  });
+  const spec = (id: string, over: Partial<RegisterSpec> = {}): RegisterSpec => {
+    data.createRegion(`/${id}`, REGION);
+    return {
+      instanceId: id, engineId: id, namespace: 'ns', tpSize: 1, tpRank: 0, worldSize: 0, replicated: false,
+      segmentOffsets: [0, BLOCKS * SEG], segmentBytes: SEG, blockStrideBytes: SEG, numBlocks: BLOCKS,
+      region: { shmName: `/${id}`, sizeBytes: REGION }, ...over,
+    };
+  };
+  return { data, core, spec, sealed, evicted, advance: (ms: number) => (now += ms) };
+}
+const hashes = (...ids: number[]) => Buffer.concat(ids.map((i) => Buffer.alloc(8, i + 1)));
+const ids = (...v: number[]) => Uint32Array.from(v);
+function blockBytes(region: Buffer, b: number): Buffer {
+  return Buffer.concat([region.subarray(b * SEG, (b + 1) * SEG), region.subarray(BLOCKS * SEG + b * SEG, BLOCKS * SEG + (b + 1) * SEG)]);
+}
+
+test('save, query, load round-trip the bytes between two instances of one namespace', async () => {
+  const { data, core, spec, sealed } = setup();
+  core.register(spec('a'));
+  core.register(spec('b'));
+  const ra = data.regions.get('/a')!.buf;
+  const rb = data.regions.get('/b')!.buf;
+  randomBytes(REGION).copy(ra);
+  const saved = await core.save('a', ids(3, 5, 7), hashes(0, 1, 2), 8);
+  assert.deepEqual([...saved.outcomes], [SAVE_STORED, SAVE_STORED, SAVE_STORED]);
+  assert.equal(saved.sealed, 3);
+  assert.equal(data.copier.batches, 1, 'one copy batch per save call');
+  assert.equal(sealed.length, 3);
+  const again = await core.save('a', ids(3, 5), hashes(0, 1), 8);
+  assert.deepEqual([...again.outcomes], [SAVE_PRESENT, SAVE_PRESENT]);
+  assert.equal(data.copier.batches, 1, 'duplicates copy nothing');
+  const q = await core.query('b', '', hashes(0, 1, 2, 9), 8, false);
+  assert.equal(q.state, 'ready');
+  assert.equal(q.hits, 3);
+  const loaded = await core.load('b', q.leaseId, ids(0, 1, 2));
+  assert.deepEqual(loaded, { loaded: 3, bytes: 3 * 2 * SEG });
+  for (const [i, b] of [3, 5, 7].entries()) assert.deepEqual(blockBytes(rb, i), blockBytes(ra, b));
+  await assert.rejects(core.load('b', q.leaseId, ids(0)), { code: 'LEASE_CONSUMED' });
+});
+
+test('TP=2: no hit until both ranks saved; each rank loads its own shard', async () => {
+  const { data, core, spec } = setup();
+  core.register(spec('r0', { engineId: 'e', tpSize: 2, tpRank: 0 }));
+  core.register(spec('r1', { engineId: 'e', tpSize: 2, tpRank: 1 }));
+  const r0 = data.regions.get('/r0')!.buf;
+  const r1 = data.regions.get('/r1')!.buf;
+  randomBytes(REGION).copy(r0);
+  randomBytes(REGION).copy(r1);
+  await core.save('r0', ids(1), hashes(0), 8);
+  assert.equal((await core.query('r0', '', hashes(0), 8, false)).hits, 0);
+  const s = await core.save('r1', ids(2), hashes(0), 8);
+  assert.equal(s.sealed, 1);
+  const q = await core.query('r0', '', hashes(0), 8, false);
+  assert.equal(q.hits, 1);
+  const want0 = blockBytes(r0, 1);
+  const want1 = blockBytes(r1, 2);
+  r0.fill(0);
+  r1.fill(0);
+  await core.load('r0', q.leaseId, ids(4));
+  await core.load('r1', q.leaseId, ids(5));
+  assert.deepEqual(blockBytes(r0, 4), want0);
+  assert.deepEqual(blockBytes(r1, 5), want1);
+  assert.equal(data.pool.stats().usedBytes, 2 * 2 * SEG);
+});
+
+test('replicated TP=4 stores one page per block', async () => {
+  const { data, core, spec } = setup();
+  for (let r = 0; r < 4; r++) core.register(spec(`m${r}`, { engineId: 'mla', tpSize: 4, tpRank: r, replicated: true, namespace: 'mla' }));
+  const s0 = await core.save('m0', ids(0, 1), hashes(0, 1), 8);
+  assert.equal(s0.sealed, 2, 'the first page seals');
+  for (let r = 1; r < 4; r++) assert.equal((await core.save(`m${r}`, ids(0, 1), hashes(0, 1), 8)).stored, 0);
+  assert.equal(data.pool.stats().usedBytes, 2 * 2 * SEG);
+});
+
+test('bad inputs are refused precisely and change nothing', async () => {
+  const { data, core, spec } = setup();
+  core.register(spec('a'));
+  await assert.rejects(core.save('a', ids(1, 2), hashes(0), 8), { code: 'INVALID_ARGUMENT', message: /block_ids: expected 1 ids/ });
+  await assert.rejects(core.save('a', ids(1, 99), hashes(0, 1), 8), { code: 'INVALID_ARGUMENT', message: /block_ids\[1\]: expected 0..15, got 99/ });
+  await assert.rejects(core.save('zz', ids(1), hashes(0), 8), { code: 'INSTANCE_UNKNOWN' });
+  await assert.rejects(core.load('a', 'nope', ids(1)), { code: 'LEASE_UNKNOWN' });
+  assert.throws(() => core.register(spec('c', { segmentBytes: 128 })), { code: 'GEOMETRY_CONFLICT' });
+  assert.throws(() => core.register(spec('d', { region: { shmName: '/d', sizeBytes: REGION - 1 } })), { code: 'REGION_INVALID', message: /too small/ });
+  assert.throws(() => core.register(spec('e', { namespace: 'n'.repeat(129) })), { code: 'INVALID_ARGUMENT', message: /namespace/ });
+  assert.throws(() => core.register(spec('a')), { code: 'INSTANCE_EXISTS' });
+  assert.equal(core.index.stats().sealed + core.index.stats().partial, 0);
+  assert.equal(data.pool.stats().usedBytes, 0);
+  assert.equal(core.instanceCount, 1);
+  assert.equal(core.namespaces.all().length, 1);
+});
+
+test('eviction: pinned blocks survive, least recent go first, never overcommits', async () => {
+  const page = 2 * SEG;
+  const { data, core, spec, evicted } = setup(4 * page);
+  core.register(spec('a'));
+  await core.save('a', ids(0, 1, 2, 3), hashes(0, 1, 2, 3), 8);
+  const lease = await core.query('a', '', hashes(0), 8, false); // pins block 0
+  await core.query('a', '', hashes(1), 8, false).then((q) => core.release('a', q.leaseId)); // touches block 1
+  await core.save('a', ids(4, 5), hashes(4, 5), 8);
+  assert.deepEqual(evicted.map((k) => k.charCodeAt(0) - 1), [2, 3], 'least recent unpinned first');
+  assert.equal(data.pool.stats().usedBytes, 4 * page);
+  // Pin everything: 0 by the lease, 1, 4, 5 by another lease.
+  const q2 = await core.query('a', '', hashes(1), 8, false);
+  const q3 = await core.query('a', '', hashes(4, 5), 8, false);
+  await assert.rejects(core.save('a', ids(6), hashes(6), 8), { code: 'POOL_EXHAUSTED' });
+  assert.equal(core.index.stats().sealed, 4);
+  assert.equal(data.pool.stats().usedBytes, 4 * page);
+  core.release('a', q2.leaseId);
+  const s = await core.save('a', ids(6, 7), hashes(6, 7), 8);
+  assert.deepEqual([...s.outcomes], [SAVE_STORED, SAVE_NO_SPACE], 'only one page could be freed');
+  const l = await core.load('a', lease.leaseId, ids(9));
+  assert.equal(l.loaded, 1, 'the pinned block survived');
+  core.release('a', q3.leaseId);
+});
+
+test('unregistering the last instance of an engine ends its leases; expiry unpins', async () => {
+  const { core, spec, advance } = setup();
+  core.register(spec('a'));
+  await core.save('a', ids(0), hashes(0), 8);
+  await core.query('a', '', hashes(0), 8, false);
+  assert.equal(core.leases.size, 1);
+  assert.equal(core.index.stats().pinned, 1);
+  core.unregister('a');
+  assert.equal(core.leases.size, 0);
+  assert.equal(core.index.stats().pinned, 0);
+  core.register(spec('b'));
+  const q = await core.query('b', '', hashes(0), 8, false);
+  advance(1000);
+  assert.equal(core.sweep(), 1);
+  assert.equal(core.index.stats().pinned, 0);
+  await assert.rejects(core.load('b', q.leaseId, ids(0)), { code: 'LEASE_EXPIRED' });
+});
+
+test('a fetcher makes Query answer LOADING, then READY with the breakdown', async () => {
+  let resolve!: (v: { ssd: number; remote: number }) => void;
+  const fetcher: Fetcher = { fetch: () => new Promise((r) => (resolve = r)) };
+  const { core, spec } = setup(1 << 20, fetcher);
+  core.register(spec('a'));
+  await core.save('a', ids(0), hashes(0), 8);
+  assert.equal((await core.query('a', 'req-1', hashes(0, 1), 8, false)).state, 'loading');
+  assert.equal((await core.query('a', 'req-1', hashes(0, 1), 8, false)).state, 'loading');
+  await core.save('a', ids(1), hashes(1), 8); // what the fetcher would have sealed
+  resolve({ ssd: 0, remote: 1 });
+  await new Promise((r) => setImmediate(r));
+  const q = await core.query('a', 'req-1', hashes(0, 1), 8, false);
+  assert.deepEqual([q.state, q.hits, q.breakdown], ['ready', 2, { local: 1, ssd: 0, remote: 1 }]);
+  assert.equal((await core.query('a', '', hashes(0, 2), 8, false)).hits, 1, 'no request id: local answer');
+});

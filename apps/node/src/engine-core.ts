@@ -1,0 +1,300 @@
+// The node's engine-facing logic, free of gRPC: instances, save (gather into pool pages), query (prefix hit +
+// lease), load (scatter back), release. The service decodes requests and calls this; tests drive it directly
+// with an in-memory data path.
+import { KvError, invalid, checkId, type Logger } from '@kvfabric/common';
+import { BlockIndex, BlockClass } from './block-index.js';
+import type { DataPath } from './data-path.js';
+import { Evictor, type EvictedBlock } from './eviction.js';
+import { checkRegistration, blockDescriptors, Descriptors, type Instance, type RegisterSpec } from './instances.js';
+import { LeaseTable } from './leases.js';
+import { NamespaceRegistry, type NamespaceInfo } from './namespaces.js';
+
+export const SAVE_STORED = 0;
+export const SAVE_PRESENT = 1;
+export const SAVE_NO_SPACE = 2;
+export const SAVE_FAILED = 3;
+
+/** Fetches a missing suffix of a query from the SSD tier or peers into the local index (next issue). */
+export interface Fetcher {
+  /** Resolves when whatever could be fetched is sealed locally; never rejects for a miss. */
+  fetch(req: { ns: NamespaceInfo; packed: Buffer; hashLen: number; from: number; count: number }): Promise<{ ssd: number; remote: number }>;
+}
+
+export interface BlockEvents {
+  sealed(ns: string, key: string): void;
+  evicted(ns: string, key: string): void;
+}
+
+export interface EngineCoreOptions {
+  data: DataPath;
+  leaseTtlMs: number;
+  logger: Logger;
+  events?: BlockEvents;
+  fetcher?: Fetcher;
+  now?: () => number;
+}
+
+export interface QueryResult {
+  state: 'ready' | 'loading';
+  hits: number;
+  leaseId: string;
+  leaseExpiresAtMs: number;
+  breakdown: { local: number; ssd: number; remote: number };
+}
+
+interface PendingFetch {
+  done: boolean;
+  local: number;
+  result: { ssd: number; remote: number };
+  expiresAtMs: number;
+}
+
+export class EngineCore {
+  readonly namespaces = new NamespaceRegistry();
+  readonly index = new BlockIndex(1 << 14);
+  readonly leases: LeaseTable;
+  readonly evictor: Evictor;
+  private readonly instances = new Map<string, Instance>();
+  private readonly pending = new Map<string, PendingFetch>();
+  readonly counters = { saveCalls: 0, savedBlocks: 0, savedBytes: 0, sealedBlocks: 0, presentBlocks: 0, noSpaceBlocks: 0, loadCalls: 0, loadedBlocks: 0, loadedBytes: 0, queries: 0, queryHashes: 0, queryHits: 0 };
+  private readonly now: () => number;
+
+  constructor(private readonly opts: EngineCoreOptions) {
+    this.now = opts.now ?? Date.now;
+    this.leases = new LeaseTable({
+      ttlMs: opts.leaseTtlMs,
+      now: this.now,
+      pin: (slots) => this.index.pinMany(slots, slots.length),
+      unpin: (slots) => this.index.unpinMany(slots, slots.length),
+    });
+    this.evictor = new Evictor(this.index, opts.data.pool, (b: EvictedBlock) => {
+      if (b.sealed) opts.events?.evicted(this.namespaces.get(b.ns).name, b.key);
+    });
+  }
+
+  poolStats(): { capacityBytes: number; usedBytes: number } {
+    return this.opts.data.pool.stats();
+  }
+
+  get instanceCount(): number {
+    return this.instances.size;
+  }
+
+  register(spec: RegisterSpec): { pageBytes: number; shards: number } {
+    checkRegistration(spec);
+    if (this.instances.has(spec.instanceId)) throw new KvError('INSTANCE_EXISTS', `instance_id: ${JSON.stringify(spec.instanceId)} is already registered on this node`);
+    const layout = { tpSize: spec.tpSize, replicated: spec.replicated, segments: spec.segmentOffsets.length, segmentBytes: spec.segmentBytes };
+    // Check the namespace first on a scratch registry so a refused registration changes nothing.
+    const known = this.namespaces.byNameOrUndefined(spec.namespace);
+    if (known) this.namespaces.ensure(spec.namespace, layout);
+    else new NamespaceRegistry().ensure(spec.namespace, layout, this.opts.data.pool.maxPageBytes);
+    const region = this.opts.data.openRegion(spec.region);
+    const ns = this.namespaces.ensure(spec.namespace, layout, this.opts.data.pool.maxPageBytes);
+    this.instances.set(spec.instanceId, {
+      id: spec.instanceId,
+      engineId: spec.engineId || spec.instanceId,
+      ns,
+      rank: spec.tpRank,
+      segmentOffsets: Float64Array.from(spec.segmentOffsets),
+      segmentBytes: spec.segmentBytes,
+      strideBytes: spec.blockStrideBytes,
+      numBlocks: spec.numBlocks,
+      region,
+    });
+    this.opts.logger.info({ instance: spec.instanceId, engine: spec.engineId, namespace: ns.name, rank: spec.tpRank, pageBytes: ns.pageBytes }, 'instance registered');
+    return { pageBytes: ns.pageBytes, shards: ns.shards };
+  }
+
+  /** Drops an instance, its region mapping, and (when it was its engine's last) the engine's leases. */
+  unregister(instanceId: string): boolean {
+    const inst = this.instances.get(instanceId);
+    if (!inst) return false;
+    this.instances.delete(instanceId);
+    inst.region.close();
+    let engineLives = false;
+    for (const other of this.instances.values()) if (other.engineId === inst.engineId) engineLives = true;
+    let leases = 0;
+    if (!engineLives) {
+      leases = this.leases.dropEngine(inst.engineId);
+      for (const key of this.pending.keys()) if (key.startsWith(inst.engineId + '\0')) this.pending.delete(key);
+    }
+    this.opts.logger.info({ instance: instanceId, leases }, 'instance unregistered');
+    return true;
+  }
+
+  instance(instanceId: string): Instance {
+    const inst = this.instances.get(instanceId);
+    if (!inst) throw new KvError('INSTANCE_UNKNOWN', `instance_id: ${JSON.stringify(instanceId)} is not registered on this node`);
+    return inst;
+  }
+
+  async save(instanceId: string, blockIds: Uint32Array, packed: Buffer, hashLen: number): Promise<{ outcomes: Uint8Array; stored: number; sealed: number; bytes: number }> {
+    const inst = this.instance(instanceId);
+    const count = hashLen > 0 ? packed.length / hashLen : 0;
+    if (blockIds.length !== count) throw invalid('block_ids', `expected ${count} ids (one per hash), got ${blockIds.length}`);
+    for (let i = 0; i < count; i++) {
+      if (blockIds[i]! >= inst.numBlocks) throw invalid(`block_ids[${i}]`, `expected 0..${inst.numBlocks - 1}`, blockIds[i]);
+    }
+    this.counters.saveCalls++;
+    const { ns } = inst;
+    const shard = ns.replicated ? 0 : inst.rank;
+    const outcomes = new Uint8Array(count).fill(SAVE_PRESENT);
+    const need: number[] = [];
+    const existing: number[] = [];
+    const keys: string[] = new Array(count);
+    const seen = new Set<string>();
+    for (let i = 0; i < count; i++) {
+      const key = packed.toString('latin1', i * hashLen, (i + 1) * hashLen);
+      keys[i] = key;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const slot = this.index.lookup(ns.id, key);
+      if (slot >= 0 && (this.index.isSealed(slot) || !Number.isNaN(this.index.page(slot, shard)))) continue;
+      need.push(i);
+      if (slot >= 0) {
+        this.index.pin(slot); // keep a partial block (another rank's page) from being evicted to make room
+        existing.push(slot);
+      }
+    }
+    const pages = this.evictor.allocate(ns.pageBytes, need.length);
+    const slots = new Int32Array(pages.length);
+    const desc = new Descriptors();
+    for (let j = 0; j < pages.length; j++) {
+      const i = need[j]!;
+      const slot = this.index.slotForShard(ns.id, keys[i]!, ns.shards, shard, ns.pageBytes, BlockClass.Local);
+      this.index.assign(slot, shard, pages[j]!);
+      this.index.pin(slot);
+      slots[j] = slot;
+      outcomes[i] = SAVE_STORED;
+      blockDescriptors(inst, blockIds[i]!, pages[j]!, desc, true);
+    }
+    for (let j = pages.length; j < need.length; j++) outcomes[need[j]!] = SAVE_NO_SPACE;
+    for (const slot of existing) this.index.unpin(slot);
+    this.counters.presentBlocks += count - need.length;
+    this.counters.noSpaceBlocks += need.length - pages.length;
+    if (need.length > 0 && pages.length === 0) {
+      throw new KvError('POOL_EXHAUSTED', `pool exhausted: ${need.length} pages of ${ns.pageBytes} bytes needed and every resident block is pinned`);
+    }
+    if (pages.length === 0) return { outcomes, stored: 0, sealed: 0, bytes: 0 };
+    const { src, dst, len } = desc.arrays();
+    try {
+      await this.opts.data.copier.copy(inst.region.memory, this.opts.data.pool.memory, src, dst, len);
+    } catch (err) {
+      for (let j = 0; j < slots.length; j++) {
+        const page = this.index.unassign(slots[j]!, shard);
+        this.index.unpin(slots[j]!);
+        this.opts.data.pool.free(page, ns.pageBytes);
+      }
+      throw err;
+    }
+    let sealed = 0;
+    for (let j = 0; j < slots.length; j++) {
+      const slot = slots[j]!;
+      if (this.index.land(slot, shard)) {
+        sealed++;
+        this.opts.events?.sealed(ns.name, this.index.key(slot));
+      }
+      this.index.unpin(slot);
+    }
+    const bytes = pages.length * ns.pageBytes;
+    this.counters.savedBlocks += pages.length;
+    this.counters.savedBytes += bytes;
+    this.counters.sealedBlocks += sealed;
+    return { outcomes, stored: pages.length, sealed, bytes };
+  }
+
+  async query(instanceId: string, requestId: string, packed: Buffer, hashLen: number, localOnly: boolean): Promise<QueryResult> {
+    const inst = this.instance(instanceId);
+    if (requestId) checkId(requestId, 'request_id');
+    const { ns } = inst;
+    const count = packed.length / hashLen;
+    this.counters.queries++;
+    this.counters.queryHashes += count;
+    const slots = new Int32Array(count);
+    let hits = this.index.prefix(ns.id, packed, hashLen, count, slots);
+    const breakdown = { local: hits, ssd: 0, remote: 0 };
+    const fetcher = this.opts.fetcher;
+    const key = fetcher && !localOnly && requestId ? `${inst.engineId}\0${requestId}` : '';
+    let p = key ? this.pending.get(key) : undefined;
+    if (fetcher && key && (p || hits < count)) {
+      if (!p) {
+        const started: PendingFetch = { done: false, local: hits, result: { ssd: 0, remote: 0 }, expiresAtMs: this.now() + this.leases.ttlMs };
+        this.pending.set(key, started);
+        fetcher.fetch({ ns, packed: Buffer.from(packed), hashLen, from: hits, count }).then(
+          (r) => Object.assign(started, { done: true, result: r }),
+          (err: unknown) => {
+            this.opts.logger.warn({ err, namespace: ns.name }, 'fetch failed; answering the local hit');
+            started.done = true;
+          },
+        );
+        p = started;
+      }
+      if (!p.done) return { state: 'loading', hits: 0, leaseId: '', leaseExpiresAtMs: 0, breakdown: { local: 0, ssd: 0, remote: 0 } };
+      this.pending.delete(key);
+      const extra = Math.max(0, hits - p.local);
+      breakdown.local = Math.min(hits, p.local);
+      breakdown.ssd = Math.min(extra, p.result.ssd);
+      breakdown.remote = extra - breakdown.ssd;
+    }
+    this.counters.queryHits += hits;
+    if (hits === 0) return { state: 'ready', hits: 0, leaseId: '', leaseExpiresAtMs: 0, breakdown };
+    const lease = this.leases.create(inst.engineId, ns.id, slots.slice(0, hits), ns.tpSize);
+    hits = lease.slots.length;
+    return { state: 'ready', hits, leaseId: lease.id, leaseExpiresAtMs: lease.expiresAtMs, breakdown };
+  }
+
+  async load(instanceId: string, leaseId: string, blockIds: Uint32Array): Promise<{ loaded: number; bytes: number }> {
+    const inst = this.instance(instanceId);
+    if (!leaseId) throw invalid('lease_id', 'expected a lease id from Query');
+    const lease = this.leases.get(leaseId, inst.engineId);
+    if (lease.ns !== inst.ns.id) throw new KvError('LEASE_FOREIGN', `lease ${leaseId}: belongs to another namespace`);
+    if (blockIds.length > lease.slots.length) throw invalid('block_ids', `expected at most ${lease.slots.length} ids (the lease's hit)`, blockIds.length);
+    for (let i = 0; i < blockIds.length; i++) {
+      if (blockIds[i]! >= inst.numBlocks) throw invalid(`block_ids[${i}]`, `expected 0..${inst.numBlocks - 1}`, blockIds[i]);
+    }
+    const n = blockIds.length;
+    const slots = lease.slots.subarray(0, n);
+    this.index.pinMany(slots, n); // the load's own pin: the lease may end when this rank consumes it
+    try {
+      this.leases.consume(leaseId, inst.engineId, inst.rank);
+    } catch (err) {
+      this.index.unpinMany(slots, n);
+      throw err;
+    }
+    this.counters.loadCalls++;
+    const { ns } = inst;
+    const shard = ns.replicated ? 0 : inst.rank;
+    const desc = new Descriptors();
+    for (let i = 0; i < n; i++) blockDescriptors(inst, blockIds[i]!, this.index.page(slots[i]!, shard), desc, false);
+    try {
+      if (n > 0) {
+        const { src, dst, len } = desc.arrays();
+        await this.opts.data.copier.copy(this.opts.data.pool.memory, inst.region.memory, src, dst, len);
+      }
+    } finally {
+      this.index.unpinMany(slots, n);
+    }
+    const bytes = n * ns.pageBytes;
+    this.counters.loadedBlocks += n;
+    this.counters.loadedBytes += bytes;
+    return { loaded: n, bytes };
+  }
+
+  release(instanceId: string, leaseId: string): void {
+    const inst = this.instance(instanceId);
+    if (!leaseId) throw invalid('lease_id', 'expected a lease id from Query');
+    this.leases.release(leaseId, inst.engineId);
+  }
+
+  /** Expires leases and abandoned fetch answers; run every second or so. */
+  sweep(): number {
+    const now = this.now();
+    for (const [key, p] of this.pending) if (p.expiresAtMs <= now) this.pending.delete(key);
+    return this.leases.sweep();
+  }
+
+  close(): void {
+    for (const id of [...this.instances.keys()]) this.unregister(id);
+    this.leases.clear();
+  }
+}

@@ -1,0 +1,157 @@
+// gRPC adapter of the Engine service: decodes and validates wire fields, calls the engine core, maps errors
+// (through `implement`, the one RPC wrapper). Session streams tie an instance's life to its engine's.
+import * as grpc from '@grpc/grpc-js';
+import {
+  EngineService,
+  QueryState,
+  TransportKind,
+  type Geometry,
+  type RegisterInstanceRequest,
+  type SessionMessage,
+  type SessionEvent,
+  type StatusResponse,
+} from '@kvfabric/proto';
+import { KvError, checkHashList, errorToStatus, implement, invalid, toKvError, unpackU32, type Logger, type RpcContext } from '@kvfabric/common';
+import type { EngineCore } from './engine-core.js';
+import type { RegisterSpec } from './instances.js';
+import type { NodeInstruments } from './node-metrics.js';
+
+export interface EngineServiceDeps {
+  core: EngineCore;
+  nodeId: string;
+  addr: string;
+  transport: TransportKind;
+  logger: Logger;
+  instruments: NodeInstruments;
+  metaserver: () => { epoch: bigint; connected: boolean };
+}
+
+function u64(value: bigint, field: string): number {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(field, 'expected at most 2^53', value.toString());
+  return Number(value);
+}
+
+export function decodeRegister(req: RegisterInstanceRequest): RegisterSpec {
+  const g: Geometry | undefined = req.geometry;
+  if (!g) throw invalid('geometry', 'required');
+  if (!req.region || !req.region.source) throw invalid('region', 'expected shm_name or path');
+  const src = req.region.source;
+  return {
+    instanceId: req.instanceId,
+    engineId: req.engineId || req.instanceId,
+    namespace: req.namespace,
+    tpSize: req.tpSize,
+    tpRank: req.tpRank,
+    worldSize: req.worldSize,
+    replicated: req.replicated,
+    segmentOffsets: g.segmentOffsets.map((o, i) => u64(o, `geometry.segment_offsets[${i}]`)),
+    segmentBytes: u64(g.segmentBytes, 'geometry.segment_bytes'),
+    blockStrideBytes: u64(g.blockStrideBytes, 'geometry.block_stride_bytes'),
+    numBlocks: g.numBlocks,
+    region: {
+      shmName: src.$case === 'shmName' ? src.value : undefined,
+      path: src.$case === 'path' ? src.value : undefined,
+      sizeBytes: u64(req.region.sizeBytes, 'region.size_bytes'),
+    },
+  };
+}
+
+export function engineServiceImpl(deps: EngineServiceDeps, ctx: RpcContext): grpc.UntypedServiceImplementation {
+  const { core, instruments } = deps;
+  const sessions = new Map<string, grpc.ServerDuplexStream<SessionMessage, SessionEvent>>();
+  const timed = async <T>(h: typeof instruments.saveDuration, fn: () => Promise<T>): Promise<T> => {
+    const t0 = process.hrtime.bigint();
+    try {
+      return await fn();
+    } finally {
+      h.record(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+  };
+
+  return implement(EngineService, {
+    registerInstance: (req) => {
+      const res = core.register(decodeRegister(req));
+      return { nodeId: deps.nodeId, pageBytes: BigInt(res.pageBytes), shards: res.shards };
+    },
+    unregisterInstance: (req) => {
+      if (!core.unregister(req.instanceId)) throw new KvError('INSTANCE_UNKNOWN', `instance_id: ${JSON.stringify(req.instanceId)} is not registered on this node`);
+      return {};
+    },
+    save: async (req) => {
+      const hashes = checkHashList(req.hashes);
+      const ids = unpackU32(req.blockIds);
+      const res = await timed(instruments.saveDuration, () => core.save(req.instanceId, ids, hashes.packed, hashes.hashLen));
+      return { outcomes: Buffer.from(res.outcomes.buffer, res.outcomes.byteOffset, res.outcomes.byteLength), stored: res.stored, sealed: res.sealed };
+    },
+    query: async (req) => {
+      const hashes = checkHashList(req.hashes);
+      const res = await timed(instruments.queryDuration, () => core.query(req.instanceId, req.requestId, hashes.packed, hashes.hashLen, req.localOnly));
+      return {
+        state: res.state === 'ready' ? QueryState.QUERY_STATE_READY : QueryState.QUERY_STATE_LOADING,
+        hits: res.hits,
+        leaseId: res.leaseId,
+        leaseExpiresAtMs: BigInt(res.leaseExpiresAtMs),
+        breakdown: res.breakdown,
+      };
+    },
+    load: async (req) => {
+      const ids = unpackU32(req.blockIds);
+      const res = await timed(instruments.loadDuration, () => core.load(req.instanceId, req.leaseId, ids));
+      return { loaded: res.loaded, bytes: BigInt(res.bytes) };
+    },
+    release: (req) => {
+      core.release(req.instanceId, req.leaseId);
+      return {};
+    },
+    status: (): StatusResponse => {
+      const pool = core.poolStats();
+      const ms = deps.metaserver();
+      return {
+        nodeId: deps.nodeId,
+        addr: deps.addr,
+        transport: deps.transport,
+        poolCapacityBytes: BigInt(pool.capacityBytes),
+        poolUsedBytes: BigInt(pool.usedBytes),
+        blocks: BigInt(core.index.stats().sealed),
+        instances: core.instanceCount,
+        metaserverEpoch: ms.epoch,
+        metaserverConnected: ms.connected,
+      };
+    },
+    session: ((call: grpc.ServerDuplexStream<SessionMessage, SessionEvent>) => {
+      let instanceId: string | undefined;
+      let ended = false;
+      const end = (why: string) => {
+        if (ended) return;
+        ended = true;
+        if (instanceId && sessions.get(instanceId) === call) {
+          sessions.delete(instanceId);
+          if (core.unregister(instanceId)) deps.logger.info({ instance: instanceId, why }, 'session ended; instance dropped');
+        }
+      };
+      const fail = (err: KvError) => {
+        ended = true;
+        call.emit('error', errorToStatus(err));
+      };
+      call.on('data', (msg: SessionMessage) => {
+        if (instanceId !== undefined || ended) return; // later messages are keep-alives
+        try {
+          core.instance(msg.instanceId);
+          if (sessions.has(msg.instanceId)) throw new KvError('SESSION_CONFLICT', `instance_id: ${JSON.stringify(msg.instanceId)} already has a session`);
+          instanceId = msg.instanceId;
+          sessions.set(instanceId, call);
+          call.write({ nodeId: deps.nodeId, serverTimeMs: BigInt(Date.now()) });
+        } catch (err) {
+          fail(toKvError(err));
+        }
+      });
+      call.on('end', () => {
+        end('closed by engine');
+        call.end();
+      });
+      call.on('cancelled', () => end('cancelled'));
+      call.on('error', () => end('stream error'));
+      call.on('close', () => end('closed'));
+    }) as grpc.UntypedHandleCall,
+  }, ctx);
+}

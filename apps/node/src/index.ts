@@ -1,0 +1,8 @@
+// @kvfabric/node internals exported for tests and benches (nothing imports apps/* in production code).
+export * from './engine-core.js';
+export * from './block-index.js';
+export * from './leases.js';
+export * from './namespaces.js';
+export * from './data-path.js';
+export { NodeApp } from './app.js';
+export { parseNodeConfig, NODE_FLAGS, type NodeConfig } from './config.js';

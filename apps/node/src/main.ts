@@ -1,0 +1,36 @@
+// kvfabric-node: parse config, build the app, run until SIGTERM/SIGINT (unregister, exit 0).
+import { createLogger, exitOnSignals, toKvError, usage } from '@kvfabric/common';
+import { NODE_FLAGS, parseNodeConfig } from './config.js';
+import { NodeApp } from './app.js';
+
+const SUMMARY = 'The kvfabric cache node: engines save KV blocks into its pool and load them back.';
+
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseNodeConfig(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`kvfabric-node: ${toKvError(err).message}\n`);
+    return 2;
+  }
+  if (parsed.help) {
+    process.stdout.write(usage('kvfabric-node', SUMMARY, NODE_FLAGS) + '\n');
+    return 0;
+  }
+  const logger = createLogger('kvfabric-node', parsed.config.logLevel);
+  let app: NodeApp;
+  try {
+    app = new NodeApp({ config: parsed.config, logger });
+    await app.start();
+  } catch (err) {
+    const e = toKvError(err);
+    logger.fatal({ err: e }, 'start failed');
+    process.stderr.write(`kvfabric-node: ${e.message}\n`);
+    return e.code === 'CONFIG_INVALID' || e.code === 'INVALID_ARGUMENT' ? 2 : 1;
+  }
+  exitOnSignals(app, logger);
+  return -1;
+}
+
+const code = await main();
+if (code >= 0) process.exit(code);

@@ -1,0 +1,73 @@
+// Binds the engine core's data-path interfaces to @kvfabric/native: one Pool, one CopyEngine, Regions.
+import { CopyEngine, Pool, Region, type NativeMemory } from '@kvfabric/native';
+import { KvError, toKvError } from '@kvfabric/common';
+import type { DataPath, MappedRegion, Memory, PagePool, RegionSource } from './data-path.js';
+
+export interface NativeDataPathOptions {
+  poolBytes: number;
+  hugepages: boolean;
+  copyThreads: number;
+}
+
+/** The native Pool behind a PagePool, for modules that need it directly (transports, next issue). */
+export class NativePagePool implements PagePool {
+  constructor(readonly native: Pool) {}
+
+  get maxPageBytes(): number {
+    return this.native.slabBytes;
+  }
+
+  get memory(): Memory {
+    return this.native;
+  }
+
+  allocMany(pageBytes: number, count: number): Float64Array | null {
+    return this.native.allocMany(pageBytes, count);
+  }
+
+  free(offset: number, pageBytes: number): void {
+    this.native.free(offset, pageBytes);
+  }
+
+  stats() {
+    return this.native.stats();
+  }
+}
+
+export class NativeDataPath implements DataPath {
+  readonly pool: NativePagePool;
+  readonly copier: { copy: DataPath['copier']['copy'] };
+  private readonly engine: CopyEngine;
+
+  constructor(opts: NativeDataPathOptions) {
+    // Pre-fault the arena at start-up (parallel), so no save pays first-touch page faults.
+    this.pool = new NativePagePool(Pool.create({ sizeBytes: opts.poolBytes, hugepages: opts.hugepages, prefaultThreads: opts.copyThreads }));
+    this.engine = new CopyEngine({ threads: opts.copyThreads });
+    const engine = this.engine;
+    this.copier = {
+      async copy(src, dst, s, d, l) {
+        try {
+          return await engine.copy(src as NativeMemory, dst as NativeMemory, s, d, l);
+        } catch (err) {
+          throw toKvError(err);
+        }
+      },
+    };
+  }
+
+  openRegion(source: RegionSource): MappedRegion {
+    try {
+      const region = source.shmName ? Region.openShm(source.shmName, source.sizeBytes) : Region.openPath(source.path!, source.sizeBytes);
+      return { sizeBytes: region.sizeBytes, memory: region, close: () => region.close() };
+    } catch (err) {
+      const e = toKvError(err);
+      // A region the node cannot map is the engine's problem to fix: say which one and why.
+      throw new KvError(e.code === 'INTERNAL' || e.code === 'INVALID_ARGUMENT' ? 'REGION_INVALID' : e.code, `region: ${e.message}`, { cause: err });
+    }
+  }
+
+  close(): void {
+    this.engine.close();
+    this.pool.native.close();
+  }
+}

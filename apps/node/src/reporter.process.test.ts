@@ -1,0 +1,81 @@
+// The node advertises what it holds to a real metaserver, and heals the metaserver's index after a restart.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runCli, startCluster } from '@kvfabric/testkit';
+import { KvEngine, KvRegion } from '@kvfabric/client';
+
+const HEARTBEAT_SECS = 0.5;
+
+async function locate(metaserverAddr: string, ns: string, hashes: Buffer[]): Promise<{ nodes: { addr: string; prefixLen: number }[] }> {
+  const r = await runCli(['locate', '--metaserver-addr', metaserverAddr, '--namespace', ns, '--hashes', hashes.map((h) => h.toString('hex')).join(','), '--output', 'json']);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+test('saved hashes appear in `kvfabric locate`; after a metaserver restart they come back by themselves', async () => {
+  await using cluster = await startCluster({ nodes: 1, node: { poolSize: '64mib', args: ['--heartbeat-interval-secs', String(HEARTBEAT_SECS)] } });
+  const [node] = cluster.nodes;
+  const region = KvRegion.create({ layout: { numLayers: 2, kvSplit: true, bytesPerLayerBlock: 2048, numBlocks: 16 } });
+  const kv = await KvEngine.register({ target: node!.engineSocket, namespace: 'adv/ns', region });
+  try {
+    const hashes = Array.from({ length: 6 }, (_, i) => randomBytes(32).fill(i, 0, 1));
+    for (let b = 0; b < 6; b++) region.writeBlock(b, randomBytes(region.geometry.blockBytes));
+    await kv.save([0, 1, 2, 3, 4, 5], hashes);
+
+    const deadline = Date.now() + 5000;
+    let found = await locate(cluster.metaserver.addr, 'adv/ns', hashes);
+    while (found.nodes[0]?.prefixLen !== 6 && Date.now() < deadline) {
+      await sleep(100);
+      found = await locate(cluster.metaserver.addr, 'adv/ns', hashes);
+    }
+    assert.deepEqual(found.nodes.map((n) => [n.addr, n.prefixLen]), [[node!.addr, 6]]);
+
+    await cluster.metaserver.restart();
+    const restartedAt = Date.now();
+    const empty = await locate(cluster.metaserver.addr, 'adv/ns', hashes);
+    let healedAfterMs = -1;
+    if (empty.nodes.length === 0) {
+      for (;;) {
+        await sleep(50);
+        const again = await locate(cluster.metaserver.addr, 'adv/ns', hashes);
+        if (again.nodes[0]?.prefixLen === 6) {
+          healedAfterMs = Date.now() - restartedAt;
+          break;
+        }
+        if (Date.now() - restartedAt > 10_000) break;
+      }
+    } else {
+      healedAfterMs = Date.now() - restartedAt; // healed before the first look
+    }
+    assert.ok(healedAfterMs >= 0, 'blocks re-advertised after the restart');
+    // Two heartbeat periods, plus the CLI's own process start-up per look (~1 s on a 2-core box).
+    assert.ok(healedAfterMs <= 2 * HEARTBEAT_SECS * 1000 + 2500, `healed after ${healedAfterMs} ms`);
+    const status = await kv.status();
+    assert.equal(status.metaserverConnected, true);
+    assert.ok(status.metaserverEpoch > 0n);
+    const metrics = await (await fetch(`http://${node!.httpAddr}/metrics`)).text();
+    const readvertised = Number(/kvfabric_metaserver_readvertised_blocks_total\{[^}]*\} (\d+)/.exec(metrics)?.[1]);
+    assert.ok(readvertised >= 6, `re-advertised ${readvertised} blocks`);
+  } finally {
+    await kv.close();
+    region.close();
+  }
+});
+
+test('SIGTERM unregisters the node from the metaserver and exits 0', async () => {
+  await using cluster = await startCluster({ nodes: 1, node: { poolSize: '16mib', args: ['--heartbeat-interval-secs', String(HEARTBEAT_SECS)] } });
+  const node = cluster.nodes[0]!;
+  const nodes = async () => JSON.parse((await runCli(['nodes', '--metaserver-addr', cluster.metaserver.addr, '--output', 'json'])).stdout);
+  let listed = await nodes();
+  for (let i = 0; i < 40 && JSON.stringify(listed).indexOf(node.addr) < 0; i++) {
+    await sleep(100);
+    listed = await nodes();
+  }
+  assert.ok(JSON.stringify(listed).includes(node.addr), 'node registered');
+  node.proc.child.kill('SIGTERM');
+  const exit = await node.proc.exited;
+  assert.equal(exit.code, 0);
+  assert.ok(!JSON.stringify(await nodes()).includes(node.addr), 'node gone from the metaserver');
+});

@@ -1,0 +1,248 @@
+// node-local: a real kvfabric-node process driven through the engine SDK.
+//  1. save / load GB/s, 64 blocks per call (256 KiB and 2 MiB blocks, 16 segments each laid out [segment][block]
+//     like vLLM's per-layer KV), vs plain memcpy of the same descriptors with the same threads
+//     (bench/src/peers/memcpy.c), reps alternating so machine noise hits both alike. Target ratio >= 0.9.
+//  2. Query latency for a 64-hash prefix (SDK round trip, p50/p99), and the in-process index lookup it includes.
+//  3. Sharing: 8 engine instances with a shared-prefix workload against one shared node vs 8 private nodes with
+//     1/8 of the pool each: hit rate and prefill tokens avoided.
+import { randomBytes } from 'node:crypto';
+import { startNode, type NodeHandle } from '@kvfabric/testkit';
+import { KvEngine, KvRegion, type KvLayoutSpec } from '@kvfabric/client';
+import { BlockIndex } from '@kvfabric/node';
+import { median, nowSeconds, percentile, type BenchContext, type Scenario, type ScenarioResult } from '../harness.js';
+import { MemcpyPeer } from '../peers/memcpy.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const SEGMENTS = 16;
+const PER_CALL = 64;
+const COPY_THREADS = 2;
+
+const label = (b: number) => (b >= MiB ? `${b / MiB}MiB` : `${b / KiB}KiB`);
+let hashSeq = 0;
+const freshHashes = (n: number) => Array.from({ length: n }, () => {
+  const h = Buffer.alloc(32);
+  h.writeUInt32LE(hashSeq++, 0);
+  h.writeUInt32LE(process.pid, 4);
+  return h;
+});
+
+async function withEngine<T>(node: NodeHandle, layout: KvLayoutSpec, namespace: string, fn: (kv: KvEngine, region: KvRegion) => Promise<T>): Promise<T> {
+  const region = KvRegion.create({ layout });
+  // Touch the region once so no rep pays first-touch faults.
+  const chunk = Buffer.alloc(Math.min(region.sizeBytes, 64 * MiB), 7);
+  for (let off = 0; off < region.sizeBytes; off += chunk.length) region.write(off, chunk.subarray(0, Math.min(chunk.length, region.sizeBytes - off)));
+  const kv = await KvEngine.register({ target: node.engineSocket, namespace, region });
+  try {
+    return await fn(kv, region);
+  } finally {
+    await kv.close();
+    region.close();
+  }
+}
+
+/** Runs fn(0..n-1) with IN_FLIGHT calls outstanding, as an engine saving layer groups asynchronously does. */
+const IN_FLIGHT = 2;
+async function inFlight(n: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, n) }, async () => {
+    while (next < n) await fn(next++);
+  }));
+}
+
+async function throughput(ctx: BenchContext, peer: MemcpyPeer, node: NodeHandle, blockBytes: number, reps: number, bytesPerRep: number) {
+  const calls = Math.max(1, Math.round(bytesPerRep / (PER_CALL * blockBytes)));
+  const blocks = calls * PER_CALL;
+  const layout: KvLayoutSpec = { numLayers: SEGMENTS / 2, kvSplit: true, bytesPerLayerBlock: blockBytes / SEGMENTS, numBlocks: blocks };
+  return withEngine(node, layout, `bench/${label(blockBytes)}`, async (kv) => {
+    using ref = await peer.serve({ threads: COPY_THREADS, pageBytes: blockBytes, slices: SEGMENTS, pages: blocks });
+    const ids = Array.from({ length: calls }, (_, c) => Array.from({ length: PER_CALL }, (_, i) => c * PER_CALL + i));
+    const t = { save: [] as number[], load: [] as number[], memSave: [] as number[], memLoad: [] as number[] };
+    const bar = ctx.progress(`${label(blockBytes)} blocks`, reps + 1);
+    for (let rep = 0; rep <= reps; rep++) {
+      const hashes = ids.map(() => freshHashes(PER_CALL));
+      let t0 = nowSeconds();
+      await inFlight(calls, async (c) => {
+        const r = await kv.save(ids[c]!, hashes[c]!);
+        if (r.stored !== PER_CALL) throw new Error(`node-local: save stored ${r.stored} of ${PER_CALL}`);
+      });
+      const save = nowSeconds() - t0;
+      const leases = [];
+      for (let c = 0; c < calls; c++) leases.push((await kv.query(hashes[c]!, { localOnly: true })).leaseId);
+      t0 = nowSeconds();
+      await inFlight(calls, (c) => kv.load(leases[c]!, ids[c]!).then(() => undefined));
+      const load = nowSeconds() - t0;
+      const memSave = await ref.rep('gather');
+      const memLoad = await ref.rep('scatter');
+      if (rep > 0) {
+        t.save.push(save);
+        t.load.push(load);
+        t.memSave.push(memSave);
+        t.memLoad.push(memLoad);
+      }
+      bar.tick();
+    }
+    bar.done();
+    const bytes = blocks * blockBytes;
+    const gbs = (s: number[]) => bytes / median(s) / 1e9;
+    return { save: gbs(t.save), load: gbs(t.load), memSave: gbs(t.memSave), memLoad: gbs(t.memLoad) };
+  });
+}
+
+async function queryLatency(node: NodeHandle, iterations: number) {
+  const layout: KvLayoutSpec = { numLayers: 1, kvSplit: true, bytesPerLayerBlock: 4 * KiB, numBlocks: 64 };
+  return withEngine(node, layout, 'bench/query', async (kv) => {
+    const hashes = freshHashes(64);
+    await kv.save(Array.from({ length: 64 }, (_, i) => i), hashes);
+    const us: number[] = [];
+    for (let i = 0; i < iterations + 100; i++) {
+      const t0 = process.hrtime.bigint();
+      const q = await kv.query(hashes, { localOnly: true });
+      const dt = Number(process.hrtime.bigint() - t0) / 1e3;
+      if (q.hits !== 64) throw new Error(`node-local: query hit ${q.hits} of 64`);
+      await kv.release(q.leaseId);
+      if (i >= 100) us.push(dt);
+    }
+    us.sort((a, b) => a - b);
+    return { p50: percentile(us, 50), p99: percentile(us, 99) };
+  });
+}
+
+/** The node's index alone: 64-hash prefix lookups at 1M resident blocks, in process. */
+function indexLookup(blocks: number, iterations: number) {
+  const idx = new BlockIndex(blocks);
+  const hashes = randomBytes(blocks * 32);
+  for (let i = 0; i < blocks; i++) {
+    const slot = idx.slotForShard(0, hashes.toString('latin1', i * 32, i * 32 + 32), 1, 0, 4096);
+    idx.assign(slot, 0, i * 4096);
+    idx.land(slot, 0);
+  }
+  const out = new Int32Array(64);
+  const us: number[] = [];
+  for (let r = 0; r < iterations; r++) {
+    const start = ((r * 7919) % (blocks - 64)) * 32;
+    const t0 = process.hrtime.bigint();
+    idx.prefix(0, hashes.subarray(start, start + 64 * 32), 32, 64, out);
+    us.push(Number(process.hrtime.bigint() - t0) / 1e3);
+  }
+  us.sort((a, b) => a - b);
+  return { p50: percentile(us, 50), p99: percentile(us, 99) };
+}
+
+interface SharingResult {
+  hitRate: number;
+  tokensAvoided: number;
+  tokensTotal: number;
+}
+
+/**
+ * 8 engines; each request = one of FAMILIES shared prefixes (skewed popularity) of PREFIX blocks + SUFFIX unique
+ * blocks. An engine queries, loads the hit, "prefills" the rest and saves it, like a vLLM connector.
+ */
+async function sharing(ctx: BenchContext, nodes: NodeHandle[], requestsPerEngine: number): Promise<SharingResult> {
+  const ENGINES = 8;
+  const FAMILIES = 48;
+  const PREFIX = 12;
+  const SUFFIX = 4;
+  const TOKENS_PER_BLOCK = 16;
+  const layout: KvLayoutSpec = { numLayers: 2, kvSplit: true, bytesPerLayerBlock: 16 * KiB, numBlocks: PREFIX + SUFFIX };
+  const familyHashes = Array.from({ length: FAMILIES }, () => freshHashes(PREFIX));
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const engines = await Promise.all(Array.from({ length: ENGINES }, async (_, e) => {
+    const region = KvRegion.create({ layout });
+    const kv = await KvEngine.register({ target: nodes[e % nodes.length]!.engineSocket, namespace: 'bench/sharing', region });
+    return { kv, region };
+  }));
+  let hits = 0;
+  let total = 0;
+  const ids = Array.from({ length: PREFIX + SUFFIX }, (_, i) => i);
+  const bar = ctx.progress(`sharing (${nodes.length} node${nodes.length > 1 ? 's' : ''})`, requestsPerEngine);
+  try {
+    for (let r = 0; r < requestsPerEngine; r++) {
+      await Promise.all(engines.map(async ({ kv }) => {
+        const family = Math.floor(FAMILIES * rand() ** 2); // skewed: low families are popular
+        const hashes = [...familyHashes[family]!, ...freshHashes(SUFFIX)];
+        const q = await kv.query(hashes, { localOnly: true });
+        if (q.hits > 0) await kv.load(q.leaseId, ids.slice(0, q.hits));
+        hits += q.hits;
+        total += hashes.length;
+        if (q.hits < hashes.length) await kv.save(ids.slice(q.hits), hashes.slice(q.hits));
+      }));
+      bar.tick();
+    }
+  } finally {
+    bar.done();
+    for (const { kv, region } of engines) {
+      await kv.close();
+      region.close();
+    }
+  }
+  return { hitRate: hits / total, tokensAvoided: hits * TOKENS_PER_BLOCK, tokensTotal: total * TOKENS_PER_BLOCK };
+}
+
+const scenario: Scenario = {
+  name: 'node-local',
+  description: 'engine SDK save/load vs memcpy, 64-hash query latency, and one shared node vs 8 private pools',
+  async run(ctx: BenchContext): Promise<ScenarioResult> {
+    const reps = ctx.quick ? 3 : 8;
+    const bytesPerRep = ctx.quick ? 64 * MiB : 256 * MiB;
+    const metrics: Record<string, number> = {};
+    const reference: Record<string, number> = {};
+    const ratios: Record<string, number> = {};
+    const rows: (string | number)[][] = [];
+    const notes: string[] = [];
+    using peer = new MemcpyPeer();
+    {
+      await using node = await startNode({ poolSize: `${(2 * bytesPerRep) / MiB + 64}mib`, logLevel: 'warn', args: ['--copy-threads', String(COPY_THREADS)] });
+      for (const blockBytes of [256 * KiB, 2 * MiB]) {
+        ctx.log(`${label(blockBytes)} blocks, ${PER_CALL} per call, ${bytesPerRep / MiB} MiB per rep, ${reps} reps, ${COPY_THREADS} copy threads`);
+        const r = await throughput(ctx, peer, node, blockBytes, reps, bytesPerRep);
+        for (const [dir, ours, ref] of [['save', r.save, r.memSave], ['load', r.load, r.memLoad]] as const) {
+          const name = `${dir}_${label(blockBytes)}_gbps`;
+          metrics[name] = ours;
+          reference[name] = ref;
+          ratios[name] = ours / ref;
+        }
+      }
+      const q = await queryLatency(node, ctx.quick ? 500 : 3000);
+      metrics.query_64_p50_us = q.p50;
+      metrics.query_64_p99_us = q.p99;
+      rows.push(['query 64-hash prefix via SDK (unix socket)', 'p50 µs', q.p50], ['', 'p99 µs', q.p99]);
+    }
+    const idx = indexLookup(ctx.quick ? 200_000 : 1_000_000, 20_000);
+    metrics.index_lookup_64_p50_us = idx.p50;
+    metrics.index_lookup_64_p99_us = idx.p99;
+    rows.push([`index prefix lookup, 64 hashes, ${ctx.quick ? '200k' : '1M'} blocks`, 'p50 µs', idx.p50], ['', 'p99 µs (target ≤ 20)', idx.p99]);
+
+    const sharedPool = 48; // MiB: 768 blocks of 64 KiB
+    const requests = ctx.quick ? 40 : 150;
+    {
+      await using shared = await startNode({ poolSize: `${sharedPool}mib`, logLevel: 'warn' });
+      const s = await sharing(ctx, [shared], requests);
+      const privateNodes = await Promise.all(Array.from({ length: 8 }, () => startNode({ poolSize: `${sharedPool / 8}mib`, logLevel: 'warn' })));
+      try {
+        const p = await sharing(ctx, privateNodes, requests);
+        metrics.sharing_hit_rate = s.hitRate;
+        reference.sharing_hit_rate = p.hitRate;
+        ratios.sharing_hit_rate = s.hitRate / p.hitRate;
+        metrics.sharing_tokens_avoided = s.tokensAvoided;
+        reference.sharing_tokens_avoided = p.tokensAvoided;
+        rows.push(
+          ['sharing: 1 node, 48 MiB pool', 'hit rate', Number(s.hitRate.toFixed(3))],
+          ['', 'prefill tokens avoided', s.tokensAvoided],
+          ['sharing: 8 private nodes, 6 MiB each', 'hit rate', Number(p.hitRate.toFixed(3))],
+          ['', 'prefill tokens avoided', p.tokensAvoided],
+          ['', 'prefill tokens asked (each)', s.tokensTotal],
+        );
+      } finally {
+        for (const n of privateNodes) await n[Symbol.asyncDispose]();
+      }
+    }
+    notes.push('save/load: median rep of SDK calls, 2 in flight (64 blocks each, 16 segments per block) over a unix socket; memcpy: same descriptors, same threads, separate process');
+    notes.push('sharing: 8 engines x ' + requests + ' requests, 48 prefix families (skewed) x 12 blocks + 4 unique blocks, 64 KiB blocks');
+    return { metrics, reference, ratios, table: { columns: ['measure', 'unit', 'value'], rows }, notes };
+  },
+};
+
+export default scenario;
