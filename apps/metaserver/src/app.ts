@@ -1,5 +1,8 @@
 // Builds the metaserver from its config: store, gRPC server, HTTP /health + /metrics, the periodic sweep.
 // `start()` binds everything; `stop()` drains gRPC (tryShutdown with a deadline) and closes the rest.
+// HA mode (--etcd-endpoints): the replica campaigns through etcd (ha/); RPCs pass the guard only while it leads
+// with a valid lease; every election starts a FRESH store with the new epoch (nodes re-advertise), and stepping
+// down drops the store. The gRPC service delegates to the implementation of the current store.
 import * as grpc from '@grpc/grpc-js';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { MetaserverService, type LeaderInfo } from '@kvfabric/proto';
@@ -17,6 +20,9 @@ import {
   type RpcContext,
 } from '@kvfabric/common';
 import type { MetaserverConfig } from './config.js';
+import { HaMode } from './ha/ha-mode.js';
+import type { LeaderRecord } from './ha/leader-record.js';
+import { registerLeadershipMetrics } from './ha/metrics.js';
 import { registerStoreMetrics, type SweepInstruments } from './metrics.js';
 import { metaserverImplementation } from './service.js';
 import { MetaStore } from './store/index.js';
@@ -25,7 +31,8 @@ import { MetaStore } from './store/index.js';
 const SWEEP_STEP = 50_000;
 
 export interface MetaserverAppOptions {
-  config: Pick<MetaserverConfig, 'addr' | 'httpAddr' | 'nodeStaleSecs' | 'ttlMinutes' | 'sweepIntervalSecs'>;
+  config: Pick<MetaserverConfig, 'addr' | 'httpAddr' | 'nodeStaleSecs' | 'ttlMinutes' | 'sweepIntervalSecs'> &
+    Partial<Pick<MetaserverConfig, 'etcdEndpoints' | 'etcdPrefix' | 'etcdLeaseTtlSecs' | 'advertiseAddr' | 'replicaId'>>;
   logger: Logger;
   clock?: () => number;
   /** Runs before every RPC (HA mode: followers refuse with NOT_LEADER). */
@@ -35,7 +42,10 @@ export interface MetaserverAppOptions {
 }
 
 export class MetaserverApp {
-  readonly store: MetaStore;
+  /** The index; replaced by a fresh one on every election in HA mode. */
+  store: MetaStore;
+  /** HA mode only. */
+  readonly ha: HaMode | undefined;
   readonly metrics = new Metrics('kvfabric-metaserver');
   /** Bound addresses (the configured ones with a chosen port filled in), set by start(). */
   addr = '';
@@ -44,6 +54,8 @@ export class MetaserverApp {
   private readonly logger: Logger;
   private readonly server: grpc.Server;
   private readonly sweepMetrics: SweepInstruments;
+  private readonly rpcContext: RpcContext;
+  private impl: grpc.UntypedServiceImplementation;
   private http: HttpEndpoint | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
@@ -53,23 +65,62 @@ export class MetaserverApp {
     this.opts = opts;
     this.logger = opts.logger;
     const { config } = opts;
-    this.store = new MetaStore({
-      nodeStaleMs: config.nodeStaleSecs * 1000,
-      ttlMs: config.ttlMinutes * 60_000,
-      clock: opts.clock,
-    });
-    this.sweepMetrics = registerStoreMetrics(this.metrics, this.store);
-    const ctx: RpcContext = {
+    this.store = this.newStore();
+    this.sweepMetrics = registerStoreMetrics(this.metrics, () => this.store);
+    if (config.etcdEndpoints) {
+      this.ha = new HaMode({
+        endpoints: config.etcdEndpoints,
+        prefix: config.etcdPrefix ?? '/kvfabric',
+        ttlSecs: config.etcdLeaseTtlSecs ?? 5,
+        replicaId: config.replicaId ?? '',
+        logger: this.logger,
+        metrics: this.metrics,
+        onElected: (record) => this.elected(record),
+        onDemoted: () => this.replaceStore(this.newStore()),
+      });
+    } else {
+      registerLeadershipMetrics(this.metrics, { serving: () => true, leaderChanges: () => 0, lastChangeMs: () => this.store.startedAtMs });
+    }
+    const ha = this.ha;
+    this.rpcContext = {
       logger: this.logger.child({ component: 'rpc' }),
       instruments: rpcInstruments(this.metrics, 'metaserver'),
-      guard: opts.guard,
+      guard: ha ? (method) => (ha.guard(), opts.guard?.(method)) : opts.guard,
+      errorMetadata: ha?.errorMetadata,
     };
+    this.impl = this.implementation();
     this.server = new grpc.Server(CHANNEL_OPTIONS);
-    this.server.addService(MetaserverService, metaserverImplementation({ store: this.store, logger: this.logger, leader: () => this.leader() }, ctx));
+    const delegate: grpc.UntypedServiceImplementation = {};
+    for (const name of Object.keys(MetaserverService)) {
+      delegate[name] = ((call: unknown, callback: unknown) => (this.impl[name] as (a: unknown, b: unknown) => void)(call, callback)) as grpc.UntypedHandleCall;
+    }
+    this.server.addService(MetaserverService, delegate);
   }
 
   leader(): LeaderInfo {
+    if (this.ha) return this.ha.leaderInfo();
     return { addr: this.addr, epoch: this.store.epoch, sinceMs: BigInt(this.store.startedAtMs), ha: false, replicaId: '' };
+  }
+
+  private newStore(epoch?: bigint): MetaStore {
+    const { config } = this.opts;
+    return new MetaStore({ nodeStaleMs: config.nodeStaleSecs * 1000, ttlMs: config.ttlMinutes * 60_000, clock: this.opts.clock, epoch });
+  }
+
+  private implementation(): grpc.UntypedServiceImplementation {
+    const deps = { store: this.store, logger: this.logger, leader: () => this.leader(), leaderChanges: () => this.ha?.leaderChanges() ?? 0n };
+    return metaserverImplementation(deps, this.rpcContext);
+  }
+
+  private replaceStore(store: MetaStore): void {
+    this.store = store;
+    this.impl = this.implementation();
+  }
+
+  /** Called by the election before the first RPC is let through: a fresh index under the new epoch. */
+  private elected(record: LeaderRecord): void {
+    this.replaceStore(this.newStore(record.epoch));
+    this.logger.info({ epoch: record.epoch.toString(), replica: record.replicaId, addr: record.addr }, 'leading with a fresh index; nodes re-advertise on the new epoch');
   }
 
   async start(): Promise<void> {
@@ -86,6 +137,7 @@ export class MetaserverApp {
     this.httpAddr = formatHostPort({ host: parseHostPort(config.httpAddr, 'http-addr').host, port: this.http.port });
     this.sweepTimer = setInterval(() => this.runSweep(), config.sweepIntervalSecs * 1000);
     this.sweepTimer.unref();
+    this.ha?.start(config.advertiseAddr || this.addr);
     this.logger.info(
       { addr: this.addr, httpAddr: this.httpAddr, epoch: this.store.epoch.toString(), nodeStaleSecs: config.nodeStaleSecs, ttlMinutes: config.ttlMinutes },
       'metaserver listening',
@@ -93,10 +145,13 @@ export class MetaserverApp {
   }
 
   health() {
+    const ha = this.ha?.health();
     const { live, stale } = this.store.nodeCounts();
     return {
       ok: true,
-      epoch: this.store.epoch.toString(),
+      ...(ha ? { role: ha.role, ha } : {}),
+      // a follower's own (empty) store is no one's index: report the leader's epoch
+      epoch: ha && ha.role !== 'leader' ? (ha.leader?.epoch ?? '0') : this.store.epoch.toString(),
       nodes: { live, stale },
       blocks: this.store.blocks,
       owners: this.store.owners,
@@ -110,8 +165,9 @@ export class MetaserverApp {
     this.sweeping = (async () => {
       const started = process.hrtime.bigint();
       const total = { expired: 0, droppedSessions: 0, droppedOwners: 0 };
+      const store = this.store;
       for (;;) {
-        const r = this.store.sweep(SWEEP_STEP);
+        const r = store.sweep(SWEEP_STEP);
         total.expired += r.expired;
         total.droppedSessions += r.droppedSessions;
         total.droppedOwners += r.droppedOwners;
@@ -130,6 +186,7 @@ export class MetaserverApp {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.ha?.stop(); // resign first: another replica takes over while this one drains
     await this.sweeping;
     await shutdownServer(this.server, this.opts.drainMs ?? 5000);
     await this.http?.close();

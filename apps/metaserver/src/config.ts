@@ -18,9 +18,23 @@ export const METASERVER_FLAGS = {
   'sweep-interval-secs': { kind: 'int', description: 'how often the TTL and dead-session sweep runs', default: 10, min: 1, max: 3_600 },
   'etcd-endpoints': {
     kind: 'list',
-    description: 'etcd endpoints for HA mode (host:port,...)',
-    validate: (v: string[]) => v.map((e) => e.replace(/^https?:\/\//, '')).find((e) => hostPort(e)) === undefined ? undefined : 'expected host:port[,host:port...]',
+    description: 'HA mode: etcd endpoints (host:port or http://host:port, comma separated); replicas elect a leader through etcd',
+    validate: (v: string[]) => v.map((e) => e.replace(/^https?:\/\//, '').replace(/\/$/, '')).find((e) => hostPort(e)) === undefined ? undefined : 'expected host:port[,host:port...]',
   },
+  'etcd-prefix': {
+    kind: 'string',
+    description: 'HA mode: etcd key prefix (the leader key is PREFIX/leader)',
+    default: '/kvfabric',
+    validate: (v: string) => (/^\/?[A-Za-z0-9._:/-]*$/.test(v) && !v.includes('//') ? undefined : 'expected a key prefix like /kvfabric'),
+  },
+  'etcd-lease-ttl-secs': { kind: 'int', description: 'HA mode: leader lease TTL; a dead leader is replaced after about this long', default: 5, min: 1, max: 60 },
+  'advertise-addr': {
+    kind: 'string',
+    description: 'HA mode: address published in the leader key for nodes and the CLI (default: --addr with its bound port)',
+    default: '',
+    validate: (v: string) => (v === '' ? undefined : hostPort(v)),
+  },
+  'replica-id': { kind: 'string', description: 'HA mode: this replica\'s name in the leader key (default: hostname-pid)', default: '' },
   'log-level': { kind: 'enum', description: 'log level', default: 'info', choices: LOG_LEVELS },
 } satisfies FlagSpecs;
 
@@ -30,22 +44,18 @@ export const SUMMARY = 'kvfabric-metaserver: the cluster index of which live nod
 
 /** Parses argv/env into the config; throws one CONFIG_INVALID with every problem. */
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { config: MetaserverConfig; help: boolean } {
-  const etcdProblem = '--etcd-endpoints: HA mode arrives with the etcd issue; run without it for a single metaserver';
-  const etcdGiven = argv.some((a) => a === '--etcd-endpoints' || a.startsWith('--etcd-endpoints=')) || !!env.KVFABRIC_ETCD_ENDPOINTS;
-  let parsed;
-  try {
-    parsed = parseConfig(METASERVER_FLAGS, argv, env);
-  } catch (err) {
-    // report every problem at once, the HA one included
-    if (err instanceof KvError && etcdGiven && !err.message.includes('--etcd-endpoints')) {
-      throw new KvError('CONFIG_INVALID', `${err.message}; ${etcdProblem}`);
-    }
-    throw err;
-  }
-  const { config, positionals, help } = parsed;
+  const { config, positionals, help } = parseConfig(METASERVER_FLAGS, argv, env);
   const problems: string[] = [];
   if (positionals.length > 0) problems.push(`unexpected argument ${JSON.stringify(positionals[0])}`);
-  if (config.etcdEndpoints) problems.push(etcdProblem);
+  if (config.etcdEndpoints?.length === 0) problems.push('etcd-endpoints: expected host:port[,host:port...], got ""');
+  if (config.etcdEndpoints && config.advertiseAddr === '' && isWildcard(config.addr)) {
+    problems.push(`advertise-addr: required in HA mode when --addr listens on a wildcard address (${config.addr}); give the address nodes should dial`);
+  }
   if (problems.length > 0 && !help) throw new KvError('CONFIG_INVALID', problems.join('; '));
   return { config, help };
+}
+
+function isWildcard(addr: string): boolean {
+  const { host } = parseHostPort(addr);
+  return host === '0.0.0.0' || host === '::' || host === '';
 }

@@ -26,6 +26,8 @@ export interface ServiceDeps {
   logger: Logger;
   /** Who serves as metaserver (single mode: this process). */
   leader: () => LeaderInfo;
+  /** HA mode: leader changes in the cluster (GetStats.leader_changes). */
+  leaderChanges?: () => bigint;
 }
 
 const KNOWN_TRANSPORTS = new Set<number>([TransportKind.TRANSPORT_KIND_TCP, TransportKind.TRANSPORT_KIND_VERBS]);
@@ -151,7 +153,7 @@ export function metaserverImplementation(deps: ServiceDeps, ctx: RpcContext): gr
           staleNodes: BigInt(s.staleNodes),
           indexBytes: BigInt(s.indexBytes),
           leader: deps.leader(),
-          leaderChanges: 0n,
+          leaderChanges: deps.leaderChanges?.() ?? 0n,
         };
       },
     },
