@@ -1,9 +1,13 @@
-// The node's block index: content-addressed per namespace, one slot per block. Per-block fields live in
-// typed arrays indexed by slot; LRU order is two intrusive doubly linked lists (pulled copies, local copies)
-// in Int32Arrays, so a 64-hash prefix lookup allocates nothing but the 64 key strings.
+// The node's block index: content-addressed per namespace, one slot per block. (namespace id, hash bytes) map
+// to a slot through an open-addressing table over typed arrays (hash-table.ts) whose entry ids are the slots;
+// per-block fields live in typed arrays indexed by slot; LRU order is two intrusive doubly linked lists (pulled
+// copies, local copies) in Int32Arrays. A 64-hash prefix lookup hashes and compares straight from the packed
+// request buffer and allocates nothing.
 //
 // A slot is in an LRU list exactly when it is unpinned; pinned slots (leases, grants, copies in flight) are
 // never eviction candidates. Pure: no gRPC, no native code. Pages are plain numbers (pool offsets).
+
+import { KeyTable } from './hash-table.js';
 
 export const enum BlockClass {
   Local = 0,
@@ -12,6 +16,22 @@ export const enum BlockClass {
 
 const NIL = -1;
 const LISTS = 2;
+// fields of `hot`, per slot
+const HOT = 4;
+const PREV = 0;
+const NEXT = 1;
+const LIST = 2;
+const SEALED = 3;
+
+function newHot(slots: number): Int32Array {
+  const hot = new Int32Array(slots * HOT);
+  for (let i = 0; i < hot.length; i += HOT) {
+    hot[i + PREV] = NIL;
+    hot[i + NEXT] = NIL;
+    hot[i + LIST] = -1;
+  }
+  return hot;
+}
 
 export interface IndexStats {
   sealed: number;
@@ -21,42 +41,39 @@ export interface IndexStats {
 }
 
 export class BlockIndex {
-  private readonly maps: Map<string, number>[] = [];
+  /** (namespace id, hash bytes) -> slot; its entry ids are the slots. */
+  private readonly table: KeyTable;
   private capacity: number;
-  private nsOf: Int32Array;
   private shardsOf: Uint16Array;
   private landedOf: Uint16Array;
-  private sealedOf: Uint8Array;
   private classOf: Uint8Array;
   private pinsOf: Int32Array;
-  private prev: Int32Array;
-  private next: Int32Array;
-  private listOf: Int8Array; // -1: in no list
+  /**
+   * What a prefix hit reads and writes, side by side so a hit touches one cache line of its own: per slot
+   * [LRU prev, LRU next, LRU list (-1: in no list), sealed (0/1)].
+   */
+  private hot: Int32Array;
   private pageBytesOf: Float64Array;
-  private keys: (string | undefined)[] = [];
+  /** A latin1 string key written out as bytes, for the string-keyed calls. */
+  private scratch = Buffer.alloc(64);
+  /** Slots of a prefix's hits when the caller passes no `out`. */
+  private hitSlots = new Int32Array(64);
   /** Per slot: [page offset of each shard (NaN = none)..., landed flag of each shard...]. */
   private pages: (Float64Array | undefined)[] = [];
   private readonly heads = new Int32Array(LISTS).fill(NIL);
   private readonly tails = new Int32Array(LISTS).fill(NIL);
-  private freeSlots: Int32Array;
-  private freeTop = 0;
-  private used = 0;
   private counts = { sealed: 0, partial: 0, pinned: 0, pageBytes: 0 };
 
   constructor(initialCapacity = 1024) {
-    this.capacity = Math.max(16, initialCapacity);
+    this.table = new KeyTable(initialCapacity);
+    this.capacity = this.table.idCapacity;
     const c = this.capacity;
-    this.nsOf = new Int32Array(c);
     this.shardsOf = new Uint16Array(c);
     this.landedOf = new Uint16Array(c);
-    this.sealedOf = new Uint8Array(c);
     this.classOf = new Uint8Array(c);
     this.pinsOf = new Int32Array(c);
-    this.prev = new Int32Array(c).fill(NIL);
-    this.next = new Int32Array(c).fill(NIL);
-    this.listOf = new Int8Array(c).fill(-1);
+    this.hot = newHot(c);
     this.pageBytesOf = new Float64Array(c);
-    this.freeSlots = new Int32Array(c);
   }
 
   stats(): IndexStats {
@@ -65,27 +82,30 @@ export class BlockIndex {
 
   /** The slot of (namespace, hash key), sealed or not, or -1. */
   lookup(ns: number, key: string): number {
-    return this.maps[ns]?.get(key) ?? NIL;
+    return this.table.find(ns, this.scratch, 0, this.toScratch(key));
   }
 
   isSealed(slot: number): boolean {
-    return this.sealedOf[slot] === 1;
+    return this.hot[slot * HOT + SEALED] === 1;
   }
 
   /**
    * Number of leading hashes of `packed` that are sealed blocks of `ns`. Their slots go to `out` (when given,
-   * sized for `count`), and each hit is moved to the front of its LRU list.
+   * sized for `count`; entries past the hits are scratch), and each hit is moved to the front of its LRU list.
    */
   prefix(ns: number, packed: Buffer, hashLen: number, count: number, out?: Int32Array): number {
-    const map = this.maps[ns];
-    if (!map) return 0;
-    let n = 0;
-    for (; n < count; n++) {
-      const slot = map.get(packed.toString('latin1', n * hashLen, (n + 1) * hashLen));
-      if (slot === undefined || this.sealedOf[slot] !== 1) break;
-      if (out) out[n] = slot;
-      this.touch(slot);
+    // All probes first (overlapping their cache misses), then the LRU moves.
+    let hits = out;
+    if (!hits || hits.length < count) {
+      if (this.hitSlots.length < count) this.hitSlots = new Int32Array(Math.max(count, this.hitSlots.length * 2));
+      hits = this.hitSlots;
     }
+    const found = this.table.findRun(ns, packed, 0, hashLen, count, hits);
+    const hot = this.hot;
+    let n = 0;
+    while (n < found && hot[hits[n]! * HOT + SEALED] === 1) n++;
+    if (out && out !== hits) out.set(hits.subarray(0, Math.min(n, out.length)));
+    for (let i = 0; i < n; i++) this.touch(hits[i]!);
     return n;
   }
 
@@ -94,30 +114,24 @@ export class BlockIndex {
    * nothing is to be written (sealed already, or that shard's page is already assigned).
    */
   slotForShard(ns: number, key: string, shards: number, shard: number, pageBytes: number, cls = BlockClass.Local): number {
-    let map = this.maps[ns];
-    if (!map) {
-      map = new Map();
-      this.maps[ns] = map;
-    }
-    const existing = map.get(key);
-    if (existing !== undefined) {
-      if (this.sealedOf[existing] === 1) return NIL;
+    const len = this.toScratch(key);
+    const existing = this.table.find(ns, this.scratch, 0, len);
+    if (existing !== NIL) {
+      if (this.hot[existing * HOT + SEALED] === 1) return NIL;
       const p = this.pages[existing]!;
       return Number.isNaN(p[shard]!) ? existing : NIL;
     }
-    const slot = this.newSlot();
-    this.nsOf[slot] = ns;
+    const slot = this.table.add(ns, this.scratch, 0, len);
+    if (slot >= this.capacity) this.grow(this.table.idCapacity);
     this.shardsOf[slot] = shards;
     this.landedOf[slot] = 0;
-    this.sealedOf[slot] = 0;
+    this.hot[slot * HOT + SEALED] = 0;
     this.classOf[slot] = cls;
     this.pinsOf[slot] = 0;
     this.pageBytesOf[slot] = pageBytes;
-    this.keys[slot] = key;
     const p = new Float64Array(shards * 2);
     p.fill(NaN, 0, shards);
     this.pages[slot] = p;
-    map.set(key, slot);
     this.counts.partial++;
     this.listPushFront(slot);
     return slot;
@@ -146,8 +160,8 @@ export class BlockIndex {
     if (p[shards + shard] === 1) return false;
     p[shards + shard] = 1;
     this.landedOf[slot]!++;
-    if (this.landedOf[slot] === shards && this.sealedOf[slot] === 0) {
-      this.sealedOf[slot] = 1;
+    if (this.landedOf[slot] === shards && this.hot[slot * HOT + SEALED] === 0) {
+      this.hot[slot * HOT + SEALED] = 1;
       this.counts.partial--;
       this.counts.sealed++;
       return true;
@@ -164,11 +178,11 @@ export class BlockIndex {
   }
 
   key(slot: number): string {
-    return this.keys[slot]!;
+    return this.table.keyString(slot);
   }
 
   ns(slot: number): number {
-    return this.nsOf[slot]!;
+    return this.table.tag(slot);
   }
 
   pins(slot: number): number {
@@ -186,7 +200,7 @@ export class BlockIndex {
     if (this.pinsOf[slot]! <= 0) throw new Error(`block index: unpin of unpinned slot ${slot}`);
     if (--this.pinsOf[slot]! === 0) {
       this.counts.pinned--;
-      if (this.keys[slot] === undefined) return;
+      if (!this.table.isLive(slot)) return;
       if (this.landedOf[slot] === 0 && !this.anyAssigned(slot)) this.drop(slot);
       else this.listPushFront(slot);
     }
@@ -216,7 +230,7 @@ export class BlockIndex {
     const shards = this.shardsOf[slot]!;
     const pages: number[] = [];
     for (let s = 0; s < shards; s++) if (!Number.isNaN(p[s]!)) pages.push(p[s]!);
-    const out = { ns: this.nsOf[slot]!, key: this.keys[slot]!, sealed: this.sealedOf[slot] === 1, pages, pageBytes: this.pageBytesOf[slot]! };
+    const out = { ns: this.table.tag(slot), key: this.table.keyString(slot), sealed: this.hot[slot * HOT + SEALED] === 1, pages, pageBytes: this.pageBytesOf[slot]! };
     this.counts.pageBytes -= pages.length * out.pageBytes;
     this.drop(slot);
     return out;
@@ -224,14 +238,19 @@ export class BlockIndex {
 
   /** Every sealed block of every namespace (for re-advertising). */
   *sealedKeys(): Generator<{ ns: number; key: string }> {
-    for (let ns = 0; ns < this.maps.length; ns++) {
-      const map = this.maps[ns];
-      if (!map) continue;
-      for (const [key, slot] of map) if (this.sealedOf[slot] === 1) yield { ns, key };
+    const t = this.table;
+    for (let slot = 0; slot < t.idBound; slot++) {
+      if (this.hot[slot * HOT + SEALED] === 1 && t.isLive(slot)) yield { ns: t.tag(slot), key: t.keyString(slot) };
     }
   }
 
   // --- internals -------------------------------------------------------------------------------------
+
+  /** Writes a latin1 key into `scratch`; returns its byte length. */
+  private toScratch(key: string): number {
+    if (key.length > this.scratch.length) this.scratch = Buffer.alloc(key.length * 2);
+    return this.scratch.write(key, 0, key.length, 'latin1');
+  }
 
   private anyAssigned(slot: number): boolean {
     const p = this.pages[slot]!;
@@ -240,74 +259,65 @@ export class BlockIndex {
   }
 
   private touch(slot: number): void {
-    if (this.listOf[slot] === -1) return;
-    const list = this.listOf[slot]!;
-    if (this.heads[list] === slot) return;
+    const list = this.hot[slot * HOT + LIST]!;
+    if (list === -1 || this.heads[list] === slot) return;
     this.listRemove(slot);
-    this.listPushFront(slot);
+    this.listPushFront(slot, list);
   }
 
   private drop(slot: number): void {
     this.listRemove(slot);
-    if (this.sealedOf[slot] === 1) this.counts.sealed--;
+    if (this.hot[slot * HOT + SEALED] === 1) this.counts.sealed--;
     else this.counts.partial--;
-    this.maps[this.nsOf[slot]!]!.delete(this.keys[slot]!);
-    this.keys[slot] = undefined;
+    this.table.remove(slot);
     this.pages[slot] = undefined;
-    this.sealedOf[slot] = 0;
-    this.freeSlots[this.freeTop++] = slot;
+    this.hot[slot * HOT + SEALED] = 0;
   }
 
-  private newSlot(): number {
-    if (this.freeTop > 0) return this.freeSlots[--this.freeTop]!;
-    if (this.used === this.capacity) this.grow();
-    return this.used++;
-  }
-
-  private grow(): void {
-    const c = this.capacity * 2;
-    const g = <T extends Int32Array | Uint16Array | Uint8Array | Int8Array | Float64Array>(a: T, fill?: number): T => {
+  /** Grows the per-slot arrays to `c` slots (the table's id capacity). */
+  private grow(c: number): void {
+    const g = <T extends Int32Array | Uint16Array | Uint8Array | Float64Array>(a: T): T => {
       const b = new (a.constructor as new (n: number) => T)(c);
-      if (fill !== undefined) b.fill(fill);
       b.set(a);
       return b;
     };
-    this.nsOf = g(this.nsOf);
     this.shardsOf = g(this.shardsOf);
     this.landedOf = g(this.landedOf);
-    this.sealedOf = g(this.sealedOf);
     this.classOf = g(this.classOf);
     this.pinsOf = g(this.pinsOf);
-    this.prev = g(this.prev, NIL);
-    this.next = g(this.next, NIL);
-    this.listOf = g(this.listOf, -1);
     this.pageBytesOf = g(this.pageBytesOf);
-    this.freeSlots = g(this.freeSlots);
+    const hot = newHot(c);
+    hot.set(this.hot);
+    this.hot = hot;
     this.capacity = c;
   }
 
-  private listPushFront(slot: number): void {
-    const list = this.classOf[slot]!;
+  /** Puts an unpinned slot at the front of its class's list (the list it was in, when it is moving). */
+  private listPushFront(slot: number, list: number = this.classOf[slot]!): void {
+    const hot = this.hot;
     const head = this.heads[list]!;
-    this.prev[slot] = NIL;
-    this.next[slot] = head;
-    if (head !== NIL) this.prev[head] = slot;
+    const b = slot * HOT;
+    hot[b + PREV] = NIL;
+    hot[b + NEXT] = head;
+    hot[b + LIST] = list;
+    if (head !== NIL) hot[head * HOT + PREV] = slot;
     else this.tails[list] = slot;
     this.heads[list] = slot;
-    this.listOf[slot] = list;
   }
 
   private listRemove(slot: number): void {
-    const list = this.listOf[slot]!;
+    const hot = this.hot;
+    const b = slot * HOT;
+    const list = hot[b + LIST]!;
     if (list === -1) return;
-    const p = this.prev[slot]!;
-    const n = this.next[slot]!;
-    if (p !== NIL) this.next[p] = n;
+    const p = hot[b + PREV]!;
+    const n = hot[b + NEXT]!;
+    if (p !== NIL) hot[p * HOT + NEXT] = n;
     else this.heads[list] = n;
-    if (n !== NIL) this.prev[n] = p;
+    if (n !== NIL) hot[n * HOT + PREV] = p;
     else this.tails[list] = p;
-    this.prev[slot] = NIL;
-    this.next[slot] = NIL;
-    this.listOf[slot] = -1;
+    hot[b + PREV] = NIL;
+    hot[b + NEXT] = NIL;
+    hot[b + LIST] = -1;
   }
 }
