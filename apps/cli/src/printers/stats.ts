@@ -1,0 +1,51 @@
+// Printer for GetStats.
+import { formatBytes } from '@kvfabric/common';
+import type { GetStatsResponse, LeaderInfo } from '@kvfabric/proto';
+import type { Printer } from '../command.js';
+import { count, duration, isoTime, jsonInt, renderPairs } from './format.js';
+
+export function leaderJson(leader: LeaderInfo | undefined) {
+  if (!leader) return null;
+  return {
+    addr: leader.addr,
+    epoch: leader.epoch.toString(),
+    since: isoTime(leader.sinceMs),
+    ha: leader.ha,
+    replicaId: leader.replicaId,
+  };
+}
+
+export function bytesPerOwner(res: GetStatsResponse): number | null {
+  return res.owners > 0n ? Math.round((Number(res.indexBytes) / Number(res.owners)) * 10) / 10 : null;
+}
+
+export const statsPrinter: Printer<GetStatsResponse> = {
+  json: (res) => ({
+    epoch: res.epoch.toString(),
+    startedAt: isoTime(res.startedAtMs),
+    uptimeSecs: res.startedAtMs === 0n ? null : Math.max(0, Math.floor((Date.now() - Number(res.startedAtMs)) / 1000)),
+    blocks: jsonInt(res.blocks),
+    owners: jsonInt(res.owners),
+    namespaces: jsonInt(res.namespaces),
+    liveNodes: jsonInt(res.liveNodes),
+    staleNodes: jsonInt(res.staleNodes),
+    indexBytes: jsonInt(res.indexBytes),
+    indexBytesPerOwner: bytesPerOwner(res),
+    leader: leaderJson(res.leader),
+    leaderChanges: jsonInt(res.leaderChanges),
+  }),
+  table: (res) => {
+    const perOwner = bytesPerOwner(res);
+    const leader = res.leader;
+    return renderPairs([
+      ['epoch', res.epoch.toString()],
+      ['started', res.startedAtMs === 0n ? '-' : `${isoTime(res.startedAtMs)} (up ${duration(Date.now() - Number(res.startedAtMs))})`],
+      ['blocks', count(res.blocks)],
+      ['owners', count(res.owners)],
+      ['namespaces', count(res.namespaces)],
+      ['nodes', `${count(res.liveNodes)} live, ${count(res.staleNodes)} stale`],
+      ['index memory', `${formatBytes(res.indexBytes)}${perOwner === null ? '' : ` (${perOwner} B per owner)`}`],
+      ['leader', leader ? `${leader.addr || '-'} (${leader.ha ? `ha, replica ${leader.replicaId}` : 'single'}), ${count(res.leaderChanges)} changes` : '-'],
+    ]);
+  },
+};

@@ -1,0 +1,228 @@
+// A load process of the metaserver bench, forked by scenarios/metaserver.ts (IPC, advanced serialization).
+// The same process drives either kvfabric (gRPC, packages/client) or the Redis reference (raw RESP pipelines) with
+// the same batches, the same connection count and the same number of requests in flight. A `memory` process
+// fills an in-process store and reports bytes per (block, owner).
+import { MetaserverClient } from '@kvfabric/client';
+import { HASH_LEN, NAMESPACE, chainHashes, expectedPrefix, nodeId, nodeIndex, unit, unitCount, type Layout } from './data.js';
+import { RespClient, type Reply } from '../peers/redis.js';
+
+export type Target = 'kvfabric' | 'redis';
+
+export type ToWorker =
+  | { kind: 'init'; target: Target; addr: string; connections: number; depth: number; worker: number; workers: number }
+  | { kind: 'insert'; layout: Layout }
+  | { kind: 'query'; layout: Layout; durationMs: number }
+  | { kind: 'memory'; layout: Layout; secondaries: boolean }
+  | { kind: 'exit' };
+
+export type FromWorker =
+  | { kind: 'ready' }
+  | { kind: 'tick'; n: number }
+  | { kind: 'inserted'; pairs: number; seconds: number }
+  | { kind: 'queried'; latenciesUs: Float64Array; mismatches: number; firstMismatch?: string }
+  | { kind: 'memory'; entries: number; blocks: number; bytesPerEntryProcess: number; bytesPerEntryIndex: number }
+  | { kind: 'error'; message: string };
+
+/** One backend, as the load loops see it. */
+interface Backend {
+  insert(node: number, hashes: Buffer): Promise<void>;
+  /** Node index → prefix length for a 64-hash query. */
+  prefix(hashes: Buffer): Promise<Map<number, number>>;
+  close(): void;
+}
+
+function send(msg: FromWorker): void {
+  process.send!(msg);
+}
+
+async function kvfabricBackend(addr: string, connections: number): Promise<Backend> {
+  // A local subchannel pool per client: each client is its own HTTP/2 connection.
+  const clients = Array.from({ length: connections }, () =>
+    new MetaserverClient(addr, { deadlineMs: 60_000, channelOptions: { 'grpc.use_local_subchannel_pool': 1 } }));
+  await Promise.all(clients.map((c) => c.waitForReady(10_000)));
+  let rr = 0;
+  const next = () => clients[rr++ % clients.length]!;
+  return {
+    async insert(node, hashes) {
+      await next().insertBlocks(nodeId(node), NAMESPACE, { packed: hashes, hashLen: HASH_LEN });
+    },
+    async prefix(hashes) {
+      const res = await next().queryPrefix(NAMESPACE, { packed: hashes, hashLen: HASH_LEN });
+      return new Map(res.nodes.map((n) => [nodeIndex(n.nodeId), n.prefixLen]));
+    },
+    close: () => clients.forEach((c) => c.close()),
+  };
+}
+
+async function redisBackend(addr: string, connections: number): Promise<Backend> {
+  const [host, port] = addr.split(':') as [string, string];
+  const clients = await Promise.all(Array.from({ length: connections }, () => RespClient.connect(host, Number(port))));
+  let rr = 0;
+  const next = () => clients[rr++ % clients.length]!;
+  return {
+    async insert(node, hashes) {
+      const member = String(node);
+      const cmds: [string, Buffer, string][] = [];
+      for (let off = 0; off < hashes.length; off += HASH_LEN) cmds.push(['SADD', hashes.subarray(off, off + HASH_LEN), member]);
+      const replies = await next().pipeline(cmds);
+      const bad = replies.find((r) => typeof r !== 'number');
+      if (bad !== undefined) throw new Error(`SADD: ${String(bad)}`);
+    },
+    async prefix(hashes) {
+      const cmds: [string, Buffer][] = [];
+      for (let off = 0; off < hashes.length; off += HASH_LEN) cmds.push(['SMEMBERS', hashes.subarray(off, off + HASH_LEN)]);
+      return prefixFromMembers(await next().pipeline(cmds));
+    },
+    close: () => clients.forEach((c) => c.close()),
+  };
+}
+
+/** The metaserver's computation on Redis replies: for each owner of hash 0, how many leading hashes it holds. */
+function prefixFromMembers(replies: Reply[]): Map<number, number> {
+  const result = new Map<number, number>();
+  const first = replies[0];
+  if (!Array.isArray(first)) return result;
+  let running: number[] = first.map(Number);
+  for (const n of running) result.set(n, 1);
+  for (let j = 1; j < replies.length && running.length > 0; j++) {
+    const members = replies[j];
+    const holders = Array.isArray(members) ? members.map(Number) : [];
+    running = running.filter((n) => holders.includes(n));
+    for (const n of running) result.set(n, j + 1);
+  }
+  return result;
+}
+
+/** Runs `total` jobs with `concurrency` in flight. */
+async function pool(total: number, concurrency: number, job: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < total) await job(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, lane));
+}
+
+function sameAnswer(a: Map<number, number>, b: Map<number, number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
+}
+
+let backend: Backend | undefined;
+let init: Extract<ToWorker, { kind: 'init' }> | undefined;
+
+async function handle(msg: ToWorker): Promise<void> {
+  switch (msg.kind) {
+    case 'init': {
+      init = msg;
+      backend = msg.target === 'kvfabric' ? await kvfabricBackend(msg.addr, msg.connections) : await redisBackend(msg.addr, msg.connections);
+      send({ kind: 'ready' });
+      return;
+    }
+    case 'insert': {
+      const { worker, workers, connections, depth } = init!;
+      const mine: number[] = [];
+      for (let i = worker; i < unitCount(msg.layout); i += workers) mine.push(i);
+      let pairs = 0;
+      const started = performance.now();
+      await pool(mine.length, connections * depth, async (k) => {
+        const u = unit(msg.layout, mine[k]!)!;
+        await backend!.insert(u.node, u.hashes);
+        pairs += u.hashes.length / HASH_LEN;
+        send({ kind: 'tick', n: 1 });
+      });
+      send({ kind: 'inserted', pairs, seconds: (performance.now() - started) / 1000 });
+      return;
+    }
+    case 'query': {
+      const { connections, depth, worker } = init!;
+      const chains = msg.layout.chains;
+      const latencies: number[] = [];
+      let mismatches = 0;
+      let firstMismatch: string | undefined;
+      let seed = (worker + 1) * 0x9e3779b1;
+      const rand = () => {
+        seed ^= seed << 13;
+        seed ^= seed >>> 17;
+        seed ^= seed << 5;
+        return (seed >>> 0) / 2 ** 32;
+      };
+      // Query hashes are prepared outside the timed section (a pool of chains reused round-robin).
+      const prepared = Array.from({ length: 256 }, () => {
+        const c = Math.floor(rand() * chains);
+        return { c, hashes: chainHashes(c), expected: expectedPrefix(c, chains) };
+      });
+      let i = 0;
+      const until = performance.now() + msg.durationMs;
+      let lastTick = performance.now();
+      const lane = async () => {
+        while (performance.now() < until) {
+          const q = prepared[i++ % prepared.length]!;
+          const t0 = performance.now();
+          const got = await backend!.prefix(q.hashes);
+          latencies.push((performance.now() - t0) * 1000);
+          if (!sameAnswer(got, q.expected)) {
+            mismatches++;
+            firstMismatch ??= `chain ${q.c}: expected ${JSON.stringify([...q.expected])}, got ${JSON.stringify([...got])}`;
+          }
+          if (performance.now() - lastTick > 200) {
+            lastTick = performance.now();
+            send({ kind: 'tick', n: 0 });
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: connections * depth }, lane));
+      send({ kind: 'queried', latenciesUs: Float64Array.from(latencies), mismatches, ...(firstMismatch ? { firstMismatch } : {}) });
+      return;
+    }
+    case 'memory': {
+      send({ kind: 'memory', ...(await measureStore(msg.layout, msg.secondaries)) });
+      return;
+    }
+    case 'exit':
+      backend?.close();
+      process.disconnect();
+      return;
+  }
+}
+
+function usedBytes(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('memory worker needs --expose-gc');
+  gc();
+  gc();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.external;
+}
+
+/** Fills a fresh in-process store with the layout and reports bytes per (block, owner). */
+async function measureStore(layout: Layout, secondaries: boolean) {
+  const { MetaStore } = await import('@kvfabric/metaserver');
+  const before = usedBytes();
+  const store = new MetaStore({ nodeStaleMs: 3_600_000, ttlMs: 7_200_000 });
+  for (let n = 0; n < 8; n++) store.heartbeat({ nodeId: nodeId(n), addr: `127.0.0.1:${20000 + n}`, transports: [1] });
+  const units = unitCount(layout);
+  for (let i = 0; i < units; i++) {
+    const u = unit(layout, i, { secondaries });
+    if (u) store.insert(nodeId(u.node), NAMESPACE, { packed: u.hashes, hashLen: HASH_LEN });
+    if (i % 256 === 255) send({ kind: 'tick', n: 256 });
+  }
+  const after = usedBytes();
+  const entries = store.owners;
+  const expected = secondaries ? layout.entries : layout.blocks;
+  if (entries !== expected || store.blocks !== layout.blocks) {
+    throw new Error(`store holds ${entries} owners / ${store.blocks} blocks, expected ${expected} / ${layout.blocks}`);
+  }
+  return {
+    entries,
+    blocks: store.blocks,
+    bytesPerEntryProcess: (after - before) / entries,
+    bytesPerEntryIndex: store.memoryBytes() / entries,
+  };
+}
+
+process.on('message', (msg: ToWorker) => {
+  handle(msg).catch((err: unknown) => {
+    send({ kind: 'error', message: err instanceof Error ? err.stack ?? err.message : String(err) });
+  });
+});

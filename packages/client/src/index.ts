@@ -1,0 +1,3 @@
+export * from './metaserver-client.js';
+export * from './kv-region.js';
+export * from './engine-client.js';
