@@ -1,0 +1,212 @@
+// The remote fetcher against real PeerServer cores on in-memory pools, with a fake transport that enforces
+// grants and can fail batches: no gRPC, no native code, no processes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import pino from 'pino';
+import { KvError } from '@kvfabric/common';
+import type { Transport } from '@kvfabric/native';
+import { BlockIndex, BlockClass } from '../block-index.js';
+import { Evictor } from '../eviction.js';
+import { NamespaceRegistry, type NamespaceInfo } from '../namespaces.js';
+import { MemoryPool } from '../testing/memory-data-path.js';
+import { PeerServer } from '../peer/peer-server.js';
+import { packOffsets } from '../peer/peer-service.js';
+import { RemoteFetcher, type Holder, type Link } from './fetcher.js';
+
+const logger = pino({ level: 'silent' });
+const PAGE = 4096;
+const LAYOUT = { tpSize: 1, replicated: false, segments: 1, segmentBytes: PAGE };
+
+interface Peer {
+  id: string;
+  pool: MemoryPool;
+  index: BlockIndex;
+  ns: NamespaceInfo;
+  server: PeerServer;
+  grants: Map<number, { peer: string; ranges: Float64Array; expiresAtMs: number }>;
+  /** Fail the n-th readv served from here (1-based), or every one after a kill. */
+  failOn?: number;
+  killed?: boolean;
+  reads: number;
+}
+
+function makePeer(id: string): Peer {
+  const pool = new MemoryPool(1 << 22);
+  const index = new BlockIndex(64);
+  const namespaces = new NamespaceRegistry();
+  const ns = namespaces.ensure('t/ns', LAYOUT);
+  const grants = new Map<number, { peer: string; ranges: Float64Array; expiresAtMs: number }>();
+  const transport = {
+    acceptPeer: async () => Buffer.alloc(0),
+    addGrant: (g: number, peer: string, ranges: Float64Array, expiresAtMs: number) => void grants.set(g, { peer, ranges, expiresAtMs }),
+    removeGrant: (g: number) => void grants.delete(g),
+    dropPeer: () => {},
+  } as unknown as Transport;
+  const server = new PeerServer({ nodeId: id, transport, index, namespaces, grantTtlMs: 10_000, logger });
+  return { id, pool, index, ns, server, grants, reads: 0 };
+}
+
+function hold(p: Peer, hashes: Buffer[]): Buffer[] {
+  return hashes.map((h) => {
+    const page = p.pool.allocMany(PAGE, 1)![0]!;
+    const data = randomBytes(PAGE);
+    data.copy(p.pool.memory.buf, page);
+    const slot = p.index.slotForShard(p.ns.id, h.toString('latin1'), 1, 0, PAGE, BlockClass.Local);
+    p.index.assign(slot, 0, page);
+    p.index.land(slot, 0);
+    return data;
+  });
+}
+
+function reader(peers: Peer[], holders: () => Holder[]) {
+  const pool = new MemoryPool(1 << 22);
+  const index = new BlockIndex(64);
+  const ns = new NamespaceRegistry().ensure('t/ns', LAYOUT);
+  const evictor = new Evictor(index, pool, () => {});
+  const byId = new Map(peers.map((p) => [p.id, p]));
+  const sealed: string[] = [];
+  const released: bigint[] = [];
+  const transport = {
+    async readv(peerId: string, grantId: number, remote: Float64Array, local: Float64Array, lengths: Float64Array) {
+      const p = byId.get(peerId)!;
+      await new Promise((r) => setImmediate(r));
+      p.reads++;
+      if (p.killed || p.reads === p.failOn) throw new KvError('TRANSPORT_FAILED', `peer ${peerId} closed the connection`);
+      const g = p.grants.get(grantId);
+      if (!g || g.peer !== 'R') throw new KvError('GRANT_REFUSED', `unknown grant ${grantId}`);
+      for (let i = 0; i < remote.length; i++) {
+        let covered = false;
+        for (let r = 0; r < g.ranges.length; r += 2) covered ||= remote[i]! >= g.ranges[r]! && remote[i]! + lengths[i]! <= g.ranges[r]! + g.ranges[r + 1]!;
+        if (!covered) throw new KvError('GRANT_REFUSED', 'range not covered');
+      }
+      for (let i = 0; i < remote.length; i++) p.pool.memory.buf.copy(pool.memory.buf, local[i]!, remote[i]!, remote[i]! + lengths[i]!);
+      return { bytes: lengths.reduce((a, b) => a + b, 0) };
+    },
+  };
+  const links = {
+    get(peerId: string): Link {
+      const p = byId.get(peerId)!;
+      return {
+        ready: async () => (await p.server.handshake('R', Buffer.alloc(0))).session,
+        invalidate: () => {},
+        prepareRead: async (session, namespace, packed, hashLen) => {
+          if (p.killed) throw new KvError('TRANSPORT_UNAVAILABLE', 'peer unreachable');
+          const g = p.server.prepareRead('R', session, namespace, packed, hashLen);
+          return { grantId: BigInt(g.grantId), blocks: g.blocks, shards: g.shards, pageBytes: BigInt(g.pageBytes), pageOffsets: packOffsets(g.pageOffsets), rkey: 0, expiresAtMs: BigInt(g.expiresAtMs) };
+        },
+        releaseGrant: async (grantId) => {
+          released.push(grantId);
+          p.server.releaseGrant('R', Number(grantId));
+        },
+      };
+    },
+  };
+  let up = true;
+  const fetcher = new RemoteFetcher({
+    index, evictor, pool, transport, links, logger,
+    directory: { up: () => up, holders: async () => holders() },
+    onSealed: (_ns, key) => sealed.push(key),
+    timeoutMs: 2000, chunkBytes: 2 * PAGE, maxBytesPerSec: 0, backoffMs: 60_000,
+  });
+  const fetch = (hashes: Buffer[], from = 0) =>
+    fetcher.fetch({ ns, packed: Buffer.concat(hashes), hashLen: 32, from, count: hashes.length });
+  const read = (h: Buffer) => {
+    const slot = index.lookup(ns.id, h.toString('latin1'));
+    return slot >= 0 && index.isSealed(slot) ? pool.memory.buf.subarray(index.page(slot, 0), index.page(slot, 0) + PAGE) : undefined;
+  };
+  return { fetcher, fetch, index, pool, ns, sealed, released, read, setUp: (v: boolean) => (up = v) };
+}
+
+const hashes = (n: number, tag: string) => Array.from({ length: n }, (_, i) => Buffer.from(`${tag}-${i}`.padEnd(32, '.')));
+const holder = (p: Peer, prefixLen: number, poolUsedBytes = 0): Holder => ({ nodeId: p.id, addr: `${p.id}:1`, prefixLen, poolUsedBytes });
+const tick = () => new Promise((r) => setImmediate(r));
+
+test('pulls the prefix a holder has, seals it as pulled copies, releases the grant, leaves no pins', async () => {
+  const a = makePeer('A');
+  const hs = hashes(6, 'full');
+  const data = hold(a, hs.slice(0, 5));
+  const r = reader([a], () => [holder(a, 5)]);
+  assert.deepEqual(await r.fetch(hs), { ssd: 0, remote: 5 });
+  hs.slice(0, 5).forEach((h, i) => assert.ok(r.read(h)?.equals(data[i]!), `block ${i}`));
+  assert.equal(r.read(hs[5]!), undefined);
+  assert.equal(r.sealed.length, 5);
+  await tick();
+  assert.equal(r.released.length, 1);
+  assert.equal(a.server.grants.size, 0);
+  assert.deepEqual({ pinned: r.index.stats().pinned, partial: r.index.stats().partial }, { pinned: 0, partial: 0 });
+  assert.equal(a.index.stats().pinned, 0);
+  assert.equal(r.fetcher.counters.bytes, 5 * PAGE);
+  // pulled copies are evicted before local blocks
+  assert.equal(r.index.victim(), r.index.lookup(r.ns.id, hs[0]!.toString('latin1')));
+});
+
+test('concurrent fetches of overlapping prefixes pull each block once', async () => {
+  const a = makePeer('A');
+  const hs = hashes(8, 'once');
+  hold(a, hs);
+  const r = reader([a], () => [holder(a, 8)]);
+  const results = await Promise.all([r.fetch(hs), r.fetch(hs), r.fetch(hs.slice(0, 4)), r.fetch(hs, 2)]);
+  assert.ok(results.every((x) => x.remote > 0));
+  assert.equal(r.fetcher.counters.bytes, 8 * PAGE);
+  assert.equal(r.fetcher.counters.blocks, 8);
+  assert.equal(r.fetcher.flights.size, 0);
+});
+
+test('a prefix spread over two holders continues from the next holder; ties go to the emptier pool', async () => {
+  const a = makePeer('A');
+  const c = makePeer('C');
+  const d = makePeer('D');
+  const hs = hashes(6, 'spread');
+  const first = hold(a, hs.slice(0, 3));
+  const second = hold(c, hs.slice(3));
+  hold(d, hs.slice(3));
+  const r = reader([a, c, d], () => [holder(a, 3)]);
+  // the directory answers relative to where the fetch is: after A's 3 blocks, C and D hold the rest
+  let call = 0;
+  r.fetcher['opts'].directory.holders = async () => (call++ === 0 ? [holder(a, 3)] : [holder(d, 3, 900), holder(c, 3, 100)]);
+  assert.equal((await r.fetch(hs)).remote, 6);
+  [...first, ...second].forEach((d0, i) => assert.ok(r.read(hs[i]!)?.equals(d0), `block ${i}`));
+  assert.equal(c.reads, 2);
+  assert.equal(d.reads, 0);
+});
+
+test('a batch failing mid-pull keeps the chunks before it, frees the rest, and the holder is skipped next time', async () => {
+  const a = makePeer('A');
+  const hs = hashes(6, 'fail');
+  const data = hold(a, hs);
+  a.failOn = 2; // chunks are 2 blocks: the second batch fails
+  const r = reader([a], () => [holder(a, 6)]);
+  const got = await r.fetch(hs);
+  assert.ok(got.remote >= 2 && got.remote < 6, `remote ${got.remote}`);
+  for (let i = 0; i < 2; i++) assert.ok(r.read(hs[i]!)?.equals(data[i]!));
+  assert.equal(r.read(hs[2]!), undefined, 'the failed chunk is not visible');
+  assert.deepEqual({ pinned: r.index.stats().pinned, partial: r.index.stats().partial }, { pinned: 0, partial: 0 });
+  assert.equal(r.pool.stats().usedBytes, r.index.stats().sealed * PAGE, 'pages of failed chunks are freed');
+  assert.equal(r.fetcher.counters.failures.transport_failed, 1);
+  await tick();
+  assert.equal(a.server.grants.size, 0, 'the grant is released after a failure too');
+  const before = a.reads;
+  assert.equal((await r.fetch(hs, r.index.stats().sealed)).remote, 0);
+  assert.equal(a.reads, before, 'the failed holder is skipped during its back-off');
+});
+
+test('metaserver down, no holder, killed holder: the fetch ends at once with what it has', async () => {
+  const a = makePeer('A');
+  const hs = hashes(3, 'down');
+  hold(a, hs);
+  const r = reader([a], () => []);
+  assert.equal((await r.fetch(hs)).remote, 0);
+  assert.equal(r.fetcher.counters.misses, 1);
+  r.setUp(false);
+  assert.equal((await r.fetch(hs)).remote, 0);
+  assert.equal(r.fetcher.counters.failures.metaserver_unavailable, 1);
+  r.setUp(true);
+  a.killed = true;
+  r.fetcher['opts'].directory.holders = async () => [holder(a, 3)];
+  const t0 = Date.now();
+  assert.equal((await r.fetch(hs)).remote, 0);
+  assert.ok(Date.now() - t0 < 1000);
+  assert.equal(r.fetcher.counters.failures.peer_unreachable, 1);
+  assert.deepEqual({ pinned: r.index.stats().pinned, partial: r.index.stats().partial, used: r.pool.stats().usedBytes }, { pinned: 0, partial: 0, used: 0 });
+});

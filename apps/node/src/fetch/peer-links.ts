@@ -1,0 +1,136 @@
+// The reading side's connections to serving peers: one Peer gRPC stub and one transport connection per peer,
+// the handshake done once (single-flight: concurrent pulls from one peer share it) and redone after a transport
+// error or a session the peer no longer knows.
+import * as grpc from '@grpc/grpc-js';
+import { PeerClient, TransportKind, type PrepareReadResponse } from '@kvfabric/proto';
+import { CHANNEL_OPTIONS, ERROR_CODE_KEY, KvError, fromGrpcError } from '@kvfabric/common';
+import type { Transport } from '@kvfabric/native';
+
+export interface PeerLinksOptions {
+  nodeId: string;
+  addr: string;
+  transport: Transport;
+  transportKind: TransportKind;
+}
+
+/** Calls one unary method of a stub with a deadline; errors become KvErrors (unreachable peers: TRANSPORT_UNAVAILABLE). */
+function call<Req, Res>(stub: PeerClient, method: 'handshake' | 'prepareRead' | 'releaseGrant', req: Req, deadlineMs: number, what: string): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const fn = stub[method] as unknown as (r: Req, m: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Res) => void) => void;
+    fn.call(stub, req, new grpc.Metadata(), { deadline: Date.now() + Math.max(1, deadlineMs) }, (err, res) => {
+      if (!err) return resolve(res);
+      const sent = err.metadata?.get(ERROR_CODE_KEY)?.[0];
+      if (sent === undefined && err.code === grpc.status.UNAVAILABLE) {
+        return reject(new KvError('TRANSPORT_UNAVAILABLE', `${what}: peer unreachable: ${err.details || err.message}`, { cause: err }));
+      }
+      if (sent === undefined && err.code === grpc.status.DEADLINE_EXCEEDED) {
+        return reject(new KvError('TRANSPORT_TIMEOUT', `${what}: peer did not answer in ${deadlineMs} ms`, { cause: err }));
+      }
+      const e = fromGrpcError(err);
+      reject(new KvError(e.code, `${what}: ${e.message}`, { cause: err }));
+    });
+  });
+}
+
+export class PeerLink {
+  private session: bigint | undefined;
+  private handshaking: Promise<bigint> | undefined;
+  readonly stub: PeerClient;
+  lastUsedMs = Date.now();
+
+  constructor(
+    readonly peerId: string,
+    readonly addr: string,
+    private readonly opts: PeerLinksOptions,
+    readonly counters: { handshakes: number; handshakeFailures: number },
+  ) {
+    this.stub = new PeerClient(addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  }
+
+  /** The live session, handshaking first when there is none (one handshake at a time per peer). */
+  ready(deadlineMs: number): Promise<bigint> {
+    this.lastUsedMs = Date.now();
+    if (this.session !== undefined) return Promise.resolve(this.session);
+    this.handshaking ??= this.handshake(deadlineMs).finally(() => (this.handshaking = undefined));
+    return this.handshaking;
+  }
+
+  /** Forgets the session of `session` (a transport error or a refused session): the next pull handshakes again. */
+  invalidate(session: bigint): void {
+    if (this.session !== session) return; // someone already redid it
+    this.session = undefined;
+    this.opts.transport.dropPeer(this.peerId);
+  }
+
+  prepareRead(session: bigint, namespace: string, packed: Buffer, hashLen: number, deadlineMs: number): Promise<PrepareReadResponse> {
+    return call(this.stub, 'prepareRead', { nodeId: this.opts.nodeId, session, namespace, hashes: { packed, hashLen } }, deadlineMs, `prepare-read from ${this.peerId}`);
+  }
+
+  async releaseGrant(grantId: bigint, deadlineMs: number): Promise<void> {
+    await call(this.stub, 'releaseGrant', { nodeId: this.opts.nodeId, grantId }, deadlineMs, `release-grant to ${this.peerId}`);
+  }
+
+  close(): void {
+    this.stub.close();
+    if (this.session !== undefined) this.opts.transport.dropPeer(this.peerId);
+    this.session = undefined;
+  }
+
+  private async handshake(deadlineMs: number): Promise<bigint> {
+    const { transport, transportKind, nodeId, addr } = this.opts;
+    const t0 = Date.now();
+    try {
+      const material = await transport.beginConnect(this.peerId);
+      const res = await call<object, { nodeId: string; transport: TransportKind; material: Buffer; session: bigint }>(
+        this.stub, 'handshake', { nodeId, addr, transport: transportKind, material }, deadlineMs, `handshake with ${this.peerId}`);
+      if (res.nodeId !== this.peerId) {
+        throw new KvError('TRANSPORT_FAILED', `handshake with ${this.addr}: expected node ${this.peerId}, found ${res.nodeId} (restarted or moved)`);
+      }
+      await transport.completeConnect(this.peerId, Buffer.from(res.material));
+      this.session = res.session;
+      this.counters.handshakes++;
+      return res.session;
+    } catch (err) {
+      this.counters.handshakeFailures++;
+      transport.dropPeer(this.peerId);
+      const e = err instanceof KvError ? err : fromGrpcError(err);
+      throw new KvError(e.code, `${e.message} (after ${Date.now() - t0} ms)`, { cause: err });
+    }
+  }
+}
+
+export class PeerLinks {
+  private readonly links = new Map<string, PeerLink>();
+  readonly counters = { handshakes: 0, handshakeFailures: 0 };
+
+  constructor(private readonly opts: PeerLinksOptions) {}
+
+  get(peerId: string, addr: string): PeerLink {
+    let link = this.links.get(peerId);
+    if (link && link.addr !== addr) {
+      link.close();
+      link = undefined;
+    }
+    if (!link) {
+      link = new PeerLink(peerId, addr, this.opts, this.counters);
+      this.links.set(peerId, link);
+    }
+    return link;
+  }
+
+  /** Closes links unused for `idleMs` (peers that left the cluster). */
+  prune(idleMs: number): void {
+    const cutoff = Date.now() - idleMs;
+    for (const [id, link] of this.links) {
+      if (link.lastUsedMs < cutoff) {
+        link.close();
+        this.links.delete(id);
+      }
+    }
+  }
+
+  close(): void {
+    for (const link of this.links.values()) link.close();
+    this.links.clear();
+  }
+}

@@ -1,0 +1,80 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GrantTable, type GrantEnd } from './grant-table.js';
+
+function table(opts: { ttlMs?: number; maxPerPeer?: number; failIssue?: boolean } = {}) {
+  let clock = 1000;
+  const pins = new Map<number, number>();
+  const ended: [number, GrantEnd][] = [];
+  const issued: number[] = [];
+  const t = new GrantTable({
+    ttlMs: opts.ttlMs ?? 100,
+    maxPerPeer: opts.maxPerPeer,
+    now: () => clock,
+    pin: (s) => s.forEach((x) => pins.set(x, (pins.get(x) ?? 0) + 1)),
+    unpin: (s) => s.forEach((x) => {
+      const n = (pins.get(x) ?? 0) - 1;
+      assert.ok(n >= 0, `unpin of unpinned slot ${x}`);
+      if (n === 0) pins.delete(x);
+      else pins.set(x, n);
+    }),
+    onIssued: (g) => {
+      if (opts.failIssue) throw new Error('transport refused');
+      issued.push(g.id);
+    },
+    onEnded: (g, why) => ended.push([g.id, why]),
+  });
+  return { t, pins, ended, issued, advance: (ms: number) => (clock += ms) };
+}
+
+test('grants pin while live; release by the owner unpins; foreign or unknown releases are refused', () => {
+  const { t, pins, ended } = table();
+  const g1 = t.issue('B', Int32Array.of(1, 2, 3));
+  const g2 = t.issue('C', Int32Array.of(2));
+  assert.notEqual(g1.id, g2.id);
+  assert.deepEqual([...pins], [[1, 1], [2, 2], [3, 1]]);
+  assert.equal(t.pinnedBlocks, 4);
+  assert.throws(() => t.release(g1.id, 'C'), { code: 'GRANT_REFUSED' });
+  t.release(g1.id, 'B');
+  assert.throws(() => t.release(g1.id, 'B'), { code: 'GRANT_UNKNOWN' });
+  assert.deepEqual([...pins], [[2, 1]]);
+  assert.deepEqual(ended, [[g1.id, 'released']]);
+  assert.equal(t.size, 1);
+  assert.equal(t.pinnedBlocks, 1);
+});
+
+test('expired grants are swept and unpinned; live ones stay', () => {
+  const { t, pins, ended, advance } = table({ ttlMs: 100 });
+  const g1 = t.issue('B', Int32Array.of(7));
+  advance(60);
+  const g2 = t.issue('B', Int32Array.of(8));
+  advance(50);
+  assert.equal(t.sweep(), 1);
+  assert.deepEqual(ended, [[g1.id, 'expired']]);
+  assert.deepEqual([...pins], [[8, 1]]);
+  advance(100);
+  assert.equal(t.sweep(), 1);
+  assert.equal(pins.size, 0);
+  assert.equal(ended[1]![0], g2.id);
+  assert.deepEqual({ ...t.counters }, { issued: 2, released: 0, expired: 2, dropped: 0, refused: 0 });
+});
+
+test('a refused transport grant leaves nothing pinned; per-peer limit; dropPeer and clear', () => {
+  const bad = table({ failIssue: true });
+  assert.throws(() => bad.t.issue('B', Int32Array.of(1)), /transport refused/);
+  assert.equal(bad.pins.size, 0);
+  assert.equal(bad.t.size, 0);
+
+  const { t, pins } = table({ maxPerPeer: 2 });
+  t.issue('B', Int32Array.of(1));
+  t.issue('B', Int32Array.of(2));
+  assert.throws(() => t.issue('B', Int32Array.of(3)), { code: 'GRANT_REFUSED', message: /2 live grants/ });
+  t.issue('C', Int32Array.of(3));
+  assert.equal(t.dropPeer('B'), 2);
+  assert.deepEqual([...pins], [[3, 1]]);
+  t.issue('B', Int32Array.of(4)); // the limit counts live grants only
+  t.clear();
+  assert.equal(pins.size, 0);
+  assert.equal(t.size, 0);
+  assert.equal(t.pinnedBlocks, 0);
+});

@@ -1,0 +1,140 @@
+// The serving side of remote pulls, free of gRPC: admits readers (transport handshake, one session per reader),
+// pins the longest held prefix of a PrepareRead and grants the reader its pages, releases and expires grants.
+// The bytes themselves are served by the transport (NIC or native thread), never by this code.
+import { randomBytes } from 'node:crypto';
+import { KvError, type Logger } from '@kvfabric/common';
+import type { Transport } from '@kvfabric/native';
+import type { BlockIndex } from '../block-index.js';
+import type { NamespaceRegistry } from '../namespaces.js';
+import { GrantTable, type Grant } from './grant-table.js';
+
+export interface PeerServerOptions {
+  nodeId: string;
+  transport: Transport;
+  index: BlockIndex;
+  namespaces: NamespaceRegistry;
+  grantTtlMs: number;
+  logger: Logger;
+  now?: () => number;
+}
+
+export interface GrantAnswer {
+  grantId: number;
+  blocks: number;
+  shards: number;
+  pageBytes: number;
+  /** blocks × shards remote page offsets, block-major. */
+  pageOffsets: Float64Array;
+  expiresAtMs: number;
+}
+
+export class PeerServer {
+  readonly grants: GrantTable;
+  readonly counters = { handshakes: 0, prepareReads: 0, grantedBlocks: 0, emptyGrants: 0 };
+  private readonly sessions = new Map<string, bigint>();
+  private readonly handshaking = new Map<string, Promise<{ material: Buffer; session: bigint }>>();
+
+  constructor(private readonly opts: PeerServerOptions) {
+    const { index, transport, logger } = opts;
+    this.grants = new GrantTable({
+      ttlMs: opts.grantTtlMs,
+      now: opts.now,
+      pin: (slots) => index.pinMany(slots, slots.length),
+      unpin: (slots) => index.unpinMany(slots, slots.length),
+      onIssued: (g) => transport.addGrant(g.id, g.peer, this.ranges(g), g.expiresAtMs),
+      onEnded: (g, why) => {
+        transport.removeGrant(g.id);
+        if (why === 'expired') logger.debug({ peer: g.peer, grant: g.id, blocks: g.slots.length }, 'grant expired');
+      },
+    });
+  }
+
+  get peers(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Admits `peer` with its transport material; returns ours and a fresh session. Concurrent handshakes of one
+   * peer share one transport exchange (a second would replace the secret the first one handed out).
+   */
+  async handshake(peer: string, material: Buffer): Promise<{ material: Buffer; session: bigint }> {
+    const running = this.handshaking.get(peer);
+    if (running) return running;
+    const p = (async () => {
+      const ours = await this.opts.transport.acceptPeer(peer, material);
+      const session = randomBytes(8).readBigUInt64LE(0) || 1n;
+      this.sessions.set(peer, session);
+      this.counters.handshakes++;
+      this.opts.logger.info({ peer }, 'peer handshake');
+      return { material: ours, session };
+    })().finally(() => this.handshaking.delete(peer));
+    this.handshaking.set(peer, p);
+    return p;
+  }
+
+  /** Pins the longest prefix of `packed` this node holds (sealed blocks, in prefix order) and grants it to `peer`. */
+  prepareRead(peer: string, session: bigint, namespace: string, packed: Buffer, hashLen: number): GrantAnswer {
+    const known = this.sessions.get(peer);
+    if (known === undefined || known !== session) {
+      throw new KvError('SESSION_UNKNOWN', `session: peer ${peer} has no handshake with session ${session}; handshake again`);
+    }
+    this.counters.prepareReads++;
+    const ns = this.opts.namespaces.byNameOrUndefined(namespace);
+    const count = packed.length / hashLen;
+    const slots = new Int32Array(count);
+    const blocks = ns ? this.opts.index.prefix(ns.id, packed, hashLen, count, slots) : 0;
+    const empty = { grantId: 0, blocks: 0, shards: ns?.shards ?? 0, pageBytes: ns?.pageBytes ?? 0, pageOffsets: new Float64Array(0), expiresAtMs: 0 };
+    if (blocks === 0 || !ns) {
+      this.counters.emptyGrants++;
+      return empty;
+    }
+    const grant = this.grants.issue(peer, slots.slice(0, blocks));
+    this.counters.grantedBlocks += blocks;
+    const pageOffsets = new Float64Array(blocks * ns.shards);
+    for (let b = 0; b < blocks; b++) {
+      for (let s = 0; s < ns.shards; s++) pageOffsets[b * ns.shards + s] = this.opts.index.page(grant.slots[b]!, s);
+    }
+    return { grantId: grant.id, blocks, shards: ns.shards, pageBytes: ns.pageBytes, pageOffsets, expiresAtMs: grant.expiresAtMs };
+  }
+
+  releaseGrant(peer: string, grantId: number): void {
+    this.grants.release(grantId, peer);
+  }
+
+  /** Forgets a reader: its session, its grants, its transport state. */
+  dropPeer(peer: string): void {
+    this.sessions.delete(peer);
+    this.grants.dropPeer(peer);
+    this.opts.transport.dropPeer(peer);
+  }
+
+  sweep(): number {
+    return this.grants.sweep();
+  }
+
+  close(): void {
+    this.grants.clear();
+    this.sessions.clear();
+  }
+
+  /** (offset, length) pairs of every page of the grant's blocks. */
+  private ranges(g: Grant): Float64Array {
+    const { index } = this.opts;
+    let n = 0;
+    for (const slot of g.slots) n += index.shards(slot);
+    const out = new Float64Array(n * 2);
+    let o = 0;
+    for (const slot of g.slots) {
+      const pageBytes = this.pageBytesOf(slot);
+      for (let s = 0; s < index.shards(slot); s++) {
+        out[o++] = index.page(slot, s);
+        out[o++] = pageBytes;
+      }
+    }
+    return out;
+  }
+
+  private pageBytesOf(slot: number): number {
+    return this.opts.namespaces.get(this.opts.index.ns(slot)).pageBytes;
+  }
+}

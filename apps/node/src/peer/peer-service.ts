@@ -1,0 +1,74 @@
+// gRPC adapter of the Peer service on --addr: decodes and validates wire fields, calls the PeerServer core, maps
+// errors through `implement` (the one RPC wrapper).
+import type * as grpc from '@grpc/grpc-js';
+import { PeerService, TransportKind } from '@kvfabric/proto';
+import { KvError, checkHashList, checkId, checkNamespace, implement, invalid, type RpcContext } from '@kvfabric/common';
+import type { PeerServer } from './peer-server.js';
+
+export interface PeerServiceDeps {
+  server: PeerServer;
+  nodeId: string;
+  transport: TransportKind;
+}
+
+/** Packs page offsets as little-endian uint64 (DESIGN §5: descriptor lists travel as packed LE arrays). */
+export function packOffsets(offsets: Float64Array): Buffer {
+  const b = Buffer.allocUnsafe(offsets.length * 8);
+  for (let i = 0; i < offsets.length; i++) b.writeBigUInt64LE(BigInt(offsets[i]!), i * 8);
+  return b;
+}
+
+export function unpackOffsets(b: Buffer, field = 'page_offsets'): Float64Array {
+  if (b.length % 8 !== 0) throw invalid(field, 'expected a multiple of 8 bytes', b.length);
+  const out = new Float64Array(b.length / 8);
+  for (let i = 0; i < out.length; i++) {
+    const v = b.readBigUInt64LE(i * 8);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(`${field}[${i}]`, 'expected an offset below 2^53', v.toString());
+    out[i] = Number(v);
+  }
+  return out;
+}
+
+function grantIdOf(v: bigint): number {
+  if (v <= 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid('grant_id', 'expected a grant id from PrepareRead', v.toString());
+  return Number(v);
+}
+
+export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.UntypedServiceImplementation {
+  const { server } = deps;
+  return implement(
+    PeerService,
+    {
+      handshake: async (req) => {
+        checkId(req.nodeId, 'node_id');
+        if (req.nodeId === deps.nodeId) throw invalid('node_id', 'a node does not pull from itself', req.nodeId);
+        if (req.transport !== deps.transport) {
+          throw new KvError('TRANSPORT_UNAVAILABLE', `transport: this node speaks ${TransportKind[deps.transport]}, the reader asked for ${TransportKind[req.transport] ?? req.transport}`);
+        }
+        const res = await server.handshake(req.nodeId, Buffer.from(req.material));
+        return { nodeId: deps.nodeId, transport: deps.transport, material: res.material, session: res.session };
+      },
+      prepareRead: (req) => {
+        checkId(req.nodeId, 'node_id');
+        checkNamespace(req.namespace);
+        const { packed, hashLen } = checkHashList(req.hashes);
+        const g = server.prepareRead(req.nodeId, req.session, req.namespace, Buffer.from(packed), hashLen);
+        return {
+          grantId: BigInt(g.grantId),
+          blocks: g.blocks,
+          shards: g.shards,
+          pageBytes: BigInt(g.pageBytes),
+          pageOffsets: packOffsets(g.pageOffsets),
+          rkey: 0,
+          expiresAtMs: BigInt(g.expiresAtMs),
+        };
+      },
+      releaseGrant: (req) => {
+        checkId(req.nodeId, 'node_id');
+        server.releaseGrant(req.nodeId, grantIdOf(req.grantId));
+        return {};
+      },
+    },
+    ctx,
+  );
+}

@@ -1,0 +1,164 @@
+// Remote pulls when things go wrong, with real processes: reads outside a grant, grant expiry, a grant running
+// out mid-pull, the holder killed mid-pull, the metaserver stopped. The reading node B is paced to 4 MiB/s in
+// 256 KiB batches so "mid-pull" is a wide window (a 64-block prefix takes about a second) rather than a race.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { startMetaserver, startNode, type MetaserverHandle, type NodeHandle } from '@kvfabric/testkit';
+import { MetaserverClient } from '@kvfabric/client';
+import { PeerClient, TransportKind, type HandshakeResponse, type PrepareReadResponse } from '@kvfabric/proto';
+import { Pool, TcpTransport } from '@kvfabric/native';
+import { engine, freshHashes, loadBlocks, metric, nodeId, saveBlocks, until, PAGE } from './pull-helpers.js';
+import { unpackOffsets } from '../src/peer/peer-service.js';
+
+let metaserver: MetaserverHandle;
+let meta: MetaserverClient;
+let A: NodeHandle, B: NodeHandle, C: NodeHandle;
+const PULL_TIMEOUT_SECS = 3;
+
+before(async () => {
+  metaserver = await startMetaserver();
+  const common = ['--heartbeat-interval-secs', '0.3', '--pull-timeout-secs', String(PULL_TIMEOUT_SECS)];
+  [A, B, C] = await Promise.all([
+    startNode({ metaserverAddr: metaserver.addr, poolSize: '64mib', args: [...common, '--grant-ttl-secs', '0.5'] }),
+    startNode({ metaserverAddr: metaserver.addr, poolSize: '64mib', args: [...common, '--pull-max-bytes-per-sec', '4mib', '--pull-chunk-bytes', '256kib'] }),
+    startNode({ metaserverAddr: metaserver.addr, poolSize: '64mib', args: common }),
+  ]);
+  meta = new MetaserverClient(metaserver.addr);
+});
+
+after(async () => {
+  meta?.close();
+  for (const n of [A, B, C]) await n?.[Symbol.asyncDispose]();
+  await metaserver?.[Symbol.asyncDispose]();
+});
+
+async function advertised(ns: string, hashes: Buffer[], node: NodeHandle, n: number): Promise<void> {
+  await until(`${node.addr} advertising ${n} blocks`, async () => (await meta.queryPrefix(ns, hashes)).nodes.some((x) => x.addr === node.addr && x.prefixLen === n));
+}
+
+const unary = <Req, Res>(stub: PeerClient, method: 'handshake' | 'prepareRead', req: Req) =>
+  new Promise<Res>((resolve, reject) =>
+    (stub[method] as unknown as (r: Req, cb: (e: grpc.ServiceError | null, r: Res) => void) => void).call(stub, req, (e, r) => (e ? reject(e) : resolve(r))));
+
+/** The blocks a node holds but are not servable (half written or half pulled), and its pins. */
+const leftovers = async (n: NodeHandle) => ({ partial: await metric(n, 'kvfabric_index_partial_blocks'), pinned: await metric(n, 'kvfabric_index_pinned_blocks') });
+
+test('a peer may read only what its grant covers; grant expiry unpins and refuses later reads', async () => {
+  const ns = 'fail/grant';
+  const hashes = freshHashes(16);
+  await using a = await engine(A, ns);
+  const data = await saveBlocks(a, hashes);
+  const aId = await nodeId(A);
+  const pool = Pool.create({ sizeBytes: 4 << 20 });
+  const t = await TcpTransport.create({ pool, connectionsPerPeer: 1 });
+  const stub = new PeerClient(A.addr, grpc.credentials.createInsecure());
+  try {
+    const hs = await unary<object, HandshakeResponse>(stub, 'handshake', { nodeId: 'test-reader', addr: '127.0.0.1:1', transport: TransportKind.TRANSPORT_KIND_TCP, material: await t.beginConnect(aId) });
+    assert.equal(hs.nodeId, aId);
+    await t.completeConnect(aId, Buffer.from(hs.material));
+    // a grant for the first 4 blocks only
+    const g = await unary<object, PrepareReadResponse>(stub, 'prepareRead', { nodeId: 'test-reader', session: hs.session, namespace: ns, hashes: { packed: Buffer.concat(hashes.slice(0, 4)), hashLen: 32 } });
+    assert.equal(g.blocks, 4);
+    assert.equal(Number(g.pageBytes), PAGE);
+    const offsets = unpackOffsets(Buffer.from(g.pageOffsets));
+    assert.equal(offsets.length, 4);
+    assert.equal(await metric(A, 'kvfabric_peer_grant_pinned_blocks'), 4);
+    const grant = Number(g.grantId);
+    const local = pool.alloc(PAGE)!;
+    // inside the grant: the bytes of block 2
+    await t.readv(aId, grant, Float64Array.of(offsets[2]!), Float64Array.of(local), Float64Array.of(PAGE));
+    assert.ok(pool.read(local, PAGE).equals(data[2]!));
+    // outside: block 5's page (not granted), a range crossing the end of a granted page, an unknown grant
+    const refusedBefore = await metric(A, 'kvfabric_transport_refused_total');
+    pool.write(local, Buffer.alloc(PAGE, 0xee));
+    const s = { nodeId: 'test-reader', session: hs.session, namespace: ns, hashes: { packed: Buffer.concat(hashes.slice(5, 6)), hashLen: 32 } };
+    const other = unpackOffsets(Buffer.from((await unary<object, PrepareReadResponse>(stub, 'prepareRead', s)).pageOffsets));
+    assert.equal(other.length, 1, 'block 5 granted on its own');
+    await assert.rejects(t.readv(aId, grant, Float64Array.of(other[0]!), Float64Array.of(local), Float64Array.of(PAGE)), { code: 'GRANT_REFUSED' });
+    const crossing = offsets[3]! + PAGE / 2;
+    await assert.rejects(t.readv(aId, grant, Float64Array.of(crossing), Float64Array.of(local), Float64Array.of(PAGE)), { code: 'GRANT_REFUSED' });
+    await assert.rejects(t.readv(aId, grant + 1000, Float64Array.of(offsets[0]!), Float64Array.of(local), Float64Array.of(PAGE)), { code: 'GRANT_REFUSED' });
+    assert.ok(pool.read(local, PAGE).equals(Buffer.alloc(PAGE, 0xee)), 'a refused read writes nothing');
+    await until('3 refusals counted', async () => (await metric(A, 'kvfabric_transport_refused_total')) - refusedBefore === 3, 2000);
+    // never released: it expires (--grant-ttl-secs 0.5), its pins go, and reads are refused
+    await until('grant expiry', async () => (await metric(A, 'kvfabric_peer_grant_pinned_blocks')) === 0, 5000);
+    assert.equal(await metric(A, 'kvfabric_peer_grants_active'), 0);
+    assert.ok((await metric(A, 'kvfabric_peer_grants_ended_total', 'how="expired"')) >= 1);
+    assert.equal((await leftovers(A)).pinned, 0);
+    await assert.rejects(t.readv(aId, grant, Float64Array.of(offsets[0]!), Float64Array.of(local), Float64Array.of(PAGE)), { code: 'GRANT_REFUSED' });
+  } finally {
+    stub.close();
+    await t.close();
+    pool.close();
+  }
+});
+
+test('a grant running out mid-pull ends the query with the verified prefix, no pins left on either side', async () => {
+  const ns = 'fail/expire';
+  const hashes = freshHashes(64);
+  await using a = await engine(A, ns);
+  await using b = await engine(B, ns);
+  const data = await saveBlocks(a, hashes);
+  await advertised(ns, hashes, A, 64);
+  const before = await metric(B, 'kvfabric_pull_failures_total', 'reason="grant_expired"');
+  const t0 = Date.now();
+  const q = await b.kv.query(hashes);
+  const ms = Date.now() - t0;
+  assert.ok(q.hits > 0 && q.hits < 64, `expected a partial hit, got ${q.hits}`);
+  assert.ok(ms < PULL_TIMEOUT_SECS * 1000 + 2000, `answered in ${ms} ms`);
+  assert.equal((await metric(B, 'kvfabric_pull_failures_total', 'reason="grant_expired"')) - before, 1);
+  const got = await loadBlocks(b, q.leaseId, q.hits, 0);
+  got.forEach((g, i) => assert.ok(g.equals(data[i]!), `block ${i} differs`));
+  await until('no leftovers', async () => {
+    const [la, lb] = [await leftovers(A), await leftovers(B)];
+    return la.pinned === 0 && lb.pinned === 0 && lb.partial === 0;
+  });
+});
+
+test('holder killed mid-pull: a shorter hit in bounded time, bytes intact, the dead holder skipped afterwards', async () => {
+  const ns = 'fail/kill';
+  const hashes = freshHashes(64);
+  await using c = await engine(C, ns);
+  await using b = await engine(B, ns);
+  const data = await saveBlocks(c, hashes);
+  await advertised(ns, hashes, C, 64);
+  const t0 = Date.now();
+  const query = b.kv.query(hashes);
+  await until('the pull to start', async () => (await metric(C, 'kvfabric_peer_grants_active')) > 0, 5000);
+  C.proc.kill('SIGKILL');
+  const q = await query;
+  const ms = Date.now() - t0;
+  assert.ok(q.hits < 64, `expected a shorter hit, got ${q.hits}`);
+  assert.ok(ms < PULL_TIMEOUT_SECS * 1000 + 2000, `answered in ${ms} ms`);
+  const got = await loadBlocks(b, q.leaseId, q.hits, 0);
+  got.forEach((g, i) => assert.ok(g.equals(data[i]!), `block ${i} differs`));
+  const failed = (await metric(B, 'kvfabric_pull_failures_total', 'reason="transport_failed"')) + (await metric(B, 'kvfabric_pull_failures_total', 'reason="peer_unreachable"'));
+  assert.ok(failed >= 1, 'the failure is counted');
+  const lb = await leftovers(B);
+  assert.deepEqual(lb, { partial: 0, pinned: 0 });
+  // the metaserver still lists C (until --node-stale-secs): B skips it instead of waiting on it again
+  const t1 = Date.now();
+  const again = await b.kv.query(hashes);
+  assert.equal(again.hits, q.hits);
+  assert.ok(Date.now() - t1 < 1000, `second query took ${Date.now() - t1} ms`);
+});
+
+test('metaserver stopped: local hits and saves go on, queries answer at once', async () => {
+  const ns = 'fail/meta';
+  const hashes = freshHashes(8);
+  await using b = await engine(B, ns);
+  const data = await saveBlocks(b, hashes.slice(0, 4));
+  await metaserver.stop();
+  const t0 = Date.now();
+  const q = await b.kv.query(hashes);
+  assert.equal(q.hits, 4);
+  assert.deepEqual(q.breakdown, { local: 4, ssd: 0, remote: 0 });
+  assert.ok(Date.now() - t0 < 2500, `answered in ${Date.now() - t0} ms`);
+  const got = await loadBlocks(b, q.leaseId, 4, 50);
+  got.forEach((g, i) => assert.ok(g.equals(data[i]!), `block ${i} differs`));
+  await saveBlocks(b, hashes.slice(4), 4);
+  const q2 = await b.kv.query(hashes);
+  assert.equal(q2.hits, 8);
+  assert.ok((await metric(B, 'kvfabric_pull_failures_total', 'reason="metaserver_unavailable"')) >= 1);
+});

@@ -1,0 +1,284 @@
+// pull: remote prefix pulls between two real kvfabric-node processes (tcp transport on loopback).
+//  1. Throughput: node A holds N blocks (1,000 of 256 KiB, then of 2 MiB) that an engine on node B queries; B pulls
+//     them over `--streams-per-peer` connections straight into its pool. Measured by B itself (bytes sealed over
+//     fetch time, from /metrics) and end to end (engine query until READY). References, same machine, same run:
+//     - `iperf3 -P <streams>` on loopback (target ratio >= 0.9);
+//     - Redis: the same blocks as values, pipelined GETs over the same number of connections, replies parsed
+//       straight into preallocated buffers (target ratio >= 1.2).
+//  2. Time to READY for a 64-block remote prefix (256 KiB blocks) as the engine sees it, p50/p99.
+import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startMetaserver, startNode, type NodeHandle } from '@kvfabric/testkit';
+import { KvEngine, KvRegion, MetaserverClient, type KvLayoutSpec } from '@kvfabric/client';
+import { nowSeconds, percentile, type BenchContext, type Scenario, type ScenarioResult, type Table } from '../harness.js';
+import { iperf3, iperf3Available } from '../peers/iperf3.js';
+import { RespClient, startRedis } from '../peers/redis.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const STREAMS = 4;
+const REGION_BLOCKS = 64;
+const label = (b: number) => (b >= MiB ? `${b / MiB}MiB` : `${b / KiB}KiB`);
+const gbps = (bytesPerSec: number) => bytesPerSec / 1e9;
+
+let hashSeq = 0;
+const freshHashes = (n: number) => Array.from({ length: n }, () => {
+  const h = Buffer.alloc(32);
+  h.writeUInt32LE(hashSeq++, 0);
+  h.writeUInt32LE(process.pid, 4);
+  h.writeDoubleLE(Date.now(), 8);
+  return h;
+});
+
+async function metric(node: NodeHandle, name: string): Promise<number> {
+  const text = await (await fetch(`http://${node.httpAddr}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(name + ' ') || line.startsWith(name + '{')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+function layoutFor(blockBytes: number): KvLayoutSpec {
+  return { numLayers: 8, kvSplit: true, bytesPerLayerBlock: blockBytes / 16, numBlocks: REGION_BLOCKS };
+}
+
+interface Pair {
+  a: NodeHandle;
+  b: NodeHandle;
+  meta: MetaserverClient;
+  close(): Promise<void>;
+}
+
+async function startPair(poolBytes: number): Promise<Pair> {
+  const metaserver = await startMetaserver({ logLevel: 'warn' });
+  const args = ['--streams-per-peer', String(STREAMS), '--pull-timeout-secs', '60', '--heartbeat-interval-secs', '0.5'];
+  const pool = `${Math.ceil(poolBytes / MiB)}mib`;
+  // One at a time: each pre-faults its whole pool at start-up, and two at once on 2 cores can outlast the health wait.
+  const a = await startNode({ metaserverAddr: metaserver.addr, poolSize: pool, logLevel: 'warn', args });
+  const b = await startNode({ metaserverAddr: metaserver.addr, poolSize: pool, logLevel: 'warn', args });
+  const meta = new MetaserverClient(metaserver.addr);
+  return {
+    a: a!, b: b!, meta,
+    async close() {
+      meta.close();
+      await b![Symbol.asyncDispose]();
+      await a![Symbol.asyncDispose]();
+      await metaserver[Symbol.asyncDispose]();
+    },
+  };
+}
+
+async function engineOn(node: NodeHandle, namespace: string, blockBytes: number) {
+  const region = KvRegion.create({ layout: layoutFor(blockBytes) });
+  for (let i = 0; i < REGION_BLOCKS; i++) region.writeBlock(i, randomBytes(region.geometry.blockBytes));
+  const kv = await KvEngine.register({ target: node.engineSocket, namespace, region });
+  return { kv, region, async close() { await kv.close(); region.close(); } };
+}
+
+/** Saves `hashes` on the engine (region blocks reused round robin) and waits until the metaserver lists them all. */
+async function seed(p: Pair, kv: KvEngine, namespace: string, hashes: Buffer[]): Promise<void> {
+  for (let i = 0; i < hashes.length; i += REGION_BLOCKS) {
+    const chunk = hashes.slice(i, i + REGION_BLOCKS);
+    const res = await kv.save(chunk.map((_, j) => j), chunk);
+    if (res.sealed !== chunk.length) throw new Error(`pull bench: saved ${res.sealed} of ${chunk.length} blocks (pool too small?)`);
+  }
+  const deadline = Date.now() + 30_000;
+  while ((await p.meta.queryPrefix(namespace, hashes)).nodes[0]?.prefixLen !== hashes.length) {
+    if (Date.now() > deadline) throw new Error('pull bench: the metaserver never listed the seeded blocks');
+    await sleep(10);
+  }
+}
+
+/** Pipelined GETs of `keys` over `conns` connections; each reply is copied into its preallocated buffer. */
+async function redisGetAll(port: number, keys: string[], valueBytes: number, conns: number): Promise<number> {
+  const sockets = await Promise.all(Array.from({ length: conns }, () => new Promise<Socket>((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port }, () => resolve(s));
+    s.once('error', reject);
+  })));
+  const t0 = nowSeconds();
+  await Promise.all(sockets.map((s, c) => new Promise<void>((resolve, reject) => {
+    const mine = keys.filter((_, i) => i % conns === c);
+    const out = mine.map(() => Buffer.allocUnsafe(valueBytes));
+    let idx = 0;
+    let header = Buffer.alloc(0);
+    let filled = -1; // -1: reading a header line; else bytes of the current value received
+    s.on('data', (chunk: Buffer) => {
+      let off = 0;
+      while (off < chunk.length && idx < mine.length) {
+        if (filled < 0) {
+          const eol = chunk.indexOf(10, off);
+          header = Buffer.concat([header, chunk.subarray(off, eol < 0 ? chunk.length : eol + 1)]);
+          if (eol < 0) return;
+          off = eol + 1;
+          if (header[0] !== 36 || Number(header.toString('latin1', 1, header.length - 2)) !== valueBytes) return reject(new Error(`redis: unexpected reply ${header.toString('latin1', 0, 40)}`));
+          header = Buffer.alloc(0);
+          filled = 0;
+        }
+        const take = Math.min(valueBytes + 2 - filled, chunk.length - off); // value + CRLF
+        const v = Math.min(take, Math.max(0, valueBytes - filled));
+        if (v > 0) chunk.copy(out[idx]!, filled, off, off + v);
+        filled += take;
+        off += take;
+        if (filled === valueBytes + 2) {
+          filled = -1;
+          if (++idx === mine.length) resolve();
+        }
+      }
+    });
+    s.once('error', reject);
+    s.write(Buffer.from(mine.map((k) => `*2\r\n$3\r\nGET\r\n$${k.length}\r\n${k}\r\n`).join('')));
+  })));
+  const seconds = nowSeconds() - t0;
+  for (const s of sockets) s.destroy();
+  return seconds;
+}
+
+async function throughput(ctx: BenchContext, blockBytes: number, blocks: number, reps: number) {
+  const bar = ctx.progress(`pull ${blocks} × ${label(blockBytes)}`, reps * 2 + 1);
+  const p = await startPair(blocks * blockBytes + 128 * MiB);
+  const ns = `bench/pull/${label(blockBytes)}`;
+  const ea = await engineOn(p.a, ns, blockBytes);
+  const eb = await engineOn(p.b, ns, blockBytes);
+  bar.tick();
+  const node: number[] = [];
+  const e2e: number[] = [];
+  try {
+    for (let r = 0; r < reps; r++) {
+      const hashes = freshHashes(blocks);
+      await seed(p, ea.kv, ns, hashes);
+      const [bytes0, secs0] = [await metric(p.b, 'kvfabric_pull_bytes_total'), await metric(p.b, 'kvfabric_pull_duration_seconds_sum')];
+      const t0 = nowSeconds();
+      const q = await eb.kv.query(hashes, { timeoutMs: 120_000, pollMs: 1 });
+      const wall = nowSeconds() - t0;
+      if (q.hits !== blocks) throw new Error(`pull bench: ${q.hits} of ${blocks} blocks pulled`);
+      await eb.kv.release(q.leaseId);
+      const bytes = (await metric(p.b, 'kvfabric_pull_bytes_total')) - bytes0;
+      const secs = (await metric(p.b, 'kvfabric_pull_duration_seconds_sum')) - secs0;
+      if (bytes !== blocks * blockBytes) throw new Error(`pull bench: ${bytes} bytes pulled, expected ${blocks * blockBytes}`);
+      node.push(bytes / secs);
+      e2e.push(bytes / wall);
+      bar.tick();
+      bar.tick();
+    }
+  } finally {
+    bar.done();
+    await eb.close();
+    await ea.close();
+    await p.close();
+  }
+  return { node: Math.max(...node), e2e: Math.max(...e2e), nodeAll: node };
+}
+
+async function redisReference(ctx: BenchContext, blockBytes: number, blocks: number, reps: number): Promise<number> {
+  const bar = ctx.progress(`redis GET ${blocks} × ${label(blockBytes)}`, reps + 1);
+  await using redis = await startRedis();
+  const client = await RespClient.connect('127.0.0.1', redis.port);
+  const keys = Array.from({ length: blocks }, (_, i) => `blk:${i}`);
+  const value = randomBytes(blockBytes);
+  for (let i = 0; i < blocks; i += 16) await client.pipeline(keys.slice(i, i + 16).map((k) => ['SET', k, value]));
+  client.close();
+  bar.tick();
+  let best = 0;
+  for (let r = 0; r < reps; r++) {
+    best = Math.max(best, (blocks * blockBytes) / (await redisGetAll(redis.port, keys, blockBytes, STREAMS)));
+    bar.tick();
+  }
+  bar.done();
+  return best;
+}
+
+async function timeToReady(ctx: BenchContext, reps: number) {
+  const blockBytes = 256 * KiB;
+  const bar = ctx.progress('time to READY, 64 blocks', reps);
+  const p = await startPair(reps * 64 * blockBytes * 1.1 + 64 * MiB);
+  const ns = 'bench/pull/ready';
+  const ea = await engineOn(p.a, ns, blockBytes);
+  const eb = await engineOn(p.b, ns, blockBytes);
+  const sdk: number[] = [];
+  const inNode: number[] = [];
+  try {
+    for (let r = 0; r < reps; r++) {
+      const hashes = freshHashes(64);
+      await seed(p, ea.kv, ns, hashes);
+      const s0 = await metric(p.b, 'kvfabric_pull_duration_seconds_sum');
+      const t0 = nowSeconds();
+      const q = await eb.kv.query(hashes, { pollMs: 1 });
+      sdk.push(nowSeconds() - t0);
+      inNode.push((await metric(p.b, 'kvfabric_pull_duration_seconds_sum')) - s0);
+      if (q.hits !== 64) throw new Error(`pull bench: READY with ${q.hits} of 64`);
+      await eb.kv.release(q.leaseId);
+      bar.tick();
+    }
+  } finally {
+    bar.done();
+    await eb.close();
+    await ea.close();
+    await p.close();
+  }
+  sdk.sort((a, b) => a - b);
+  inNode.sort((a, b) => a - b);
+  return { p50: percentile(sdk, 50), p99: percentile(sdk, 99), fetchP50: percentile(inNode, 50), fetchP99: percentile(inNode, 99) };
+}
+
+const scenario: Scenario = {
+  name: 'pull',
+  description: `remote prefix pulls between two node processes (tcp, ${STREAMS} streams) vs iperf3 and pipelined Redis GET`,
+  async run(ctx: BenchContext): Promise<ScenarioResult> {
+    const blocks = ctx.quick ? 100 : 1000;
+    const reps = ctx.quick ? 2 : 3;
+    const metrics: Record<string, number> = {};
+    const reference: Record<string, number> = {};
+    const ratios: Record<string, number> = {};
+    const notes: string[] = [];
+    const rows: Table['rows'] = [];
+
+    const version = await iperf3Available();
+    let iperf = NaN;
+    if (version) {
+      ctx.log(`iperf3 -P ${STREAMS} on loopback (${version})`);
+      iperf = (await iperf3(STREAMS, ctx.quick ? 1 : 3)).bytesPerSecond;
+      rows.push([`iperf3 -P ${STREAMS}`, '-', gbps(iperf), '-']);
+    } else {
+      notes.push('iperf3 not installed: no iperf3 reference');
+    }
+
+    for (const blockBytes of [256 * KiB, 2 * MiB]) {
+      const l = label(blockBytes);
+      const n = blockBytes >= MiB && ctx.quick ? 50 : blocks;
+      const t = await throughput(ctx, blockBytes, n, reps);
+      const redis = await redisReference(ctx, blockBytes, n, reps);
+      metrics[`pull_${l}_GBps`] = gbps(t.node);
+      metrics[`pull_${l}_e2e_GBps`] = gbps(t.e2e);
+      reference[`redis_get_${l}_GBps`] = gbps(redis);
+      rows.push([`kvfabric pull ${n} × ${l}`, gbps(t.node), gbps(t.e2e), gbps(redis)]);
+      if (Number.isFinite(iperf)) {
+        metrics[`pull_${l}_vs_iperf3`] = gbps(t.node);
+        reference[`pull_${l}_vs_iperf3`] = gbps(iperf);
+        ratios[`pull_${l}_vs_iperf3`] = t.node / iperf;
+      }
+      metrics[`pull_${l}_vs_redis`] = gbps(t.node);
+      reference[`pull_${l}_vs_redis`] = gbps(redis);
+      ratios[`pull_${l}_vs_redis`] = t.node / redis;
+    }
+
+    const r = await timeToReady(ctx, ctx.quick ? 20 : 200);
+    metrics.ready_64_p50_ms = r.p50 * 1000;
+    metrics.ready_64_p99_ms = r.p99 * 1000;
+    metrics.fetch_64_p50_ms = r.fetchP50 * 1000;
+    metrics.fetch_64_p99_ms = r.fetchP99 * 1000;
+    rows.push(['READY for 64 × 256KiB remote (ms) p50 / p99', Number((r.p50 * 1000).toFixed(2)), Number((r.p99 * 1000).toFixed(2)), '-']);
+    rows.push(['  of which fetch inside node B (ms) p50 / p99', Number((r.fetchP50 * 1000).toFixed(2)), Number((r.fetchP99 * 1000).toFixed(2)), '-']);
+    notes.push('pull GB/s = bytes sealed / fetch time inside node B (metaserver lookup + grant + reads + seal); e2e = engine query until READY');
+    return {
+      metrics,
+      reference,
+      ratios,
+      notes,
+      table: { columns: ['what', 'GB/s (node) | p50', 'GB/s (e2e) | p99', 'redis GET GB/s'], rows },
+    };
+  },
+};
+
+export default scenario;
