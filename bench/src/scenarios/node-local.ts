@@ -67,7 +67,7 @@ async function throughput(ctx: BenchContext, peer: MemcpyPeer, node: NodeHandle,
         if (r.stored !== PER_CALL) throw new Error(`node-local: save stored ${r.stored} of ${PER_CALL}`);
       });
       const save = nowSeconds() - t0;
-      const leases = [];
+      const leases: string[] = [];
       for (let c = 0; c < calls; c++) leases.push((await kv.query(hashes[c]!, { localOnly: true })).leaseId);
       t0 = nowSeconds();
       await inFlight(calls, (c) => kv.load(leases[c]!, ids[c]!).then(() => undefined));
