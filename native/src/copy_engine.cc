@@ -1,5 +1,280 @@
+// CopyEngine: worker threads executing batches of copy descriptors; completion reported through one
+// ThreadSafeFunction that resolves the batch's Promise on the JS thread.
+#include "copy_engine.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
 #include "modules.h"
 
 namespace kvf {
-void InitCopy(Napi::Env env, Napi::Object exports) {}
+
+namespace {
+constexpr uint64_t kMinPartBytes = 256 << 10;  // below this a batch is not split further across threads
+constexpr double kMaxSafe = 9007199254740991.0;
+}  // namespace
+
+struct CopyEngine::Batch {
+  explicit Batch(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise::Deferred deferred;
+  // Keep the JS objects (and thus their wrappers) alive until the batch is delivered; the MemoryRefs keep the
+  // mappings themselves alive even if close() is called meanwhile.
+  Napi::ObjectReference engine_obj, src_obj, dst_obj;
+  MemoryRef src, dst;
+  std::vector<Desc> descs;
+  uint64_t bytes = 0;
+  std::atomic<uint32_t> parts_left{0};
+};
+
+CopyEngine::CopyEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CopyEngine>(info) {
+  Napi::Env env = info.Env();
+  double n = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+  if (!(n >= 1 && n <= 256) || n != std::floor(n)) {
+    throw CodedError(env, code::kInvalidArgument, "threads: expected an integer in 1..256");
+  }
+  tsfn_ = Tsfn::New(env, "kvfabric.CopyEngine", 0, 1, this);
+  tsfn_.Unref(env);  // only pending batches keep the process alive
+  cleanup_ = env.AddCleanupHook(&CopyEngine::OnEnvCleanup, this);
+  threads_.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < static_cast<int>(n); i++) threads_.emplace_back([this] { Worker(); });
+}
+
+CopyEngine::~CopyEngine() { Shutdown(); }
+
+void CopyEngine::OnEnvCleanup(CopyEngine* engine) {
+  engine->cleanup_ = {};  // the hook's data is freed by node-addon-api after this returns
+  engine->Shutdown();
+}
+
+void CopyEngine::Shutdown() {
+  if (closed_) return;
+  closed_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();  // queued parts still run: their batches complete and resolve
+  threads_.clear();
+  tsfn_.Release();  // queued deliveries are still dispatched before the TSFN goes away
+  if (!cleanup_.IsEmpty()) cleanup_.Remove(Env());
+}
+
+void CopyEngine::Worker() {
+  for (;;) {
+    Part part;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      part = queue_.front();
+      queue_.pop_front();
+    }
+    Batch* b = part.batch;
+    uint8_t* src = b->src->base();
+    uint8_t* dst = b->dst->base();
+    for (uint32_t i = part.first; i <= part.last; i++) {
+      const Desc& d = b->descs[i];
+      uint64_t begin = i == part.first ? part.first_skip : 0;
+      uint64_t end = i == part.last ? part.last_len : d.len;
+      std::memcpy(dst + d.dst + begin, src + d.src + begin, end - begin);
+    }
+    if (b->parts_left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      bytes_copied_.fetch_add(b->bytes, std::memory_order_relaxed);
+      batches_.fetch_add(1, std::memory_order_relaxed);
+      in_flight_.fetch_sub(1, std::memory_order_relaxed);
+      tsfn_.NonBlockingCall(b);  // unbounded queue: only fails once released, which happens after join
+    }
+  }
+}
+
+void CopyEngine::Deliver(Napi::Env env, Napi::Function, CopyEngine* engine, Batch* b) {
+  if (env == nullptr) return;  // environment torn down (process.exit mid-batch): nothing to resolve into
+  Napi::HandleScope scope(env);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("bytes", Napi::Number::New(env, static_cast<double>(b->bytes)));
+  b->deferred.Resolve(result);
+  if (--engine->pending_js_ == 0 && !engine->closed_) engine->tsfn_.Unref(env);
+  delete b;  // drops the object references and memory references on the JS thread
+}
+
+namespace {
+// Reads descriptor `i` from the three arrays, refusing anything but exact non-negative integers.
+inline bool ReadDesc(const double* so, const double* dso, const double* ln, size_t i, CopyEngine::Desc* d) {
+  double s = so[i], t = dso[i], l = ln[i];
+  if (!(s >= 0 && s <= kMaxSafe && t >= 0 && t <= kMaxSafe && l >= 0 && l <= kMaxSafe)) return false;
+  *d = {static_cast<uint64_t>(s), static_cast<uint64_t>(t), static_cast<uint64_t>(l)};
+  // Exact integers only: the truncating conversion must round-trip (no libm floor on the hot path).
+  return static_cast<double>(d->src) == s && static_cast<double>(d->dst) == t && static_cast<double>(d->len) == l;
+}
+
+std::string Num(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+std::string Range(uint64_t off, uint64_t len) {
+  return "[" + std::to_string(off) + ", +" + std::to_string(len) + ")";
+}
+}  // namespace
+
+// copy(src, dst, srcOffsets: Float64Array, dstOffsets: Float64Array, lengths: Float64Array) -> Promise<{bytes}>
+Napi::Value CopyEngine::Copy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) throw CodedError(env, code::kInternal, "copy engine: used after close()");
+  auto fail = [&](const char* c, const std::string& msg) {
+    errors_.fetch_add(1, std::memory_order_relaxed);
+    return CodedError(env, c, msg);
+  };
+  for (int i = 2; i < 5; i++) {
+    if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      static const char* names[] = {"", "", "srcOffsets", "dstOffsets", "lengths"};
+      throw fail(code::kInvalidArgument, std::string(names[i]) + ": expected a Float64Array");
+    }
+  }
+  Napi::Float64Array so = info[2].As<Napi::Float64Array>(), dso = info[3].As<Napi::Float64Array>(),
+                     ln = info[4].As<Napi::Float64Array>();
+  size_t count = so.ElementLength();
+  if (dso.ElementLength() != count || ln.ElementLength() != count) {
+    throw fail(code::kInvalidArgument, "dstOffsets, lengths: expected " + std::to_string(count) +
+                                           " elements like srcOffsets, got " + std::to_string(dso.ElementLength()) +
+                                           " and " + std::to_string(ln.ElementLength()));
+  }
+  MemoryRef src, dst;
+  try {
+    src = AcquireMemory(info[0], "src");
+    dst = AcquireMemory(info[1], "dst");
+  } catch (const Napi::Error&) {
+    errors_.fetch_add(1, std::memory_order_relaxed);
+    throw;
+  }
+  const char* src_kind = UnwrapMemory(info[0])->kind();
+  const char* dst_kind = UnwrapMemory(info[1])->kind();
+  bool same = src.get() == dst.get();
+
+  auto* b = new Batch(env);
+  std::unique_ptr<Batch> guard(b);
+  b->descs.reserve(count);
+  const double *sp = so.Data(), *dp = dso.Data(), *lp = ln.Data();
+  // One pass, no allocation per descriptor; messages are built only for the first bad one.
+  for (size_t i = 0; i < count; i++) {
+    Desc d;
+    bool ok = ReadDesc(sp, dp, lp, i, &d);
+    if (ok && src->Contains(d.src, d.len) && dst->Contains(d.dst, d.len) &&
+        !(same && d.len > 0 && (d.src < d.dst ? d.dst - d.src : d.src - d.dst) < d.len)) {
+      if (d.len == 0) continue;
+      b->descs.push_back(d);
+      b->bytes += d.len;
+      continue;
+    }
+    std::string at = "descriptor " + std::to_string(i) + ": ";
+    if (!ok) {
+      throw fail(code::kInvalidArgument, at + "srcOffset, dstOffset and length must be non-negative integers below " +
+                                             "2^53, got " + Num(sp[i]) + ", " + Num(dp[i]) + ", " + Num(lp[i]));
+    }
+    if (!src->Contains(d.src, d.len)) {
+      throw fail(code::kInvalidArgument, at + "src range " + Range(d.src, d.len) + " exceeds the " + src_kind +
+                                             " size " + std::to_string(src->size()));
+    }
+    if (!dst->Contains(d.dst, d.len)) {
+      throw fail(code::kInvalidArgument, at + "dst range " + Range(d.dst, d.len) + " exceeds the " + dst_kind +
+                                             " size " + std::to_string(dst->size()));
+    }
+    throw fail(code::kInvalidArgument,
+               at + "src " + Range(d.src, d.len) + " and dst " + Range(d.dst, d.len) + " overlap in the same memory");
+  }
+
+  Napi::Promise promise = b->deferred.Promise();
+  if (b->bytes == 0) {
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("bytes", Napi::Number::New(env, 0));
+    b->deferred.Resolve(result);
+    batches_.fetch_add(1, std::memory_order_relaxed);
+    return promise;
+  }
+  b->src = std::move(src);
+  b->dst = std::move(dst);
+  b->engine_obj = Napi::Persistent(info.This().As<Napi::Object>());
+  b->src_obj = Napi::Persistent(info[0].As<Napi::Object>());
+  b->dst_obj = Napi::Persistent(info[1].As<Napi::Object>());
+
+  // Pre-split by bytes: one part per thread for large batches, cut anywhere (even inside a descriptor).
+  uint64_t nparts = std::min<uint64_t>(threads_.size(), std::max<uint64_t>(1, b->bytes / kMinPartBytes));
+  uint64_t per = (b->bytes + nparts - 1) / nparts;
+  Part parts[256];
+  uint32_t n = 0;
+  uint32_t i = 0;
+  uint64_t off = 0;  // position inside descs[i]
+  const uint32_t last_desc = static_cast<uint32_t>(b->descs.size() - 1);
+  while (n < nparts && i <= last_desc) {
+    Part p{b, i, 0, off, 0};
+    uint64_t want = n + 1 == nparts ? UINT64_MAX : per;
+    for (;;) {
+      uint64_t avail = b->descs[i].len - off;
+      if (want < avail) {  // cut inside descriptor i
+        p.last = i;
+        p.last_len = off + want;
+        off += want;
+        break;
+      }
+      want -= avail;
+      if (i == last_desc || want == 0) {  // part ends exactly at the end of descriptor i
+        p.last = i;
+        p.last_len = b->descs[i].len;
+        i++;
+        off = 0;
+        break;
+      }
+      i++;
+      off = 0;
+    }
+    parts[n++] = p;
+  }
+  b->parts_left.store(n, std::memory_order_relaxed);
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  if (pending_js_++ == 0) tsfn_.Ref(env);
+  guard.release();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (uint32_t k = 0; k < n; k++) queue_.push_back(parts[k]);
+  }
+  if (n == 1) cv_.notify_one(); else cv_.notify_all();
+  return promise;
+}
+
+Napi::Value CopyEngine::Counters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  auto num = [&](const char* k, const std::atomic<uint64_t>& v) {
+    o.Set(k, Napi::Number::New(env, static_cast<double>(v.load(std::memory_order_relaxed))));
+  };
+  num("bytesCopied", bytes_copied_);
+  num("batches", batches_);
+  num("batchesInFlight", in_flight_);
+  num("errors", errors_);
+  return o;
+}
+
+Napi::Value CopyEngine::Close(const Napi::CallbackInfo& info) {
+  Shutdown();
+  return info.Env().Undefined();
+}
+
+void CopyEngine::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = DefineClass(env, "CopyEngine",
+                                    {
+                                        InstanceMethod<&CopyEngine::Copy>("copy"),
+                                        InstanceMethod<&CopyEngine::Counters>("counters"),
+                                        InstanceMethod<&CopyEngine::Close>("close"),
+                                    });
+  exports.Set("CopyEngine", ctor);
+}
+
+void InitCopy(Napi::Env env, Napi::Object exports) { CopyEngine::Init(env, exports); }
+
 }  // namespace kvf

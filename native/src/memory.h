@@ -80,4 +80,12 @@ MemoryTarget* UnwrapMemory(Napi::Value value);
 // or shrunken region.
 MemoryRef AcquireMemory(Napi::Value value, const char* field);
 
+// A non-negative integer below 2^53 from a JS number, else INVALID_ARGUMENT naming `field`.
+uint64_t ToIndex(const Napi::Env& env, const Napi::Value& value, const char* field);
+
+// Bounds-checked test/debug helpers behind pool.write/read and region.write/read: write(offset, Buffer) and
+// read(offset, length) -> Buffer (a copy). `what` names the memory in messages ("pool", "region").
+void WriteRange(const Napi::CallbackInfo& info, Mapping& m, const char* what);
+Napi::Value ReadRange(const Napi::CallbackInfo& info, Mapping& m, const char* what);
+
 }  // namespace kvf

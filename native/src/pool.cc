@@ -28,6 +28,41 @@ std::string ErrnoString(int err) {
   return std::string(strerror_r(err, buf, sizeof buf));
 }
 
+uint64_t ToIndex(const Napi::Env& env, const Napi::Value& v, const char* field) {
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (!(d >= 0 && d <= 9007199254740991.0) || d != static_cast<double>(static_cast<uint64_t>(d))) {
+    throw CodedError(env, code::kInvalidArgument, std::string(field) + ": expected a non-negative integer");
+  }
+  return static_cast<uint64_t>(d);
+}
+
+namespace {
+void CheckRange(const Napi::Env& env, Mapping& m, const char* what, const char* op, uint64_t off, uint64_t len) {
+  if (!m.Contains(off, len)) {
+    throw CodedError(env, code::kInvalidArgument, std::string(what) + "." + op + ": range [" + std::to_string(off) +
+                                                      ", +" + std::to_string(len) + ") exceeds the " + what +
+                                                      " size " + std::to_string(m.size()));
+  }
+}
+}  // namespace
+
+void WriteRange(const Napi::CallbackInfo& info, Mapping& m, const char* what) {
+  Napi::Env env = info.Env();
+  uint64_t off = ToIndex(env, info[0], "offset");
+  if (!info[1].IsBuffer()) throw CodedError(env, code::kInvalidArgument, "data: expected a Buffer");
+  Napi::Buffer<uint8_t> buf = info[1].As<Napi::Buffer<uint8_t>>();
+  CheckRange(env, m, what, "write", off, buf.Length());
+  if (buf.Length() > 0) std::memcpy(m.base() + off, buf.Data(), buf.Length());
+}
+
+Napi::Value ReadRange(const Napi::CallbackInfo& info, Mapping& m, const char* what) {
+  Napi::Env env = info.Env();
+  uint64_t off = ToIndex(env, info[0], "offset");
+  uint64_t len = ToIndex(env, info[1], "length");
+  CheckRange(env, m, what, "read", off, len);
+  return Napi::Buffer<uint8_t>::Copy(env, m.base() + off, len);
+}
+
 Mapping::~Mapping() {
   if (base_ != nullptr) munmap(base_, map_length_);
   if (fd_ >= 0) close(fd_);
@@ -311,16 +346,8 @@ MemoryRef Pool::Open(const Napi::Env& env) {
 }
 
 namespace {
-uint64_t ToOffset(const Napi::Env& env, const Napi::Value& v, const char* field) {
-  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
-  if (!(d >= 0 && d <= 9007199254740991.0) || d != static_cast<double>(static_cast<uint64_t>(d))) {
-    throw CodedError(env, code::kInvalidArgument, std::string(field) + ": expected a non-negative integer");
-  }
-  return static_cast<uint64_t>(d);
-}
-
 uint64_t ToPageBytes(const Napi::Env& env, const Napi::Value& v, uint64_t slab_bytes) {
-  uint64_t pb = ToOffset(env, v, "pageBytes");
+  uint64_t pb = ToIndex(env, v, "pageBytes");
   if (pb == 0 || pb > slab_bytes) {
     throw CodedError(env, code::kInvalidArgument,
                      "pageBytes: expected 1.." + std::to_string(slab_bytes) + ", got " + std::to_string(pb));
@@ -342,7 +369,7 @@ Napi::Value Pool::AllocMany(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Open(env);
   uint64_t pb = ToPageBytes(env, info[0], allocator_->slab_bytes());
-  uint64_t count = ToOffset(env, info[1], "count");
+  uint64_t count = ToIndex(env, info[1], "count");
   if (count > (uint64_t{1} << 30)) throw CodedError(env, code::kInvalidArgument, "count: too large");
   Napi::Float64Array out = Napi::Float64Array::New(env, count);
   if (!allocator_->AllocMany(pb, count, out.Data())) return env.Null();
@@ -352,7 +379,7 @@ Napi::Value Pool::AllocMany(const Napi::CallbackInfo& info) {
 Napi::Value Pool::Free(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Open(env);
-  uint64_t off = ToOffset(env, info[0], "offset");
+  uint64_t off = ToIndex(env, info[0], "offset");
   uint64_t pb = info.Length() > 1 && !info[1].IsUndefined() ? ToPageBytes(env, info[1], allocator_->slab_bytes()) : 0;
   std::string why;
   if (allocator_->Free(off, pb, &why) != PageAllocator::FreeResult::kOk) {
@@ -391,31 +418,14 @@ Napi::Value Pool::Info(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Pool::Write(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  MemoryRef m = Open(env);
-  uint64_t off = ToOffset(env, info[0], "offset");
-  if (!info[1].IsBuffer()) throw CodedError(env, code::kInvalidArgument, "data: expected a Buffer");
-  Napi::Buffer<uint8_t> buf = info[1].As<Napi::Buffer<uint8_t>>();
-  if (!m->Contains(off, buf.Length())) {
-    throw CodedError(env, code::kInvalidArgument, "pool.write: range [" + std::to_string(off) + ", +" +
-                                                      std::to_string(buf.Length()) + ") exceeds the pool size " +
-                                                      std::to_string(m->size()));
-  }
-  std::memcpy(m->base() + off, buf.Data(), buf.Length());
-  return env.Undefined();
+  MemoryRef m = Open(info.Env());
+  WriteRange(info, *m, "pool");
+  return info.Env().Undefined();
 }
 
 Napi::Value Pool::Read(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  MemoryRef m = Open(env);
-  uint64_t off = ToOffset(env, info[0], "offset");
-  uint64_t len = ToOffset(env, info[1], "length");
-  if (!m->Contains(off, len)) {
-    throw CodedError(env, code::kInvalidArgument, "pool.read: range [" + std::to_string(off) + ", +" +
-                                                      std::to_string(len) + ") exceeds the pool size " +
-                                                      std::to_string(m->size()));
-  }
-  return Napi::Buffer<uint8_t>::Copy(env, m->base() + off, len);
+  MemoryRef m = Open(info.Env());
+  return ReadRange(info, *m, "pool");
 }
 
 Napi::Value Pool::Close(const Napi::CallbackInfo& info) {

@@ -86,7 +86,7 @@ class Pool : public Napi::ObjectWrap<Pool>, public MemoryTarget {
   const char* kind() const override { return "pool"; }
   MemoryRef Acquire() override { return mapping_; }
 
-  // Capacity in bytes (0 once closed) and arena base (nullptr once closed); see MemoryTarget.
+  // base()/size() come from MemoryTarget (nullptr/0 once closed).
   bool closed() const { return mapping_ == nullptr; }
 
  private:

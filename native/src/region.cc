@@ -1,5 +1,142 @@
+// Region: an engine's shared memory mapped MAP_SHARED read/write. Also UnwrapMemory/AcquireMemory (memory.h),
+// which know both memory kinds.
+#include "region.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include "modules.h"
+#include "pool.h"
 
 namespace kvf {
-void InitRegion(Napi::Env env, Napi::Object exports) {}
+
+namespace {
+constexpr napi_type_tag kRegionTag = {0x6b76666162726963ULL, 0x726567696f6e0001ULL};
+}  // namespace
+
+Region* Region::FromValue(Napi::Value value) {
+  if (!value.IsObject()) return nullptr;
+  Napi::Object obj = value.As<Napi::Object>();
+  if (!obj.CheckTypeTag(&kRegionTag)) return nullptr;
+  return Napi::ObjectWrap<Region>::Unwrap(obj);
+}
+
+// new Region(kind: "shm" | "path", nameOrPath, sizeBytes). The TS wrapper validates the arguments.
+Region::Region(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Region>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString()) {
+    throw CodedError(env, code::kInvalidArgument, "Region(kind, nameOrPath, sizeBytes)");
+  }
+  std::string kind = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  uint64_t size = ToIndex(env, info[2], "sizeBytes");
+  if (size == 0) throw CodedError(env, code::kInvalidArgument, "sizeBytes: expected a positive integer, got 0");
+  bool shm = kind == "shm";
+  const char* field = shm ? "name" : "path";
+  source_ = std::string(shm ? "shm object \"" : "file \"") + name + "\"";
+
+  int fd = shm ? shm_open(name.c_str(), O_RDWR | O_CLOEXEC, 0) : open(name.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    throw CodedError(env, code::kRegionInvalid,
+                     std::string(field) + ": cannot open " + source_ + " read/write: " + ErrnoString(err));
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    throw CodedError(env, code::kRegionInvalid, std::string(field) + ": fstat of " + source_ + ": " + ErrnoString(err));
+  }
+  if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) < size) {
+    close(fd);
+    throw CodedError(env, code::kRegionInvalid,
+                     "sizeBytes: " + std::to_string(size) + " exceeds the size of " + source_ + " (" +
+                         std::to_string(S_ISREG(st.st_mode) ? st.st_size : 0) + " bytes)");
+  }
+  void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) {
+    int err = errno;
+    close(fd);
+    throw CodedError(env, code::kRegionInvalid, std::string(field) + ": mmap of " + std::to_string(size) +
+                                                    " bytes of " + source_ + " failed: " + ErrnoString(err));
+  }
+  mapping_ = std::make_shared<Mapping>(static_cast<uint8_t*>(base), size, size, fd);
+  info.This().As<Napi::Object>().TypeTag(&kRegionTag);
+}
+
+Region::~Region() = default;
+
+std::string Region::Verify() {
+  if (!mapping_) return "region: used after close()";
+  struct stat st {};
+  if (fstat(mapping_->fd(), &st) != 0) return "region: fstat of " + source_ + " failed: " + ErrnoString(errno);
+  if (static_cast<uint64_t>(st.st_size) < mapping_->size()) {
+    return "region: " + source_ + " shrank to " + std::to_string(st.st_size) + " bytes, below the mapped " +
+           std::to_string(mapping_->size());
+  }
+  return std::string();
+}
+
+MemoryRef Region::Open(const Napi::Env& env) {
+  if (!mapping_) throw CodedError(env, code::kRegionInvalid, "region: used after close()");
+  return mapping_;
+}
+
+Napi::Value Region::Write(const Napi::CallbackInfo& info) {
+  MemoryRef m = Open(info.Env());
+  WriteRange(info, *m, "region");
+  return info.Env().Undefined();
+}
+
+Napi::Value Region::Read(const Napi::CallbackInfo& info) {
+  MemoryRef m = Open(info.Env());
+  return ReadRange(info, *m, "region");
+}
+
+Napi::Value Region::Close(const Napi::CallbackInfo& info) {
+  mapping_.reset();  // unmapped now, or when the last in-flight copy drops its reference
+  return info.Env().Undefined();
+}
+
+void Region::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = DefineClass(env, "Region",
+                                    {
+                                        InstanceMethod<&Region::Write>("write"),
+                                        InstanceMethod<&Region::Read>("read"),
+                                        InstanceMethod<&Region::Close>("close"),
+                                    });
+  exports.Set("Region", ctor);
+}
+
+// ------------------------------------------------------------------------------------------- memory.h: unwrap
+
+MemoryTarget* UnwrapMemory(Napi::Value value) {
+  if (Pool* pool = Pool::FromValue(value)) return pool;
+  if (Region* region = Region::FromValue(value)) return region;
+  return nullptr;
+}
+
+MemoryRef AcquireMemory(Napi::Value value, const char* field) {
+  Napi::Env env = value.Env();
+  MemoryTarget* target = UnwrapMemory(value);
+  if (target == nullptr) {
+    throw CodedError(env, code::kInvalidArgument, std::string(field) + ": expected a Pool or a Region");
+  }
+  bool region = std::string(target->kind()) == "region";
+  MemoryRef m = target->Acquire();
+  if (!m) {
+    throw CodedError(env, region ? code::kRegionInvalid : code::kInternal,
+                     std::string(field) + ": " + target->kind() + " used after close()");
+  }
+  std::string problem = target->Verify();
+  if (!problem.empty()) throw CodedError(env, code::kRegionInvalid, std::string(field) + ": " + problem);
+  return m;
+}
+
+void InitRegion(Napi::Env env, Napi::Object exports) { Region::Init(env, exports); }
+
 }  // namespace kvf

@@ -392,7 +392,7 @@ void TcpServer::UpdateInterest(Conn* c) {
   c->want_out = want_out;
   c->want_in = want_in;
   epoll_event ev{};
-  ev.events = (want_in ? EPOLLIN : 0) | (want_out ? EPOLLOUT : 0);
+  ev.events = (want_in ? uint32_t(EPOLLIN) : 0u) | (want_out ? uint32_t(EPOLLOUT) : 0u);
   ev.data.ptr = c;
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev);
 }

@@ -1,5 +1,181 @@
+// The `TcpTransportNative` ObjectWrap: a TcpServer (serving side) and a TcpClient (reading side) over one pool.
+// The JS thread only copies arguments into plain structs; the two epoll threads do the work and settle Promises
+// through the Completer. Validation with field-naming messages lives in native/lib/tcp-transport.ts; the checks
+// here only keep native code safe (pool bounds, sizes).
+#include <memory>
+
 #include "modules.h"
+#include "tcp_client.h"
+#include "tcp_server.h"
+#include "transport.h"
 
 namespace kvf {
-void InitTcp(Napi::Env env, Napi::Object exports) {}
+namespace {
+
+class TcpTransport : public Napi::ObjectWrap<TcpTransport> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "TcpTransportNative",
+                       {InstanceMethod<&TcpTransport::Port>("port"),
+                        InstanceMethod<&TcpTransport::AddPeer>("addPeer"),
+                        InstanceMethod<&TcpTransport::Connect>("connect"),
+                        InstanceMethod<&TcpTransport::AddGrant>("addGrant"),
+                        InstanceMethod<&TcpTransport::RemoveGrant>("removeGrant"),
+                        InstanceMethod<&TcpTransport::Readv>("readv"),
+                        InstanceMethod<&TcpTransport::DropPeer>("dropPeer"),
+                        InstanceMethod<&TcpTransport::Counters>("counters"),
+                        InstanceMethod<&TcpTransport::Close>("close")});
+  }
+
+  // new TcpTransportNative(pool, host, port, socketBufferBytes, onEvent)
+  explicit TcpTransport(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TcpTransport>(info) {
+    Napi::Env env = info.Env();
+    mem_ = AcquireMemory(info[0], "pool");
+    std::string host = info[1].As<Napi::String>();
+    int port = info[2].As<Napi::Number>().Int32Value();
+    int sockbuf = info[3].As<Napi::Number>().Int32Value();
+    completer_ = Completer::Create(env, "kvfabric-tcp", info[4].IsFunction() ? info[4].As<Napi::Function>()
+                                                                            : Napi::Function());
+    Completer* comp = completer_;
+    auto post = [comp](Completion c) { comp->Post(std::move(c)); };
+    server_ = std::make_unique<TcpServer>(mem_, &counters_, post);
+    client_ = std::make_unique<TcpClient>(&counters_, post, sockbuf);
+    std::string err = server_->Start(host, port, sockbuf);
+    if (err.empty()) err = client_->Start();
+    if (!err.empty()) {
+      Shutdown();
+      completer_->Release(env);
+      throw CodedError(env, code::kTransportUnavailable, "tcp transport: " + err);
+    }
+    // Runs before the ThreadSafeFunction's own teardown (hooks run last-in first-out) when the environment
+    // exits with the transport still open: stop the threads while the Completer still exists.
+    napi_add_env_cleanup_hook(env, &TcpTransport::OnEnvExit, this);
+    hooked_ = true;
+  }
+
+  ~TcpTransport() override {
+    if (hooked_) napi_remove_env_cleanup_hook(Env(), &TcpTransport::OnEnvExit, this);
+    if (closed_) return;
+    Shutdown();
+    completer_->Abandon();
+  }
+
+ private:
+  static void OnEnvExit(void* arg) {
+    auto* self = static_cast<TcpTransport*>(arg);
+    self->hooked_ = false;
+    if (self->closed_) return;
+    self->Shutdown();
+    self->completer_->Abandon();
+  }
+
+  void Shutdown() {
+    closed_ = true;
+    if (client_) client_->Stop();
+    if (server_) server_->Stop();
+    mem_.reset();
+  }
+
+  void CheckOpen(Napi::Env env) {
+    if (closed_) throw CodedError(env, code::kTransportFailed, "tcp transport is closed");
+  }
+
+  Napi::Value Port(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), server_->port()); }
+
+  // addPeer(peerId, secret: Buffer(32))
+  void AddPeer(const Napi::CallbackInfo& info) {
+    CheckOpen(info.Env());
+    auto secret = info[1].As<Napi::Buffer<uint8_t>>();
+    if (secret.Length() != tcpwire::kSecretBytes)
+      throw CodedError(info.Env(), code::kInvalidArgument, "secret: expected 32 bytes");
+    server_->AddPeer(info[0].As<Napi::String>(), secret.Data());
+  }
+
+  // connect(peerId, host, port, name, secret, connections, timeoutMs) -> Promise<void-ish>
+  Napi::Value Connect(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    auto secret = info[4].As<Napi::Buffer<uint8_t>>();
+    std::string name = info[3].As<Napi::String>();
+    if (secret.Length() != tcpwire::kSecretBytes || name.empty() || name.size() > tcpwire::kMaxPeerId)
+      throw CodedError(env, code::kInvalidArgument, "material: bad secret or peer name");
+    auto [promise, op] = completer_->Add(env);
+    client_->Connect(op, info[0].As<Napi::String>(), info[1].As<Napi::String>(),
+                     info[2].As<Napi::Number>().Int32Value(), name,
+                     std::string(reinterpret_cast<const char*>(secret.Data()), secret.Length()),
+                     info[5].As<Napi::Number>().Int32Value(), info[6].As<Napi::Number>().Int64Value());
+    return promise;
+  }
+
+  // addGrant(grantId, peerId, ranges: Float64Array (offset, length pairs), expiresAtMs)
+  void AddGrant(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    std::vector<uint64_t> flat;
+    if (!ReadU64Array(info[2], &flat) || flat.size() % 2 != 0)
+      throw CodedError(env, code::kInvalidArgument, "ranges: expected a Float64Array of (offset, length) pairs");
+    std::vector<tcpwire::WireDesc> ranges(flat.size() / 2);
+    for (size_t i = 0; i < ranges.size(); i++) {
+      ranges[i] = {flat[2 * i], flat[2 * i + 1]};
+      if (!mem_->Contains(ranges[i].offset, ranges[i].length))
+        throw CodedError(env, code::kInvalidArgument, "ranges: range " + std::to_string(i) + " lies outside the pool");
+    }
+    server_->AddGrant(uint64_t(info[0].As<Napi::Number>().Int64Value()), info[1].As<Napi::String>(),
+                      std::move(ranges), info[3].As<Napi::Number>().Int64Value());
+  }
+
+  void RemoveGrant(const Napi::CallbackInfo& info) {
+    if (closed_) return;
+    server_->RemoveGrant(uint64_t(info[0].As<Napi::Number>().Int64Value()));
+  }
+
+  // readv(peerId, grantId, remoteOffsets, localOffsets, lengths, timeoutMs) -> Promise<{ bytes }>
+  Napi::Value Readv(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CheckOpen(env);
+    std::vector<uint64_t> remote, local, lengths;
+    if (!ReadU64Array(info[2], &remote) || !ReadU64Array(info[3], &local) || !ReadU64Array(info[4], &lengths) ||
+        remote.size() != local.size() || remote.size() != lengths.size())
+      throw CodedError(env, code::kInvalidArgument, "readv: expected three Float64Arrays of equal length");
+    std::vector<ReadDesc> descs(remote.size());
+    for (size_t i = 0; i < descs.size(); i++) {
+      if (lengths[i] == 0 || lengths[i] > tcpwire::kMaxReadBytes || !mem_->Contains(local[i], lengths[i]))
+        throw CodedError(env, code::kInvalidArgument,
+                         "localOffsets: descriptor " + std::to_string(i) + " lies outside the pool or is too long");
+      descs[i] = {remote[i], mem_->base() + local[i], lengths[i]};
+    }
+    auto [promise, op] = completer_->Add(env);
+    client_->Read(op, info[0].As<Napi::String>(), uint64_t(info[1].As<Napi::Number>().Int64Value()),
+                  std::move(descs), info[5].As<Napi::Number>().Int64Value());
+    return promise;
+  }
+
+  void DropPeer(const Napi::CallbackInfo& info) {
+    if (closed_) return;
+    std::string peer = info[0].As<Napi::String>();
+    server_->DropPeer(peer);
+    client_->Drop(peer);
+  }
+
+  Napi::Value Counters(const Napi::CallbackInfo& info) { return counters_.ToObject(info.Env()); }
+
+  void Close(const Napi::CallbackInfo& info) {
+    if (closed_) return;
+    Shutdown();
+    completer_->Release(info.Env());
+  }
+
+  MemoryRef mem_;
+  TransportCounters counters_;
+  Completer* completer_ = nullptr;
+  std::unique_ptr<TcpServer> server_;
+  std::unique_ptr<TcpClient> client_;
+  bool closed_ = false;
+  bool hooked_ = false;
+};
+
+}  // namespace
+
+void InitTcp(Napi::Env env, Napi::Object exports) { exports.Set("TcpTransportNative", TcpTransport::Define(env)); }
+
 }  // namespace kvf

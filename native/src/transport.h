@@ -112,6 +112,13 @@ class Completer {
     tsfn_.Release();
   }
 
+  // Finalizer backstop (no Env to build errors with): stop delivering; pending promises stay unsettled.
+  void Abandon() {
+    if (released_) return;
+    released_ = true;
+    tsfn_.Release();
+  }
+
   size_t pending() const { return pending_.size(); }
 
  private:

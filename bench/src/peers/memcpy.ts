@@ -1,0 +1,89 @@
+// Compiles bench/src/peers/memcpy.c with `cc -O2 -pthread` into a temp dir and runs it.
+import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
+import { createInterface, type Interface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface MemcpyParams {
+  threads: number;
+  pageBytes: number;
+  slices: number;
+  pages: number;
+  reps: number;
+  /** Bytes per unit of work the threads take from a shared counter; default: rep bytes / threads. */
+  chunkBytes?: number;
+}
+
+export interface MemcpyResult {
+  /** Bytes per rep and direction. */
+  bytes: number;
+  /** Seconds per rep (warm-up excluded). */
+  gather: number[];
+  scatter: number[];
+}
+
+export class MemcpyPeer implements Disposable {
+  readonly binary: string;
+  readonly #dir: string;
+
+  constructor() {
+    this.#dir = mkdtempSync(join(tmpdir(), 'kvfabric-memcpy-'));
+    this.binary = join(this.#dir, 'memcpy');
+    const source = fileURLToPath(new URL('./memcpy.c', import.meta.url));
+    execFileSync(process.env.CC ?? 'cc', ['-O2', '-pthread', '-o', this.binary, source], { stdio: ['ignore', 'inherit', 'inherit'] });
+  }
+
+  run(p: MemcpyParams): MemcpyResult {
+    const args = ['--threads', p.threads, '--page-bytes', p.pageBytes, '--slices', p.slices, '--pages', p.pages, '--reps', p.reps, '--chunk-bytes', p.chunkBytes ?? 0];
+    const out = execFileSync(this.binary, args.map(String), { encoding: 'utf8', maxBuffer: 1 << 20 });
+    return JSON.parse(out) as MemcpyResult;
+  }
+
+  /** Starts a persistent reference process with memory set up, running one rep per `rep()` call. */
+  async serve(p: Omit<MemcpyParams, 'reps'>): Promise<MemcpySession> {
+    const args = ['--threads', p.threads, '--page-bytes', p.pageBytes, '--slices', p.slices, '--pages', p.pages, '--serve', 1, '--reps', 1, '--chunk-bytes', p.chunkBytes ?? 0];
+    const child = spawn(this.binary, args.map(String), { stdio: ['pipe', 'pipe', 'inherit'] });
+    const session = new MemcpySession(child);
+    const ready = (await session.next()) as { ready?: boolean; bytes?: number };
+    if (ready.ready !== true) throw new Error(`memcpy peer: unexpected greeting ${JSON.stringify(ready)}`);
+    return session;
+  }
+
+  [Symbol.dispose](): void {
+    rmSync(this.#dir, { recursive: true, force: true });
+  }
+}
+
+export class MemcpySession implements Disposable {
+  readonly #child: ChildProcessByStdio<Writable, Readable, null>;
+  readonly #lines: AsyncIterator<string>;
+  readonly #rl: Interface;
+
+  constructor(child: ChildProcessByStdio<Writable, Readable, null>) {
+    this.#child = child;
+    this.#rl = createInterface({ input: child.stdout });
+    this.#lines = this.#rl[Symbol.asyncIterator]();
+  }
+
+  async next(): Promise<unknown> {
+    const r = await this.#lines.next();
+    if (r.done) throw new Error(`memcpy peer exited (code ${this.#child.exitCode})`);
+    return JSON.parse(r.value) as unknown;
+  }
+
+  /** One timed rep in the reference process; its seconds. */
+  async rep(mode: 'gather' | 'scatter'): Promise<number> {
+    this.#child.stdin.write(`${mode}\n`);
+    const answer = (await this.next()) as { mode: string; seconds: number };
+    if (answer.mode !== mode) throw new Error(`memcpy peer: asked ${mode}, got ${JSON.stringify(answer)}`);
+    return answer.seconds;
+  }
+
+  [Symbol.dispose](): void {
+    this.#child.stdin.end();
+    this.#rl.close();
+  }
+}

@@ -1,0 +1,118 @@
+// Batched copies between pool pages and engine regions on native worker threads (never the libuv pool).
+// One batch of descriptors (typed arrays) resolves one Promise.
+import { availableParallelism } from 'node:os';
+import { binding } from './loader.js';
+import { NativeError, callNative, checkInteger, checkKeys, checkObject, invalidArgument, toNativeError } from './errors.js';
+import { nativeMemory, type NativeMemory } from './pool.js';
+
+export interface CopyEngineOptions {
+  /** Worker threads. Default: os.availableParallelism(). */
+  threads?: number;
+}
+
+export interface CopyResult {
+  bytes: number;
+}
+
+export interface CopyCounters {
+  /** Bytes moved by completed batches. */
+  bytesCopied: number;
+  /** Completed batches. */
+  batches: number;
+  batchesInFlight: number;
+  /** Batches refused by the native checks (bounds, closed memory). */
+  errors: number;
+}
+
+interface NativeCopyEngine {
+  copy(src: object, dst: object, srcOffsets: Float64Array, dstOffsets: Float64Array, lengths: Float64Array): Promise<CopyResult>;
+  counters(): CopyCounters;
+  close(): void;
+}
+
+export class CopyEngine implements Disposable, AsyncDisposable {
+  readonly threads: number;
+  readonly #native: NativeCopyEngine;
+  #closed = false;
+  #inFlight = 0;
+  #drained: (() => void) | undefined;
+  readonly #settled = (): void => {
+    if (--this.#inFlight === 0 && this.#drained) this.#drained();
+  };
+
+  constructor(options: CopyEngineOptions = {}) {
+    const opts = checkObject('options', options);
+    checkKeys('options', opts, ['threads']);
+    this.threads = opts.threads === undefined ? availableParallelism() : checkInteger('threads', opts.threads, 1, 256);
+    const Native = binding().CopyEngine as new (threads: number) => NativeCopyEngine;
+    this.#native = callNative(() => new Native(this.threads));
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Copies lengths[i] bytes from src at srcOffsets[i] to dst at dstOffsets[i], for every i, split across the
+   * worker threads by bytes. Every descriptor is bounds-checked against both memories before any byte moves;
+   * a bad one rejects the whole batch (INVALID_ARGUMENT naming its index) and nothing is copied.
+   * Destination ranges must not overlap each other or the batch's source ranges.
+   */
+  copy(
+    src: NativeMemory,
+    dst: NativeMemory,
+    srcOffsets: Float64Array,
+    dstOffsets: Float64Array,
+    lengths: Float64Array,
+  ): Promise<CopyResult> {
+    let promise: Promise<CopyResult>;
+    try {
+      if (this.#closed) throw new NativeError('INTERNAL', 'copy engine: used after close()');
+      const s = nativeMemory(src, 'src');
+      const d = nativeMemory(dst, 'dst');
+      if (!(srcOffsets instanceof Float64Array)) throw invalidArgument('srcOffsets', 'a Float64Array', srcOffsets);
+      if (!(dstOffsets instanceof Float64Array)) throw invalidArgument('dstOffsets', 'a Float64Array', dstOffsets);
+      if (!(lengths instanceof Float64Array)) throw invalidArgument('lengths', 'a Float64Array', lengths);
+      if (dstOffsets.length !== srcOffsets.length) {
+        throw invalidArgument('dstOffsets', `${srcOffsets.length} elements like srcOffsets`, dstOffsets);
+      }
+      if (lengths.length !== srcOffsets.length) {
+        throw invalidArgument('lengths', `${srcOffsets.length} elements like srcOffsets`, lengths);
+      }
+      // Per-descriptor checks (integers, bounds against both memories) run natively, in one pass, before any
+      // byte moves; a refusal throws synchronously there and becomes this promise's rejection.
+      promise = this.#native.copy(s, d, srcOffsets, dstOffsets, lengths);
+    } catch (err) {
+      return Promise.reject(toNativeError(err));
+    }
+    // The native promise only ever resolves (all checks happen before submission), so it is returned as is:
+    // no extra promise hop on the hot path.
+    this.#inFlight++;
+    promise.then(this.#settled, this.#settled);
+    return promise;
+  }
+
+  counters(): CopyCounters {
+    return this.#native.counters();
+  }
+
+  /**
+   * Stops the worker threads and joins them. Batches already submitted still complete (their promises resolve);
+   * new copies throw INTERNAL. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#native.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** close(), then wait for the promises of batches submitted before it. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+  }
+}

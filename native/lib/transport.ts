@@ -1,0 +1,247 @@
+// The one-sided read transport contract both implementations (tcp, verbs) satisfy, and the argument validation
+// they share. How the node uses it (DESIGN §2 "Remote pull"):
+//
+//   reading node                                   serving node
+//   m = await t.beginConnect(servingId)  ──Handshake(m)──▶  r = await t.acceptPeer(readerId, m)
+//   await t.completeConnect(servingId, r) ◀─────(r)──────
+//                                        ──PrepareRead──▶  t.addGrant(grantId, readerId, ranges, expiresAtMs)
+//   await t.readv(servingId, grantId, remote, local, lengths)   (served by the NIC / native thread, no JS)
+//                                        ──Release─────▶  t.removeGrant(grantId)
+//
+// Peer ids are each side's name for the other. Every failure rejects with an Error whose `code` is one of
+// TransportErrorCode; a failed or timed-out batch never writes its local pages afterwards.
+import { NativeError, describe, type NativeErrorCode } from './errors.js';
+
+export type TransportKind = 'tcp' | 'verbs';
+
+export type TransportErrorCode = Extract<
+  NativeErrorCode,
+  'INVALID_ARGUMENT' | 'GRANT_REFUSED' | 'TRANSPORT_UNAVAILABLE' | 'TRANSPORT_FAILED' | 'TRANSPORT_TIMEOUT' | 'INTERNAL'
+>;
+
+export interface TransportCounters {
+  /** Reading side: bytes of batches that completed successfully. */
+  bytesRead: number;
+  /** Serving side: payload bytes sent to peers (tcp; verbs reads bypass the CPU and are not counted). */
+  bytesServed: number;
+  /** Reading side: readv batches not yet settled. */
+  readsInFlight: number;
+  batchesOk: number;
+  batchesFailed: number;
+  /** Connection, protocol and completion errors (both sides). */
+  errors: number;
+  /** Serving side: refused connections (unknown peer, wrong secret) and refused read requests (grants). */
+  refused: number;
+}
+
+/** Emitted by the serving side for the node to log; `grant` is absent for refused connections. */
+export interface TransportEvent {
+  kind: 'refused';
+  peer: string;
+  grant?: number;
+  message: string;
+}
+
+export interface ReadOptions {
+  /** Rejects the batch with TRANSPORT_TIMEOUT after this long; defaults to the transport's `timeoutMs`. */
+  timeoutMs?: number;
+}
+
+export interface Transport {
+  readonly kind: TransportKind;
+  /** Serving side (gRPC Handshake handler): admit `peerId` given its material; returns ours. */
+  acceptPeer(peerId: string, peerMaterial: Buffer): Promise<Buffer>;
+  /** Reading side: the material to send in our Handshake request. */
+  beginConnect(peerId: string): Promise<Buffer>;
+  /** Reading side: finish connecting with the serving side's material. */
+  completeConnect(peerId: string, serverMaterial: Buffer): Promise<void>;
+  /** Serving side: `peerId` may read `ranges` ((offset, length) pairs of our pool) until `expiresAtMs` (Date.now() clock). */
+  addGrant(grantId: number, peerId: string, ranges: Float64Array, expiresAtMs: number): void;
+  removeGrant(grantId: number): void;
+  /** Reading side: one-sided read of remote ranges covered by `grantId` into our pool at `localOffsets`. */
+  readv(
+    peerId: string,
+    grantId: number,
+    remoteOffsets: Float64Array,
+    localOffsets: Float64Array,
+    lengths: Float64Array,
+    options?: ReadOptions,
+  ): Promise<{ bytes: number }>;
+  /** Both sides: forget the peer (secret, connections, queue pairs); its in-flight reads reject with TRANSPORT_FAILED. */
+  dropPeer(peerId: string): void;
+  counters(): TransportCounters;
+  /** Idempotent: stops the native threads, rejects everything in flight with TRANSPORT_FAILED. */
+  close(): Promise<void>;
+}
+
+/** Largest single descriptor (and tcp request) in bytes. */
+export const MAX_READ_LENGTH = 256 * 1024 * 1024;
+/** Largest number of descriptors in one readv batch. */
+export const MAX_BATCH_DESCRIPTORS = 1 << 20;
+export const MAX_PEER_ID_BYTES = 256;
+
+export function transportError(code: TransportErrorCode, message: string): NativeError {
+  return new NativeError(code, message);
+}
+
+function invalid(message: string): NativeError {
+  return transportError('INVALID_ARGUMENT', message);
+}
+
+export function checkPeerId(field: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || Buffer.byteLength(value) > MAX_PEER_ID_BYTES) {
+    throw invalid(`${field}: expected a non-empty string of at most ${MAX_PEER_ID_BYTES} bytes, got ${describe(value)}`);
+  }
+  return value;
+}
+
+export function checkUint(field: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
+    throw invalid(`${field}: expected an integer in [0, ${max}], got ${describe(value)}`);
+  }
+  return value;
+}
+
+export function checkPositiveInt(field: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw invalid(`${field}: expected an integer in [1, ${max}], got ${describe(value)}`);
+  }
+  return value;
+}
+
+export function checkBuffer(field: string, value: unknown): Buffer {
+  if (!Buffer.isBuffer(value)) throw invalid(`${field}: expected a Buffer, got ${describe(value)}`);
+  return value;
+}
+
+/** (offset, length) pairs: even length, integers, lengths > 0. */
+export function checkRanges(field: string, value: unknown, poolBytes?: number): Float64Array {
+  if (!(value instanceof Float64Array) || value.length === 0 || value.length % 2 !== 0) {
+    throw invalid(`${field}: expected a non-empty Float64Array of (offset, length) pairs, got ${describe(value)}`);
+  }
+  for (let i = 0; i < value.length; i += 2) {
+    const off = value[i]!;
+    const len = value[i + 1]!;
+    if (!Number.isSafeInteger(off) || off < 0) throw invalid(`${field}[${i}]: expected an offset >= 0, got ${off}`);
+    if (!Number.isSafeInteger(len) || len <= 0) throw invalid(`${field}[${i + 1}]: expected a length > 0, got ${len}`);
+    if (poolBytes !== undefined && off + len > poolBytes) {
+      throw invalid(`${field}[${i}]: range [${off}, ${off + len}) lies outside the pool of ${poolBytes} bytes`);
+    }
+  }
+  return value;
+}
+
+/** Validates the three descriptor arrays of a readv batch. */
+export function checkReadv(remote: unknown, local: unknown, lengths: unknown, poolBytes?: number): void {
+  const arrays = { remoteOffsets: remote, localOffsets: local, lengths } as const;
+  for (const [name, arr] of Object.entries(arrays)) {
+    if (!(arr instanceof Float64Array)) throw invalid(`${name}: expected a Float64Array, got ${describe(arr)}`);
+  }
+  const r = remote as Float64Array;
+  const l = local as Float64Array;
+  const n = lengths as Float64Array;
+  if (r.length !== l.length || r.length !== n.length) {
+    throw invalid(
+      `remoteOffsets, localOffsets, lengths: expected equal lengths, got ${r.length}, ${l.length}, ${n.length}`,
+    );
+  }
+  if (r.length > MAX_BATCH_DESCRIPTORS) {
+    throw invalid(`lengths: at most ${MAX_BATCH_DESCRIPTORS} descriptors per batch, got ${r.length}`);
+  }
+  for (let i = 0; i < r.length; i++) {
+    const ro = r[i]!;
+    const lo = l[i]!;
+    const len = n[i]!;
+    if (!Number.isSafeInteger(ro) || ro < 0) throw invalid(`remoteOffsets[${i}]: expected an offset >= 0, got ${ro}`);
+    if (!Number.isSafeInteger(lo) || lo < 0) throw invalid(`localOffsets[${i}]: expected an offset >= 0, got ${lo}`);
+    if (!Number.isSafeInteger(len) || len <= 0 || len > MAX_READ_LENGTH) {
+      throw invalid(`lengths[${i}]: expected a length in [1, ${MAX_READ_LENGTH}], got ${len}`);
+    }
+    if (poolBytes !== undefined && lo + len > poolBytes) {
+      throw invalid(`localOffsets[${i}]: range [${lo}, ${lo + len}) lies outside the pool of ${poolBytes} bytes`);
+    }
+  }
+}
+
+export function checkReadOptions(value: unknown, fallbackTimeoutMs: number): number {
+  if (value === undefined) return fallbackTimeoutMs;
+  if (typeof value !== 'object' || value === null) throw invalid(`options: expected an object, got ${describe(value)}`);
+  const t = (value as ReadOptions).timeoutMs;
+  return t === undefined ? fallbackTimeoutMs : checkPositiveInt('options.timeoutMs', t, 24 * 3600 * 1000);
+}
+
+/** Little-endian reader for handshake material: every read is bounds-checked into an INVALID_ARGUMENT. */
+export class MaterialReader {
+  private pos = 0;
+  constructor(
+    private readonly buf: Buffer,
+    private readonly field: string,
+  ) {}
+  private need(n: number, what: string): void {
+    if (this.pos + n > this.buf.length) {
+      throw invalid(`${this.field}: truncated at byte ${this.pos} reading ${what} (${this.buf.length} bytes in all)`);
+    }
+  }
+  u8(what: string): number {
+    this.need(1, what);
+    return this.buf.readUInt8(this.pos++);
+  }
+  u16(what: string): number {
+    this.need(2, what);
+    const v = this.buf.readUInt16LE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  u32(what: string): number {
+    this.need(4, what);
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  u64(what: string): bigint {
+    this.need(8, what);
+    const v = this.buf.readBigUInt64LE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+  bytes(n: number, what: string): Buffer {
+    this.need(n, what);
+    const v = Buffer.from(this.buf.subarray(this.pos, this.pos + n));
+    this.pos += n;
+    return v;
+  }
+  end(): void {
+    if (this.pos !== this.buf.length) {
+      throw invalid(`${this.field}: ${this.buf.length - this.pos} unexpected trailing bytes after byte ${this.pos}`);
+    }
+  }
+  fail(message: string): never {
+    throw invalid(`${this.field}: ${message}`);
+  }
+}
+
+/** Material header shared by both transports: magic "KVTM", version, transport kind. */
+export const MATERIAL_MAGIC = 0x4d54564b;
+export const MATERIAL_VERSION = 1;
+export const MATERIAL_KIND = { tcp: 1, verbs: 2 } as const;
+
+export function readMaterialHeader(buf: Buffer, field: string, kind: TransportKind): MaterialReader {
+  const r = new MaterialReader(checkBuffer(field, buf), field);
+  if (r.u32('magic') !== MATERIAL_MAGIC) r.fail('not kvfabric transport material (bad magic)');
+  const version = r.u8('version');
+  if (version !== MATERIAL_VERSION) r.fail(`unsupported material version ${version} (this build speaks ${MATERIAL_VERSION})`);
+  const k = r.u8('kind');
+  if (k !== MATERIAL_KIND[kind]) {
+    const name = Object.entries(MATERIAL_KIND).find(([, v]) => v === k)?.[0] ?? `unknown (${k})`;
+    r.fail(`material is for transport ${name}, this is ${kind}`);
+  }
+  return r;
+}
+
+export function materialHeader(kind: TransportKind): Buffer {
+  const b = Buffer.alloc(6);
+  b.writeUInt32LE(MATERIAL_MAGIC, 0);
+  b.writeUInt8(MATERIAL_VERSION, 4);
+  b.writeUInt8(MATERIAL_KIND[kind], 5);
+  return b;
+}

@@ -1,0 +1,59 @@
+// Copy engine: batches of (src offset, dst offset, length) descriptors between two memories (pool, regions),
+// split by bytes across worker threads it owns (std::thread, never the libuv pool). One batch resolves one Promise.
+#pragma once
+#include <napi.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "memory.h"
+
+namespace kvf {
+
+class CopyEngine : public Napi::ObjectWrap<CopyEngine> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit CopyEngine(const Napi::CallbackInfo& info);
+  ~CopyEngine() override;
+
+  struct Desc {
+    uint64_t src, dst, len;
+  };
+  struct Batch;  // defined in copy_engine.cc
+  struct Part {  // a contiguous byte range of a batch: descriptor [first, last], first/last partially
+    Batch* batch;
+    uint32_t first, last;
+    uint64_t first_skip, last_len;  // bytes skipped at the start of `first`; bytes of `last` copied
+  };
+
+ private:
+  Napi::Value Copy(const Napi::CallbackInfo& info);
+  Napi::Value Counters(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+
+  void Worker();
+  void Shutdown();  // stop (finishing queued parts), join, release the TSFN; idempotent
+  static void OnEnvCleanup(CopyEngine* engine);
+  static void Deliver(Napi::Env env, Napi::Function, CopyEngine* engine, Batch* batch);
+
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Part> queue_;
+  bool stopping_ = false;
+  bool closed_ = false;
+
+  using Tsfn = Napi::TypedThreadSafeFunction<CopyEngine, Batch, &CopyEngine::Deliver>;
+  Tsfn tsfn_;
+  uint64_t pending_js_ = 0;  // batches submitted and not yet delivered (JS thread only); TSFN is ref'd while > 0
+  Napi::Env::CleanupHook<void (*)(CopyEngine*), CopyEngine> cleanup_;
+
+  std::atomic<uint64_t> bytes_copied_{0}, batches_{0}, in_flight_{0}, errors_{0};
+};
+
+}  // namespace kvf
