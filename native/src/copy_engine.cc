@@ -2,6 +2,9 @@
 // ThreadSafeFunction that resolves the batch's Promise on the JS thread.
 #include "copy_engine.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -63,6 +66,14 @@ void CopyEngine::Shutdown() {
 }
 
 void CopyEngine::Worker() {
+  // Copy threads are throughput work: SCHED_BATCH (same CPU share as normal threads, no privileges needed) keeps
+  // a worker woken for a new batch from preempting the event-loop thread that submitted it, so on a host with
+  // few cores the JS thread finishes the call (answers, takes the next request) before the copy takes the core.
+  // Best effort: refused where policies are restricted, and then nothing changes.
+  sched_param param{};
+  param.sched_priority = 0;
+  (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+  (void)pthread_setname_np(pthread_self(), "kvf-copy");  // for top -H / perf
   for (;;) {
     Part part;
     {

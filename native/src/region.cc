@@ -3,11 +3,15 @@
 #include "region.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <thread>
 
 #include "modules.h"
 #include "pool.h"
@@ -16,6 +20,35 @@ namespace kvf {
 
 namespace {
 constexpr napi_type_tag kRegionTag = {0x6b76666162726963ULL, 0x726567696f6e0001ULL};
+constexpr uint64_t kPrefaultChunk = 8ull << 20;
+
+// Fills the node's page tables for a new shared-memory mapping on a background thread, so the first saves and
+// loads of each block do not take a minor fault per 4 KiB page on the copy threads (measured: the first pass
+// over a fresh 256 MiB mapping ran at under half the copy rate of later passes). Only for shared memory
+// (tmpfs, memfd, hugetlbfs): there MADV_POPULATE_WRITE allocates nothing the engine's region did not already
+// promise and dirties nothing that is written back. The thread holds the mapping only while populating one
+// chunk (a weak reference between chunks), so close() still unmaps promptly and the thread then ends by
+// itself; it never touches JavaScript values. Best effort: kernels before 5.14 refuse the advice (EINVAL) and
+// the copy threads fault pages in as before.
+void PrefaultInBackground(const MemoryRef& mapping) {
+  struct statfs fs {};
+  if (fstatfs(mapping->fd(), &fs) != 0) return;
+  if (fs.f_type != TMPFS_MAGIC && fs.f_type != HUGETLBFS_MAGIC) return;
+  std::weak_ptr<Mapping> weak = mapping;
+  try {
+    std::thread([weak] {
+      for (uint64_t off = 0;;) {
+        MemoryRef m = weak.lock();
+        if (!m || off >= m->size()) return;
+        uint64_t len = std::min(kPrefaultChunk, m->size() - off);
+        if (madvise(m->base() + off, len, MADV_POPULATE_WRITE) != 0) return;
+        off += len;
+      }
+    }).detach();
+  } catch (const std::system_error&) {
+    // No thread available: skip the optimisation.
+  }
+}
 }  // namespace
 
 Region* Region::FromValue(Napi::Value value) {
@@ -65,6 +98,7 @@ Region::Region(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Region>(info) 
                                                     " bytes of " + source_ + " failed: " + ErrnoString(err));
   }
   mapping_ = std::make_shared<Mapping>(static_cast<uint8_t*>(base), size, size, fd);
+  PrefaultInBackground(mapping_);
   info.This().As<Napi::Object>().TypeTag(&kRegionTag);
 }
 

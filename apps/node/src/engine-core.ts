@@ -5,7 +5,8 @@ import { KvError, invalid, checkId, type Logger } from '@kvfabric/common';
 import { BlockIndex, BlockClass } from './block-index.js';
 import type { DataPath } from './data-path.js';
 import { Evictor, type EvictedBlock } from './eviction.js';
-import { checkRegistration, blockDescriptors, Descriptors, type Instance, type RegisterSpec } from './instances.js';
+import { DescriptorBatch } from './data-path-descriptors.js';
+import { checkRegistration, type Instance, type RegisterSpec } from './instances.js';
 import { LeaseTable } from './leases.js';
 import { NamespaceRegistry, type NamespaceInfo } from './namespaces.js';
 
@@ -56,6 +57,8 @@ export class EngineCore {
   readonly evictor: Evictor;
   private readonly instances = new Map<string, Instance>();
   private readonly pending = new Map<string, PendingFetch>();
+  /** Scratch for de-duplicating a save's hashes (used synchronously, cleared after each call). */
+  private readonly seenKeys = new Set<string>();
   readonly counters = { saveCalls: 0, savedBlocks: 0, savedBytes: 0, sealedBlocks: 0, presentBlocks: 0, noSpaceBlocks: 0, loadCalls: 0, loadedBlocks: 0, loadedBytes: 0, queries: 0, queryHashes: 0, queryHits: 0 };
   private readonly now: () => number;
 
@@ -137,70 +140,81 @@ export class EngineCore {
     }
     this.counters.saveCalls++;
     const { ns } = inst;
+    const index = this.index;
     const shard = ns.replicated ? 0 : inst.rank;
     const outcomes = new Uint8Array(count).fill(SAVE_PRESENT);
-    const need: number[] = [];
-    const existing: number[] = [];
+    // Hot path (64 blocks a call is typical): one pass over the hashes, plain typed arrays, no per-block objects.
+    const need = new Int32Array(count); // call positions that need a page, in order
+    let needCount = 0;
+    let existing: number[] | undefined; // partial blocks (another rank's page) pinned while pages are found
     const keys: string[] = new Array(count);
-    const seen = new Set<string>();
-    for (let i = 0; i < count; i++) {
-      const key = packed.toString('latin1', i * hashLen, (i + 1) * hashLen);
-      keys[i] = key;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      const slot = this.index.lookup(ns.id, key);
-      if (slot >= 0 && (this.index.isSealed(slot) || !Number.isNaN(this.index.page(slot, shard)))) continue;
-      need.push(i);
-      if (slot >= 0) {
-        this.index.pin(slot); // keep a partial block (another rank's page) from being evicted to make room
-        existing.push(slot);
+    const seen = this.seenKeys;
+    try {
+      for (let i = 0; i < count; i++) {
+        const key = packed.toString('latin1', i * hashLen, (i + 1) * hashLen);
+        keys[i] = key;
+        if (count > 1) {
+          if (seen.has(key)) continue;
+          seen.add(key);
+        }
+        const slot = index.lookup(ns.id, key);
+        if (slot >= 0 && (index.isSealed(slot) || !Number.isNaN(index.page(slot, shard)))) continue;
+        need[needCount++] = i;
+        if (slot >= 0) {
+          index.pin(slot); // keep a partial block (another rank's page) from being evicted to make room
+          (existing ??= []).push(slot);
+        }
       }
+    } finally {
+      seen.clear();
     }
-    const pages = this.evictor.allocate(ns.pageBytes, need.length);
-    const slots = new Int32Array(pages.length);
-    const desc = new Descriptors();
-    for (let j = 0; j < pages.length; j++) {
+    const pages = this.evictor.allocate(ns.pageBytes, needCount);
+    const stored = pages.length;
+    const slots = new Int32Array(stored);
+    const desc = new DescriptorBatch(stored * inst.segmentOffsets.length);
+    for (let j = 0; j < stored; j++) {
       const i = need[j]!;
-      const slot = this.index.slotForShard(ns.id, keys[i]!, ns.shards, shard, ns.pageBytes, BlockClass.Local);
-      this.index.assign(slot, shard, pages[j]!);
-      this.index.pin(slot);
+      const slot = index.slotForShard(ns.id, keys[i]!, ns.shards, shard, ns.pageBytes, BlockClass.Local);
+      index.assign(slot, shard, pages[j]!);
+      index.pin(slot);
       slots[j] = slot;
       outcomes[i] = SAVE_STORED;
-      blockDescriptors(inst, blockIds[i]!, pages[j]!, desc, true);
+      desc.block(inst.segmentOffsets, blockIds[i]! * inst.strideBytes, inst.segmentBytes, pages[j]!, true);
     }
-    for (let j = pages.length; j < need.length; j++) outcomes[need[j]!] = SAVE_NO_SPACE;
-    for (const slot of existing) this.index.unpin(slot);
-    this.counters.presentBlocks += count - need.length;
-    this.counters.noSpaceBlocks += need.length - pages.length;
-    if (need.length > 0 && pages.length === 0) {
-      throw new KvError('POOL_EXHAUSTED', `pool exhausted: ${need.length} pages of ${ns.pageBytes} bytes needed and every resident block is pinned`);
+    for (let j = stored; j < needCount; j++) outcomes[need[j]!] = SAVE_NO_SPACE;
+    if (existing) for (const slot of existing) index.unpin(slot);
+    this.counters.presentBlocks += count - needCount;
+    this.counters.noSpaceBlocks += needCount - stored;
+    if (needCount > 0 && stored === 0) {
+      throw new KvError('POOL_EXHAUSTED', `pool exhausted: ${needCount} pages of ${ns.pageBytes} bytes needed and every resident block is pinned`);
     }
-    if (pages.length === 0) return { outcomes, stored: 0, sealed: 0, bytes: 0 };
+    if (stored === 0) return { outcomes, stored: 0, sealed: 0, bytes: 0 };
     const { src, dst, len } = desc.arrays();
     try {
       await this.opts.data.copier.copy(inst.region.memory, this.opts.data.pool.memory, src, dst, len);
     } catch (err) {
-      for (let j = 0; j < slots.length; j++) {
-        const page = this.index.unassign(slots[j]!, shard);
-        this.index.unpin(slots[j]!);
+      for (let j = 0; j < stored; j++) {
+        const page = index.unassign(slots[j]!, shard);
+        index.unpin(slots[j]!);
         this.opts.data.pool.free(page, ns.pageBytes);
       }
       throw err;
     }
     let sealed = 0;
-    for (let j = 0; j < slots.length; j++) {
+    const events = this.opts.events;
+    for (let j = 0; j < stored; j++) {
       const slot = slots[j]!;
-      if (this.index.land(slot, shard)) {
+      if (index.land(slot, shard)) {
         sealed++;
-        this.opts.events?.sealed(ns.name, this.index.key(slot));
+        events?.sealed(ns.name, keys[need[j]!]!);
       }
-      this.index.unpin(slot);
+      index.unpin(slot);
     }
-    const bytes = pages.length * ns.pageBytes;
-    this.counters.savedBlocks += pages.length;
+    const bytes = stored * ns.pageBytes;
+    this.counters.savedBlocks += stored;
     this.counters.savedBytes += bytes;
     this.counters.sealedBlocks += sealed;
-    return { outcomes, stored: pages.length, sealed, bytes };
+    return { outcomes, stored, sealed, bytes };
   }
 
   async query(instanceId: string, requestId: string, packed: Buffer, hashLen: number, localOnly: boolean): Promise<QueryResult> {
@@ -264,8 +278,8 @@ export class EngineCore {
     this.counters.loadCalls++;
     const { ns } = inst;
     const shard = ns.replicated ? 0 : inst.rank;
-    const desc = new Descriptors();
-    for (let i = 0; i < n; i++) blockDescriptors(inst, blockIds[i]!, this.index.page(slots[i]!, shard), desc, false);
+    const desc = new DescriptorBatch(n * inst.segmentOffsets.length);
+    for (let i = 0; i < n; i++) desc.block(inst.segmentOffsets, blockIds[i]! * inst.strideBytes, inst.segmentBytes, this.index.page(slots[i]!, shard), false);
     try {
       if (n > 0) {
         const { src, dst, len } = desc.arrays();

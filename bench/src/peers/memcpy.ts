@@ -74,6 +74,11 @@ export class MemcpySession implements Disposable {
     return JSON.parse(r.value) as unknown;
   }
 
+  /** The reference process (for CPU accounting). */
+  get pid(): number {
+    return this.#child.pid ?? -1;
+  }
+
   /** One timed rep in the reference process; its seconds. */
   async rep(mode: 'gather' | 'scatter'): Promise<number> {
     this.#child.stdin.write(`${mode}\n`);

@@ -1,11 +1,17 @@
 // node-local: a real kvfabric-node process driven through the engine SDK.
 //  1. save / load GB/s, 64 blocks per call (256 KiB and 2 MiB blocks, 16 segments each laid out [segment][block]
 //     like vLLM's per-layer KV), vs plain memcpy of the same descriptors with the same threads
-//     (bench/src/peers/memcpy.c), reps alternating so machine noise hits both alike. Target ratio >= 0.9.
+//     (bench/src/peers/memcpy.c), reps alternating (and which side goes first alternating) so machine noise hits
+//     both alike. Target ratio >= 0.9. The memcpy threads take work in chunks the size of the copy engine's parts
+//     (a call's bytes split over the threads), so both balance load alike. CPU time of every party is recorded
+//     over the timed windows (copy threads, the node's event loop and other threads, the engine client, memcpy):
+//     on a host with few cores the node's event loop and the client compete with the copy threads for them.
 //  2. Query latency for a 64-hash prefix (SDK round trip, p50/p99), and the in-process index lookup it includes.
 //  3. Sharing: 8 engine instances with a shared-prefix workload against one shared node vs 8 private nodes with
 //     1/8 of the pool each: hit rate and prefill tokens avoided.
 import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { startNode, type NodeHandle } from '@kvfabric/testkit';
 import { KvEngine, KvRegion, type KvLayoutSpec } from '@kvfabric/client';
 import { BlockIndex } from '@kvfabric/node';
@@ -16,7 +22,9 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const SEGMENTS = 16;
 const PER_CALL = 64;
-const COPY_THREADS = 2;
+const COPY_THREADS = Number(process.env.KVFABRIC_BENCH_COPY_THREADS) || 2;
+/** The copy engine cuts a batch into one part per thread, at least this big (native/src/copy_engine.cc). */
+const MIN_PART_BYTES = 256 * KiB;
 
 const label = (b: number) => (b >= MiB ? `${b / MiB}MiB` : `${b / KiB}KiB`);
 let hashSeq = 0;
@@ -50,42 +58,121 @@ async function inFlight(n: number, fn: (i: number) => Promise<void>): Promise<vo
   }));
 }
 
+/** CPU seconds per thread group of a process, from /proc/<pid>/task/<tid>/schedstat (ns, Linux); {} elsewhere. */
+function threadCpu(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const seconds = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
+      const name = tid === String(pid) ? 'main' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const group = name === 'main' ? 'main' : name === 'kvf-copy' ? 'copy' : 'other';
+      out[group] = (out[group] ?? 0) + seconds;
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+interface CpuSplit {
+  copy: number;
+  eventLoop: number;
+  otherNode: number;
+  client: number;
+  memcpy: number;
+}
+
+/** CPU seconds spent by each party between two snapshots. */
+class CpuMeter {
+  readonly total: CpuSplit = { copy: 0, eventLoop: 0, otherNode: 0, client: 0, memcpy: 0 };
+  constructor(private readonly nodePid: number, private readonly memcpyPid: number) {}
+
+  /** Runs fn and adds what the node and this process (the engine client) spent meanwhile (when `count`). */
+  async node<T>(count: boolean, fn: () => Promise<T>): Promise<T> {
+    const n0 = threadCpu(this.nodePid);
+    const c0 = process.cpuUsage();
+    const r = await fn();
+    const c = process.cpuUsage(c0);
+    const n1 = threadCpu(this.nodePid);
+    if (count) {
+      this.total.copy += (n1.copy ?? 0) - (n0.copy ?? 0);
+      this.total.eventLoop += (n1.main ?? 0) - (n0.main ?? 0);
+      this.total.otherNode += (n1.other ?? 0) - (n0.other ?? 0);
+      this.total.client += (c.user + c.system) / 1e6;
+    }
+    return r;
+  }
+
+  async memcpy<T>(count: boolean, fn: () => Promise<T>): Promise<T> {
+    const m0 = threadCpu(this.memcpyPid);
+    const r = await fn();
+    const m1 = threadCpu(this.memcpyPid);
+    if (count) for (const k of Object.keys(m1)) this.total.memcpy += m1[k]! - (m0[k] ?? 0);
+    return r;
+  }
+}
+
 async function throughput(ctx: BenchContext, peer: MemcpyPeer, node: NodeHandle, blockBytes: number, reps: number, bytesPerRep: number) {
   const calls = Math.max(1, Math.round(bytesPerRep / (PER_CALL * blockBytes)));
   const blocks = calls * PER_CALL;
   const layout: KvLayoutSpec = { numLayers: SEGMENTS / 2, kvSplit: true, bytesPerLayerBlock: blockBytes / SEGMENTS, numBlocks: blocks };
   return withEngine(node, layout, `bench/${label(blockBytes)}`, async (kv) => {
-    using ref = await peer.serve({ threads: COPY_THREADS, pageBytes: blockBytes, slices: SEGMENTS, pages: blocks });
+    const chunkBytes = Math.max(MIN_PART_BYTES, (PER_CALL * blockBytes) / COPY_THREADS);
+    using ref = await peer.serve({ threads: COPY_THREADS, pageBytes: blockBytes, slices: SEGMENTS, pages: blocks, chunkBytes });
+    const cpu = new CpuMeter(node.proc.pid, ref.pid);
     const ids = Array.from({ length: calls }, (_, c) => Array.from({ length: PER_CALL }, (_, i) => c * PER_CALL + i));
     const t = { save: [] as number[], load: [] as number[], memSave: [] as number[], memLoad: [] as number[] };
     const bar = ctx.progress(`${label(blockBytes)} blocks`, reps + 1);
     for (let rep = 0; rep <= reps; rep++) {
-      const hashes = ids.map(() => freshHashes(PER_CALL));
-      let t0 = nowSeconds();
-      await inFlight(calls, async (c) => {
-        const r = await kv.save(ids[c]!, hashes[c]!);
-        if (r.stored !== PER_CALL) throw new Error(`node-local: save stored ${r.stored} of ${PER_CALL}`);
+      const timed = rep > 0; // rep 0 warms up both sides (first-touch of mappings, JIT)
+      const ours = async () => {
+        const hashes = ids.map(() => freshHashes(PER_CALL));
+        const save = await cpu.node(timed, async () => {
+          const t0 = nowSeconds();
+          await inFlight(calls, async (c) => {
+            const r = await kv.save(ids[c]!, hashes[c]!);
+            if (r.stored !== PER_CALL) throw new Error(`node-local: save stored ${r.stored} of ${PER_CALL}`);
+          });
+          return nowSeconds() - t0;
+        });
+        const leases: string[] = [];
+        for (let c = 0; c < calls; c++) leases.push((await kv.query(hashes[c]!, { localOnly: true })).leaseId);
+        const load = await cpu.node(timed, async () => {
+          const t0 = nowSeconds();
+          await inFlight(calls, (c) => kv.load(leases[c]!, ids[c]!).then(() => undefined));
+          return nowSeconds() - t0;
+        });
+        return { save, load };
+      };
+      const theirs = async () => ({
+        save: await cpu.memcpy(timed, () => ref.rep('gather')),
+        load: await cpu.memcpy(timed, () => ref.rep('scatter')),
       });
-      const save = nowSeconds() - t0;
-      const leases: string[] = [];
-      for (let c = 0; c < calls; c++) leases.push((await kv.query(hashes[c]!, { localOnly: true })).leaseId);
-      t0 = nowSeconds();
-      await inFlight(calls, (c) => kv.load(leases[c]!, ids[c]!).then(() => undefined));
-      const load = nowSeconds() - t0;
-      const memSave = await ref.rep('gather');
-      const memLoad = await ref.rep('scatter');
-      if (rep > 0) {
-        t.save.push(save);
-        t.load.push(load);
-        t.memSave.push(memSave);
-        t.memLoad.push(memLoad);
+      // Alternate which side goes first, so neither always runs right after the other's reps.
+      const [o, m] = rep % 2 === 0 ? [await ours(), await theirs()] : await theirs().then(async (m) => [await ours(), m] as const);
+      if (timed) {
+        t.save.push(o.save);
+        t.load.push(o.load);
+        t.memSave.push(m.save);
+        t.memLoad.push(m.load);
       }
       bar.tick();
     }
     bar.done();
     const bytes = blocks * blockBytes;
     const gbs = (s: number[]) => bytes / median(s) / 1e9;
-    return { save: gbs(t.save), load: gbs(t.load), memSave: gbs(t.memSave), memLoad: gbs(t.memLoad) };
+    // CPU milliseconds per GiB moved (both directions, every timed rep).
+    const gib = (2 * reps * bytes) / 2 ** 30;
+    const per = (seconds: number) => (seconds * 1e3) / gib;
+    const c = cpu.total;
+    const cpuPerGib = { copy: per(c.copy), eventLoop: per(c.eventLoop), otherNode: per(c.otherNode), client: per(c.client), memcpy: per(c.memcpy) };
+    return { save: gbs(t.save), load: gbs(t.load), memSave: gbs(t.memSave), memLoad: gbs(t.memLoad), cpuPerGib };
   });
 }
 
@@ -204,6 +291,24 @@ const scenario: Scenario = {
           reference[name] = ref;
           ratios[name] = ours / ref;
         }
+        const c = r.cpuPerGib;
+        const nodeSide = c.copy + c.eventLoop + c.otherNode + c.client;
+        metrics[`cpu_${label(blockBytes)}_ms_per_gib`] = nodeSide;
+        reference[`cpu_${label(blockBytes)}_ms_per_gib`] = c.memcpy;
+        // The best ratio the node side could reach if CPU were the only limit: memcpy's wall time is its CPU over
+        // its threads; the node side needs at least its copy CPU over the copy threads, and all of its CPU over
+        // the cores it can use (copy threads + event loop + client, at most the host's cores).
+        const cores = availableParallelism();
+        const nodeWall = Math.max(c.copy / COPY_THREADS, nodeSide / Math.min(cores, COPY_THREADS + 2));
+        const cpuBound = Math.min(1, c.memcpy / COPY_THREADS / nodeWall);
+        rows.push(
+          [`CPU per GiB moved, ${label(blockBytes)} blocks: copy threads`, 'ms', Number(c.copy.toFixed(1))],
+          ['', 'node event loop', Number(c.eventLoop.toFixed(1))],
+          ['', 'other node threads (GC, libuv)', Number(c.otherNode.toFixed(1))],
+          ['', 'engine client (SDK, gRPC)', Number(c.client.toFixed(1))],
+          ['', 'memcpy reference (all threads)', Number(c.memcpy.toFixed(1))],
+          ['', `ratio bound by CPU on ${cores} cores`, Number(cpuBound.toFixed(2))],
+        );
       }
       const q = await queryLatency(node, ctx.quick ? 500 : 3000);
       metrics.query_64_p50_us = q.p50;
@@ -239,7 +344,8 @@ const scenario: Scenario = {
         for (const n of privateNodes) await n[Symbol.asyncDispose]();
       }
     }
-    notes.push('save/load: median rep of SDK calls, 2 in flight (64 blocks each, 16 segments per block) over a unix socket; memcpy: same descriptors, same threads, separate process');
+    notes.push(`save/load: median rep of SDK calls, 2 in flight (64 blocks each, 16 segments per block) over a unix socket, ${COPY_THREADS} copy threads; memcpy: same descriptors, same threads, same work split, separate process; reps alternate and alternate which side goes first`);
+    notes.push('CPU per GiB: schedstat of every node thread (copy threads, event loop, the rest) and the client process over the timed windows; the CPU bound assumes memcpy\'s threads each had a core and the node side could use up to copy threads + 2 cores (as many as the host has)');
     notes.push('sharing: 8 engines x ' + requests + ' requests, 48 prefix families (skewed) x 12 blocks + 4 unique blocks, 64 KiB blocks');
     return { metrics, reference, ratios, table: { columns: ['measure', 'unit', 'value'], rows }, notes };
   },
