@@ -89,6 +89,8 @@ describe('JSON output', () => {
       { addr: NODE_A.addr, state: 'live', blocks: 4, nodeId: 'node-a', transports: ['tcp'], residentBlocks: 5, poolUsedBytes: 1610612736, poolCapacityBytes: 17179869184 },
     );
     assert.deepEqual({ addr: b.addr, state: b.state, blocks: b.blocks }, { addr: NODE_B.addr, state: 'live', blocks: 8 });
+    assert.deepEqual({ ...out.leader, since: undefined, forSecs: undefined }, { addr: ms.addr, epoch, since: undefined, forSecs: undefined, ha: false, replicaId: '' });
+    assert.match(out.leader.since, /^\d{4}-\d\d-\d\dT/);
     assert.match(a.lastHeartbeatAt, /^\d{4}-\d\d-\d\dT/);
   });
 
@@ -178,7 +180,9 @@ describe('table output', () => {
   test('nodes: aligned columns, human sizes', async () => {
     const res = await cli(['nodes']);
     assert.equal(res.code, 0, res.stderr);
-    const lines = res.stdout.trimEnd().split('\n');
+    const [head, blank, ...lines] = res.stdout.trimEnd().split('\n');
+    assert.match(head!, new RegExp(`^leader ${ms.addr.replace(/\./g, '\\.')} \\(single, no HA\\), epoch ${epoch}, since \\d{4}-\\d\\d-\\d\\dT\\S+Z \\([^)]+ ago\\)$`));
+    assert.equal(blank, '');
     assert.equal(lines.length, 3);
     assert.match(lines[0]!, /^ADDR\s+STATE\s+BLOCKS\s+POOL USED\s+POOL SIZE\s+TRANSPORTS\s+LAST HEARTBEAT\s+NODE ID$/);
     assert.match(lines[1]!, /^127\.0\.0\.1:7101\s+live\s+4\s+1\.50 GiB\s+16\.0 GiB\s+tcp\s+\S+ ago\s+node-a$/);
@@ -206,6 +210,7 @@ describe('table output', () => {
     assert.match(stats.stdout, new RegExp(`^epoch\\s+${epoch}$`, 'm'));
     assert.match(stats.stdout, /^owners\s+12$/m);
     assert.match(stats.stdout, /^nodes\s+2 live, 0 stale$/m);
+    assert.match(stats.stdout, new RegExp(`^leader\\s+${ms.addr.replace(/\./g, '\\.')} \\(single, no HA\\), epoch ${epoch}, since \\S+ \\([^)]+ ago\\); 0 leader changes$`, 'm'));
     const ns = await cli(['namespaces']);
     assert.equal(ns.stdout, 'NAMESPACE  BLOCKS  OWNERS\nmodel-a         3       5\nmodel-b         1       1\nmodel-tok       6       6\n');
   });

@@ -20,6 +20,7 @@ import {
   type RpcContext,
 } from '@kvfabric/common';
 import type { Hashes, MetaStore } from './store/index.js';
+import { queryPrefixStreamHandler } from './stream-service.js';
 
 export interface ServiceDeps {
   store: MetaStore;
@@ -112,6 +113,8 @@ export function metaserverImplementation(deps: ServiceDeps, ctx: RpcContext): gr
         }));
         return { epoch, nodes };
       },
+
+      queryPrefixStream: queryPrefixStreamHandler(deps, ctx) as grpc.UntypedHandleCall,
 
       queryOwners(req) {
         const ns = checkNamespace(req.namespace);

@@ -82,6 +82,7 @@ export class NodeApp {
         addr: config.addr,
         transports: [this.transport],
         heartbeatMs: config.heartbeatIntervalSecs * 1000,
+        readvertiseBlocksPerSec: config.readvertiseBlocksPerSec,
         stats: () => {
           const p = this.core.poolStats();
           return { poolCapacityBytes: p.capacityBytes, poolUsedBytes: p.usedBytes, blocks: this.core.index.stats().sealed };

@@ -1,13 +1,22 @@
 // kvfabric-node flags (DESIGN §4). Every flag also reads KVFABRIC_<FLAG>.
 import { LOG_LEVELS, parseConfig, type ConfigOf, type FlagSpecs } from '@kvfabric/common';
+import { parseEtcdAddr } from '@kvfabric/client';
 
 const hostPort = (v: string) => (/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(v) ? undefined : 'expected host:port');
+/** host:port, or etcd://host:port[,host:port...][/prefix] (HA: follow the leader named in etcd). */
+const metaserverAddr = (v: string) => {
+  try {
+    return parseEtcdAddr(v) ? undefined : hostPort(v) && 'expected host:port or etcd://host:port[,host:port...][/prefix]';
+  } catch {
+    return 'expected etcd://host:port[,host:port...][/prefix]';
+  }
+};
 
 export const NODE_FLAGS = {
   addr: { kind: 'string', description: 'peer gRPC address, host:port (routable from other nodes)', default: '127.0.0.1:50057', validate: hostPort },
   'engine-socket': { kind: 'string', description: 'unix socket path for local engines', default: '/run/kvfabric/engine.sock' },
   'engine-addr': { kind: 'string', description: 'also serve the engine API on this loopback host:port', validate: hostPort },
-  'metaserver-addr': { kind: 'string', description: 'metaserver host:port (unset: local-only node)', validate: hostPort },
+  'metaserver-addr': { kind: 'string', description: 'metaserver host:port, or etcd://host:port[,host:port]/prefix to follow the HA leader (unset: local-only node)', validate: metaserverAddr },
   'pool-size': { kind: 'size', description: 'DRAM pool size', default: 1024 ** 3, min: 4096 },
   hugepages: { kind: 'bool', description: 'back the pool with explicit huge pages (falls back with a log line)', default: false },
   transport: { kind: 'enum', choices: ['auto', 'verbs', 'tcp'], description: 'one-sided read transport', default: 'auto' },
@@ -22,6 +31,7 @@ export const NODE_FLAGS = {
   'pull-max-bytes-per-sec': { kind: 'size', description: 'cap on this node\'s pull bandwidth (0: none)', default: 0, min: 0 },
   'pull-backoff-secs': { kind: 'number', description: 'a peer that failed a pull is skipped this long', default: 5, min: 0 },
   'heartbeat-interval-secs': { kind: 'number', description: 'metaserver heartbeat period', default: 2, min: 0.05 },
+  'readvertise-blocks-per-sec': { kind: 'number', description: 'pace of the re-advertise of every resident block to a new metaserver epoch (0: unpaced)', default: 200_000, min: 0 },
   'copy-threads': { kind: 'int', description: 'copy engine worker threads', default: 2, min: 1, max: 256 },
   'http-addr': { kind: 'string', description: 'health and metrics host:port', default: '127.0.0.1:9101', validate: hostPort },
   'log-level': { kind: 'enum', choices: LOG_LEVELS, description: 'log level', default: 'info' },

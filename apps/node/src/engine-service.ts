@@ -1,18 +1,28 @@
 // gRPC adapter of the Engine service: decodes and validates wire fields, calls the engine core, maps errors
-// (through `implement`, the one RPC wrapper). Session streams tie an instance's life to its engine's.
+// (through `implement`, the one RPC wrapper). Session streams tie an instance's life to its engine's. Save, Query,
+// Load and Release are `dataHandlers`, served both as unary methods and as items of the DataPlane stream.
 import * as grpc from '@grpc/grpc-js';
 import {
   EngineService,
   QueryState,
   TransportKind,
   type Geometry,
+  type LoadRequest,
+  type LoadResponse,
+  type QueryRequest,
+  type QueryResponse,
   type RegisterInstanceRequest,
+  type ReleaseRequest,
+  type ReleaseResponse,
+  type SaveRequest,
+  type SaveResponse,
   type SessionMessage,
   type SessionEvent,
   type StatusResponse,
 } from '@kvfabric/proto';
 import { KvError, checkHashList, errorToStatus, implement, invalid, toKvError, unpackU32, type Logger, type RpcContext } from '@kvfabric/common';
 import type { EngineCore } from './engine-core.js';
+import { dataPlaneHandler } from './engine-stream.js';
 import type { RegisterSpec } from './instances.js';
 import type { NodeInstruments } from './node-metrics.js';
 
@@ -56,22 +66,22 @@ export function decodeRegister(req: RegisterInstanceRequest): RegisterSpec {
   };
 }
 
-export function engineServiceImpl(deps: EngineServiceDeps, ctx: RpcContext): grpc.UntypedServiceImplementation {
-  const { core, instruments } = deps;
-  const sessions = new Map<string, grpc.ServerDuplexStream<SessionMessage, SessionEvent>>();
-  // Seconds since `t0` (from process.hrtime.bigint()); inline timing keeps the hot handlers free of per-call closures.
-  const since = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
+/** The data-plane operations (Save, Query, Load, Release) of one node, shared by the unary methods and DataPlane. */
+export interface DataHandlers {
+  save(req: SaveRequest): Promise<SaveResponse>;
+  query(req: QueryRequest): Promise<QueryResponse>;
+  load(req: LoadRequest): Promise<LoadResponse>;
+  release(req: ReleaseRequest): ReleaseResponse;
+}
 
-  return implement(EngineService, {
-    registerInstance: (req) => {
-      const res = core.register(decodeRegister(req));
-      return { nodeId: deps.nodeId, pageBytes: BigInt(res.pageBytes), shards: res.shards };
-    },
-    unregisterInstance: (req) => {
-      if (!core.unregister(req.instanceId)) throw new KvError('INSTANCE_UNKNOWN', `instance_id: ${JSON.stringify(req.instanceId)} is not registered on this node`);
-      return {};
-    },
-    save: async (req) => {
+// Seconds since `t0` (from process.hrtime.bigint()); inline timing keeps the hot handlers free of per-call closures.
+const since = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
+const RELEASED: ReleaseResponse = {};
+
+export function dataHandlers(deps: Pick<EngineServiceDeps, 'core' | 'instruments'>): DataHandlers {
+  const { core, instruments } = deps;
+  return {
+    async save(req) {
       const hashes = checkHashList(req.hashes);
       const ids = unpackU32(req.blockIds);
       const t0 = process.hrtime.bigint();
@@ -83,7 +93,7 @@ export function engineServiceImpl(deps: EngineServiceDeps, ctx: RpcContext): grp
       }
       return { outcomes: Buffer.from(res.outcomes.buffer, res.outcomes.byteOffset, res.outcomes.byteLength), stored: res.stored, sealed: res.sealed };
     },
-    query: async (req) => {
+    async query(req) {
       const hashes = checkHashList(req.hashes);
       const t0 = process.hrtime.bigint();
       let res;
@@ -100,7 +110,7 @@ export function engineServiceImpl(deps: EngineServiceDeps, ctx: RpcContext): grp
         breakdown: res.breakdown,
       };
     },
-    load: async (req) => {
+    async load(req) {
       const ids = unpackU32(req.blockIds);
       const t0 = process.hrtime.bigint();
       let res;
@@ -111,10 +121,32 @@ export function engineServiceImpl(deps: EngineServiceDeps, ctx: RpcContext): grp
       }
       return { loaded: res.loaded, bytes: BigInt(res.bytes) };
     },
-    release: (req) => {
+    release(req) {
       core.release(req.instanceId, req.leaseId);
+      return RELEASED;
+    },
+  };
+}
+
+export function engineServiceImpl(deps: EngineServiceDeps, ctx: RpcContext): grpc.UntypedServiceImplementation {
+  const { core } = deps;
+  const sessions = new Map<string, grpc.ServerDuplexStream<SessionMessage, SessionEvent>>();
+  const data = dataHandlers(deps);
+
+  return implement(EngineService, {
+    registerInstance: (req) => {
+      const res = core.register(decodeRegister(req));
+      return { nodeId: deps.nodeId, pageBytes: BigInt(res.pageBytes), shards: res.shards };
+    },
+    unregisterInstance: (req) => {
+      if (!core.unregister(req.instanceId)) throw new KvError('INSTANCE_UNKNOWN', `instance_id: ${JSON.stringify(req.instanceId)} is not registered on this node`);
       return {};
     },
+    save: data.save,
+    query: data.query,
+    load: data.load,
+    release: data.release,
+    dataPlane: dataPlaneHandler(data, ctx) as grpc.UntypedHandleCall,
     status: (): StatusResponse => {
       const pool = core.poolStats();
       const ms = deps.metaserver();

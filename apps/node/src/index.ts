@@ -6,3 +6,4 @@ export * from './namespaces.js';
 export * from './data-path.js';
 export { NodeApp } from './app.js';
 export { parseNodeConfig, NODE_FLAGS, type NodeConfig } from './config.js';
+export { Reporter, DEFAULT_READVERTISE_BLOCKS_PER_SEC, type ReporterClient, type ReporterOptions } from './reporter.js';

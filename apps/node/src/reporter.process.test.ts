@@ -56,7 +56,7 @@ test('saved hashes appear in `kvfabric locate`; after a metaserver restart they 
     assert.equal(status.metaserverConnected, true);
     assert.ok(status.metaserverEpoch > 0n);
     const metrics = await (await fetch(`http://${node!.httpAddr}/metrics`)).text();
-    const readvertised = Number(/kvfabric_metaserver_readvertised_blocks_total\{[^}]*\} (\d+)/.exec(metrics)?.[1]);
+    const readvertised = Number(/kvfabric_reporter_readvertised_blocks_total\{[^}]*\} (\d+)/.exec(metrics)?.[1]);
     assert.ok(readvertised >= 6, `re-advertised ${readvertised} blocks`);
   } finally {
     await kv.close();

@@ -104,3 +104,76 @@ test('a new epoch re-advertises every resident block; a down metaserver drops an
   assert.equal(r.epoch, 2n);
   await r.stop();
 });
+
+test('a re-advertise is batched and paced to --readvertise-blocks-per-sec', async () => {
+  const ms = new FakeMetaserver();
+  const resident = Array.from({ length: 1000 }, (_, i) => ({ ns: 'a', key: `k${String(i).padStart(4, '0')}` }));
+  const at: number[] = [];
+  const insert = ms.insertBlocks.bind(ms);
+  ms.insertBlocks = async (n, ns, h) => (at.push(performance.now()), insert(n, ns, h));
+  const r = new Reporter({
+    client: ms, nodeId: 'n1', addr: '127.0.0.1:1', transports: [1], heartbeatMs: 60_000, batchSize: 100, readvertiseBlocksPerSec: 2000,
+    stats: () => ({ poolCapacityBytes: 1, poolUsedBytes: 0, blocks: resident.length }), resident: () => resident, logger: silentLogger(),
+  });
+  r.start();
+  await sleep(10);
+  await r.flush();
+  assert.equal(ms.owned.get('a')?.size, 1000);
+  assert.equal(at.length, 10, 'batches of --batch-size');
+  // 100 blocks per batch at 2000 blocks/s: batch i goes no earlier than i × 50 ms after the first
+  for (let i = 1; i < at.length; i++) assert.ok(at[i]! - at[0]! >= i * 50 - 1, `batch ${i} after ${at[i]! - at[0]!} ms`);
+  assert.equal(r.counters.readvertised, 1000);
+  assert.equal(r.counters.readvertises, 1);
+  await r.stop();
+});
+
+test('a leader change (HA client) heartbeats at once; a pass cut short by the old leader is healed on the new one', async () => {
+  const ms = new FakeMetaserver();
+  let listener: ((l: { epoch: bigint; addr: string } | undefined) => void) | undefined;
+  const client = Object.assign(ms, {
+    onLeaderChange: (l: typeof listener) => ((listener = l), () => (listener = undefined)),
+  });
+  const resident = Array.from({ length: 10 }, (_, i) => ({ ns: 'a', key: `k${i}` }));
+  const r = new Reporter({
+    client, nodeId: 'n1', addr: '127.0.0.1:1', transports: [1], heartbeatMs: 60_000, batchSize: 2, readvertiseBlocksPerSec: 0, leaderChangeJitterMs: 20,
+    stats: () => ({ poolCapacityBytes: 1, poolUsedBytes: 0, blocks: resident.length }), resident: () => resident, logger: silentLogger(),
+  });
+  r.start();
+  await sleep(10);
+  await r.flush();
+  assert.equal(ms.owned.get('a')?.size, 10);
+  assert.ok(listener, 'subscribed to leader changes');
+
+  // the leader dies: updates fail as unavailable; the reporter stops trying (no deadline per batch)
+  const insert = ms.insertBlocks.bind(ms);
+  let failing = true;
+  let refused = 0;
+  ms.insertBlocks = async (n, ns, h) => {
+    if (failing) {
+      refused++;
+      throw Object.assign(new Error('no metaserver leader serving'), { code: 'METASERVER_UNAVAILABLE' });
+    }
+    return insert(n, ns, h);
+  };
+  for (const k of ['x1', 'x2', 'x3', 'x4', 'x5']) r.inserted('a', k);
+  await r.flush();
+  assert.equal(refused, 1, 'later batches are dropped without a call');
+  assert.equal(r.connected, false);
+  assert.equal(r.counters.dropped, 5);
+
+  // etcd names a new leader (fresh index, new epoch): heartbeat within the jitter, re-advertise everything
+  ms.restart();
+  failing = false;
+  resident.push(...['x1', 'x2', 'x3', 'x4', 'x5'].map((key) => ({ ns: 'a', key })));
+  const t0 = Date.now();
+  listener!({ epoch: ms.epoch, addr: '127.0.0.1:2' });
+  while ((ms.owned.get('a')?.size ?? 0) < 15) {
+    assert.ok(Date.now() - t0 < 2000, 'index not healed');
+    await sleep(5);
+  }
+  assert.ok(Date.now() - t0 < 1000, `healed ${Date.now() - t0} ms after the leader change (heartbeat period 60 s)`);
+  assert.equal(r.counters.leaderChanges, 1);
+  assert.equal(r.epoch, 2n);
+  await r.stop();
+  assert.equal(listener, undefined, 'unsubscribed on stop');
+});

@@ -1,8 +1,13 @@
 // Metaserver reporter: tells the metaserver which blocks this node holds. Inserts and removes are batched and
 // netted per namespace (an insert and a remove of the same hash before a flush send nothing); one task runs at
 // a time on a bounded p-queue. Heartbeats carry node stats; an answer with a new epoch (or `registered`) makes
-// the node re-advertise every resident block. While the metaserver is down, local serving goes on and what
+// the node re-advertise every resident block, in batches paced to `readvertiseBlocksPerSec` so that a large
+// cluster does not stampede a freshly elected leader. While the metaserver is down, local serving goes on and what
 // could not be sent is counted as dropped (and healed by the next re-advertise).
+// HA: the client follows the leader named in etcd by itself; when it reports a leader change the reporter
+// heartbeats at once (after a small random delay that spreads a cluster's nodes), so a new leader's epoch is seen
+// within milliseconds rather than a heartbeat period later.
+import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
 import type { Logger } from '@kvfabric/common';
 
@@ -12,7 +17,12 @@ export interface ReporterClient {
   removeBlocks(nodeId: string, namespace: string, hashes: { packed: Buffer; hashLen: number }): Promise<{ epoch: bigint }>;
   unregister(nodeId: string): Promise<unknown>;
   close(): void;
+  /** HA clients (etcd://): calls `listener` when the leader changes; returns an unsubscribe function. */
+  onLeaderChange?(listener: (leader: { epoch: bigint; addr: string } | undefined) => void): () => void;
 }
+
+/** Default pace of a re-advertise (blocks per second per node). */
+export const DEFAULT_READVERTISE_BLOCKS_PER_SEC = 200_000;
 
 export interface ReporterOptions {
   client: ReporterClient;
@@ -28,13 +38,19 @@ export interface ReporterOptions {
   batchSize?: number;
   /** Netted operations held at most; beyond, new ones are dropped (and counted). */
   maxPending?: number;
+  /** Pace of a re-advertise (0: unpaced). Default DEFAULT_READVERTISE_BLOCKS_PER_SEC. */
+  readvertiseBlocksPerSec?: number;
+  /** Upper bound of the random delay before the heartbeat that follows a leader change (ms). Default heartbeatMs / 4, at most 250. */
+  leaderChangeJitterMs?: number;
 }
 
 const INSERT = 1;
 const REMOVE = -1;
 
 export class Reporter {
-  readonly counters = { inserted: 0, removed: 0, netted: 0, dropped: 0, readvertised: 0, heartbeats: 0, heartbeatFailures: 0, epochChanges: 0 };
+  readonly counters = {
+    inserted: 0, removed: 0, netted: 0, dropped: 0, readvertised: 0, readvertises: 0, heartbeats: 0, heartbeatFailures: 0, epochChanges: 0, leaderChanges: 0,
+  };
   epoch = 0n;
   connected = false;
   private readonly pending = new Map<string, Map<string, number>>();
@@ -48,17 +64,43 @@ export class Reporter {
   private readonly flushMs: number;
   private readonly batchSize: number;
   private readonly maxPending: number;
+  private readonly readvertiseRate: number;
+  private readonly jitterMs: number;
+  /** Pacing of re-advertise batches: the earliest time (performance.now()) the next batch may go. */
+  private nextBatchAt = 0;
+  private kickTimer: NodeJS.Timeout | undefined;
+  private heartbeating = false;
+  private unsubscribe: (() => void) | undefined;
 
   constructor(private readonly opts: ReporterOptions) {
     this.flushMs = opts.flushMs ?? 20;
     this.batchSize = opts.batchSize ?? 4096;
     this.maxPending = opts.maxPending ?? 1_000_000;
+    this.readvertiseRate = opts.readvertiseBlocksPerSec ?? DEFAULT_READVERTISE_BLOCKS_PER_SEC;
+    this.jitterMs = opts.leaderChangeJitterMs ?? Math.min(250, opts.heartbeatMs / 4);
+    if (!(this.readvertiseRate >= 0)) throw new RangeError(`readvertise-blocks-per-sec: expected >= 0, got ${this.readvertiseRate}`);
   }
 
   start(): void {
     void this.heartbeat();
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.opts.heartbeatMs);
     this.heartbeatTimer.unref();
+    this.unsubscribe = this.opts.client.onLeaderChange?.((leader) => {
+      if (!leader) return; // none elected: calls wait for one; the next change brings it
+      this.counters.leaderChanges++;
+      this.opts.logger.info({ leader: leader.addr, epoch: leader.epoch.toString() }, 'metaserver leader changed');
+      this.kick();
+    });
+  }
+
+  /** Heartbeats soon (after a random delay up to the jitter), e.g. because a new leader was elected. */
+  kick(): void {
+    if (this.stopped || this.kickTimer) return;
+    this.kickTimer = setTimeout(() => {
+      this.kickTimer = undefined;
+      void this.heartbeat();
+    }, Math.random() * this.jitterMs);
+    this.kickTimer.unref();
   }
 
   inserted(ns: string, key: string): void {
@@ -86,6 +128,8 @@ export class Reporter {
     if (this.stopped) return;
     clearInterval(this.heartbeatTimer);
     clearTimeout(this.flushTimer);
+    clearTimeout(this.kickTimer);
+    this.unsubscribe?.();
     this.stopped = true;
     this.queue.clear();
     try {
@@ -144,43 +188,70 @@ export class Reporter {
     }
   }
 
-  private async send(ns: string, all: string[], kind: 'insert' | 'remove'): Promise<void> {
+  /** Sends `all` in batches of one hash length; with `readvertise` paced, and stopped at the first failure. Returns how many were sent. */
+  private async send(ns: string, all: string[], kind: 'insert' | 'remove', readvertise?: { epoch: bigint }): Promise<number> {
     const byLen = new Map<number, string[]>();
     for (const k of all) {
       let list = byLen.get(k.length);
       if (!list) byLen.set(k.length, (list = []));
       list.push(k);
     }
-    for (const keys of byLen.values()) await this.sendSameLength(ns, keys, kind);
+    let sent = 0;
+    for (const keys of byLen.values()) sent += await this.sendSameLength(ns, keys, kind, readvertise);
+    return sent;
   }
 
-  private async sendSameLength(ns: string, keys: string[], kind: 'insert' | 'remove'): Promise<void> {
+  private async sendSameLength(ns: string, keys: string[], kind: 'insert' | 'remove', readvertise?: { epoch: bigint }): Promise<number> {
+    let sent = 0;
     for (let i = 0; i < keys.length; i += this.batchSize) {
       const chunk = keys.slice(i, i + this.batchSize);
-      const hashes = packKeys(chunk);
+      if (this.stopped || (readvertise && this.epoch !== readvertise.epoch)) {
+        // Stopping, or yet another epoch: that epoch's own re-advertise (already queued) sends everything.
+        this.dirty = true;
+        break;
+      }
       if (!this.connected && this.counters.heartbeats > 0) {
         // Known down: do not wait for a deadline per batch; the re-advertise after reconnecting heals inserts.
         this.counters.dropped += chunk.length;
         this.dirty = true;
         continue;
       }
+      if (readvertise) await this.pace(chunk.length);
       try {
+        const hashes = packKeys(chunk);
         const res = kind === 'insert'
           ? await this.opts.client.insertBlocks(this.opts.nodeId, ns, hashes)
           : await this.opts.client.removeBlocks(this.opts.nodeId, ns, hashes);
         if (kind === 'insert') this.counters.inserted += chunk.length;
         else this.counters.removed += chunk.length;
+        sent += chunk.length;
         this.seeEpoch(res.epoch, false);
       } catch (err) {
         this.counters.dropped += chunk.length;
         this.dirty = true;
+        const code = (err as { code?: unknown }).code;
+        // Not served (leader gone, no leader, timeout): later batches would wait out their deadlines too.
+        if (code === 'METASERVER_UNAVAILABLE' || code === 'NOT_LEADER' || code === 'TRANSPORT_TIMEOUT') this.connected = false;
+        // A new leader that has not seen this node yet: register now rather than at the next period.
+        if (code === 'SESSION_UNKNOWN') this.kick();
         this.opts.logger.warn({ err: (err as Error).message, namespace: ns, count: chunk.length, kind }, 'metaserver update dropped');
       }
     }
+    return sent;
+  }
+
+  /** Waits until `n` more re-advertised blocks fit the pace (the first batch of a pass goes at once). */
+  private async pace(n: number): Promise<void> {
+    if (this.readvertiseRate <= 0) return;
+    const now = performance.now();
+    const wait = this.nextBatchAt - now;
+    if (wait > 0) await sleep(wait);
+    this.nextBatchAt = Math.max(now, this.nextBatchAt) + (n / this.readvertiseRate) * 1000;
   }
 
   private async heartbeat(): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped || this.heartbeating) return;
+    this.heartbeating = true;
     const s = this.opts.stats();
     try {
       const res = await this.opts.client.heartbeat({
@@ -197,6 +268,8 @@ export class Reporter {
       this.counters.heartbeatFailures++;
       if (this.connected || this.counters.heartbeatFailures === 1) this.opts.logger.warn({ err: (err as Error).message }, 'metaserver heartbeat failed; serving local hits only');
       this.connected = false;
+    } finally {
+      this.heartbeating = false;
     }
   }
 
@@ -214,6 +287,8 @@ export class Reporter {
     this.dirty = false;
     void this.queue.add(async () => {
       this.readvertiseQueued = false;
+      const pass = { epoch: this.epoch };
+      const started = performance.now();
       const byNs = new Map<string, string[]>();
       let n = 0;
       for (const { ns, key } of this.opts.resident()) {
@@ -222,9 +297,16 @@ export class Reporter {
         list.push(key);
         n++;
       }
-      for (const [ns, keys] of byNs) await this.send(ns, keys, 'insert');
-      this.counters.readvertised += n;
-      if (n > 0) this.opts.logger.info({ blocks: n, epoch: this.epoch.toString() }, 're-advertised resident blocks');
+      this.nextBatchAt = 0;
+      let sent = 0;
+      for (const [ns, keys] of byNs) sent += await this.send(ns, keys, 'insert', pass);
+      this.counters.readvertised += sent;
+      this.counters.readvertises++;
+      if (n > 0) {
+        const fields = { blocks: n, sent, epoch: pass.epoch.toString(), ms: Math.round(performance.now() - started), blocksPerSec: this.readvertiseRate || null };
+        if (sent === n) this.opts.logger.info(fields, 're-advertised resident blocks');
+        else this.opts.logger.warn(fields, 're-advertise cut short; the next heartbeat retries');
+      }
     });
   }
 }

@@ -1,17 +1,20 @@
 // A load process of the metaserver bench, forked by scenarios/metaserver.ts (IPC, advanced serialization).
-// The same process drives either kvfabric (gRPC, packages/client) or the Redis reference (raw RESP pipelines) with
-// the same batches, the same connection count and the same number of requests in flight. A `memory` process
-// fills an in-process store and reports bytes per (block, owner).
-import { MetaserverClient } from '@kvfabric/client';
+// The same process drives either kvfabric (gRPC, packages/client: unary QueryPrefix calls, or QueryPrefixStream
+// pipelines) or the Redis reference (raw RESP pipelines) with the same batches, the same connection count and the
+// same number of requests in flight per connection. A `memory` process fills an in-process store and reports bytes
+// per (block, owner).
+import { MetaserverClient, PrefixQueryStream } from '@kvfabric/client';
 import { HASH_LEN, NAMESPACE, chainHashes, expectedPrefix, nodeId, nodeIndex, unit, unitCount, type Layout } from './data.js';
 import { RespClient, type Reply } from '../peers/redis.js';
 
 export type Target = 'kvfabric' | 'redis';
+/** How kvfabric queries travel: one unary call each, or pipelined on one QueryPrefixStream per connection. */
+export type QueryMode = 'unary' | 'pipelined';
 
 export type ToWorker =
   | { kind: 'init'; target: Target; addr: string; connections: number; depth: number; worker: number; workers: number }
   | { kind: 'insert'; layout: Layout }
-  | { kind: 'query'; layout: Layout; durationMs: number }
+  | { kind: 'query'; layout: Layout; durationMs: number; mode: QueryMode }
   | { kind: 'memory'; layout: Layout; secondaries: boolean }
   | { kind: 'exit' };
 
@@ -27,7 +30,7 @@ export type FromWorker =
 interface Backend {
   insert(node: number, hashes: Buffer): Promise<void>;
   /** Node index → prefix length for a 64-hash query. */
-  prefix(hashes: Buffer): Promise<Map<number, number>>;
+  prefix(hashes: Buffer, mode: QueryMode): Promise<Map<number, number>>;
   close(): void;
 }
 
@@ -40,17 +43,27 @@ async function kvfabricBackend(addr: string, connections: number): Promise<Backe
   const clients = Array.from({ length: connections }, () =>
     new MetaserverClient(addr, { deadlineMs: 60_000, channelOptions: { 'grpc.use_local_subchannel_pool': 1 } }));
   await Promise.all(clients.map((c) => c.waitForReady(10_000)));
+  // Pipelined: one QueryPrefixStream per connection (its own channel, so its own HTTP/2 connection), the same
+  // round robin, so each carries `depth` queries in flight like a Redis connection carries `depth` pipelines.
+  const streams = Array.from({ length: connections }, () =>
+    new PrefixQueryStream(addr, { deadlineMs: 60_000, channelOptions: { 'grpc.use_local_subchannel_pool': 1 } }));
   let rr = 0;
   const next = () => clients[rr++ % clients.length]!;
+  let rs = 0;
+  const nextStream = () => streams[rs++ % streams.length]!;
+  const list = (hashes: Buffer) => ({ packed: hashes, hashLen: HASH_LEN });
   return {
     async insert(node, hashes) {
-      await next().insertBlocks(nodeId(node), NAMESPACE, { packed: hashes, hashLen: HASH_LEN });
+      await next().insertBlocks(nodeId(node), NAMESPACE, list(hashes));
     },
-    async prefix(hashes) {
-      const res = await next().queryPrefix(NAMESPACE, { packed: hashes, hashLen: HASH_LEN });
+    async prefix(hashes, mode) {
+      const res = mode === 'pipelined' ? await nextStream().query(NAMESPACE, list(hashes)) : await next().queryPrefix(NAMESPACE, list(hashes));
       return new Map(res.nodes.map((n) => [nodeIndex(n.nodeId), n.prefixLen]));
     },
-    close: () => clients.forEach((c) => c.close()),
+    close: () => {
+      clients.forEach((c) => c.close());
+      streams.forEach((s) => s.close());
+    },
   };
 }
 
@@ -159,7 +172,7 @@ async function handle(msg: ToWorker): Promise<void> {
         while (performance.now() < until) {
           const q = prepared[i++ % prepared.length]!;
           const t0 = performance.now();
-          const got = await backend!.prefix(q.hashes);
+          const got = await backend!.prefix(q.hashes, msg.mode);
           latencies.push((performance.now() - t0) * 1000);
           if (!sameAnswer(got, q.expected)) {
             mismatches++;

@@ -1,11 +1,13 @@
 // A private redis-server for reference runs (loopback, a free port, no persistence) and a minimal pipelining
-// RESP2 client over a raw socket: no npm dependency, no per-command promise (one promise per pipeline).
+// RESP2 client over a raw socket: no npm dependency, no per-command promise (one promise per pipeline), replies
+// parsed incrementally into Buffers (linear in the bytes received, as fast as a good client gets).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '@kvfabric/testkit';
 
-export type Reply = string | number | null | Reply[] | RedisError;
+/** Bulk strings are Buffers (binary-safe, no decoding); simple strings and errors are decoded. */
+export type Reply = string | number | null | Buffer | Reply[] | RedisError;
 
 export class RedisError extends Error {
   override readonly name = 'RedisError';
@@ -87,13 +89,20 @@ interface Pending {
 
 /** One connection; `pipeline` writes N commands at once and resolves with their N replies in order. */
 export class RespClient {
-  private buf: Buffer = Buffer.alloc(0);
   private readonly queue: Pending[] = [];
+  private readonly parser = new RespParser((reply) => this.onReply(reply));
   private failed: Error | undefined;
 
   private constructor(private readonly socket: Socket) {
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.parser.feed(chunk);
+      } catch (err) {
+        this.fail(err as Error);
+        socket.destroy();
+      }
+    });
     socket.on('error', (err) => this.fail(err));
     socket.on('close', () => this.fail(new Error('redis connection closed')));
   }
@@ -111,6 +120,7 @@ export class RespClient {
 
   pipeline(commands: readonly (readonly Arg[])[]): Promise<Reply[]> {
     if (this.failed) return Promise.reject(this.failed);
+    if (commands.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
       this.queue.push({ count: commands.length, replies: [], resolve, reject });
       this.socket.write(encodeCommands(commands));
@@ -126,68 +136,148 @@ export class RespClient {
     for (const p of this.queue.splice(0)) p.reject(err);
   }
 
-  private onData(chunk: Buffer): void {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-    let off = 0;
-    while (this.queue.length > 0) {
-      const parsed = parseReply(this.buf, off);
-      if (!parsed) break;
-      off = parsed.end;
-      const head = this.queue[0]!;
-      head.replies.push(parsed.value);
-      if (head.replies.length === head.count) {
-        this.queue.shift();
-        head.resolve(head.replies);
-      }
+  private onReply(reply: Reply): void {
+    const head = this.queue[0];
+    if (!head) throw new RedisError('reply without a pending command');
+    head.replies.push(reply);
+    if (head.replies.length === head.count) {
+      this.queue.shift();
+      head.resolve(head.replies);
     }
-    this.buf = off >= this.buf.length ? Buffer.alloc(0) : this.buf.subarray(off);
   }
 }
 
-/** Parses one RESP2 reply at `off`; undefined when the buffer does not hold all of it yet. */
-export function parseReply(buf: Buffer, off: number): { value: Reply; end: number } | undefined {
-  if (off >= buf.length) return undefined;
-  const eol = buf.indexOf(13, off + 1);
-  if (eol < 0 || eol + 1 >= buf.length) return undefined;
-  const type = buf[off];
-  const line = buf.toString('latin1', off + 1, eol);
-  const next = eol + 2;
-  switch (type) {
-    case 43: // +
-      return { value: line, end: next };
-    case 45: // -
-      return { value: new RedisError(line), end: next };
-    case 58: // :
-      return { value: Number(line), end: next };
-    case 36: { // $
-      const len = Number(line);
-      if (len < 0) return { value: null, end: next };
-      if (next + len + 2 > buf.length) return undefined;
-      return { value: buf.toString('latin1', next, next + len), end: next + len + 2 };
+/**
+ * Incremental RESP2 parser: `feed` it socket chunks in order, it calls `onReply` once per complete top-level reply.
+ * Linear in the bytes received: a bulk string that lies inside one chunk is a view of it (no copy); one that
+ * spans chunks is copied once into a buffer of its final size; only an incomplete header line (a few bytes) is
+ * ever carried over to the next chunk. Bulk strings are Buffers; simple strings and errors are decoded.
+ */
+export class RespParser {
+  /** An incomplete header line from the previous chunk. */
+  private rest: Buffer | undefined;
+  /** The bulk string being received across chunks: `filled` of `buf.length` bytes, then `crlf` bytes to skip. */
+  private bulk: { buf: Buffer; filled: number; crlf: number } | undefined;
+  /** Arrays being filled, innermost last. */
+  private readonly stack: { items: Reply[]; got: number }[] = [];
+
+  constructor(private readonly onReply: (reply: Reply) => void) {}
+
+  feed(chunk: Buffer): void {
+    let off = 0;
+    if (this.bulk) {
+      off = this.continueBulk(chunk);
+      if (this.bulk) return;
     }
-    case 42: { // *
-      const n = Number(line);
-      if (n < 0) return { value: null, end: next };
-      const items: Reply[] = new Array(n);
-      let at = next;
-      for (let i = 0; i < n; i++) {
-        const item = parseReply(buf, at);
-        if (!item) return undefined;
-        items[i] = item.value;
-        at = item.end;
+    let data = chunk;
+    if (this.rest) {
+      data = Buffer.concat([this.rest, chunk.subarray(off)]);
+      this.rest = undefined;
+      off = 0;
+    }
+    while (off < data.length) {
+      const eol = data.indexOf(13, off);
+      if (eol < 0 || eol + 1 >= data.length) {
+        this.rest = Buffer.from(data.subarray(off)); // a partial header line: copied, it is tiny
+        return;
       }
-      return { value: items, end: at };
+      const type = data[off]!;
+      const next = eol + 2;
+      switch (type) {
+        case 43: // +
+          this.complete(data.toString('latin1', off + 1, eol));
+          off = next;
+          break;
+        case 45: // -
+          this.complete(new RedisError(data.toString('latin1', off + 1, eol)));
+          off = next;
+          break;
+        case 58: // :
+          this.complete(parseInteger(data, off + 1, eol));
+          off = next;
+          break;
+        case 36: { // $
+          const len = parseInteger(data, off + 1, eol);
+          if (len < 0) {
+            this.complete(null);
+            off = next;
+          } else if (next + len + 2 <= data.length) {
+            this.complete(data.subarray(next, next + len));
+            off = next + len + 2;
+          } else {
+            this.bulk = { buf: Buffer.allocUnsafe(len), filled: 0, crlf: 2 };
+            this.continueBulk(data.subarray(next));
+            return;
+          }
+          break;
+        }
+        case 42: { // *
+          const n = parseInteger(data, off + 1, eol);
+          if (n < 0) this.complete(null);
+          else if (n === 0) this.complete([]);
+          else this.stack.push({ items: new Array<Reply>(n), got: 0 });
+          off = next;
+          break;
+        }
+        default:
+          throw new RedisError(`unexpected RESP type byte ${type}`);
+      }
     }
-    default:
-      throw new RedisError(`unexpected RESP type byte ${type} at ${off}`);
   }
+
+  /** Copies the next bytes of the bulk string in progress; returns the offset in `chunk` after what it used. */
+  private continueBulk(chunk: Buffer): number {
+    const b = this.bulk!;
+    let off = 0;
+    const take = Math.min(b.buf.length - b.filled, chunk.length);
+    if (take > 0) {
+      chunk.copy(b.buf, b.filled, 0, take);
+      b.filled += take;
+      off = take;
+    }
+    const skip = Math.min(b.crlf, chunk.length - off);
+    b.crlf -= skip;
+    off += skip;
+    if (b.filled === b.buf.length && b.crlf === 0) {
+      this.bulk = undefined;
+      this.complete(b.buf);
+    }
+    return off;
+  }
+
+  private complete(value: Reply): void {
+    let v = value;
+    for (;;) {
+      const top = this.stack[this.stack.length - 1];
+      if (!top) return this.onReply(v);
+      top.items[top.got++] = v;
+      if (top.got < top.items.length) return;
+      this.stack.pop();
+      v = top.items;
+    }
+  }
+}
+
+/** The decimal integer in `buf[from, to)`. */
+function parseInteger(buf: Buffer, from: number, to: number): number {
+  let i = from;
+  const negative = buf[i] === 45;
+  if (negative) i++;
+  if (i >= to) throw new RedisError('RESP: empty integer');
+  let v = 0;
+  for (; i < to; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) throw new RedisError(`RESP: bad integer ${buf.toString('latin1', from, to)}`);
+    v = v * 10 + d;
+  }
+  return negative ? -v : v;
 }
 
 /** `INFO memory` → used_memory in bytes. */
 export async function usedMemory(client: RespClient): Promise<number> {
   const [info] = await client.pipeline([['INFO', 'memory']]);
-  if (typeof info !== 'string') throw new RedisError(`INFO memory: unexpected reply ${String(info)}`);
-  const m = /^used_memory:(\d+)/m.exec(info);
+  if (!Buffer.isBuffer(info)) throw new RedisError(`INFO memory: unexpected reply ${String(info)}`);
+  const m = /^used_memory:(\d+)/m.exec(info.toString('latin1'));
   if (!m) throw new RedisError('INFO memory: no used_memory line');
   return Number(m[1]);
 }

@@ -1,9 +1,10 @@
 // node-local: a real kvfabric-node process driven through the engine SDK.
 //  1. save / load GB/s, 64 blocks per call (256 KiB and 2 MiB blocks, 16 segments each laid out [segment][block]
-//     like vLLM's per-layer KV), vs plain memcpy of the same descriptors with the same threads
-//     (bench/src/peers/memcpy.c), reps alternating (and which side goes first alternating) so machine noise hits
-//     both alike. Target ratio >= 0.9. The memcpy threads take work in chunks the size of the copy engine's parts
-//     (a call's bytes split over the threads), so both balance load alike. CPU time of every party is recorded
+//     like vLLM's per-layer KV; the SDK sends its calls as items of one DataPlane stream per engine), vs plain
+//     memcpy of the same descriptors with the same threads (bench/src/peers/memcpy.c), reps alternating (and
+//     which side goes first alternating) so machine noise hits both alike. Target ratio >= 0.9. The memcpy threads
+//     take work in chunks the size of the copy engine's parts (a call's bytes split over the threads), so both
+//     balance load alike. CPU time of every party is recorded
 //     over the timed windows (copy threads, the node's event loop and other threads, the engine client, memcpy):
 //     on a host with few cores the node's event loop and the client compete with the copy threads for them.
 //  2. Query latency for a 64-hash prefix (SDK round trip, p50/p99), and the in-process index lookup it includes.
@@ -344,7 +345,7 @@ const scenario: Scenario = {
         for (const n of privateNodes) await n[Symbol.asyncDispose]();
       }
     }
-    notes.push(`save/load: median rep of SDK calls, 2 in flight (64 blocks each, 16 segments per block) over a unix socket, ${COPY_THREADS} copy threads; memcpy: same descriptors, same threads, same work split, separate process; reps alternate and alternate which side goes first`);
+    notes.push(`save/load: median rep of SDK calls, 2 in flight (64 blocks each, 16 segments per block) on the engine's DataPlane stream over a unix socket, ${COPY_THREADS} copy threads; memcpy: same descriptors, same threads, same work split, separate process; reps alternate and alternate which side goes first`);
     notes.push('CPU per GiB: schedstat of every node thread (copy threads, event loop, the rest) and the client process over the timed windows; the CPU bound assumes memcpy\'s threads each had a core and the node side could use up to copy threads + 2 cores (as many as the host has)');
     notes.push('sharing: 8 engines x ' + requests + ' requests, 48 prefix families (skewed) x 12 blocks + 4 unique blocks, 64 KiB blocks');
     return { metrics, reference, ratios, table: { columns: ['measure', 'unit', 'value'], rows }, notes };

@@ -3,15 +3,16 @@
 //     them over `--streams-per-peer` connections straight into its pool. Measured by B itself (bytes sealed over
 //     fetch time, from /metrics) and end to end (engine query until READY). References, same machine, same run:
 //     - `iperf3 -P <streams>` on loopback (target ratio >= 0.9);
-//     - Redis: the same blocks as values, pipelined GETs over the same number of connections, replies parsed
-//       straight into preallocated buffers (target ratio >= 1.2).
+//     - Redis: the same blocks as values, pipelined GETs over the same number of connections with the bench's
+//       RespClient (incremental, Buffer-based: linear in the bytes) (target ratio >= 1.2).
+//     Every repetition runs iperf3, the pull and the Redis GETs back to back, so each ratio compares runs that saw
+//     the same machine load; the reported ratio is the median of the per-repetition ratios.
 //  2. Time to READY for a 64-block remote prefix (256 KiB blocks) as the engine sees it, p50/p99.
 import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startMetaserver, startNode, type NodeHandle } from '@kvfabric/testkit';
 import { KvEngine, KvRegion, MetaserverClient, type KvLayoutSpec } from '@kvfabric/client';
-import { nowSeconds, percentile, type BenchContext, type Scenario, type ScenarioResult, type Table } from '../harness.js';
+import { median, nowSeconds, percentile, type BenchContext, type Scenario, type ScenarioResult, type Table } from '../harness.js';
 import { iperf3, iperf3Available } from '../peers/iperf3.js';
 import { RespClient, startRedis } from '../peers/redis.js';
 
@@ -56,8 +57,16 @@ async function startPair(poolBytes: number): Promise<Pair> {
   const args = ['--streams-per-peer', String(STREAMS), '--pull-timeout-secs', '60', '--heartbeat-interval-secs', '0.5'];
   const pool = `${Math.ceil(poolBytes / MiB)}mib`;
   // One at a time: each pre-faults its whole pool at start-up, and two at once on 2 cores can outlast the health wait.
-  const a = await startNode({ metaserverAddr: metaserver.addr, poolSize: pool, logLevel: 'warn', args });
-  const b = await startNode({ metaserverAddr: metaserver.addr, poolSize: pool, logLevel: 'warn', args });
+  let a: NodeHandle | undefined;
+  let b: NodeHandle | undefined;
+  try {
+    a = await startNode({ metaserverAddr: metaserver.addr, poolSize: pool, logLevel: 'warn', args });
+    b = await startNode({ metaserverAddr: metaserver.addr, poolSize: pool, logLevel: 'warn', args });
+  } catch (err) {
+    await a?.[Symbol.asyncDispose]();
+    await metaserver[Symbol.asyncDispose]();
+    throw err;
+  }
   const meta = new MetaserverClient(metaserver.addr);
   return {
     a: a!, b: b!, meta,
@@ -91,102 +100,77 @@ async function seed(p: Pair, kv: KvEngine, namespace: string, hashes: Buffer[]):
   }
 }
 
-/** Pipelined GETs of `keys` over `conns` connections; each reply is copied into its preallocated buffer. */
+/** Pipelined GETs of `keys` over `conns` connections (keys dealt round robin); returns seconds. */
 async function redisGetAll(port: number, keys: string[], valueBytes: number, conns: number): Promise<number> {
-  const sockets = await Promise.all(Array.from({ length: conns }, () => new Promise<Socket>((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port }, () => resolve(s));
-    s.once('error', reject);
-  })));
-  const t0 = nowSeconds();
-  await Promise.all(sockets.map((s, c) => new Promise<void>((resolve, reject) => {
-    const mine = keys.filter((_, i) => i % conns === c);
-    const out = mine.map(() => Buffer.allocUnsafe(valueBytes));
-    let idx = 0;
-    let header = Buffer.alloc(0);
-    let filled = -1; // -1: reading a header line; else bytes of the current value received
-    s.on('data', (chunk: Buffer) => {
-      let off = 0;
-      while (off < chunk.length && idx < mine.length) {
-        if (filled < 0) {
-          const eol = chunk.indexOf(10, off);
-          header = Buffer.concat([header, chunk.subarray(off, eol < 0 ? chunk.length : eol + 1)]);
-          if (eol < 0) return;
-          off = eol + 1;
-          if (header[0] !== 36 || Number(header.toString('latin1', 1, header.length - 2)) !== valueBytes) return reject(new Error(`redis: unexpected reply ${header.toString('latin1', 0, 40)}`));
-          header = Buffer.alloc(0);
-          filled = 0;
-        }
-        const take = Math.min(valueBytes + 2 - filled, chunk.length - off); // value + CRLF
-        const v = Math.min(take, Math.max(0, valueBytes - filled));
-        if (v > 0) chunk.copy(out[idx]!, filled, off, off + v);
-        filled += take;
-        off += take;
-        if (filled === valueBytes + 2) {
-          filled = -1;
-          if (++idx === mine.length) resolve();
-        }
-      }
-    });
-    s.once('error', reject);
-    s.write(Buffer.from(mine.map((k) => `*2\r\n$3\r\nGET\r\n$${k.length}\r\n${k}\r\n`).join('')));
-  })));
-  const seconds = nowSeconds() - t0;
-  for (const s of sockets) s.destroy();
-  return seconds;
+  const clients = await Promise.all(Array.from({ length: conns }, () => RespClient.connect('127.0.0.1', port)));
+  try {
+    const t0 = nowSeconds();
+    const replies = await Promise.all(clients.map((c, i) => c.pipeline(keys.filter((_, k) => k % conns === i).map((k) => ['GET', k]))));
+    const seconds = nowSeconds() - t0;
+    for (const r of replies.flat()) {
+      if (!Buffer.isBuffer(r) || r.length !== valueBytes) throw new Error(`redis: unexpected GET reply ${String(r).slice(0, 40)}`);
+    }
+    return seconds;
+  } finally {
+    for (const c of clients) c.close();
+  }
 }
 
-async function throughput(ctx: BenchContext, blockBytes: number, blocks: number, reps: number) {
-  const bar = ctx.progress(`pull ${blocks} × ${label(blockBytes)}`, reps * 2 + 1);
+interface Rep {
+  node: number;
+  e2e: number;
+  iperf: number;
+  redis: number;
+}
+
+/**
+ * `reps` repetitions of: iperf3 (when installed), one pull of `blocks` fresh blocks from A to B, pipelined Redis
+ * GETs of as many values of the same size. Bytes per second of each.
+ */
+async function throughput(ctx: BenchContext, blockBytes: number, blocks: number, reps: number, iperfSeconds: number | undefined): Promise<Rep[]> {
+  const bar = ctx.progress(`pull ${blocks} × ${label(blockBytes)}`, reps + 2);
   const p = await startPair(blocks * blockBytes + 128 * MiB);
   const ns = `bench/pull/${label(blockBytes)}`;
-  const ea = await engineOn(p.a, ns, blockBytes);
-  const eb = await engineOn(p.b, ns, blockBytes);
-  bar.tick();
-  const node: number[] = [];
-  const e2e: number[] = [];
+  const out: Rep[] = [];
   try {
-    for (let r = 0; r < reps; r++) {
-      const hashes = freshHashes(blocks);
-      await seed(p, ea.kv, ns, hashes);
-      const [bytes0, secs0] = [await metric(p.b, 'kvfabric_pull_bytes_total'), await metric(p.b, 'kvfabric_pull_duration_seconds_sum')];
-      const t0 = nowSeconds();
-      const q = await eb.kv.query(hashes, { timeoutMs: 120_000, pollMs: 1 });
-      const wall = nowSeconds() - t0;
-      if (q.hits !== blocks) throw new Error(`pull bench: ${q.hits} of ${blocks} blocks pulled`);
-      await eb.kv.release(q.leaseId);
-      const bytes = (await metric(p.b, 'kvfabric_pull_bytes_total')) - bytes0;
-      const secs = (await metric(p.b, 'kvfabric_pull_duration_seconds_sum')) - secs0;
-      if (bytes !== blocks * blockBytes) throw new Error(`pull bench: ${bytes} bytes pulled, expected ${blocks * blockBytes}`);
-      node.push(bytes / secs);
-      e2e.push(bytes / wall);
-      bar.tick();
-      bar.tick();
+    await using redis = await startRedis();
+    const keys = Array.from({ length: blocks }, (_, i) => `blk:${i}`);
+    const loader = await RespClient.connect('127.0.0.1', redis.port);
+    const value = randomBytes(blockBytes);
+    for (let i = 0; i < blocks; i += 16) await loader.pipeline(keys.slice(i, i + 16).map((k) => ['SET', k, value]));
+    loader.close();
+    await redisGetAll(redis.port, keys, blockBytes, STREAMS); // warm-up
+    bar.tick();
+    const ea = await engineOn(p.a, ns, blockBytes);
+    const eb = await engineOn(p.b, ns, blockBytes);
+    bar.tick();
+    try {
+      for (let r = 0; r < reps; r++) {
+        const hashes = freshHashes(blocks);
+        await seed(p, ea.kv, ns, hashes);
+        const iperf = iperfSeconds ? (await iperf3(STREAMS, iperfSeconds)).bytesPerSecond : NaN;
+        const [bytes0, secs0] = [await metric(p.b, 'kvfabric_pull_bytes_total'), await metric(p.b, 'kvfabric_pull_duration_seconds_sum')];
+        const t0 = nowSeconds();
+        const q = await eb.kv.query(hashes, { timeoutMs: 120_000, pollMs: 1 });
+        const wall = nowSeconds() - t0;
+        if (q.hits !== blocks) throw new Error(`pull bench: ${q.hits} of ${blocks} blocks pulled`);
+        await eb.kv.release(q.leaseId);
+        const bytes = (await metric(p.b, 'kvfabric_pull_bytes_total')) - bytes0;
+        const secs = (await metric(p.b, 'kvfabric_pull_duration_seconds_sum')) - secs0;
+        if (bytes !== blocks * blockBytes) throw new Error(`pull bench: ${bytes} bytes pulled, expected ${blocks * blockBytes}`);
+        const redisBps = (blocks * blockBytes) / (await redisGetAll(redis.port, keys, blockBytes, STREAMS));
+        out.push({ node: bytes / secs, e2e: bytes / wall, iperf, redis: redisBps });
+        bar.tick();
+      }
+    } finally {
+      await eb.close();
+      await ea.close();
     }
   } finally {
     bar.done();
-    await eb.close();
-    await ea.close();
     await p.close();
   }
-  return { node: Math.max(...node), e2e: Math.max(...e2e), nodeAll: node };
-}
-
-async function redisReference(ctx: BenchContext, blockBytes: number, blocks: number, reps: number): Promise<number> {
-  const bar = ctx.progress(`redis GET ${blocks} × ${label(blockBytes)}`, reps + 1);
-  await using redis = await startRedis();
-  const client = await RespClient.connect('127.0.0.1', redis.port);
-  const keys = Array.from({ length: blocks }, (_, i) => `blk:${i}`);
-  const value = randomBytes(blockBytes);
-  for (let i = 0; i < blocks; i += 16) await client.pipeline(keys.slice(i, i + 16).map((k) => ['SET', k, value]));
-  client.close();
-  bar.tick();
-  let best = 0;
-  for (let r = 0; r < reps; r++) {
-    best = Math.max(best, (blocks * blockBytes) / (await redisGetAll(redis.port, keys, blockBytes, STREAMS)));
-    bar.tick();
-  }
-  bar.done();
-  return best;
+  return out;
 }
 
 async function timeToReady(ctx: BenchContext, reps: number) {
@@ -227,7 +211,7 @@ const scenario: Scenario = {
   description: `remote prefix pulls between two node processes (tcp, ${STREAMS} streams) vs iperf3 and pipelined Redis GET`,
   async run(ctx: BenchContext): Promise<ScenarioResult> {
     const blocks = ctx.quick ? 100 : 1000;
-    const reps = ctx.quick ? 2 : 3;
+    const reps = ctx.quick ? 2 : 5;
     const metrics: Record<string, number> = {};
     const reference: Record<string, number> = {};
     const ratios: Record<string, number> = {};
@@ -235,32 +219,33 @@ const scenario: Scenario = {
     const rows: Table['rows'] = [];
 
     const version = await iperf3Available();
-    let iperf = NaN;
-    if (version) {
-      ctx.log(`iperf3 -P ${STREAMS} on loopback (${version})`);
-      iperf = (await iperf3(STREAMS, ctx.quick ? 1 : 3)).bytesPerSecond;
-      rows.push([`iperf3 -P ${STREAMS}`, '-', gbps(iperf), '-']);
-    } else {
-      notes.push('iperf3 not installed: no iperf3 reference');
-    }
+    if (version) ctx.log(`iperf3 -P ${STREAMS} on loopback (${version}) before every pull`);
+    else notes.push('iperf3 not installed: no iperf3 reference');
+    const iperfSeconds = version ? (ctx.quick ? 1 : 2) : undefined;
 
     for (const blockBytes of [256 * KiB, 2 * MiB]) {
       const l = label(blockBytes);
       const n = blockBytes >= MiB && ctx.quick ? 50 : blocks;
-      const t = await throughput(ctx, blockBytes, n, reps);
-      const redis = await redisReference(ctx, blockBytes, n, reps);
-      metrics[`pull_${l}_GBps`] = gbps(t.node);
-      metrics[`pull_${l}_e2e_GBps`] = gbps(t.e2e);
+      const runs = await throughput(ctx, blockBytes, n, reps, iperfSeconds);
+      const fmt = (f: (x: Rep) => number) => runs.map((x) => (f(x) / 1e9).toFixed(2)).join(', ');
+      ctx.log(`${n} × ${l}: pull ${fmt((x) => x.node)} GB/s; iperf3 ${fmt((x) => x.iperf)} GB/s; redis GET ${fmt((x) => x.redis)} GB/s`);
+      const node = median(runs.map((x) => x.node));
+      const redis = median(runs.map((x) => x.redis));
+      metrics[`pull_${l}_GBps`] = gbps(node);
+      metrics[`pull_${l}_e2e_GBps`] = gbps(median(runs.map((x) => x.e2e)));
       reference[`redis_get_${l}_GBps`] = gbps(redis);
-      rows.push([`kvfabric pull ${n} × ${l}`, gbps(t.node), gbps(t.e2e), gbps(redis)]);
-      if (Number.isFinite(iperf)) {
-        metrics[`pull_${l}_vs_iperf3`] = gbps(t.node);
+      rows.push([`kvfabric pull ${n} × ${l}`, gbps(node), metrics[`pull_${l}_e2e_GBps`]!, gbps(redis)]);
+      if (version) {
+        const iperf = median(runs.map((x) => x.iperf));
+        reference[`iperf3_${l}_GBps`] = gbps(iperf);
+        rows.push([`  iperf3 -P ${STREAMS} alongside`, '-', gbps(iperf), '-']);
+        metrics[`pull_${l}_vs_iperf3`] = gbps(node);
         reference[`pull_${l}_vs_iperf3`] = gbps(iperf);
-        ratios[`pull_${l}_vs_iperf3`] = t.node / iperf;
+        ratios[`pull_${l}_vs_iperf3`] = median(runs.map((x) => x.node / x.iperf));
       }
-      metrics[`pull_${l}_vs_redis`] = gbps(t.node);
+      metrics[`pull_${l}_vs_redis`] = gbps(node);
       reference[`pull_${l}_vs_redis`] = gbps(redis);
-      ratios[`pull_${l}_vs_redis`] = t.node / redis;
+      ratios[`pull_${l}_vs_redis`] = median(runs.map((x) => x.node / x.redis));
     }
 
     const r = await timeToReady(ctx, ctx.quick ? 20 : 200);
@@ -270,7 +255,8 @@ const scenario: Scenario = {
     metrics.fetch_64_p99_ms = r.fetchP99 * 1000;
     rows.push(['READY for 64 × 256KiB remote (ms) p50 / p99', Number((r.p50 * 1000).toFixed(2)), Number((r.p99 * 1000).toFixed(2)), '-']);
     rows.push(['  of which fetch inside node B (ms) p50 / p99', Number((r.fetchP50 * 1000).toFixed(2)), Number((r.fetchP99 * 1000).toFixed(2)), '-']);
-    notes.push('pull GB/s = bytes sealed / fetch time inside node B (metaserver lookup + grant + reads + seal); e2e = engine query until READY');
+    notes.push('pull GB/s = bytes sealed / fetch time inside node B (metaserver lookup + grants + reads + seal); e2e = engine query until READY');
+    notes.push(`${reps} repetitions of iperf3 (${iperfSeconds ?? 0} s), pull, Redis GETs back to back; GB/s are medians, ratios are medians of per-repetition ratios`);
     return {
       metrics,
       reference,

@@ -1,12 +1,17 @@
 // MetaserverClient against in-process fake metaservers on loopback: packing, typed errors from the trailer,
-// deadlines, connection failures, leader redirects and epoch tracking. (The real server is covered by CLI tests.)
+// deadlines, connection failures, leader redirects and epoch tracking, and (with a real etcd) following the leader
+// named by an etcd:// address. (The real server is covered by CLI tests and apps/metaserver/test/failover.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { GetStatsResponse, ListNodesResponse, MetaserverService, type MetaserverServer } from '@kvfabric/proto';
+import { Etcd3 } from 'etcd3';
 import { KvError, bindServer, errorToStatus } from '@kvfabric/common';
+import { etcdSkipReason, startEtcd } from '@kvfabric/testkit';
 import { MetaserverClient, resolveMetaserverAddr, LEADER_ADDR_KEY } from './metaserver-client.js';
+import type { LeaderRecord } from './leader-locator.js';
 
 type Handlers = Partial<Record<keyof MetaserverServer, (req: any) => unknown>>;
 
@@ -45,7 +50,9 @@ test('resolveMetaserverAddr accepts host:port and names the field otherwise', ()
   assert.deepEqual(resolveMetaserverAddr('[::1]:7'), { kind: 'direct', target: '[::1]:7' });
   assert.throws(() => resolveMetaserverAddr('nope', '--metaserver-addr'), /--metaserver-addr: expected host:port, got "nope"/);
   assert.throws(() => resolveMetaserverAddr('127.0.0.1:0'), /metaserver-addr: expected a port 1..65535/);
-  assert.throws(() => resolveMetaserverAddr('etcd://127.0.0.1:2379'), /etcd:\/\/ leader discovery is not supported yet/);
+  assert.deepEqual(resolveMetaserverAddr('etcd://127.0.0.1:2379,10.0.0.2:2379/prod'), { kind: 'etcd', etcd: { endpoints: ['127.0.0.1:2379', '10.0.0.2:2379'], prefix: '/prod' } });
+  assert.deepEqual(resolveMetaserverAddr('etcd://etcd:2379'), { kind: 'etcd', etcd: { endpoints: ['etcd:2379'], prefix: '/kvfabric' } });
+  assert.throws(() => resolveMetaserverAddr('etcd://', '--metaserver-addr'), /--metaserver-addr: expected etcd:\/\/host:port/);
 });
 
 test('packs hashes, unpacks reclaimable, maps owners and tracks the epoch', async () => {
@@ -170,4 +177,112 @@ test('a follower answer with the leader trailer is retried once on the leader', 
     client.close();
   }
   await assert.rejects(client.listNodes(), /closed/);
+});
+
+const leaderValue = (addr: string, seq: bigint, replica: string) =>
+  JSON.stringify({ addr, epoch: ((seq << 24n) | 1n).toString(), since_ms: 1_700_000_000_000, replica_id: replica });
+
+const stats = (epoch: bigint) => () => GetStatsResponse.fromPartial({ epoch });
+
+test('etcd://: follows the leader key, waits out a leaderless window, fails at the deadline', { skip: etcdSkipReason() }, async () => {
+  await using etcd = await startEtcd();
+  const endpoint = etcd.endpoint.replace('http://', '');
+  const admin = new Etcd3({ hosts: endpoint });
+  await using a = await fakeServer({ getStats: stats(1n) });
+  await using b = await fakeServer({ getStats: stats(2n) });
+  const changes: (string | undefined)[] = [];
+  const client = new MetaserverClient(`etcd://${endpoint}/c1`, { deadlineMs: 3000 });
+  client.onLeaderChange((l: LeaderRecord | undefined) => changes.push(l?.replicaId));
+  try {
+    // nobody elected: the call waits for its deadline, then says so
+    let t0 = Date.now();
+    await assert.rejects(client.getStats({ deadlineMs: 400 }), (err: unknown) => {
+      assert.ok(err instanceof KvError);
+      assert.equal(err.code, 'METASERVER_UNAVAILABLE');
+      assert.match(err.message, /no metaserver leader elected \(etcd .* key \/c1\/leader is empty\)/);
+      return true;
+    });
+    assert.ok(Date.now() - t0 >= 350, `gave up after ${Date.now() - t0} ms`);
+
+    // a call made while none is elected is answered once one is
+    const waiting = client.getStats();
+    await sleep(200);
+    await admin.put('/c1/leader').value(leaderValue(a.addr, 1n, 'ma'));
+    assert.equal((await waiting).epoch, 1n);
+    assert.equal(client.target, a.addr);
+    assert.equal(client.leader?.replicaId, 'ma');
+
+    // a new leader: the channel follows within a second, without any failed call
+    t0 = Date.now();
+    await admin.put('/c1/leader').value(leaderValue(b.addr, 2n, 'mb'));
+    while (client.target !== b.addr) {
+      assert.ok(Date.now() - t0 < 1000, 'did not follow the leader key within 1 s');
+      await sleep(5);
+    }
+    assert.equal((await client.getStats()).epoch, 2n);
+    assert.deepEqual(a.calls, ['getStats']);
+    assert.deepEqual(b.calls, ['getStats']);
+    assert.deepEqual(changes, ['ma', 'mb']);
+    assert.equal(client.lastEpoch, 2n);
+  } finally {
+    client.close();
+    admin.close();
+  }
+});
+
+test('etcd://: a dead or refusing leader is retried until etcd names the next one', { skip: etcdSkipReason() }, async () => {
+  await using etcd = await startEtcd();
+  const endpoint = etcd.endpoint.replace('http://', '');
+  const admin = new Etcd3({ hosts: endpoint });
+  await using next = await fakeServer({ listNodes: () => ListNodesResponse.fromPartial({ epoch: 9n }) });
+  // a stepped-down leader: NOT_LEADER and no trailer (it knows no leader)
+  await using old = await fakeServer({ listNodes: () => Promise.reject(new KvError('NOT_LEADER', 'not the leader: knows no leader')) });
+  // a follower that knows the leader
+  await using follower = await fakeServer({
+    listNodes: () => {
+      const md = new grpc.Metadata();
+      md.set(LEADER_ADDR_KEY, next.addr);
+      throw Object.assign(new Error('not leader'), { code: grpc.status.UNAVAILABLE, details: 'not the leader', metadata: md });
+    },
+  });
+  const client = new MetaserverClient(`etcd://${endpoint}/c2`, { deadlineMs: 3000 });
+  try {
+    await admin.put('/c2/leader').value(leaderValue(old.addr, 1n, 'old'));
+    // refused until the deadline: METASERVER_UNAVAILABLE naming the leader etcd still names, retried meanwhile
+    await assert.rejects(client.listNodes({ deadlineMs: 500 }), (err: unknown) => {
+      assert.ok(err instanceof KvError);
+      assert.equal(err.code, 'METASERVER_UNAVAILABLE');
+      assert.match(err.message, new RegExp(`^no metaserver leader serving: leader old at ${old.addr} \\(epoch \\d+\\) per etcd .* key /c2/leader: not the leader: knows no leader$`));
+      return true;
+    });
+    assert.ok(old.calls.length >= 2, `retried ${old.calls.length} times`);
+
+    // etcd names the next leader while a call is being refused: the call lands there
+    const pending = client.listNodes();
+    await sleep(150);
+    await admin.put('/c2/leader').value(leaderValue(next.addr, 2n, 'next'));
+    assert.equal((await pending).epoch, 9n);
+
+    // a follower's trailer is followed at once
+    await admin.put('/c2/leader').value(leaderValue(follower.addr, 3n, 'stale'));
+    while (client.target !== follower.addr) await sleep(5);
+    const before = next.calls.length;
+    assert.equal((await client.listNodes()).epoch, 9n);
+    assert.equal(client.target, next.addr);
+    assert.equal(next.calls.length, before + 1);
+    assert.deepEqual(follower.calls, ['listNodes']);
+
+    // a leader that is gone (connection refused) until etcd names another
+    const port = next.addr.split(':')[1];
+    await next[Symbol.asyncDispose]();
+    await admin.put('/c2/leader').value(leaderValue(`127.0.0.1:${port}`, 4n, 'gone'));
+    await using last = await fakeServer({ listNodes: () => ListNodesResponse.fromPartial({ epoch: 11n }) });
+    const refused = client.listNodes();
+    await sleep(300);
+    await admin.put('/c2/leader').value(leaderValue(last.addr, 5n, 'last'));
+    assert.equal((await refused).epoch, 11n);
+  } finally {
+    client.close();
+    admin.close();
+  }
 });

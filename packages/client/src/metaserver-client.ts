@@ -1,5 +1,12 @@
 // A typed Promise wrapper around the generated Metaserver stub: per-call deadlines, errors mapped to KvError in one
 // place, leader redirects, epoch tracking and address resolution. Used by the CLI and by kvfabric-node's reporter.
+// With an `etcd://` address the client follows the leader by itself (HA mode): a LeaderLocator watches the leader
+// key and the channel is re-targeted when it changes; a call that finds no serving leader (none elected, the leader
+// gone, a follower without a trailer) waits for one until its deadline, then fails METASERVER_UNAVAILABLE; a
+// follower's `kvfabric-leader-addr` trailer is followed at once. Every metaserver RPC is idempotent (inserts and
+// removes are set operations, heartbeats refresh a session), and a refused or unconnected call was never applied,
+// so retrying them on the next leader is safe.
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import {
   MetaserverClient as MetaserverStub,
@@ -26,23 +33,27 @@ import {
   unpackHashes,
   type PackedHashes,
 } from '@kvfabric/common';
+import { LeaderLocator, parseEtcdAddr, type EtcdTarget, type LeaderRecord } from './leader-locator.js';
 
 /** Default metaserver address (DESIGN §4). */
 export const DEFAULT_METASERVER_ADDR = '127.0.0.1:50056';
 /** Trailer a follower metaserver sets on UNAVAILABLE answers: the leader's address. */
 export const LEADER_ADDR_KEY = 'kvfabric-leader-addr';
 
-/** Where to reach a metaserver. Only `direct` today; `etcd://` leader discovery slots in here. */
-export interface MetaserverAddress {
-  kind: 'direct';
-  /** grpc-js target ("127.0.0.1:50056", "[::1]:50056"). */
-  target: string;
-}
+/** Where to reach a metaserver: one address, or the leader named in etcd (HA mode). */
+export type MetaserverAddress =
+  | {
+      kind: 'direct';
+      /** grpc-js target ("127.0.0.1:50056", "[::1]:50056"). */
+      target: string;
+    }
+  | { kind: 'etcd'; etcd: EtcdTarget };
 
-/** The one place that turns a user-given metaserver address into something to dial. */
+/** The one place that turns a user-given metaserver address (`host:port` or `etcd://h:p[,h:p][/prefix]`) into something to dial. */
 export function resolveMetaserverAddr(addr: string, field = 'metaserver-addr'): MetaserverAddress {
   const text = (addr ?? '').trim();
-  if (/^etcd:\/\//i.test(text)) throw invalid(field, 'etcd:// leader discovery is not supported yet; expected host:port', addr);
+  const etcd = parseEtcdAddr(text, field);
+  if (etcd) return { kind: 'etcd', etcd };
   const hp = parseHostPort(text, field);
   if (hp.port === 0) throw invalid(field, 'expected a port 1..65535', addr);
   return { kind: 'direct', target: formatHostPort(hp) };
@@ -54,7 +65,14 @@ export interface MetaserverClientOptions {
   channelOptions?: grpc.ChannelOptions;
   /** Called when an answer carries an epoch different from the last one seen (restart or failover). */
   onEpoch?: (epoch: bigint, previous: bigint | undefined) => void;
+  /** etcd:// only: deadline of each etcd read of the leader key (ms). Default 1000. */
+  etcdCallTimeoutMs?: number;
 }
+
+/** Redirects to a trailer's leader per call: one for a plain address (as before HA), a few while following etcd. */
+const MAX_REDIRECTS = { direct: 1, etcd: 3 } as const;
+/** While no leader serves, a call retries at least this often even when etcd names the same leader. */
+const RETRY_PAUSE_MS = 200;
 
 export interface CallOptions {
   deadlineMs?: number;
@@ -108,8 +126,14 @@ type ResponseOf<M extends MethodName> = ReturnType<Methods[M]['responseDeseriali
 export class MetaserverClient {
   /** The address as given. */
   readonly addr: string;
-  private address: MetaserverAddress;
+  private readonly address: MetaserverAddress;
+  /** The target dialled now: the direct address, a trailer's leader, or the leader etcd names ('' before one is known). */
+  private current: string;
   private stub: MetaserverStub | undefined;
+  /** Calls in flight on `stub`: cancelled (and retried on the new target) when the leader changes. */
+  private readonly inflight = new Set<grpc.ClientUnaryCall>();
+  private readonly locator: LeaderLocator | undefined;
+  private readonly leaderListeners = new Set<(leader: LeaderRecord | undefined, previous: LeaderRecord | undefined) => void>();
   private readonly deadlineMs: number;
   private readonly channelOptions: grpc.ChannelOptions;
   private readonly onEpoch: MetaserverClientOptions['onEpoch'];
@@ -123,11 +147,39 @@ export class MetaserverClient {
     this.deadlineMs = opts.deadlineMs ?? 5000;
     this.channelOptions = { ...CHANNEL_OPTIONS, ...opts.channelOptions };
     this.onEpoch = opts.onEpoch;
+    this.current = this.address.kind === 'direct' ? this.address.target : '';
+    if (this.address.kind === 'etcd') {
+      this.locator = new LeaderLocator(this.address.etcd, {
+        callTimeoutMs: opts.etcdCallTimeoutMs ?? 1000,
+        onChange: (leader, previous) => this.leaderChanged(leader, previous),
+      });
+    }
   }
 
-  /** The target currently dialled (differs from `addr` after a leader redirect). */
+  /** The target currently dialled (differs from `addr` after a leader redirect; with etcd:// the leader's address). */
   get target(): string {
-    return this.address.target;
+    return this.current || this.addr;
+  }
+
+  /** etcd:// only: the leader as last read from etcd (undefined while none is elected or before the first read). */
+  get leader(): LeaderRecord | undefined {
+    return this.locator?.leader;
+  }
+
+  /** etcd:// only: the locator following the leader key (started by the first call or by `onLeaderChange`). */
+  get leaderLocator(): LeaderLocator | undefined {
+    return this.locator;
+  }
+
+  /**
+   * etcd:// only: calls `listener` on every change of the leader named in etcd (undefined: none elected). Starts
+   * following the leader key at once. Returns an unsubscribe function; a no-op for a plain address.
+   */
+  onLeaderChange(listener: (leader: LeaderRecord | undefined, previous: LeaderRecord | undefined) => void): () => void {
+    if (!this.locator) return () => undefined;
+    this.leaderListeners.add(listener);
+    if (!this.closed) this.locator.start();
+    return () => this.leaderListeners.delete(listener);
   }
 
   heartbeat(input: HeartbeatInput, opts?: CallOptions): Promise<HeartbeatResponse> {
@@ -169,22 +221,25 @@ export class MetaserverClient {
     return this.call('getStats', {}, opts);
   }
 
-  /** Resolves once the channel is connected; METASERVER_UNAVAILABLE when it is not within `timeoutMs`. */
-  waitForReady(timeoutMs = this.deadlineMs): Promise<void> {
-    const stub = this.connect();
+  /** Resolves once the channel (to the leader, with etcd://) is connected; METASERVER_UNAVAILABLE when it is not within `timeoutMs`. */
+  async waitForReady(timeoutMs = this.deadlineMs): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const stub = await this.stubFor(deadline);
     return new Promise((resolve, reject) => {
-      stub.waitForReady(Date.now() + timeoutMs, (err) => {
+      stub.waitForReady(deadline, (err) => {
         if (err) reject(new KvError('METASERVER_UNAVAILABLE', `cannot connect to metaserver at ${this.target}: ${err.message}`, { cause: err }));
         else resolve();
       });
     });
   }
 
-  /** Closes the channel. Idempotent; later calls fail with METASERVER_UNAVAILABLE. */
+  /** Closes the channel (and the etcd watch). Idempotent; later calls fail with METASERVER_UNAVAILABLE. */
   close(): void {
     this.closed = true;
     this.stub?.close();
     this.stub = undefined;
+    this.locator?.close();
+    this.leaderListeners.clear();
   }
 
   [Symbol.dispose](): void {
@@ -193,50 +248,74 @@ export class MetaserverClient {
 
   private connect(): MetaserverStub {
     if (this.closed) throw new KvError('METASERVER_UNAVAILABLE', `metaserver client for ${this.addr} is closed`);
-    this.stub ??= new MetaserverStub(this.address.target, grpc.credentials.createInsecure(), this.channelOptions);
+    this.stub ??= new MetaserverStub(this.current, grpc.credentials.createInsecure(), this.channelOptions);
     return this.stub;
   }
 
-  /** The one wrapper every RPC goes through: deadline, cancellation, error mapping, leader redirect, epoch. */
-  private async call<M extends MethodName>(method: M, request: RequestOf<M>, opts: CallOptions = {}, redirected = false): Promise<ResponseOf<M>> {
-    const stub = this.connect();
-    const def = MetaserverService[method];
-    try {
-      const res = await new Promise<ResponseOf<M>>((resolve, reject) => {
-        const deadline = Date.now() + (opts.deadlineMs ?? this.deadlineMs);
-        const call = stub.makeUnaryRequest(
-          def.path,
-          def.requestSerialize as (v: RequestOf<M>) => Buffer,
-          def.responseDeserialize as (b: Buffer) => ResponseOf<M>,
-          request,
-          new grpc.Metadata(),
-          { deadline },
-          (err, value) => {
-            opts.signal?.removeEventListener('abort', abort);
-            if (err) reject(err);
-            else resolve(value!);
-          },
-        );
-        const abort = () => call.cancel();
-        opts.signal?.addEventListener('abort', abort, { once: true });
-      });
-      this.sawEpoch((res as { epoch?: bigint }).epoch);
-      return res;
-    } catch (err) {
-      const leader = leaderOf(err);
-      if (!redirected && leader && leader !== this.address.target) {
-        this.redirect(leader);
-        return this.call(method, request, opts, true);
+  /** The stub to call now; with etcd:// it waits (until `deadline`) for a leader to be named. */
+  private async stubFor(deadline: number): Promise<MetaserverStub> {
+    if (this.closed) return this.connect();
+    if (this.locator) {
+      this.locator.start();
+      const leader = this.locator.leader ?? (await this.locator.waitForLeader(Math.max(0, deadline - Date.now())));
+      if (!this.current) this.retarget(leader.addr);
+    }
+    return this.connect();
+  }
+
+  /** The one wrapper every RPC goes through: deadline, cancellation, error mapping, leader following, epoch. */
+  private async call<M extends MethodName>(method: M, request: RequestOf<M>, opts: CallOptions = {}): Promise<ResponseOf<M>> {
+    const deadline = Date.now() + (opts.deadlineMs ?? this.deadlineMs);
+    let redirects = 0;
+    for (;;) {
+      const stub = await this.stubFor(deadline);
+      const tried = { target: this.current, leader: this.locator?.leader };
+      try {
+        const res = await unary(stub, method, request, deadline, opts.signal, this.inflight);
+        this.sawEpoch((res as { epoch?: bigint }).epoch);
+        return res;
+      } catch (err) {
+        if (opts.signal?.aborted) throw this.mapError(err, stub);
+        const leader = leaderOf(err);
+        if (leader && leader !== tried.target && redirects < MAX_REDIRECTS[this.address.kind] && this.validTarget(leader)) {
+          redirects++;
+          this.retarget(leader);
+          continue;
+        }
+        if (!this.locator || !noLeaderServed(err)) throw this.mapError(err, stub);
+        // HA: nobody served (the leader is gone, or steps down, or a follower knows no leader): wait for etcd to name
+        // another leader, or a short pause, and try again until the deadline.
+        await this.leaderChangeOrPause(tried.leader, deadline);
+        if (Date.now() >= deadline || this.closed) throw this.leaderless(err, stub);
       }
-      throw this.mapError(err, stub);
     }
   }
 
-  private redirect(leader: string): void {
-    const address = resolveMetaserverAddr(leader, LEADER_ADDR_KEY);
+  private async leaderChangeOrPause(tried: LeaderRecord | undefined, deadline: number): Promise<void> {
+    const until = Math.min(deadline, Date.now() + RETRY_PAUSE_MS);
+    while (Date.now() < until && !this.closed && sameLeader(this.locator!.leader, tried)) await sleep(Math.min(20, until - Date.now()));
+  }
+
+  private leaderChanged(leader: LeaderRecord | undefined, previous: LeaderRecord | undefined): void {
+    if (leader && leader.addr !== this.current && this.validTarget(leader.addr)) this.retarget(leader.addr);
+    for (const listener of this.leaderListeners) listener(leader, previous);
+  }
+
+  private validTarget(addr: string): boolean {
+    try {
+      return resolveMetaserverAddr(addr, LEADER_ADDR_KEY).kind === 'direct';
+    } catch {
+      return false;
+    }
+  }
+
+  private retarget(addr: string): void {
+    if (addr === this.current) return;
+    for (const call of this.inflight) call.cancel();
+    this.inflight.clear();
     this.stub?.close();
     this.stub = undefined;
-    this.address = address;
+    this.current = formatHostPort(parseHostPort(addr, LEADER_ADDR_KEY));
   }
 
   private sawEpoch(epoch: bigint | undefined): void {
@@ -246,8 +325,22 @@ export class MetaserverClient {
     this.onEpoch?.(epoch, previous);
   }
 
+  /** HA: the deadline passed with no leader serving. Always METASERVER_UNAVAILABLE, saying what etcd knows. */
+  private leaderless(err: unknown, stub: MetaserverStub): KvError {
+    const locator = this.locator!;
+    const last = this.mapError(err, stub);
+    const where = `etcd ${locator.target.endpoints.join(',')} key ${locator.key}`;
+    const leader = locator.leader;
+    const known = leader
+      ? `leader ${leader.replicaId || '?'} at ${leader.addr} (epoch ${leader.epoch}) per ${where}`
+      : `no leader in ${where}`;
+    const etcd = locator.lastError ? `; etcd: ${locator.lastError.message}` : '';
+    return new KvError('METASERVER_UNAVAILABLE', `no metaserver leader serving: ${known}: ${last.message}${etcd}`, { cause: err });
+  }
+
   /** Connection failures become METASERVER_UNAVAILABLE with a one-line message naming the target. */
   private mapError(err: unknown, stub: MetaserverStub): KvError {
+    if (err instanceof KvError) return err;
     const e = err as Partial<grpc.ServiceError>;
     const connected = stub.getChannel().getConnectivityState(false) === grpc.connectivityState.READY;
     const cannotConnect =
@@ -259,6 +352,50 @@ export class MetaserverClient {
     }
     return fromGrpcError(err);
   }
+}
+
+function unary<M extends MethodName>(
+  stub: MetaserverStub,
+  method: M,
+  request: RequestOf<M>,
+  deadline: number,
+  signal: AbortSignal | undefined,
+  inflight: Set<grpc.ClientUnaryCall>,
+): Promise<ResponseOf<M>> {
+  const def = MetaserverService[method];
+  return new Promise<ResponseOf<M>>((resolve, reject) => {
+    const call = stub.makeUnaryRequest(
+      def.path,
+      def.requestSerialize as (v: RequestOf<M>) => Buffer,
+      def.responseDeserialize as (b: Buffer) => ResponseOf<M>,
+      request,
+      new grpc.Metadata(),
+      { deadline },
+      (err, value) => {
+        inflight.delete(call);
+        signal?.removeEventListener('abort', abort);
+        if (err) reject(err);
+        else resolve(value!);
+      },
+    );
+    inflight.add(call);
+    const abort = () => call.cancel();
+    signal?.addEventListener('abort', abort, { once: true });
+  });
+}
+
+/** An answer that means "no leader served this call": not connected, refused as not-leader, or cut by a re-target. */
+function noLeaderServed(err: unknown): boolean {
+  if (err instanceof KvError) return err.code === 'METASERVER_UNAVAILABLE';
+  const e = err as Partial<grpc.ServiceError>;
+  if (e?.code === grpc.status.CANCELLED) return true; // cancelled by a leader change (a caller's abort is checked first)
+  if (e?.code !== grpc.status.UNAVAILABLE) return false;
+  const kv = e.metadata?.get(ERROR_CODE_KEY)?.[0];
+  return kv === undefined || kv === 'NOT_LEADER' || kv === 'METASERVER_UNAVAILABLE';
+}
+
+function sameLeader(a: LeaderRecord | undefined, b: LeaderRecord | undefined): boolean {
+  return a?.epoch === b?.epoch && a?.addr === b?.addr;
 }
 
 function toHashList(hashes: Hashes): HashList {

@@ -1,8 +1,10 @@
-// Printer for ListNodes: {"epoch","nodes":[{"addr","state","blocks",...}]}.
+// Printer for ListNodes: {"epoch","leader":{...},"nodes":[{"addr","state","blocks",...}]}; the table starts with
+// the line saying which metaserver replica answered as leader and since when.
 import { formatBytes } from '@kvfabric/common';
 import type { ListNodesResponse } from '@kvfabric/proto';
 import type { Printer } from '../command.js';
 import { ago, count, isoTime, jsonInt, renderTable, stateName, transportName } from './format.js';
+import { leaderJson, leaderLine } from './stats.js';
 
 /** Nodes by address, then node id: a stable order for people and scripts. */
 function sorted(res: ListNodesResponse) {
@@ -12,6 +14,7 @@ function sorted(res: ListNodesResponse) {
 export const nodesPrinter: Printer<ListNodesResponse> = {
   json: (res) => ({
     epoch: res.epoch.toString(),
+    leader: leaderJson(res.leader),
     nodes: sorted(res).map((n) => ({
       addr: n.addr,
       state: stateName(n.state),
@@ -26,8 +29,9 @@ export const nodesPrinter: Printer<ListNodesResponse> = {
     })),
   }),
   table: (res) => {
-    if (res.nodes.length === 0) return 'no nodes\n';
-    return renderTable(
+    const head = `leader ${leaderLine(res.leader)}\n\n`;
+    if (res.nodes.length === 0) return `${head}no nodes\n`;
+    return head + renderTable(
       [
         { title: 'ADDR' }, { title: 'STATE' }, { title: 'BLOCKS', right: true }, { title: 'POOL USED', right: true },
         { title: 'POOL SIZE', right: true }, { title: 'TRANSPORTS' }, { title: 'LAST HEARTBEAT' }, { title: 'NODE ID' },

@@ -2,17 +2,27 @@
 import { formatBytes } from '@kvfabric/common';
 import type { GetStatsResponse, LeaderInfo } from '@kvfabric/proto';
 import type { Printer } from '../command.js';
-import { count, duration, isoTime, jsonInt, renderPairs } from './format.js';
+import { ago, count, duration, isoTime, jsonInt, renderPairs } from './format.js';
 
+/** The replica that answered, as it describes itself: which one leads and since when. */
 export function leaderJson(leader: LeaderInfo | undefined) {
   if (!leader) return null;
   return {
     addr: leader.addr,
     epoch: leader.epoch.toString(),
     since: isoTime(leader.sinceMs),
+    forSecs: leader.sinceMs === 0n ? null : Math.max(0, Math.floor((Date.now() - Number(leader.sinceMs)) / 1000)),
     ha: leader.ha,
     replicaId: leader.replicaId,
   };
+}
+
+/** One line: "m1 at 10.0.0.5:50056 (ha), epoch 16777217, since 2025-01-01T00:00:00.000Z (5m 3s ago)". */
+export function leaderLine(leader: LeaderInfo | undefined): string {
+  if (!leader) return '-';
+  const who = leader.ha ? `${leader.replicaId || '?'} at ${leader.addr || '-'} (ha)` : `${leader.addr || '-'} (single, no HA)`;
+  const since = leader.sinceMs === 0n ? '' : `, since ${isoTime(leader.sinceMs)} (${ago(leader.sinceMs)})`;
+  return `${who}, epoch ${leader.epoch}${since}`;
 }
 
 export function bytesPerOwner(res: GetStatsResponse): number | null {
@@ -45,7 +55,7 @@ export const statsPrinter: Printer<GetStatsResponse> = {
       ['namespaces', count(res.namespaces)],
       ['nodes', `${count(res.liveNodes)} live, ${count(res.staleNodes)} stale`],
       ['index memory', `${formatBytes(res.indexBytes)}${perOwner === null ? '' : ` (${perOwner} B per owner)`}`],
-      ['leader', leader ? `${leader.addr || '-'} (${leader.ha ? `ha, replica ${leader.replicaId}` : 'single'}), ${count(res.leaderChanges)} changes` : '-'],
+      ['leader', leader ? `${leaderLine(leader)}; ${count(res.leaderChanges)} leader changes` : '-'],
     ]);
   },
 };

@@ -13,12 +13,25 @@ function rng(seed: number) {
   };
 }
 
-function check(table: BlockTable, ref: Map<string, number>, universe: Buffer[]) {
+/** The bytes of buf as int32 words (an aligned copy), as the store passes them to findNear. */
+function words(buf: Buffer): Int32Array {
+  const out = new Int32Array(Math.ceil(buf.length / 4));
+  new Uint8Array(out.buffer).set(buf);
+  return out;
+}
+
+function check(table: BlockTable, ref: Map<string, number>, universe: Buffer[], formerIds = new Map<string, number>()) {
   assert.equal(table.size, ref.size);
-  for (const key of universe) {
+  for (const [i, key] of universe.entries()) {
     const want = ref.get(key.toString('latin1'));
     assert.equal(table.find(key, 0), want ?? -1, `find ${key.toString('hex')}`);
     if (want !== undefined) assert.deepEqual(table.key(want), key);
+    // findNear agrees whatever the guess: right, wrong, out of range, or a freed id still holding these bytes
+    const former = formerIds.get(key.toString('latin1'));
+    for (const guess of [want ?? 0, i % (table.idBound + 2) - 1, former ?? -1]) {
+      assert.equal(table.findNear(key, 0, guess), want ?? -1, `findNear ${key.toString('hex')} guess ${guess}`);
+      if (key.length % 4 === 0) assert.equal(table.findNear(key, 0, guess, words(key)), want ?? -1, `findNear words, guess ${guess}`);
+    }
   }
 }
 
@@ -35,6 +48,7 @@ for (const hashLen of [1, 3, 32, 64]) {
     });
     const table = new BlockTable(hashLen);
     const ref = new Map<string, number>();
+    const formerIds = new Map<string, number>(); // deleted keys -> the id they had
     for (let step = 0; step < 20_000; step++) {
       const key = universe[Math.floor(rand() * universe.length)]!;
       const k = key.toString('latin1');
@@ -49,11 +63,12 @@ for (const hashLen of [1, 3, 32, 64]) {
       } else if (ref.has(k)) {
         table.heads.set(ref.get(k)!, 0);
         table.delete(ref.get(k)!);
+        formerIds.set(k, ref.get(k)!);
         ref.delete(k);
       }
-      if (step % 5000 === 0) check(table, ref, universe);
+      if (step % 5000 === 0) check(table, ref, universe, formerIds);
     }
-    check(table, ref, universe);
+    check(table, ref, universe, formerIds);
     // entry ids are reused: never more ids than the peak population
     assert.ok(table.idBound <= distinct);
   });
@@ -88,4 +103,29 @@ test('keys are read from an offset inside a larger packed buffer', () => {
   assert.equal(table.find(packed, 12), 1);
   assert.equal(table.find(packed, 8), -1);
   assert.deepEqual(table.key(1), Buffer.from('bbbb'));
+});
+
+test('findNear: the guessed entry when it holds the hash, never a freed entry that still holds its bytes', () => {
+  const table = new BlockTable(32);
+  const keys = Array.from({ length: 8 }, (_, i) => Buffer.alloc(32, i + 1));
+  const packed = Buffer.concat([Buffer.alloc(3), ...keys]); // unaligned offsets, as inside a decoded message
+  keys.forEach((k, i) => {
+    assert.equal(table.findOrAdd(k, 0), i);
+    table.heads.set(i, 1);
+  });
+  const w = words(packed.subarray(3));
+  for (let i = 0; i < keys.length; i++) {
+    assert.equal(table.findNear(packed, 3 + i * 32, i), i, 'right guess');
+    assert.equal(table.findNear(packed, 3 + i * 32, (i + 1) % 8), i, 'wrong guess: probed');
+    assert.equal(table.findNear(packed, 3 + i * 32, 99), i, 'guess out of range');
+    assert.equal(table.findNear(packed, 3 + i * 32, i, w), i, 'right guess, words');
+    assert.equal(table.findNear(packed, 3 + i * 32, i + 1, w), i, 'wrong guess, words');
+  }
+  table.heads.set(5, 0);
+  table.delete(5); // id 5 is free but its arena record still holds keys[5]
+  assert.equal(table.findNear(packed, 3 + 5 * 32, 5), -1);
+  assert.equal(table.findNear(packed, 3 + 5 * 32, 5, w), -1);
+  assert.equal(table.findOrAdd(keys[5]!, 0), 5, 'the freed id is reused');
+  table.heads.set(5, 1);
+  assert.equal(table.findNear(packed, 3 + 5 * 32, 5, w), 5);
 });

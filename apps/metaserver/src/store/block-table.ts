@@ -1,7 +1,8 @@
 // The block hashes of one (namespace, hash length): an open-addressing hash table (linear probing, backward-shift
 // deletion, no tombstones) over dense entry ids. Per entry it stores the hash bytes in a chunked arena and the head
-// of the entry's owner list; per slot the entry id + 1 and the key's 32-bit hash (so probing, growth and deletion
-// never re-read the arena except to confirm a match). No JS object per block.
+// of the entry's owner list; per slot the entry id + 1 and the key's 32-bit hash, side by side in one array (one
+// cache line and one page per probe; probing, growth and deletion never re-read the arena except to confirm a
+// match). No JS object per block.
 import { ChunkedBytes, ChunkedU32 } from './chunked.js';
 import { hashBytes } from './hash.js';
 
@@ -18,8 +19,9 @@ export class BlockTable {
   size = 0;
   /** (hash, owner) pairs held in this table; maintained by the store. */
   owners = 0;
-  private slots: Uint32Array;
-  private slotHash: Uint32Array;
+  /** Slot s is slots[2s] = entry id + 1 (0: free) and slots[2s + 1] = the key's 32-bit hash (int32, as hashBytes). */
+  private slots: Int32Array;
+  /** Slot count - 1. */
   private mask: number;
   /** Entry ids issued so far; ids below it are live or on the free list. */
   private issued = 0;
@@ -30,8 +32,7 @@ export class BlockTable {
     this.keys = new ChunkedBytes(hashLen);
     let n = MIN_SLOTS;
     while (n * MAX_LOAD < expected) n *= 2;
-    this.slots = new Uint32Array(n);
-    this.slotHash = new Uint32Array(n);
+    this.slots = new Int32Array(2 * n);
     this.mask = n - 1;
   }
 
@@ -41,18 +42,34 @@ export class BlockTable {
   }
 
   get slotCount(): number {
-    return this.slots.length;
+    return this.slots.length / 2;
   }
 
   /** The entry of the hash at buf[off, off + hashLen), or -1. */
   find(buf: Uint8Array, off: number): number {
     const h = hashBytes(buf, off, this.hashLen);
-    const { slots, slotHash, mask, keys } = this;
+    const { slots, mask, keys } = this;
     for (let s = h & mask; ; s = (s + 1) & mask) {
-      const v = slots[s]!;
+      const v = slots[2 * s]!;
       if (v === 0) return -1;
-      if (slotHash[s] === h && keys.equals(v - 1, buf, off)) return v - 1;
+      if (slots[2 * s + 1] === h && keys.equals(v - 1, buf, off)) return v - 1;
     }
+  }
+
+  /**
+   * `find`, trying entry `guess` first: when it is live and holds exactly this hash it is the answer (a live hash has
+   * one entry), found without hashing or probing. Prefix chains are usually inserted in order, so hash i + 1 of a
+   * query tends to sit at the entry after hash i's: a sequential read of the key arena instead of a cache (and TLB)
+   * miss in the slot array, which is the bulk of a prefix query's cost. Any other guess falls back to `find`.
+   * `words`, when given, holds buf's bytes as int32 words (an aligned copy; hashLen a multiple of 4).
+   */
+  findNear(buf: Uint8Array, off: number, guess: number, words?: Int32Array): number {
+    if (guess >= 0 && guess < this.issued && this.heads.get(guess) !== 0) {
+      // words: an int32 view of buf's bytes (hashLen a multiple of 4), compared a word at a time
+      const same = words ? this.keys.equalsWords(guess, words, off >>> 2) : this.keys.equals(guess, buf, off);
+      if (same) return guess;
+    }
+    return this.find(buf, off);
   }
 
   /**
@@ -60,22 +77,22 @@ export class BlockTable {
    * (an entry without owners must not outlive the call; use `delete`).
    */
   findOrAdd(buf: Uint8Array, off: number): number {
-    if ((this.size + 1) > this.slots.length * MAX_LOAD) this.grow();
+    if ((this.size + 1) > this.slotCount * MAX_LOAD) this.grow();
     const h = hashBytes(buf, off, this.hashLen);
-    const { slots, slotHash, mask, keys } = this;
+    const { slots, mask, keys } = this;
     let s = h & mask;
     for (; ; s = (s + 1) & mask) {
-      const v = slots[s]!;
+      const v = slots[2 * s]!;
       if (v === 0) break;
-      if (slotHash[s] === h && keys.equals(v - 1, buf, off)) return v - 1;
+      if (slots[2 * s + 1] === h && keys.equals(v - 1, buf, off)) return v - 1;
     }
     const e = this.freeIds.length > 0 ? this.freeIds.pop()! : this.issued++;
     this.keys.ensure(e + 1);
     this.heads.ensure(e + 1);
     this.keys.write(e, buf, off);
     this.heads.set(e, 0);
-    slots[s] = e + 1;
-    slotHash[s] = h;
+    slots[2 * s] = e + 1;
+    slots[2 * s + 1] = h;
     this.size++;
     return e;
   }
@@ -84,23 +101,23 @@ export class BlockTable {
   delete(e: number): void {
     const [chunk, off] = this.keys.locate(e);
     const h = hashBytes(chunk, off, this.hashLen);
-    const { slots, slotHash, mask } = this;
+    const { slots, mask } = this;
     let s = h & mask;
-    while (slots[s] !== e + 1) {
-      if (slots[s] === 0) throw new Error(`block-table: entry ${e} not in table`);
+    while (slots[2 * s] !== e + 1) {
+      if (slots[2 * s] === 0) throw new Error(`block-table: entry ${e} not in table`);
       s = (s + 1) & mask;
     }
     // backward-shift deletion: pull later members of the probe run into the hole when their home allows it
-    for (let j = (s + 1) & mask; slots[j] !== 0; j = (j + 1) & mask) {
-      const home = slotHash[j]! & mask;
+    for (let j = (s + 1) & mask; slots[2 * j] !== 0; j = (j + 1) & mask) {
+      const home = slots[2 * j + 1]! & mask;
       const between = s <= j ? s < home && home <= j : s < home || home <= j;
       if (between) continue;
-      slots[s] = slots[j]!;
-      slotHash[s] = slotHash[j]!;
+      slots[2 * s] = slots[2 * j]!;
+      slots[2 * s + 1] = slots[2 * j + 1]!;
       s = j;
     }
-    slots[s] = 0;
-    slotHash[s] = 0;
+    slots[2 * s] = 0;
+    slots[2 * s + 1] = 0;
     this.heads.set(e, 0);
     this.freeIds.push(e);
     this.size--;
@@ -112,27 +129,24 @@ export class BlockTable {
   }
 
   bytes(): number {
-    return this.slots.byteLength + this.slotHash.byteLength + this.keys.bytes() + this.heads.bytes() + this.freeIds.length * 8;
+    return this.slots.byteLength + this.keys.bytes() + this.heads.bytes() + this.freeIds.length * 8;
   }
 
   private grow(): void {
-    const oldSlots = this.slots;
-    const oldHash = this.slotHash;
-    const n = oldSlots.length * 2;
-    const slots = new Uint32Array(n);
-    const slotHash = new Uint32Array(n);
+    const old = this.slots;
+    const n = old.length; // slots after growth: twice the old count, 2 words each
+    const slots = new Int32Array(2 * n);
     const mask = n - 1;
-    for (let i = 0; i < oldSlots.length; i++) {
-      const v = oldSlots[i]!;
+    for (let i = 0; i < old.length; i += 2) {
+      const v = old[i]!;
       if (v === 0) continue;
-      const h = oldHash[i]!;
+      const h = old[i + 1]!;
       let s = h & mask;
-      while (slots[s] !== 0) s = (s + 1) & mask;
-      slots[s] = v;
-      slotHash[s] = h;
+      while (slots[2 * s] !== 0) s = (s + 1) & mask;
+      slots[2 * s] = v;
+      slots[2 * s + 1] = h;
     }
     this.slots = slots;
-    this.slotHash = slotHash;
     this.mask = mask;
   }
 }

@@ -1,5 +1,7 @@
 // A fast 32-bit hash of a byte string for the open-addressing table. Block hashes are usually uniform already,
 // but test and tool hashes often are not (counters, repeated bytes), so every byte is mixed in, a word at a time.
+// The result is a signed int32 (the same 32 bits as uint32 would be): V8 keeps int32 values unboxed, while a uint32
+// above 2^31 returned from a call that is not inlined becomes a heap number (an allocation per lookup).
 
 export function hashBytes(buf: Uint8Array, off: number, len: number): number {
   let h = 0x9747b28c ^ len;
@@ -20,5 +22,5 @@ export function hashBytes(buf: Uint8Array, off: number, len: number): number {
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  return h >>> 0;
+  return h | 0;
 }

@@ -36,6 +36,11 @@ export class NodeSessions {
     return this.byId.size;
   }
 
+  /** Slots are below this bound. */
+  get slotBound(): number {
+    return this.bySlot.length;
+  }
+
   get(nodeId: string): NodeSession | undefined {
     return this.byId.get(nodeId);
   }
@@ -50,6 +55,12 @@ export class NodeSessions {
 
   isLive(s: NodeSession, nowMs: number): boolean {
     return nowMs - s.lastHeartbeatMs < this.staleMs;
+  }
+
+  /** The session at slot when it is live at nowMs (no allocation, for per-query checks of a few owners). */
+  liveAt(slot: number, nowMs: number): NodeSession | undefined {
+    const s = this.bySlot[slot];
+    return s && nowMs - s.lastHeartbeatMs < this.staleMs ? s : undefined;
   }
 
   /** Live flags by slot, for queries that test many owner records against one clock reading. */

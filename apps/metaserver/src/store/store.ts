@@ -24,6 +24,38 @@ interface SweepCursor {
   entry: number;
 }
 
+/** Per-candidate arrays of a prefix query: node slot, prefix so far, last hash index seen owned, active list. */
+interface QueryScratch {
+  slot: Uint32Array;
+  prefix: Int32Array;
+  seen: Int32Array;
+  active: Int32Array;
+}
+
+function newScratch(n: number): QueryScratch {
+  return { slot: new Uint32Array(n), prefix: new Int32Array(n), seen: new Int32Array(n), active: new Int32Array(n) };
+}
+
+function growScratch(q: QueryScratch): QueryScratch {
+  const next = newScratch(q.slot.length * 2);
+  next.slot.set(q.slot);
+  return next;
+}
+
+/** Longest prefix first, then least pool usage, then node id (a total order: answers are deterministic). */
+function byPrefixThenLoad(a: NodePrefixResult, b: NodePrefixResult): number {
+  return b.prefixLen - a.prefixLen ||
+    (a.poolUsedBytes < b.poolUsedBytes ? -1 : a.poolUsedBytes > b.poolUsedBytes ? 1 : 0) ||
+    (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0);
+}
+
+/** `checked` without the result object, for the query path: the number of hashes. */
+function checkedCount(h: Hashes): number {
+  if (!Number.isInteger(h.hashLen) || h.hashLen < 1 || h.hashLen > 64) throw invalid('hashes.hash_len', 'expected 1..64 bytes', h.hashLen);
+  if (h.packed.length % h.hashLen !== 0) throw invalid('hashes.packed', `expected a multiple of hash_len ${h.hashLen} bytes`, h.packed.length);
+  return h.packed.length / h.hashLen;
+}
+
 /** The store trusts its caller (the service validates with field names) but refuses malformed lists. */
 function checked(h: Hashes): Hashes & { count: number } {
   if (!Number.isInteger(h.hashLen) || h.hashLen < 1 || h.hashLen > 64) throw invalid('hashes.hash_len', 'expected 1..64 bytes', h.hashLen);
@@ -49,9 +81,15 @@ export class MetaStore {
   private readonly pool = new OwnerPool();
   private readonly namespaces = new Map<string, Namespace>();
   private blockCount = 0;
-  /** Scratch for prefix queries: mark[slot] === stamp when the slot owns the current hash. */
+  /** Scratch for prefix queries: slot s is query candidate candOf[s] while mark[s] === stamp. */
   private mark = new Uint32Array(64);
+  private candOf = new Uint32Array(64);
   private stamp = 0;
+  /** Per-candidate scratch of a prefix query (grown on demand, never shrunk). */
+  private q: QueryScratch = newScratch(8);
+  /** A query's packed hashes as int32 words (qbytes: the same memory as bytes). */
+  private qwords = new Int32Array(512);
+  private qbytes = new Uint8Array(this.qwords.buffer);
   private cursor: SweepCursor | undefined;
 
   constructor(opts: MetaStoreOptions) {
@@ -182,51 +220,89 @@ export class MetaStore {
 
   // ---- queries (live nodes only) ----
 
-  /** For every live node holding hashes[0], how many leading hashes it holds contiguously. */
+  /**
+   * For every live node holding hashes[0], how many leading hashes it holds contiguously.
+   * Hot path (one call per engine query): no allocation but the answer; hash i is first looked for at the entry
+   * after hash i - 1's (`findNear`: chains are usually inserted in order), so a query walks the key arena and the
+   * owner records mostly sequentially instead of probing the slot array 64 times; stops as soon as no candidate
+   * is still counting.
+   */
   queryPrefix(ns: string, hashes: Hashes, excludeNodeId = ''): NodePrefixResult[] {
-    const { packed, hashLen, count } = checked(hashes);
-    const table = this.table(ns, hashLen, false);
-    if (!table || count === 0) return [];
+    const count = checkedCount(hashes);
+    const { packed, hashLen } = hashes;
+    if (count === 0) return [];
+    const table = this.namespaces.get(ns)?.get(hashLen);
+    if (!table) return [];
     const e0 = table.find(packed, 0);
-    if (e0 < 0) return [];
-    const { pool } = this;
-    const live = this.sessions.liveSlots(this.clock());
-    const exclude = excludeNodeId ? (this.sessions.get(excludeNodeId)?.slot ?? -1) : -1;
-    const cands: number[] = [];
+    if (e0 < 0) return []; // nobody holds hashes[0]: nothing to count
+    const { pool, sessions } = this;
+    const now = this.clock();
+    const exclude = excludeNodeId ? (sessions.get(excludeNodeId)?.slot ?? -1) : -1;
+
+    // Candidates: the live owners of hashes[0] (a handful). Slot s is candidate candOf[s] while mark[s] === stamp.
+    const stamp = this.nextStamp();
+    let nc = 0;
     for (let r = table.heads.get(e0); r !== 0; r = pool.next.get(r)) {
       const n = pool.node.get(r);
-      if (live[n] === 1 && n !== exclude) cands.push(n);
+      if (n === exclude || !sessions.liveAt(n, now)) continue;
+      if (nc === this.q.slot.length) this.q = growScratch(this.q);
+      this.q.slot[nc++] = n;
     }
-    const prefix = cands.map(() => count);
-    if (this.mark.length < live.length) this.mark = new Uint32Array(live.length * 2);
-    const mark = this.mark;
-    let active = cands.length;
-    for (let i = 1; i < count && active > 0; i++) {
-      const e = table.find(packed, i * hashLen);
-      const stamp = this.nextStamp();
-      if (e >= 0) for (let r = table.heads.get(e); r !== 0; r = pool.next.get(r)) mark[pool.node.get(r)] = stamp;
-      for (let c = 0; c < cands.length; c++) {
-        if (prefix[c] === count && mark[cands[c]!] !== stamp) {
-          prefix[c] = i; // a hole (or the end of what this node holds) stops its count
-          active--;
+    if (nc === 0) return [];
+    const q = this.q;
+    if (this.mark.length <= sessions.slotBound) this.growMark(sessions.slotBound);
+    const { mark, candOf } = this;
+    for (let c = 0; c < nc; c++) {
+      const slot = q.slot[c]!;
+      mark[slot] = stamp;
+      candOf[slot] = c;
+      q.prefix[c] = count;
+      q.seen[c] = 0;
+      q.active[c] = c;
+    }
+
+    let active = nc;
+    const { heads } = table;
+    const words = hashLen % 4 === 0 ? this.wordsOf(packed) : undefined;
+    for (let i = 1, e = e0; i < count && active > 0; i++) {
+      // chains are usually inserted in order: try the entry after hash i - 1's before probing the table
+      e = table.findNear(packed, i * hashLen, e + 1, words);
+      if (e >= 0) {
+        for (let r = heads.get(e); r !== 0; r = pool.next.get(r)) {
+          const slot = pool.node.get(r);
+          if (mark[slot] === stamp) q.seen[candOf[slot]!] = i;
+        }
+      }
+      for (let a = 0; a < active;) {
+        const c = q.active[a]!;
+        if (q.seen[c] === i) {
+          a++;
+        } else {
+          q.prefix[c] = i; // a hole (or the end of what this node holds) stops its count
+          q.active[a] = q.active[--active]!;
         }
       }
     }
-    const out = cands.map((slot, c): NodePrefixResult => {
-      const s = this.sessions.atSlot(slot)!;
-      return {
+    const out: NodePrefixResult[] = new Array(nc);
+    for (let c = 0; c < nc; c++) {
+      const s = sessions.atSlot(q.slot[c]!)!;
+      out[c] = {
         nodeId: s.nodeId,
         addr: s.addr,
-        prefixLen: prefix[c]!,
+        prefixLen: q.prefix[c]!,
         transports: [...s.transports],
         poolUsedBytes: s.stats.poolUsedBytes,
         poolCapacityBytes: s.stats.poolCapacityBytes,
       };
-    });
-    return out.sort((a, b) =>
-      b.prefixLen - a.prefixLen ||
-      (a.poolUsedBytes < b.poolUsedBytes ? -1 : a.poolUsedBytes > b.poolUsedBytes ? 1 : 0) ||
-      (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+    }
+    // insertion sort: answers hold a handful of nodes, and Array.prototype.sort allocates a work array per call
+    for (let i = 1; i < nc; i++) {
+      const x = out[i]!;
+      let j = i - 1;
+      for (; j >= 0 && byPrefixThenLoad(out[j]!, x) > 0; j--) out[j + 1] = out[j]!;
+      out[j + 1] = x;
+    }
+    return out;
   }
 
   /** The live owners of each hash, in the order they became owners. */
@@ -392,6 +468,26 @@ export class MetaStore {
       this.stamp = 1;
     }
     return this.stamp;
+  }
+
+  /** packed's bytes copied into the aligned int32 scratch (for word-wise key compares); valid until the next call. */
+  private wordsOf(packed: Uint8Array): Int32Array {
+    if (this.qbytes.length < packed.length) {
+      const buffer = new ArrayBuffer((Math.max(packed.length, 2 * this.qbytes.length) + 3) & ~3);
+      this.qwords = new Int32Array(buffer);
+      this.qbytes = new Uint8Array(buffer);
+    }
+    this.qbytes.set(packed);
+    return this.qwords;
+  }
+
+  /** Makes mark/candOf cover slots [0, bound). */
+  private growMark(bound: number): void {
+    const n = Math.max(64, bound * 2);
+    const mark = new Uint32Array(n);
+    mark.set(this.mark);
+    this.mark = mark;
+    this.candOf = new Uint32Array(n);
   }
 
   private table(ns: string, hashLen: number, create: boolean): BlockTable | undefined {

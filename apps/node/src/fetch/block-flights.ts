@@ -10,37 +10,39 @@ interface Entry extends Flight {
 }
 
 export class BlockFlights {
-  private readonly map = new Map<string, Entry>();
-
-  private static k(ns: number, key: string): string {
-    return `${ns}\0${key}`;
-  }
+  /** Namespace id → block key → flight (no composite key strings on the per-block path). */
+  private readonly byNs = new Map<number, Map<string, Entry>>();
+  private count = 0;
 
   get size(): number {
-    return this.map.size;
+    return this.count;
   }
 
   /** The flight of a block claimed by another pull, if any. */
   get(ns: number, key: string): Flight | undefined {
-    return this.map.get(BlockFlights.k(ns, key));
+    return this.byNs.get(ns)?.get(key);
   }
 
   /** Claims a block; false when another pull holds it. */
   claim(ns: number, key: string): boolean {
-    const k = BlockFlights.k(ns, key);
-    if (this.map.has(k)) return false;
+    let m = this.byNs.get(ns);
+    if (!m) this.byNs.set(ns, (m = new Map()));
+    if (m.has(key)) return false;
     let resolve!: (v: boolean) => void;
     const promise = new Promise<boolean>((r) => (resolve = r));
-    this.map.set(k, { promise, resolve });
+    m.set(key, { promise, resolve });
+    this.count++;
     return true;
   }
 
   /** Ends a claim: waiters learn whether the block is now sealed locally. Idempotent. */
   settle(ns: number, key: string, sealed: boolean): void {
-    const k = BlockFlights.k(ns, key);
-    const e = this.map.get(k);
+    const m = this.byNs.get(ns);
+    const e = m?.get(key);
     if (!e) return;
-    this.map.delete(k);
+    m!.delete(key);
+    if (m!.size === 0) this.byNs.delete(ns);
+    this.count--;
     e.resolve(sealed);
   }
 }

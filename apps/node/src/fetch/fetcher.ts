@@ -1,8 +1,9 @@
 // The remote Fetcher (DESIGN §2 "Remote pull"): fills the missing suffix of a query from peers. For each run of
 // blocks neither local nor claimed by another pull: ask the metaserver which nodes hold how much of it, take the
-// longest (ties: least used pool; nodes that failed recently are skipped), PrepareRead there (a grant), allocate
-// local pages, `readv` them in chunks straight into the pool, seal each chunk as "pulled" blocks, release the
-// grant, advertise. The remainder continues from the next holder. Failures end the fetch with what is sealed:
+// longest (ties: least used pool; nodes that failed recently are skipped), PrepareRead there (one grant for the
+// whole run), then chunk by chunk allocate local pages and `readv` them straight into the pool with several chunks
+// in flight, seal each chunk as "pulled" blocks as it lands, release the grant, advertise. The remainder
+// continues from the next holder. Failures end the fetch with what is sealed:
 // no error to the engine, no half block visible (unsealed slots are never hits), no pin left behind.
 import { KvError, toKvError, type Logger } from '@kvfabric/common';
 import type { Transport } from '@kvfabric/native';
@@ -90,6 +91,33 @@ function reasonOf(err: unknown, stage: 'handshake' | 'prepare' | 'read'): PullFa
   return stage === 'handshake' ? 'handshake_failed' : 'internal';
 }
 
+/** A window's grant is at most this many times the first window (the pipeline depth). */
+const MAX_WINDOW_GROWTH = 16;
+
+/** One PrepareRead of a pull, for blocks [at, at + asked) of the request. */
+interface Window {
+  at: number;
+  asked: number;
+  grant: Promise<Granted>;
+  /** The window after this one, asked for as soon as this one was granted in full. */
+  next?: Window;
+}
+
+interface Granted {
+  id: bigint;
+  /** Leading blocks granted (fewer than asked: the holder has no more). */
+  blocks: number;
+  remote: Float64Array;
+  untilMs: number;
+}
+
+/** One pull from one holder: its link, the session (renewed on SESSION_UNKNOWN), every window asked for. */
+interface PullCtx {
+  link: Link;
+  session: bigint;
+  windows: Window[];
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface Req {
@@ -97,6 +125,8 @@ interface Req {
   packed: Buffer;
   hashLen: number;
   deadline: number;
+  /** Index keys (latin1 strings of the hashes), made once per block and fetch. */
+  keys: (string | undefined)[];
 }
 
 export class RemoteFetcher implements Fetcher {
@@ -113,7 +143,7 @@ export class RemoteFetcher implements Fetcher {
   async fetch(r: { ns: NamespaceInfo; packed: Buffer; hashLen: number; from: number; count: number }): Promise<{ ssd: number; remote: number }> {
     const t0 = performance.now();
     this.counters.fetches++;
-    const req: Req = { ns: r.ns, packed: r.packed, hashLen: r.hashLen, deadline: Date.now() + this.opts.timeoutMs };
+    const req: Req = { ns: r.ns, packed: r.packed, hashLen: r.hashLen, deadline: Date.now() + this.opts.timeoutMs, keys: new Array<string | undefined>(r.count) };
     const { index } = this.opts;
     const { flights } = this;
     const nsId = r.ns.id;
@@ -199,7 +229,14 @@ export class RemoteFetcher implements Fetcher {
     return pos - from;
   }
 
-  /** One grant from one holder for [from, to). Throws (with `partial`) on failure. */
+  /**
+   * Pulls [from, to) from one holder. Throws (with `partial`, the leading blocks sealed) on failure.
+   *
+   * Grants come in windows: the first covers what the read pipeline holds at once (`chunksInFlight` chunks), so
+   * reads start after a small PrepareRead; when a window is granted in full the next one (twice as large, up to
+   * MAX_WINDOW_GROWTH times the first) is asked for at once, so its PrepareRead overlaps the reads of this one
+   * and the readv pipeline runs on across window and chunk boundaries. Every grant is released at the end.
+   */
   private async pullFrom(req: Req, h: Holder, from: number, to: number): Promise<number> {
     const link = this.opts.links.get(h.nodeId, h.addr);
     let session: bigint;
@@ -208,101 +245,184 @@ export class RemoteFetcher implements Fetcher {
     } catch (err) {
       throw this.failure(reasonOf(err, 'handshake'), err, 0);
     }
-    const packed = this.slice(req, from, to);
-    let res;
+    const ctx: PullCtx = { link, session, windows: [] };
     try {
-      try {
-        res = await link.prepareRead(session, req.ns.name, packed, req.hashLen, this.left(req, 3000));
-      } catch (err) {
-        if (toKvError(err).code !== 'SESSION_UNKNOWN') throw err;
-        link.invalidate(session); // the peer restarted its side or dropped us: handshake again, once
-        session = await link.ready(this.left(req, 3000));
-        res = await link.prepareRead(session, req.ns.name, packed, req.hashLen, this.left(req, 3000));
-      }
+      return await this.readWindows(req, h, ctx, from, to);
     } catch (err) {
-      throw this.failure(reasonOf(err, 'prepare'), err, 0);
-    }
-    const grantId = res.grantId;
-    try {
-      if (res.blocks === 0) throw new PullError('short_grant', `peer ${h.nodeId} holds none of the ${to - from} blocks the metaserver listed`);
-      if (res.shards !== req.ns.shards || Number(res.pageBytes) !== req.ns.pageBytes || res.blocks > to - from) {
-        throw new PullError('layout_mismatch', `peer ${h.nodeId}: ${res.blocks} blocks of ${res.shards} × ${res.pageBytes} B pages, expected ≤ ${to - from} of ${req.ns.shards} × ${req.ns.pageBytes} B`);
-      }
-      const remote = unpackOffsets(Buffer.from(res.pageOffsets));
-      if (remote.length !== res.blocks * res.shards) throw new PullError('layout_mismatch', `peer ${h.nodeId}: ${remote.length} page offsets for ${res.blocks} blocks`);
-      this.counters.pulls++;
-      const got = await this.readGrant(req, h, Number(grantId), from, res.blocks, remote, Number(res.expiresAtMs), session);
-      if (res.blocks < to - from) this.fail('short_grant', `peer ${h.nodeId} granted ${res.blocks} of ${to - from} blocks`);
-      return got;
-    } catch (err) {
-      throw this.failure(reasonOf(err, 'read'), err, (err as { partial?: number }).partial ?? 0);
+      const stage = (err as { stage?: 'prepare' }).stage ?? 'read';
+      throw this.failure(reasonOf(err, stage), err, (err as { partial?: number }).partial ?? 0);
     } finally {
-      if (grantId > 0n) {
-        link.releaseGrant(grantId, 2000).catch((err: unknown) => this.opts.logger.debug({ peer: h.nodeId, grant: grantId.toString(), err: (err as Error).message }, 'release-grant failed (the grant expires on its own)'));
-      }
+      for (const w of ctx.windows) w.grant.then((g) => this.release(h, link, g.id), () => {});
     }
   }
 
-  /** Reads `blocks` granted blocks into fresh local pages in chunks; seals each chunk that arrives whole. */
-  private async readGrant(req: Req, h: Holder, grantId: number, from: number, blocks: number, remote: Float64Array, grantUntilMs: number, session: bigint): Promise<number> {
-    const untilMs = Math.min(req.deadline, grantUntilMs);
-    const outOfTime = () => grantUntilMs <= req.deadline
-      ? new PullError('grant_expired', `grant ${grantId} from ${h.nodeId} expired before the pull finished`)
-      : new PullError('deadline', `pull from ${h.nodeId}: ${this.opts.timeoutMs} ms elapsed`);
-    const { index, evictor, pool, transport } = this.opts;
+  private release(h: Holder, link: Link, grantId: bigint): void {
+    if (grantId <= 0n) return;
+    link.releaseGrant(grantId, 2000).catch((err: unknown) => this.opts.logger.debug({ peer: h.nodeId, grant: grantId.toString(), err: (err as Error).message }, 'release-grant failed (the grant expires on its own)'));
+  }
+
+  /** PrepareRead of blocks [at, at + count): a validated grant (possibly short), or a throw tagged `stage: prepare`. */
+  private async prepare(req: Req, h: Holder, ctx: PullCtx, at: number, count: number): Promise<Granted> {
+    const packed = this.slice(req, at, at + count);
+    let res;
+    try {
+      try {
+        res = await ctx.link.prepareRead(ctx.session, req.ns.name, packed, req.hashLen, this.left(req, 3000));
+      } catch (err) {
+        if (toKvError(err).code !== 'SESSION_UNKNOWN') throw err;
+        ctx.link.invalidate(ctx.session); // the peer restarted its side or dropped us: handshake again, once
+        ctx.session = await ctx.link.ready(this.left(req, 3000));
+        res = await ctx.link.prepareRead(ctx.session, req.ns.name, packed, req.hashLen, this.left(req, 3000));
+      }
+    } catch (err) {
+      throw Object.assign(err instanceof Error ? err : new Error(String(err)), { stage: 'prepare' as const });
+    }
+    const g: Granted = { id: res.grantId, blocks: res.blocks, remote: new Float64Array(0), untilMs: Number(res.expiresAtMs) };
+    if (res.blocks === 0) return g;
+    try {
+      if (res.shards !== req.ns.shards || Number(res.pageBytes) !== req.ns.pageBytes || res.blocks > count) {
+        throw new PullError('layout_mismatch', `peer ${h.nodeId}: ${res.blocks} blocks of ${res.shards} × ${res.pageBytes} B pages, expected ≤ ${count} of ${req.ns.shards} × ${req.ns.pageBytes} B`);
+      }
+      g.remote = unpackOffsets(res.pageOffsets);
+      if (g.remote.length !== res.blocks * res.shards) throw new PullError('layout_mismatch', `peer ${h.nodeId}: ${g.remote.length} page offsets for ${res.blocks} blocks`);
+    } catch (err) {
+      this.release(h, ctx.link, g.id); // a grant we cannot use: give its pins back now
+      throw err;
+    }
+    this.counters.pulls++;
+    return g;
+  }
+
+  /**
+   * The read pipeline of one pull: `chunksInFlight` workers each take the next chunk (`chunkBytes`) of the current
+   * window, set it up (pages, pinned slots) just before its readv so that work overlaps the reads in flight, and
+   * seal it when it lands whole. Returns the leading blocks sealed.
+   */
+  private async readWindows(req: Req, h: Holder, ctx: PullCtx, from: number, to: number): Promise<number> {
+    const { transport } = this.opts;
+    const { shards, pageBytes } = req.ns;
+    const perChunk = Math.max(1, Math.floor(this.opts.chunkBytes / (shards * pageBytes)));
+    const inFlight = Math.max(1, this.opts.chunksInFlight ?? 4);
+    const firstWindow = perChunk * inFlight;
+    const lengths = new Float64Array(perChunk * shards).fill(pageBytes);
+    const chunks: { n: number; ok: boolean }[] = []; // in block order
+    let cursor = from; // the next block to read
+    let stop = false; // nothing new starts
+    let failure: unknown;
+    let exhausted = false;
+    let short: { at: number; asked: number; blocks: number } | undefined;
+    const open = (at: number, size: number): Window => {
+      const asked = Math.min(to - at, size);
+      const w: Window = { at, asked, grant: this.prepare(req, h, ctx, at, asked) };
+      ctx.windows.push(w);
+      // Registered before any worker awaits this grant: the next window is asked for before the reads start.
+      w.grant.then((g) => {
+        if (!stop && g.blocks === asked && at + asked < to) w.next = open(at + asked, Math.min(size * 2, firstWindow * MAX_WINDOW_GROWTH));
+      }, () => {});
+      return w;
+    };
+    let win = open(from, firstWindow);
+    const worker = async () => {
+      while (!stop) {
+        const w = win;
+        let g: Granted;
+        try {
+          g = await w.grant;
+        } catch (err) {
+          failure ??= err;
+          stop = true;
+          break;
+        }
+        if (stop) break;
+        const end = w.at + g.blocks;
+        if (cursor >= end) {
+          if (w.next) {
+            if (win === w) win = w.next;
+            continue;
+          }
+          if (g.blocks < w.asked) short ??= { at: w.at, asked: w.asked, blocks: g.blocks };
+          stop = true;
+          break;
+        }
+        const a = cursor;
+        const want = Math.min(end, a + perChunk) - a;
+        cursor = a + want;
+        let chunk: ReturnType<RemoteFetcher['setUp']>;
+        try {
+          chunk = this.setUp(req, a, want);
+        } catch (err) {
+          failure ??= err;
+          stop = true;
+          break;
+        }
+        const n = chunk.slots.length;
+        const rec = { n, ok: false };
+        chunks.push(rec);
+        if (n < want) {
+          stop = true;
+          exhausted ||= chunk.exhausted;
+        }
+        if (n === 0) break;
+        this.counters.inFlightBlocks += n;
+        const untilMs = Math.min(req.deadline, g.untilMs);
+        try {
+          const outOfTime = () => g.untilMs <= req.deadline
+            ? new PullError('grant_expired', `grant ${g.id} from ${h.nodeId} expired before the pull finished`)
+            : new PullError('deadline', `pull from ${h.nodeId}: ${this.opts.timeoutMs} ms elapsed`);
+          if (!(await this.pace(n * shards * pageBytes, untilMs))) throw outOfTime();
+          const left = untilMs - Date.now();
+          if (left <= 0) throw outOfTime();
+          const r = (a - w.at) * shards;
+          await transport.readv(h.nodeId, Number(g.id), g.remote.subarray(r, r + n * shards), chunk.local, lengths.subarray(0, n * shards), { timeoutMs: Math.max(1, Math.floor(left)) });
+          rec.ok = true;
+        } catch (err) {
+          failure ??= err;
+          stop = true;
+        }
+        for (let i = 0; i < n; i++) this.finish(req, chunk.slots[i]!, a + i, rec.ok);
+        this.counters.inFlightBlocks -= n;
+      }
+    };
+    await Promise.all(Array.from({ length: inFlight }, worker));
+    stop = true;
+    let sealed = 0;
+    for (const c of chunks) {
+      if (!c.ok) break;
+      sealed += c.n;
+    }
+    if (failure !== undefined) {
+      const code = toKvError(failure).code;
+      if (code === 'TRANSPORT_FAILED' || code === 'TRANSPORT_TIMEOUT') ctx.link.invalidate(ctx.session);
+      throw Object.assign(failure instanceof Error ? failure : new Error(String(failure)), { partial: sealed });
+    }
+    if (short?.blocks === 0 && short.at === from) throw new PullError('short_grant', `peer ${h.nodeId} holds none of the ${to - from} blocks the metaserver listed`);
+    if (short) this.fail('short_grant', `peer ${h.nodeId} granted ${short.blocks} of blocks ${short.at - from}..${short.at - from + short.asked - 1} of the ${to - from} asked for`);
+    if (exhausted) this.fail('pool_exhausted', `pool full: ${sealed} of ${to - from} blocks fit`);
+    return sealed;
+  }
+
+  /**
+   * Fresh local pages and pinned, unsealed slots for blocks [at, at + count) of `req`, stopping at the first block
+   * that exists locally meanwhile or when the pool is full. `local` holds the pages, block-major (the readv targets).
+   */
+  private setUp(req: Req, at: number, count: number): { slots: Int32Array; local: Float64Array; exhausted: boolean } {
+    const { index, evictor, pool } = this.opts;
     const { ns } = req;
     const { shards, pageBytes } = ns;
-    const pages = evictor.allocate(pageBytes, blocks * shards);
-    const slots: number[] = [];
-    for (let i = 0; i < Math.floor(pages.length / shards); i++) {
-      const key = this.key(req, from + i);
+    const pages = evictor.allocate(pageBytes, count * shards);
+    const fit = Math.floor(pages.length / shards);
+    const slots = new Int32Array(fit);
+    let n = 0;
+    for (; n < fit; n++) {
+      const key = this.key(req, at + n);
       if (index.lookup(ns.id, key) >= 0) break; // saved locally meanwhile
       const slot = index.slotForShard(ns.id, key, shards, 0, pageBytes, BlockClass.Pulled);
       index.pin(slot);
-      for (let s = 0; s < shards; s++) index.assign(slot, s, pages[i * shards + s]!);
-      slots.push(slot);
+      for (let s = 0; s < shards; s++) index.assign(slot, s, pages[n * shards + s]!);
+      slots[n] = slot;
     }
-    for (let p = slots.length * shards; p < pages.length; p++) pool.free(pages[p]!, pageBytes);
-    const n = slots.length;
-    this.counters.inFlightBlocks += n;
-    const perChunk = Math.max(1, Math.floor(this.opts.chunkBytes / (shards * pageBytes)));
-    const chunks = Math.ceil(n / perChunk);
-    const ok = new Uint8Array(chunks);
-    let failure: unknown;
-    let next = 0;
-    const worker = async () => {
-      while (next < chunks) {
-        const c = next++;
-        const a = c * perChunk;
-        const b = Math.min(n, a + perChunk);
-        if (failure === undefined) {
-          try {
-            if (!(await this.pace((b - a) * shards * pageBytes, untilMs))) throw outOfTime();
-            const count = (b - a) * shards;
-            const local = new Float64Array(count);
-            for (let i = a; i < b; i++) for (let s = 0; s < shards; s++) local[(i - a) * shards + s] = index.page(slots[i]!, s);
-            const left = untilMs - Date.now();
-            if (left <= 0) throw outOfTime();
-            await transport.readv(h.nodeId, grantId, remote.subarray(a * shards, b * shards), local, new Float64Array(count).fill(pageBytes), { timeoutMs: Math.max(1, Math.floor(left)) });
-            ok[c] = 1;
-          } catch (err) {
-            failure ??= err;
-          }
-        }
-        for (let i = a; i < b; i++) this.finish(req, slots[i]!, from + i, ok[c] === 1);
-        this.counters.inFlightBlocks -= b - a;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(chunks, this.opts.chunksInFlight ?? 2) }, worker));
-    let sealed = 0;
-    while (sealed < n && ok[Math.floor(sealed / perChunk)] === 1) sealed++;
-    if (failure !== undefined) {
-      const code = toKvError(failure).code;
-      if (code === 'TRANSPORT_FAILED' || code === 'TRANSPORT_TIMEOUT') this.opts.links.get(h.nodeId, h.addr).invalidate(session);
-      throw Object.assign(failure instanceof Error ? failure : new Error(String(failure)), { partial: sealed });
-    }
-    if (pages.length < blocks * shards) this.fail('pool_exhausted', `pool full: ${n} of ${blocks} granted blocks fit`);
-    return sealed;
+    for (let p = n * shards; p < pages.length; p++) pool.free(pages[p]!, pageBytes);
+    return { slots: slots.subarray(0, n), local: pages.subarray(0, n * shards), exhausted: pages.length < count * shards };
   }
 
   /** Seals a block whose pages all arrived, or undoes it; unpins; settles its flight. */
@@ -356,7 +476,7 @@ export class RemoteFetcher implements Fetcher {
   }
 
   private key(req: Req, i: number): string {
-    return req.packed.toString('latin1', i * req.hashLen, (i + 1) * req.hashLen);
+    return (req.keys[i] ??= req.packed.toString('latin1', i * req.hashLen, (i + 1) * req.hashLen));
   }
 
   private slice(req: Req, from: number, to: number): Buffer {

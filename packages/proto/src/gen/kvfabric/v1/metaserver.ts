@@ -10,8 +10,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -143,6 +145,33 @@ export interface QueryPrefixResponse {
   epoch: bigint;
   /** Live nodes with prefix_len >= 1, longest prefix first, ties by least pool usage. */
   nodes: NodePrefix[];
+}
+
+export interface QueryPrefixStreamRequest {
+  /** chosen by the client, echoed in the answer */
+  id: number;
+  /** The QueryPrefixRequest fields. */
+  namespace: string;
+  hashes: HashList | undefined;
+  excludeNodeId: string;
+}
+
+/** Why one item of a stream failed (the stream goes on). */
+export interface ItemError {
+  /** the KvError code, e.g. INVALID_ARGUMENT */
+  code: string;
+  /** names the field and the bad value */
+  message: string;
+}
+
+export interface QueryPrefixStreamResponse {
+  /** the request's id */
+  id: number;
+  /** The QueryPrefixResponse fields (unset when error is set). */
+  epoch: bigint;
+  nodes: NodePrefix[];
+  /** set when this item failed */
+  error: ItemError | undefined;
 }
 
 export interface QueryOwnersRequest {
@@ -1558,6 +1587,336 @@ export const QueryPrefixResponse: MessageFns<QueryPrefixResponse> = {
     const message = createBaseQueryPrefixResponse();
     message.epoch = (object.epoch !== undefined && object.epoch !== null) ? BigInt(object.epoch) : 0n;
     message.nodes = object.nodes?.map((e) => NodePrefix.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseQueryPrefixStreamRequest(): QueryPrefixStreamRequest {
+  return { id: 0, namespace: "", hashes: undefined, excludeNodeId: "" };
+}
+
+export const QueryPrefixStreamRequest: MessageFns<QueryPrefixStreamRequest> = {
+  encode(message: QueryPrefixStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint32(message.id);
+    }
+    if (message.namespace !== "") {
+      writer.uint32(18).string(message.namespace);
+    }
+    if (message.hashes !== undefined) {
+      HashList.encode(message.hashes, writer.uint32(26).fork()).join();
+    }
+    if (message.excludeNodeId !== "") {
+      writer.uint32(34).string(message.excludeNodeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): QueryPrefixStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQueryPrefixStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.hashes = HashList.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.excludeNodeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): QueryPrefixStreamRequest {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      hashes: isSet(object.hashes) ? HashList.fromJSON(object.hashes) : undefined,
+      excludeNodeId: isSet(object.excludeNodeId)
+        ? globalThis.String(object.excludeNodeId)
+        : isSet(object.exclude_node_id)
+        ? globalThis.String(object.exclude_node_id)
+        : "",
+    };
+  },
+
+  toJSON(message: QueryPrefixStreamRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.hashes !== undefined) {
+      obj.hashes = HashList.toJSON(message.hashes);
+    }
+    if (message.excludeNodeId !== "") {
+      obj.excludeNodeId = message.excludeNodeId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<QueryPrefixStreamRequest>, I>>(base?: I): QueryPrefixStreamRequest {
+    return QueryPrefixStreamRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<QueryPrefixStreamRequest>, I>>(object: I): QueryPrefixStreamRequest {
+    const message = createBaseQueryPrefixStreamRequest();
+    message.id = object.id ?? 0;
+    message.namespace = object.namespace ?? "";
+    message.hashes = (object.hashes !== undefined && object.hashes !== null)
+      ? HashList.fromPartial(object.hashes)
+      : undefined;
+    message.excludeNodeId = object.excludeNodeId ?? "";
+    return message;
+  },
+};
+
+function createBaseItemError(): ItemError {
+  return { code: "", message: "" };
+}
+
+export const ItemError: MessageFns<ItemError> = {
+  encode(message: ItemError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== "") {
+      writer.uint32(10).string(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ItemError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseItemError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ItemError {
+    return {
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: ItemError): unknown {
+    const obj: any = {};
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ItemError>, I>>(base?: I): ItemError {
+    return ItemError.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ItemError>, I>>(object: I): ItemError {
+    const message = createBaseItemError();
+    message.code = object.code ?? "";
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseQueryPrefixStreamResponse(): QueryPrefixStreamResponse {
+  return { id: 0, epoch: 0n, nodes: [], error: undefined };
+}
+
+export const QueryPrefixStreamResponse: MessageFns<QueryPrefixStreamResponse> = {
+  encode(message: QueryPrefixStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint32(message.id);
+    }
+    if (message.epoch !== 0n) {
+      if (BigInt.asUintN(64, message.epoch) !== message.epoch) {
+        throw new globalThis.Error("value provided for field message.epoch of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.epoch);
+    }
+    for (const v of message.nodes) {
+      NodePrefix.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.error !== undefined) {
+      ItemError.encode(message.error, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): QueryPrefixStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQueryPrefixStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epoch = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nodes.push(NodePrefix.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.error = ItemError.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): QueryPrefixStreamResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      epoch: isSet(object.epoch) ? BigInt(object.epoch) : 0n,
+      nodes: globalThis.Array.isArray(object?.nodes) ? object.nodes.map((e: any) => NodePrefix.fromJSON(e)) : [],
+      error: isSet(object.error) ? ItemError.fromJSON(object.error) : undefined,
+    };
+  },
+
+  toJSON(message: QueryPrefixStreamResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.epoch !== 0n) {
+      obj.epoch = message.epoch.toString();
+    }
+    if (message.nodes?.length) {
+      obj.nodes = message.nodes.map((e) => NodePrefix.toJSON(e));
+    }
+    if (message.error !== undefined) {
+      obj.error = ItemError.toJSON(message.error);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<QueryPrefixStreamResponse>, I>>(base?: I): QueryPrefixStreamResponse {
+    return QueryPrefixStreamResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<QueryPrefixStreamResponse>, I>>(object: I): QueryPrefixStreamResponse {
+    const message = createBaseQueryPrefixStreamResponse();
+    message.id = object.id ?? 0;
+    message.epoch = (object.epoch !== undefined && object.epoch !== null) ? BigInt(object.epoch) : 0n;
+    message.nodes = object.nodes?.map((e) => NodePrefix.fromPartial(e)) || [];
+    message.error = (object.error !== undefined && object.error !== null)
+      ? ItemError.fromPartial(object.error)
+      : undefined;
     return message;
   },
 };
@@ -3014,6 +3373,23 @@ export const MetaserverService = {
     responseSerialize: (value: QueryPrefixResponse): Buffer => Buffer.from(QueryPrefixResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): QueryPrefixResponse => QueryPrefixResponse.decode(value),
   },
+  /**
+   * QueryPrefix pipelined: many queries in flight on one stream (the analogue of a Redis pipeline), each tagged
+   * with an id the client chooses; answers may come in any order. A bad item is answered with a per-item error and
+   * the stream goes on. A follower (HA mode) ends the stream with UNAVAILABLE and the leader trailer, at the start
+   * or at any message.
+   */
+  queryPrefixStream: {
+    path: "/kvfabric.v1.Metaserver/QueryPrefixStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: QueryPrefixStreamRequest): Buffer =>
+      Buffer.from(QueryPrefixStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): QueryPrefixStreamRequest => QueryPrefixStreamRequest.decode(value),
+    responseSerialize: (value: QueryPrefixStreamResponse): Buffer =>
+      Buffer.from(QueryPrefixStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): QueryPrefixStreamResponse => QueryPrefixStreamResponse.decode(value),
+  },
   /** The live owners of each hash. */
   queryOwners: {
     path: "/kvfabric.v1.Metaserver/QueryOwners" as const,
@@ -3069,6 +3445,13 @@ export interface MetaserverServer extends UntypedServiceImplementation {
   removeBlocks: handleUnaryCall<RemoveBlocksRequest, RemoveBlocksResponse>;
   /** For every live node holding hashes[0], the number of leading hashes it holds contiguously. */
   queryPrefix: handleUnaryCall<QueryPrefixRequest, QueryPrefixResponse>;
+  /**
+   * QueryPrefix pipelined: many queries in flight on one stream (the analogue of a Redis pipeline), each tagged
+   * with an id the client chooses; answers may come in any order. A bad item is answered with a per-item error and
+   * the stream goes on. A follower (HA mode) ends the stream with UNAVAILABLE and the leader trailer, at the start
+   * or at any message.
+   */
+  queryPrefixStream: handleBidiStreamingCall<QueryPrefixStreamRequest, QueryPrefixStreamResponse>;
   /** The live owners of each hash. */
   queryOwners: handleUnaryCall<QueryOwnersRequest, QueryOwnersResponse>;
   listNodes: handleUnaryCall<ListNodesRequest, ListNodesResponse>;
@@ -3160,6 +3543,20 @@ export interface MetaserverClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: QueryPrefixResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * QueryPrefix pipelined: many queries in flight on one stream (the analogue of a Redis pipeline), each tagged
+   * with an id the client chooses; answers may come in any order. A bad item is answered with a per-item error and
+   * the stream goes on. A follower (HA mode) ends the stream with UNAVAILABLE and the leader trailer, at the start
+   * or at any message.
+   */
+  queryPrefixStream(): ClientDuplexStream<QueryPrefixStreamRequest, QueryPrefixStreamResponse>;
+  queryPrefixStream(
+    options: Partial<CallOptions>,
+  ): ClientDuplexStream<QueryPrefixStreamRequest, QueryPrefixStreamResponse>;
+  queryPrefixStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<QueryPrefixStreamRequest, QueryPrefixStreamResponse>;
   /** The live owners of each hash. */
   queryOwners(
     request: QueryOwnersRequest,

@@ -258,6 +258,39 @@ export interface StatusResponse {
   metaserverConnected: boolean;
 }
 
+export interface DataPlaneRequest {
+  /** chosen by the client, echoed in the answer */
+  id: number;
+  op:
+    | { $case: "save"; value: SaveRequest }
+    | { $case: "query"; value: QueryRequest }
+    | { $case: "load"; value: LoadRequest }
+    | { $case: "release"; value: ReleaseRequest }
+    | undefined;
+}
+
+/** Why one item of a DataPlane stream failed (the stream goes on). */
+export interface DataPlaneError {
+  /** the KvError code, e.g. INVALID_ARGUMENT */
+  code: string;
+  /** names the field and the bad value */
+  message: string;
+}
+
+export interface DataPlaneResponse {
+  /** the request's id */
+  id: number;
+  result:
+    | { $case: "save"; value: SaveResponse }
+    | { $case: "query"; value: QueryResponse }
+    | { $case: "load"; value: LoadResponse }
+    | { $case: "release"; value: ReleaseResponse }
+    | //
+    /** the item failed */
+    { $case: "error"; value: DataPlaneError }
+    | undefined;
+}
+
 function createBaseRegionSpec(): RegionSpec {
   return { source: undefined, sizeBytes: 0n };
 }
@@ -2418,6 +2451,430 @@ export const StatusResponse: MessageFns<StatusResponse> = {
   },
 };
 
+function createBaseDataPlaneRequest(): DataPlaneRequest {
+  return { id: 0, op: undefined };
+}
+
+export const DataPlaneRequest: MessageFns<DataPlaneRequest> = {
+  encode(message: DataPlaneRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint32(message.id);
+    }
+    switch (message.op?.$case) {
+      case "save":
+        SaveRequest.encode(message.op.value, writer.uint32(18).fork()).join();
+        break;
+      case "query":
+        QueryRequest.encode(message.op.value, writer.uint32(26).fork()).join();
+        break;
+      case "load":
+        LoadRequest.encode(message.op.value, writer.uint32(34).fork()).join();
+        break;
+      case "release":
+        ReleaseRequest.encode(message.op.value, writer.uint32(42).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DataPlaneRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDataPlaneRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.op = { $case: "save", value: SaveRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.op = { $case: "query", value: QueryRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.op = { $case: "load", value: LoadRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.op = { $case: "release", value: ReleaseRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DataPlaneRequest {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      op: isSet(object.save)
+        ? { $case: "save", value: SaveRequest.fromJSON(object.save) }
+        : isSet(object.query)
+        ? { $case: "query", value: QueryRequest.fromJSON(object.query) }
+        : isSet(object.load)
+        ? { $case: "load", value: LoadRequest.fromJSON(object.load) }
+        : isSet(object.release)
+        ? { $case: "release", value: ReleaseRequest.fromJSON(object.release) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: DataPlaneRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.op?.$case === "save") {
+      obj.save = SaveRequest.toJSON(message.op.value);
+    } else if (message.op?.$case === "query") {
+      obj.query = QueryRequest.toJSON(message.op.value);
+    } else if (message.op?.$case === "load") {
+      obj.load = LoadRequest.toJSON(message.op.value);
+    } else if (message.op?.$case === "release") {
+      obj.release = ReleaseRequest.toJSON(message.op.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DataPlaneRequest>, I>>(base?: I): DataPlaneRequest {
+    return DataPlaneRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DataPlaneRequest>, I>>(object: I): DataPlaneRequest {
+    const message = createBaseDataPlaneRequest();
+    message.id = object.id ?? 0;
+    switch (object.op?.$case) {
+      case "save": {
+        if (object.op?.value !== undefined && object.op?.value !== null) {
+          message.op = { $case: "save", value: SaveRequest.fromPartial(object.op.value) };
+        }
+        break;
+      }
+      case "query": {
+        if (object.op?.value !== undefined && object.op?.value !== null) {
+          message.op = { $case: "query", value: QueryRequest.fromPartial(object.op.value) };
+        }
+        break;
+      }
+      case "load": {
+        if (object.op?.value !== undefined && object.op?.value !== null) {
+          message.op = { $case: "load", value: LoadRequest.fromPartial(object.op.value) };
+        }
+        break;
+      }
+      case "release": {
+        if (object.op?.value !== undefined && object.op?.value !== null) {
+          message.op = { $case: "release", value: ReleaseRequest.fromPartial(object.op.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseDataPlaneError(): DataPlaneError {
+  return { code: "", message: "" };
+}
+
+export const DataPlaneError: MessageFns<DataPlaneError> = {
+  encode(message: DataPlaneError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== "") {
+      writer.uint32(10).string(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DataPlaneError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDataPlaneError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DataPlaneError {
+    return {
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: DataPlaneError): unknown {
+    const obj: any = {};
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DataPlaneError>, I>>(base?: I): DataPlaneError {
+    return DataPlaneError.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DataPlaneError>, I>>(object: I): DataPlaneError {
+    const message = createBaseDataPlaneError();
+    message.code = object.code ?? "";
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseDataPlaneResponse(): DataPlaneResponse {
+  return { id: 0, result: undefined };
+}
+
+export const DataPlaneResponse: MessageFns<DataPlaneResponse> = {
+  encode(message: DataPlaneResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint32(message.id);
+    }
+    switch (message.result?.$case) {
+      case "save":
+        SaveResponse.encode(message.result.value, writer.uint32(18).fork()).join();
+        break;
+      case "query":
+        QueryResponse.encode(message.result.value, writer.uint32(26).fork()).join();
+        break;
+      case "load":
+        LoadResponse.encode(message.result.value, writer.uint32(34).fork()).join();
+        break;
+      case "release":
+        ReleaseResponse.encode(message.result.value, writer.uint32(42).fork()).join();
+        break;
+      case "error":
+        DataPlaneError.encode(message.result.value, writer.uint32(50).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DataPlaneResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDataPlaneResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.result = { $case: "save", value: SaveResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.result = { $case: "query", value: QueryResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.result = { $case: "load", value: LoadResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.result = { $case: "release", value: ReleaseResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.result = { $case: "error", value: DataPlaneError.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DataPlaneResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      result: isSet(object.save)
+        ? { $case: "save", value: SaveResponse.fromJSON(object.save) }
+        : isSet(object.query)
+        ? { $case: "query", value: QueryResponse.fromJSON(object.query) }
+        : isSet(object.load)
+        ? { $case: "load", value: LoadResponse.fromJSON(object.load) }
+        : isSet(object.release)
+        ? { $case: "release", value: ReleaseResponse.fromJSON(object.release) }
+        : isSet(object.error)
+        ? { $case: "error", value: DataPlaneError.fromJSON(object.error) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: DataPlaneResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.result?.$case === "save") {
+      obj.save = SaveResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "query") {
+      obj.query = QueryResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "load") {
+      obj.load = LoadResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "release") {
+      obj.release = ReleaseResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "error") {
+      obj.error = DataPlaneError.toJSON(message.result.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DataPlaneResponse>, I>>(base?: I): DataPlaneResponse {
+    return DataPlaneResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DataPlaneResponse>, I>>(object: I): DataPlaneResponse {
+    const message = createBaseDataPlaneResponse();
+    message.id = object.id ?? 0;
+    switch (object.result?.$case) {
+      case "save": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "save", value: SaveResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "query": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "query", value: QueryResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "load": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "load", value: LoadResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "release": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "release", value: ReleaseResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "error": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "error", value: DataPlaneError.fromPartial(object.result.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
 /**
  * The engine-facing API of kvfabric-node, served on a unix socket (and optionally loopback tcp).
  * Block ids index the engine's KV region; packed block id lists are little-endian uint32 arrays.
@@ -2516,6 +2973,23 @@ export const EngineService = {
     responseSerialize: (value: StatusResponse): Buffer => Buffer.from(StatusResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): StatusResponse => StatusResponse.decode(value),
   },
+  /**
+   * The engine's data plane: Save, Query, Load and Release pipelined on one long-lived stream, each request tagged
+   * with an id the client chooses and answered once under that id. Items run concurrently, like concurrent unary
+   * calls, and answers may come in any order: send an item that needs another's effect after that one's answer.
+   * An item that fails is answered with a per-item error and the stream goes on. Same validation, semantics and
+   * error codes as the unary methods, without a call's setup per operation. An item with an empty instance_id acts
+   * for the stream's instance: the first non-empty instance_id the stream carried.
+   */
+  dataPlane: {
+    path: "/kvfabric.v1.Engine/DataPlane" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: DataPlaneRequest): Buffer => Buffer.from(DataPlaneRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DataPlaneRequest => DataPlaneRequest.decode(value),
+    responseSerialize: (value: DataPlaneResponse): Buffer => Buffer.from(DataPlaneResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DataPlaneResponse => DataPlaneResponse.decode(value),
+  },
 } as const;
 
 export interface EngineServer extends UntypedServiceImplementation {
@@ -2543,6 +3017,15 @@ export interface EngineServer extends UntypedServiceImplementation {
   session: handleBidiStreamingCall<SessionMessage, SessionEvent>;
   /** Node status for engines and tools. */
   status: handleUnaryCall<StatusRequest, StatusResponse>;
+  /**
+   * The engine's data plane: Save, Query, Load and Release pipelined on one long-lived stream, each request tagged
+   * with an id the client chooses and answered once under that id. Items run concurrently, like concurrent unary
+   * calls, and answers may come in any order: send an item that needs another's effect after that one's answer.
+   * An item that fails is answered with a per-item error and the stream goes on. Same validation, semantics and
+   * error codes as the unary methods, without a call's setup per operation. An item with an empty instance_id acts
+   * for the stream's instance: the first non-empty instance_id the stream carried.
+   */
+  dataPlane: handleBidiStreamingCall<DataPlaneRequest, DataPlaneResponse>;
 }
 
 export interface EngineClient extends Client {
@@ -2664,6 +3147,20 @@ export interface EngineClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: StatusResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * The engine's data plane: Save, Query, Load and Release pipelined on one long-lived stream, each request tagged
+   * with an id the client chooses and answered once under that id. Items run concurrently, like concurrent unary
+   * calls, and answers may come in any order: send an item that needs another's effect after that one's answer.
+   * An item that fails is answered with a per-item error and the stream goes on. Same validation, semantics and
+   * error codes as the unary methods, without a call's setup per operation. An item with an empty instance_id acts
+   * for the stream's instance: the first non-empty instance_id the stream carried.
+   */
+  dataPlane(): ClientDuplexStream<DataPlaneRequest, DataPlaneResponse>;
+  dataPlane(options: Partial<CallOptions>): ClientDuplexStream<DataPlaneRequest, DataPlaneResponse>;
+  dataPlane(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<DataPlaneRequest, DataPlaneResponse>;
 }
 
 export const EngineClient = makeGenericClientConstructor(EngineService, "kvfabric.v1.Engine") as unknown as {

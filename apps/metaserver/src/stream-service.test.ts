@@ -1,0 +1,184 @@
+// QueryPrefixStream on the wire (the generated stub, no client library): ids echoed with exact answers, per-item
+// errors that leave the stream serving, OK status after the client half-closes; the RPC guard refuses at the start
+// and at any message (a follower, with the leader trailer), and a stream whose index was replaced ends.
+// In-process server over loopback so the guard and the store can be switched; the spawned-process round trip is in
+// packages/client/src/prefix-query-stream.test.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import {
+  MetaserverClient,
+  MetaserverService,
+  type LeaderInfo,
+  type QueryPrefixStreamRequest,
+  type QueryPrefixStreamResponse,
+} from '@kvfabric/proto';
+import { CHANNEL_OPTIONS, ERROR_CODE_KEY, KvError, Metrics, bindServer, rpcInstruments, silentLogger, type RpcContext } from '@kvfabric/common';
+import { metaserverImplementation } from './service.js';
+import { MetaStore } from './store/index.js';
+
+const NS = 'test/ns';
+const LEADER_ADDR_KEY = 'kvfabric-leader-addr';
+
+function hashList(ids: number[]) {
+  const packed = Buffer.alloc(ids.length * 32);
+  ids.forEach((id, i) => packed.writeUInt32BE(id + 1, i * 32));
+  return { packed, hashLen: 32 };
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+
+interface Harness extends AsyncDisposable {
+  store: MetaStore;
+  stub: InstanceType<typeof MetaserverClient>;
+  metrics: Metrics;
+  /** Set to refuse every RPC as a follower would. */
+  follower: boolean;
+  /** The epoch the app would report as leading (HA: changes on re-election). */
+  leaderEpoch: bigint;
+}
+
+async function harness(): Promise<Harness> {
+  const store = new MetaStore({ nodeStaleMs: 60_000, ttlMs: 3_600_000, epoch: 11n });
+  store.heartbeat({ nodeId: 'a', addr: 'h:1', transports: [1], stats: { poolCapacityBytes: 100n, poolUsedBytes: 10n, blocks: 0n } });
+  store.heartbeat({ nodeId: 'b', addr: 'h:2', transports: [2], stats: { poolCapacityBytes: 100n, poolUsedBytes: 20n, blocks: 0n } });
+  store.insert('a', NS, hashList(range(0, 10)));
+  store.insert('b', NS, hashList(range(0, 4)));
+  const metrics = new Metrics('test');
+  const h = {
+    store,
+    metrics,
+    follower: false,
+    leaderEpoch: 11n,
+  } as Harness;
+  const ctx: RpcContext = {
+    logger: silentLogger(),
+    instruments: rpcInstruments(metrics, 'metaserver'),
+    guard: () => {
+      if (h.follower) throw new KvError('NOT_LEADER', 'not the leader: test follower');
+    },
+    errorMetadata: (err) => {
+      if (err.code !== 'NOT_LEADER') return undefined;
+      const md = new grpc.Metadata();
+      md.set(LEADER_ADDR_KEY, '127.0.0.1:1');
+      return md;
+    },
+  };
+  const leader = (): LeaderInfo => ({ addr: '', epoch: h.leaderEpoch, sinceMs: 0n, ha: false, replicaId: '' });
+  const server = new grpc.Server();
+  server.addService(MetaserverService, metaserverImplementation({ store, logger: silentLogger(), leader }, ctx));
+  const port = await bindServer(server, '127.0.0.1:0');
+  h.stub = new MetaserverClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  h[Symbol.asyncDispose] = async () => {
+    h.stub.close();
+    server.forceShutdown();
+    await metrics.shutdown();
+  };
+  return h;
+}
+
+type Duplex = grpc.ClientDuplexStream<QueryPrefixStreamRequest, QueryPrefixStreamResponse>;
+
+/** Collects a stream's answers and its final status. */
+function collect(stream: Duplex) {
+  const answers: QueryPrefixStreamResponse[] = [];
+  stream.on('data', (r: QueryPrefixStreamResponse) => answers.push(r));
+  const status = new Promise<grpc.StatusObject>((resolve) => stream.on('status', resolve));
+  const errored = new Promise<grpc.ServiceError | undefined>((resolve) => {
+    stream.on('error', (e: grpc.ServiceError) => resolve(e));
+    stream.on('end', () => resolve(undefined));
+  });
+  const waitFor = async (n: number) => {
+    while (answers.length < n) await new Promise((r) => setTimeout(r, 2));
+  };
+  return { answers, status, errored, waitFor };
+}
+
+function req(id: number, ids: number[], extra: Partial<QueryPrefixStreamRequest> = {}): QueryPrefixStreamRequest {
+  return { id, namespace: NS, hashes: hashList(ids), excludeNodeId: '', ...extra };
+}
+
+test('answers carry the request id and QueryPrefix exactly; bad items get per-item errors; OK after half-close', async () => {
+  await using h = await harness();
+  const stream = h.stub.queryPrefixStream();
+  const c = collect(stream);
+  stream.write(req(7, range(0, 10)));
+  stream.write(req(8, range(0, 10), { excludeNodeId: 'a' }));
+  stream.write(req(9, range(0, 10), { namespace: 'no such/ns' }));
+  stream.write(req(10, range(0, 10), { hashes: { packed: Buffer.alloc(33), hashLen: 32 } }));
+  stream.write(req(11, [2, 3]));
+  stream.write(req(4_000_000_000, range(0, 3)));
+  stream.end();
+  const status = await c.status;
+  assert.equal(status.code, grpc.status.OK);
+  const byId = new Map(c.answers.map((a) => [a.id, a]));
+  assert.equal(c.answers.length, 6);
+  const a = (prefixLen: number) => ({ nodeId: 'a', addr: 'h:1', prefixLen, transports: [1], poolUsedBytes: 10n, poolCapacityBytes: 100n });
+  const b = (prefixLen: number) => ({ nodeId: 'b', addr: 'h:2', prefixLen, transports: [2], poolUsedBytes: 20n, poolCapacityBytes: 100n });
+  assert.deepEqual(byId.get(7), { id: 7, epoch: 11n, nodes: [a(10), b(4)], error: undefined });
+  assert.deepEqual(byId.get(8), { id: 8, epoch: 11n, nodes: [b(4)], error: undefined });
+  assert.deepEqual(byId.get(9), {
+    id: 9, epoch: 0n, nodes: [], error: { code: 'INVALID_ARGUMENT', message: 'namespace: expected only characters [A-Za-z0-9._:/-], got "no such/ns"' },
+  });
+  assert.deepEqual({ ...byId.get(10), error: byId.get(10)!.error?.code }, { id: 10, epoch: 0n, nodes: [], error: 'INVALID_ARGUMENT' });
+  assert.match(byId.get(10)!.error!.message, /^hashes\.packed: /);
+  assert.deepEqual(byId.get(11), { id: 11, epoch: 11n, nodes: [a(2), b(2)], error: undefined }, 'served after the bad items');
+  assert.deepEqual(byId.get(4_000_000_000)!.nodes.map((n) => n.prefixLen), [3, 3]);
+  // the unary call agrees
+  const unary = await new Promise<{ nodes: unknown[] }>((resolve, reject) =>
+    h.stub.queryPrefix({ namespace: NS, hashes: hashList(range(0, 10)), excludeNodeId: '' }, (err, res) => (err ? reject(err) : resolve(res))));
+  assert.deepEqual(unary.nodes, byId.get(7)!.nodes);
+
+  const text = await h.metrics.text();
+  const value = (prefix: string) => Number(text.split('\n').find((l) => l.startsWith(prefix))?.split(' ').pop());
+  assert.equal(value('kvfabric_metaserver_rpc_total{method="queryPrefixStream",status="OK"'), 4);
+  assert.equal(value('kvfabric_metaserver_rpc_total{method="queryPrefixStream",status="INVALID_ARGUMENT"'), 2);
+  assert.equal(value('kvfabric_metaserver_rpc_errors_total{method="queryPrefixStream",code="INVALID_ARGUMENT"'), 2);
+  assert.equal(value('kvfabric_metaserver_rpc_duration_seconds_count{method="queryPrefixStream"'), 6);
+});
+
+test('a follower refuses the stream at the start with NOT_LEADER and the leader trailer', async () => {
+  await using h = await harness();
+  h.follower = true;
+  const stream = h.stub.queryPrefixStream();
+  const c = collect(stream);
+  stream.write(req(1, [0]));
+  const err = await c.errored;
+  assert.equal(err?.code, grpc.status.UNAVAILABLE);
+  assert.equal(err?.metadata.get(ERROR_CODE_KEY)[0], 'NOT_LEADER');
+  assert.equal(err?.metadata.get(LEADER_ADDR_KEY)[0], '127.0.0.1:1');
+  assert.equal(c.answers.length, 0);
+  const text = await h.metrics.text();
+  assert.match(text, /kvfabric_metaserver_rpc_errors_total\{method="queryPrefixStream",code="NOT_LEADER"[^}]*\} 1\n/);
+});
+
+test('the guard runs at every message: a replica that stops leading ends its open streams', async () => {
+  await using h = await harness();
+  const stream = h.stub.queryPrefixStream();
+  const c = collect(stream);
+  stream.write(req(1, [0, 1]));
+  await c.waitFor(1);
+  assert.deepEqual(c.answers[0]!.nodes.map((n) => n.prefixLen), [2, 2]);
+  h.follower = true;
+  stream.write(req(2, [0, 1]));
+  const err = await c.errored;
+  assert.equal(err?.code, grpc.status.UNAVAILABLE);
+  assert.equal(err?.metadata.get(ERROR_CODE_KEY)[0], 'NOT_LEADER');
+  assert.equal(err?.metadata.get(LEADER_ADDR_KEY)[0], '127.0.0.1:1');
+  assert.deepEqual(c.answers.map((a) => a.id), [1], 'nothing answered after the refusal');
+});
+
+test('a stream opened on an index that was replaced (re-elected under a new epoch) ends', async () => {
+  await using h = await harness();
+  const stream = h.stub.queryPrefixStream();
+  const c = collect(stream);
+  stream.write(req(1, [0]));
+  await c.waitFor(1);
+  h.leaderEpoch = 12n;
+  stream.write(req(2, [0]));
+  const err = await c.errored;
+  assert.equal(err?.code, grpc.status.UNAVAILABLE);
+  assert.equal(err?.metadata.get(ERROR_CODE_KEY)[0], 'METASERVER_UNAVAILABLE');
+  assert.match(err!.details, /epoch 11 was replaced \(now 12\)/);
+  assert.equal(c.answers.length, 1);
+});

@@ -1,0 +1,42 @@
+// The pipelined QueryPrefixStream: each request message is one QueryPrefix, answered with the same fields under the
+// request's id (or a per-item error; the stream goes on). Guard, metrics, logging and error mapping happen in
+// `pipelineStream()` from @kvfabric/common, per message as for unary calls.
+import type * as grpc from '@grpc/grpc-js';
+import type { NodePrefix, QueryPrefixStreamRequest, QueryPrefixStreamResponse } from '@kvfabric/proto';
+import { KvError, checkHashList, checkId, checkNamespace, pipelineStream, type RpcContext } from '@kvfabric/common';
+import type { ServiceDeps } from './service.js';
+
+export const QUERY_PREFIX_STREAM = 'queryPrefixStream';
+
+export function queryPrefixStreamHandler(
+  deps: ServiceDeps,
+  ctx: RpcContext,
+): grpc.handleBidiStreamingCall<QueryPrefixStreamRequest, QueryPrefixStreamResponse> {
+  const { store } = deps;
+  const epoch = store.epoch;
+  return pipelineStream<QueryPrefixStreamRequest, QueryPrefixStreamResponse>(
+    QUERY_PREFIX_STREAM,
+    {
+      answer(req) {
+        const ns = checkNamespace(req.namespace);
+        const { packed, hashLen } = checkHashList(req.hashes, 'hashes');
+        const exclude = req.excludeNodeId === '' ? '' : checkId(req.excludeNodeId, 'exclude_node_id');
+        // NodePrefixResult has exactly NodePrefix's fields (transports are validated TransportKind values)
+        const nodes = store.queryPrefix(ns, { packed, hashLen }, exclude) as NodePrefix[];
+        return { id: req.id, epoch, nodes, error: undefined };
+      },
+      itemError(req, err) {
+        return { id: req.id, epoch: 0n, nodes: [], error: { code: err.code, message: err.message } };
+      },
+      // HA: a stream lives across RPCs; when this replica lost and regained leadership in between, its index
+      // (and epoch) were replaced and this stream's store is no one's index any more: the client reopens.
+      check() {
+        const leading = deps.leader().epoch;
+        if (leading !== epoch) {
+          throw new KvError('METASERVER_UNAVAILABLE', `index epoch ${epoch} was replaced (now ${leading}); reopen the stream`);
+        }
+      },
+    },
+    ctx,
+  );
+}
