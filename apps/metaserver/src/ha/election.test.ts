@@ -169,7 +169,8 @@ test('serving() consults the fence on every call: past the deadline it refuses b
     jump = TTL * 1000; // as if the process had been paused for a whole TTL
     assert.equal(r.election.serving(), false, 'refused synchronously');
     assert.equal(r.election.role, 'leader', 'no timer has run yet');
-    await waitFor('the loop steps down', () => r.election.role === 'follower', 2000);
+    // The loop may step down and win again between two polls, so wait on the demotion record, not the role.
+    await waitFor('the loop steps down', () => r.demoted.length >= 1, 2000);
     assert.equal(r.demoted.length, 1);
     await waitFor('re-elected with a new epoch', () => r.election.serving(), 5000);
     assert.equal(r.elected.length, 2);
