@@ -12,6 +12,8 @@ const metaserverAddr = (v: string) => {
   }
 };
 
+const NO_SSD_TIER = 'the SSD tier is not part of this release (pool only)';
+
 export const NODE_FLAGS = {
   addr: { kind: 'string', description: 'peer gRPC address, host:port (routable from other nodes)', default: '127.0.0.1:50057', validate: hostPort },
   'engine-socket': { kind: 'string', description: 'unix socket path for local engines', default: '/run/kvfabric/engine.sock' },
@@ -22,8 +24,9 @@ export const NODE_FLAGS = {
   transport: { kind: 'enum', choices: ['auto', 'verbs', 'tcp'], description: 'one-sided read transport', default: 'auto' },
   nics: { kind: 'list', description: 'RDMA devices to use (default: all)' },
   'streams-per-peer': { kind: 'int', description: 'transport connections/QPs per peer', default: 4, min: 1, max: 64 },
-  'ssd-path': { kind: 'string', description: 'SSD cache file directory (unset: no SSD tier)' },
-  'ssd-capacity': { kind: 'size', description: 'SSD cache capacity', default: 0 },
+  // Reserved for the SSD tier (DESIGN §6), which this release does not have: refused rather than ignored.
+  'ssd-path': { kind: 'string', description: 'SSD cache directory (not in this release: refused)', validate: () => NO_SSD_TIER },
+  'ssd-capacity': { kind: 'size', description: 'SSD cache capacity (not in this release: refused)', validate: () => NO_SSD_TIER },
   'lease-ttl-secs': { kind: 'number', description: 'lifetime of a Query lease', default: 30, min: 0.05 },
   'grant-ttl-secs': { kind: 'number', description: 'lifetime of a peer read grant', default: 30, min: 0.05 },
   'pull-timeout-secs': { kind: 'number', description: 'a remote pull ends with what arrived after this long', default: 5, min: 0.05 },
