@@ -44,6 +44,19 @@ export function kvLayout(spec: KvLayoutSpec): KvGeometry {
   return { segmentOffsets: Array.from({ length: segments }, (_, s) => s * seg * numBlocks), segmentBytes: seg, blockStrideBytes: seg, numBlocks, sizeBytes, blockBytes };
 }
 
+/** Regions this process created and has not closed: their files are removed when the process exits. */
+const open = new Set<KvRegion>();
+let exitHook = false;
+
+function unlinkOnExit(region: KvRegion): void {
+  open.add(region);
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    for (const r of open) r.close();
+  });
+}
+
 export class KvRegion {
   private fd: number;
   private constructor(readonly path: string, readonly geometry: KvGeometry, fd: number) {
@@ -58,7 +71,9 @@ export class KvRegion {
     const path = join(opts.dir ?? '/dev/shm', name);
     const fd = openSync(path, 'w+', 0o600);
     ftruncateSync(fd, geometry.sizeBytes);
-    return new KvRegion(path, geometry, fd);
+    const region = new KvRegion(path, geometry, fd);
+    unlinkOnExit(region);
+    return region;
   }
 
   get sizeBytes(): number {
@@ -103,6 +118,7 @@ export class KvRegion {
     if (this.fd < 0) return;
     closeSync(this.fd);
     this.fd = -1;
+    open.delete(this);
     if (unlink) {
       try {
         unlinkSync(this.path);
