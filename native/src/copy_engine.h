@@ -45,7 +45,10 @@ class CopyEngine : public Napi::ObjectWrap<CopyEngine> {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Part> queue_;
+  std::atomic<uint32_t> queued_{0};  // parts in queue_ (read without the lock by spinning workers)
+  uint32_t sleepers_ = 0;            // workers blocked on cv_ (under mu_): a submit wakes one only when > 0
   bool stopping_ = false;
+  std::atomic<bool> stopping_flag_{false};  // stopping_, readable without the lock
   bool closed_ = false;
 
   using Tsfn = Napi::TypedThreadSafeFunction<CopyEngine, Batch, &CopyEngine::Deliver>;

@@ -104,3 +104,22 @@ test('64-hash prefix lookups at a million blocks stay in microseconds', () => {
   // Generous bound for a loaded CI box; bench/ measures the real number.
   assert.ok(us < 500, `mean ${us.toFixed(1)} µs per 64-hash lookup`);
 });
+
+test('Buffer+offset variants: lookupAt and slotForShardAt agree with the string-keyed calls; evictInto frees without allocating', () => {
+  const idx = new BlockIndex(16);
+  const req = packed([key(7), key(8), key(9)]);
+  const a = idx.slotForShardAt(0, req, 8, 8, 2, 0, 4096);
+  assert.equal(idx.lookup(0, key(8)), a);
+  assert.equal(idx.lookupAt(0, req, 8, 8), a);
+  assert.equal(idx.lookupAt(0, req, 0, 8), -1);
+  assert.equal(idx.lookupAt(1, req, 8, 8), -1, 'namespaces are apart');
+  assert.equal(idx.slotForShard(0, key(8), 2, 1, 4096), a, 'the other shard writes into the same slot');
+  idx.assign(a, 0, 8192);
+  assert.equal(idx.slotForShardAt(0, req, 8, 8, 2, 0, 4096), -1, 'shard 0 is assigned already');
+  idx.assign(a, 1, 12288);
+  const out = new Float64Array(2);
+  assert.equal(idx.evictInto(a, out), 2);
+  assert.deepEqual([...out], [8192, 12288]);
+  assert.equal(idx.lookupAt(0, req, 8, 8), -1);
+  assert.deepEqual(idx.stats(), { sealed: 0, partial: 0, pinned: 0, pageBytes: 0 });
+});

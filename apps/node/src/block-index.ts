@@ -85,6 +85,11 @@ export class BlockIndex {
     return this.table.find(ns, this.scratch, 0, this.toScratch(key));
   }
 
+  /** `lookup` keyed by the bytes buf[off, off + len) (no string): the slot of (namespace, key), or -1. */
+  lookupAt(ns: number, buf: Uint8Array, off: number, len: number): number {
+    return this.table.find(ns, buf, off, len);
+  }
+
   isSealed(slot: number): boolean {
     return this.hot[slot * HOT + SEALED] === 1;
   }
@@ -115,13 +120,18 @@ export class BlockIndex {
    */
   slotForShard(ns: number, key: string, shards: number, shard: number, pageBytes: number, cls = BlockClass.Local): number {
     const len = this.toScratch(key);
-    const existing = this.table.find(ns, this.scratch, 0, len);
+    return this.slotForShardAt(ns, this.scratch, 0, len, shards, shard, pageBytes, cls);
+  }
+
+  /** `slotForShard` keyed by the bytes buf[off, off + len) (no string): the save path's hot call. */
+  slotForShardAt(ns: number, buf: Uint8Array, off: number, len: number, shards: number, shard: number, pageBytes: number, cls = BlockClass.Local): number {
+    const existing = this.table.find(ns, buf, off, len);
     if (existing !== NIL) {
       if (this.hot[existing * HOT + SEALED] === 1) return NIL;
       const p = this.pages[existing]!;
       return Number.isNaN(p[shard]!) ? existing : NIL;
     }
-    const slot = this.table.add(ns, this.scratch, 0, len);
+    const slot = this.table.add(ns, buf, off, len);
     if (slot >= this.capacity) this.grow(this.table.idCapacity);
     this.shardsOf[slot] = shards;
     this.landedOf[slot] = 0;
@@ -231,9 +241,31 @@ export class BlockIndex {
     const pages: number[] = [];
     for (let s = 0; s < shards; s++) if (!Number.isNaN(p[s]!)) pages.push(p[s]!);
     const out = { ns: this.table.tag(slot), key: this.table.keyString(slot), sealed: this.hot[slot * HOT + SEALED] === 1, pages, pageBytes: this.pageBytesOf[slot]! };
-    this.counts.pageBytes -= pages.length * out.pageBytes;
-    this.drop(slot);
+    this.evictInto(slot, undefined);
     return out;
+  }
+
+  /**
+   * `evict` without allocating (the save path evicts dozens of blocks a call): the slot's assigned pages go to
+   * `pagesOut` (sized for the slot's shards), their count is returned; ask `isSealed`, `ns`, `key` before.
+   */
+  evictInto(slot: number, pagesOut: Float64Array | undefined): number {
+    if (this.pinsOf[slot] !== 0) throw new Error(`block index: evict of pinned slot ${slot}`);
+    const p = this.pages[slot]!;
+    const shards = this.shardsOf[slot]!;
+    let n = 0;
+    for (let s = 0; s < shards; s++) {
+      if (Number.isNaN(p[s]!)) continue;
+      if (pagesOut) pagesOut[n] = p[s]!;
+      n++;
+    }
+    this.counts.pageBytes -= n * this.pageBytesOf[slot]!;
+    this.drop(slot);
+    return n;
+  }
+
+  pageBytes(slot: number): number {
+    return this.pageBytesOf[slot]!;
   }
 
   /** Every sealed block of every namespace (for re-advertising). */

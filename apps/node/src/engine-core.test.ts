@@ -60,6 +60,24 @@ test('save, query, load round-trip the bytes between two instances of one namesp
   await assert.rejects(core.load('b', q.leaseId, ids(0)), { code: 'LEASE_CONSUMED' });
 });
 
+test('a hash repeated within one save call is stored once, from its first position', async () => {
+  const { data, core, spec, sealed } = setup();
+  core.register(spec('a'));
+  core.register(spec('b'));
+  const ra = data.regions.get('/a')!.buf;
+  const rb = data.regions.get('/b')!.buf;
+  randomBytes(REGION).copy(ra);
+  const saved = await core.save('a', ids(4, 6, 8, 9), hashes(3, 5, 3, 5), 8);
+  assert.deepEqual([...saved.outcomes], [SAVE_STORED, SAVE_STORED, SAVE_PRESENT, SAVE_PRESENT]);
+  assert.deepEqual({ stored: saved.stored, sealed: saved.sealed }, { stored: 2, sealed: 2 });
+  assert.deepEqual(sealed, [hashes(3).toString('latin1'), hashes(5).toString('latin1')]);
+  const q = await core.query('b', '', hashes(3, 5), 8, false);
+  assert.equal(q.hits, 2);
+  await core.load('b', q.leaseId, ids(0, 1));
+  assert.deepEqual(blockBytes(rb, 0), blockBytes(ra, 4));
+  assert.deepEqual(blockBytes(rb, 1), blockBytes(ra, 6));
+});
+
 test('TP=2: no hit until both ranks saved; each rank loads its own shard', async () => {
   const { data, core, spec } = setup();
   core.register(spec('r0', { engineId: 'e', tpSize: 2, tpRank: 0 }));

@@ -6,6 +6,7 @@ import { BlockIndex, BlockClass } from './block-index.js';
 import type { DataPath } from './data-path.js';
 import { Evictor, type EvictedBlock } from './eviction.js';
 import { DescriptorBatch } from './data-path-descriptors.js';
+import { hashKey } from './hash-table.js';
 import { checkRegistration, type Instance, type RegisterSpec } from './instances.js';
 import { LeaseTable } from './leases.js';
 import { NamespaceRegistry, type NamespaceInfo } from './namespaces.js';
@@ -57,8 +58,8 @@ export class EngineCore {
   readonly evictor: Evictor;
   private readonly instances = new Map<string, Instance>();
   private readonly pending = new Map<string, PendingFetch>();
-  /** Scratch for de-duplicating a save's hashes (used synchronously, cleared after each call). */
-  private readonly seenKeys = new Set<string>();
+  /** Scratch for de-duplicating a save's hashes (used synchronously within one call). */
+  private readonly callKeys = new CallKeys();
   readonly counters = { saveCalls: 0, savedBlocks: 0, savedBytes: 0, sealedBlocks: 0, presentBlocks: 0, noSpaceBlocks: 0, loadCalls: 0, loadedBlocks: 0, loadedBytes: 0, queries: 0, queryHashes: 0, queryHits: 0 };
   private readonly now: () => number;
 
@@ -143,30 +144,22 @@ export class EngineCore {
     const index = this.index;
     const shard = ns.replicated ? 0 : inst.rank;
     const outcomes = new Uint8Array(count).fill(SAVE_PRESENT);
-    // Hot path (64 blocks a call is typical): one pass over the hashes, plain typed arrays, no per-block objects.
+    // Hot path (64 blocks a call is typical): one pass over the hashes, keyed straight from the packed request
+    // bytes (no key strings), plain typed arrays, no per-block objects.
     const need = new Int32Array(count); // call positions that need a page, in order
     let needCount = 0;
     let existing: number[] | undefined; // partial blocks (another rank's page) pinned while pages are found
-    const keys: string[] = new Array(count);
-    const seen = this.seenKeys;
-    try {
-      for (let i = 0; i < count; i++) {
-        const key = packed.toString('latin1', i * hashLen, (i + 1) * hashLen);
-        keys[i] = key;
-        if (count > 1) {
-          if (seen.has(key)) continue;
-          seen.add(key);
-        }
-        const slot = index.lookup(ns.id, key);
-        if (slot >= 0 && (index.isSealed(slot) || !Number.isNaN(index.page(slot, shard)))) continue;
-        need[needCount++] = i;
-        if (slot >= 0) {
-          index.pin(slot); // keep a partial block (another rank's page) from being evicted to make room
-          (existing ??= []).push(slot);
-        }
+    const dedupe = count > 1 ? this.callKeys.reset(packed, hashLen, count) : undefined;
+    for (let i = 0; i < count; i++) {
+      const off = i * hashLen;
+      if (dedupe && !dedupe.first(i)) continue;
+      const slot = index.lookupAt(ns.id, packed, off, hashLen);
+      if (slot >= 0 && (index.isSealed(slot) || !Number.isNaN(index.page(slot, shard)))) continue;
+      need[needCount++] = i;
+      if (slot >= 0) {
+        index.pin(slot); // keep a partial block (another rank's page) from being evicted to make room
+        (existing ??= []).push(slot);
       }
-    } finally {
-      seen.clear();
     }
     const pages = this.evictor.allocate(ns.pageBytes, needCount);
     const stored = pages.length;
@@ -174,7 +167,7 @@ export class EngineCore {
     const desc = new DescriptorBatch(stored * inst.segmentOffsets.length);
     for (let j = 0; j < stored; j++) {
       const i = need[j]!;
-      const slot = index.slotForShard(ns.id, keys[i]!, ns.shards, shard, ns.pageBytes, BlockClass.Local);
+      const slot = index.slotForShardAt(ns.id, packed, i * hashLen, hashLen, ns.shards, shard, ns.pageBytes, BlockClass.Local);
       index.assign(slot, shard, pages[j]!);
       index.pin(slot);
       slots[j] = slot;
@@ -206,7 +199,10 @@ export class EngineCore {
       const slot = slots[j]!;
       if (index.land(slot, shard)) {
         sealed++;
-        events?.sealed(ns.name, keys[need[j]!]!);
+        if (events) {
+          const off = need[j]! * hashLen;
+          events.sealed(ns.name, packed.toString('latin1', off, off + hashLen));
+        }
       }
       index.unpin(slot);
     }
@@ -310,5 +306,46 @@ export class EngineCore {
   close(): void {
     for (const id of [...this.instances.keys()]) this.unregister(id);
     this.leases.clear();
+  }
+}
+
+/**
+ * Which hashes of one call repeat an earlier hash of the same call, straight from the packed bytes: a small
+ * open-addressing table of call positions keyed by each hash's 32-bit digest, reused across calls.
+ */
+class CallKeys {
+  private table = new Int32Array(256); // per slot: call position + 1 (0: empty)
+  private digests = new Int32Array(128);
+  private mask = 0;
+  private packed: Buffer = Buffer.alloc(0);
+  private hashLen = 0;
+
+  reset(packed: Buffer, hashLen: number, count: number): this {
+    let size = 16;
+    while (size < count * 2) size *= 2;
+    if (this.table.length < size) this.table = new Int32Array(size);
+    else this.table.fill(0, 0, size);
+    if (this.digests.length < count) this.digests = new Int32Array(size);
+    this.mask = size - 1;
+    this.packed = packed;
+    this.hashLen = hashLen;
+    return this;
+  }
+
+  /** True when hash `i` is the first of its value in the call (positions must be asked in increasing order). */
+  first(i: number): boolean {
+    const { table, mask, packed, hashLen } = this;
+    const off = i * hashLen;
+    const h = hashKey(0, packed, off, hashLen);
+    this.digests[i] = h;
+    for (let s = h & mask; ; s = (s + 1) & mask) {
+      const v = table[s]!;
+      if (v === 0) {
+        table[s] = i + 1;
+        return true;
+      }
+      const j = v - 1;
+      if (this.digests[j] === h && packed.compare(packed, j * hashLen, j * hashLen + hashLen, off, off + hashLen) === 0) return false;
+    }
   }
 }

@@ -12,6 +12,8 @@ export interface EvictedBlock {
 
 export class Evictor {
   readonly counters = { evictedBlocks: 0, evictedBytes: 0, exhausted: 0 };
+  /** Scratch: the pages of the block being evicted. */
+  private pagesOut = new Float64Array(8);
 
   constructor(
     private readonly index: BlockIndex,
@@ -42,16 +44,22 @@ export class Evictor {
   evictBytes(bytes: number): boolean {
     let freed = 0;
     let any = false;
+    const index = this.index;
     while (freed < bytes) {
-      const slot = this.index.victim();
+      const slot = index.victim();
       if (slot < 0) break;
-      const gone = this.index.evict(slot);
-      for (const page of gone.pages) this.pool.free(page, gone.pageBytes);
-      freed += gone.pages.length * gone.pageBytes;
+      // Told before the slot goes (its key is read from the index); no per-block allocation but the event.
+      const block: EvictedBlock = { ns: index.ns(slot), key: index.key(slot), sealed: index.isSealed(slot) };
+      const pageBytes = index.pageBytes(slot);
+      const shards = index.shards(slot);
+      if (this.pagesOut.length < shards) this.pagesOut = new Float64Array(shards);
+      const n = index.evictInto(slot, this.pagesOut);
+      for (let i = 0; i < n; i++) this.pool.free(this.pagesOut[i]!, pageBytes);
+      freed += n * pageBytes;
       any = true;
       this.counters.evictedBlocks++;
-      this.counters.evictedBytes += gone.pages.length * gone.pageBytes;
-      this.onEvicted(gone);
+      this.counters.evictedBytes += n * pageBytes;
+      this.onEvicted(block);
     }
     return any;
   }
