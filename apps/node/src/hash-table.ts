@@ -8,35 +8,16 @@
 // Lookups hash and compare straight from the caller's buffer and offset: nothing is allocated per lookup, and
 // there is no JS object per entry. Pure: no I/O.
 
+import { hashBytes, HASH_SEED } from '@kvfabric/common';
+
 const MAX_LOAD = 0.7;
 const MIN_SLOTS = 16;
 const HEADER = 8; // int32 tag, int32 length
 const FREED = -1;
 
-/**
- * 32-bit hash of (tag, buf[off, off + len)). Every byte is mixed in, a word at a time: block hashes are
- * uniform, but test and tool hashes are often counters at either end, and a 32-byte key costs 8 multiplies.
- */
+/** 32-bit hash of (tag, buf[off, off + len)): the shared byte hash, seeded with the tag. */
 export function hashKey(tag: number, buf: Uint8Array, off: number, len: number): number {
-  let h = Math.imul(tag ^ 0x9747b28c, 0x5bd1e995) ^ len;
-  let i = off;
-  const end = off + len;
-  for (; i + 4 <= end; i += 4) {
-    const w = buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24);
-    h = Math.imul(h ^ w, 0x5bd1e995);
-    h ^= h >>> 15;
-  }
-  for (; i < end; i++) {
-    h = Math.imul(h ^ buf[i]!, 0x5bd1e995);
-    h ^= h >>> 15;
-  }
-  // murmur3 finaliser: every input bit reaches the low bits used as the slot index
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h | 0;
+  return hashBytes(buf, off, len, Math.imul(tag ^ HASH_SEED, 0x5bd1e995));
 }
 
 export class KeyTable {

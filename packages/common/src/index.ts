@@ -9,3 +9,4 @@ export * from './hash-list.js';
 export * from './validate.js';
 export * from './block-hash.js';
 export * from './signals.js';
+export * from './hash-bytes.js';
