@@ -125,6 +125,16 @@ void TcpServer::DropPeer(const std::string& peer) {
 
 void TcpServer::AddGrant(uint64_t id, const std::string& peer, std::vector<WireDesc> ranges, int64_t expires_ms) {
   std::sort(ranges.begin(), ranges.end(), [](const WireDesc& a, const WireDesc& b) { return a.offset < b.offset; });
+  // Adjacent (or overlapping) ranges of one grant become one: a reader may read across page boundaries of the
+  // grant in one descriptor, and CheckGrant searches fewer ranges.
+  size_t kept = 0;
+  for (const WireDesc& r : ranges) {
+    if (kept && ranges[kept - 1].offset + ranges[kept - 1].length >= r.offset)
+      ranges[kept - 1].length = std::max(ranges[kept - 1].length, r.offset + r.length - ranges[kept - 1].offset);
+    else
+      ranges[kept++] = r;
+  }
+  ranges.resize(kept);
   std::lock_guard<std::mutex> g(mu_);
   grants_[id] = Grant{peer, std::move(ranges), expires_ms};
 }

@@ -154,6 +154,45 @@ describe('tcp transport', () => {
     }
   });
 
+  test('adjacent pages travel merged: a grant of separate adjacent pages serves them in one range, but not past its end', async () => {
+    const p = await pair({ conns: 2 });
+    try {
+      const PAGE = 65536;
+      const remote = p.pa.allocMany(PAGE, 8)!;
+      const local = p.pb.allocMany(PAGE, 8)!;
+      for (let i = 1; i < 8; i++) {
+        assert.equal(remote[i], remote[0]! + i * PAGE, 'the serving pool hands out a contiguous run');
+        assert.equal(local[i], local[0]! + i * PAGE, 'the reading pool hands out a contiguous run');
+      }
+      const data = randomBytes(8 * PAGE);
+      p.pa.write(remote[0]!, data);
+      // pages 0..5 granted as separate ranges, out of order
+      p.a.addGrant(3, 'B', f64([5, 2, 0, 4, 1, 3].flatMap((i) => [remote[i]!, PAGE])), Date.now() + 60_000);
+      const all = (from: number, n: number, at = from) => [
+        f64(Array.from({ length: n }, (_, i) => remote[from + i]!)),
+        f64(Array.from({ length: n }, (_, i) => local[at + i]!)),
+        f64(Array.from({ length: n }, () => PAGE)),
+      ] as const;
+      assert.deepEqual(await p.b.readv('A', 3, ...all(0, 6)), { bytes: 6 * PAGE });
+      assert.ok(p.pb.read(local[0]!, 6 * PAGE).equals(data.subarray(0, 6 * PAGE)));
+      // one descriptor across three granted pages
+      const zero = Buffer.alloc(3 * PAGE);
+      p.pb.write(local[0]!, zero);
+      assert.deepEqual(await p.b.readv('A', 3, f64([remote[1]!]), f64([local[0]!]), f64([3 * PAGE])), { bytes: 3 * PAGE });
+      assert.ok(p.pb.read(local[0]!, 3 * PAGE).equals(data.subarray(PAGE, 4 * PAGE)));
+      // pages 4..7 merge into one descriptor that runs past the grant: refused as a whole, nothing written
+      p.pb.write(local[4]!, Buffer.alloc(4 * PAGE));
+      await rejectsWith(p.b.readv('A', 3, ...all(4, 4)), 'GRANT_REFUSED', /does not cover/);
+      assert.ok(p.pb.read(local[4]!, 4 * PAGE).equals(Buffer.alloc(4 * PAGE)));
+      // remote pages adjacent, local pages not: still byte-exact
+      assert.deepEqual(await p.b.readv('A', 3, f64([remote[0]!, remote[1]!]), f64([local[7]!, local[5]!]), f64([PAGE, PAGE])), { bytes: 2 * PAGE });
+      assert.ok(p.pb.read(local[7]!, PAGE).equals(data.subarray(0, PAGE)));
+      assert.ok(p.pb.read(local[5]!, PAGE).equals(data.subarray(PAGE, 2 * PAGE)));
+    } finally {
+      await p.close();
+    }
+  });
+
   test('a wrong secret or an unknown peer is refused at connect; garbage closes only that connection', async () => {
     const p = await pair({ conns: 2 });
     const pc = Pool.create({ sizeBytes: 1 << 20 });

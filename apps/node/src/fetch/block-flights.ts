@@ -5,8 +5,10 @@ export interface Flight {
   readonly promise: Promise<boolean>;
 }
 
-interface Entry extends Flight {
-  resolve(sealed: boolean): void;
+/** A claim; its promise is made only when another query waits on it (most claims are never waited on). */
+interface Entry {
+  promise?: Promise<boolean>;
+  resolve?: (sealed: boolean) => void;
 }
 
 export class BlockFlights {
@@ -20,7 +22,10 @@ export class BlockFlights {
 
   /** The flight of a block claimed by another pull, if any. */
   get(ns: number, key: string): Flight | undefined {
-    return this.byNs.get(ns)?.get(key);
+    const e = this.byNs.get(ns)?.get(key);
+    if (!e) return undefined;
+    e.promise ??= new Promise<boolean>((r) => (e.resolve = r));
+    return e as Flight;
   }
 
   /** Claims a block; false when another pull holds it. */
@@ -28,9 +33,7 @@ export class BlockFlights {
     let m = this.byNs.get(ns);
     if (!m) this.byNs.set(ns, (m = new Map()));
     if (m.has(key)) return false;
-    let resolve!: (v: boolean) => void;
-    const promise = new Promise<boolean>((r) => (resolve = r));
-    m.set(key, { promise, resolve });
+    m.set(key, {});
     this.count++;
     return true;
   }
@@ -43,6 +46,6 @@ export class BlockFlights {
     m!.delete(key);
     if (m!.size === 0) this.byNs.delete(ns);
     this.count--;
-    e.resolve(sealed);
+    e.resolve?.(sealed);
   }
 }

@@ -132,7 +132,7 @@ test('pulls the prefix a holder has, seals it as pulled copies, releases the gra
   assert.equal(r.read(hs[5]!), undefined);
   assert.equal(r.sealed.length, 5);
   await tick();
-  assert.equal(r.released.length, 1);
+  assert.equal(r.released.length, 2); // a first window of one chunk (2 blocks), then the other 3
   assert.equal(a.server.grants.size, 0);
   assert.deepEqual({ pinned: r.index.stats().pinned, partial: r.index.stats().partial }, { pinned: 0, partial: 0 });
   assert.equal(a.index.stats().pinned, 0);
@@ -219,7 +219,7 @@ test('a long prefix is granted in growing windows: one readv pipeline across the
   const prepared = a.server.counters.prepareReads;
   assert.deepEqual(await r.fetch(hs), { ssd: 0, remote: 40 });
   hs.forEach((h, i) => assert.ok(r.read(h)?.equals(data[i]!), `block ${i}`));
-  // chunks of 2 blocks, 4 in flight: windows of 8, 16 and the last 16 blocks
+  // chunks of 2 blocks, 4 in flight: a first window of one chunk, the second (16) asked alongside, the last 22 blocks
   assert.equal(a.server.counters.prepareReads - prepared, 3);
   assert.equal(a.server.counters.grantedBlocks, 40);
   assert.equal(a.reads, 20);
@@ -246,4 +246,46 @@ test('a later window granted short ends the pull at the holder\'s prefix; the ne
   assert.equal(a.server.grants.size, 0);
   assert.equal(c.server.grants.size, 0);
   assert.equal(a.index.stats().pinned + c.index.stats().pinned + r.index.stats().pinned, 0);
+});
+
+test('a first window granted short while the second is asked alongside: chunks set up ahead are undone, a waiter still gets its block from the next holder', async () => {
+  const a = makePeer('A');
+  const c = makePeer('C');
+  const hs = hashes(12, 'shortfirst');
+  const data = [...hold(a, hs.slice(0, 1)), ...hold(c, hs.slice(1))];
+  const r = reader([a, c], () => []);
+  let call = 0;
+  r.fetcher['opts'].directory.holders = async () => (call++ === 0 ? [holder(a, 12)] : [holder(c, 11)]);
+  const first = r.fetch(hs);
+  await tick();
+  const waiter = r.fetch(hs.slice(0, 4)); // waits on the first fetch's claims of blocks 0..3
+  const waited = await waiter;
+  // blocks 1..3 were set up ahead of A's short grant and undone, but stayed claimed: the waiter saw them sealed
+  assert.ok(waited.remote >= 3, `waiter got ${waited.remote}`);
+  hs.slice(0, 4).forEach((h, i) => assert.ok(r.read(h)?.equals(data[i]!), `block ${i} when the waiter returned`));
+  assert.deepEqual(await first, { ssd: 0, remote: 12 });
+  hs.forEach((h, i) => assert.ok(r.read(h)?.equals(data[i]!), `block ${i}`));
+  assert.equal(r.fetcher.counters.failures.short_grant, 1);
+  assert.equal(r.fetcher.counters.blocks, 12);
+  await tick();
+  assert.equal(a.server.grants.size + c.server.grants.size, 0);
+  assert.equal(a.index.stats().pinned + c.index.stats().pinned + r.index.stats().pinned, 0);
+  assert.deepEqual({ partial: r.index.stats().partial, used: r.pool.stats().usedBytes, flights: r.fetcher.flights.size }, { partial: 0, used: 12 * PAGE, flights: 0 });
+});
+
+test('the serving side hands a grant\'s adjacent pages to the transport as one range, the rest as their own', async () => {
+  const a = makePeer('A');
+  const hs = hashes(5, 'ranges');
+  hold(a, hs.slice(0, 3));
+  a.pool.allocMany(PAGE, 1); // a gap
+  hold(a, hs.slice(3));
+  const pages = hs.map((h) => a.index.page(a.index.lookup(a.ns.id, h.toString('latin1')), 0));
+  assert.deepEqual(pages.map((p) => p - pages[0]!), [0, 1, 2, 4, 5].map((i) => i * PAGE));
+  const { session } = await a.server.handshake('R', Buffer.alloc(0));
+  const g = a.server.prepareRead('R', session, 't/ns', Buffer.concat(hs), 32);
+  assert.equal(g.blocks, 5);
+  assert.deepEqual([...a.grants.get(g.grantId)!.ranges], [pages[0]!, 3 * PAGE, pages[3]!, 2 * PAGE]);
+  assert.deepEqual([...g.pageOffsets], pages);
+  a.server.releaseGrant('R', g.grantId);
+  assert.equal(a.index.stats().pinned, 0);
 });

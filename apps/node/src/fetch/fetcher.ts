@@ -1,52 +1,25 @@
 // The remote Fetcher (DESIGN §2 "Remote pull"): fills the missing suffix of a query from peers. For each run of
 // blocks neither local nor claimed by another pull: ask the metaserver which nodes hold how much of it, take the
-// longest (ties: least used pool; nodes that failed recently are skipped), PrepareRead there (one grant for the
-// whole run), then chunk by chunk allocate local pages and `readv` them straight into the pool with several chunks
-// in flight, seal each chunk as "pulled" blocks as it lands, release the grant, advertise. The remainder
-// continues from the next holder. Failures end the fetch with what is sealed:
+// longest (ties: least used pool; nodes that failed recently are skipped), PrepareRead there in windows, read the
+// pages straight into fresh local pool pages (read-pipeline.ts), seal them as "pulled" blocks as they land, release
+// the grants, advertise. The remainder continues from the next holder. Failures end the fetch with what is sealed:
 // no error to the engine, no half block visible (unsealed slots are never hits), no pin left behind.
 import { KvError, toKvError, type Logger } from '@kvfabric/common';
 import type { Transport } from '@kvfabric/native';
-import { BlockClass, type BlockIndex } from '../block-index.js';
+import type { BlockIndex } from '../block-index.js';
 import type { PagePool } from '../data-path.js';
 import type { Fetcher } from '../engine-core.js';
 import type { Evictor } from '../eviction.js';
 import type { NamespaceInfo } from '../namespaces.js';
 import { unpackOffsets } from '../peer/peer-service.js';
 import { BlockFlights } from './block-flights.js';
-import type { PrepareReadResponse } from '@kvfabric/proto';
+import { ReadPipeline } from './read-pipeline.js';
+import {
+  PULL_FAILURES, PullError, keyOf, reasonOf, sleep,
+  type Granted, type Holder, type HolderDirectory, type Link, type LinkSource, type PullCtx, type PullFailure, type Req,
+} from './pull-types.js';
 
-export const PULL_FAILURES = [
-  'metaserver_unavailable', 'peer_unreachable', 'handshake_failed', 'short_grant', 'layout_mismatch', 'grant_refused', 'grant_expired',
-  'transport_failed', 'transport_timeout', 'pool_exhausted', 'deadline', 'internal',
-] as const;
-export type PullFailure = (typeof PULL_FAILURES)[number];
-
-export interface Holder {
-  nodeId: string;
-  addr: string;
-  prefixLen: number;
-  poolUsedBytes: number;
-}
-
-/** Where holders are found: the metaserver's QueryPrefix, excluding this node. */
-export interface HolderDirectory {
-  /** False while the metaserver is known to be down (no deadline is waited out then). */
-  up(): boolean;
-  holders(namespace: string, packed: Buffer, hashLen: number, deadlineMs: number): Promise<Holder[]>;
-}
-
-/** A connection to one serving peer (PeerLink in production; fakes in unit tests). */
-export interface Link {
-  ready(deadlineMs: number): Promise<bigint>;
-  invalidate(session: bigint): void;
-  prepareRead(session: bigint, namespace: string, packed: Buffer, hashLen: number, deadlineMs: number): Promise<PrepareReadResponse>;
-  releaseGrant(grantId: bigint, deadlineMs: number): Promise<void>;
-}
-
-export interface LinkSource {
-  get(peerId: string, addr: string): Link;
-}
+export { PULL_FAILURES, type Holder, type HolderDirectory, type Link, type LinkSource, type PullFailure } from './pull-types.js';
 
 export interface RemoteFetcherOptions {
   index: BlockIndex;
@@ -73,62 +46,6 @@ export interface RemoteFetcherOptions {
   observeDuration?: (seconds: number) => void;
 }
 
-class PullError extends Error {
-  constructor(readonly reason: PullFailure, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
-
-function reasonOf(err: unknown, stage: 'handshake' | 'prepare' | 'read'): PullFailure {
-  if (err instanceof PullError) return err.reason;
-  const { code, message } = toKvError(err);
-  if (code === 'GRANT_REFUSED' && /expired/.test(message)) return 'grant_expired';
-  if (code === 'TRANSPORT_TIMEOUT') return stage === 'read' ? 'transport_timeout' : 'peer_unreachable';
-  if (code === 'TRANSPORT_UNAVAILABLE') return stage === 'handshake' ? 'handshake_failed' : 'peer_unreachable';
-  if (code === 'GRANT_REFUSED' || code === 'GRANT_UNKNOWN') return 'grant_refused';
-  if (code === 'TRANSPORT_FAILED') return stage === 'handshake' ? 'handshake_failed' : 'transport_failed';
-  if (code === 'POOL_EXHAUSTED') return 'pool_exhausted';
-  return stage === 'handshake' ? 'handshake_failed' : 'internal';
-}
-
-/** A window's grant is at most this many times the first window (the pipeline depth). */
-const MAX_WINDOW_GROWTH = 16;
-
-/** One PrepareRead of a pull, for blocks [at, at + asked) of the request. */
-interface Window {
-  at: number;
-  asked: number;
-  grant: Promise<Granted>;
-  /** The window after this one, asked for as soon as this one was granted in full. */
-  next?: Window;
-}
-
-interface Granted {
-  id: bigint;
-  /** Leading blocks granted (fewer than asked: the holder has no more). */
-  blocks: number;
-  remote: Float64Array;
-  untilMs: number;
-}
-
-/** One pull from one holder: its link, the session (renewed on SESSION_UNKNOWN), every window asked for. */
-interface PullCtx {
-  link: Link;
-  session: bigint;
-  windows: Window[];
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-interface Req {
-  ns: NamespaceInfo;
-  packed: Buffer;
-  hashLen: number;
-  deadline: number;
-  /** Index keys (latin1 strings of the hashes), made once per block and fetch. */
-  keys: (string | undefined)[];
-}
-
 export class RemoteFetcher implements Fetcher {
   readonly flights = new BlockFlights();
   readonly counters = {
@@ -136,9 +53,17 @@ export class RemoteFetcher implements Fetcher {
     failures: Object.fromEntries(PULL_FAILURES.map((r) => [r, 0])) as Record<PullFailure, number>,
   };
   private readonly failedUntil = new Map<string, number>();
-  private paceAtMs = 0;
+  private readonly pipeline: ReadPipeline;
 
-  constructor(private readonly opts: RemoteFetcherOptions) {}
+  constructor(private readonly opts: RemoteFetcherOptions) {
+    this.pipeline = new ReadPipeline({
+      ...opts,
+      flights: this.flights,
+      counters: this.counters,
+      prepare: (req, h, ctx, at, count) => this.prepare(req, h, ctx, at, count),
+      fail: (reason, message) => this.fail(reason, message),
+    });
+  }
 
   async fetch(r: { ns: NamespaceInfo; packed: Buffer; hashLen: number; from: number; count: number }): Promise<{ ssd: number; remote: number }> {
     const t0 = performance.now();
@@ -166,10 +91,12 @@ export class RemoteFetcher implements Fetcher {
           continue;
         }
         if (slot >= 0) break; // a local save of this block is half done: not ours to pull
+        // Ask for holders of the whole rest while claiming the run (block `pos` is surely claimed: no flight, not local).
+        const found = this.lookUp(req, pos, r.count);
         let end = pos;
         while (end < r.count && index.lookup(nsId, this.key(req, end)) < 0 && flights.claim(nsId, this.key(req, end))) end++;
         try {
-          const got = await this.pullRun(req, pos, end);
+          const got = await this.pullRun(req, pos, end, found);
           remote += got;
           if (got < end - pos) break;
           pos = end;
@@ -186,27 +113,39 @@ export class RemoteFetcher implements Fetcher {
     return { ssd: 0, remote };
   }
 
-  /** Fills [from, end) (claimed by us) from holders; returns how many leading blocks got sealed. */
-  private async pullRun(req: Req, from: number, end: number): Promise<number> {
+  /** Holders of blocks [from, to); undefined while the metaserver is known to be down. Never rejects. */
+  private lookUp(req: Req, from: number, to: number): Promise<Holder[] | Error> | undefined {
     const { directory } = this.opts;
-    if (!directory.up()) {
+    if (!directory.up()) return undefined;
+    return directory.holders(req.ns.name, this.slice(req, from, to), req.hashLen, this.left(req, 2000)).catch((err: unknown) => toKvError(err));
+  }
+
+  /**
+   * Fills [from, end) (claimed by us) from holders; returns how many leading blocks got sealed. `found`: the first
+   * lookup, already asked for (it may cover blocks past `end`).
+   */
+  private async pullRun(req: Req, from: number, end: number, found: Promise<Holder[] | Error> | undefined): Promise<number> {
+    if (!found) {
       this.fail('metaserver_unavailable', 'metaserver down: remote discovery paused');
       return 0;
     }
     const tried = new Set<string>();
     let pos = from;
     for (let attempt = 0; attempt < (this.opts.maxAttempts ?? 4) && pos < end && Date.now() < req.deadline; attempt++) {
-      let holders: Holder[];
-      try {
-        holders = await directory.holders(req.ns.name, this.slice(req, pos, end), req.hashLen, this.left(req, 2000));
-      } catch (err) {
-        this.fail('metaserver_unavailable', toKvError(err).message);
+      const holders = await (attempt === 0 ? found : this.lookUp(req, pos, end));
+      if (!holders) {
+        this.fail('metaserver_unavailable', 'metaserver down: remote discovery paused');
+        break;
+      }
+      if (holders instanceof Error) {
+        this.fail('metaserver_unavailable', holders.message);
         break;
       }
       const now = Date.now();
+      const span = (h: Holder) => Math.min(h.prefixLen, end - pos);
       const usable = holders
         .filter((h) => h.prefixLen > 0 && !tried.has(h.nodeId) && (this.failedUntil.get(h.nodeId) ?? 0) <= now)
-        .sort((a, b) => b.prefixLen - a.prefixLen || a.poolUsedBytes - b.poolUsedBytes);
+        .sort((a, b) => span(b) - span(a) || a.poolUsedBytes - b.poolUsedBytes);
       const h = usable[0];
       if (!h) {
         if (attempt === 0) this.counters.misses++;
@@ -230,12 +169,8 @@ export class RemoteFetcher implements Fetcher {
   }
 
   /**
-   * Pulls [from, to) from one holder. Throws (with `partial`, the leading blocks sealed) on failure.
-   *
-   * Grants come in windows: the first covers what the read pipeline holds at once (`chunksInFlight` chunks), so
-   * reads start after a small PrepareRead; when a window is granted in full the next one (twice as large, up to
-   * MAX_WINDOW_GROWTH times the first) is asked for at once, so its PrepareRead overlaps the reads of this one
-   * and the readv pipeline runs on across window and chunk boundaries. Every grant is released at the end.
+   * Pulls [from, to) from one holder through the read pipeline (windows of grants, chunks of reads). Throws (with
+   * `partial`, the leading blocks sealed) on failure. Every grant asked for is released at the end.
    */
   private async pullFrom(req: Req, h: Holder, from: number, to: number): Promise<number> {
     const link = this.opts.links.get(h.nodeId, h.addr);
@@ -247,7 +182,7 @@ export class RemoteFetcher implements Fetcher {
     }
     const ctx: PullCtx = { link, session, windows: [] };
     try {
-      return await this.readWindows(req, h, ctx, from, to);
+      return await this.pipeline.run(req, h, ctx, from, to);
     } catch (err) {
       const stage = (err as { stage?: 'prepare' }).stage ?? 'read';
       throw this.failure(reasonOf(err, stage), err, (err as { partial?: number }).partial ?? 0);
@@ -293,173 +228,6 @@ export class RemoteFetcher implements Fetcher {
     return g;
   }
 
-  /**
-   * The read pipeline of one pull: `chunksInFlight` workers each take the next chunk (`chunkBytes`) of the current
-   * window, set it up (pages, pinned slots) just before its readv so that work overlaps the reads in flight, and
-   * seal it when it lands whole. Returns the leading blocks sealed.
-   */
-  private async readWindows(req: Req, h: Holder, ctx: PullCtx, from: number, to: number): Promise<number> {
-    const { transport } = this.opts;
-    const { shards, pageBytes } = req.ns;
-    const perChunk = Math.max(1, Math.floor(this.opts.chunkBytes / (shards * pageBytes)));
-    const inFlight = Math.max(1, this.opts.chunksInFlight ?? 4);
-    const firstWindow = perChunk * inFlight;
-    const lengths = new Float64Array(perChunk * shards).fill(pageBytes);
-    const chunks: { n: number; ok: boolean }[] = []; // in block order
-    let cursor = from; // the next block to read
-    let stop = false; // nothing new starts
-    let failure: unknown;
-    let exhausted = false;
-    let short: { at: number; asked: number; blocks: number } | undefined;
-    const open = (at: number, size: number): Window => {
-      const asked = Math.min(to - at, size);
-      const w: Window = { at, asked, grant: this.prepare(req, h, ctx, at, asked) };
-      ctx.windows.push(w);
-      // Registered before any worker awaits this grant: the next window is asked for before the reads start.
-      w.grant.then((g) => {
-        if (!stop && g.blocks === asked && at + asked < to) w.next = open(at + asked, Math.min(size * 2, firstWindow * MAX_WINDOW_GROWTH));
-      }, () => {});
-      return w;
-    };
-    let win = open(from, firstWindow);
-    const worker = async () => {
-      while (!stop) {
-        const w = win;
-        let g: Granted;
-        try {
-          g = await w.grant;
-        } catch (err) {
-          failure ??= err;
-          stop = true;
-          break;
-        }
-        if (stop) break;
-        const end = w.at + g.blocks;
-        if (cursor >= end) {
-          if (w.next) {
-            if (win === w) win = w.next;
-            continue;
-          }
-          if (g.blocks < w.asked) short ??= { at: w.at, asked: w.asked, blocks: g.blocks };
-          stop = true;
-          break;
-        }
-        const a = cursor;
-        const want = Math.min(end, a + perChunk) - a;
-        cursor = a + want;
-        let chunk: ReturnType<RemoteFetcher['setUp']>;
-        try {
-          chunk = this.setUp(req, a, want);
-        } catch (err) {
-          failure ??= err;
-          stop = true;
-          break;
-        }
-        const n = chunk.slots.length;
-        const rec = { n, ok: false };
-        chunks.push(rec);
-        if (n < want) {
-          stop = true;
-          exhausted ||= chunk.exhausted;
-        }
-        if (n === 0) break;
-        this.counters.inFlightBlocks += n;
-        const untilMs = Math.min(req.deadline, g.untilMs);
-        try {
-          const outOfTime = () => g.untilMs <= req.deadline
-            ? new PullError('grant_expired', `grant ${g.id} from ${h.nodeId} expired before the pull finished`)
-            : new PullError('deadline', `pull from ${h.nodeId}: ${this.opts.timeoutMs} ms elapsed`);
-          if (!(await this.pace(n * shards * pageBytes, untilMs))) throw outOfTime();
-          const left = untilMs - Date.now();
-          if (left <= 0) throw outOfTime();
-          const r = (a - w.at) * shards;
-          await transport.readv(h.nodeId, Number(g.id), g.remote.subarray(r, r + n * shards), chunk.local, lengths.subarray(0, n * shards), { timeoutMs: Math.max(1, Math.floor(left)) });
-          rec.ok = true;
-        } catch (err) {
-          failure ??= err;
-          stop = true;
-        }
-        for (let i = 0; i < n; i++) this.finish(req, chunk.slots[i]!, a + i, rec.ok);
-        this.counters.inFlightBlocks -= n;
-      }
-    };
-    await Promise.all(Array.from({ length: inFlight }, worker));
-    stop = true;
-    let sealed = 0;
-    for (const c of chunks) {
-      if (!c.ok) break;
-      sealed += c.n;
-    }
-    if (failure !== undefined) {
-      const code = toKvError(failure).code;
-      if (code === 'TRANSPORT_FAILED' || code === 'TRANSPORT_TIMEOUT') ctx.link.invalidate(ctx.session);
-      throw Object.assign(failure instanceof Error ? failure : new Error(String(failure)), { partial: sealed });
-    }
-    if (short?.blocks === 0 && short.at === from) throw new PullError('short_grant', `peer ${h.nodeId} holds none of the ${to - from} blocks the metaserver listed`);
-    if (short) this.fail('short_grant', `peer ${h.nodeId} granted ${short.blocks} of blocks ${short.at - from}..${short.at - from + short.asked - 1} of the ${to - from} asked for`);
-    if (exhausted) this.fail('pool_exhausted', `pool full: ${sealed} of ${to - from} blocks fit`);
-    return sealed;
-  }
-
-  /**
-   * Fresh local pages and pinned, unsealed slots for blocks [at, at + count) of `req`, stopping at the first block
-   * that exists locally meanwhile or when the pool is full. `local` holds the pages, block-major (the readv targets).
-   */
-  private setUp(req: Req, at: number, count: number): { slots: Int32Array; local: Float64Array; exhausted: boolean } {
-    const { index, evictor, pool } = this.opts;
-    const { ns } = req;
-    const { shards, pageBytes } = ns;
-    const pages = evictor.allocate(pageBytes, count * shards);
-    const fit = Math.floor(pages.length / shards);
-    const slots = new Int32Array(fit);
-    let n = 0;
-    for (; n < fit; n++) {
-      const key = this.key(req, at + n);
-      if (index.lookup(ns.id, key) >= 0) break; // saved locally meanwhile
-      const slot = index.slotForShard(ns.id, key, shards, 0, pageBytes, BlockClass.Pulled);
-      index.pin(slot);
-      for (let s = 0; s < shards; s++) index.assign(slot, s, pages[n * shards + s]!);
-      slots[n] = slot;
-    }
-    for (let p = n * shards; p < pages.length; p++) pool.free(pages[p]!, pageBytes);
-    return { slots: slots.subarray(0, n), local: pages.subarray(0, n * shards), exhausted: pages.length < count * shards };
-  }
-
-  /** Seals a block whose pages all arrived, or undoes it; unpins; settles its flight. */
-  private finish(req: Req, slot: number, i: number, arrived: boolean): void {
-    const { index, pool } = this.opts;
-    const { flights } = this;
-    const { ns } = req;
-    const key = this.key(req, i);
-    if (arrived) {
-      let sealed = false;
-      for (let s = 0; s < ns.shards; s++) sealed = index.land(slot, s) || sealed;
-      index.unpin(slot);
-      if (sealed) {
-        this.counters.blocks++;
-        this.counters.bytes += ns.shards * ns.pageBytes;
-        this.opts.onSealed(ns.name, key);
-      }
-      flights.settle(ns.id, key, sealed);
-      return;
-    }
-    for (let s = 0; s < ns.shards; s++) pool.free(index.unassign(slot, s), ns.pageBytes);
-    index.unpin(slot);
-    flights.settle(ns.id, key, false);
-  }
-
-  /** Waits for the node-wide bandwidth cap, if any; false when the batch could not start before `untilMs`. */
-  private async pace(bytes: number, untilMs: number): Promise<boolean> {
-    const rate = this.opts.maxBytesPerSec;
-    if (rate <= 0) return true;
-    const now = Date.now();
-    const start = Math.max(now, this.paceAtMs);
-    if (start >= untilMs) return false;
-    this.paceAtMs = start + (bytes / rate) * 1000;
-    if (start > now) await sleep(start - now);
-    return true;
-  }
-
   private failure(reason: PullFailure, err: unknown, partial: number): Error {
     this.counters.failures[reason]++;
     const e = toKvError(err);
@@ -476,7 +244,7 @@ export class RemoteFetcher implements Fetcher {
   }
 
   private key(req: Req, i: number): string {
-    return (req.keys[i] ??= req.packed.toString('latin1', i * req.hashLen, (i + 1) * req.hashLen));
+    return keyOf(req, i);
   }
 
   private slice(req: Req, from: number, to: number): Buffer {

@@ -117,21 +117,35 @@ export class PeerServer {
     this.sessions.clear();
   }
 
-  /** (offset, length) pairs of every page of the grant's blocks. */
+  /**
+   * (offset, length) pairs covering every page of the grant's blocks; pages adjacent in the pool (allocMany hands
+   * out runs) share one range, so the transport checks and stores fewer.
+   */
   private ranges(g: Grant): Float64Array {
     const { index } = this.opts;
     let n = 0;
     for (const slot of g.slots) n += index.shards(slot);
     const out = new Float64Array(n * 2);
     let o = 0;
+    let ns = -1;
+    let pageBytes = 0;
     for (const slot of g.slots) {
-      const pageBytes = this.pageBytesOf(slot);
-      for (let s = 0; s < index.shards(slot); s++) {
-        out[o++] = index.page(slot, s);
-        out[o++] = pageBytes;
+      if (index.ns(slot) !== ns) {
+        ns = index.ns(slot);
+        pageBytes = this.pageBytesOf(slot);
+      }
+      const shards = index.shards(slot);
+      for (let s = 0; s < shards; s++) {
+        const page = index.page(slot, s);
+        if (o > 0 && out[o - 2]! + out[o - 1]! === page) {
+          out[o - 1]! += pageBytes;
+        } else {
+          out[o++] = page;
+          out[o++] = pageBytes;
+        }
       }
     }
-    return out;
+    return o === out.length ? out : out.slice(0, o);
   }
 
   private pageBytesOf(slot: number): number {
