@@ -15,6 +15,8 @@ export const SAVE_STORED = 0;
 export const SAVE_PRESENT = 1;
 export const SAVE_NO_SPACE = 2;
 export const SAVE_FAILED = 3;
+/** The longest a Query waits for its fetch (wait_ms is capped at this). */
+export const MAX_QUERY_WAIT_MS = 10_000;
 
 /** Fetches a missing suffix of a query from the SSD tier or peers into the local index (next issue). */
 export interface Fetcher {
@@ -49,7 +51,11 @@ interface PendingFetch {
   local: number;
   result: { ssd: number; remote: number };
   expiresAtMs: number;
+  /** Queries waiting (wait_ms) for this fetch: each is woken once when it finishes. */
+  waiters: Set<() => void>;
 }
+
+const LOADING: QueryResult = Object.freeze({ state: 'loading', hits: 0, leaseId: '', leaseExpiresAtMs: 0, breakdown: Object.freeze({ local: 0, ssd: 0, remote: 0 }) });
 
 export class EngineCore {
   readonly namespaces = new NamespaceRegistry();
@@ -58,6 +64,8 @@ export class EngineCore {
   readonly evictor: Evictor;
   private readonly instances = new Map<string, Instance>();
   private readonly pending = new Map<string, PendingFetch>();
+  /** Per instance id, the wake-ups of its queries waiting for a fetch (woken early when the instance goes away). */
+  private readonly waiting = new Map<string, Set<() => void>>();
   /** Scratch for de-duplicating a save's hashes (used synchronously within one call). */
   private readonly callKeys = new CallKeys();
   readonly counters = { saveCalls: 0, savedBlocks: 0, savedBytes: 0, sealedBlocks: 0, presentBlocks: 0, noSpaceBlocks: 0, loadCalls: 0, loadedBlocks: 0, loadedBytes: 0, queries: 0, queryHashes: 0, queryHits: 0 };
@@ -115,6 +123,8 @@ export class EngineCore {
     if (!inst) return false;
     this.instances.delete(instanceId);
     inst.region.close();
+    const waiting = this.waiting.get(instanceId);
+    if (waiting) for (const wake of [...waiting]) wake(); // they find the instance gone and answer INSTANCE_UNKNOWN
     let engineLives = false;
     for (const other of this.instances.values()) if (other.engineId === inst.engineId) engineLives = true;
     let leases = 0;
@@ -213,33 +223,60 @@ export class EngineCore {
     return { outcomes, stored, sealed, bytes };
   }
 
-  async query(instanceId: string, requestId: string, packed: Buffer, hashLen: number, localOnly: boolean): Promise<QueryResult> {
-    const inst = this.instance(instanceId);
+  /**
+   * The prefix hit and its lease. When the rest may be fetched (SSD or peers) and a request id is given, the first
+   * call starts the fetch and answers LOADING; a later call with the same request id answers READY once it finished.
+   * With `waitMs` > 0 (capped at MAX_QUERY_WAIT_MS) a call that would answer LOADING waits that long for the fetch
+   * instead, then answers READY, or LOADING if it is still running. A lease is created only for a READY answer.
+   */
+  async query(instanceId: string, requestId: string, packed: Buffer, hashLen: number, localOnly: boolean, waitMs = 0): Promise<QueryResult> {
+    this.instance(instanceId);
     if (requestId) checkId(requestId, 'request_id');
-    const { ns } = inst;
     const count = packed.length / hashLen;
     this.counters.queries++;
     this.counters.queryHashes += count;
+    const first = this.answer(instanceId, requestId, packed, hashLen, count, localOnly);
+    if (first !== LOADING || !(waitMs > 0)) return first;
+    const p = this.pending.get(this.fetchKey(this.instance(instanceId), requestId));
+    if (p && !p.done) await this.waitFor(p, instanceId, Math.min(waitMs, MAX_QUERY_WAIT_MS));
+    return this.answer(instanceId, requestId, packed, hashLen, count, localOnly); // throws if the instance went away
+  }
+
+  private fetchKey(inst: Instance, requestId: string): string {
+    return `${inst.engineId}\0${requestId}`;
+  }
+
+  /** One look at the query: READY with a lease, or LOADING (a fetch started or still running). */
+  private answer(instanceId: string, requestId: string, packed: Buffer, hashLen: number, count: number, localOnly: boolean): QueryResult {
+    const inst = this.instance(instanceId);
+    const { ns } = inst;
     const slots = new Int32Array(count);
     let hits = this.index.prefix(ns.id, packed, hashLen, count, slots);
     const breakdown = { local: hits, ssd: 0, remote: 0 };
     const fetcher = this.opts.fetcher;
-    const key = fetcher && !localOnly && requestId ? `${inst.engineId}\0${requestId}` : '';
+    const key = fetcher && !localOnly && requestId ? this.fetchKey(inst, requestId) : '';
     let p = key ? this.pending.get(key) : undefined;
     if (fetcher && key && (p || hits < count)) {
       if (!p) {
-        const started: PendingFetch = { done: false, local: hits, result: { ssd: 0, remote: 0 }, expiresAtMs: this.now() + this.leases.ttlMs };
+        const started: PendingFetch = { done: false, local: hits, result: { ssd: 0, remote: 0 }, expiresAtMs: this.now() + this.leases.ttlMs, waiters: new Set() };
         this.pending.set(key, started);
+        const finish = (): void => {
+          started.done = true;
+          for (const wake of [...started.waiters]) wake();
+        };
         fetcher.fetch({ ns, packed: Buffer.from(packed), hashLen, from: hits, count }).then(
-          (r) => Object.assign(started, { done: true, result: r }),
+          (r) => {
+            started.result = r;
+            finish();
+          },
           (err: unknown) => {
             this.opts.logger.warn({ err, namespace: ns.name }, 'fetch failed; answering the local hit');
-            started.done = true;
+            finish();
           },
         );
         p = started;
       }
-      if (!p.done) return { state: 'loading', hits: 0, leaseId: '', leaseExpiresAtMs: 0, breakdown: { local: 0, ssd: 0, remote: 0 } };
+      if (!p.done) return LOADING;
       this.pending.delete(key);
       const extra = Math.max(0, hits - p.local);
       breakdown.local = Math.min(hits, p.local);
@@ -251,6 +288,25 @@ export class EngineCore {
     const lease = this.leases.create(inst.engineId, ns.id, slots.slice(0, hits), ns.tpSize);
     hits = lease.slots.length;
     return { state: 'ready', hits, leaseId: lease.id, leaseExpiresAtMs: lease.expiresAtMs, breakdown };
+  }
+
+  /** Resolves when the fetch finishes, the instance is unregistered, or after `ms`, whichever comes first. */
+  private waitFor(p: PendingFetch, instanceId: string, ms: number): Promise<void> {
+    let mine = this.waiting.get(instanceId);
+    if (!mine) this.waiting.set(instanceId, (mine = new Set()));
+    const set = mine;
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        p.waiters.delete(wake);
+        set.delete(wake);
+        if (set.size === 0 && this.waiting.get(instanceId) === set) this.waiting.delete(instanceId);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      p.waiters.add(wake);
+      set.add(wake);
+    });
   }
 
   async load(instanceId: string, leaseId: string, blockIds: Uint32Array): Promise<{ loaded: number; bytes: number }> {

@@ -98,7 +98,7 @@ export function dataHandlers(deps: Pick<EngineServiceDeps, 'core' | 'instruments
       const t0 = process.hrtime.bigint();
       let res;
       try {
-        res = await core.query(req.instanceId, req.requestId, hashes.packed, hashes.hashLen, req.localOnly);
+        res = await core.query(req.instanceId, req.requestId, hashes.packed, hashes.hashLen, req.localOnly, req.waitMs);
       } finally {
         instruments.queryDuration.record(since(t0));
       }

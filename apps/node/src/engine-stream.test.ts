@@ -112,7 +112,7 @@ test('DataPlane: a bad item is answered with its own INVALID_ARGUMENT and the st
     save(6, 'inst-missing', [0], 'ok');
     // items run concurrently (like concurrent unary calls): the query goes after the save's answer
     await s.answer(3);
-    s.write({ id: 4, op: { $case: 'query', value: { instanceId: '', requestId: '', hashes: packHashes(hashes('ok', 0, 1)), localOnly: true } } });
+    s.write({ id: 4, op: { $case: 'query', value: { instanceId: '', requestId: '', hashes: packHashes(hashes('ok', 0, 1)), localOnly: true, waitMs: 0 } } });
     const [r1, r2, r3, r4, r5, r6] = await Promise.all([1, 2, 3, 4, 5, 6].map((id) => s.answer(id)));
     assert.deepEqual(r1!.result, { $case: 'error', value: { code: 'INVALID_ARGUMENT', message: 'block_ids[1]: expected 0..31, got 99' } });
     assert.deepEqual(r2!.result, { $case: 'error', value: { code: 'INVALID_ARGUMENT', message: 'op: expected one of save, query, load, release' } });

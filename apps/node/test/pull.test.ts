@@ -67,6 +67,22 @@ test('full remote hit: a prefix saved only on A is pulled by B, bytes equal, and
   assert.equal(await metric(A, 'kvfabric_peer_grants_active'), 0);
 });
 
+test('long-poll: the query that starts a pull answers READY in one Query call (wait_ms)', async () => {
+  const ns = 'pull/long-poll';
+  const hashes = freshHashes(32);
+  await using a = await engine(A, ns);
+  await using b = await engine(B, ns);
+  const data = await saveBlocks(a, hashes);
+  await advertised(ns, hashes, A, 32);
+  const queriesBefore = await metric(B, 'kvfabric_index_query_duration_seconds_count');
+  const q = await b.kv.query(hashes, { pollMs: 2_000 }); // only a node ignoring wait_ms would poll (a second call)
+  assert.equal(q.hits, 32);
+  assert.deepEqual(q.breakdown, { local: 0, ssd: 0, remote: 32 });
+  assert.equal((await metric(B, 'kvfabric_index_query_duration_seconds_count')) - queriesBefore, 1, 'one Query call on B');
+  const got = await loadBlocks(b, q.leaseId, 32, 64);
+  got.forEach((g, i) => assert.ok(g.equals(data[i]!), `block ${i} differs`));
+});
+
 test('partial remote prefix: A holds 10 of 16, B gets exactly 10', async () => {
   const ns = 'pull/partial';
   const hashes = freshHashes(16);

@@ -151,7 +151,7 @@ async function throughput(ctx: BenchContext, blockBytes: number, blocks: number,
         const iperf = iperfSeconds ? (await iperf3(STREAMS, iperfSeconds)).bytesPerSecond : NaN;
         const [bytes0, secs0] = [await metric(p.b, 'kvfabric_pull_bytes_total'), await metric(p.b, 'kvfabric_pull_duration_seconds_sum')];
         const t0 = nowSeconds();
-        const q = await eb.kv.query(hashes, { timeoutMs: 120_000, pollMs: 1 });
+        const q = await eb.kv.query(hashes, { timeoutMs: 120_000 });
         const wall = nowSeconds() - t0;
         if (q.hits !== blocks) throw new Error(`pull bench: ${q.hits} of ${blocks} blocks pulled`);
         await eb.kv.release(q.leaseId);
@@ -188,7 +188,7 @@ async function timeToReady(ctx: BenchContext, reps: number) {
       await seed(p, ea.kv, ns, hashes);
       const s0 = await metric(p.b, 'kvfabric_pull_duration_seconds_sum');
       const t0 = nowSeconds();
-      const q = await eb.kv.query(hashes, { pollMs: 1 });
+      const q = await eb.kv.query(hashes);
       sdk.push(nowSeconds() - t0);
       inNode.push((await metric(p.b, 'kvfabric_pull_duration_seconds_sum')) - s0);
       if (q.hits !== 64) throw new Error(`pull bench: READY with ${q.hits} of 64`);

@@ -6,17 +6,20 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import {
   EngineService,
   QueryState,
   type DataPlaneRequest,
   type DataPlaneResponse,
+  type QueryRequest,
+  type QueryResponse,
   type SaveRequest,
   type SaveResponse,
 } from '@kvfabric/proto';
 import { KvError, bindServer, unpackU32 } from '@kvfabric/common';
-import { KvEngine } from './engine-client.js';
+import { KvEngine, QUERY_WAIT_ROUND_MS } from './engine-client.js';
 import { kvLayout } from './kv-region.js';
 
 const GEOMETRY = kvLayout({ numLayers: 1, kvSplit: false, bytesPerLayerBlock: 64, numBlocks: 8 });
@@ -142,4 +145,61 @@ test('KvEngine: a broken stream rejects its in-flight calls with a typed error; 
   assert.equal((await kv.load('L', [5])).loaded, 1);
   assert.equal(node.seen.streams.length, 2);
   assert.deepEqual(node.seen.streams[1]!.map((r) => r.op?.value.instanceId), ['inst-1', ''], 'the new stream is named on its first item');
+});
+
+/** A DataPlane whose query answers come from `query` (the other ops as `answering`). */
+function queries(answer: (q: QueryRequest, n: number) => Promise<QueryResponse>) {
+  return (call: grpc.ServerDuplexStream<DataPlaneRequest, DataPlaneResponse>): void => {
+    let n = 0;
+    call.on('data', (req: DataPlaneRequest) => {
+      if (req.op?.$case !== 'query') return;
+      void answer(req.op.value, n++).then((value) => call.write({ id: req.id, result: { $case: 'query', value } }));
+    });
+    call.on('end', () => call.end());
+  };
+}
+const LOADING: QueryResponse = { state: QueryState.QUERY_STATE_LOADING, hits: 0, leaseId: '', leaseExpiresAtMs: 0n, breakdown: { local: 0, ssd: 0, remote: 0 } };
+const READY: QueryResponse = { state: QueryState.QUERY_STATE_READY, hits: 2, leaseId: 'L', leaseExpiresAtMs: 5n, breakdown: { local: 0, ssd: 0, remote: 2 } };
+const queryItems = (seen: Seen) => seen.streams.flat().flatMap((r) => (r.op?.$case === 'query' ? [r.op.value] : []));
+
+test('KvEngine.query: sends wait_ms (capped per round); a node that holds the call until READY is asked once', async () => {
+  await using node = await fakeNode(queries(async () => {
+    await sleep(30); // the fetch, awaited by the node
+    return READY;
+  }));
+  const q = await node.engine.query(hashes(2));
+  assert.equal(q.hits, 2);
+  const items = queryItems(node.seen);
+  assert.equal(items.length, 1, 'one round trip');
+  assert.equal(items[0]!.waitMs, QUERY_WAIT_ROUND_MS, 'default timeout 10 s: one round of the cap');
+  assert.equal(items[0]!.localOnly, false);
+});
+
+test('KvEngine.query: a node that ignores wait_ms (LOADING at once) is polled every pollMs, same request id', async () => {
+  await using node = await fakeNode(queries(async (_q, n) => (n < 3 ? LOADING : READY)));
+  const t0 = performance.now();
+  const q = await node.engine.query(hashes(2), { pollMs: 20 });
+  const took = performance.now() - t0;
+  assert.equal(q.leaseId, 'L');
+  const items = queryItems(node.seen);
+  assert.equal(items.length, 4);
+  assert.equal(new Set(items.map((i) => i.requestId)).size, 1);
+  assert.ok(took >= 20 + 40 + 50 - 5, `slept pollMs between LOADING answers (took ${took} ms)`);
+});
+
+test('KvEngine.query: a node that waited the whole wait_ms is asked again at once; past timeoutMs the local answer', async () => {
+  await using node = await fakeNode(queries(async (q) => {
+    if (q.localOnly) return { ...READY, hits: 0, leaseId: '' };
+    await sleep(q.waitMs); // the fetch outlives the wait
+    return LOADING;
+  }));
+  const t0 = performance.now();
+  const q = await node.engine.query(hashes(2), { timeoutMs: 60, pollMs: 5_000 });
+  const took = performance.now() - t0;
+  assert.equal(q.hits, 0);
+  assert.ok(took < 1_000, `no pollMs sleep after a node-side wait (took ${took} ms)`);
+  const items = queryItems(node.seen);
+  assert.ok(items[0]!.waitMs > 0 && items[0]!.waitMs <= 60, `first wait_ms ${items[0]!.waitMs}: the remaining timeout`);
+  const last = items.at(-1)!;
+  assert.deepEqual([last.localOnly, last.waitMs], [true, 0]);
 });

@@ -1,7 +1,8 @@
 // The engine SDK: connect to the local kvfabric-node (unix socket or loopback tcp), register a KV region, save,
-// query (LOADING polled until READY), load, release; a Session stream keeps the instance alive. Errors are
-// KvError with the server's code. Save, query, load and release travel as items of one DataPlane stream per engine
-// (no call setup, headers or trailers per operation), or as unary calls when the node has no DataPlane.
+// query (a LOADING answer is waited out on the node with wait_ms; a node without it is polled), load, release; a
+// Session stream keeps the instance alive. Errors are KvError with the server's code. Save, query, load and release
+// travel as items of one DataPlane stream per engine (no call setup, headers or trailers per operation), or as unary
+// calls when the node has no DataPlane.
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import {
@@ -72,10 +73,20 @@ export interface RegisterOptions {
 export interface QueryOptions {
   requestId?: string;
   localOnly?: boolean;
-  /** Give up polling LOADING after this long (then the local answer is asked for). Default 10 s. */
+  /** Give up waiting for LOADING after this long (then the local answer is asked for). Default 10 s. */
   timeoutMs?: number;
+  /**
+   * The first pause before asking again (doubling up to 50 ms) when the node answers LOADING at once: a node that
+   * predates wait_ms. A current node holds the call until the fetch finishes (long-poll), so no polling happens.
+   * Default 2 ms.
+   */
   pollMs?: number;
 }
+
+/** The most one Query call asks the node to wait for its fetch (wait_ms); longer waits take more rounds. */
+export const QUERY_WAIT_ROUND_MS = 2_000;
+/** An answer that came back this much earlier than the wait asked for, still LOADING, means wait_ms was ignored. */
+const WAIT_IGNORED_SLACK_MS = 5;
 
 export interface QueryAnswer {
   hits: number;
@@ -168,18 +179,27 @@ export class KvEngine {
     return { outcomes: new Uint8Array(res.outcomes), stored: res.stored, sealed: res.sealed };
   }
 
-  /** The prefix hit and its lease; LOADING answers are polled (same request id) until READY. */
+  /**
+   * The prefix hit and its lease. While the node fetches the rest (LOADING), the same request id is asked again
+   * with wait_ms (the node answers when the fetch finished: usually one round trip), or polled every pollMs when
+   * the node answers LOADING at once (a node without wait_ms). Past timeoutMs the local answer is asked for.
+   */
   async query(hashes: HashInput, opts: QueryOptions = {}): Promise<QueryAnswer> {
     const requestId = opts.requestId ?? randomBytes(8).toString('hex');
     const hashList = toHashList(hashes);
     const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+    // Keep each round well inside the call's deadline, so a long wait is never taken for a dead node.
+    const roundMs = Math.max(0, Math.min(QUERY_WAIT_ROUND_MS, Math.floor(this.conn.deadlineMs / 2)));
     let pollMs = opts.pollMs ?? 2;
     for (;;) {
-      const localOnly = (opts.localOnly ?? false) || Date.now() > deadline;
-      const res = await this.plane.call('query', { instanceId: this.instanceId, requestId, hashes: hashList, localOnly });
+      const sent = Date.now();
+      const localOnly = (opts.localOnly ?? false) || sent > deadline;
+      const waitMs = localOnly ? 0 : Math.min(roundMs, Math.max(0, deadline - sent));
+      const res = await this.plane.call('query', { instanceId: this.instanceId, requestId, hashes: hashList, localOnly, waitMs });
       if (res.state === QueryState.QUERY_STATE_READY) {
         return { hits: res.hits, leaseId: res.leaseId, leaseExpiresAtMs: Number(res.leaseExpiresAtMs), breakdown: res.breakdown ?? { local: res.hits, ssd: 0, remote: 0 } };
       }
+      if (waitMs > 0 && Date.now() - sent + WAIT_IGNORED_SLACK_MS >= waitMs) continue; // the node waited: ask again at once
       await new Promise((r) => setTimeout(r, pollMs));
       pollMs = Math.min(50, pollMs * 2);
     }

@@ -192,6 +192,13 @@ export interface QueryRequest {
     | undefined;
   /** do not fetch from SSD or peers */
   localOnly: boolean;
+  /**
+   * Long-poll: when the answer would be LOADING, the node waits up to wait_ms for the fetch to finish and then
+   * answers READY, or LOADING if the fetch is still running at the deadline (ask again with the same request_id).
+   * 0: answer at once, as a node that predates this field does. The node caps it (10 s); a client should keep it
+   * well below its call's deadline.
+   */
+  waitMs: number;
 }
 
 export interface HitBreakdown {
@@ -1258,7 +1265,7 @@ export const SaveResponse: MessageFns<SaveResponse> = {
 };
 
 function createBaseQueryRequest(): QueryRequest {
-  return { instanceId: "", requestId: "", hashes: undefined, localOnly: false };
+  return { instanceId: "", requestId: "", hashes: undefined, localOnly: false, waitMs: 0 };
 }
 
 export const QueryRequest: MessageFns<QueryRequest> = {
@@ -1274,6 +1281,9 @@ export const QueryRequest: MessageFns<QueryRequest> = {
     }
     if (message.localOnly !== false) {
       writer.uint32(32).bool(message.localOnly);
+    }
+    if (message.waitMs !== 0) {
+      writer.uint32(40).uint32(message.waitMs);
     }
     return writer;
   },
@@ -1323,6 +1333,14 @@ export const QueryRequest: MessageFns<QueryRequest> = {
             message.localOnly = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.waitMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1353,6 +1371,11 @@ export const QueryRequest: MessageFns<QueryRequest> = {
         : isSet(object.local_only)
         ? globalThis.Boolean(object.local_only)
         : false,
+      waitMs: isSet(object.waitMs)
+        ? globalThis.Number(object.waitMs)
+        : isSet(object.wait_ms)
+        ? globalThis.Number(object.wait_ms)
+        : 0,
     };
   },
 
@@ -1370,6 +1393,9 @@ export const QueryRequest: MessageFns<QueryRequest> = {
     if (message.localOnly !== false) {
       obj.localOnly = message.localOnly;
     }
+    if (message.waitMs !== 0) {
+      obj.waitMs = Math.round(message.waitMs);
+    }
     return obj;
   },
 
@@ -1384,6 +1410,7 @@ export const QueryRequest: MessageFns<QueryRequest> = {
       ? HashList.fromPartial(object.hashes)
       : undefined;
     message.localOnly = object.localOnly ?? false;
+    message.waitMs = object.waitMs ?? 0;
     return message;
   },
 };
