@@ -108,7 +108,7 @@ export class NodeApp {
           instruments,
           metaserver: () => ({ epoch: reporter?.epoch ?? 0n, connected: reporter?.connected ?? false }),
         },
-        { logger: logger.child({ component: 'rpc' }), instruments: rpcInstruments(this.metrics, 'node') },
+        { logger: logger.child({ component: 'rpc' }), instruments: rpcInstruments(this.metrics, '') },
       ),
     );
   }

@@ -28,10 +28,10 @@ async function engine(node: NodeHandle, instanceId?: string) {
   };
 }
 
-/** `kvfabric_node_rpc_total{method=M,status=S}` from the node's /metrics (0 when absent). */
+/** `kvfabric_rpc_total{method=M,status=S}` from the node's /metrics (0 when absent). */
 async function rpcTotal(node: NodeHandle, method: string, status = 'OK'): Promise<number> {
   const text = await (await fetch(`http://${node.httpAddr}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('kvfabric_node_rpc_total{') && l.includes(`method="${method}"`) && l.includes(`status="${status}"`));
+  const line = text.split('\n').find((l) => l.startsWith('kvfabric_rpc_total{') && l.includes(`method="${method}"`) && l.includes(`status="${status}"`));
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 

@@ -16,13 +16,17 @@ export interface RpcInstruments {
   duration: Histogram;
 }
 
-/** `kvfabric_<subsystem>_rpc_*` instruments, one set per service. */
+/**
+ * `kvfabric_<subsystem>_rpc_*` instruments, one set per service; an empty subsystem gives `kvfabric_rpc_*` (the
+ * node's engine API, whose metric names DESIGN and the node's dashboards use).
+ */
 export function rpcInstruments(metrics: Metrics, subsystem: string): RpcInstruments {
   const m = metrics.meter;
+  const prefix = subsystem ? `kvfabric_${subsystem}_rpc` : 'kvfabric_rpc';
   return {
-    calls: m.createCounter(`kvfabric_${subsystem}_rpc_total`, { description: 'RPCs handled, by method and gRPC status' }),
-    errors: m.createCounter(`kvfabric_${subsystem}_rpc_errors_total`, { description: 'RPCs answered with an error, by method and code' }),
-    duration: m.createHistogram(`kvfabric_${subsystem}_rpc_duration_seconds`, {
+    calls: m.createCounter(`${prefix}_total`, { description: 'RPCs handled, by method and gRPC status' }),
+    errors: m.createCounter(`${prefix}_errors_total`, { description: 'RPCs answered with an error, by method and code' }),
+    duration: m.createHistogram(`${prefix}_duration_seconds`, {
       description: 'RPC handling time',
       unit: 's',
       advice: { explicitBucketBoundaries: DURATION_BUCKETS_SECONDS },
