@@ -1,0 +1,90 @@
+// npm run bench:charts — draws bench/results/charts/*.svg from the committed bench/results/*.json.
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { barChart, type BarRow } from './svg-bars.js';
+
+const results = fileURLToPath(new URL('../../results', import.meta.url));
+const out = join(results, 'charts');
+
+interface ResultFile {
+  metrics: Record<string, number>;
+  reference: Record<string, number>;
+  ratios: Record<string, number>;
+}
+
+function load(name: string): ResultFile | undefined {
+  const path = join(results, `${name}.json`);
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as ResultFile) : undefined;
+}
+
+/** Rows for the metrics that have both a kvfabric value and a reference. */
+function rows(file: ResultFile, pick: [string, string, number?][]): BarRow[] {
+  return pick.flatMap(([key, label, target]) => {
+    const k = file.metrics[key];
+    const r = file.reference[key];
+    const ratio = file.ratios[key];
+    return k !== undefined && r !== undefined
+      ? [{ label, kvfabric: k, reference: r, ...(target !== undefined ? { target } : {}), ...(ratio !== undefined ? { ratio } : {}) }]
+      : [];
+  });
+}
+
+const charts: { file: string; title: string; unit: string; rows: BarRow[] }[] = [];
+const copy = load('native-copy');
+if (copy) {
+  charts.push({
+    file: 'native-copy.svg', title: 'Copy engine vs memcpy (2 threads)', unit: 'GB/s',
+    rows: rows(copy, [
+      ['gather_64KiB_GBps', 'gather, 64 KiB pages', 0.9], ['scatter_64KiB_GBps', 'scatter, 64 KiB pages', 0.9],
+      ['gather_256KiB_GBps', 'gather, 256 KiB pages', 0.9], ['scatter_256KiB_GBps', 'scatter, 256 KiB pages', 0.9],
+      ['gather_2MiB_GBps', 'gather, 2 MiB pages', 0.9], ['scatter_2MiB_GBps', 'scatter, 2 MiB pages', 0.9],
+    ]),
+  });
+}
+const tcp = load('tcp-read');
+if (tcp) {
+  charts.push({
+    file: 'tcp-read.svg', title: 'tcp one-sided readv vs iperf3 (loopback)', unit: 'GB/s',
+    rows: rows(tcp, [
+      ['tcp_read_256k_s2_gb_per_s', '256 KiB pages, 2 streams', 0.9], ['tcp_read_256k_s4_gb_per_s', '256 KiB pages, 4 streams', 0.9],
+      ['tcp_read_2048k_s2_gb_per_s', '2 MiB pages, 2 streams', 0.9], ['tcp_read_2048k_s4_gb_per_s', '2 MiB pages, 4 streams', 0.9],
+    ]),
+  });
+}
+const node = load('node-local');
+if (node) {
+  charts.push({
+    file: 'node-local.svg', title: 'Save / load through the SDK vs memcpy', unit: 'GB/s',
+    rows: rows(node, [
+      ['save_256KiB_gbps', 'save, 64 x 256 KiB', 0.9], ['load_256KiB_gbps', 'load, 64 x 256 KiB', 0.9],
+      ['save_2MiB_gbps', 'save, 64 x 2 MiB', 0.9], ['load_2MiB_gbps', 'load, 64 x 2 MiB', 0.9],
+    ]),
+  });
+}
+const pull = load('pull');
+if (pull) {
+  charts.push({
+    file: 'pull.svg', title: 'Remote pull (2 nodes, tcp) vs iperf3 and Redis GET', unit: 'GB/s',
+    rows: rows(pull, [
+      ['pull_256KiB_vs_iperf3', '1000 x 256 KiB vs iperf3', 0.9], ['pull_2MiB_vs_iperf3', '1000 x 2 MiB vs iperf3', 0.9],
+      ['pull_256KiB_vs_redis', '1000 x 256 KiB vs Redis GET', 1.2], ['pull_2MiB_vs_redis', '1000 x 2 MiB vs Redis GET', 1.2],
+    ]),
+  });
+}
+const meta = load('metaserver');
+if (meta) {
+  charts.push({
+    file: 'metaserver.svg', title: 'Metaserver vs Redis (1M blocks, 8 nodes)', unit: 'per second',
+    rows: rows(meta, [
+      ['queries_per_sec', '64-hash queries/s, pipelined', 1.0], ['queries_per_sec_unary', '64-hash queries/s, unary'],
+      ['inserts_per_sec', 'inserts/s'],
+    ]),
+  });
+}
+
+mkdirSync(out, { recursive: true });
+for (const c of charts) {
+  writeFileSync(join(out, c.file), barChart(c.title, c.unit, c.rows));
+  console.log(`wrote bench/results/charts/${c.file} (${c.rows.length} rows)`);
+}
