@@ -7,6 +7,7 @@ import { isIPv4 } from 'node:net';
 
 import { callNative, checkKeys, checkObject, invalidArgument, toNativeError } from './errors.js';
 import { binding } from './loader.js';
+import { NativeTransport } from './native-transport.js';
 import { nativeMemory, type Pool } from './pool.js';
 import {
   MAX_PEER_ID_BYTES,
@@ -14,13 +15,9 @@ import {
   checkPeerId,
   checkPositiveInt,
   checkRanges,
-  checkReadOptions,
-  checkReadv,
   checkUint,
   materialHeader,
   readMaterialHeader,
-  transportError,
-  type ReadOptions,
   type Transport,
   type TransportCounters,
   type TransportEvent,
@@ -98,23 +95,17 @@ export function parseTcpServerMaterial(buf: Buffer, field = 'serverMaterial'): T
   return { host, port, name, secret };
 }
 
-export class TcpTransport implements Transport {
+export class TcpTransport extends NativeTransport<NativeTcp> implements Transport {
   readonly kind = 'tcp' as const;
-  readonly #native: NativeTcp;
   readonly #advertiseHost: string;
   readonly #connections: number;
-  readonly #timeoutMs: number;
   readonly #connectTimeoutMs: number;
-  readonly #poolBytes: number;
-  #closed = false;
 
   private constructor(native: NativeTcp, opts: { advertiseHost: string; connections: number; timeoutMs: number; connectTimeoutMs: number; poolBytes: number }) {
-    this.#native = native;
+    super(native, { timeoutMs: opts.timeoutMs, poolBytes: opts.poolBytes, label: 'tcp' });
     this.#advertiseHost = opts.advertiseHost;
     this.#connections = opts.connections;
-    this.#timeoutMs = opts.timeoutMs;
     this.#connectTimeoutMs = opts.connectTimeoutMs;
-    this.#poolBytes = opts.poolBytes;
   }
 
   static async create(options: TcpTransportOptions): Promise<TcpTransport> {
@@ -143,35 +134,31 @@ export class TcpTransport implements Transport {
 
   /** The port the server is bound to. */
   get port(): number {
-    return this.#native.port();
-  }
-
-  get closed(): boolean {
-    return this.#closed;
+    return this.native.port();
   }
 
   async acceptPeer(peerId: string, peerMaterial: Buffer): Promise<Buffer> {
-    this.#open();
+    this.open();
     checkPeerId('peerId', peerId);
     const r = readMaterialHeader(checkBuffer('peerMaterial', peerMaterial), 'peerMaterial', 'tcp');
     r.end();
     const secret = randomBytes(SECRET_BYTES);
-    callNative(() => this.#native.addPeer(peerId, secret));
+    callNative(() => this.native.addPeer(peerId, secret));
     return encodeTcpServerMaterial({ host: this.#advertiseHost, port: this.port, name: peerId, secret });
   }
 
   async beginConnect(peerId: string): Promise<Buffer> {
-    this.#open();
+    this.open();
     checkPeerId('peerId', peerId);
     return materialHeader('tcp');
   }
 
   async completeConnect(peerId: string, serverMaterial: Buffer): Promise<void> {
-    this.#open();
+    this.open();
     checkPeerId('peerId', peerId);
     const m = parseTcpServerMaterial(checkBuffer('serverMaterial', serverMaterial));
     const p = callNative(() =>
-      this.#native.connect(peerId, m.host, m.port, m.name, m.secret, this.#connections, this.#connectTimeoutMs),
+      this.native.connect(peerId, m.host, m.port, m.name, m.secret, this.#connections, this.#connectTimeoutMs),
     );
     await p.catch((err: unknown) => {
       throw toNativeError(err);
@@ -179,61 +166,18 @@ export class TcpTransport implements Transport {
   }
 
   addGrant(grantId: number, peerId: string, ranges: Float64Array, expiresAtMs: number): void {
-    this.#open();
+    this.open();
     checkUint('grantId', grantId);
     checkPeerId('peerId', peerId);
-    checkRanges('ranges', ranges, this.#poolBytes);
+    checkRanges('ranges', ranges, this.poolBytes);
     if (typeof expiresAtMs !== 'number' || !Number.isFinite(expiresAtMs)) {
       throw invalidArgument('expiresAtMs', 'a finite number of milliseconds since the epoch', expiresAtMs);
     }
-    callNative(() => this.#native.addGrant(grantId, peerId, ranges, Math.floor(expiresAtMs)));
+    callNative(() => this.native.addGrant(grantId, peerId, ranges, Math.floor(expiresAtMs)));
   }
 
   removeGrant(grantId: number): void {
     checkUint('grantId', grantId);
-    if (!this.#closed) this.#native.removeGrant(grantId);
-  }
-
-  async readv(
-    peerId: string,
-    grantId: number,
-    remoteOffsets: Float64Array,
-    localOffsets: Float64Array,
-    lengths: Float64Array,
-    options?: ReadOptions,
-  ): Promise<{ bytes: number }> {
-    this.#open();
-    checkPeerId('peerId', peerId);
-    checkUint('grantId', grantId);
-    checkReadv(remoteOffsets, localOffsets, lengths, this.#poolBytes);
-    const timeoutMs = checkReadOptions(options, this.#timeoutMs);
-    if (lengths.length === 0) return { bytes: 0 };
-    const p = callNative(() => this.#native.readv(peerId, grantId, remoteOffsets, localOffsets, lengths, timeoutMs));
-    return p.catch((err: unknown) => {
-      throw toNativeError(err);
-    });
-  }
-
-  dropPeer(peerId: string): void {
-    checkPeerId('peerId', peerId);
-    if (!this.#closed) this.#native.dropPeer(peerId);
-  }
-
-  counters(): TransportCounters {
-    return this.#native.counters();
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#native.close();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
-  }
-
-  #open(): void {
-    if (this.#closed) throw transportError('TRANSPORT_FAILED', 'tcp transport: used after close()');
+    if (!this.closed) this.native.removeGrant(grantId);
   }
 }

@@ -3,21 +3,19 @@
 // thread polling the CQs. The NIC enforces the rkey for the whole registered pool: grants are NOT enforced
 // per range here (that needs memory windows); tcp enforces them. Never run on a real device in this repo's CI:
 // see native/README.md for how to test it on a host with a NIC.
-import { callNative, checkKeys, checkObject, invalidArgument, toNativeError } from './errors.js';
+import { callNative, checkKeys, checkObject, invalidArgument } from './errors.js';
 import { binding } from './loader.js';
+import { NativeTransport } from './native-transport.js';
 import { nativeMemory, type Pool } from './pool.js';
 import {
   checkBuffer,
   checkPeerId,
   checkPositiveInt,
   checkRanges,
-  checkReadOptions,
-  checkReadv,
   checkUint,
   materialHeader,
   readMaterialHeader,
   transportError,
-  type ReadOptions,
   type Transport,
   type TransportCounters,
 } from './transport.js';
@@ -143,19 +141,13 @@ function probe(): RawProbe {
   return callNative(() => binding().verbsProbe() as RawProbe);
 }
 
-export class VerbsTransport implements Transport {
+export class VerbsTransport extends NativeTransport<NativeVerbs> implements Transport {
   readonly kind = 'verbs' as const;
-  readonly #native: NativeVerbs;
   readonly #qpsPerPeer: number;
-  readonly #timeoutMs: number;
-  readonly #poolBytes: number;
-  #closed = false;
 
   private constructor(native: NativeVerbs, qpsPerPeer: number, timeoutMs: number, poolBytes: number) {
-    this.#native = native;
+    super(native, { timeoutMs, poolBytes, label: 'verbs' });
     this.#qpsPerPeer = qpsPerPeer;
-    this.#timeoutMs = timeoutMs;
-    this.#poolBytes = poolBytes;
   }
 
   /** Whether a usable device (an active port) exists; the reason when not (dlopen error, no devices). */
@@ -193,36 +185,36 @@ export class VerbsTransport implements Transport {
   }
 
   async acceptPeer(peerId: string, peerMaterial: Buffer): Promise<Buffer> {
-    this.#open();
+    this.open();
     checkPeerId('peerId', peerId);
     const remote = parseVerbsMaterial(checkBuffer('peerMaterial', peerMaterial), 'peerMaterial');
-    const local = callNative(() => this.#native.createQps(peerId, remote.nics[0]!.qps.length));
-    callNative(() => this.#native.connectQps(peerId, remote));
+    const local = callNative(() => this.native.createQps(peerId, remote.nics[0]!.qps.length));
+    callNative(() => this.native.connectQps(peerId, remote));
     return encodeVerbsMaterial(local);
   }
 
   async beginConnect(peerId: string): Promise<Buffer> {
-    this.#open();
+    this.open();
     checkPeerId('peerId', peerId);
-    return encodeVerbsMaterial(callNative(() => this.#native.createQps(peerId, this.#qpsPerPeer)));
+    return encodeVerbsMaterial(callNative(() => this.native.createQps(peerId, this.#qpsPerPeer)));
   }
 
   async completeConnect(peerId: string, serverMaterial: Buffer): Promise<void> {
-    this.#open();
+    this.open();
     checkPeerId('peerId', peerId);
     const remote = parseVerbsMaterial(checkBuffer('serverMaterial', serverMaterial), 'serverMaterial');
     if (remote.nics[0]!.qps.length !== this.#qpsPerPeer) {
       throw invalidArgument('serverMaterial', `${this.#qpsPerPeer} queue pairs per NIC`, remote.nics[0]!.qps.length);
     }
-    callNative(() => this.#native.connectQps(peerId, remote));
+    callNative(() => this.native.connectQps(peerId, remote));
   }
 
   /** Validated, then not enforced: the NIC checks the rkey of the whole pool (see the file comment). */
   addGrant(grantId: number, peerId: string, ranges: Float64Array, expiresAtMs: number): void {
-    this.#open();
+    this.open();
     checkUint('grantId', grantId);
     checkPeerId('peerId', peerId);
-    checkRanges('ranges', ranges, this.#poolBytes);
+    checkRanges('ranges', ranges, this.poolBytes);
     if (typeof expiresAtMs !== 'number' || !Number.isFinite(expiresAtMs)) {
       throw invalidArgument('expiresAtMs', 'a finite number of milliseconds since the epoch', expiresAtMs);
     }
@@ -230,44 +222,5 @@ export class VerbsTransport implements Transport {
 
   removeGrant(grantId: number): void {
     checkUint('grantId', grantId);
-  }
-
-  async readv(
-    peerId: string,
-    grantId: number,
-    remoteOffsets: Float64Array,
-    localOffsets: Float64Array,
-    lengths: Float64Array,
-    options?: ReadOptions,
-  ): Promise<{ bytes: number }> {
-    this.#open();
-    checkPeerId('peerId', peerId);
-    checkUint('grantId', grantId);
-    checkReadv(remoteOffsets, localOffsets, lengths, this.#poolBytes);
-    const timeoutMs = checkReadOptions(options, this.#timeoutMs);
-    if (lengths.length === 0) return { bytes: 0 };
-    const p = callNative(() => this.#native.readv(peerId, grantId, remoteOffsets, localOffsets, lengths, timeoutMs));
-    return p.catch((err: unknown) => {
-      throw toNativeError(err);
-    });
-  }
-
-  dropPeer(peerId: string): void {
-    checkPeerId('peerId', peerId);
-    if (!this.#closed) this.#native.dropPeer(peerId);
-  }
-
-  counters(): TransportCounters {
-    return this.#native.counters();
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#native.close();
-  }
-
-  #open(): void {
-    if (this.#closed) throw transportError('TRANSPORT_FAILED', 'verbs transport: used after close()');
   }
 }

@@ -1,0 +1,75 @@
+// What TcpTransport and VerbsTransport share: the native object's read path, peer drop, counters and an
+// idempotent close, with the same argument checks. Each subclass adds its own handshake and grant handling.
+import { callNative, toNativeError } from './errors.js';
+import { checkPeerId, checkReadOptions, checkReadv, checkUint, transportError, type ReadOptions, type TransportCounters } from './transport.js';
+
+/** The part of a native transport object every kind has. */
+export interface NativeTransportCore {
+  readv(peerId: string, grantId: number, r: Float64Array, l: Float64Array, n: Float64Array, timeoutMs: number): Promise<{ bytes: number }>;
+  dropPeer(peerId: string): void;
+  counters(): TransportCounters;
+  close(): void;
+}
+
+export abstract class NativeTransport<N extends NativeTransportCore> implements AsyncDisposable {
+  protected readonly native: N;
+  protected readonly timeoutMs: number;
+  protected readonly poolBytes: number;
+  readonly #label: string;
+  #closed = false;
+
+  protected constructor(native: N, opts: { timeoutMs: number; poolBytes: number; label: string }) {
+    this.native = native;
+    this.timeoutMs = opts.timeoutMs;
+    this.poolBytes = opts.poolBytes;
+    this.#label = opts.label;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  async readv(
+    peerId: string,
+    grantId: number,
+    remoteOffsets: Float64Array,
+    localOffsets: Float64Array,
+    lengths: Float64Array,
+    options?: ReadOptions,
+  ): Promise<{ bytes: number }> {
+    this.open();
+    checkPeerId('peerId', peerId);
+    checkUint('grantId', grantId);
+    checkReadv(remoteOffsets, localOffsets, lengths, this.poolBytes);
+    const timeoutMs = checkReadOptions(options, this.timeoutMs);
+    if (lengths.length === 0) return { bytes: 0 };
+    const p = callNative(() => this.native.readv(peerId, grantId, remoteOffsets, localOffsets, lengths, timeoutMs));
+    return p.catch((err: unknown) => {
+      throw toNativeError(err);
+    });
+  }
+
+  dropPeer(peerId: string): void {
+    checkPeerId('peerId', peerId);
+    if (!this.#closed) this.native.dropPeer(peerId);
+  }
+
+  counters(): TransportCounters {
+    return this.native.counters();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.native.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** Throws TRANSPORT_FAILED once closed. */
+  protected open(): void {
+    if (this.#closed) throw transportError('TRANSPORT_FAILED', `${this.#label} transport: used after close()`);
+  }
+}
