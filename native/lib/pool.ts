@@ -11,6 +11,7 @@ import {
   checkObject,
   invalidArgument,
 } from './errors.js';
+import { readMemory, writeMemory } from './memory-io.js';
 
 export { NativeError, type NativeErrorCode } from './errors.js';
 
@@ -163,17 +164,12 @@ export class Pool implements NativeMemory, Disposable {
 
   /** Test/debug helper: copies `data` into the arena at `offset` (bounds-checked against the arena). */
   write(offset: number, data: Uint8Array): void {
-    checkInteger('offset', offset, 0);
-    if (!(data instanceof Uint8Array)) throw invalidArgument('data', 'a Buffer or Uint8Array', data);
-    const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    callNative(() => this.#native.write(offset, buf));
+    writeMemory(this.#native, offset, data);
   }
 
   /** Test/debug helper: a copy of `length` bytes at `offset`. */
   read(offset: number, length: number): Buffer {
-    checkInteger('offset', offset, 0);
-    checkInteger('length', length, 0);
-    return callNative(() => this.#native.read(offset, length));
+    return readMemory(this.#native, offset, length);
   }
 
   /**

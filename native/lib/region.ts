@@ -2,6 +2,7 @@
 // name or by path (/dev/shm/x, or /proc/<pid>/fd/<n> for a memfd).
 import { binding } from './loader.js';
 import { callNative, checkInteger, invalidArgument } from './errors.js';
+import { readMemory, writeMemory } from './memory-io.js';
 import { kNative, type NativeMemory } from './pool.js';
 
 interface NativeRegion {
@@ -57,17 +58,12 @@ export class Region implements NativeMemory, Disposable {
 
   /** Test/debug helper: copies `data` into the region at `offset` (bounds-checked). */
   write(offset: number, data: Uint8Array): void {
-    checkInteger('offset', offset, 0);
-    if (!(data instanceof Uint8Array)) throw invalidArgument('data', 'a Buffer or Uint8Array', data);
-    const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    callNative(() => this.#native.write(offset, buf));
+    writeMemory(this.#native, offset, data);
   }
 
   /** Test/debug helper: a copy of `length` bytes at `offset`. */
   read(offset: number, length: number): Buffer {
-    checkInteger('offset', offset, 0);
-    checkInteger('length', length, 0);
-    return callNative(() => this.#native.read(offset, length));
+    return readMemory(this.#native, offset, length);
   }
 
   /** Unmaps the region (once in-flight copies finish). Idempotent; later use throws REGION_INVALID. */
