@@ -9,6 +9,7 @@ import { KvError, invalid } from '@kvfabric/common';
 import { BlockTable } from './block-table.js';
 import { OwnerPool } from './owner-pool.js';
 import { NodeSessions, type NodeSession } from './sessions.js';
+import { PrefixScratch } from './prefix-scratch.js';
 import type {
   Hashes, HeartbeatResult, HeartbeatInput, InsertResult, MetaStoreOptions, NamespaceView, NodePrefixResult, NodeRef,
   NodeView, StoreStats, SweepResult,
@@ -22,24 +23,6 @@ interface SweepCursor {
   tables: { ns: string; table: BlockTable }[];
   table: number;
   entry: number;
-}
-
-/** Per-candidate arrays of a prefix query: node slot, prefix so far, last hash index seen owned, active list. */
-interface QueryScratch {
-  slot: Uint32Array;
-  prefix: Int32Array;
-  seen: Int32Array;
-  active: Int32Array;
-}
-
-function newScratch(n: number): QueryScratch {
-  return { slot: new Uint32Array(n), prefix: new Int32Array(n), seen: new Int32Array(n), active: new Int32Array(n) };
-}
-
-function growScratch(q: QueryScratch): QueryScratch {
-  const next = newScratch(q.slot.length * 2);
-  next.slot.set(q.slot);
-  return next;
 }
 
 /** Longest prefix first, then least pool usage, then node id (a total order: answers are deterministic). */
@@ -81,15 +64,8 @@ export class MetaStore {
   private readonly pool = new OwnerPool();
   private readonly namespaces = new Map<string, Namespace>();
   private blockCount = 0;
-  /** Scratch for prefix queries: slot s is query candidate candOf[s] while mark[s] === stamp. */
-  private mark = new Uint32Array(64);
-  private candOf = new Uint32Array(64);
-  private stamp = 0;
-  /** Per-candidate scratch of a prefix query (grown on demand, never shrunk). */
-  private q: QueryScratch = newScratch(8);
-  /** A query's packed hashes as int32 words (qbytes: the same memory as bytes). */
-  private qwords = new Int32Array(512);
-  private qbytes = new Uint8Array(this.qwords.buffer);
+  /** Scratch for prefix queries (grown on demand, never shrunk). */
+  private readonly scratch = new PrefixScratch();
   private cursor: SweepCursor | undefined;
 
   constructor(opts: MetaStoreOptions) {
@@ -239,31 +215,21 @@ export class MetaStore {
     const now = this.clock();
     const exclude = excludeNodeId ? (sessions.get(excludeNodeId)?.slot ?? -1) : -1;
 
-    // Candidates: the live owners of hashes[0] (a handful). Slot s is candidate candOf[s] while mark[s] === stamp.
-    const stamp = this.nextStamp();
-    let nc = 0;
+    // Candidates: the live owners of hashes[0] (a handful), each counting from `count` until a hole.
+    const q = this.scratch;
+    const stamp = q.begin(sessions.slotBound);
     for (let r = table.heads.get(e0); r !== 0; r = pool.next.get(r)) {
       const n = pool.node.get(r);
       if (n === exclude || !sessions.liveAt(n, now)) continue;
-      if (nc === this.q.slot.length) this.q = growScratch(this.q);
-      this.q.slot[nc++] = n;
+      q.add(n, stamp, count);
     }
+    const nc = q.count;
     if (nc === 0) return [];
-    const q = this.q;
-    if (this.mark.length <= sessions.slotBound) this.growMark(sessions.slotBound);
-    const { mark, candOf } = this;
-    for (let c = 0; c < nc; c++) {
-      const slot = q.slot[c]!;
-      mark[slot] = stamp;
-      candOf[slot] = c;
-      q.prefix[c] = count;
-      q.seen[c] = 0;
-      q.active[c] = c;
-    }
+    const { mark, candOf } = q;
 
     let active = nc;
     const { heads } = table;
-    const words = hashLen % 4 === 0 ? this.wordsOf(packed) : undefined;
+    const words = hashLen % 4 === 0 ? q.wordsOf(packed) : undefined;
     for (let i = 1, e = e0; i < count && active > 0; i++) {
       // chains are usually inserted in order: try the entry after hash i - 1's before probing the table
       e = table.findNear(packed, i * hashLen, e + 1, words);
@@ -459,35 +425,6 @@ export class MetaStore {
 
   private nowSec(): number {
     return Math.max(0, Math.floor((this.clock() - this.startedAtMs) / 1000));
-  }
-
-  private nextStamp(): number {
-    this.stamp = (this.stamp + 1) >>> 0;
-    if (this.stamp === 0) {
-      this.mark.fill(0);
-      this.stamp = 1;
-    }
-    return this.stamp;
-  }
-
-  /** packed's bytes copied into the aligned int32 scratch (for word-wise key compares); valid until the next call. */
-  private wordsOf(packed: Uint8Array): Int32Array {
-    if (this.qbytes.length < packed.length) {
-      const buffer = new ArrayBuffer((Math.max(packed.length, 2 * this.qbytes.length) + 3) & ~3);
-      this.qwords = new Int32Array(buffer);
-      this.qbytes = new Uint8Array(buffer);
-    }
-    this.qbytes.set(packed);
-    return this.qwords;
-  }
-
-  /** Makes mark/candOf cover slots [0, bound). */
-  private growMark(bound: number): void {
-    const n = Math.max(64, bound * 2);
-    const mark = new Uint32Array(n);
-    mark.set(this.mark);
-    this.mark = mark;
-    this.candOf = new Uint32Array(n);
   }
 
   private table(ns: string, hashLen: number, create: boolean): BlockTable | undefined {
