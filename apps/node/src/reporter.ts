@@ -244,8 +244,8 @@ export class Reporter {
   private async pace(n: number): Promise<void> {
     if (this.readvertiseRate <= 0) return;
     const now = performance.now();
-    const wait = this.nextBatchAt - now;
-    if (wait > 0) await sleep(wait);
+    // libuv timers count whole milliseconds and may fire up to 1 ms early: sleep until the pace really allows it.
+    for (let wait = this.nextBatchAt - now; wait > 0; wait = this.nextBatchAt - performance.now()) await sleep(Math.ceil(wait));
     this.nextBatchAt = Math.max(now, this.nextBatchAt) + (n / this.readvertiseRate) * 1000;
   }
 
