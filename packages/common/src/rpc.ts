@@ -346,4 +346,8 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,
+  // Reconnect fast after a peer restarts (grpc-js starts at 1 s and backs off to 120 s): a node must find a
+  // restarted metaserver within a heartbeat period or two so the index heals quickly.
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 2000,
 };
