@@ -15,19 +15,19 @@ import { seqOf } from './leader-record.js';
 const skip = etcdSkipReason();
 const TTL_SECS = 2;
 
-type Stub = InstanceType<typeof MetaserverClient>;
+type RawClient = InstanceType<typeof MetaserverClient>;
 
 interface Replica {
   id: string;
   ms: MetaserverHandle;
-  stub: Stub;
+  client: RawClient;
 }
 
 type Answer = { ok: true; stats: GetStatsResponse } | { ok: false; code: grpc.status; kv: string; leaderAddr: string; details: string };
 
-function getStats(stub: Stub, deadlineMs = 1000): Promise<Answer> {
+function getStats(client: RawClient, deadlineMs = 1000): Promise<Answer> {
   return new Promise((resolve) => {
-    stub.getStats({}, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
+    client.getStats({}, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
       if (!err) return resolve({ ok: true, stats: res });
       resolve({
         ok: false,
@@ -59,11 +59,11 @@ async function startReplicas(etcdEndpoint: string, prefix: string, ids = ['m1', 
       }),
     ),
   );
-  const replicas = started.map((ms, i) => ({ id: ids[i]!, ms, stub: new MetaserverClient(ms.addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) }));
+  const replicas = started.map((ms, i) => ({ id: ids[i]!, ms, client: new MetaserverClient(ms.addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) }));
   return Object.assign(replicas, {
     async [Symbol.asyncDispose]() {
       for (const r of replicas) {
-        r.stub.close();
+        r.client.close();
         if (r.ms.proc.running) r.ms.proc.kill('SIGCONT');
         await r.ms[Symbol.asyncDispose]();
       }
@@ -75,7 +75,7 @@ async function startReplicas(etcdEndpoint: string, prefix: string, ids = ['m1', 
 async function waitForLeader(replicas: Replica[], timeoutMs: number): Promise<{ leader: Replica; stats: GetStatsResponse; waitedMs: number }> {
   const t0 = Date.now();
   for (;;) {
-    const answers = await Promise.all(replicas.map((r) => (r.ms.proc.running ? getStats(r.stub, 300) : Promise.resolve(undefined))));
+    const answers = await Promise.all(replicas.map((r) => (r.ms.proc.running ? getStats(r.client, 300) : Promise.resolve(undefined))));
     const ok = replicas.flatMap((r, i) => (answers[i]?.ok ? [{ leader: r, stats: (answers[i] as { stats: GetStatsResponse }).stats }] : []));
     assert.ok(ok.length <= 1, `two replicas answered as leader: ${ok.map((o) => `${o.leader.id}@${o.stats.epoch}`).join(', ')}`);
     if (ok.length === 1) return { ...ok[0]!, waitedMs: Date.now() - t0 };
@@ -102,7 +102,7 @@ test('one leader; followers redirect; kill -9 → new leader within TTL + 2 s wi
   assert.equal(stats.leaderChanges, 0n);
 
   for (const f of replicas.filter((r) => r !== leader)) {
-    const a = await getStats(f.stub);
+    const a = await getStats(f.client);
     assert.ok(!a.ok);
     assert.equal(a.code, grpc.status.UNAVAILABLE);
     assert.equal(a.kv, 'NOT_LEADER');
@@ -116,9 +116,9 @@ test('one leader; followers redirect; kill -9 → new leader within TTL + 2 s wi
   assert.equal((await health(leader)).role, 'leader');
 
   // the leader indexes blocks
-  await unary((cb) => leader.stub.heartbeat({ nodeId: 'n1', addr: '127.0.0.1:7001', transports: [], stats: { poolCapacityBytes: 100n, poolUsedBytes: 0n, blocks: 0n } }, cb));
-  await unary((cb) => leader.stub.insertBlocks({ nodeId: 'n1', namespace: 'ns', hashes: hashes(10) }, cb));
-  const before = await getStats(leader.stub);
+  await unary((cb) => leader.client.heartbeat({ nodeId: 'n1', addr: '127.0.0.1:7001', transports: [], stats: { poolCapacityBytes: 100n, poolUsedBytes: 0n, blocks: 0n } }, cb));
+  await unary((cb) => leader.client.insertBlocks({ nodeId: 'n1', namespace: 'ns', hashes: hashes(10) }, cb));
+  const before = await getStats(leader.client);
   assert.ok(before.ok && before.stats.blocks === 10n);
 
   const killedAt = Date.now();
@@ -133,7 +133,7 @@ test('one leader; followers redirect; kill -9 → new leader within TTL + 2 s wi
   assert.equal(next.stats.blocks, 0n, 'a new leader starts with a fresh index');
   assert.equal(next.stats.leader?.replicaId, next.leader.id);
   const other = rest.find((r) => r !== next.leader)!;
-  const redirected = await getStats(other.stub);
+  const redirected = await getStats(other.client);
   assert.ok(!redirected.ok && redirected.leaderAddr === next.leader.ms.addr);
 });
 
@@ -149,7 +149,7 @@ test('a leader paused past its lease (SIGSTOP) never answers with its old epoch 
   const loops = replicas.map(async (r) => {
     while (sampling) {
       const sentAt = Date.now();
-      const a = await getStats(r.stub, 500);
+      const a = await getStats(r.client, 500);
       answers.push({ id: r.id, sentAt, at: Date.now(), ...(a.ok ? { epoch: a.stats.epoch } : { kv: a.kv }) });
       await sleep(10);
     }
@@ -181,7 +181,7 @@ test('a leader paused past its lease (SIGSTOP) never answers with its old epoch 
   // after waking up it refuses, as a follower of the new leader
   const afterResume = fromOld.filter((a) => a.sentAt >= resumedAt);
   assert.ok(afterResume.length > 0 && afterResume.every((a) => a.kv === 'NOT_LEADER'), JSON.stringify(afterResume.slice(0, 3)));
-  const a = await getStats(first.leader.stub);
+  const a = await getStats(first.leader.client);
   const newLeader = rest.find((r) => r.id === (answers.find((x) => x.epoch === newEpoch)!.id))!;
   assert.ok(!a.ok && a.leaderAddr === newLeader.ms.addr, JSON.stringify(a));
 });
@@ -194,7 +194,7 @@ test('etcd down: the leader refuses within the TTL and says why; etcd back: a le
   await etcd.stop();
   let refusal: Answer | undefined;
   while (Date.now() - stoppedAt < TTL_SECS * 1000 + 500) {
-    const a = await getStats(first.leader.stub, 300);
+    const a = await getStats(first.leader.client, 300);
     if (!a.ok) {
       refusal = a;
       break;
@@ -209,7 +209,7 @@ test('etcd down: the leader refuses within the TTL and says why; etcd back: a le
   const h = await health(first.leader);
   assert.equal(h.role, 'follower');
   assert.equal(h.ha.etcd.reachable, false);
-  for (const r of replicas) assert.ok(!(await getStats(r.stub, 300)).ok);
+  for (const r of replicas) assert.ok(!(await getStats(r.client, 300)).ok);
 
   await etcd.start();
   const next = await waitForLeader(replicas, 10_000);
