@@ -1,12 +1,14 @@
 // What TcpTransport and VerbsTransport share: the native object's read path, peer drop, counters and an
 // idempotent close, with the same argument checks. Each subclass adds its own handshake and grant handling.
 import { callNative, toNativeError } from './errors.js';
-import { checkPeerId, checkReadOptions, checkReadv, checkUint, transportError, type ReadOptions, type TransportCounters } from './transport.js';
+import { checkDirection, checkPeerId, checkReadOptions, checkReadv, checkUint, transportError, type PeerDirection, type ReadOptions, type TransportCounters } from './transport.js';
+
+const NO_KEY = Buffer.alloc(0);
 
 /** The part of a native transport object every kind has. */
 export interface NativeTransportCore {
-  readv(peerId: string, grantId: number, r: Float64Array, l: Float64Array, n: Float64Array, timeoutMs: number): Promise<{ bytes: number }>;
-  dropPeer(peerId: string): void;
+  readv(peerId: string, grantId: number, r: Float64Array, l: Float64Array, n: Float64Array, timeoutMs: number, grantKey: Buffer): Promise<{ bytes: number }>;
+  dropPeer(peerId: string, reading: boolean, serving: boolean): void;
   counters(): TransportCounters;
   close(): void;
 }
@@ -41,17 +43,24 @@ export abstract class NativeTransport<N extends NativeTransportCore> implements 
     checkPeerId('peerId', peerId);
     checkUint('grantId', grantId);
     checkReadv(remoteOffsets, localOffsets, lengths, this.poolBytes);
-    const timeoutMs = checkReadOptions(options, this.timeoutMs);
+    const { timeoutMs, grantKey } = checkReadOptions(options, this.timeoutMs);
+    const key = this.checkGrantKey(grantKey);
     if (lengths.length === 0) return { bytes: 0 };
-    const p = callNative(() => this.native.readv(peerId, grantId, remoteOffsets, localOffsets, lengths, timeoutMs));
+    const p = callNative(() => this.native.readv(peerId, grantId, remoteOffsets, localOffsets, lengths, timeoutMs, key));
     return p.catch((err: unknown) => {
       throw toNativeError(err);
     });
   }
 
-  dropPeer(peerId: string): void {
+  dropPeer(peerId: string, direction?: PeerDirection): void {
     checkPeerId('peerId', peerId);
-    if (!this.#closed) this.native.dropPeer(peerId);
+    const { reading, serving } = checkDirection(direction);
+    if (!this.#closed) this.native.dropPeer(peerId, reading, serving);
+  }
+
+  /** The grant key `readv` hands the native side; tcp needs none, verbs requires a valid one. */
+  protected checkGrantKey(key: Buffer | undefined): Buffer {
+    return key ?? NO_KEY;
   }
 
   counters(): TransportCounters {

@@ -50,12 +50,13 @@ interface NativeTcp {
   addGrant(grantId: number, peerId: string, ranges: Float64Array, expiresAtMs: number): void;
   removeGrant(grantId: number): void;
   readv(peerId: string, grantId: number, r: Float64Array, l: Float64Array, n: Float64Array, timeoutMs: number): Promise<{ bytes: number }>;
-  dropPeer(peerId: string): void;
+  dropPeer(peerId: string, reading: boolean, serving: boolean): void;
   counters(): TransportCounters;
   close(): void;
 }
 
 const SECRET_BYTES = 32;
+const NO_KEY = Buffer.alloc(0);
 const OPTION_KEYS = [
   'pool', 'host', 'port', 'advertiseHost', 'connectionsPerPeer', 'socketBufferBytes', 'timeoutMs', 'connectTimeoutMs', 'onEvent',
 ] as const;
@@ -165,7 +166,8 @@ export class TcpTransport extends NativeTransport<NativeTcp> implements Transpor
     });
   }
 
-  addGrant(grantId: number, peerId: string, ranges: Float64Array, expiresAtMs: number): void {
+  /** Checked per range by the native server on every read request; the reader needs no key (resolves empty). */
+  addGrant(grantId: number, peerId: string, ranges: Float64Array, expiresAtMs: number): Promise<Buffer> {
     this.open();
     checkUint('grantId', grantId);
     checkPeerId('peerId', peerId);
@@ -174,10 +176,12 @@ export class TcpTransport extends NativeTransport<NativeTcp> implements Transpor
       throw invalidArgument('expiresAtMs', 'a finite number of milliseconds since the epoch', expiresAtMs);
     }
     callNative(() => this.native.addGrant(grantId, peerId, ranges, Math.floor(expiresAtMs)));
+    return Promise.resolve(NO_KEY);
   }
 
-  removeGrant(grantId: number): void {
+  removeGrant(grantId: number): Promise<void> {
     checkUint('grantId', grantId);
     if (!this.closed) this.native.removeGrant(grantId);
+    return Promise.resolve();
   }
 }

@@ -5,8 +5,9 @@
 //   m = await t.beginConnect(servingId)  ──Handshake(m)──▶  r = await t.acceptPeer(readerId, m)
 //   await t.completeConnect(servingId, r) ◀─────(r)──────
 //                                        ──PrepareRead──▶  t.addGrant(grantId, readerId, ranges, expiresAtMs)
-//   await t.readv(servingId, grantId, remote, local, lengths)   (served by the NIC / native thread, no JS)
-//                                        ──Release─────▶  t.removeGrant(grantId)
+//                                         ◀────(key)─────  key = await t.addGrant(…)   (verbs: memory windows)
+//   await t.readv(servingId, grantId, remote, local, lengths, { grantKey: key })   (NIC / native thread, no JS)
+//                                        ──Release─────▶  await t.removeGrant(grantId); then unpin the pages
 //
 // Peer ids are each side's name for the other. Every failure rejects with an Error whose `code` is one of
 // TransportErrorCode; a failed or timed-out batch never writes its local pages afterwards.
@@ -34,9 +35,14 @@ export interface TransportCounters {
   refused: number;
 }
 
-/** Emitted by the serving side for the node to log; `grant` is absent for refused connections. */
+/**
+ * Emitted for the node to log. `refused`: the serving side refused a request (`grant` absent for refused
+ * connections). `broken`: a connection failed (error completion, timeout) and must be re-handshaked. `async`: a
+ * device event (QP_FATAL, PORT_ERR, CQ_ERR …). `error`: anything else the native side noticed.
+ */
 export interface TransportEvent {
-  kind: 'refused';
+  kind: 'refused' | 'broken' | 'async' | 'error';
+  /** Empty when the event concerns no single peer. */
   peer: string;
   grant?: number;
   message: string;
@@ -45,7 +51,12 @@ export interface TransportEvent {
 export interface ReadOptions {
   /** Rejects the batch with TRANSPORT_TIMEOUT after this long; defaults to the transport's `timeoutMs`. */
   timeoutMs?: number;
+  /** The key the serving side's `addGrant` returned (verbs: the grant's memory windows); tcp ignores it. */
+  grantKey?: Buffer;
 }
+
+/** Which half of the relation with a peer `dropPeer` forgets: our reads from it, or our serving of it. */
+export type PeerDirection = 'reading' | 'serving';
 
 export interface Transport {
   readonly kind: TransportKind;
@@ -55,9 +66,13 @@ export interface Transport {
   beginConnect(peerId: string): Promise<Buffer>;
   /** Reading side: finish connecting with the serving side's material. */
   completeConnect(peerId: string, serverMaterial: Buffer): Promise<void>;
-  /** Serving side: `peerId` may read `ranges` ((offset, length) pairs of our pool) until `expiresAtMs` (Date.now() clock). */
-  addGrant(grantId: number, peerId: string, ranges: Float64Array, expiresAtMs: number): void;
-  removeGrant(grantId: number): void;
+  /**
+   * Serving side: `peerId` may read `ranges` ((offset, length) pairs of our pool) until `expiresAtMs` (Date.now()
+   * clock). Resolves with the key the reader passes to `readv` (tcp: empty). Argument errors throw synchronously.
+   */
+  addGrant(grantId: number, peerId: string, ranges: Float64Array, expiresAtMs: number): Promise<Buffer>;
+  /** Ends a grant; resolves once no read under it can land any more (verbs: its windows are invalidated). */
+  removeGrant(grantId: number): Promise<void>;
   /** Reading side: one-sided read of remote ranges covered by `grantId` into our pool at `localOffsets`. */
   readv(
     peerId: string,
@@ -67,8 +82,11 @@ export interface Transport {
     lengths: Float64Array,
     options?: ReadOptions,
   ): Promise<{ bytes: number }>;
-  /** Both sides: forget the peer (secret, connections, queue pairs); its in-flight reads reject with TRANSPORT_FAILED. */
-  dropPeer(peerId: string): void;
+  /**
+   * Forget the peer (secret, connections, queue pairs) in one direction, or both when `direction` is absent; reads
+   * in flight to it reject with TRANSPORT_FAILED. Dropping our reads never disturbs the peer's reads from us.
+   */
+  dropPeer(peerId: string, direction?: PeerDirection): void;
   counters(): TransportCounters;
   /** Idempotent: stops the native threads, rejects everything in flight with TRANSPORT_FAILED. */
   close(): Promise<void>;
@@ -163,11 +181,19 @@ export function checkReadv(remote: unknown, local: unknown, lengths: unknown, po
   }
 }
 
-export function checkReadOptions(value: unknown, fallbackTimeoutMs: number): number {
-  if (value === undefined) return fallbackTimeoutMs;
+export function checkReadOptions(value: unknown, fallbackTimeoutMs: number): { timeoutMs: number; grantKey?: Buffer } {
+  if (value === undefined) return { timeoutMs: fallbackTimeoutMs };
   if (typeof value !== 'object' || value === null) throw invalid(`options: expected an object, got ${describe(value)}`);
-  const t = (value as ReadOptions).timeoutMs;
-  return t === undefined ? fallbackTimeoutMs : checkPositiveInt('options.timeoutMs', t, 24 * 3600 * 1000);
+  const { timeoutMs: t, grantKey } = value as ReadOptions;
+  const timeoutMs = t === undefined ? fallbackTimeoutMs : checkPositiveInt('options.timeoutMs', t, 24 * 3600 * 1000);
+  if (grantKey !== undefined) checkBuffer('options.grantKey', grantKey);
+  return grantKey === undefined ? { timeoutMs } : { timeoutMs, grantKey };
+}
+
+export function checkDirection(value: unknown): { reading: boolean; serving: boolean } {
+  if (value === undefined) return { reading: true, serving: true };
+  if (value !== 'reading' && value !== 'serving') throw invalid(`direction: expected "reading" or "serving", got ${describe(value)}`);
+  return { reading: value === 'reading', serving: value === 'serving' };
 }
 
 /** Little-endian reader for handshake material: every read is bounds-checked into an INVALID_ARGUMENT. */
@@ -220,17 +246,19 @@ export class MaterialReader {
   }
 }
 
-/** Material header shared by both transports: magic "KVTM", version, transport kind. */
+/** Material header shared by both transports: magic "KVTM", version (per kind), transport kind. */
 export const MATERIAL_MAGIC = 0x4d54564b;
-export const MATERIAL_VERSION = 1;
+export const MATERIAL_VERSION = { tcp: 1, verbs: 2 } as const;
 export const MATERIAL_KIND = { tcp: 1, verbs: 2 } as const;
 
 export function readMaterialHeader(buf: Buffer, field: string, kind: TransportKind): MaterialReader {
   const r = new MaterialReader(checkBuffer(field, buf), field);
   if (r.u32('magic') !== MATERIAL_MAGIC) r.fail('not kvfabric transport material (bad magic)');
   const version = r.u8('version');
-  if (version !== MATERIAL_VERSION) r.fail(`unsupported material version ${version} (this build speaks ${MATERIAL_VERSION})`);
   const k = r.u8('kind');
+  if (k === MATERIAL_KIND[kind] && version !== MATERIAL_VERSION[kind]) {
+    r.fail(`unsupported ${kind} material version ${version} (this build speaks ${MATERIAL_VERSION[kind]})`);
+  }
   if (k !== MATERIAL_KIND[kind]) {
     const name = Object.entries(MATERIAL_KIND).find(([, v]) => v === k)?.[0] ?? `unknown (${k})`;
     r.fail(`material is for transport ${name}, this is ${kind}`);
@@ -241,7 +269,7 @@ export function readMaterialHeader(buf: Buffer, field: string, kind: TransportKi
 export function materialHeader(kind: TransportKind): Buffer {
   const b = Buffer.alloc(6);
   b.writeUInt32LE(MATERIAL_MAGIC, 0);
-  b.writeUInt8(MATERIAL_VERSION, 4);
+  b.writeUInt8(MATERIAL_VERSION[kind], 4);
   b.writeUInt8(MATERIAL_KIND[kind], 5);
   return b;
 }

@@ -153,8 +153,9 @@ class TcpTransport : public Napi::ObjectWrap<TcpTransport> {
   void DropPeer(const Napi::CallbackInfo& info) {
     if (closed_) return;
     std::string peer = info[0].As<Napi::String>();
-    server_->DropPeer(peer);
-    client_->Drop(peer);
+    bool reading = info.Length() < 2 || info[1].ToBoolean(), serving = info.Length() < 3 || info[2].ToBoolean();
+    if (serving) server_->DropPeer(peer);
+    if (reading) client_->Drop(peer);
   }
 
   Napi::Value Counters(const Napi::CallbackInfo& info) { return counters_.ToObject(info.Env()); }

@@ -63,6 +63,7 @@ struct Completion {
   const char* code = nullptr;  // nullptr: success
   std::string message;
   double bytes = 0;
+  std::vector<uint8_t> data;  // success only: resolves with { bytes, data: Buffer } when non-empty
   // events only
   std::string event;  // e.g. "refused"
   std::string peer;
@@ -143,6 +144,7 @@ class Completer {
     if (c->code == nullptr) {
       Napi::Object r = Napi::Object::New(env);
       r.Set("bytes", c->bytes);
+      if (!c->data.empty()) r.Set("data", Napi::Buffer<uint8_t>::Copy(env, c->data.data(), c->data.size()));
       d.Resolve(r);
     } else {
       d.Reject(CodedError(env, c->code, c->message).Value());

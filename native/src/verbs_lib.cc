@@ -36,6 +36,14 @@ const VerbsLib& Verbs() {
     need(l.modify_qp, "ibv_modify_qp");
     need(l.destroy_qp, "ibv_destroy_qp");
     need(l.wc_status_str, "ibv_wc_status_str");
+    need(l.create_comp_channel, "ibv_create_comp_channel");
+    need(l.destroy_comp_channel, "ibv_destroy_comp_channel");
+    need(l.get_cq_event, "ibv_get_cq_event");
+    need(l.ack_cq_events, "ibv_ack_cq_events");
+    need(l.get_async_event, "ibv_get_async_event");
+    need(l.ack_async_event, "ibv_ack_async_event");
+    need(l.event_type_str, "ibv_event_type_str");
+    l.query_gid_ex = reinterpret_cast<decltype(l.query_gid_ex)>(dlsym(h, "_ibv_query_gid_ex"));
     l.reg_mr_iova2 = reinterpret_cast<decltype(l.reg_mr_iova2)>(dlsym(h, "ibv_reg_mr_iova2"));
     if (!ok) {
       dlclose(h);

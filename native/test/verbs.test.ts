@@ -4,17 +4,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { Pool } from '../lib/pool.js';
-import { VerbsTransport, encodeVerbsMaterial, parseVerbsMaterial, type VerbsMaterial } from '../lib/verbs-transport.js';
+import { VerbsTransport, encodeVerbsMaterial, parseVerbsGrantKey, parseVerbsMaterial, type VerbsMaterial } from '../lib/verbs-transport.js';
 
 const sample: VerbsMaterial = {
-  nics: [0, 1].map((i) => ({
-    gid: Buffer.from(`fe80000000000000020c29fffe00000${i}`, 'hex'),
-    lid: 7 + i,
-    mtu: 5,
-    rkey: 0xdeadbeef - i,
-    base: 0n,
-    qps: [0, 1, 2, 3].map((j) => ({ qpn: 0x100 + 16 * i + j, psn: 0xabcdef - j })),
-  })),
+  nics: [0, 1].map((i) => ({ gid: Buffer.from(`00000000000000000000ffff0a58000${i + 1}`, 'hex'), lid: 7 + i, mtu: 5 })),
+  rdAtom: 16,
+  qps: [0, 1, 2, 3].map((j) => ({ nic: j % 2, qpn: 0x100 + j, psn: 0xabcdef - j })),
 };
 
 function invalid(buf: Buffer, pattern: RegExp): void {
@@ -44,7 +39,7 @@ describe('verbs transport', () => {
 
   test('material round-trips exactly', () => {
     const buf = encodeVerbsMaterial(sample);
-    assert.equal(buf.length, 6 + 1 + 2 * (32 + 4 * 8));
+    assert.equal(buf.length, 6 + 1 + 2 * 19 + 1 + 2 + 4 * 9);
     assert.deepEqual(parseVerbsMaterial(buf), sample);
   });
 
@@ -55,20 +50,47 @@ describe('verbs transport', () => {
       b.writeUIntLE(value, at, width);
       return b;
     };
+    const qps = 7 + 2 * 19 + 1; // offset of the qp count
     invalid(good.subarray(0, 3), /truncated at byte 0 reading magic/);
     invalid(mutate(0, 0x12345678, 4), /bad magic/);
-    invalid(mutate(4, 2), /unsupported material version 2/);
+    invalid(mutate(4, 1), /unsupported verbs material version 1/);
     invalid(mutate(5, 1), /material is for transport tcp, this is verbs/);
     invalid(mutate(6, 0), /nic count 0 out of range/);
     invalid(mutate(6, 17), /nic count 17 out of range/);
-    invalid(mutate(6, 3), /truncated .* reading nics\[2\]\.gid/);
+    invalid(mutate(6, 3), /nics\[2\]/);
     invalid(mutate(7 + 18, 6), /nics\[0\]\.mtu: expected an ibv_mtu in 1\.\.5, got 6/);
-    invalid(mutate(7 + 31, 0), /nics\[0\]\.qp count 0 out of range/);
-    invalid(mutate(7 + 31, 65), /nics\[0\]\.qp count 65 out of range/);
-    invalid(mutate(7 + 32, 0, 4), /nics\[0\]\.qps\[0\]\.qpn: expected 1\.\.0xffffff, got 0/);
-    invalid(mutate(7 + 36, 0x1000000, 4), /nics\[0\]\.qps\[0\]\.psn: expected a 24-bit value/);
-    invalid(mutate(7 + 64 + 31, 3), /nics\[1\]\.qp count 3 differs from nics\[0\] \(4\)/);
-    invalid(good.subarray(0, good.length - 1), /truncated .* reading nics\[1\]\.qps\[3\]\.psn/);
+    invalid(mutate(qps - 1, 0), /rdAtom: expected at least 1/);
+    invalid(mutate(qps, 0, 2), /qp count 0 out of range/);
+    invalid(mutate(qps, 1025, 2), /qp count 1025 out of range/);
+    invalid(mutate(qps + 2, 2), /qps\[0\]\.nic: 2 names no NIC \(2 listed\)/);
+    invalid(mutate(qps + 3, 0, 4), /qps\[0\]\.qpn: expected 1\.\.0xffffff, got 0/);
+    invalid(mutate(qps + 7, 0x1000000, 4), /qps\[0\]\.psn: expected a 24-bit value/);
+    invalid(good.subarray(0, good.length - 1), /truncated .* reading qps\[3\]\.psn/);
     invalid(Buffer.concat([good, Buffer.from([0])]), /1 unexpected trailing bytes/);
+  });
+
+  test('grant keys are parsed strictly', () => {
+    const key = Buffer.alloc(6 + 2 * 22);
+    key.writeUInt8(1, 0);
+    key.writeUInt8(1, 1);
+    key.writeUInt32LE(2, 2);
+    for (let i = 0; i < 2; i++) {
+      const o = 6 + i * 22;
+      key.writeBigUInt64LE(BigInt(i * 65536), o);
+      key.writeBigUInt64LE(65536n, o + 8);
+      key.writeUInt32LE(0x1234500 + i, o + 16);
+      key.writeUInt16LE(i, o + 20);
+    }
+    assert.deepEqual(parseVerbsGrantKey(key), {
+      mode: 'windows',
+      windows: [0, 1].map((i) => ({ offset: i * 65536, length: 65536, rkey: 0x1234500 + i, qp: i })),
+    });
+    const bad = (mut: (b: Buffer) => Buffer, pattern: RegExp) =>
+      assert.throws(() => parseVerbsGrantKey(mut(Buffer.from(key))), (e: Error & { code: string }) => e.code === 'INVALID_ARGUMENT' && pattern.test(e.message));
+    bad((b) => (b.writeUInt8(9, 0), b), /unsupported grant key version 9/);
+    bad((b) => (b.writeUInt8(3, 1), b), /mode: expected 1/);
+    bad((b) => (b.writeUInt32LE(3, 2), b), /truncated .* windows\[2\]\.offset/);
+    bad((b) => (b.writeBigUInt64LE(0n, 6 + 8), b), /windows\[0\]: bad range/);
+    bad((b) => b.subarray(0, b.length - 1), /truncated .* windows\[1\]\.qp/);
   });
 });

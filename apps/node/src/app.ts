@@ -62,7 +62,7 @@ export class NodeApp {
     const { config, logger } = opts;
     this.data = opts.data ?? new NativeDataPath({ poolBytes: config.poolSize, hugepages: config.hugepages, copyThreads: config.copyThreads });
     // Remote pulls need the native pool (the transport reads straight into it); other data paths stay local-only.
-    this.transportChoice = this.data instanceof NativeDataPath ? chooseTransport(config.transport as 'auto' | 'verbs' | 'tcp') : undefined;
+    this.transportChoice = this.data instanceof NativeDataPath ? chooseTransport(config.transport as 'auto' | 'verbs' | 'tcp', config.verbsAllowPoolRkey) : undefined;
     this.transport = this.transportChoice?.kind === 'verbs' ? TransportKind.TRANSPORT_KIND_VERBS : TransportKind.TRANSPORT_KIND_TCP;
     let reporter: Reporter | undefined;
     const remote: Fetcher | undefined = this.transportChoice && config.metaserverAddr
@@ -152,7 +152,10 @@ export class NodeApp {
     const { config, logger } = this.opts;
     if (!this.transportChoice || !(this.data instanceof NativeDataPath)) return;
     const { kind, reason } = this.transportChoice;
-    const transport = await createTransport({ kind, pool: this.data.pool.native, addr: config.addr, streamsPerPeer: config.streamsPerPeer, nics: config.nics, logger: logger.child({ component: 'transport' }) });
+    const transport = await createTransport({ kind, pool: this.data.pool.native, addr: config.addr, streamsPerPeer: config.streamsPerPeer, nics: config.nics, logger: logger.child({ component: 'transport' }), verbs: {
+      portNum: config.verbsPort, trafficClass: config.verbsTrafficClass, serviceLevel: config.verbsServiceLevel, ackTimeout: config.verbsAckTimeout,
+      retryCount: config.verbsRetryCount, allowPoolRkey: config.verbsAllowPoolRkey, ...(config.verbsGidIndex !== undefined ? { gidIndex: config.verbsGidIndex } : {}),
+    } });
     this.dataTransport = transport;
     logger.info({ transport: kind, reason, streamsPerPeer: config.streamsPerPeer }, `transport: ${kind} (${reason})`);
     const peer = new PeerServer({ nodeId: this.nodeId, transport, index: this.core.index, namespaces: this.core.namespaces, grantTtlMs: config.grantTtlSecs * 1000, logger: logger.child({ component: 'peer' }) });

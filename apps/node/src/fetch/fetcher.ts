@@ -212,7 +212,7 @@ export class RemoteFetcher implements Fetcher {
     } catch (err) {
       throw Object.assign(err instanceof Error ? err : new Error(String(err)), { stage: 'prepare' as const });
     }
-    const g: Granted = { id: res.grantId, blocks: res.blocks, remote: new Float64Array(0), untilMs: Number(res.expiresAtMs) };
+    const g: Granted = { id: res.grantId, blocks: res.blocks, remote: new Float64Array(0), untilMs: Number(res.expiresAtMs), key: Buffer.from(res.grantKey) };
     if (res.blocks === 0) return g;
     try {
       if (res.shards !== req.ns.shards || Number(res.pageBytes) !== req.ns.pageBytes || res.blocks > count) {

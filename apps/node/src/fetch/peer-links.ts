@@ -59,7 +59,7 @@ export class PeerLink {
   invalidate(session: bigint): void {
     if (this.session !== session) return; // someone already redid it
     this.session = undefined;
-    this.opts.transport.dropPeer(this.peerId);
+    this.opts.transport.dropPeer(this.peerId, 'reading');
   }
 
   prepareRead(session: bigint, namespace: string, packed: Buffer, hashLen: number, deadlineMs: number): Promise<PrepareReadResponse> {
@@ -72,7 +72,7 @@ export class PeerLink {
 
   close(): void {
     this.stub.close();
-    if (this.session !== undefined) this.opts.transport.dropPeer(this.peerId);
+    if (this.session !== undefined) this.opts.transport.dropPeer(this.peerId, 'reading');
     this.session = undefined;
   }
 
@@ -92,7 +92,7 @@ export class PeerLink {
       return res.session;
     } catch (err) {
       this.counters.handshakeFailures++;
-      transport.dropPeer(this.peerId);
+      transport.dropPeer(this.peerId, 'reading');
       const e = err instanceof KvError ? err : fromGrpcError(err);
       throw new KvError(e.code, `${e.message} (after ${Date.now() - t0} ms)`, { cause: err });
     }

@@ -70,6 +70,8 @@ export interface Granted {
   blocks: number;
   remote: Float64Array;
   untilMs: number;
+  /** The serving transport's key for this grant (verbs: memory windows); passed to every readv under it. */
+  key: Buffer;
 }
 
 /** One PrepareRead of a pull, for blocks [at, at + asked) of the request. */

@@ -165,7 +165,7 @@ export class ReadPipeline {
           const left = untilMs - Date.now();
           if (left <= 0) throw outOfTime();
           const r = (a - w.at) * shards;
-          await transport.readv(h.nodeId, Number(g.id), g.remote.subarray(r, r + n * shards), chunk.local, lengths.subarray(0, n * shards), { timeoutMs: Math.max(1, Math.floor(left)) });
+          await transport.readv(h.nodeId, Number(g.id), g.remote.subarray(r, r + n * shards), chunk.local, lengths.subarray(0, n * shards), { timeoutMs: Math.max(1, Math.floor(left)), grantKey: g.key });
           chunk.ok = true;
         } catch (err) {
           failure ??= err;

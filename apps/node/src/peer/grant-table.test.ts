@@ -22,7 +22,7 @@ function table(opts: { ttlMs?: number; maxPerPeer?: number; failIssue?: boolean 
       if (opts.failIssue) throw new Error('transport refused');
       issued.push(g.id);
     },
-    onEnded: (g, why) => ended.push([g.id, why]),
+    onEnded: (g, why) => void ended.push([g.id, why]),
   });
   return { t, pins, ended, issued, advance: (ms: number) => (clock += ms) };
 }
@@ -76,5 +76,25 @@ test('a refused transport grant leaves nothing pinned; per-peer limit; dropPeer 
   t.clear();
   assert.equal(pins.size, 0);
   assert.equal(t.size, 0);
+  assert.equal(t.pinnedBlocks, 0);
+});
+
+test('an ended grant stays pinned until the transport lets go of its pages', async () => {
+  let letGo!: () => void;
+  const pins = new Set<number>();
+  const t = new GrantTable({
+    ttlMs: 100,
+    pin: (s) => s.forEach((x) => pins.add(x)),
+    unpin: (s) => s.forEach((x) => pins.delete(x)),
+    onEnded: () => new Promise<void>((resolve) => (letGo = resolve)),
+  });
+  const g = t.issue('B', Int32Array.of(5, 6));
+  t.release(g.id, 'B');
+  assert.equal(t.size, 0);
+  assert.deepEqual([...pins], [5, 6]);
+  assert.equal(t.pinnedBlocks, 2);
+  letGo();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(pins.size, 0);
   assert.equal(t.pinnedBlocks, 0);
 });

@@ -1,7 +1,9 @@
 // Grants: the serving node's pins on blocks a peer is reading remotely (DESIGN §1 "grant"). A grant belongs to one
 // reader (peer id), pins its slots while it lives, and ends when the reader releases it, when it expires
 // (`sweep`), when its reader is forgotten, or at shutdown. The transport is told through `onIssued`/`onEnded`
-// so it serves only ranges of live grants. Pure: no gRPC, no native code.
+// so it serves only ranges of live grants. An ended grant unpins its slots only once `onEnded` settles: with verbs
+// that is when the NIC can no longer read the pages (its memory windows are invalidated), so a late read can never
+// return a page reused by someone else. Pure: no gRPC, no native code.
 import { KvError } from '@kvfabric/common';
 
 export interface Grant {
@@ -20,7 +22,8 @@ export interface GrantTableOptions {
   unpin: (slots: Int32Array) => void;
   /** Called before the grant is live; throwing aborts the issue (the pins are undone). */
   onIssued?: (grant: Grant) => void;
-  onEnded?: (grant: Grant, why: GrantEnd) => void;
+  /** The slots stay pinned until a returned promise settles (either way). */
+  onEnded?: (grant: Grant, why: GrantEnd) => void | Promise<void>;
   /** Live grants one peer may hold at once (a reader that never releases cannot pin the whole pool). */
   maxPerPeer?: number;
 }
@@ -41,7 +44,7 @@ export class GrantTable {
     return this.live.size;
   }
 
-  /** Blocks pinned by live grants. */
+  /** Blocks pinned by grants: live ones, and ended ones whose transport has not let go yet. */
   get pinnedBlocks(): number {
     return this.pinned;
   }
@@ -120,9 +123,18 @@ export class GrantTable {
     const held = (this.perPeer.get(grant.peer) ?? 1) - 1;
     if (held <= 0) this.perPeer.delete(grant.peer);
     else this.perPeer.set(grant.peer, held);
-    this.pinned -= grant.slots.length;
-    this.opts.unpin(grant.slots);
     this.counters[why]++;
-    this.opts.onEnded?.(grant, why);
+    const unpin = () => {
+      this.pinned -= grant.slots.length;
+      this.opts.unpin(grant.slots);
+    };
+    let ending: void | Promise<void>;
+    try {
+      ending = this.opts.onEnded?.(grant, why);
+    } catch {
+      ending = undefined;
+    }
+    if (ending instanceof Promise) void ending.then(unpin, unpin);
+    else unpin();
   }
 }

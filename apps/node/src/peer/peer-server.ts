@@ -26,6 +26,8 @@ export interface GrantAnswer {
   /** blocks × shards remote page offsets, block-major. */
   pageOffsets: Float64Array;
   expiresAtMs: number;
+  /** What the reader's transport needs to read under the grant (verbs: memory window keys; tcp: empty). */
+  key: Buffer;
 }
 
 export class PeerServer {
@@ -41,10 +43,11 @@ export class PeerServer {
       now: opts.now,
       pin: (slots) => index.pinMany(slots, slots.length),
       unpin: (slots) => index.unpinMany(slots, slots.length),
-      onIssued: (g) => transport.addGrant(g.id, g.peer, this.ranges(g), g.expiresAtMs),
       onEnded: (g, why) => {
-        transport.removeGrant(g.id);
         if (why === 'expired') logger.debug({ peer: g.peer, grant: g.id, blocks: g.slots.length }, 'grant expired');
+        return transport.removeGrant(g.id).catch((err: unknown) => {
+          logger.warn({ peer: g.peer, grant: g.id, err: (err as Error).message }, 'transport could not end a grant');
+        });
       },
     });
   }
@@ -62,6 +65,8 @@ export class PeerServer {
     if (running) return running;
     const p = (async () => {
       const ours = await this.opts.transport.acceptPeer(peer, material);
+      // A reader handshakes again only after its side broke: what it was granted before is unusable now.
+      if (this.sessions.has(peer)) this.grants.dropPeer(peer);
       const session = randomBytes(8).readBigUInt64LE(0) || 1n;
       this.sessions.set(peer, session);
       this.counters.handshakes++;
@@ -73,7 +78,7 @@ export class PeerServer {
   }
 
   /** Pins the longest prefix of `packed` this node holds (sealed blocks, in prefix order) and grants it to `peer`. */
-  prepareRead(peer: string, session: bigint, namespace: string, packed: Buffer, hashLen: number): GrantAnswer {
+  async prepareRead(peer: string, session: bigint, namespace: string, packed: Buffer, hashLen: number): Promise<GrantAnswer> {
     const known = this.sessions.get(peer);
     if (known === undefined || known !== session) {
       throw new KvError('SESSION_UNKNOWN', `session: peer ${peer} has no handshake with session ${session}; handshake again`);
@@ -83,18 +88,25 @@ export class PeerServer {
     const count = packed.length / hashLen;
     const slots = new Int32Array(count);
     const blocks = ns ? this.opts.index.prefix(ns.id, packed, hashLen, count, slots) : 0;
-    const empty = { grantId: 0, blocks: 0, shards: ns?.shards ?? 0, pageBytes: ns?.pageBytes ?? 0, pageOffsets: new Float64Array(0), expiresAtMs: 0 };
+    const empty = { grantId: 0, blocks: 0, shards: ns?.shards ?? 0, pageBytes: ns?.pageBytes ?? 0, pageOffsets: new Float64Array(0), expiresAtMs: 0, key: Buffer.alloc(0) };
     if (blocks === 0 || !ns) {
       this.counters.emptyGrants++;
       return empty;
     }
     const grant = this.grants.issue(peer, slots.slice(0, blocks));
+    let key: Buffer;
+    try {
+      key = await this.opts.transport.addGrant(grant.id, peer, this.ranges(grant), grant.expiresAtMs);
+    } catch (err) {
+      this.grants.release(grant.id, peer);
+      throw err;
+    }
     this.counters.grantedBlocks += blocks;
     const pageOffsets = new Float64Array(blocks * ns.shards);
     for (let b = 0; b < blocks; b++) {
       for (let s = 0; s < ns.shards; s++) pageOffsets[b * ns.shards + s] = this.opts.index.page(grant.slots[b]!, s);
     }
-    return { grantId: grant.id, blocks, shards: ns.shards, pageBytes: ns.pageBytes, pageOffsets, expiresAtMs: grant.expiresAtMs };
+    return { grantId: grant.id, blocks, shards: ns.shards, pageBytes: ns.pageBytes, pageOffsets, expiresAtMs: grant.expiresAtMs, key };
   }
 
   releaseGrant(peer: string, grantId: number): void {
@@ -105,7 +117,7 @@ export class PeerServer {
   dropPeer(peer: string): void {
     this.sessions.delete(peer);
     this.grants.dropPeer(peer);
-    this.opts.transport.dropPeer(peer);
+    this.opts.transport.dropPeer(peer, 'serving');
   }
 
   sweep(): number {

@@ -57,19 +57,19 @@ export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.Un
         const res = await server.handshake(req.nodeId, Buffer.from(req.material));
         return { nodeId: deps.nodeId, transport: deps.transport, material: res.material, session: res.session };
       },
-      prepareRead: (req) => {
+      prepareRead: async (req) => {
         checkId(req.nodeId, 'node_id');
         checkNamespace(req.namespace);
         const { packed, hashLen } = checkHashList(req.hashes);
-        const g = server.prepareRead(req.nodeId, req.session, req.namespace, Buffer.from(packed), hashLen);
+        const g = await server.prepareRead(req.nodeId, req.session, req.namespace, Buffer.from(packed), hashLen);
         return {
           grantId: BigInt(g.grantId),
           blocks: g.blocks,
           shards: g.shards,
           pageBytes: BigInt(g.pageBytes),
           pageOffsets: packOffsets(g.pageOffsets),
-          rkey: 0,
           expiresAtMs: BigInt(g.expiresAtMs),
+          grantKey: g.key,
         };
       },
       releaseGrant: (req) => {

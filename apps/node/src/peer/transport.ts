@@ -2,40 +2,31 @@
 // when a usable RDMA device exists; else `tcp`. The choice and its reason are logged once at start-up.
 import { isIPv4 } from 'node:net';
 import * as native from '@kvfabric/native';
-import type { Pool, Transport, TransportEvent } from '@kvfabric/native';
+import type { Pool, Transport, TransportEvent, VerbsTransportOptions } from '@kvfabric/native';
 import { KvError, parseHostPort, type Logger } from '@kvfabric/common';
 
 export type TransportChoice = 'auto' | 'verbs' | 'tcp';
 
-/** The verbs transport as this module uses it; looked up at run time so builds without it still load. */
-interface VerbsTransportClass {
-  available(): boolean | { ok?: boolean; available?: boolean; reason?: string | null };
-  create(options: Record<string, unknown>): Promise<Transport>;
-}
-
-function verbsClass(): VerbsTransportClass | undefined {
-  const v = (native as Record<string, unknown>).VerbsTransport as VerbsTransportClass | undefined;
-  return v && typeof v.available === 'function' && typeof v.create === 'function' ? v : undefined;
-}
+const EVENT_TEXT: Record<TransportEvent['kind'], string> = {
+  refused: 'transport refused a peer request',
+  broken: 'transport connection broke (it is re-handshaked on the next pull)',
+  async: 'RDMA device event',
+  error: 'transport error',
+};
 
 /** Whether verbs can be used here, and why not. Never throws. */
-export function verbsAvailability(): { ok: boolean; reason: string } {
-  const v = verbsClass();
-  if (!v) return { ok: false, reason: 'this build has no verbs transport' };
+export function verbsAvailability(allowPoolRkey = false): { ok: boolean; reason: string } {
   try {
-    const a = v.available();
-    if (typeof a === 'boolean') return { ok: a, reason: a ? 'RDMA device found' : 'no usable RDMA device' };
-    const ok = a.ok ?? a.available ?? false;
-    return { ok, reason: a.reason ?? (ok ? 'RDMA device found' : 'no usable RDMA device') };
+    return native.VerbsTransport.available({ allowPoolRkey });
   } catch (err) {
     return { ok: false, reason: `verbs probe failed: ${(err as Error).message}` };
   }
 }
 
 /** Resolves `auto` to a concrete kind, with the reason. Throws CONFIG_INVALID when verbs is demanded but unusable. */
-export function chooseTransport(choice: TransportChoice): { kind: 'verbs' | 'tcp'; reason: string } {
+export function chooseTransport(choice: TransportChoice, allowPoolRkey = false): { kind: 'verbs' | 'tcp'; reason: string } {
   if (choice === 'tcp') return { kind: 'tcp', reason: 'requested with --transport tcp' };
-  const v = verbsAvailability();
+  const v = verbsAvailability(allowPoolRkey);
   if (choice === 'verbs') {
     if (!v.ok) throw new KvError('CONFIG_INVALID', `transport: verbs requested but unavailable: ${v.reason}`);
     return { kind: 'verbs', reason: 'requested with --transport verbs' };
@@ -52,14 +43,26 @@ export interface CreateTransportOptions {
   nics?: string[];
   logger: Logger;
   timeoutMs?: number;
+  /** verbs only (the --verbs-* flags). */
+  verbs?: Pick<VerbsTransportOptions, 'portNum' | 'gidIndex' | 'trafficClass' | 'serviceLevel' | 'ackTimeout' | 'retryCount' | 'allowPoolRkey'>;
 }
 
 export async function createTransport(opts: CreateTransportOptions): Promise<Transport> {
-  const onEvent = (e: TransportEvent) => opts.logger.warn({ peer: e.peer, grant: e.grant, reason: e.message }, 'transport refused a peer request');
+  const onEvent = (e: TransportEvent) => opts.logger.warn({ event: e.kind, peer: e.peer || undefined, grant: e.grant, reason: e.message }, EVENT_TEXT[e.kind]);
   if (opts.kind === 'verbs') {
-    const v = verbsClass();
-    if (!v) throw new KvError('CONFIG_INVALID', 'transport: verbs is not in this build');
-    return v.create({ pool: opts.pool, nics: opts.nics, qpsPerPeer: opts.streamsPerPeer, onEvent });
+    const t = await native.VerbsTransport.create({
+      pool: opts.pool,
+      ...(opts.nics?.length ? { nics: opts.nics } : {}),
+      qpsPerPeer: opts.streamsPerPeer,
+      onEvent,
+      ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+      ...opts.verbs,
+    });
+    for (const n of t.nics()) {
+      opts.logger.info({ nic: n.name, gidIndex: n.gidIndex, gidType: n.gidType, gid: n.gid, numaNode: n.numaNode, mtu: n.mtu, qpDepth: n.qpDepth, cqDepth: n.cqDepth, readDepth: n.rdAtomInit, memoryWindows: n.mwType2, registerMs: Math.round(n.registerMs) }, `verbs: ${n.name} ready`);
+      if (!n.mwType2) opts.logger.warn({ nic: n.name }, 'verbs: no type-2 memory windows: peers read through the pool-wide rkey (--verbs-allow-pool-rkey); grants do not limit what a connected peer can read');
+    }
+    return t;
   }
   let { host } = parseHostPort(opts.addr, 'addr');
   if (host === 'localhost') host = '127.0.0.1';

@@ -56,9 +56,12 @@ export interface PrepareReadResponse {
   pageBytes: bigint;
   /** blocks * shards remote page offsets, block-major, packed little-endian uint64. */
   pageOffsets: Buffer;
-  /** verbs only */
-  rkey: number;
   expiresAtMs: bigint;
+  /**
+   * What the reader's transport needs to read under this grant: verbs, the memory windows bound to the reader's
+   * queue pairs (rkey, QP, range each); tcp, empty (the serving thread checks every range itself).
+   */
+  grantKey: Buffer;
 }
 
 export interface ReleaseGrantRequest {
@@ -441,7 +444,15 @@ export const PrepareReadRequest: MessageFns<PrepareReadRequest> = {
 };
 
 function createBasePrepareReadResponse(): PrepareReadResponse {
-  return { grantId: 0n, blocks: 0, shards: 0, pageBytes: 0n, pageOffsets: Buffer.alloc(0), rkey: 0, expiresAtMs: 0n };
+  return {
+    grantId: 0n,
+    blocks: 0,
+    shards: 0,
+    pageBytes: 0n,
+    pageOffsets: Buffer.alloc(0),
+    expiresAtMs: 0n,
+    grantKey: Buffer.alloc(0),
+  };
 }
 
 export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
@@ -467,14 +478,14 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
     if (message.pageOffsets.length !== 0) {
       writer.uint32(42).bytes(message.pageOffsets);
     }
-    if (message.rkey !== 0) {
-      writer.uint32(48).uint32(message.rkey);
-    }
     if (message.expiresAtMs !== 0n) {
       if (BigInt.asUintN(64, message.expiresAtMs) !== message.expiresAtMs) {
         throw new globalThis.Error("value provided for field message.expiresAtMs of type uint64 too large");
       }
       writer.uint32(56).uint64(message.expiresAtMs);
+    }
+    if (message.grantKey.length !== 0) {
+      writer.uint32(66).bytes(message.grantKey);
     }
     return writer;
   },
@@ -532,20 +543,20 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
             message.pageOffsets = Buffer.from(reader.bytes());
             continue;
           }
-          case 6: {
-            if (tag !== 48) {
-              break;
-            }
-
-            message.rkey = reader.uint32();
-            continue;
-          }
           case 7: {
             if (tag !== 56) {
               break;
             }
 
             message.expiresAtMs = reader.uint64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.grantKey = Buffer.from(reader.bytes());
             continue;
           }
         }
@@ -575,12 +586,16 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
         : isSet(object.page_offsets)
         ? Buffer.from(bytesFromBase64(object.page_offsets))
         : Buffer.alloc(0),
-      rkey: isSet(object.rkey) ? globalThis.Number(object.rkey) : 0,
       expiresAtMs: isSet(object.expiresAtMs)
         ? BigInt(object.expiresAtMs)
         : isSet(object.expires_at_ms)
         ? BigInt(object.expires_at_ms)
         : 0n,
+      grantKey: isSet(object.grantKey)
+        ? Buffer.from(bytesFromBase64(object.grantKey))
+        : isSet(object.grant_key)
+        ? Buffer.from(bytesFromBase64(object.grant_key))
+        : Buffer.alloc(0),
     };
   },
 
@@ -601,11 +616,11 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
     if (message.pageOffsets.length !== 0) {
       obj.pageOffsets = base64FromBytes(message.pageOffsets);
     }
-    if (message.rkey !== 0) {
-      obj.rkey = Math.round(message.rkey);
-    }
     if (message.expiresAtMs !== 0n) {
       obj.expiresAtMs = message.expiresAtMs.toString();
+    }
+    if (message.grantKey.length !== 0) {
+      obj.grantKey = base64FromBytes(message.grantKey);
     }
     return obj;
   },
@@ -620,10 +635,10 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
     message.shards = object.shards ?? 0;
     message.pageBytes = (object.pageBytes !== undefined && object.pageBytes !== null) ? BigInt(object.pageBytes) : 0n;
     message.pageOffsets = object.pageOffsets ?? Buffer.alloc(0);
-    message.rkey = object.rkey ?? 0;
     message.expiresAtMs = (object.expiresAtMs !== undefined && object.expiresAtMs !== null)
       ? BigInt(object.expiresAtMs)
       : 0n;
+    message.grantKey = object.grantKey ?? Buffer.alloc(0);
     return message;
   },
 };
