@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs every *.test.ts in the workspace with Node's built-in runner (through tsx, against source).
-// Usage: node scripts/run-tests.mjs [path-filter ...]
+// Usage: node scripts/run-tests.mjs [--rdma] [path-filter ...]
+//   --rdma: the *.rdma.ts files instead, which need real RDMA devices (inside the VM: `npm run test:rdma`)
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -15,12 +16,14 @@ function walk(dir, out) {
     if (skip.has(entry)) continue;
     const path = join(dir, entry);
     if (statSync(path).isDirectory()) walk(path, out);
-    else if (entry.endsWith('.test.ts')) out.push(relative(root, path));
+    else if (entry.endsWith(suffix)) out.push(relative(root, path));
   }
   return out;
 }
 
-const filters = process.argv.slice(2);
+const rdma = process.argv.includes('--rdma');
+const suffix = rdma ? '.rdma.ts' : '.test.ts';
+const filters = process.argv.slice(2).filter((a) => a !== '--rdma');
 const files = roots.flatMap((r) => walk(join(root, r), [])).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort();
 if (files.length === 0) {
   console.error('run-tests: no test files matched');
@@ -29,7 +32,7 @@ if (files.length === 0) {
 console.error(`run-tests: ${files.length} files`);
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=180000', '--test-reporter=spec', ...files],
+  ['--import', 'tsx', '--test', `--test-concurrency=${rdma ? 1 : 2}`, `--test-timeout=${rdma ? 300000 : 180000}`, '--test-reporter=spec', ...files],
   { cwd: root, stdio: 'inherit', env: { ...process.env, KVFABRIC_TEST: '1' } },
 );
 process.exit(result.status ?? 1);

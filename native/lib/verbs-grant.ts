@@ -38,3 +38,19 @@ export function parseVerbsGrantKey(buf: Buffer, field = 'grantKey'): VerbsGrantK
   r.end();
   return { mode: mode === 1 ? 'windows' : 'pool-rkey', windows };
 }
+
+/** The inverse of parseVerbsGrantKey (the node never builds keys itself: tests use it to forge them). */
+export function encodeVerbsGrantKey(key: VerbsGrantKey): Buffer {
+  const b = Buffer.alloc(6 + key.windows.length * 22);
+  b.writeUInt8(1, 0);
+  b.writeUInt8(key.mode === 'windows' ? 1 : 2, 1);
+  b.writeUInt32LE(key.windows.length, 2);
+  key.windows.forEach((w, i) => {
+    const o = 6 + i * 22;
+    b.writeBigUInt64LE(BigInt(w.offset), o);
+    b.writeBigUInt64LE(BigInt(w.length), o + 8);
+    b.writeUInt32LE(w.rkey, o + 16);
+    b.writeUInt16LE(w.qp, o + 20);
+  });
+  return b;
+}

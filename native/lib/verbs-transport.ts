@@ -241,7 +241,7 @@ export class VerbsTransport extends NativeTransport<NativeVerbs> implements Tran
       throw invalidArgument('options.nics', `1..${MAX_VERBS_NICS} device names`, nics);
     }
     const p = probe();
-    if (!p.ok) throw transportError('TRANSPORT_UNAVAILABLE', `verbs: ${p.reason ?? 'unavailable'}`);
+    if (p.devices.length === 0) throw transportError('TRANSPORT_UNAVAILABLE', `verbs: ${p.reason ?? 'unavailable'}`);
     nics ??= p.devices.filter((d) => d.ports.some((x) => x.port === portNum && x.state === 'active' && (gidIndex >= 0 || x.gidIndex >= 0))).map((d) => d.name);
     if (nics.length === 0) throw transportError('TRANSPORT_UNAVAILABLE', `verbs: no device has an active port ${portNum} with a usable GID`);
     config.nics = nics;

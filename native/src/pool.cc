@@ -312,12 +312,20 @@ Pool::Pool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Pool>(info) {
     hugepages_reason_ = "not requested";
   }
   if (base == MAP_FAILED) {
-    base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (base == MAP_FAILED) {
+    // 2 MiB aligned, so transparent huge pages back whole pool pages and a NIC registration maps few, large pages.
+    constexpr uint64_t kAlign = 2ull << 20;
+    void* raw = mmap(nullptr, size + kAlign, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED) {
       int err = errno;
       throw CodedError(env, code::kInternal,
                        "Pool: mmap of " + std::to_string(size) + " bytes failed: " + ErrnoString(err));
     }
+    uint64_t start = reinterpret_cast<uint64_t>(raw);
+    uint64_t aligned = (start + kAlign - 1) & ~(kAlign - 1);
+    if (aligned > start) munmap(raw, aligned - start);
+    uint64_t tail = start + size + kAlign - (aligned + size);
+    if (tail > 0) munmap(reinterpret_cast<void*>(aligned + size), tail);
+    base = reinterpret_cast<void*>(aligned);
     madvise(base, size, MADV_HUGEPAGE);  // best effort: fewer TLB misses on the copy path
   }
   mapping_ = std::make_shared<Mapping>(static_cast<uint8_t*>(base), size, map_len, -1);
