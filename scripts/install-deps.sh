@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages kvfabric needs to build and test: a C++ toolchain for the addon, protoc for `gen:proto`,
-# libibverbs/liburing headers, and the reference peers and etcd the tests and benches start on loopback.
+# libibverbs/liburing headers, the reference peers and etcd the tests and benches start on loopback, and QEMU,
+# busybox and the RDMA user space for scripts/rdma-vm.sh (soft-RoCE in a VM), whose kernel is fetched last.
 set -euo pipefail
-packages=(g++ make python3 pkg-config protobuf-compiler libibverbs-dev liburing-dev etcd-server iperf3 redis-server valgrind)
+packages=(g++ make python3 pkg-config protobuf-compiler libibverbs-dev liburing-dev etcd-server iperf3 redis-server valgrind
+  qemu-system-x86 busybox-static rdma-core ibverbs-providers ibverbs-utils perftest stress-ng)
 run() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 export DEBIAN_FRONTEND=noninteractive
 run apt-get update -qq
 run apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 echo "install-deps: ${packages[*]} installed"
+# As root like apt, since the default kernel cache is under /var/cache; the variable survives sudo this way.
+run env KVFABRIC_VM_CACHE="${KVFABRIC_VM_CACHE:-/var/cache/kvfabric/rdma-vm}" bash "$(dirname "$0")/rdma-vm.sh" fetch

@@ -320,6 +320,9 @@ void VerbsWorker::Complete(const ibv_wc& wc) {
     case WrKind::kBind: {
       Window& win = w.grant->windows[w.window];
       if (ok) {
+        // Providers name the window by ibv_mw::rkey in later binds (rxe checks it against the current key), and a
+        // type-2 bind through post_send does not update it: keep it current here.
+        win.mw->rkey = win.rkey;
         win.state = WindowState::kBound;
         sink_.verbs->windows_bound++;
         if (Owned* o = Find(q->qp)) o->bound++;

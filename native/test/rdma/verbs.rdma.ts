@@ -11,7 +11,9 @@ import { assertUntouched, blank, closeAll, connect, fill, grant, read, rejectsWi
 const a = process.env.KVF_RDMA_A_DEV;
 const b = process.env.KVF_RDMA_B_DEV;
 if (!a || !b) throw new Error('these tests need the RDMA VM: run `npm run test:rdma` (KVF_RDMA_A_DEV/KVF_RDMA_B_DEV unset)');
-const env: VerbsEnv = { a, b };
+// rxe under QEMU's emulation answers a READ in tens of milliseconds when eight readers queue at once; a 1 s ACK
+// timeout (exponent 18) keeps the QPs' own retries from giving up on a path that is only slow.
+const env: VerbsEnv = { a, b, options: { ackTimeout: 18 } };
 
 describe('rxe devices', () => {
   test('both devices are active with a RoCE v2 GID and type-2 memory windows', () => {

@@ -68,7 +68,11 @@ export class ManagedProcess implements AsyncDisposable {
     });
   }
 
-  async waitHealthy(url: string, timeoutMs = 20_000): Promise<void> {
+  /**
+   * Waits for `url` to answer 200. The default deadline is 20 s, or KVFABRIC_TEST_START_TIMEOUT_MS where processes
+   * start slowly for a known reason (the RDMA VM emulates its CPUs).
+   */
+  async waitHealthy(url: string, timeoutMs = Number(process.env.KVFABRIC_TEST_START_TIMEOUT_MS) || 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (!this.running) throw new Error(`${this.name} exited (${JSON.stringify(this.exit)}) before healthy:\n${this.tail()}`);
