@@ -102,6 +102,8 @@ export interface VerbsTransportOptions {
   queueDepth?: number;
   /** CQ entries per NIC (clamped to max_cqe); posting never lets more completions be outstanding. Default 16384. */
   cqDepth?: number;
+  /** RDMA READs in flight per QP (max_rd_atomic), clamped to the device's and the peer's limits. Default 16. */
+  readDepth?: number;
   /** Longest single RDMA READ; longer descriptors are split (also at the port's max_msg_sz). Default 1 MiB. */
   sliceBytes?: number;
   /** Largest memory window a grant binds; ranges are cut into windows spread over the reader's QPs. Default 1 MiB. */
@@ -121,7 +123,7 @@ export interface VerbsTransportOptions {
 }
 
 const OPTION_KEYS = [
-  'pool', 'nics', 'qpsPerPeer', 'portNum', 'gidIndex', 'timeoutMs', 'queueDepth', 'cqDepth', 'sliceBytes',
+  'pool', 'nics', 'qpsPerPeer', 'portNum', 'gidIndex', 'timeoutMs', 'queueDepth', 'cqDepth', 'readDepth', 'sliceBytes',
   'windowBytes', 'trafficClass', 'serviceLevel', 'ackTimeout', 'retryCount', 'allowPoolRkey', 'busyPollUs', 'onEvent',
 ] as const;
 
@@ -224,6 +226,7 @@ export class VerbsTransport extends NativeTransport<NativeVerbs> implements Tran
       gidIndex,
       queueDepth: intOption(opts, 'queueDepth', 256, 1, 1 << 16),
       cqDepth: intOption(opts, 'cqDepth', 16384, 16, 1 << 22),
+      readDepth: intOption(opts, 'readDepth', 16, 1, 255),
       sliceBytes: intOption(opts, 'sliceBytes', 1 << 20, 4096, 1 << 30),
       trafficClass: intOption(opts, 'trafficClass', 0, 0, 255),
       serviceLevel: intOption(opts, 'serviceLevel', 0, 0, 15),

@@ -125,7 +125,7 @@ std::string OpenNic(const VerbsConfig& cfg, uint8_t* base, uint64_t size, Nic* p
   // Limits: never ask the device for more than it has.
   p->qp_depth = std::min<uint32_t>(cfg.queue_depth, uint32_t(std::max(attr.max_qp_wr, 1)));
   p->cq_depth = std::min<uint32_t>(cfg.cq_depth, uint32_t(std::max(attr.max_cqe, 1)));
-  p->rd_atom_init = uint32_t(std::max(attr.max_qp_init_rd_atom, 1));
+  p->rd_atom_init = std::min<uint32_t>(cfg.read_depth, uint32_t(std::max(attr.max_qp_init_rd_atom, 1)));
   p->rd_atom_resp = uint32_t(std::max(attr.max_qp_rd_atom, 1));
   p->max_msg = p->port.max_msg_sz ? p->port.max_msg_sz : (1ull << 31);
   p->max_mw = uint32_t(std::max(attr.max_mw, 0));

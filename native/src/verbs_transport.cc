@@ -49,6 +49,7 @@ class VerbsTransport : public Napi::ObjectWrap<VerbsTransport> {
     cfg_.gid_index = c.Get("gidIndex").As<Napi::Number>().Int32Value();
     cfg_.queue_depth = U32(c, "queueDepth");
     cfg_.cq_depth = U32(c, "cqDepth");
+    cfg_.read_depth = U32(c, "readDepth");
     cfg_.slice_bytes = U32(c, "sliceBytes");
     cfg_.traffic_class = uint8_t(U32(c, "trafficClass"));
     cfg_.service_level = uint8_t(U32(c, "serviceLevel"));
