@@ -6,7 +6,8 @@ import { createContext, formatTable, machineInfo, summaryTable, type ResultFile,
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const scenarioDir = join(here, 'scenarios');
-const resultsDir = join(here, '../results');
+// KVFABRIC_BENCH_RESULTS_DIR: where a scenario run inside the RDMA VM leaves its file for the host to pick up.
+const resultsDir = process.env.KVFABRIC_BENCH_RESULTS_DIR ?? join(here, '../results');
 
 function available(): string[] {
   return readdirSync(scenarioDir).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts')).map((f) => f.replace(/\.ts$/, '')).sort();
