@@ -216,7 +216,7 @@ gid_index() {
   local want i port=/sys/class/infiniband/$1/ports/1
   want=$(printf '0000:0000:0000:0000:0000:ffff:%02x%02x:%02x%02x' $(echo "$2" | tr . ' '))
   for i in 0 1 2 3 4 5 6 7; do
-    if [ "$(cat $port/gids/$i 2>/dev/null)" = "$want" ] && [ "$(cat $port/gid_attrs/types/$i 2>/dev/null)" = "RoCE v2" ]; then
+    if [ "$(cat "$port/gids/$i" 2>/dev/null)" = "$want" ] && [ "$(cat "$port/gid_attrs/types/$i" 2>/dev/null)" = "RoCE v2" ]; then
       echo "$i"
       return 0
     fi
@@ -230,7 +230,7 @@ mark() {
 }
 
 set_sysctl() {
-  echo "$2" >/proc/sys/$1 || fail "cannot set $1 to $2"
+  echo "$2" >"/proc/sys/$1" || fail "cannot set $1 to $2"
 }
 
 # Two "hosts" in one namespace: rxe resolves routes only in the init namespace (netns does not work on 6.1),
@@ -396,6 +396,7 @@ watchdog() {
 }
 
 # On a signal to this script: QEMU and our helpers go too, then exit $1 (128 + the signal).
+# shellcheck disable=SC2317  # only called from traps
 stop_vm() {
   kill -TERM "$qemu_pid" "$watchdog_pid" "$err_cat" 2>/dev/null
   wait "$qemu_pid"
@@ -427,6 +428,7 @@ run_vm() {
   cat "$ctl/stderr" >&2 &
   err_cat=$!
 
+  # shellcheck disable=SC2054  # commas inside QEMU option values
   qemu=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp "$CPUS" -m "$MEM"
     -nodefaults -nographic -no-reboot -nic none
     -bios "$QBOOT"
