@@ -104,6 +104,11 @@ export interface VerbsTransportOptions {
   cqDepth?: number;
   /** RDMA READs in flight per QP (max_rd_atomic), clamped to the device's and the peer's limits. Default 16. */
   readDepth?: number;
+  /**
+   * READs posted to a QP at once (at least readDepth); the rest wait in the worker and are posted as READs
+   * complete. A NIC holds only readDepth in flight anyway; a longer send queue only delays other work. Default 32.
+   */
+  postDepth?: number;
   /** Longest single RDMA READ; longer descriptors are split (also at the port's max_msg_sz). Default 1 MiB. */
   sliceBytes?: number;
   /** Largest memory window a grant binds; ranges are cut into windows spread over the reader's QPs. Default 1 MiB. */
@@ -123,7 +128,7 @@ export interface VerbsTransportOptions {
 }
 
 const OPTION_KEYS = [
-  'pool', 'nics', 'qpsPerPeer', 'portNum', 'gidIndex', 'timeoutMs', 'queueDepth', 'cqDepth', 'readDepth', 'sliceBytes',
+  'pool', 'nics', 'qpsPerPeer', 'portNum', 'gidIndex', 'timeoutMs', 'queueDepth', 'cqDepth', 'readDepth', 'postDepth', 'sliceBytes',
   'windowBytes', 'trafficClass', 'serviceLevel', 'ackTimeout', 'retryCount', 'allowPoolRkey', 'busyPollUs', 'onEvent',
 ] as const;
 
@@ -160,6 +165,9 @@ export interface VerbsCounters extends TransportCounters {
   /** ibv_post_send calls; each posts a chain of `workRequests / posts` WRs on average. */
   posts: number;
   workRequests: number;
+  /** Times a NIC worker slept on its completion channel, and how many of those a completion ended. */
+  sleeps: number;
+  cqWakeups: number;
   liveGrants: number;
 }
 
@@ -227,6 +235,7 @@ export class VerbsTransport extends NativeTransport<NativeVerbs> implements Tran
       queueDepth: intOption(opts, 'queueDepth', 256, 1, 1 << 16),
       cqDepth: intOption(opts, 'cqDepth', 16384, 16, 1 << 22),
       readDepth: intOption(opts, 'readDepth', 16, 1, 255),
+      postDepth: intOption(opts, 'postDepth', 32, 1, 1 << 16),
       sliceBytes: intOption(opts, 'sliceBytes', 1 << 20, 4096, 1 << 30),
       trafficClass: intOption(opts, 'trafficClass', 0, 0, 255),
       serviceLevel: intOption(opts, 'serviceLevel', 0, 0, 15),

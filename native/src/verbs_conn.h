@@ -63,6 +63,7 @@ struct Qp {
   // worker-owned:
   std::deque<Wr> pending;  // waiting for room
   std::deque<Wr> posted;   // in the send queue, in order (RC completes in order)
+  uint32_t reads_posted = 0;  // READs in `posted`
   bool errored = false;    // moved to ERR by this worker
 };
 

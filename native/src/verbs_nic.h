@@ -17,6 +17,7 @@ struct VerbsConfig {
   uint32_t queue_depth = 256;  // send WRs per QP; clamped to the device's max_qp_wr
   uint32_t cq_depth = 16384;   // clamped to max_cqe; posting never lets a CQ hold more than it can
   uint32_t read_depth = 16;    // READs in flight per QP (max_rd_atomic); clamped to the device and to the peer
+  uint32_t post_depth = 32;    // READs posted per QP at once (the rest wait in the worker); >= read_depth
   uint64_t slice_bytes = 1 << 20;  // longest single READ (also clamped to the port's max_msg_sz)
   uint8_t traffic_class = 0;
   uint8_t service_level = 0;

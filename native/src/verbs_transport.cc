@@ -50,6 +50,7 @@ class VerbsTransport : public Napi::ObjectWrap<VerbsTransport> {
     cfg_.queue_depth = U32(c, "queueDepth");
     cfg_.cq_depth = U32(c, "cqDepth");
     cfg_.read_depth = U32(c, "readDepth");
+    cfg_.post_depth = std::max(U32(c, "postDepth"), cfg_.read_depth);
     cfg_.slice_bytes = U32(c, "sliceBytes");
     cfg_.traffic_class = uint8_t(U32(c, "trafficClass"));
     cfg_.service_level = uint8_t(U32(c, "serviceLevel"));
@@ -552,6 +553,8 @@ class VerbsTransport : public Napi::ObjectWrap<VerbsTransport> {
     o.Set("brokenConnections", double(verbs_counters_.broken_conns));
     o.Set("posts", double(verbs_counters_.posts));
     o.Set("workRequests", double(verbs_counters_.wrs));
+    o.Set("sleeps", double(verbs_counters_.sleeps));
+    o.Set("cqWakeups", double(verbs_counters_.cq_wakeups));
     o.Set("liveGrants", double(grants_.size()));
     return o;
   }

@@ -16,7 +16,7 @@ namespace kvf {
 namespace {
 
 constexpr int kPollBatch = 64;
-constexpr int kChain = 32;             // WRs per ibv_post_send
+constexpr int kChain = 64;             // WRs per ibv_post_send at most
 constexpr int kScanEveryMs = 5;        // deadlines and grant expiry
 constexpr int64_t kStopDrainMs = 2000; // how long Stop() waits for flushes before destroying QPs anyway
 
@@ -229,8 +229,14 @@ bool VerbsWorker::PostAll() {
     ibv_sge sges[kChain];
     int n = 0;
     uint32_t room = std::min<uint32_t>(nic_->qp_depth - uint32_t(q->posted.size()), nic_->cq_depth - cq_inflight_);
+    // READs go in refills: once at most half the post depth is left at the NIC, top it up in one chain. One
+    // doorbell per completed READ starves the NIC (soft-RoCE runs the requester inline on every doorbell).
+    uint32_t reads = q->reads_posted;
+    uint32_t read_budget = reads > cfg_.post_depth / 2 ? 0 : cfg_.post_depth - reads;
     while (n < kChain && uint32_t(n) < room && size_t(n) < q->pending.size()) {
       Wr& w = q->pending[n];
+      if (w.kind == WrKind::kRead && read_budget == 0) break;
+      if (w.kind == WrKind::kRead) read_budget--;
       ibv_send_wr& wr = wrs[n];
       wr = ibv_send_wr{};
       wr.wr_id = reinterpret_cast<uint64_t>(q);
@@ -266,6 +272,7 @@ bool VerbsWorker::PostAll() {
     sink_.verbs->posts++;
     sink_.verbs->wrs += uint64_t(posted);
     for (int i = 0; i < posted; i++) {
+      if (q->pending.front().kind == WrKind::kRead) q->reads_posted++;
       q->posted.push_back(std::move(q->pending.front()));
       q->pending.pop_front();
     }
@@ -297,6 +304,7 @@ void VerbsWorker::Complete(const ibv_wc& wc) {
   if (q->posted.empty()) return;  // cannot happen: every WR is signaled and tracked
   Wr w = std::move(q->posted.front());
   q->posted.pop_front();
+  if (w.kind == WrKind::kRead) q->reads_posted--;
   bool ok = wc.status == IBV_WC_SUCCESS;
   if (!ok && wc.status != IBV_WC_WR_FLUSH_ERR) {
     sink_.counters->errors++;
@@ -494,7 +502,9 @@ void VerbsWorker::Sleep(int timeout_ms) {
   if (ibv_req_notify_cq(nic_->cq, 0) != 0) timeout_ms = std::min(timeout_ms, 1);
   if (Poll() > 0) return;  // a completion raced the arming
   pollfd fds[3] = {{wake_fd_, POLLIN, 0}, {nic_->channel->fd, POLLIN, 0}, {nic_->ctx->async_fd, POLLIN, 0}};
+  sink_.verbs->sleeps++;
   if (poll(fds, 3, timeout_ms) <= 0) return;
+  if (fds[1].revents & POLLIN) sink_.verbs->cq_wakeups++;
   if (fds[0].revents & POLLIN) {
     uint64_t x;
     ssize_t r = read(wake_fd_, &x, sizeof(x));

@@ -27,6 +27,8 @@ struct VerbsCounters {
   std::atomic<uint64_t> broken_conns{0};
   std::atomic<uint64_t> posts{0};  // ibv_post_send calls (each posts a chain)
   std::atomic<uint64_t> wrs{0};    // work requests posted
+  std::atomic<uint64_t> sleeps{0};         // times a worker slept on its completion channel
+  std::atomic<uint64_t> cq_wakeups{0};     // ... and was woken by a completion event (the rest: work or timeout)
 };
 
 struct VerbsSink {

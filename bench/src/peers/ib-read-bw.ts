@@ -31,6 +31,8 @@ export interface IbReadBwOptions {
    * outstanding READs can take longer than that to come back, and every expiry re-requests it: raise it there.
    */
   qpTimeout?: number;
+  /** Wait for completions on the completion channel (`-e`) instead of busy-polling the CQ. */
+  events?: boolean;
   /** TCP port of the setup exchange; default: a free one. */
   port?: number;
   /** Both sides are killed after this long; default 300 s (emulated RDMA under TCG is slow). */
@@ -158,6 +160,7 @@ async function runOnce(opts: IbReadBwOptions): Promise<IbReadBwResult> {
   const port = opts.port ?? (await freePort());
   const common = ['-F', '--report_gbits', '-x', opts.gidIndex, '-s', opts.sizeBytes, '-n', opts.iterations, '-q', opts.qps, '-o', opts.outstanding, '-p', port];
   if (opts.qpTimeout !== undefined) common.push('-u', opts.qpTimeout);
+  if (opts.events) common.push('-e');
   const deadline = Date.now() + (opts.timeoutMs ?? 300_000);
   const server = startSide(['-d', opts.serverDev, ...common.map(String)]);
   let client: Side | undefined;
