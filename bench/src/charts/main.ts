@@ -72,6 +72,18 @@ if (pull) {
     ]),
   });
 }
+const rdma = load('rdma');
+if (rdma) {
+  charts.push({
+    file: 'rdma.svg', title: 'Remote pull over verbs vs ib_read_bw (soft-RoCE in a QEMU VM)', unit: 'MB/s',
+    rows: rows(rdma, [
+      ['rdma_read_64k_q1_gb_per_s', '64 KiB, 1 QP, 4 batches in flight', 0.9], ['rdma_read_64k_q1_one_batch_gb_per_s', '64 KiB, 1 QP, 1 batch', 0.9],
+      ['rdma_read_64k_q4_gb_per_s', '64 KiB, 4 QPs, 4 batches in flight', 0.9], ['rdma_read_64k_q4_one_batch_gb_per_s', '64 KiB, 4 QPs, 1 batch', 0.9],
+      ['rdma_read_256k_q1_gb_per_s', '256 KiB, 1 QP, 4 batches in flight', 0.9], ['rdma_read_256k_q1_one_batch_gb_per_s', '256 KiB, 1 QP, 1 batch', 0.9],
+      ['rdma_read_256k_q4_gb_per_s', '256 KiB, 4 QPs, 4 batches in flight', 0.9], ['rdma_read_256k_q4_one_batch_gb_per_s', '256 KiB, 4 QPs, 1 batch', 0.9],
+    ]).map((r) => ({ ...r, kvfabric: r.kvfabric * 1000, reference: r.reference * 1000 })),
+  });
+}
 const meta = load('metaserver');
 if (meta) {
   charts.push({
