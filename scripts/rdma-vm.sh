@@ -7,8 +7,9 @@
 #   bash scripts/rdma-vm.sh check     # "ready: ..." and exit 0, or why the VM cannot run here and exit 1
 #
 # The guest's root is this machine's / (9p, read-only) under a tmpfs overlay, so CMD runs the host's binaries in
-# the caller's working directory; writes go to the overlay and vanish (/tmp and /run are fresh tmpfs too), except
-# under $KVF_VM_OUT: the host directory given by --out (default: a new temp dir), mounted at the same path.
+# the caller's working directory (wherever it is, /tmp included); writes go to the overlay and vanish (/run is a
+# fresh tmpfs), except under $KVF_VM_OUT: the host directory given by --out (default: a new temp dir), mounted at
+# the same path.
 # Inside, a veth pair kvfa (10.77.0.1/24) <-> kvfb (10.77.0.2/24) carries the rxe devices rxa and rxb; the VM
 # has no network device at all, so nothing reaches out. CMD runs as root with `ulimit -l unlimited` and only
 #   KVF_IN_VM=1 KVF_VM_OUT=<dir> KVF_RDMA_A_DEV=rxa KVF_RDMA_A_IP=10.77.0.1 KVF_RDMA_A_GID=<RoCE v2 GID index>
@@ -198,7 +199,7 @@ stage1() {
   mkdir -p /newroot/dev/pts /newroot/dev/shm
   mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /newroot/dev/pts
   mount -t tmpfs -o mode=1777 shm /newroot/dev/shm
-  mount -t tmpfs -o mode=1777,size=75% tmp /newroot/tmp
+  # /tmp stays part of the overlay: a clone the job runs in may live under the host's /tmp (CI's may).
   mount -t tmpfs -o mode=755 run /newroot/run
   mount -t configfs configfs /newroot/sys/kernel/config
 
