@@ -165,6 +165,8 @@ export interface VerbsCounters extends TransportCounters {
   /** ibv_post_send calls; each posts a chain of `workRequests / posts` WRs on average. */
   posts: number;
   workRequests: number;
+  /** READs in the NICs' send queues right now. */
+  readsPosted: number;
   /** Times a NIC worker slept on its completion channel, and how many of those a completion ended. */
   sleeps: number;
   cqWakeups: number;

@@ -553,6 +553,7 @@ class VerbsTransport : public Napi::ObjectWrap<VerbsTransport> {
     o.Set("brokenConnections", double(verbs_counters_.broken_conns));
     o.Set("posts", double(verbs_counters_.posts));
     o.Set("workRequests", double(verbs_counters_.wrs));
+    o.Set("readsPosted", double(verbs_counters_.reads_posted));
     o.Set("sleeps", double(verbs_counters_.sleeps));
     o.Set("cqWakeups", double(verbs_counters_.cq_wakeups));
     o.Set("liveGrants", double(grants_.size()));

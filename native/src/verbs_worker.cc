@@ -272,7 +272,7 @@ bool VerbsWorker::PostAll() {
     sink_.verbs->posts++;
     sink_.verbs->wrs += uint64_t(posted);
     for (int i = 0; i < posted; i++) {
-      if (q->pending.front().kind == WrKind::kRead) q->reads_posted++;
+      if (q->pending.front().kind == WrKind::kRead) q->reads_posted++, sink_.verbs->reads_posted++;
       q->posted.push_back(std::move(q->pending.front()));
       q->pending.pop_front();
     }
@@ -304,7 +304,7 @@ void VerbsWorker::Complete(const ibv_wc& wc) {
   if (q->posted.empty()) return;  // cannot happen: every WR is signaled and tracked
   Wr w = std::move(q->posted.front());
   q->posted.pop_front();
-  if (w.kind == WrKind::kRead) q->reads_posted--;
+  if (w.kind == WrKind::kRead) q->reads_posted--, sink_.verbs->reads_posted--;
   bool ok = wc.status == IBV_WC_SUCCESS;
   if (!ok && wc.status != IBV_WC_WR_FLUSH_ERR) {
     sink_.counters->errors++;
