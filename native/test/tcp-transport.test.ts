@@ -11,21 +11,10 @@ import { Pool } from '../lib/pool.js';
 import { TcpTransport, encodeTcpServerMaterial, parseTcpServerMaterial } from '../lib/tcp-transport.js';
 import type { TransportEvent } from '../lib/transport.js';
 import { stamp } from './fixtures/tcp-peer.js';
+import { rejectsWith } from './helpers.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const f64 = (xs: number[]): Float64Array => new Float64Array(xs);
-
-async function rejectsWith(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<Error & { code: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as Error & { code: string };
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    if (pattern) assert.match(e.message, pattern);
-    return e;
-  }
-  assert.fail(`expected a rejection with ${code}`);
-}
 
 function throwsWith(fn: () => unknown, code: string, pattern: RegExp): void {
   assert.throws(fn, (err: Error & { code: string }) => err.code === code && pattern.test(err.message));

@@ -9,6 +9,9 @@ import { describe, test } from 'node:test';
 import { Pool } from '../lib/pool.js';
 import type { TransportEvent } from '../lib/transport.js';
 import { VerbsTransport, encodeVerbsGrantKey, parseVerbsGrantKey, type VerbsTransportOptions } from '../lib/verbs-transport.js';
+import { rejectsWith, until } from './helpers.js';
+
+export { rejectsWith, sleep, until } from './helpers.js';
 
 export interface VerbsEnv {
   /** Device of the serving side and of the reading side. */
@@ -19,29 +22,6 @@ export interface VerbsEnv {
 }
 
 export type Options = Partial<Omit<VerbsTransportOptions, 'pool'>>;
-
-export async function rejectsWith(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<Error & { code: string }> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as Error & { code: string };
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    if (pattern) assert.match(e.message, pattern);
-    return e;
-  }
-  assert.fail(`expected a rejection with ${code}`);
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `cond` every 20 ms until it holds; generous deadline (tests never assume a machine's speed). */
-export async function until(what: string, cond: () => boolean, deadlineMs = 60_000): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 export interface Side {
   pool: Pool;

@@ -103,7 +103,7 @@ int PostSendLocked(Qp* q, ibv_send_wr* wr, ibv_send_wr** bad_wr, bool via_bind_v
       if (m == nullptr || (m->mw.type == IBV_MW_TYPE_1) != via_bind_verb) err = EINVAL;
       else if (wr->bind_mw.bind_info.length > (1ull << 31)) err = EOPNOTSUPP;  // mlx5: KLM limit of 2 GiB
     } else if (wr->opcode != IBV_WR_LOCAL_INV) {
-      err = EINVAL;  // SEND/WRITE/atomics are not implemented by the fake
+      err = EINVAL;  // the stand-in speaks only READ, BIND_MW and LOCAL_INV (README.md)
     }
     if (err != 0) {
       *bad_wr = wr;
