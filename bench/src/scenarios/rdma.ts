@@ -49,7 +49,9 @@ async function pullTrial(reader: Transport, server: Transport, pool: { r: Pool; 
       while (issued < bytes) {
         const b = list[next++ % list.length]!;
         issued += b[2].length * size;
-        moved += (await reader.readv('S', 1, b[0], b[1], b[2], { grantKey: key, timeoutMs: 120_000 })).bytes;
+        // Not `moved += (await …)`: that reads `moved` before the await and loses the other workers' bytes.
+        const r = await reader.readv('S', 1, b[0], b[1], b[2], { grantKey: key, timeoutMs: 120_000 });
+        moved += r.bytes;
       }
     };
     await Promise.all(Array.from({ length: batches }, worker));
