@@ -8,7 +8,7 @@ import { startMetaserver, startNode, type MetaserverHandle, type NodeHandle } fr
 import { MetaserverClient } from '@kvfabric/client';
 import { PeerClient, TransportKind, type HandshakeResponse, type PrepareReadResponse } from '@kvfabric/proto';
 import { Pool, TcpTransport } from '@kvfabric/native';
-import { engine, freshHashes, loadBlocks, metric, nodeId, saveBlocks, until, PAGE } from './pull-helpers.js';
+import { advertised as advertisedOn, engine, freshHashes, loadBlocks, metric, nodeId, saveBlocks, until, PAGE } from './pull-helpers.js';
 import { unpackOffsets } from '../src/peer/peer-service.js';
 
 let metaserver: MetaserverHandle;
@@ -33,9 +33,7 @@ after(async () => {
   await metaserver?.[Symbol.asyncDispose]();
 });
 
-async function advertised(ns: string, hashes: Buffer[], node: NodeHandle, n: number): Promise<void> {
-  await until(`${node.addr} advertising ${n} blocks`, async () => (await meta.queryPrefix(ns, hashes)).nodes.some((x) => x.addr === node.addr && x.prefixLen === n));
-}
+const advertised = (ns: string, hashes: Buffer[], node: NodeHandle, n: number) => advertisedOn(meta, ns, hashes, node, n);
 
 const unary = <Req, Res>(stub: PeerClient, method: 'handshake' | 'prepareRead', req: Req) =>
   new Promise<Res>((resolve, reject) =>

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NodeHandle } from '@kvfabric/testkit';
+import type { MetaserverClient } from '@kvfabric/client';
 import { KvEngine, KvRegion, type KvLayoutSpec } from '@kvfabric/client';
 
 export const LAYOUT: KvLayoutSpec = { numLayers: 4, kvSplit: true, bytesPerLayerBlock: 8192, numBlocks: 128 }; // 64 KiB pages
@@ -83,4 +84,9 @@ export async function until(what: string, fn: () => Promise<boolean> | boolean, 
 export async function nodeId(node: NodeHandle): Promise<string> {
   const h = (await (await fetch(`http://${node.httpAddr}/health`)).json()) as { nodeId: string };
   return h.nodeId;
+}
+
+/** Waits until the metaserver reports `node` holding exactly `n` leading blocks of `hashes`. */
+export async function advertised(meta: MetaserverClient, ns: string, hashes: Buffer[], node: NodeHandle, n: number, timeoutMs?: number): Promise<void> {
+  await until(`${node.addr} advertising ${n} blocks`, async () => (await meta.queryPrefix(ns, hashes)).nodes.some((x) => x.addr === node.addr && x.prefixLen === n), timeoutMs);
 }

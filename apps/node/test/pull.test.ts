@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster, runCli, type Cluster, type NodeHandle } from '@kvfabric/testkit';
 import { MetaserverClient } from '@kvfabric/client';
-import { engine, freshHashes, loadBlocks, metric, nodeId, saveBlocks, until, PAGE } from './pull-helpers.js';
+import { advertised as advertisedOn, engine, freshHashes, loadBlocks, metric, nodeId, saveBlocks, until, PAGE } from './pull-helpers.js';
 
 let cluster: Cluster;
 let meta: MetaserverClient;
@@ -21,13 +21,7 @@ after(async () => {
   await cluster?.[Symbol.asyncDispose]();
 });
 
-/** Waits until the metaserver reports `node` holding exactly `n` leading blocks of `hashes`. */
-async function advertised(ns: string, hashes: Buffer[], node: NodeHandle, n: number): Promise<void> {
-  await until(`${node.addr} advertising ${n} blocks`, async () => {
-    const res = await meta.queryPrefix(ns, hashes);
-    return res.nodes.some((x) => x.addr === node.addr && x.prefixLen === n);
-  });
-}
+const advertised = (ns: string, hashes: Buffer[], node: NodeHandle, n: number) => advertisedOn(meta, ns, hashes, node, n);
 
 /** Blocks pinned on a node right now (leases, grants, copies, pulls in flight). */
 const pinned = (node: NodeHandle) => metric(node, 'kvfabric_index_pinned_blocks');

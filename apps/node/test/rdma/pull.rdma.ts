@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMetaserver, startNode, type MetaserverHandle, type NodeHandle } from '@kvfabric/testkit';
 import { MetaserverClient } from '@kvfabric/client';
-import { engine, freshHashes, loadBlocks, metric, saveBlocks, until, PAGE } from '../pull-helpers.js';
+import { advertised as advertisedOn, engine, freshHashes, loadBlocks, metric, saveBlocks, until, PAGE } from '../pull-helpers.js';
 
 const DEV_A = process.env.KVF_RDMA_A_DEV;
 const DEV_B = process.env.KVF_RDMA_B_DEV;
@@ -38,9 +38,7 @@ after(async () => {
   await metaserver?.[Symbol.asyncDispose]();
 });
 
-async function advertised(ns: string, hashes: Buffer[], node: NodeHandle, n: number): Promise<void> {
-  await until(`${node.addr} advertising ${n} blocks`, async () => (await meta.queryPrefix(ns, hashes)).nodes.some((x) => x.addr === node.addr && x.prefixLen === n), SLOW);
-}
+const advertised = (ns: string, hashes: Buffer[], node: NodeHandle, n: number) => advertisedOn(meta, ns, hashes, node, n, SLOW);
 
 test('A runs verbs as asked, B picks verbs with --transport auto and says why; both on a RoCE v2 GID with memory windows', async () => {
   await A.proc.waitForLog(/"msg":"transport: verbs \(requested with --transport verbs\)"/, SLOW);
