@@ -56,7 +56,8 @@ before(async () => {
   tokensFile = join(dir, 'tokens.json');
   writeFileSync(tokensFile, JSON.stringify(TOKENS));
   tokenHashes = hashTokenBlocks(TOKENS, 4, { seed: '0' });
-  ms = await startMetaserver({ logLevel: 'warn' });
+  // The nodes heartbeat once, here: they must not go stale however long the CLI processes take to start.
+  ms = await startMetaserver({ logLevel: 'warn', args: ['--node-stale-secs', '3600'] });
   client = new MetaserverClient(ms.addr);
   const hb = await client.heartbeat({
     ...NODE_A,
