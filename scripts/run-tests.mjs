@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Runs every *.test.ts in the workspace with Node's built-in runner (through tsx, against source).
+// Runs every *.test.ts in the workspace with Node's built-in runner (through tsx, against source: the `source`
+// export condition; the processes they start run the compiled dist/, so `npm test` builds first).
 // Usage: node scripts/run-tests.mjs [--rdma] [path-filter ...]
 //   --rdma: the *.rdma.ts files instead, which need real RDMA devices (inside the VM: `npm run test:rdma`)
 import { spawnSync } from 'node:child_process';
@@ -32,7 +33,7 @@ if (files.length === 0) {
 console.error(`run-tests: ${files.length} files`);
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${rdma ? 1 : 2}`, `--test-timeout=${rdma ? 300000 : 180000}`, '--test-reporter=spec', ...files],
+  ['--conditions=source', '--import', 'tsx', '--test', `--test-concurrency=${rdma ? 1 : 2}`, `--test-timeout=${rdma ? 300000 : 180000}`, '--test-reporter=spec', ...files],
   { cwd: root, stdio: 'inherit', env: { ...process.env, KVFABRIC_TEST: '1' } },
 );
 process.exit(result.status ?? 1);

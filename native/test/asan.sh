@@ -53,7 +53,7 @@ status=0
   export LD_PRELOAD="$libasan"
   export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86:detect_stack_use_after_return=0:allocator_may_return_null=1:log_path=$work/reports/asan"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87:log_path=$work/reports/ubsan"
-  node --import tsx --test --test-concurrency=1 "${tests[@]}"
+  node --conditions=source --import tsx --test --test-concurrency=1 "${tests[@]}"
 ) || status=$?
 
 # 3. Any report fails the run, even from a child process whose failure a test tolerated.

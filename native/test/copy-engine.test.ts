@@ -243,7 +243,7 @@ test('an engine left open does not keep the process alive, and exit is clean', (
     busy.copy(pool, pool, Float64Array.of(0), Float64Array.of(2 * 1024 * 1024), Float64Array.of(2 * 1024 * 1024)).then((x) => console.log('late', x.bytes));
     console.log('copied', r.bytes, idle.threads);
   `;
-  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+  const child = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
   assert.equal(child.status, 0, child.stderr);
   assert.equal(child.stdout, 'copied 1048576 3\nlate 2097152\n');
 });

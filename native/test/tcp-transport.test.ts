@@ -302,7 +302,7 @@ describe('tcp transport', () => {
 
     async function start(): Promise<void> {
       child = fork(fixture('tcp-peer.ts'), [String(128 << 20), String(page), String(pages), '2'], {
-        execArgv: ['--import', 'tsx'],
+        execArgv: ['--conditions=source', '--import', 'tsx'],
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
       const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -381,7 +381,7 @@ describe('tcp transport', () => {
 
   test('a process that never closes its transports still exits by itself', () => {
     // A generous limit: it only catches a process that never exits, however busy the machine is.
-    const r = spawnSync(process.execPath, ['--import', 'tsx', fixture('tcp-no-close.ts')], {
+    const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', fixture('tcp-no-close.ts')], {
       encoding: 'utf8',
       timeout: 120_000,
     });

@@ -28,7 +28,7 @@ for (const [profile, vars] of Object.entries(PROFILES)) {
     assert.ok(existsSync(join(fakeDir, 'libibverbs.so.1')), `build the fake first: bash native/test/fake-verbs/build.sh`);
     const dir = mkdtempSync(join(tmpdir(), 'kvf-fake-verbs-'));
     try {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', script], {
+      const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', '--test', '--test-reporter=spec', script], {
         cwd: native,
         encoding: 'utf8',
         timeout: 170_000,

@@ -1,6 +1,3 @@
 #!/usr/bin/env node
-// Runs the TypeScript entry point through tsx (dev against source; no separate build step).
-import { register } from 'tsx/esm/api';
-
-register();
-await import('../src/main.ts');
+// The compiled entry point (`npm run build` writes dist/; during development `node --conditions=source --import tsx src/main.ts`).
+import '../dist/main.js';

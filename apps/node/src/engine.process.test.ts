@@ -177,7 +177,7 @@ test('node process: bad inputs get precise errors and change nothing', async () 
 
 test('node process: an engine process killed loses its instance and its leases', async () => {
   await using node = await startNode({ poolSize: '64mib' });
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./testing/engine-child.ts', import.meta.url)), node.engineSocket], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', fileURLToPath(new URL('./testing/engine-child.ts', import.meta.url)), node.engineSocket], { stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = await new Promise<string>((resolve, reject) => {
     child.stdout.on('data', (c: Buffer) => resolve(c.toString().trim()));
     child.once('exit', (code) => reject(new Error(`engine child exited ${code}`)));

@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, REPO_ROOT, startNode } from '@kvfabric/testkit';
+import { fileURLToPath } from 'node:url';
+import { BIN, startNode } from '@kvfabric/testkit';
 
-const fake = join(REPO_ROOT, 'native/build/fake-verbs');
+const fake = fileURLToPath(new URL('../../../native/build/fake-verbs', import.meta.url));
 const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
   LD_LIBRARY_PATH: [fake, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':'),
   KVF_FAKE_VERBS_DEVICES: 'mlx5_0',

@@ -210,7 +210,7 @@ function usedBytes(): number {
 
 /** Fills a fresh in-process store with the layout and reports bytes per (block, owner). */
 async function measureStore(layout: Layout, secondaries: boolean) {
-  const { MetaStore } = await import('@kvfabric/metaserver');
+  const { MetaStore } = await import('@kvfabric/metaserver/internal');
   const before = usedBytes();
   const store = new MetaStore({ nodeStaleMs: 3_600_000, ttlMs: 7_200_000 });
   for (let n = 0; n < 8; n++) store.heartbeat({ nodeId: nodeId(n), addr: `127.0.0.1:${20000 + n}`, transports: [1] });

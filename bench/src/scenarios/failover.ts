@@ -9,7 +9,7 @@
 // reference exists for this path, so the result has metrics and a table but no ratios.
 import { MetaserverClient } from '@kvfabric/client';
 import { silentLogger } from '@kvfabric/common';
-import { DEFAULT_READVERTISE_BLOCKS_PER_SEC, Reporter } from '@kvfabric/node';
+import { DEFAULT_READVERTISE_BLOCKS_PER_SEC, Reporter } from '@kvfabric/node/internal';
 import { startEtcd, startMetaserver, type MetaserverHandle } from '@kvfabric/testkit';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { percentile, type BenchContext, type Scenario, type ScenarioResult } from '../harness.js';

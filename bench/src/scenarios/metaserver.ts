@@ -13,7 +13,7 @@ import { startRedis, RespClient, usedMemory } from '../peers/redis.js';
 import { NAMESPACE, NODES, layoutForBlocks, layoutForEntries, nodeId, unitCount, type Layout } from '../metaserver/data.js';
 import type { FromWorker, QueryMode, Target, ToWorker } from '../metaserver/worker.js';
 
-const WORKER = fileURLToPath(new URL('../metaserver/worker.ts', import.meta.url));
+const WORKER = fileURLToPath(new URL('../metaserver/worker.js', import.meta.url));
 
 interface Plan {
   blocks: number;
@@ -50,7 +50,7 @@ class LoadProcess {
 
   constructor(opts: { exposeGc?: boolean } = {}) {
     this.proc = fork(WORKER, [], {
-      execArgv: ['--import', 'tsx', ...(opts.exposeGc ? ['--expose-gc'] : [])],
+      execArgv: opts.exposeGc ? ['--expose-gc'] : [],
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

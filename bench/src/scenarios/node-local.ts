@@ -15,7 +15,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { startNode, type NodeHandle } from '@kvfabric/testkit';
 import { KvEngine, KvRegion, type KvLayoutSpec } from '@kvfabric/client';
-import { BlockIndex } from '@kvfabric/node';
+import { BlockIndex } from '@kvfabric/node/internal';
 import { median, nowSeconds, percentile, type BenchContext, type Scenario, type ScenarioResult } from '../harness.js';
 import { MemcpyPeer } from '../peers/memcpy.js';
 

@@ -156,7 +156,7 @@ async function inVm(ctx: BenchContext): Promise<ScenarioResult> {
   const out = mkdtempSync(join(tmpdir(), 'kvf-bench-rdma-'));
   try {
     const args = ['scripts/rdma-vm.sh', '--timeout', '1800', '--out', out, '--', 'env', `KVFABRIC_BENCH_RESULTS_DIR=${out}`,
-      process.execPath, '--expose-gc', '--import', 'tsx', 'bench/src/main.ts', 'rdma', ...(ctx.quick ? ['--quick'] : [])];
+      process.execPath, '--expose-gc', 'bench/dist/main.js', 'rdma', ...(ctx.quick ? ['--quick'] : [])];
     const code = await new Promise<number>((resolve, reject) => {
       const child = spawn('bash', args, { cwd: repo, stdio: ['ignore', 'inherit', 'inherit'] });
       child.once('error', reject);

@@ -30,7 +30,7 @@ class ServingPeer {
   static async start(pageBytes: number, pages: number): Promise<ServingPeer> {
     const script = fileURLToPath(new URL('../../../native/test/fixtures/tcp-peer.ts', import.meta.url));
     const child = fork(script, [String(WORKING_SET + 64 * MiB), String(pageBytes), String(pages)], {
-      execArgv: ['--import', 'tsx'],
+      execArgv: ['--conditions=source', '--import', 'tsx'], // a native test fixture, run from source (dev tooling)
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const peer = new ServingPeer(child);

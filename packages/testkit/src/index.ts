@@ -2,3 +2,4 @@ export * from './ports.js';
 export * from './process.js';
 export * from './kvfabric.js';
 export * from './etcd.js';
+export * from './commands.js';

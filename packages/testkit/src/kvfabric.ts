@@ -3,16 +3,9 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { BIN } from './commands.js';
 import { freeAddr } from './ports.js';
 import { startProcess, type ManagedProcess } from './process.js';
-
-export const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-export const BIN = {
-  metaserver: join(REPO_ROOT, 'apps/metaserver/bin/kvfabric-metaserver.mjs'),
-  node: join(REPO_ROOT, 'apps/node/bin/kvfabric-node.mjs'),
-  cli: join(REPO_ROOT, 'apps/cli/bin/kvfabric.mjs'),
-};
 
 export interface MetaserverHandle extends AsyncDisposable {
   addr: string;
