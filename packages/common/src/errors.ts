@@ -1,44 +1,43 @@
-// The one error vocabulary of kvfabric: a closed set of codes grouped by area, and the one table
-// that maps them to gRPC status codes at every service boundary.
-import { status as GrpcStatus } from '@grpc/grpc-js';
+// The one error vocabulary of kvfabric: a closed set of codes grouped by area. Pure: the table that maps them to
+// gRPC status codes lives with the RPC adapter (rpc.ts).
 
-export const ERROR_CODES = {
+export const ERROR_CODES = [
   // config and input
-  CONFIG_INVALID: GrpcStatus.INVALID_ARGUMENT,
-  INVALID_ARGUMENT: GrpcStatus.INVALID_ARGUMENT,
+  'CONFIG_INVALID',
+  'INVALID_ARGUMENT',
   // namespaces and geometry
-  NAMESPACE_INVALID: GrpcStatus.INVALID_ARGUMENT,
-  GEOMETRY_CONFLICT: GrpcStatus.FAILED_PRECONDITION,
+  'NAMESPACE_INVALID',
+  'GEOMETRY_CONFLICT',
   // engine instances and sessions
-  INSTANCE_UNKNOWN: GrpcStatus.NOT_FOUND,
-  INSTANCE_EXISTS: GrpcStatus.FAILED_PRECONDITION,
-  SESSION_UNKNOWN: GrpcStatus.NOT_FOUND,
-  SESSION_CONFLICT: GrpcStatus.FAILED_PRECONDITION,
-  REGION_INVALID: GrpcStatus.INVALID_ARGUMENT,
+  'INSTANCE_UNKNOWN',
+  'INSTANCE_EXISTS',
+  'SESSION_UNKNOWN',
+  'SESSION_CONFLICT',
+  'REGION_INVALID',
   // pool
-  POOL_EXHAUSTED: GrpcStatus.RESOURCE_EXHAUSTED,
-  POOL_INVALID_HANDLE: GrpcStatus.INTERNAL,
+  'POOL_EXHAUSTED',
+  'POOL_INVALID_HANDLE',
   // leases and grants
-  LEASE_UNKNOWN: GrpcStatus.NOT_FOUND,
-  LEASE_EXPIRED: GrpcStatus.FAILED_PRECONDITION,
-  LEASE_FOREIGN: GrpcStatus.FAILED_PRECONDITION,
-  LEASE_CONSUMED: GrpcStatus.FAILED_PRECONDITION,
-  GRANT_UNKNOWN: GrpcStatus.NOT_FOUND,
-  GRANT_REFUSED: GrpcStatus.PERMISSION_DENIED,
+  'LEASE_UNKNOWN',
+  'LEASE_EXPIRED',
+  'LEASE_FOREIGN',
+  'LEASE_CONSUMED',
+  'GRANT_UNKNOWN',
+  'GRANT_REFUSED',
   // transport
-  TRANSPORT_UNAVAILABLE: GrpcStatus.UNAVAILABLE,
-  TRANSPORT_FAILED: GrpcStatus.UNAVAILABLE,
-  TRANSPORT_TIMEOUT: GrpcStatus.DEADLINE_EXCEEDED,
+  'TRANSPORT_UNAVAILABLE',
+  'TRANSPORT_FAILED',
+  'TRANSPORT_TIMEOUT',
   // metaserver
-  METASERVER_UNAVAILABLE: GrpcStatus.UNAVAILABLE,
-  NOT_LEADER: GrpcStatus.UNAVAILABLE,
+  'METASERVER_UNAVAILABLE',
+  'NOT_LEADER',
   // ssd
-  SSD_FAILED: GrpcStatus.INTERNAL,
+  'SSD_FAILED',
   // anything else
-  INTERNAL: GrpcStatus.INTERNAL,
-} as const satisfies Record<string, GrpcStatus>;
+  'INTERNAL',
+] as const;
 
-export type KvErrorCode = keyof typeof ERROR_CODES;
+export type KvErrorCode = (typeof ERROR_CODES)[number];
 
 export class KvError extends Error {
   override readonly name = 'KvError';
@@ -48,14 +47,10 @@ export class KvError extends Error {
     super(message, options);
     this.code = code;
   }
-
-  get grpcStatus(): GrpcStatus {
-    return ERROR_CODES[this.code];
-  }
 }
 
 export function isKvErrorCode(value: unknown): value is KvErrorCode {
-  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+  return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);
 }
 
 /** Funnels any thrown value into a KvError; unknown throws become INTERNAL with the original as cause. */

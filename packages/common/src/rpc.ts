@@ -5,6 +5,49 @@ import { KvError, toKvError, isKvErrorCode, type KvErrorCode } from './errors.js
 import type { Logger } from './logger.js';
 import { DURATION_BUCKETS_SECONDS, type Attributes, type Metrics, type Counter, type Histogram } from './metrics.js';
 
+/** The one table from error codes to gRPC status, used at every service boundary. */
+export const GRPC_STATUS_OF: Readonly<Record<KvErrorCode, grpc.status>> = {
+  // config and input
+  CONFIG_INVALID: grpc.status.INVALID_ARGUMENT,
+  INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
+  // namespaces and geometry
+  NAMESPACE_INVALID: grpc.status.INVALID_ARGUMENT,
+  GEOMETRY_CONFLICT: grpc.status.FAILED_PRECONDITION,
+  // engine instances and sessions
+  INSTANCE_UNKNOWN: grpc.status.NOT_FOUND,
+  INSTANCE_EXISTS: grpc.status.FAILED_PRECONDITION,
+  SESSION_UNKNOWN: grpc.status.NOT_FOUND,
+  SESSION_CONFLICT: grpc.status.FAILED_PRECONDITION,
+  REGION_INVALID: grpc.status.INVALID_ARGUMENT,
+  // pool
+  POOL_EXHAUSTED: grpc.status.RESOURCE_EXHAUSTED,
+  POOL_INVALID_HANDLE: grpc.status.INTERNAL,
+  // leases and grants
+  LEASE_UNKNOWN: grpc.status.NOT_FOUND,
+  LEASE_EXPIRED: grpc.status.FAILED_PRECONDITION,
+  LEASE_FOREIGN: grpc.status.FAILED_PRECONDITION,
+  LEASE_CONSUMED: grpc.status.FAILED_PRECONDITION,
+  GRANT_UNKNOWN: grpc.status.NOT_FOUND,
+  GRANT_REFUSED: grpc.status.PERMISSION_DENIED,
+  // transport
+  TRANSPORT_UNAVAILABLE: grpc.status.UNAVAILABLE,
+  TRANSPORT_FAILED: grpc.status.UNAVAILABLE,
+  TRANSPORT_TIMEOUT: grpc.status.DEADLINE_EXCEEDED,
+  // metaserver
+  METASERVER_UNAVAILABLE: grpc.status.UNAVAILABLE,
+  NOT_LEADER: grpc.status.UNAVAILABLE,
+  // ssd
+  SSD_FAILED: grpc.status.INTERNAL,
+  // anything else
+  INTERNAL: grpc.status.INTERNAL,
+};
+
+/** The gRPC status a KvError is answered with. */
+export function grpcStatusOf(err: KvError): grpc.status {
+  return GRPC_STATUS_OF[err.code];
+}
+
+
 /** Metadata key carrying the KvError code across the wire, so clients get typed errors back. */
 export const ERROR_CODE_KEY = 'kvfabric-error-code';
 
@@ -46,7 +89,7 @@ export interface RpcContext {
 export function errorToStatus(err: KvError, extra?: grpc.Metadata): Partial<grpc.StatusObject> {
   const metadata = extra ?? new grpc.Metadata();
   metadata.set(ERROR_CODE_KEY, err.code);
-  return { code: err.grpcStatus, details: err.message, metadata };
+  return { code: grpcStatusOf(err), details: err.message, metadata };
 }
 
 /** Wraps one unary handler. */
@@ -63,7 +106,7 @@ export function unary<Req, Res>(method: string, handler: UnaryHandler<Req, Res>,
       const err = toKvError(thrown);
       if (err.code === 'INTERNAL') ctx.logger.error({ err: err.cause ?? err, method }, 'rpc failed');
       else ctx.logger.debug({ method, code: err.code, msg: err.message }, 'rpc refused');
-      finish(err.grpcStatus, err.code);
+      finish(grpcStatusOf(err), err.code);
       callback(errorToStatus(err, ctx.errorMetadata?.(err)));
     };
     try {
@@ -183,7 +226,7 @@ export function pipelineStream<Req, Res>(method: string, items: StreamItems<Req,
       const err = toKvError(thrown);
       if (err.code === 'INTERNAL') logger.error({ err: err.cause ?? err, method }, 'stream failed');
       else logger.debug({ method, code: err.code, msg: err.message }, 'stream refused');
-      instruments.calls.add(1, attrs.status(method, err.grpcStatus));
+      instruments.calls.add(1, attrs.status(method, grpcStatusOf(err)));
       instruments.errors.add(1, attrs.code(method, err.code));
       call.emit('error', errorToStatus(err, ctx.errorMetadata?.(err)));
     };
@@ -201,8 +244,8 @@ export function pipelineStream<Req, Res>(method: string, items: StreamItems<Req,
         const err = toKvError(outcome);
         if (err.code === 'INTERNAL') logger.error({ err: err.cause ?? err, method: label }, 'stream item failed');
         else logger.debug({ method: label, code: err.code, msg: err.message }, 'stream item refused');
-        count(attrs.status(label, err.grpcStatus), attrs.code(label, err.code));
-        status = err.grpcStatus;
+        count(attrs.status(label, grpcStatusOf(err)), attrs.code(label, err.code));
+        status = grpcStatusOf(err);
         response = items.itemError(request, err);
       }
       instruments.duration.record((performance.now() - started) / 1e3, attrs.method(label));
