@@ -6,11 +6,16 @@ import { createContext, formatTable, machineInfo, summaryTable, type ResultFile,
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const scenarioDir = join(here, 'scenarios');
+// Compiled (dist/*.js) or, in development under tsx, the sources (*.ts).
+const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 // KVFABRIC_BENCH_RESULTS_DIR: where a scenario run inside the RDMA VM leaves its file for the host to pick up.
 const resultsDir = process.env.KVFABRIC_BENCH_RESULTS_DIR ?? join(here, '../results');
 
 function available(): string[] {
-  return readdirSync(scenarioDir).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts')).map((f) => f.replace(/\.ts$/, '')).sort();
+  return readdirSync(scenarioDir)
+    .filter((f) => f.endsWith(ext) && !f.endsWith('.d.ts') && !f.endsWith(`.test${ext}`))
+    .map((f) => f.slice(0, -ext.length))
+    .sort();
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -28,7 +33,7 @@ async function main(argv: string[]): Promise<number> {
   }
   mkdirSync(resultsDir, { recursive: true });
   for (const name of names) {
-    const scenario = (await import(pathToFileURL(join(scenarioDir, `${name}.ts`)).href)).default as Scenario;
+    const scenario = (await import(pathToFileURL(join(scenarioDir, `${name}${ext}`)).href)).default as Scenario;
     console.error(`\n▶ ${scenario.name}: ${scenario.description}${quick ? ' (quick)' : ''}`);
     const result = await scenario.run(createContext(quick));
     const file: ResultFile = { scenario: scenario.name, date: new Date().toISOString(), machine: machineInfo(quick), ...result };

@@ -1,0 +1,110 @@
+// cli: cold start of the operator CLI, each run a fresh process, as an operator types it:
+//   `kvfabric --help`                                 (no network: module loading and argument parsing)
+//   `kvfabric nodes --metaserver-addr H:P`            (a live metaserver with two registered nodes; one RPC, a table)
+// against, in the same run, the CLIs operators already use against a local server:
+//   `redis-cli -p P PING`                             (redis-server from Debian)
+//   `etcdctl --endpoints H:P endpoint health`         (etcd + etcdctl from Debian)
+//   `node -e 0`                                       (the floor for any Node.js program)
+// Each command runs `rounds` times, alternating; wall time is measured around the process, CPU (user + system) from
+// /usr/bin/time. The goal for `kvfabric nodes` is under 150 ms on the development machine.
+import { spawn } from 'node:child_process';
+import { BIN, startEtcd, startMetaserver, startNode, type NodeHandle } from '@kvfabric/testkit';
+import { median, nowSeconds, percentile, type BenchContext, type Scenario, type ScenarioResult } from '../harness.js';
+import { startRedis } from '../peers/redis.js';
+
+interface Sample {
+  wallMs: number;
+  cpuMs: number;
+}
+
+interface Party {
+  name: string;
+  argv: string[];
+  samples: Sample[];
+}
+
+/** Runs argv under /usr/bin/time; resolves with wall and CPU milliseconds, rejects on a non-zero exit. */
+function timed(argv: string[]): Promise<Sample> {
+  return new Promise((resolve, reject) => {
+    const t0 = nowSeconds();
+    const child = spawn('/usr/bin/time', ['-f', 'cpu %U %S', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const wallMs = (nowSeconds() - t0) * 1000;
+      const m = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(stderr);
+      if (code !== 0 || !m) return reject(new Error(`cli bench: ${argv.join(' ')} exited ${code}: ${stderr.trim()}`));
+      resolve({ wallMs, cpuMs: (Number(m[1]) + Number(m[2])) * 1000 });
+    });
+  });
+}
+
+async function run(ctx: BenchContext): Promise<ScenarioResult> {
+  const rounds = ctx.quick ? 5 : 30;
+  await using metaserver = await startMetaserver({ logLevel: 'warn' });
+  const nodes: NodeHandle[] = [];
+  try {
+    for (let i = 0; i < 2; i++) nodes.push(await startNode({ metaserverAddr: metaserver.addr, poolSize: '64mib', logLevel: 'warn' }));
+    await using redis = await startRedis();
+    await using etcd = await startEtcd();
+    const node = process.execPath;
+    const parties: Party[] = [
+      { name: 'kvfabric --help', argv: [node, BIN.cli, '--help'], samples: [] },
+      { name: 'kvfabric nodes', argv: [node, BIN.cli, 'nodes', '--metaserver-addr', metaserver.addr], samples: [] },
+      { name: 'redis-cli PING', argv: ['redis-cli', '-h', redis.host, '-p', String(redis.port), 'PING'], samples: [] },
+      { name: 'etcdctl endpoint health', argv: ['etcdctl', '--endpoints', etcd.endpoint, 'endpoint', 'health'], samples: [] },
+      { name: 'node -e 0', argv: [node, '-e', '0'], samples: [] },
+    ];
+    for (const p of parties) await timed(p.argv); // warm the page cache once; not counted
+    const bar = ctx.progress('cold starts', rounds * parties.length);
+    for (let r = 0; r < rounds; r++) {
+      for (const p of parties) {
+        p.samples.push(await timed(p.argv));
+        bar.tick();
+      }
+    }
+    bar.done();
+
+    const med = (p: Party, k: keyof Sample) => median(p.samples.map((s) => s[k]));
+    const p90 = (p: Party) => percentile(p.samples.map((s) => s.wallMs).sort((a, b) => a - b), 90);
+    const by = (name: string) => parties.find((p) => p.name === name)!;
+    const [help, nodesCmd, redisCli, etcdctl, floor] = parties as [Party, Party, Party, Party, Party];
+    const ms = (x: number) => Number(x.toFixed(1));
+    return {
+      metrics: {
+        kvfabric_help_ms: ms(med(help, 'wallMs')),
+        kvfabric_nodes_ms: ms(med(nodesCmd, 'wallMs')),
+        kvfabric_nodes_vs_etcdctl_ms: ms(med(nodesCmd, 'wallMs')),
+        kvfabric_nodes_cpu_ms: ms(med(nodesCmd, 'cpuMs')),
+        node_floor_ms: ms(med(floor, 'wallMs')),
+      },
+      reference: {
+        kvfabric_nodes_ms: ms(med(redisCli, 'wallMs')),
+        kvfabric_nodes_vs_etcdctl_ms: ms(med(etcdctl, 'wallMs')),
+        kvfabric_help_ms: ms(med(floor, 'wallMs')),
+        kvfabric_nodes_cpu_ms: ms(med(by('etcdctl endpoint health'), 'cpuMs')),
+      },
+      ratios: {
+        kvfabric_nodes_ms: med(nodesCmd, 'wallMs') / med(redisCli, 'wallMs'),
+        kvfabric_nodes_vs_etcdctl_ms: med(nodesCmd, 'wallMs') / med(etcdctl, 'wallMs'),
+        kvfabric_help_ms: med(help, 'wallMs') / med(floor, 'wallMs'),
+        kvfabric_nodes_cpu_ms: med(nodesCmd, 'cpuMs') / med(etcdctl, 'cpuMs'),
+      },
+      table: {
+        columns: ['command', 'median ms', 'p90 ms', 'cpu ms (median)', 'runs'],
+        rows: parties.map((p) => [p.name, ms(med(p, 'wallMs')), ms(p90(p)), ms(med(p, 'cpuMs')), p.samples.length]),
+      },
+      notes: [
+        'references: kvfabric_nodes_ms vs redis-cli PING, kvfabric_nodes_vs_etcdctl_ms vs etcdctl endpoint health, ' +
+          'kvfabric_help_ms vs `node -e 0` (the Node.js floor), kvfabric_nodes_cpu_ms vs etcdctl CPU',
+        `goal: kvfabric nodes under 150 ms: ${med(nodesCmd, 'wallMs') < 150 ? 'met' : 'NOT met'} (${ms(med(nodesCmd, 'wallMs'))} ms)`,
+      ],
+    };
+  } finally {
+    for (const n of nodes) await n[Symbol.asyncDispose]();
+  }
+}
+
+const scenario: Scenario = { name: 'cli', description: 'kvfabric CLI cold start vs redis-cli, etcdctl and bare node', run };
+export default scenario;
