@@ -26,7 +26,7 @@ export function layoutForBlocks(blocks: number): Layout {
 /** A layout with about `entries` (block, owner) pairs. */
 export function layoutForEntries(entries: number): Layout {
   const unit = NODES * GROUP_CHAINS;
-  let chains = Math.max(unit, Math.round(entries / (CHAIN_BLOCKS + 32.5) / unit) * unit);
+  const chains = Math.max(unit, Math.round(entries / (CHAIN_BLOCKS + 32.5) / unit) * unit);
   return layout(chains);
 }
 

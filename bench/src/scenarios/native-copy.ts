@@ -19,11 +19,6 @@ const GiB = 1024 * MiB;
 const SLICES = 16;
 const PAGES_PER_BATCH = 64;
 
-interface Timing {
-  gather: number[];
-  scatter: number[];
-}
-
 function label(bytes: number): string {
   return bytes >= MiB ? `${bytes / MiB}MiB` : `${bytes / KiB}KiB`;
 }
