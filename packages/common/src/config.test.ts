@@ -46,7 +46,7 @@ test('every problem is reported together', () => {
 
 test('env names derive from flag names; usage lists them', () => {
   assert.equal(envName('pool-size'), 'KVFABRIC_POOL_SIZE');
-  assert.match(usage('kvfabric-node', 'x', specs), /--pool-size <size> {2}pool \(default 1024\)  \[env KVFABRIC_POOL_SIZE\]/);
+  assert.match(usage('kvfabric-node', 'x', specs), /--pool-size <size> {2}pool \(default 1024\) {2}\[env KVFABRIC_POOL_SIZE\]/);
   const { help, positionals } = parseConfig(specs, ['locate', '--help', '--addr', 'a:1'], {});
   assert.equal(help, true);
   assert.deepEqual(positionals, ['locate']);
