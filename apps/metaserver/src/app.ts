@@ -2,7 +2,7 @@
 // `start()` binds everything; `stop()` drains gRPC (tryShutdown with a deadline) and closes the rest.
 // HA mode (--etcd-endpoints): the replica campaigns through etcd (ha/); RPCs pass the guard only while it leads
 // with a valid lease; every election starts a FRESH store with the new epoch (nodes re-advertise), and stepping
-// down drops the store. The gRPC service delegates to the implementation of the current store.
+// down drops the store. The services, metrics and sweep read the current store through `() => this.store`.
 import * as grpc from '@grpc/grpc-js';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { MetaserverService, type LeaderInfo } from '@kvfabric/proto';
@@ -24,7 +24,7 @@ import { HaMode } from './ha/ha-mode.js';
 import type { LeaderRecord } from './ha/leader-record.js';
 import { registerLeadershipMetrics } from './ha/metrics.js';
 import { registerStoreMetrics, type SweepInstruments } from './metrics.js';
-import { metaserverImplementation } from './service.js';
+import { metaserverServiceImpl } from './metaserver-service.js';
 import { MetaStore } from './store/index.js';
 
 /** Entries a sweep step visits before yielding to the event loop. */
@@ -42,8 +42,6 @@ export interface MetaserverAppOptions {
 }
 
 export class MetaserverApp {
-  /** The index; replaced by a fresh one on every election in HA mode. */
-  store: MetaStore;
   /** HA mode only. */
   readonly ha: HaMode | undefined;
   readonly metrics = new Metrics('kvfabric-metaserver');
@@ -54,8 +52,7 @@ export class MetaserverApp {
   private readonly logger: Logger;
   private readonly server: grpc.Server;
   private readonly sweepMetrics: SweepInstruments;
-  private readonly rpcContext: RpcContext;
-  private impl: grpc.UntypedServiceImplementation;
+  private current: MetaStore;
   private http: HttpEndpoint | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
@@ -65,7 +62,7 @@ export class MetaserverApp {
     this.opts = opts;
     this.logger = opts.logger;
     const { config } = opts;
-    this.store = this.newStore();
+    this.current = this.newStore();
     this.sweepMetrics = registerStoreMetrics(this.metrics, () => this.store);
     if (config.etcdEndpoints) {
       this.ha = new HaMode({
@@ -76,25 +73,26 @@ export class MetaserverApp {
         logger: this.logger,
         metrics: this.metrics,
         onElected: (record) => this.elected(record),
-        onDemoted: () => this.replaceStore(this.newStore()),
+        onDemoted: () => this.resetStore(),
       });
     } else {
       registerLeadershipMetrics(this.metrics, { serving: () => true, leaderChanges: () => 0, lastChangeMs: () => this.store.startedAtMs });
     }
     const ha = this.ha;
-    this.rpcContext = {
+    const rpcContext: RpcContext = {
       logger: this.logger.child({ component: 'rpc' }),
       instruments: rpcInstruments(this.metrics, 'metaserver'),
       guard: ha ? (method) => (ha.guard(), opts.guard?.(method)) : opts.guard,
       errorMetadata: ha?.errorMetadata,
     };
-    this.impl = this.implementation();
+    const deps = { store: () => this.store, logger: this.logger, leader: () => this.leader(), leaderChanges: () => ha?.leaderChanges() ?? 0n };
     this.server = new grpc.Server(CHANNEL_OPTIONS);
-    const delegate: grpc.UntypedServiceImplementation = {};
-    for (const name of Object.keys(MetaserverService)) {
-      delegate[name] = ((call: unknown, callback: unknown) => (this.impl[name] as (a: unknown, b: unknown) => void)(call, callback)) as grpc.UntypedHandleCall;
-    }
-    this.server.addService(MetaserverService, delegate);
+    this.server.addService(MetaserverService, metaserverServiceImpl(deps, rpcContext));
+  }
+
+  /** The index now serving; replaced by a fresh one on every election (and dropped on stepping down) in HA mode. */
+  get store(): MetaStore {
+    return this.current;
   }
 
   leader(): LeaderInfo {
@@ -107,19 +105,14 @@ export class MetaserverApp {
     return new MetaStore({ nodeStaleMs: config.nodeStaleSecs * 1000, ttlMs: config.ttlMinutes * 60_000, clock: this.opts.clock, epoch });
   }
 
-  private implementation(): grpc.UntypedServiceImplementation {
-    const deps = { store: this.store, logger: this.logger, leader: () => this.leader(), leaderChanges: () => this.ha?.leaderChanges() ?? 0n };
-    return metaserverImplementation(deps, this.rpcContext);
-  }
-
-  private replaceStore(store: MetaStore): void {
-    this.store = store;
-    this.impl = this.implementation();
+  /** Starts a fresh, empty index (under `epoch`, else a random one); calls already running finish on the old one. */
+  private resetStore(epoch?: bigint): void {
+    this.current = this.newStore(epoch);
   }
 
   /** Called by the election before the first RPC is let through: a fresh index under the new epoch. */
   private elected(record: LeaderRecord): void {
-    this.replaceStore(this.newStore(record.epoch));
+    this.resetStore(record.epoch);
     this.logger.info({ epoch: record.epoch.toString(), replica: record.replicaId, addr: record.addr }, 'leading with a fresh index; nodes re-advertise on the new epoch');
   }
 

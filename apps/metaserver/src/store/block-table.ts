@@ -3,8 +3,8 @@
 // of the entry's owner list; per slot the entry id + 1 and the key's 32-bit hash, side by side in one array (one
 // cache line and one page per probe; probing, growth and deletion never re-read the arena except to confirm a
 // match). No JS object per block.
+import { hashBytes } from '@kvfabric/common';
 import { ChunkedBytes, ChunkedU32 } from './chunked.js';
-import { hashBytes } from './hash.js';
 
 const MAX_LOAD = 0.75;
 const MIN_SLOTS = 16;

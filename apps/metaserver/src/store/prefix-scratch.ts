@@ -1,4 +1,4 @@
-// Reusable scratch memory for MetaStore.queryPrefix, so a query allocates nothing but its answer.
+// Reusable scratch memory for PrefixQuery, so a query allocates nothing but its answer.
 // Slot s (a node's interned slot) is query candidate candOf[s] while mark[s] === stamp; per candidate c: its node
 // slot, the prefix counted so far, the last hash index it was seen owning, and the list of still-counting ones.
 

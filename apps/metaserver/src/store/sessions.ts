@@ -1,14 +1,10 @@
 // Node sessions: one per node process (node_id is random per process), interned to a small slot number that the
-// owner records store. A node is live while its last heartbeat is younger than the stale window.
+// owner records store. A node is live while its last heartbeat is younger than the stale window; an address belongs
+// to one session at a time, and another session may take it over only once its holder went stale.
 import { KvError } from '@kvfabric/common';
+import type { HeartbeatInput, NodeStatsInput } from './types.js';
 
 export const MAX_NODE_SLOTS = 0xffff;
-
-export interface NodeStatsInput {
-  poolCapacityBytes: bigint;
-  poolUsedBytes: bigint;
-  blocks: bigint;
-}
 
 export interface NodeSession {
   readonly slot: number;
@@ -18,10 +14,6 @@ export interface NodeSession {
   stats: NodeStatsInput;
   readonly registeredAtMs: number;
   lastHeartbeatMs: number;
-  /** (namespace, hash) entries this node owns in the index. */
-  indexed: number;
-  /** Namespaces in which it owns entries (a purge scans only these). */
-  readonly namespaces: Set<string>;
 }
 
 export class NodeSessions {
@@ -49,10 +41,6 @@ export class NodeSessions {
     return this.bySlot[slot];
   }
 
-  holderOf(addr: string): NodeSession | undefined {
-    return this.byAddr.get(addr);
-  }
-
   isLive(s: NodeSession, nowMs: number): boolean {
     return nowMs - s.lastHeartbeatMs < this.staleMs;
   }
@@ -73,30 +61,33 @@ export class NodeSessions {
     return live;
   }
 
-  add(nodeId: string, addr: string, nowMs: number): NodeSession {
-    const slot = this.freeSlots.length > 0 ? this.freeSlots.pop()! : this.bySlot.length;
-    if (slot >= MAX_NODE_SLOTS) throw new KvError('INTERNAL', `too many node sessions (at most ${MAX_NODE_SLOTS})`);
-    const s: NodeSession = {
-      slot,
-      nodeId,
-      addr,
-      transports: [],
-      stats: { poolCapacityBytes: 0n, poolUsedBytes: 0n, blocks: 0n },
-      registeredAtMs: nowMs,
-      lastHeartbeatMs: nowMs,
-      indexed: 0,
-      namespaces: new Set(),
-    };
-    this.bySlot[slot] = s;
-    this.byId.set(nodeId, s);
-    this.byAddr.set(addr, s);
-    return s;
+  /**
+   * The session of another node holding addr when it is stale (the caller drops it with its ownerships before
+   * `beat` takes the address over); throws SESSION_CONFLICT while that holder is live.
+   */
+  staleHolderOf(nodeId: string, addr: string, nowMs: number): NodeSession | undefined {
+    const holder = this.byAddr.get(addr);
+    if (!holder || holder.nodeId === nodeId) return undefined;
+    if (this.isLive(holder, nowMs)) {
+      throw new KvError(
+        'SESSION_CONFLICT',
+        `addr: ${addr} belongs to live node ${holder.nodeId}; another session may take it over after ` +
+          `${this.staleMs / 1000}s without heartbeats from it`,
+      );
+    }
+    return holder;
   }
 
-  moveAddr(s: NodeSession, addr: string): void {
-    if (this.byAddr.get(s.addr) === s) this.byAddr.delete(s.addr);
-    s.addr = addr;
-    this.byAddr.set(addr, s);
+  /** Records a heartbeat: creates the session (returns true) or refreshes it, moving it to the new address. */
+  beat(input: HeartbeatInput, nowMs: number): boolean {
+    let s = this.byId.get(input.nodeId);
+    const registered = !s;
+    if (!s) s = this.add(input.nodeId, input.addr, nowMs);
+    else if (s.addr !== input.addr) this.moveAddr(s, input.addr);
+    s.lastHeartbeatMs = nowMs;
+    s.transports = [...input.transports];
+    if (input.stats) s.stats = { ...input.stats };
+    return registered;
   }
 
   /** Forgets a session; its slot is reused, so its owner records must be gone already. */
@@ -115,5 +106,29 @@ export class NodeSessions {
     let live = 0;
     for (const s of this.byId.values()) if (this.isLive(s, nowMs)) live++;
     return { live, stale: this.byId.size - live };
+  }
+
+  private add(nodeId: string, addr: string, nowMs: number): NodeSession {
+    const slot = this.freeSlots.length > 0 ? this.freeSlots.pop()! : this.bySlot.length;
+    if (slot >= MAX_NODE_SLOTS) throw new KvError('INTERNAL', `too many node sessions (at most ${MAX_NODE_SLOTS})`);
+    const s: NodeSession = {
+      slot,
+      nodeId,
+      addr,
+      transports: [],
+      stats: { poolCapacityBytes: 0n, poolUsedBytes: 0n, blocks: 0n },
+      registeredAtMs: nowMs,
+      lastHeartbeatMs: nowMs,
+    };
+    this.bySlot[slot] = s;
+    this.byId.set(nodeId, s);
+    this.byAddr.set(addr, s);
+    return s;
+  }
+
+  private moveAddr(s: NodeSession, addr: string): void {
+    if (this.byAddr.get(s.addr) === s) this.byAddr.delete(s.addr);
+    s.addr = addr;
+    this.byAddr.set(addr, s);
   }
 }

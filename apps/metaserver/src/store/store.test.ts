@@ -1,7 +1,10 @@
+// MetaStore as the service sees it: sessions, index and sweep under one clock. The parts have their own tests
+// (sessions, owner-index, prefix-query, sweep); store-model.test.ts checks the whole against a reference model.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KvError } from '@kvfabric/common';
-import { MetaStore, type Hashes } from './store.js';
+import { MetaStore } from './store.js';
+import { hashes, range } from './test-hashes.js';
 
 const NS = 'llama-8b/fp16/tp1/bs16';
 const T0 = 1_700_000_000_000;
@@ -20,17 +23,6 @@ function setup(opts: { staleSecs?: number; ttlMinutes?: number; dropSecs?: numbe
     store.heartbeat({ nodeId, addr, transports: [1], stats: { poolCapacityBytes: 1000n, poolUsedBytes: used, blocks: 0n } });
   return { store, advance, join };
 }
-
-/** Hashes h(0..n) of 32 bytes: byte 0 = tag, bytes 1..4 = i (big endian). */
-function hashes(ids: number[], tag = 7, len = 32): Hashes {
-  const packed = Buffer.alloc(ids.length * len);
-  ids.forEach((id, i) => {
-    packed[i * len] = tag;
-    packed.writeUInt32BE(id, i * len + 1);
-  });
-  return { packed, hashLen: len };
-}
-const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
 
 function code(fn: () => unknown): string {
   try {
@@ -106,27 +98,6 @@ test('stale nodes vanish from queries but stay in listNodes as stale', () => {
   assert.deepEqual(store.nodeCounts(), { live: 1, stale: 1 });
   join('a', 'h:1'); // back: its ownerships were kept
   assert.deepEqual(store.queryPrefix(NS, hashes([1, 2, 3])).map((p) => [p.nodeId, p.prefixLen]), [['a', 3], ['b', 2]]);
-});
-
-test('prefix per node counts leading hashes and stops at holes', () => {
-  const { store, join } = setup();
-  join('a', 'h:1', 300n);
-  join('b', 'h:2', 100n);
-  join('c', 'h:3', 200n);
-  join('d', 'h:4');
-  store.insert('a', NS, hashes([0, 1, 2, 4, 5])); // hole at 3
-  store.insert('b', NS, hashes([0, 1, 2, 3]));
-  store.insert('c', NS, hashes([0, 1, 2]));
-  store.insert('d', NS, hashes([1, 2, 3, 4])); // lacks hashes[0]
-  const q = hashes(range(0, 6));
-  const got = store.queryPrefix(NS, q).map((p) => [p.nodeId, p.addr, p.prefixLen, p.poolUsedBytes]);
-  assert.deepEqual(got, [['b', 'h:2', 4, 100n], ['c', 'h:3', 3, 200n], ['a', 'h:1', 3, 300n]]);
-  assert.deepEqual(store.queryPrefix(NS, q, 'b').map((p) => p.nodeId), ['c', 'a']);
-  assert.deepEqual(store.queryPrefix(NS, hashes([9, 0])), []);
-  assert.deepEqual(store.queryPrefix('other', q), []);
-  assert.deepEqual(store.queryPrefix(NS, hashes([0], 7, 16)), [], 'another hash length is another key space');
-  const all = store.queryPrefix(NS, hashes([0, 1, 2]));
-  assert.deepEqual(all.map((p) => [p.nodeId, p.prefixLen]), [['b', 3], ['c', 3], ['a', 3]]);
 });
 
 test('namespaces never mix, even with equal hashes', () => {
@@ -213,26 +184,6 @@ test('sweep drops ownerships not touched for the ttl, and sessions dead for long
   assert.deepEqual(store.sweep(), { done: true, expired: 0, droppedSessions: 1, droppedOwners: 1 });
   assert.deepEqual(store.listNodes().map((n) => n.nodeId), ['a']);
   assert.equal(store.owners, 1);
-});
-
-test('sweep advances in budgeted steps', () => {
-  const { store, join, advance } = setup({ ttlMinutes: 1 });
-  join('a', 'h:1');
-  store.insert('a', 'ns1', hashes(range(0, 5000)));
-  store.insert('a', 'ns2', hashes(range(0, 5000)));
-  advance(60_000);
-  let steps = 0;
-  let expired = 0;
-  for (;;) {
-    const r = store.sweep(3000);
-    steps++;
-    expired += r.expired;
-    if (r.done) break;
-  }
-  assert.equal(expired, 10_000);
-  assert.equal(steps, 4);
-  assert.equal(store.blocks, 0);
-  assert.deepEqual(store.listNamespaces(), []);
 });
 
 test('malformed lists are refused by the store too', () => {

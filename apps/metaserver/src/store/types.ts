@@ -1,5 +1,11 @@
 // Shapes of the store's inputs and answers (plain data; the service maps them to protobuf messages).
-import type { NodeStatsInput } from './sessions.js';
+
+/** What a node reports about its memory pool with each heartbeat. */
+export interface NodeStatsInput {
+  poolCapacityBytes: bigint;
+  poolUsedBytes: bigint;
+  blocks: bigint;
+}
 
 export interface MetaStoreOptions {
   nodeStaleMs: number;

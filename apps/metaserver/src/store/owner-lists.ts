@@ -1,9 +1,10 @@
-// Owner records shared by every block table: one record per (block, owner) = node slot (u16) + last touch in
-// seconds (u32) + next record (u32), 10 bytes in chunked typed arrays. Lists are short (1..a few owners), kept in
-// arrival order so "third or later owner" is a position. Record ids are 1-based (0 ends a list).
+// The owner lists of every block table, as linked records in one arena: one record per (block, owner) = node slot
+// (u16) + last touch in seconds (u32) + next record (u32), 10 bytes in chunked typed arrays. Lists are short
+// (1..a few owners), kept in arrival order so "third or later owner" is a position. Record ids are 1-based (0 ends
+// a list); released records are reused.
 import { ChunkedU16, ChunkedU32 } from './chunked.js';
 
-export class OwnerPool {
+export class OwnerLists {
   readonly node = new ChunkedU16();
   readonly touched = new ChunkedU32();
   readonly next = new ChunkedU32();

@@ -14,7 +14,7 @@ import {
   type QueryPrefixStreamResponse,
 } from '@kvfabric/proto';
 import { CHANNEL_OPTIONS, ERROR_CODE_KEY, KvError, Metrics, bindServer, rpcInstruments, silentLogger, type RpcContext } from '@kvfabric/common';
-import { metaserverImplementation } from './service.js';
+import { metaserverServiceImpl } from './metaserver-service.js';
 import { MetaStore } from './store/index.js';
 
 const NS = 'test/ns';
@@ -29,6 +29,7 @@ function hashList(ids: number[]) {
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 
 interface Harness extends AsyncDisposable {
+  /** The index serving; replace it as an HA re-election does. */
   store: MetaStore;
   stub: InstanceType<typeof MetaserverClient>;
   metrics: Metrics;
@@ -66,7 +67,7 @@ async function harness(): Promise<Harness> {
   };
   const leader = (): LeaderInfo => ({ addr: '', epoch: h.leaderEpoch, sinceMs: 0n, ha: false, replicaId: '' });
   const server = new grpc.Server();
-  server.addService(MetaserverService, metaserverImplementation({ store, logger: silentLogger(), leader }, ctx));
+  server.addService(MetaserverService, metaserverServiceImpl({ store: () => h.store, logger: silentLogger(), leader }, ctx));
   const port = await bindServer(server, '127.0.0.1:0');
   h.stub = new MetaserverClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
   h[Symbol.asyncDispose] = async () => {
@@ -168,12 +169,16 @@ test('the guard runs at every message: a replica that stops leading ends its ope
   assert.deepEqual(c.answers.map((a) => a.id), [1], 'nothing answered after the refusal');
 });
 
-test('a stream opened on an index that was replaced (re-elected under a new epoch) ends', async () => {
+test('a stream opened on an index that was replaced (re-elected under a new epoch) ends; new calls use the new index', async () => {
   await using h = await harness();
   const stream = h.stub.queryPrefixStream();
   const c = collect(stream);
   stream.write(req(1, [0]));
   await c.waitFor(1);
+  // re-elected: a fresh index under epoch 12 where only b holds hashes 0..1
+  h.store = new MetaStore({ nodeStaleMs: 60_000, ttlMs: 3_600_000, epoch: 12n });
+  h.store.heartbeat({ nodeId: 'b', addr: 'h:2', transports: [2], stats: { poolCapacityBytes: 100n, poolUsedBytes: 20n, blocks: 0n } });
+  h.store.insert('b', NS, hashList(range(0, 2)));
   h.leaderEpoch = 12n;
   stream.write(req(2, [0]));
   const err = await c.errored;
@@ -181,4 +186,14 @@ test('a stream opened on an index that was replaced (re-elected under a new epoc
   assert.equal(err?.metadata.get(ERROR_CODE_KEY)[0], 'METASERVER_UNAVAILABLE');
   assert.match(err!.details, /epoch 11 was replaced \(now 12\)/);
   assert.equal(c.answers.length, 1);
+
+  const reopened = h.stub.queryPrefixStream();
+  const c2 = collect(reopened);
+  reopened.write(req(3, range(0, 10)));
+  reopened.end();
+  assert.equal((await c2.status).code, grpc.status.OK);
+  assert.deepEqual(c2.answers.map((a) => [a.id, a.epoch, a.nodes.map((n) => [n.nodeId, n.prefixLen])]), [[3, 12n, [['b', 2]]]]);
+  const unary = await new Promise<{ epoch: bigint; nodes: { nodeId: string }[] }>((resolve, reject) =>
+    h.stub.queryPrefix({ namespace: NS, hashes: hashList(range(0, 10)), excludeNodeId: '' }, (e, res) => (e ? reject(e) : resolve(res))));
+  assert.deepEqual([unary.epoch, unary.nodes.map((n) => n.nodeId)], [12n, ['b']]);
 });

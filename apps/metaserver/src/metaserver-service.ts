@@ -6,7 +6,6 @@ import {
   NodeState,
   TransportKind,
   type HashList,
-  type LeaderInfo,
   type NodeStats,
 } from '@kvfabric/proto';
 import {
@@ -19,14 +18,11 @@ import {
   type Logger,
   type RpcContext,
 } from '@kvfabric/common';
-import type { Hashes, MetaStore } from './store/index.js';
-import { queryPrefixStreamHandler } from './stream-service.js';
+import { queryPrefixStreamHandler, type QueryPrefixStreamDeps } from './query-prefix-stream.js';
+import type { Hashes } from './store/index.js';
 
-export interface ServiceDeps {
-  store: MetaStore;
+export interface MetaserverServiceDeps extends QueryPrefixStreamDeps {
   logger: Logger;
-  /** Who serves as metaserver (single mode: this process). */
-  leader: () => LeaderInfo;
   /** HA mode: leader changes in the cluster (GetStats.leader_changes). */
   leaderChanges?: () => bigint;
 }
@@ -58,13 +54,14 @@ function pick(list: Hashes, indices: number[]): HashList {
   return { packed, hashLen: list.hashLen };
 }
 
-export function metaserverImplementation(deps: ServiceDeps, ctx: RpcContext): grpc.UntypedServiceImplementation {
-  const { store, logger } = deps;
-  const epoch = store.epoch;
+/** Each call is answered by the index serving when it arrives (deps.store()), under that index's epoch. */
+export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcContext): grpc.UntypedServiceImplementation {
+  const { logger } = deps;
   return implement(
     MetaserverService,
     {
       heartbeat(req) {
+        const store = deps.store();
         const nodeId = checkId(req.nodeId, 'node_id');
         const addr = peerAddr(req.addr);
         req.transports.forEach((t, i) => {
@@ -74,32 +71,36 @@ export function metaserverImplementation(deps: ServiceDeps, ctx: RpcContext): gr
         const r = store.heartbeat({ nodeId, addr, transports: req.transports, stats });
         if (r.replaced) logger.warn({ node: nodeId, addr, replaced: r.replaced }, 'node took over the address of a stale session');
         if (r.registered) logger.info({ node: nodeId, addr }, 'node registered');
-        return { epoch, registered: r.registered, nodeStaleSecs: Math.ceil(store.nodeStaleMs / 1000) };
+        return { epoch: store.epoch, registered: r.registered, nodeStaleSecs: Math.ceil(store.nodeStaleMs / 1000) };
       },
 
       unregister(req) {
+        const store = deps.store();
         const nodeId = checkId(req.nodeId, 'node_id');
         const removed = store.unregister(nodeId);
         logger.info({ node: nodeId, removed }, 'node unregistered');
-        return { epoch, removed: BigInt(removed) };
+        return { epoch: store.epoch, removed: BigInt(removed) };
       },
 
       insertBlocks(req) {
+        const store = deps.store();
         const nodeId = checkId(req.nodeId, 'node_id');
         const ns = checkNamespace(req.namespace);
         const hashes = hashesOf(req.hashes);
         const r = store.insert(nodeId, ns, hashes);
-        return { epoch, inserted: BigInt(r.inserted), reclaimable: pick(hashes, r.reclaimable) };
+        return { epoch: store.epoch, inserted: BigInt(r.inserted), reclaimable: pick(hashes, r.reclaimable) };
       },
 
       removeBlocks(req) {
+        const store = deps.store();
         const nodeId = checkId(req.nodeId, 'node_id');
         const ns = checkNamespace(req.namespace);
         const removed = store.remove(nodeId, ns, hashesOf(req.hashes));
-        return { epoch, removed: BigInt(removed) };
+        return { epoch: store.epoch, removed: BigInt(removed) };
       },
 
       queryPrefix(req) {
+        const store = deps.store();
         const ns = checkNamespace(req.namespace);
         const hashes = hashesOf(req.hashes);
         const exclude = req.excludeNodeId === '' ? '' : checkId(req.excludeNodeId, 'exclude_node_id');
@@ -111,21 +112,23 @@ export function metaserverImplementation(deps: ServiceDeps, ctx: RpcContext): gr
           poolUsedBytes: p.poolUsedBytes,
           poolCapacityBytes: p.poolCapacityBytes,
         }));
-        return { epoch, nodes };
+        return { epoch: store.epoch, nodes };
       },
 
       queryPrefixStream: queryPrefixStreamHandler(deps, ctx) as grpc.UntypedHandleCall,
 
       queryOwners(req) {
+        const store = deps.store();
         const ns = checkNamespace(req.namespace);
         const owners = store.queryOwners(ns, hashesOf(req.hashes));
         return {
-          epoch,
+          epoch: store.epoch,
           blocks: owners.map((list) => ({ nodeIds: list.map((o) => o.nodeId), addrs: list.map((o) => o.addr) })),
         };
       },
 
       listNodes() {
+        const store = deps.store();
         const nodes = store.listNodes().map((n) => ({
           nodeId: n.nodeId,
           addr: n.addr,
@@ -136,18 +139,20 @@ export function metaserverImplementation(deps: ServiceDeps, ctx: RpcContext): gr
           registeredAtMs: BigInt(n.registeredAtMs),
           lastHeartbeatMs: BigInt(n.lastHeartbeatMs),
         }));
-        return { epoch, nodes, leader: deps.leader() };
+        return { epoch: store.epoch, nodes, leader: deps.leader() };
       },
 
       listNamespaces() {
+        const store = deps.store();
         const namespaces = store.listNamespaces().map((n) => ({ name: n.name, blocks: BigInt(n.blocks), owners: BigInt(n.owners) }));
-        return { epoch, namespaces };
+        return { epoch: store.epoch, namespaces };
       },
 
       getStats() {
+        const store = deps.store();
         const s = store.stats();
         return {
-          epoch,
+          epoch: store.epoch,
           startedAtMs: BigInt(s.startedAtMs),
           blocks: BigInt(s.blocks),
           owners: BigInt(s.owners),

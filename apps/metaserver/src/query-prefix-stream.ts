@@ -2,17 +2,27 @@
 // request's id (or a per-item error; the stream goes on). Guard, metrics, logging and error mapping happen in
 // `pipelineStream()` from @kvfabric/common, per message as for unary calls.
 import type * as grpc from '@grpc/grpc-js';
-import type { NodePrefix, QueryPrefixStreamRequest, QueryPrefixStreamResponse } from '@kvfabric/proto';
+import type { LeaderInfo, NodePrefix, QueryPrefixStreamRequest, QueryPrefixStreamResponse } from '@kvfabric/proto';
 import { KvError, checkHashList, checkId, checkNamespace, pipelineStream, type RpcContext } from '@kvfabric/common';
-import type { ServiceDeps } from './service.js';
+import type { MetaStore } from './store/index.js';
 
 export const QUERY_PREFIX_STREAM = 'queryPrefixStream';
 
-export function queryPrefixStreamHandler(
-  deps: ServiceDeps,
-  ctx: RpcContext,
-): grpc.handleBidiStreamingCall<QueryPrefixStreamRequest, QueryPrefixStreamResponse> {
-  const { store } = deps;
+export interface QueryPrefixStreamDeps {
+  /** The index now serving (HA mode replaces it on every election). */
+  store: () => MetaStore;
+  /** Who serves as metaserver (single mode: this process). */
+  leader: () => LeaderInfo;
+}
+
+type Handler = grpc.handleBidiStreamingCall<QueryPrefixStreamRequest, QueryPrefixStreamResponse>;
+
+/** A stream answers from the index serving when it opened, for as long as that index serves. */
+export function queryPrefixStreamHandler(deps: QueryPrefixStreamDeps, ctx: RpcContext): Handler {
+  return (call) => streamOn(deps.store(), deps, ctx)(call);
+}
+
+function streamOn(store: MetaStore, deps: QueryPrefixStreamDeps, ctx: RpcContext): Handler {
   const epoch = store.epoch;
   return pipelineStream<QueryPrefixStreamRequest, QueryPrefixStreamResponse>(
     QUERY_PREFIX_STREAM,

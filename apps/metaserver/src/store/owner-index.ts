@@ -1,0 +1,262 @@
+// The owner index: which node slots hold which (namespace, block hash). Layout: namespace -> hash length ->
+// BlockTable (open addressing over typed arrays); each entry heads a short list in OwnerLists (node slot, last
+// touch). Block, ownership and per-node counts are kept incrementally so metrics never walk the index.
+// Knows node slots only: liveness comes in as a flag per slot, ids and addresses stay with the sessions.
+import { invalid } from '@kvfabric/common';
+import { BlockTable } from './block-table.js';
+import { OwnerLists } from './owner-lists.js';
+import type { Hashes, InsertResult, NamespaceView } from './types.js';
+
+/** The number of hashes in a packed list; refuses malformed lists (the service validates them first). */
+export function hashCount(h: Hashes): number {
+  if (!Number.isInteger(h.hashLen) || h.hashLen < 1 || h.hashLen > 64) throw invalid('hashes.hash_len', 'expected 1..64 bytes', h.hashLen);
+  if (h.packed.length % h.hashLen !== 0) throw invalid('hashes.packed', `expected a multiple of hash_len ${h.hashLen} bytes`, h.packed.length);
+  return h.packed.length / h.hashLen;
+}
+
+/** A table with the namespace it belongs to (for scans that may outlive the table). */
+export interface NamespacedTable {
+  ns: string;
+  table: BlockTable;
+}
+
+export class OwnerIndex {
+  readonly lists = new OwnerLists();
+  private readonly namespaces = new Map<string, Map<number, BlockTable>>();
+  private blockCount = 0;
+  /** Per node slot: the entries it owns, and the namespaces it owns them in (dropping a node scans only those). */
+  private readonly ownedBySlot: number[] = [];
+  private readonly namespacesBySlot: (Set<string> | undefined)[] = [];
+
+  /** Distinct (namespace, hash) entries. */
+  get blocks(): number {
+    return this.blockCount;
+  }
+
+  /** (namespace, hash, node) ownerships. */
+  get owners(): number {
+    return this.lists.used;
+  }
+
+  get namespaceCount(): number {
+    return this.namespaces.size;
+  }
+
+  /** Entries node slot owns. */
+  ownedBy(slot: number): number {
+    return this.ownedBySlot[slot] ?? 0;
+  }
+
+  table(ns: string, hashLen: number): BlockTable | undefined {
+    return this.namespaces.get(ns)?.get(hashLen);
+  }
+
+  /**
+   * Makes slot an owner of each hash (or refreshes its touch time). Reclaimable: the hashes of which slot is the
+   * third or later owner among the live ones (`live[slot] === 1`).
+   */
+  insert(slot: number, ns: string, hashes: Hashes, live: Uint8Array, nowSec: number): InsertResult {
+    const count = hashCount(hashes);
+    const { packed, hashLen } = hashes;
+    const result: InsertResult = { inserted: 0, reclaimable: [] };
+    if (count === 0) return result;
+    const table = this.tableFor(ns, hashLen);
+    const { lists } = this;
+    let namespaces = this.namespacesBySlot[slot];
+    if (!namespaces) this.namespacesBySlot[slot] = namespaces = new Set();
+    namespaces.add(ns);
+    let owned = this.ownedBySlot[slot] ?? 0;
+    for (let i = 0; i < count; i++) {
+      const e = table.findOrAdd(packed, i * hashLen);
+      const head = table.heads.get(e);
+      if (head === 0) {
+        table.heads.set(e, lists.alloc(slot, nowSec));
+        this.blockCount++;
+        table.owners++;
+        owned++;
+        result.inserted++;
+        continue;
+      }
+      let ahead = 0; // live owners before this node in arrival order
+      let last = 0;
+      let found = false;
+      for (let r = head; r !== 0; r = lists.next.get(r)) {
+        const n = lists.node.get(r);
+        if (n === slot) {
+          lists.touched.set(r, nowSec);
+          found = true;
+          break;
+        }
+        if (live[n] === 1) ahead++;
+        last = r;
+      }
+      if (!found) {
+        lists.next.set(last, lists.alloc(slot, nowSec));
+        table.owners++;
+        owned++;
+        result.inserted++;
+      }
+      if (ahead >= 2) result.reclaimable.push(i);
+    }
+    this.ownedBySlot[slot] = owned;
+    return result;
+  }
+
+  /** Removes slot's ownership of each hash; other owners are untouched. Returns pairs removed. */
+  remove(slot: number, ns: string, hashes: Hashes): number {
+    const count = hashCount(hashes);
+    const { packed, hashLen } = hashes;
+    const table = this.table(ns, hashLen);
+    if (!table || count === 0) return 0;
+    const { lists } = this;
+    let removed = 0;
+    for (let i = 0; i < count; i++) {
+      const e = table.find(packed, i * hashLen);
+      if (e < 0) continue;
+      let prev = 0;
+      for (let r = table.heads.get(e); r !== 0; prev = r, r = lists.next.get(r)) {
+        if (lists.node.get(r) !== slot) continue;
+        this.unlink(table, e, prev, r);
+        removed++;
+        break;
+      }
+    }
+    this.dropIfEmpty(ns, table);
+    return removed;
+  }
+
+  /** Removes every ownership of slot (scanning only its namespaces); returns how many. The slot may be reused after. */
+  dropNode(slot: number): number {
+    let removed = 0;
+    const { lists } = this;
+    for (const ns of this.namespacesBySlot[slot] ?? []) {
+      const tables = this.namespaces.get(ns);
+      if (!tables) continue;
+      for (const table of [...tables.values()]) {
+        for (let e = 0; e < table.idBound && this.ownedBy(slot) > 0; e++) {
+          let prev = 0;
+          for (let r = table.heads.get(e); r !== 0; prev = r, r = lists.next.get(r)) {
+            if (lists.node.get(r) !== slot) continue;
+            this.unlink(table, e, prev, r);
+            removed++;
+            break;
+          }
+        }
+        this.dropIfEmpty(ns, table);
+      }
+    }
+    this.namespacesBySlot[slot] = undefined;
+    this.ownedBySlot[slot] = 0;
+    return removed;
+  }
+
+  /** The live owner slots of each hash, in the order they became owners. */
+  liveOwners(ns: string, hashes: Hashes, live: Uint8Array): number[][] {
+    const count = hashCount(hashes);
+    const { packed, hashLen } = hashes;
+    const table = this.table(ns, hashLen);
+    const { lists } = this;
+    const out: number[][] = [];
+    for (let i = 0; i < count; i++) {
+      const owners: number[] = [];
+      const e = table ? table.find(packed, i * hashLen) : -1;
+      for (let r = e >= 0 ? table!.heads.get(e) : 0; r !== 0; r = lists.next.get(r)) {
+        const n = lists.node.get(r);
+        if (live[n] === 1) owners.push(n);
+      }
+      out.push(owners);
+    }
+    return out;
+  }
+
+  /** Ownerships of entries [from, to) of table last touched ttlSec or more before nowSec are dropped; returns how many. */
+  expire(table: BlockTable, from: number, to: number, nowSec: number, ttlSec: number): number {
+    const { lists } = this;
+    let expired = 0;
+    for (let e = from; e < to; e++) {
+      let prev = 0;
+      for (let r = table.heads.get(e); r !== 0;) {
+        const next = lists.next.get(r);
+        if (nowSec - lists.touched.get(r) >= ttlSec) {
+          this.unlink(table, e, prev, r);
+          expired++;
+        } else {
+          prev = r;
+        }
+        r = next;
+      }
+    }
+    return expired;
+  }
+
+  /** Every table now in the index. */
+  tables(): NamespacedTable[] {
+    const out: NamespacedTable[] = [];
+    for (const [ns, tables] of this.namespaces) for (const table of tables.values()) out.push({ ns, table });
+    return out;
+  }
+
+  /** True while table is still the index's table for its (namespace, hash length). */
+  holds({ ns, table }: NamespacedTable): boolean {
+    return this.table(ns, table.hashLen) === table;
+  }
+
+  /** Forgets table when it holds no entry (and its namespace with its last table). */
+  dropIfEmpty(ns: string, table: BlockTable): void {
+    if (table.size > 0) return;
+    const tables = this.namespaces.get(ns);
+    if (tables?.get(table.hashLen) !== table) return;
+    tables.delete(table.hashLen);
+    if (tables.size === 0) this.namespaces.delete(ns);
+  }
+
+  listNamespaces(): NamespaceView[] {
+    const out: NamespaceView[] = [];
+    for (const [name, tables] of this.namespaces) {
+      let blocks = 0;
+      let owners = 0;
+      for (const t of tables.values()) {
+        blocks += t.size;
+        owners += t.owners;
+      }
+      out.push({ name, blocks, owners });
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /** Bytes held by the typed arrays (tables, hash arenas, owner records). */
+  bytes(): number {
+    let bytes = this.lists.bytes();
+    for (const tables of this.namespaces.values()) for (const t of tables.values()) bytes += t.bytes();
+    return bytes;
+  }
+
+  private tableFor(ns: string, hashLen: number): BlockTable {
+    let tables = this.namespaces.get(ns);
+    if (!tables) {
+      tables = new Map();
+      this.namespaces.set(ns, tables);
+    }
+    let t = tables.get(hashLen);
+    if (!t) {
+      t = new BlockTable(hashLen);
+      tables.set(hashLen, t);
+    }
+    return t;
+  }
+
+  /** Unlinks owner record r (preceded by prev, 0 when r is the head) from entry e; drops the entry when empty. */
+  private unlink(table: BlockTable, e: number, prev: number, r: number): void {
+    const { lists } = this;
+    const next = lists.next.get(r);
+    if (prev === 0) table.heads.set(e, next);
+    else lists.next.set(prev, next);
+    this.ownedBySlot[lists.node.get(r)]!--;
+    lists.release(r);
+    table.owners--;
+    if (prev === 0 && next === 0) {
+      table.delete(e);
+      this.blockCount--;
+    }
+  }
+}
