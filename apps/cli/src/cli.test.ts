@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MetaserverClient } from '@kvfabric/client';
 import * as grpc from '@grpc/grpc-js';
-import { KvError, bindServer, errorToStatus, hashTokenBlocks } from '@kvfabric/common';
+import { KvError, hashTokenBlocks } from '@kvfabric/common';
+import { bindServer, errorToStatus } from '@kvfabric/common/rpc';
 import { MetaserverService, TransportKind } from '@kvfabric/proto';
 import { freePort, runCli, startMetaserver, type MetaserverHandle } from '@kvfabric/testkit';
 

@@ -6,19 +6,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { MetaserverService, type LeaderInfo } from '@kvfabric/proto';
-import {
-  CHANNEL_OPTIONS,
-  Metrics,
-  bindServer,
-  formatHostPort,
-  parseHostPort,
-  rpcInstruments,
-  shutdownServer,
-  startHttp,
-  type HttpEndpoint,
-  type Logger,
-  type RpcContext,
-} from '@kvfabric/common';
+import { formatHostPort, parseHostPort } from '@kvfabric/common';
+import { CHANNEL_OPTIONS, bindServer, rpcInstruments, shutdownServer, type RpcContext } from '@kvfabric/common/rpc';
+import { Metrics, startHttp, type HttpEndpoint, type Logger } from '@kvfabric/common/observability';
 import type { MetaserverConfig } from './config.js';
 import { HaMode } from './ha/ha-mode.js';
 import type { LeaderRecord } from './ha/leader-record.js';

@@ -1,5 +1,6 @@
 // kvfabric-metaserver flags (DESIGN §4): defaults in code, kebab flags, KVFABRIC_* env fallback.
-import { KvError, LOG_LEVELS, parseConfig, parseHostPort, type ConfigOf, type FlagSpecs } from '@kvfabric/common';
+import { KvError, parseConfig, parseHostPort, type ConfigOf, type FlagSpecs } from '@kvfabric/common';
+import { LOG_LEVELS } from '@kvfabric/common/observability';
 
 const hostPort = (v: string) => {
   try {

@@ -1,5 +1,6 @@
 // kvfabric-metaserver: parse config, build the app, run until SIGTERM/SIGINT, exit with a code.
-import { createLogger, exitOnSignals, toKvError, usage } from '@kvfabric/common';
+import { toKvError, usage } from '@kvfabric/common';
+import { createLogger, exitOnSignals } from '@kvfabric/common/observability';
 import { METASERVER_FLAGS, SUMMARY, loadConfig } from './config.js';
 import { MetaserverApp } from './app.js';
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { MetaserverClient, NodeState, TransportKind, type HashList } from '@kvfabric/proto';
-import { CHANNEL_OPTIONS, ERROR_CODE_KEY } from '@kvfabric/common';
+import { CHANNEL_OPTIONS, ERROR_CODE_KEY } from '@kvfabric/common/rpc';
 import { startMetaserver, type MetaserverHandle } from '@kvfabric/testkit';
 
 const TCP = TransportKind.TRANSPORT_KIND_TCP;

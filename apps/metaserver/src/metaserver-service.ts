@@ -8,16 +8,9 @@ import {
   type HashList,
   type NodeStats,
 } from '@kvfabric/proto';
-import {
-  checkHashList,
-  checkId,
-  checkNamespace,
-  implement,
-  invalid,
-  parseHostPort,
-  type Logger,
-  type RpcContext,
-} from '@kvfabric/common';
+import { checkHashList, checkId, checkNamespace, invalid, parseHostPort } from '@kvfabric/common';
+import { implement, type RpcContext } from '@kvfabric/common/rpc';
+import { type Logger } from '@kvfabric/common/observability';
 import { queryPrefixStreamHandler, type QueryPrefixStreamDeps } from './query-prefix-stream.js';
 import type { Hashes } from './store/index.js';
 

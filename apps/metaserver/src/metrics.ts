@@ -1,6 +1,6 @@
 // kvfabric_metaserver_* gauges and sweep counters. Gauges read counters the store keeps incrementally (blocks,
 // owners, sessions), so a scrape costs O(nodes), never O(index).
-import { DURATION_BUCKETS_SECONDS, type Counter, type Histogram, type Metrics } from '@kvfabric/common';
+import { DURATION_BUCKETS_SECONDS, type Counter, type Histogram, type Metrics } from '@kvfabric/common/observability';
 import type { MetaStore, SweepResult } from './store/index.js';
 
 export interface SweepInstruments {

@@ -13,7 +13,9 @@ import {
   type QueryPrefixStreamRequest,
   type QueryPrefixStreamResponse,
 } from '@kvfabric/proto';
-import { CHANNEL_OPTIONS, ERROR_CODE_KEY, KvError, Metrics, bindServer, rpcInstruments, silentLogger, type RpcContext } from '@kvfabric/common';
+import { KvError } from '@kvfabric/common';
+import { CHANNEL_OPTIONS, ERROR_CODE_KEY, bindServer, rpcInstruments, type RpcContext } from '@kvfabric/common/rpc';
+import { Metrics, silentLogger } from '@kvfabric/common/observability';
 import { metaserverServiceImpl } from './metaserver-service.js';
 import { MetaStore } from './store/index.js';
 

@@ -3,7 +3,8 @@
 // `pipelineStream()` from @kvfabric/common, per message as for unary calls.
 import type * as grpc from '@grpc/grpc-js';
 import type { LeaderInfo, NodePrefix, QueryPrefixStreamRequest, QueryPrefixStreamResponse } from '@kvfabric/proto';
-import { KvError, checkHashList, checkId, checkNamespace, pipelineStream, type RpcContext } from '@kvfabric/common';
+import { KvError, checkHashList, checkId, checkNamespace } from '@kvfabric/common';
+import { pipelineStream, type RpcContext } from '@kvfabric/common/rpc';
 import type { MetaStore } from './store/index.js';
 
 export const QUERY_PREFIX_STREAM = 'queryPrefixStream';

@@ -1,5 +1,6 @@
 // kvfabric-node flags (DESIGN §4). Every flag also reads KVFABRIC_<FLAG>.
-import { LOG_LEVELS, parseConfig, type ConfigOf, type FlagSpecs } from '@kvfabric/common';
+import { parseConfig, type ConfigOf, type FlagSpecs } from '@kvfabric/common';
+import { LOG_LEVELS } from '@kvfabric/common/observability';
 import { parseEtcdAddr } from '@kvfabric/client';
 
 const hostPort = (v: string) => (/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(v) ? undefined : 'expected host:port');

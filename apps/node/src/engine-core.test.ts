@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { silentLogger } from '@kvfabric/common';
+import { silentLogger } from '@kvfabric/common/observability';
 import { EngineCore, MAX_QUERY_WAIT_MS, SAVE_STORED, SAVE_PRESENT, SAVE_NO_SPACE, type Fetcher } from './engine-core.js';
 import { MemoryDataPath } from './testing/memory-data-path.js';
 import type { RegisterSpec } from './instances.js';

@@ -1,7 +1,8 @@
 // The node's engine-facing logic, free of gRPC: instances, save (gather into pool pages), query (prefix hit +
 // lease), load (scatter back), release. The service decodes requests and calls this; tests drive it directly
 // with an in-memory data path.
-import { KvError, invalid, checkId, type Logger } from '@kvfabric/common';
+import { KvError, invalid, checkId } from '@kvfabric/common';
+import { type Logger } from '@kvfabric/common/observability';
 import { BlockIndex, BlockClass } from './block-index.js';
 import type { DataPath } from './data-path.js';
 import { Evictor, type EvictedBlock } from './eviction.js';

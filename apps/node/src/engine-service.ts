@@ -20,7 +20,9 @@ import {
   type SessionEvent,
   type StatusResponse,
 } from '@kvfabric/proto';
-import { KvError, checkHashList, errorToStatus, implement, invalid, toKvError, unpackU32, type Logger, type RpcContext } from '@kvfabric/common';
+import { KvError, checkHashList, invalid, toKvError, unpackU32 } from '@kvfabric/common';
+import { errorToStatus, implement, type RpcContext } from '@kvfabric/common/rpc';
+import { type Logger } from '@kvfabric/common/observability';
 import type { EngineCore } from './engine-core.js';
 import { dataPlaneHandler } from './engine-stream.js';
 import type { RegisterSpec } from './instances.js';

@@ -5,7 +5,8 @@
 // "dataPlane.save" etc. with attribute objects built once.
 import type * as grpc from '@grpc/grpc-js';
 import type { DataPlaneRequest, DataPlaneResponse } from '@kvfabric/proto';
-import { invalid, pipelineStream, type RpcContext, type StreamItems } from '@kvfabric/common';
+import { invalid } from '@kvfabric/common';
+import { pipelineStream, type RpcContext, type StreamItems } from '@kvfabric/common/rpc';
 import type { DataHandlers } from './engine-service.js';
 
 export const DATA_PLANE = 'dataPlane';

@@ -1,5 +1,6 @@
 // kvfabric-node: parse config, build the app, run until SIGTERM/SIGINT (unregister, exit 0).
-import { createLogger, exitOnSignals, toKvError, usage } from '@kvfabric/common';
+import { toKvError, usage } from '@kvfabric/common';
+import { createLogger, exitOnSignals } from '@kvfabric/common/observability';
 import { NODE_FLAGS, parseNodeConfig } from './config.js';
 import { NodeApp } from './app.js';
 

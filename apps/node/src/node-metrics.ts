@@ -1,6 +1,6 @@
 // kvfabric_pool_*, kvfabric_index_*, kvfabric_save_*, kvfabric_load_*, kvfabric_lease_* for the node. Counts
 // live in the pure cores as plain numbers; these observable instruments read them at scrape time.
-import { DURATION_BUCKETS_SECONDS, type Histogram, type Metrics } from '@kvfabric/common';
+import { DURATION_BUCKETS_SECONDS, type Histogram, type Metrics } from '@kvfabric/common/observability';
 import type { EngineCore } from './engine-core.js';
 import type { PagePool } from './data-path.js';
 

@@ -1,6 +1,6 @@
 // kvfabric_metaserver_* for the node's reporter (what it sent, netted, dropped) and kvfabric_reporter_* for how it
 // follows the metaserver leader (re-advertise passes and blocks, leader changes seen through etcd).
-import type { Metrics } from '@kvfabric/common';
+import type { Metrics } from '@kvfabric/common/observability';
 import type { Reporter } from './reporter.js';
 
 export function reporterMetrics(metrics: Metrics, reporter: Reporter): void {

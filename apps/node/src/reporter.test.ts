@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { silentLogger } from '@kvfabric/common';
+import { silentLogger } from '@kvfabric/common/observability';
 import { Reporter, type ReporterClient } from './reporter.js';
 
 class FakeMetaserver implements ReporterClient {

@@ -9,7 +9,7 @@
 // within milliseconds rather than a heartbeat period later.
 import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
-import type { Logger } from '@kvfabric/common';
+import type { Logger } from '@kvfabric/common/observability';
 
 export interface ReporterClient {
   heartbeat(input: { nodeId: string; addr: string; transports?: number[]; stats?: { poolCapacityBytes: bigint; poolUsedBytes: bigint; blocks: bigint } }): Promise<{ epoch: bigint; registered: boolean }>;

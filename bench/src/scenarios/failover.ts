@@ -8,7 +8,7 @@
 // without a pool. The killed replica is started again (as a follower) before the next round. No external
 // reference exists for this path, so the result has metrics and a table but no ratios.
 import { MetaserverClient } from '@kvfabric/client';
-import { silentLogger } from '@kvfabric/common';
+import { silentLogger } from '@kvfabric/common/observability';
 import { DEFAULT_READVERTISE_BLOCKS_PER_SEC, Reporter } from '@kvfabric/node/internal';
 import { startEtcd, startMetaserver, type MetaserverHandle } from '@kvfabric/testkit';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -18,7 +18,8 @@ import {
   type SaveRequest,
   type SaveResponse,
 } from '@kvfabric/proto';
-import { KvError, bindServer, unpackU32 } from '@kvfabric/common';
+import { KvError, unpackU32 } from '@kvfabric/common';
+import { bindServer } from '@kvfabric/common/rpc';
 import { KvEngine, QUERY_WAIT_ROUND_MS } from './engine-client.js';
 import { kvLayout } from './kv-region.js';
 

@@ -22,7 +22,8 @@ import {
   type SessionMessage,
   type StatusResponse,
 } from '@kvfabric/proto';
-import { CHANNEL_OPTIONS, ERROR_CODE_KEY, KvError, fromGrpcError, isKvErrorCode, packHashes, packU32, type PackedHashes } from '@kvfabric/common';
+import { KvError, isKvErrorCode, packHashes, packU32, type PackedHashes } from '@kvfabric/common';
+import { CHANNEL_OPTIONS, ERROR_CODE_KEY, fromGrpcError } from '@kvfabric/common/rpc';
 import type { KvGeometry, KvRegion } from './kv-region.js';
 
 export type HashInput = readonly Uint8Array[] | PackedHashes;

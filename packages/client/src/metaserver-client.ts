@@ -21,18 +21,8 @@ import {
   type NodeStats,
   type TransportKind,
 } from '@kvfabric/proto';
-import {
-  CHANNEL_OPTIONS,
-  ERROR_CODE_KEY,
-  KvError,
-  fromGrpcError,
-  invalid,
-  packHashes,
-  parseHostPort,
-  formatHostPort,
-  unpackHashes,
-  type PackedHashes,
-} from '@kvfabric/common';
+import { KvError, invalid, packHashes, parseHostPort, formatHostPort, unpackHashes, type PackedHashes } from '@kvfabric/common';
+import { CHANNEL_OPTIONS, ERROR_CODE_KEY, fromGrpcError } from '@kvfabric/common/rpc';
 import { LeaderLocator, parseEtcdAddr, type EtcdTarget, type LeaderRecord } from './leader-locator.js';
 
 /** Default metaserver address (DESIGN §4). */

@@ -10,15 +10,8 @@ import {
   type QueryPrefixStreamRequest,
   type QueryPrefixStreamResponse,
 } from '@kvfabric/proto';
-import {
-  CHANNEL_OPTIONS,
-  KvError,
-  formatHostPort,
-  fromGrpcError,
-  isKvErrorCode,
-  packHashes,
-  parseHostPort,
-} from '@kvfabric/common';
+import { KvError, formatHostPort, isKvErrorCode, packHashes, parseHostPort } from '@kvfabric/common';
+import { CHANNEL_OPTIONS, fromGrpcError } from '@kvfabric/common/rpc';
 import { LEADER_ADDR_KEY, type Hashes, type PrefixResult } from './metaserver-client.js';
 
 export interface PrefixQueryStreamOptions {

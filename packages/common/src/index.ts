@@ -1,12 +1,10 @@
+// @kvfabric/common: the pure vocabulary every package shares (errors, flags and config, sizes, validation, hash
+// lists, block hashing). It imports no I/O library; adapters take what they need from the subpaths
+// @kvfabric/common/rpc (gRPC), /observability (logs, metrics, HTTP, signals) and /etcd.
 export * from './errors.js';
 export * from './sizes.js';
 export * from './config.js';
-export * from './logger.js';
-export * from './metrics.js';
-export * from './rpc.js';
-export * from './http.js';
 export * from './hash-list.js';
 export * from './validate.js';
 export * from './block-hash.js';
-export * from './signals.js';
 export * from './hash-bytes.js';

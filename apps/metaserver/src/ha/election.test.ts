@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
-import { silentLogger } from '@kvfabric/common';
+import { silentLogger } from '@kvfabric/common/observability';
 import { etcdSkipReason, startEtcd, type EtcdHandle } from '@kvfabric/testkit';
 import { connectEtcd } from './etcd.js';
 import { LeaderElection } from './election.js';

@@ -10,7 +10,7 @@
 // block the next election for a whole TTL.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
-import type { Logger } from '@kvfabric/common';
+import type { Logger } from '@kvfabric/common/observability';
 import { LeaseFence } from './lease-fence.js';
 import { decodeLeader, encodeLeader, epochFor, epochKey, leaderKey, type LeaderRecord } from './leader-record.js';
 

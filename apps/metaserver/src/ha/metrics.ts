@@ -4,7 +4,7 @@
 //   kvfabric_metaserver_leader_age_seconds   time since the current leader was elected (as seen by this replica)
 //   kvfabric_metaserver_etcd_reachable       HA mode: 1 when the last etcd call succeeded
 //   kvfabric_metaserver_lease_remaining_seconds HA mode: how long this leader may still serve without a keepalive
-import type { Metrics } from '@kvfabric/common';
+import type { Metrics } from '@kvfabric/common/observability';
 
 export interface LeadershipSource {
   serving(): boolean;

@@ -4,7 +4,8 @@
 // pages straight into fresh local pool pages (read-pipeline.ts), seal them as "pulled" blocks as they land, release
 // the grants, advertise. The remainder continues from the next holder. Failures end the fetch with what is sealed:
 // no error to the engine, no half block visible (unsealed slots are never hits), no pin left behind.
-import { KvError, toKvError, type Logger } from '@kvfabric/common';
+import { KvError, toKvError } from '@kvfabric/common';
+import { type Logger } from '@kvfabric/common/observability';
 import type { Transport } from '@kvfabric/native';
 import type { BlockIndex } from '../block-index.js';
 import type { PagePool } from '../data-path.js';

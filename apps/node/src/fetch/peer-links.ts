@@ -3,7 +3,8 @@
 // error or a session the peer no longer knows.
 import * as grpc from '@grpc/grpc-js';
 import { PeerClient, TransportKind, type PrepareReadResponse } from '@kvfabric/proto';
-import { CHANNEL_OPTIONS, ERROR_CODE_KEY, KvError, fromGrpcError } from '@kvfabric/common';
+import { KvError } from '@kvfabric/common';
+import { CHANNEL_OPTIONS, ERROR_CODE_KEY, fromGrpcError } from '@kvfabric/common/rpc';
 import type { Transport } from '@kvfabric/native';
 
 export interface PeerLinksOptions {

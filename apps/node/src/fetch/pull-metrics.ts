@@ -1,6 +1,6 @@
 // kvfabric_pull_* for the reading side of remote pulls. Counts live in the RemoteFetcher as plain numbers; these
 // observable instruments read them at scrape time. Every failure case has its own `reason` label.
-import { DURATION_BUCKETS_SECONDS, type Metrics } from '@kvfabric/common';
+import { DURATION_BUCKETS_SECONDS, type Metrics } from '@kvfabric/common/observability';
 import { PULL_FAILURES, type RemoteFetcher } from './fetcher.js';
 import type { PeerLinks } from './peer-links.js';
 

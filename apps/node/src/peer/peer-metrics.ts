@@ -1,6 +1,6 @@
 // kvfabric_peer_* (the serving side: handshakes, grants, pins) and kvfabric_transport_* (the native transport's
 // counters: bytes read and served, refusals, errors), read at scrape time.
-import type { Metrics } from '@kvfabric/common';
+import type { Metrics } from '@kvfabric/common/observability';
 import type { Transport } from '@kvfabric/native';
 import type { PeerServer } from './peer-server.js';
 

@@ -2,7 +2,8 @@
 // pins the longest held prefix of a PrepareRead and grants the reader its pages, releases and expires grants.
 // The bytes themselves are served by the transport (NIC or native thread), never by this code.
 import { randomBytes } from 'node:crypto';
-import { KvError, type Logger } from '@kvfabric/common';
+import { KvError } from '@kvfabric/common';
+import { type Logger } from '@kvfabric/common/observability';
 import type { Transport } from '@kvfabric/native';
 import type { BlockIndex } from '../block-index.js';
 import type { NamespaceRegistry } from '../namespaces.js';

@@ -2,7 +2,8 @@
 // errors through `implement` (the one RPC wrapper).
 import type * as grpc from '@grpc/grpc-js';
 import { PeerService, TransportKind } from '@kvfabric/proto';
-import { KvError, checkHashList, checkId, checkNamespace, implement, invalid, type RpcContext } from '@kvfabric/common';
+import { KvError, checkHashList, checkId, checkNamespace, invalid } from '@kvfabric/common';
+import { implement, type RpcContext } from '@kvfabric/common/rpc';
 import type { PeerServer } from './peer-server.js';
 
 export interface PeerServiceDeps {

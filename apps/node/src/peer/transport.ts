@@ -3,7 +3,8 @@
 import { isIPv4 } from 'node:net';
 import * as native from '@kvfabric/native';
 import type { Pool, Transport, TransportEvent, VerbsTransportOptions } from '@kvfabric/native';
-import { KvError, parseHostPort, type Logger } from '@kvfabric/common';
+import { KvError, parseHostPort } from '@kvfabric/common';
+import { type Logger } from '@kvfabric/common/observability';
 
 export type TransportChoice = 'auto' | 'verbs' | 'tcp';
 
