@@ -1,7 +1,6 @@
 // The `kvfabric` dispatcher: finds the command, binds flags (kebab-case, env fallback), runs it, prints its result.
 // Exit codes: 0 ok, 1 server error, 2 bad arguments, 3 cannot connect to the metaserver.
 import { KvError, parseConfig, toKvError, usage, type FlagSpecs } from '@kvfabric/common';
-import { MetaserverClient, resolveMetaserverAddr } from '@kvfabric/client';
 import { EXIT, GLOBAL_FLAGS, type AnyCommand, type GlobalConfig } from './command.js';
 import { hash } from './commands/hash.js';
 import { health } from './commands/health.js';
@@ -66,7 +65,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const parsed = parseConfig(specs, rest, io.env);
     if (parsed.positionals.length > 0) throw new KvError('CONFIG_INVALID', `unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
     global = parsed.config as unknown as GlobalConfig;
-    if (command.needsServer) resolveMetaserverAddr(global.metaserverAddr, '--metaserver-addr');
+    if (command.needsServer) (await metaserverClientModule()).resolveMetaserverAddr(global.metaserverAddr, '--metaserver-addr');
     args = command.parse(parsed.config, io.env);
   } catch (err) {
     io.stderr(`kvfabric ${command.name}: ${oneLine(toKvError(err).message)} (see kvfabric ${command.name} --help)\n`);
@@ -75,7 +74,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 
   // 2. The call: server errors exit 1, connection failures exit 3.
   const client = command.needsServer
-    ? new MetaserverClient(global.metaserverAddr, { deadlineMs: Math.round(global.timeoutSecs * 1000) })
+    ? new (await metaserverClientModule()).MetaserverClient(global.metaserverAddr, { deadlineMs: Math.round(global.timeoutSecs * 1000) })
     : undefined;
   try {
     const result = await command.run(args, { client, global, warn: (m) => io.stderr(`kvfabric ${command.name}: warning: ${oneLine(m)}\n`) });
@@ -111,6 +110,14 @@ function commandIndex(argv: readonly string[]): number {
     i++; // skips the flag's value
   }
   return -1;
+}
+
+/**
+ * The metaserver client (gRPC, protobuf), loaded only by commands that talk to a server: `--help`, argument errors
+ * and `kvfabric hash` start without it.
+ */
+function metaserverClientModule(): Promise<typeof import('@kvfabric/client')> {
+  return import('@kvfabric/client');
 }
 
 function oneLine(text: string): string {

@@ -1,5 +1,5 @@
 // kvfabric namespaces: every namespace in the index with its block and owner counts.
-import type { ListNamespacesResponse } from '@kvfabric/proto';
+import type { ListNamespacesResponse } from '@kvfabric/proto/metaserver';
 import { defineCommand } from '../command.js';
 import { namespacesPrinter } from '../printers/namespaces.js';
 

@@ -1,5 +1,5 @@
 // kvfabric nodes: every node session the metaserver knows, live and stale.
-import type { ListNodesResponse } from '@kvfabric/proto';
+import type { ListNodesResponse } from '@kvfabric/proto/metaserver';
 import { defineCommand } from '../command.js';
 import { nodesPrinter } from '../printers/nodes.js';
 

@@ -1,5 +1,5 @@
 // kvfabric stats: the metaserver's counters (blocks, owners, nodes, index memory, leader).
-import type { GetStatsResponse } from '@kvfabric/proto';
+import type { GetStatsResponse } from '@kvfabric/proto/metaserver';
 import { defineCommand } from '../command.js';
 import { statsPrinter } from '../printers/stats.js';
 

@@ -1,6 +1,6 @@
 // Printer for `health`: {"ok","addr","epoch","rttMs",...,"leader","etcd"?:{...},"http"?:{...},"error"?:{...}}.
 // Not ok → exit 1; no leader to ask (etcd unreachable, none elected, the leader not answering) → exit 3.
-import type { GetStatsResponse } from '@kvfabric/proto';
+import type { GetStatsResponse } from '@kvfabric/proto/metaserver';
 import type { LeaderRecord } from '@kvfabric/client';
 import type { KvError } from '@kvfabric/common';
 import { EXIT, type Printer } from '../command.js';

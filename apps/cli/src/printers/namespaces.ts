@@ -1,5 +1,5 @@
 // Printer for ListNamespaces: {"epoch","namespaces":[{"name","blocks","owners"}]}.
-import type { ListNamespacesResponse } from '@kvfabric/proto';
+import type { ListNamespacesResponse } from '@kvfabric/proto/metaserver';
 import type { Printer } from '../command.js';
 import { count, jsonInt, renderTable } from './format.js';
 

@@ -1,7 +1,7 @@
 // Printer for ListNodes: {"epoch","leader":{...},"nodes":[{"addr","state","blocks",...}]}; the table starts with
 // the line saying which metaserver replica answered as leader and since when.
 import { formatBytes } from '@kvfabric/common';
-import type { ListNodesResponse } from '@kvfabric/proto';
+import type { ListNodesResponse } from '@kvfabric/proto/metaserver';
 import type { Printer } from '../command.js';
 import { ago, count, isoTime, jsonInt, renderTable, stateName, transportName } from './format.js';
 import { leaderJson, leaderLine } from './stats.js';

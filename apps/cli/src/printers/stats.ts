@@ -1,6 +1,6 @@
 // Printer for GetStats.
 import { formatBytes } from '@kvfabric/common';
-import type { GetStatsResponse, LeaderInfo } from '@kvfabric/proto';
+import type { GetStatsResponse, LeaderInfo } from '@kvfabric/proto/metaserver';
 import type { Printer } from '../command.js';
 import { ago, count, duration, isoTime, jsonInt, renderPairs } from './format.js';
 
