@@ -55,7 +55,8 @@ module.exports = {
       name: 'generated-code-through-the-proto-package',
       severity: 'error',
       from: { pathNot: '^packages/proto/' },
-      to: { path: '^packages/proto/src/gen/', dependencyTypesNot: ['aliased-workspace', 'aliased', 'local'] },
+      comment: 'by package name (@kvfabric/proto or a service subpath), never a relative path into gen/',
+      to: { path: '^packages/proto/src/gen/', dependencyTypes: ['local'] },
     },
     {
       name: 'pure-cores-stay-pure',
