@@ -100,5 +100,7 @@ test('the serving node killed with kill -9 mid-pull: a shorter hit, and every lo
   assert.ok(q.hits >= 2 && q.hits < 64, `a shorter hit, got ${q.hits}`);
   const got = await loadBlocks(b, q.leaseId, q.hits, 64);
   got.forEach((g, i) => assert.ok(g.equals(data[i]!), `block ${i} differs`));
-  assert.equal(await metric(B, 'kvfabric_index_partial_blocks'), 0, 'nothing half-pulled stays');
+  // Reads still posted to the dead peer settle when the transport times them out, which may be after the query
+  // answered; then every slot they had set up is given back.
+  await until('nothing half-pulled stays', async () => (await metric(B, 'kvfabric_index_partial_blocks')) === 0, SLOW);
 });
