@@ -1,6 +1,7 @@
 // The `kvfabric` dispatcher: finds the command, binds flags (kebab-case, env fallback), runs it, prints its result.
 // Exit codes: 0 ok, 1 server error, 2 bad arguments, 3 cannot connect to the metaserver.
 import { KvError, parseConfig, toKvError, usage, type FlagSpecs } from '@kvfabric/common';
+import type * as ClientModule from '@kvfabric/client';
 import { EXIT, GLOBAL_FLAGS, type AnyCommand, type GlobalConfig } from './command.js';
 import { hash } from './commands/hash.js';
 import { health } from './commands/health.js';
@@ -116,7 +117,7 @@ function commandIndex(argv: readonly string[]): number {
  * The metaserver client (gRPC, protobuf), loaded only by commands that talk to a server: `--help`, argument errors
  * and `kvfabric hash` start without it.
  */
-function metaserverClientModule(): Promise<typeof import('@kvfabric/client')> {
+function metaserverClientModule(): Promise<typeof ClientModule> {
   return import('@kvfabric/client');
 }
 

@@ -12,11 +12,11 @@ const TCP = TransportKind.TRANSPORT_KIND_TCP;
 const VERBS = TransportKind.TRANSPORT_KIND_VERBS;
 
 type Stub = InstanceType<typeof MetaserverClient>;
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+ 
 type Call = (req: any, cb: (err: grpc.ServiceError | null, res: any) => void) => unknown;
 
 /** Promise form of one unary call on the generated stub. */
-function call<T = any>(stub: Stub, method: keyof Stub & string, req: unknown): Promise<T> { // eslint-disable-line @typescript-eslint/no-explicit-any
+function call<T = any>(stub: Stub, method: keyof Stub & string, req: unknown): Promise<T> {  
   return new Promise((resolve, reject) => {
     (stub[method] as unknown as Call).call(stub, req, (err, res) => (err ? reject(err) : resolve(res as T)));
   });
@@ -104,7 +104,7 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
   const nodes = await call(stub, 'listNodes', {});
   assert.equal(nodes.epoch, epoch);
   assert.deepEqual(
-    nodes.nodes.map((n: any) => [n.nodeId, n.addr, n.state, n.transports, n.stats, n.indexedBlocks]), // eslint-disable-line @typescript-eslint/no-explicit-any
+    nodes.nodes.map((n: any) => [n.nodeId, n.addr, n.state, n.transports, n.stats, n.indexedBlocks]),  
     [
       ['node-a', '10.0.0.1:7001', NodeState.NODE_STATE_LIVE, [TCP, VERBS], stats(300n, 1000n, 4n), 4n],
       ['node-b', '10.0.0.2:7001', NodeState.NODE_STATE_LIVE, [TCP], stats(100n, 1000n), 2n],
