@@ -9,7 +9,7 @@ import { MetaserverClient } from '@kvfabric/client';
 import { PeerClient, TransportKind, type HandshakeResponse, type PrepareReadResponse } from '@kvfabric/proto';
 import { Pool, TcpTransport } from '@kvfabric/native';
 import { advertised as advertisedOn, engine, freshHashes, loadBlocks, metric, nodeId, saveBlocks, until, PAGE } from './pull-helpers.js';
-import { unpackOffsets } from '../src/peer/peer-service.js';
+import { unpackOffsets } from '../src/peer-wire/offsets.js';
 
 let metaserver: MetaserverHandle;
 let meta: MetaserverClient;

@@ -11,7 +11,7 @@ import { Evictor } from '../eviction.js';
 import { NamespaceRegistry, type NamespaceInfo } from '../namespaces.js';
 import { MemoryPool } from '../testing/memory-data-path.js';
 import { PeerServer } from '../peer/peer-server.js';
-import { packOffsets } from '../peer/peer-service.js';
+import { packOffsets } from '../peer-wire/offsets.js';
 import { RemoteFetcher, type Holder, type Link } from './fetcher.js';
 
 const logger = pino({ level: 'silent' });

@@ -12,7 +12,7 @@ import type { PagePool } from '../data-path.js';
 import type { Fetcher } from '../engine-core.js';
 import type { Evictor } from '../eviction.js';
 import type { NamespaceInfo } from '../namespaces.js';
-import { unpackOffsets } from '../peer/peer-service.js';
+import { unpackOffsets } from '../peer-wire/offsets.js';
 import { BlockFlights } from './block-flights.js';
 import { ReadPipeline } from './read-pipeline.js';
 import {
