@@ -1,26 +1,19 @@
 // One pull of blocks [from, to) of a fetch from one holder (DESIGN §2 "Remote pull"): handshake (once per peer,
 // shared through the link), PrepareRead in growing windows, chunks set up in fresh local pages and pinned, unsealed
-// slots, read by the read pipeline, sealed as "pulled" blocks as they land, every grant released at the end. A
-// failed or short chunk loses only its own blocks; no slot is left pinned and no page allocated when it ends.
+// slots (pulled-blocks.ts), read by the read pipeline, sealed as "pulled" blocks as they land, every grant released
+// at the end. A failed or short chunk loses only its own blocks; no slot is left pinned and no page allocated when
+// it ends.
 import { KvError, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
-import { BlockClass, type BlockIndex } from '../block-index.js';
-import type { PagePool } from '../data-path.js';
-import type { Evictor } from '../eviction.js';
-import type { BlockFlights } from './block-flights.js';
+import { PulledBlocks, type PulledBlocksDeps } from './pulled-blocks.js';
 import type { ChunkOutcome, ChunkRead, ChunkSource, ReadPipeline } from './read-pipeline.js';
 import { PullError, reasonOf, type Holder, type Link, type PullFailure, type PullRequest, type ReadGrant } from './pull-types.js';
 
 /** A window's grant is at most this many times the pipeline depth (`chunksInFlight` chunks). */
 const MAX_WINDOW_GROWTH = 16;
 
-export interface PullSessionDeps {
-  index: BlockIndex;
-  evictor: Evictor;
-  pool: PagePool;
-  flights: BlockFlights;
+export interface PullSessionDeps extends PulledBlocksDeps {
   pipeline: ReadPipeline;
-  onSealed: (namespace: string, key: string) => void;
   logger: Logger;
   /** Bytes per readv batch; a failed batch loses only its blocks. */
   chunkBytes: number;
@@ -64,8 +57,9 @@ interface GrantedChunk extends ChunkRead {
 }
 
 export class PullSession implements ChunkSource<GrantedChunk> {
-  /** Live counts, read by the fetcher's metrics while the pull runs. */
-  readonly counts = { grants: 0, blocks: 0, bytes: 0, inFlightBlocks: 0 };
+  private grants = 0;
+  private inFlightBlocks = 0;
+  private readonly blocks: PulledBlocks;
   private session = 0n;
   private readonly perChunk: number;
   private readonly depth: number;
@@ -93,6 +87,12 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     this.depth = this.perChunk * Math.max(1, deps.chunksInFlight);
     this.lengths = new Float64Array(this.perChunk * shards).fill(pageBytes);
     this.cursor = from;
+    this.blocks = new PulledBlocks(deps, req);
+  }
+
+  /** Live counts, read by the fetcher's metrics while the pull runs. */
+  get counts(): { grants: number; blocks: number; bytes: number; inFlightBlocks: number } {
+    return { grants: this.grants, blocks: this.blocks.sealedBlocks, bytes: this.blocks.sealedBytes, inFlightBlocks: this.inFlightBlocks };
   }
 
   /** Runs the pull to its end; never rejects. Every grant asked for is released. */
@@ -103,8 +103,12 @@ export class PullSession implements ChunkSource<GrantedChunk> {
       return this.outcome(0, { error: err, stage: 'handshake' });
     }
     try {
-      this.openWindows();
-      await this.deps.pipeline.run(this, this.deps.chunksInFlight);
+      try {
+        this.openWindows();
+        await this.deps.pipeline.run(this, this.deps.chunksInFlight);
+      } catch (err) {
+        this.fail(err, 'read'); // not a transport error (those come back as chunk outcomes): end like a failed read
+      }
       this.stopped = true;
       return this.end();
     } finally {
@@ -169,8 +173,8 @@ export class PullSession implements ChunkSource<GrantedChunk> {
   settle({ chunk, grant }: GrantedChunk, outcome: ChunkOutcome): void {
     if (outcome === 'landed') chunk.landed = true;
     else this.fail(outcome === 'late' ? this.outOfTime(grant) : outcome.error, 'read');
-    for (let i = 0; i < chunk.n; i++) this.finish(chunk.slots[i]!, chunk.a + i, chunk.landed);
-    this.counts.inFlightBlocks -= chunk.n;
+    for (let i = 0; i < chunk.n; i++) this.blocks.finish(chunk.slots[i]!, chunk.a + i, chunk.landed);
+    this.inFlightBlocks -= chunk.n;
   }
 
   /**
@@ -224,7 +228,7 @@ export class PullSession implements ChunkSource<GrantedChunk> {
       this.release(g.id); // a grant we cannot use: give its pins back now
       throw new PullError('layout_mismatch', `peer ${this.holder.nodeId}: ${g.blocks} blocks of ${g.shards} × ${g.pageBytes} B pages, expected ≤ ${count} of ${shards} × ${pageBytes} B`);
     }
-    this.counts.grants++;
+    this.grants++;
     return g;
   }
 
@@ -241,7 +245,7 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     this.cursor = a + want;
     let c: Chunk;
     try {
-      const got = this.setUp(a, want);
+      const got = this.blocks.setUp(a, want);
       c = { a, n: got.slots.length, slots: got.slots, local: got.local, landed: false };
       this.exhausted ||= got.exhausted;
     } catch (err) {
@@ -250,7 +254,7 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     }
     this.chunks.push(c);
     if (c.n < want) this.stopped = true; // pool full, or a block saved locally meanwhile
-    this.counts.inFlightBlocks += c.n;
+    this.inFlightBlocks += c.n;
     return c.n > 0 ? c : undefined;
   }
 
@@ -260,64 +264,11 @@ export class PullSession implements ChunkSource<GrantedChunk> {
    */
   private trim(c: Chunk, end: number): void {
     const keep = Math.max(0, Math.min(c.n, end - c.a));
-    for (let i = keep; i < c.n; i++) this.undo(c.slots[i]!);
-    this.counts.inFlightBlocks -= c.n - keep;
+    for (let i = keep; i < c.n; i++) this.blocks.undo(c.slots[i]!);
+    this.inFlightBlocks -= c.n - keep;
     c.n = keep;
     c.slots = c.slots.subarray(0, keep);
     c.local = c.local.subarray(0, keep * this.req.ns.shards);
-  }
-
-  /**
-   * Fresh local pages and pinned, unsealed slots for blocks [at, at + count), stopping at the first block that
-   * exists locally meanwhile or when the pool is full. `local` holds the pages, block-major (the readv targets).
-   */
-  private setUp(at: number, count: number): { slots: Int32Array; local: Float64Array; exhausted: boolean } {
-    const { index, evictor, pool } = this.deps;
-    const { ns } = this.req;
-    const { shards, pageBytes } = ns;
-    const pages = evictor.allocate(pageBytes, count * shards);
-    const fit = Math.floor(pages.length / shards);
-    const slots = new Int32Array(fit);
-    let n = 0;
-    for (; n < fit; n++) {
-      const key = this.req.key(at + n);
-      if (index.lookup(ns.id, key) >= 0) break; // saved locally meanwhile
-      const slot = index.slotForShard(ns.id, key, shards, 0, pageBytes, BlockClass.Pulled);
-      index.pin(slot);
-      for (let s = 0; s < shards; s++) index.assign(slot, s, pages[n * shards + s]!);
-      slots[n] = slot;
-    }
-    for (let p = n * shards; p < pages.length; p++) pool.free(pages[p]!, pageBytes);
-    return { slots: slots.subarray(0, n), local: pages.subarray(0, n * shards), exhausted: pages.length < count * shards };
-  }
-
-  /** Seals a block whose pages all arrived, or undoes it; unpins; settles its flight. */
-  private finish(slot: number, i: number, arrived: boolean): void {
-    const { index, flights } = this.deps;
-    const { ns } = this.req;
-    const key = this.req.key(i);
-    if (arrived) {
-      let sealed = false;
-      for (let s = 0; s < ns.shards; s++) sealed = index.land(slot, s) || sealed;
-      index.unpin(slot);
-      if (sealed) {
-        this.counts.blocks++;
-        this.counts.bytes += ns.shards * ns.pageBytes;
-        this.deps.onSealed(ns.name, key);
-      }
-      flights.settle(ns.id, key, sealed);
-      return;
-    }
-    this.undo(slot);
-    flights.settle(ns.id, key, false);
-  }
-
-  /** Frees the pages of a block that did not arrive and unpins its (unsealed, so invisible) slot. */
-  private undo(slot: number): void {
-    const { index, pool } = this.deps;
-    const { shards, pageBytes } = this.req.ns;
-    for (let s = 0; s < shards; s++) pool.free(index.unassign(slot, s), pageBytes);
-    index.unpin(slot);
   }
 
   private fail(error: unknown, stage: 'prepare' | 'read'): void {
