@@ -71,8 +71,8 @@ export async function metric(node: NodeHandle | { httpAddr: string }, name: stri
   return sum;
 }
 
-/** Polls `fn` until it returns true (or throws after `timeoutMs`). */
-export async function until(what: string, fn: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+/** Polls `fn` until it returns true (or throws after `timeoutMs`: generous, a loaded machine is slow, not broken). */
+export async function until(what: string, fn: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await fn()) return;

@@ -1,10 +1,10 @@
 // The remote Fetcher (DESIGN §2 "Remote pull"): fills the missing suffix of a query from peers. For each run of
 // blocks neither local nor claimed by another pull: ask the metaserver which nodes hold how much of it, take the
-// longest (ties: least used pool; nodes that failed recently are skipped), PrepareRead there in windows, read the
-// pages straight into fresh local pool pages (read-pipeline.ts), seal them as "pulled" blocks as they land, release
-// the grants, advertise. The remainder continues from the next holder. Failures end the fetch with what is sealed:
-// no error to the engine, no half block visible (unsealed slots are never hits), no pin left behind.
-import { KvError, toKvError } from '@kvfabric/common';
+// longest (ties: least used pool; nodes that failed recently are skipped) and hand the run to a PullSession
+// (pull-session.ts: PrepareRead in windows, reads through the read pipeline, seals, releases the grants). The
+// remainder continues from the next holder. Failures end the fetch with what is sealed: no error to the engine,
+// no half block visible (unsealed slots are never hits), no pin left behind.
+import { toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
 import type { Transport } from '@kvfabric/native';
 import type { BlockIndex } from '../block-index.js';
@@ -12,15 +12,25 @@ import type { PagePool } from '../data-path.js';
 import type { Fetcher } from '../engine-core.js';
 import type { Evictor } from '../eviction.js';
 import type { NamespaceInfo } from '../namespaces.js';
-import { unpackOffsets } from '../peer/peer-service.js';
 import { BlockFlights } from './block-flights.js';
+import { PullSession, type PullOutcome, type PullSessionDeps } from './pull-session.js';
 import { ReadPipeline } from './read-pipeline.js';
-import {
-  PULL_FAILURES, PullError, keyOf, reasonOf, sleep,
-  type Granted, type Holder, type HolderDirectory, type Link, type LinkSource, type PullCtx, type PullFailure, type Req,
-} from './pull-types.js';
+import { PULL_FAILURES, PullRequest, sleep, type Holder, type HolderDirectory, type LinkSource, type PullFailure } from './pull-types.js';
 
-export { PULL_FAILURES, type Holder, type HolderDirectory, type Link, type LinkSource, type PullFailure } from './pull-types.js';
+export { PULL_FAILURES, type Holder, type HolderDirectory, type Link, type LinkSource, type PullFailure, type ReadGrant } from './pull-types.js';
+
+/** What the fetcher has done so far (the kvfabric_pull_* metrics). */
+export interface PullCounters {
+  fetches: number;
+  /** Grants read from peers. */
+  pulls: number;
+  blocks: number;
+  bytes: number;
+  misses: number;
+  waitedBlocks: number;
+  inFlightBlocks: number;
+  failures: Record<PullFailure, number>;
+}
 
 export interface RemoteFetcherOptions {
   index: BlockIndex;
@@ -49,35 +59,44 @@ export interface RemoteFetcherOptions {
 
 export class RemoteFetcher implements Fetcher {
   readonly flights = new BlockFlights();
-  readonly counters = {
-    fetches: 0, pulls: 0, blocks: 0, bytes: 0, misses: 0, waitedBlocks: 0, inFlightBlocks: 0,
+  /** Counts of fetches and of pull sessions that ended; `counters` adds the live sessions. */
+  private readonly totals: Omit<PullCounters, 'inFlightBlocks'> = {
+    fetches: 0, pulls: 0, blocks: 0, bytes: 0, misses: 0, waitedBlocks: 0,
     failures: Object.fromEntries(PULL_FAILURES.map((r) => [r, 0])) as Record<PullFailure, number>,
   };
+  private readonly live = new Set<PullSession>();
   private readonly failedUntil = new Map<string, number>();
-  private readonly pipeline: ReadPipeline;
+  private readonly sessionDeps: PullSessionDeps;
 
   constructor(private readonly opts: RemoteFetcherOptions) {
-    this.pipeline = new ReadPipeline({
-      ...opts,
-      flights: this.flights,
-      counters: this.counters,
-      prepare: (req, h, ctx, at, count) => this.prepare(req, h, ctx, at, count),
-      fail: (reason, message) => this.fail(reason, message),
-    });
+    const pipeline = new ReadPipeline({ transport: opts.transport, maxBytesPerSec: opts.maxBytesPerSec });
+    this.sessionDeps = { ...opts, flights: this.flights, pipeline, chunksInFlight: Math.max(1, opts.chunksInFlight ?? 4) };
+  }
+
+  /** A snapshot: what ended sessions counted plus what the live ones have so far. */
+  get counters(): PullCounters {
+    const c = { ...this.totals, failures: { ...this.totals.failures }, inFlightBlocks: 0 };
+    for (const s of this.live) {
+      c.pulls += s.counts.grants;
+      c.blocks += s.counts.blocks;
+      c.bytes += s.counts.bytes;
+      c.inFlightBlocks += s.counts.inFlightBlocks;
+    }
+    return c;
   }
 
   async fetch(r: { ns: NamespaceInfo; packed: Buffer; hashLen: number; from: number; count: number }): Promise<{ ssd: number; remote: number }> {
     const t0 = performance.now();
-    this.counters.fetches++;
-    const req: Req = { ns: r.ns, packed: r.packed, hashLen: r.hashLen, deadline: Date.now() + this.opts.timeoutMs, keys: new Array<string | undefined>(r.count) };
+    this.totals.fetches++;
+    const req = new PullRequest(r.ns, r.packed, r.hashLen, r.count, Date.now() + this.opts.timeoutMs);
     const { index } = this.opts;
     const { flights } = this;
     const nsId = r.ns.id;
     let pos = r.from;
     let remote = 0;
     try {
-      while (pos < r.count && Date.now() < req.deadline) {
-        const key = this.key(req, pos);
+      while (pos < r.count && !req.overdue) {
+        const key = req.key(pos);
         const slot = index.lookup(nsId, key);
         if (slot >= 0 && index.isSealed(slot)) {
           pos++;
@@ -85,8 +104,8 @@ export class RemoteFetcher implements Fetcher {
         }
         const flight = flights.get(nsId, key);
         if (flight) {
-          this.counters.waitedBlocks++;
-          const sealed = await Promise.race([flight.promise, sleep(Math.max(0, req.deadline - Date.now())).then(() => false)]);
+          this.totals.waitedBlocks++;
+          const sealed = await Promise.race([flight.promise, sleep(Math.max(0, req.deadlineAtMs - Date.now())).then(() => false)]);
           if (!sealed) break; // its pull failed (or our time is up): end with what we have
           remote++;
           continue;
@@ -95,17 +114,17 @@ export class RemoteFetcher implements Fetcher {
         // Ask for holders of the whole rest while claiming the run (block `pos` is surely claimed: no flight, not local).
         const found = this.lookUp(req, pos, r.count);
         let end = pos;
-        while (end < r.count && index.lookup(nsId, this.key(req, end)) < 0 && flights.claim(nsId, this.key(req, end))) end++;
+        while (end < r.count && index.lookup(nsId, req.key(end)) < 0 && flights.claim(nsId, req.key(end))) end++;
         try {
           const got = await this.pullRun(req, pos, end, found);
           remote += got;
           if (got < end - pos) break;
           pos = end;
         } finally {
-          for (let i = pos; i < end; i++) flights.settle(nsId, this.key(req, i), false); // claims not sealed
+          for (let i = pos; i < end; i++) flights.settle(nsId, req.key(i), false); // claims not sealed
         }
       }
-      if (pos < r.count && Date.now() >= req.deadline) this.fail('deadline', `fetch of ${r.ns.name}: ${this.opts.timeoutMs} ms elapsed`);
+      if (pos < r.count && req.overdue) this.count('deadline', `fetch of ${r.ns.name}: ${this.opts.timeoutMs} ms elapsed`);
     } catch (err) {
       this.opts.logger.warn({ err: toKvError(err).message, namespace: r.ns.name }, 'fetch ended early');
     } finally {
@@ -115,31 +134,31 @@ export class RemoteFetcher implements Fetcher {
   }
 
   /** Holders of blocks [from, to); undefined while the metaserver is known to be down. Never rejects. */
-  private lookUp(req: Req, from: number, to: number): Promise<Holder[] | Error> | undefined {
+  private lookUp(req: PullRequest, from: number, to: number): Promise<Holder[] | Error> | undefined {
     const { directory } = this.opts;
     if (!directory.up()) return undefined;
-    return directory.holders(req.ns.name, this.slice(req, from, to), req.hashLen, this.left(req, 2000)).catch((err: unknown) => toKvError(err));
+    return directory.holders(req.ns.name, req.hashes(from, to), req.hashLen, req.timeLeft(2000)).catch((err: unknown) => toKvError(err));
   }
 
   /**
    * Fills [from, end) (claimed by us) from holders; returns how many leading blocks got sealed. `found`: the first
    * lookup, already asked for (it may cover blocks past `end`).
    */
-  private async pullRun(req: Req, from: number, end: number, found: Promise<Holder[] | Error> | undefined): Promise<number> {
+  private async pullRun(req: PullRequest, from: number, end: number, found: Promise<Holder[] | Error> | undefined): Promise<number> {
     if (!found) {
-      this.fail('metaserver_unavailable', 'metaserver down: remote discovery paused');
+      this.count('metaserver_unavailable', 'metaserver down: remote discovery paused');
       return 0;
     }
     const tried = new Set<string>();
     let pos = from;
-    for (let attempt = 0; attempt < (this.opts.maxAttempts ?? 4) && pos < end && Date.now() < req.deadline; attempt++) {
+    for (let attempt = 0; attempt < (this.opts.maxAttempts ?? 4) && pos < end && !req.overdue; attempt++) {
       const holders = await (attempt === 0 ? found : this.lookUp(req, pos, end));
       if (!holders) {
-        this.fail('metaserver_unavailable', 'metaserver down: remote discovery paused');
+        this.count('metaserver_unavailable', 'metaserver down: remote discovery paused');
         break;
       }
       if (holders instanceof Error) {
-        this.fail('metaserver_unavailable', holders.message);
+        this.count('metaserver_unavailable', holders.message);
         break;
       }
       const now = Date.now();
@@ -149,106 +168,41 @@ export class RemoteFetcher implements Fetcher {
         .sort((a, b) => span(b) - span(a) || a.poolUsedBytes - b.poolUsedBytes);
       const h = usable[0];
       if (!h) {
-        if (attempt === 0) this.counters.misses++;
+        if (attempt === 0) this.totals.misses++;
         break;
       }
       tried.add(h.nodeId);
-      const want = Math.min(end, pos + h.prefixLen);
-      let got = 0;
-      try {
-        got = await this.pullFrom(req, h, pos, want);
-      } catch (err) {
-        const e = err as Error & { partial?: number; reason?: PullFailure };
-        got = e.partial ?? 0;
+      const { sealed, failure } = await this.pull(req, h, pos, Math.min(end, pos + h.prefixLen));
+      if (failure) {
         // A grant that ran out under our own pacing says nothing about the peer's health.
-        if (e.reason !== 'grant_expired') this.failedUntil.set(h.nodeId, Date.now() + this.opts.backoffMs);
-        this.opts.logger.warn({ peer: h.nodeId, addr: h.addr, namespace: req.ns.name, reason: e.reason, err: e.message, sealed: got }, 'pull failed');
+        if (failure.reason !== 'grant_expired') this.failedUntil.set(h.nodeId, Date.now() + this.opts.backoffMs);
+        this.opts.logger.warn({ peer: h.nodeId, addr: h.addr, namespace: req.ns.name, reason: failure.reason, err: failure.error.message, sealed }, 'pull failed');
       }
-      pos += got; // short or failed: the next holder may have the rest
+      pos += sealed; // short or failed: the next holder may have the rest
     }
     return pos - from;
   }
 
-  /**
-   * Pulls [from, to) from one holder through the read pipeline (windows of grants, chunks of reads). Throws (with
-   * `partial`, the leading blocks sealed) on failure. Every grant asked for is released at the end.
-   */
-  private async pullFrom(req: Req, h: Holder, from: number, to: number): Promise<number> {
-    const link = this.opts.links.get(h.nodeId, h.addr);
-    let session: bigint;
+  /** Pulls [from, to) from one holder in a PullSession, counting what it did. */
+  private async pull(req: PullRequest, h: Holder, from: number, to: number): Promise<PullOutcome> {
+    const session = new PullSession(this.sessionDeps, this.opts.links.get(h.nodeId, h.addr), req, h, from, to);
+    this.live.add(session);
+    let outcome: PullOutcome;
     try {
-      session = await link.ready(this.left(req, 3000));
-    } catch (err) {
-      throw this.failure(reasonOf(err, 'handshake'), err, 0);
-    }
-    const ctx: PullCtx = { link, session, windows: [] };
-    try {
-      return await this.pipeline.run(req, h, ctx, from, to);
-    } catch (err) {
-      const stage = (err as { stage?: 'prepare' }).stage ?? 'read';
-      throw this.failure(reasonOf(err, stage), err, (err as { partial?: number }).partial ?? 0);
+      outcome = await session.run();
     } finally {
-      for (const w of ctx.windows) w.grant.then((g) => this.release(h, link, g.id), () => {});
+      this.live.delete(session);
+      this.totals.pulls += session.counts.grants;
+      this.totals.blocks += session.counts.blocks;
+      this.totals.bytes += session.counts.bytes;
     }
+    for (const reason of outcome.shortfalls) this.totals.failures[reason]++;
+    if (outcome.failure) this.totals.failures[outcome.failure.reason]++;
+    return outcome;
   }
 
-  private release(h: Holder, link: Link, grantId: bigint): void {
-    if (grantId <= 0n) return;
-    link.releaseGrant(grantId, 2000).catch((err: unknown) => this.opts.logger.debug({ peer: h.nodeId, grant: grantId.toString(), err: (err as Error).message }, 'release-grant failed (the grant expires on its own)'));
-  }
-
-  /** PrepareRead of blocks [at, at + count): a validated grant (possibly short), or a throw tagged `stage: prepare`. */
-  private async prepare(req: Req, h: Holder, ctx: PullCtx, at: number, count: number): Promise<Granted> {
-    const packed = this.slice(req, at, at + count);
-    let res;
-    try {
-      try {
-        res = await ctx.link.prepareRead(ctx.session, req.ns.name, packed, req.hashLen, this.left(req, 3000));
-      } catch (err) {
-        if (toKvError(err).code !== 'SESSION_UNKNOWN') throw err;
-        ctx.link.invalidate(ctx.session); // the peer restarted its side or dropped us: handshake again, once
-        ctx.session = await ctx.link.ready(this.left(req, 3000));
-        res = await ctx.link.prepareRead(ctx.session, req.ns.name, packed, req.hashLen, this.left(req, 3000));
-      }
-    } catch (err) {
-      throw Object.assign(err instanceof Error ? err : new Error(String(err)), { stage: 'prepare' as const });
-    }
-    const g: Granted = { id: res.grantId, blocks: res.blocks, remote: new Float64Array(0), untilMs: Number(res.expiresAtMs), key: Buffer.from(res.grantKey) };
-    if (res.blocks === 0) return g;
-    try {
-      if (res.shards !== req.ns.shards || Number(res.pageBytes) !== req.ns.pageBytes || res.blocks > count) {
-        throw new PullError('layout_mismatch', `peer ${h.nodeId}: ${res.blocks} blocks of ${res.shards} × ${res.pageBytes} B pages, expected ≤ ${count} of ${req.ns.shards} × ${req.ns.pageBytes} B`);
-      }
-      g.remote = unpackOffsets(res.pageOffsets);
-      if (g.remote.length !== res.blocks * res.shards) throw new PullError('layout_mismatch', `peer ${h.nodeId}: ${g.remote.length} page offsets for ${res.blocks} blocks`);
-    } catch (err) {
-      this.release(h, ctx.link, g.id); // a grant we cannot use: give its pins back now
-      throw err;
-    }
-    this.counters.pulls++;
-    return g;
-  }
-
-  private failure(reason: PullFailure, err: unknown, partial: number): Error {
-    this.counters.failures[reason]++;
-    const e = toKvError(err);
-    return Object.assign(new KvError(e.code, e.message, { cause: err }), { reason, partial });
-  }
-
-  private fail(reason: PullFailure, message: string): void {
-    this.counters.failures[reason]++;
+  private count(reason: PullFailure, message: string): void {
+    this.totals.failures[reason]++;
     this.opts.logger.debug({ reason }, message);
-  }
-
-  private left(req: Req, capMs: number): number {
-    return Math.max(1, Math.min(capMs, req.deadline - Date.now()));
-  }
-
-  private key(req: Req, i: number): string {
-    return keyOf(req, i);
-  }
-
-  private slice(req: Req, from: number, to: number): Buffer {
-    return req.packed.subarray(from * req.hashLen, to * req.hashLen);
   }
 }

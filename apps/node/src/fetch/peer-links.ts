@@ -1,11 +1,13 @@
 // The reading side's connections to serving peers: one Peer gRPC stub and one transport connection per peer,
 // the handshake done once (single-flight: concurrent pulls from one peer share it) and redone after a transport
-// error or a session the peer no longer knows.
+// error or a session the peer no longer knows. PrepareRead answers come back decoded (decodeReadGrant).
 import * as grpc from '@grpc/grpc-js';
-import { PeerClient, TransportKind, type PrepareReadResponse } from '@kvfabric/proto';
+import { PeerClient, type TransportKind, type PrepareReadResponse } from '@kvfabric/proto';
 import { KvError } from '@kvfabric/common';
 import { CHANNEL_OPTIONS, ERROR_CODE_KEY, fromGrpcError } from '@kvfabric/common/rpc';
 import type { Transport } from '@kvfabric/native';
+import { unpackOffsets } from '../peer-wire/offsets.js';
+import { PullError, type ReadGrant } from './pull-types.js';
 
 export interface PeerLinksOptions {
   nodeId: string;
@@ -31,6 +33,28 @@ function call<Req, Res>(stub: PeerClient, method: 'handshake' | 'prepareRead' | 
       reject(new KvError(e.code, `${what}: ${e.message}`, { cause: err }));
     });
   });
+}
+
+/**
+ * A PrepareRead answer as the reader uses it: ids and sizes as numbers, the page offsets unpacked. Throws (a
+ * KvError, or PullError layout_mismatch when the offsets do not match the blocks) on an answer that is not usable.
+ */
+export function decodeReadGrant(res: PrepareReadResponse): ReadGrant {
+  const grant: ReadGrant = {
+    id: res.grantId,
+    blocks: res.blocks,
+    shards: res.shards,
+    pageBytes: Number(res.pageBytes),
+    remote: new Float64Array(0),
+    expiresAtMs: Number(res.expiresAtMs),
+    key: Buffer.from(res.grantKey),
+  };
+  if (res.blocks === 0) return grant;
+  grant.remote = unpackOffsets(res.pageOffsets);
+  if (grant.remote.length !== res.blocks * res.shards) {
+    throw new PullError('layout_mismatch', `${grant.remote.length} page offsets for ${res.blocks} blocks of ${res.shards} shards`);
+  }
+  return grant;
 }
 
 export class PeerLink {
@@ -63,8 +87,17 @@ export class PeerLink {
     this.opts.transport.dropPeer(this.peerId, 'reading');
   }
 
-  prepareRead(session: bigint, namespace: string, packed: Buffer, hashLen: number, deadlineMs: number): Promise<PrepareReadResponse> {
-    return call(this.stub, 'prepareRead', { nodeId: this.opts.nodeId, session, namespace, hashes: { packed, hashLen } }, deadlineMs, `prepare-read from ${this.peerId}`);
+  /** PrepareRead, decoded; a grant whose answer can not be decoded is released at once (its pins go back). */
+  async prepareRead(session: bigint, namespace: string, packed: Buffer, hashLen: number, deadlineMs: number): Promise<ReadGrant> {
+    const res = await call<object, PrepareReadResponse>(this.stub, 'prepareRead', { nodeId: this.opts.nodeId, session, namespace, hashes: { packed, hashLen } }, deadlineMs, `prepare-read from ${this.peerId}`);
+    try {
+      return decodeReadGrant(res);
+    } catch (err) {
+      if (res.grantId > 0n) this.releaseGrant(res.grantId, 2000).catch(() => {}); // else it expires on its own
+      const e = err as Error;
+      e.message = `peer ${this.peerId}: ${e.message}`;
+      throw e;
+    }
   }
 
   async releaseGrant(grantId: bigint, deadlineMs: number): Promise<void> {

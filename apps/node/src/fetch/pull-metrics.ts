@@ -1,4 +1,4 @@
-// kvfabric_pull_* for the reading side of remote pulls. Counts live in the RemoteFetcher as plain numbers; these
+// kvfabric_pull_* for the reading side of remote pulls. The RemoteFetcher sums its ended and live pull sessions; these
 // observable instruments read them at scrape time. Every failure case has its own `reason` label.
 import { DURATION_BUCKETS_SECONDS, type Metrics } from '@kvfabric/common/observability';
 import { PULL_FAILURES, type RemoteFetcher } from './fetcher.js';

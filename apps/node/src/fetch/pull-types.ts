@@ -1,7 +1,7 @@
-// What the remote fetcher and its read pipeline share: failure reasons, the holder directory and peer link
-// interfaces (PeerLink and the metaserver in production, fakes in unit tests), and one pull's state.
+// What the remote fetcher, its pull sessions and the read pipeline share: failure reasons, the holder directory and
+// peer link interfaces (PeerLink and the metaserver in production, fakes in unit tests), a decoded read grant, and
+// one fetch's request.
 import { toKvError } from '@kvfabric/common';
-import type { PrepareReadResponse } from '@kvfabric/proto';
 import type { NamespaceInfo } from '../namespaces.js';
 
 export const PULL_FAILURES = [
@@ -24,11 +24,26 @@ export interface HolderDirectory {
   holders(namespace: string, packed: Buffer, hashLen: number, deadlineMs: number): Promise<Holder[]>;
 }
 
+/** A PrepareRead answer, decoded by the link: what the reader may read under one grant. */
+export interface ReadGrant {
+  /** 0n when nothing was granted (`blocks` 0). */
+  id: bigint;
+  /** Leading blocks granted (fewer than asked: the holder has no more). */
+  blocks: number;
+  shards: number;
+  pageBytes: number;
+  /** blocks × shards remote page offsets, block-major. */
+  remote: Float64Array;
+  expiresAtMs: number;
+  /** The serving transport's key for this grant (verbs: memory windows); passed to every readv under it. */
+  key: Buffer;
+}
+
 /** A connection to one serving peer (PeerLink in production; fakes in unit tests). */
 export interface Link {
   ready(deadlineMs: number): Promise<bigint>;
   invalidate(session: bigint): void;
-  prepareRead(session: bigint, namespace: string, packed: Buffer, hashLen: number, deadlineMs: number): Promise<PrepareReadResponse>;
+  prepareRead(session: bigint, namespace: string, packed: Buffer, hashLen: number, deadlineMs: number): Promise<ReadGrant>;
   releaseGrant(grantId: bigint, deadlineMs: number): Promise<void>;
 }
 
@@ -42,6 +57,7 @@ export class PullError extends Error {
   }
 }
 
+/** The failure reason of an error thrown at `stage` of a pull. */
 export function reasonOf(err: unknown, stage: 'handshake' | 'prepare' | 'read'): PullFailure {
   if (err instanceof PullError) return err.reason;
   const { code, message } = toKvError(err);
@@ -54,44 +70,39 @@ export function reasonOf(err: unknown, stage: 'handshake' | 'prepare' | 'read'):
   return stage === 'handshake' ? 'handshake_failed' : 'internal';
 }
 
-/** One fetch: the request's hashes and deadline. */
-export interface Req {
-  ns: NamespaceInfo;
-  packed: Buffer;
-  hashLen: number;
-  deadline: number;
+/** One fetch: the request's hashes and its deadline. */
+export class PullRequest {
   /** Index keys (latin1 strings of the hashes), made once per block and fetch. */
-  keys: (string | undefined)[];
-}
+  private readonly keys: (string | undefined)[];
 
-export interface Granted {
-  id: bigint;
-  /** Leading blocks granted (fewer than asked: the holder has no more). */
-  blocks: number;
-  remote: Float64Array;
-  untilMs: number;
-  /** The serving transport's key for this grant (verbs: memory windows); passed to every readv under it. */
-  key: Buffer;
-}
+  constructor(
+    readonly ns: NamespaceInfo,
+    readonly packed: Buffer,
+    readonly hashLen: number,
+    count: number,
+    readonly deadlineAtMs: number,
+  ) {
+    this.keys = new Array<string | undefined>(count);
+  }
 
-/** One PrepareRead of a pull, for blocks [at, at + asked) of the request. */
-export interface Window {
-  at: number;
-  asked: number;
-  grant: Promise<Granted>;
-  /** The window after this one (used only once this one was granted in full). */
-  next?: Window;
-}
+  /** The index key of block `i`. */
+  key(i: number): string {
+    return (this.keys[i] ??= this.packed.toString('latin1', i * this.hashLen, (i + 1) * this.hashLen));
+  }
 
-/** One pull from one holder: its link, the session (renewed on SESSION_UNKNOWN), every window asked for. */
-export interface PullCtx {
-  link: Link;
-  session: bigint;
-  windows: Window[];
+  /** The packed hashes of blocks [from, to). */
+  hashes(from: number, to: number): Buffer {
+    return this.packed.subarray(from * this.hashLen, to * this.hashLen);
+  }
+
+  /** Milliseconds left until the deadline, at least 1 and at most `capMs` (an RPC's deadline). */
+  timeLeft(capMs: number): number {
+    return Math.max(1, Math.min(capMs, this.deadlineAtMs - Date.now()));
+  }
+
+  get overdue(): boolean {
+    return Date.now() >= this.deadlineAtMs;
+  }
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export function keyOf(req: Req, i: number): string {
-  return (req.keys[i] ??= req.packed.toString('latin1', i * req.hashLen, (i + 1) * req.hashLen));
-}

@@ -45,9 +45,9 @@ export class PeerServer {
       pin: (slots) => index.pinMany(slots, slots.length),
       unpin: (slots) => index.unpinMany(slots, slots.length),
       onEnded: (g, why) => {
-        if (why === 'expired') logger.debug({ peer: g.peer, grant: g.id, blocks: g.slots.length }, 'grant expired');
+        if (why === 'expired') logger.debug({ peer: g.owner, grant: g.id, blocks: g.slots.length }, 'grant expired');
         return transport.removeGrant(g.id).catch((err: unknown) => {
-          logger.warn({ peer: g.peer, grant: g.id, err: (err as Error).message }, 'transport could not end a grant');
+          logger.warn({ peer: g.owner, grant: g.id, err: (err as Error).message }, 'transport could not end a grant');
         });
       },
     });

@@ -1,0 +1,318 @@
+// One pull of blocks [from, to) of a fetch from one holder (DESIGN §2 "Remote pull"): handshake (once per peer,
+// shared through the link), PrepareRead in growing windows, chunks set up in fresh local pages and pinned, unsealed
+// slots (pulled-blocks.ts), read by the read pipeline, sealed as "pulled" blocks as they land, every grant released
+// at the end. A failed or short chunk loses only its own blocks; no slot is left pinned and no page allocated when
+// it ends.
+import { KvError, toKvError } from '@kvfabric/common';
+import { type Logger } from '@kvfabric/common/observability';
+import { PulledBlocks, type PulledBlocksDeps } from './pulled-blocks.js';
+import type { ChunkOutcome, ChunkRead, ChunkSource, ReadPipeline } from './read-pipeline.js';
+import { PullError, reasonOf, type Holder, type Link, type PullFailure, type PullRequest, type ReadGrant } from './pull-types.js';
+
+/** A window's grant is at most this many times the pipeline depth (`chunksInFlight` chunks). */
+const MAX_WINDOW_GROWTH = 16;
+
+export interface PullSessionDeps extends PulledBlocksDeps {
+  pipeline: ReadPipeline;
+  logger: Logger;
+  /** Bytes per readv batch; a failed batch loses only its blocks. */
+  chunkBytes: number;
+  /** Batches in flight per pull. */
+  chunksInFlight: number;
+  /** The fetch timeout (for messages). */
+  timeoutMs: number;
+}
+
+export interface PullOutcome {
+  /** Leading blocks of [from, to) sealed. */
+  sealed: number;
+  /** Why the pull failed, when it did. */
+  failure?: { reason: PullFailure; error: KvError };
+  /** Why it ended short without failing (a holder with fewer blocks than listed, a full pool). */
+  shortfalls: PullFailure[];
+}
+
+/** One PrepareRead of the session, for blocks [at, at + asked) of the request. */
+interface GrantWindow {
+  at: number;
+  asked: number;
+  grant: Promise<ReadGrant>;
+  /** The window after this one (used only once this one was granted in full). */
+  next?: GrantWindow;
+}
+
+/** Blocks [a, a + n) of the request: their pinned slots and the local pages the readv fills (block-major). */
+interface Chunk {
+  a: number;
+  n: number;
+  slots: Int32Array;
+  local: Float64Array;
+  landed: boolean;
+}
+
+/** A chunk bound to the grant it is read under. */
+interface GrantedChunk extends ChunkRead {
+  chunk: Chunk;
+  grant: ReadGrant;
+}
+
+export class PullSession implements ChunkSource<GrantedChunk> {
+  private grants = 0;
+  private inFlightBlocks = 0;
+  private readonly blocks: PulledBlocks;
+  private session = 0n;
+  private readonly perChunk: number;
+  private readonly depth: number;
+  private readonly lengths: Float64Array;
+  private readonly windows: GrantWindow[] = [];
+  private readonly granted = new Map<GrantWindow, ReadGrant>();
+  private readonly chunks: Chunk[] = []; // in block order
+  private window: GrantWindow | undefined;
+  private cursor: number; // the next block to set up
+  private stopped = false; // nothing new starts
+  private failure: { error: unknown; stage: 'handshake' | 'prepare' | 'read' } | undefined;
+  private exhausted = false;
+  private short: { at: number; asked: number; blocks: number } | undefined;
+
+  constructor(
+    private readonly deps: PullSessionDeps,
+    private readonly link: Link,
+    private readonly req: PullRequest,
+    private readonly holder: Holder,
+    private readonly from: number,
+    private readonly to: number,
+  ) {
+    const { shards, pageBytes } = req.ns;
+    this.perChunk = Math.max(1, Math.floor(deps.chunkBytes / (shards * pageBytes)));
+    this.depth = this.perChunk * Math.max(1, deps.chunksInFlight);
+    this.lengths = new Float64Array(this.perChunk * shards).fill(pageBytes);
+    this.cursor = from;
+    this.blocks = new PulledBlocks(deps, req);
+  }
+
+  /** Live counts, read by the fetcher's metrics while the pull runs. */
+  get counts(): { grants: number; blocks: number; bytes: number; inFlightBlocks: number } {
+    return { grants: this.grants, blocks: this.blocks.sealedBlocks, bytes: this.blocks.sealedBytes, inFlightBlocks: this.inFlightBlocks };
+  }
+
+  /** Runs the pull to its end; never rejects. Every grant asked for is released. */
+  async run(): Promise<PullOutcome> {
+    try {
+      this.session = await this.link.ready(this.req.timeLeft(3000));
+    } catch (err) {
+      return this.outcome(0, { error: err, stage: 'handshake' });
+    }
+    try {
+      try {
+        this.openWindows();
+        await this.deps.pipeline.run(this, this.deps.chunksInFlight);
+      } catch (err) {
+        this.fail(err, 'read'); // not a transport error (those come back as chunk outcomes): end like a failed read
+      }
+      this.stopped = true;
+      return this.end();
+    } finally {
+      for (const w of this.windows) w.grant.then((g) => this.release(g.id), () => {});
+    }
+  }
+
+  /**
+   * The next chunk to read. While the current window's grant is on its way, the chunk is set up first, so that work
+   * overlaps the PrepareRead; then it is trimmed to what was granted.
+   */
+  async next(): Promise<GrantedChunk | undefined> {
+    while (!this.stopped && this.window) {
+      const w = this.window;
+      let chunk = !this.granted.has(w) && this.cursor < w.at + w.asked ? this.take(w.at + w.asked) : undefined;
+      if (!chunk && this.stopped) return undefined;
+      let g: ReadGrant;
+      try {
+        g = await w.grant;
+      } catch (err) {
+        if (chunk) this.trim(chunk, chunk.a);
+        this.fail(err, 'prepare');
+        return undefined;
+      }
+      const end = w.at + g.blocks;
+      if (chunk) {
+        this.trim(chunk, end);
+        if (chunk.n === 0) chunk = undefined;
+      }
+      if (!chunk) {
+        if (this.stopped) return undefined;
+        if (this.cursor >= end) {
+          if (g.blocks === w.asked && w.next) {
+            if (this.window === w) this.window = w.next;
+            continue;
+          }
+          if (g.blocks < w.asked) this.short ??= { at: w.at, asked: w.asked, blocks: g.blocks };
+          this.stopped = true;
+          return undefined;
+        }
+        chunk = this.take(end);
+        if (!chunk) return undefined;
+      }
+      const shards = this.req.ns.shards;
+      const r = (chunk.a - w.at) * shards;
+      return {
+        chunk,
+        grant: g,
+        peer: this.holder.nodeId,
+        grantId: Number(g.id),
+        key: g.key,
+        remote: g.remote.subarray(r, r + chunk.n * shards),
+        local: chunk.local,
+        lengths: this.lengths.subarray(0, chunk.n * shards),
+        untilMs: Math.min(this.req.deadlineAtMs, g.expiresAtMs),
+      };
+    }
+    return undefined;
+  }
+
+  /** Seals the blocks of a chunk that landed, or undoes them. */
+  settle({ chunk, grant }: GrantedChunk, outcome: ChunkOutcome): void {
+    if (outcome === 'landed') chunk.landed = true;
+    else this.fail(outcome === 'late' ? this.outOfTime(grant) : outcome.error, 'read');
+    for (let i = 0; i < chunk.n; i++) this.blocks.finish(chunk.slots[i]!, chunk.a + i, chunk.landed);
+    this.inFlightBlocks -= chunk.n;
+  }
+
+  /**
+   * Windows: the first is one chunk, so the first read waits only for the smallest PrepareRead; the second (twice
+   * the pipeline depth) is asked for alongside it; each later one (twice as large as the one before, up to
+   * MAX_WINDOW_GROWTH times the depth) as soon as its predecessor was granted in full, so its PrepareRead overlaps
+   * the reads. The pipeline runs on across window and chunk boundaries.
+   */
+  private openWindows(): void {
+    const first = this.open(this.from, this.perChunk);
+    this.window = first;
+    if (first.asked < this.to - this.from) {
+      first.next = this.open(this.from + first.asked, this.depth * 2);
+      this.follow(first.next, this.depth * 4);
+    }
+  }
+
+  private open(at: number, size: number): GrantWindow {
+    const asked = Math.min(this.to - at, size);
+    const w: GrantWindow = { at, asked, grant: this.prepare(at, asked) };
+    this.windows.push(w);
+    // Registered before any lane awaits this grant.
+    w.grant.then((g) => void this.granted.set(w, g), () => {});
+    return w;
+  }
+
+  private follow(w: GrantWindow, size: number): void {
+    w.grant.then((g) => {
+      if (this.stopped || g.blocks !== w.asked || w.at + w.asked >= this.to) return;
+      w.next = this.open(w.at + w.asked, size);
+      this.follow(w.next, Math.min(size * 2, this.depth * MAX_WINDOW_GROWTH));
+    }, () => {});
+  }
+
+  /** PrepareRead of blocks [at, at + count): a grant that fits the namespace (possibly short), or a throw. */
+  private async prepare(at: number, count: number): Promise<ReadGrant> {
+    const { req, link } = this;
+    const hashes = req.hashes(at, at + count);
+    let g: ReadGrant;
+    try {
+      g = await link.prepareRead(this.session, req.ns.name, hashes, req.hashLen, req.timeLeft(3000));
+    } catch (err) {
+      if (toKvError(err).code !== 'SESSION_UNKNOWN') throw err;
+      link.invalidate(this.session); // the peer restarted its side or dropped us: handshake again, once
+      this.session = await link.ready(req.timeLeft(3000));
+      g = await link.prepareRead(this.session, req.ns.name, hashes, req.hashLen, req.timeLeft(3000));
+    }
+    if (g.blocks === 0) return g;
+    const { shards, pageBytes } = req.ns;
+    if (g.shards !== shards || g.pageBytes !== pageBytes || g.blocks > count) {
+      this.release(g.id); // a grant we cannot use: give its pins back now
+      throw new PullError('layout_mismatch', `peer ${this.holder.nodeId}: ${g.blocks} blocks of ${g.shards} × ${g.pageBytes} B pages, expected ≤ ${count} of ${shards} × ${pageBytes} B`);
+    }
+    this.grants++;
+    return g;
+  }
+
+  private release(grantId: bigint): void {
+    if (grantId <= 0n) return;
+    this.link.releaseGrant(grantId, 2000).catch((err: unknown) =>
+      this.deps.logger.debug({ peer: this.holder.nodeId, grant: grantId.toString(), err: (err as Error).message }, 'release-grant failed (the grant expires on its own)'));
+  }
+
+  /** Sets up the next chunk, up to block `limit`; undefined when there is nothing to read (`stopped` says why). */
+  private take(limit: number): Chunk | undefined {
+    const a = this.cursor;
+    const want = Math.min(limit, a + this.perChunk) - a;
+    this.cursor = a + want;
+    let c: Chunk;
+    try {
+      const got = this.blocks.setUp(a, want);
+      c = { a, n: got.slots.length, slots: got.slots, local: got.local, landed: false };
+      this.exhausted ||= got.exhausted;
+    } catch (err) {
+      this.fail(err, 'read');
+      return undefined;
+    }
+    this.chunks.push(c);
+    if (c.n < want) this.stopped = true; // pool full, or a block saved locally meanwhile
+    this.inFlightBlocks += c.n;
+    return c.n > 0 ? c : undefined;
+  }
+
+  /**
+   * Gives back the blocks of `c` from block `end` on (beyond a short grant, or all of them). Their claims stay:
+   * the next holder may still pull them, and the fetch settles what is left unsealed.
+   */
+  private trim(c: Chunk, end: number): void {
+    const keep = Math.max(0, Math.min(c.n, end - c.a));
+    for (let i = keep; i < c.n; i++) this.blocks.undo(c.slots[i]!);
+    this.inFlightBlocks -= c.n - keep;
+    c.n = keep;
+    c.slots = c.slots.subarray(0, keep);
+    c.local = c.local.subarray(0, keep * this.req.ns.shards);
+  }
+
+  private fail(error: unknown, stage: 'prepare' | 'read'): void {
+    this.failure ??= { error, stage };
+    this.stopped = true;
+  }
+
+  private outOfTime(g: ReadGrant): PullError {
+    return g.expiresAtMs <= this.req.deadlineAtMs
+      ? new PullError('grant_expired', `grant ${g.id} from ${this.holder.nodeId} expired before the pull finished`)
+      : new PullError('deadline', `pull from ${this.holder.nodeId}: ${this.deps.timeoutMs} ms elapsed`);
+  }
+
+  /** The outcome once the pipeline is done: the leading blocks sealed, and why it stopped short. */
+  private end(): PullOutcome {
+    let sealed = 0;
+    for (const c of this.chunks) {
+      if (!c.landed && c.n > 0) break;
+      sealed += c.n;
+    }
+    if (this.failure) {
+      const code = toKvError(this.failure.error).code;
+      if (code === 'TRANSPORT_FAILED' || code === 'TRANSPORT_TIMEOUT') this.link.invalidate(this.session);
+      return this.outcome(sealed, this.failure);
+    }
+    const { short, from, to } = this;
+    const id = this.holder.nodeId;
+    if (short?.blocks === 0 && short.at === from) {
+      return this.outcome(sealed, { error: new PullError('short_grant', `peer ${id} holds none of the ${to - from} blocks the metaserver listed`), stage: 'prepare' });
+    }
+    const shortfalls: PullFailure[] = [];
+    if (short) {
+      shortfalls.push('short_grant');
+      this.deps.logger.debug({ reason: 'short_grant' }, `peer ${id} granted ${short.blocks} of blocks ${short.at - from}..${short.at - from + short.asked - 1} of the ${to - from} asked for`);
+    }
+    if (this.exhausted) {
+      shortfalls.push('pool_exhausted');
+      this.deps.logger.debug({ reason: 'pool_exhausted' }, `pool full: ${sealed} of ${to - from} blocks fit`);
+    }
+    return { sealed, shortfalls };
+  }
+
+  private outcome(sealed: number, failure: { error: unknown; stage: 'handshake' | 'prepare' | 'read' }): PullOutcome {
+    const e = toKvError(failure.error);
+    return { sealed, failure: { reason: reasonOf(failure.error, failure.stage), error: new KvError(e.code, e.message, { cause: failure.error }) }, shortfalls: [] };
+  }
+}
