@@ -17,6 +17,7 @@ const PURE = [
   '^packages/common/src/(errors|sizes|config|validate|hash-list|hash-bytes|block-hash|cbor-canonical)\\.ts$',
   '^apps/metaserver/src/store/',
   '^apps/node/src/(block-index|hash-table|leases|eviction|namespaces|instances|pin-table)\\.ts$',
+  '^apps/node/src/peer-wire/',
 ];
 const IMPURE_LIBS = [
   'node_modules/(@grpc|@opentelemetry|pino|etcd3|p-queue)',
