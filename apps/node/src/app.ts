@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import { EngineService, PeerService, TransportKind } from '@kvfabric/proto';
 import type { Transport } from '@kvfabric/native';
 import { MetaserverClient } from '@kvfabric/client';
-import { formatHostPort, parseHostPort } from '@kvfabric/common';
+import { formatHostPort, parseHostPort, type PackedHashes } from '@kvfabric/common';
 import { CHANNEL_OPTIONS, bindServer, rpcInstruments, shutdownServer } from '@kvfabric/common/rpc';
 import { Metrics, startHttp, type HttpEndpoint, type Logger } from '@kvfabric/common/observability';
 import type { NodeConfig } from './config.js';
@@ -115,8 +115,8 @@ export class NodeApp {
     );
   }
 
-  private *resident(): Generator<{ ns: string; key: string }> {
-    for (const { ns, key } of this.core.index.sealedKeys()) yield { ns: this.core.namespaces.get(ns).name, key };
+  private resident(): { namespace: string; hashes: PackedHashes }[] {
+    return this.core.index.sealedHashes().map(({ ns, hashes }) => ({ namespace: this.core.namespaces.get(ns).name, hashes }));
   }
 
   async start(): Promise<void> {

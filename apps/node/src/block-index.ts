@@ -5,8 +5,10 @@
 // request buffer and allocates nothing.
 //
 // A slot is in an LRU list exactly when it is unpinned; pinned slots (leases, grants, copies in flight) are
-// never eviction candidates. Pure: no gRPC, no native code. Pages are plain numbers (pool offsets).
+// never eviction candidates. Pure: no gRPC, no native code. Pages are plain numbers (pool offsets). Hashes come
+// in and go out as bytes (a buffer and an offset in, a copy or packed lists out).
 
+import type { PackedHashes } from '@kvfabric/common';
 import { KeyTable } from './hash-table.js';
 
 export const enum BlockClass {
@@ -40,6 +42,12 @@ export interface IndexStats {
   pageBytes: number;
 }
 
+/** The sealed blocks of one namespace whose hashes have one length, packed. */
+export interface SealedHashes {
+  ns: number;
+  hashes: PackedHashes;
+}
+
 export class BlockIndex {
   /** (namespace id, hash bytes) -> slot; its entry ids are the slots. */
   private readonly table: KeyTable;
@@ -54,8 +62,6 @@ export class BlockIndex {
    */
   private hot: Int32Array;
   private pageBytesOf: Float64Array;
-  /** A latin1 string key written out as bytes, for the string-keyed calls. */
-  private scratch = Buffer.alloc(64);
   /** Slots of a prefix's hits when the caller passes no `out`. */
   private hitSlots = new Int32Array(64);
   /** Per slot: [page offset of each shard (NaN = none)..., landed flag of each shard...]. */
@@ -80,13 +86,8 @@ export class BlockIndex {
     return { ...this.counts };
   }
 
-  /** The slot of (namespace, hash key), sealed or not, or -1. */
-  lookup(ns: number, key: string): number {
-    return this.table.find(ns, this.scratch, 0, this.toScratch(key));
-  }
-
-  /** `lookup` keyed by the bytes buf[off, off + len) (no string): the slot of (namespace, key), or -1. */
-  lookupAt(ns: number, buf: Uint8Array, off: number, len: number): number {
+  /** The slot of (namespace, the hash buf[off, off + len)), sealed or not, or -1. */
+  lookup(ns: number, buf: Uint8Array, off: number, len: number): number {
     return this.table.find(ns, buf, off, len);
   }
 
@@ -115,16 +116,10 @@ export class BlockIndex {
   }
 
   /**
-   * The slot that a save of `shard` of (ns, key) writes into: created (partial) when missing. Returns -1 when
-   * nothing is to be written (sealed already, or that shard's page is already assigned).
+   * The slot that a write of `shard` of (ns, the hash buf[off, off + len)) goes into: created (partial) when
+   * missing. Returns -1 when nothing is to be written (sealed already, or that shard's page is already assigned).
    */
-  slotForShard(ns: number, key: string, shards: number, shard: number, pageBytes: number, cls = BlockClass.Local): number {
-    const len = this.toScratch(key);
-    return this.slotForShardAt(ns, this.scratch, 0, len, shards, shard, pageBytes, cls);
-  }
-
-  /** `slotForShard` keyed by the bytes buf[off, off + len) (no string): the save path's hot call. */
-  slotForShardAt(ns: number, buf: Uint8Array, off: number, len: number, shards: number, shard: number, pageBytes: number, cls = BlockClass.Local): number {
+  slotForShard(ns: number, buf: Uint8Array, off: number, len: number, shards: number, shard: number, pageBytes: number, cls = BlockClass.Local): number {
     const existing = this.table.find(ns, buf, off, len);
     if (existing !== NIL) {
       if (this.hot[existing * HOT + SEALED] === 1) return NIL;
@@ -163,8 +158,8 @@ export class BlockIndex {
     return page;
   }
 
-  /** Marks a shard's page written; returns true when that sealed the block. */
-  land(slot: number, shard: number): boolean {
+  /** Marks a shard's page written (its copy finished); returns true when that sealed the block. */
+  markShardWritten(slot: number, shard: number): boolean {
     const p = this.pages[slot]!;
     const shards = this.shardsOf[slot]!;
     if (p[shards + shard] === 1) return false;
@@ -187,8 +182,9 @@ export class BlockIndex {
     return this.shardsOf[slot]!;
   }
 
-  key(slot: number): string {
-    return this.table.keyString(slot);
+  /** A copy of the slot's hash bytes. */
+  hash(slot: number): Buffer {
+    return this.table.key(slot);
   }
 
   ns(slot: number): number {
@@ -234,20 +230,20 @@ export class BlockIndex {
    * Removes an unpinned slot; returns its pages (assigned ones), for the caller to free, and whether it was
    * sealed (then the caller tells the metaserver it is gone).
    */
-  evict(slot: number): { ns: number; key: string; sealed: boolean; pages: number[]; pageBytes: number } {
+  evict(slot: number): { ns: number; hash: Buffer; sealed: boolean; pages: number[]; pageBytes: number } {
     if (this.pinsOf[slot] !== 0) throw new Error(`block index: evict of pinned slot ${slot}`);
     const p = this.pages[slot]!;
     const shards = this.shardsOf[slot]!;
     const pages: number[] = [];
     for (let s = 0; s < shards; s++) if (!Number.isNaN(p[s]!)) pages.push(p[s]!);
-    const out = { ns: this.table.tag(slot), key: this.table.keyString(slot), sealed: this.hot[slot * HOT + SEALED] === 1, pages, pageBytes: this.pageBytesOf[slot]! };
+    const out = { ns: this.table.tag(slot), hash: this.table.key(slot), sealed: this.hot[slot * HOT + SEALED] === 1, pages, pageBytes: this.pageBytesOf[slot]! };
     this.evictInto(slot, undefined);
     return out;
   }
 
   /**
    * `evict` without allocating (the save path evicts dozens of blocks a call): the slot's assigned pages go to
-   * `pagesOut` (sized for the slot's shards), their count is returned; ask `isSealed`, `ns`, `key` before.
+   * `pagesOut` (sized for the slot's shards), their count is returned; ask `isSealed`, `ns`, `hash` before.
    */
   evictInto(slot: number, pagesOut: Float64Array | undefined): number {
     if (this.pinsOf[slot] !== 0) throw new Error(`block index: evict of pinned slot ${slot}`);
@@ -268,20 +264,34 @@ export class BlockIndex {
     return this.pageBytesOf[slot]!;
   }
 
-  /** Every sealed block of every namespace (for re-advertising). */
-  *sealedKeys(): Generator<{ ns: number; key: string }> {
+  /** Every sealed block of every namespace, packed per namespace and hash length (for re-advertising). */
+  sealedHashes(): SealedHashes[] {
     const t = this.table;
+    // Two passes over the slots: count each (namespace, hash length) group, then copy the hashes in.
+    const groups = new Map<number, { ns: number; hashLen: number; packed: Buffer; filled: number }>();
+    const groupOf = (slot: number): number => t.tag(slot) * 65_536 + t.keyLength(slot);
+    const counts = new Map<number, number>();
     for (let slot = 0; slot < t.idBound; slot++) {
-      if (this.hot[slot * HOT + SEALED] === 1 && t.isLive(slot)) yield { ns: t.tag(slot), key: t.keyString(slot) };
+      if (!this.isSealedSlot(slot)) continue;
+      const group = groupOf(slot);
+      counts.set(group, (counts.get(group) ?? 0) + 1);
     }
+    for (const [group, n] of counts) {
+      const hashLen = group % 65_536;
+      groups.set(group, { ns: (group - hashLen) / 65_536, hashLen, packed: Buffer.allocUnsafe(n * hashLen), filled: 0 });
+    }
+    for (let slot = 0; slot < t.idBound; slot++) {
+      if (!this.isSealedSlot(slot)) continue;
+      const g = groups.get(groupOf(slot))!;
+      g.filled += t.copyKey(slot, g.packed, g.filled);
+    }
+    return [...groups.values()].map(({ ns, hashLen, packed }) => ({ ns, hashes: { packed, hashLen } }));
   }
 
   // --- internals -------------------------------------------------------------------------------------
 
-  /** Writes a latin1 key into `scratch`; returns its byte length. */
-  private toScratch(key: string): number {
-    if (key.length > this.scratch.length) this.scratch = Buffer.alloc(key.length * 2);
-    return this.scratch.write(key, 0, key.length, 'latin1');
+  private isSealedSlot(slot: number): boolean {
+    return this.hot[slot * HOT + SEALED] === 1 && this.table.isLive(slot);
   }
 
   private anyAssigned(slot: number): boolean {

@@ -13,12 +13,12 @@ const REGION = 2 * BLOCKS * SEG;
 
 function setup(poolBytes = 1 << 20, fetcher?: Fetcher) {
   const data = new MemoryDataPath(poolBytes);
-  const sealed: string[] = [];
-  const evicted: string[] = [];
+  const sealed: Buffer[] = [];
+  const evicted: Buffer[] = [];
   let now = 0;
   const core = new EngineCore({
     data, leaseTtlMs: 1000, logger: silentLogger(), now: () => now, fetcher,
-    events: { sealed: (_ns, k) => sealed.push(k), evicted: (_ns, k) => evicted.push(k) },
+    events: { sealed: (_ns, h) => sealed.push(Buffer.from(h)), evicted: (_ns, h) => evicted.push(Buffer.from(h)) },
   });
   const spec = (id: string, over: Partial<RegisterSpec> = {}): RegisterSpec => {
     data.createRegion(`/${id}`, REGION);
@@ -70,7 +70,7 @@ test('a hash repeated within one save call is stored once, from its first positi
   const saved = await core.save('a', ids(4, 6, 8, 9), hashes(3, 5, 3, 5), 8);
   assert.deepEqual([...saved.outcomes], [SAVE_STORED, SAVE_STORED, SAVE_PRESENT, SAVE_PRESENT]);
   assert.deepEqual({ stored: saved.stored, sealed: saved.sealed }, { stored: 2, sealed: 2 });
-  assert.deepEqual(sealed, [hashes(3).toString('latin1'), hashes(5).toString('latin1')]);
+  assert.deepEqual(sealed, [hashes(3), hashes(5)]);
   const q = await core.query('b', '', hashes(3, 5), 8, false);
   assert.equal(q.hits, 2);
   await core.load('b', q.leaseId, ids(0, 1));
@@ -137,7 +137,7 @@ test('eviction: pinned blocks survive, least recent go first, never overcommits'
   const lease = await core.query('a', '', hashes(0), 8, false); // pins block 0
   await core.query('a', '', hashes(1), 8, false).then((q) => core.release('a', q.leaseId)); // touches block 1
   await core.save('a', ids(4, 5), hashes(4, 5), 8);
-  assert.deepEqual(evicted.map((k) => k.charCodeAt(0) - 1), [2, 3], 'least recent unpinned first');
+  assert.deepEqual(evicted.map((h) => h[0]! - 1), [2, 3], 'least recent unpinned first');
   assert.equal(data.pool.stats().usedBytes, 4 * page);
   // Pin everything: 0 by the lease, 1, 4, 5 by another lease.
   const q2 = await core.query('a', '', hashes(1), 8, false);

@@ -23,9 +23,10 @@ export const SAVE_FAILED = 3;
 /** The longest a Query waits for its fetch (wait_ms is capped at this). */
 export const MAX_QUERY_WAIT_MS = 10_000;
 
+/** Blocks that became resident or stopped being resident (for the metaserver); `hash` is valid during the call only. */
 export interface BlockEvents {
-  sealed(ns: string, key: string): void;
-  evicted(ns: string, key: string): void;
+  sealed(ns: string, hash: Uint8Array): void;
+  evicted(ns: string, hash: Uint8Array): void;
 }
 
 export interface EngineCoreOptions {
@@ -71,7 +72,7 @@ export class EngineCore {
     this.instances = new InstanceRegistry(this.namespaces, opts.data);
     this.fetches = opts.fetcher && new QueryFetches({ fetcher: opts.fetcher, ttlMs: opts.leaseTtlMs, now: this.now, logger: opts.logger });
     this.evictor = new Evictor(this.index, opts.data.pool, (b: EvictedBlock) => {
-      if (b.sealed) opts.events?.evicted(this.namespaces.get(b.ns).name, b.key);
+      if (b.sealed) opts.events?.evicted(this.namespaces.get(b.ns).name, b.hash);
     });
   }
 
@@ -130,7 +131,7 @@ export class EngineCore {
     for (let i = 0; i < count; i++) {
       const off = i * hashLen;
       if (dedupe && !dedupe.isFirst(i)) continue;
-      const slot = index.lookupAt(ns.id, packed, off, hashLen);
+      const slot = index.lookup(ns.id, packed, off, hashLen);
       if (slot >= 0 && (index.isSealed(slot) || !Number.isNaN(index.page(slot, shard)))) continue;
       need[needCount++] = i;
       if (slot >= 0) {
@@ -144,7 +145,7 @@ export class EngineCore {
     const desc = new DescriptorBatch(stored * inst.segmentOffsets.length);
     for (let j = 0; j < stored; j++) {
       const i = need[j]!;
-      const slot = index.slotForShardAt(ns.id, packed, i * hashLen, hashLen, ns.shards, shard, ns.pageBytes, BlockClass.Local);
+      const slot = index.slotForShard(ns.id, packed, i * hashLen, hashLen, ns.shards, shard, ns.pageBytes, BlockClass.Local);
       index.assign(slot, shard, pages[j]!);
       index.pin(slot);
       slots[j] = slot;
@@ -174,11 +175,11 @@ export class EngineCore {
     const events = this.opts.events;
     for (let j = 0; j < stored; j++) {
       const slot = slots[j]!;
-      if (index.land(slot, shard)) {
+      if (index.markShardWritten(slot, shard)) {
         sealed++;
         if (events) {
           const off = need[j]! * hashLen;
-          events.sealed(ns.name, packed.toString('latin1', off, off + hashLen));
+          events.sealed(ns.name, packed.subarray(off, off + hashLen));
         }
       }
       index.unpin(slot);

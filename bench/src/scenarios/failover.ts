@@ -26,12 +26,10 @@ interface Plan {
 
 /** A node's reporter over `count` resident blocks, following the leader through etcd. */
 function simNode(id: string, port: number, count: number, metaserverAddr: string): Reporter {
-  const keys: string[] = [];
-  const hash = Buffer.alloc(32);
+  const packed = Buffer.alloc(count * 32);
   for (let i = 0; i < count; i++) {
-    hash.writeUInt32BE(port, 0);
-    hash.writeUInt32BE(i, 4);
-    keys.push(hash.toString('latin1'));
+    packed.writeUInt32BE(port, i * 32);
+    packed.writeUInt32BE(i, i * 32 + 4);
   }
   return new Reporter({
     client: new MetaserverClient(metaserverAddr, { deadlineMs: HEARTBEAT_MS }),
@@ -41,7 +39,7 @@ function simNode(id: string, port: number, count: number, metaserverAddr: string
     heartbeatMs: HEARTBEAT_MS,
     batchSize: BATCH,
     stats: () => ({ poolCapacityBytes: 1 << 30, poolUsedBytes: 0, blocks: count }),
-    resident: () => keys.map((key) => ({ ns: NAMESPACE, key })),
+    resident: () => [{ namespace: NAMESPACE, hashes: { packed, hashLen: 32 } }],
     logger: silentLogger(),
   });
 }

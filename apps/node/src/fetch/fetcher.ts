@@ -30,7 +30,7 @@ export interface RemoteFetcherOptions {
   transport: Pick<Transport, 'readv'>;
   links: LinkSource;
   directory: HolderDirectory;
-  onSealed: (namespace: string, key: string) => void;
+  onSealed: (namespace: string, hash: Uint8Array) => void;
   logger: Logger;
   /** A fetch ends (with what it sealed) after this long. */
   timeoutMs: number;
@@ -78,7 +78,7 @@ export class RemoteFetcher implements Fetcher {
     try {
       while (pos < r.count && Date.now() < req.deadline) {
         const key = this.key(req, pos);
-        const slot = index.lookup(nsId, key);
+        const slot = index.lookup(nsId, req.packed, pos * req.hashLen, req.hashLen);
         if (slot >= 0 && index.isSealed(slot)) {
           pos++;
           continue;
@@ -95,7 +95,7 @@ export class RemoteFetcher implements Fetcher {
         // Ask for holders of the whole rest while claiming the run (block `pos` is surely claimed: no flight, not local).
         const found = this.lookUp(req, pos, r.count);
         let end = pos;
-        while (end < r.count && index.lookup(nsId, this.key(req, end)) < 0 && flights.claim(nsId, this.key(req, end))) end++;
+        while (end < r.count && index.lookup(nsId, req.packed, end * req.hashLen, req.hashLen) < 0 && flights.claim(nsId, this.key(req, end))) end++;
         try {
           const got = await this.pullRun(req, pos, end, found);
           remote += got;

@@ -21,7 +21,7 @@ export interface ReadPipelineOptions {
   transport: Pick<Transport, 'readv'>;
   flights: BlockFlights;
   counters: { blocks: number; bytes: number; inFlightBlocks: number };
-  onSealed: (namespace: string, key: string) => void;
+  onSealed: (namespace: string, hash: Uint8Array) => void;
   /** Bytes per readv batch. */
   chunkBytes: number;
   /** Batches in flight per pull. */
@@ -206,9 +206,9 @@ export class ReadPipeline {
     const slots = new Int32Array(fit);
     let n = 0;
     for (; n < fit; n++) {
-      const key = keyOf(req, at + n);
-      if (index.lookup(ns.id, key) >= 0) break; // saved locally meanwhile
-      const slot = index.slotForShard(ns.id, key, shards, 0, pageBytes, BlockClass.Pulled);
+      const off = (at + n) * req.hashLen;
+      if (index.lookup(ns.id, req.packed, off, req.hashLen) >= 0) break; // saved locally meanwhile
+      const slot = index.slotForShard(ns.id, req.packed, off, req.hashLen, shards, 0, pageBytes, BlockClass.Pulled);
       index.pin(slot);
       for (let s = 0; s < shards; s++) index.assign(slot, s, pages[n * shards + s]!);
       slots[n] = slot;
@@ -224,12 +224,12 @@ export class ReadPipeline {
     const key = keyOf(req, i);
     if (arrived) {
       let sealed = false;
-      for (let s = 0; s < ns.shards; s++) sealed = index.land(slot, s) || sealed;
+      for (let s = 0; s < ns.shards; s++) sealed = index.markShardWritten(slot, s) || sealed;
       index.unpin(slot);
       if (sealed) {
         counters.blocks++;
         counters.bytes += ns.shards * ns.pageBytes;
-        this.opts.onSealed(ns.name, key);
+        this.opts.onSealed(ns.name, req.packed.subarray(i * req.hashLen, (i + 1) * req.hashLen));
       }
       flights.settle(ns.id, key, sealed);
       return;
