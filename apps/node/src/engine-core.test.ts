@@ -4,6 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { silentLogger } from '@kvfabric/common/observability';
 import { EngineCore, MAX_QUERY_WAIT_MS, SAVE_STORED, SAVE_PRESENT, SAVE_NO_SPACE, type Fetcher } from './engine-core.js';
 import { MemoryDataPath } from './testing/memory-data-path.js';
+import { BlockIndex } from './block-index.js';
+import { Evictor } from './eviction.js';
+import { NamespaceRegistry } from './namespaces.js';
 import type { RegisterSpec } from './instances.js';
 
 // Region layout: 2 segments (K, V) of 256 bytes, laid out segment-major: seg s of block b at s*4096 + b*256.
@@ -16,9 +19,11 @@ function setup(poolBytes = 1 << 20, fetcher?: Fetcher) {
   const sealed: Buffer[] = [];
   const evicted: Buffer[] = [];
   let now = 0;
+  const index = new BlockIndex(64);
+  const evictor = new Evictor(index, data.pool, (b) => b.sealed && evicted.push(b.hash));
   const core = new EngineCore({
-    data, leaseTtlMs: 1000, logger: silentLogger(), now: () => now, fetcher,
-    events: { sealed: (_ns, h) => sealed.push(Buffer.from(h)), evicted: (_ns, h) => evicted.push(Buffer.from(h)) },
+    data, index, namespaces: new NamespaceRegistry(), evictor, leaseTtlMs: 1000, logger: silentLogger(), now: () => now, fetcher,
+    onSealed: (_ns, h) => sealed.push(Buffer.from(h)),
   });
   const spec = (id: string, over: Partial<RegisterSpec> = {}): RegisterSpec => {
     data.createRegion(`/${id}`, REGION);

@@ -4,14 +4,14 @@
 // calls this; tests drive it directly with an in-memory data path.
 import { KvError, invalid, checkId } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
-import { BlockIndex, BlockClass } from './block-index.js';
+import { BlockClass, type BlockIndex } from './block-index.js';
 import type { DataPath } from './data-path.js';
 import { DuplicateHashFilter } from './duplicate-hashes.js';
-import { Evictor, type EvictedBlock } from './eviction.js';
+import type { Evictor } from './eviction.js';
 import { DescriptorBatch } from './data-path-descriptors.js';
 import { InstanceRegistry, type Instance, type RegisterSpec } from './instances.js';
 import { LeaseTable } from './leases.js';
-import { NamespaceRegistry } from './namespaces.js';
+import type { NamespaceRegistry } from './namespaces.js';
 import { QueryFetches, type Fetcher } from './query-fetches.js';
 
 export type { Fetcher, FetchOutcome, FetchRequest } from './query-fetches.js';
@@ -23,17 +23,16 @@ export const SAVE_FAILED = 3;
 /** The longest a Query waits for its fetch (wait_ms is capped at this). */
 export const MAX_QUERY_WAIT_MS = 10_000;
 
-/** Blocks that became resident or stopped being resident (for the metaserver); `hash` is valid during the call only. */
-export interface BlockEvents {
-  sealed(ns: string, hash: Uint8Array): void;
-  evicted(ns: string, hash: Uint8Array): void;
-}
-
 export interface EngineCoreOptions {
   data: DataPath;
+  /** The node's blocks, shared with the peer server and the fetcher; `evictor` makes room in `data.pool`. */
+  index: BlockIndex;
+  namespaces: NamespaceRegistry;
+  evictor: Evictor;
   leaseTtlMs: number;
   logger: Logger;
-  events?: BlockEvents;
+  /** A save sealed a block (for the metaserver); `hash` is valid during the call only. */
+  onSealed?: (namespace: string, hash: Uint8Array) => void;
   fetcher?: Fetcher;
   now?: () => number;
 }
@@ -49,10 +48,10 @@ export interface QueryResult {
 const LOADING: QueryResult = Object.freeze({ state: 'loading', hits: 0, leaseId: '', leaseExpiresAtMs: 0, breakdown: Object.freeze({ local: 0, ssd: 0, remote: 0 }) });
 
 export class EngineCore {
-  readonly namespaces = new NamespaceRegistry();
-  readonly index = new BlockIndex(1 << 14);
-  readonly leases: LeaseTable;
+  readonly namespaces: NamespaceRegistry;
+  readonly index: BlockIndex;
   readonly evictor: Evictor;
+  readonly leases: LeaseTable;
   private readonly instances: InstanceRegistry;
   /** The fetches queries started; absent without a fetcher (local hits only). */
   private readonly fetches: QueryFetches | undefined;
@@ -63,6 +62,9 @@ export class EngineCore {
 
   constructor(private readonly opts: EngineCoreOptions) {
     this.now = opts.now ?? Date.now;
+    this.namespaces = opts.namespaces;
+    this.index = opts.index;
+    this.evictor = opts.evictor;
     this.leases = new LeaseTable({
       ttlMs: opts.leaseTtlMs,
       now: this.now,
@@ -71,9 +73,6 @@ export class EngineCore {
     });
     this.instances = new InstanceRegistry(this.namespaces, opts.data);
     this.fetches = opts.fetcher && new QueryFetches({ fetcher: opts.fetcher, ttlMs: opts.leaseTtlMs, now: this.now, logger: opts.logger });
-    this.evictor = new Evictor(this.index, opts.data.pool, (b: EvictedBlock) => {
-      if (b.sealed) opts.events?.evicted(this.namespaces.get(b.ns).name, b.hash);
-    });
   }
 
   poolStats(): { capacityBytes: number; usedBytes: number } {
@@ -172,14 +171,14 @@ export class EngineCore {
       throw err;
     }
     let sealed = 0;
-    const events = this.opts.events;
+    const onSealed = this.opts.onSealed;
     for (let j = 0; j < stored; j++) {
       const slot = slots[j]!;
       if (index.markShardWritten(slot, shard)) {
         sealed++;
-        if (events) {
+        if (onSealed) {
           const off = need[j]! * hashLen;
-          events.sealed(ns.name, packed.subarray(off, off + hashLen));
+          onSealed(ns.name, packed.subarray(off, off + hashLen));
         }
       }
       index.unpin(slot);

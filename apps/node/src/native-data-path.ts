@@ -55,6 +55,10 @@ export class NativeDataPath implements DataPath {
     };
   }
 
+  get remotePullPool(): Pool {
+    return this.pool.native;
+  }
+
   openRegion(source: RegionSource): MappedRegion {
     try {
       const region = source.shmName ? Region.openShm(source.shmName, source.sizeBytes) : Region.openPath(source.path!, source.sizeBytes);

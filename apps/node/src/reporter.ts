@@ -18,7 +18,6 @@ export interface ReporterClient {
   insertBlocks(nodeId: string, namespace: string, hashes: PackedHashes): Promise<{ epoch: bigint }>;
   removeBlocks(nodeId: string, namespace: string, hashes: PackedHashes): Promise<{ epoch: bigint }>;
   unregister(nodeId: string): Promise<unknown>;
-  close(): void;
   /** HA clients (etcd://): calls `listener` when the leader changes; returns an unsubscribe function. */
   onLeaderChange?(listener: (leader: { epoch: bigint; addr: string } | undefined) => void): () => void;
 }
@@ -122,7 +121,7 @@ export class Reporter {
     await this.queue.onIdle();
   }
 
-  /** Final flush, then unregister from the metaserver (graceful shutdown). */
+  /** Final flush, then unregister from the metaserver (graceful shutdown). The client stays open: its owner closes it. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     clearInterval(this.heartbeatTimer);
@@ -137,7 +136,6 @@ export class Reporter {
     } catch (err) {
       this.opts.logger.warn({ err: (err as Error).message }, 'metaserver unregister failed');
     }
-    this.opts.client.close();
   }
 
   private note(ns: string, hash: Uint8Array, update: BlockUpdate): void {
