@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { silentLogger } from '@kvfabric/common/observability';
-import { EngineCore, MAX_QUERY_WAIT_MS, SAVE_STORED, SAVE_PRESENT, SAVE_NO_SPACE, type Fetcher } from './engine-core.js';
+import { EngineCore, MAX_QUERY_WAIT_MS, SAVE_STORED, SAVE_PRESENT, SAVE_NO_SPACE, type Fetcher, type QueryResult } from './engine-core.js';
 import { MemoryDataPath } from './testing/memory-data-path.js';
 import { BlockIndex } from './block-index.js';
 import { Evictor } from './eviction.js';
@@ -199,41 +199,47 @@ function manualFetcher() {
   return { fetcher, calls };
 }
 
-test('wait_ms: a query that starts a fetch answers READY in one call when the fetch finishes in time', async () => {
+const turn = () => new Promise((r) => setImmediate(r));
+
+test('wait_ms: a query that starts a fetch answers READY in one call when the fetch finishes in time', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] }); // the wait's timer never fires: only the fetch can end it
   const { fetcher, calls } = manualFetcher();
   const { core, spec } = setup(1 << 20, fetcher);
   core.register(spec('a'));
   await core.save('a', ids(0), hashes(0), 8);
-  const t0 = performance.now();
   const answer = core.query('a', 'req-w', hashes(0, 1, 2), 8, false, 5_000);
-  await new Promise((r) => setTimeout(r, 20));
+  await turn();
   assert.equal(calls.length, 1, 'one fetch started');
   assert.equal(core.leases.size, 0, 'no lease while loading');
   await core.save('a', ids(1, 2), hashes(1, 2), 8); // what the fetcher would have sealed
   calls[0]!({ ssd: 1, remote: 1 });
-  const q = await answer;
-  assert.ok(performance.now() - t0 < 1_000, 'answered when the fetch finished, not at the deadline');
+  const q = await answer; // answered when the fetch finished, not at the deadline
   assert.deepEqual([q.state, q.hits, q.breakdown], ['ready', 3, { local: 1, ssd: 1, remote: 1 }]);
   assert.equal(core.counters.queries, 1, 'one call');
   assert.equal(core.leases.size, 1, 'exactly one lease');
   assert.equal(calls.length, 1);
 });
 
-test('wait_ms: past the deadline the answer is LOADING (no lease); the next call answers READY', async () => {
+test('wait_ms: past the deadline the answer is LOADING (no lease); the next call answers READY', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
   const { fetcher, calls } = manualFetcher();
   const { core, spec } = setup(1 << 20, fetcher);
   core.register(spec('a'));
   await core.save('a', ids(0), hashes(0), 8);
-  const t0 = performance.now();
-  const q1 = await core.query('a', 'req-d', hashes(0, 1), 8, false, 30);
-  const waited = performance.now() - t0;
-  assert.equal(q1.state, 'loading');
-  assert.equal(q1.leaseId, '');
-  assert.ok(waited >= 25, `waited ${waited} ms for a 30 ms wait_ms`);
+  let q1: QueryResult | undefined;
+  void core.query('a', 'req-d', hashes(0, 1), 8, false, 30).then((q) => (q1 = q));
+  await turn();
+  t.mock.timers.tick(29);
+  await turn();
+  assert.equal(q1, undefined, 'still waiting before the 30 ms wait_ms');
+  t.mock.timers.tick(1);
+  await turn();
+  assert.equal(q1?.state, 'loading');
+  assert.equal(q1?.leaseId, '');
   assert.equal(core.leases.size, 0);
   await core.save('a', ids(1), hashes(1), 8);
   calls[0]!({ ssd: 0, remote: 1 });
-  await new Promise((r) => setImmediate(r));
+  await turn();
   const q2 = await core.query('a', 'req-d', hashes(0, 1), 8, false, 30);
   assert.deepEqual([q2.state, q2.hits, q2.breakdown], ['ready', 2, { local: 1, ssd: 0, remote: 1 }]);
   assert.equal(calls.length, 1, 'the second call joined the first fetch');
@@ -256,24 +262,23 @@ test('wait_ms: the node caps the wait at MAX_QUERY_WAIT_MS', async (t) => {
   assert.equal(settled, 'loading', 'answered LOADING at the cap, not after the asked 30 s');
 });
 
-test('wait_ms: unregistering the instance while it waits answers INSTANCE_UNKNOWN at once', async () => {
+test('wait_ms: unregistering the instance while it waits answers INSTANCE_UNKNOWN at once', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] }); // the wait's timer never fires: only the unregistration can end it
   const { fetcher, calls } = manualFetcher();
   const { core, spec } = setup(1 << 20, fetcher);
   core.register(spec('a'));
   core.register(spec('a2', { engineId: 'a' })); // the engine lives on: its fetch stays pending
-  const t0 = performance.now();
   const answer = core.query('a', 'req-u', hashes(0, 1), 8, false, 5_000);
-  await new Promise((r) => setTimeout(r, 10));
+  await turn();
   assert.equal(core.unregister('a'), true);
   await assert.rejects(answer, { code: 'INSTANCE_UNKNOWN' });
-  assert.ok(performance.now() - t0 < 1_000, 'did not wait for the deadline');
   assert.equal(core.leases.size, 0);
   calls[0]!({ ssd: 0, remote: 0 }); // finishing later wakes nobody and throws nothing
-  await new Promise((r) => setImmediate(r));
+  await turn();
   // the last instance of an engine going away ends the wait too
   core.register(spec('b'));
   const b = core.query('b', 'req-u', hashes(0, 1), 8, false, 5_000);
-  await new Promise((r) => setTimeout(r, 10));
+  await turn();
   core.close();
   await assert.rejects(b, { code: 'INSTANCE_UNKNOWN' });
 });
