@@ -40,12 +40,6 @@ export interface RemotePullDeps {
   metaserver?: { client: MetaserverClient; reporter: Reporter };
 }
 
-/** The pulling side: present when the node has a metaserver to find holders with. */
-interface PullingSide {
-  links: PeerLinks;
-  fetcher: RemoteFetcher;
-}
-
 export class RemotePulls {
   private constructor(
     readonly transport: Transport,
@@ -76,7 +70,7 @@ export class RemotePulls {
     peerServer.addService(PeerService, peerServiceImpl({ server: peer, nodeId: deps.nodeId, transport: deps.transportKind }, { logger: logger.child({ component: 'peer-rpc' }), instruments: rpcInstruments(deps.metrics, 'peer') }));
     const port = await bindServer(peerServer, config.addr);
     const addr = formatHostPort({ host: parseHostPort(config.addr).host, port });
-    const pulling = deps.metaserver && pullingSide(deps, transport, addr, deps.metaserver);
+    const pulling = deps.metaserver && new PullingSide(deps, transport, addr, deps.metaserver);
     return new RemotePulls(transport, peer, peerServer, addr, pulling);
   }
 
@@ -99,34 +93,38 @@ export class RemotePulls {
   }
 }
 
-function pullingSide(deps: RemotePullDeps, transport: Transport, addr: string, metaserver: { client: MetaserverClient; reporter: Reporter }): PullingSide {
-  const { config, nodeId } = deps;
-  const { client, reporter } = metaserver;
-  const directory: HolderDirectory = {
-    up: () => reporter.connected || (reporter.counters.heartbeats === 0 && reporter.counters.heartbeatFailures === 0),
-    holders: async (namespace, packed, hashLen, deadlineMs) => {
-      const res = await client.queryPrefix(namespace, { packed, hashLen }, { excludeNodeId: nodeId, deadlineMs });
-      return res.nodes.map((n) => ({ nodeId: n.nodeId, addr: n.addr, prefixLen: n.prefixLen, poolUsedBytes: Number(n.poolUsedBytes) }));
-    },
-  };
-  const links = new PeerLinks({ nodeId, addr, transport, transportKind: deps.transportKind });
-  const side: { links: PeerLinks; fetcher?: RemoteFetcher } = { links };
-  // The instruments read the fetcher at scrape time; the duration histogram is recorded by the fetcher itself.
-  const observePull = pullMetrics(deps.metrics, () => side.fetcher, () => side.links);
-  side.fetcher = new RemoteFetcher({
-    index: deps.index,
-    evictor: deps.evictor,
-    pool: deps.pool,
-    transport,
-    links,
-    directory,
-    onSealed: (ns, hash) => reporter.inserted(ns, hash),
-    logger: deps.logger.child({ component: 'fetch' }),
-    timeoutMs: config.pullTimeoutSecs * 1000,
-    chunkBytes: config.pullChunkBytes,
-    maxBytesPerSec: config.pullMaxBytesPerSec,
-    backoffMs: config.pullBackoffSecs * 1000,
-    observeDuration: observePull,
-  });
-  return { links, fetcher: side.fetcher };
+/** The pulling side: present when the node has a metaserver to find holders with. */
+class PullingSide {
+  readonly links: PeerLinks;
+  readonly fetcher: RemoteFetcher;
+
+  constructor(deps: RemotePullDeps, transport: Transport, addr: string, metaserver: { client: MetaserverClient; reporter: Reporter }) {
+    const { config, nodeId } = deps;
+    const { client, reporter } = metaserver;
+    const directory: HolderDirectory = {
+      up: () => reporter.connected || (reporter.counters.heartbeats === 0 && reporter.counters.heartbeatFailures === 0),
+      holders: async (namespace, packed, hashLen, deadlineMs) => {
+        const res = await client.queryPrefix(namespace, { packed, hashLen }, { excludeNodeId: nodeId, deadlineMs });
+        return res.nodes.map((n) => ({ nodeId: n.nodeId, addr: n.addr, prefixLen: n.prefixLen, poolUsedBytes: Number(n.poolUsedBytes) }));
+      },
+    };
+    this.links = new PeerLinks({ nodeId, addr, transport, transportKind: deps.transportKind });
+    // The instruments read this side's fetcher and links at scrape time; the fetcher records its durations itself.
+    const observePull = pullMetrics(deps.metrics, () => this.fetcher, () => this.links);
+    this.fetcher = new RemoteFetcher({
+      index: deps.index,
+      evictor: deps.evictor,
+      pool: deps.pool,
+      transport,
+      links: this.links,
+      directory,
+      onSealed: (ns, hash) => reporter.inserted(ns, hash),
+      logger: deps.logger.child({ component: 'fetch' }),
+      timeoutMs: config.pullTimeoutSecs * 1000,
+      chunkBytes: config.pullChunkBytes,
+      maxBytesPerSec: config.pullMaxBytesPerSec,
+      backoffMs: config.pullBackoffSecs * 1000,
+      observeDuration: observePull,
+    });
+  }
 }
