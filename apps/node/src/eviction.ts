@@ -6,7 +6,8 @@ import type { PagePool } from './data-path.js';
 
 export interface EvictedBlock {
   ns: number;
-  key: string;
+  /** A copy of the block's hash. */
+  hash: Buffer;
   sealed: boolean;
 }
 
@@ -48,8 +49,8 @@ export class Evictor {
     while (freed < bytes) {
       const slot = index.victim();
       if (slot < 0) break;
-      // Told before the slot goes (its key is read from the index); no per-block allocation but the event.
-      const block: EvictedBlock = { ns: index.ns(slot), key: index.key(slot), sealed: index.isSealed(slot) };
+      // Read before the slot goes (its hash is copied out of the index); no per-block allocation but the event.
+      const block: EvictedBlock = { ns: index.ns(slot), hash: index.hash(slot), sealed: index.isSealed(slot) };
       const pageBytes = index.pageBytes(slot);
       const shards = index.shards(slot);
       if (this.pagesOut.length < shards) this.pagesOut = new Float64Array(shards);

@@ -179,10 +179,12 @@ export class KeyTable {
     return this.words[((id * this.stride) >> 2) + 1]!;
   }
 
-  /** The key of a live entry as a latin1 string (one byte per char). */
-  keyString(id: number): string {
+  /** Copies a live entry's key bytes to target[offset...]; returns the key length. */
+  copyKey(id: number, target: Uint8Array, offset: number): number {
     const base = id * this.stride + HEADER;
-    return this.arena.toString('latin1', base, base + this.keyLength(id));
+    const len = this.keyLength(id);
+    target.set(this.arena.subarray(base, base + len), offset);
+    return len;
   }
 
   /** A copy of a live entry's key bytes. */

@@ -1,8 +1,8 @@
 // Engine instances: one per TP rank of an engine, each with its mapped KV region and its geometry. Validation
-// of a registration lives here (pure), so the service only decodes.
+// of a registration lives here (pure), so the service only decodes; the registry maps instance ids to instances.
 import { KvError, checkId, invalid } from '@kvfabric/common';
-import type { MappedRegion, RegionSource } from './data-path.js';
-import type { NamespaceInfo } from './namespaces.js';
+import type { DataPath, MappedRegion, RegionSource } from './data-path.js';
+import { NamespaceRegistry, type NamespaceInfo } from './namespaces.js';
 
 export interface RegisterSpec {
   instanceId: string;
@@ -69,40 +69,69 @@ export function checkRegistration(spec: RegisterSpec): number {
   return span;
 }
 
-/** Source and destination descriptors for moving blocks between a region and pool pages (coalescing runs). */
-export class Descriptors {
-  private src: number[] = [];
-  private dst: number[] = [];
-  private len: number[] = [];
+/** The registered instances of one node, by instance id. Registering fixes (or checks) the namespace's layout. */
+export class InstanceRegistry {
+  private readonly byId = new Map<string, Instance>();
 
-  add(src: number, dst: number, len: number): void {
-    const n = this.len.length - 1;
-    if (n >= 0 && this.src[n]! + this.len[n]! === src && this.dst[n]! + this.len[n]! === dst) {
-      this.len[n]! += len;
-      return;
-    }
-    this.src.push(src);
-    this.dst.push(dst);
-    this.len.push(len);
+  constructor(
+    private readonly namespaces: NamespaceRegistry,
+    private readonly data: DataPath,
+  ) {}
+
+  get size(): number {
+    return this.byId.size;
   }
 
-  get count(): number {
-    return this.len.length;
+  /** Validates `spec`, maps its region and adds it; a refused registration changes nothing. */
+  register(spec: RegisterSpec): Instance {
+    checkRegistration(spec);
+    if (this.byId.has(spec.instanceId)) throw new KvError('INSTANCE_EXISTS', `instance_id: ${JSON.stringify(spec.instanceId)} is already registered on this node`);
+    const layout = { tpSize: spec.tpSize, replicated: spec.replicated, segments: spec.segmentOffsets.length, segmentBytes: spec.segmentBytes };
+    const maxPageBytes = this.data.pool.maxPageBytes;
+    // Check the namespace first on a scratch registry so a refused registration changes nothing.
+    const known = this.namespaces.byNameOrUndefined(spec.namespace);
+    if (known) this.namespaces.ensure(spec.namespace, layout);
+    else new NamespaceRegistry().ensure(spec.namespace, layout, maxPageBytes);
+    const region = this.data.openRegion(spec.region);
+    const ns = this.namespaces.ensure(spec.namespace, layout, maxPageBytes);
+    const inst: Instance = {
+      id: spec.instanceId,
+      engineId: spec.engineId || spec.instanceId,
+      ns,
+      rank: spec.tpRank,
+      segmentOffsets: Float64Array.from(spec.segmentOffsets),
+      segmentBytes: spec.segmentBytes,
+      strideBytes: spec.blockStrideBytes,
+      numBlocks: spec.numBlocks,
+      region,
+    };
+    this.byId.set(inst.id, inst);
+    return inst;
   }
 
-  arrays(): { src: Float64Array; dst: Float64Array; len: Float64Array } {
-    return { src: Float64Array.from(this.src), dst: Float64Array.from(this.dst), len: Float64Array.from(this.len) };
+  /** The instance, or INSTANCE_UNKNOWN. */
+  get(instanceId: string): Instance {
+    const inst = this.byId.get(instanceId);
+    if (!inst) throw new KvError('INSTANCE_UNKNOWN', `instance_id: ${JSON.stringify(instanceId)} is not registered on this node`);
+    return inst;
   }
-}
 
-/** Adds the descriptors that gather block `blockId` of `inst` into `page` (save), or scatter it back (load). */
-export function blockDescriptors(inst: Instance, blockId: number, page: number, out: Descriptors, toPool: boolean): void {
-  const base = blockId * inst.strideBytes;
-  const seg = inst.segmentBytes;
-  for (let s = 0; s < inst.segmentOffsets.length; s++) {
-    const regionOff = inst.segmentOffsets[s]! + base;
-    const pageOff = page + s * seg;
-    if (toPool) out.add(regionOff, pageOff, seg);
-    else out.add(pageOff, regionOff, seg);
+  /** Removes the instance and closes its region; undefined when it was not registered. */
+  remove(instanceId: string): Instance | undefined {
+    const inst = this.byId.get(instanceId);
+    if (!inst) return undefined;
+    this.byId.delete(instanceId);
+    inst.region.close();
+    return inst;
+  }
+
+  /** Whether any instance of the engine is still registered. */
+  hasEngine(engineId: string): boolean {
+    for (const inst of this.byId.values()) if (inst.engineId === engineId) return true;
+    return false;
+  }
+
+  ids(): string[] {
+    return [...this.byId.keys()];
   }
 }

@@ -21,8 +21,7 @@ async function main(): Promise<number> {
   const logger = createLogger('kvfabric-node', parsed.config.logLevel);
   let app: NodeApp;
   try {
-    app = new NodeApp({ config: parsed.config, logger });
-    await app.start();
+    app = await NodeApp.start({ config: parsed.config, logger });
   } catch (err) {
     const e = toKvError(err);
     logger.fatal({ err: e }, 'start failed');

@@ -9,7 +9,7 @@ export interface NativeDataPathOptions {
   copyThreads: number;
 }
 
-/** The native Pool behind a PagePool, for modules that need it directly (transports, next issue). */
+/** The native Pool behind a PagePool, for modules that need it directly (the remote-pull transports). */
 export class NativePagePool implements PagePool {
   constructor(readonly native: Pool) {}
 
@@ -53,6 +53,10 @@ export class NativeDataPath implements DataPath {
         }
       },
     };
+  }
+
+  get remotePullPool(): Pool {
+    return this.pool.native;
   }
 
   openRegion(source: RegionSource): MappedRegion {

@@ -9,14 +9,15 @@
 // within milliseconds rather than a heartbeat period later.
 import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
+import type { PackedHashes } from '@kvfabric/common';
 import type { Logger } from '@kvfabric/common/observability';
+import { INSERT, PendingBlockUpdates, REMOVE, type BlockUpdate } from './pending-block-updates.js';
 
 export interface ReporterClient {
   heartbeat(input: { nodeId: string; addr: string; transports?: number[]; stats?: { poolCapacityBytes: bigint; poolUsedBytes: bigint; blocks: bigint } }): Promise<{ epoch: bigint; registered: boolean }>;
-  insertBlocks(nodeId: string, namespace: string, hashes: { packed: Buffer; hashLen: number }): Promise<{ epoch: bigint }>;
-  removeBlocks(nodeId: string, namespace: string, hashes: { packed: Buffer; hashLen: number }): Promise<{ epoch: bigint }>;
+  insertBlocks(nodeId: string, namespace: string, hashes: PackedHashes): Promise<{ epoch: bigint }>;
+  removeBlocks(nodeId: string, namespace: string, hashes: PackedHashes): Promise<{ epoch: bigint }>;
   unregister(nodeId: string): Promise<unknown>;
-  close(): void;
   /** HA clients (etcd://): calls `listener` when the leader changes; returns an unsubscribe function. */
   onLeaderChange?(listener: (leader: { epoch: bigint; addr: string } | undefined) => void): () => void;
 }
@@ -31,8 +32,8 @@ export interface ReporterOptions {
   transports: number[];
   heartbeatMs: number;
   stats: () => { poolCapacityBytes: number; poolUsedBytes: number; blocks: number };
-  /** Every resident (sealed) block, grouped by nothing in particular. */
-  resident: () => Iterable<{ ns: string; key: string }>;
+  /** Every resident (sealed) block: packed hash lists, each of one namespace (a namespace may have several). */
+  resident: () => Iterable<{ namespace: string; hashes: PackedHashes }>;
   logger: Logger;
   flushMs?: number;
   batchSize?: number;
@@ -44,17 +45,13 @@ export interface ReporterOptions {
   leaderChangeJitterMs?: number;
 }
 
-const INSERT = 1;
-const REMOVE = -1;
-
 export class Reporter {
   readonly counters = {
     inserted: 0, removed: 0, netted: 0, dropped: 0, readvertised: 0, readvertises: 0, heartbeats: 0, heartbeatFailures: 0, epochChanges: 0, leaderChanges: 0,
   };
   epoch = 0n;
   connected = false;
-  private readonly pending = new Map<string, Map<string, number>>();
-  private pendingCount = 0;
+  private readonly pending: PendingBlockUpdates;
   private readonly queue = new PQueue({ concurrency: 1 });
   private flushTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -63,7 +60,6 @@ export class Reporter {
   private stopped = false;
   private readonly flushMs: number;
   private readonly batchSize: number;
-  private readonly maxPending: number;
   private readonly readvertiseRate: number;
   private readonly jitterMs: number;
   /** Pacing of re-advertise batches: the earliest time (performance.now()) the next batch may go. */
@@ -75,7 +71,7 @@ export class Reporter {
   constructor(private readonly opts: ReporterOptions) {
     this.flushMs = opts.flushMs ?? 20;
     this.batchSize = opts.batchSize ?? 4096;
-    this.maxPending = opts.maxPending ?? 1_000_000;
+    this.pending = new PendingBlockUpdates(opts.maxPending ?? 1_000_000);
     this.readvertiseRate = opts.readvertiseBlocksPerSec ?? DEFAULT_READVERTISE_BLOCKS_PER_SEC;
     this.jitterMs = opts.leaderChangeJitterMs ?? Math.min(250, opts.heartbeatMs / 4);
     if (!(this.readvertiseRate >= 0)) throw new RangeError(`readvertise-blocks-per-sec: expected >= 0, got ${this.readvertiseRate}`);
@@ -103,27 +99,29 @@ export class Reporter {
     this.kickTimer.unref();
   }
 
-  inserted(ns: string, key: string): void {
-    this.note(ns, key, INSERT);
+  /** A block became resident; `hash` is copied. */
+  inserted(ns: string, hash: Uint8Array): void {
+    this.note(ns, hash, INSERT);
   }
 
-  removed(ns: string, key: string): void {
-    this.note(ns, key, REMOVE);
+  /** A resident block went away; `hash` is copied. */
+  removed(ns: string, hash: Uint8Array): void {
+    this.note(ns, hash, REMOVE);
   }
 
   get pendingOps(): number {
-    return this.pendingCount;
+    return this.pending.size;
   }
 
   /** Sends what is pending now and waits for the queue to drain. */
   async flush(): Promise<void> {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    if (this.pendingCount > 0) void this.queue.add(() => this.sendPending());
+    if (this.pending.size > 0) void this.queue.add(() => this.sendPending());
     await this.queue.onIdle();
   }
 
-  /** Final flush, then unregister from the metaserver (graceful shutdown). */
+  /** Final flush, then unregister from the metaserver (graceful shutdown). The client stays open: its owner closes it. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     clearInterval(this.heartbeatTimer);
@@ -138,33 +136,22 @@ export class Reporter {
     } catch (err) {
       this.opts.logger.warn({ err: (err as Error).message }, 'metaserver unregister failed');
     }
-    this.opts.client.close();
   }
 
-  private note(ns: string, key: string, op: number): void {
+  private note(ns: string, hash: Uint8Array, update: BlockUpdate): void {
     if (this.stopped) return;
-    let map = this.pending.get(ns);
-    if (!map) {
-      map = new Map();
-      this.pending.set(ns, map);
-    }
-    const prev = map.get(key);
-    if (prev !== undefined && prev !== op) {
-      map.delete(key); // insert + remove (or remove + insert) before a flush: the metaserver's view is right
-      this.pendingCount--;
-      this.counters.netted++;
-      return;
-    }
-    if (prev === undefined) {
-      if (this.pendingCount >= this.maxPending) {
+    switch (this.pending.note(ns, hash, update)) {
+      case 'netted':
+        this.counters.netted++; // insert + remove (or remove + insert) before a flush: the metaserver's view is right
+        return;
+      case 'dropped':
         this.counters.dropped++;
         this.dirty = true;
         return;
-      }
-      this.pendingCount++;
+      case 'added':
+      case 'repeated':
+        this.scheduleFlush(this.flushMs);
     }
-    map.set(key, op);
-    this.scheduleFlush(this.flushMs);
   }
 
   private scheduleFlush(ms: number): void {
@@ -176,35 +163,26 @@ export class Reporter {
   }
 
   private async sendPending(): Promise<void> {
-    const batches = [...this.pending];
-    this.pending.clear();
-    this.pendingCount = 0;
-    for (const [ns, ops] of batches) {
-      const ins: string[] = [];
-      const rem: string[] = [];
-      for (const [key, op] of ops) (op === INSERT ? ins : rem).push(key);
-      await this.send(ns, ins, 'insert');
-      await this.send(ns, rem, 'remove');
+    for (const { namespace, inserts, removes } of this.pending.take()) {
+      await this.send(namespace, inserts, 'insert');
+      await this.send(namespace, removes, 'remove');
     }
   }
 
-  /** Sends `all` in batches of one hash length; with `readvertise` paced, and stopped at the first failure. Returns how many were sent. */
-  private async send(ns: string, all: string[], kind: 'insert' | 'remove', readvertise?: { epoch: bigint }): Promise<number> {
-    const byLen = new Map<number, string[]>();
-    for (const k of all) {
-      let list = byLen.get(k.length);
-      if (!list) byLen.set(k.length, (list = []));
-      list.push(k);
-    }
+  /** Sends `lists` in batches; with `readvertise` paced, and stopped at the first failure. Returns how many hashes were sent. */
+  private async send(ns: string, lists: PackedHashes[], kind: 'insert' | 'remove', readvertise?: { epoch: bigint }): Promise<number> {
     let sent = 0;
-    for (const keys of byLen.values()) sent += await this.sendSameLength(ns, keys, kind, readvertise);
+    for (const list of lists) sent += await this.sendList(ns, list, kind, readvertise);
     return sent;
   }
 
-  private async sendSameLength(ns: string, keys: string[], kind: 'insert' | 'remove', readvertise?: { epoch: bigint }): Promise<number> {
+  private async sendList(ns: string, list: PackedHashes, kind: 'insert' | 'remove', readvertise?: { epoch: bigint }): Promise<number> {
+    const { packed, hashLen } = list;
+    const count = hashLen > 0 ? packed.length / hashLen : 0;
     let sent = 0;
-    for (let i = 0; i < keys.length; i += this.batchSize) {
-      const chunk = keys.slice(i, i + this.batchSize);
+    for (let i = 0; i < count; i += this.batchSize) {
+      const n = Math.min(this.batchSize, count - i);
+      const hashes = { packed: packed.subarray(i * hashLen, (i + n) * hashLen), hashLen };
       if (this.stopped || (readvertise && this.epoch !== readvertise.epoch)) {
         // Stopping, or yet another epoch: that epoch's own re-advertise (already queued) sends everything.
         this.dirty = true;
@@ -212,29 +190,28 @@ export class Reporter {
       }
       if (!this.connected && this.counters.heartbeats > 0) {
         // Known down: do not wait for a deadline per batch; the re-advertise after reconnecting heals inserts.
-        this.counters.dropped += chunk.length;
+        this.counters.dropped += n;
         this.dirty = true;
         continue;
       }
-      if (readvertise) await this.pace(chunk.length);
+      if (readvertise) await this.pace(n);
       try {
-        const hashes = packKeys(chunk);
         const res = kind === 'insert'
           ? await this.opts.client.insertBlocks(this.opts.nodeId, ns, hashes)
           : await this.opts.client.removeBlocks(this.opts.nodeId, ns, hashes);
-        if (kind === 'insert') this.counters.inserted += chunk.length;
-        else this.counters.removed += chunk.length;
-        sent += chunk.length;
+        if (kind === 'insert') this.counters.inserted += n;
+        else this.counters.removed += n;
+        sent += n;
         this.seeEpoch(res.epoch, false);
       } catch (err) {
-        this.counters.dropped += chunk.length;
+        this.counters.dropped += n;
         this.dirty = true;
         const code = (err as { code?: unknown }).code;
         // Not served (leader gone, no leader, timeout): later batches would wait out their deadlines too.
         if (code === 'METASERVER_UNAVAILABLE' || code === 'NOT_LEADER' || code === 'TRANSPORT_TIMEOUT') this.connected = false;
         // A new leader that has not seen this node yet: register now rather than at the next period.
         if (code === 'SESSION_UNKNOWN') this.kick();
-        this.opts.logger.warn({ err: (err as Error).message, namespace: ns, count: chunk.length, kind }, 'metaserver update dropped');
+        this.opts.logger.warn({ err: (err as Error).message, namespace: ns, count: n, kind }, 'metaserver update dropped');
       }
     }
     return sent;
@@ -289,17 +266,12 @@ export class Reporter {
       this.readvertiseQueued = false;
       const pass = { epoch: this.epoch };
       const started = performance.now();
-      const byNs = new Map<string, string[]>();
+      const resident = [...this.opts.resident()];
       let n = 0;
-      for (const { ns, key } of this.opts.resident()) {
-        let list = byNs.get(ns);
-        if (!list) byNs.set(ns, (list = []));
-        list.push(key);
-        n++;
-      }
+      for (const { hashes } of resident) n += hashes.hashLen > 0 ? hashes.packed.length / hashes.hashLen : 0;
       this.nextBatchAt = 0;
       let sent = 0;
-      for (const [ns, keys] of byNs) sent += await this.send(ns, keys, 'insert', pass);
+      for (const { namespace, hashes } of resident) sent += await this.send(namespace, [hashes], 'insert', pass);
       this.counters.readvertised += sent;
       this.counters.readvertises++;
       if (n > 0) {
@@ -309,8 +281,4 @@ export class Reporter {
       }
     });
   }
-}
-
-function packKeys(keys: string[]): { packed: Buffer; hashLen: number } {
-  return { packed: Buffer.from(keys.join(''), 'latin1'), hashLen: keys[0]?.length ?? 0 };
 }

@@ -24,26 +24,26 @@ interface Plan {
   blocksPerNode: number;
 }
 
-/** A node's reporter over `count` resident blocks, following the leader through etcd. */
-function simNode(id: string, port: number, count: number, metaserverAddr: string): Reporter {
-  const keys: string[] = [];
-  const hash = Buffer.alloc(32);
+/** A node's reporter over `count` resident blocks, following the leader through etcd (close its client after stop). */
+function simNode(id: string, port: number, count: number, metaserverAddr: string): { reporter: Reporter; client: MetaserverClient } {
+  const packed = Buffer.alloc(count * 32);
   for (let i = 0; i < count; i++) {
-    hash.writeUInt32BE(port, 0);
-    hash.writeUInt32BE(i, 4);
-    keys.push(hash.toString('latin1'));
+    packed.writeUInt32BE(port, i * 32);
+    packed.writeUInt32BE(i, i * 32 + 4);
   }
-  return new Reporter({
-    client: new MetaserverClient(metaserverAddr, { deadlineMs: HEARTBEAT_MS }),
+  const client = new MetaserverClient(metaserverAddr, { deadlineMs: HEARTBEAT_MS });
+  const reporter = new Reporter({
+    client,
     nodeId: id,
     addr: `127.0.0.1:${port}`,
     transports: [],
     heartbeatMs: HEARTBEAT_MS,
     batchSize: BATCH,
     stats: () => ({ poolCapacityBytes: 1 << 30, poolUsedBytes: 0, blocks: count }),
-    resident: () => keys.map((key) => ({ ns: NAMESPACE, key })),
+    resident: () => [{ namespace: NAMESPACE, hashes: { packed, hashLen: 32 } }],
     logger: silentLogger(),
   });
+  return { reporter, client };
 }
 
 async function waitUntil(fn: () => Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
@@ -72,7 +72,7 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
   try {
     for (const id of ['m1', 'm2', 'm3']) replicas.push({ id, ms: await startMetaserver({ args: args(id), logLevel: 'warn' }) });
     await locator.waitForLeader(10_000);
-    nodes.forEach((n) => n.start());
+    nodes.forEach((n) => n.reporter.start());
     const indexed = async () => {
       try {
         const s = await client.getStats({ deadlineMs: 500 });
@@ -113,7 +113,8 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
     }
     bar.done();
   } finally {
-    await Promise.all(nodes.map((n) => n.stop()));
+    await Promise.all(nodes.map((n) => n.reporter.stop()));
+    nodes.forEach((n) => n.client.close());
     client.close();
     for (const r of replicas) await r.ms[Symbol.asyncDispose]();
   }

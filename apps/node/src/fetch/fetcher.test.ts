@@ -53,9 +53,9 @@ function hold(p: Peer, hashes: Buffer[]): Buffer[] {
     const page = p.pool.allocMany(PAGE, 1)![0]!;
     const data = randomBytes(PAGE);
     data.copy(p.pool.memory.buf, page);
-    const slot = p.index.slotForShard(p.ns.id, h.toString('latin1'), 1, 0, PAGE, BlockClass.Local);
+    const slot = p.index.slotForShard(p.ns.id, h, 0, h.length, 1, 0, PAGE, BlockClass.Local);
     p.index.assign(slot, 0, page);
-    p.index.land(slot, 0);
+    p.index.markShardWritten(slot, 0);
     return data;
   });
 }
@@ -66,7 +66,7 @@ function reader(peers: Peer[], holders: () => Holder[]) {
   const ns = new NamespaceRegistry().ensure('t/ns', LAYOUT);
   const evictor = new Evictor(index, pool, () => {});
   const byId = new Map(peers.map((p) => [p.id, p]));
-  const sealed: string[] = [];
+  const sealed: Buffer[] = [];
   const released: bigint[] = [];
   const transport = {
     async readv(peerId: string, grantId: number, remote: Float64Array, local: Float64Array, lengths: Float64Array) {
@@ -108,13 +108,13 @@ function reader(peers: Peer[], holders: () => Holder[]) {
   const fetcher = new RemoteFetcher({
     index, evictor, pool, transport, links, logger,
     directory: { up: () => up, holders: async () => holders() },
-    onSealed: (_ns, key) => sealed.push(key),
+    onSealed: (_ns, hash) => sealed.push(Buffer.from(hash)),
     timeoutMs: 2000, chunkBytes: 2 * PAGE, maxBytesPerSec: 0, backoffMs: 60_000,
   });
   const fetch = (hashes: Buffer[], from = 0) =>
     fetcher.fetch({ ns, packed: Buffer.concat(hashes), hashLen: 32, from, count: hashes.length });
   const read = (h: Buffer) => {
-    const slot = index.lookup(ns.id, h.toString('latin1'));
+    const slot = index.lookup(ns.id, h, 0, h.length);
     return slot >= 0 && index.isSealed(slot) ? pool.memory.buf.subarray(index.page(slot, 0), index.page(slot, 0) + PAGE) : undefined;
   };
   return { fetcher, fetch, index, pool, ns, sealed, released, read, setUp: (v: boolean) => (up = v) };
@@ -140,7 +140,7 @@ test('pulls the prefix a holder has, seals it as pulled copies, releases the gra
   assert.equal(a.index.stats().pinned, 0);
   assert.equal(r.fetcher.counters.bytes, 5 * PAGE);
   // pulled copies are evicted before local blocks
-  assert.equal(r.index.victim(), r.index.lookup(r.ns.id, hs[0]!.toString('latin1')));
+  assert.equal(r.index.victim(), r.index.lookup(r.ns.id, hs[0]!, 0, 32));
 });
 
 test('concurrent fetches of overlapping prefixes pull each block once', async () => {
@@ -281,7 +281,7 @@ test('the serving side hands a grant\'s adjacent pages to the transport as one r
   hold(a, hs.slice(0, 3));
   a.pool.allocMany(PAGE, 1); // a gap
   hold(a, hs.slice(3));
-  const pages = hs.map((h) => a.index.page(a.index.lookup(a.ns.id, h.toString('latin1')), 0));
+  const pages = hs.map((h) => a.index.page(a.index.lookup(a.ns.id, h, 0, h.length), 0));
   assert.deepEqual(pages.map((p) => p - pages[0]!), [0, 1, 2, 4, 5].map((i) => i * PAGE));
   const { session } = await a.server.handshake('R', Buffer.alloc(0));
   const g = await a.server.prepareRead('R', session, 't/ns', Buffer.concat(hs), 32);

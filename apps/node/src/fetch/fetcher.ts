@@ -40,7 +40,7 @@ export interface RemoteFetcherOptions {
   transport: Pick<Transport, 'readv'>;
   links: LinkSource;
   directory: HolderDirectory;
-  onSealed: (namespace: string, key: string) => void;
+  onSealed: (namespace: string, hash: Uint8Array) => void;
   logger: Logger;
   /** A fetch ends (with what it sealed) after this long. */
   timeoutMs: number;
@@ -96,8 +96,8 @@ export class RemoteFetcher implements Fetcher {
     let remote = 0;
     try {
       while (pos < r.count && !req.overdue) {
-        const key = req.key(pos);
-        const slot = index.lookup(nsId, key);
+        const key = req.flightKey(pos);
+        const slot = index.lookup(nsId, req.packed, pos * req.hashLen, req.hashLen);
         if (slot >= 0 && index.isSealed(slot)) {
           pos++;
           continue;
@@ -114,14 +114,14 @@ export class RemoteFetcher implements Fetcher {
         // Ask for holders of the whole rest while claiming the run (block `pos` is surely claimed: no flight, not local).
         const found = this.lookUp(req, pos, r.count);
         let end = pos;
-        while (end < r.count && index.lookup(nsId, req.key(end)) < 0 && flights.claim(nsId, req.key(end))) end++;
+        while (end < r.count && index.lookup(nsId, req.packed, end * req.hashLen, req.hashLen) < 0 && flights.claim(nsId, req.flightKey(end))) end++;
         try {
           const got = await this.pullRun(req, pos, end, found);
           remote += got;
           if (got < end - pos) break;
           pos = end;
         } finally {
-          for (let i = pos; i < end; i++) flights.settle(nsId, req.key(i), false); // claims not sealed
+          for (let i = pos; i < end; i++) flights.settle(nsId, req.flightKey(i), false); // claims not sealed
         }
       }
       if (pos < r.count && req.overdue) this.count('deadline', `fetch of ${r.ns.name}: ${this.opts.timeoutMs} ms elapsed`);

@@ -72,7 +72,7 @@ export function reasonOf(err: unknown, stage: 'handshake' | 'prepare' | 'read'):
 
 /** One fetch: the request's hashes and its deadline. */
 export class PullRequest {
-  /** Index keys (latin1 strings of the hashes), made once per block and fetch. */
+  /** Keys of the in-flight table (block-flights.ts: a JS Map), made once per block and fetch; never leave fetch/. */
   private readonly keys: (string | undefined)[];
 
   constructor(
@@ -85,9 +85,14 @@ export class PullRequest {
     this.keys = new Array<string | undefined>(count);
   }
 
-  /** The index key of block `i`. */
-  key(i: number): string {
+  /** The in-flight table's key of block `i` (its hash bytes as a latin1 string). */
+  flightKey(i: number): string {
     return (this.keys[i] ??= this.packed.toString('latin1', i * this.hashLen, (i + 1) * this.hashLen));
+  }
+
+  /** The hash of block `i` (a view into the packed hashes). */
+  hash(i: number): Buffer {
+    return this.packed.subarray(i * this.hashLen, (i + 1) * this.hashLen);
   }
 
   /** The packed hashes of blocks [from, to). */

@@ -13,7 +13,7 @@ export interface PulledBlocksDeps {
   pool: PagePool;
   flights: BlockFlights;
   /** A pulled block was sealed (the app advertises it). */
-  onSealed: (namespace: string, key: string) => void;
+  onSealed: (namespace: string, hash: Uint8Array) => void;
 }
 
 export class PulledBlocks {
@@ -40,9 +40,10 @@ export class PulledBlocks {
     const slots = new Int32Array(fit);
     let n = 0;
     for (; n < fit; n++) {
-      const key = this.req.key(at + n);
-      if (index.lookup(ns.id, key) >= 0) break; // saved locally meanwhile
-      const slot = index.slotForShard(ns.id, key, shards, 0, pageBytes, BlockClass.Pulled);
+      const { packed, hashLen } = this.req;
+      const off = (at + n) * hashLen;
+      if (index.lookup(ns.id, packed, off, hashLen) >= 0) break; // saved locally meanwhile
+      const slot = index.slotForShard(ns.id, packed, off, hashLen, shards, 0, pageBytes, BlockClass.Pulled);
       index.pin(slot);
       for (let s = 0; s < shards; s++) index.assign(slot, s, pages[n * shards + s]!);
       slots[n] = slot;
@@ -55,15 +56,15 @@ export class PulledBlocks {
   finish(slot: number, i: number, arrived: boolean): void {
     const { index, flights } = this.deps;
     const { ns } = this.req;
-    const key = this.req.key(i);
+    const key = this.req.flightKey(i);
     if (arrived) {
       let sealed = false;
-      for (let s = 0; s < ns.shards; s++) sealed = index.land(slot, s) || sealed;
+      for (let s = 0; s < ns.shards; s++) sealed = index.markShardWritten(slot, s) || sealed;
       index.unpin(slot);
       if (sealed) {
         this.sealedBlocks++;
         this.sealedBytes += ns.shards * ns.pageBytes;
-        this.deps.onSealed(ns.name, key);
+        this.deps.onSealed(ns.name, this.req.hash(i));
       }
       flights.settle(ns.id, key, sealed);
       return;

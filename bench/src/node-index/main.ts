@@ -1,23 +1,26 @@
 // Micro-benchmark of the node index's 64-hash prefix lookup (DESIGN §8: ≤ 20 µs p99 at millions of blocks).
 //
-//   node --expose-gc --max-old-space-size=8192 --import tsx apps/node/src/bench-index.ts \
-//     [--blocks 1000000,4000000] [--hash-len 32] [--rounds 20000] [--impl path/to/block-index.ts]
+//   npm run build && node --expose-gc --max-old-space-size=8192 bench/dist/node-index/main.js \
+//     [--blocks 1000000,4000000] [--hash-len 32] [--rounds 20000] [--impl path/to/block-index.js]
+//   (or from the sources: node --expose-gc --import tsx --conditions source bench/src/node-index/main.ts ...)
 //
 // For each size: seals that many blocks with random hashes in one namespace, warms up, collects garbage, then
 // times `prefix` one call at a time. Request shapes: `run` (64 hashes saved one after another, as one request's
 // blocks are), into an index filled in order (fresh node: neighbouring slots) and in shuffled order (after eviction
 // churn: far-apart slots); `scattered` (64 hashes drawn from anywhere: the worst case for caches). Every lookup
-// must hit all 64. `--impl` benchmarks another copy of block-index.ts with the same API (e.g. the previous one).
+// must hit all 64. The index is @kvfabric/node/internal's BlockIndex; `--impl` benchmarks another module exporting a
+// BlockIndex with the same API instead (e.g. a build of the previous one).
 import { randomFillSync } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { BlockIndex as NodeBlockIndex } from '@kvfabric/node/internal';
 
 interface IndexLike {
-  slotForShard(ns: number, key: string, shards: number, shard: number, pageBytes: number, cls?: number): number;
+  slotForShard(ns: number, buf: Uint8Array, off: number, len: number, shards: number, shard: number, pageBytes: number): number;
   assign(slot: number, shard: number, page: number): void;
-  land(slot: number, shard: number): boolean;
+  markShardWritten(slot: number, shard: number): boolean;
   prefix(ns: number, packed: Buffer, hashLen: number, count: number, out?: Int32Array): number;
 }
 type IndexCtor = new (initialCapacity?: number) => IndexLike;
@@ -35,8 +38,7 @@ const { values } = parseArgs({
 const sizes = values.blocks.split(',').map(Number);
 const hashLen = Number(values['hash-len']);
 const rounds = Number(values.rounds);
-const implUrl = values.impl ? pathToFileURL(resolve(values.impl)).href : './block-index.js';
-const { BlockIndex } = (await import(implUrl)) as { BlockIndex: IndexCtor };
+const BlockIndex: IndexCtor = values.impl ? ((await import(pathToFileURL(resolve(values.impl)).href)) as { BlockIndex: IndexCtor }).BlockIndex : NodeBlockIndex;
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) console.error('note: run with --expose-gc to collect garbage before timing');
 
@@ -84,7 +86,25 @@ function time(idx: IndexLike, requests: Buffer[], label: string, n: number): voi
   console.log(row(n, `${label}, not switched out`, quiet.slice(0, q)));
 }
 
-console.log(`impl ${values.impl || 'apps/node/src/block-index.ts'}; ${PREFIX}-hash prefix, hash_len ${hashLen}, ${rounds} lookups per row, load ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cpus`);
+/** Seals the `n` blocks of `hashes` in `order` into a fresh index, then times the requests against it. */
+function fillAndTime(hashes: Buffer, n: number, order: Int32Array, fill: 'sequential' | 'shuffled', runs: Buffer[], scattered: Buffer[]): void {
+  const idx = new BlockIndex(1 << 20);
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const b = order[i]!;
+    const slot = idx.slotForShard(0, hashes, b * hashLen, hashLen, 1, 0, 4096);
+    idx.assign(slot, 0, i * 4096);
+    idx.markShardWritten(slot, 0);
+  }
+  const fillS = (performance.now() - t0) / 1e3;
+  gc?.();
+  const mem = process.memoryUsage();
+  console.log(`${String(n).padStart(8)} blocks  ${fill} fill in ${fillS.toFixed(1)} s, heap ${(mem.heapUsed / 2 ** 20).toFixed(0)} MiB, array buffers ${(mem.arrayBuffers / 2 ** 20).toFixed(0)} MiB`);
+  time(idx, runs, `${fill} run`, n);
+  if (fill === 'shuffled') time(idx, scattered, 'scattered', n);
+}
+
+console.log(`impl ${values.impl || '@kvfabric/node/internal'}; ${PREFIX}-hash prefix, hash_len ${hashLen}, ${rounds} lookups per row, load ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cpus`);
 let seed = 12345;
 const rand = (m: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % m);
 for (const n of sizes) {
@@ -115,21 +135,7 @@ for (const n of sizes) {
         order[j] = t;
       }
     }
-    let idx: IndexLike | undefined = new BlockIndex(1 << 20);
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) {
-      const b = order[i]!;
-      const slot = idx.slotForShard(0, hashes.toString('latin1', b * hashLen, (b + 1) * hashLen), 1, 0, 4096);
-      idx.assign(slot, 0, i * 4096);
-      idx.land(slot, 0);
-    }
-    const fillS = (performance.now() - t0) / 1e3;
-    gc?.();
-    const mem = process.memoryUsage();
-    console.log(`${String(n).padStart(8)} blocks  ${fill} fill in ${fillS.toFixed(1)} s, heap ${(mem.heapUsed / 2 ** 20).toFixed(0)} MiB, array buffers ${(mem.arrayBuffers / 2 ** 20).toFixed(0)} MiB`);
-    time(idx, runs, `${fill} run`, n);
-    if (fill === 'shuffled') time(idx, scattered, 'scattered', n);
-    idx = undefined;
-    gc?.();
+    fillAndTime(hashes, n, order, fill, runs, scattered);
+    gc?.(); // the filled index is garbage now
   }
 }
