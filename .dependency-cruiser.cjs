@@ -16,8 +16,9 @@ const ADAPTERS = [
 const PURE = [
   '^packages/common/src/(errors|sizes|config|validate|hash-list|hash-bytes|block-hash|cbor-canonical)\\.ts$',
   '^apps/metaserver/src/store/',
-  '^apps/node/src/(block-index|hash-table|leases|eviction|namespaces|instances|pin-table)\\.ts$',
+  '^apps/node/src/(block-index|hash-table|slot-lru|leases|pin-table|eviction|namespaces|instances|duplicate-hashes|pending-block-updates)\\.ts$',
   '^apps/node/src/peer-wire/',
+  '^apps/node/src/fetch/(block-flights|pull-types|pulled-blocks|read-pipeline)\\.ts$',
 ];
 const IMPURE_LIBS = [
   'node_modules/(@grpc|@opentelemetry|pino|etcd3|p-queue)',
