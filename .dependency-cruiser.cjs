@@ -54,8 +54,9 @@ module.exports = {
     {
       name: 'generated-code-through-the-proto-package',
       severity: 'error',
+      comment: 'by the package name (@kvfabric/proto or a service subpath like @kvfabric/proto/metaserver), never a relative path',
       from: { pathNot: '^packages/proto/' },
-      to: { path: '^packages/proto/src/gen/', dependencyTypesNot: ['aliased-workspace', 'aliased', 'local'] },
+      to: { path: '^packages/proto/src/gen/', dependencyTypes: ['local'] },
     },
     {
       name: 'pure-cores-stay-pure',

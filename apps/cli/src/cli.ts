@@ -1,7 +1,7 @@
 // The `kvfabric` dispatcher: finds the command, binds flags (kebab-case, env fallback), runs it, prints its result.
 // Exit codes: 0 ok, 1 server error, 2 bad arguments, 3 cannot connect to the metaserver.
 import { KvError, parseConfig, toKvError, usage, type FlagSpecs } from '@kvfabric/common';
-import { MetaserverClient, resolveMetaserverAddr } from '@kvfabric/client';
+import { MetaserverClient, resolveMetaserverAddr } from '@kvfabric/client/metaserver';
 import { EXIT, GLOBAL_FLAGS, type AnyCommand, type GlobalConfig } from './command.js';
 import { hash } from './commands/hash.js';
 import { health } from './commands/health.js';

@@ -1,5 +1,6 @@
 // Shared formatting for printers: aligned text tables, exact integers in JSON, human times.
-import { TransportKind, NodeState } from '@kvfabric/proto';
+import { TransportKind } from '@kvfabric/proto/common';
+import { NodeState } from '@kvfabric/proto/metaserver';
 
 export interface Column {
   title: string;
