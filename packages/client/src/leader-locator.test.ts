@@ -2,6 +2,7 @@
 // an unreachable etcd is reported with the endpoint. (Address parsing: metaserver-address.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KvError } from '@kvfabric/common';
 import { connectEtcd, type LeaderRecord } from '@kvfabric/common/etcd';
@@ -65,6 +66,25 @@ test('an unreachable etcd is reported with the endpoint', async () => {
     await assert.rejects(locator.waitForLeader(500), (e: unknown) => e instanceof KvError && e.code === 'METASERVER_UNAVAILABLE' && /cannot find the metaserver leader: etcd 127\.0\.0\.1:1 key \/kvf\/leader/.test(e.message));
   } finally {
     locator.close();
+  }
+});
+
+test('an etcd that does not answer is not taken for an empty leader key', async () => {
+  const sockets: Socket[] = [];
+  const silent = createServer((s) => sockets.push(s)); // accepts, never speaks
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const port = (silent.address() as { port: number }).port;
+  const locator = new LeaderLocator(`etcd://127.0.0.1:${port}/kvf`, { callTimeoutMs: 10 * 60_000 }).start();
+  try {
+    await assert.rejects(locator.waitForLeader(200), (e: unknown) => {
+      assert.ok(e instanceof KvError && e.code === 'METASERVER_UNAVAILABLE');
+      assert.equal(e.message, `cannot find the metaserver leader: etcd 127.0.0.1:${port} key /kvf/leader: etcd did not answer within 200 ms`);
+      return true;
+    });
+  } finally {
+    locator.close();
+    for (const s of sockets) s.destroy();
+    silent.close();
   }
 });
 

@@ -33,6 +33,8 @@ export class LeaderLocator {
   private readonly etcd: Etcd3;
   private readonly opts: LeaderLocatorOptions;
   private revision = -1n;
+  /** etcd has answered a read or sent a watch event: an absent leader key is known to be absent. */
+  private answered = false;
   private timer: NodeJS.Timeout | undefined;
   private watcher: Watcher | undefined;
   private readonly waiters = new Set<() => void>();
@@ -81,7 +83,7 @@ export class LeaderLocator {
     if (!this.watcher) await this.refresh();
     while (!this.leader) {
       const left = deadline - Date.now();
-      if (left <= 0 || this.closed) throw this.unavailable();
+      if (left <= 0 || this.closed) throw this.unavailable(timeoutMs);
       await new Promise<void>((resolve) => {
         const t = setTimeout(done, Math.min(left, 250));
         function done() {
@@ -108,17 +110,14 @@ export class LeaderLocator {
     this.close();
   }
 
-  private unavailable(): KvError {
+  private unavailable(timeoutMs: number): KvError {
     const where = `etcd ${this.target.endpoints.join(',')} key ${this.key}`;
+    const cannot = `cannot find the metaserver leader: ${where}`;
     if (this.lastError) {
-      return new KvError(
-        'METASERVER_UNAVAILABLE',
-        `cannot find the metaserver leader: ${where}: ${this.lastError.message}`,
-        {
-          cause: this.lastError,
-        },
-      );
+      return new KvError('METASERVER_UNAVAILABLE', `${cannot}: ${this.lastError.message}`, { cause: this.lastError });
     }
+    if (!this.answered)
+      return new KvError('METASERVER_UNAVAILABLE', `${cannot}: etcd did not answer within ${timeoutMs} ms`);
     return new KvError('METASERVER_UNAVAILABLE', `no metaserver leader elected (${where} is empty)`);
   }
 
@@ -132,6 +131,7 @@ export class LeaderLocator {
   }
 
   private apply(revision: bigint, leader: LeaderRecord | undefined): void {
+    this.answered = true;
     if (revision < this.revision) return; // an older view than one already applied
     this.revision = revision;
     const previous = this.leader;

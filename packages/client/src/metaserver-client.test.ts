@@ -184,6 +184,8 @@ test('etcd://: follows the leader key, waits out a leaderless window, fails at t
   const client = new MetaserverClient(`etcd://${endpoint}/c1`, { deadlineMs: 3000 });
   client.onLeaderChange((l: LeaderRecord | undefined) => changes.push(l?.replicaId));
   try {
+    // the locator (loaded on first use) has read the empty key: the deadline below is all waiting, on any machine
+    assert.equal(await (await client.leaderLocator())!.refresh(), undefined);
     // nobody elected: the call waits for its deadline, then says so
     let t0 = Date.now();
     await assert.rejects(client.getStats({ deadlineMs: 400 }), (err: unknown) => {
@@ -238,6 +240,7 @@ test('etcd://: a dead or refusing leader is retried until etcd names the next on
   const client = new MetaserverClient(`etcd://${endpoint}/c2`, { deadlineMs: 3000 });
   try {
     await admin.put('/c2/leader').value(leaderValue(old.addr, 1n, 'old'));
+    assert.equal((await (await client.leaderLocator())!.waitForLeader(30_000)).replicaId, 'old');
     // refused until the deadline: METASERVER_UNAVAILABLE naming the leader etcd still names, retried meanwhile
     await assert.rejects(client.listNodes({ deadlineMs: 500 }), (err: unknown) => {
       assert.ok(err instanceof KvError);
