@@ -56,8 +56,8 @@ module.exports = {
     {
       name: 'generated-code-through-the-proto-package',
       severity: 'error',
+      comment: 'by the package name (@kvfabric/proto or a service subpath like @kvfabric/proto/metaserver), never a relative path',
       from: { pathNot: '^packages/proto/' },
-      comment: 'by package name (@kvfabric/proto or a service subpath), never a relative path into gen/',
       to: { path: '^packages/proto/src/gen/', dependencyTypes: ['local'] },
     },
     {

@@ -1,7 +1,8 @@
 // The `kvfabric` dispatcher: finds the command, binds flags (kebab-case, env fallback), runs it, prints its result.
 // Exit codes: 0 ok, 1 server error, 2 bad arguments, 3 cannot connect to the metaserver.
 import { KvError, parseConfig, toKvError, usage, type FlagSpecs } from '@kvfabric/common';
-import type * as ClientModule from '@kvfabric/client';
+import { resolveMetaserverAddr } from '@kvfabric/client/address';
+import type * as ClientModule from '@kvfabric/client/metaserver';
 import { EXIT, GLOBAL_FLAGS, type AnyCommand, type GlobalConfig } from './command.js';
 import { hash } from './commands/hash.js';
 import { health } from './commands/health.js';
@@ -66,7 +67,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const parsed = parseConfig(specs, rest, io.env);
     if (parsed.positionals.length > 0) throw new KvError('CONFIG_INVALID', `unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
     global = parsed.config as unknown as GlobalConfig;
-    if (command.needsServer) (await metaserverClientModule()).resolveMetaserverAddr(global.metaserverAddr, '--metaserver-addr');
+    if (command.needsServer) resolveMetaserverAddr(global.metaserverAddr, '--metaserver-addr');
     args = command.parse(parsed.config, io.env);
   } catch (err) {
     io.stderr(`kvfabric ${command.name}: ${oneLine(toKvError(err).message)} (see kvfabric ${command.name} --help)\n`);
@@ -115,10 +116,10 @@ function commandIndex(argv: readonly string[]): number {
 
 /**
  * The metaserver client (gRPC, protobuf), loaded only by commands that talk to a server: `--help`, argument errors
- * and `kvfabric hash` start without it.
+ * and `kvfabric hash` start without it (addresses are checked by @kvfabric/client/address, which is pure).
  */
 function metaserverClientModule(): Promise<typeof ClientModule> {
-  return import('@kvfabric/client');
+  return import('@kvfabric/client/metaserver');
 }
 
 function oneLine(text: string): string {

@@ -1,7 +1,8 @@
 // What a command is: its flags, a parse step that validates them (errors → exit 2), a run step that talks to the
 // metaserver through packages/client (errors → exit 1 or 3) and a printer for its result.
 import type { ConfigOf, FlagSpecs } from '@kvfabric/common';
-import { DEFAULT_METASERVER_ADDR, type MetaserverClient } from '@kvfabric/client';
+import { DEFAULT_METASERVER_ADDR } from '@kvfabric/client/address';
+import type { MetaserverClient } from '@kvfabric/client/metaserver';
 
 export const EXIT = { OK: 0, SERVER_ERROR: 1, BAD_ARGUMENTS: 2, CANNOT_CONNECT: 3 } as const;
 

@@ -11,7 +11,7 @@ import { CHANNEL_OPTIONS, bindServer, rpcInstruments, shutdownServer, type RpcCo
 import { Metrics, startHttp, type HttpEndpoint, type Logger } from '@kvfabric/common/observability';
 import type { MetaserverConfig } from './config.js';
 import { HaMode } from './ha/ha-mode.js';
-import type { LeaderRecord } from './ha/leader-record.js';
+import type { LeaderRecord } from '@kvfabric/common/etcd';
 import { registerLeadershipMetrics } from './ha/metrics.js';
 import { registerStoreMetrics, type SweepInstruments } from './metrics.js';
 import { metaserverServiceImpl } from './metaserver-service.js';

@@ -14,13 +14,12 @@ import {
   type QueryPrefixStreamResponse,
 } from '@kvfabric/proto';
 import { KvError } from '@kvfabric/common';
-import { CHANNEL_OPTIONS, ERROR_CODE_KEY, bindServer, rpcInstruments, type RpcContext } from '@kvfabric/common/rpc';
+import { CHANNEL_OPTIONS, ERROR_CODE_KEY, LEADER_ADDR_KEY, bindServer, rpcInstruments, type RpcContext } from '@kvfabric/common/rpc';
 import { Metrics, silentLogger } from '@kvfabric/common/observability';
 import { metaserverServiceImpl } from './metaserver-service.js';
 import { MetaStore } from './store/index.js';
 
 const NS = 'test/ns';
-const LEADER_ADDR_KEY = 'kvfabric-leader-addr';
 
 function hashList(ids: number[]) {
   const packed = Buffer.alloc(ids.length * 32);

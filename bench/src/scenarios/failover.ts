@@ -64,7 +64,7 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const replicas: { id: string; ms: MetaserverHandle }[] = [];
   const addr = `etcd://${endpoint}/bench`;
   const client = new MetaserverClient(addr, { deadlineMs: 1000 });
-  const locator = client.leaderLocator!.start();
+  const locator = (await client.leaderLocator())!.start();
   const nodes = [simNode('node-a', 7001, plan.blocksPerNode, addr), simNode('node-b', 7002, plan.blocksPerNode, addr)];
   const failoverMs: number[] = [];
   const recoveryMs: number[] = [];

@@ -3,56 +3,16 @@
 // Session stream keeps the instance alive. Errors are KvError with the server's code. Save, query, load and release
 // travel as items of one DataPlane stream per engine (no call setup, headers or trailers per operation), or as unary
 // calls when the node has no DataPlane.
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import {
-  EngineClient,
-  QueryState,
-  type DataPlaneRequest,
-  type DataPlaneResponse,
-  type LoadRequest,
-  type LoadResponse,
-  type QueryRequest,
-  type QueryResponse,
-  type ReleaseRequest,
-  type ReleaseResponse,
-  type SaveRequest,
-  type SaveResponse,
-  type SessionEvent,
-  type SessionMessage,
-  type StatusResponse,
-} from '@kvfabric/proto';
-import { KvError, isKvErrorCode, packHashes, packU32, type PackedHashes } from '@kvfabric/common';
-import { CHANNEL_OPTIONS, ERROR_CODE_KEY, fromGrpcError } from '@kvfabric/common/rpc';
+import { QueryState, type SessionEvent, type SessionMessage, type StatusResponse } from '@kvfabric/proto/node';
+import { KvError, packU32, toHashList, type HashInput } from '@kvfabric/common';
+import { fromGrpcError } from '@kvfabric/common/rpc';
+import { EngineConnection } from './engine-connection.js';
+import { EngineDataPlane } from './engine-data-plane.js';
 import type { KvGeometry, KvRegion } from './kv-region.js';
 
-export type HashInput = readonly Uint8Array[] | PackedHashes;
-
-/** A connection to a node's Engine service. `target`: a unix socket path, "unix:/path", or "host:port". */
-export class EngineConnection {
-  readonly stub: EngineClient;
-
-  constructor(readonly target: string, readonly deadlineMs = 30_000) {
-    const t = target.startsWith('/') ? `unix:${target}` : target;
-    this.stub = new EngineClient(t, grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, 'grpc.keepalive_time_ms': 5_000 });
-  }
-
-  /** One unary call with a deadline; errors come back as KvError. */
-  call<Req, Res>(method: string, request: Req, deadlineMs = this.deadlineMs): Promise<Res> {
-    return new Promise((resolve, reject) => {
-      const fn = (this.stub as unknown as Record<string, (r: Req, m: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void>)[method]!;
-      fn.call(this.stub, request, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(fromGrpcError(err)) : resolve(res)));
-    });
-  }
-
-  status(): Promise<StatusResponse> {
-    return this.call('status', {});
-  }
-
-  close(): void {
-    this.stub.close();
-  }
-}
+export type { HashInput };
 
 export interface RegisterOptions {
   /** Unix socket path of the node (`--engine-socket`), or "host:port" for `--engine-addr`. */
@@ -104,7 +64,7 @@ export class KvEngine {
   shards = 0;
   private session: grpc.ClientDuplexStream<SessionMessage, SessionEvent> | undefined;
   private sessionTimer: NodeJS.Timeout | undefined;
-  private readonly plane: DataPlane;
+  private readonly plane: EngineDataPlane;
   private closed = false;
   /** Set when the session stream ended without close() (node gone or restarted). */
   sessionError: KvError | undefined;
@@ -112,7 +72,7 @@ export class KvEngine {
   private constructor(conn: EngineConnection, instanceId: string) {
     this.conn = conn;
     this.instanceId = instanceId;
-    this.plane = new DataPlane(conn, instanceId);
+    this.plane = new EngineDataPlane(conn, instanceId);
   }
 
   static async register(opts: RegisterOptions): Promise<KvEngine> {
@@ -238,152 +198,5 @@ export class KvEngine {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
-  }
-}
-
-function toHashList(hashes: HashInput): { packed: Buffer; hashLen: number } {
-  if ('packed' in hashes) return { packed: Buffer.from(hashes.packed.buffer, hashes.packed.byteOffset, hashes.packed.byteLength), hashLen: hashes.hashLen };
-  return packHashes(hashes);
-}
-
-interface DataOps {
-  save: [SaveRequest, SaveResponse];
-  query: [QueryRequest, QueryResponse];
-  load: [LoadRequest, LoadResponse];
-  release: [ReleaseRequest, ReleaseResponse];
-}
-type DataOp = keyof DataOps;
-type DataStream = grpc.ClientDuplexStream<DataPlaneRequest, DataPlaneResponse>;
-
-interface InFlight {
-  op: DataOp;
-  request: DataPlaneRequest;
-  resolve(res: unknown): void;
-  reject(err: unknown): void;
-  /** Date.now() after which the call fails with TRANSPORT_TIMEOUT. */
-  deadline: number;
-  stream: DataStream;
-}
-
-/** Deadlines are checked by one timer while calls are in flight, at this period at most. */
-const MAX_DEADLINE_TICK_MS = 100;
-
-/**
- * One engine's data-plane calls multiplexed on one DataPlane stream, opened lazily, answers matched by id. The
- * stream's first item names the instance; later items leave instance_id empty (the node binds the stream). A broken
- * stream rejects its in-flight calls with a KvError (the server's code, else TRANSPORT_UNAVAILABLE) and the next call
- * opens a new stream; a node without DataPlane (UNIMPLEMENTED) gets these and all later calls as unary calls.
- */
-class DataPlane {
-  private stream: DataStream | undefined;
-  /** The current stream carried the instance id. */
-  private named = false;
-  private unary = false;
-  private closed = false;
-  private readonly pending = new Map<number, InFlight>();
-  private nextId = 1;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly tickMs: number;
-
-  constructor(private readonly conn: EngineConnection, private readonly instanceId: string) {
-    this.tickMs = Math.max(1, Math.min(MAX_DEADLINE_TICK_MS, Math.ceil(conn.deadlineMs / 10)));
-  }
-
-  /** One operation; `value.instanceId` is this engine's and may be cleared (the stream's instance). */
-  call<K extends DataOp>(op: K, value: DataOps[K][0]): Promise<DataOps[K][1]> {
-    if (this.unary) return this.conn.call(op, value);
-    if (this.closed) return Promise.reject(new KvError('TRANSPORT_UNAVAILABLE', `engine ${this.instanceId}: closed`));
-    const stream = this.open();
-    if (this.named) value.instanceId = '';
-    else this.named = true;
-    const request = { id: this.allocId(), op: { $case: op, value } } as DataPlaneRequest;
-    return new Promise((resolve, reject) => {
-      this.pending.set(request.id, { op, request, resolve: resolve as (res: unknown) => void, reject, deadline: Date.now() + this.conn.deadlineMs, stream });
-      this.timer ??= setInterval(() => this.expire(), this.tickMs).unref();
-      stream.write(request);
-    });
-  }
-
-  /** Half-closes the stream (its in-flight calls still get their answers); later calls fail. Idempotent. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.stream?.end();
-    this.stream = undefined;
-  }
-
-  private open(): DataStream {
-    if (this.stream) return this.stream;
-    const stream = this.conn.stub.dataPlane();
-    this.stream = stream;
-    this.named = false;
-    stream.on('data', (res: DataPlaneResponse) => this.answer(res));
-    stream.on('error', (err: unknown) => this.broken(stream, err));
-    stream.on('end', () => this.broken(stream, undefined)); // ended without an error status: no more answers
-    return stream;
-  }
-
-  private answer(res: DataPlaneResponse): void {
-    const p = this.pending.get(res.id);
-    if (!p) return; // timed out already
-    this.pending.delete(res.id);
-    const result = res.result;
-    if (result?.$case === p.op) p.resolve(result.value);
-    else if (result?.$case === 'error') p.reject(new KvError(isKvErrorCode(result.value.code) ? result.value.code : 'INTERNAL', result.value.message));
-    else p.reject(new KvError('INTERNAL', `engine ${this.instanceId}: ${p.op} ${res.id} answered with ${result?.$case ?? 'nothing'}`));
-    if (this.pending.size === 0) this.stopTimer();
-  }
-
-  /** The stream failed or ended: its in-flight calls fail (or go unary when the node has no DataPlane). */
-  private broken(stream: DataStream, err: unknown): void {
-    if (this.stream === stream) this.stream = undefined;
-    const status = (err as Partial<grpc.ServiceError> | undefined)?.code;
-    if (status === grpc.status.UNIMPLEMENTED && !this.unary) this.unary = true;
-    let failure: KvError | undefined;
-    for (const [id, p] of this.pending) {
-      if (p.stream !== stream) continue;
-      this.pending.delete(id);
-      const value = p.request.op!.value;
-      if (this.unary) {
-        value.instanceId = this.instanceId; // it never reached a handler: the same call, unary
-        this.conn.call(p.op, value).then(p.resolve, p.reject);
-        continue;
-      }
-      failure ??= this.failure(err);
-      p.reject(failure);
-    }
-    if (this.pending.size === 0) this.stopTimer();
-  }
-
-  private failure(err: unknown): KvError {
-    const sent = (err as Partial<grpc.ServiceError> | undefined)?.metadata?.get(ERROR_CODE_KEY)?.[0];
-    if (isKvErrorCode(sent)) return fromGrpcError(err);
-    const why = err === undefined ? 'the node ended the stream' : (err as grpc.ServiceError).details || String(err);
-    return new KvError('TRANSPORT_UNAVAILABLE', `engine ${this.instanceId}: data plane stream to ${this.conn.target} failed: ${why}`, { cause: err });
-  }
-
-  /** Fails calls past their deadline (the stream stays: a late answer is dropped). */
-  private expire(): void {
-    const now = Date.now();
-    for (const [id, p] of this.pending) {
-      if (now < p.deadline) continue;
-      this.pending.delete(id);
-      p.reject(new KvError('TRANSPORT_TIMEOUT', `engine ${this.instanceId}: ${p.op} got no answer from ${this.conn.target} within ${this.conn.deadlineMs} ms`));
-    }
-    if (this.pending.size === 0) this.stopTimer();
-  }
-
-  private stopTimer(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-  }
-
-  /** A uint32 id not in flight (wraps around; 0 is never used). */
-  private allocId(): number {
-    for (;;) {
-      const id = this.nextId;
-      this.nextId = id === 0xffff_ffff ? 1 : id + 1;
-      if (!this.pending.has(id)) return id;
-    }
   }
 }

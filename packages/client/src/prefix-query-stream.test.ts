@@ -1,16 +1,17 @@
 // PrefixQueryStream: exact answers from a real kvfabric-metaserver (many queries in flight on one stream, matched by
 // id), per-item errors that leave the stream serving, reconnect after a restart (new epoch); against in-process
-// fakes: in-flight queries rejected with METASERVER_UNAVAILABLE when the stream breaks, deadlines, abort, and
-// following a follower's leader trailer.
+// fakes: in-flight queries rejected with METASERVER_UNAVAILABLE when the stream breaks, deadlines, abort, following a
+// follower's leader trailer, and (with a real etcd) an etcd:// address: the leader etcd names, and its changes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { MetaserverService, type QueryPrefixStreamRequest, type QueryPrefixStreamResponse } from '@kvfabric/proto';
 import { KvError } from '@kvfabric/common';
-import { bindServer, errorToStatus } from '@kvfabric/common/rpc';
-import { startMetaserver } from '@kvfabric/testkit';
-import { LEADER_ADDR_KEY, MetaserverClient } from './metaserver-client.js';
+import { LEADER_ADDR_KEY, bindServer, errorToStatus } from '@kvfabric/common/rpc';
+import { connectEtcd } from '@kvfabric/common/etcd';
+import { etcdSkipReason, startEtcd, startMetaserver } from '@kvfabric/testkit';
+import { MetaserverClient } from './metaserver-client.js';
 import { PrefixQueryStream } from './prefix-query-stream.js';
 
 const NS = 'test/stream';
@@ -197,5 +198,50 @@ test('a follower refusing the stream sends the client to the leader it names', a
     stream.close();
     leader.server.forceShutdown();
     follower.server.forceShutdown();
+  }
+});
+
+const leaderValue = (addr: string, seq: bigint, replica: string) =>
+  JSON.stringify({ addr, epoch: ((seq << 24n) | 1n).toString(), since_ms: 1_700_000_000_000, replica_id: replica });
+
+/** A fake leader answering every query with `epoch` and no nodes. */
+const answering = (epoch: bigint) =>
+  fakeServer((call) => call.on('data', (req: QueryPrefixStreamRequest) => call.write({ id: req.id, epoch, nodes: [], error: undefined })));
+
+test('etcd://: queries wait for the leader etcd names, and follow it when it changes', { skip: etcdSkipReason() }, async () => {
+  await using etcd = await startEtcd();
+  const endpoint = etcd.endpoint.replace('http://', '');
+  const admin = connectEtcd([endpoint]);
+  const a = await answering(1n);
+  const b = await answering(2n);
+  const stream = new PrefixQueryStream(`etcd://${endpoint}/pq`, { deadlineMs: 30_000 });
+  try {
+    // nobody elected: a query fails at its deadline, saying so (or, on a slow machine, that etcd has not answered yet)
+    const none = await rejection(stream.query(NS, hashes([1]), { deadlineMs: 300 }));
+    assert.equal(none.code, 'METASERVER_UNAVAILABLE');
+    assert.match(none.message, /no metaserver leader elected \(etcd .* key \/pq\/leader is empty\)|cannot find the metaserver leader: etcd .* key \/pq\/leader: etcd did not answer within 300 ms/);
+
+    // a query made while none is elected is answered by the leader once one is
+    const waiting = stream.query(NS, hashes([1]));
+    await sleep(200);
+    await admin.put('/pq/leader').value(leaderValue(a.addr, 1n, 'ma'));
+    assert.deepEqual(await waiting, { epoch: 1n, nodes: [] });
+
+    // a new leader: later queries go to it (the watch, or the re-read every second)
+    await admin.put('/pq/leader').value(leaderValue(b.addr, 2n, 'mb'));
+    const deadline = Date.now() + 30_000;
+    let epoch = 1n;
+    while (epoch !== 2n) {
+      assert.ok(Date.now() < deadline, 'queries did not move to the new leader within 30 s');
+      epoch = (await stream.query(NS, hashes([2]))).epoch;
+      await sleep(5);
+    }
+    assert.equal(stream.lastEpoch, 2n);
+    assert.deepEqual(await stream.query(NS, hashes([3])), { epoch: 2n, nodes: [] });
+  } finally {
+    stream.close();
+    admin.close();
+    a.server.forceShutdown();
+    b.server.forceShutdown();
   }
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkHashList, packHashes, unpackHashes, hexToHashes, packU32, unpackU32, packU64, unpackU64, hashKey } from './hash-list.js';
+import { checkHashList, packHashes, unpackHashes, hexToHashes, packU32, unpackU32, packU64, unpackU64, hashKey, toHashList } from './hash-list.js';
 
 test('pack and unpack round-trip', () => {
   const hashes = [Buffer.from('aa01', 'hex'), Buffer.from('bb02', 'hex'), Buffer.from('cc03', 'hex')];
@@ -26,4 +26,18 @@ test('little-endian packing of ids and offsets', () => {
   assert.deepEqual([...unpackU32(packU32([7, 4294967295]))], [7, 4294967295]);
   assert.throws(() => unpackU32(Buffer.alloc(3)), /block_ids: expected packed little-endian uint32/);
   assert.deepEqual([...unpackU64(packU64([0, 2 ** 40 + 5]))], [0, 2 ** 40 + 5]);
+});
+
+test('toHashList packs a list and passes a packed list through without copying', () => {
+  const list = toHashList([Buffer.from('aa01', 'hex'), Buffer.from('bb02', 'hex')]);
+  assert.deepEqual([list.packed.toString('hex'), list.hashLen], ['aa01bb02', 2]);
+  const packed = Buffer.from('0102030405060708', 'hex');
+  assert.equal(toHashList({ packed, hashLen: 4 }).packed, packed, 'the same Buffer');
+  const bytes = new Uint8Array([9, 8, 7, 6, 5, 4]).subarray(2);
+  const viewed = toHashList({ packed: bytes, hashLen: 2 });
+  assert.ok(Buffer.isBuffer(viewed.packed));
+  assert.deepEqual([viewed.packed.toString('hex'), viewed.hashLen], ['07060504', 2]);
+  bytes[0] = 0xff;
+  assert.equal(viewed.packed[0], 0xff, "a view of the caller's bytes, not a copy");
+  assert.throws(() => toHashList([Buffer.alloc(2), Buffer.alloc(3)], 'blocks'), /blocks\[1\]: expected 2 bytes like hashes\[0\], got 3/);
 });

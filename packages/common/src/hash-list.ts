@@ -41,6 +41,16 @@ export function packHashes(hashes: readonly Uint8Array[], field = 'hashes'): Pac
   return { packed, hashLen };
 }
 
+/** Hashes as given by callers: a list of equal-length byte strings, or a list already packed. */
+export type HashInput = readonly Uint8Array[] | { packed: Uint8Array; hashLen: number };
+
+/** Any HashInput as a wire HashList: a list is packed (equal lengths checked), a packed one is used as is (no copy). */
+export function toHashList(hashes: HashInput, field = 'hashes'): PackedHashes {
+  if (!('packed' in hashes)) return packHashes(hashes, field);
+  const { packed, hashLen } = hashes;
+  return { packed: Buffer.isBuffer(packed) ? packed : Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength), hashLen };
+}
+
 /** Zero-copy views of each hash in a packed list. */
 export function unpackHashes(list: PackedHashes): Buffer[] {
   const out: Buffer[] = [];

@@ -3,7 +3,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { KvError, toKvError, isKvErrorCode, type KvErrorCode } from './errors.js';
 import type { Logger } from './logger.js';
-import { DURATION_BUCKETS_SECONDS, type Attributes, type Metrics, type Counter, type Histogram } from './metrics.js';
+import { DURATION_BUCKETS_SECONDS } from './duration-buckets.js';
+import type { Attributes, Metrics, Counter, Histogram } from './metrics.js';
 
 /** The one table from error codes to gRPC status, used at every service boundary. */
 export const GRPC_STATUS_OF: Readonly<Record<KvErrorCode, grpc.status>> = {
@@ -50,6 +51,9 @@ export function grpcStatusOf(err: KvError): grpc.status {
 
 /** Metadata key carrying the KvError code across the wire, so clients get typed errors back. */
 export const ERROR_CODE_KEY = 'kvfabric-error-code';
+
+/** Trailer of a follower metaserver's NOT_LEADER answers: the leader's address (metaserver.proto). */
+export const LEADER_ADDR_KEY = 'kvfabric-leader-addr';
 
 export type UnaryHandler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res;
 

@@ -3,7 +3,7 @@
 // replica leads and since when; then asks that leader. An unreachable etcd or no elected leader is reported (exit 3)
 // with what is known, instead of only an error line.
 import { KvError, parseHostPort, toKvError } from '@kvfabric/common';
-import type { MetaserverClient } from '@kvfabric/client';
+import type { MetaserverClient } from '@kvfabric/client/metaserver';
 import { defineCommand } from '../command.js';
 import { healthPrinter, type EtcdHealth, type HealthResult, type HttpHealth } from '../printers/health.js';
 
@@ -41,7 +41,7 @@ export const health = defineCommand({
 
 /** HA only: one read of the leader key (etcd reachable? who leads?). */
 async function etcdHealth(client: MetaserverClient): Promise<EtcdHealth | undefined> {
-  const locator = client.leaderLocator;
+  const locator = await client.leaderLocator();
   if (!locator) return undefined;
   const started = performance.now();
   const leader = await locator.refresh();

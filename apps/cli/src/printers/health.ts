@@ -1,7 +1,7 @@
 // Printer for `health`: {"ok","addr","epoch","rttMs",...,"leader","etcd"?:{...},"http"?:{...},"error"?:{...}}.
 // Not ok → exit 1; no leader to ask (etcd unreachable, none elected, the leader not answering) → exit 3.
 import type { GetStatsResponse } from '@kvfabric/proto/metaserver';
-import type { LeaderRecord } from '@kvfabric/client';
+import type { LeaderRecord } from '@kvfabric/client/metaserver';
 import type { KvError } from '@kvfabric/common';
 import { EXIT, type Printer } from '../command.js';
 import { ago, count, duration, isoTime, jsonInt, renderPairs } from './format.js';

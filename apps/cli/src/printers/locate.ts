@@ -1,7 +1,7 @@
 // Printer for `locate`: {"namespace","queried","nodes":[{"addr","prefixLen"}]} and with --blocks
 // "blocks":[{"hash","owners":[addr,...]}].
 import { formatBytes } from '@kvfabric/common';
-import type { OwnersResult, PrefixResult } from '@kvfabric/client';
+import type { OwnersResult, PrefixResult } from '@kvfabric/client/metaserver';
 import type { Printer } from '../command.js';
 import { count, jsonInt, renderTable, transportName } from './format.js';
 

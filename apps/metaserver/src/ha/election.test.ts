@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { silentLogger } from '@kvfabric/common/observability';
+import { connectEtcd, decodeLeaderRecord, leaderKey, seqOf, type LeaderRecord } from '@kvfabric/common/etcd';
 import { etcdSkipReason, startEtcd, type EtcdHandle } from '@kvfabric/testkit';
-import { connectEtcd } from './etcd.js';
 import { LeaderElection } from './election.js';
-import { decodeLeader, leaderKey, seqOf, type LeaderRecord } from './leader-record.js';
 
 const skip = etcdSkipReason();
 const TTL = 2;
@@ -83,7 +82,7 @@ test('one leader among three; resign hands over at once with a higher epoch', { 
     assert.equal(first.elected[0]!.replicaId, first.id);
     // the key in etcd says the same
     const raw = await connectEtcd([etcd.endpoint]).get(leaderKey('/t1')).string();
-    assert.deepEqual(decodeLeader(raw!), first.elected[0]);
+    assert.deepEqual(decodeLeaderRecord(raw!), first.elected[0]);
 
     const t0 = Date.now();
     await first.close();

@@ -9,10 +9,19 @@
 // is unknown) is revoked as soon as etcd answers, so a replica that stepped down during an etcd outage does not
 // block the next election for a whole TTL.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from '@kvfabric/common/observability';
+import {
+  decodeLeaderRecord,
+  encodeLeaderRecord,
+  epochFor,
+  epochKey,
+  leaderKey,
+  type Etcd3,
+  type IKeyValue,
+  type LeaderRecord,
+  type Watcher,
+} from '@kvfabric/common/etcd';
 import { LeaseFence } from './lease-fence.js';
-import { decodeLeader, encodeLeader, epochFor, epochKey, leaderKey, type LeaderRecord } from './leader-record.js';
 
 export type Role = 'follower' | 'leader';
 
@@ -146,7 +155,7 @@ export class LeaderElection {
       result = await etcd
         .if(this.keys.leader, 'Create', '==', 0)
         .and(this.keys.epoch, 'Mod', '==', epochModRevision)
-        .then(etcd.put(this.keys.epoch).value((seq + 1n).toString()), etcd.put(this.keys.leader).value(encodeLeader(record)).lease(leaseId))
+        .then(etcd.put(this.keys.epoch).value((seq + 1n).toString()), etcd.put(this.keys.leader).value(encodeLeaderRecord(record)).lease(leaseId))
         .commit();
     } catch (err) {
       this.staleLeases.add(leaseId); // the put may have landed: revoke to be sure nobody waits on it
@@ -260,7 +269,7 @@ export class LeaderElection {
 
   private decode(kv: IKeyValue): LeaderRecord | undefined {
     try {
-      return decodeLeader(kv.value.toString());
+      return decodeLeaderRecord(kv.value.toString());
     } catch (err) {
       this.log.error({ err, key: kv.key.toString() }, 'ignoring a malformed leader key');
       return undefined;

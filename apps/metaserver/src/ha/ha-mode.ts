@@ -2,17 +2,13 @@
 // with NOT_LEADER), the leader-address trailer, LeaderInfo for answers, the /health section and the metrics.
 import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import type { Etcd3 } from 'etcd3';
 import type { LeaderInfo } from '@kvfabric/proto';
 import { KvError } from '@kvfabric/common';
+import { connectEtcd, normalizePrefix, seqOf, type Etcd3, type LeaderRecord } from '@kvfabric/common/etcd';
 import { type Logger, type Metrics } from '@kvfabric/common/observability';
-import { connectEtcd } from './etcd.js';
+import { LEADER_ADDR_KEY } from '@kvfabric/common/rpc';
 import { LeaderElection } from './election.js';
-import { normalizePrefix, seqOf, type LeaderRecord } from './leader-record.js';
 import { registerLeadershipMetrics } from './metrics.js';
-
-/** Trailer of NOT_LEADER answers: the leader's address (metaserver.proto). */
-export const LEADER_ADDR_KEY = 'kvfabric-leader-addr';
 
 export interface HaModeOptions {
   endpoints: string[];

@@ -7,10 +7,9 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { MetaserverClient, type GetStatsResponse, type HashList } from '@kvfabric/proto';
-import { CHANNEL_OPTIONS, ERROR_CODE_KEY } from '@kvfabric/common/rpc';
+import { CHANNEL_OPTIONS, ERROR_CODE_KEY, LEADER_ADDR_KEY } from '@kvfabric/common/rpc';
+import { seqOf } from '@kvfabric/common/etcd';
 import { etcdSkipReason, startEtcd, startMetaserver, type MetaserverHandle } from '@kvfabric/testkit';
-import { LEADER_ADDR_KEY } from './ha-mode.js';
-import { seqOf } from './leader-record.js';
 
 const skip = etcdSkipReason();
 const TTL_SECS = 2;

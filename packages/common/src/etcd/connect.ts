@@ -1,8 +1,12 @@
-// An etcd3 client tuned for leader election: every unary call has a deadline, no hidden retries or circuit
-// breakers (the election loop retries on its own schedule, and a breaker that stays open for 5 s would delay
-// recovery after etcd comes back), fast gRPC reconnects and a constant watch-reconnect backoff.
+// The one etcd3 client setup, for the leader election (apps/metaserver/src/ha) and the leader locator
+// (packages/client): every unary call has a deadline, no hidden retries or circuit breakers (callers retry on their
+// own schedule, and a breaker that stays open for 5 s would delay recovery after etcd comes back), fast gRPC
+// reconnects and a constant watch-reconnect backoff.
 import { Etcd3, type IOptions } from 'etcd3';
-import { KvError } from '@kvfabric/common';
+import { KvError } from '../errors.js';
+
+/** The etcd3 types users of the connection need (they depend on this module, not on etcd3). */
+export type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 
 type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
 type Backoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
@@ -19,16 +23,21 @@ function constantBackoff(ms: number): Backoff {
 }
 
 export interface EtcdConnectOptions {
-  /** Deadline of each unary call (range, txn, lease grant/revoke). */
+  /** Deadline of each unary call (range, txn, lease grant/revoke) and of dialling. Default 2000 ms. */
   callTimeoutMs?: number;
-  /** Delay before a broken watch reconnects. */
+  /** Delay before a broken watch reconnects. Default 250 ms. */
   watchRetryMs?: number;
 }
 
 /** "http://h:p" or "h:p" → "h:p"; CONFIG_INVALID on anything else. */
 export function etcdHost(endpoint: string, field = 'etcd-endpoints'): string {
   const m = /^(?:https?:\/\/)?([^/\s]+?)\/?$/.exec(endpoint.trim());
-  if (!m || !/:\d{1,5}$/.test(m[1]!)) throw new KvError('CONFIG_INVALID', `${field}: expected host:port or http://host:port, got ${JSON.stringify(endpoint)}`);
+  if (!m || !/:\d{1,5}$/.test(m[1]!)) {
+    throw new KvError(
+      'CONFIG_INVALID',
+      `${field}: expected host:port or http://host:port, got ${JSON.stringify(endpoint)}`,
+    );
+  }
   return m[1]!;
 }
 

@@ -1,12 +1,12 @@
-// The leader key's contract, shared by the metaserver replicas and by everything that follows the leader
-// (packages/client leader-locator.ts decodes the same JSON): under `--etcd-prefix P`
+// The leader key's contract, shared by the metaserver replicas (apps/metaserver/src/ha, which write it) and by
+// everything that follows the leader (packages/client's LeaderLocator, which reads it). Under the prefix P:
 //   P/leader  {"addr":"10.0.0.5:50056","epoch":"4294967297","since_ms":1700000000000,"replica_id":"metaserver-0"}
 //             attached to the leader's lease: it disappears when the leader resigns or its lease expires.
 //   P/epoch   the sequence number of the last election (decimal), bumped in the same transaction that creates P/leader.
 // An epoch is `seq << 24 | 24 random bits`: strictly increasing across elections, and still new to every node when an
-// operator wipes etcd and the sequence starts over.
+// operator wipes etcd and the sequence starts over. Pure: no etcd client here (that is connect.ts).
 import { randomInt } from 'node:crypto';
-import { KvError } from '@kvfabric/common';
+import { KvError } from '../errors.js';
 
 export interface LeaderRecord {
   /** Address nodes and the CLI dial (the replica's --advertise-addr). */
@@ -43,24 +43,32 @@ export function seqOf(epoch: bigint): bigint {
   return epoch >> EPOCH_SEQ_SHIFT;
 }
 
-export function encodeLeader(r: LeaderRecord): string {
+export function encodeLeaderRecord(r: LeaderRecord): string {
   return JSON.stringify({ addr: r.addr, epoch: r.epoch.toString(), since_ms: r.sinceMs, replica_id: r.replicaId });
 }
 
-/** Parses a leader key value; CONFIG_INVALID naming the bad field when it is not one. */
-export function decodeLeader(text: string): LeaderRecord {
+/**
+ * Parses a leader key value. A value that is not a leader record names no usable leader: METASERVER_UNAVAILABLE,
+ * the message naming the bad field.
+ */
+export function decodeLeaderRecord(text: string): LeaderRecord {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new KvError('CONFIG_INVALID', `leader key: expected JSON, got ${JSON.stringify(text.slice(0, 80))}`);
+    throw new KvError('METASERVER_UNAVAILABLE', `leader key: expected JSON, got ${JSON.stringify(text.slice(0, 80))}`);
   }
   const o = (raw ?? {}) as Record<string, unknown>;
   const bad = (field: string, expected: string) =>
-    new KvError('CONFIG_INVALID', `leader key: ${field}: expected ${expected}, got ${JSON.stringify(o[field])}`);
+    new KvError(
+      'METASERVER_UNAVAILABLE',
+      `leader key: ${field}: expected ${expected}, got ${JSON.stringify(o[field])}`,
+    );
   if (typeof o.addr !== 'string' || o.addr === '') throw bad('addr', 'host:port');
   if (typeof o.epoch !== 'string' || !/^[1-9][0-9]{0,19}$/.test(o.epoch)) throw bad('epoch', 'a decimal uint64');
-  if (typeof o.since_ms !== 'number' || !Number.isSafeInteger(o.since_ms)) throw bad('since_ms', 'ms since the Unix epoch');
+  if (typeof o.since_ms !== 'number' || !Number.isSafeInteger(o.since_ms)) {
+    throw bad('since_ms', 'ms since the Unix epoch');
+  }
   if (typeof o.replica_id !== 'string') throw bad('replica_id', 'a string');
   return { addr: o.addr, epoch: BigInt(o.epoch), sinceMs: o.since_ms, replicaId: o.replica_id };
 }
