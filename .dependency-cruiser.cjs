@@ -14,7 +14,8 @@ const ADAPTERS = [
 ];
 /** Pure cores: plain TypeScript with unit tests; no transport, storage client or telemetry library. */
 const PURE = [
-  '^packages/common/src/(errors|sizes|config|validate|hash-list|hash-bytes|block-hash|cbor-canonical)\\.ts$',
+  '^packages/common/src/(errors|sizes|config|validate|packed-hashes|table-hash|chained-block-hash|cbor-canonical|duration-buckets|index)\\.ts$',
+  '^packages/common/src/etcd/leader-record\\.ts$',
   '^apps/metaserver/src/store/',
   '^apps/node/src/(block-index|hash-table|slot-lru|leases|pin-table|eviction|namespaces|instances|duplicate-hashes|pending-block-updates)\\.ts$',
   '^apps/node/src/peer-wire/',

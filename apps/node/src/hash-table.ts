@@ -8,7 +8,7 @@
 // Lookups hash and compare straight from the caller's buffer and offset: nothing is allocated per lookup, and
 // there is no JS object per entry. Pure: no I/O.
 
-import { hashBytes, HASH_SEED } from '@kvfabric/common';
+import { tableHash, TABLE_HASH_SEED } from '@kvfabric/common';
 
 const MAX_LOAD = 0.7;
 const MIN_SLOTS = 16;
@@ -17,7 +17,7 @@ const FREED = -1;
 
 /** 32-bit hash of (tag, buf[off, off + len)): the shared byte hash, seeded with the tag. */
 export function hashKey(tag: number, buf: Uint8Array, off: number, len: number): number {
-  return hashBytes(buf, off, len, Math.imul(tag ^ HASH_SEED, 0x5bd1e995));
+  return tableHash(buf, off, len, Math.imul(tag ^ TABLE_HASH_SEED, 0x5bd1e995));
 }
 
 export class KeyTable {

@@ -15,7 +15,7 @@ const REGION_BLOCKS = 256;
 const NODES = 3;
 const ENGINES_PER_NODE = 2;
 const NAMESPACE = 'demo/llama-like-16l-fp16-tp1-b16';
-const HASH_SEED = 'kvfabric-demo';
+const DEMO_HASH_SEED = 'kvfabric-demo';
 
 interface Tally {
   requests: number;
@@ -70,7 +70,7 @@ async function main(argv: string[]): Promise<number> {
   let lastHashes: Buffer[] = [];
   for (const req of requests) {
     const engine = engines[Math.floor(pick() * engines.length)]!;
-    const hashes = hashTokenBlocks(req.tokens, BLOCK_TOKENS, { seed: HASH_SEED }).slice(0, REGION_BLOCKS);
+    const hashes = hashTokenBlocks(req.tokens, BLOCK_TOKENS, { seed: DEMO_HASH_SEED }).slice(0, REGION_BLOCKS);
     const q0 = nowSeconds();
     const answer = await engine.kv.query(hashes, { requestId: `c${req.conversation}-t${req.turn}-${engine.kv.instanceId}` });
     if (answer.breakdown.remote > 0) t.remoteSeconds += nowSeconds() - q0;

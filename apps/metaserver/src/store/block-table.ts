@@ -3,7 +3,7 @@
 // of the entry's owner list; per slot the entry id + 1 and the key's 32-bit hash, side by side in one array (one
 // cache line and one page per probe; probing, growth and deletion never re-read the arena except to confirm a
 // match). No JS object per block.
-import { hashBytes } from '@kvfabric/common';
+import { tableHash } from '@kvfabric/common';
 import { ChunkedBytes, ChunkedU32 } from './chunked.js';
 
 const MAX_LOAD = 0.75;
@@ -19,7 +19,7 @@ export class BlockTable {
   size = 0;
   /** (hash, owner) pairs held in this table; maintained by the store. */
   owners = 0;
-  /** Slot s is slots[2s] = entry id + 1 (0: free) and slots[2s + 1] = the key's 32-bit hash (int32, as hashBytes). */
+  /** Slot s is slots[2s] = entry id + 1 (0: free) and slots[2s + 1] = the key's 32-bit hash (int32, as tableHash). */
   private slots: Int32Array;
   /** Slot count - 1. */
   private mask: number;
@@ -47,7 +47,7 @@ export class BlockTable {
 
   /** The entry of the hash at buf[off, off + hashLen), or -1. */
   find(buf: Uint8Array, off: number): number {
-    const h = hashBytes(buf, off, this.hashLen);
+    const h = tableHash(buf, off, this.hashLen);
     const { slots, mask, keys } = this;
     for (let s = h & mask; ; s = (s + 1) & mask) {
       const v = slots[2 * s]!;
@@ -78,7 +78,7 @@ export class BlockTable {
    */
   findOrAdd(buf: Uint8Array, off: number): number {
     if ((this.size + 1) > this.slotCount * MAX_LOAD) this.grow();
-    const h = hashBytes(buf, off, this.hashLen);
+    const h = tableHash(buf, off, this.hashLen);
     const { slots, mask, keys } = this;
     let s = h & mask;
     for (; ; s = (s + 1) & mask) {
@@ -100,7 +100,7 @@ export class BlockTable {
   /** Removes entry e (its owner list must already be empty) and frees its id. */
   delete(e: number): void {
     const [chunk, off] = this.keys.locate(e);
-    const h = hashBytes(chunk, off, this.hashLen);
+    const h = tableHash(chunk, off, this.hashLen);
     const { slots, mask } = this;
     let s = h & mask;
     while (slots[2 * s] !== e + 1) {

@@ -1,12 +1,12 @@
-// A fast 32-bit hash of a byte string, for the open-addressing tables of the metaserver index and the node's
+// tableHash: a fast 32-bit hash of a byte string, for the open-addressing tables of the metaserver index and the node's
 // block index. Block hashes are usually uniform already, but test and tool hashes often are not (counters at
 // either end, repeated bytes), so every byte is mixed in, a word at a time (a 32-byte key costs 8 multiplies).
 // The result is a signed int32 (the same 32 bits as a uint32): V8 keeps int32 values unboxed, while a uint32
 // above 2^31 returned from a call that is not inlined becomes a heap number (an allocation per lookup).
 
-export const HASH_SEED = 0x9747b28c;
+export const TABLE_HASH_SEED = 0x9747b28c;
 
-export function hashBytes(buf: Uint8Array, off: number, len: number, seed = HASH_SEED): number {
+export function tableHash(buf: Uint8Array, off: number, len: number, seed = TABLE_HASH_SEED): number {
   let h = seed ^ len;
   let i = off;
   const end = off + len;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkHashList, packHashes, unpackHashes, hexToHashes, packU32, unpackU32, packU64, unpackU64, hashKey, toHashList } from './hash-list.js';
+import { checkHashList, packHashes, unpackHashes, hexToHashes, packU32, unpackU32, packU64, unpackU64, hashKey, toHashList } from './packed-hashes.js';
 
 test('pack and unpack round-trip', () => {
   const hashes = [Buffer.from('aa01', 'hex'), Buffer.from('bb02', 'hex'), Buffer.from('cc03', 'hex')];

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { encode as cbor2Encode } from 'cbor2';
 import { encodeCanonical, type CborValue } from './cbor-canonical.js';
-import { hashBlockTokens, hashTokenBlocks, noneHash, sha256Cbor } from './block-hash.js';
+import { hashBlockTokens, hashTokenBlocks, noneHash, sha256Cbor } from './chained-block-hash.js';
 import { KvError } from './errors.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
