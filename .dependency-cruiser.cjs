@@ -29,7 +29,13 @@ const IMPURE_LIBS = [
 
 module.exports = {
   forbidden: [
-    { name: 'no-circular', severity: 'error', comment: 'import cycles, type-only ones included', from: {}, to: { circular: true } },
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'import cycles, type-only ones included',
+      from: {},
+      to: { circular: true },
+    },
     {
       name: 'libraries-never-import-apps',
       severity: 'error',
@@ -57,14 +63,16 @@ module.exports = {
     {
       name: 'generated-code-through-the-proto-package',
       severity: 'error',
-      comment: 'by the package name (@kvfabric/proto or a service subpath like @kvfabric/proto/metaserver), never a relative path',
+      comment:
+        'by the package name (@kvfabric/proto or a service subpath like @kvfabric/proto/metaserver), never a relative path',
       from: { pathNot: '^packages/proto/' },
       to: { path: '^packages/proto/src/gen/', dependencyTypes: ['local'] },
     },
     {
       name: 'pure-cores-stay-pure',
       severity: 'error',
-      comment: 'nothing a pure core imports, directly or through other modules, is a transport, telemetry or etcd library',
+      comment:
+        'nothing a pure core imports, directly or through other modules, is a transport, telemetry or etcd library',
       from: { path: PURE, pathNot: '\\.test\\.ts$' },
       to: { path: IMPURE_LIBS, reachable: true },
     },

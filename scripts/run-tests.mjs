@@ -25,7 +25,10 @@ function walk(dir, out) {
 const rdma = process.argv.includes('--rdma');
 const suffix = rdma ? '.rdma.ts' : '.test.ts';
 const filters = process.argv.slice(2).filter((a) => a !== '--rdma');
-const files = roots.flatMap((r) => walk(join(root, r), [])).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort();
+const files = roots
+  .flatMap((r) => walk(join(root, r), []))
+  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .sort();
 if (files.length === 0) {
   console.error('run-tests: no test files matched');
   process.exit(1);
@@ -33,7 +36,16 @@ if (files.length === 0) {
 console.error(`run-tests: ${files.length} files`);
 const result = spawnSync(
   process.execPath,
-  ['--conditions=source', '--import', 'tsx', '--test', `--test-concurrency=${rdma ? 1 : 2}`, `--test-timeout=${rdma ? 300000 : 180000}`, '--test-reporter=spec', ...files],
+  [
+    '--conditions=source',
+    '--import',
+    'tsx',
+    '--test',
+    `--test-concurrency=${rdma ? 1 : 2}`,
+    `--test-timeout=${rdma ? 300000 : 180000}`,
+    '--test-reporter=spec',
+    ...files,
+  ],
   { cwd: root, stdio: 'inherit', env: { ...process.env, KVFABRIC_TEST: '1' } },
 );
 process.exit(result.status ?? 1);

@@ -77,7 +77,14 @@ export function createContext(quick: boolean): BenchContext {
           },
         };
       }
-      const bar = new SingleBar({ format: `  ${label.padEnd(28)} [{bar}] {percentage}% {value}/{total} {eta_formatted}`, hideCursor: true, stream: process.stderr }, Presets.shades_classic);
+      const bar = new SingleBar(
+        {
+          format: `  ${label.padEnd(28)} [{bar}] {percentage}% {value}/{total} {eta_formatted}`,
+          hideCursor: true,
+          stream: process.stderr,
+        },
+        Presets.shades_classic,
+      );
       bar.start(total, 0);
       return { tick: (n = 1) => bar.increment(n), done: () => bar.stop() };
     },
@@ -89,7 +96,11 @@ export function formatTable(table: Table): string {
   const cells = [table.columns, ...table.rows.map((r) => r.map((c) => (typeof c === 'number' ? formatNumber(c) : c)))];
   const widths = table.columns.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? '').length)));
   const line = (r: (string | number)[]) =>
-    r.map((c, i) => (typeof table.rows[0]?.[i] === 'number' ? String(c).padStart(widths[i]!) : String(c).padEnd(widths[i]!))).join('  ');
+    r
+      .map((c, i) =>
+        typeof table.rows[0]?.[i] === 'number' ? String(c).padStart(widths[i]!) : String(c).padEnd(widths[i]!),
+      )
+      .join('  ');
   return [line(cells[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
 }
 
@@ -120,7 +131,10 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 export function median(values: number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 50);
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
 }
 
 export function nowSeconds(): number {

@@ -36,7 +36,12 @@ async function main(argv: string[]): Promise<number> {
     const scenario = (await import(pathToFileURL(join(scenarioDir, `${name}${ext}`)).href)).default as Scenario;
     console.error(`\n▶ ${scenario.name}: ${scenario.description}${quick ? ' (quick)' : ''}`);
     const result = await scenario.run(createContext(quick));
-    const file: ResultFile = { scenario: scenario.name, date: new Date().toISOString(), machine: machineInfo(quick), ...result };
+    const file: ResultFile = {
+      scenario: scenario.name,
+      date: new Date().toISOString(),
+      machine: machineInfo(quick),
+      ...result,
+    };
     const out = join(resultsDir, `${scenario.name}${quick ? '.quick' : ''}.json`);
     writeFileSync(out, JSON.stringify(file, null, 2) + '\n');
     console.log(`\n${scenario.name}`);

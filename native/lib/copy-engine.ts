@@ -2,7 +2,15 @@
 // One batch of descriptors (typed arrays) resolves one Promise.
 import { availableParallelism } from 'node:os';
 import { binding } from './loader.js';
-import { NativeError, callNative, checkInteger, checkKeys, checkObject, invalidArgument, toNativeError } from './errors.js';
+import {
+  NativeError,
+  callNative,
+  checkInteger,
+  checkKeys,
+  checkObject,
+  invalidArgument,
+  toNativeError,
+} from './errors.js';
 import { nativeMemory, type NativeMemory } from './pool.js';
 
 export interface CopyEngineOptions {
@@ -25,7 +33,13 @@ export interface CopyCounters {
 }
 
 interface NativeCopyEngine {
-  copy(src: object, dst: object, srcOffsets: Float64Array, dstOffsets: Float64Array, lengths: Float64Array): Promise<CopyResult>;
+  copy(
+    src: object,
+    dst: object,
+    srcOffsets: Float64Array,
+    dstOffsets: Float64Array,
+    lengths: Float64Array,
+  ): Promise<CopyResult>;
   counters(): CopyCounters;
   close(): void;
 }

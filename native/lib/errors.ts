@@ -56,7 +56,8 @@ export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'bigint') return `${value}n`;
   if (value === null || typeof value !== 'object') return String(value);
-  if (ArrayBuffer.isView(value)) return `${value.constructor.name}(${(value as { length?: number }).length ?? value.byteLength})`;
+  if (ArrayBuffer.isView(value))
+    return `${value.constructor.name}(${(value as { length?: number }).length ?? value.byteLength})`;
   if (Array.isArray(value)) return `Array(${value.length})`;
   return value.constructor?.name ?? 'object';
 }
@@ -87,7 +88,8 @@ export function checkBoolean(field: string, value: unknown): boolean {
 }
 
 export function checkObject(field: string, value: unknown): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidArgument(field, 'an object', value);
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw invalidArgument(field, 'an object', value);
   return value as Record<string, unknown>;
 }
 

@@ -1,13 +1,31 @@
 // What TcpTransport and VerbsTransport share: the native object's read path, peer drop, counters and an
 // idempotent close, with the same argument checks. Each subclass adds its own handshake and grant handling.
 import { callNative, toNativeError } from './errors.js';
-import { checkDirection, checkPeerId, checkReadOptions, checkReadv, checkUint, transportError, type PeerDirection, type ReadOptions, type TransportCounters } from './transport.js';
+import {
+  checkDirection,
+  checkPeerId,
+  checkReadOptions,
+  checkReadv,
+  checkUint,
+  transportError,
+  type PeerDirection,
+  type ReadOptions,
+  type TransportCounters,
+} from './transport.js';
 
 const NO_KEY = Buffer.alloc(0);
 
 /** The part of a native transport object every kind has. */
 export interface NativeTransportCore {
-  readv(peerId: string, grantId: number, r: Float64Array, l: Float64Array, n: Float64Array, timeoutMs: number, grantKey: Buffer): Promise<{ bytes: number }>;
+  readv(
+    peerId: string,
+    grantId: number,
+    r: Float64Array,
+    l: Float64Array,
+    n: Float64Array,
+    timeoutMs: number,
+    grantKey: Buffer,
+  ): Promise<{ bytes: number }>;
   dropPeer(peerId: string, reading: boolean, serving: boolean): void;
   counters(): TransportCounters;
   close(): void;
@@ -46,7 +64,9 @@ export abstract class NativeTransport<N extends NativeTransportCore> implements 
     const { timeoutMs, grantKey } = checkReadOptions(options, this.timeoutMs);
     const key = this.checkGrantKey(grantKey);
     if (lengths.length === 0) return { bytes: 0 };
-    const p = callNative(() => this.native.readv(peerId, grantId, remoteOffsets, localOffsets, lengths, timeoutMs, key));
+    const p = callNative(() =>
+      this.native.readv(peerId, grantId, remoteOffsets, localOffsets, lengths, timeoutMs, key),
+    );
     return p.catch((err: unknown) => {
       throw toNativeError(err);
     });

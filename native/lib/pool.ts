@@ -77,7 +77,13 @@ interface NativePool {
   allocMany(pageBytes: number, count: number): Float64Array | null;
   free(offset: number, pageBytes?: number): void;
   stats(): PoolStats;
-  info(): { sizeBytes: number; hugepages: boolean; hugepagesReason: string | null; mlocked: boolean; mlockReason: string | null };
+  info(): {
+    sizeBytes: number;
+    hugepages: boolean;
+    hugepagesReason: string | null;
+    mlocked: boolean;
+    mlockReason: string | null;
+  };
   write(offset: number, data: Uint8Array): void;
   read(offset: number, length: number): Buffer;
   close(): void;
@@ -118,13 +124,19 @@ export class Pool implements NativeMemory, Disposable {
     const sizeBytes = checkInteger('sizeBytes', opts.sizeBytes, 4 * KiB);
     const hugepages = opts.hugepages === undefined ? false : checkBoolean('hugepages', opts.hugepages);
     const mlock = opts.mlock === undefined ? false : checkBoolean('mlock', opts.mlock);
-    const prefaultThreads = opts.prefaultThreads === undefined ? 0 : checkInteger('prefaultThreads', opts.prefaultThreads, 0, 1024);
+    const prefaultThreads =
+      opts.prefaultThreads === undefined ? 0 : checkInteger('prefaultThreads', opts.prefaultThreads, 0, 1024);
     const slabBytes =
-      opts.slabBytes === undefined ? defaultSlabBytes(sizeBytes) : checkInteger('slabBytes', opts.slabBytes, 4 * KiB, GiB);
+      opts.slabBytes === undefined
+        ? defaultSlabBytes(sizeBytes)
+        : checkInteger('slabBytes', opts.slabBytes, 4 * KiB, GiB);
     if (slabBytes % (4 * KiB) !== 0) throw invalidArgument('slabBytes', 'a multiple of 4096', slabBytes);
     if (slabBytes > sizeBytes) throw invalidArgument('slabBytes', `at most sizeBytes (${sizeBytes})`, slabBytes);
     const Native = binding().Pool as new (...args: unknown[]) => NativePool;
-    return new Pool(callNative(() => new Native(sizeBytes, slabBytes, hugepages, mlock, prefaultThreads)), slabBytes);
+    return new Pool(
+      callNative(() => new Native(sizeBytes, slabBytes, hugepages, mlock, prefaultThreads)),
+      slabBytes,
+    );
   }
 
   get closed(): boolean {

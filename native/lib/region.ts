@@ -45,7 +45,11 @@ export class Region implements NativeMemory, Disposable {
   static #open(kind: 'shm' | 'path', name: string, sizeBytes: number): Region {
     checkInteger('sizeBytes', sizeBytes, 1);
     const Native = binding().Region as new (...args: unknown[]) => NativeRegion;
-    return new Region(callNative(() => new Native(kind, name, sizeBytes)), sizeBytes, `${kind}:${name}`);
+    return new Region(
+      callNative(() => new Native(kind, name, sizeBytes)),
+      sizeBytes,
+      `${kind}:${name}`,
+    );
   }
 
   get closed(): boolean {

@@ -46,10 +46,25 @@ export interface TcpTransportOptions {
 interface NativeTcp {
   port(): number;
   addPeer(peerId: string, secret: Buffer): void;
-  connect(peerId: string, host: string, port: number, name: string, secret: Buffer, n: number, timeoutMs: number): Promise<unknown>;
+  connect(
+    peerId: string,
+    host: string,
+    port: number,
+    name: string,
+    secret: Buffer,
+    n: number,
+    timeoutMs: number,
+  ): Promise<unknown>;
   addGrant(grantId: number, peerId: string, ranges: Float64Array, expiresAtMs: number): void;
   removeGrant(grantId: number): void;
-  readv(peerId: string, grantId: number, r: Float64Array, l: Float64Array, n: Float64Array, timeoutMs: number): Promise<{ bytes: number }>;
+  readv(
+    peerId: string,
+    grantId: number,
+    r: Float64Array,
+    l: Float64Array,
+    n: Float64Array,
+    timeoutMs: number,
+  ): Promise<{ bytes: number }>;
   dropPeer(peerId: string, reading: boolean, serving: boolean): void;
   counters(): TransportCounters;
   close(): void;
@@ -58,7 +73,15 @@ interface NativeTcp {
 const SECRET_BYTES = 32;
 const NO_KEY = Buffer.alloc(0);
 const OPTION_KEYS = [
-  'pool', 'host', 'port', 'advertiseHost', 'connectionsPerPeer', 'socketBufferBytes', 'timeoutMs', 'connectTimeoutMs', 'onEvent',
+  'pool',
+  'host',
+  'port',
+  'advertiseHost',
+  'connectionsPerPeer',
+  'socketBufferBytes',
+  'timeoutMs',
+  'connectTimeoutMs',
+  'onEvent',
 ] as const;
 
 /** The serving side's material: where to connect, the name it knows us by, and the secret to prove. */
@@ -89,7 +112,8 @@ export function parseTcpServerMaterial(buf: Buffer, field = 'serverMaterial'): T
   const host = r.bytes(r.u8('host length'), 'host').toString();
   if (!isIPv4(host)) r.fail(`host: expected an IPv4 address, got ${JSON.stringify(host)}`);
   const nameLen = r.u16('name length');
-  if (nameLen === 0 || nameLen > MAX_PEER_ID_BYTES) r.fail(`name length ${nameLen} out of range 1..${MAX_PEER_ID_BYTES}`);
+  if (nameLen === 0 || nameLen > MAX_PEER_ID_BYTES)
+    r.fail(`name length ${nameLen} out of range 1..${MAX_PEER_ID_BYTES}`);
   const name = r.bytes(nameLen, 'name').toString();
   const secret = r.bytes(SECRET_BYTES, 'secret');
   r.end();
@@ -102,7 +126,16 @@ export class TcpTransport extends NativeTransport<NativeTcp> implements Transpor
   readonly #connections: number;
   readonly #connectTimeoutMs: number;
 
-  private constructor(native: NativeTcp, opts: { advertiseHost: string; connections: number; timeoutMs: number; connectTimeoutMs: number; poolBytes: number }) {
+  private constructor(
+    native: NativeTcp,
+    opts: {
+      advertiseHost: string;
+      connections: number;
+      timeoutMs: number;
+      connectTimeoutMs: number;
+      poolBytes: number;
+    },
+  ) {
     super(native, { timeoutMs: opts.timeoutMs, poolBytes: opts.poolBytes, label: 'tcp' });
     this.#advertiseHost = opts.advertiseHost;
     this.#connections = opts.connections;
@@ -118,7 +151,11 @@ export class TcpTransport extends NativeTransport<NativeTcp> implements Transpor
     if (typeof host !== 'string' || !isIPv4(host)) throw invalidArgument('options.host', 'an IPv4 address', host);
     const advertiseHost = opts.advertiseHost ?? host;
     if (typeof advertiseHost !== 'string' || !isIPv4(advertiseHost) || advertiseHost === '0.0.0.0') {
-      throw invalidArgument('options.advertiseHost', 'a routable IPv4 address (required when host is 0.0.0.0)', advertiseHost);
+      throw invalidArgument(
+        'options.advertiseHost',
+        'a routable IPv4 address (required when host is 0.0.0.0)',
+        advertiseHost,
+      );
     }
     const port = checkUint('options.port', opts.port ?? 0, 65535);
     const connections = checkPositiveInt('options.connectionsPerPeer', opts.connectionsPerPeer ?? 4, 64);
@@ -130,7 +167,13 @@ export class TcpTransport extends NativeTransport<NativeTcp> implements Transpor
     }
     const Native = binding().TcpTransportNative as new (...args: unknown[]) => NativeTcp;
     const native = callNative(() => new Native(poolNative, host, port, sockbuf, opts.onEvent));
-    return new TcpTransport(native, { advertiseHost, connections, timeoutMs, connectTimeoutMs, poolBytes: pool.sizeBytes });
+    return new TcpTransport(native, {
+      advertiseHost,
+      connections,
+      timeoutMs,
+      connectTimeoutMs,
+      poolBytes: pool.sizeBytes,
+    });
   }
 
   /** The port the server is bound to. */

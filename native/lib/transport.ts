@@ -108,7 +108,9 @@ function invalid(message: string): NativeError {
 
 export function checkPeerId(field: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0 || Buffer.byteLength(value) > MAX_PEER_ID_BYTES) {
-    throw invalid(`${field}: expected a non-empty string of at most ${MAX_PEER_ID_BYTES} bytes, got ${describe(value)}`);
+    throw invalid(
+      `${field}: expected a non-empty string of at most ${MAX_PEER_ID_BYTES} bytes, got ${describe(value)}`,
+    );
   }
   return value;
 }
@@ -192,7 +194,8 @@ export function checkReadOptions(value: unknown, fallbackTimeoutMs: number): { t
 
 export function checkDirection(value: unknown): { reading: boolean; serving: boolean } {
   if (value === undefined) return { reading: true, serving: true };
-  if (value !== 'reading' && value !== 'serving') throw invalid(`direction: expected "reading" or "serving", got ${describe(value)}`);
+  if (value !== 'reading' && value !== 'serving')
+    throw invalid(`direction: expected "reading" or "serving", got ${describe(value)}`);
   return { reading: value === 'reading', serving: value === 'serving' };
 }
 

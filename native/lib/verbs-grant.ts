@@ -32,8 +32,14 @@ export function parseVerbsGrantKey(buf: Buffer, field = 'grantKey'): VerbsGrantK
   for (let i = 0; i < count; i++) {
     const offset = r.u64(`windows[${i}].offset`);
     const length = r.u64(`windows[${i}].length`);
-    if (length === 0n || offset + length > BigInt(Number.MAX_SAFE_INTEGER)) r.fail(`windows[${i}]: bad range ${offset}+${length}`);
-    windows.push({ offset: Number(offset), length: Number(length), rkey: r.u32(`windows[${i}].rkey`), qp: r.u16(`windows[${i}].qp`) });
+    if (length === 0n || offset + length > BigInt(Number.MAX_SAFE_INTEGER))
+      r.fail(`windows[${i}]: bad range ${offset}+${length}`);
+    windows.push({
+      offset: Number(offset),
+      length: Number(length),
+      rkey: r.u32(`windows[${i}].rkey`),
+      qp: r.u16(`windows[${i}].qp`),
+    });
   }
   r.end();
   return { mode: mode === 1 ? 'windows' : 'pool-rkey', windows };

@@ -128,8 +128,25 @@ export interface VerbsTransportOptions {
 }
 
 const OPTION_KEYS = [
-  'pool', 'nics', 'qpsPerPeer', 'portNum', 'gidIndex', 'timeoutMs', 'queueDepth', 'cqDepth', 'readDepth', 'postDepth', 'sliceBytes',
-  'windowBytes', 'trafficClass', 'serviceLevel', 'ackTimeout', 'retryCount', 'allowPoolRkey', 'busyPollUs', 'onEvent',
+  'pool',
+  'nics',
+  'qpsPerPeer',
+  'portNum',
+  'gidIndex',
+  'timeoutMs',
+  'queueDepth',
+  'cqDepth',
+  'readDepth',
+  'postDepth',
+  'sliceBytes',
+  'windowBytes',
+  'trafficClass',
+  'serviceLevel',
+  'ackTimeout',
+  'retryCount',
+  'allowPoolRkey',
+  'busyPollUs',
+  'onEvent',
 ] as const;
 
 export const MAX_VERBS_NICS = 16;
@@ -138,7 +155,9 @@ export const MAX_VERBS_QPS = 64;
 interface RawProbe {
   ok: boolean;
   reason?: string;
-  devices: (Omit<VerbsDeviceInfo, 'ports'> & { ports: (Omit<VerbsPortInfo, 'gids'> & { gids: { index: number; gid: Buffer; type: VerbsGidInfo['type'] }[] })[] })[];
+  devices: (Omit<VerbsDeviceInfo, 'ports'> & {
+    ports: (Omit<VerbsPortInfo, 'gids'> & { gids: { index: number; gid: Buffer; type: VerbsGidInfo['type'] }[] })[];
+  })[];
 }
 
 interface NativeVerbs {
@@ -147,9 +166,23 @@ interface NativeVerbs {
   createQps(peerId: string, qpsPerNic: number): VerbsMaterial;
   connectQps(peerId: string, remote: VerbsMaterial): void;
   acceptQps(peerId: string, remote: VerbsMaterial): VerbsMaterial;
-  addGrant(grantId: number, peerId: string, ranges: Float64Array, ttlMs: number, windowBytes: number): Promise<{ data: Buffer }>;
+  addGrant(
+    grantId: number,
+    peerId: string,
+    ranges: Float64Array,
+    ttlMs: number,
+    windowBytes: number,
+  ): Promise<{ data: Buffer }>;
   removeGrant(grantId: number): Promise<{ bytes: number }>;
-  readv(peerId: string, grantId: number, r: Float64Array, l: Float64Array, n: Float64Array, timeoutMs: number, key: Buffer): Promise<{ bytes: number }>;
+  readv(
+    peerId: string,
+    grantId: number,
+    r: Float64Array,
+    l: Float64Array,
+    n: Float64Array,
+    timeoutMs: number,
+    key: Buffer,
+  ): Promise<{ bytes: number }>;
   dropPeer(peerId: string, reading: boolean, serving: boolean): void;
   counters(): VerbsCounters;
   close(): void;
@@ -192,7 +225,10 @@ export class VerbsTransport extends NativeTransport<NativeVerbs> implements Tran
   /** Keys already validated (readv is called many times with one grant's key). */
   readonly #checkedKeys = new WeakSet<Buffer>();
 
-  private constructor(native: NativeVerbs, opts: { qpsPerPeer: number; windowBytes: number; timeoutMs: number; poolBytes: number }) {
+  private constructor(
+    native: NativeVerbs,
+    opts: { qpsPerPeer: number; windowBytes: number; timeoutMs: number; poolBytes: number },
+  ) {
     super(native, { timeoutMs: opts.timeoutMs, poolBytes: opts.poolBytes, label: 'verbs' });
     this.#qpsPerPeer = opts.qpsPerPeer;
     this.#windowBytes = opts.windowBytes;
@@ -206,7 +242,10 @@ export class VerbsTransport extends NativeTransport<NativeVerbs> implements Tran
     const withMw = usable.filter((d) => d.mwType2);
     const names = usable.map((d) => d.name).join(', ');
     if (withMw.length === 0 && !options.allowPoolRkey) {
-      return { ok: false, reason: `RDMA devices ${names} lack type-2 memory windows (per-grant protection); --verbs-allow-pool-rkey overrides` };
+      return {
+        ok: false,
+        reason: `RDMA devices ${names} lack type-2 memory windows (per-grant protection); --verbs-allow-pool-rkey overrides`,
+      };
     }
     return { ok: true, reason: `RDMA devices with an active port: ${names}` };
   }
@@ -225,11 +264,16 @@ export class VerbsTransport extends NativeTransport<NativeVerbs> implements Tran
     const poolNative = nativeMemory(pool, 'options.pool');
     const qpsPerPeer = checkPositiveInt('options.qpsPerPeer', opts.qpsPerPeer ?? 4, MAX_VERBS_QPS);
     const portNum = checkPositiveInt('options.portNum', opts.portNum ?? 1, 255);
-    const gidIndex = opts.gidIndex === undefined || opts.gidIndex === 'auto' ? -1 : checkUint('options.gidIndex', opts.gidIndex, 255);
+    const gidIndex =
+      opts.gidIndex === undefined || opts.gidIndex === 'auto' ? -1 : checkUint('options.gidIndex', opts.gidIndex, 255);
     const timeoutMs = checkPositiveInt('options.timeoutMs', opts.timeoutMs ?? 30_000, 24 * 3600 * 1000);
     const retryCount = opts.retryCount ?? 6;
     if (retryCount === 7) {
-      throw invalidArgument('options.retryCount', 'an integer in [0, 6] (7 retries forever on some devices)', retryCount);
+      throw invalidArgument(
+        'options.retryCount',
+        'an integer in [0, 6] (7 retries forever on some devices)',
+        retryCount,
+      );
     }
     const config = {
       portNum,
@@ -248,16 +292,29 @@ export class VerbsTransport extends NativeTransport<NativeVerbs> implements Tran
       nics: [] as string[],
     };
     const windowBytes = intOption(opts, 'windowBytes', 1 << 20, 4096, 1 << 30);
-    if (typeof config.allowPoolRkey !== 'boolean') throw invalidArgument('options.allowPoolRkey', 'a boolean', config.allowPoolRkey);
-    if (opts.onEvent !== undefined && typeof opts.onEvent !== 'function') throw invalidArgument('options.onEvent', 'a function', opts.onEvent);
+    if (typeof config.allowPoolRkey !== 'boolean')
+      throw invalidArgument('options.allowPoolRkey', 'a boolean', config.allowPoolRkey);
+    if (opts.onEvent !== undefined && typeof opts.onEvent !== 'function')
+      throw invalidArgument('options.onEvent', 'a function', opts.onEvent);
     let nics = opts.nics as string[] | undefined;
-    if (nics !== undefined && (!Array.isArray(nics) || nics.length === 0 || nics.length > MAX_VERBS_NICS || !nics.every((n) => typeof n === 'string' && n.length > 0))) {
+    if (
+      nics !== undefined &&
+      (!Array.isArray(nics) ||
+        nics.length === 0 ||
+        nics.length > MAX_VERBS_NICS ||
+        !nics.every((n) => typeof n === 'string' && n.length > 0))
+    ) {
       throw invalidArgument('options.nics', `1..${MAX_VERBS_NICS} device names`, nics);
     }
     const p = probe();
     if (p.devices.length === 0) throw transportError('TRANSPORT_UNAVAILABLE', `verbs: ${p.reason ?? 'unavailable'}`);
-    nics ??= p.devices.filter((d) => d.ports.some((x) => x.port === portNum && x.state === 'active' && (gidIndex >= 0 || x.gidIndex >= 0))).map((d) => d.name);
-    if (nics.length === 0) throw transportError('TRANSPORT_UNAVAILABLE', `verbs: no device has an active port ${portNum} with a usable GID`);
+    nics ??= p.devices
+      .filter((d) =>
+        d.ports.some((x) => x.port === portNum && x.state === 'active' && (gidIndex >= 0 || x.gidIndex >= 0)),
+      )
+      .map((d) => d.name);
+    if (nics.length === 0)
+      throw transportError('TRANSPORT_UNAVAILABLE', `verbs: no device has an active port ${portNum} with a usable GID`);
     config.nics = nics;
     const Native = binding().VerbsTransportNative as new (...args: unknown[]) => NativeVerbs;
     const native = callNative(() => new Native(poolNative, config, opts.onEvent));
@@ -299,7 +356,8 @@ export class VerbsTransport extends NativeTransport<NativeVerbs> implements Tran
     checkPeerId('peerId', peerId);
     const remote = parseVerbsMaterial(checkBuffer('serverMaterial', serverMaterial), 'serverMaterial');
     const ours = this.#qpsPerPeer * this.native.info().length;
-    if (remote.qps.length !== ours) throw invalidArgument('serverMaterial', `${ours} queue pairs (one per ours)`, remote.qps.length);
+    if (remote.qps.length !== ours)
+      throw invalidArgument('serverMaterial', `${ours} queue pairs (one per ours)`, remote.qps.length);
     callNative(() => this.native.connectQps(peerId, remote));
   }
 
@@ -314,9 +372,12 @@ export class VerbsTransport extends NativeTransport<NativeVerbs> implements Tran
     }
     const ttlMs = Math.max(0, Math.floor(expiresAtMs - Date.now()));
     const p = callNative(() => this.native.addGrant(grantId, peerId, ranges, ttlMs, this.#windowBytes));
-    return p.then((r) => r.data, (err: unknown) => {
-      throw toNativeError(err);
-    });
+    return p.then(
+      (r) => r.data,
+      (err: unknown) => {
+        throw toNativeError(err);
+      },
+    );
   }
 
   /** Settles once every window of the grant is invalidated: the granted pages may be reused after that. */
@@ -329,7 +390,7 @@ export class VerbsTransport extends NativeTransport<NativeVerbs> implements Tran
   }
 
   protected override checkGrantKey(key: Buffer | undefined): Buffer {
-    if (key === undefined) throw invalidArgument('options.grantKey', 'the key from the serving node\'s grant', key);
+    if (key === undefined) throw invalidArgument('options.grantKey', "the key from the serving node's grant", key);
     if (!this.#checkedKeys.has(key)) {
       parseVerbsGrantKey(key, 'options.grantKey');
       this.#checkedKeys.add(key);

@@ -65,7 +65,10 @@ test('gathers scattered layer slices into pages and scatters them back, byte for
     const page = pool.read(pages[b]!, layers * slice);
     for (let l = 0; l < layers; l++) {
       const off = (l * blocks + b) * slice;
-      assert.ok(page.subarray(l * slice, (l + 1) * slice).equals(data.subarray(off, off + slice)), `block ${b} layer ${l}`);
+      assert.ok(
+        page.subarray(l * slice, (l + 1) * slice).equals(data.subarray(off, off + slice)),
+        `block ${b} layer ${l}`,
+      );
     }
   }
   const loaded = await engine.copy(pool, loadRegion, dst, src, len);
@@ -80,7 +83,13 @@ test('large descriptors are split across threads mid-descriptor without losing a
   const data = randomBytes(11 * MiB + 12345);
   pool.write(0, data);
   // One 11 MiB descriptor, one odd-sized, one zero-length: all land at distinct destinations.
-  const r = await engine.copy(pool, pool, f64([0, 0, 100]), f64([16 * MiB, 28 * MiB, 31 * MiB]), f64([data.length, 777, 0]));
+  const r = await engine.copy(
+    pool,
+    pool,
+    f64([0, 0, 100]),
+    f64([16 * MiB, 28 * MiB, 31 * MiB]),
+    f64([data.length, 777, 0]),
+  );
   assert.equal(r.bytes, data.length + 777);
   assert.ok(pool.read(16 * MiB, data.length).equals(data));
   assert.ok(pool.read(28 * MiB, 777).equals(data.subarray(0, 777)));
@@ -121,17 +130,45 @@ test('an out-of-bounds descriptor rejects the whole batch before any byte moves'
     'INVALID_ARGUMENT',
     /^descriptor 1: dst range \[1048571, \+65536\) exceeds the pool size 1048576$/,
   );
-  await assertRejects(engine.copy(region, pool, f64([0, 1.5]), f64([0, 0]), f64([1, 1])), 'INVALID_ARGUMENT', /^descriptor 1: .*got 1\.5, 0, 1$/);
-  await assertRejects(engine.copy(region, pool, f64([0, -1]), f64([0, 0]), f64([1, 1])), 'INVALID_ARGUMENT', /^descriptor 1: /);
-  await assertRejects(engine.copy(region, pool, f64([0]), f64([0]), f64([NaN])), 'INVALID_ARGUMENT', /^descriptor 0: .*NaN/);
-  await assertRejects(engine.copy(pool, pool, f64([0]), f64([100]), f64([200])), 'INVALID_ARGUMENT', /^descriptor 0: .*overlap/);
+  await assertRejects(
+    engine.copy(region, pool, f64([0, 1.5]), f64([0, 0]), f64([1, 1])),
+    'INVALID_ARGUMENT',
+    /^descriptor 1: .*got 1\.5, 0, 1$/,
+  );
+  await assertRejects(
+    engine.copy(region, pool, f64([0, -1]), f64([0, 0]), f64([1, 1])),
+    'INVALID_ARGUMENT',
+    /^descriptor 1: /,
+  );
+  await assertRejects(
+    engine.copy(region, pool, f64([0]), f64([0]), f64([NaN])),
+    'INVALID_ARGUMENT',
+    /^descriptor 0: .*NaN/,
+  );
+  await assertRejects(
+    engine.copy(pool, pool, f64([0]), f64([100]), f64([200])),
+    'INVALID_ARGUMENT',
+    /^descriptor 0: .*overlap/,
+  );
   assert.ok(pool.read(0, MiB).equals(Buffer.alloc(MiB)), 'nothing was copied, not even the valid descriptors');
   assert.deepEqual(engine.counters(), { bytesCopied: 0, batches: 0, batchesInFlight: 0, errors: 6 });
 
   // Argument shape errors are refused by the wrapper (not counted as native errors).
-  await assertRejects(engine.copy(region, pool, f64([0]), f64([0, 1]), f64([1])), 'INVALID_ARGUMENT', /^dstOffsets: expected 1 elements like srcOffsets, got Float64Array\(2\)$/);
-  await assertRejects(engine.copy(region, pool, f64([0]), f64([0]), [1] as unknown as Float64Array), 'INVALID_ARGUMENT', /^lengths: expected a Float64Array, got Array\(1\)$/);
-  await assertRejects(engine.copy({} as never, pool, f64([0]), f64([0]), f64([1])), 'INVALID_ARGUMENT', /^src: expected a Pool or a Region, got Object$/);
+  await assertRejects(
+    engine.copy(region, pool, f64([0]), f64([0, 1]), f64([1])),
+    'INVALID_ARGUMENT',
+    /^dstOffsets: expected 1 elements like srcOffsets, got Float64Array\(2\)$/,
+  );
+  await assertRejects(
+    engine.copy(region, pool, f64([0]), f64([0]), [1] as unknown as Float64Array),
+    'INVALID_ARGUMENT',
+    /^lengths: expected a Float64Array, got Array\(1\)$/,
+  );
+  await assertRejects(
+    engine.copy({} as never, pool, f64([0]), f64([0]), f64([1])),
+    'INVALID_ARGUMENT',
+    /^src: expected a Pool or a Region, got Object$/,
+  );
   assert.equal(engine.counters().errors, 6);
 });
 
@@ -142,15 +179,27 @@ test('closed or shrunken memories are refused', async () => {
   await using engine = new CopyEngine({ threads: 2 });
   const fd = openSync(shm.path, 'r+');
   ftruncateSync(fd, 4096);
-  await assertRejects(engine.copy(region, pool, f64([0]), f64([0]), f64([16])), 'REGION_INVALID', /^src: region: shm object .* shrank to 4096 bytes/);
+  await assertRejects(
+    engine.copy(region, pool, f64([0]), f64([0]), f64([16])),
+    'REGION_INVALID',
+    /^src: region: shm object .* shrank to 4096 bytes/,
+  );
   ftruncateSync(fd, MiB);
   closeSync(fd);
   assert.equal((await engine.copy(region, pool, f64([0]), f64([0]), f64([16]))).bytes, 16);
   region.close();
-  await assertRejects(engine.copy(region, pool, f64([0]), f64([0]), f64([16])), 'REGION_INVALID', /^src: region used after close\(\)$/);
+  await assertRejects(
+    engine.copy(region, pool, f64([0]), f64([0]), f64([16])),
+    'REGION_INVALID',
+    /^src: region used after close\(\)$/,
+  );
   const closedPool = Pool.create({ sizeBytes: MiB });
   closedPool.close();
-  await assertRejects(engine.copy(pool, closedPool, f64([0]), f64([0]), f64([16])), 'INTERNAL', /^dst: pool used after close\(\)$/);
+  await assertRejects(
+    engine.copy(pool, closedPool, f64([0]), f64([0]), f64([16])),
+    'INTERNAL',
+    /^dst: pool used after close\(\)$/,
+  );
 });
 
 test('many concurrent batches all complete with exact counters', async () => {
@@ -170,7 +219,10 @@ test('many concurrent batches all complete with exact counters', async () => {
     const len = 1 + ((i * 7919) % (12 * KiB));
     assert.equal(r.bytes, len);
     total += len;
-    assert.ok(pool.read(4 * MiB + i * 12 * KiB, len).equals(data.subarray(i * 12 * KiB, i * 12 * KiB + len)), `batch ${i}`);
+    assert.ok(
+      pool.read(4 * MiB + i * 12 * KiB, len).equals(data.subarray(i * 12 * KiB, i * 12 * KiB + len)),
+      `batch ${i}`,
+    );
   });
   assert.deepEqual(await engine.copy(pool, pool, f64([]), f64([]), f64([])), { bytes: 0 });
   assert.deepEqual(engine.counters(), { bytesCopied: total, batches: batches + 1, batchesInFlight: 0, errors: 0 });
@@ -191,10 +243,16 @@ test('close() with batches queued lets them all finish; later copies throw; clos
   engine.close();
   assert.equal(engine.closed, true);
   const results = await Promise.all(batches);
-  assert.deepEqual(results.map((r) => r.bytes), Array.from({ length: 48 }, (_, i) => (i < 24 ? MiB : MiB / 2)));
+  assert.deepEqual(
+    results.map((r) => r.bytes),
+    Array.from({ length: 48 }, (_, i) => (i < 24 ? MiB : MiB / 2)),
+  );
   assert.ok(pool.read(32 * MiB, 24 * MiB).equals(data));
   for (let j = 0; j < 24; j++) {
-    assert.ok(pool.read(56 * MiB + j * (MiB / 2), MiB / 2).equals(data.subarray(j * MiB, j * MiB + MiB / 2)), `batch ${24 + j}`);
+    assert.ok(
+      pool.read(56 * MiB + j * (MiB / 2), MiB / 2).equals(data.subarray(j * MiB, j * MiB + MiB / 2)),
+      `batch ${24 + j}`,
+    );
   }
   await assertRejects(engine.copy(pool, pool, f64([0]), f64([32 * MiB]), f64([1])), 'INTERNAL', /after close/);
   assert.deepEqual(engine.counters(), { bytesCopied: 24 * MiB + 12 * MiB, batches: 48, batchesInFlight: 0, errors: 0 });
@@ -202,7 +260,8 @@ test('close() with batches queued lets them all finish; later copies throw; clos
   // asyncDispose closes and also waits for the promises of batches submitted before it.
   const other = new CopyEngine({ threads: 1 });
   let settled = 0;
-  for (let i = 0; i < 8; i++) void other.copy(pool, pool, f64([i * MiB]), f64([32 * MiB + i * MiB]), f64([MiB])).then(() => settled++);
+  for (let i = 0; i < 8; i++)
+    void other.copy(pool, pool, f64([i * MiB]), f64([32 * MiB + i * MiB]), f64([MiB])).then(() => settled++);
   await other[Symbol.asyncDispose]();
   assert.equal(other.closed, true);
   assert.deepEqual(other.counters(), { bytesCopied: 8 * MiB, batches: 8, batchesInFlight: 0, errors: 0 });
@@ -243,7 +302,11 @@ test('an engine left open does not keep the process alive, and exit is clean', (
     busy.copy(pool, pool, Float64Array.of(0), Float64Array.of(2 * 1024 * 1024), Float64Array.of(2 * 1024 * 1024)).then((x) => console.log('late', x.bytes));
     console.log('copied', r.bytes, idle.threads);
   `;
-  const child = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+  const child = spawnSync(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', script],
+    { encoding: 'utf8', timeout: 30_000 },
+  );
   assert.equal(child.status, 0, child.stderr);
   assert.equal(child.stdout, 'copied 1048576 3\nlate 2097152\n');
 });

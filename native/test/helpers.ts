@@ -2,7 +2,11 @@
 import assert from 'node:assert/strict';
 
 /** Awaits `p` and checks it rejects with `code` (and a message matching `pattern`); shared by the transport tests. */
-export async function rejectsWith(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<Error & { code: string }> {
+export async function rejectsWith(
+  p: Promise<unknown>,
+  code: string,
+  pattern?: RegExp,
+): Promise<Error & { code: string }> {
   try {
     await p;
   } catch (err) {

@@ -42,13 +42,37 @@ function assertCode(fn: () => unknown, code: string, message?: RegExp): void {
 }
 
 test('options are validated with messages naming the field and value', () => {
-  assertCode(() => Pool.create({ sizeBytes: -3 }), 'INVALID_ARGUMENT', /^sizeBytes: expected an integer >= 4096, got -3$/);
+  assertCode(
+    () => Pool.create({ sizeBytes: -3 }),
+    'INVALID_ARGUMENT',
+    /^sizeBytes: expected an integer >= 4096, got -3$/,
+  );
   assertCode(() => Pool.create({ sizeBytes: 1.5 * MiB + 0.5 }), 'INVALID_ARGUMENT', /^sizeBytes: /);
-  assertCode(() => Pool.create({ sizeBytes: MiB, slabBytes: 5000 }), 'INVALID_ARGUMENT', /^slabBytes: expected a multiple of 4096, got 5000$/);
-  assertCode(() => Pool.create({ sizeBytes: MiB, slabBytes: 2 * MiB }), 'INVALID_ARGUMENT', /^slabBytes: expected at most sizeBytes/);
-  assertCode(() => Pool.create({ sizeBytes: MiB, hugepages: 'yes' as unknown as boolean }), 'INVALID_ARGUMENT', /^hugepages: expected a boolean, got "yes"$/);
-  assertCode(() => Pool.create({ sizeBytes: MiB, prefaultThreads: -1 }), 'INVALID_ARGUMENT', /^prefaultThreads: expected an integer in 0\.\.1024, got -1$/);
-  assertCode(() => Pool.create({ sizeBytes: MiB, sizeBytez: 1 } as never), 'INVALID_ARGUMENT', /options\.sizeBytez: unknown option/);
+  assertCode(
+    () => Pool.create({ sizeBytes: MiB, slabBytes: 5000 }),
+    'INVALID_ARGUMENT',
+    /^slabBytes: expected a multiple of 4096, got 5000$/,
+  );
+  assertCode(
+    () => Pool.create({ sizeBytes: MiB, slabBytes: 2 * MiB }),
+    'INVALID_ARGUMENT',
+    /^slabBytes: expected at most sizeBytes/,
+  );
+  assertCode(
+    () => Pool.create({ sizeBytes: MiB, hugepages: 'yes' as unknown as boolean }),
+    'INVALID_ARGUMENT',
+    /^hugepages: expected a boolean, got "yes"$/,
+  );
+  assertCode(
+    () => Pool.create({ sizeBytes: MiB, prefaultThreads: -1 }),
+    'INVALID_ARGUMENT',
+    /^prefaultThreads: expected an integer in 0\.\.1024, got -1$/,
+  );
+  assertCode(
+    () => Pool.create({ sizeBytes: MiB, sizeBytez: 1 } as never),
+    'INVALID_ARGUMENT',
+    /options\.sizeBytez: unknown option/,
+  );
   using pool = Pool.create({ sizeBytes: MiB, slabBytes: 64 * KiB });
   assertCode(() => pool.alloc(-3), 'INVALID_ARGUMENT', /^pageBytes: expected an integer in 64\.\.65536, got -3$/);
   assertCode(() => pool.alloc(128 * KiB), 'INVALID_ARGUMENT', /^pageBytes: .* got 131072$/);
@@ -64,7 +88,10 @@ test('exhaustion returns null, and a freed page is reused', () => {
     assert.notEqual(p, null);
     pages.push(p!);
   }
-  assert.deepEqual([...pages].sort((a, b) => a - b), Array.from({ length: 16 }, (_, i) => i * 64 * KiB));
+  assert.deepEqual(
+    [...pages].sort((a, b) => a - b),
+    Array.from({ length: 16 }, (_, i) => i * 64 * KiB),
+  );
   assert.equal(pool.alloc(64 * KiB), null);
   assert.equal(pool.alloc(4 * KiB), null, 'no free slab left for another page size');
   assert.equal(pool.allocMany(64 * KiB, 1), null);
@@ -170,10 +197,14 @@ test('randomized mixed page sizes never overlap and keep their bytes', () => {
       const [prevOff, prev] = sorted[i - 1]!;
       assert.ok(prevOff + prev.size <= sorted[i]![0], `pages at ${prevOff} and ${sorted[i]![0]} overlap`);
     }
-    for (const [off, { size, seed: s }] of live) assert.ok(pool.read(off, size).equals(pattern(s, size)), `page ${off} corrupted`);
+    for (const [off, { size, seed: s }] of live)
+      assert.ok(pool.read(off, size).equals(pattern(s, size)), `page ${off} corrupted`);
     const st = pool.stats();
     assert.equal(st.pagesAllocated, live.size);
-    assert.equal(st.usedBytes, [...live.values()].reduce((n, p) => n + p.size, 0));
+    assert.equal(
+      st.usedBytes,
+      [...live.values()].reduce((n, p) => n + p.size, 0),
+    );
     assert.equal(st.freeBytes, st.capacityBytes - st.usedBytes);
   };
   for (let step = 0; step < 4000; step++) {
@@ -214,7 +245,11 @@ test('read and write are bounds-checked copies', () => {
   assert.deepEqual([...pool.read(0, 3)], [1, 2, 3]);
   assertCode(() => pool.write(64 * KiB - 2, Buffer.alloc(3)), 'INVALID_ARGUMENT', /exceeds the pool size 65536/);
   assertCode(() => pool.read(64 * KiB, 1), 'INVALID_ARGUMENT', /exceeds the pool size/);
-  assertCode(() => pool.write(0, 'text' as unknown as Buffer), 'INVALID_ARGUMENT', /^data: expected a Buffer or Uint8Array, got "text"$/);
+  assertCode(
+    () => pool.write(0, 'text' as unknown as Buffer),
+    'INVALID_ARGUMENT',
+    /^data: expected a Buffer or Uint8Array, got "text"$/,
+  );
   assert.equal(pool.read(64 * KiB, 0).length, 0);
 });
 

@@ -68,15 +68,39 @@ test('openPath maps a file by path, including /proc/self/fd/<n>', () => {
 
 test('missing, too small and badly named objects are refused naming the field', () => {
   using shm = makeShm(4 * KiB);
-  assertCode(() => Region.openShm(`/kvf-region-test-missing-${process.pid}`, 4096), 'REGION_INVALID', /^name: cannot open shm object "\/kvf-region-test-missing-\d+" read\/write: No such file or directory$/);
-  assertCode(() => Region.openShm(shm.name, 8 * KiB), 'REGION_INVALID', /^sizeBytes: 8192 exceeds the size of shm object ".*" \(4096 bytes\)$/);
-  assertCode(() => Region.openPath('/nonexistent/kvf', 4096), 'REGION_INVALID', /^path: cannot open file "\/nonexistent\/kvf"/);
+  assertCode(
+    () => Region.openShm(`/kvf-region-test-missing-${process.pid}`, 4096),
+    'REGION_INVALID',
+    /^name: cannot open shm object "\/kvf-region-test-missing-\d+" read\/write: No such file or directory$/,
+  );
+  assertCode(
+    () => Region.openShm(shm.name, 8 * KiB),
+    'REGION_INVALID',
+    /^sizeBytes: 8192 exceeds the size of shm object ".*" \(4096 bytes\)$/,
+  );
+  assertCode(
+    () => Region.openPath('/nonexistent/kvf', 4096),
+    'REGION_INVALID',
+    /^path: cannot open file "\/nonexistent\/kvf"/,
+  );
   assertCode(() => Region.openPath('/dev/shm', 4096), 'REGION_INVALID', /^path: cannot open/);
-  assertCode(() => Region.openShm('no-slash', 4096), 'INVALID_ARGUMENT', /^name: expected a POSIX shm name .*, got "no-slash"$/);
+  assertCode(
+    () => Region.openShm('no-slash', 4096),
+    'INVALID_ARGUMENT',
+    /^name: expected a POSIX shm name .*, got "no-slash"$/,
+  );
   assertCode(() => Region.openShm('/a/b', 4096), 'INVALID_ARGUMENT', /^name: /);
-  assertCode(() => Region.openPath('relative/path', 4096), 'INVALID_ARGUMENT', /^path: expected an absolute file path, got "relative\/path"$/);
+  assertCode(
+    () => Region.openPath('relative/path', 4096),
+    'INVALID_ARGUMENT',
+    /^path: expected an absolute file path, got "relative\/path"$/,
+  );
   assertCode(() => Region.openShm(shm.name, 0), 'INVALID_ARGUMENT', /^sizeBytes: expected a positive integer, got 0$/);
-  assertCode(() => Region.openShm(shm.name, -3), 'INVALID_ARGUMENT', /^sizeBytes: expected a positive integer, got -3$/);
+  assertCode(
+    () => Region.openShm(shm.name, -3),
+    'INVALID_ARGUMENT',
+    /^sizeBytes: expected a positive integer, got -3$/,
+  );
 });
 
 test('close is idempotent and later use throws REGION_INVALID', () => {

@@ -34,7 +34,10 @@ async function pair(opts: { conns?: number; poolBytes?: number; events?: Transpo
   const b = await TcpTransport.create({ pool: pb, connectionsPerPeer: opts.conns ?? 4 });
   await b.completeConnect('A', await a.acceptPeer('B', await b.beginConnect('A')));
   return {
-    pa, pb, a, b,
+    pa,
+    pb,
+    a,
+    b,
     async close() {
       await a.close();
       await b.close();
@@ -72,27 +75,45 @@ describe('tcp transport', () => {
         p.b.readv('A', 7, f64(remote.slice(0, first)), f64(local.slice(0, first)), f64(lengths.slice(0, first))),
         ...[0, 1, 2, 3].map((k) => {
           const s = first + k * 500;
-          return p.b.readv('A', 7, f64(remote.slice(s, s + 500)), f64(local.slice(s, s + 500)), f64(lengths.slice(s, s + 500)));
+          return p.b.readv(
+            'A',
+            7,
+            f64(remote.slice(s, s + 500)),
+            f64(local.slice(s, s + 500)),
+            f64(lengths.slice(s, s + 500)),
+          );
         }),
       ]);
       const total = lengths.reduce((x, y) => x + y, 0);
-      assert.equal(results.reduce((x, r) => x + r.bytes, 0), total);
+      assert.equal(
+        results.reduce((x, r) => x + r.bytes, 0),
+        total,
+      );
       for (let i = 0; i < remote.length; i++) {
         if (!p.pb.read(local[i]!, lengths[i]!).equals(data[i]!)) assert.fail(`page ${i} differs`);
       }
       const cb = p.b.counters();
       const ca = p.a.counters();
       assert.deepEqual(
-        { read: cb.bytesRead, ok: cb.batchesOk, failed: cb.batchesFailed, inflight: cb.readsInFlight, errors: cb.errors },
+        {
+          read: cb.bytesRead,
+          ok: cb.batchesOk,
+          failed: cb.batchesFailed,
+          inflight: cb.readsInFlight,
+          errors: cb.errors,
+        },
         { read: total, ok: 5, failed: 0, inflight: 0, errors: 0 },
       );
-      assert.deepEqual({ served: ca.bytesServed, refused: ca.refused, errors: ca.errors }, { served: total, refused: 0, errors: 0 });
+      assert.deepEqual(
+        { served: ca.bytesServed, refused: ca.refused, errors: ca.errors },
+        { served: total, refused: 0, errors: 0 },
+      );
     } finally {
       await p.close();
     }
   });
 
-  test('reads outside the grant, of another peer\'s grant, expired or removed grants are refused and write nothing', async () => {
+  test("reads outside the grant, of another peer's grant, expired or removed grants are refused and write nothing", async () => {
     const events: TransportEvent[] = [];
     const p = await pair({ conns: 2, events });
     const pc = Pool.create({ sizeBytes: 1 << 20 });
@@ -157,24 +178,30 @@ describe('tcp transport', () => {
       p.pa.write(remote[0]!, data);
       // pages 0..5 granted as separate ranges, out of order
       p.a.addGrant(3, 'B', f64([5, 2, 0, 4, 1, 3].flatMap((i) => [remote[i]!, PAGE])), Date.now() + 60_000);
-      const all = (from: number, n: number, at = from) => [
-        f64(Array.from({ length: n }, (_, i) => remote[from + i]!)),
-        f64(Array.from({ length: n }, (_, i) => local[at + i]!)),
-        f64(Array.from({ length: n }, () => PAGE)),
-      ] as const;
+      const all = (from: number, n: number, at = from) =>
+        [
+          f64(Array.from({ length: n }, (_, i) => remote[from + i]!)),
+          f64(Array.from({ length: n }, (_, i) => local[at + i]!)),
+          f64(Array.from({ length: n }, () => PAGE)),
+        ] as const;
       assert.deepEqual(await p.b.readv('A', 3, ...all(0, 6)), { bytes: 6 * PAGE });
       assert.ok(p.pb.read(local[0]!, 6 * PAGE).equals(data.subarray(0, 6 * PAGE)));
       // one descriptor across three granted pages
       const zero = Buffer.alloc(3 * PAGE);
       p.pb.write(local[0]!, zero);
-      assert.deepEqual(await p.b.readv('A', 3, f64([remote[1]!]), f64([local[0]!]), f64([3 * PAGE])), { bytes: 3 * PAGE });
+      assert.deepEqual(await p.b.readv('A', 3, f64([remote[1]!]), f64([local[0]!]), f64([3 * PAGE])), {
+        bytes: 3 * PAGE,
+      });
       assert.ok(p.pb.read(local[0]!, 3 * PAGE).equals(data.subarray(PAGE, 4 * PAGE)));
       // pages 4..7 merge into one descriptor that runs past the grant: refused as a whole, nothing written
       p.pb.write(local[4]!, Buffer.alloc(4 * PAGE));
       await rejectsWith(p.b.readv('A', 3, ...all(4, 4)), 'GRANT_REFUSED', /does not cover/);
       assert.ok(p.pb.read(local[4]!, 4 * PAGE).equals(Buffer.alloc(4 * PAGE)));
       // remote pages adjacent, local pages not: still byte-exact
-      assert.deepEqual(await p.b.readv('A', 3, f64([remote[0]!, remote[1]!]), f64([local[7]!, local[5]!]), f64([PAGE, PAGE])), { bytes: 2 * PAGE });
+      assert.deepEqual(
+        await p.b.readv('A', 3, f64([remote[0]!, remote[1]!]), f64([local[7]!, local[5]!]), f64([PAGE, PAGE])),
+        { bytes: 2 * PAGE },
+      );
       assert.ok(p.pb.read(local[7]!, PAGE).equals(data.subarray(0, PAGE)));
       assert.ok(p.pb.read(local[5]!, PAGE).equals(data.subarray(PAGE, 2 * PAGE)));
     } finally {
@@ -221,7 +248,11 @@ describe('tcp transport', () => {
       throwsWith(() => p.a.addGrant(1, 'B', f64([1 << 20, 1]), Date.now()), 'INVALID_ARGUMENT', /outside the pool/);
       throwsWith(() => p.a.addGrant(1, 'B', f64([0, 1]), NaN), 'INVALID_ARGUMENT', /^expiresAtMs/);
       await rejectsWith(p.b.readv('A', 1, f64([0]), f64([0, 1]), f64([1])), 'INVALID_ARGUMENT', /equal lengths/);
-      await rejectsWith(p.b.readv('A', 1, f64([0]), f64([1 << 20]), f64([1])), 'INVALID_ARGUMENT', /^localOffsets\[0\]/);
+      await rejectsWith(
+        p.b.readv('A', 1, f64([0]), f64([1 << 20]), f64([1])),
+        'INVALID_ARGUMENT',
+        /^localOffsets\[0\]/,
+      );
       await rejectsWith(p.b.readv('A', 1, f64([0.5]), f64([0]), f64([1])), 'INVALID_ARGUMENT', /^remoteOffsets\[0\]/);
       await rejectsWith(p.b.readv('A', 1, f64([0]), f64([0]), f64([0])), 'INVALID_ARGUMENT', /^lengths\[0\]/);
       await rejectsWith(
@@ -232,7 +263,11 @@ describe('tcp transport', () => {
       assert.deepEqual(await p.b.readv('A', 1, f64([]), f64([]), f64([])), { bytes: 0 });
       const good = await p.a.acceptPeer('X', await p.b.beginConnect('A'));
       await rejectsWith(p.b.completeConnect('A', good.subarray(0, good.length - 1)), 'INVALID_ARGUMENT', /truncated/);
-      await rejectsWith(p.b.completeConnect('A', Buffer.concat([good, Buffer.from([0])])), 'INVALID_ARGUMENT', /trailing/);
+      await rejectsWith(
+        p.b.completeConnect('A', Buffer.concat([good, Buffer.from([0])])),
+        'INVALID_ARGUMENT',
+        /trailing/,
+      );
       const badVersion = Buffer.from(good);
       badVersion[4] = 9;
       await rejectsWith(p.b.completeConnect('A', badVersion), 'INVALID_ARGUMENT', /version 9/);
@@ -258,7 +293,10 @@ describe('tcp transport', () => {
     const reads = Array.from({ length: 8 }, () => p.b.readv('A', 1, f64(r), f64(l), f64(r.map(() => page))));
     await p.b.close();
     const settled = await Promise.allSettled(reads);
-    assert.ok(settled.some((s) => s.status === 'rejected'), 'some reads must be cut off');
+    assert.ok(
+      settled.some((s) => s.status === 'rejected'),
+      'some reads must be cut off',
+    );
     for (const s of settled) {
       if (s.status === 'rejected') assert.equal((s.reason as { code: string }).code, 'TRANSPORT_FAILED');
     }
@@ -335,7 +373,8 @@ describe('tcp transport', () => {
         const local = offsets.map(() => pool.alloc(page)!);
         const batch = () => t.readv('S', 1, f64(offsets), f64(local), f64(offsets.map(() => page)));
         assert.equal((await batch()).bytes, page * pages);
-        for (let i = 0; i < pages; i++) assert.ok(pool.read(local[i]!, page).equals(stamp(offsets[i]!, page)), `page ${i}`);
+        for (let i = 0; i < pages; i++)
+          assert.ok(pool.read(local[i]!, page).equals(stamp(offsets[i]!, page)), `page ${i}`);
         const inflight = Array.from({ length: 16 }, batch);
         await new Promise((res) => setTimeout(res, 5));
         const killedAt = Date.now();

@@ -8,7 +8,12 @@ import { describe, test } from 'node:test';
 
 import { Pool } from '../lib/pool.js';
 import type { TransportEvent } from '../lib/transport.js';
-import { VerbsTransport, encodeVerbsGrantKey, parseVerbsGrantKey, type VerbsTransportOptions } from '../lib/verbs-transport.js';
+import {
+  VerbsTransport,
+  encodeVerbsGrantKey,
+  parseVerbsGrantKey,
+  type VerbsTransportOptions,
+} from '../lib/verbs-transport.js';
 import { rejectsWith, until } from './helpers.js';
 
 export { rejectsWith, sleep, until } from './helpers.js';
@@ -29,7 +34,12 @@ export interface Side {
   events: TransportEvent[];
 }
 
-export async function side(nic: string | string[], env: VerbsEnv, opts: Options = {}, poolBytes = 64 << 20): Promise<Side> {
+export async function side(
+  nic: string | string[],
+  env: VerbsEnv,
+  opts: Options = {},
+  poolBytes = 64 << 20,
+): Promise<Side> {
   const pool = Pool.create({ sizeBytes: poolBytes });
   const events: TransportEvent[] = [];
   try {
@@ -81,14 +91,31 @@ const f64 = (xs: number[]) => new Float64Array(xs);
 let nextGrant = 1;
 
 /** Grants `reader` (named `readerId` by the server) the pages; returns the grant id and key. */
-export async function grant(server: Side, readerId: string, offsets: number[], size: number, ttlMs = 60_000): Promise<{ id: number; key: Buffer }> {
+export async function grant(
+  server: Side,
+  readerId: string,
+  offsets: number[],
+  size: number,
+  ttlMs = 60_000,
+): Promise<{ id: number; key: Buffer }> {
   const id = nextGrant++;
   const key = await server.t.addGrant(id, readerId, f64(offsets.flatMap((o) => [o, size])), Date.now() + ttlMs);
   return { id, key };
 }
 
-export async function read(reader: Side, serverId: string, g: { id: number; key: Buffer }, remote: number[], local: number[], size: number, timeoutMs?: number) {
-  return reader.t.readv(serverId, g.id, f64(remote), f64(local), f64(remote.map(() => size)), { grantKey: g.key, ...(timeoutMs ? { timeoutMs } : {}) });
+export async function read(
+  reader: Side,
+  serverId: string,
+  g: { id: number; key: Buffer },
+  remote: number[],
+  local: number[],
+  size: number,
+  timeoutMs?: number,
+) {
+  return reader.t.readv(serverId, g.id, f64(remote), f64(local), f64(remote.map(() => size)), {
+    grantKey: g.key,
+    ...(timeoutMs ? { timeoutMs } : {}),
+  });
 }
 
 export function assertBytes(s: Side, local: number[], data: Buffer[], size: number): void {
@@ -107,14 +134,21 @@ export function verbsSuite(env: VerbsEnv): void {
       const B = await side(env.b, env, {}, 128 << 20);
       try {
         await connect(B, 'A', A, 'B');
-        for (const [size, n] of [[64 << 10, 64], [256 << 10, 64], [2 << 20, 12]] as const) {
+        for (const [size, n] of [
+          [64 << 10, 64],
+          [256 << 10, 64],
+          [2 << 20, 12],
+        ] as const) {
           const src = fill(A, size, n);
           const dst = blank(B, size, n);
           const g = await grant(A, 'B', src.offsets, size);
           const key = parseVerbsGrantKey(g.key);
           assert.equal(key.mode, 'windows');
           assert.ok(key.windows.length >= 2, 'windows spread over the reader QPs');
-          assert.ok(key.windows.every((w) => w.length <= 1 << 20), 'no window larger than windowBytes');
+          assert.ok(
+            key.windows.every((w) => w.length <= 1 << 20),
+            'no window larger than windowBytes',
+          );
           assert.notEqual(key.windows[0]!.rkey, A.t.nics()[0]!.poolRkey, 'the reader never gets the pool rkey');
           const r = await read(B, 'A', g, src.offsets, dst, size);
           assert.equal(r.bytes, size * n);
@@ -144,7 +178,10 @@ export function verbsSuite(env: VerbsEnv): void {
           const intoB = blank(B, size, 24);
           const intoA = blank(A, size, 24);
           const [ga, gb] = await Promise.all([grant(A, 'B', fromA.offsets, size), grant(B, 'A', fromB.offsets, size)]);
-          await Promise.all([read(B, 'A', ga, fromA.offsets, intoB, size), read(A, 'B', gb, fromB.offsets, intoA, size)]);
+          await Promise.all([
+            read(B, 'A', ga, fromA.offsets, intoB, size),
+            read(A, 'B', gb, fromB.offsets, intoA, size),
+          ]);
           assertBytes(B, intoB, fromA.data, size);
           assertBytes(A, intoA, fromB.data, size);
           await Promise.all([A.t.removeGrant(ga.id), B.t.removeGrant(gb.id)]);
@@ -198,7 +235,7 @@ export function verbsSuite(env: VerbsEnv): void {
       }
     });
 
-    test('the NIC refuses the pool rkey, a released window, another reader\'s window and a stale rkey after a rebind', async () => {
+    test("the NIC refuses the pool rkey, a released window, another reader's window and a stale rkey after a rebind", async () => {
       const A = await side(env.a, env);
       const B = await side(env.b, env);
       const C = await side(env.b, env);
@@ -212,7 +249,10 @@ export function verbsSuite(env: VerbsEnv): void {
         const w1 = parseVerbsGrantKey(g1.key);
 
         // 1. the pool's own rkey (what a reader would use without windows)
-        const poolKey = encodeVerbsGrantKey({ mode: 'windows', windows: w1.windows.map((w) => ({ ...w, rkey: A.t.nics()[0]!.poolRkey })) });
+        const poolKey = encodeVerbsGrantKey({
+          mode: 'windows',
+          windows: w1.windows.map((w) => ({ ...w, rkey: A.t.nics()[0]!.poolRkey })),
+        });
         await rejectsWith(read(B, 'A', { id: g1.id, key: poolKey }, src.offsets, dst, size), 'GRANT_REFUSED', /failed/);
         assertUntouched(B, dst, size);
         await connect(B, 'A', A, 'B'); // an access error kills the RC connection: reconnect
@@ -238,8 +278,14 @@ export function verbsSuite(env: VerbsEnv): void {
         const g2 = await grant(A, 'B', src.offsets, size);
         const keys2 = parseVerbsGrantKey(g2.key).windows.map((w) => w.rkey);
         const oldKeys = parseVerbsGrantKey(g1b.key).windows.map((w) => w.rkey);
-        assert.ok(keys2.some((k) => oldKeys.some((o) => (o & ~0xff) === (k & ~0xff) && o !== k)), 'a window was rebound under a new key');
-        const stale = encodeVerbsGrantKey({ mode: 'windows', windows: parseVerbsGrantKey(g2.key).windows.map((w, i) => ({ ...w, rkey: oldKeys[i] ?? w.rkey })) });
+        assert.ok(
+          keys2.some((k) => oldKeys.some((o) => (o & ~0xff) === (k & ~0xff) && o !== k)),
+          'a window was rebound under a new key',
+        );
+        const stale = encodeVerbsGrantKey({
+          mode: 'windows',
+          windows: parseVerbsGrantKey(g2.key).windows.map((w, i) => ({ ...w, rkey: oldKeys[i] ?? w.rkey })),
+        });
         const dst3 = blank(B, size, 4);
         await rejectsWith(read(B, 'A', { id: g2.id, key: stale }, src.offsets, dst3, size), 'GRANT_REFUSED');
         await connect(B, 'A', A, 'B');
@@ -260,7 +306,7 @@ export function verbsSuite(env: VerbsEnv): void {
         const src = fill(A, size, 2);
         const g = await grant(A, 'B', src.offsets, size, 300);
         const bound = A.t.counters().windowsBound;
-        await until('the grant\'s windows invalidated at expiry', () => A.t.counters().windowsInvalidated >= bound);
+        await until("the grant's windows invalidated at expiry", () => A.t.counters().windowsInvalidated >= bound);
         const dst = blank(B, size, 2);
         await rejectsWith(read(B, 'A', g, src.offsets, dst, size), 'GRANT_REFUSED');
         assertUntouched(B, dst, size);
@@ -280,7 +326,11 @@ export function verbsSuite(env: VerbsEnv): void {
         const g = await grant(A, 'B', src.offsets.slice(0, 2), size);
         const dst = blank(B, size, 3);
         const before = B.t.counters().workRequests;
-        await rejectsWith(read(B, 'A', g, src.offsets, dst, size), 'GRANT_REFUSED', /remoteOffsets\[2\]: not covered by grant/);
+        await rejectsWith(
+          read(B, 'A', g, src.offsets, dst, size),
+          'GRANT_REFUSED',
+          /remoteOffsets\[2\]: not covered by grant/,
+        );
         assert.equal(B.t.counters().workRequests, before);
         await rejectsWith(read(B, 'nobody', g, src.offsets, dst, size), 'TRANSPORT_FAILED', /no connected queue pairs/);
         await assert.rejects(B.t.readv('A', g.id, f64([0]), f64([0]), f64([size])), /options.grantKey/);
@@ -298,7 +348,10 @@ export function verbsSuite(env: VerbsEnv): void {
         await connect(B, 'A', A, 'B');
         const src = fill(A, size, 64);
         const g = await grant(A, 'B', src.offsets, size);
-        const p = read(B, 'A', g, src.offsets, blank(B, size, 64), size).then(() => 'done', (e: Error & { code: string }) => e.code);
+        const p = read(B, 'A', g, src.offsets, blank(B, size, 64), size).then(
+          () => 'done',
+          (e: Error & { code: string }) => e.code,
+        );
         await B.t.close();
         assert.match(await p, /^(done|TRANSPORT_FAILED)$/);
         await B.t.close(); // idempotent

@@ -4,7 +4,13 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { Pool } from '../lib/pool.js';
-import { VerbsTransport, encodeVerbsMaterial, parseVerbsGrantKey, parseVerbsMaterial, type VerbsMaterial } from '../lib/verbs-transport.js';
+import {
+  VerbsTransport,
+  encodeVerbsMaterial,
+  parseVerbsGrantKey,
+  parseVerbsMaterial,
+  type VerbsMaterial,
+} from '../lib/verbs-transport.js';
 
 const sample: VerbsMaterial = {
   nics: [0, 1].map((i) => ({ gid: Buffer.from(`00000000000000000000ffff0a58000${i + 1}`, 'hex'), lid: 7 + i, mtu: 5 })),
@@ -22,20 +28,27 @@ function invalid(buf: Buffer, pattern: RegExp): void {
 describe('verbs transport', () => {
   const hasDevice = VerbsTransport.available().ok;
 
-  test('available() and listDevices() report the host cleanly', { skip: hasDevice && 'an RDMA device exists here' }, async () => {
-    const a = VerbsTransport.available();
-    assert.equal(a.ok, false);
-    assert.ok(!a.ok && /no RDMA devices found|dlopen libibverbs|no active port/.test(a.reason), JSON.stringify(a));
-    assert.deepEqual(VerbsTransport.listDevices(), []);
-    const pool = Pool.create({ sizeBytes: 1 << 20 });
-    try {
-      await assert.rejects(VerbsTransport.create({ pool }), (err: Error & { code: string }) => err.code === 'TRANSPORT_UNAVAILABLE');
-      await assert.rejects(VerbsTransport.create({ pool, qpsPerPeer: 0 }), /options.qpsPerPeer/);
-      await assert.rejects(VerbsTransport.create({ pool, nics: [] }), /options.nics/);
-    } finally {
-      pool.close();
-    }
-  });
+  test(
+    'available() and listDevices() report the host cleanly',
+    { skip: hasDevice && 'an RDMA device exists here' },
+    async () => {
+      const a = VerbsTransport.available();
+      assert.equal(a.ok, false);
+      assert.ok(!a.ok && /no RDMA devices found|dlopen libibverbs|no active port/.test(a.reason), JSON.stringify(a));
+      assert.deepEqual(VerbsTransport.listDevices(), []);
+      const pool = Pool.create({ sizeBytes: 1 << 20 });
+      try {
+        await assert.rejects(
+          VerbsTransport.create({ pool }),
+          (err: Error & { code: string }) => err.code === 'TRANSPORT_UNAVAILABLE',
+        );
+        await assert.rejects(VerbsTransport.create({ pool, qpsPerPeer: 0 }), /options.qpsPerPeer/);
+        await assert.rejects(VerbsTransport.create({ pool, nics: [] }), /options.nics/);
+      } finally {
+        pool.close();
+      }
+    },
+  );
 
   test('material round-trips exactly', () => {
     const buf = encodeVerbsMaterial(sample);
@@ -86,7 +99,10 @@ describe('verbs transport', () => {
       windows: [0, 1].map((i) => ({ offset: i * 65536, length: 65536, rkey: 0x1234500 + i, qp: i })),
     });
     const bad = (mut: (b: Buffer) => Buffer, pattern: RegExp) =>
-      assert.throws(() => parseVerbsGrantKey(mut(Buffer.from(key))), (e: Error & { code: string }) => e.code === 'INVALID_ARGUMENT' && pattern.test(e.message));
+      assert.throws(
+        () => parseVerbsGrantKey(mut(Buffer.from(key))),
+        (e: Error & { code: string }) => e.code === 'INVALID_ARGUMENT' && pattern.test(e.message),
+      );
     bad((b) => (b.writeUInt8(9, 0), b), /unsupported grant key version 9/);
     bad((b) => (b.writeUInt8(3, 1), b), /mode: expected 1/);
     bad((b) => (b.writeUInt32LE(3, 2), b), /truncated .* windows\[2\]\.offset/);

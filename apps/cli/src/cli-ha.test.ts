@@ -30,7 +30,16 @@ test('etcd:// for every command: leader, since when, etcd status, failover, etcd
     },
   };
   for (const id of ['ma', 'mb']) {
-    const args = ['--etcd-endpoints', etcd.endpoint, '--etcd-prefix', '/cli-ha', '--etcd-lease-ttl-secs', String(TTL_SECS), '--replica-id', id];
+    const args = [
+      '--etcd-endpoints',
+      etcd.endpoint,
+      '--etcd-prefix',
+      '/cli-ha',
+      '--etcd-lease-ttl-secs',
+      String(TTL_SECS),
+      '--replica-id',
+      id,
+    ];
     replicas.push({ id, ms: await startMetaserver({ args, logLevel: 'warn' }) });
   }
   const client = new MetaserverClient(addr, { deadlineMs: 10_000 });
@@ -44,14 +53,35 @@ test('etcd:// for every command: leader, since when, etcd status, failover, etcd
     // nodes: JSON and table name the leading replica and since when
     const nodes = await json(['nodes', '--metaserver-addr', addr]);
     assert.equal(nodes.epoch, hb.epoch.toString());
-    assert.deepEqual({ ...nodes.leader, since: undefined, forSecs: undefined }, { addr: leader.ms.addr, epoch: hb.epoch.toString(), ha: true, replicaId: leader.id, since: undefined, forSecs: undefined });
-    assert.ok(Date.parse(nodes.leader.since) <= Date.now() && Date.now() - Date.parse(nodes.leader.since) < 60_000, nodes.leader.since);
+    assert.deepEqual(
+      { ...nodes.leader, since: undefined, forSecs: undefined },
+      {
+        addr: leader.ms.addr,
+        epoch: hb.epoch.toString(),
+        ha: true,
+        replicaId: leader.id,
+        since: undefined,
+        forSecs: undefined,
+      },
+    );
+    assert.ok(
+      Date.parse(nodes.leader.since) <= Date.now() && Date.now() - Date.parse(nodes.leader.since) < 60_000,
+      nodes.leader.since,
+    );
     assert.ok(nodes.leader.forSecs >= 0 && nodes.leader.forSecs < 60);
-    assert.deepEqual(nodes.nodes.map((n: any) => [n.addr, n.state, n.blocks]), [['127.0.0.1:7301', 'live', 3]]);
+    assert.deepEqual(
+      nodes.nodes.map((n: any) => [n.addr, n.state, n.blocks]),
+      [['127.0.0.1:7301', 'live', 3]],
+    );
     const table = await runCli(['nodes', '--metaserver-addr', addr]);
     assert.equal(table.code, 0, table.stderr);
     const ip = leader.ms.addr.replace(/\./g, '\\.');
-    assert.match(table.stdout.split('\n')[0]!, new RegExp(`^leader ${leader.id} at ${ip} \\(ha\\), epoch ${hb.epoch}, since \\d{4}-\\d\\d-\\d\\dT\\S+Z \\([^)]+ ago\\)$`));
+    assert.match(
+      table.stdout.split('\n')[0]!,
+      new RegExp(
+        `^leader ${leader.id} at ${ip} \\(ha\\), epoch ${hb.epoch}, since \\d{4}-\\d\\d-\\d\\dT\\S+Z \\([^)]+ ago\\)$`,
+      ),
+    );
     assert.match(table.stdout, /^127\.0\.0\.1:7301\s+live\s+3\s/m);
 
     // stats: the same, plus the cluster-wide count of leader changes
@@ -61,28 +91,56 @@ test('etcd:// for every command: leader, since when, etcd status, failover, etcd
     assert.equal(stats.leaderChanges, 0);
     assert.equal(stats.blocks, 3);
     const statsTable = await runCli(['stats', '--metaserver-addr', addr]);
-    assert.match(statsTable.stdout, new RegExp(`^leader\\s+${leader.id} at ${ip} \\(ha\\), epoch ${hb.epoch}, since \\S+ \\([^)]+ ago\\); 0 leader changes$`, 'm'));
+    assert.match(
+      statsTable.stdout,
+      new RegExp(
+        `^leader\\s+${leader.id} at ${ip} \\(ha\\), epoch ${hb.epoch}, since \\S+ \\([^)]+ ago\\); 0 leader changes$`,
+        'm',
+      ),
+    );
 
     // locate and namespaces through etcd
-    const located = await json(['locate', '--metaserver-addr', addr, '--namespace', 'ns', '--hashes', [1, 2, 3, 4].map(hex).join(',')]);
-    assert.deepEqual(located.nodes.map((n: any) => [n.addr, n.prefixLen]), [['127.0.0.1:7301', 3]]);
-    assert.deepEqual((await json(['namespaces', '--metaserver-addr', addr])).namespaces, [{ name: 'ns', blocks: 3, owners: 3 }]);
+    const located = await json([
+      'locate',
+      '--metaserver-addr',
+      addr,
+      '--namespace',
+      'ns',
+      '--hashes',
+      [1, 2, 3, 4].map(hex).join(','),
+    ]);
+    assert.deepEqual(
+      located.nodes.map((n: any) => [n.addr, n.prefixLen]),
+      [['127.0.0.1:7301', 3]],
+    );
+    assert.deepEqual((await json(['namespaces', '--metaserver-addr', addr])).namespaces, [
+      { name: 'ns', blocks: 3, owners: 3 },
+    ]);
 
     // health: etcd reachable, the leader key, the leader's answer and its /health
     const health = await json(['health', '--metaserver-addr', addr, '--http-addr', leader.ms.httpAddr]);
     assert.equal(health.ok, true);
     assert.equal(health.addr, leader.ms.addr);
-    assert.deepEqual({ ...health.etcd, rttMs: undefined }, {
-      endpoints: [endpoint], key: '/cli-ha/leader', reachable: true, rttMs: undefined,
-      leader: { addr: leader.ms.addr, epoch: hb.epoch.toString(), since: nodes.leader.since, replicaId: leader.id },
-    });
+    assert.deepEqual(
+      { ...health.etcd, rttMs: undefined },
+      {
+        endpoints: [endpoint],
+        key: '/cli-ha/leader',
+        reachable: true,
+        rttMs: undefined,
+        leader: { addr: leader.ms.addr, epoch: hb.epoch.toString(), since: nodes.leader.since, replicaId: leader.id },
+      },
+    );
     assert.equal(health.leader.replicaId, leader.id);
     assert.equal(health.http.body.role, 'leader');
     const healthTable = await runCli(['health', '--metaserver-addr', addr]);
     assert.equal(healthTable.code, 0, healthTable.stderr);
     assert.match(healthTable.stdout, /^status\s+ok$/m);
     assert.match(healthTable.stdout, new RegExp(`^etcd\\s+${endpoint} \\(reachable, [\\d.]+ ms\\)$`, 'm'));
-    assert.match(healthTable.stdout, new RegExp(`^etcd leader\\s+${leader.id} at ${ip}, epoch ${hb.epoch}, since `, 'm'));
+    assert.match(
+      healthTable.stdout,
+      new RegExp(`^etcd leader\\s+${leader.id} at ${ip}, epoch ${hb.epoch}, since `, 'm'),
+    );
 
     // the leader dies: the same command (deadline longer than the lease) reaches the new leader by itself
     leader.ms.proc.kill('SIGKILL');
@@ -109,7 +167,10 @@ test('etcd:// for every command: leader, since when, etcd status, failover, etcd
     const nodesDown = await runCli(['nodes', '--metaserver-addr', addr, '--timeout-secs', '1']);
     assert.equal(nodesDown.code, 3, nodesDown.stderr);
     assert.equal(nodesDown.stdout, '');
-    assert.match(nodesDown.stderr, new RegExp(`^kvfabric nodes: cannot find the metaserver leader: etcd ${endpoint} key /cli-ha/leader: .+\\n$`));
+    assert.match(
+      nodesDown.stderr,
+      new RegExp(`^kvfabric nodes: cannot find the metaserver leader: etcd ${endpoint} key /cli-ha/leader: .+\\n$`),
+    );
   } finally {
     client.close();
   }
@@ -118,17 +179,28 @@ test('etcd:// for every command: leader, since when, etcd status, failover, etcd
 test('etcd:// addresses are checked like any flag (exit 2) and an empty leader key is exit 3', { skip }, async () => {
   const bad = await runCli(['nodes', '--metaserver-addr', 'etcd://nohost/kvf']);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /^kvfabric nodes: --metaserver-addr: expected etcd:\/\/host:port\[,host:port...\]\[\/prefix\]; bad endpoint "nohost"/);
+  assert.match(
+    bad.stderr,
+    /^kvfabric nodes: --metaserver-addr: expected etcd:\/\/host:port\[,host:port...\]\[\/prefix\]; bad endpoint "nohost"/,
+  );
   await using etcd = await startEtcd();
   const endpoint = etcd.endpoint.replace('http://', '');
   const none = await runCli(['stats', '--metaserver-addr', `etcd://${endpoint}/nobody`, '--timeout-secs', '0.5']);
   assert.equal(none.code, 3, none.stderr);
-  assert.equal(none.stderr, `kvfabric stats: no metaserver leader elected (etcd ${endpoint} key /nobody/leader is empty)\n`);
+  assert.equal(
+    none.stderr,
+    `kvfabric stats: no metaserver leader elected (etcd ${endpoint} key /nobody/leader is empty)\n`,
+  );
   const health = await runCli(['health', '--metaserver-addr', `etcd://${endpoint}/nobody`, '--output', 'json']);
   assert.equal(health.code, 3);
   const out = JSON.parse(health.stdout);
-  assert.deepEqual({ ok: out.ok, reachable: out.etcd.reachable, leader: out.etcd.leader, error: out.error }, {
-    ok: false, reachable: true, leader: null,
-    error: { code: 'METASERVER_UNAVAILABLE', message: 'no metaserver leader elected (/nobody/leader is empty)' },
-  });
+  assert.deepEqual(
+    { ok: out.ok, reachable: out.etcd.reachable, leader: out.etcd.leader, error: out.error },
+    {
+      ok: false,
+      reachable: true,
+      leader: null,
+      error: { code: 'METASERVER_UNAVAILABLE', message: 'no metaserver leader elected (/nobody/leader is empty)' },
+    },
+  );
 });

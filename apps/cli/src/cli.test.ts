@@ -25,7 +25,9 @@ async function fakeMetaserver(handlers: Record<string, (call: unknown, cb: grpc.
   const impl: grpc.UntypedServiceImplementation = {};
   for (const name of Object.keys(MetaserverService)) {
     impl[name] = ((call: unknown, cb: grpc.sendUnaryData<unknown>) =>
-      handlers[name] ? handlers[name]!(call, cb) : cb({ code: grpc.status.UNIMPLEMENTED, details: name })) as grpc.UntypedHandleCall;
+      handlers[name]
+        ? handlers[name]!(call, cb)
+        : cb({ code: grpc.status.UNIMPLEMENTED, details: name })) as grpc.UntypedHandleCall;
   }
   server.addService(MetaserverService, impl);
   const port = await bindServer(server, '127.0.0.1:0');
@@ -66,7 +68,11 @@ before(async () => {
     stats: { poolCapacityBytes: 16n << 30n, poolUsedBytes: 3n << 29n, blocks: 5n },
   });
   epoch = hb.epoch.toString();
-  await client.heartbeat({ ...NODE_B, transports: [TransportKind.TRANSPORT_KIND_TCP], stats: { poolCapacityBytes: 1n << 30n, poolUsedBytes: 0n, blocks: 2n } });
+  await client.heartbeat({
+    ...NODE_B,
+    transports: [TransportKind.TRANSPORT_KIND_TCP],
+    stats: { poolCapacityBytes: 1n << 30n, poolUsedBytes: 0n, blocks: 2n },
+  });
   assert.equal((await client.insertBlocks(NODE_A.nodeId, 'model-a', [h(1), h(2), h(3)])).inserted, 3n);
   assert.equal((await client.insertBlocks(NODE_B.nodeId, 'model-a', [h(1), h(2)])).inserted, 2n);
   assert.equal((await client.insertBlocks(NODE_A.nodeId, 'model-b', [h(9)])).inserted, 1n);
@@ -87,11 +93,35 @@ describe('JSON output', () => {
     assert.equal(out.nodes.length, 2);
     const [a, b] = out.nodes;
     assert.deepEqual(
-      { addr: a.addr, state: a.state, blocks: a.blocks, nodeId: a.nodeId, transports: a.transports, residentBlocks: a.residentBlocks, poolUsedBytes: a.poolUsedBytes, poolCapacityBytes: a.poolCapacityBytes },
-      { addr: NODE_A.addr, state: 'live', blocks: 4, nodeId: 'node-a', transports: ['tcp'], residentBlocks: 5, poolUsedBytes: 1610612736, poolCapacityBytes: 17179869184 },
+      {
+        addr: a.addr,
+        state: a.state,
+        blocks: a.blocks,
+        nodeId: a.nodeId,
+        transports: a.transports,
+        residentBlocks: a.residentBlocks,
+        poolUsedBytes: a.poolUsedBytes,
+        poolCapacityBytes: a.poolCapacityBytes,
+      },
+      {
+        addr: NODE_A.addr,
+        state: 'live',
+        blocks: 4,
+        nodeId: 'node-a',
+        transports: ['tcp'],
+        residentBlocks: 5,
+        poolUsedBytes: 1610612736,
+        poolCapacityBytes: 17179869184,
+      },
     );
-    assert.deepEqual({ addr: b.addr, state: b.state, blocks: b.blocks }, { addr: NODE_B.addr, state: 'live', blocks: 8 });
-    assert.deepEqual({ ...out.leader, since: undefined, forSecs: undefined }, { addr: ms.addr, epoch, since: undefined, forSecs: undefined, ha: false, replicaId: '' });
+    assert.deepEqual(
+      { addr: b.addr, state: b.state, blocks: b.blocks },
+      { addr: NODE_B.addr, state: 'live', blocks: 8 },
+    );
+    assert.deepEqual(
+      { ...out.leader, since: undefined, forSecs: undefined },
+      { addr: ms.addr, epoch, since: undefined, forSecs: undefined, ha: false, replicaId: '' },
+    );
     assert.match(out.leader.since, /^\d{4}-\d\d-\d\dT/);
     assert.match(a.lastHeartbeatAt, /^\d{4}-\d\d-\d\dT/);
   });
@@ -100,22 +130,34 @@ describe('JSON output', () => {
     const out = await json(['locate', '--namespace', 'model-a', '--hashes', [1, 2, 3, 4].map(hex).join(',')]);
     assert.equal(out.namespace, 'model-a');
     assert.equal(out.queried, 4);
-    assert.deepEqual(out.nodes.map((n: any) => ({ addr: n.addr, prefixLen: n.prefixLen })), [
-      { addr: NODE_A.addr, prefixLen: 3 },
-      { addr: NODE_B.addr, prefixLen: 2 },
-    ]);
+    assert.deepEqual(
+      out.nodes.map((n: any) => ({ addr: n.addr, prefixLen: n.prefixLen })),
+      [
+        { addr: NODE_A.addr, prefixLen: 3 },
+        { addr: NODE_B.addr, prefixLen: 2 },
+      ],
+    );
     assert.equal(out.blocks, undefined);
   });
 
   test('locate --blocks: the owners of every block', async () => {
     const out = await json(['locate', '--namespace', 'model-a', '--hashes', [2, 3, 4].map(hex).join(','), '--blocks']);
     assert.equal(out.queried, 3);
-    assert.deepEqual(out.nodes.map((n: any) => [n.addr, n.prefixLen]), [[NODE_A.addr, 2], [NODE_B.addr, 1]]);
-    assert.deepEqual(out.blocks.map((b: any) => ({ hash: b.hash, owners: [...b.owners].sort() })), [
-      { hash: hex(2), owners: [NODE_A.addr, NODE_B.addr] },
-      { hash: hex(3), owners: [NODE_A.addr] },
-      { hash: hex(4), owners: [] },
-    ]);
+    assert.deepEqual(
+      out.nodes.map((n: any) => [n.addr, n.prefixLen]),
+      [
+        [NODE_A.addr, 2],
+        [NODE_B.addr, 1],
+      ],
+    );
+    assert.deepEqual(
+      out.blocks.map((b: any) => ({ hash: b.hash, owners: [...b.owners].sort() })),
+      [
+        { hash: hex(2), owners: [NODE_A.addr, NODE_B.addr] },
+        { hash: hex(3), owners: [NODE_A.addr] },
+        { hash: hex(4), owners: [] },
+      ],
+    );
   });
 
   test('locate in another namespace sees nothing of model-a', async () => {
@@ -125,11 +167,43 @@ describe('JSON output', () => {
   });
 
   test('locate --tokens hashes like block-hash.ts (seed from --hash-seed or PYTHONHASHSEED)', async () => {
-    const out = await json(['locate', '--namespace', 'model-tok', '--tokens', tokensFile, '--block-size', '4', '--hash-seed', '0', '--blocks']);
+    const out = await json([
+      'locate',
+      '--namespace',
+      'model-tok',
+      '--tokens',
+      tokensFile,
+      '--block-size',
+      '4',
+      '--hash-seed',
+      '0',
+      '--blocks',
+    ]);
     assert.equal(out.queried, 10);
-    assert.deepEqual(out.nodes.map((n: any) => [n.addr, n.prefixLen]), [[NODE_B.addr, 6]]);
-    assert.deepEqual(out.blocks.map((b: any) => b.hash), tokenHashes.map((x) => x.toString('hex')));
-    const viaEnv = await runCli(['locate', '--namespace', 'model-tok', '--tokens', tokensFile, '--block-size', '4', '--output', 'json', '--metaserver-addr', ms.addr], { env: { PYTHONHASHSEED: '0' } });
+    assert.deepEqual(
+      out.nodes.map((n: any) => [n.addr, n.prefixLen]),
+      [[NODE_B.addr, 6]],
+    );
+    assert.deepEqual(
+      out.blocks.map((b: any) => b.hash),
+      tokenHashes.map((x) => x.toString('hex')),
+    );
+    const viaEnv = await runCli(
+      [
+        'locate',
+        '--namespace',
+        'model-tok',
+        '--tokens',
+        tokensFile,
+        '--block-size',
+        '4',
+        '--output',
+        'json',
+        '--metaserver-addr',
+        ms.addr,
+      ],
+      { env: { PYTHONHASHSEED: '0' } },
+    );
     assert.equal(viaEnv.code, 0, viaEnv.stderr);
     assert.equal(JSON.parse(viaEnv.stdout).nodes[0].prefixLen, 6);
   });
@@ -138,7 +212,13 @@ describe('JSON output', () => {
     const stats = await json(['stats']);
     assert.equal(stats.epoch, epoch);
     assert.deepEqual(
-      { blocks: stats.blocks, owners: stats.owners, namespaces: stats.namespaces, liveNodes: stats.liveNodes, staleNodes: stats.staleNodes },
+      {
+        blocks: stats.blocks,
+        owners: stats.owners,
+        namespaces: stats.namespaces,
+        liveNodes: stats.liveNodes,
+        staleNodes: stats.staleNodes,
+      },
       { blocks: 10, owners: 12, namespaces: 3, liveNodes: 2, staleNodes: 0 },
     );
     assert.ok(stats.indexBytes > 0);
@@ -163,15 +243,40 @@ describe('JSON output', () => {
   });
 
   test('hash equals block-hash.ts and needs no server', async () => {
-    const res = await runCli(['hash', '--tokens', tokensFile, '--block-size', '4', '--hash-seed', '0', '--output', 'json', '--metaserver-addr', `127.0.0.1:${await freePort()}`]);
+    const res = await runCli([
+      'hash',
+      '--tokens',
+      tokensFile,
+      '--block-size',
+      '4',
+      '--hash-seed',
+      '0',
+      '--output',
+      'json',
+      '--metaserver-addr',
+      `127.0.0.1:${await freePort()}`,
+    ]);
     assert.equal(res.code, 0, res.stderr);
     const out = JSON.parse(res.stdout);
-    assert.deepEqual(out.hashes, tokenHashes.map((x) => x.toString('hex')));
+    assert.deepEqual(
+      out.hashes,
+      tokenHashes.map((x) => x.toString('hex')),
+    );
     assert.equal(out.hashes.length, 10);
-    assert.deepEqual({ blockSize: out.blockSize, tokens: out.tokens, seed: out.seed }, { blockSize: 4, tokens: 42, seed: '0' });
-    const seeded = await runCli(['hash', '--tokens', tokensFile, '--block-size', '16', '--output', 'json'], { env: { PYTHONHASHSEED: 'abc' } });
-    assert.deepEqual(JSON.parse(seeded.stdout).hashes, hashTokenBlocks(TOKENS, 16, { seed: 'abc' }).map((x) => x.toString('hex')));
-    const unseeded = await runCli(['hash', '--tokens', tokensFile, '--block-size', '16', '--output', 'json'], { env: { PYTHONHASHSEED: '' } });
+    assert.deepEqual(
+      { blockSize: out.blockSize, tokens: out.tokens, seed: out.seed },
+      { blockSize: 4, tokens: 42, seed: '0' },
+    );
+    const seeded = await runCli(['hash', '--tokens', tokensFile, '--block-size', '16', '--output', 'json'], {
+      env: { PYTHONHASHSEED: 'abc' },
+    });
+    assert.deepEqual(
+      JSON.parse(seeded.stdout).hashes,
+      hashTokenBlocks(TOKENS, 16, { seed: 'abc' }).map((x) => x.toString('hex')),
+    );
+    const unseeded = await runCli(['hash', '--tokens', tokensFile, '--block-size', '16', '--output', 'json'], {
+      env: { PYTHONHASHSEED: '' },
+    });
     assert.equal(unseeded.code, 0);
     assert.equal(JSON.parse(unseeded.stdout).seed, null);
     assert.match(unseeded.stderr, /^kvfabric hash: warning: no --hash-seed or PYTHONHASHSEED.*random/);
@@ -183,7 +288,12 @@ describe('table output', () => {
     const res = await cli(['nodes']);
     assert.equal(res.code, 0, res.stderr);
     const [head, blank, ...lines] = res.stdout.trimEnd().split('\n');
-    assert.match(head!, new RegExp(`^leader ${ms.addr.replace(/\./g, '\\.')} \\(single, no HA\\), epoch ${epoch}, since \\d{4}-\\d\\d-\\d\\dT\\S+Z \\([^)]+ ago\\)$`));
+    assert.match(
+      head!,
+      new RegExp(
+        `^leader ${ms.addr.replace(/\./g, '\\.')} \\(single, no HA\\), epoch ${epoch}, since \\d{4}-\\d\\d-\\d\\dT\\S+Z \\([^)]+ ago\\)$`,
+      ),
+    );
     assert.equal(blank, '');
     assert.equal(lines.length, 3);
     assert.match(lines[0]!, /^ADDR\s+STATE\s+BLOCKS\s+POOL USED\s+POOL SIZE\s+TRANSPORTS\s+LAST HEARTBEAT\s+NODE ID$/);
@@ -212,9 +322,18 @@ describe('table output', () => {
     assert.match(stats.stdout, new RegExp(`^epoch\\s+${epoch}$`, 'm'));
     assert.match(stats.stdout, /^owners\s+12$/m);
     assert.match(stats.stdout, /^nodes\s+2 live, 0 stale$/m);
-    assert.match(stats.stdout, new RegExp(`^leader\\s+${ms.addr.replace(/\./g, '\\.')} \\(single, no HA\\), epoch ${epoch}, since \\S+ \\([^)]+ ago\\); 0 leader changes$`, 'm'));
+    assert.match(
+      stats.stdout,
+      new RegExp(
+        `^leader\\s+${ms.addr.replace(/\./g, '\\.')} \\(single, no HA\\), epoch ${epoch}, since \\S+ \\([^)]+ ago\\); 0 leader changes$`,
+        'm',
+      ),
+    );
     const ns = await cli(['namespaces']);
-    assert.equal(ns.stdout, 'NAMESPACE  BLOCKS  OWNERS\nmodel-a         3       5\nmodel-b         1       1\nmodel-tok       6       6\n');
+    assert.equal(
+      ns.stdout,
+      'NAMESPACE  BLOCKS  OWNERS\nmodel-a         3       5\nmodel-b         1       1\nmodel-tok       6       6\n',
+    );
   });
 });
 
@@ -225,21 +344,35 @@ describe('exit codes', () => {
       [['nodes', '--bogus', '1'], /--bogus: unknown flag/],
       [['locate', '--namespace', 'model-a'], /--hashes or --tokens: required/],
       [['locate', '--namespace', 'bad ns', '--hashes', 'aa'], /--namespace: expected only characters/],
-      [['locate', '--namespace', 'ns', '--hashes', 'zz'], /--hashes\[0\]: expected an even number of hex digits, got "zz"/],
+      [
+        ['locate', '--namespace', 'ns', '--hashes', 'zz'],
+        /--hashes\[0\]: expected an even number of hex digits, got "zz"/,
+      ],
       [['locate', '--namespace', 'ns', '--hashes', 'aabb,cc'], /--hashes\[1\]: expected 2 bytes like the first hash/],
-      [['locate', '--namespace', 'ns', '--tokens', tokensFile, '--block-size', '4'], /--hash-seed: required with --tokens/],
+      [
+        ['locate', '--namespace', 'ns', '--tokens', tokensFile, '--block-size', '4'],
+        /--hash-seed: required with --tokens/,
+      ],
       [['hash', '--tokens', tokensFile, '--block-size', '0'], /--block-size: expected at least 1, got "0"/],
-      [['hash', '--tokens', join(dir, 'missing.json'), '--block-size', '4'], /--tokens: cannot read .*missing\.json: ENOENT/],
-      [['hash', '--tokens', tokensFile, '--block-size', '64'], /--tokens: .* holds 42 tokens, fewer than one block of --block-size 64/],
+      [
+        ['hash', '--tokens', join(dir, 'missing.json'), '--block-size', '4'],
+        /--tokens: cannot read .*missing\.json: ENOENT/,
+      ],
+      [
+        ['hash', '--tokens', tokensFile, '--block-size', '64'],
+        /--tokens: .* holds 42 tokens, fewer than one block of --block-size 64/,
+      ],
       [['frobnicate'], /unknown command "frobnicate"/],
     ];
-    await Promise.all(cases.map(async ([args, pattern]) => {
-      const res = await cli(args, { PYTHONHASHSEED: '' });
-      assert.equal(res.code, 2, `${args.join(' ')}: ${res.stderr}`);
-      assert.match(res.stderr, pattern, args.join(' '));
-      assert.equal(res.stderr.trimEnd().split('\n').length, 1, res.stderr);
-      assert.equal(res.stdout, '');
-    }));
+    await Promise.all(
+      cases.map(async ([args, pattern]) => {
+        const res = await cli(args, { PYTHONHASHSEED: '' });
+        assert.equal(res.code, 2, `${args.join(' ')}: ${res.stderr}`);
+        assert.match(res.stderr, pattern, args.join(' '));
+        assert.equal(res.stderr.trimEnd().split('\n').length, 1, res.stderr);
+        assert.equal(res.stdout, '');
+      }),
+    );
     const addr = await runCli(['nodes', '--metaserver-addr', 'nowhere']);
     assert.equal(addr.code, 2);
     assert.match(addr.stderr, /--metaserver-addr: expected host:port, got "nowhere"/);
@@ -247,11 +380,18 @@ describe('exit codes', () => {
 
   test('nobody listening → 3 with a one-line message naming the address', async () => {
     const port = await freePort();
-    for (const command of [['nodes'], ['stats', '--output', 'json'], ['locate', '--namespace', 'ns', '--hashes', 'aa']]) {
+    for (const command of [
+      ['nodes'],
+      ['stats', '--output', 'json'],
+      ['locate', '--namespace', 'ns', '--hashes', 'aa'],
+    ]) {
       const res = await runCli([...command, '--metaserver-addr', `127.0.0.1:${port}`]);
       assert.equal(res.code, 3, res.stderr);
       assert.equal(res.stdout, '');
-      assert.equal(res.stderr, `kvfabric ${command[0]}: cannot connect to metaserver at 127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}\n`);
+      assert.equal(
+        res.stderr,
+        `kvfabric ${command[0]}: cannot connect to metaserver at 127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}\n`,
+      );
     }
   });
 
@@ -288,7 +428,8 @@ describe('exit codes', () => {
   test('--help → 0 on stdout', async () => {
     const top = await runCli(['--help']);
     assert.equal(top.code, 0);
-    for (const name of ['nodes', 'locate', 'stats', 'namespaces', 'health', 'hash']) assert.match(top.stdout, new RegExp(`^  ${name} `, 'm'));
+    for (const name of ['nodes', 'locate', 'stats', 'namespaces', 'health', 'hash'])
+      assert.match(top.stdout, new RegExp(`^  ${name} `, 'm'));
     const sub = await runCli(['locate', '--help']);
     assert.equal(sub.code, 0);
     assert.match(sub.stdout, /--namespace <string>/);
@@ -306,7 +447,10 @@ test('a node unseen for --node-stale-secs shows as stale and leaves locate answe
     await c.heartbeat({ nodeId: 'gone', addr: '127.0.0.1:7201' });
     await c.insertBlocks('gone', 'ns', [h(1)]);
     // live right now (checked in-process: spawning the CLI can take longer than the 1 s stale window)
-    assert.deepEqual((await c.queryPrefix('ns', [h(1)])).nodes.map((n) => n.prefixLen), [1]);
+    assert.deepEqual(
+      (await c.queryPrefix('ns', [h(1)])).nodes.map((n) => n.prefixLen),
+      [1],
+    );
     await sleep(1600);
     // the session is forgotten only after 10 × stale: run the three CLI calls together
     const args = ['--metaserver-addr', stale.addr];
@@ -316,7 +460,10 @@ test('a node unseen for --node-stale-secs shows as stale and leaves locate answe
       runCli(['nodes', ...args]),
     ]);
     assert.equal(nodes.code, 0, nodes.stderr);
-    assert.deepEqual(JSON.parse(nodes.stdout).nodes.map((n: any) => [n.addr, n.state, n.blocks]), [['127.0.0.1:7201', 'stale', 1]]);
+    assert.deepEqual(
+      JSON.parse(nodes.stdout).nodes.map((n: any) => [n.addr, n.state, n.blocks]),
+      [['127.0.0.1:7201', 'stale', 1]],
+    );
     assert.deepEqual(JSON.parse(gone.stdout).nodes, []);
     assert.match(table.stdout, /^127\.0\.0\.1:7201\s+stale\s+1\s/m);
   } finally {

@@ -23,19 +23,21 @@ const CANNOT_CONNECT = new Set(['METASERVER_UNAVAILABLE', 'NOT_LEADER', 'TRANSPO
 
 export function globalUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
-  return [
-    'Usage: kvfabric <command> [flags]',
-    '',
-    'Inspect a kvfabric cluster through its metaserver.',
-    '',
-    'Commands:',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
-    '',
-    usage('kvfabric <command>', 'Global flags (every command):', GLOBAL_FLAGS).split('\n').slice(4).join('\n'),
-    '',
-    'Exit codes: 0 ok, 1 server error, 2 bad arguments, 3 cannot connect.',
-    "Run 'kvfabric <command> --help' for a command's flags.",
-  ].join('\n') + '\n';
+  return (
+    [
+      'Usage: kvfabric <command> [flags]',
+      '',
+      'Inspect a kvfabric cluster through its metaserver.',
+      '',
+      'Commands:',
+      ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+      '',
+      usage('kvfabric <command>', 'Global flags (every command):', GLOBAL_FLAGS).split('\n').slice(4).join('\n'),
+      '',
+      'Exit codes: 0 ok, 1 server error, 2 bad arguments, 3 cannot connect.',
+      "Run 'kvfabric <command> --help' for a command's flags.",
+    ].join('\n') + '\n'
+  );
 }
 
 /** Runs one invocation and returns its exit code. Never throws. */
@@ -49,7 +51,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
-    io.stderr(`kvfabric: unknown command "${name}" (have: ${COMMANDS.map((c) => c.name).join(', ')}); see kvfabric --help\n`);
+    io.stderr(
+      `kvfabric: unknown command "${name}" (have: ${COMMANDS.map((c) => c.name).join(', ')}); see kvfabric --help\n`,
+    );
     return EXIT.BAD_ARGUMENTS;
   }
   const specs: FlagSpecs = { ...command.flags, ...GLOBAL_FLAGS };
@@ -65,7 +69,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   let args: unknown;
   try {
     const parsed = parseConfig(specs, rest, io.env);
-    if (parsed.positionals.length > 0) throw new KvError('CONFIG_INVALID', `unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+    if (parsed.positionals.length > 0)
+      throw new KvError('CONFIG_INVALID', `unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
     global = parsed.config as unknown as GlobalConfig;
     if (command.needsServer) resolveMetaserverAddr(global.metaserverAddr, '--metaserver-addr');
     args = command.parse(parsed.config, io.env);
@@ -76,10 +81,16 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 
   // 2. The call: server errors exit 1, connection failures exit 3.
   const client = command.needsServer
-    ? new (await metaserverClientModule()).MetaserverClient(global.metaserverAddr, { deadlineMs: Math.round(global.timeoutSecs * 1000) })
+    ? new (await metaserverClientModule()).MetaserverClient(global.metaserverAddr, {
+        deadlineMs: Math.round(global.timeoutSecs * 1000),
+      })
     : undefined;
   try {
-    const result = await command.run(args, { client, global, warn: (m) => io.stderr(`kvfabric ${command.name}: warning: ${oneLine(m)}\n`) });
+    const result = await command.run(args, {
+      client,
+      global,
+      warn: (m) => io.stderr(`kvfabric ${command.name}: warning: ${oneLine(m)}\n`),
+    });
     if (global.output === 'json') io.stdout(JSON.stringify(command.printer.json(result), null, 2) + '\n');
     else io.stdout(command.printer.table(result));
     return command.printer.exitCode?.(result) ?? EXIT.OK;
@@ -102,7 +113,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
  */
 function commandIndex(argv: readonly string[]): number {
   const bools = new Set<string>(['help', 'h']);
-  for (const c of COMMANDS) for (const [flag, spec] of Object.entries(c.flags as FlagSpecs)) if (spec.kind === 'bool') bools.add(flag);
+  for (const c of COMMANDS)
+    for (const [flag, spec] of Object.entries(c.flags as FlagSpecs)) if (spec.kind === 'bool') bools.add(flag);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '-h') continue;

@@ -9,11 +9,18 @@ export const EXIT = { OK: 0, SERVER_ERROR: 1, BAD_ARGUMENTS: 2, CANNOT_CONNECT: 
 export const GLOBAL_FLAGS = {
   'metaserver-addr': {
     kind: 'string',
-    description: 'metaserver gRPC address host:port, or etcd://host:port[,host:port...][/prefix] to find the HA leader through etcd',
+    description:
+      'metaserver gRPC address host:port, or etcd://host:port[,host:port...][/prefix] to find the HA leader through etcd',
     default: DEFAULT_METASERVER_ADDR,
   },
   output: { kind: 'enum', description: 'output format', choices: ['table', 'json'], default: 'table' },
-  'timeout-secs': { kind: 'number', description: 'deadline of each call to the metaserver', default: 5, min: 0.001, max: 3600 },
+  'timeout-secs': {
+    kind: 'number',
+    description: 'deadline of each call to the metaserver',
+    default: 5,
+    min: 0.001,
+    max: 3600,
+  },
 } as const satisfies FlagSpecs;
 
 export type GlobalConfig = ConfigOf<typeof GLOBAL_FLAGS>;

@@ -20,7 +20,10 @@ export function readTokens(file: string): number[] {
   if (!Array.isArray(value)) throw invalid('--tokens', `expected a JSON array of token ids in ${file}`);
   value.forEach((t, i) => {
     if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0) {
-      throw invalid('--tokens', `expected non-negative integer token ids in ${file}, item ${i} is ${JSON.stringify(t)}`);
+      throw invalid(
+        '--tokens',
+        `expected non-negative integer token ids in ${file}, item ${i} is ${JSON.stringify(t)}`,
+      );
     }
   });
   return value as number[];
@@ -44,7 +47,15 @@ export interface TokenHashes {
 export function hashTokenFile(file: string, blockSize: number, seed: string | undefined): TokenHashes {
   const tokens = readTokens(file);
   if (tokens.length < blockSize) {
-    throw invalid('--tokens', `${file} holds ${tokens.length} tokens, fewer than one block of --block-size ${blockSize}`);
+    throw invalid(
+      '--tokens',
+      `${file} holds ${tokens.length} tokens, fewer than one block of --block-size ${blockSize}`,
+    );
   }
-  return { tokens: tokens.length, blockSize, seed, hashes: hashTokenBlocks(tokens, blockSize, seed === undefined ? {} : { seed }) };
+  return {
+    tokens: tokens.length,
+    blockSize,
+    seed,
+    hashes: hashTokenBlocks(tokens, blockSize, seed === undefined ? {} : { seed }),
+  };
 }

@@ -22,7 +22,9 @@ const SWEEP_STEP = 50_000;
 
 export interface MetaserverAppOptions {
   config: Pick<MetaserverConfig, 'addr' | 'httpAddr' | 'nodeStaleSecs' | 'ttlMinutes' | 'sweepIntervalSecs'> &
-    Partial<Pick<MetaserverConfig, 'etcdEndpoints' | 'etcdPrefix' | 'etcdLeaseTtlSecs' | 'advertiseAddr' | 'replicaId'>>;
+    Partial<
+      Pick<MetaserverConfig, 'etcdEndpoints' | 'etcdPrefix' | 'etcdLeaseTtlSecs' | 'advertiseAddr' | 'replicaId'>
+    >;
   logger: Logger;
   clock?: () => number;
   /** Runs before every RPC (HA mode: followers refuse with NOT_LEADER). */
@@ -66,7 +68,11 @@ export class MetaserverApp {
         onDemoted: () => this.resetStore(),
       });
     } else {
-      registerLeadershipMetrics(this.metrics, { serving: () => true, leaderChanges: () => 0, lastChangeMs: () => this.store.startedAtMs });
+      registerLeadershipMetrics(this.metrics, {
+        serving: () => true,
+        leaderChanges: () => 0,
+        lastChangeMs: () => this.store.startedAtMs,
+      });
     }
     const ha = this.ha;
     const rpcContext: RpcContext = {
@@ -75,7 +81,12 @@ export class MetaserverApp {
       guard: ha ? (method) => (ha.guard(), opts.guard?.(method)) : opts.guard,
       errorMetadata: ha?.errorMetadata,
     };
-    const deps = { store: () => this.store, logger: this.logger, leader: () => this.leader(), leaderChanges: () => ha?.leaderChanges() ?? 0n };
+    const deps = {
+      store: () => this.store,
+      logger: this.logger,
+      leader: () => this.leader(),
+      leaderChanges: () => ha?.leaderChanges() ?? 0n,
+    };
     this.server = new grpc.Server(CHANNEL_OPTIONS);
     this.server.addService(MetaserverService, metaserverServiceImpl(deps, rpcContext));
   }
@@ -87,12 +98,23 @@ export class MetaserverApp {
 
   leader(): LeaderInfo {
     if (this.ha) return this.ha.leaderInfo();
-    return { addr: this.addr, epoch: this.store.epoch, sinceMs: BigInt(this.store.startedAtMs), ha: false, replicaId: '' };
+    return {
+      addr: this.addr,
+      epoch: this.store.epoch,
+      sinceMs: BigInt(this.store.startedAtMs),
+      ha: false,
+      replicaId: '',
+    };
   }
 
   private newStore(epoch?: bigint): MetaStore {
     const { config } = this.opts;
-    return new MetaStore({ nodeStaleMs: config.nodeStaleSecs * 1000, ttlMs: config.ttlMinutes * 60_000, clock: this.opts.clock, epoch });
+    return new MetaStore({
+      nodeStaleMs: config.nodeStaleSecs * 1000,
+      ttlMs: config.ttlMinutes * 60_000,
+      clock: this.opts.clock,
+      epoch,
+    });
   }
 
   /** Starts a fresh, empty index (under `epoch`, else a random one); calls already running finish on the old one. */
@@ -103,7 +125,10 @@ export class MetaserverApp {
   /** Called by the election before the first RPC is let through: a fresh index under the new epoch. */
   private elected(record: LeaderRecord): void {
     this.resetStore(record.epoch);
-    this.logger.info({ epoch: record.epoch.toString(), replica: record.replicaId, addr: record.addr }, 'leading with a fresh index; nodes re-advertise on the new epoch');
+    this.logger.info(
+      { epoch: record.epoch.toString(), replica: record.replicaId, addr: record.addr },
+      'leading with a fresh index; nodes re-advertise on the new epoch',
+    );
   }
 
   async start(): Promise<void> {
@@ -112,7 +137,12 @@ export class MetaserverApp {
     const port = await bindServer(this.server, config.addr);
     this.addr = formatHostPort({ host, port });
     try {
-      this.http = await startHttp({ addr: config.httpAddr, metrics: this.metrics, health: () => this.health(), logger: this.logger });
+      this.http = await startHttp({
+        addr: config.httpAddr,
+        metrics: this.metrics,
+        health: () => this.health(),
+        logger: this.logger,
+      });
     } catch (err) {
       this.server.forceShutdown();
       throw err;
@@ -122,7 +152,13 @@ export class MetaserverApp {
     this.sweepTimer.unref();
     this.ha?.start(config.advertiseAddr || this.addr);
     this.logger.info(
-      { addr: this.addr, httpAddr: this.httpAddr, epoch: this.store.epoch.toString(), nodeStaleSecs: config.nodeStaleSecs, ttlMinutes: config.ttlMinutes },
+      {
+        addr: this.addr,
+        httpAddr: this.httpAddr,
+        epoch: this.store.epoch.toString(),
+        nodeStaleSecs: config.nodeStaleSecs,
+        ttlMinutes: config.ttlMinutes,
+      },
       'metaserver listening',
     );
   }
@@ -159,7 +195,8 @@ export class MetaserverApp {
       }
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       this.sweepMetrics.record(total, seconds);
-      if (total.expired > 0 || total.droppedSessions > 0) this.logger.info({ ...total, seconds }, 'sweep dropped entries');
+      if (total.expired > 0 || total.droppedSessions > 0)
+        this.logger.info({ ...total, seconds }, 'sweep dropped entries');
     })()
       .catch((err: unknown) => this.logger.error({ err }, 'sweep failed'))
       .finally(() => (this.sweeping = undefined));

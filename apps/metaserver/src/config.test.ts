@@ -19,13 +19,29 @@ test('defaults, flags, and env fallback', () => {
     replicaId: '',
     logLevel: 'info',
   });
-  const { config } = loadConfig(['--node-stale-secs', '5', '--addr=127.0.0.1:0'], { KVFABRIC_TTL_MINUTES: '7', KVFABRIC_NODE_STALE_SECS: '9' });
+  const { config } = loadConfig(['--node-stale-secs', '5', '--addr=127.0.0.1:0'], {
+    KVFABRIC_TTL_MINUTES: '7',
+    KVFABRIC_NODE_STALE_SECS: '9',
+  });
   assert.deepEqual([config.nodeStaleSecs, config.ttlMinutes, config.addr], [5, 7, '127.0.0.1:0']);
 });
 
 test('every problem is reported at once, HA flags included', () => {
   assert.throws(
-    () => loadConfig(['--node-stale-secs', '0', '--addr', 'nope', '--etcd-endpoints', '127.0.0.1:2379,nohost', '--etcd-lease-ttl-secs', '0'], {}),
+    () =>
+      loadConfig(
+        [
+          '--node-stale-secs',
+          '0',
+          '--addr',
+          'nope',
+          '--etcd-endpoints',
+          '127.0.0.1:2379,nohost',
+          '--etcd-lease-ttl-secs',
+          '0',
+        ],
+        {},
+      ),
     (err: unknown) => {
       assert.ok(err instanceof KvError);
       assert.equal(err.code, 'CONFIG_INVALID');
@@ -41,7 +57,14 @@ test('every problem is reported at once, HA flags included', () => {
 
 test('HA mode: endpoints, prefix, TTL and advertise address', () => {
   const { config } = loadConfig(
-    ['--etcd-endpoints', 'http://10.0.0.1:2379,10.0.0.2:2379', '--etcd-lease-ttl-secs', '3', '--advertise-addr', '10.0.0.9:50056'],
+    [
+      '--etcd-endpoints',
+      'http://10.0.0.1:2379,10.0.0.2:2379',
+      '--etcd-lease-ttl-secs',
+      '3',
+      '--advertise-addr',
+      '10.0.0.9:50056',
+    ],
     { KVFABRIC_ETCD_PREFIX: '/prod/kvfabric' },
   );
   assert.deepEqual(
@@ -52,7 +75,12 @@ test('HA mode: endpoints, prefix, TTL and advertise address', () => {
     () => loadConfig(['--etcd-endpoints', '127.0.0.1:2379', '--addr', '0.0.0.0:50056'], {}),
     /^KvError: advertise-addr: required in HA mode when --addr listens on a wildcard address \(0\.0\.0\.0:50056\)/,
   );
-  assert.doesNotThrow(() => loadConfig(['--etcd-endpoints', '127.0.0.1:2379', '--addr', '0.0.0.0:50056', '--advertise-addr', 'ms-0.ms:50056'], {}));
+  assert.doesNotThrow(() =>
+    loadConfig(
+      ['--etcd-endpoints', '127.0.0.1:2379', '--addr', '0.0.0.0:50056', '--advertise-addr', 'ms-0.ms:50056'],
+      {},
+    ),
+  );
   assert.throws(() => loadConfig(['--etcd-prefix', 'a b'], {}), /--etcd-prefix: expected a key prefix like \/kvfabric/);
 });
 

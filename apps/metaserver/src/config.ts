@@ -12,30 +12,74 @@ const hostPort = (v: string) => {
 };
 
 export const METASERVER_FLAGS = {
-  addr: { kind: 'string', description: 'gRPC listen address (host:port; port 0 picks one)', default: '127.0.0.1:50056', validate: hostPort },
-  'http-addr': { kind: 'string', description: 'HTTP address for /health and /metrics', default: '127.0.0.1:9156', validate: hostPort },
-  'node-stale-secs': { kind: 'int', description: 'a node unseen this long is hidden from answers', default: 30, min: 1, max: 86_400 },
-  'ttl-minutes': { kind: 'int', description: 'ownerships not re-inserted within this window are dropped', default: 120, min: 1, max: 525_600 },
-  'sweep-interval-secs': { kind: 'int', description: 'how often the TTL and dead-session sweep runs', default: 10, min: 1, max: 3_600 },
+  addr: {
+    kind: 'string',
+    description: 'gRPC listen address (host:port; port 0 picks one)',
+    default: '127.0.0.1:50056',
+    validate: hostPort,
+  },
+  'http-addr': {
+    kind: 'string',
+    description: 'HTTP address for /health and /metrics',
+    default: '127.0.0.1:9156',
+    validate: hostPort,
+  },
+  'node-stale-secs': {
+    kind: 'int',
+    description: 'a node unseen this long is hidden from answers',
+    default: 30,
+    min: 1,
+    max: 86_400,
+  },
+  'ttl-minutes': {
+    kind: 'int',
+    description: 'ownerships not re-inserted within this window are dropped',
+    default: 120,
+    min: 1,
+    max: 525_600,
+  },
+  'sweep-interval-secs': {
+    kind: 'int',
+    description: 'how often the TTL and dead-session sweep runs',
+    default: 10,
+    min: 1,
+    max: 3_600,
+  },
   'etcd-endpoints': {
     kind: 'list',
-    description: 'HA mode: etcd endpoints (host:port or http://host:port, comma separated); replicas elect a leader through etcd',
-    validate: (v: string[]) => v.map((e) => e.replace(/^https?:\/\//, '').replace(/\/$/, '')).find((e) => hostPort(e)) === undefined ? undefined : 'expected host:port[,host:port...]',
+    description:
+      'HA mode: etcd endpoints (host:port or http://host:port, comma separated); replicas elect a leader through etcd',
+    validate: (v: string[]) =>
+      v.map((e) => e.replace(/^https?:\/\//, '').replace(/\/$/, '')).find((e) => hostPort(e)) === undefined
+        ? undefined
+        : 'expected host:port[,host:port...]',
   },
   'etcd-prefix': {
     kind: 'string',
     description: 'HA mode: etcd key prefix (the leader key is PREFIX/leader)',
     default: '/kvfabric',
-    validate: (v: string) => (/^\/?[A-Za-z0-9._:/-]*$/.test(v) && !v.includes('//') ? undefined : 'expected a key prefix like /kvfabric'),
+    validate: (v: string) =>
+      /^\/?[A-Za-z0-9._:/-]*$/.test(v) && !v.includes('//') ? undefined : 'expected a key prefix like /kvfabric',
   },
-  'etcd-lease-ttl-secs': { kind: 'int', description: 'HA mode: leader lease TTL; a dead leader is replaced after about this long', default: 5, min: 1, max: 60 },
+  'etcd-lease-ttl-secs': {
+    kind: 'int',
+    description: 'HA mode: leader lease TTL; a dead leader is replaced after about this long',
+    default: 5,
+    min: 1,
+    max: 60,
+  },
   'advertise-addr': {
     kind: 'string',
-    description: 'HA mode: address published in the leader key for nodes and the CLI (default: --addr with its bound port)',
+    description:
+      'HA mode: address published in the leader key for nodes and the CLI (default: --addr with its bound port)',
     default: '',
     validate: (v: string) => (v === '' ? undefined : hostPort(v)),
   },
-  'replica-id': { kind: 'string', description: 'HA mode: this replica\'s name in the leader key (default: hostname-pid)', default: '' },
+  'replica-id': {
+    kind: 'string',
+    description: "HA mode: this replica's name in the leader key (default: hostname-pid)",
+    default: '',
+  },
   'log-level': { kind: 'enum', description: 'log level', default: 'info', choices: LOG_LEVELS },
 } satisfies FlagSpecs;
 
@@ -44,13 +88,18 @@ export type MetaserverConfig = ConfigOf<typeof METASERVER_FLAGS>;
 export const SUMMARY = 'kvfabric-metaserver: the cluster index of which live node holds which KV block hashes.';
 
 /** Parses argv/env into the config; throws one CONFIG_INVALID with every problem. */
-export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { config: MetaserverConfig; help: boolean } {
+export function loadConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { config: MetaserverConfig; help: boolean } {
   const { config, positionals, help } = parseConfig(METASERVER_FLAGS, argv, env);
   const problems: string[] = [];
   if (positionals.length > 0) problems.push(`unexpected argument ${JSON.stringify(positionals[0])}`);
   if (config.etcdEndpoints?.length === 0) problems.push('etcd-endpoints: expected host:port[,host:port...], got ""');
   if (config.etcdEndpoints && config.advertiseAddr === '' && isWildcard(config.addr)) {
-    problems.push(`advertise-addr: required in HA mode when --addr listens on a wildcard address (${config.addr}); give the address nodes should dial`);
+    problems.push(
+      `advertise-addr: required in HA mode when --addr listens on a wildcard address (${config.addr}); give the address nodes should dial`,
+    );
   }
   if (problems.length > 0 && !help) throw new KvError('CONFIG_INVALID', problems.join('; '));
   return { config, help };

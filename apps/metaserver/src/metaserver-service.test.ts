@@ -12,17 +12,21 @@ const TCP = TransportKind.TRANSPORT_KIND_TCP;
 const VERBS = TransportKind.TRANSPORT_KIND_VERBS;
 
 type Stub = InstanceType<typeof MetaserverClient>;
- 
+
 type Call = (req: any, cb: (err: grpc.ServiceError | null, res: any) => void) => unknown;
 
 /** Promise form of one unary call on the generated stub. */
-function call<T = any>(stub: Stub, method: keyof Stub & string, req: unknown): Promise<T> {  
+function call<T = any>(stub: Stub, method: keyof Stub & string, req: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
     (stub[method] as unknown as Call).call(stub, req, (err, res) => (err ? reject(err) : resolve(res as T)));
   });
 }
 
-async function refused(stub: Stub, method: keyof Stub & string, req: unknown): Promise<{ code: grpc.status; kv: string; details: string }> {
+async function refused(
+  stub: Stub,
+  method: keyof Stub & string,
+  req: unknown,
+): Promise<{ code: grpc.status; kv: string; details: string }> {
   try {
     await call(stub, method, req);
   } catch (err) {
@@ -60,35 +64,95 @@ after(async () => {
 });
 
 test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, listings, stats', async () => {
-  const hb = await call(stub, 'heartbeat', { nodeId: 'node-a', addr: '10.0.0.1:7001', transports: [TCP, VERBS], stats: stats(300n, 1000n, 4n) });
+  const hb = await call(stub, 'heartbeat', {
+    nodeId: 'node-a',
+    addr: '10.0.0.1:7001',
+    transports: [TCP, VERBS],
+    stats: stats(300n, 1000n, 4n),
+  });
   assert.equal(hb.registered, true);
   assert.equal(hb.nodeStaleSecs, 30);
   const epoch: bigint = hb.epoch;
   assert.ok(epoch > 0n);
-  const again = await call(stub, 'heartbeat', { nodeId: 'node-a', addr: '10.0.0.1:7001', transports: [TCP, VERBS], stats: stats(300n, 1000n, 4n) });
+  const again = await call(stub, 'heartbeat', {
+    nodeId: 'node-a',
+    addr: '10.0.0.1:7001',
+    transports: [TCP, VERBS],
+    stats: stats(300n, 1000n, 4n),
+  });
   assert.deepEqual(again, { epoch, registered: false, nodeStaleSecs: 30 });
-  await call(stub, 'heartbeat', { nodeId: 'node-b', addr: '10.0.0.2:7001', transports: [TCP], stats: stats(100n, 1000n) });
-  await call(stub, 'heartbeat', { nodeId: 'node-c', addr: '10.0.0.3:7001', transports: [TCP], stats: stats(200n, 1000n) });
+  await call(stub, 'heartbeat', {
+    nodeId: 'node-b',
+    addr: '10.0.0.2:7001',
+    transports: [TCP],
+    stats: stats(100n, 1000n),
+  });
+  await call(stub, 'heartbeat', {
+    nodeId: 'node-c',
+    addr: '10.0.0.3:7001',
+    transports: [TCP],
+    stats: stats(200n, 1000n),
+  });
 
-  assert.deepEqual(await call(stub, 'insertBlocks', { nodeId: 'node-a', namespace: 'rt', hashes: hl([0, 1, 2, 3]) }),
-    { epoch, inserted: 4n, reclaimable: { packed: Buffer.alloc(0), hashLen: 32 } });
-  assert.deepEqual(await call(stub, 'insertBlocks', { nodeId: 'node-b', namespace: 'rt', hashes: hl([0, 1, 3]) }),
-    { epoch, inserted: 3n, reclaimable: { packed: Buffer.alloc(0), hashLen: 32 } });
-  assert.deepEqual(await call(stub, 'insertBlocks', { nodeId: 'node-c', namespace: 'rt', hashes: hl([0, 1, 5]) }),
-    { epoch, inserted: 3n, reclaimable: hl([0, 1]) });
+  assert.deepEqual(await call(stub, 'insertBlocks', { nodeId: 'node-a', namespace: 'rt', hashes: hl([0, 1, 2, 3]) }), {
+    epoch,
+    inserted: 4n,
+    reclaimable: { packed: Buffer.alloc(0), hashLen: 32 },
+  });
+  assert.deepEqual(await call(stub, 'insertBlocks', { nodeId: 'node-b', namespace: 'rt', hashes: hl([0, 1, 3]) }), {
+    epoch,
+    inserted: 3n,
+    reclaimable: { packed: Buffer.alloc(0), hashLen: 32 },
+  });
+  assert.deepEqual(await call(stub, 'insertBlocks', { nodeId: 'node-c', namespace: 'rt', hashes: hl([0, 1, 5]) }), {
+    epoch,
+    inserted: 3n,
+    reclaimable: hl([0, 1]),
+  });
 
   const prefix = await call(stub, 'queryPrefix', { namespace: 'rt', hashes: hl([0, 1, 2, 3, 4]), excludeNodeId: '' });
   assert.deepEqual(prefix, {
     epoch,
     nodes: [
-      { nodeId: 'node-a', addr: '10.0.0.1:7001', prefixLen: 4, transports: [TCP, VERBS], poolUsedBytes: 300n, poolCapacityBytes: 1000n },
-      { nodeId: 'node-b', addr: '10.0.0.2:7001', prefixLen: 2, transports: [TCP], poolUsedBytes: 100n, poolCapacityBytes: 1000n },
-      { nodeId: 'node-c', addr: '10.0.0.3:7001', prefixLen: 2, transports: [TCP], poolUsedBytes: 200n, poolCapacityBytes: 1000n },
+      {
+        nodeId: 'node-a',
+        addr: '10.0.0.1:7001',
+        prefixLen: 4,
+        transports: [TCP, VERBS],
+        poolUsedBytes: 300n,
+        poolCapacityBytes: 1000n,
+      },
+      {
+        nodeId: 'node-b',
+        addr: '10.0.0.2:7001',
+        prefixLen: 2,
+        transports: [TCP],
+        poolUsedBytes: 100n,
+        poolCapacityBytes: 1000n,
+      },
+      {
+        nodeId: 'node-c',
+        addr: '10.0.0.3:7001',
+        prefixLen: 2,
+        transports: [TCP],
+        poolUsedBytes: 200n,
+        poolCapacityBytes: 1000n,
+      },
     ],
   });
-  const excluded = await call(stub, 'queryPrefix', { namespace: 'rt', hashes: hl([0, 1, 2, 3, 4]), excludeNodeId: 'node-a' });
-  assert.deepEqual(excluded.nodes.map((n: { nodeId: string }) => n.nodeId), ['node-b', 'node-c']);
-  assert.deepEqual(await call(stub, 'queryPrefix', { namespace: 'rt', hashes: hl([9, 0]), excludeNodeId: '' }), { epoch, nodes: [] });
+  const excluded = await call(stub, 'queryPrefix', {
+    namespace: 'rt',
+    hashes: hl([0, 1, 2, 3, 4]),
+    excludeNodeId: 'node-a',
+  });
+  assert.deepEqual(
+    excluded.nodes.map((n: { nodeId: string }) => n.nodeId),
+    ['node-b', 'node-c'],
+  );
+  assert.deepEqual(await call(stub, 'queryPrefix', { namespace: 'rt', hashes: hl([9, 0]), excludeNodeId: '' }), {
+    epoch,
+    nodes: [],
+  });
 
   assert.deepEqual(await call(stub, 'queryOwners', { namespace: 'rt', hashes: hl([3, 5, 9]) }), {
     epoch,
@@ -99,12 +163,15 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
     ],
   });
 
-  assert.deepEqual(await call(stub, 'removeBlocks', { nodeId: 'node-b', namespace: 'rt', hashes: hl([3, 5, 9]) }), { epoch, removed: 1n });
+  assert.deepEqual(await call(stub, 'removeBlocks', { nodeId: 'node-b', namespace: 'rt', hashes: hl([3, 5, 9]) }), {
+    epoch,
+    removed: 1n,
+  });
 
   const nodes = await call(stub, 'listNodes', {});
   assert.equal(nodes.epoch, epoch);
   assert.deepEqual(
-    nodes.nodes.map((n: any) => [n.nodeId, n.addr, n.state, n.transports, n.stats, n.indexedBlocks]),  
+    nodes.nodes.map((n: any) => [n.nodeId, n.addr, n.state, n.transports, n.stats, n.indexedBlocks]),
     [
       ['node-a', '10.0.0.1:7001', NodeState.NODE_STATE_LIVE, [TCP, VERBS], stats(300n, 1000n, 4n), 4n],
       ['node-b', '10.0.0.2:7001', NodeState.NODE_STATE_LIVE, [TCP], stats(100n, 1000n), 2n],
@@ -115,7 +182,10 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
   assert.ok(a.registeredAtMs > 0n && a.lastHeartbeatMs >= a.registeredAtMs);
   assert.deepEqual(nodes.leader, { addr: ms.addr, epoch, sinceMs: nodes.leader.sinceMs, ha: false, replicaId: '' });
 
-  assert.deepEqual(await call(stub, 'listNamespaces', {}), { epoch, namespaces: [{ name: 'rt', blocks: 5n, owners: 9n }] });
+  assert.deepEqual(await call(stub, 'listNamespaces', {}), {
+    epoch,
+    namespaces: [{ name: 'rt', blocks: 5n, owners: 9n }],
+  });
   const st = await call(stub, 'getStats', {});
   assert.deepEqual(
     [st.epoch, st.blocks, st.owners, st.namespaces, st.liveNodes, st.staleNodes, st.leaderChanges],
@@ -125,7 +195,14 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
 
   // /health and /metrics reflect the same state
   const health = await (await fetch(`http://${ms.httpAddr}/health`)).json();
-  assert.deepEqual(health, { ok: true, epoch: epoch.toString(), nodes: { live: 3, stale: 0 }, blocks: 5, owners: 9, namespaces: 1 });
+  assert.deepEqual(health, {
+    ok: true,
+    epoch: epoch.toString(),
+    nodes: { live: 3, stale: 0 },
+    blocks: 5,
+    owners: 9,
+    namespaces: 1,
+  });
   const metrics = await (await fetch(`http://${ms.httpAddr}/metrics`)).text();
   const value = (name: string, labels = '') => {
     const line = metrics.split('\n').find((l) => l.startsWith(name + '{') && l.includes(labels));
@@ -144,19 +221,25 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
 
   // unregister drops exactly its ownerships
   assert.deepEqual(await call(stub, 'unregister', { nodeId: 'node-c' }), { epoch, removed: 3n });
-  assert.deepEqual(await call(stub, 'listNamespaces', {}), { epoch, namespaces: [{ name: 'rt', blocks: 4n, owners: 6n }] });
+  assert.deepEqual(await call(stub, 'listNamespaces', {}), {
+    epoch,
+    namespaces: [{ name: 'rt', blocks: 4n, owners: 6n }],
+  });
   for (const id of ['node-a', 'node-b']) await call(stub, 'unregister', { nodeId: id });
   assert.deepEqual(await call(stub, 'listNamespaces', {}), { epoch, namespaces: [] });
 });
 
-test('a different session cannot take a live node\'s address', async () => {
+test("a different session cannot take a live node's address", async () => {
   await call(stub, 'heartbeat', { nodeId: 'owner-1', addr: '10.0.1.1:7001', transports: [TCP] });
   const r = await refused(stub, 'heartbeat', { nodeId: 'intruder', addr: '10.0.1.1:7001', transports: [TCP] });
   assert.equal(r.code, grpc.status.FAILED_PRECONDITION);
   assert.equal(r.kv, 'SESSION_CONFLICT');
   assert.match(r.details, /^addr: 10\.0\.1\.1:7001 belongs to live node owner-1/);
   const nodes = await call(stub, 'listNodes', {});
-  assert.deepEqual(nodes.nodes.map((n: { nodeId: string }) => n.nodeId), ['owner-1']);
+  assert.deepEqual(
+    nodes.nodes.map((n: { nodeId: string }) => n.nodeId),
+    ['owner-1'],
+  );
   await call(stub, 'unregister', { nodeId: 'owner-1' });
 });
 
@@ -164,34 +247,185 @@ test('every bad input is refused with the right status, names the field, and cha
   await call(stub, 'heartbeat', { nodeId: 'good', addr: '10.0.2.1:7001', transports: [TCP], stats: stats(1n, 2n) });
   await call(stub, 'insertBlocks', { nodeId: 'good', namespace: 'bad-inputs', hashes: hl([1, 2, 3]) });
   const snapshot = async () => {
-    const [nodes, nss, st] = await Promise.all([call(stub, 'listNodes', {}), call(stub, 'listNamespaces', {}), call(stub, 'getStats', {})]);
+    const [nodes, nss, st] = await Promise.all([
+      call(stub, 'listNodes', {}),
+      call(stub, 'listNamespaces', {}),
+      call(stub, 'getStats', {}),
+    ]);
     const owners = await call(stub, 'queryOwners', { namespace: 'bad-inputs', hashes: hl([1, 2, 3, 4]) });
     // lastHeartbeatMs changes only on heartbeats, which all fail below
-    return { nodes: nodes.nodes, nss, blocks: st.blocks, owners: st.owners, live: st.liveNodes, perHash: owners.blocks };
+    return {
+      nodes: nodes.nodes,
+      nss,
+      blocks: st.blocks,
+      owners: st.owners,
+      live: st.liveNodes,
+      perHash: owners.blocks,
+    };
   };
   const before = await snapshot();
   const INVALID = grpc.status.INVALID_ARGUMENT;
   const cases: [string, keyof Stub & string, unknown, grpc.status, string, RegExp][] = [
-    ['empty namespace', 'insertBlocks', { nodeId: 'good', namespace: '', hashes: hl([4]) }, INVALID, 'INVALID_ARGUMENT', /^namespace: expected 1\.\.128 characters/],
-    ['oversize namespace', 'insertBlocks', { nodeId: 'good', namespace: 'n'.repeat(129), hashes: hl([4]) }, INVALID, 'INVALID_ARGUMENT', /^namespace: expected at most 128 characters, got 129/],
-    ['namespace with a space', 'queryPrefix', { namespace: 'a b', hashes: hl([1]), excludeNodeId: '' }, INVALID, 'INVALID_ARGUMENT', /^namespace: expected only characters/],
-    ['hash_len 0', 'insertBlocks', { nodeId: 'good', namespace: 'bad-inputs', hashes: { packed: Buffer.alloc(32), hashLen: 0 } }, INVALID, 'INVALID_ARGUMENT', /^hashes\.hash_len: expected 1\.\.64 bytes, got 0/],
-    ['hash_len 65', 'insertBlocks', { nodeId: 'good', namespace: 'bad-inputs', hashes: { packed: Buffer.alloc(130), hashLen: 65 } }, INVALID, 'INVALID_ARGUMENT', /^hashes\.hash_len: expected 1\.\.64 bytes, got 65/],
-    ['packed not a multiple', 'removeBlocks', { nodeId: 'good', namespace: 'bad-inputs', hashes: { packed: Buffer.alloc(33), hashLen: 32 } }, INVALID, 'INVALID_ARGUMENT', /^hashes\.packed: expected a multiple of hash_len 32 bytes, got 33/],
-    ['empty insert list', 'insertBlocks', { nodeId: 'good', namespace: 'bad-inputs', hashes: undefined }, INVALID, 'INVALID_ARGUMENT', /^hashes: expected at least one hash/],
-    ['empty remove list', 'removeBlocks', { nodeId: 'good', namespace: 'bad-inputs', hashes: { packed: Buffer.alloc(0), hashLen: 32 } }, INVALID, 'INVALID_ARGUMENT', /^hashes: expected at least one hash/],
-    ['empty prefix query', 'queryPrefix', { namespace: 'bad-inputs', hashes: undefined, excludeNodeId: '' }, INVALID, 'INVALID_ARGUMENT', /^hashes: expected at least one hash/],
-    ['empty owners query', 'queryOwners', { namespace: 'bad-inputs', hashes: { packed: Buffer.alloc(0), hashLen: 32 } }, INVALID, 'INVALID_ARGUMENT', /^hashes: expected at least one hash/],
-    ['bad exclude id', 'queryPrefix', { namespace: 'bad-inputs', hashes: hl([1]), excludeNodeId: 'has space' }, INVALID, 'INVALID_ARGUMENT', /^exclude_node_id: expected 1\.\.128 printable/],
-    ['unknown session insert', 'insertBlocks', { nodeId: 'ghost', namespace: 'bad-inputs', hashes: hl([4]) }, grpc.status.NOT_FOUND, 'SESSION_UNKNOWN', /^node_id: no session for "ghost"/],
-    ['unknown session remove', 'removeBlocks', { nodeId: 'ghost', namespace: 'bad-inputs', hashes: hl([1]) }, grpc.status.NOT_FOUND, 'SESSION_UNKNOWN', /^node_id: no session for "ghost"/],
-    ['unknown session unregister', 'unregister', { nodeId: 'ghost' }, grpc.status.NOT_FOUND, 'SESSION_UNKNOWN', /^node_id: no session for "ghost"/],
-    ['empty node id', 'insertBlocks', { nodeId: '', namespace: 'bad-inputs', hashes: hl([4]) }, INVALID, 'INVALID_ARGUMENT', /^node_id: expected 1\.\.128 printable/],
-    ['empty heartbeat id', 'heartbeat', { nodeId: '', addr: '10.0.2.9:7001', transports: [TCP] }, INVALID, 'INVALID_ARGUMENT', /^node_id: /],
-    ['heartbeat bad addr', 'heartbeat', { nodeId: 'good', addr: 'nowhere', transports: [TCP] }, INVALID, 'INVALID_ARGUMENT', /^addr: expected host:port, got "nowhere"/],
-    ['heartbeat port 0', 'heartbeat', { nodeId: 'good', addr: '10.0.2.1:0', transports: [TCP] }, INVALID, 'INVALID_ARGUMENT', /^addr: expected a routable host:port/],
-    ['heartbeat unknown transport', 'heartbeat', { nodeId: 'good', addr: '10.0.2.1:7001', transports: [TCP, 0] }, INVALID, 'INVALID_ARGUMENT', /^transports\[1\]: expected TRANSPORT_KIND_TCP or TRANSPORT_KIND_VERBS, got 0/],
-    ['heartbeat used > capacity', 'heartbeat', { nodeId: 'good', addr: '10.0.2.1:7001', transports: [TCP], stats: stats(3n, 2n) }, INVALID, 'INVALID_ARGUMENT', /^stats\.pool_used_bytes: expected at most stats\.pool_capacity_bytes \(2\), got "3"/],
+    [
+      'empty namespace',
+      'insertBlocks',
+      { nodeId: 'good', namespace: '', hashes: hl([4]) },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^namespace: expected 1\.\.128 characters/,
+    ],
+    [
+      'oversize namespace',
+      'insertBlocks',
+      { nodeId: 'good', namespace: 'n'.repeat(129), hashes: hl([4]) },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^namespace: expected at most 128 characters, got 129/,
+    ],
+    [
+      'namespace with a space',
+      'queryPrefix',
+      { namespace: 'a b', hashes: hl([1]), excludeNodeId: '' },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^namespace: expected only characters/,
+    ],
+    [
+      'hash_len 0',
+      'insertBlocks',
+      { nodeId: 'good', namespace: 'bad-inputs', hashes: { packed: Buffer.alloc(32), hashLen: 0 } },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^hashes\.hash_len: expected 1\.\.64 bytes, got 0/,
+    ],
+    [
+      'hash_len 65',
+      'insertBlocks',
+      { nodeId: 'good', namespace: 'bad-inputs', hashes: { packed: Buffer.alloc(130), hashLen: 65 } },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^hashes\.hash_len: expected 1\.\.64 bytes, got 65/,
+    ],
+    [
+      'packed not a multiple',
+      'removeBlocks',
+      { nodeId: 'good', namespace: 'bad-inputs', hashes: { packed: Buffer.alloc(33), hashLen: 32 } },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^hashes\.packed: expected a multiple of hash_len 32 bytes, got 33/,
+    ],
+    [
+      'empty insert list',
+      'insertBlocks',
+      { nodeId: 'good', namespace: 'bad-inputs', hashes: undefined },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^hashes: expected at least one hash/,
+    ],
+    [
+      'empty remove list',
+      'removeBlocks',
+      { nodeId: 'good', namespace: 'bad-inputs', hashes: { packed: Buffer.alloc(0), hashLen: 32 } },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^hashes: expected at least one hash/,
+    ],
+    [
+      'empty prefix query',
+      'queryPrefix',
+      { namespace: 'bad-inputs', hashes: undefined, excludeNodeId: '' },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^hashes: expected at least one hash/,
+    ],
+    [
+      'empty owners query',
+      'queryOwners',
+      { namespace: 'bad-inputs', hashes: { packed: Buffer.alloc(0), hashLen: 32 } },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^hashes: expected at least one hash/,
+    ],
+    [
+      'bad exclude id',
+      'queryPrefix',
+      { namespace: 'bad-inputs', hashes: hl([1]), excludeNodeId: 'has space' },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^exclude_node_id: expected 1\.\.128 printable/,
+    ],
+    [
+      'unknown session insert',
+      'insertBlocks',
+      { nodeId: 'ghost', namespace: 'bad-inputs', hashes: hl([4]) },
+      grpc.status.NOT_FOUND,
+      'SESSION_UNKNOWN',
+      /^node_id: no session for "ghost"/,
+    ],
+    [
+      'unknown session remove',
+      'removeBlocks',
+      { nodeId: 'ghost', namespace: 'bad-inputs', hashes: hl([1]) },
+      grpc.status.NOT_FOUND,
+      'SESSION_UNKNOWN',
+      /^node_id: no session for "ghost"/,
+    ],
+    [
+      'unknown session unregister',
+      'unregister',
+      { nodeId: 'ghost' },
+      grpc.status.NOT_FOUND,
+      'SESSION_UNKNOWN',
+      /^node_id: no session for "ghost"/,
+    ],
+    [
+      'empty node id',
+      'insertBlocks',
+      { nodeId: '', namespace: 'bad-inputs', hashes: hl([4]) },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^node_id: expected 1\.\.128 printable/,
+    ],
+    [
+      'empty heartbeat id',
+      'heartbeat',
+      { nodeId: '', addr: '10.0.2.9:7001', transports: [TCP] },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^node_id: /,
+    ],
+    [
+      'heartbeat bad addr',
+      'heartbeat',
+      { nodeId: 'good', addr: 'nowhere', transports: [TCP] },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^addr: expected host:port, got "nowhere"/,
+    ],
+    [
+      'heartbeat port 0',
+      'heartbeat',
+      { nodeId: 'good', addr: '10.0.2.1:0', transports: [TCP] },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^addr: expected a routable host:port/,
+    ],
+    [
+      'heartbeat unknown transport',
+      'heartbeat',
+      { nodeId: 'good', addr: '10.0.2.1:7001', transports: [TCP, 0] },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^transports\[1\]: expected TRANSPORT_KIND_TCP or TRANSPORT_KIND_VERBS, got 0/,
+    ],
+    [
+      'heartbeat used > capacity',
+      'heartbeat',
+      { nodeId: 'good', addr: '10.0.2.1:7001', transports: [TCP], stats: stats(3n, 2n) },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^stats\.pool_used_bytes: expected at most stats\.pool_capacity_bytes \(2\), got "3"/,
+    ],
   ];
   for (const [name, method, req, status, kv, message] of cases) {
     const r = await refused(stub, method, req);
@@ -224,12 +458,23 @@ test('stale nodes are hidden from answers and listed as stale', async () => {
     await sleep(1100); // quiet: over 1 s without a heartbeat; chatty heartbeats right before the queries
     await call(c, 'heartbeat', { nodeId: 'chatty', addr: '10.0.3.2:7001', transports: [TCP] });
     const prefix = await call(c, 'queryPrefix', { namespace: 'st', hashes: hl([1, 2]), excludeNodeId: '' });
-    assert.deepEqual(prefix.nodes.map((n: { nodeId: string; prefixLen: number }) => [n.nodeId, n.prefixLen]), [['chatty', 1]]);
+    assert.deepEqual(
+      prefix.nodes.map((n: { nodeId: string; prefixLen: number }) => [n.nodeId, n.prefixLen]),
+      [['chatty', 1]],
+    );
     const owners = await call(c, 'queryOwners', { namespace: 'st', hashes: hl([1, 2]) });
-    assert.deepEqual(owners.blocks, [{ nodeIds: ['chatty'], addrs: ['10.0.3.2:7001'] }, { nodeIds: [], addrs: [] }]);
+    assert.deepEqual(owners.blocks, [
+      { nodeIds: ['chatty'], addrs: ['10.0.3.2:7001'] },
+      { nodeIds: [], addrs: [] },
+    ]);
     const nodes = await call(c, 'listNodes', {});
-    assert.deepEqual(nodes.nodes.map((n: { nodeId: string; state: NodeState }) => [n.nodeId, n.state]),
-      [['quiet', NodeState.NODE_STATE_STALE], ['chatty', NodeState.NODE_STATE_LIVE]]);
+    assert.deepEqual(
+      nodes.nodes.map((n: { nodeId: string; state: NodeState }) => [n.nodeId, n.state]),
+      [
+        ['quiet', NodeState.NODE_STATE_STALE],
+        ['chatty', NodeState.NODE_STATE_LIVE],
+      ],
+    );
     const st = await call(c, 'getStats', {});
     assert.deepEqual([st.liveNodes, st.staleNodes, st.owners], [1n, 1n, 3n]);
     // a new session takes over the stale node's address and its ownerships go

@@ -1,13 +1,7 @@
 // The gRPC adapter of the Metaserver service: decode, validate (messages name the field), call the store, build the
 // answer. Timing, metrics, logging and error mapping happen once, in `implement()` from @kvfabric/common.
 import type * as grpc from '@grpc/grpc-js';
-import {
-  MetaserverService,
-  NodeState,
-  TransportKind,
-  type HashList,
-  type NodeStats,
-} from '@kvfabric/proto';
+import { MetaserverService, NodeState, TransportKind, type HashList, type NodeStats } from '@kvfabric/proto';
 import { checkHashList, checkId, checkNamespace, invalid, parseHostPort } from '@kvfabric/common';
 import { implement, type RpcContext } from '@kvfabric/common/rpc';
 import { type Logger } from '@kvfabric/common/observability';
@@ -30,7 +24,11 @@ function hashesOf(list: HashList | undefined, field = 'hashes'): Hashes {
 function nodeStatsOf(stats: NodeStats | undefined): NodeStats {
   const s = stats ?? { poolCapacityBytes: 0n, poolUsedBytes: 0n, blocks: 0n };
   if (s.poolUsedBytes > s.poolCapacityBytes) {
-    throw invalid('stats.pool_used_bytes', `expected at most stats.pool_capacity_bytes (${s.poolCapacityBytes})`, s.poolUsedBytes.toString());
+    throw invalid(
+      'stats.pool_used_bytes',
+      `expected at most stats.pool_capacity_bytes (${s.poolCapacityBytes})`,
+      s.poolUsedBytes.toString(),
+    );
   }
   return s;
 }
@@ -43,7 +41,9 @@ function peerAddr(addr: string): string {
 
 function pick(list: Hashes, indices: number[]): HashList {
   const packed = Buffer.allocUnsafe(indices.length * list.hashLen);
-  indices.forEach((i, k) => packed.set(list.packed.subarray(i * list.hashLen, (i + 1) * list.hashLen), k * list.hashLen));
+  indices.forEach((i, k) =>
+    packed.set(list.packed.subarray(i * list.hashLen, (i + 1) * list.hashLen), k * list.hashLen),
+  );
   return { packed, hashLen: list.hashLen };
 }
 
@@ -58,11 +58,13 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
         const nodeId = checkId(req.nodeId, 'node_id');
         const addr = peerAddr(req.addr);
         req.transports.forEach((t, i) => {
-          if (!KNOWN_TRANSPORTS.has(t)) throw invalid(`transports[${i}]`, 'expected TRANSPORT_KIND_TCP or TRANSPORT_KIND_VERBS', t);
+          if (!KNOWN_TRANSPORTS.has(t))
+            throw invalid(`transports[${i}]`, 'expected TRANSPORT_KIND_TCP or TRANSPORT_KIND_VERBS', t);
         });
         const stats = nodeStatsOf(req.stats);
         const r = store.heartbeat({ nodeId, addr, transports: req.transports, stats });
-        if (r.replaced) logger.warn({ node: nodeId, addr, replaced: r.replaced }, 'node took over the address of a stale session');
+        if (r.replaced)
+          logger.warn({ node: nodeId, addr, replaced: r.replaced }, 'node took over the address of a stale session');
         if (r.registered) logger.info({ node: nodeId, addr }, 'node registered');
         return { epoch: store.epoch, registered: r.registered, nodeStaleSecs: Math.ceil(store.nodeStaleMs / 1000) };
       },
@@ -137,7 +139,9 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
 
       listNamespaces() {
         const store = deps.store();
-        const namespaces = store.listNamespaces().map((n) => ({ name: n.name, blocks: BigInt(n.blocks), owners: BigInt(n.owners) }));
+        const namespaces = store
+          .listNamespaces()
+          .map((n) => ({ name: n.name, blocks: BigInt(n.blocks), owners: BigInt(n.owners) }));
         return { epoch: store.epoch, namespaces };
       },
 

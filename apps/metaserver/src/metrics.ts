@@ -10,22 +10,33 @@ export interface SweepInstruments {
 /** `current` returns the live store (HA mode swaps it on every election). */
 export function registerStoreMetrics(metrics: Metrics, current: () => MetaStore): SweepInstruments {
   const m = metrics.meter;
-  m.createObservableGauge('kvfabric_metaserver_blocks', { description: 'Distinct (namespace, hash) entries in the index' })
-    .addCallback((r) => r.observe(current().blocks));
-  m.createObservableGauge('kvfabric_metaserver_owners', { description: '(namespace, hash, node) ownerships in the index' })
-    .addCallback((r) => r.observe(current().owners));
+  m.createObservableGauge('kvfabric_metaserver_blocks', {
+    description: 'Distinct (namespace, hash) entries in the index',
+  }).addCallback((r) => r.observe(current().blocks));
+  m.createObservableGauge('kvfabric_metaserver_owners', {
+    description: '(namespace, hash, node) ownerships in the index',
+  }).addCallback((r) => r.observe(current().owners));
   m.createObservableGauge('kvfabric_metaserver_nodes', { description: 'Node sessions by state' }).addCallback((r) => {
     const { live, stale } = current().nodeCounts();
     r.observe(live, { state: 'live' });
     r.observe(stale, { state: 'stale' });
   });
-  m.createObservableGauge('kvfabric_metaserver_namespaces', { description: 'Namespaces with at least one block' })
-    .addCallback((r) => r.observe(current().namespaceCount));
-  m.createObservableGauge('kvfabric_metaserver_index_bytes', { description: 'Memory held by the index typed arrays', unit: 'By' })
-    .addCallback((r) => r.observe(current().memoryBytes()));
-  const sweeps: Counter = m.createCounter('kvfabric_metaserver_sweeps_total', { description: 'Completed sweep passes' });
-  const expired: Counter = m.createCounter('kvfabric_metaserver_expired_owners_total', { description: 'Ownerships dropped by the TTL sweep' });
-  const dropped: Counter = m.createCounter('kvfabric_metaserver_dropped_sessions_total', { description: 'Sessions forgotten after being unseen for long' });
+  m.createObservableGauge('kvfabric_metaserver_namespaces', {
+    description: 'Namespaces with at least one block',
+  }).addCallback((r) => r.observe(current().namespaceCount));
+  m.createObservableGauge('kvfabric_metaserver_index_bytes', {
+    description: 'Memory held by the index typed arrays',
+    unit: 'By',
+  }).addCallback((r) => r.observe(current().memoryBytes()));
+  const sweeps: Counter = m.createCounter('kvfabric_metaserver_sweeps_total', {
+    description: 'Completed sweep passes',
+  });
+  const expired: Counter = m.createCounter('kvfabric_metaserver_expired_owners_total', {
+    description: 'Ownerships dropped by the TTL sweep',
+  });
+  const dropped: Counter = m.createCounter('kvfabric_metaserver_dropped_sessions_total', {
+    description: 'Sessions forgotten after being unseen for long',
+  });
   const duration: Histogram = m.createHistogram('kvfabric_metaserver_sweep_duration_seconds', {
     description: 'Wall time of one sweep pass (including yields to the event loop)',
     unit: 's',

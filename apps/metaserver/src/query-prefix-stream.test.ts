@@ -14,7 +14,14 @@ import {
   type QueryPrefixStreamResponse,
 } from '@kvfabric/proto';
 import { KvError } from '@kvfabric/common';
-import { CHANNEL_OPTIONS, ERROR_CODE_KEY, LEADER_ADDR_KEY, bindServer, rpcInstruments, type RpcContext } from '@kvfabric/common/rpc';
+import {
+  CHANNEL_OPTIONS,
+  ERROR_CODE_KEY,
+  LEADER_ADDR_KEY,
+  bindServer,
+  rpcInstruments,
+  type RpcContext,
+} from '@kvfabric/common/rpc';
 import { Metrics, silentLogger } from '@kvfabric/common/observability';
 import { metaserverServiceImpl } from './metaserver-service.js';
 import { MetaStore } from './store/index.js';
@@ -42,8 +49,18 @@ interface Harness extends AsyncDisposable {
 
 async function harness(): Promise<Harness> {
   const store = new MetaStore({ nodeStaleMs: 60_000, ttlMs: 3_600_000, epoch: 11n });
-  store.heartbeat({ nodeId: 'a', addr: 'h:1', transports: [1], stats: { poolCapacityBytes: 100n, poolUsedBytes: 10n, blocks: 0n } });
-  store.heartbeat({ nodeId: 'b', addr: 'h:2', transports: [2], stats: { poolCapacityBytes: 100n, poolUsedBytes: 20n, blocks: 0n } });
+  store.heartbeat({
+    nodeId: 'a',
+    addr: 'h:1',
+    transports: [1],
+    stats: { poolCapacityBytes: 100n, poolUsedBytes: 10n, blocks: 0n },
+  });
+  store.heartbeat({
+    nodeId: 'b',
+    addr: 'h:2',
+    transports: [2],
+    stats: { poolCapacityBytes: 100n, poolUsedBytes: 20n, blocks: 0n },
+  });
   store.insert('a', NS, hashList(range(0, 10)));
   store.insert('b', NS, hashList(range(0, 4)));
   const metrics = new Metrics('test');
@@ -68,7 +85,10 @@ async function harness(): Promise<Harness> {
   };
   const leader = (): LeaderInfo => ({ addr: '', epoch: h.leaderEpoch, sinceMs: 0n, ha: false, replicaId: '' });
   const server = new grpc.Server();
-  server.addService(MetaserverService, metaserverServiceImpl({ store: () => h.store, logger: silentLogger(), leader }, ctx));
+  server.addService(
+    MetaserverService,
+    metaserverServiceImpl({ store: () => h.store, logger: silentLogger(), leader }, ctx),
+  );
   const port = await bindServer(server, '127.0.0.1:0');
   h.stub = new MetaserverClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
   h[Symbol.asyncDispose] = async () => {
@@ -115,24 +135,64 @@ test('answers carry the request id and QueryPrefix exactly; bad items get per-it
   assert.equal(status.code, grpc.status.OK);
   const byId = new Map(c.answers.map((a) => [a.id, a]));
   assert.equal(c.answers.length, 6);
-  const a = (prefixLen: number) => ({ nodeId: 'a', addr: 'h:1', prefixLen, transports: [1], poolUsedBytes: 10n, poolCapacityBytes: 100n });
-  const b = (prefixLen: number) => ({ nodeId: 'b', addr: 'h:2', prefixLen, transports: [2], poolUsedBytes: 20n, poolCapacityBytes: 100n });
+  const a = (prefixLen: number) => ({
+    nodeId: 'a',
+    addr: 'h:1',
+    prefixLen,
+    transports: [1],
+    poolUsedBytes: 10n,
+    poolCapacityBytes: 100n,
+  });
+  const b = (prefixLen: number) => ({
+    nodeId: 'b',
+    addr: 'h:2',
+    prefixLen,
+    transports: [2],
+    poolUsedBytes: 20n,
+    poolCapacityBytes: 100n,
+  });
   assert.deepEqual(byId.get(7), { id: 7, epoch: 11n, nodes: [a(10), b(4)], error: undefined });
   assert.deepEqual(byId.get(8), { id: 8, epoch: 11n, nodes: [b(4)], error: undefined });
   assert.deepEqual(byId.get(9), {
-    id: 9, epoch: 0n, nodes: [], error: { code: 'INVALID_ARGUMENT', message: 'namespace: expected only characters [A-Za-z0-9._:/-], got "no such/ns"' },
+    id: 9,
+    epoch: 0n,
+    nodes: [],
+    error: {
+      code: 'INVALID_ARGUMENT',
+      message: 'namespace: expected only characters [A-Za-z0-9._:/-], got "no such/ns"',
+    },
   });
-  assert.deepEqual({ ...byId.get(10), error: byId.get(10)!.error?.code }, { id: 10, epoch: 0n, nodes: [], error: 'INVALID_ARGUMENT' });
+  assert.deepEqual(
+    { ...byId.get(10), error: byId.get(10)!.error?.code },
+    { id: 10, epoch: 0n, nodes: [], error: 'INVALID_ARGUMENT' },
+  );
   assert.match(byId.get(10)!.error!.message, /^hashes\.packed: /);
-  assert.deepEqual(byId.get(11), { id: 11, epoch: 11n, nodes: [a(2), b(2)], error: undefined }, 'served after the bad items');
-  assert.deepEqual(byId.get(4_000_000_000)!.nodes.map((n) => n.prefixLen), [3, 3]);
+  assert.deepEqual(
+    byId.get(11),
+    { id: 11, epoch: 11n, nodes: [a(2), b(2)], error: undefined },
+    'served after the bad items',
+  );
+  assert.deepEqual(
+    byId.get(4_000_000_000)!.nodes.map((n) => n.prefixLen),
+    [3, 3],
+  );
   // the unary call agrees
   const unary = await new Promise<{ nodes: unknown[] }>((resolve, reject) =>
-    h.stub.queryPrefix({ namespace: NS, hashes: hashList(range(0, 10)), excludeNodeId: '' }, (err, res) => (err ? reject(err) : resolve(res))));
+    h.stub.queryPrefix({ namespace: NS, hashes: hashList(range(0, 10)), excludeNodeId: '' }, (err, res) =>
+      err ? reject(err) : resolve(res),
+    ),
+  );
   assert.deepEqual(unary.nodes, byId.get(7)!.nodes);
 
   const text = await h.metrics.text();
-  const value = (prefix: string) => Number(text.split('\n').find((l) => l.startsWith(prefix))?.split(' ').pop());
+  const value = (prefix: string) =>
+    Number(
+      text
+        .split('\n')
+        .find((l) => l.startsWith(prefix))
+        ?.split(' ')
+        .pop(),
+    );
   assert.equal(value('kvfabric_metaserver_rpc_total{method="queryPrefixStream",status="OK"'), 4);
   assert.equal(value('kvfabric_metaserver_rpc_total{method="queryPrefixStream",status="INVALID_ARGUMENT"'), 2);
   assert.equal(value('kvfabric_metaserver_rpc_errors_total{method="queryPrefixStream",code="INVALID_ARGUMENT"'), 2);
@@ -160,14 +220,21 @@ test('the guard runs at every message: a replica that stops leading ends its ope
   const c = collect(stream);
   stream.write(req(1, [0, 1]));
   await c.waitFor(1);
-  assert.deepEqual(c.answers[0]!.nodes.map((n) => n.prefixLen), [2, 2]);
+  assert.deepEqual(
+    c.answers[0]!.nodes.map((n) => n.prefixLen),
+    [2, 2],
+  );
   h.follower = true;
   stream.write(req(2, [0, 1]));
   const err = await c.errored;
   assert.equal(err?.code, grpc.status.UNAVAILABLE);
   assert.equal(err?.metadata.get(ERROR_CODE_KEY)[0], 'NOT_LEADER');
   assert.equal(err?.metadata.get(LEADER_ADDR_KEY)[0], '127.0.0.1:1');
-  assert.deepEqual(c.answers.map((a) => a.id), [1], 'nothing answered after the refusal');
+  assert.deepEqual(
+    c.answers.map((a) => a.id),
+    [1],
+    'nothing answered after the refusal',
+  );
 });
 
 test('a stream opened on an index that was replaced (re-elected under a new epoch) ends; new calls use the new index', async () => {
@@ -178,7 +245,12 @@ test('a stream opened on an index that was replaced (re-elected under a new epoc
   await c.waitFor(1);
   // re-elected: a fresh index under epoch 12 where only b holds hashes 0..1
   h.store = new MetaStore({ nodeStaleMs: 60_000, ttlMs: 3_600_000, epoch: 12n });
-  h.store.heartbeat({ nodeId: 'b', addr: 'h:2', transports: [2], stats: { poolCapacityBytes: 100n, poolUsedBytes: 20n, blocks: 0n } });
+  h.store.heartbeat({
+    nodeId: 'b',
+    addr: 'h:2',
+    transports: [2],
+    stats: { poolCapacityBytes: 100n, poolUsedBytes: 20n, blocks: 0n },
+  });
   h.store.insert('b', NS, hashList(range(0, 2)));
   h.leaderEpoch = 12n;
   stream.write(req(2, [0]));
@@ -193,8 +265,14 @@ test('a stream opened on an index that was replaced (re-elected under a new epoc
   reopened.write(req(3, range(0, 10)));
   reopened.end();
   assert.equal((await c2.status).code, grpc.status.OK);
-  assert.deepEqual(c2.answers.map((a) => [a.id, a.epoch, a.nodes.map((n) => [n.nodeId, n.prefixLen])]), [[3, 12n, [['b', 2]]]]);
+  assert.deepEqual(
+    c2.answers.map((a) => [a.id, a.epoch, a.nodes.map((n) => [n.nodeId, n.prefixLen])]),
+    [[3, 12n, [['b', 2]]]],
+  );
   const unary = await new Promise<{ epoch: bigint; nodes: { nodeId: string }[] }>((resolve, reject) =>
-    h.stub.queryPrefix({ namespace: NS, hashes: hashList(range(0, 10)), excludeNodeId: '' }, (e, res) => (e ? reject(e) : resolve(res))));
+    h.stub.queryPrefix({ namespace: NS, hashes: hashList(range(0, 10)), excludeNodeId: '' }, (e, res) =>
+      e ? reject(e) : resolve(res),
+    ),
+  );
   assert.deepEqual([unary.epoch, unary.nodes.map((n) => n.nodeId)], [12n, ['b']]);
 });

@@ -44,7 +44,10 @@ function streamOn(store: MetaStore, deps: QueryPrefixStreamDeps, ctx: RpcContext
       check() {
         const leading = deps.leader().epoch;
         if (leading !== epoch) {
-          throw new KvError('METASERVER_UNAVAILABLE', `index epoch ${epoch} was replaced (now ${leading}); reopen the stream`);
+          throw new KvError(
+            'METASERVER_UNAVAILABLE',
+            `index epoch ${epoch} was replaced (now ${leading}); reopen the stream`,
+          );
         }
       },
     },

@@ -91,40 +91,63 @@ export class NodeApp {
     const { config, logger } = opts;
     const nodeId = randomUUID();
     const metrics = new Metrics('kvfabric-node');
-    const data = opts.data ?? new NativeDataPath({ poolBytes: config.poolSize, hugepages: config.hugepages, copyThreads: config.copyThreads });
+    const data =
+      opts.data ??
+      new NativeDataPath({ poolBytes: config.poolSize, hugepages: config.hugepages, copyThreads: config.copyThreads });
     const nativePool = data.remotePullPool;
-    const choice = nativePool ? chooseTransport(config.transport as 'auto' | 'verbs' | 'tcp', config.verbsAllowPoolRkey) : undefined;
+    const choice = nativePool
+      ? chooseTransport(config.transport as 'auto' | 'verbs' | 'tcp', config.verbsAllowPoolRkey)
+      : undefined;
     const transport = choice?.kind === 'verbs' ? TransportKind.TRANSPORT_KIND_VERBS : TransportKind.TRANSPORT_KIND_TCP;
     const namespaces = new NamespaceRegistry();
     const index = new BlockIndex(1 << 14);
 
-    const metaserver = config.metaserverAddr ? new MetaserverClient(config.metaserverAddr, { deadlineMs: Math.max(1000, config.heartbeatIntervalSecs * 1000) }) : undefined;
-    const reporter = metaserver && new Reporter({
-      client: metaserver,
-      nodeId,
-      addr: config.addr,
-      transports: [transport],
-      heartbeatMs: config.heartbeatIntervalSecs * 1000,
-      readvertiseBlocksPerSec: config.readvertiseBlocksPerSec,
-      stats: () => {
-        const p = data.pool.stats();
-        return { poolCapacityBytes: p.capacityBytes, poolUsedBytes: p.usedBytes, blocks: index.stats().sealed };
-      },
-      resident: () => residentHashes(index, namespaces),
-      logger: logger.child({ component: 'reporter' }),
-    });
+    const metaserver = config.metaserverAddr
+      ? new MetaserverClient(config.metaserverAddr, { deadlineMs: Math.max(1000, config.heartbeatIntervalSecs * 1000) })
+      : undefined;
+    const reporter =
+      metaserver &&
+      new Reporter({
+        client: metaserver,
+        nodeId,
+        addr: config.addr,
+        transports: [transport],
+        heartbeatMs: config.heartbeatIntervalSecs * 1000,
+        readvertiseBlocksPerSec: config.readvertiseBlocksPerSec,
+        stats: () => {
+          const p = data.pool.stats();
+          return { poolCapacityBytes: p.capacityBytes, poolUsedBytes: p.usedBytes, blocks: index.stats().sealed };
+        },
+        resident: () => residentHashes(index, namespaces),
+        logger: logger.child({ component: 'reporter' }),
+      });
     if (reporter) reporterMetrics(metrics, reporter);
     const evictor = new Evictor(index, data.pool, (b) => {
       if (b.sealed) reporter?.removed(namespaces.get(b.ns).name, b.hash);
     });
 
-    const pulls = choice && nativePool
-      ? await RemotePulls.start({
-        config, logger, metrics, nodeId, choice, transportKind: transport, nativePool, pool: data.pool, index, namespaces, evictor,
-        metaserver: metaserver && reporter && { client: metaserver, reporter },
-      })
-      : undefined;
-    peerMetrics(metrics, () => pulls?.peer, () => pulls?.transport);
+    const pulls =
+      choice && nativePool
+        ? await RemotePulls.start({
+            config,
+            logger,
+            metrics,
+            nodeId,
+            choice,
+            transportKind: transport,
+            nativePool,
+            pool: data.pool,
+            index,
+            namespaces,
+            evictor,
+            metaserver: metaserver && reporter && { client: metaserver, reporter },
+          })
+        : undefined;
+    peerMetrics(
+      metrics,
+      () => pulls?.peer,
+      () => pulls?.transport,
+    );
 
     const core = new EngineCore({
       data,
@@ -152,10 +175,30 @@ export class NodeApp {
         { logger: logger.child({ component: 'rpc' }), instruments: rpcInstruments(metrics, '') },
       ),
     );
-    const app = new NodeApp({ opts, nodeId, metrics, data, transport, metaserver, reporter, pulls, core, engineServer });
+    const app = new NodeApp({
+      opts,
+      nodeId,
+      metrics,
+      data,
+      transport,
+      metaserver,
+      reporter,
+      pulls,
+      core,
+      engineServer,
+    });
     await app.listen();
     logger.info(
-      { nodeId, addr: app.addr || undefined, transport: choice?.kind, engineSocket: config.engineSocket, engineAddr: app.engineAddr || undefined, httpAddr: app.httpAddr, poolBytes: core.poolStats().capacityBytes, metaserver: config.metaserverAddr ?? null },
+      {
+        nodeId,
+        addr: app.addr || undefined,
+        transport: choice?.kind,
+        engineSocket: config.engineSocket,
+        engineAddr: app.engineAddr || undefined,
+        httpAddr: app.httpAddr,
+        poolBytes: core.poolStats().capacityBytes,
+        metaserver: config.metaserverAddr ?? null,
+      },
       'kvfabric-node started',
     );
     return app;
@@ -176,7 +219,12 @@ export class NodeApp {
       addr: config.httpAddr,
       metrics: this.metrics,
       logger,
-      health: () => ({ ok: !this.stopped, nodeId: this.nodeId, blocks: this.core.index.stats().sealed, metaserverConnected: this.reporter?.connected ?? null }),
+      health: () => ({
+        ok: !this.stopped,
+        nodeId: this.nodeId,
+        blocks: this.core.index.stats().sealed,
+        metaserverConnected: this.reporter?.connected ?? null,
+      }),
     });
     this.httpAddr = config.httpAddr.replace(/:\d+$/, `:${this.http.port}`);
     const sweepMs = Math.min(1000, Math.max(50, (Math.min(config.leaseTtlSecs, config.grantTtlSecs) * 1000) / 4));
@@ -206,6 +254,9 @@ export class NodeApp {
 }
 
 /** Every sealed block, packed per namespace (what the reporter re-advertises). */
-function residentHashes(index: BlockIndex, namespaces: NamespaceRegistry): { namespace: string; hashes: PackedHashes }[] {
+function residentHashes(
+  index: BlockIndex,
+  namespaces: NamespaceRegistry,
+): { namespace: string; hashes: PackedHashes }[] {
   return index.sealedHashes().map(({ ns, hashes }) => ({ namespace: namespaces.get(ns).name, hashes }));
 }

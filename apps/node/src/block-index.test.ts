@@ -7,7 +7,15 @@ const key = (i: number) => Buffer.concat([Buffer.alloc(4), Buffer.from(String(i)
 function packed(keys: Buffer[]): Buffer {
   return Buffer.concat(keys);
 }
-function slotFor(idx: BlockIndex, ns: number, k: Buffer, shards: number, shard: number, pageBytes: number, cls = BlockClass.Local): number {
+function slotFor(
+  idx: BlockIndex,
+  ns: number,
+  k: Buffer,
+  shards: number,
+  shard: number,
+  pageBytes: number,
+  cls = BlockClass.Local,
+): number {
   return idx.slotForShard(ns, k, 0, k.length, shards, shard, pageBytes, cls);
 }
 function seal(idx: BlockIndex, ns: number, k: Buffer, page: number, cls = BlockClass.Local): number {
@@ -82,7 +90,8 @@ test('slots are reused and arrays grow past the initial capacity', () => {
   assert.equal(sealed[0]!.ns, 0);
   assert.equal(sealed[0]!.hashes.hashLen, 8);
   const got = new Set<string>();
-  for (let off = 0; off < sealed[0]!.hashes.packed.length; off += 8) got.add(sealed[0]!.hashes.packed.subarray(off, off + 8).toString('hex'));
+  for (let off = 0; off < sealed[0]!.hashes.packed.length; off += 8)
+    got.add(sealed[0]!.hashes.packed.subarray(off, off + 8).toString('hex'));
   assert.deepEqual(got, new Set(Array.from({ length: 500 }, (_, i) => key(500 + i).toString('hex'))));
 });
 
@@ -93,11 +102,14 @@ test('sealedHashes packs the sealed blocks per namespace and hash length, partia
   seal(idx, 1, key(1), 8192);
   slotFor(idx, 0, key(2), 2, 0, 4096); // partial
   const groups = idx.sealedHashes().map((g) => [g.ns, g.hashes.hashLen, g.hashes.packed.toString('hex')]);
-  assert.deepEqual(groups.sort(), [
-    [0, 16, Buffer.from('a-longer-hash-16').toString('hex')],
-    [0, 8, key(1).toString('hex')],
-    [1, 8, key(1).toString('hex')],
-  ].sort());
+  assert.deepEqual(
+    groups.sort(),
+    [
+      [0, 16, Buffer.from('a-longer-hash-16').toString('hex')],
+      [0, 8, key(1).toString('hex')],
+      [1, 8, key(1).toString('hex')],
+    ].sort(),
+  );
   const slot = idx.lookup(0, key(1), 0, 8);
   assert.deepEqual(idx.hash(slot), key(1));
   assert.deepEqual(idx.evict(slot).hash, key(1));

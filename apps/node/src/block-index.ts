@@ -99,7 +99,16 @@ export class BlockIndex {
    * The slot that a write of `shard` of (ns, the hash buf[off, off + len)) goes into: created (partial) when
    * missing. Returns -1 when nothing is to be written (sealed already, or that shard's page is already assigned).
    */
-  slotForShard(ns: number, buf: Uint8Array, off: number, len: number, shards: number, shard: number, pageBytes: number, cls = BlockClass.Local): number {
+  slotForShard(
+    ns: number,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    shards: number,
+    shard: number,
+    pageBytes: number,
+    cls = BlockClass.Local,
+  ): number {
     const existing = this.table.find(ns, buf, off, len);
     if (existing !== NIL) {
       if (this.lru.isSealed(existing)) return NIL;
@@ -216,7 +225,13 @@ export class BlockIndex {
     const shards = this.shardsOf[slot]!;
     const pages: number[] = [];
     for (let s = 0; s < shards; s++) if (!Number.isNaN(p[s]!)) pages.push(p[s]!);
-    const out = { ns: this.table.tag(slot), hash: this.table.key(slot), sealed: this.lru.isSealed(slot), pages, pageBytes: this.pageBytesOf[slot]! };
+    const out = {
+      ns: this.table.tag(slot),
+      hash: this.table.key(slot),
+      sealed: this.lru.isSealed(slot),
+      pages,
+      pageBytes: this.pageBytesOf[slot]!,
+    };
     this.evictInto(slot, undefined);
     return out;
   }
@@ -258,7 +273,12 @@ export class BlockIndex {
     }
     for (const [group, n] of counts) {
       const hashLen = group % 65_536;
-      groups.set(group, { ns: (group - hashLen) / 65_536, hashLen, packed: Buffer.allocUnsafe(n * hashLen), filled: 0 });
+      groups.set(group, {
+        ns: (group - hashLen) / 65_536,
+        hashLen,
+        packed: Buffer.allocUnsafe(n * hashLen),
+        filled: 0,
+      });
     }
     for (let slot = 0; slot < t.idBound; slot++) {
       if (!this.isSealedSlot(slot)) continue;

@@ -12,10 +12,13 @@ test('flags, env fallback and defaults', () => {
 });
 
 test('every problem is reported together', () => {
-  assert.throws(() => parseNodeConfig(['--pool-size', '16 gigs', '--transport', 'rdma', '--bogus', 'x'], {}), (err: Error) => {
-    assert.match(err.message, /--bogus: unknown flag/);
-    assert.match(err.message, /--pool-size: expected a size/);
-    assert.match(err.message, /--transport: expected one of auto\|verbs\|tcp/);
-    return true;
-  });
+  assert.throws(
+    () => parseNodeConfig(['--pool-size', '16 gigs', '--transport', 'rdma', '--bogus', 'x'], {}),
+    (err: Error) => {
+      assert.match(err.message, /--bogus: unknown flag/);
+      assert.match(err.message, /--pool-size: expected a size/);
+      assert.match(err.message, /--transport: expected one of auto\|verbs\|tcp/);
+      return true;
+    },
+  );
 });

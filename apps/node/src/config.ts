@@ -7,7 +7,9 @@ const hostPort = (v: string) => (/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(v) ? unde
 /** host:port, or etcd://host:port[,host:port...][/prefix] (HA: follow the leader named in etcd). */
 const metaserverAddr = (v: string) => {
   try {
-    return parseEtcdAddr(v) ? undefined : hostPort(v) && 'expected host:port or etcd://host:port[,host:port...][/prefix]';
+    return parseEtcdAddr(v)
+      ? undefined
+      : hostPort(v) && 'expected host:port or etcd://host:port[,host:port...][/prefix]';
   } catch {
     return 'expected etcd://host:port[,host:port...][/prefix]';
   }
@@ -16,35 +18,134 @@ const metaserverAddr = (v: string) => {
 const NO_SSD_TIER = 'the SSD tier is not part of this release (pool only)';
 
 export const NODE_FLAGS = {
-  addr: { kind: 'string', description: 'peer gRPC address, host:port (routable from other nodes)', default: '127.0.0.1:50057', validate: hostPort },
-  'engine-socket': { kind: 'string', description: 'unix socket path for local engines', default: '/run/kvfabric/engine.sock' },
-  'engine-addr': { kind: 'string', description: 'also serve the engine API on this loopback host:port', validate: hostPort },
-  'metaserver-addr': { kind: 'string', description: 'metaserver host:port, or etcd://host:port[,host:port]/prefix to follow the HA leader (unset: local-only node)', validate: metaserverAddr },
+  addr: {
+    kind: 'string',
+    description: 'peer gRPC address, host:port (routable from other nodes)',
+    default: '127.0.0.1:50057',
+    validate: hostPort,
+  },
+  'engine-socket': {
+    kind: 'string',
+    description: 'unix socket path for local engines',
+    default: '/run/kvfabric/engine.sock',
+  },
+  'engine-addr': {
+    kind: 'string',
+    description: 'also serve the engine API on this loopback host:port',
+    validate: hostPort,
+  },
+  'metaserver-addr': {
+    kind: 'string',
+    description:
+      'metaserver host:port, or etcd://host:port[,host:port]/prefix to follow the HA leader (unset: local-only node)',
+    validate: metaserverAddr,
+  },
   'pool-size': { kind: 'size', description: 'DRAM pool size', default: 1024 ** 3, min: 4096 },
-  hugepages: { kind: 'bool', description: 'back the pool with explicit huge pages (falls back with a log line)', default: false },
-  transport: { kind: 'enum', choices: ['auto', 'verbs', 'tcp'], description: 'one-sided read transport', default: 'auto' },
+  hugepages: {
+    kind: 'bool',
+    description: 'back the pool with explicit huge pages (falls back with a log line)',
+    default: false,
+  },
+  transport: {
+    kind: 'enum',
+    choices: ['auto', 'verbs', 'tcp'],
+    description: 'one-sided read transport',
+    default: 'auto',
+  },
   nics: { kind: 'list', description: 'RDMA devices to use (default: all)' },
-  'streams-per-peer': { kind: 'int', description: 'transport connections per peer (verbs: QPs per NIC and peer)', default: 4, min: 1, max: 64 },
+  'streams-per-peer': {
+    kind: 'int',
+    description: 'transport connections per peer (verbs: QPs per NIC and peer)',
+    default: 4,
+    min: 1,
+    max: 64,
+  },
   'verbs-port': { kind: 'int', description: 'verbs: port number on each RDMA device', default: 1, min: 1, max: 255 },
-  'verbs-gid-index': { kind: 'int', description: 'verbs: GID table index (default: the RoCE v2 entry, IPv4-mapped first)', min: 0, max: 255 },
-  'verbs-traffic-class': { kind: 'int', description: 'verbs: GRH traffic class (RoCE: DSCP << 2, e.g. 106)', default: 0, min: 0, max: 255 },
+  'verbs-gid-index': {
+    kind: 'int',
+    description: 'verbs: GID table index (default: the RoCE v2 entry, IPv4-mapped first)',
+    min: 0,
+    max: 255,
+  },
+  'verbs-traffic-class': {
+    kind: 'int',
+    description: 'verbs: GRH traffic class (RoCE: DSCP << 2, e.g. 106)',
+    default: 0,
+    min: 0,
+    max: 255,
+  },
   'verbs-service-level': { kind: 'int', description: 'verbs: service level', default: 0, min: 0, max: 15 },
-  'verbs-ack-timeout': { kind: 'int', description: 'verbs: local ACK timeout exponent (4.096 us * 2^n per try)', default: 14, min: 1, max: 31 },
-  'verbs-retry-count': { kind: 'int', description: 'verbs: transport retries before a READ fails (7 would retry forever on rxe)', default: 6, min: 0, max: 6 },
-  'verbs-allow-pool-rkey': { kind: 'bool', description: 'verbs: on devices without type-2 memory windows, let peers read through the pool-wide rkey (grants then limit nothing)', default: false },
+  'verbs-ack-timeout': {
+    kind: 'int',
+    description: 'verbs: local ACK timeout exponent (4.096 us * 2^n per try)',
+    default: 14,
+    min: 1,
+    max: 31,
+  },
+  'verbs-retry-count': {
+    kind: 'int',
+    description: 'verbs: transport retries before a READ fails (7 would retry forever on rxe)',
+    default: 6,
+    min: 0,
+    max: 6,
+  },
+  'verbs-allow-pool-rkey': {
+    kind: 'bool',
+    description:
+      'verbs: on devices without type-2 memory windows, let peers read through the pool-wide rkey (grants then limit nothing)',
+    default: false,
+  },
   // Reserved for the SSD tier (DESIGN §6), which this release does not have: refused rather than ignored.
-  'ssd-path': { kind: 'string', description: 'SSD cache directory (not in this release: refused)', validate: () => NO_SSD_TIER },
-  'ssd-capacity': { kind: 'size', description: 'SSD cache capacity (not in this release: refused)', validate: () => NO_SSD_TIER },
+  'ssd-path': {
+    kind: 'string',
+    description: 'SSD cache directory (not in this release: refused)',
+    validate: () => NO_SSD_TIER,
+  },
+  'ssd-capacity': {
+    kind: 'size',
+    description: 'SSD cache capacity (not in this release: refused)',
+    validate: () => NO_SSD_TIER,
+  },
   'lease-ttl-secs': { kind: 'number', description: 'lifetime of a Query lease', default: 30, min: 0.05 },
   'grant-ttl-secs': { kind: 'number', description: 'lifetime of a peer read grant', default: 30, min: 0.05 },
-  'pull-timeout-secs': { kind: 'number', description: 'a remote pull ends with what arrived after this long', default: 5, min: 0.05 },
-  'pull-chunk-bytes': { kind: 'size', description: 'bytes per transport read batch (a failed batch loses only its blocks)', default: 16 * 1024 ** 2, min: 4096 },
-  'pull-max-bytes-per-sec': { kind: 'size', description: 'cap on this node\'s pull bandwidth (0: none)', default: 0, min: 0 },
-  'pull-backoff-secs': { kind: 'number', description: 'a peer that failed a pull is skipped this long', default: 5, min: 0 },
+  'pull-timeout-secs': {
+    kind: 'number',
+    description: 'a remote pull ends with what arrived after this long',
+    default: 5,
+    min: 0.05,
+  },
+  'pull-chunk-bytes': {
+    kind: 'size',
+    description: 'bytes per transport read batch (a failed batch loses only its blocks)',
+    default: 16 * 1024 ** 2,
+    min: 4096,
+  },
+  'pull-max-bytes-per-sec': {
+    kind: 'size',
+    description: "cap on this node's pull bandwidth (0: none)",
+    default: 0,
+    min: 0,
+  },
+  'pull-backoff-secs': {
+    kind: 'number',
+    description: 'a peer that failed a pull is skipped this long',
+    default: 5,
+    min: 0,
+  },
   'heartbeat-interval-secs': { kind: 'number', description: 'metaserver heartbeat period', default: 2, min: 0.05 },
-  'readvertise-blocks-per-sec': { kind: 'number', description: 'pace of the re-advertise of every resident block to a new metaserver epoch (0: unpaced)', default: 200_000, min: 0 },
+  'readvertise-blocks-per-sec': {
+    kind: 'number',
+    description: 'pace of the re-advertise of every resident block to a new metaserver epoch (0: unpaced)',
+    default: 200_000,
+    min: 0,
+  },
   'copy-threads': { kind: 'int', description: 'copy engine worker threads', default: 2, min: 1, max: 256 },
-  'http-addr': { kind: 'string', description: 'health and metrics host:port', default: '127.0.0.1:9101', validate: hostPort },
+  'http-addr': {
+    kind: 'string',
+    description: 'health and metrics host:port',
+    default: '127.0.0.1:9101',
+    validate: hostPort,
+  },
   'log-level': { kind: 'enum', choices: LOG_LEVELS, description: 'log level', default: 'info' },
 } satisfies FlagSpecs;
 

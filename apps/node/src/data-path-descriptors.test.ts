@@ -21,8 +21,16 @@ test('contiguous runs coalesce (block-major layout, consecutive blocks into cons
   save.block(offsets, 0, 100, 0, true);
   save.block(offsets, 200, 100, 200, true); // continues both sides: merges
   save.block(offsets, 600, 100, 400, true); // region jumps: new descriptor
-  assert.deepEqual(save.arrays(), { src: Float64Array.from([0, 600]), dst: Float64Array.from([0, 400]), len: Float64Array.from([400, 200]) });
+  assert.deepEqual(save.arrays(), {
+    src: Float64Array.from([0, 600]),
+    dst: Float64Array.from([0, 400]),
+    len: Float64Array.from([400, 200]),
+  });
   const load = new DescriptorBatch(2);
   load.block(offsets, 600, 100, 400, false);
-  assert.deepEqual(load.arrays(), { src: Float64Array.from([400]), dst: Float64Array.from([600]), len: Float64Array.from([200]) });
+  assert.deepEqual(load.arrays(), {
+    src: Float64Array.from([400]),
+    dst: Float64Array.from([600]),
+    len: Float64Array.from([200]),
+  });
 });

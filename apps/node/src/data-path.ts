@@ -34,7 +34,13 @@ export interface RegionSource {
 
 export interface Copier {
   /** One batch of (src offset, dst offset, length) descriptors; resolves when every byte moved. */
-  copy(src: Memory, dst: Memory, srcOffsets: Float64Array, dstOffsets: Float64Array, lengths: Float64Array): Promise<{ bytes: number }>;
+  copy(
+    src: Memory,
+    dst: Memory,
+    srcOffsets: Float64Array,
+    dstOffsets: Float64Array,
+    lengths: Float64Array,
+  ): Promise<{ bytes: number }>;
 }
 
 export interface DataPath {

@@ -8,7 +8,10 @@ test('isFirst: true for the first of each hash value in a call, false for its re
   const f = new DuplicateHashFilter();
   const p = packed(1, 2, 1, 3, 2, 2);
   f.reset(p, 8, 6);
-  assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => f.isFirst(i)), [true, true, false, true, false, false]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5].map((i) => f.isFirst(i)),
+    [true, true, false, true, false, false],
+  );
 });
 
 test('reset starts a new call: hashes of the previous call are forgotten, and the table grows with the call', () => {

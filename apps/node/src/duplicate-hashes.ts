@@ -36,7 +36,8 @@ export class DuplicateHashFilter {
         return true;
       }
       const j = v - 1;
-      if (this.digests[j] === h && packed.compare(packed, j * hashLen, j * hashLen + hashLen, off, off + hashLen) === 0) return false;
+      if (this.digests[j] === h && packed.compare(packed, j * hashLen, j * hashLen + hashLen, off, off + hashLen) === 0)
+        return false;
     }
   }
 }

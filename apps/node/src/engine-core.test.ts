@@ -2,7 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { silentLogger } from '@kvfabric/common/observability';
-import { EngineCore, MAX_QUERY_WAIT_MS, SAVE_STORED, SAVE_PRESENT, SAVE_NO_SPACE, type Fetcher, type QueryResult } from './engine-core.js';
+import {
+  EngineCore,
+  MAX_QUERY_WAIT_MS,
+  SAVE_STORED,
+  SAVE_PRESENT,
+  SAVE_NO_SPACE,
+  type Fetcher,
+  type QueryResult,
+} from './engine-core.js';
 import { MemoryDataPath } from './testing/memory-data-path.js';
 import { BlockIndex } from './block-index.js';
 import { Evictor } from './eviction.js';
@@ -22,15 +30,32 @@ function setup(poolBytes = 1 << 20, fetcher?: Fetcher) {
   const index = new BlockIndex(64);
   const evictor = new Evictor(index, data.pool, (b) => b.sealed && evicted.push(b.hash));
   const core = new EngineCore({
-    data, index, namespaces: new NamespaceRegistry(), evictor, leaseTtlMs: 1000, logger: silentLogger(), now: () => now, fetcher,
+    data,
+    index,
+    namespaces: new NamespaceRegistry(),
+    evictor,
+    leaseTtlMs: 1000,
+    logger: silentLogger(),
+    now: () => now,
+    fetcher,
     onSealed: (_ns, h) => sealed.push(Buffer.from(h)),
   });
   const spec = (id: string, over: Partial<RegisterSpec> = {}): RegisterSpec => {
     data.createRegion(`/${id}`, REGION);
     return {
-      instanceId: id, engineId: id, namespace: 'ns', tpSize: 1, tpRank: 0, worldSize: 0, replicated: false,
-      segmentOffsets: [0, BLOCKS * SEG], segmentBytes: SEG, blockStrideBytes: SEG, numBlocks: BLOCKS,
-      region: { shmName: `/${id}`, sizeBytes: REGION }, ...over,
+      instanceId: id,
+      engineId: id,
+      namespace: 'ns',
+      tpSize: 1,
+      tpRank: 0,
+      worldSize: 0,
+      replicated: false,
+      segmentOffsets: [0, BLOCKS * SEG],
+      segmentBytes: SEG,
+      blockStrideBytes: SEG,
+      numBlocks: BLOCKS,
+      region: { shmName: `/${id}`, sizeBytes: REGION },
+      ...over,
     };
   };
   return { data, core, spec, sealed, evicted, advance: (ms: number) => (now += ms) };
@@ -38,7 +63,10 @@ function setup(poolBytes = 1 << 20, fetcher?: Fetcher) {
 const hashes = (...ids: number[]) => Buffer.concat(ids.map((i) => Buffer.alloc(8, i + 1)));
 const ids = (...v: number[]) => Uint32Array.from(v);
 function blockBytes(region: Buffer, b: number): Buffer {
-  return Buffer.concat([region.subarray(b * SEG, (b + 1) * SEG), region.subarray(BLOCKS * SEG + b * SEG, BLOCKS * SEG + (b + 1) * SEG)]);
+  return Buffer.concat([
+    region.subarray(b * SEG, (b + 1) * SEG),
+    region.subarray(BLOCKS * SEG + b * SEG, BLOCKS * SEG + (b + 1) * SEG),
+  ]);
 }
 
 test('save, query, load round-trip the bytes between two instances of one namespace', async () => {
@@ -110,7 +138,8 @@ test('TP=2: no hit until both ranks saved; each rank loads its own shard', async
 
 test('replicated TP=4 stores one page per block', async () => {
   const { data, core, spec } = setup();
-  for (let r = 0; r < 4; r++) core.register(spec(`m${r}`, { engineId: 'mla', tpSize: 4, tpRank: r, replicated: true, namespace: 'mla' }));
+  for (let r = 0; r < 4; r++)
+    core.register(spec(`m${r}`, { engineId: 'mla', tpSize: 4, tpRank: r, replicated: true, namespace: 'mla' }));
   const s0 = await core.save('m0', ids(0, 1), hashes(0, 1), 8);
   assert.equal(s0.sealed, 2, 'the first page seals');
   for (let r = 1; r < 4; r++) assert.equal((await core.save(`m${r}`, ids(0, 1), hashes(0, 1), 8)).stored, 0);
@@ -120,13 +149,25 @@ test('replicated TP=4 stores one page per block', async () => {
 test('bad inputs are refused precisely and change nothing', async () => {
   const { data, core, spec } = setup();
   core.register(spec('a'));
-  await assert.rejects(core.save('a', ids(1, 2), hashes(0), 8), { code: 'INVALID_ARGUMENT', message: /block_ids: expected 1 ids/ });
-  await assert.rejects(core.save('a', ids(1, 99), hashes(0, 1), 8), { code: 'INVALID_ARGUMENT', message: /block_ids\[1\]: expected 0..15, got 99/ });
+  await assert.rejects(core.save('a', ids(1, 2), hashes(0), 8), {
+    code: 'INVALID_ARGUMENT',
+    message: /block_ids: expected 1 ids/,
+  });
+  await assert.rejects(core.save('a', ids(1, 99), hashes(0, 1), 8), {
+    code: 'INVALID_ARGUMENT',
+    message: /block_ids\[1\]: expected 0..15, got 99/,
+  });
   await assert.rejects(core.save('zz', ids(1), hashes(0), 8), { code: 'INSTANCE_UNKNOWN' });
   await assert.rejects(core.load('a', 'nope', ids(1)), { code: 'LEASE_UNKNOWN' });
   assert.throws(() => core.register(spec('c', { segmentBytes: 128 })), { code: 'GEOMETRY_CONFLICT' });
-  assert.throws(() => core.register(spec('d', { region: { shmName: '/d', sizeBytes: REGION - 1 } })), { code: 'REGION_INVALID', message: /too small/ });
-  assert.throws(() => core.register(spec('e', { namespace: 'n'.repeat(129) })), { code: 'INVALID_ARGUMENT', message: /namespace/ });
+  assert.throws(() => core.register(spec('d', { region: { shmName: '/d', sizeBytes: REGION - 1 } })), {
+    code: 'REGION_INVALID',
+    message: /too small/,
+  });
+  assert.throws(() => core.register(spec('e', { namespace: 'n'.repeat(129) })), {
+    code: 'INVALID_ARGUMENT',
+    message: /namespace/,
+  });
   assert.throws(() => core.register(spec('a')), { code: 'INSTANCE_EXISTS' });
   assert.equal(core.index.stats().sealed + core.index.stats().partial, 0);
   assert.equal(data.pool.stats().usedBytes, 0);
@@ -142,7 +183,11 @@ test('eviction: pinned blocks survive, least recent go first, never overcommits'
   const lease = await core.query('a', '', hashes(0), 8, false); // pins block 0
   await core.query('a', '', hashes(1), 8, false).then((q) => core.release('a', q.leaseId)); // touches block 1
   await core.save('a', ids(4, 5), hashes(4, 5), 8);
-  assert.deepEqual(evicted.map((h) => h[0]! - 1), [2, 3], 'least recent unpinned first');
+  assert.deepEqual(
+    evicted.map((h) => h[0]! - 1),
+    [2, 3],
+    'least recent unpinned first',
+  );
   assert.equal(data.pool.stats().usedBytes, 4 * page);
   // Pin everything: 0 by the lease, 1, 4, 5 by another lease.
   const q2 = await core.query('a', '', hashes(1), 8, false);

@@ -45,7 +45,13 @@ export interface QueryResult {
   breakdown: { local: number; ssd: number; remote: number };
 }
 
-const LOADING: QueryResult = Object.freeze({ state: 'loading', hits: 0, leaseId: '', leaseExpiresAtMs: 0, breakdown: Object.freeze({ local: 0, ssd: 0, remote: 0 }) });
+const LOADING: QueryResult = Object.freeze({
+  state: 'loading',
+  hits: 0,
+  leaseId: '',
+  leaseExpiresAtMs: 0,
+  breakdown: Object.freeze({ local: 0, ssd: 0, remote: 0 }),
+});
 
 export class EngineCore {
   readonly namespaces: NamespaceRegistry;
@@ -57,7 +63,20 @@ export class EngineCore {
   private readonly fetches: QueryFetches | undefined;
   /** Scratch for de-duplicating a save's hashes (used synchronously within one call). */
   private readonly duplicates = new DuplicateHashFilter();
-  readonly counters = { saveCalls: 0, savedBlocks: 0, savedBytes: 0, sealedBlocks: 0, presentBlocks: 0, noSpaceBlocks: 0, loadCalls: 0, loadedBlocks: 0, loadedBytes: 0, queries: 0, queryHashes: 0, queryHits: 0 };
+  readonly counters = {
+    saveCalls: 0,
+    savedBlocks: 0,
+    savedBytes: 0,
+    sealedBlocks: 0,
+    presentBlocks: 0,
+    noSpaceBlocks: 0,
+    loadCalls: 0,
+    loadedBlocks: 0,
+    loadedBytes: 0,
+    queries: 0,
+    queryHashes: 0,
+    queryHits: 0,
+  };
   private readonly now: () => number;
 
   constructor(private readonly opts: EngineCoreOptions) {
@@ -72,7 +91,9 @@ export class EngineCore {
       unpin: (slots) => this.index.unpinMany(slots, slots.length),
     });
     this.instances = new InstanceRegistry(this.namespaces, opts.data);
-    this.fetches = opts.fetcher && new QueryFetches({ fetcher: opts.fetcher, ttlMs: opts.leaseTtlMs, now: this.now, logger: opts.logger });
+    this.fetches =
+      opts.fetcher &&
+      new QueryFetches({ fetcher: opts.fetcher, ttlMs: opts.leaseTtlMs, now: this.now, logger: opts.logger });
   }
 
   poolStats(): { capacityBytes: number; usedBytes: number } {
@@ -86,7 +107,10 @@ export class EngineCore {
   register(spec: RegisterSpec): { pageBytes: number; shards: number } {
     const inst = this.instances.register(spec);
     const { ns } = inst;
-    this.opts.logger.info({ instance: inst.id, engine: spec.engineId, namespace: ns.name, rank: inst.rank, pageBytes: ns.pageBytes }, 'instance registered');
+    this.opts.logger.info(
+      { instance: inst.id, engine: spec.engineId, namespace: ns.name, rank: inst.rank, pageBytes: ns.pageBytes },
+      'instance registered',
+    );
     return { pageBytes: ns.pageBytes, shards: ns.shards };
   }
 
@@ -109,12 +133,19 @@ export class EngineCore {
     return this.instances.get(instanceId);
   }
 
-  async save(instanceId: string, blockIds: Uint32Array, packed: Buffer, hashLen: number): Promise<{ outcomes: Uint8Array; stored: number; sealed: number; bytes: number }> {
+  async save(
+    instanceId: string,
+    blockIds: Uint32Array,
+    packed: Buffer,
+    hashLen: number,
+  ): Promise<{ outcomes: Uint8Array; stored: number; sealed: number; bytes: number }> {
     const inst = this.instance(instanceId);
     const count = hashLen > 0 ? packed.length / hashLen : 0;
-    if (blockIds.length !== count) throw invalid('block_ids', `expected ${count} ids (one per hash), got ${blockIds.length}`);
+    if (blockIds.length !== count)
+      throw invalid('block_ids', `expected ${count} ids (one per hash), got ${blockIds.length}`);
     for (let i = 0; i < count; i++) {
-      if (blockIds[i]! >= inst.numBlocks) throw invalid(`block_ids[${i}]`, `expected 0..${inst.numBlocks - 1}`, blockIds[i]);
+      if (blockIds[i]! >= inst.numBlocks)
+        throw invalid(`block_ids[${i}]`, `expected 0..${inst.numBlocks - 1}`, blockIds[i]);
     }
     this.counters.saveCalls++;
     const { ns } = inst;
@@ -144,7 +175,16 @@ export class EngineCore {
     const desc = new DescriptorBatch(stored * inst.segmentOffsets.length);
     for (let j = 0; j < stored; j++) {
       const i = need[j]!;
-      const slot = index.slotForShard(ns.id, packed, i * hashLen, hashLen, ns.shards, shard, ns.pageBytes, BlockClass.Local);
+      const slot = index.slotForShard(
+        ns.id,
+        packed,
+        i * hashLen,
+        hashLen,
+        ns.shards,
+        shard,
+        ns.pageBytes,
+        BlockClass.Local,
+      );
       index.assign(slot, shard, pages[j]!);
       index.pin(slot);
       slots[j] = slot;
@@ -156,7 +196,10 @@ export class EngineCore {
     this.counters.presentBlocks += count - needCount;
     this.counters.noSpaceBlocks += needCount - stored;
     if (needCount > 0 && stored === 0) {
-      throw new KvError('POOL_EXHAUSTED', `pool exhausted: ${needCount} pages of ${ns.pageBytes} bytes needed and every resident block is pinned`);
+      throw new KvError(
+        'POOL_EXHAUSTED',
+        `pool exhausted: ${needCount} pages of ${ns.pageBytes} bytes needed and every resident block is pinned`,
+      );
     }
     if (stored === 0) return { outcomes, stored: 0, sealed: 0, bytes: 0 };
     const { src, dst, len } = desc.arrays();
@@ -196,7 +239,14 @@ export class EngineCore {
    * With `waitMs` > 0 (capped at MAX_QUERY_WAIT_MS) a call that would answer LOADING waits that long for the fetch
    * instead, then answers READY, or LOADING if it is still running. A lease is created only for a READY answer.
    */
-  async query(instanceId: string, requestId: string, packed: Buffer, hashLen: number, localOnly: boolean, waitMs = 0): Promise<QueryResult> {
+  async query(
+    instanceId: string,
+    requestId: string,
+    packed: Buffer,
+    hashLen: number,
+    localOnly: boolean,
+    waitMs = 0,
+  ): Promise<QueryResult> {
     this.instance(instanceId);
     if (requestId) checkId(requestId, 'request_id');
     const count = packed.length / hashLen;
@@ -210,7 +260,14 @@ export class EngineCore {
   }
 
   /** One look at the query: READY with a lease, or LOADING (a fetch started or still running). */
-  private answer(instanceId: string, requestId: string, packed: Buffer, hashLen: number, count: number, localOnly: boolean): QueryResult {
+  private answer(
+    instanceId: string,
+    requestId: string,
+    packed: Buffer,
+    hashLen: number,
+    count: number,
+    localOnly: boolean,
+  ): QueryResult {
     const inst = this.instance(instanceId);
     const { ns } = inst;
     const slots = new Int32Array(count);
@@ -219,7 +276,14 @@ export class EngineCore {
     const fetches = this.fetches;
     if (fetches && !localOnly && requestId) {
       let fetch = fetches.get(inst.engineId, requestId);
-      if (!fetch && hits < count) fetch = fetches.start(inst.engineId, requestId, { ns, packed: Buffer.from(packed), hashLen, from: hits, count });
+      if (!fetch && hits < count)
+        fetch = fetches.start(inst.engineId, requestId, {
+          ns,
+          packed: Buffer.from(packed),
+          hashLen,
+          from: hits,
+          count,
+        });
       if (fetch) {
         if (!fetch.done) return LOADING;
         fetches.forget(inst.engineId, requestId);
@@ -241,9 +305,11 @@ export class EngineCore {
     if (!leaseId) throw invalid('lease_id', 'expected a lease id from Query');
     const lease = this.leases.get(leaseId, inst.engineId);
     if (lease.ns !== inst.ns.id) throw new KvError('LEASE_FOREIGN', `lease ${leaseId}: belongs to another namespace`);
-    if (blockIds.length > lease.slots.length) throw invalid('block_ids', `expected at most ${lease.slots.length} ids (the lease's hit)`, blockIds.length);
+    if (blockIds.length > lease.slots.length)
+      throw invalid('block_ids', `expected at most ${lease.slots.length} ids (the lease's hit)`, blockIds.length);
     for (let i = 0; i < blockIds.length; i++) {
-      if (blockIds[i]! >= inst.numBlocks) throw invalid(`block_ids[${i}]`, `expected 0..${inst.numBlocks - 1}`, blockIds[i]);
+      if (blockIds[i]! >= inst.numBlocks)
+        throw invalid(`block_ids[${i}]`, `expected 0..${inst.numBlocks - 1}`, blockIds[i]);
     }
     const n = blockIds.length;
     const slots = lease.slots.subarray(0, n);
@@ -258,7 +324,14 @@ export class EngineCore {
     const { ns } = inst;
     const shard = ns.replicated ? 0 : inst.rank;
     const desc = new DescriptorBatch(n * inst.segmentOffsets.length);
-    for (let i = 0; i < n; i++) desc.block(inst.segmentOffsets, blockIds[i]! * inst.strideBytes, inst.segmentBytes, this.index.page(slots[i]!, shard), false);
+    for (let i = 0; i < n; i++)
+      desc.block(
+        inst.segmentOffsets,
+        blockIds[i]! * inst.strideBytes,
+        inst.segmentBytes,
+        this.index.page(slots[i]!, shard),
+        false,
+      );
     try {
       if (n > 0) {
         const { src, dst, len } = desc.arrays();

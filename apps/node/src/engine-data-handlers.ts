@@ -1,7 +1,17 @@
 // Save, Query, Load and Release of the Engine service as plain async handlers over the engine core: decode and
 // validate the wire fields, call the core, time the call, encode the answer. engine-service.ts serves them as unary
 // methods, engine-stream.ts as the items of the DataPlane stream (same validation, same core, same errors).
-import { QueryState, type LoadRequest, type LoadResponse, type QueryRequest, type QueryResponse, type ReleaseRequest, type ReleaseResponse, type SaveRequest, type SaveResponse } from '@kvfabric/proto';
+import {
+  QueryState,
+  type LoadRequest,
+  type LoadResponse,
+  type QueryRequest,
+  type QueryResponse,
+  type ReleaseRequest,
+  type ReleaseResponse,
+  type SaveRequest,
+  type SaveResponse,
+} from '@kvfabric/proto';
 import { checkHashList, unpackU32 } from '@kvfabric/common';
 import type { EngineCore } from './engine-core.js';
 import type { NodeInstruments } from './node-metrics.js';
@@ -36,7 +46,11 @@ export function dataHandlers(deps: DataHandlerDeps): DataHandlers {
       } finally {
         instruments.saveDuration.record(since(t0));
       }
-      return { outcomes: Buffer.from(res.outcomes.buffer, res.outcomes.byteOffset, res.outcomes.byteLength), stored: res.stored, sealed: res.sealed };
+      return {
+        outcomes: Buffer.from(res.outcomes.buffer, res.outcomes.byteOffset, res.outcomes.byteLength),
+        stored: res.stored,
+        sealed: res.sealed,
+      };
     },
     async query(req) {
       const hashes = checkHashList(req.hashes);
@@ -72,4 +86,3 @@ export function dataHandlers(deps: DataHandlerDeps): DataHandlers {
     },
   };
 }
-

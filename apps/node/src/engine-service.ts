@@ -66,69 +66,82 @@ export function engineServiceImpl(deps: EngineServiceDeps, ctx: RpcContext): grp
   const sessions = new Map<string, grpc.ServerDuplexStream<SessionMessage, SessionEvent>>();
   const data = dataHandlers(deps);
 
-  return implement(EngineService, {
-    registerInstance: (req) => {
-      const res = core.register(decodeRegister(req));
-      return { nodeId: deps.nodeId, pageBytes: BigInt(res.pageBytes), shards: res.shards };
+  return implement(
+    EngineService,
+    {
+      registerInstance: (req) => {
+        const res = core.register(decodeRegister(req));
+        return { nodeId: deps.nodeId, pageBytes: BigInt(res.pageBytes), shards: res.shards };
+      },
+      unregisterInstance: (req) => {
+        if (!core.unregister(req.instanceId))
+          throw new KvError(
+            'INSTANCE_UNKNOWN',
+            `instance_id: ${JSON.stringify(req.instanceId)} is not registered on this node`,
+          );
+        return {};
+      },
+      save: data.save,
+      query: data.query,
+      load: data.load,
+      release: data.release,
+      dataPlane: dataPlaneHandler(data, ctx) as grpc.UntypedHandleCall,
+      status: (): StatusResponse => {
+        const pool = core.poolStats();
+        const ms = deps.metaserver();
+        return {
+          nodeId: deps.nodeId,
+          addr: deps.addr,
+          transport: deps.transport,
+          poolCapacityBytes: BigInt(pool.capacityBytes),
+          poolUsedBytes: BigInt(pool.usedBytes),
+          blocks: BigInt(core.index.stats().sealed),
+          instances: core.instanceCount,
+          metaserverEpoch: ms.epoch,
+          metaserverConnected: ms.connected,
+        };
+      },
+      session: ((call: grpc.ServerDuplexStream<SessionMessage, SessionEvent>) => {
+        let instanceId: string | undefined;
+        let ended = false;
+        const end = (why: string) => {
+          if (ended) return;
+          ended = true;
+          if (instanceId && sessions.get(instanceId) === call) {
+            sessions.delete(instanceId);
+            if (core.unregister(instanceId))
+              deps.logger.info({ instance: instanceId, why }, 'session ended; instance dropped');
+          }
+        };
+        const fail = (err: KvError) => {
+          ended = true;
+          call.emit('error', errorToStatus(err));
+        };
+        call.on('data', (msg: SessionMessage) => {
+          if (instanceId !== undefined || ended) return; // later messages are keep-alives
+          try {
+            core.instance(msg.instanceId);
+            if (sessions.has(msg.instanceId))
+              throw new KvError(
+                'SESSION_CONFLICT',
+                `instance_id: ${JSON.stringify(msg.instanceId)} already has a session`,
+              );
+            instanceId = msg.instanceId;
+            sessions.set(instanceId, call);
+            call.write({ nodeId: deps.nodeId, serverTimeMs: BigInt(Date.now()) });
+          } catch (err) {
+            fail(toKvError(err));
+          }
+        });
+        call.on('end', () => {
+          end('closed by engine');
+          call.end();
+        });
+        call.on('cancelled', () => end('cancelled'));
+        call.on('error', () => end('stream error'));
+        call.on('close', () => end('closed'));
+      }) as grpc.UntypedHandleCall,
     },
-    unregisterInstance: (req) => {
-      if (!core.unregister(req.instanceId)) throw new KvError('INSTANCE_UNKNOWN', `instance_id: ${JSON.stringify(req.instanceId)} is not registered on this node`);
-      return {};
-    },
-    save: data.save,
-    query: data.query,
-    load: data.load,
-    release: data.release,
-    dataPlane: dataPlaneHandler(data, ctx) as grpc.UntypedHandleCall,
-    status: (): StatusResponse => {
-      const pool = core.poolStats();
-      const ms = deps.metaserver();
-      return {
-        nodeId: deps.nodeId,
-        addr: deps.addr,
-        transport: deps.transport,
-        poolCapacityBytes: BigInt(pool.capacityBytes),
-        poolUsedBytes: BigInt(pool.usedBytes),
-        blocks: BigInt(core.index.stats().sealed),
-        instances: core.instanceCount,
-        metaserverEpoch: ms.epoch,
-        metaserverConnected: ms.connected,
-      };
-    },
-    session: ((call: grpc.ServerDuplexStream<SessionMessage, SessionEvent>) => {
-      let instanceId: string | undefined;
-      let ended = false;
-      const end = (why: string) => {
-        if (ended) return;
-        ended = true;
-        if (instanceId && sessions.get(instanceId) === call) {
-          sessions.delete(instanceId);
-          if (core.unregister(instanceId)) deps.logger.info({ instance: instanceId, why }, 'session ended; instance dropped');
-        }
-      };
-      const fail = (err: KvError) => {
-        ended = true;
-        call.emit('error', errorToStatus(err));
-      };
-      call.on('data', (msg: SessionMessage) => {
-        if (instanceId !== undefined || ended) return; // later messages are keep-alives
-        try {
-          core.instance(msg.instanceId);
-          if (sessions.has(msg.instanceId)) throw new KvError('SESSION_CONFLICT', `instance_id: ${JSON.stringify(msg.instanceId)} already has a session`);
-          instanceId = msg.instanceId;
-          sessions.set(instanceId, call);
-          call.write({ nodeId: deps.nodeId, serverTimeMs: BigInt(Date.now()) });
-        } catch (err) {
-          fail(toKvError(err));
-        }
-      });
-      call.on('end', () => {
-        end('closed by engine');
-        call.end();
-      });
-      call.on('cancelled', () => end('cancelled'));
-      call.on('error', () => end('stream error'));
-      call.on('close', () => end('closed'));
-    }) as grpc.UntypedHandleCall,
-  }, ctx);
+    ctx,
+  );
 }

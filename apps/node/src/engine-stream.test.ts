@@ -31,7 +31,12 @@ async function engine(node: NodeHandle, instanceId?: string) {
 /** `kvfabric_rpc_total{method=M,status=S}` from the node's /metrics (0 when absent). */
 async function rpcTotal(node: NodeHandle, method: string, status = 'OK'): Promise<number> {
   const text = await (await fetch(`http://${node.httpAddr}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('kvfabric_rpc_total{') && l.includes(`method="${method}"`) && l.includes(`status="${status}"`));
+  const line = text
+    .split('\n')
+    .find(
+      (l) =>
+        l.startsWith('kvfabric_rpc_total{') && l.includes(`method="${method}"`) && l.includes(`status="${status}"`),
+    );
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 
@@ -48,7 +53,10 @@ function rawStream(node: NodeHandle) {
   call.on('error', () => {});
   return {
     write: (req: DataPlaneRequest) => call.write(req),
-    answer: (id: number) => answers.get(id) ? Promise.resolve(answers.get(id)!) : new Promise<DataPlaneResponse>((resolve) => waiters.set(id, resolve)),
+    answer: (id: number) =>
+      answers.get(id)
+        ? Promise.resolve(answers.get(id)!)
+        : new Promise<DataPlaneResponse>((resolve) => waiters.set(id, resolve)),
     close() {
       call.end();
       stub.close();
@@ -68,14 +76,25 @@ test('DataPlane: concurrent saves and loads interleaved on one stream are byte-e
   }
   // First wave saved, then a second wave of saves on a's stream while b loads the first wave on its own.
   const first = await Promise.all(range(0, 4).map((c) => a.kv.save(range(c * 4, 4), hashes('w', c * 4, 4))));
-  assert.deepEqual(first.map((r) => r.stored), [4, 4, 4, 4]);
+  assert.deepEqual(
+    first.map((r) => r.stored),
+    [4, 4, 4, 4],
+  );
   const leases = await Promise.all(range(0, 4).map((c) => b.kv.query(hashes('w', c * 4, 4))));
-  assert.deepEqual(leases.map((q) => q.hits), [4, 4, 4, 4]);
+  assert.deepEqual(
+    leases.map((q) => q.hits),
+    [4, 4, 4, 4],
+  );
   const ops: Promise<unknown>[] = [];
   for (let c = 0; c < 4; c++) {
     ops.push(a.kv.save(range(16 + c * 4, 4), hashes('w', 16 + c * 4, 4)));
     // b's loads land reversed: block i of wave c goes to 31 - (c * 4 + i)
-    ops.push(b.kv.load(leases[c]!.leaseId, range(0, 4).map((i) => 31 - (c * 4 + i))));
+    ops.push(
+      b.kv.load(
+        leases[c]!.leaseId,
+        range(0, 4).map((i) => 31 - (c * 4 + i)),
+      ),
+    );
     ops.push(a.kv.query(hashes('w', c * 4, 4)).then((q) => a.kv.release(q.leaseId)));
   }
   const settled = await Promise.all(ops);
@@ -83,12 +102,14 @@ test('DataPlane: concurrent saves and loads interleaved on one stream are byte-e
     assert.equal((settled[c * 3] as { stored: number }).stored, 4, `save ${c}`);
     assert.deepEqual(settled[c * 3 + 1], { loaded: 4, bytes: 4 * a.region.geometry.blockBytes }, `load ${c}`);
   }
-  for (let i = 0; i < 16; i++) assert.ok(b.region.readBlock(31 - i).equals(data.get(i)!), `b block ${31 - i} = saved block ${i}`);
+  for (let i = 0; i < 16; i++)
+    assert.ok(b.region.readBlock(31 - i).equals(data.get(i)!), `b block ${31 - i} = saved block ${i}`);
   // the second wave: loaded back into a at 0..15 (a's region still holds the first wave there)
   const q = await a.kv.query(hashes('w', 16, 16));
   assert.equal(q.hits, 16);
   await a.kv.load(q.leaseId, range(0, 16));
-  for (let i = 0; i < 16; i++) assert.ok(a.region.readBlock(i).equals(data.get(16 + i)!), `a block ${i} = saved block ${16 + i}`);
+  for (let i = 0; i < 16; i++)
+    assert.ok(a.region.readBlock(i).equals(data.get(16 + i)!), `a block ${i} = saved block ${16 + i}`);
   // all of it went over DataPlane, none as unary calls
   assert.equal(await rpcTotal(node, 'dataPlane.save'), 8);
   assert.equal(await rpcTotal(node, 'dataPlane.load'), 5);
@@ -104,20 +125,45 @@ test('DataPlane: a bad item is answered with its own INVALID_ARGUMENT and the st
   const s = rawStream(node);
   try {
     const save = (id: number, instanceId: string, ids: number[], tag: string) =>
-      s.write({ id, op: { $case: 'save', value: { instanceId, blockIds: packU32(ids), hashes: packHashes(hashes(tag, 0, ids.length)) } } });
+      s.write({
+        id,
+        op: {
+          $case: 'save',
+          value: { instanceId, blockIds: packU32(ids), hashes: packHashes(hashes(tag, 0, ids.length)) },
+        },
+      });
     save(1, 'inst-a', [0, 99], 'bad'); // binds the stream to inst-a, then fails: block id out of range
     s.write({ id: 2, op: undefined });
     save(3, '', [0], 'ok'); // the stream's instance
-    s.write({ id: 5, op: { $case: 'load', value: { instanceId: '', leaseId: 'no-such-lease', blockIds: packU32([1]) } } });
+    s.write({
+      id: 5,
+      op: { $case: 'load', value: { instanceId: '', leaseId: 'no-such-lease', blockIds: packU32([1]) } },
+    });
     save(6, 'inst-missing', [0], 'ok');
     // items run concurrently (like concurrent unary calls): the query goes after the save's answer
     await s.answer(3);
-    s.write({ id: 4, op: { $case: 'query', value: { instanceId: '', requestId: '', hashes: packHashes(hashes('ok', 0, 1)), localOnly: true, waitMs: 0 } } });
+    s.write({
+      id: 4,
+      op: {
+        $case: 'query',
+        value: { instanceId: '', requestId: '', hashes: packHashes(hashes('ok', 0, 1)), localOnly: true, waitMs: 0 },
+      },
+    });
     const [r1, r2, r3, r4, r5, r6] = await Promise.all([1, 2, 3, 4, 5, 6].map((id) => s.answer(id)));
-    assert.deepEqual(r1!.result, { $case: 'error', value: { code: 'INVALID_ARGUMENT', message: 'block_ids[1]: expected 0..31, got 99' } });
-    assert.deepEqual(r2!.result, { $case: 'error', value: { code: 'INVALID_ARGUMENT', message: 'op: expected one of save, query, load, release' } });
+    assert.deepEqual(r1!.result, {
+      $case: 'error',
+      value: { code: 'INVALID_ARGUMENT', message: 'block_ids[1]: expected 0..31, got 99' },
+    });
+    assert.deepEqual(r2!.result, {
+      $case: 'error',
+      value: { code: 'INVALID_ARGUMENT', message: 'op: expected one of save, query, load, release' },
+    });
     assert.equal(r3!.result?.$case, 'save');
-    assert.deepEqual(r3!.result?.$case === 'save' && [...r3!.result.value.outcomes], [0], 'stored for the stream instance');
+    assert.deepEqual(
+      r3!.result?.$case === 'save' && [...r3!.result.value.outcomes],
+      [0],
+      'stored for the stream instance',
+    );
     assert.equal(r4!.result?.$case === 'query' && r4!.result.value.hits, 1);
     assert.equal(r5!.result?.$case === 'error' && r5!.result.value.code, 'LEASE_UNKNOWN');
     assert.equal(r6!.result?.$case === 'error' && r6!.result.value.code, 'INSTANCE_UNKNOWN');
@@ -135,12 +181,21 @@ test('DataPlane: a bad item is answered with its own INVALID_ARGUMENT and the st
   const t = rawStream(node);
   try {
     t.write({ id: 9, op: { $case: 'release', value: { instanceId: '', leaseId: 'x' } } });
-    assert.deepEqual((await t.answer(9)).result, { $case: 'error', value: { code: 'INVALID_ARGUMENT', message: "instance_id: required on the stream's first item" } });
+    assert.deepEqual((await t.answer(9)).result, {
+      $case: 'error',
+      value: { code: 'INVALID_ARGUMENT', message: "instance_id: required on the stream's first item" },
+    });
   } finally {
     t.close();
   }
   // and through the SDK: the refused save rejects alone, the next call on the same stream works
-  await assert.rejects(a.kv.save([0, 99], hashes('sdk', 0, 2)), (err: unknown) => err instanceof KvError && err.code === 'INVALID_ARGUMENT' && /block_ids\[1\]: expected 0..31, got 99/.test(err.message));
+  await assert.rejects(
+    a.kv.save([0, 99], hashes('sdk', 0, 2)),
+    (err: unknown) =>
+      err instanceof KvError &&
+      err.code === 'INVALID_ARGUMENT' &&
+      /block_ids\[1\]: expected 0..31, got 99/.test(err.message),
+  );
   assert.equal((await a.kv.save([0], hashes('sdk', 0, 1))).stored, 1);
   assert.equal(await rpcTotal(node, 'dataPlane.save', 'INVALID_ARGUMENT'), 2);
 });
@@ -157,7 +212,12 @@ test('DataPlane: node killed under in-flight calls → they reject promptly with
       kv.save(range(8, 8), hashes('k', 8, 8)),
       kv.load(q.leaseId, range(16, 8)),
       kv.query(hashes('k', 0, 4), { localOnly: true }),
-    ].map((p) => p.then(() => assert.fail('resolved after the node was killed'), (err: unknown) => err));
+    ].map((p) =>
+      p.then(
+        () => assert.fail('resolved after the node was killed'),
+        (err: unknown) => err,
+      ),
+    );
     await new Promise((r) => setTimeout(r, 100));
     node.proc.kill('SIGKILL');
     // Rejected because the stream failed (TRANSPORT_UNAVAILABLE), not at their deadlines (TRANSPORT_TIMEOUT).
@@ -168,14 +228,20 @@ test('DataPlane: node killed under in-flight calls → they reject promptly with
       assert.match(err.message, /data plane stream to .* failed/);
     }
     // the next call opens a new stream: nobody listens now, so it fails as unavailable (not at its deadline), typed
-    await assert.rejects(kv.save([0], hashes('k', 0, 1)), (err: unknown) => err instanceof KvError && err.code === 'TRANSPORT_UNAVAILABLE');
+    await assert.rejects(
+      kv.save([0], hashes('k', 0, 1)),
+      (err: unknown) => err instanceof KvError && err.code === 'TRANSPORT_UNAVAILABLE',
+    );
     // a new node on the same socket: a later call reaches it over a new stream once the channel reconnected
     // (its backoff), and is answered by it (it knows no such instance)
     await node.restart();
     let code = '';
     const deadline = Date.now() + 60_000; // generous: a busy machine only makes this slower
     while (code !== 'INSTANCE_UNKNOWN' && Date.now() < deadline) {
-      code = await kv.save([0], hashes('k', 0, 1)).then(() => 'OK', (err: KvError) => err.code);
+      code = await kv.save([0], hashes('k', 0, 1)).then(
+        () => 'OK',
+        (err: KvError) => err.code,
+      );
       assert.ok(code === 'INSTANCE_UNKNOWN' || code === 'TRANSPORT_UNAVAILABLE', code);
       if (code !== 'INSTANCE_UNKNOWN') await new Promise((r) => setTimeout(r, 100));
     }

@@ -23,7 +23,10 @@ const LABEL = {
  * The DataPlane handler. An item with an empty instance_id acts for the stream's instance: the first non-empty
  * instance_id the stream carried (items are taken in order, so a client may name it on its first item only).
  */
-export function dataPlaneHandler(data: DataHandlers, ctx: RpcContext): grpc.handleBidiStreamingCall<DataPlaneRequest, DataPlaneResponse> {
+export function dataPlaneHandler(
+  data: DataHandlers,
+  ctx: RpcContext,
+): grpc.handleBidiStreamingCall<DataPlaneRequest, DataPlaneResponse> {
   return (call) => pipelineStream(DATA_PLANE, dataPlaneItems(data), ctx)(call);
 }
 

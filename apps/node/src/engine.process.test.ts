@@ -14,9 +14,24 @@ const PAGE = 4 * 2 * 4096;
 const hash = (ns: string, i: number) => Buffer.from(`${ns}-hash-${String(i).padStart(6, '0')}`.padEnd(32, '.'));
 const hashes = (ns: string, from: number, n: number) => Array.from({ length: n }, (_, i) => hash(ns, from + i));
 
-async function engine(node: NodeHandle, opts: { namespace?: string; tpSize?: number; tpRank?: number; engineId?: string; replicated?: boolean; layout?: KvLayoutSpec } = {}) {
+async function engine(
+  node: NodeHandle,
+  opts: {
+    namespace?: string;
+    tpSize?: number;
+    tpRank?: number;
+    engineId?: string;
+    replicated?: boolean;
+    layout?: KvLayoutSpec;
+  } = {},
+) {
   const region = KvRegion.create({ layout: opts.layout ?? LAYOUT });
-  const kv = await KvEngine.register({ target: node.engineSocket, namespace: opts.namespace ?? 'test/ns', region, ...opts });
+  const kv = await KvEngine.register({
+    target: node.engineSocket,
+    namespace: opts.namespace ?? 'test/ns',
+    region,
+    ...opts,
+  });
   return {
     kv,
     region,
@@ -78,7 +93,11 @@ test('node process: TP=2 seals only when both ranks saved; replicated TP=4 is st
   const before = (await r0.kv.status()).poolUsedBytes;
   assert.equal(before, BigInt(3 * 2 * PAGE));
 
-  const mla = await Promise.all([0, 1, 2, 3].map((r) => engine(node, { namespace: 'mla', tpSize: 4, tpRank: r, engineId: 'eng-mla', replicated: true })));
+  const mla = await Promise.all(
+    [0, 1, 2, 3].map((r) =>
+      engine(node, { namespace: 'mla', tpSize: 4, tpRank: r, engineId: 'eng-mla', replicated: true }),
+    ),
+  );
   try {
     const dm = fill(mla[0]!.region, [5, 6]);
     for (const m of mla) await m.kv.save([5, 6], hashes('mla', 0, 2));
@@ -121,7 +140,10 @@ test('node process: eviction under pressure keeps pinned blocks, evicts the leas
   const layout: KvLayoutSpec = { numLayers: 4, kvSplit: true, bytesPerLayerBlock: 32 * 1024, numBlocks: 40 };
   await using node = await startNode({ poolSize: '4mib' });
   await using e = await engine(node, { namespace: 'evict', layout });
-  const data = fill(e.region, Array.from({ length: 40 }, (_, i) => i));
+  const data = fill(
+    e.region,
+    Array.from({ length: 40 }, (_, i) => i),
+  );
   const status = await e.kv.status();
   const capacityPages = Number(status.poolCapacityBytes) / e.kv.pageBytes;
   assert.equal(capacityPages, 16);
@@ -132,7 +154,10 @@ test('node process: eviction under pressure keeps pinned blocks, evicts the leas
   assert.equal(s.stored, 4);
   const present = await Promise.all(range(0, 20).map(async (i) => (await e.kv.query([hash('ev', i)])).hits));
   // Blocks 4..7 were the least recent unpinned: gone. 0..3 and 8..19 stay.
-  assert.deepEqual(present.map((h, i) => (h ? i : -1)).filter((i) => i >= 0), [0, 1, 2, 3, ...range(8, 12)]);
+  assert.deepEqual(
+    present.map((h, i) => (h ? i : -1)).filter((i) => i >= 0),
+    [0, 1, 2, 3, ...range(8, 12)],
+  );
   const after = await e.kv.status();
   assert.ok(after.poolUsedBytes <= after.poolCapacityBytes);
   // The pinned blocks still hold their bytes.
@@ -150,20 +175,40 @@ test('node process: eviction under pressure keeps pinned blocks, evicts the leas
 test('node process: bad inputs get precise errors and change nothing', async () => {
   await using node = await startNode({ poolSize: '64mib' });
   await using a = await engine(node, { namespace: 'bad' });
-  await assert.rejects(engine(node, { namespace: 'bad', layout: { ...LAYOUT, numLayers: 8 } }), { code: 'GEOMETRY_CONFLICT', message: /segments 16 \(fixed: 8\)/ });
-  await assert.rejects(a.kv.save([0, 99], hashes('b', 0, 2)), { code: 'INVALID_ARGUMENT', message: /block_ids\[1\]: expected 0..31, got 99/ });
-  await assert.rejects(a.kv.save([0, 1, 2], hashes('b', 0, 2)), { code: 'INVALID_ARGUMENT', message: /block_ids: expected 2 ids/ });
+  await assert.rejects(engine(node, { namespace: 'bad', layout: { ...LAYOUT, numLayers: 8 } }), {
+    code: 'GEOMETRY_CONFLICT',
+    message: /segments 16 \(fixed: 8\)/,
+  });
+  await assert.rejects(a.kv.save([0, 99], hashes('b', 0, 2)), {
+    code: 'INVALID_ARGUMENT',
+    message: /block_ids\[1\]: expected 0..31, got 99/,
+  });
+  await assert.rejects(a.kv.save([0, 1, 2], hashes('b', 0, 2)), {
+    code: 'INVALID_ARGUMENT',
+    message: /block_ids: expected 2 ids/,
+  });
   await assert.rejects(a.kv.load('nope', [0]), { code: 'LEASE_UNKNOWN' });
-  await assert.rejects(engine(node, { namespace: 'x'.repeat(129) }), { code: 'INVALID_ARGUMENT', message: /namespace: expected at most 128/ });
+  await assert.rejects(engine(node, { namespace: 'x'.repeat(129) }), {
+    code: 'INVALID_ARGUMENT',
+    message: /namespace: expected at most 128/,
+  });
   const small = KvRegion.create({ layout: LAYOUT });
   try {
     const g = kvLayout(LAYOUT);
     await assert.rejects(
-      KvEngine.register({ target: node.engineSocket, namespace: 'bad', region: { path: small.path, sizeBytes: g.sizeBytes - 1, geometry: g } }),
+      KvEngine.register({
+        target: node.engineSocket,
+        namespace: 'bad',
+        region: { path: small.path, sizeBytes: g.sizeBytes - 1, geometry: g },
+      }),
       { code: 'REGION_INVALID', message: /region.size_bytes: .* too small/ },
     );
     await assert.rejects(
-      KvEngine.register({ target: node.engineSocket, namespace: 'bad', region: { path: '/dev/shm/kvfabric-missing-region', sizeBytes: g.sizeBytes, geometry: g } }),
+      KvEngine.register({
+        target: node.engineSocket,
+        namespace: 'bad',
+        region: { path: '/dev/shm/kvfabric-missing-region', sizeBytes: g.sizeBytes, geometry: g },
+      }),
       { code: 'REGION_INVALID' },
     );
   } finally {
@@ -177,7 +222,17 @@ test('node process: bad inputs get precise errors and change nothing', async () 
 
 test('node process: an engine process killed loses its instance and its leases', async () => {
   await using node = await startNode({ poolSize: '64mib' });
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', fileURLToPath(new URL('./testing/engine-child.ts', import.meta.url)), node.engineSocket], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [
+      '--conditions=source',
+      '--import',
+      'tsx',
+      fileURLToPath(new URL('./testing/engine-child.ts', import.meta.url)),
+      node.engineSocket,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const ready = await new Promise<string>((resolve, reject) => {
     child.stdout.on('data', (c: Buffer) => resolve(c.toString().trim()));
     child.once('exit', (code) => reject(new Error(`engine child exited ${code}`)));
@@ -187,7 +242,7 @@ test('node process: an engine process killed loses its instance and its leases',
   try {
     const before = await conn.status();
     assert.equal(before.instances, 1);
-    const metrics = async () => (await (await fetch(`http://${node.httpAddr}/metrics`)).text());
+    const metrics = async () => await (await fetch(`http://${node.httpAddr}/metrics`)).text();
     assert.match(await metrics(), /kvfabric_lease_active\{[^}]*\} 1\n/);
     assert.match(await metrics(), /kvfabric_index_pinned_blocks\{[^}]*\} 4\n/);
     child.kill('SIGKILL');
@@ -205,7 +260,8 @@ test('node process: an engine process killed loses its instance and its leases',
     child.kill('SIGKILL');
     conn.close();
     // A killed engine cannot remove its region file: do it for it.
-    for (const f of readdirSync('/dev/shm')) if (f.startsWith(`kvfabric-${child.pid}-`)) rmSync(`/dev/shm/${f}`, { force: true });
+    for (const f of readdirSync('/dev/shm'))
+      if (f.startsWith(`kvfabric-${child.pid}-`)) rmSync(`/dev/shm/${f}`, { force: true });
   }
 });
 

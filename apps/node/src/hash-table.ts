@@ -120,7 +120,8 @@ export class KeyTable {
     for (; ; s = (s + 1) & mask) {
       const v = slots[s * 2 + 1]!;
       if (v === 0) break;
-      if (slots[s * 2] === h && this.matches(v - 1, tag, buf, off, len)) throw new Error(`key-table: key already present as entry ${v - 1}`);
+      if (slots[s * 2] === h && this.matches(v - 1, tag, buf, off, len))
+        throw new Error(`key-table: key already present as entry ${v - 1}`);
     }
     let id: number;
     if (this.freeTop > 0) id = this.freeIds[--this.freeTop]!;
@@ -234,7 +235,8 @@ export class KeyTable {
     const old = this.arena;
     const oldStride = this.stride;
     if (stride === oldStride) arena.set(old.subarray(0, this.issued * stride));
-    else for (let id = 0; id < this.issued; id++) old.copy(arena, id * stride, id * oldStride, id * oldStride + oldStride);
+    else
+      for (let id = 0; id < this.issued; id++) old.copy(arena, id * stride, id * oldStride, id * oldStride + oldStride);
     this.arena = arena;
     this.words = new Int32Array(ab);
     this.stride = stride;

@@ -11,9 +11,19 @@ function setup() {
   const spec = (id: string, over: Partial<RegisterSpec> = {}): RegisterSpec => {
     data.createRegion(`/${id}`, 4096);
     return {
-      instanceId: id, engineId: id, namespace: 'ns', tpSize: 1, tpRank: 0, worldSize: 0, replicated: false,
-      segmentOffsets: [0, 2048], segmentBytes: 256, blockStrideBytes: 256, numBlocks: 8,
-      region: { shmName: `/${id}`, sizeBytes: 4096 }, ...over,
+      instanceId: id,
+      engineId: id,
+      namespace: 'ns',
+      tpSize: 1,
+      tpRank: 0,
+      worldSize: 0,
+      replicated: false,
+      segmentOffsets: [0, 2048],
+      segmentBytes: 256,
+      blockStrideBytes: 256,
+      numBlocks: 8,
+      region: { shmName: `/${id}`, sizeBytes: 4096 },
+      ...over,
     };
   };
   return { registry, namespaces, spec };
@@ -41,7 +51,14 @@ test('a refused registration changes nothing: duplicate id, conflicting geometry
   registry.register(spec('a'));
   assert.throws(() => registry.register(spec('a')), { code: 'INSTANCE_EXISTS' });
   assert.throws(() => registry.register(spec('b', { segmentBytes: 128 })), { code: 'GEOMETRY_CONFLICT' });
-  const big = { namespace: 'big', segmentBytes: 8192, blockStrideBytes: 8192, numBlocks: 1, segmentOffsets: [0], region: { shmName: '/c', sizeBytes: 8192 } };
+  const big = {
+    namespace: 'big',
+    segmentBytes: 8192,
+    blockStrideBytes: 8192,
+    numBlocks: 1,
+    segmentOffsets: [0],
+    region: { shmName: '/c', sizeBytes: 8192 },
+  };
   assert.throws(() => registry.register(spec('c', big)), { code: 'INVALID_ARGUMENT' });
   assert.equal(namespaces.byNameOrUndefined('big'), undefined, 'the refused namespace was not created');
   assert.deepEqual(registry.ids(), ['a']);

@@ -41,24 +41,32 @@ export function checkRegistration(spec: RegisterSpec): number {
   if (!Number.isInteger(spec.tpRank) || spec.tpRank < 0 || spec.tpRank >= spec.tpSize) {
     throw invalid('tp_rank', `expected 0..${spec.tpSize - 1} (tp_size ${spec.tpSize})`, spec.tpRank);
   }
-  if (spec.worldSize !== 0 && spec.worldSize < spec.tpSize) throw invalid('world_size', `expected 0 or at least tp_size ${spec.tpSize}`, spec.worldSize);
+  if (spec.worldSize !== 0 && spec.worldSize < spec.tpSize)
+    throw invalid('world_size', `expected 0 or at least tp_size ${spec.tpSize}`, spec.worldSize);
   if (!Number.isInteger(spec.numBlocks) || spec.numBlocks < 1 || spec.numBlocks > MAX_BLOCKS) {
     throw invalid('geometry.num_blocks', `expected 1..${MAX_BLOCKS}`, spec.numBlocks);
   }
-  if (!Number.isSafeInteger(spec.blockStrideBytes) || spec.blockStrideBytes < 0) throw invalid('geometry.block_stride_bytes', 'expected a byte count', spec.blockStrideBytes);
+  if (!Number.isSafeInteger(spec.blockStrideBytes) || spec.blockStrideBytes < 0)
+    throw invalid('geometry.block_stride_bytes', 'expected a byte count', spec.blockStrideBytes);
   if (spec.numBlocks > 1 && spec.blockStrideBytes < spec.segmentBytes) {
-    throw invalid('geometry.block_stride_bytes', `expected at least segment_bytes ${spec.segmentBytes}`, spec.blockStrideBytes);
+    throw invalid(
+      'geometry.block_stride_bytes',
+      `expected at least segment_bytes ${spec.segmentBytes}`,
+      spec.blockStrideBytes,
+    );
   }
   let maxOffset = 0;
   spec.segmentOffsets.forEach((off, i) => {
-    if (!Number.isSafeInteger(off) || off < 0) throw invalid(`geometry.segment_offsets[${i}]`, 'expected a byte offset', off);
+    if (!Number.isSafeInteger(off) || off < 0)
+      throw invalid(`geometry.segment_offsets[${i}]`, 'expected a byte offset', off);
     maxOffset = Math.max(maxOffset, off);
   });
   const span = maxOffset + spec.segmentBytes + (spec.numBlocks - 1) * spec.blockStrideBytes;
   if (!Number.isSafeInteger(span)) throw invalid('geometry', 'region span beyond 2^53 bytes', span);
   const r = spec.region;
   if (!r.shmName && !r.path) throw invalid('region', 'expected shm_name or path');
-  if (!Number.isSafeInteger(r.sizeBytes) || r.sizeBytes < 1) throw invalid('region.size_bytes', 'expected a size in bytes', r.sizeBytes);
+  if (!Number.isSafeInteger(r.sizeBytes) || r.sizeBytes < 1)
+    throw invalid('region.size_bytes', 'expected a size in bytes', r.sizeBytes);
   if (r.sizeBytes < span) {
     throw new KvError(
       'REGION_INVALID',
@@ -85,8 +93,17 @@ export class InstanceRegistry {
   /** Validates `spec`, maps its region and adds it; a refused registration changes nothing. */
   register(spec: RegisterSpec): Instance {
     checkRegistration(spec);
-    if (this.byId.has(spec.instanceId)) throw new KvError('INSTANCE_EXISTS', `instance_id: ${JSON.stringify(spec.instanceId)} is already registered on this node`);
-    const layout = { tpSize: spec.tpSize, replicated: spec.replicated, segments: spec.segmentOffsets.length, segmentBytes: spec.segmentBytes };
+    if (this.byId.has(spec.instanceId))
+      throw new KvError(
+        'INSTANCE_EXISTS',
+        `instance_id: ${JSON.stringify(spec.instanceId)} is already registered on this node`,
+      );
+    const layout = {
+      tpSize: spec.tpSize,
+      replicated: spec.replicated,
+      segments: spec.segmentOffsets.length,
+      segmentBytes: spec.segmentBytes,
+    };
     const maxPageBytes = this.data.pool.maxPageBytes;
     // Check the namespace first on a scratch registry so a refused registration changes nothing.
     const known = this.namespaces.byNameOrUndefined(spec.namespace);
@@ -112,7 +129,11 @@ export class InstanceRegistry {
   /** The instance, or INSTANCE_UNKNOWN. */
   get(instanceId: string): Instance {
     const inst = this.byId.get(instanceId);
-    if (!inst) throw new KvError('INSTANCE_UNKNOWN', `instance_id: ${JSON.stringify(instanceId)} is not registered on this node`);
+    if (!inst)
+      throw new KvError(
+        'INSTANCE_UNKNOWN',
+        `instance_id: ${JSON.stringify(instanceId)} is not registered on this node`,
+      );
     return inst;
   }
 

@@ -65,8 +65,10 @@ export class LeaseTable {
    */
   consume(id: string, engineId: string, rank: number): Lease {
     const lease = this.get(id, engineId);
-    if (rank < 0 || rank >= lease.ranks) throw new KvError('LEASE_FOREIGN', `lease ${id}: tp_rank ${rank} is not one of its ${lease.ranks} ranks`);
-    if (lease.consumed[rank] === 1) throw new KvError('LEASE_CONSUMED', `lease ${id}: already loaded by tp_rank ${rank}`);
+    if (rank < 0 || rank >= lease.ranks)
+      throw new KvError('LEASE_FOREIGN', `lease ${id}: tp_rank ${rank} is not one of its ${lease.ranks} ranks`);
+    if (lease.consumed[rank] === 1)
+      throw new KvError('LEASE_CONSUMED', `lease ${id}: already loaded by tp_rank ${rank}`);
     lease.consumed[rank] = 1;
     lease.consumedCount++;
     if (lease.consumedCount === lease.ranks) this.pins.end(lease, 'consumed');
@@ -106,7 +108,10 @@ export class LeaseTable {
       const ended = this.ended.get(id);
       if (ended === 'expired') throw new KvError('LEASE_EXPIRED', `lease ${id}: expired`);
       if (ended === 'consumed') throw new KvError('LEASE_CONSUMED', `lease ${id}: already loaded by every rank`);
-      throw new KvError('LEASE_UNKNOWN', `lease_id: no such lease ${JSON.stringify(id)}${ended === 'released' ? ' (released)' : ''}`);
+      throw new KvError(
+        'LEASE_UNKNOWN',
+        `lease_id: no such lease ${JSON.stringify(id)}${ended === 'released' ? ' (released)' : ''}`,
+      );
     }
     if (lease.owner !== engineId) throw new KvError('LEASE_FOREIGN', `lease ${id}: belongs to another engine`);
     if (this.pins.isExpired(lease)) {

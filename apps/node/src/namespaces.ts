@@ -25,12 +25,15 @@ export interface NamespaceInfo extends NamespaceLayout {
 
 export function checkLayout(layout: NamespaceLayout): NamespaceLayout {
   const { tpSize, replicated, segments, segmentBytes } = layout;
-  if (!Number.isInteger(tpSize) || tpSize < 1 || tpSize > MAX_TP_SIZE) throw invalid('tp_size', `expected 1..${MAX_TP_SIZE}`, tpSize);
+  if (!Number.isInteger(tpSize) || tpSize < 1 || tpSize > MAX_TP_SIZE)
+    throw invalid('tp_size', `expected 1..${MAX_TP_SIZE}`, tpSize);
   if (!Number.isInteger(segments) || segments < 1 || segments > MAX_SEGMENTS) {
     throw invalid('geometry.segment_offsets', `expected 1..${MAX_SEGMENTS} segments`, segments);
   }
-  if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 1) throw invalid('geometry.segment_bytes', 'expected at least 1 byte', segmentBytes);
-  if (!Number.isSafeInteger(segments * segmentBytes)) throw invalid('geometry', 'page bytes (segments × segment_bytes) too large', segments * segmentBytes);
+  if (!Number.isSafeInteger(segmentBytes) || segmentBytes < 1)
+    throw invalid('geometry.segment_bytes', 'expected at least 1 byte', segmentBytes);
+  if (!Number.isSafeInteger(segments * segmentBytes))
+    throw invalid('geometry', 'page bytes (segments × segment_bytes) too large', segments * segmentBytes);
   return { tpSize, replicated: !!replicated, segments, segmentBytes };
 }
 
@@ -46,11 +49,16 @@ export class NamespaceRegistry {
     if (existing) {
       const diffs: string[] = [];
       if (existing.tpSize !== l.tpSize) diffs.push(`tp_size ${l.tpSize} (fixed: ${existing.tpSize})`);
-      if (existing.replicated !== l.replicated) diffs.push(`replicated ${l.replicated} (fixed: ${existing.replicated})`);
+      if (existing.replicated !== l.replicated)
+        diffs.push(`replicated ${l.replicated} (fixed: ${existing.replicated})`);
       if (existing.segments !== l.segments) diffs.push(`segments ${l.segments} (fixed: ${existing.segments})`);
-      if (existing.segmentBytes !== l.segmentBytes) diffs.push(`segment_bytes ${l.segmentBytes} (fixed: ${existing.segmentBytes})`);
+      if (existing.segmentBytes !== l.segmentBytes)
+        diffs.push(`segment_bytes ${l.segmentBytes} (fixed: ${existing.segmentBytes})`);
       if (diffs.length > 0) {
-        throw new KvError('GEOMETRY_CONFLICT', `namespace ${JSON.stringify(name)}: geometry conflicts with its first registration: ${diffs.join(', ')}`);
+        throw new KvError(
+          'GEOMETRY_CONFLICT',
+          `namespace ${JSON.stringify(name)}: geometry conflicts with its first registration: ${diffs.join(', ')}`,
+        );
       }
       return existing;
     }

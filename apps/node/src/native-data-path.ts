@@ -41,7 +41,9 @@ export class NativeDataPath implements DataPath {
 
   constructor(opts: NativeDataPathOptions) {
     // Pre-fault the arena at start-up (parallel), so no save pays first-touch page faults.
-    this.pool = new NativePagePool(Pool.create({ sizeBytes: opts.poolBytes, hugepages: opts.hugepages, prefaultThreads: opts.copyThreads }));
+    this.pool = new NativePagePool(
+      Pool.create({ sizeBytes: opts.poolBytes, hugepages: opts.hugepages, prefaultThreads: opts.copyThreads }),
+    );
     this.engine = new CopyEngine({ threads: opts.copyThreads });
     const engine = this.engine;
     this.copier = {
@@ -61,12 +63,18 @@ export class NativeDataPath implements DataPath {
 
   openRegion(source: RegionSource): MappedRegion {
     try {
-      const region = source.shmName ? Region.openShm(source.shmName, source.sizeBytes) : Region.openPath(source.path!, source.sizeBytes);
+      const region = source.shmName
+        ? Region.openShm(source.shmName, source.sizeBytes)
+        : Region.openPath(source.path!, source.sizeBytes);
       return { sizeBytes: region.sizeBytes, memory: region, close: () => region.close() };
     } catch (err) {
       const e = toKvError(err);
       // A region the node cannot map is the engine's problem to fix: say which one and why.
-      throw new KvError(e.code === 'INTERNAL' || e.code === 'INVALID_ARGUMENT' ? 'REGION_INVALID' : e.code, `region: ${e.message}`, { cause: err });
+      throw new KvError(
+        e.code === 'INTERNAL' || e.code === 'INVALID_ARGUMENT' ? 'REGION_INVALID' : e.code,
+        `region: ${e.message}`,
+        { cause: err },
+      );
     }
   }
 

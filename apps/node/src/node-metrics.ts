@@ -20,9 +20,17 @@ export function nodeMetrics(metrics: Metrics, core: EngineCore, pool: PagePool):
 
   gauge('kvfabric_pool_capacity_bytes', 'pool capacity', () => pool.stats().capacityBytes, 'By');
   gauge('kvfabric_pool_used_bytes', 'bytes in allocated pool pages', () => pool.stats().usedBytes, 'By');
-  counter('kvfabric_pool_evicted_blocks_total', 'blocks evicted to make room', () => core.evictor.counters.evictedBlocks);
+  counter(
+    'kvfabric_pool_evicted_blocks_total',
+    'blocks evicted to make room',
+    () => core.evictor.counters.evictedBlocks,
+  );
   counter('kvfabric_pool_evicted_bytes_total', 'bytes evicted to make room', () => core.evictor.counters.evictedBytes);
-  counter('kvfabric_pool_exhausted_total', 'allocations that found nothing evictable', () => core.evictor.counters.exhausted);
+  counter(
+    'kvfabric_pool_exhausted_total',
+    'allocations that found nothing evictable',
+    () => core.evictor.counters.exhausted,
+  );
 
   gauge('kvfabric_index_blocks', 'sealed (servable) blocks', () => core.index.stats().sealed);
   gauge('kvfabric_index_partial_blocks', 'blocks waiting for more shards', () => core.index.stats().partial);

@@ -5,7 +5,8 @@ import { INSERT, PendingBlockUpdates, REMOVE } from './pending-block-updates.js'
 const h = (s: string) => Buffer.from(s);
 const hashes = (list: { packed: Buffer; hashLen: number }) => {
   const out: string[] = [];
-  for (let off = 0; off < list.packed.length; off += list.hashLen) out.push(list.packed.subarray(off, off + list.hashLen).toString());
+  for (let off = 0; off < list.packed.length; off += list.hashLen)
+    out.push(list.packed.subarray(off, off + list.hashLen).toString());
   return out;
 };
 
@@ -19,7 +20,9 @@ test('updates are netted per namespace and handed out packed per hash length', (
   assert.equal(p.note('b', h('k1'), REMOVE), 'added');
   assert.equal(p.note('a', h('k2'), REMOVE), 'netted', 'an insert then a remove before a flush: nothing to send');
   assert.equal(p.size, 4);
-  const taken = p.take().map((n) => ({ namespace: n.namespace, inserts: n.inserts.map(hashes), removes: n.removes.map(hashes) }));
+  const taken = p
+    .take()
+    .map((n) => ({ namespace: n.namespace, inserts: n.inserts.map(hashes), removes: n.removes.map(hashes) }));
   assert.deepEqual(taken, [
     { namespace: 'a', inserts: [['k1'], ['long']], removes: [['gone']] },
     { namespace: 'b', inserts: [], removes: [['k1']] },

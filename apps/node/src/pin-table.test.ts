@@ -12,19 +12,21 @@ function table(onEnded?: (e: PinEntry<number>, why: End) => void | Promise<void>
     ttlMs: 100,
     now: () => clock,
     pin: (s) => s.forEach((x) => pins.set(x, (pins.get(x) ?? 0) + 1)),
-    unpin: (s) => s.forEach((x) => {
-      const n = (pins.get(x) ?? 0) - 1;
-      assert.ok(n >= 0, `unpin of unpinned slot ${x}`);
-      if (n === 0) pins.delete(x);
-      else pins.set(x, n);
-    }),
+    unpin: (s) =>
+      s.forEach((x) => {
+        const n = (pins.get(x) ?? 0) - 1;
+        assert.ok(n >= 0, `unpin of unpinned slot ${x}`);
+        if (n === 0) pins.delete(x);
+        else pins.set(x, n);
+      }),
     onEnded: (e, why) => {
       ended.push([e.id, why]);
       return onEnded?.(e, why);
     },
   });
   let id = 1;
-  const add = (owner: string, ...slots: number[]) => t.add({ id: id++, owner, slots: Int32Array.from(slots), expiresAtMs: t.expiry() });
+  const add = (owner: string, ...slots: number[]) =>
+    t.add({ id: id++, owner, slots: Int32Array.from(slots), expiresAtMs: t.expiry() });
   return { t, pins, ended, add, advance: (ms: number) => (clock += ms) };
 }
 
@@ -32,13 +34,25 @@ test('entries pin while live and unpin once when they end', () => {
   const { t, pins, ended, add } = table();
   const a = add('x', 1, 2);
   const b = add('y', 2);
-  assert.deepEqual([...pins], [[1, 1], [2, 2]]);
-  assert.deepEqual({ size: t.size, pinned: t.pinnedSlots, x: t.heldBy('x'), y: t.heldBy('y') }, { size: 2, pinned: 3, x: 1, y: 1 });
+  assert.deepEqual(
+    [...pins],
+    [
+      [1, 1],
+      [2, 2],
+    ],
+  );
+  assert.deepEqual(
+    { size: t.size, pinned: t.pinnedSlots, x: t.heldBy('x'), y: t.heldBy('y') },
+    { size: 2, pinned: 3, x: 1, y: 1 },
+  );
   assert.equal(t.end(a, 'released'), true);
   assert.equal(t.end(a, 'released'), false, 'a second end is a no-op');
   assert.deepEqual([...pins], [[2, 1]]);
   assert.deepEqual(ended, [[a.id, 'released']]);
-  assert.deepEqual({ size: t.size, pinned: t.pinnedSlots, x: t.heldBy('x'), live: t.get(b.id) }, { size: 1, pinned: 1, x: 0, live: b });
+  assert.deepEqual(
+    { size: t.size, pinned: t.pinnedSlots, x: t.heldBy('x'), live: t.get(b.id) },
+    { size: 1, pinned: 1, x: 0, live: b },
+  );
 });
 
 test('sweep ends what expired (expiry = now + ttl), and only that', () => {
@@ -61,7 +75,7 @@ test('sweep ends what expired (expiry = now + ttl), and only that', () => {
   assert.equal(pins.size, 0);
 });
 
-test('dropOwner ends one owner\'s entries; clear ends the rest', () => {
+test("dropOwner ends one owner's entries; clear ends the rest", () => {
   const { t, pins, ended, add } = table();
   add('x', 1);
   add('x', 2);

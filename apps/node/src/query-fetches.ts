@@ -69,7 +69,13 @@ export class QueryFetches {
 
   /** Starts the fetch of (engine, request id); `req.packed` must stay unchanged until it finishes. */
   start(engineId: string, requestId: string, req: FetchRequest): QueryFetch {
-    const started: PendingFetch = { done: false, local: req.from, outcome: { ssd: 0, remote: 0 }, expiresAtMs: this.opts.now() + this.opts.ttlMs, waiters: new Set() };
+    const started: PendingFetch = {
+      done: false,
+      local: req.from,
+      outcome: { ssd: 0, remote: 0 },
+      expiresAtMs: this.opts.now() + this.opts.ttlMs,
+      waiters: new Set(),
+    };
     this.pending.set(fetchKey(engineId, requestId), started);
     const finish = (): void => {
       started.done = true;

@@ -58,16 +58,42 @@ export class RemotePulls {
   static async start(deps: RemotePullDeps): Promise<RemotePulls> {
     const { config, logger, choice } = deps;
     const transport = await createTransport({
-      kind: choice.kind, pool: deps.nativePool, addr: config.addr, streamsPerPeer: config.streamsPerPeer, nics: config.nics, logger: logger.child({ component: 'transport' }),
+      kind: choice.kind,
+      pool: deps.nativePool,
+      addr: config.addr,
+      streamsPerPeer: config.streamsPerPeer,
+      nics: config.nics,
+      logger: logger.child({ component: 'transport' }),
       verbs: {
-        portNum: config.verbsPort, trafficClass: config.verbsTrafficClass, serviceLevel: config.verbsServiceLevel, ackTimeout: config.verbsAckTimeout,
-        retryCount: config.verbsRetryCount, allowPoolRkey: config.verbsAllowPoolRkey, ...(config.verbsGidIndex !== undefined ? { gidIndex: config.verbsGidIndex } : {}),
+        portNum: config.verbsPort,
+        trafficClass: config.verbsTrafficClass,
+        serviceLevel: config.verbsServiceLevel,
+        ackTimeout: config.verbsAckTimeout,
+        retryCount: config.verbsRetryCount,
+        allowPoolRkey: config.verbsAllowPoolRkey,
+        ...(config.verbsGidIndex !== undefined ? { gidIndex: config.verbsGidIndex } : {}),
       },
     });
-    logger.info({ transport: choice.kind, reason: choice.reason, streamsPerPeer: config.streamsPerPeer }, `transport: ${choice.kind} (${choice.reason})`);
-    const peer = new PeerServer({ nodeId: deps.nodeId, transport, index: deps.index, namespaces: deps.namespaces, grantTtlMs: config.grantTtlSecs * 1000, logger: logger.child({ component: 'peer' }) });
+    logger.info(
+      { transport: choice.kind, reason: choice.reason, streamsPerPeer: config.streamsPerPeer },
+      `transport: ${choice.kind} (${choice.reason})`,
+    );
+    const peer = new PeerServer({
+      nodeId: deps.nodeId,
+      transport,
+      index: deps.index,
+      namespaces: deps.namespaces,
+      grantTtlMs: config.grantTtlSecs * 1000,
+      logger: logger.child({ component: 'peer' }),
+    });
     const peerServer = new grpc.Server(CHANNEL_OPTIONS);
-    peerServer.addService(PeerService, peerServiceImpl({ server: peer, nodeId: deps.nodeId, transport: deps.transportKind }, { logger: logger.child({ component: 'peer-rpc' }), instruments: rpcInstruments(deps.metrics, 'peer') }));
+    peerServer.addService(
+      PeerService,
+      peerServiceImpl(
+        { server: peer, nodeId: deps.nodeId, transport: deps.transportKind },
+        { logger: logger.child({ component: 'peer-rpc' }), instruments: rpcInstruments(deps.metrics, 'peer') },
+      ),
+    );
     const port = await bindServer(peerServer, config.addr);
     const addr = formatHostPort({ host: parseHostPort(config.addr).host, port });
     const pulling = deps.metaserver && new PullingSide(deps, transport, addr, deps.metaserver);
@@ -98,19 +124,33 @@ class PullingSide {
   readonly links: PeerLinks;
   readonly fetcher: RemoteFetcher;
 
-  constructor(deps: RemotePullDeps, transport: Transport, addr: string, metaserver: { client: MetaserverClient; reporter: Reporter }) {
+  constructor(
+    deps: RemotePullDeps,
+    transport: Transport,
+    addr: string,
+    metaserver: { client: MetaserverClient; reporter: Reporter },
+  ) {
     const { config, nodeId } = deps;
     const { client, reporter } = metaserver;
     const directory: HolderDirectory = {
       up: () => reporter.connected || (reporter.counters.heartbeats === 0 && reporter.counters.heartbeatFailures === 0),
       holders: async (namespace, packed, hashLen, deadlineMs) => {
         const res = await client.queryPrefix(namespace, { packed, hashLen }, { excludeNodeId: nodeId, deadlineMs });
-        return res.nodes.map((n) => ({ nodeId: n.nodeId, addr: n.addr, prefixLen: n.prefixLen, poolUsedBytes: Number(n.poolUsedBytes) }));
+        return res.nodes.map((n) => ({
+          nodeId: n.nodeId,
+          addr: n.addr,
+          prefixLen: n.prefixLen,
+          poolUsedBytes: Number(n.poolUsedBytes),
+        }));
       },
     };
     this.links = new PeerLinks({ nodeId, addr, transport, transportKind: deps.transportKind });
     // The instruments read this side's fetcher and links at scrape time; the fetcher records its durations itself.
-    const observePull = pullMetrics(deps.metrics, () => this.fetcher, () => this.links);
+    const observePull = pullMetrics(
+      deps.metrics,
+      () => this.fetcher,
+      () => this.links,
+    );
     this.fetcher = new RemoteFetcher({
       index: deps.index,
       evictor: deps.evictor,

@@ -8,14 +8,31 @@ import { KvEngine, KvRegion, MetaserverClient } from '@kvfabric/client';
 
 const HEARTBEAT_SECS = 0.5;
 
-async function locate(metaserverAddr: string, ns: string, hashes: Buffer[]): Promise<{ nodes: { addr: string; prefixLen: number }[] }> {
-  const r = await runCli(['locate', '--metaserver-addr', metaserverAddr, '--namespace', ns, '--hashes', hashes.map((h) => h.toString('hex')).join(','), '--output', 'json']);
+async function locate(
+  metaserverAddr: string,
+  ns: string,
+  hashes: Buffer[],
+): Promise<{ nodes: { addr: string; prefixLen: number }[] }> {
+  const r = await runCli([
+    'locate',
+    '--metaserver-addr',
+    metaserverAddr,
+    '--namespace',
+    ns,
+    '--hashes',
+    hashes.map((h) => h.toString('hex')).join(','),
+    '--output',
+    'json',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
 }
 
 test('saved hashes appear in `kvfabric locate`; after a metaserver restart they come back by themselves', async (t) => {
-  await using cluster = await startCluster({ nodes: 1, node: { poolSize: '64mib', args: ['--heartbeat-interval-secs', String(HEARTBEAT_SECS)] } });
+  await using cluster = await startCluster({
+    nodes: 1,
+    node: { poolSize: '64mib', args: ['--heartbeat-interval-secs', String(HEARTBEAT_SECS)] },
+  });
   const [node] = cluster.nodes;
   const region = KvRegion.create({ layout: { numLayers: 2, kvSplit: true, bytesPerLayerBlock: 2048, numBlocks: 16 } });
   const kv = await KvEngine.register({ target: node!.engineSocket, namespace: 'adv/ns', region });
@@ -30,7 +47,10 @@ test('saved hashes appear in `kvfabric locate`; after a metaserver restart they 
       await sleep(100);
       found = await locate(cluster.metaserver.addr, 'adv/ns', hashes);
     }
-    assert.deepEqual(found.nodes.map((n) => [n.addr, n.prefixLen]), [[node!.addr, 6]]);
+    assert.deepEqual(
+      found.nodes.map((n) => [n.addr, n.prefixLen]),
+      [[node!.addr, 6]],
+    );
 
     await cluster.metaserver.restart();
     const restartedAt = Date.now();
@@ -51,10 +71,15 @@ test('saved hashes appear in `kvfabric locate`; after a metaserver restart they 
       client.close();
     }
     assert.ok(healedAfterMs >= 0, 'blocks re-advertised after the restart');
-    t.diagnostic(`index healed ${healedAfterMs} ms after the metaserver restart (heartbeat ${HEARTBEAT_SECS * 1000} ms)`);
+    t.diagnostic(
+      `index healed ${healedAfterMs} ms after the metaserver restart (heartbeat ${HEARTBEAT_SECS * 1000} ms)`,
+    );
     // How fast it heals is a timing figure (reported above), not a pass condition: it must heal by itself.
     const healed = await locate(cluster.metaserver.addr, 'adv/ns', hashes);
-    assert.deepEqual(healed.nodes.map((n) => [n.addr, n.prefixLen]), [[node!.addr, 6]]);
+    assert.deepEqual(
+      healed.nodes.map((n) => [n.addr, n.prefixLen]),
+      [[node!.addr, 6]],
+    );
     const status = await kv.status();
     assert.equal(status.metaserverConnected, true);
     assert.ok(status.metaserverEpoch > 0n);
@@ -68,9 +93,13 @@ test('saved hashes appear in `kvfabric locate`; after a metaserver restart they 
 });
 
 test('SIGTERM unregisters the node from the metaserver and exits 0', async () => {
-  await using cluster = await startCluster({ nodes: 1, node: { poolSize: '16mib', args: ['--heartbeat-interval-secs', String(HEARTBEAT_SECS)] } });
+  await using cluster = await startCluster({
+    nodes: 1,
+    node: { poolSize: '16mib', args: ['--heartbeat-interval-secs', String(HEARTBEAT_SECS)] },
+  });
   const node = cluster.nodes[0]!;
-  const nodes = async () => JSON.parse((await runCli(['nodes', '--metaserver-addr', cluster.metaserver.addr, '--output', 'json'])).stdout);
+  const nodes = async () =>
+    JSON.parse((await runCli(['nodes', '--metaserver-addr', cluster.metaserver.addr, '--output', 'json'])).stdout);
   let listed = await nodes();
   const deadline = Date.now() + 60_000; // generous: a busy machine only makes this slower
   while (!JSON.stringify(listed).includes(node.addr) && Date.now() < deadline) {

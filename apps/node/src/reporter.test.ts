@@ -62,15 +62,25 @@ const residentLists = (resident: Resident) => () => {
     if (!lists.has(id)) lists.set(id, { namespace: ns, keys: [] });
     lists.get(id)!.keys.push(key);
   }
-  return [...lists.values()].map(({ namespace, keys }) => ({ namespace, hashes: { packed: h(keys.join('')), hashLen: keys[0]!.length } }));
+  return [...lists.values()].map(({ namespace, keys }) => ({
+    namespace,
+    hashes: { packed: h(keys.join('')), hashLen: keys[0]!.length },
+  }));
 };
 
 function setup(resident: Resident = []) {
   const ms = new FakeMetaserver();
   const r = new Reporter({
-    client: ms, nodeId: 'n1', addr: '127.0.0.1:1', transports: [1], heartbeatMs: 30, flushMs: 5, batchSize: 2,
+    client: ms,
+    nodeId: 'n1',
+    addr: '127.0.0.1:1',
+    transports: [1],
+    heartbeatMs: 30,
+    flushMs: 5,
+    batchSize: 2,
     stats: () => ({ poolCapacityBytes: 100, poolUsedBytes: 10, blocks: resident.length }),
-    resident: residentLists(resident), logger: silentLogger(),
+    resident: residentLists(resident),
+    logger: silentLogger(),
   });
   return { ms, r, resident };
 }
@@ -85,7 +95,14 @@ test('inserts and removes are batched and netted per namespace', async () => {
   r.removed('a', h('gone')); // insert + remove before the flush: nothing sent
   await r.flush();
   const sent = ms.calls.filter((c) => c.kind === 'insert');
-  assert.deepEqual(sent.map((c) => [c.ns, c.keys]), [['a', ['k1', 'k2']], ['a', ['k3']], ['b', ['k1']]]);
+  assert.deepEqual(
+    sent.map((c) => [c.ns, c.keys]),
+    [
+      ['a', ['k1', 'k2']],
+      ['a', ['k3']],
+      ['b', ['k1']],
+    ],
+  );
   assert.equal(r.counters.netted, 1);
   assert.equal(r.counters.inserted, 4);
   r.removed('a', h('k1'));
@@ -96,7 +113,11 @@ test('inserts and removes are batched and netted per namespace', async () => {
 });
 
 test('a new epoch re-advertises every resident block; a down metaserver drops and counts', async () => {
-  const { ms, r, resident } = setup([{ ns: 'a', key: 'r1' }, { ns: 'a', key: 'r2' }, { ns: 'b', key: 'r3' }]);
+  const { ms, r, resident } = setup([
+    { ns: 'a', key: 'r1' },
+    { ns: 'a', key: 'r2' },
+    { ns: 'b', key: 'r3' },
+  ]);
   r.start();
   await sleep(20);
   await r.flush();
@@ -126,8 +147,16 @@ test('a re-advertise is batched and paced to --readvertise-blocks-per-sec', asyn
   const insert = ms.insertBlocks.bind(ms);
   ms.insertBlocks = async (n, ns, h) => (at.push(performance.now()), insert(n, ns, h));
   const r = new Reporter({
-    client: ms, nodeId: 'n1', addr: '127.0.0.1:1', transports: [1], heartbeatMs: 60_000, batchSize: 100, readvertiseBlocksPerSec: 2000,
-    stats: () => ({ poolCapacityBytes: 1, poolUsedBytes: 0, blocks: resident.length }), resident: residentLists(resident), logger: silentLogger(),
+    client: ms,
+    nodeId: 'n1',
+    addr: '127.0.0.1:1',
+    transports: [1],
+    heartbeatMs: 60_000,
+    batchSize: 100,
+    readvertiseBlocksPerSec: 2000,
+    stats: () => ({ poolCapacityBytes: 1, poolUsedBytes: 0, blocks: resident.length }),
+    resident: residentLists(resident),
+    logger: silentLogger(),
   });
   r.start();
   await sleep(10);
@@ -135,7 +164,8 @@ test('a re-advertise is batched and paced to --readvertise-blocks-per-sec', asyn
   assert.equal(ms.owned.get('a')?.size, 1000);
   assert.equal(at.length, 10, 'batches of --batch-size');
   // 100 blocks per batch at 2000 blocks/s: batch i goes no earlier than i × 50 ms after the first
-  for (let i = 1; i < at.length; i++) assert.ok(at[i]! - at[0]! >= i * 50 - 1, `batch ${i} after ${at[i]! - at[0]!} ms`);
+  for (let i = 1; i < at.length; i++)
+    assert.ok(at[i]! - at[0]! >= i * 50 - 1, `batch ${i} after ${at[i]! - at[0]!} ms`);
   assert.equal(r.counters.readvertised, 1000);
   assert.equal(r.counters.readvertises, 1);
   await r.stop();
@@ -149,8 +179,17 @@ test('a leader change (HA client) heartbeats at once; a pass cut short by the ol
   });
   const resident = Array.from({ length: 10 }, (_, i) => ({ ns: 'a', key: `k${i}` }));
   const r = new Reporter({
-    client, nodeId: 'n1', addr: '127.0.0.1:1', transports: [1], heartbeatMs: 60_000, batchSize: 2, readvertiseBlocksPerSec: 0, leaderChangeJitterMs: 20,
-    stats: () => ({ poolCapacityBytes: 1, poolUsedBytes: 0, blocks: resident.length }), resident: residentLists(resident), logger: silentLogger(),
+    client,
+    nodeId: 'n1',
+    addr: '127.0.0.1:1',
+    transports: [1],
+    heartbeatMs: 60_000,
+    batchSize: 2,
+    readvertiseBlocksPerSec: 0,
+    leaderChangeJitterMs: 20,
+    stats: () => ({ poolCapacityBytes: 1, poolUsedBytes: 0, blocks: resident.length }),
+    resident: residentLists(resident),
+    logger: silentLogger(),
   });
   r.start();
   await sleep(10);

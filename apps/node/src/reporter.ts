@@ -14,7 +14,12 @@ import type { Logger } from '@kvfabric/common/observability';
 import { INSERT, PendingBlockUpdates, REMOVE, type BlockUpdate } from './pending-block-updates.js';
 
 export interface ReporterClient {
-  heartbeat(input: { nodeId: string; addr: string; transports?: number[]; stats?: { poolCapacityBytes: bigint; poolUsedBytes: bigint; blocks: bigint } }): Promise<{ epoch: bigint; registered: boolean }>;
+  heartbeat(input: {
+    nodeId: string;
+    addr: string;
+    transports?: number[];
+    stats?: { poolCapacityBytes: bigint; poolUsedBytes: bigint; blocks: bigint };
+  }): Promise<{ epoch: bigint; registered: boolean }>;
   insertBlocks(nodeId: string, namespace: string, hashes: PackedHashes): Promise<{ epoch: bigint }>;
   removeBlocks(nodeId: string, namespace: string, hashes: PackedHashes): Promise<{ epoch: bigint }>;
   unregister(nodeId: string): Promise<unknown>;
@@ -47,7 +52,16 @@ export interface ReporterOptions {
 
 export class Reporter {
   readonly counters = {
-    inserted: 0, removed: 0, netted: 0, dropped: 0, readvertised: 0, readvertises: 0, heartbeats: 0, heartbeatFailures: 0, epochChanges: 0, leaderChanges: 0,
+    inserted: 0,
+    removed: 0,
+    netted: 0,
+    dropped: 0,
+    readvertised: 0,
+    readvertises: 0,
+    heartbeats: 0,
+    heartbeatFailures: 0,
+    epochChanges: 0,
+    leaderChanges: 0,
   };
   epoch = 0n;
   connected = false;
@@ -74,7 +88,8 @@ export class Reporter {
     this.pending = new PendingBlockUpdates(opts.maxPending ?? 1_000_000);
     this.readvertiseRate = opts.readvertiseBlocksPerSec ?? DEFAULT_READVERTISE_BLOCKS_PER_SEC;
     this.jitterMs = opts.leaderChangeJitterMs ?? Math.min(250, opts.heartbeatMs / 4);
-    if (!(this.readvertiseRate >= 0)) throw new RangeError(`readvertise-blocks-per-sec: expected >= 0, got ${this.readvertiseRate}`);
+    if (!(this.readvertiseRate >= 0))
+      throw new RangeError(`readvertise-blocks-per-sec: expected >= 0, got ${this.readvertiseRate}`);
   }
 
   start(): void {
@@ -170,13 +185,23 @@ export class Reporter {
   }
 
   /** Sends `lists` in batches; with `readvertise` paced, and stopped at the first failure. Returns how many hashes were sent. */
-  private async send(ns: string, lists: PackedHashes[], kind: 'insert' | 'remove', readvertise?: { epoch: bigint }): Promise<number> {
+  private async send(
+    ns: string,
+    lists: PackedHashes[],
+    kind: 'insert' | 'remove',
+    readvertise?: { epoch: bigint },
+  ): Promise<number> {
     let sent = 0;
     for (const list of lists) sent += await this.sendList(ns, list, kind, readvertise);
     return sent;
   }
 
-  private async sendList(ns: string, list: PackedHashes, kind: 'insert' | 'remove', readvertise?: { epoch: bigint }): Promise<number> {
+  private async sendList(
+    ns: string,
+    list: PackedHashes,
+    kind: 'insert' | 'remove',
+    readvertise?: { epoch: bigint },
+  ): Promise<number> {
     const { packed, hashLen } = list;
     const count = hashLen > 0 ? packed.length / hashLen : 0;
     let sent = 0;
@@ -196,9 +221,10 @@ export class Reporter {
       }
       if (readvertise) await this.pace(n);
       try {
-        const res = kind === 'insert'
-          ? await this.opts.client.insertBlocks(this.opts.nodeId, ns, hashes)
-          : await this.opts.client.removeBlocks(this.opts.nodeId, ns, hashes);
+        const res =
+          kind === 'insert'
+            ? await this.opts.client.insertBlocks(this.opts.nodeId, ns, hashes)
+            : await this.opts.client.removeBlocks(this.opts.nodeId, ns, hashes);
         if (kind === 'insert') this.counters.inserted += n;
         else this.counters.removed += n;
         sent += n;
@@ -208,10 +234,14 @@ export class Reporter {
         this.dirty = true;
         const code = (err as { code?: unknown }).code;
         // Not served (leader gone, no leader, timeout): later batches would wait out their deadlines too.
-        if (code === 'METASERVER_UNAVAILABLE' || code === 'NOT_LEADER' || code === 'TRANSPORT_TIMEOUT') this.connected = false;
+        if (code === 'METASERVER_UNAVAILABLE' || code === 'NOT_LEADER' || code === 'TRANSPORT_TIMEOUT')
+          this.connected = false;
         // A new leader that has not seen this node yet: register now rather than at the next period.
         if (code === 'SESSION_UNKNOWN') this.kick();
-        this.opts.logger.warn({ err: (err as Error).message, namespace: ns, count: n, kind }, 'metaserver update dropped');
+        this.opts.logger.warn(
+          { err: (err as Error).message, namespace: ns, count: n, kind },
+          'metaserver update dropped',
+        );
       }
     }
     return sent;
@@ -222,7 +252,8 @@ export class Reporter {
     if (this.readvertiseRate <= 0) return;
     const now = performance.now();
     // libuv timers count whole milliseconds and may fire up to 1 ms early: sleep until the pace really allows it.
-    for (let wait = this.nextBatchAt - now; wait > 0; wait = this.nextBatchAt - performance.now()) await sleep(Math.ceil(wait));
+    for (let wait = this.nextBatchAt - now; wait > 0; wait = this.nextBatchAt - performance.now())
+      await sleep(Math.ceil(wait));
     this.nextBatchAt = Math.max(now, this.nextBatchAt) + (n / this.readvertiseRate) * 1000;
   }
 
@@ -235,7 +266,11 @@ export class Reporter {
         nodeId: this.opts.nodeId,
         addr: this.opts.addr,
         transports: this.opts.transports,
-        stats: { poolCapacityBytes: BigInt(s.poolCapacityBytes), poolUsedBytes: BigInt(s.poolUsedBytes), blocks: BigInt(s.blocks) },
+        stats: {
+          poolCapacityBytes: BigInt(s.poolCapacityBytes),
+          poolUsedBytes: BigInt(s.poolUsedBytes),
+          blocks: BigInt(s.blocks),
+        },
       });
       this.counters.heartbeats++;
       if (!this.connected) this.opts.logger.info({ epoch: res.epoch.toString() }, 'metaserver connected');
@@ -243,7 +278,8 @@ export class Reporter {
       this.seeEpoch(res.epoch, res.registered);
     } catch (err) {
       this.counters.heartbeatFailures++;
-      if (this.connected || this.counters.heartbeatFailures === 1) this.opts.logger.warn({ err: (err as Error).message }, 'metaserver heartbeat failed; serving local hits only');
+      if (this.connected || this.counters.heartbeatFailures === 1)
+        this.opts.logger.warn({ err: (err as Error).message }, 'metaserver heartbeat failed; serving local hits only');
       this.connected = false;
     } finally {
       this.heartbeating = false;
@@ -275,7 +311,13 @@ export class Reporter {
       this.counters.readvertised += sent;
       this.counters.readvertises++;
       if (n > 0) {
-        const fields = { blocks: n, sent, epoch: pass.epoch.toString(), ms: Math.round(performance.now() - started), blocksPerSec: this.readvertiseRate || null };
+        const fields = {
+          blocks: n,
+          sent,
+          epoch: pass.epoch.toString(),
+          ms: Math.round(performance.now() - started),
+          blocksPerSec: this.readvertiseRate || null,
+        };
         if (sent === n) this.opts.logger.info(fields, 're-advertised resident blocks');
         else this.opts.logger.warn(fields, 're-advertise cut short; the next heartbeat retries');
       }

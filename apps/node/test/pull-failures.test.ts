@@ -10,7 +10,17 @@ import { startMetaserver, startNode, type MetaserverHandle, type NodeHandle } fr
 import { MetaserverClient } from '@kvfabric/client';
 import { PeerClient, TransportKind, type HandshakeResponse, type PrepareReadResponse } from '@kvfabric/proto';
 import { Pool, TcpTransport } from '@kvfabric/native';
-import { advertised as advertisedOn, engine, freshHashes, loadBlocks, metric, nodeId, saveBlocks, until, PAGE } from './pull-helpers.js';
+import {
+  advertised as advertisedOn,
+  engine,
+  freshHashes,
+  loadBlocks,
+  metric,
+  nodeId,
+  saveBlocks,
+  until,
+  PAGE,
+} from './pull-helpers.js';
 import { unpackOffsets } from '../src/peer-wire/offsets.js';
 
 let metaserver: MetaserverHandle;
@@ -23,7 +33,19 @@ before(async () => {
   const common = ['--heartbeat-interval-secs', '0.3', '--pull-timeout-secs', String(PULL_TIMEOUT_SECS)];
   [A, B, C] = await Promise.all([
     startNode({ metaserverAddr: metaserver.addr, poolSize: '64mib', args: [...common, '--grant-ttl-secs', '0.5'] }),
-    startNode({ metaserverAddr: metaserver.addr, poolSize: '64mib', args: [...common, '--pull-max-bytes-per-sec', '4mib', '--pull-chunk-bytes', '256kib', '--pull-backoff-secs', '600'] }),
+    startNode({
+      metaserverAddr: metaserver.addr,
+      poolSize: '64mib',
+      args: [
+        ...common,
+        '--pull-max-bytes-per-sec',
+        '4mib',
+        '--pull-chunk-bytes',
+        '256kib',
+        '--pull-backoff-secs',
+        '600',
+      ],
+    }),
     startNode({ metaserverAddr: metaserver.addr, poolSize: '64mib', args: common }),
   ]);
   meta = new MetaserverClient(metaserver.addr);
@@ -35,17 +57,26 @@ after(async () => {
   await metaserver?.[Symbol.asyncDispose]();
 });
 
-const advertised = (ns: string, hashes: Buffer[], node: NodeHandle, n: number) => advertisedOn(meta, ns, hashes, node, n);
+const advertised = (ns: string, hashes: Buffer[], node: NodeHandle, n: number) =>
+  advertisedOn(meta, ns, hashes, node, n);
 
 const unary = <Req, Res>(stub: PeerClient, method: 'handshake' | 'prepareRead', req: Req) =>
   new Promise<Res>((resolve, reject) =>
-    (stub[method] as unknown as (r: Req, cb: (e: grpc.ServiceError | null, r: Res) => void) => void).call(stub, req, (e, r) => (e ? reject(e) : resolve(r))));
+    (stub[method] as unknown as (r: Req, cb: (e: grpc.ServiceError | null, r: Res) => void) => void).call(
+      stub,
+      req,
+      (e, r) => (e ? reject(e) : resolve(r)),
+    ),
+  );
 
 /** B's pull failures of one reason. */
 const failures = (reason: string) => metric(B, 'kvfabric_pull_failures_total', `reason="${reason}"`);
 
 /** The blocks a node holds but are not servable (half written or half pulled), and its pins. */
-const leftovers = async (n: NodeHandle) => ({ partial: await metric(n, 'kvfabric_index_partial_blocks'), pinned: await metric(n, 'kvfabric_index_pinned_blocks') });
+const leftovers = async (n: NodeHandle) => ({
+  partial: await metric(n, 'kvfabric_index_partial_blocks'),
+  pinned: await metric(n, 'kvfabric_index_pinned_blocks'),
+});
 
 test('a peer may read only what its grant covers; grant expiry unpins and refuses later reads', async () => {
   const ns = 'fail/grant';
@@ -57,11 +88,21 @@ test('a peer may read only what its grant covers; grant expiry unpins and refuse
   const t = await TcpTransport.create({ pool, connectionsPerPeer: 1 });
   const stub = new PeerClient(A.addr, grpc.credentials.createInsecure());
   try {
-    const hs = await unary<object, HandshakeResponse>(stub, 'handshake', { nodeId: 'test-reader', addr: '127.0.0.1:1', transport: TransportKind.TRANSPORT_KIND_TCP, material: await t.beginConnect(aId) });
+    const hs = await unary<object, HandshakeResponse>(stub, 'handshake', {
+      nodeId: 'test-reader',
+      addr: '127.0.0.1:1',
+      transport: TransportKind.TRANSPORT_KIND_TCP,
+      material: await t.beginConnect(aId),
+    });
     assert.equal(hs.nodeId, aId);
     await t.completeConnect(aId, Buffer.from(hs.material));
     // a grant for the first 4 blocks only
-    const g = await unary<object, PrepareReadResponse>(stub, 'prepareRead', { nodeId: 'test-reader', session: hs.session, namespace: ns, hashes: { packed: Buffer.concat(hashes.slice(0, 4)), hashLen: 32 } });
+    const g = await unary<object, PrepareReadResponse>(stub, 'prepareRead', {
+      nodeId: 'test-reader',
+      session: hs.session,
+      namespace: ns,
+      hashes: { packed: Buffer.concat(hashes.slice(0, 4)), hashLen: 32 },
+    });
     assert.equal(g.blocks, 4);
     assert.equal(Number(g.pageBytes), PAGE);
     const offsets = unpackOffsets(Buffer.from(g.pageOffsets));
@@ -75,21 +116,43 @@ test('a peer may read only what its grant covers; grant expiry unpins and refuse
     // outside: block 5's page (not granted), a range crossing the end of a granted page, an unknown grant
     const refusedBefore = await metric(A, 'kvfabric_transport_refused_total');
     pool.write(local, Buffer.alloc(PAGE, 0xee));
-    const s = { nodeId: 'test-reader', session: hs.session, namespace: ns, hashes: { packed: Buffer.concat(hashes.slice(5, 6)), hashLen: 32 } };
-    const other = unpackOffsets(Buffer.from((await unary<object, PrepareReadResponse>(stub, 'prepareRead', s)).pageOffsets));
+    const s = {
+      nodeId: 'test-reader',
+      session: hs.session,
+      namespace: ns,
+      hashes: { packed: Buffer.concat(hashes.slice(5, 6)), hashLen: 32 },
+    };
+    const other = unpackOffsets(
+      Buffer.from((await unary<object, PrepareReadResponse>(stub, 'prepareRead', s)).pageOffsets),
+    );
     assert.equal(other.length, 1, 'block 5 granted on its own');
-    await assert.rejects(t.readv(aId, grant, Float64Array.of(other[0]!), Float64Array.of(local), Float64Array.of(PAGE)), { code: 'GRANT_REFUSED' });
+    await assert.rejects(
+      t.readv(aId, grant, Float64Array.of(other[0]!), Float64Array.of(local), Float64Array.of(PAGE)),
+      { code: 'GRANT_REFUSED' },
+    );
     const crossing = offsets[3]! + PAGE / 2;
-    await assert.rejects(t.readv(aId, grant, Float64Array.of(crossing), Float64Array.of(local), Float64Array.of(PAGE)), { code: 'GRANT_REFUSED' });
-    await assert.rejects(t.readv(aId, grant + 1000, Float64Array.of(offsets[0]!), Float64Array.of(local), Float64Array.of(PAGE)), { code: 'GRANT_REFUSED' });
+    await assert.rejects(
+      t.readv(aId, grant, Float64Array.of(crossing), Float64Array.of(local), Float64Array.of(PAGE)),
+      { code: 'GRANT_REFUSED' },
+    );
+    await assert.rejects(
+      t.readv(aId, grant + 1000, Float64Array.of(offsets[0]!), Float64Array.of(local), Float64Array.of(PAGE)),
+      { code: 'GRANT_REFUSED' },
+    );
     assert.ok(pool.read(local, PAGE).equals(Buffer.alloc(PAGE, 0xee)), 'a refused read writes nothing');
-    await until('3 refusals counted', async () => (await metric(A, 'kvfabric_transport_refused_total')) - refusedBefore === 3);
+    await until(
+      '3 refusals counted',
+      async () => (await metric(A, 'kvfabric_transport_refused_total')) - refusedBefore === 3,
+    );
     // never released: it expires (--grant-ttl-secs 0.5), its pins go, and reads are refused
     await until('grant expiry', async () => (await metric(A, 'kvfabric_peer_grant_pinned_blocks')) === 0);
     assert.equal(await metric(A, 'kvfabric_peer_grants_active'), 0);
     assert.ok((await metric(A, 'kvfabric_peer_grants_ended_total', 'how="expired"')) >= 1);
     assert.equal((await leftovers(A)).pinned, 0);
-    await assert.rejects(t.readv(aId, grant, Float64Array.of(offsets[0]!), Float64Array.of(local), Float64Array.of(PAGE)), { code: 'GRANT_REFUSED' });
+    await assert.rejects(
+      t.readv(aId, grant, Float64Array.of(offsets[0]!), Float64Array.of(local), Float64Array.of(PAGE)),
+      { code: 'GRANT_REFUSED' },
+    );
   } finally {
     stub.close();
     await t.close();
@@ -128,7 +191,11 @@ test('holder killed mid-pull: a shorter hit without waiting out the pull timeout
   const query = b.kv.query(hashes);
   // Kill once two blocks have landed (B is paced, so the other 62 are still to come): the hit is then 2..63.
   const pulled = await metric(B, 'kvfabric_pull_bytes_total');
-  await until('two blocks pulled', async () => (await metric(B, 'kvfabric_pull_bytes_total')) - pulled >= 2 * PAGE, 30_000);
+  await until(
+    'two blocks pulled',
+    async () => (await metric(B, 'kvfabric_pull_bytes_total')) - pulled >= 2 * PAGE,
+    30_000,
+  );
   C.proc.kill('SIGKILL');
   const q = await query;
   assert.ok(q.hits >= 2 && q.hits < 64, `expected a shorter hit, got ${q.hits}`);
@@ -137,7 +204,11 @@ test('holder killed mid-pull: a shorter hit without waiting out the pull timeout
   const failed = async () => (await failures('transport_failed')) + (await failures('peer_unreachable'));
   const failedAfterKill = await failed();
   assert.ok(failedAfterKill >= 1, 'the failure is counted');
-  assert.equal((await failures('deadline')) - deadlineBefore, 0, 'the pull ended on the failure, not by waiting out the pull timeout');
+  assert.equal(
+    (await failures('deadline')) - deadlineBefore,
+    0,
+    'the pull ended on the failure, not by waiting out the pull timeout',
+  );
   const lb = await leftovers(B);
   assert.deepEqual(lb, { partial: 0, pinned: 0 });
   // the metaserver still lists C (until --node-stale-secs): B skips it (--pull-backoff-secs) instead of trying it again
@@ -145,7 +216,11 @@ test('holder killed mid-pull: a shorter hit without waiting out the pull timeout
   const again = await b.kv.query(hashes);
   assert.equal(again.hits, q.hits);
   assert.equal(await failed(), failedAfterKill, 'C was not tried again');
-  assert.equal((await metric(B, 'kvfabric_pull_misses_total')) - missesBefore, 1, 'the rest counted as a miss: no live holder');
+  assert.equal(
+    (await metric(B, 'kvfabric_pull_misses_total')) - missesBefore,
+    1,
+    'the rest counted as a miss: no live holder',
+  );
   assert.equal((await failures('deadline')) - deadlineBefore, 0);
 });
 
@@ -159,7 +234,10 @@ test('metaserver stopped: local hits and saves go on, queries answer without wai
   const q = await b.kv.query(hashes);
   assert.equal(q.hits, 4);
   assert.deepEqual(q.breakdown, { local: 4, ssd: 0, remote: 0 });
-  assert.ok((await failures('metaserver_unavailable')) > unavailableBefore, 'the lookup failed as metaserver_unavailable');
+  assert.ok(
+    (await failures('metaserver_unavailable')) > unavailableBefore,
+    'the lookup failed as metaserver_unavailable',
+  );
   assert.equal((await failures('deadline')) - deadlineBefore, 0, 'no pull timeout was waited out');
   const got = await loadBlocks(b, q.leaseId, 4, 50);
   got.forEach((g, i) => assert.ok(g.equals(data[i]!), `block ${i} differs`));

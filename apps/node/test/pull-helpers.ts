@@ -87,6 +87,17 @@ export async function nodeId(node: NodeHandle): Promise<string> {
 }
 
 /** Waits until the metaserver reports `node` holding exactly `n` leading blocks of `hashes`. */
-export async function advertised(meta: MetaserverClient, ns: string, hashes: Buffer[], node: NodeHandle, n: number, timeoutMs?: number): Promise<void> {
-  await until(`${node.addr} advertising ${n} blocks`, async () => (await meta.queryPrefix(ns, hashes)).nodes.some((x) => x.addr === node.addr && x.prefixLen === n), timeoutMs);
+export async function advertised(
+  meta: MetaserverClient,
+  ns: string,
+  hashes: Buffer[],
+  node: NodeHandle,
+  n: number,
+  timeoutMs?: number,
+): Promise<void> {
+  await until(
+    `${node.addr} advertising ${n} blocks`,
+    async () => (await meta.queryPrefix(ns, hashes)).nodes.some((x) => x.addr === node.addr && x.prefixLen === n),
+    timeoutMs,
+  );
 }

@@ -4,7 +4,17 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster, runCli, type Cluster, type NodeHandle } from '@kvfabric/testkit';
 import { MetaserverClient } from '@kvfabric/client';
-import { advertised as advertisedOn, engine, freshHashes, loadBlocks, metric, nodeId, saveBlocks, until, PAGE } from './pull-helpers.js';
+import {
+  advertised as advertisedOn,
+  engine,
+  freshHashes,
+  loadBlocks,
+  metric,
+  nodeId,
+  saveBlocks,
+  until,
+  PAGE,
+} from './pull-helpers.js';
 
 let cluster: Cluster;
 let meta: MetaserverClient;
@@ -21,7 +31,8 @@ after(async () => {
   await cluster?.[Symbol.asyncDispose]();
 });
 
-const advertised = (ns: string, hashes: Buffer[], node: NodeHandle, n: number) => advertisedOn(meta, ns, hashes, node, n);
+const advertised = (ns: string, hashes: Buffer[], node: NodeHandle, n: number) =>
+  advertisedOn(meta, ns, hashes, node, n);
 
 /** Blocks pinned on a node right now (leases, grants, copies, pulls in flight). */
 const pinned = (node: NodeHandle) => metric(node, 'kvfabric_index_pinned_blocks');
@@ -49,12 +60,30 @@ test('full remote hit: a prefix saved only on A is pulled by B, bytes equal, and
 
   // B advertised its copies: locate --blocks lists both owners of every block
   await advertised(ns, hashes, B, 16);
-  const res = await runCli(['locate', '--metaserver-addr', cluster.metaserver.addr, '--namespace', ns, '--hashes', hashes.map((h) => h.toString('hex')).join(','), '--blocks', '--output', 'json']);
+  const res = await runCli([
+    'locate',
+    '--metaserver-addr',
+    cluster.metaserver.addr,
+    '--namespace',
+    ns,
+    '--hashes',
+    hashes.map((h) => h.toString('hex')).join(','),
+    '--blocks',
+    '--output',
+    'json',
+  ]);
   assert.equal(res.code, 0, res.stderr);
-  const out = JSON.parse(res.stdout) as { nodes: { addr: string; prefixLen: number }[]; blocks: { hash: string; owners: string[] }[] };
-  assert.deepEqual(out.nodes.map((n) => n.prefixLen), [16, 16]);
+  const out = JSON.parse(res.stdout) as {
+    nodes: { addr: string; prefixLen: number }[];
+    blocks: { hash: string; owners: string[] }[];
+  };
+  assert.deepEqual(
+    out.nodes.map((n) => n.prefixLen),
+    [16, 16],
+  );
   assert.equal(out.blocks.length, 16);
-  for (const blk of out.blocks) assert.deepEqual([...blk.owners].sort(), [A.addr, B.addr].sort(), `owners of ${blk.hash}`);
+  for (const blk of out.blocks)
+    assert.deepEqual([...blk.owners].sort(), [A.addr, B.addr].sort(), `owners of ${blk.hash}`);
 
   // nothing stays pinned on either side once the lease and the grant are gone
   await until('no pins on A or B', async () => (await pinned(A)) === 0 && (await pinned(B)) === 0);
@@ -72,7 +101,11 @@ test('long-poll: the query that starts a pull answers READY in one Query call (w
   const q = await b.kv.query(hashes, { pollMs: 2_000 }); // only a node ignoring wait_ms would poll (a second call)
   assert.equal(q.hits, 32);
   assert.deepEqual(q.breakdown, { local: 0, ssd: 0, remote: 32 });
-  assert.equal((await metric(B, 'kvfabric_index_query_duration_seconds_count')) - queriesBefore, 1, 'one Query call on B');
+  assert.equal(
+    (await metric(B, 'kvfabric_index_query_duration_seconds_count')) - queriesBefore,
+    1,
+    'one Query call on B',
+  );
   const got = await loadBlocks(b, q.leaseId, 32, 64);
   got.forEach((g, i) => assert.ok(g.equals(data[i]!), `block ${i} differs`));
 });
@@ -100,7 +133,9 @@ test('prefix spread over two holders: B pulls 0..7 from A and continues with 8..
   const first = await saveBlocks(a, hashes.slice(0, 8));
   const second = await saveBlocks(c, hashes.slice(8));
   await advertised(ns, hashes, A, 8);
-  await until('C advertising the tail', async () => (await meta.queryOwners(ns, hashes.slice(8))).owners.every((o) => o.some((x) => x.addr === C.addr)));
+  await until('C advertising the tail', async () =>
+    (await meta.queryOwners(ns, hashes.slice(8))).owners.every((o) => o.some((x) => x.addr === C.addr)),
+  );
   const q = await b.kv.query(hashes);
   assert.equal(q.hits, 16);
   assert.equal(q.breakdown.remote, 16);
@@ -139,8 +174,16 @@ test('50 concurrent queries for one prefix pull each block once', async () => {
     for (const q of answers) assert.equal(q.hits, 64);
     assert.equal(answers.reduce((s, q) => s + q.breakdown.remote, 0) > 0, true);
     assert.equal((await metric(C, 'kvfabric_pull_bytes_total')) - pulledBefore, 64 * PAGE, 'bytes sealed from pulls');
-    assert.equal((await metric(C, 'kvfabric_transport_read_bytes_total')) - readBefore, 64 * PAGE, 'bytes read by the transport');
-    assert.equal((await metric(A, 'kvfabric_transport_served_bytes_total')) - servedBefore, 64 * PAGE, 'bytes served by A');
+    assert.equal(
+      (await metric(C, 'kvfabric_transport_read_bytes_total')) - readBefore,
+      64 * PAGE,
+      'bytes read by the transport',
+    );
+    assert.equal(
+      (await metric(A, 'kvfabric_transport_served_bytes_total')) - servedBefore,
+      64 * PAGE,
+      'bytes served by A',
+    );
     const got = await loadBlocks(engines[0]!, answers[0]!.leaseId, 64, 0);
     got.forEach((g, i) => assert.ok(g.equals(data[i]!), `block ${i} differs`));
     for (const [i, q] of answers.entries()) if (i > 0) await engines[i % 5]!.kv.release(q.leaseId);
@@ -152,7 +195,15 @@ test('50 concurrent queries for one prefix pull each block once', async () => {
 
 test('the pull failure counters are exported with their reasons', async () => {
   const text = await (await fetch(`http://${B.httpAddr}/metrics`)).text();
-  for (const reason of ['metaserver_unavailable', 'peer_unreachable', 'short_grant', 'transport_failed', 'transport_timeout', 'grant_refused', 'deadline']) {
+  for (const reason of [
+    'metaserver_unavailable',
+    'peer_unreachable',
+    'short_grant',
+    'transport_failed',
+    'transport_timeout',
+    'grant_refused',
+    'deadline',
+  ]) {
     assert.match(text, new RegExp(`kvfabric_pull_failures_total\\{reason="${reason}"[^}]*\\} \\d+`));
   }
   assert.ok((await nodeId(B)).length > 0);

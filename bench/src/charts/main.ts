@@ -25,7 +25,15 @@ function rows(file: ResultFile, pick: [string, string, number?][]): BarRow[] {
     const r = file.reference[key];
     const ratio = file.ratios[key];
     return k !== undefined && r !== undefined
-      ? [{ label, kvfabric: k, reference: r, ...(target !== undefined ? { target } : {}), ...(ratio !== undefined ? { ratio } : {}) }]
+      ? [
+          {
+            label,
+            kvfabric: k,
+            reference: r,
+            ...(target !== undefined ? { target } : {}),
+            ...(ratio !== undefined ? { ratio } : {}),
+          },
+        ]
       : [];
   });
 }
@@ -34,62 +42,88 @@ const charts: { file: string; title: string; unit: string; rows: BarRow[] }[] = 
 const copy = load('native-copy');
 if (copy) {
   charts.push({
-    file: 'native-copy.svg', title: 'Copy engine vs memcpy (2 threads)', unit: 'GB/s',
+    file: 'native-copy.svg',
+    title: 'Copy engine vs memcpy (2 threads)',
+    unit: 'GB/s',
     rows: rows(copy, [
-      ['gather_64KiB_GBps', 'gather, 64 KiB pages', 0.9], ['scatter_64KiB_GBps', 'scatter, 64 KiB pages', 0.9],
-      ['gather_256KiB_GBps', 'gather, 256 KiB pages', 0.9], ['scatter_256KiB_GBps', 'scatter, 256 KiB pages', 0.9],
-      ['gather_2MiB_GBps', 'gather, 2 MiB pages', 0.9], ['scatter_2MiB_GBps', 'scatter, 2 MiB pages', 0.9],
+      ['gather_64KiB_GBps', 'gather, 64 KiB pages', 0.9],
+      ['scatter_64KiB_GBps', 'scatter, 64 KiB pages', 0.9],
+      ['gather_256KiB_GBps', 'gather, 256 KiB pages', 0.9],
+      ['scatter_256KiB_GBps', 'scatter, 256 KiB pages', 0.9],
+      ['gather_2MiB_GBps', 'gather, 2 MiB pages', 0.9],
+      ['scatter_2MiB_GBps', 'scatter, 2 MiB pages', 0.9],
     ]),
   });
 }
 const tcp = load('tcp-read');
 if (tcp) {
   charts.push({
-    file: 'tcp-read.svg', title: 'tcp one-sided readv vs iperf3 (loopback)', unit: 'GB/s',
+    file: 'tcp-read.svg',
+    title: 'tcp one-sided readv vs iperf3 (loopback)',
+    unit: 'GB/s',
     rows: rows(tcp, [
-      ['tcp_read_256k_s2_gb_per_s', '256 KiB pages, 2 streams', 0.9], ['tcp_read_256k_s4_gb_per_s', '256 KiB pages, 4 streams', 0.9],
-      ['tcp_read_2048k_s2_gb_per_s', '2 MiB pages, 2 streams', 0.9], ['tcp_read_2048k_s4_gb_per_s', '2 MiB pages, 4 streams', 0.9],
+      ['tcp_read_256k_s2_gb_per_s', '256 KiB pages, 2 streams', 0.9],
+      ['tcp_read_256k_s4_gb_per_s', '256 KiB pages, 4 streams', 0.9],
+      ['tcp_read_2048k_s2_gb_per_s', '2 MiB pages, 2 streams', 0.9],
+      ['tcp_read_2048k_s4_gb_per_s', '2 MiB pages, 4 streams', 0.9],
     ]),
   });
 }
 const node = load('node-local');
 if (node) {
   charts.push({
-    file: 'node-local.svg', title: 'Save / load through the SDK vs memcpy', unit: 'GB/s',
+    file: 'node-local.svg',
+    title: 'Save / load through the SDK vs memcpy',
+    unit: 'GB/s',
     rows: rows(node, [
-      ['save_256KiB_gbps', 'save, 64 x 256 KiB', 0.9], ['load_256KiB_gbps', 'load, 64 x 256 KiB', 0.9],
-      ['save_2MiB_gbps', 'save, 64 x 2 MiB', 0.9], ['load_2MiB_gbps', 'load, 64 x 2 MiB', 0.9],
+      ['save_256KiB_gbps', 'save, 64 x 256 KiB', 0.9],
+      ['load_256KiB_gbps', 'load, 64 x 256 KiB', 0.9],
+      ['save_2MiB_gbps', 'save, 64 x 2 MiB', 0.9],
+      ['load_2MiB_gbps', 'load, 64 x 2 MiB', 0.9],
     ]),
   });
 }
 const pull = load('pull');
 if (pull) {
   charts.push({
-    file: 'pull.svg', title: 'Remote pull (2 nodes, tcp) vs iperf3 and Redis GET', unit: 'GB/s',
+    file: 'pull.svg',
+    title: 'Remote pull (2 nodes, tcp) vs iperf3 and Redis GET',
+    unit: 'GB/s',
     rows: rows(pull, [
-      ['pull_256KiB_vs_iperf3', '1000 x 256 KiB vs iperf3', 0.9], ['pull_2MiB_vs_iperf3', '1000 x 2 MiB vs iperf3', 0.9],
-      ['pull_256KiB_vs_redis', '1000 x 256 KiB vs Redis GET', 1.2], ['pull_2MiB_vs_redis', '1000 x 2 MiB vs Redis GET', 1.2],
+      ['pull_256KiB_vs_iperf3', '1000 x 256 KiB vs iperf3', 0.9],
+      ['pull_2MiB_vs_iperf3', '1000 x 2 MiB vs iperf3', 0.9],
+      ['pull_256KiB_vs_redis', '1000 x 256 KiB vs Redis GET', 1.2],
+      ['pull_2MiB_vs_redis', '1000 x 2 MiB vs Redis GET', 1.2],
     ]),
   });
 }
 const rdma = load('rdma');
 if (rdma) {
   charts.push({
-    file: 'rdma.svg', title: 'Remote pull over verbs vs ib_read_bw (soft-RoCE in a QEMU VM)', unit: 'MB/s',
+    file: 'rdma.svg',
+    title: 'Remote pull over verbs vs ib_read_bw (soft-RoCE in a QEMU VM)',
+    unit: 'MB/s',
     rows: rows(rdma, [
-      ['rdma_read_64k_q1_gb_per_s', '64 KiB, 1 QP, 4 batches in flight', 0.9], ['rdma_read_64k_q1_one_batch_gb_per_s', '64 KiB, 1 QP, 1 batch', 0.9],
-      ['rdma_read_64k_q4_gb_per_s', '64 KiB, 4 QPs, 4 batches in flight', 0.9], ['rdma_read_64k_q4_one_batch_gb_per_s', '64 KiB, 4 QPs, 1 batch', 0.9],
-      ['rdma_read_256k_q1_gb_per_s', '256 KiB, 1 QP, 4 batches in flight', 0.9], ['rdma_read_256k_q1_one_batch_gb_per_s', '256 KiB, 1 QP, 1 batch', 0.9],
-      ['rdma_read_256k_q4_gb_per_s', '256 KiB, 4 QPs, 4 batches in flight', 0.9], ['rdma_read_256k_q4_one_batch_gb_per_s', '256 KiB, 4 QPs, 1 batch', 0.9],
+      ['rdma_read_64k_q1_gb_per_s', '64 KiB, 1 QP, 4 batches in flight', 0.9],
+      ['rdma_read_64k_q1_one_batch_gb_per_s', '64 KiB, 1 QP, 1 batch', 0.9],
+      ['rdma_read_64k_q4_gb_per_s', '64 KiB, 4 QPs, 4 batches in flight', 0.9],
+      ['rdma_read_64k_q4_one_batch_gb_per_s', '64 KiB, 4 QPs, 1 batch', 0.9],
+      ['rdma_read_256k_q1_gb_per_s', '256 KiB, 1 QP, 4 batches in flight', 0.9],
+      ['rdma_read_256k_q1_one_batch_gb_per_s', '256 KiB, 1 QP, 1 batch', 0.9],
+      ['rdma_read_256k_q4_gb_per_s', '256 KiB, 4 QPs, 4 batches in flight', 0.9],
+      ['rdma_read_256k_q4_one_batch_gb_per_s', '256 KiB, 4 QPs, 1 batch', 0.9],
     ]).map((r) => ({ ...r, kvfabric: r.kvfabric * 1000, reference: r.reference * 1000 })),
   });
 }
 const meta = load('metaserver');
 if (meta) {
   charts.push({
-    file: 'metaserver.svg', title: 'Metaserver vs Redis (1M blocks, 8 nodes)', unit: 'per second',
+    file: 'metaserver.svg',
+    title: 'Metaserver vs Redis (1M blocks, 8 nodes)',
+    unit: 'per second',
     rows: rows(meta, [
-      ['queries_per_sec', '64-hash queries/s, pipelined', 1.0], ['queries_per_sec_unary', '64-hash queries/s, unary'],
+      ['queries_per_sec', '64-hash queries/s, pipelined', 1.0],
+      ['queries_per_sec_unary', '64-hash queries/s, unary'],
       ['inserts_per_sec', 'inserts/s'],
     ]),
   });

@@ -12,7 +12,8 @@ export interface BarRow {
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const fmt = (n: number) => (n >= 1000 ? n.toLocaleString('en-US', { maximumFractionDigits: 0 }) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
+const fmt = (n: number) =>
+  n >= 1000 ? n.toLocaleString('en-US', { maximumFractionDigits: 0 }) : n >= 10 ? n.toFixed(1) : n.toFixed(2);
 
 export function barChart(title: string, unit: string, rows: BarRow[]): string {
   const labelW = 260;
@@ -44,6 +45,9 @@ export function barChart(title: string, unit: string, rows: BarRow[]): string {
       `<text x="${labelW + barW + 70}" y="${y + 25}" font-weight="bold" fill="${miss ? '#c53030' : '#276749'}">${Number.isFinite(ratio) ? ratio.toFixed(2) + '×' : ''}${r.target !== undefined ? ` (≥ ${r.target})` : ''}</text>`,
     );
   });
-  parts.push(`<text x="12" y="${height - 12}" fill="#555">bold: kvfabric / reference, green meets the target, red misses it</text>`, '</svg>');
+  parts.push(
+    `<text x="12" y="${height - 12}" fill="#555">bold: kvfabric / reference, green meets the target, red misses it</text>`,
+    '</svg>',
+  );
   return parts.join('\n') + '\n';
 }

@@ -42,10 +42,17 @@ async function main(argv: string[]): Promise<number> {
   const conversations = 24;
   const turns = requestsFlag >= 0 ? Math.max(1, Math.ceil(Number(argv[requestsFlag + 1]) / conversations)) : 6;
   const ctx = createContext(false);
-  console.log(`kvfabric demo: 1 metaserver, ${NODES} nodes (tcp transport), ${NODES * ENGINES_PER_NODE} engines, ${conversations} conversations x ${turns} turns`);
+  console.log(
+    `kvfabric demo: 1 metaserver, ${NODES} nodes (tcp transport), ${NODES * ENGINES_PER_NODE} engines, ${conversations} conversations x ${turns} turns`,
+  );
 
-  await using cluster: Cluster = await startCluster({ nodes: NODES, node: { poolSize: '512mib', args: ['--heartbeat-interval-secs', '1'] } });
-  cluster.nodes.forEach((n, i) => console.log(`  node ${i}: peer ${n.addr}  engine socket ${n.engineSocket}  http ${n.httpAddr}`));
+  await using cluster: Cluster = await startCluster({
+    nodes: NODES,
+    node: { poolSize: '512mib', args: ['--heartbeat-interval-secs', '1'] },
+  });
+  cluster.nodes.forEach((n, i) =>
+    console.log(`  node ${i}: peer ${n.addr}  engine socket ${n.engineSocket}  http ${n.httpAddr}`),
+  );
   console.log(`  metaserver: ${cluster.metaserver.addr}  http ${cluster.metaserver.httpAddr}`);
 
   const layout = { numLayers: LAYERS, kvSplit: true, bytesPerLayerBlock: SEGMENT_BYTES, numBlocks: REGION_BLOCKS };
@@ -53,17 +60,40 @@ async function main(argv: string[]): Promise<number> {
   for (let n = 0; n < NODES; n++) {
     for (let e = 0; e < ENGINES_PER_NODE; e++) {
       const region = KvRegion.create({ layout });
-      const kv = await KvEngine.register({ target: cluster.nodes[n]!.engineSocket, namespace: NAMESPACE, region, instanceId: `demo-n${n}-e${e}` });
+      const kv = await KvEngine.register({
+        target: cluster.nodes[n]!.engineSocket,
+        namespace: NAMESPACE,
+        region,
+        instanceId: `demo-n${n}-e${e}`,
+      });
       engines.push({ kv, region, node: n });
     }
   }
   const blockBytes = engines[0]!.region.geometry.blockBytes;
 
   const requests = chatWorkload({
-    conversations, turns, systemPrompts: 3, systemPromptTokens: 1024, userTokens: [32, 160], replyTokens: [64, 256], seed: 7,
+    conversations,
+    turns,
+    systemPrompts: 3,
+    systemPromptTokens: 1024,
+    userTokens: [32, 160],
+    replyTokens: [64, 256],
+    seed: 7,
   });
   const pick = prng(11);
-  const t: Tally = { requests: 0, blocksQueried: 0, local: 0, remote: 0, miss: 0, saved: 0, verified: 0, corrupt: 0, remoteSeconds: 0, tokensAvoided: 0, tokensTotal: 0 };
+  const t: Tally = {
+    requests: 0,
+    blocksQueried: 0,
+    local: 0,
+    remote: 0,
+    miss: 0,
+    saved: 0,
+    verified: 0,
+    corrupt: 0,
+    remoteSeconds: 0,
+    tokensAvoided: 0,
+    tokensTotal: 0,
+  };
   const scratch = Buffer.alloc(blockBytes);
   const bar = ctx.progress('requests', requests.length);
   const started = nowSeconds();
@@ -72,7 +102,9 @@ async function main(argv: string[]): Promise<number> {
     const engine = engines[Math.floor(pick() * engines.length)]!;
     const hashes = hashTokenBlocks(req.tokens, BLOCK_TOKENS, { seed: DEMO_HASH_SEED }).slice(0, REGION_BLOCKS);
     const q0 = nowSeconds();
-    const answer = await engine.kv.query(hashes, { requestId: `c${req.conversation}-t${req.turn}-${engine.kv.instanceId}` });
+    const answer = await engine.kv.query(hashes, {
+      requestId: `c${req.conversation}-t${req.turn}-${engine.kv.instanceId}`,
+    });
     if (answer.breakdown.remote > 0) t.remoteSeconds += nowSeconds() - q0;
     const ids = hashes.map((_, i) => i);
     if (answer.hits > 0) {
@@ -107,25 +139,37 @@ async function main(argv: string[]): Promise<number> {
   const elapsed = nowSeconds() - started;
 
   const pulledBytes = t.remote * blockBytes;
-  console.log('\n' + formatTable({
-    columns: ['measure', 'value'],
-    rows: [
-      ['requests', t.requests],
-      ['blocks queried', t.blocksQueried],
-      ['blocks saved', t.saved],
-      ['hits: local pool', t.local],
-      ['hits: remote pull', t.remote],
-      ['misses (prefilled)', t.miss],
-      ['hit rate', `${((100 * (t.local + t.remote)) / Math.max(1, t.blocksQueried)).toFixed(1)}%`],
-      ['bytes pulled from peers', formatBytes(pulledBytes)],
-      ['pull GB/s (time in queries with a pull)', t.remoteSeconds > 0 ? Number((pulledBytes / t.remoteSeconds / 1e9).toFixed(2)) : 0],
-      ['prefill tokens avoided', `${t.tokensAvoided.toLocaleString('en-US')} of ${t.tokensTotal.toLocaleString('en-US')}`],
-      ['loaded blocks verified byte-exact', `${t.verified} (corrupt: ${t.corrupt})`],
-      ['wall time', `${elapsed.toFixed(1)} s`],
-    ],
-  }));
+  console.log(
+    '\n' +
+      formatTable({
+        columns: ['measure', 'value'],
+        rows: [
+          ['requests', t.requests],
+          ['blocks queried', t.blocksQueried],
+          ['blocks saved', t.saved],
+          ['hits: local pool', t.local],
+          ['hits: remote pull', t.remote],
+          ['misses (prefilled)', t.miss],
+          ['hit rate', `${((100 * (t.local + t.remote)) / Math.max(1, t.blocksQueried)).toFixed(1)}%`],
+          ['bytes pulled from peers', formatBytes(pulledBytes)],
+          [
+            'pull GB/s (time in queries with a pull)',
+            t.remoteSeconds > 0 ? Number((pulledBytes / t.remoteSeconds / 1e9).toFixed(2)) : 0,
+          ],
+          [
+            'prefill tokens avoided',
+            `${t.tokensAvoided.toLocaleString('en-US')} of ${t.tokensTotal.toLocaleString('en-US')}`,
+          ],
+          ['loaded blocks verified byte-exact', `${t.verified} (corrupt: ${t.corrupt})`],
+          ['wall time', `${elapsed.toFixed(1)} s`],
+        ],
+      }),
+  );
 
-  const hex = lastHashes.slice(0, 8).map((h) => h.toString('hex')).join(',');
+  const hex = lastHashes
+    .slice(0, 8)
+    .map((h) => h.toString('hex'))
+    .join(',');
   const args = ['locate', '--metaserver-addr', cluster.metaserver.addr, '--namespace', NAMESPACE, '--hashes', hex];
   console.log(`\n$ kvfabric ${args.join(' ').replace(hex, hex.slice(0, 24) + '...')}`);
   const located = await runCli(args);
@@ -139,7 +183,9 @@ async function main(argv: string[]): Promise<number> {
     e.region.close();
   }
   if (keep) {
-    console.log(`\ncluster kept running; try: npx kvfabric locate --metaserver-addr ${cluster.metaserver.addr} --namespace ${NAMESPACE} --hashes ${hex} --blocks\nCtrl-C to stop.`);
+    console.log(
+      `\ncluster kept running; try: npx kvfabric locate --metaserver-addr ${cluster.metaserver.addr} --namespace ${NAMESPACE} --hashes ${hex} --blocks\nCtrl-C to stop.`,
+    );
     await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
   }
   return t.corrupt === 0 ? 0 : 1;

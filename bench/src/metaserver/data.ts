@@ -110,5 +110,8 @@ export function unit(l: Layout, index: number, opts: { secondaries?: boolean } =
 export function expectedPrefix(c: number, chains: number): Map<number, number> {
   const p = primaryNode(c, chains);
   const s = secondaryNode(c, chains);
-  return new Map([[p, CHAIN_BLOCKS], [s, prefixLen(c)]]);
+  return new Map([
+    [p, CHAIN_BLOCKS],
+    [s, prefixLen(c)],
+  ]);
 }

@@ -4,7 +4,17 @@
 // same number of requests in flight per connection. A `memory` process fills an in-process store and reports bytes
 // per (block, owner).
 import { MetaserverClient, PrefixQueryStream } from '@kvfabric/client';
-import { HASH_LEN, NAMESPACE, chainHashes, expectedPrefix, nodeId, nodeIndex, unit, unitCount, type Layout } from './data.js';
+import {
+  HASH_LEN,
+  NAMESPACE,
+  chainHashes,
+  expectedPrefix,
+  nodeId,
+  nodeIndex,
+  unit,
+  unitCount,
+  type Layout,
+} from './data.js';
 import { RespClient, type Reply } from '../peers/redis.js';
 
 export type Target = 'kvfabric' | 'redis';
@@ -40,13 +50,17 @@ function send(msg: FromWorker): void {
 
 async function kvfabricBackend(addr: string, connections: number): Promise<Backend> {
   // A local subchannel pool per client: each client is its own HTTP/2 connection.
-  const clients = Array.from({ length: connections }, () =>
-    new MetaserverClient(addr, { deadlineMs: 60_000, channelOptions: { 'grpc.use_local_subchannel_pool': 1 } }));
+  const clients = Array.from(
+    { length: connections },
+    () => new MetaserverClient(addr, { deadlineMs: 60_000, channelOptions: { 'grpc.use_local_subchannel_pool': 1 } }),
+  );
   await Promise.all(clients.map((c) => c.waitForReady(10_000)));
   // Pipelined: one QueryPrefixStream per connection (its own channel, so its own HTTP/2 connection), the same
   // round robin, so each carries `depth` queries in flight like a Redis connection carries `depth` pipelines.
-  const streams = Array.from({ length: connections }, () =>
-    new PrefixQueryStream(addr, { deadlineMs: 60_000, channelOptions: { 'grpc.use_local_subchannel_pool': 1 } }));
+  const streams = Array.from(
+    { length: connections },
+    () => new PrefixQueryStream(addr, { deadlineMs: 60_000, channelOptions: { 'grpc.use_local_subchannel_pool': 1 } }),
+  );
   let rr = 0;
   const next = () => clients[rr++ % clients.length]!;
   let rs = 0;
@@ -57,7 +71,10 @@ async function kvfabricBackend(addr: string, connections: number): Promise<Backe
       await next().insertBlocks(nodeId(node), NAMESPACE, list(hashes));
     },
     async prefix(hashes, mode) {
-      const res = mode === 'pipelined' ? await nextStream().query(NAMESPACE, list(hashes)) : await next().queryPrefix(NAMESPACE, list(hashes));
+      const res =
+        mode === 'pipelined'
+          ? await nextStream().query(NAMESPACE, list(hashes))
+          : await next().queryPrefix(NAMESPACE, list(hashes));
       return new Map(res.nodes.map((n) => [nodeIndex(n.nodeId), n.prefixLen]));
     },
     close: () => {
@@ -76,14 +93,16 @@ async function redisBackend(addr: string, connections: number): Promise<Backend>
     async insert(node, hashes) {
       const member = String(node);
       const cmds: [string, Buffer, string][] = [];
-      for (let off = 0; off < hashes.length; off += HASH_LEN) cmds.push(['SADD', hashes.subarray(off, off + HASH_LEN), member]);
+      for (let off = 0; off < hashes.length; off += HASH_LEN)
+        cmds.push(['SADD', hashes.subarray(off, off + HASH_LEN), member]);
       const replies = await next().pipeline(cmds);
       const bad = replies.find((r) => typeof r !== 'number');
       if (bad !== undefined) throw new Error(`SADD: ${String(bad)}`);
     },
     async prefix(hashes) {
       const cmds: [string, Buffer][] = [];
-      for (let off = 0; off < hashes.length; off += HASH_LEN) cmds.push(['SMEMBERS', hashes.subarray(off, off + HASH_LEN)]);
+      for (let off = 0; off < hashes.length; off += HASH_LEN)
+        cmds.push(['SMEMBERS', hashes.subarray(off, off + HASH_LEN)]);
       return prefixFromMembers(await next().pipeline(cmds));
     },
     close: () => clients.forEach((c) => c.close()),
@@ -128,7 +147,10 @@ async function handle(msg: ToWorker): Promise<void> {
   switch (msg.kind) {
     case 'init': {
       init = msg;
-      backend = msg.target === 'kvfabric' ? await kvfabricBackend(msg.addr, msg.connections) : await redisBackend(msg.addr, msg.connections);
+      backend =
+        msg.target === 'kvfabric'
+          ? await kvfabricBackend(msg.addr, msg.connections)
+          : await redisBackend(msg.addr, msg.connections);
       send({ kind: 'ready' });
       return;
     }
@@ -185,7 +207,12 @@ async function handle(msg: ToWorker): Promise<void> {
         }
       };
       await Promise.all(Array.from({ length: connections * depth }, lane));
-      send({ kind: 'queried', latenciesUs: Float64Array.from(latencies), mismatches, ...(firstMismatch ? { firstMismatch } : {}) });
+      send({
+        kind: 'queried',
+        latenciesUs: Float64Array.from(latencies),
+        mismatches,
+        ...(firstMismatch ? { firstMismatch } : {}),
+      });
       return;
     }
     case 'memory': {
@@ -236,6 +263,6 @@ async function measureStore(layout: Layout, secondaries: boolean) {
 
 process.on('message', (msg: ToWorker) => {
   handle(msg).catch((err: unknown) => {
-    send({ kind: 'error', message: err instanceof Error ? err.stack ?? err.message : String(err) });
+    send({ kind: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   });
 });

@@ -18,7 +18,15 @@ import { parseArgs } from 'node:util';
 import { BlockIndex as NodeBlockIndex } from '@kvfabric/node/internal';
 
 interface IndexLike {
-  slotForShard(ns: number, buf: Uint8Array, off: number, len: number, shards: number, shard: number, pageBytes: number): number;
+  slotForShard(
+    ns: number,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    shards: number,
+    shard: number,
+    pageBytes: number,
+  ): number;
   assign(slot: number, shard: number, page: number): void;
   markShardWritten(slot: number, shard: number): boolean;
   prefix(ns: number, packed: Buffer, hashLen: number, count: number, out?: Int32Array): number;
@@ -38,7 +46,9 @@ const { values } = parseArgs({
 const sizes = values.blocks.split(',').map(Number);
 const hashLen = Number(values['hash-len']);
 const rounds = Number(values.rounds);
-const BlockIndex: IndexCtor = values.impl ? ((await import(pathToFileURL(resolve(values.impl)).href)) as { BlockIndex: IndexCtor }).BlockIndex : NodeBlockIndex;
+const BlockIndex: IndexCtor = values.impl
+  ? ((await import(pathToFileURL(resolve(values.impl)).href)) as { BlockIndex: IndexCtor }).BlockIndex
+  : NodeBlockIndex;
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) console.error('note: run with --expose-gc to collect garbage before timing');
 
@@ -87,7 +97,14 @@ function time(idx: IndexLike, requests: Buffer[], label: string, n: number): voi
 }
 
 /** Seals the `n` blocks of `hashes` in `order` into a fresh index, then times the requests against it. */
-function fillAndTime(hashes: Buffer, n: number, order: Int32Array, fill: 'sequential' | 'shuffled', runs: Buffer[], scattered: Buffer[]): void {
+function fillAndTime(
+  hashes: Buffer,
+  n: number,
+  order: Int32Array,
+  fill: 'sequential' | 'shuffled',
+  runs: Buffer[],
+  scattered: Buffer[],
+): void {
   const idx = new BlockIndex(1 << 20);
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
@@ -99,14 +116,18 @@ function fillAndTime(hashes: Buffer, n: number, order: Int32Array, fill: 'sequen
   const fillS = (performance.now() - t0) / 1e3;
   gc?.();
   const mem = process.memoryUsage();
-  console.log(`${String(n).padStart(8)} blocks  ${fill} fill in ${fillS.toFixed(1)} s, heap ${(mem.heapUsed / 2 ** 20).toFixed(0)} MiB, array buffers ${(mem.arrayBuffers / 2 ** 20).toFixed(0)} MiB`);
+  console.log(
+    `${String(n).padStart(8)} blocks  ${fill} fill in ${fillS.toFixed(1)} s, heap ${(mem.heapUsed / 2 ** 20).toFixed(0)} MiB, array buffers ${(mem.arrayBuffers / 2 ** 20).toFixed(0)} MiB`,
+  );
   time(idx, runs, `${fill} run`, n);
   if (fill === 'shuffled') time(idx, scattered, 'scattered', n);
 }
 
-console.log(`impl ${values.impl || '@kvfabric/node/internal'}; ${PREFIX}-hash prefix, hash_len ${hashLen}, ${rounds} lookups per row, load ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cpus`);
+console.log(
+  `impl ${values.impl || '@kvfabric/node/internal'}; ${PREFIX}-hash prefix, hash_len ${hashLen}, ${rounds} lookups per row, load ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cpus`,
+);
 let seed = 12345;
-const rand = (m: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % m);
+const rand = (m: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % m;
 for (const n of sizes) {
   const hashes = Buffer.alloc(n * hashLen);
   randomFillSync(hashes);

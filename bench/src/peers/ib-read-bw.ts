@@ -75,7 +75,10 @@ function childCpuSeconds(times: string): number | undefined {
 /** Starts `ib_read_bw args` in its own process group (so a kill takes the shell and perftest together). */
 function startSide(args: string[]): Side {
   const script = 'ib_read_bw "$@"; rc=$?; times >&3; exit $rc';
-  const child = spawn('sh', ['-c', script, 'ib_read_bw', ...args], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], detached: true });
+  const child = spawn('sh', ['-c', script, 'ib_read_bw', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    detached: true,
+  });
   let output = '';
   let times = '';
   let exited = false;
@@ -83,7 +86,9 @@ function startSide(args: string[]): Side {
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
   (child.stdio[3] as Readable).on('data', (c: Buffer) => (times += c.toString()));
   const finished = new Promise<Finished>((resolve) => {
-    child.once('error', (err) => resolve({ code: null, signal: null, output: `${output}cannot start sh: ${err.message}\n` }));
+    child.once('error', (err) =>
+      resolve({ code: null, signal: null, output: `${output}cannot start sh: ${err.message}\n` }),
+    );
     child.once('close', (code, signal) => {
       exited = true;
       resolve({ code, signal, output, cpuSec: childCpuSeconds(times) });
@@ -152,13 +157,29 @@ export async function runIbReadBw(opts: IbReadBwOptions): Promise<IbReadBwResult
   for (let attempt = 1; ; attempt++) {
     const result = await runOnce(opts);
     if (result.gbps > 0 || !CALIBRATION_FAILED.test(result.raw)) return result;
-    if (attempt === ATTEMPTS) throw new Error(`ib_read_bw: clock calibration failed in ${ATTEMPTS} runs, no bandwidth\n${result.raw}`);
+    if (attempt === ATTEMPTS)
+      throw new Error(`ib_read_bw: clock calibration failed in ${ATTEMPTS} runs, no bandwidth\n${result.raw}`);
   }
 }
 
 async function runOnce(opts: IbReadBwOptions): Promise<IbReadBwResult> {
   const port = opts.port ?? (await freePort());
-  const common = ['-F', '--report_gbits', '-x', opts.gidIndex, '-s', opts.sizeBytes, '-n', opts.iterations, '-q', opts.qps, '-o', opts.outstanding, '-p', port];
+  const common = [
+    '-F',
+    '--report_gbits',
+    '-x',
+    opts.gidIndex,
+    '-s',
+    opts.sizeBytes,
+    '-n',
+    opts.iterations,
+    '-q',
+    opts.qps,
+    '-o',
+    opts.outstanding,
+    '-p',
+    port,
+  ];
   if (opts.qpTimeout !== undefined) common.push('-u', opts.qpTimeout);
   if (opts.events) common.push('-e');
   const deadline = Date.now() + (opts.timeoutMs ?? 300_000);
@@ -174,11 +195,18 @@ async function runOnce(opts: IbReadBwOptions): Promise<IbReadBwResult> {
     let serverExit: Finished | undefined;
     void server.finished.then((f) => (serverExit = f));
     while (!listening(port)) {
-      if (serverExit) throw new Error(`ib_read_bw server exited before listening on port ${port}\n${describe('server', serverExit)}`);
+      if (serverExit)
+        throw new Error(`ib_read_bw server exited before listening on port ${port}\n${describe('server', serverExit)}`);
       if (timedOut) throw new Error(`ib_read_bw server not listening on port ${port} before the deadline`);
       await sleep(50);
     }
-    const clientArgs = ['-d', opts.clientDev, ...common.map(String), ...(opts.clientIp ? ['--source_ip', opts.clientIp] : []), opts.serverIp];
+    const clientArgs = [
+      '-d',
+      opts.clientDev,
+      ...common.map(String),
+      ...(opts.clientIp ? ['--source_ip', opts.clientIp] : []),
+      opts.serverIp,
+    ];
     client = startSide(clientArgs);
     const [c, s] = await Promise.all([client.finished, server.finished]);
     const raw = `${describe('server', s)}${describe('client', c)}`;

@@ -40,7 +40,7 @@ export async function iperf3(streams: number, seconds: number): Promise<Iperf3Re
   try {
     let lastErr: unknown;
     for (let attempt = 0; attempt < 50; attempt++) {
-      await new Promise((r) => setTimeout(r, 100));  // the server needs a moment to listen
+      await new Promise((r) => setTimeout(r, 100)); // the server needs a moment to listen
       try {
         const { stdout } = await run(
           'iperf3',
@@ -49,7 +49,8 @@ export async function iperf3(streams: number, seconds: number): Promise<Iperf3Re
         );
         const json = JSON.parse(stdout) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
         const bps = json.end?.sum_received?.bits_per_second;
-        if (typeof bps !== 'number') throw new Error(`iperf3: no end.sum_received in output${json.error ? `: ${json.error}` : ''}`);
+        if (typeof bps !== 'number')
+          throw new Error(`iperf3: no end.sum_received in output${json.error ? `: ${json.error}` : ''}`);
         return { bytesPerSecond: bps / 8, seconds, streams };
       } catch (err) {
         lastErr = err;

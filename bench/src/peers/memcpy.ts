@@ -33,18 +33,48 @@ export class MemcpyPeer implements Disposable {
     this.#dir = mkdtempSync(join(tmpdir(), 'kvfabric-memcpy-'));
     this.binary = join(this.#dir, 'memcpy');
     const source = fileURLToPath(new URL('./memcpy.c', import.meta.url));
-    execFileSync(process.env.CC ?? 'cc', ['-O2', '-pthread', '-o', this.binary, source], { stdio: ['ignore', 'inherit', 'inherit'] });
+    execFileSync(process.env.CC ?? 'cc', ['-O2', '-pthread', '-o', this.binary, source], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
   }
 
   run(p: MemcpyParams): MemcpyResult {
-    const args = ['--threads', p.threads, '--page-bytes', p.pageBytes, '--slices', p.slices, '--pages', p.pages, '--reps', p.reps, '--chunk-bytes', p.chunkBytes ?? 0];
+    const args = [
+      '--threads',
+      p.threads,
+      '--page-bytes',
+      p.pageBytes,
+      '--slices',
+      p.slices,
+      '--pages',
+      p.pages,
+      '--reps',
+      p.reps,
+      '--chunk-bytes',
+      p.chunkBytes ?? 0,
+    ];
     const out = execFileSync(this.binary, args.map(String), { encoding: 'utf8', maxBuffer: 1 << 20 });
     return JSON.parse(out) as MemcpyResult;
   }
 
   /** Starts a persistent reference process with memory set up, running one rep per `rep()` call. */
   async serve(p: Omit<MemcpyParams, 'reps'>): Promise<MemcpySession> {
-    const args = ['--threads', p.threads, '--page-bytes', p.pageBytes, '--slices', p.slices, '--pages', p.pages, '--serve', 1, '--reps', 1, '--chunk-bytes', p.chunkBytes ?? 0];
+    const args = [
+      '--threads',
+      p.threads,
+      '--page-bytes',
+      p.pageBytes,
+      '--slices',
+      p.slices,
+      '--pages',
+      p.pages,
+      '--serve',
+      1,
+      '--reps',
+      1,
+      '--chunk-bytes',
+      p.chunkBytes ?? 0,
+    ];
     const child = spawn(this.binary, args.map(String), { stdio: ['pipe', 'pipe', 'inherit'] });
     const session = new MemcpySession(child);
     const ready = (await session.next()) as { ready?: boolean; bytes?: number };

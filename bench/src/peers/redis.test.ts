@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { RedisError, RespClient, RespParser, startRedis, usedMemory, type Reply } from './redis.js';
 
-const WIRE = Buffer.from('+OK\r\n-ERR bad\r\n:42\r\n:-7\r\n$3\r\nabc\r\n$0\r\n\r\n$-1\r\n*2\r\n$1\r\nx\r\n:7\r\n*0\r\n*-1\r\n*2\r\n*1\r\n$2\r\n\r\n\r\n+z\r\n');
+const WIRE = Buffer.from(
+  '+OK\r\n-ERR bad\r\n:42\r\n:-7\r\n$3\r\nabc\r\n$0\r\n\r\n$-1\r\n*2\r\n$1\r\nx\r\n:7\r\n*0\r\n*-1\r\n*2\r\n*1\r\n$2\r\n\r\n\r\n+z\r\n',
+);
 
 function parseAll(chunks: Buffer[]): Reply[] {
   const out: Reply[] = [];
@@ -29,7 +31,8 @@ test('RespParser: every RESP2 type, bulk strings as Buffers, with the wire split
   checkWire(parseAll([WIRE]), 'one chunk');
   checkWire(parseAll([...WIRE].map((b) => Buffer.of(b))), 'byte by byte');
   for (let i = 0; i <= WIRE.length; i++) {
-    for (let j = i; j <= WIRE.length; j += 7) checkWire(parseAll([WIRE.subarray(0, i), WIRE.subarray(i, j), WIRE.subarray(j)]), `split at ${i}, ${j}`);
+    for (let j = i; j <= WIRE.length; j += 7)
+      checkWire(parseAll([WIRE.subarray(0, i), WIRE.subarray(i, j), WIRE.subarray(j)]), `split at ${i}, ${j}`);
   }
   assert.throws(() => parseAll([Buffer.from('?x\r\n')]), RedisError);
 });
@@ -56,12 +59,22 @@ test('a private redis-server on loopback: pipelined SADD/SMEMBERS with binary ke
   try {
     const key = Buffer.from([0, 1, 2, 13, 10, 255]);
     const before = await usedMemory(client);
-    const cmds = Array.from({ length: 1000 }, (_, i) => ['SADD', Buffer.concat([key, Buffer.from([i >> 8, i & 255])]), String(i % 3)]);
+    const cmds = Array.from({ length: 1000 }, (_, i) => [
+      'SADD',
+      Buffer.concat([key, Buffer.from([i >> 8, i & 255])]),
+      String(i % 3),
+    ]);
     const replies = await client.pipeline(cmds);
     assert.equal(replies.length, 1000);
     assert.ok(replies.every((r) => r === 1));
-    assert.deepEqual(await client.pipeline([['SADD', Buffer.concat([key, Buffer.from([0, 0])]), '2'], ['DBSIZE']]), [1, 1000]);
-    const [members, missing] = await client.pipeline([['SMEMBERS', Buffer.concat([key, Buffer.from([0, 0])])], ['SMEMBERS', 'nope']]);
+    assert.deepEqual(
+      await client.pipeline([['SADD', Buffer.concat([key, Buffer.from([0, 0])]), '2'], ['DBSIZE']]),
+      [1, 1000],
+    );
+    const [members, missing] = await client.pipeline([
+      ['SMEMBERS', Buffer.concat([key, Buffer.from([0, 0])])],
+      ['SMEMBERS', 'nope'],
+    ]);
     assert.deepEqual((members as Buffer[]).map(String).sort(), ['0', '2']);
     assert.deepEqual(missing, []);
     assert.ok((await usedMemory(client)) > before);

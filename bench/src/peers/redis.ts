@@ -23,14 +23,32 @@ export interface RedisServer extends AsyncDisposable {
 /** Starts `redis-server` on 127.0.0.1 and a free port with `--save '' --appendonly no`; resolves when it answers PING. */
 export async function startRedis(extraArgs: string[] = []): Promise<RedisServer> {
   const port = await freePort();
-  const proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--protected-mode', 'yes', ...extraArgs], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    'redis-server',
+    [
+      '--bind',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--protected-mode',
+      'yes',
+      ...extraArgs,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   proc.stdout!.on('data', (c: Buffer) => (output = (output + c.toString()).slice(-8192)));
   proc.stderr!.on('data', (c: Buffer) => (output = (output + c.toString()).slice(-8192)));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const spawnError = new Promise<never>((_, reject) => proc.once('error', (err) => reject(new Error(`cannot start redis-server: ${err.message}`))));
+  const spawnError = new Promise<never>((_, reject) =>
+    proc.once('error', (err) => reject(new Error(`cannot start redis-server: ${err.message}`))),
+  );
   const stop = async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
     proc.kill('SIGTERM');
@@ -196,7 +214,8 @@ export class RespParser {
           this.complete(parseInteger(data, off + 1, eol));
           off = next;
           break;
-        case 36: { // $
+        case 36: {
+          // $
           const len = parseInteger(data, off + 1, eol);
           if (len < 0) {
             this.complete(null);
@@ -211,7 +230,8 @@ export class RespParser {
           }
           break;
         }
-        case 42: { // *
+        case 42: {
+          // *
           const n = parseInteger(data, off + 1, eol);
           if (n < 0) this.complete(null);
           else if (n === 0) this.complete([]);

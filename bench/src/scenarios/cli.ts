@@ -45,7 +45,8 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
   await using metaserver = await startMetaserver({ logLevel: 'warn' });
   const nodes: NodeHandle[] = [];
   try {
-    for (let i = 0; i < 2; i++) nodes.push(await startNode({ metaserverAddr: metaserver.addr, poolSize: '64mib', logLevel: 'warn' }));
+    for (let i = 0; i < 2; i++)
+      nodes.push(await startNode({ metaserverAddr: metaserver.addr, poolSize: '64mib', logLevel: 'warn' }));
     await using redis = await startRedis();
     await using etcd = await startEtcd();
     const node = process.execPath;
@@ -53,7 +54,11 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
       { name: 'kvfabric --help', argv: [node, BIN.cli, '--help'], samples: [] },
       { name: 'kvfabric nodes', argv: [node, BIN.cli, 'nodes', '--metaserver-addr', metaserver.addr], samples: [] },
       { name: 'redis-cli PING', argv: ['redis-cli', '-h', redis.host, '-p', String(redis.port), 'PING'], samples: [] },
-      { name: 'etcdctl endpoint health', argv: ['etcdctl', '--endpoints', etcd.endpoint, 'endpoint', 'health'], samples: [] },
+      {
+        name: 'etcdctl endpoint health',
+        argv: ['etcdctl', '--endpoints', etcd.endpoint, 'endpoint', 'health'],
+        samples: [],
+      },
       { name: 'node -e 0', argv: [node, '-e', '0'], samples: [] },
     ];
     for (const p of parties) await timed(p.argv); // warm the page cache once; not counted
@@ -67,7 +72,11 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
     bar.done();
 
     const med = (p: Party, k: keyof Sample) => median(p.samples.map((s) => s[k]));
-    const p90 = (p: Party) => percentile(p.samples.map((s) => s.wallMs).sort((a, b) => a - b), 90);
+    const p90 = (p: Party) =>
+      percentile(
+        p.samples.map((s) => s.wallMs).sort((a, b) => a - b),
+        90,
+      );
     const by = (name: string) => parties.find((p) => p.name === name)!;
     const [help, nodesCmd, redisCli, etcdctl, floor] = parties as [Party, Party, Party, Party, Party];
     const ms = (x: number) => Number(x.toFixed(1));
@@ -106,5 +115,9 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
   }
 }
 
-const scenario: Scenario = { name: 'cli', description: 'kvfabric CLI cold start vs redis-cli, etcdctl and bare node', run };
+const scenario: Scenario = {
+  name: 'cli',
+  description: 'kvfabric CLI cold start vs redis-cli, etcdctl and bare node',
+  run,
+};
 export default scenario;

@@ -25,7 +25,12 @@ interface Plan {
 }
 
 /** A node's reporter over `count` resident blocks, following the leader through etcd (close its client after stop). */
-function simNode(id: string, port: number, count: number, metaserverAddr: string): { reporter: Reporter; client: MetaserverClient } {
+function simNode(
+  id: string,
+  port: number,
+  count: number,
+  metaserverAddr: string,
+): { reporter: Reporter; client: MetaserverClient } {
   const packed = Buffer.alloc(count * 32);
   for (let i = 0; i < count; i++) {
     packed.writeUInt32BE(port, i * 32);
@@ -50,7 +55,8 @@ async function waitUntil(fn: () => Promise<boolean>, timeoutMs: number, what: st
   const t0 = performance.now();
   for (;;) {
     if (await fn()) return performance.now() - t0;
-    if (performance.now() - t0 > timeoutMs) throw new Error(`failover bench: ${what} not reached within ${timeoutMs} ms`);
+    if (performance.now() - t0 > timeoutMs)
+      throw new Error(`failover bench: ${what} not reached within ${timeoutMs} ms`);
     await sleep(5);
   }
 }
@@ -60,7 +66,16 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const total = plan.blocksPerNode * 2;
   await using etcd = await startEtcd();
   const endpoint = etcd.endpoint.replace('http://', '');
-  const args = (id: string) => ['--etcd-endpoints', etcd.endpoint, '--etcd-prefix', '/bench', '--etcd-lease-ttl-secs', String(TTL_SECS), '--replica-id', id];
+  const args = (id: string) => [
+    '--etcd-endpoints',
+    etcd.endpoint,
+    '--etcd-prefix',
+    '/bench',
+    '--etcd-lease-ttl-secs',
+    String(TTL_SECS),
+    '--replica-id',
+    id,
+  ];
   const replicas: { id: string; ms: MetaserverHandle }[] = [];
   const addr = `etcd://${endpoint}/bench`;
   const client = new MetaserverClient(addr, { deadlineMs: 1000 });
@@ -70,7 +85,8 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
   const recoveryMs: number[] = [];
   const rows: (string | number)[][] = [];
   try {
-    for (const id of ['m1', 'm2', 'm3']) replicas.push({ id, ms: await startMetaserver({ args: args(id), logLevel: 'warn' }) });
+    for (const id of ['m1', 'm2', 'm3'])
+      replicas.push({ id, ms: await startMetaserver({ args: args(id), logLevel: 'warn' }) });
     await locator.waitForLeader(10_000);
     nodes.forEach((n) => n.reporter.start());
     const indexed = async () => {
@@ -94,14 +110,18 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
       const killedAt = performance.now();
       victim.ms.proc.kill('SIGKILL');
       // failover: the first query answered by a new leader
-      await waitUntil(async () => {
-        try {
-          const res = await client.queryPrefix(NAMESPACE, { packed: probe, hashLen: 32 }, { deadlineMs: 300 });
-          return res.epoch !== old.epoch;
-        } catch {
-          return false;
-        }
-      }, 20_000, 'a new leader answering');
+      await waitUntil(
+        async () => {
+          try {
+            const res = await client.queryPrefix(NAMESPACE, { packed: probe, hashLen: 32 }, { deadlineMs: 300 });
+            return res.epoch !== old.epoch;
+          } catch {
+            return false;
+          }
+        },
+        20_000,
+        'a new leader answering',
+      );
       const failover = performance.now() - killedAt;
       await waitUntil(indexed, 60_000, 'index recovery');
       const recovery = performance.now() - killedAt;
@@ -144,5 +164,9 @@ async function run(ctx: BenchContext): Promise<ScenarioResult> {
   };
 }
 
-const scenario: Scenario = { name: 'failover', description: 'metaserver leader kill -9: failover and index recovery (3 replicas, etcd, 2 nodes)', run };
+const scenario: Scenario = {
+  name: 'failover',
+  description: 'metaserver leader kill -9: failover and index recovery (3 replicas, etcd, 2 nodes)',
+  run,
+};
 export default scenario;

@@ -10,7 +10,15 @@ import { MetaserverClient } from '@kvfabric/client';
 import { startMetaserver } from '@kvfabric/testkit';
 import { percentile, type BenchContext, type Progress, type Scenario, type ScenarioResult } from '../harness.js';
 import { startRedis, RespClient, usedMemory } from '../peers/redis.js';
-import { NAMESPACE, NODES, layoutForBlocks, layoutForEntries, nodeId, unitCount, type Layout } from '../metaserver/data.js';
+import {
+  NAMESPACE,
+  NODES,
+  layoutForBlocks,
+  layoutForEntries,
+  nodeId,
+  unitCount,
+  type Layout,
+} from '../metaserver/data.js';
 import type { FromWorker, QueryMode, Target, ToWorker } from '../metaserver/worker.js';
 
 const WORKER = fileURLToPath(new URL('../metaserver/worker.js', import.meta.url));
@@ -32,14 +40,39 @@ interface Plan {
 function plan(quick: boolean, env = process.env): Plan {
   // 2 cores: one for the server under test, the client processes share the rest.
   const base: Plan = quick
-    ? { blocks: 1_000_000, workers: 2, connections: 2, depth: 4, warmupMs: 500, roundWarmupMs: 300, queryMs: 3_000, rounds: 1, memoryEntries: [1_000_000] }
-    : { blocks: 1_000_000, workers: 2, connections: 2, depth: 4, warmupMs: 2_000, roundWarmupMs: 500, queryMs: 5_000, rounds: 3, memoryEntries: [1_000_000, 10_000_000] };
+    ? {
+        blocks: 1_000_000,
+        workers: 2,
+        connections: 2,
+        depth: 4,
+        warmupMs: 500,
+        roundWarmupMs: 300,
+        queryMs: 3_000,
+        rounds: 1,
+        memoryEntries: [1_000_000],
+      }
+    : {
+        blocks: 1_000_000,
+        workers: 2,
+        connections: 2,
+        depth: 4,
+        warmupMs: 2_000,
+        roundWarmupMs: 500,
+        queryMs: 5_000,
+        rounds: 3,
+        memoryEntries: [1_000_000, 10_000_000],
+      };
   // Load shape overrides for exploring other machines: KVFABRIC_BENCH_WORKERS / _CONNECTIONS / _DEPTH.
   const int = (name: string, fallback: number) => {
     const v = Number(env[`KVFABRIC_BENCH_${name}`]);
     return Number.isSafeInteger(v) && v > 0 ? v : fallback;
   };
-  return { ...base, workers: int('WORKERS', base.workers), connections: int('CONNECTIONS', base.connections), depth: int('DEPTH', base.depth) };
+  return {
+    ...base,
+    workers: int('WORKERS', base.workers),
+    connections: int('CONNECTIONS', base.connections),
+    depth: int('DEPTH', base.depth),
+  };
 }
 
 /** A forked load process with request/response over IPC. */
@@ -123,11 +156,25 @@ interface LoadGroup {
 }
 
 /** Starts `plan.workers` processes against one target and inserts the layout with them. */
-async function loadGroup(ctx: BenchContext, p: Plan, target: Target, addr: string, serverPid: number, layout: Layout, afterInsert?: () => Promise<void>): Promise<LoadGroup> {
+async function loadGroup(
+  ctx: BenchContext,
+  p: Plan,
+  target: Target,
+  addr: string,
+  serverPid: number,
+  layout: Layout,
+  afterInsert?: () => Promise<void>,
+): Promise<LoadGroup> {
   const procs = Array.from({ length: p.workers }, () => new LoadProcess());
   try {
-    await Promise.all(procs.map((w, i) =>
-      w.request({ kind: 'init', target, addr, connections: p.connections, depth: p.depth, worker: i, workers: p.workers }, 'ready')));
+    await Promise.all(
+      procs.map((w, i) =>
+        w.request(
+          { kind: 'init', target, addr, connections: p.connections, depth: p.depth, worker: i, workers: p.workers },
+          'ready',
+        ),
+      ),
+    );
     const bar = ctx.progress(`${target} insert`, unitCount(layout));
     for (const w of procs) w.onTick = (n) => bar.tick(n);
     const cpu0 = cpuSeconds(serverPid);
@@ -139,7 +186,12 @@ async function loadGroup(ctx: BenchContext, p: Plan, target: Target, addr: strin
     const pairs = inserted.reduce((s, r) => s + r.pairs, 0);
     if (pairs !== layout.entries) throw new Error(`${target}: inserted ${pairs} pairs, expected ${layout.entries}`);
     await afterInsert?.();
-    return { target, serverPid, procs, insert: { insertsPerSec: pairs / insertSeconds, serverCpuUsPerInsert: (insertCpu * 1e6) / pairs } };
+    return {
+      target,
+      serverPid,
+      procs,
+      insert: { insertsPerSec: pairs / insertSeconds, serverCpuUsPerInsert: (insertCpu * 1e6) / pairs },
+    };
   } catch (err) {
     for (const w of procs) w.stop();
     throw err;
@@ -161,7 +213,13 @@ interface Subject {
 }
 
 /** One segment of `subject`: warm-up, then `durationMs` measured, accumulated into the subject. */
-async function measure(ctx: BenchContext, subject: Subject, layout: Layout, warmupMs: number, durationMs: number): Promise<void> {
+async function measure(
+  ctx: BenchContext,
+  subject: Subject,
+  layout: Layout,
+  warmupMs: number,
+  durationMs: number,
+): Promise<void> {
   const { group, mode, label } = subject;
   await query(ctx, group.procs, layout, mode, warmupMs, `${label} warm-up`);
   const clientCpu = () => group.procs.reduce((sum, w) => sum + cpuSeconds(w.pid), 0);
@@ -173,7 +231,10 @@ async function measure(ctx: BenchContext, subject: Subject, layout: Layout, warm
   subject.serverCpu += cpuSeconds(group.serverPid) - cpu1;
   subject.clientCpu += clientCpu() - client1;
   const mismatches = results.reduce((s, r) => s + r.mismatches, 0);
-  if (mismatches > 0) throw new Error(`${label}: ${mismatches} wrong prefix answers, e.g. ${results.find((r) => r.firstMismatch)?.firstMismatch}`);
+  if (mismatches > 0)
+    throw new Error(
+      `${label}: ${mismatches} wrong prefix answers, e.g. ${results.find((r) => r.firstMismatch)?.firstMismatch}`,
+    );
   for (const r of results) for (const l of r.latenciesUs) subject.latencies.push(l);
   subject.queries = subject.latencies.length;
   subject.segments++;
@@ -191,7 +252,14 @@ function summary(subject: Subject): QueryResult {
   };
 }
 
-async function query(ctx: BenchContext, procs: LoadProcess[], layout: Layout, mode: QueryMode, durationMs: number, label: string) {
+async function query(
+  ctx: BenchContext,
+  procs: LoadProcess[],
+  layout: Layout,
+  mode: QueryMode,
+  durationMs: number,
+  label: string,
+) {
   const bar = timeProgress(ctx, label, durationMs);
   try {
     return await Promise.all(procs.map((w) => w.request({ kind: 'query', layout, durationMs, mode }, 'queried')));
@@ -223,7 +291,10 @@ function timeProgress(ctx: BenchContext, label: string, ms: number): Progress {
 /** Bytes per (block, owner) of an in-process store filled with `layout`, in a fresh process with --expose-gc. */
 async function storeMemory(ctx: BenchContext, layout: Layout, secondaries: boolean) {
   const proc = new LoadProcess({ exposeGc: true });
-  const bar = ctx.progress(`store memory ${(secondaries ? layout.entries : layout.blocks).toLocaleString('en-US')}`, unitCount(layout));
+  const bar = ctx.progress(
+    `store memory ${(secondaries ? layout.entries : layout.blocks).toLocaleString('en-US')}`,
+    unitCount(layout),
+  );
   proc.onTick = (n) => bar.tick(n);
   try {
     return await proc.request({ kind: 'memory', layout, secondaries }, 'memory');
@@ -234,14 +305,34 @@ async function storeMemory(ctx: BenchContext, layout: Layout, secondaries: boole
 }
 
 /** Redis used_memory delta per entry after loading `layout` into an empty server. */
-async function redisMemory(ctx: BenchContext, p: Plan, addr: string, admin: RespClient, layout: Layout): Promise<number> {
+async function redisMemory(
+  ctx: BenchContext,
+  p: Plan,
+  addr: string,
+  admin: RespClient,
+  layout: Layout,
+): Promise<number> {
   await admin.pipeline([['FLUSHALL']]);
   const before = await usedMemory(admin);
   const procs = Array.from({ length: p.workers }, () => new LoadProcess());
   const bar = ctx.progress(`redis memory ${layout.entries.toLocaleString('en-US')}`, unitCount(layout));
   try {
-    await Promise.all(procs.map((w, i) =>
-      w.request({ kind: 'init', target: 'redis', addr, connections: p.connections, depth: p.depth, worker: i, workers: p.workers }, 'ready')));
+    await Promise.all(
+      procs.map((w, i) =>
+        w.request(
+          {
+            kind: 'init',
+            target: 'redis',
+            addr,
+            connections: p.connections,
+            depth: p.depth,
+            worker: i,
+            workers: p.workers,
+          },
+          'ready',
+        ),
+      ),
+    );
     for (const w of procs) w.onTick = (n) => bar.tick(n);
     await Promise.all(procs.map((w) => w.request({ kind: 'insert', layout }, 'inserted')));
   } finally {
@@ -258,21 +349,33 @@ const sizeLabel = (n: number) => (n >= 1e6 ? `${n / 1e6}m` : `${n / 1e3}k`);
 
 const scenario: Scenario = {
   name: 'metaserver',
-  description: 'metaserver inserts/s, 64-hash prefix queries/s (unary and pipelined) and latency, bytes per (block, owner); reference Redis sets',
+  description:
+    'metaserver inserts/s, 64-hash prefix queries/s (unary and pipelined) and latency, bytes per (block, owner); reference Redis sets',
   async run(ctx): Promise<ScenarioResult> {
     const p = plan(ctx.quick);
     const loadStart = loadavg()[0]!.toFixed(1);
     const layout = layoutForBlocks(p.blocks);
-    ctx.log(`${layout.blocks.toLocaleString('en-US')} blocks in ${layout.chains.toLocaleString('en-US')} chains of 64, ` +
-      `${layout.entries.toLocaleString('en-US')} (block, owner) pairs on ${NODES} nodes; ` +
-      `${p.workers} client processes × ${p.connections} connections × ${p.depth} in flight`);
+    ctx.log(
+      `${layout.blocks.toLocaleString('en-US')} blocks in ${layout.chains.toLocaleString('en-US')} chains of 64, ` +
+        `${layout.entries.toLocaleString('en-US')} (block, owner) pairs on ${NODES} nodes; ` +
+        `${p.workers} client processes × ${p.connections} connections × ${p.depth} in flight`,
+    );
 
     const metrics: Record<string, number> = {};
     const reference: Record<string, number> = {};
     const groups: LoadGroup[] = [];
     const subjects: Subject[] = [];
-    const newSubject = (label: string, group: LoadGroup, mode: QueryMode): Subject =>
-      ({ label, group, mode, queries: 0, seconds: 0, serverCpu: 0, clientCpu: 0, latencies: [], segments: 0 });
+    const newSubject = (label: string, group: LoadGroup, mode: QueryMode): Subject => ({
+      label,
+      group,
+      mode,
+      queries: 0,
+      seconds: 0,
+      serverCpu: 0,
+      clientCpu: 0,
+      latencies: [],
+      segments: 0,
+    });
     // Both servers hold the data at once and the subjects take turns (in rotating order), so a change in the
     // machine's background load during the run hits all of them alike.
     await using metaserver = await startMetaserver({ logLevel: 'warn' });
@@ -281,16 +384,25 @@ const scenario: Scenario = {
     const admin = new MetaserverClient(metaserver.addr);
     const redisAdmin = await RespClient.connect(redis.host, redis.port);
     // kvfabric: a real metaserver process, 8 node sessions kept live by heartbeats.
-    const beat = () => Promise.all(Array.from({ length: NODES }, (_, n) =>
-      admin.heartbeat({ nodeId: nodeId(n), addr: `127.0.0.1:${20000 + n}`, transports: [1] })));
+    const beat = () =>
+      Promise.all(
+        Array.from({ length: NODES }, (_, n) =>
+          admin.heartbeat({ nodeId: nodeId(n), addr: `127.0.0.1:${20000 + n}`, transports: [1] }),
+        ),
+      );
     await beat();
-    const timer = setInterval(() => void beat().catch((err: unknown) => ctx.log(`heartbeat failed: ${String(err)}`)), 5000);
+    const timer = setInterval(
+      () => void beat().catch((err: unknown) => ctx.log(`heartbeat failed: ${String(err)}`)),
+      5000,
+    );
     const redisBytes: Record<number, number> = {};
     try {
       const kvf = await loadGroup(ctx, p, 'kvfabric', metaserver.addr, metaserver.proc.pid, layout, async () => {
         const stats = await admin.getStats();
         if (stats.owners !== BigInt(layout.entries) || stats.blocks !== BigInt(layout.blocks)) {
-          throw new Error(`metaserver holds ${stats.owners} owners / ${stats.blocks} blocks, expected ${layout.entries} / ${layout.blocks}`);
+          throw new Error(
+            `metaserver holds ${stats.owners} owners / ${stats.blocks} blocks, expected ${layout.entries} / ${layout.blocks}`,
+          );
         }
         metrics.index_bytes_per_entry_served = round(Number(stats.indexBytes) / layout.entries);
       });
@@ -301,7 +413,11 @@ const scenario: Scenario = {
         if (size !== layout.blocks) throw new Error(`redis holds ${String(size)} keys, expected ${layout.blocks}`);
       });
       groups.push(ref);
-      subjects.push(newSubject('kvfabric pipelined', kvf, 'pipelined'), newSubject('kvfabric unary', kvf, 'unary'), newSubject('redis', ref, 'pipelined'));
+      subjects.push(
+        newSubject('kvfabric pipelined', kvf, 'pipelined'),
+        newSubject('kvfabric unary', kvf, 'unary'),
+        newSubject('redis', ref, 'pipelined'),
+      );
       for (let r = 0; r < p.rounds; r++) {
         for (let k = 0; k < subjects.length; k++) {
           const subject = subjects[(r + k) % subjects.length]!;
@@ -311,7 +427,8 @@ const scenario: Scenario = {
       for (const g of groups.splice(0)) for (const w of g.procs) w.stop();
       clearInterval(timer);
       await metaserver.stop(); // frees its memory before the memory measurements
-      for (const entries of p.memoryEntries) redisBytes[entries] = await redisMemory(ctx, p, redisAddr, redisAdmin, layoutForEntries(entries));
+      for (const entries of p.memoryEntries)
+        redisBytes[entries] = await redisMemory(ctx, p, redisAddr, redisAdmin, layoutForEntries(entries));
     } finally {
       clearInterval(timer);
       for (const g of groups) for (const w of g.procs) w.stop();
@@ -330,26 +447,67 @@ const scenario: Scenario = {
       rows.push([name, k, r ?? '-', r === undefined ? '-' : round(k / r, 3), target]);
     };
     add('inserts_per_sec', Math.round(kvInsert.insertsPerSec), Math.round(refInsert.insertsPerSec), '');
-    add('queries_per_sec', Math.round(kvPipelined.queriesPerSec), Math.round(redisQueries.queriesPerSec), '>= 1.0x redis (pipelined stream)');
-    add('queries_per_sec_unary', Math.round(kvUnary.queriesPerSec), Math.round(redisQueries.queriesPerSec), '(unary calls; no target)');
+    add(
+      'queries_per_sec',
+      Math.round(kvPipelined.queriesPerSec),
+      Math.round(redisQueries.queriesPerSec),
+      '>= 1.0x redis (pipelined stream)',
+    );
+    add(
+      'queries_per_sec_unary',
+      Math.round(kvUnary.queriesPerSec),
+      Math.round(redisQueries.queriesPerSec),
+      '(unary calls; no target)',
+    );
     add('query_p50_us', round(kvPipelined.p50Us), round(redisQueries.p50Us), '');
     add('query_p99_us', round(kvPipelined.p99Us), round(redisQueries.p99Us), '');
     add('query_p50_us_unary', round(kvUnary.p50Us), round(redisQueries.p50Us), '');
     add('query_p99_us_unary', round(kvUnary.p99Us), round(redisQueries.p99Us), '');
     add('server_cpu_us_per_query', round(kvPipelined.serverCpuUsPerQuery), round(redisQueries.serverCpuUsPerQuery), '');
-    add('server_cpu_us_per_query_unary', round(kvUnary.serverCpuUsPerQuery), round(redisQueries.serverCpuUsPerQuery), '');
+    add(
+      'server_cpu_us_per_query_unary',
+      round(kvUnary.serverCpuUsPerQuery),
+      round(redisQueries.serverCpuUsPerQuery),
+      '',
+    );
     add('client_cpu_us_per_query', round(kvPipelined.clientCpuUsPerQuery), round(redisQueries.clientCpuUsPerQuery), '');
-    add('client_cpu_us_per_query_unary', round(kvUnary.clientCpuUsPerQuery), round(redisQueries.clientCpuUsPerQuery), '');
-    add('server_cpu_us_per_insert', round(kvInsert.serverCpuUsPerInsert, 3), round(refInsert.serverCpuUsPerInsert, 3), '');
+    add(
+      'client_cpu_us_per_query_unary',
+      round(kvUnary.clientCpuUsPerQuery),
+      round(redisQueries.clientCpuUsPerQuery),
+      '',
+    );
+    add(
+      'server_cpu_us_per_insert',
+      round(kvInsert.serverCpuUsPerInsert, 3),
+      round(refInsert.serverCpuUsPerInsert, 3),
+      '',
+    );
     for (const entries of p.memoryEntries) {
       const l = layoutForEntries(entries);
       const m = await storeMemory(ctx, l, true);
-      add(`bytes_per_entry_${sizeLabel(entries)}`, round(m.bytesPerEntryProcess), round(redisBytes[entries]!), '<= 80 B');
+      add(
+        `bytes_per_entry_${sizeLabel(entries)}`,
+        round(m.bytesPerEntryProcess),
+        round(redisBytes[entries]!),
+        '<= 80 B',
+      );
       metrics[`index_bytes_per_entry_${sizeLabel(entries)}`] = round(m.bytesPerEntryIndex);
-      rows.push([`  (store's own accounting, ${m.entries.toLocaleString('en-US')} entries)`, round(m.bytesPerEntryIndex), '-', '-', '']);
+      rows.push([
+        `  (store's own accounting, ${m.entries.toLocaleString('en-US')} entries)`,
+        round(m.bytesPerEntryIndex),
+        '-',
+        '-',
+        '',
+      ]);
     }
     const single = await storeMemory(ctx, layoutForBlocks(p.memoryEntries[0]!), false);
-    add(`bytes_per_entry_${sizeLabel(p.memoryEntries[0]!)}_single_owner`, round(single.bytesPerEntryProcess), undefined, '<= 80 B');
+    add(
+      `bytes_per_entry_${sizeLabel(p.memoryEntries[0]!)}_single_owner`,
+      round(single.bytesPerEntryProcess),
+      undefined,
+      '<= 80 B',
+    );
 
     const segments = `${p.rounds} segment${p.rounds > 1 ? 's' : ''} of ${p.queryMs / 1000}s`;
     return {

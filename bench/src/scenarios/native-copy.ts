@@ -107,14 +107,19 @@ const scenario: Scenario = {
     try {
       for (const pageBytes of sizes) {
         const pages = bytesPerRep / pageBytes;
-        ctx.log(`${label(pageBytes)} pages: ${pages} pages x ${SLICES} slices of ${label(pageBytes / SLICES)}, ${reps} reps, ${threads} threads`);
+        ctx.log(
+          `${label(pageBytes)} pages: ${pages} pages x ${SLICES} slices of ${label(pageBytes / SLICES)}, ${reps} reps, ${threads} threads`,
+        );
         // Both sides set up at once; reps alternate between them so that machine noise hits both alike.
         using ours = setUpKvfabric(threads, pageBytes, pages, engine);
         // memcpy threads take work in chunks the size of the copy engine's parts (a 64-page batch split over the
         // threads, at least 256 KiB), so both balance load alike.
         const chunkBytes = Math.max(256 * KiB, (PAGES_PER_BATCH * pageBytes) / threads);
         using ref = await peer.serve({ threads, pageBytes, slices: SLICES, pages, chunkBytes });
-        const times = { kvfabric: { gather: [] as number[], scatter: [] as number[] }, memcpy: { gather: [] as number[], scatter: [] as number[] } };
+        const times = {
+          kvfabric: { gather: [] as number[], scatter: [] as number[] },
+          memcpy: { gather: [] as number[], scatter: [] as number[] },
+        };
         const bar = ctx.progress(`${label(pageBytes)} pages`, 2 * reps);
         for (const mode of ['gather', 'scatter'] as const) {
           await ours.rep(mode); // warm-up
@@ -160,7 +165,16 @@ const scenario: Scenario = {
       reference,
       ratios,
       table: {
-        columns: ['page', 'direction', 'slice', 'kvfabric GB/s (best)', 'kvfabric median', 'memcpy GB/s (best)', 'memcpy median', 'ratio (best)'],
+        columns: [
+          'page',
+          'direction',
+          'slice',
+          'kvfabric GB/s (best)',
+          'kvfabric median',
+          'memcpy GB/s (best)',
+          'memcpy median',
+          'ratio (best)',
+        ],
         rows,
       },
       notes: [

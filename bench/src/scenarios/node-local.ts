@@ -36,18 +36,25 @@ const MIN_PART_BYTES = 256 * KiB;
 
 const label = (b: number) => (b >= MiB ? `${b / MiB}MiB` : `${b / KiB}KiB`);
 let hashSeq = 0;
-const freshHashes = (n: number) => Array.from({ length: n }, () => {
-  const h = Buffer.alloc(32);
-  h.writeUInt32LE(hashSeq++, 0);
-  h.writeUInt32LE(process.pid, 4);
-  return h;
-});
+const freshHashes = (n: number) =>
+  Array.from({ length: n }, () => {
+    const h = Buffer.alloc(32);
+    h.writeUInt32LE(hashSeq++, 0);
+    h.writeUInt32LE(process.pid, 4);
+    return h;
+  });
 
-async function withEngine<T>(node: NodeHandle, layout: KvLayoutSpec, namespace: string, fn: (kv: KvEngine, region: KvRegion) => Promise<T>): Promise<T> {
+async function withEngine<T>(
+  node: NodeHandle,
+  layout: KvLayoutSpec,
+  namespace: string,
+  fn: (kv: KvEngine, region: KvRegion) => Promise<T>,
+): Promise<T> {
   const region = KvRegion.create({ layout });
   // Touch the region once so no rep pays first-touch faults.
   const chunk = Buffer.alloc(Math.min(region.sizeBytes, 64 * MiB), 7);
-  for (let off = 0; off < region.sizeBytes; off += chunk.length) region.write(off, chunk.subarray(0, Math.min(chunk.length, region.sizeBytes - off)));
+  for (let off = 0; off < region.sizeBytes; off += chunk.length)
+    region.write(off, chunk.subarray(0, Math.min(chunk.length, region.sizeBytes - off)));
   const kv = await KvEngine.register({ target: node.engineSocket, namespace, region });
   try {
     return await fn(kv, region);
@@ -61,9 +68,11 @@ async function withEngine<T>(node: NodeHandle, layout: KvLayoutSpec, namespace: 
 const IN_FLIGHT = 2;
 async function inFlight(n: number, fn: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, n) }, async () => {
-    while (next < n) await fn(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(IN_FLIGHT, n) }, async () => {
+      while (next < n) await fn(next++);
+    }),
+  );
 }
 
 /** CPU seconds per thread group of a process, from /proc/<pid>/task/<tid>/schedstat (ns, Linux); {} elsewhere. */
@@ -99,7 +108,10 @@ interface CpuSplit {
 /** CPU seconds spent by each party between two snapshots. */
 class CpuMeter {
   readonly total: CpuSplit = { copy: 0, eventLoop: 0, otherNode: 0, client: 0, memcpy: 0 };
-  constructor(private readonly nodePid: number, private readonly memcpyPid: number) {}
+  constructor(
+    private readonly nodePid: number,
+    private readonly memcpyPid: number,
+  ) {}
 
   /** Runs fn and adds what the node and this process (the engine client) spent meanwhile (when `count`). */
   async node<T>(count: boolean, fn: () => Promise<T>): Promise<T> {
@@ -126,13 +138,31 @@ class CpuMeter {
   }
 }
 
-async function throughput(ctx: BenchContext, peer: MemcpyPeer, node: NodeHandle, blockBytes: number, reps: number, bytesPerRep: number) {
+async function throughput(
+  ctx: BenchContext,
+  peer: MemcpyPeer,
+  node: NodeHandle,
+  blockBytes: number,
+  reps: number,
+  bytesPerRep: number,
+) {
   const calls = Math.max(1, Math.round(bytesPerRep / (PER_CALL * blockBytes)));
   const blocks = calls * PER_CALL;
-  const layout: KvLayoutSpec = { numLayers: SEGMENTS / 2, kvSplit: true, bytesPerLayerBlock: blockBytes / SEGMENTS, numBlocks: blocks };
+  const layout: KvLayoutSpec = {
+    numLayers: SEGMENTS / 2,
+    kvSplit: true,
+    bytesPerLayerBlock: blockBytes / SEGMENTS,
+    numBlocks: blocks,
+  };
   return withEngine(node, layout, `bench/${label(blockBytes)}`, async (kv) => {
     const chunkBytes = Math.max(MIN_PART_BYTES, (PER_CALL * blockBytes) / COPY_THREADS);
-    using ref = await peer.serve({ threads: COPY_THREADS, pageBytes: blockBytes, slices: SEGMENTS, pages: blocks, chunkBytes });
+    using ref = await peer.serve({
+      threads: COPY_THREADS,
+      pageBytes: blockBytes,
+      slices: SEGMENTS,
+      pages: blocks,
+      chunkBytes,
+    });
     const cpu = new CpuMeter(node.proc.pid, ref.pid);
     const ids = Array.from({ length: calls }, (_, c) => Array.from({ length: PER_CALL }, (_, i) => c * PER_CALL + i));
     const t = { save: [] as number[], load: [] as number[], memSave: [] as number[], memLoad: [] as number[] };
@@ -164,7 +194,8 @@ async function throughput(ctx: BenchContext, peer: MemcpyPeer, node: NodeHandle,
         load: await cpu.memcpy(timed, () => ref.rep('scatter')),
       });
       // Alternate which side goes first, so neither always runs right after the other's reps.
-      const [o, m] = (rep & 1) === 0 ? [await ours(), await theirs()] : await theirs().then(async (m) => [await ours(), m] as const);
+      const [o, m] =
+        (rep & 1) === 0 ? [await ours(), await theirs()] : await theirs().then(async (m) => [await ours(), m] as const);
       if (timed) {
         t.save.push(o.save);
         t.load.push(o.load);
@@ -180,7 +211,13 @@ async function throughput(ctx: BenchContext, peer: MemcpyPeer, node: NodeHandle,
     const gib = (2 * reps * bytes) / 2 ** 30;
     const per = (seconds: number) => (seconds * 1e3) / gib;
     const c = cpu.total;
-    const cpuPerGib = { copy: per(c.copy), eventLoop: per(c.eventLoop), otherNode: per(c.otherNode), client: per(c.client), memcpy: per(c.memcpy) };
+    const cpuPerGib = {
+      copy: per(c.copy),
+      eventLoop: per(c.eventLoop),
+      otherNode: per(c.otherNode),
+      client: per(c.client),
+      memcpy: per(c.memcpy),
+    };
     return { save: gbs(t.save), load: gbs(t.load), memSave: gbs(t.memSave), memLoad: gbs(t.memLoad), cpuPerGib };
   });
 }
@@ -189,7 +226,10 @@ async function queryLatency(node: NodeHandle, iterations: number) {
   const layout: KvLayoutSpec = { numLayers: 1, kvSplit: true, bytesPerLayerBlock: 4 * KiB, numBlocks: 64 };
   return withEngine(node, layout, 'bench/query', async (kv) => {
     const hashes = freshHashes(64);
-    await kv.save(Array.from({ length: 64 }, (_, i) => i), hashes);
+    await kv.save(
+      Array.from({ length: 64 }, (_, i) => i),
+      hashes,
+    );
     const us: number[] = [];
     for (let i = 0; i < iterations + 100; i++) {
       const t0 = process.hrtime.bigint();
@@ -247,30 +287,43 @@ async function sharing(ctx: BenchContext, nodes: NodeHandle[], requestsPerEngine
   const PREFIX = 12;
   const SUFFIX = 4;
   const TOKENS_PER_BLOCK = 16;
-  const layout: KvLayoutSpec = { numLayers: 2, kvSplit: true, bytesPerLayerBlock: 16 * KiB, numBlocks: PREFIX + SUFFIX };
+  const layout: KvLayoutSpec = {
+    numLayers: 2,
+    kvSplit: true,
+    bytesPerLayerBlock: 16 * KiB,
+    numBlocks: PREFIX + SUFFIX,
+  };
   const familyHashes = Array.from({ length: FAMILIES }, () => freshHashes(PREFIX));
   let seed = 12345;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
-  const engines = await Promise.all(Array.from({ length: ENGINES }, async (_, e) => {
-    const region = KvRegion.create({ layout });
-    const kv = await KvEngine.register({ target: nodes[e % nodes.length]!.engineSocket, namespace: 'bench/sharing', region });
-    return { kv, region };
-  }));
+  const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const engines = await Promise.all(
+    Array.from({ length: ENGINES }, async (_, e) => {
+      const region = KvRegion.create({ layout });
+      const kv = await KvEngine.register({
+        target: nodes[e % nodes.length]!.engineSocket,
+        namespace: 'bench/sharing',
+        region,
+      });
+      return { kv, region };
+    }),
+  );
   let hits = 0;
   let total = 0;
   const ids = Array.from({ length: PREFIX + SUFFIX }, (_, i) => i);
   const bar = ctx.progress(`sharing (${nodes.length} node${nodes.length > 1 ? 's' : ''})`, requestsPerEngine);
   try {
     for (let r = 0; r < requestsPerEngine; r++) {
-      await Promise.all(engines.map(async ({ kv }) => {
-        const family = Math.floor(FAMILIES * rand() ** 2); // skewed: low families are popular
-        const hashes = [...familyHashes[family]!, ...freshHashes(SUFFIX)];
-        const q = await kv.query(hashes, { localOnly: true });
-        if (q.hits > 0) await kv.load(q.leaseId, ids.slice(0, q.hits));
-        hits += q.hits;
-        total += hashes.length;
-        if (q.hits < hashes.length) await kv.save(ids.slice(q.hits), hashes.slice(q.hits));
-      }));
+      await Promise.all(
+        engines.map(async ({ kv }) => {
+          const family = Math.floor(FAMILIES * rand() ** 2); // skewed: low families are popular
+          const hashes = [...familyHashes[family]!, ...freshHashes(SUFFIX)];
+          const q = await kv.query(hashes, { localOnly: true });
+          if (q.hits > 0) await kv.load(q.leaseId, ids.slice(0, q.hits));
+          hits += q.hits;
+          total += hashes.length;
+          if (q.hits < hashes.length) await kv.save(ids.slice(q.hits), hashes.slice(q.hits));
+        }),
+      );
       bar.tick();
     }
   } finally {
@@ -296,11 +349,20 @@ const scenario: Scenario = {
     const notes: string[] = [];
     using peer = new MemcpyPeer();
     {
-      await using node = await startNode({ poolSize: `${(2 * bytesPerRep) / MiB + 64}mib`, logLevel: 'warn', args: ['--copy-threads', String(COPY_THREADS)] });
+      await using node = await startNode({
+        poolSize: `${(2 * bytesPerRep) / MiB + 64}mib`,
+        logLevel: 'warn',
+        args: ['--copy-threads', String(COPY_THREADS)],
+      });
       for (const blockBytes of [256 * KiB, 2 * MiB]) {
-        ctx.log(`${label(blockBytes)} blocks, ${PER_CALL} per call, ${bytesPerRep / MiB} MiB per rep, ${reps} reps, ${COPY_THREADS} copy threads`);
+        ctx.log(
+          `${label(blockBytes)} blocks, ${PER_CALL} per call, ${bytesPerRep / MiB} MiB per rep, ${reps} reps, ${COPY_THREADS} copy threads`,
+        );
         const r = await throughput(ctx, peer, node, blockBytes, reps, bytesPerRep);
-        for (const [dir, ours, ref] of [['save', r.save, r.memSave], ['load', r.load, r.memLoad]] as const) {
+        for (const [dir, ours, ref] of [
+          ['save', r.save, r.memSave],
+          ['load', r.load, r.memLoad],
+        ] as const) {
           const name = `${dir}_${label(blockBytes)}_gbps`;
           metrics[name] = ours;
           reference[name] = ref;
@@ -333,14 +395,19 @@ const scenario: Scenario = {
     const idx = indexLookup(ctx.quick ? 200_000 : 1_000_000, 20_000);
     metrics.index_lookup_64_p50_us = idx.p50;
     metrics.index_lookup_64_p99_us = idx.p99;
-    rows.push([`index prefix lookup, 64 hashes, ${ctx.quick ? '200k' : '1M'} blocks`, 'p50 µs', idx.p50], ['', 'p99 µs (target ≤ 20)', idx.p99]);
+    rows.push(
+      [`index prefix lookup, 64 hashes, ${ctx.quick ? '200k' : '1M'} blocks`, 'p50 µs', idx.p50],
+      ['', 'p99 µs (target ≤ 20)', idx.p99],
+    );
 
     const sharedPool = 48; // MiB: 768 blocks of 64 KiB
     const requests = ctx.quick ? 40 : 150;
     {
       await using shared = await startNode({ poolSize: `${sharedPool}mib`, logLevel: 'warn' });
       const s = await sharing(ctx, [shared], requests);
-      const privateNodes = await Promise.all(Array.from({ length: 8 }, () => startNode({ poolSize: `${sharedPool / 8}mib`, logLevel: 'warn' })));
+      const privateNodes = await Promise.all(
+        Array.from({ length: 8 }, () => startNode({ poolSize: `${sharedPool / 8}mib`, logLevel: 'warn' })),
+      );
       try {
         const p = await sharing(ctx, privateNodes, requests);
         metrics.sharing_hit_rate = s.hitRate;
@@ -359,9 +426,17 @@ const scenario: Scenario = {
         for (const n of privateNodes) await n[Symbol.asyncDispose]();
       }
     }
-    notes.push(`save/load: median rep of SDK calls, 2 in flight (64 blocks each, 16 segments per block) on the engine's DataPlane stream over a unix socket, ${COPY_THREADS} copy threads; memcpy: same descriptors, same threads, same work split, separate process; reps alternate and alternate which side goes first; untimed warm-up reps first (>= ${WARMUP_CALLS} calls each way, at most ${WARMUP_REPS} reps) so the node is measured JIT-warm`);
-    notes.push('CPU per GiB: schedstat of every node thread (copy threads, event loop, the rest) and the client process over the timed windows; the CPU bound assumes memcpy\'s threads each had a core and the node side could use up to copy threads + 2 cores (as many as the host has)');
-    notes.push('sharing: 8 engines x ' + requests + ' requests, 48 prefix families (skewed) x 12 blocks + 4 unique blocks, 64 KiB blocks');
+    notes.push(
+      `save/load: median rep of SDK calls, 2 in flight (64 blocks each, 16 segments per block) on the engine's DataPlane stream over a unix socket, ${COPY_THREADS} copy threads; memcpy: same descriptors, same threads, same work split, separate process; reps alternate and alternate which side goes first; untimed warm-up reps first (>= ${WARMUP_CALLS} calls each way, at most ${WARMUP_REPS} reps) so the node is measured JIT-warm`,
+    );
+    notes.push(
+      "CPU per GiB: schedstat of every node thread (copy threads, event loop, the rest) and the client process over the timed windows; the CPU bound assumes memcpy's threads each had a core and the node side could use up to copy threads + 2 cores (as many as the host has)",
+    );
+    notes.push(
+      'sharing: 8 engines x ' +
+        requests +
+        ' requests, 48 prefix families (skewed) x 12 blocks + 4 unique blocks, 64 KiB blocks',
+    );
     return { metrics, reference, ratios, table: { columns: ['measure', 'unit', 'value'], rows }, notes };
   },
 };

@@ -12,7 +12,15 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startMetaserver, startNode, type NodeHandle } from '@kvfabric/testkit';
 import { KvEngine, KvRegion, MetaserverClient, type KvLayoutSpec } from '@kvfabric/client';
-import { median, nowSeconds, percentile, type BenchContext, type Scenario, type ScenarioResult, type Table } from '../harness.js';
+import {
+  median,
+  nowSeconds,
+  percentile,
+  type BenchContext,
+  type Scenario,
+  type ScenarioResult,
+  type Table,
+} from '../harness.js';
 import { iperf3, iperf3Available } from '../peers/iperf3.js';
 import { RespClient, startRedis } from '../peers/redis.js';
 
@@ -24,19 +32,21 @@ const label = (b: number) => (b >= MiB ? `${b / MiB}MiB` : `${b / KiB}KiB`);
 const gbps = (bytesPerSec: number) => bytesPerSec / 1e9;
 
 let hashSeq = 0;
-const freshHashes = (n: number) => Array.from({ length: n }, () => {
-  const h = Buffer.alloc(32);
-  h.writeUInt32LE(hashSeq++, 0);
-  h.writeUInt32LE(process.pid, 4);
-  h.writeDoubleLE(Date.now(), 8);
-  return h;
-});
+const freshHashes = (n: number) =>
+  Array.from({ length: n }, () => {
+    const h = Buffer.alloc(32);
+    h.writeUInt32LE(hashSeq++, 0);
+    h.writeUInt32LE(process.pid, 4);
+    h.writeDoubleLE(Date.now(), 8);
+    return h;
+  });
 
 async function metric(node: NodeHandle, name: string): Promise<number> {
   const text = await (await fetch(`http://${node.httpAddr}/metrics`)).text();
   let sum = 0;
   for (const line of text.split('\n')) {
-    if (line.startsWith(name + ' ') || line.startsWith(name + '{')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith(name + ' ') || line.startsWith(name + '{'))
+      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
 }
@@ -69,7 +79,9 @@ async function startPair(poolBytes: number): Promise<Pair> {
   }
   const meta = new MetaserverClient(metaserver.addr);
   return {
-    a: a!, b: b!, meta,
+    a: a!,
+    b: b!,
+    meta,
     async close() {
       meta.close();
       await b![Symbol.asyncDispose]();
@@ -83,15 +95,26 @@ async function engineOn(node: NodeHandle, namespace: string, blockBytes: number)
   const region = KvRegion.create({ layout: layoutFor(blockBytes) });
   for (let i = 0; i < REGION_BLOCKS; i++) region.writeBlock(i, randomBytes(region.geometry.blockBytes));
   const kv = await KvEngine.register({ target: node.engineSocket, namespace, region });
-  return { kv, region, async close() { await kv.close(); region.close(); } };
+  return {
+    kv,
+    region,
+    async close() {
+      await kv.close();
+      region.close();
+    },
+  };
 }
 
 /** Saves `hashes` on the engine (region blocks reused round robin) and waits until the metaserver lists them all. */
 async function seed(p: Pair, kv: KvEngine, namespace: string, hashes: Buffer[]): Promise<void> {
   for (let i = 0; i < hashes.length; i += REGION_BLOCKS) {
     const chunk = hashes.slice(i, i + REGION_BLOCKS);
-    const res = await kv.save(chunk.map((_, j) => j), chunk);
-    if (res.sealed !== chunk.length) throw new Error(`pull bench: saved ${res.sealed} of ${chunk.length} blocks (pool too small?)`);
+    const res = await kv.save(
+      chunk.map((_, j) => j),
+      chunk,
+    );
+    if (res.sealed !== chunk.length)
+      throw new Error(`pull bench: saved ${res.sealed} of ${chunk.length} blocks (pool too small?)`);
   }
   const deadline = Date.now() + 30_000;
   while ((await p.meta.queryPrefix(namespace, hashes)).nodes[0]?.prefixLen !== hashes.length) {
@@ -105,10 +128,13 @@ async function redisGetAll(port: number, keys: string[], valueBytes: number, con
   const clients = await Promise.all(Array.from({ length: conns }, () => RespClient.connect('127.0.0.1', port)));
   try {
     const t0 = nowSeconds();
-    const replies = await Promise.all(clients.map((c, i) => c.pipeline(keys.filter((_, k) => k % conns === i).map((k) => ['GET', k]))));
+    const replies = await Promise.all(
+      clients.map((c, i) => c.pipeline(keys.filter((_, k) => k % conns === i).map((k) => ['GET', k]))),
+    );
     const seconds = nowSeconds() - t0;
     for (const r of replies.flat()) {
-      if (!Buffer.isBuffer(r) || r.length !== valueBytes) throw new Error(`redis: unexpected GET reply ${String(r).slice(0, 40)}`);
+      if (!Buffer.isBuffer(r) || r.length !== valueBytes)
+        throw new Error(`redis: unexpected GET reply ${String(r).slice(0, 40)}`);
     }
     return seconds;
   } finally {
@@ -127,7 +153,13 @@ interface Rep {
  * `reps` repetitions of: iperf3 (when installed), one pull of `blocks` fresh blocks from A to B, pipelined Redis
  * GETs of as many values of the same size. Bytes per second of each.
  */
-async function throughput(ctx: BenchContext, blockBytes: number, blocks: number, reps: number, iperfSeconds: number | undefined): Promise<Rep[]> {
+async function throughput(
+  ctx: BenchContext,
+  blockBytes: number,
+  blocks: number,
+  reps: number,
+  iperfSeconds: number | undefined,
+): Promise<Rep[]> {
   const bar = ctx.progress(`pull ${blocks} × ${label(blockBytes)}`, reps + 2);
   const p = await startPair(blocks * blockBytes + 128 * MiB);
   const ns = `bench/pull/${label(blockBytes)}`;
@@ -149,7 +181,10 @@ async function throughput(ctx: BenchContext, blockBytes: number, blocks: number,
         const hashes = freshHashes(blocks);
         await seed(p, ea.kv, ns, hashes);
         const iperf = iperfSeconds ? (await iperf3(STREAMS, iperfSeconds)).bytesPerSecond : NaN;
-        const [bytes0, secs0] = [await metric(p.b, 'kvfabric_pull_bytes_total'), await metric(p.b, 'kvfabric_pull_duration_seconds_sum')];
+        const [bytes0, secs0] = [
+          await metric(p.b, 'kvfabric_pull_bytes_total'),
+          await metric(p.b, 'kvfabric_pull_duration_seconds_sum'),
+        ];
         const t0 = nowSeconds();
         const q = await eb.kv.query(hashes, { timeoutMs: 120_000 });
         const wall = nowSeconds() - t0;
@@ -157,7 +192,8 @@ async function throughput(ctx: BenchContext, blockBytes: number, blocks: number,
         await eb.kv.release(q.leaseId);
         const bytes = (await metric(p.b, 'kvfabric_pull_bytes_total')) - bytes0;
         const secs = (await metric(p.b, 'kvfabric_pull_duration_seconds_sum')) - secs0;
-        if (bytes !== blocks * blockBytes) throw new Error(`pull bench: ${bytes} bytes pulled, expected ${blocks * blockBytes}`);
+        if (bytes !== blocks * blockBytes)
+          throw new Error(`pull bench: ${bytes} bytes pulled, expected ${blocks * blockBytes}`);
         const redisBps = (blocks * blockBytes) / (await redisGetAll(redis.port, keys, blockBytes, STREAMS));
         out.push({ node: bytes / secs, e2e: bytes / wall, iperf, redis: redisBps });
         bar.tick();
@@ -203,7 +239,12 @@ async function timeToReady(ctx: BenchContext, reps: number) {
   }
   sdk.sort((a, b) => a - b);
   inNode.sort((a, b) => a - b);
-  return { p50: percentile(sdk, 50), p99: percentile(sdk, 99), fetchP50: percentile(inNode, 50), fetchP99: percentile(inNode, 99) };
+  return {
+    p50: percentile(sdk, 50),
+    p99: percentile(sdk, 99),
+    fetchP50: percentile(inNode, 50),
+    fetchP99: percentile(inNode, 99),
+  };
 }
 
 const scenario: Scenario = {
@@ -228,7 +269,9 @@ const scenario: Scenario = {
       const n = blockBytes >= MiB && ctx.quick ? 50 : blocks;
       const runs = await throughput(ctx, blockBytes, n, reps, iperfSeconds);
       const fmt = (f: (x: Rep) => number) => runs.map((x) => (f(x) / 1e9).toFixed(2)).join(', ');
-      ctx.log(`${n} × ${l}: pull ${fmt((x) => x.node)} GB/s; iperf3 ${fmt((x) => x.iperf)} GB/s; redis GET ${fmt((x) => x.redis)} GB/s`);
+      ctx.log(
+        `${n} × ${l}: pull ${fmt((x) => x.node)} GB/s; iperf3 ${fmt((x) => x.iperf)} GB/s; redis GET ${fmt((x) => x.redis)} GB/s`,
+      );
       const node = median(runs.map((x) => x.node));
       const redis = median(runs.map((x) => x.redis));
       metrics[`pull_${l}_GBps`] = gbps(node);
@@ -253,10 +296,24 @@ const scenario: Scenario = {
     metrics.ready_64_p99_ms = r.p99 * 1000;
     metrics.fetch_64_p50_ms = r.fetchP50 * 1000;
     metrics.fetch_64_p99_ms = r.fetchP99 * 1000;
-    rows.push(['READY for 64 × 256KiB remote (ms) p50 / p99', Number((r.p50 * 1000).toFixed(2)), Number((r.p99 * 1000).toFixed(2)), '-']);
-    rows.push(['  of which fetch inside node B (ms) p50 / p99', Number((r.fetchP50 * 1000).toFixed(2)), Number((r.fetchP99 * 1000).toFixed(2)), '-']);
-    notes.push('pull GB/s = bytes sealed / fetch time inside node B (metaserver lookup + grants + reads + seal); e2e = engine query until READY');
-    notes.push(`${reps} repetitions of iperf3 (${iperfSeconds ?? 0} s), pull, Redis GETs back to back; GB/s are medians, ratios are medians of per-repetition ratios`);
+    rows.push([
+      'READY for 64 × 256KiB remote (ms) p50 / p99',
+      Number((r.p50 * 1000).toFixed(2)),
+      Number((r.p99 * 1000).toFixed(2)),
+      '-',
+    ]);
+    rows.push([
+      '  of which fetch inside node B (ms) p50 / p99',
+      Number((r.fetchP50 * 1000).toFixed(2)),
+      Number((r.fetchP99 * 1000).toFixed(2)),
+      '-',
+    ]);
+    notes.push(
+      'pull GB/s = bytes sealed / fetch time inside node B (metaserver lookup + grants + reads + seal); e2e = engine query until READY',
+    );
+    notes.push(
+      `${reps} repetitions of iperf3 (${iperfSeconds ?? 0} s), pull, Redis GETs back to back; GB/s are medians, ratios are medians of per-repetition ratios`,
+    );
     return {
       metrics,
       reference,

@@ -29,16 +29,33 @@ interface Party {
 }
 
 /** One reading and one serving transport in this process; the reader pulls `bytes` keeping qps × TX_DEPTH READs queued. */
-async function pullTrial(reader: Transport, server: Transport, pool: { r: Pool; s: Pool }, size: number, qps: number, bytes: number, batches = BATCHES): Promise<Party> {
+async function pullTrial(
+  reader: Transport,
+  server: Transport,
+  pool: { r: Pool; s: Pool },
+  size: number,
+  qps: number,
+  bytes: number,
+  batches = BATCHES,
+): Promise<Party> {
   const perBatch = (qps * TX_DEPTH) / batches;
   const pages = Math.max(perBatch * batches, Math.ceil((32 * MiB) / size));
   const remote = [...pool.s.allocMany(size, pages)!];
   const local = [...pool.r.allocMany(size, pages)!];
   try {
-    const key = await server.addGrant(1, 'R', new Float64Array(remote.flatMap((o) => [o, size])), Date.now() + 3600_000);
+    const key = await server.addGrant(
+      1,
+      'R',
+      new Float64Array(remote.flatMap((o) => [o, size])),
+      Date.now() + 3600_000,
+    );
     const list: [Float64Array, Float64Array, Float64Array][] = [];
     for (let s = 0; s + perBatch <= pages; s += perBatch) {
-      list.push([new Float64Array(remote.slice(s, s + perBatch)), new Float64Array(local.slice(s, s + perBatch)), new Float64Array(perBatch).fill(size)]);
+      list.push([
+        new Float64Array(remote.slice(s, s + perBatch)),
+        new Float64Array(local.slice(s, s + perBatch)),
+        new Float64Array(perBatch).fill(size),
+      ]);
     }
     let next = 0;
     let issued = 0;
@@ -75,7 +92,17 @@ async function measure(ctx: BenchContext): Promise<ScenarioResult> {
   const devB = process.env.KVF_RDMA_B_DEV!; // server (its memory is read), as ib_read_bw's server
   const ipB = process.env.KVF_RDMA_B_IP!;
   const ipA = process.env.KVF_RDMA_A_IP!;
-  const cases: [number, number][] = ctx.quick ? [[64 * KiB, 1], [256 * KiB, 4]] : [[64 * KiB, 1], [64 * KiB, 4], [256 * KiB, 1], [256 * KiB, 4]];
+  const cases: [number, number][] = ctx.quick
+    ? [
+        [64 * KiB, 1],
+        [256 * KiB, 4],
+      ]
+    : [
+        [64 * KiB, 1],
+        [64 * KiB, 4],
+        [256 * KiB, 1],
+        [256 * KiB, 4],
+      ];
   const bytesPerTrial = ctx.quick ? 32 * MiB : 128 * MiB;
   const metrics: Record<string, number> = {};
   const reference: Record<string, number> = {};
@@ -104,7 +131,18 @@ async function measure(ctx: BenchContext): Promise<ScenarioResult> {
           ours.push(await pullTrial(vr, vs, pools, size, qps, bytesPerTrial));
           serial.push(await pullTrial(vr, vs, pools, size, qps, bytesPerTrial, 1));
           const iterations = Math.max(100, Math.round(bytesPerTrial / size / qps));
-          const r = await runIbReadBw({ serverDev: devB, serverIp: ipB, clientDev: devA, clientIp: ipA, gidIndex: gid, sizeBytes: size, qps, outstanding: OUTSTANDING, iterations, qpTimeout: ACK_TIMEOUT });
+          const r = await runIbReadBw({
+            serverDev: devB,
+            serverIp: ipB,
+            clientDev: devA,
+            clientIp: ipA,
+            gidIndex: gid,
+            sizeBytes: size,
+            qps,
+            outstanding: OUTSTANDING,
+            iterations,
+            qpTimeout: ACK_TIMEOUT,
+          });
           refs.push({ bytesPerSec: (r.gbps * 1e9) / 8, cpuSec: (r.clientCpuSec ?? NaN) + (r.serverCpuSec ?? NaN) });
           tcp.push(await pullTrial(tr, ts, pools, size, qps, bytesPerTrial));
           bar.tick();
@@ -123,15 +161,24 @@ async function measure(ctx: BenchContext): Promise<ScenarioResult> {
       ratios[serialKey] = median(serial.map((o, i) => o.bytesPerSec / refs[i]!.bytesPerSec));
       const tcpKey = `tcp_read_vm_${size / KiB}k_s${qps}_gb_per_s`;
       metrics[tcpKey] = median(tcp.map((o) => o.bytesPerSec)) / 1e9;
-      const cpuPerGiB = (ps: { bytesPerSec: number; cpuSec: number }[], bytes: number) => median(ps.map((p) => (p.cpuSec / (bytes / GiB)) * 1000));
+      const cpuPerGiB = (ps: { bytesPerSec: number; cpuSec: number }[], bytes: number) =>
+        median(ps.map((p) => (p.cpuSec / (bytes / GiB)) * 1000));
       metrics[`rdma_read_${size / KiB}k_q${qps}_cpu_ms_per_gib`] = cpuPerGiB(ours, bytesPerTrial);
       reference[`rdma_read_${size / KiB}k_q${qps}_cpu_ms_per_gib`] = cpuPerGiB(refs, bytesPerTrial);
-      ctx.log(`${label}: verbs ${ours.map((o) => (o.bytesPerSec / 1e6).toFixed(1)).join(', ')} MB/s (one batch at a time ${serial.map((o) => (o.bytesPerSec / 1e6).toFixed(1)).join(', ')}); ib_read_bw ${refs.map((o) => (o.bytesPerSec / 1e6).toFixed(1)).join(', ')} MB/s; tcp ${tcp.map((o) => (o.bytesPerSec / 1e6).toFixed(1)).join(', ')} MB/s`);
+      ctx.log(
+        `${label}: verbs ${ours.map((o) => (o.bytesPerSec / 1e6).toFixed(1)).join(', ')} MB/s (one batch at a time ${serial.map((o) => (o.bytesPerSec / 1e6).toFixed(1)).join(', ')}); ib_read_bw ${refs.map((o) => (o.bytesPerSec / 1e6).toFixed(1)).join(', ')} MB/s; tcp ${tcp.map((o) => (o.bytesPerSec / 1e6).toFixed(1)).join(', ')} MB/s`,
+      );
       rows.push([
-        `${size / KiB} KiB`, qps,
-        +(metrics[key] * 1000).toFixed(1), +(metrics[serialKey] * 1000).toFixed(1), +(reference[key] * 1000).toFixed(1), +ratios[key].toFixed(2), +ratios[serialKey].toFixed(2),
+        `${size / KiB} KiB`,
+        qps,
+        +(metrics[key] * 1000).toFixed(1),
+        +(metrics[serialKey] * 1000).toFixed(1),
+        +(reference[key] * 1000).toFixed(1),
+        +ratios[key].toFixed(2),
+        +ratios[serialKey].toFixed(2),
         +(metrics[tcpKey] * 1000).toFixed(1),
-        Math.round(metrics[`rdma_read_${size / KiB}k_q${qps}_cpu_ms_per_gib`]!), Math.round(reference[`rdma_read_${size / KiB}k_q${qps}_cpu_ms_per_gib`]!),
+        Math.round(metrics[`rdma_read_${size / KiB}k_q${qps}_cpu_ms_per_gib`]!),
+        Math.round(reference[`rdma_read_${size / KiB}k_q${qps}_cpu_ms_per_gib`]!),
       ]);
     }
   } finally {
@@ -142,7 +189,21 @@ async function measure(ctx: BenchContext): Promise<ScenarioResult> {
     metrics,
     reference,
     ratios,
-    table: { columns: ['message', 'QPs', 'verbs MB/s', 'verbs, 1 batch MB/s', 'ib_read_bw MB/s', 'ratio', 'ratio, 1 batch', 'tcp MB/s', 'verbs CPU ms/GiB', 'ib_read_bw CPU ms/GiB'], rows },
+    table: {
+      columns: [
+        'message',
+        'QPs',
+        'verbs MB/s',
+        'verbs, 1 batch MB/s',
+        'ib_read_bw MB/s',
+        'ratio',
+        'ratio, 1 batch',
+        'tcp MB/s',
+        'verbs CPU ms/GiB',
+        'ib_read_bw CPU ms/GiB',
+      ],
+      rows,
+    },
     notes: [
       `measured inside the project's QEMU VM (TCG, no KVM): rxe devices ${devA} (reader) and ${devB} (server) on a veth pair; absolute numbers are the emulator's, the ratio is what compares`,
       `both parties: the same message size and QPs, ${OUTSTANDING} outstanding READs per QP, ACK timeout exponent ${ACK_TIMEOUT}; ${TRIALS} trials of ${bytesPerTrial / MiB} MiB alternating kvfabric verbs, ib_read_bw, kvfabric tcp; ratio = median of per-pair ratios`,
@@ -155,16 +216,37 @@ async function measure(ctx: BenchContext): Promise<ScenarioResult> {
 async function inVm(ctx: BenchContext): Promise<ScenarioResult> {
   const out = mkdtempSync(join(tmpdir(), 'kvf-bench-rdma-'));
   try {
-    const args = ['scripts/rdma-vm.sh', '--timeout', '1800', '--out', out, '--', 'env', `KVFABRIC_BENCH_RESULTS_DIR=${out}`,
-      process.execPath, '--expose-gc', 'bench/dist/main.js', 'rdma', ...(ctx.quick ? ['--quick'] : [])];
+    const args = [
+      'scripts/rdma-vm.sh',
+      '--timeout',
+      '1800',
+      '--out',
+      out,
+      '--',
+      'env',
+      `KVFABRIC_BENCH_RESULTS_DIR=${out}`,
+      process.execPath,
+      '--expose-gc',
+      'bench/dist/main.js',
+      'rdma',
+      ...(ctx.quick ? ['--quick'] : []),
+    ];
     const code = await new Promise<number>((resolve, reject) => {
       const child = spawn('bash', args, { cwd: repo, stdio: ['ignore', 'inherit', 'inherit'] });
       child.once('error', reject);
       child.once('exit', (c, s) => resolve(c ?? (s ? 128 : 1)));
     });
     if (code !== 0) throw new Error(`rdma bench in the VM failed (exit ${code}); see the output above`);
-    const file = JSON.parse(readFileSync(join(out, `rdma${ctx.quick ? '.quick' : ''}.json`), 'utf8')) as ScenarioResult & { machine: unknown };
-    return { metrics: file.metrics, reference: file.reference, ratios: file.ratios, table: file.table, notes: [...(file.notes ?? []), `VM machine: ${JSON.stringify(file.machine)}`] };
+    const file = JSON.parse(
+      readFileSync(join(out, `rdma${ctx.quick ? '.quick' : ''}.json`), 'utf8'),
+    ) as ScenarioResult & { machine: unknown };
+    return {
+      metrics: file.metrics,
+      reference: file.reference,
+      ratios: file.ratios,
+      table: file.table,
+      notes: [...(file.notes ?? []), `VM machine: ${JSON.stringify(file.machine)}`],
+    };
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
@@ -172,7 +254,8 @@ async function inVm(ctx: BenchContext): Promise<ScenarioResult> {
 
 const scenario: Scenario = {
   name: 'rdma',
-  description: 'remote pull over verbs on soft-RoCE (in the VM) vs ib_read_bw, same size, QPs and outstanding READs; tcp beside',
+  description:
+    'remote pull over verbs on soft-RoCE (in the VM) vs ib_read_bw, same size, QPs and outstanding READs; tcp beside',
   run: (ctx) => (process.env.KVF_IN_VM === '1' ? measure(ctx) : inVm(ctx)),
 };
 

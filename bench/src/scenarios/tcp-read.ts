@@ -12,8 +12,8 @@ import { iperf3, iperf3Available } from '../peers/iperf3.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
-const WORKING_SET = 256 * MiB;  // distinct pages on each side; read over and over
-const BATCH_BYTES = 16 * MiB;   // one readv
+const WORKING_SET = 256 * MiB; // distinct pages on each side; read over and over
+const BATCH_BYTES = 16 * MiB; // one readv
 const BATCHES_IN_FLIGHT = 4;
 const TRIALS = 3;
 
@@ -66,9 +66,19 @@ class ServingPeer {
 async function connectReader(peer: ServingPeer, pool: Pool, local: number[], pageBytes: number, streams: number) {
   const t = await TcpTransport.create({ pool, connectionsPerPeer: streams });
   const name = `reader-${pageBytes}-${streams}`;
-  const reply = await peer.call({ op: 'accept', peerId: name, material: (await t.beginConnect('S')).toString('base64') });
+  const reply = await peer.call({
+    op: 'accept',
+    peerId: name,
+    material: (await t.beginConnect('S')).toString('base64'),
+  });
   await t.completeConnect('S', Buffer.from(reply.material as string, 'base64'));
-  await peer.call({ op: 'grant', grantId: 1, peerId: name, ranges: [0, WORKING_SET + 64 * MiB], expiresAtMs: Date.now() + 3600_000 });
+  await peer.call({
+    op: 'grant',
+    grantId: 1,
+    peerId: name,
+    ranges: [0, WORKING_SET + 64 * MiB],
+    expiresAtMs: Date.now() + 3600_000,
+  });
   const perBatch = Math.max(1, Math.floor(BATCH_BYTES / pageBytes));
   const batches: [Float64Array, Float64Array, Float64Array][] = [];
   for (let s = 0; s + perBatch <= peer.offsets.length; s += perBatch) {
@@ -95,10 +105,9 @@ async function connectReader(peer: ServingPeer, pool: Pool, local: number[], pag
     await Promise.all(Array.from({ length: BATCHES_IN_FLIGHT }, worker));
     return moved / ((performance.now() - start) / 1000);
   };
-  await trial(WORKING_SET);  // warm-up: one pass over the working set
+  await trial(WORKING_SET); // warm-up: one pass over the working set
   return { trial, close: () => t.close() };
 }
-
 
 const scenario: Scenario = {
   name: 'tcp-read',
@@ -140,8 +149,16 @@ const scenario: Scenario = {
             metrics[key] = median(ours) / 1e9;
             reference[key] = median(refs) / 1e9;
             ratios[key] = median(ours.map((o, i) => o / refs[i]!));
-            ctx.log(`${label}: kvfabric ${ours.map((r) => (r / 1e9).toFixed(2)).join(', ')} GB/s; iperf3 -P ${s} ${refs.map((r) => (r / 1e9).toFixed(2)).join(', ')} GB/s`);
-            rows.push([`${pageBytes / KiB} KiB`, s, +metrics[key].toFixed(2), +reference[key].toFixed(2), +ratios[key].toFixed(2)]);
+            ctx.log(
+              `${label}: kvfabric ${ours.map((r) => (r / 1e9).toFixed(2)).join(', ')} GB/s; iperf3 -P ${s} ${refs.map((r) => (r / 1e9).toFixed(2)).join(', ')} GB/s`,
+            );
+            rows.push([
+              `${pageBytes / KiB} KiB`,
+              s,
+              +metrics[key].toFixed(2),
+              +reference[key].toFixed(2),
+              +ratios[key].toFixed(2),
+            ]);
           }
         } finally {
           for (const l of local) pool.free(l, pageBytes);

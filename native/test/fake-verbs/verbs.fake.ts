@@ -13,7 +13,19 @@ import { describe, test } from 'node:test';
 import { VerbsTransport, encodeVerbsGrantKey, parseVerbsGrantKey } from '../../lib/verbs-transport.js';
 import { Pool } from '../../lib/pool.js';
 import {
-  assertBytes, assertUntouched, blank, closeAll, connect, fill, grant, read, rejectsWith, side, until, verbsSuite, type VerbsEnv,
+  assertBytes,
+  assertUntouched,
+  blank,
+  closeAll,
+  connect,
+  fill,
+  grant,
+  read,
+  rejectsWith,
+  side,
+  until,
+  verbsSuite,
+  type VerbsEnv,
 } from '../verbs-suite.js';
 
 const profile = process.env.KVF_FAKE_PROFILE;
@@ -28,7 +40,13 @@ function faults(lines: string[]): void {
 
 function stats(): Record<string, number> {
   const text = readFileSync(`${control}.stats`, 'utf8');
-  return Object.fromEntries(text.trim().split('\n').map((l) => l.split('=')).map(([k, v]) => [k!, Number(v)]));
+  return Object.fromEntries(
+    text
+      .trim()
+      .split('\n')
+      .map((l) => l.split('='))
+      .map(([k, v]) => [k!, Number(v)]),
+  );
 }
 
 const env: VerbsEnv = { a: 'mlx5_0', b: 'mlx5_1' };
@@ -40,7 +58,10 @@ if (profile === 'mlx5') {
   describe('what only the stand-in can show', () => {
     test('an mlx5-like GID table: RoCE v1 and link-local entries come first, the IPv4 RoCE v2 entry is chosen', async () => {
       const dev = VerbsTransport.listDevices().find((d) => d.name === 'mlx5_0')!;
-      assert.deepEqual(dev.ports[0]!.gids.map((g) => g.type), ['RoCE v1', 'RoCE v2', 'RoCE v1', 'RoCE v2']);
+      assert.deepEqual(
+        dev.ports[0]!.gids.map((g) => g.type),
+        ['RoCE v1', 'RoCE v2', 'RoCE v1', 'RoCE v2'],
+      );
       assert.equal(dev.ports[0]!.gidIndex, 3);
       assert.equal(dev.mwType2, true);
       const A = await side('mlx5_0', env);
@@ -56,7 +77,7 @@ if (profile === 'mlx5') {
       await rejectsWith(side('mlx5_0', env, { gidIndex: 6 }), 'TRANSPORT_UNAVAILABLE', /GID index 6 is empty/);
     });
 
-    test('the NIC checks a read against the window\'s own range (rxe does not)', async () => {
+    test("the NIC checks a read against the window's own range (rxe does not)", async () => {
       const A = await side('mlx5_0', env);
       const B = await side('mlx5_1', env);
       try {
@@ -65,7 +86,10 @@ if (profile === 'mlx5') {
         const g = await grant(A, 'B', src.offsets.slice(0, 1), size);
         const win = parseVerbsGrantKey(g.key).windows[0]!;
         // forge a key claiming the window also covers the next (ungranted) page: the NIC refuses
-        const forged = encodeVerbsGrantKey({ mode: 'windows', windows: [{ ...win, offset: Math.min(src.offsets[0]!, src.offsets[1]!), length: 4 * size }] });
+        const forged = encodeVerbsGrantKey({
+          mode: 'windows',
+          windows: [{ ...win, offset: Math.min(src.offsets[0]!, src.offsets[1]!), length: 4 * size }],
+        });
         const dst = blank(B, size, 1);
         await rejectsWith(read(B, 'A', { id: g.id, key: forged }, [src.offsets[1]!], dst, size), 'GRANT_REFUSED');
         assertUntouched(B, dst, size);
@@ -91,9 +115,19 @@ if (profile === 'mlx5') {
           const dst = blank(B, size, 8);
           await rejectsWith(read(B, 'A', g, src.offsets, dst, size), code, pattern);
           faults([]);
-          await until('a broken-connection event', () => B.events.some((e) => e.kind === 'broken' || e.kind === 'async'));
-          if (fault !== 'qp_fatal=1') assert.ok(B.events.some((e) => e.kind === 'broken' && /vendor_err/.test(e.message)), JSON.stringify(B.events));
-          else assert.ok(B.events.some((e) => e.kind === 'async' && /fatal|catastrophic/i.test(e.message)), JSON.stringify(B.events));
+          await until('a broken-connection event', () =>
+            B.events.some((e) => e.kind === 'broken' || e.kind === 'async'),
+          );
+          if (fault !== 'qp_fatal=1')
+            assert.ok(
+              B.events.some((e) => e.kind === 'broken' && /vendor_err/.test(e.message)),
+              JSON.stringify(B.events),
+            );
+          else
+            assert.ok(
+              B.events.some((e) => e.kind === 'async' && /fatal|catastrophic/i.test(e.message)),
+              JSON.stringify(B.events),
+            );
           await rejectsWith(read(B, 'A', g, src.offsets, dst, size), 'TRANSPORT_FAILED', /broke.*reconnect/);
           await connect(B, 'A', A, 'B');
           const g2 = await grant(A, 'B', src.offsets, size);
@@ -140,9 +174,14 @@ if (profile === 'mlx5') {
         await read(B, 'A', await grant(A, 'B', src.offsets, size), src.offsets, dst, size);
         assertBytes(B, dst, src.data, size);
         faults(['device_fatal=1', 'fault_device=mlx5_1']);
-        await until('a DEVICE_FATAL event', () => B.events.some((e) => e.kind === 'async' && /fatal|catastrophic/i.test(e.message)));
+        await until('a DEVICE_FATAL event', () =>
+          B.events.some((e) => e.kind === 'async' && /fatal|catastrophic/i.test(e.message)),
+        );
         faults([]);
-        await rejectsWith(read(B, 'A', await grant(A, 'B', src.offsets, size), src.offsets, dst, size), 'TRANSPORT_FAILED');
+        await rejectsWith(
+          read(B, 'A', await grant(A, 'B', src.offsets, size), src.offsets, dst, size),
+          'TRANSPORT_FAILED',
+        );
       } finally {
         faults([]);
         await closeAll(A, B);
@@ -150,7 +189,10 @@ if (profile === 'mlx5') {
     });
 
     test('two reading NICs against one serving NIC, and the reverse: every QP pair is one-to-one', async () => {
-      for (const [readerNics, serverNics] of [[['mlx5_0', 'mlx5_1'], ['mlx5_2']], [['mlx5_2'], ['mlx5_0', 'mlx5_1']]] as const) {
+      for (const [readerNics, serverNics] of [
+        [['mlx5_0', 'mlx5_1'], ['mlx5_2']],
+        [['mlx5_2'], ['mlx5_0', 'mlx5_1']],
+      ] as const) {
         const A = await side([...serverNics], env, {}, 32 << 20);
         const B = await side([...readerNics], env, { qpsPerPeer: 3 }, 32 << 20);
         try {
@@ -158,7 +200,11 @@ if (profile === 'mlx5') {
           const src = fill(A, size, 48);
           const dst = blank(B, size, 48);
           const g = await grant(A, 'B', src.offsets, size);
-          assert.equal(new Set(parseVerbsGrantKey(g.key).windows.map((w) => w.qp)).size, 3 * readerNics.length, 'windows on every reader QP');
+          assert.equal(
+            new Set(parseVerbsGrantKey(g.key).windows.map((w) => w.qp)).size,
+            3 * readerNics.length,
+            'windows on every reader QP',
+          );
           await read(B, 'A', g, src.offsets, dst, size);
           assertBytes(B, dst, src.data, size);
         } finally {
@@ -187,7 +233,11 @@ if (profile === 'mlx5') {
   test('without type-2 memory windows verbs is refused, unless the pool-wide rkey is allowed', async () => {
     assert.equal(VerbsTransport.available().ok, false);
     assert.match((VerbsTransport.available() as { reason: string }).reason, /lack type-2 memory windows/);
-    await rejectsWith(side('mlx5_0', env), 'TRANSPORT_UNAVAILABLE', /no type-2 memory windows.*--verbs-allow-pool-rkey/);
+    await rejectsWith(
+      side('mlx5_0', env),
+      'TRANSPORT_UNAVAILABLE',
+      /no type-2 memory windows.*--verbs-allow-pool-rkey/,
+    );
     const A = await side('mlx5_0', env, { allowPoolRkey: true });
     const B = await side('mlx5_1', env, { allowPoolRkey: true });
     try {
@@ -210,7 +260,11 @@ if (profile === 'mlx5') {
     assert.equal(VerbsTransport.available().ok, false);
     const pool = Pool.create({ sizeBytes: 1 << 20 });
     try {
-      await rejectsWith(VerbsTransport.create({ pool }), 'TRANSPORT_UNAVAILABLE', /no device has an active port 1 with a usable GID/);
+      await rejectsWith(
+        VerbsTransport.create({ pool }),
+        'TRANSPORT_UNAVAILABLE',
+        /no device has an active port 1 with a usable GID/,
+      );
       await rejectsWith(VerbsTransport.create({ pool, nics: ['mlx5_0'] }), 'TRANSPORT_UNAVAILABLE', /no RoCE v2 GID/);
     } finally {
       pool.close();

@@ -38,19 +38,33 @@ const saved = (req: SaveRequest): SaveResponse => {
 };
 
 /** A fake node: unary Engine methods, plus `dataPlane` when given. */
-async function fakeNode(dataPlane?: (call: grpc.ServerDuplexStream<DataPlaneRequest, DataPlaneResponse>, seen: Seen) => void) {
+async function fakeNode(
+  dataPlane?: (call: grpc.ServerDuplexStream<DataPlaneRequest, DataPlaneResponse>, seen: Seen) => void,
+) {
   const dir = mkdtempSync(join(tmpdir(), 'kvf-fake-node-'));
   const socket = join(dir, 'engine.sock');
   const seen: Seen = { unary: [], streams: [] };
-  const unary = <Req, Res>(name: string, answer: (req: Req) => Res): grpc.handleUnaryCall<Req, Res> => (call, cb) => {
-    seen.unary.push(name);
-    cb(null, answer(call.request));
-  };
+  const unary =
+    <Req, Res>(name: string, answer: (req: Req) => Res): grpc.handleUnaryCall<Req, Res> =>
+    (call, cb) => {
+      seen.unary.push(name);
+      cb(null, answer(call.request));
+    };
   const impl: grpc.UntypedServiceImplementation = {
-    registerInstance: unary('registerInstance', () => ({ nodeId: 'fake', pageBytes: BigInt(GEOMETRY.blockBytes), shards: 1 })),
+    registerInstance: unary('registerInstance', () => ({
+      nodeId: 'fake',
+      pageBytes: BigInt(GEOMETRY.blockBytes),
+      shards: 1,
+    })),
     unregisterInstance: unary('unregisterInstance', () => ({})),
     save: unary('save', saved),
-    query: unary('query', () => ({ state: QueryState.QUERY_STATE_READY, hits: 2, leaseId: 'L', leaseExpiresAtMs: 5n, breakdown: { local: 2, ssd: 0, remote: 0 } })),
+    query: unary('query', () => ({
+      state: QueryState.QUERY_STATE_READY,
+      hits: 2,
+      leaseId: 'L',
+      leaseExpiresAtMs: 5n,
+      breakdown: { local: 2, ssd: 0, remote: 0 },
+    })),
     load: unary('load', (req: { blockIds: Buffer }) => ({ loaded: unpackU32(req.blockIds).length, bytes: 64n })),
     release: unary('release', () => ({})),
     status: unary('status', () => ({})),
@@ -72,7 +86,12 @@ async function fakeNode(dataPlane?: (call: grpc.ServerDuplexStream<DataPlaneRequ
   const server = new grpc.Server();
   server.addService(EngineService, impl);
   await bindServer(server, `unix:${socket}`);
-  const engine = await KvEngine.register({ target: socket, namespace: 'fake/ns', instanceId: 'inst-1', region: { path: '/dev/null', sizeBytes: GEOMETRY.sizeBytes, geometry: GEOMETRY } });
+  const engine = await KvEngine.register({
+    target: socket,
+    namespace: 'fake/ns',
+    instanceId: 'inst-1',
+    region: { path: '/dev/null', sizeBytes: GEOMETRY.sizeBytes, geometry: GEOMETRY },
+  });
   return {
     engine,
     seen,
@@ -89,9 +108,30 @@ function answering(call: grpc.ServerDuplexStream<DataPlaneRequest, DataPlaneResp
   call.on('data', (req: DataPlaneRequest) => {
     const op = req.op!;
     if (op.$case === 'save') call.write({ id: req.id, result: { $case: 'save', value: saved(op.value) } });
-    else if (op.$case === 'load') call.write({ id: req.id, result: { $case: 'load', value: { loaded: unpackU32(op.value.blockIds).length, bytes: 64n } } });
-    else if (op.$case === 'release') call.write({ id: req.id, result: { $case: 'error', value: { code: 'LEASE_UNKNOWN', message: 'lease_id: "L" unknown' } } });
-    else call.write({ id: req.id, result: { $case: 'query', value: { state: QueryState.QUERY_STATE_READY, hits: 2, leaseId: 'L', leaseExpiresAtMs: 5n, breakdown: { local: 2, ssd: 0, remote: 0 } } } });
+    else if (op.$case === 'load')
+      call.write({
+        id: req.id,
+        result: { $case: 'load', value: { loaded: unpackU32(op.value.blockIds).length, bytes: 64n } },
+      });
+    else if (op.$case === 'release')
+      call.write({
+        id: req.id,
+        result: { $case: 'error', value: { code: 'LEASE_UNKNOWN', message: 'lease_id: "L" unknown' } },
+      });
+    else
+      call.write({
+        id: req.id,
+        result: {
+          $case: 'query',
+          value: {
+            state: QueryState.QUERY_STATE_READY,
+            hits: 2,
+            leaseId: 'L',
+            leaseExpiresAtMs: 5n,
+            breakdown: { local: 2, ssd: 0, remote: 0 },
+          },
+        },
+      });
   });
   call.on('end', () => call.end());
 }
@@ -99,18 +139,37 @@ function answering(call: grpc.ServerDuplexStream<DataPlaneRequest, DataPlaneResp
 test('KvEngine: save, query, load, release multiplexed on one DataPlane stream; the instance named once', async () => {
   await using node = await fakeNode(answering);
   const kv = node.engine;
-  const [s1, s2, q, l] = await Promise.all([kv.save([0, 1], hashes(2)), kv.save([2], hashes(1, 2)), kv.query(hashes(2), { localOnly: true }), kv.load('L', [5, 6])]);
+  const [s1, s2, q, l] = await Promise.all([
+    kv.save([0, 1], hashes(2)),
+    kv.save([2], hashes(1, 2)),
+    kv.query(hashes(2), { localOnly: true }),
+    kv.load('L', [5, 6]),
+  ]);
   assert.deepEqual([s1.stored, s2.stored], [2, 1]);
   assert.ok(s1.outcomes instanceof Uint8Array);
   assert.deepEqual({ hits: q.hits, leaseId: q.leaseId }, { hits: 2, leaseId: 'L' });
   assert.deepEqual(l, { loaded: 2, bytes: 64 });
-  await assert.rejects(kv.release('L'), (err: unknown) => err instanceof KvError && err.code === 'LEASE_UNKNOWN' && /lease_id/.test(err.message));
+  await assert.rejects(
+    kv.release('L'),
+    (err: unknown) => err instanceof KvError && err.code === 'LEASE_UNKNOWN' && /lease_id/.test(err.message),
+  );
   assert.equal(node.seen.streams.length, 1, 'one stream for every call');
   const items = node.seen.streams[0]!;
-  assert.deepEqual(items.map((r) => r.op?.$case), ['save', 'save', 'query', 'load', 'release']);
-  assert.deepEqual(items.map((r) => r.op?.value.instanceId), ['inst-1', '', '', '', ''], 'named on the first item only');
+  assert.deepEqual(
+    items.map((r) => r.op?.$case),
+    ['save', 'save', 'query', 'load', 'release'],
+  );
+  assert.deepEqual(
+    items.map((r) => r.op?.value.instanceId),
+    ['inst-1', '', '', '', ''],
+    'named on the first item only',
+  );
   assert.equal(new Set(items.map((r) => r.id)).size, 5, 'distinct ids');
-  assert.deepEqual(node.seen.unary.filter((m) => m !== 'registerInstance'), [], 'no unary data calls');
+  assert.deepEqual(
+    node.seen.unary.filter((m) => m !== 'registerInstance'),
+    [],
+    'no unary data calls',
+  );
 });
 
 test('KvEngine: a node without DataPlane (UNIMPLEMENTED) gets in-flight and later calls as unary calls', async () => {
@@ -145,7 +204,11 @@ test('KvEngine: a broken stream rejects its in-flight calls with a typed error; 
   assert.equal((await kv.save([3, 4], hashes(2))).stored, 2);
   assert.equal((await kv.load('L', [5])).loaded, 1);
   assert.equal(node.seen.streams.length, 2);
-  assert.deepEqual(node.seen.streams[1]!.map((r) => r.op?.value.instanceId), ['inst-1', ''], 'the new stream is named on its first item');
+  assert.deepEqual(
+    node.seen.streams[1]!.map((r) => r.op?.value.instanceId),
+    ['inst-1', ''],
+    'the new stream is named on its first item',
+  );
 });
 
 /** A DataPlane whose query answers come from `query` (the other ops as `answering`). */
@@ -159,15 +222,29 @@ function queries(answer: (q: QueryRequest, n: number) => Promise<QueryResponse>)
     call.on('end', () => call.end());
   };
 }
-const LOADING: QueryResponse = { state: QueryState.QUERY_STATE_LOADING, hits: 0, leaseId: '', leaseExpiresAtMs: 0n, breakdown: { local: 0, ssd: 0, remote: 0 } };
-const READY: QueryResponse = { state: QueryState.QUERY_STATE_READY, hits: 2, leaseId: 'L', leaseExpiresAtMs: 5n, breakdown: { local: 0, ssd: 0, remote: 2 } };
+const LOADING: QueryResponse = {
+  state: QueryState.QUERY_STATE_LOADING,
+  hits: 0,
+  leaseId: '',
+  leaseExpiresAtMs: 0n,
+  breakdown: { local: 0, ssd: 0, remote: 0 },
+};
+const READY: QueryResponse = {
+  state: QueryState.QUERY_STATE_READY,
+  hits: 2,
+  leaseId: 'L',
+  leaseExpiresAtMs: 5n,
+  breakdown: { local: 0, ssd: 0, remote: 2 },
+};
 const queryItems = (seen: Seen) => seen.streams.flat().flatMap((r) => (r.op?.$case === 'query' ? [r.op.value] : []));
 
 test('KvEngine.query: sends wait_ms (capped per round); a node that holds the call until READY is asked once', async () => {
-  await using node = await fakeNode(queries(async () => {
-    await sleep(30); // the fetch, awaited by the node
-    return READY;
-  }));
+  await using node = await fakeNode(
+    queries(async () => {
+      await sleep(30); // the fetch, awaited by the node
+      return READY;
+    }),
+  );
   const q = await node.engine.query(hashes(2));
   assert.equal(q.hits, 2);
   const items = queryItems(node.seen);
@@ -189,11 +266,13 @@ test('KvEngine.query: a node that ignores wait_ms (LOADING at once) is polled ev
 });
 
 test('KvEngine.query: a node that waited the whole wait_ms is asked again at once; past timeoutMs the local answer', async () => {
-  await using node = await fakeNode(queries(async (q) => {
-    if (q.localOnly) return { ...READY, hits: 0, leaseId: '' };
-    await sleep(q.waitMs); // the fetch outlives the wait
-    return LOADING;
-  }));
+  await using node = await fakeNode(
+    queries(async (q) => {
+      if (q.localOnly) return { ...READY, hits: 0, leaseId: '' };
+      await sleep(q.waitMs); // the fetch outlives the wait
+      return LOADING;
+    }),
+  );
   const t0 = performance.now();
   const q = await node.engine.query(hashes(2), { timeoutMs: 60, pollMs: 10 * 60_000 });
   const took = performance.now() - t0;

@@ -81,7 +81,10 @@ export class KvEngine {
     const engine = new KvEngine(conn, instanceId);
     const r = opts.region;
     const g = r.geometry;
-    const source = 'path' in r && r.path ? { $case: 'path' as const, value: r.path } : { $case: 'shmName' as const, value: (r as { shmName: string }).shmName };
+    const source =
+      'path' in r && r.path
+        ? { $case: 'path' as const, value: r.path }
+        : { $case: 'shmName' as const, value: (r as { shmName: string }).shmName };
     try {
       const res = await conn.call<object, { nodeId: string; pageBytes: bigint; shards: number }>('registerInstance', {
         instanceId,
@@ -135,8 +138,15 @@ export class KvEngine {
     });
   }
 
-  async save(blockIds: ArrayLike<number>, hashes: HashInput): Promise<{ outcomes: Uint8Array; stored: number; sealed: number }> {
-    const res = await this.plane.call('save', { instanceId: this.instanceId, blockIds: packU32(blockIds), hashes: toHashList(hashes) });
+  async save(
+    blockIds: ArrayLike<number>,
+    hashes: HashInput,
+  ): Promise<{ outcomes: Uint8Array; stored: number; sealed: number }> {
+    const res = await this.plane.call('save', {
+      instanceId: this.instanceId,
+      blockIds: packU32(blockIds),
+      hashes: toHashList(hashes),
+    });
     return { outcomes: new Uint8Array(res.outcomes), stored: res.stored, sealed: res.sealed };
   }
 
@@ -156,9 +166,20 @@ export class KvEngine {
       const sent = Date.now();
       const localOnly = (opts.localOnly ?? false) || sent > deadline;
       const waitMs = localOnly ? 0 : Math.min(roundMs, Math.max(0, deadline - sent));
-      const res = await this.plane.call('query', { instanceId: this.instanceId, requestId, hashes: hashList, localOnly, waitMs });
+      const res = await this.plane.call('query', {
+        instanceId: this.instanceId,
+        requestId,
+        hashes: hashList,
+        localOnly,
+        waitMs,
+      });
       if (res.state === QueryState.QUERY_STATE_READY) {
-        return { hits: res.hits, leaseId: res.leaseId, leaseExpiresAtMs: Number(res.leaseExpiresAtMs), breakdown: res.breakdown ?? { local: res.hits, ssd: 0, remote: 0 } };
+        return {
+          hits: res.hits,
+          leaseId: res.leaseId,
+          leaseExpiresAtMs: Number(res.leaseExpiresAtMs),
+          breakdown: res.breakdown ?? { local: res.hits, ssd: 0, remote: 0 },
+        };
       }
       if (waitMs > 0 && Date.now() - sent + WAIT_IGNORED_SLACK_MS >= waitMs) continue; // the node waited: ask again at once
       await new Promise((r) => setTimeout(r, pollMs));

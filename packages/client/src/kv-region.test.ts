@@ -13,7 +13,10 @@ test('kvLayout: layer-major and block-major segment offsets', () => {
   const bm = kvLayout({ numLayers: 2, kvSplit: false, bytesPerLayerBlock: 100, numBlocks: 10, order: 'block-major' });
   assert.deepEqual(bm.segmentOffsets, [0, 100]);
   assert.equal(bm.blockStrideBytes, 200);
-  assert.throws(() => kvLayout({ numLayers: 0, kvSplit: true, bytesPerLayerBlock: 1, numBlocks: 1 }), { code: 'INVALID_ARGUMENT', message: /numLayers/ });
+  assert.throws(() => kvLayout({ numLayers: 0, kvSplit: true, bytesPerLayerBlock: 1, numBlocks: 1 }), {
+    code: 'INVALID_ARGUMENT',
+    message: /numLayers/,
+  });
 });
 
 test('KvRegion: a /dev/shm file the size of the layout; blocks round-trip through their segments', () => {

@@ -32,16 +32,32 @@ export interface KvGeometry {
 
 export function kvLayout(spec: KvLayoutSpec): KvGeometry {
   const { numLayers, kvSplit, bytesPerLayerBlock: seg, numBlocks } = spec;
-  if (!Number.isInteger(numLayers) || numLayers < 1) throw invalid('numLayers', 'expected a positive integer', numLayers);
+  if (!Number.isInteger(numLayers) || numLayers < 1)
+    throw invalid('numLayers', 'expected a positive integer', numLayers);
   if (!Number.isSafeInteger(seg) || seg < 1) throw invalid('bytesPerLayerBlock', 'expected a positive integer', seg);
-  if (!Number.isInteger(numBlocks) || numBlocks < 1) throw invalid('numBlocks', 'expected a positive integer', numBlocks);
+  if (!Number.isInteger(numBlocks) || numBlocks < 1)
+    throw invalid('numBlocks', 'expected a positive integer', numBlocks);
   const segments = numLayers * (kvSplit ? 2 : 1);
   const blockBytes = segments * seg;
   const sizeBytes = blockBytes * numBlocks;
   if (spec.order === 'block-major') {
-    return { segmentOffsets: Array.from({ length: segments }, (_, s) => s * seg), segmentBytes: seg, blockStrideBytes: blockBytes, numBlocks, sizeBytes, blockBytes };
+    return {
+      segmentOffsets: Array.from({ length: segments }, (_, s) => s * seg),
+      segmentBytes: seg,
+      blockStrideBytes: blockBytes,
+      numBlocks,
+      sizeBytes,
+      blockBytes,
+    };
   }
-  return { segmentOffsets: Array.from({ length: segments }, (_, s) => s * seg * numBlocks), segmentBytes: seg, blockStrideBytes: seg, numBlocks, sizeBytes, blockBytes };
+  return {
+    segmentOffsets: Array.from({ length: segments }, (_, s) => s * seg * numBlocks),
+    segmentBytes: seg,
+    blockStrideBytes: seg,
+    numBlocks,
+    sizeBytes,
+    blockBytes,
+  };
 }
 
 /** Regions this process created and has not closed: their files are removed when the process exits. */
@@ -59,7 +75,11 @@ function unlinkOnExit(region: KvRegion): void {
 
 export class KvRegion {
   private fd: number;
-  private constructor(readonly path: string, readonly geometry: KvGeometry, fd: number) {
+  private constructor(
+    readonly path: string,
+    readonly geometry: KvGeometry,
+    fd: number,
+  ) {
     this.fd = fd;
   }
 
@@ -104,13 +124,18 @@ export class KvRegion {
   /** Writes one block's bytes (its segments back to back, `blockBytes` long) to where the layout puts them. */
   writeBlock(block: number, data: Uint8Array): void {
     const seg = this.geometry.segmentBytes;
-    if (data.length !== this.geometry.blockBytes) throw invalid('data', `expected ${this.geometry.blockBytes} bytes`, data.length);
-    this.geometry.segmentOffsets.forEach((_, s) => this.write(this.offset(s, block), data.subarray(s * seg, (s + 1) * seg)));
+    if (data.length !== this.geometry.blockBytes)
+      throw invalid('data', `expected ${this.geometry.blockBytes} bytes`, data.length);
+    this.geometry.segmentOffsets.forEach((_, s) =>
+      this.write(this.offset(s, block), data.subarray(s * seg, (s + 1) * seg)),
+    );
   }
 
   /** One block's bytes gathered from its segments. */
   readBlock(block: number): Buffer {
-    return Buffer.concat(this.geometry.segmentOffsets.map((_, s) => this.read(this.offset(s, block), this.geometry.segmentBytes)));
+    return Buffer.concat(
+      this.geometry.segmentOffsets.map((_, s) => this.read(this.offset(s, block), this.geometry.segmentBytes)),
+    );
   }
 
   /** Closes the file and (by default) removes it; the node keeps its mapping until the instance goes. */

@@ -32,13 +32,23 @@ test('follows the leader key: put, replace, delete, and an etcd restart', { skip
   await using etcd = await startEtcd();
   const admin = connectEtcd([etcd.endpoint]);
   const changes: (LeaderRecord | undefined)[] = [];
-  const locator = new LeaderLocator(`etcd://${etcd.endpoint.replace('http://', '')}/t`, { onChange: (l) => changes.push(l) });
+  const locator = new LeaderLocator(`etcd://${etcd.endpoint.replace('http://', '')}/t`, {
+    onChange: (l) => changes.push(l),
+  });
   try {
-    await assert.rejects(locator.waitForLeader(300), /no metaserver leader elected \(etcd .* key \/t\/leader is empty\)/);
+    await assert.rejects(
+      locator.waitForLeader(300),
+      /no metaserver leader elected \(etcd .* key \/t\/leader is empty\)/,
+    );
     locator.start();
     await admin.put('/t/leader').value(record('127.0.0.1:1111', (1n << 24n) | 5n, 'm1'));
     const first = await locator.waitForLeader(WAIT_MS);
-    assert.deepEqual(first, { addr: '127.0.0.1:1111', epoch: (1n << 24n) | 5n, sinceMs: 1_700_000_000_000, replicaId: 'm1' });
+    assert.deepEqual(first, {
+      addr: '127.0.0.1:1111',
+      epoch: (1n << 24n) | 5n,
+      sinceMs: 1_700_000_000_000,
+      replicaId: 'm1',
+    });
 
     await admin.put('/t/leader').value(record('127.0.0.1:2222', (2n << 24n) | 7n, 'm2'));
     await waitFor('the new leader', () => locator.leader?.addr === '127.0.0.1:2222');
@@ -51,8 +61,14 @@ test('follows the leader key: put, replace, delete, and an etcd restart', { skip
     await etcd.start();
     await admin.put('/t/leader').value(record('127.0.0.1:3333', (3n << 24n) | 9n, 'm3'));
     await waitFor('the leader after the restart', () => locator.leader?.addr === '127.0.0.1:3333');
-    assert.deepEqual(changes.map((c) => c?.replicaId), ['m1', 'm2', undefined, 'm3']);
-    assert.equal(await resolveLeaderAddr(`etcd://${etcd.endpoint.replace('http://', '')}/t`, WAIT_MS), '127.0.0.1:3333');
+    assert.deepEqual(
+      changes.map((c) => c?.replicaId),
+      ['m1', 'm2', undefined, 'm3'],
+    );
+    assert.equal(
+      await resolveLeaderAddr(`etcd://${etcd.endpoint.replace('http://', '')}/t`, WAIT_MS),
+      '127.0.0.1:3333',
+    );
     assert.equal(await resolveLeaderAddr('127.0.0.1:4444'), '127.0.0.1:4444');
   } finally {
     locator.close();
@@ -63,7 +79,13 @@ test('follows the leader key: put, replace, delete, and an etcd restart', { skip
 test('an unreachable etcd is reported with the endpoint', async () => {
   const locator = new LeaderLocator('etcd://127.0.0.1:1/kvf', { callTimeoutMs: 200 });
   try {
-    await assert.rejects(locator.waitForLeader(500), (e: unknown) => e instanceof KvError && e.code === 'METASERVER_UNAVAILABLE' && /cannot find the metaserver leader: etcd 127\.0\.0\.1:1 key \/kvf\/leader/.test(e.message));
+    await assert.rejects(
+      locator.waitForLeader(500),
+      (e: unknown) =>
+        e instanceof KvError &&
+        e.code === 'METASERVER_UNAVAILABLE' &&
+        /cannot find the metaserver leader: etcd 127\.0\.0\.1:1 key \/kvf\/leader/.test(e.message),
+    );
   } finally {
     locator.close();
   }
@@ -78,7 +100,10 @@ test('an etcd that does not answer is not taken for an empty leader key', async 
   try {
     await assert.rejects(locator.waitForLeader(200), (e: unknown) => {
       assert.ok(e instanceof KvError && e.code === 'METASERVER_UNAVAILABLE');
-      assert.equal(e.message, `cannot find the metaserver leader: etcd 127.0.0.1:${port} key /kvf/leader: etcd did not answer within 200 ms`);
+      assert.equal(
+        e.message,
+        `cannot find the metaserver leader: etcd 127.0.0.1:${port} key /kvf/leader: etcd did not answer within 200 ms`,
+      );
       return true;
     });
   } finally {
@@ -96,7 +121,10 @@ test('a malformed leader key names no leader, and says why', { skip }, async () 
     await admin.put('/bad/leader').value('{"addr":"127.0.0.1:1","epoch":7,"since_ms":1,"replica_id":"x"}');
     assert.equal(await locator.refresh(), undefined);
     assert.ok(locator.lastError instanceof KvError && locator.lastError.code === 'METASERVER_UNAVAILABLE');
-    await assert.rejects(locator.waitForLeader(300), /cannot find the metaserver leader: etcd .* key \/bad\/leader: leader key: epoch: expected a decimal uint64, got 7/);
+    await assert.rejects(
+      locator.waitForLeader(300),
+      /cannot find the metaserver leader: etcd .* key \/bad\/leader: leader key: epoch: expected a decimal uint64, got 7/,
+    );
   } finally {
     locator.close();
     admin.close();

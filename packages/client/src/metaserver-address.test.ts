@@ -7,19 +7,40 @@ import { etcdAddr, leaderTarget, parseEtcdAddr, resolveMetaserverAddr } from './
 test('resolveMetaserverAddr accepts host:port and names the field otherwise', () => {
   assert.deepEqual(resolveMetaserverAddr('127.0.0.1:50056'), { kind: 'direct', target: '127.0.0.1:50056' });
   assert.deepEqual(resolveMetaserverAddr('[::1]:7'), { kind: 'direct', target: '[::1]:7' });
-  assert.throws(() => resolveMetaserverAddr('nope', '--metaserver-addr'), /--metaserver-addr: expected host:port, got "nope"/);
+  assert.throws(
+    () => resolveMetaserverAddr('nope', '--metaserver-addr'),
+    /--metaserver-addr: expected host:port, got "nope"/,
+  );
   assert.throws(() => resolveMetaserverAddr('127.0.0.1:0'), /metaserver-addr: expected a port 1..65535/);
-  assert.deepEqual(resolveMetaserverAddr('etcd://127.0.0.1:2379,10.0.0.2:2379/prod'), { kind: 'etcd', etcd: { endpoints: ['127.0.0.1:2379', '10.0.0.2:2379'], prefix: '/prod' } });
-  assert.deepEqual(resolveMetaserverAddr('etcd://etcd:2379'), { kind: 'etcd', etcd: { endpoints: ['etcd:2379'], prefix: '/kvfabric' } });
-  assert.throws(() => resolveMetaserverAddr('etcd://', '--metaserver-addr'), /--metaserver-addr: expected etcd:\/\/host:port/);
+  assert.deepEqual(resolveMetaserverAddr('etcd://127.0.0.1:2379,10.0.0.2:2379/prod'), {
+    kind: 'etcd',
+    etcd: { endpoints: ['127.0.0.1:2379', '10.0.0.2:2379'], prefix: '/prod' },
+  });
+  assert.deepEqual(resolveMetaserverAddr('etcd://etcd:2379'), {
+    kind: 'etcd',
+    etcd: { endpoints: ['etcd:2379'], prefix: '/kvfabric' },
+  });
+  assert.throws(
+    () => resolveMetaserverAddr('etcd://', '--metaserver-addr'),
+    /--metaserver-addr: expected etcd:\/\/host:port/,
+  );
 });
 
 test('etcd:// addresses', () => {
-  assert.deepEqual(parseEtcdAddr('etcd://10.0.0.1:2379,10.0.0.2:2379/prod/kvf'), { endpoints: ['10.0.0.1:2379', '10.0.0.2:2379'], prefix: '/prod/kvf' });
+  assert.deepEqual(parseEtcdAddr('etcd://10.0.0.1:2379,10.0.0.2:2379/prod/kvf'), {
+    endpoints: ['10.0.0.1:2379', '10.0.0.2:2379'],
+    prefix: '/prod/kvf',
+  });
   assert.deepEqual(parseEtcdAddr('ETCD://etcd:2379'), { endpoints: ['etcd:2379'], prefix: '/kvfabric' });
   assert.deepEqual(parseEtcdAddr('etcd://[::1]:2379/'), { endpoints: ['[::1]:2379'], prefix: '/kvfabric' });
   assert.equal(parseEtcdAddr('127.0.0.1:50056'), undefined);
-  assert.throws(() => parseEtcdAddr('etcd:///kvf'), (e: unknown) => e instanceof KvError && e.code === 'INVALID_ARGUMENT' && /metaserver-addr: expected etcd:\/\/host:port/.test(e.message));
+  assert.throws(
+    () => parseEtcdAddr('etcd:///kvf'),
+    (e: unknown) =>
+      e instanceof KvError &&
+      e.code === 'INVALID_ARGUMENT' &&
+      /metaserver-addr: expected etcd:\/\/host:port/.test(e.message),
+  );
   assert.throws(() => parseEtcdAddr('etcd://h:2379,nope/kvf'), /bad endpoint "nope"/);
   assert.throws(() => parseEtcdAddr('etcd://h:2379/a b'), /expected an etcd key prefix/);
   assert.equal(etcdAddr(['http://10.0.0.1:2379', '10.0.0.2:2379'], 'kvf/'), 'etcd://10.0.0.1:2379,10.0.0.2:2379/kvf');

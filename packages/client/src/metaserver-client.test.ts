@@ -52,7 +52,13 @@ test('packs hashes, unpacks reclaimable, maps owners and tracks the epoch', asyn
       seen = { namespace: req.namespace, packed: req.hashes.packed, hashLen: req.hashes.hashLen, nodeId: req.nodeId };
       return { epoch: 7n, inserted: 3n, reclaimable: { packed: Buffer.concat([h(2), h(3)]), hashLen: 8 } };
     },
-    queryOwners: () => ({ epoch: 9n, blocks: [{ nodeIds: ['n1', 'n2'], addrs: ['a:1', 'a:2'] }, { nodeIds: [], addrs: [] }] }),
+    queryOwners: () => ({
+      epoch: 9n,
+      blocks: [
+        { nodeIds: ['n1', 'n2'], addrs: ['a:1', 'a:2'] },
+        { nodeIds: [], addrs: [] },
+      ],
+    }),
   });
   const epochs: [bigint, bigint | undefined][] = [];
   const client = new MetaserverClient(server.addr, { onEpoch: (e, p) => epochs.push([e, p]) });
@@ -60,12 +66,27 @@ test('packs hashes, unpacks reclaimable, maps owners and tracks the epoch', asyn
     const res = await client.insertBlocks('node-a', 'ns', [h(1), h(2), h(3)]);
     assert.equal(res.inserted, 3n);
     assert.deepEqual(res.reclaimable, [h(2), h(3)]);
-    assert.deepEqual(seen, { namespace: 'ns', packed: Buffer.concat([h(1), h(2), h(3)]), hashLen: 8, nodeId: 'node-a' });
+    assert.deepEqual(seen, {
+      namespace: 'ns',
+      packed: Buffer.concat([h(1), h(2), h(3)]),
+      hashLen: 8,
+      nodeId: 'node-a',
+    });
     const owners = await client.queryOwners('ns', { packed: Buffer.concat([h(1), h(4)]), hashLen: 8 });
-    assert.deepEqual(owners.owners, [[{ nodeId: 'n1', addr: 'a:1' }, { nodeId: 'n2', addr: 'a:2' }], []]);
+    assert.deepEqual(owners.owners, [
+      [
+        { nodeId: 'n1', addr: 'a:1' },
+        { nodeId: 'n2', addr: 'a:2' },
+      ],
+      [],
+    ]);
     await client.insertBlocks('node-a', 'ns', [h(1)]);
     assert.equal(client.lastEpoch, 7n);
-    assert.deepEqual(epochs, [[7n, undefined], [9n, 7n], [7n, 9n]]);
+    assert.deepEqual(epochs, [
+      [7n, undefined],
+      [9n, 7n],
+      [7n, 9n],
+    ]);
   } finally {
     client.close();
   }
@@ -85,7 +106,10 @@ test('server errors come back as KvError with the code from the trailer', async 
       assert.equal(err.message, 'node_id: no session "ghost"');
       return true;
     });
-    await assert.rejects(client.insertBlocks('n', 'ns', [h(1), h(2, 4)]), /hashes\[1\]: expected 8 bytes like hashes\[0\], got 4/);
+    await assert.rejects(
+      client.insertBlocks('n', 'ns', [h(1), h(2, 4)]),
+      /hashes\[1\]: expected 8 bytes like hashes\[0\], got 4/,
+    );
   } finally {
     client.close();
   }
@@ -93,7 +117,8 @@ test('server errors come back as KvError with the code from the trailer', async 
 
 test('per-call deadlines: a slow answer is DEADLINE_EXCEEDED (TRANSPORT_TIMEOUT), not a connect failure', async () => {
   await using server = await fakeServer({
-    getStats: () => new Promise((resolve) => setTimeout(() => resolve(GetStatsResponse.fromPartial({ epoch: 1n })), 400)),
+    getStats: () =>
+      new Promise((resolve) => setTimeout(() => resolve(GetStatsResponse.fromPartial({ epoch: 1n })), 400)),
   });
   const client = new MetaserverClient(server.addr, { deadlineMs: 5000 });
   try {
@@ -120,7 +145,10 @@ test('nobody listening → METASERVER_UNAVAILABLE naming the address, one line',
     await assert.rejects(client.listNodes(), (err: unknown) => {
       assert.ok(err instanceof KvError);
       assert.equal(err.code, 'METASERVER_UNAVAILABLE');
-      assert.equal(err.message, `cannot connect to metaserver at 127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`);
+      assert.equal(
+        err.message,
+        `cannot connect to metaserver at 127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`,
+      );
       return true;
     });
   } finally {
@@ -154,7 +182,11 @@ test('a follower answer with the leader trailer is retried once on the leader', 
     listNodes: () => {
       const md = new grpc.Metadata();
       md.set(LEADER_ADDR_KEY, leader.addr);
-      throw Object.assign(new Error('not leader'), { code: grpc.status.UNAVAILABLE, details: 'not the leader', metadata: md });
+      throw Object.assign(new Error('not leader'), {
+        code: grpc.status.UNAVAILABLE,
+        details: 'not the leader',
+        metadata: md,
+      });
     },
   });
   const client = new MetaserverClient(follower.addr);
@@ -174,108 +206,127 @@ const leaderValue = (addr: string, seq: bigint, replica: string) =>
 
 const stats = (epoch: bigint) => () => GetStatsResponse.fromPartial({ epoch });
 
-test('etcd://: follows the leader key, waits out a leaderless window, fails at the deadline', { skip: etcdSkipReason() }, async () => {
-  await using etcd = await startEtcd();
-  const endpoint = etcd.endpoint.replace('http://', '');
-  const admin = connectEtcd([endpoint]);
-  await using a = await fakeServer({ getStats: stats(1n) });
-  await using b = await fakeServer({ getStats: stats(2n) });
-  const changes: (string | undefined)[] = [];
-  const client = new MetaserverClient(`etcd://${endpoint}/c1`, { deadlineMs: 3000 });
-  client.onLeaderChange((l: LeaderRecord | undefined) => changes.push(l?.replicaId));
-  try {
-    // the locator (loaded on first use) has read the empty key: the deadline below is all waiting, on any machine
-    assert.equal(await (await client.leaderLocator())!.refresh(), undefined);
-    // nobody elected: the call waits for its deadline, then says so
-    let t0 = Date.now();
-    await assert.rejects(client.getStats({ deadlineMs: 400 }), (err: unknown) => {
-      assert.ok(err instanceof KvError);
-      assert.equal(err.code, 'METASERVER_UNAVAILABLE');
-      assert.match(err.message, /no metaserver leader elected \(etcd .* key \/c1\/leader is empty\)/);
-      return true;
-    });
-    assert.ok(Date.now() - t0 >= 350, `gave up after ${Date.now() - t0} ms`);
+test(
+  'etcd://: follows the leader key, waits out a leaderless window, fails at the deadline',
+  { skip: etcdSkipReason() },
+  async () => {
+    await using etcd = await startEtcd();
+    const endpoint = etcd.endpoint.replace('http://', '');
+    const admin = connectEtcd([endpoint]);
+    await using a = await fakeServer({ getStats: stats(1n) });
+    await using b = await fakeServer({ getStats: stats(2n) });
+    const changes: (string | undefined)[] = [];
+    const client = new MetaserverClient(`etcd://${endpoint}/c1`, { deadlineMs: 3000 });
+    client.onLeaderChange((l: LeaderRecord | undefined) => changes.push(l?.replicaId));
+    try {
+      // the locator (loaded on first use) has read the empty key: the deadline below is all waiting, on any machine
+      assert.equal(await (await client.leaderLocator())!.refresh(), undefined);
+      // nobody elected: the call waits for its deadline, then says so
+      let t0 = Date.now();
+      await assert.rejects(client.getStats({ deadlineMs: 400 }), (err: unknown) => {
+        assert.ok(err instanceof KvError);
+        assert.equal(err.code, 'METASERVER_UNAVAILABLE');
+        assert.match(err.message, /no metaserver leader elected \(etcd .* key \/c1\/leader is empty\)/);
+        return true;
+      });
+      assert.ok(Date.now() - t0 >= 350, `gave up after ${Date.now() - t0} ms`);
 
-    // a call made while none is elected is answered once one is
-    const waiting = client.getStats();
-    await sleep(200);
-    await admin.put('/c1/leader').value(leaderValue(a.addr, 1n, 'ma'));
-    assert.equal((await waiting).epoch, 1n);
-    assert.equal(client.target, a.addr);
-    assert.equal(client.leader?.replicaId, 'ma');
+      // a call made while none is elected is answered once one is
+      const waiting = client.getStats();
+      await sleep(200);
+      await admin.put('/c1/leader').value(leaderValue(a.addr, 1n, 'ma'));
+      assert.equal((await waiting).epoch, 1n);
+      assert.equal(client.target, a.addr);
+      assert.equal(client.leader?.replicaId, 'ma');
 
-    // a new leader: the channel follows (the watch, or the re-read every second), without any failed call
-    t0 = Date.now();
-    await admin.put('/c1/leader').value(leaderValue(b.addr, 2n, 'mb'));
-    while (client.target !== b.addr) {
-      assert.ok(Date.now() - t0 < 30_000, 'did not follow the leader key within 30 s');
-      await sleep(5);
+      // a new leader: the channel follows (the watch, or the re-read every second), without any failed call
+      t0 = Date.now();
+      await admin.put('/c1/leader').value(leaderValue(b.addr, 2n, 'mb'));
+      while (client.target !== b.addr) {
+        assert.ok(Date.now() - t0 < 30_000, 'did not follow the leader key within 30 s');
+        await sleep(5);
+      }
+      assert.equal((await client.getStats()).epoch, 2n);
+      assert.deepEqual(a.calls, ['getStats']);
+      assert.deepEqual(b.calls, ['getStats']);
+      assert.deepEqual(changes, ['ma', 'mb']);
+      assert.equal(client.lastEpoch, 2n);
+    } finally {
+      client.close();
+      admin.close();
     }
-    assert.equal((await client.getStats()).epoch, 2n);
-    assert.deepEqual(a.calls, ['getStats']);
-    assert.deepEqual(b.calls, ['getStats']);
-    assert.deepEqual(changes, ['ma', 'mb']);
-    assert.equal(client.lastEpoch, 2n);
-  } finally {
-    client.close();
-    admin.close();
-  }
-});
+  },
+);
 
-test('etcd://: a dead or refusing leader is retried until etcd names the next one', { skip: etcdSkipReason() }, async () => {
-  await using etcd = await startEtcd();
-  const endpoint = etcd.endpoint.replace('http://', '');
-  const admin = connectEtcd([endpoint]);
-  await using next = await fakeServer({ listNodes: () => ListNodesResponse.fromPartial({ epoch: 9n }) });
-  // a stepped-down leader: NOT_LEADER and no trailer (it knows no leader)
-  await using old = await fakeServer({ listNodes: () => Promise.reject(new KvError('NOT_LEADER', 'not the leader: knows no leader')) });
-  // a follower that knows the leader
-  await using follower = await fakeServer({
-    listNodes: () => {
-      const md = new grpc.Metadata();
-      md.set(LEADER_ADDR_KEY, next.addr);
-      throw Object.assign(new Error('not leader'), { code: grpc.status.UNAVAILABLE, details: 'not the leader', metadata: md });
-    },
-  });
-  const client = new MetaserverClient(`etcd://${endpoint}/c2`, { deadlineMs: 3000 });
-  try {
-    await admin.put('/c2/leader').value(leaderValue(old.addr, 1n, 'old'));
-    assert.equal((await (await client.leaderLocator())!.waitForLeader(30_000)).replicaId, 'old');
-    // refused until the deadline: METASERVER_UNAVAILABLE naming the leader etcd still names, retried meanwhile
-    await assert.rejects(client.listNodes({ deadlineMs: 500 }), (err: unknown) => {
-      assert.ok(err instanceof KvError);
-      assert.equal(err.code, 'METASERVER_UNAVAILABLE');
-      assert.match(err.message, new RegExp(`^no metaserver leader serving: leader old at ${old.addr} \\(epoch \\d+\\) per etcd .* key /c2/leader: not the leader: knows no leader$`));
-      return true;
+test(
+  'etcd://: a dead or refusing leader is retried until etcd names the next one',
+  { skip: etcdSkipReason() },
+  async () => {
+    await using etcd = await startEtcd();
+    const endpoint = etcd.endpoint.replace('http://', '');
+    const admin = connectEtcd([endpoint]);
+    await using next = await fakeServer({ listNodes: () => ListNodesResponse.fromPartial({ epoch: 9n }) });
+    // a stepped-down leader: NOT_LEADER and no trailer (it knows no leader)
+    await using old = await fakeServer({
+      listNodes: () => Promise.reject(new KvError('NOT_LEADER', 'not the leader: knows no leader')),
     });
-    assert.ok(old.calls.length >= 2, `retried ${old.calls.length} times`);
+    // a follower that knows the leader
+    await using follower = await fakeServer({
+      listNodes: () => {
+        const md = new grpc.Metadata();
+        md.set(LEADER_ADDR_KEY, next.addr);
+        throw Object.assign(new Error('not leader'), {
+          code: grpc.status.UNAVAILABLE,
+          details: 'not the leader',
+          metadata: md,
+        });
+      },
+    });
+    const client = new MetaserverClient(`etcd://${endpoint}/c2`, { deadlineMs: 3000 });
+    try {
+      await admin.put('/c2/leader').value(leaderValue(old.addr, 1n, 'old'));
+      assert.equal((await (await client.leaderLocator())!.waitForLeader(30_000)).replicaId, 'old');
+      // refused until the deadline: METASERVER_UNAVAILABLE naming the leader etcd still names, retried meanwhile
+      await assert.rejects(client.listNodes({ deadlineMs: 500 }), (err: unknown) => {
+        assert.ok(err instanceof KvError);
+        assert.equal(err.code, 'METASERVER_UNAVAILABLE');
+        assert.match(
+          err.message,
+          new RegExp(
+            `^no metaserver leader serving: leader old at ${old.addr} \\(epoch \\d+\\) per etcd .* key /c2/leader: not the leader: knows no leader$`,
+          ),
+        );
+        return true;
+      });
+      assert.ok(old.calls.length >= 2, `retried ${old.calls.length} times`);
 
-    // etcd names the next leader while a call is being refused: the call lands there
-    const pending = client.listNodes();
-    await sleep(150);
-    await admin.put('/c2/leader').value(leaderValue(next.addr, 2n, 'next'));
-    assert.equal((await pending).epoch, 9n);
+      // etcd names the next leader while a call is being refused: the call lands there
+      const pending = client.listNodes();
+      await sleep(150);
+      await admin.put('/c2/leader').value(leaderValue(next.addr, 2n, 'next'));
+      assert.equal((await pending).epoch, 9n);
 
-    // a follower's trailer is followed at once
-    await admin.put('/c2/leader').value(leaderValue(follower.addr, 3n, 'stale'));
-    while (client.target !== follower.addr) await sleep(5);
-    const before = next.calls.length;
-    assert.equal((await client.listNodes()).epoch, 9n);
-    assert.equal(client.target, next.addr);
-    assert.equal(next.calls.length, before + 1);
-    assert.deepEqual(follower.calls, ['listNodes']);
+      // a follower's trailer is followed at once
+      await admin.put('/c2/leader').value(leaderValue(follower.addr, 3n, 'stale'));
+      while (client.target !== follower.addr) await sleep(5);
+      const before = next.calls.length;
+      assert.equal((await client.listNodes()).epoch, 9n);
+      assert.equal(client.target, next.addr);
+      assert.equal(next.calls.length, before + 1);
+      assert.deepEqual(follower.calls, ['listNodes']);
 
-    // a leader that is gone (connection refused) until etcd names another
-    const port = next.addr.split(':')[1];
-    await next[Symbol.asyncDispose]();
-    await admin.put('/c2/leader').value(leaderValue(`127.0.0.1:${port}`, 4n, 'gone'));
-    await using last = await fakeServer({ listNodes: () => ListNodesResponse.fromPartial({ epoch: 11n }) });
-    const refused = client.listNodes();
-    await sleep(300);
-    await admin.put('/c2/leader').value(leaderValue(last.addr, 5n, 'last'));
-    assert.equal((await refused).epoch, 11n);
-  } finally {
-    client.close();
-    admin.close();
-  }
-});
+      // a leader that is gone (connection refused) until etcd names another
+      const port = next.addr.split(':')[1];
+      await next[Symbol.asyncDispose]();
+      await admin.put('/c2/leader').value(leaderValue(`127.0.0.1:${port}`, 4n, 'gone'));
+      await using last = await fakeServer({ listNodes: () => ListNodesResponse.fromPartial({ epoch: 11n }) });
+      const refused = client.listNodes();
+      await sleep(300);
+      await admin.put('/c2/leader').value(leaderValue(last.addr, 5n, 'last'));
+      assert.equal((await refused).epoch, 11n);
+    } finally {
+      client.close();
+      admin.close();
+    }
+  },
+);

@@ -44,26 +44,53 @@ test('answers equal unary QueryPrefix, 300 queries in flight on one stream; bad 
   const stream = new PrefixQueryStream(ms.addr);
   try {
     // node a holds chains 0..99 whole (64 blocks), node b the first (c % 64) + 1 blocks of each, c ahead of b's pool use
-    await admin.heartbeat({ nodeId: 'a', addr: '127.0.0.1:7001', transports: [1], stats: { poolCapacityBytes: 1000n, poolUsedBytes: 500n } });
-    await admin.heartbeat({ nodeId: 'b', addr: '127.0.0.1:7002', transports: [1, 2], stats: { poolCapacityBytes: 1000n, poolUsedBytes: 100n } });
+    await admin.heartbeat({
+      nodeId: 'a',
+      addr: '127.0.0.1:7001',
+      transports: [1],
+      stats: { poolCapacityBytes: 1000n, poolUsedBytes: 500n },
+    });
+    await admin.heartbeat({
+      nodeId: 'b',
+      addr: '127.0.0.1:7002',
+      transports: [1, 2],
+      stats: { poolCapacityBytes: 1000n, poolUsedBytes: 100n },
+    });
     const chain = (c: number) => hashes(range(c * 64, c * 64 + 64));
     for (let c = 0; c < 100; c++) {
       await admin.insertBlocks('a', NS, chain(c));
       await admin.insertBlocks('b', NS, chain(c).slice(0, (c % 64) + 1));
     }
     const epoch = (await admin.getStats()).epoch;
-    const queries = range(0, 300).map((i) => stream.query(NS, chain(i % 100), i % 7 === 0 ? { excludeNodeId: 'b' } : {}));
+    const queries = range(0, 300).map((i) =>
+      stream.query(NS, chain(i % 100), i % 7 === 0 ? { excludeNodeId: 'b' } : {}),
+    );
     assert.equal(stream.inFlight, 300);
     const got = await Promise.all(queries);
     for (const [i, r] of got.entries()) {
       const c = i % 100;
       assert.equal(r.epoch, epoch);
-      const a = { nodeId: 'a', addr: '127.0.0.1:7001', prefixLen: 64, transports: [1], poolUsedBytes: 500n, poolCapacityBytes: 1000n };
-      const b = { nodeId: 'b', addr: '127.0.0.1:7002', prefixLen: (c % 64) + 1, transports: [1, 2], poolUsedBytes: 100n, poolCapacityBytes: 1000n };
+      const a = {
+        nodeId: 'a',
+        addr: '127.0.0.1:7001',
+        prefixLen: 64,
+        transports: [1],
+        poolUsedBytes: 500n,
+        poolCapacityBytes: 1000n,
+      };
+      const b = {
+        nodeId: 'b',
+        addr: '127.0.0.1:7002',
+        prefixLen: (c % 64) + 1,
+        transports: [1, 2],
+        poolUsedBytes: 100n,
+        poolCapacityBytes: 1000n,
+      };
       // longest first; on a tie (c % 64 == 63) the less used pool (b) first
       const want = i % 7 === 0 ? [a] : b.prefixLen === 64 ? [b, a] : [a, b];
       assert.deepEqual(r.nodes, want, `query ${i}`);
-      if (i < 100) assert.deepEqual(r, await admin.queryPrefix(NS, chain(c), i % 7 === 0 ? { excludeNodeId: 'b' } : {}));
+      if (i < 100)
+        assert.deepEqual(r, await admin.queryPrefix(NS, chain(c), i % 7 === 0 ? { excludeNodeId: 'b' } : {}));
     }
     assert.equal(stream.inFlight, 0);
     assert.deepEqual(await stream.query(NS, hashes([999_999])), { epoch, nodes: [] }, 'nobody holds hashes[0]');
@@ -76,9 +103,15 @@ test('answers equal unary QueryPrefix, 300 queries in flight on one stream; bad 
       stream.query(NS, chain(6), { excludeNodeId: 'x'.repeat(1000) }),
       stream.query(NS, chain(7)),
     ]);
-    assert.deepEqual(mixed.map((s) => s.status), ['fulfilled', 'rejected', 'rejected', 'rejected', 'fulfilled']);
+    assert.deepEqual(
+      mixed.map((s) => s.status),
+      ['fulfilled', 'rejected', 'rejected', 'rejected', 'fulfilled'],
+    );
     const reasons = mixed.flatMap((s) => (s.status === 'rejected' ? [s.reason as KvError] : []));
-    assert.deepEqual(reasons.map((e) => e.code), ['INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT']);
+    assert.deepEqual(
+      reasons.map((e) => e.code),
+      ['INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT'],
+    );
     assert.match(reasons[0]!.message, /^namespace: /);
     assert.match(reasons[1]!.message, /^hashes\./);
     assert.match(reasons[2]!.message, /^exclude_node_id: /);
@@ -87,7 +120,14 @@ test('answers equal unary QueryPrefix, 300 queries in flight on one stream; bad 
 
     // per-message metrics, like unary calls
     const metrics = await (await fetch(`http://${ms.httpAddr}/metrics`)).text();
-    const value = (prefix: string) => Number(metrics.split('\n').find((l) => l.startsWith(prefix))?.split(' ').pop());
+    const value = (prefix: string) =>
+      Number(
+        metrics
+          .split('\n')
+          .find((l) => l.startsWith(prefix))
+          ?.split(' ')
+          .pop(),
+      );
     assert.equal(value('kvfabric_metaserver_rpc_total{method="queryPrefixStream",status="OK"'), 304); // 300 + the miss + 2 mixed + chain 9
     assert.equal(value('kvfabric_metaserver_rpc_total{method="queryPrefixStream",status="INVALID_ARGUMENT"'), 3);
     assert.equal(value('kvfabric_metaserver_rpc_errors_total{method="queryPrefixStream",code="INVALID_ARGUMENT"'), 3);
@@ -116,22 +156,34 @@ test('reconnects after a metaserver restart and reports the new epoch', async ()
       }
     }
     assert.ok(second, `no answer after the restart: ${failures.join(', ')}`);
-    assert.ok(failures.every((c) => c === 'METASERVER_UNAVAILABLE'), failures.join(', '));
+    assert.ok(
+      failures.every((c) => c === 'METASERVER_UNAVAILABLE'),
+      failures.join(', '),
+    );
     assert.notEqual(second.epoch, first.epoch);
-    assert.deepEqual(epochs, [[first.epoch, undefined], [second.epoch, first.epoch]]);
+    assert.deepEqual(epochs, [
+      [first.epoch, undefined],
+      [second.epoch, first.epoch],
+    ]);
   } finally {
     stream.close();
   }
-  await assert.rejects(stream.query(NS, hashes([1])), (err: KvError) => err.code === 'METASERVER_UNAVAILABLE' && /closed/.test(err.message));
+  await assert.rejects(
+    stream.query(NS, hashes([1])),
+    (err: KvError) => err.code === 'METASERVER_UNAVAILABLE' && /closed/.test(err.message),
+  );
 });
 
 /** An in-process server whose QueryPrefixStream hands each stream to `onStream`. */
-async function fakeServer(onStream: (call: grpc.ServerDuplexStream<QueryPrefixStreamRequest, QueryPrefixStreamResponse>) => void) {
+async function fakeServer(
+  onStream: (call: grpc.ServerDuplexStream<QueryPrefixStreamRequest, QueryPrefixStreamResponse>) => void,
+) {
   const server = new grpc.Server();
   const impl: grpc.UntypedServiceImplementation = {};
   for (const name of Object.keys(MetaserverService)) {
     impl[name] = ((call: grpc.ServerDuplexStream<unknown, unknown>, cb?: grpc.sendUnaryData<unknown>) => {
-      if (name === 'queryPrefixStream') onStream(call as grpc.ServerDuplexStream<QueryPrefixStreamRequest, QueryPrefixStreamResponse>);
+      if (name === 'queryPrefixStream')
+        onStream(call as grpc.ServerDuplexStream<QueryPrefixStreamRequest, QueryPrefixStreamResponse>);
       else cb?.({ code: grpc.status.UNIMPLEMENTED, details: name });
     }) as grpc.UntypedHandleCall;
   }
@@ -181,7 +233,9 @@ test('a broken stream rejects every in-flight query with METASERVER_UNAVAILABLE;
 
 test('a follower refusing the stream sends the client to the leader it names', async () => {
   const leader = await fakeServer((call) => {
-    call.on('data', (req: QueryPrefixStreamRequest) => call.write({ id: req.id, epoch: 42n, nodes: [], error: undefined }));
+    call.on('data', (req: QueryPrefixStreamRequest) =>
+      call.write({ id: req.id, epoch: 42n, nodes: [], error: undefined }),
+    );
   });
   const follower = await fakeServer((call) => {
     const md = new grpc.Metadata();
@@ -206,42 +260,51 @@ const leaderValue = (addr: string, seq: bigint, replica: string) =>
 
 /** A fake leader answering every query with `epoch` and no nodes. */
 const answering = (epoch: bigint) =>
-  fakeServer((call) => call.on('data', (req: QueryPrefixStreamRequest) => call.write({ id: req.id, epoch, nodes: [], error: undefined })));
+  fakeServer((call) =>
+    call.on('data', (req: QueryPrefixStreamRequest) => call.write({ id: req.id, epoch, nodes: [], error: undefined })),
+  );
 
-test('etcd://: queries wait for the leader etcd names, and follow it when it changes', { skip: etcdSkipReason() }, async () => {
-  await using etcd = await startEtcd();
-  const endpoint = etcd.endpoint.replace('http://', '');
-  const admin = connectEtcd([endpoint]);
-  const a = await answering(1n);
-  const b = await answering(2n);
-  const stream = new PrefixQueryStream(`etcd://${endpoint}/pq`, { deadlineMs: 30_000 });
-  try {
-    // nobody elected: a query fails at its deadline, saying so (or, on a slow machine, that etcd has not answered yet)
-    const none = await rejection(stream.query(NS, hashes([1]), { deadlineMs: 300 }));
-    assert.equal(none.code, 'METASERVER_UNAVAILABLE');
-    assert.match(none.message, /no metaserver leader elected \(etcd .* key \/pq\/leader is empty\)|cannot find the metaserver leader: etcd .* key \/pq\/leader: etcd did not answer within 300 ms/);
+test(
+  'etcd://: queries wait for the leader etcd names, and follow it when it changes',
+  { skip: etcdSkipReason() },
+  async () => {
+    await using etcd = await startEtcd();
+    const endpoint = etcd.endpoint.replace('http://', '');
+    const admin = connectEtcd([endpoint]);
+    const a = await answering(1n);
+    const b = await answering(2n);
+    const stream = new PrefixQueryStream(`etcd://${endpoint}/pq`, { deadlineMs: 30_000 });
+    try {
+      // nobody elected: a query fails at its deadline, saying so (or, on a slow machine, that etcd has not answered yet)
+      const none = await rejection(stream.query(NS, hashes([1]), { deadlineMs: 300 }));
+      assert.equal(none.code, 'METASERVER_UNAVAILABLE');
+      assert.match(
+        none.message,
+        /no metaserver leader elected \(etcd .* key \/pq\/leader is empty\)|cannot find the metaserver leader: etcd .* key \/pq\/leader: etcd did not answer within 300 ms/,
+      );
 
-    // a query made while none is elected is answered by the leader once one is
-    const waiting = stream.query(NS, hashes([1]));
-    await sleep(200);
-    await admin.put('/pq/leader').value(leaderValue(a.addr, 1n, 'ma'));
-    assert.deepEqual(await waiting, { epoch: 1n, nodes: [] });
+      // a query made while none is elected is answered by the leader once one is
+      const waiting = stream.query(NS, hashes([1]));
+      await sleep(200);
+      await admin.put('/pq/leader').value(leaderValue(a.addr, 1n, 'ma'));
+      assert.deepEqual(await waiting, { epoch: 1n, nodes: [] });
 
-    // a new leader: later queries go to it (the watch, or the re-read every second)
-    await admin.put('/pq/leader').value(leaderValue(b.addr, 2n, 'mb'));
-    const deadline = Date.now() + 30_000;
-    let epoch = 1n;
-    while (epoch !== 2n) {
-      assert.ok(Date.now() < deadline, 'queries did not move to the new leader within 30 s');
-      epoch = (await stream.query(NS, hashes([2]))).epoch;
-      await sleep(5);
+      // a new leader: later queries go to it (the watch, or the re-read every second)
+      await admin.put('/pq/leader').value(leaderValue(b.addr, 2n, 'mb'));
+      const deadline = Date.now() + 30_000;
+      let epoch = 1n;
+      while (epoch !== 2n) {
+        assert.ok(Date.now() < deadline, 'queries did not move to the new leader within 30 s');
+        epoch = (await stream.query(NS, hashes([2]))).epoch;
+        await sleep(5);
+      }
+      assert.equal(stream.lastEpoch, 2n);
+      assert.deepEqual(await stream.query(NS, hashes([3])), { epoch: 2n, nodes: [] });
+    } finally {
+      stream.close();
+      admin.close();
+      a.server.forceShutdown();
+      b.server.forceShutdown();
     }
-    assert.equal(stream.lastEpoch, 2n);
-    assert.deepEqual(await stream.query(NS, hashes([3])), { epoch: 2n, nodes: [] });
-  } finally {
-    stream.close();
-    admin.close();
-    a.server.forceShutdown();
-    b.server.forceShutdown();
-  }
-});
+  },
+);

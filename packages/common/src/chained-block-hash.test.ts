@@ -69,7 +69,10 @@ test('canonical CBOR: refuses values vLLM never hashes, naming the field', () =>
     ['\ud800', /expected a well-formed Unicode string/],
   ];
   for (const [value, msg] of bad) {
-    assert.throws(() => encodeCanonical(value as CborValue), (e: unknown) => e instanceof KvError && msg.test(e.message));
+    assert.throws(
+      () => encodeCanonical(value as CborValue),
+      (e: unknown) => e instanceof KvError && msg.test(e.message),
+    );
   }
   assert.equal(hex(encodeCanonical('😀')), '64f09f9880'); // a valid surrogate pair is fine
   assert.throws(() => encodeCanonical([1, [2, 0.5]]), /^KvError: value\[1\]\[1\]: /);
@@ -159,7 +162,10 @@ test('hashTokenBlocks: chain re-derived independently through npm cbor2', () => 
   // and npm cbor2 agrees with our encoder on the boundary block and the extra-key shapes
   const wide = [0, 23, 24, 255, 256, 65535, 65536, 4294967295, 4294967296, Number.MAX_SAFE_INTEGER];
   const p32 = new Uint8Array(P32);
-  for (const value of [[p32, wide, null], [p32, [1], ['my-lora', ['mm_hash_a', 7], 'salt', p32]]] as CborValue[]) {
+  for (const value of [
+    [p32, wide, null],
+    [p32, [1], ['my-lora', ['mm_hash_a', 7], 'salt', p32]],
+  ] as CborValue[]) {
     assert.equal(hex(cbor2Encode(value, { cde: true })), hex(encodeCanonical(value)));
   }
 });
@@ -180,14 +186,30 @@ test('validation: errors name the field and the value', () => {
     [() => hashTokenBlocks([1], '4' as unknown as number), 'block-size: expected a positive integer, got "4"'],
     [() => hashTokenBlocks([1, -2], 2, { seed: '0' }), 'tokens[1]: expected a non-negative safe integer, got -2'],
     [() => hashTokenBlocks([1, 2.5], 1, { seed: '0' }), 'tokens[1]: expected a non-negative safe integer, got 2.5'],
-    [() => hashTokenBlocks([2 ** 53], 1, { seed: '0' }), 'tokens[0]: expected a non-negative safe integer, got 9007199254740992'],
-    [() => hashTokenBlocks([1], 1, { seed: '0', noneHash: P32 }), 'none-hash: expected either seed or noneHash, not both'],
-    [() => hashTokenBlocks([1], 1, { seed: '0', extraKeys: () => [0.5] }), 'extra-keys[0]: expected a safe integer (floats are not supported), got 0.5'],
-    [() => hashBlockTokens(Buffer.alloc(0), [1]), 'parent: expected a non-empty hash (pass noneHash() for block 0), got {"type":"Buffer","data":[]}'],
+    [
+      () => hashTokenBlocks([2 ** 53], 1, { seed: '0' }),
+      'tokens[0]: expected a non-negative safe integer, got 9007199254740992',
+    ],
+    [
+      () => hashTokenBlocks([1], 1, { seed: '0', noneHash: P32 }),
+      'none-hash: expected either seed or noneHash, not both',
+    ],
+    [
+      () => hashTokenBlocks([1], 1, { seed: '0', extraKeys: () => [0.5] }),
+      'extra-keys[0]: expected a safe integer (floats are not supported), got 0.5',
+    ],
+    [
+      () => hashBlockTokens(Buffer.alloc(0), [1]),
+      'parent: expected a non-empty hash (pass noneHash() for block 0), got {"type":"Buffer","data":[]}',
+    ],
     [() => hashBlockTokens(P32, []), 'tokens: expected a non-empty array of token ids, got []'],
     [() => hashBlockTokens(P32, [1], 'x' as unknown as null), 'extra-keys: expected an array or null, got "x"'],
   ];
   for (const [fn, message] of cases) {
-    assert.throws(fn, (e: unknown) => e instanceof KvError && e.code === 'INVALID_ARGUMENT' && e.message === message, message);
+    assert.throws(
+      fn,
+      (e: unknown) => e instanceof KvError && e.code === 'INVALID_ARGUMENT' && e.message === message,
+      message,
+    );
   }
 });

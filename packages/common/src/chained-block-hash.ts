@@ -111,7 +111,10 @@ function encodeBlock(
   end: number,
   extraKeys: unknown[] | null,
 ): Buffer {
-  const w = new CborWriter().arrayHeader(3).bytes(parent).arrayHeader(end - start);
+  const w = new CborWriter()
+    .arrayHeader(3)
+    .bytes(parent)
+    .arrayHeader(end - start);
   for (let i = start; i < end; i++) {
     const token = tokens[i];
     if (typeof token !== 'number' || !Number.isSafeInteger(token) || token < 0) {

@@ -29,7 +29,8 @@ test('flags win over env, env over defaults', () => {
 
 test('every problem is reported together', () => {
   assert.throws(
-    () => parseConfig(specs, ['--pool-size', '16 gigs', '--bogus', '--node-stale-secs', '0', '--transport', 'rdma'], {}),
+    () =>
+      parseConfig(specs, ['--pool-size', '16 gigs', '--bogus', '--node-stale-secs', '0', '--transport', 'rdma'], {}),
     (err: unknown) => {
       assert.ok(err instanceof KvError);
       assert.equal(err.code, 'CONFIG_INVALID');
@@ -46,7 +47,10 @@ test('every problem is reported together', () => {
 
 test('env names derive from flag names; usage lists them', () => {
   assert.equal(envName('pool-size'), 'KVFABRIC_POOL_SIZE');
-  assert.match(usage('kvfabric-node', 'x', specs), /--pool-size <size> {2}pool \(default 1024\) {2}\[env KVFABRIC_POOL_SIZE\]/);
+  assert.match(
+    usage('kvfabric-node', 'x', specs),
+    /--pool-size <size> {2}pool \(default 1024\) {2}\[env KVFABRIC_POOL_SIZE\]/,
+  );
   const { help, positionals } = parseConfig(specs, ['locate', '--help', '--addr', 'a:1'], {});
   assert.equal(help, true);
   assert.deepEqual(positionals, ['locate']);

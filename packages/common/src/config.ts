@@ -10,8 +10,8 @@ export interface FlagSpec<K extends FlagKind = FlagKind> {
   description: string;
   default?: FlagValue<K>;
   required?: boolean;
-  choices?: readonly string[];           // enum only
-  min?: number;                          // int, number, size
+  choices?: readonly string[]; // enum only
+  min?: number; // int, number, size
   max?: number;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   validate?: (value: any) => string | undefined; // returns a problem, or undefined
@@ -66,8 +66,14 @@ export function parseConfig<S extends FlagSpecs>(
   let help = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (arg === '--help' || arg === '-h') { help = true; continue; }
-    if (!arg.startsWith('--')) { positionals.push(arg); continue; }
+    if (arg === '--help' || arg === '-h') {
+      help = true;
+      continue;
+    }
+    if (!arg.startsWith('--')) {
+      positionals.push(arg);
+      continue;
+    }
     const eq = arg.indexOf('=');
     let name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
     let value: string | undefined = eq >= 0 ? arg.slice(eq + 1) : undefined;
@@ -77,12 +83,24 @@ export function parseConfig<S extends FlagSpecs>(
       spec = specs[name];
       value = 'false';
     }
-    if (!spec) { problems.push(`--${name}: unknown flag`); continue; }
+    if (!spec) {
+      problems.push(`--${name}: unknown flag`);
+      continue;
+    }
     if (value === undefined) {
       const next = argv[i + 1];
-      if (spec.kind === 'bool' && (next === undefined || next.startsWith('--') || !/^(true|false|1|0|yes|no)$/i.test(next))) value = 'true';
-      else if (next === undefined) { problems.push(`--${name}: expects a value`); continue; }
-      else { value = next; i++; }
+      if (
+        spec.kind === 'bool' &&
+        (next === undefined || next.startsWith('--') || !/^(true|false|1|0|yes|no)$/i.test(next))
+      )
+        value = 'true';
+      else if (next === undefined) {
+        problems.push(`--${name}: expects a value`);
+        continue;
+      } else {
+        value = next;
+        i++;
+      }
     }
     raw.set(name, value);
   }
@@ -99,9 +117,15 @@ export function parseConfig<S extends FlagSpecs>(
       continue;
     }
     const { value, problem } = convert(spec, text);
-    if (problem) { problems.push(`${source}: ${problem}, got ${JSON.stringify(text)}`); continue; }
+    if (problem) {
+      problems.push(`${source}: ${problem}, got ${JSON.stringify(text)}`);
+      continue;
+    }
     const extra = spec.validate?.(value as never);
-    if (extra) { problems.push(`${source}: ${extra}, got ${JSON.stringify(text)}`); continue; }
+    if (extra) {
+      problems.push(`${source}: ${extra}, got ${JSON.stringify(text)}`);
+      continue;
+    }
     config[camel(flag)] = value;
   }
   if (problems.length > 0) throw new KvError('CONFIG_INVALID', problems.join('; '));
@@ -110,8 +134,11 @@ export function parseConfig<S extends FlagSpecs>(
 
 function convert(spec: FlagSpec, text: string): { value?: unknown; problem?: string } {
   const range = (n: number) =>
-    spec.min !== undefined && n < spec.min ? `expected at least ${spec.min}`
-      : spec.max !== undefined && n > spec.max ? `expected at most ${spec.max}` : undefined;
+    spec.min !== undefined && n < spec.min
+      ? `expected at least ${spec.min}`
+      : spec.max !== undefined && n > spec.max
+        ? `expected at most ${spec.max}`
+        : undefined;
   switch (spec.kind) {
     case 'string':
       return text.length === 0 ? { problem: 'expected a non-empty value' } : { value: text };
@@ -141,7 +168,10 @@ function convert(spec: FlagSpec, text: string): { value?: unknown; problem?: str
       if (/^(false|0|no)$/i.test(text)) return { value: false };
       return { problem: 'expected true or false' };
     case 'list': {
-      const items = text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+      const items = text
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
       return items.length === 0 ? { problem: 'expected a comma-separated list' } : { value: items };
     }
     case 'enum':

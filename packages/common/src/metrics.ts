@@ -18,7 +18,10 @@ export class Metrics {
   constructor(service: string) {
     // preventServerStart: the process's own HTTP server serves /metrics through text().
     this.exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
-    this.provider = new MeterProvider({ readers: [this.exporter], resource: resourceFromAttributes({ 'service.name': service }) });
+    this.provider = new MeterProvider({
+      readers: [this.exporter],
+      resource: resourceFromAttributes({ 'service.name': service }),
+    });
     this.meter = this.provider.getMeter(service);
   }
 

@@ -1,23 +1,49 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkHashList, packHashes, unpackHashes, hexToHashes, packU32, unpackU32, packU64, unpackU64, hashKey, toHashList } from './packed-hashes.js';
+import {
+  checkHashList,
+  packHashes,
+  unpackHashes,
+  hexToHashes,
+  packU32,
+  unpackU32,
+  packU64,
+  unpackU64,
+  hashKey,
+  toHashList,
+} from './packed-hashes.js';
 
 test('pack and unpack round-trip', () => {
   const hashes = [Buffer.from('aa01', 'hex'), Buffer.from('bb02', 'hex'), Buffer.from('cc03', 'hex')];
   const list = packHashes(hashes);
   assert.equal(list.hashLen, 2);
   assert.equal(list.packed.toString('hex'), 'aa01bb02cc03');
-  assert.deepEqual(unpackHashes(list).map((h) => h.toString('hex')), ['aa01', 'bb02', 'cc03']);
+  assert.deepEqual(
+    unpackHashes(list).map((h) => h.toString('hex')),
+    ['aa01', 'bb02', 'cc03'],
+  );
   assert.equal(checkHashList(list).count, 3);
   assert.equal(hashKey(list.packed, 1, 2), Buffer.from('bb02', 'hex').toString('latin1'));
 });
 
 test('bad lists are refused with the field named', () => {
   assert.throws(() => checkHashList({ packed: Buffer.alloc(0), hashLen: 32 }), /hashes: expected at least one hash/);
-  assert.throws(() => checkHashList({ packed: Buffer.alloc(65), hashLen: 65 }), /hashes\.hash_len: expected 1\.\.64 bytes, got 65/);
-  assert.throws(() => checkHashList({ packed: Buffer.alloc(4), hashLen: 0 }), /hashes\.hash_len: expected 1\.\.64 bytes, got 0/);
-  assert.throws(() => checkHashList({ packed: Buffer.alloc(33), hashLen: 32 }), /hashes\.packed: expected a multiple of hash_len 32 bytes, got 33/);
-  assert.throws(() => packHashes([Buffer.alloc(2), Buffer.alloc(3)]), /hashes\[1\]: expected 2 bytes like hashes\[0\], got 3/);
+  assert.throws(
+    () => checkHashList({ packed: Buffer.alloc(65), hashLen: 65 }),
+    /hashes\.hash_len: expected 1\.\.64 bytes, got 65/,
+  );
+  assert.throws(
+    () => checkHashList({ packed: Buffer.alloc(4), hashLen: 0 }),
+    /hashes\.hash_len: expected 1\.\.64 bytes, got 0/,
+  );
+  assert.throws(
+    () => checkHashList({ packed: Buffer.alloc(33), hashLen: 32 }),
+    /hashes\.packed: expected a multiple of hash_len 32 bytes, got 33/,
+  );
+  assert.throws(
+    () => packHashes([Buffer.alloc(2), Buffer.alloc(3)]),
+    /hashes\[1\]: expected 2 bytes like hashes\[0\], got 3/,
+  );
   assert.throws(() => hexToHashes('zz'), /hashes\[0\]: expected an even number of hex digits, got "zz"/);
 });
 
@@ -39,5 +65,8 @@ test('toHashList packs a list and passes a packed list through without copying',
   assert.deepEqual([viewed.packed.toString('hex'), viewed.hashLen], ['07060504', 2]);
   bytes[0] = 0xff;
   assert.equal(viewed.packed[0], 0xff, "a view of the caller's bytes, not a copy");
-  assert.throws(() => toHashList([Buffer.alloc(2), Buffer.alloc(3)], 'blocks'), /blocks\[1\]: expected 2 bytes like hashes\[0\], got 3/);
+  assert.throws(
+    () => toHashList([Buffer.alloc(2), Buffer.alloc(3)], 'blocks'),
+    /blocks\[1\]: expected 2 bytes like hashes\[0\], got 3/,
+  );
 });

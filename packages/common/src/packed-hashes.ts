@@ -11,7 +11,11 @@ export interface PackedHashes {
 }
 
 /** Validates a wire HashList and returns it with its count. Errors name `field`. */
-export function checkHashList(list: PackedHashes | undefined, field = 'hashes', opts: { allowEmpty?: boolean } = {}): PackedHashes & { count: number } {
+export function checkHashList(
+  list: PackedHashes | undefined,
+  field = 'hashes',
+  opts: { allowEmpty?: boolean } = {},
+): PackedHashes & { count: number } {
   if (!list || list.packed.length === 0) {
     if (opts.allowEmpty) return { packed: Buffer.alloc(0), hashLen: list?.hashLen ?? 0, count: 0 };
     throw invalid(field, 'expected at least one hash');
@@ -32,7 +36,8 @@ export function checkHashList(list: PackedHashes | undefined, field = 'hashes', 
 export function packHashes(hashes: readonly Uint8Array[], field = 'hashes'): PackedHashes {
   if (hashes.length === 0) return { packed: Buffer.alloc(0), hashLen: 0 };
   const hashLen = hashes[0]!.length;
-  if (hashLen < 1 || hashLen > MAX_HASH_BYTES) throw invalid(`${field}[0]`, `expected 1..${MAX_HASH_BYTES} bytes`, hashLen);
+  if (hashLen < 1 || hashLen > MAX_HASH_BYTES)
+    throw invalid(`${field}[0]`, `expected 1..${MAX_HASH_BYTES} bytes`, hashLen);
   const packed = Buffer.allocUnsafe(hashLen * hashes.length);
   hashes.forEach((h, i) => {
     if (h.length !== hashLen) throw invalid(`${field}[${i}]`, `expected ${hashLen} bytes like hashes[0]`, h.length);
@@ -48,7 +53,10 @@ export type HashInput = readonly Uint8Array[] | { packed: Uint8Array; hashLen: n
 export function toHashList(hashes: HashInput, field = 'hashes'): PackedHashes {
   if (!('packed' in hashes)) return packHashes(hashes, field);
   const { packed, hashLen } = hashes;
-  return { packed: Buffer.isBuffer(packed) ? packed : Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength), hashLen };
+  return {
+    packed: Buffer.isBuffer(packed) ? packed : Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength),
+    hashLen,
+  };
 }
 
 /** Zero-copy views of each hash in a packed list. */
@@ -70,11 +78,15 @@ export function hashFromKey(key: string): Buffer {
 }
 
 export function hexToHashes(csv: string, field = 'hashes'): Buffer[] {
-  const parts = csv.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const parts = csv
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   if (parts.length === 0) throw invalid(field, 'expected comma-separated hex hashes', csv);
   return parts.map((hex, i) => {
     if (!/^([0-9a-fA-F]{2})+$/.test(hex)) throw invalid(`${field}[${i}]`, 'expected an even number of hex digits', hex);
-    if (hex.length / 2 > MAX_HASH_BYTES) throw invalid(`${field}[${i}]`, `expected at most ${MAX_HASH_BYTES} bytes`, hex);
+    if (hex.length / 2 > MAX_HASH_BYTES)
+      throw invalid(`${field}[${i}]`, `expected at most ${MAX_HASH_BYTES} bytes`, hex);
     return Buffer.from(hex, 'hex');
   });
 }
@@ -87,7 +99,8 @@ export function packU32(values: ArrayLike<number>): Buffer {
 }
 
 export function unpackU32(bytes: Buffer, field = 'block_ids'): Uint32Array {
-  if (bytes.length % 4 !== 0) throw invalid(field, 'expected packed little-endian uint32 (length a multiple of 4)', bytes.length);
+  if (bytes.length % 4 !== 0)
+    throw invalid(field, 'expected packed little-endian uint32 (length a multiple of 4)', bytes.length);
   const out = new Uint32Array(bytes.length / 4);
   for (let i = 0; i < out.length; i++) out[i] = bytes.readUInt32LE(i * 4);
   return out;
@@ -101,7 +114,8 @@ export function packU64(values: ArrayLike<number>): Buffer {
 }
 
 export function unpackU64(bytes: Buffer, field = 'offsets'): Float64Array {
-  if (bytes.length % 8 !== 0) throw invalid(field, 'expected packed little-endian uint64 (length a multiple of 8)', bytes.length);
+  if (bytes.length % 8 !== 0)
+    throw invalid(field, 'expected packed little-endian uint64 (length a multiple of 8)', bytes.length);
   const out = new Float64Array(bytes.length / 8);
   for (let i = 0; i < out.length; i++) {
     const v = bytes.readBigUInt64LE(i * 8);

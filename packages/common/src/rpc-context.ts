@@ -21,7 +21,9 @@ export function rpcInstruments(metrics: Metrics, subsystem: string): RpcInstrume
   const prefix = subsystem ? `kvfabric_${subsystem}_rpc` : 'kvfabric_rpc';
   return {
     calls: m.createCounter(`${prefix}_total`, { description: 'RPCs handled, by method and gRPC status' }),
-    errors: m.createCounter(`${prefix}_errors_total`, { description: 'RPCs answered with an error, by method and code' }),
+    errors: m.createCounter(`${prefix}_errors_total`, {
+      description: 'RPCs answered with an error, by method and code',
+    }),
     duration: m.createHistogram(`${prefix}_duration_seconds`, {
       description: 'RPC handling time',
       unit: 's',

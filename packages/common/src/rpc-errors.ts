@@ -45,7 +45,6 @@ export function grpcStatusOf(err: KvError): grpc.status {
   return GRPC_STATUS_OF[err.code];
 }
 
-
 /** Metadata key carrying the KvError code across the wire, so clients get typed errors back. */
 export const ERROR_CODE_KEY = 'kvfabric-error-code';
 
@@ -72,10 +71,15 @@ export function fromGrpcError(err: unknown): KvError {
 
 function grpcToKvCode(code: grpc.status): KvErrorCode {
   switch (code) {
-    case grpc.status.INVALID_ARGUMENT: return 'INVALID_ARGUMENT';
-    case grpc.status.UNAVAILABLE: return 'METASERVER_UNAVAILABLE';
-    case grpc.status.DEADLINE_EXCEEDED: return 'TRANSPORT_TIMEOUT';
-    case grpc.status.RESOURCE_EXHAUSTED: return 'POOL_EXHAUSTED';
-    default: return 'INTERNAL';
+    case grpc.status.INVALID_ARGUMENT:
+      return 'INVALID_ARGUMENT';
+    case grpc.status.UNAVAILABLE:
+      return 'METASERVER_UNAVAILABLE';
+    case grpc.status.DEADLINE_EXCEEDED:
+      return 'TRANSPORT_TIMEOUT';
+    case grpc.status.RESOURCE_EXHAUSTED:
+      return 'POOL_EXHAUSTED';
+    default:
+      return 'INTERNAL';
   }
 }

@@ -29,7 +29,10 @@ export interface StreamItems<Req, Res> {
  * stream item's metrics allocates no attribute objects (streams carry many small items).
  */
 class StreamAttributes {
-  private readonly byMethod = new Map<string, { method: Attributes; status: Attributes[]; code: Map<string, Attributes> }>();
+  private readonly byMethod = new Map<
+    string,
+    { method: Attributes; status: Attributes[]; code: Map<string, Attributes> }
+  >();
 
   private of(method: string) {
     let a = this.byMethod.get(method);
@@ -71,7 +74,11 @@ class StreamAttributes {
  * go out in any order (async answers finish when they finish). Reading pauses while written answers are not drained.
  * The stream ends (OK) after the client half-closes and every answer is written.
  */
-export function pipelineStream<Req, Res>(method: string, items: StreamItems<Req, Res>, ctx: RpcContext): grpc.handleBidiStreamingCall<Req, Res> {
+export function pipelineStream<Req, Res>(
+  method: string,
+  items: StreamItems<Req, Res>,
+  ctx: RpcContext,
+): grpc.handleBidiStreamingCall<Req, Res> {
   const { instruments, logger } = ctx;
   const attrs = new StreamAttributes();
   return (call) => {

@@ -12,7 +12,11 @@ export * from './rpc-stream.js';
 export type UnaryHandler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res;
 
 /** Wraps one unary handler. */
-export function unary<Req, Res>(method: string, handler: UnaryHandler<Req, Res>, ctx: RpcContext): grpc.handleUnaryCall<Req, Res> {
+export function unary<Req, Res>(
+  method: string,
+  handler: UnaryHandler<Req, Res>,
+  ctx: RpcContext,
+): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const started = process.hrtime.bigint();
     const finish = (code: grpc.status, kvCode?: KvErrorCode) => {
@@ -30,13 +34,10 @@ export function unary<Req, Res>(method: string, handler: UnaryHandler<Req, Res>,
     };
     try {
       ctx.guard?.(method);
-      Promise.resolve(handler(call.request, call)).then(
-        (response) => {
-          finish(grpc.status.OK);
-          callback(null, response);
-        },
-        fail,
-      );
+      Promise.resolve(handler(call.request, call)).then((response) => {
+        finish(grpc.status.OK);
+        callback(null, response);
+      }, fail);
     } catch (err) {
       fail(err);
     }
@@ -49,18 +50,23 @@ export function unary<Req, Res>(method: string, handler: UnaryHandler<Req, Res>,
  */
 export function implement<D extends grpc.ServiceDefinition>(
   definition: D,
-  handlers: { [K in keyof D]: D[K] extends grpc.MethodDefinition<infer Req, infer Res>
-    ? D[K]['requestStream'] extends true ? grpc.UntypedHandleCall : UnaryHandler<Req, Res>
-    : never },
+  handlers: {
+    [K in keyof D]: D[K] extends grpc.MethodDefinition<infer Req, infer Res>
+      ? D[K]['requestStream'] extends true
+        ? grpc.UntypedHandleCall
+        : UnaryHandler<Req, Res>
+      : never;
+  },
   ctx: RpcContext,
 ): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [name, method] of Object.entries(definition)) {
     const handler = handlers[name as keyof D] as unknown;
     if (typeof handler !== 'function') throw new Error(`implement: no handler for ${name}`);
-    impl[name] = method.requestStream || method.responseStream
-      ? (handler as grpc.UntypedHandleCall)
-      : (unary(name, handler as UnaryHandler<unknown, unknown>, ctx) as grpc.UntypedHandleCall);
+    impl[name] =
+      method.requestStream || method.responseStream
+        ? (handler as grpc.UntypedHandleCall)
+        : (unary(name, handler as UnaryHandler<unknown, unknown>, ctx) as grpc.UntypedHandleCall);
   }
   return impl;
 }

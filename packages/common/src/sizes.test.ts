@@ -13,12 +13,15 @@ test('parseSize accepts decimal and binary units', () => {
 });
 
 test('parseSize names the field and the bad value', () => {
-  assert.throws(() => parseSize('16 gigs', 'pool-size'), (err: unknown) => {
-    assert.ok(err instanceof KvError);
-    assert.equal(err.code, 'INVALID_ARGUMENT');
-    assert.equal(err.message, 'pool-size: expected a size like 16gb or 512mib, got "16 gigs"');
-    return true;
-  });
+  assert.throws(
+    () => parseSize('16 gigs', 'pool-size'),
+    (err: unknown) => {
+      assert.ok(err instanceof KvError);
+      assert.equal(err.code, 'INVALID_ARGUMENT');
+      assert.equal(err.message, 'pool-size: expected a size like 16gb or 512mib, got "16 gigs"');
+      return true;
+    },
+  );
   assert.throws(() => parseSize(-1, 'x'), /x: expected a size like 16gb, got -1/);
   assert.throws(() => parseSize('', 'x'), /x:/);
 });

@@ -4,7 +4,8 @@ import { invalid } from './errors.js';
 export const NAMESPACE_PATTERN = /^[A-Za-z0-9._:/-]{1,128}$/;
 
 export function checkNamespace(ns: string, field = 'namespace'): string {
-  if (typeof ns !== 'string' || ns.length === 0) throw invalid(field, 'expected 1..128 characters [A-Za-z0-9._:/-]', ns ?? '');
+  if (typeof ns !== 'string' || ns.length === 0)
+    throw invalid(field, 'expected 1..128 characters [A-Za-z0-9._:/-]', ns ?? '');
   if (ns.length > 128) throw invalid(field, `expected at most 128 characters, got ${ns.length}`);
   if (!NAMESPACE_PATTERN.test(ns)) throw invalid(field, 'expected only characters [A-Za-z0-9._:/-]', ns);
   return ns;
@@ -12,7 +13,8 @@ export function checkNamespace(ns: string, field = 'namespace'): string {
 
 /** Identifiers chosen by callers (node ids, instance ids, request ids): 1..128 printable ASCII without spaces. */
 export function checkId(id: string, field: string): string {
-  if (typeof id !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(id)) throw invalid(field, 'expected 1..128 printable characters without spaces', id ?? '');
+  if (typeof id !== 'string' || !/^[\x21-\x7e]{1,128}$/.test(id))
+    throw invalid(field, 'expected 1..128 printable characters without spaces', id ?? '');
   return id;
 }
 
@@ -35,6 +37,7 @@ export function formatHostPort({ host, port }: HostPort): string {
 }
 
 export function checkUint(value: number, field: string, max = Number.MAX_SAFE_INTEGER): number {
-  if (!Number.isSafeInteger(value) || value < 0 || value > max) throw invalid(field, `expected an integer 0..${max}`, value);
+  if (!Number.isSafeInteger(value) || value < 0 || value > max)
+    throw invalid(field, `expected an integer 0..${max}`, value);
   return value;
 }

@@ -26,7 +26,9 @@ export function commandPath(name: CommandName): string {
       tried.push(candidate);
     }
   }
-  throw new Error(`testkit: command ${name} is not installed (run \`npm install\`); looked for ${tried.slice(0, 4).join(', ')}, ...`);
+  throw new Error(
+    `testkit: command ${name} is not installed (run \`npm install\`); looked for ${tried.slice(0, 4).join(', ')}, ...`,
+  );
 }
 
 /** The three kvfabric commands, resolved when first read. */

@@ -31,7 +31,8 @@ export function etcdBinary(): string | undefined {
 /** Reason to skip etcd tests, or undefined. With KVFABRIC_REQUIRE_ETCD=1 (CI) a missing etcd is an error. */
 export function etcdSkipReason(): string | undefined {
   if (etcdBinary()) return undefined;
-  if (process.env.KVFABRIC_REQUIRE_ETCD === '1') throw new Error('etcd is required (KVFABRIC_REQUIRE_ETCD=1) but not installed: apt-get install etcd-server');
+  if (process.env.KVFABRIC_REQUIRE_ETCD === '1')
+    throw new Error('etcd is required (KVFABRIC_REQUIRE_ETCD=1) but not installed: apt-get install etcd-server');
   return 'etcd not installed (apt-get install etcd-server)';
 }
 
@@ -48,11 +49,28 @@ export async function startEtcd(): Promise<EtcdHandle> {
       name: `etcd ${endpoint}`,
       command: bin,
       args: [
-        '--name', 'kvf-test', '--data-dir', join(dir, 'data'),
-        '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
-        '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
-        '--initial-cluster', `kvf-test=${peer}`, '--initial-cluster-state', 'new',
-        '--heartbeat-interval', '50', '--election-timeout', '500', '--log-level', 'warn',
+        '--name',
+        'kvf-test',
+        '--data-dir',
+        join(dir, 'data'),
+        '--listen-client-urls',
+        endpoint,
+        '--advertise-client-urls',
+        endpoint,
+        '--listen-peer-urls',
+        peer,
+        '--initial-advertise-peer-urls',
+        peer,
+        '--initial-cluster',
+        `kvf-test=${peer}`,
+        '--initial-cluster-state',
+        'new',
+        '--heartbeat-interval',
+        '50',
+        '--election-timeout',
+        '500',
+        '--log-level',
+        'warn',
       ],
       env: { ETCD_UNSUPPORTED_ARCH: process.arch === 'arm64' ? 'arm64' : '' },
       healthUrl: `${endpoint}/health`,

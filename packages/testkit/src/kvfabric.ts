@@ -31,7 +31,16 @@ export async function startMetaserver(opts: MetaserverOptions = {}): Promise<Met
     startProcess({
       name: `metaserver ${addr}`,
       command: process.execPath,
-      args: [BIN.metaserver, '--addr', addr, '--http-addr', httpAddr, '--log-level', opts.logLevel ?? 'info', ...(opts.args ?? [])],
+      args: [
+        BIN.metaserver,
+        '--addr',
+        addr,
+        '--http-addr',
+        httpAddr,
+        '--log-level',
+        opts.logLevel ?? 'info',
+        ...(opts.args ?? []),
+      ],
       env: opts.env,
       healthUrl: `http://${httpAddr}/health`,
     });
@@ -77,13 +86,30 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'kvf-node-'));
   const engineSocket = join(dir, 'engine.sock');
   const args = [
-    BIN.node, '--addr', addr, '--http-addr', httpAddr, '--engine-socket', engineSocket,
-    '--pool-size', opts.poolSize ?? '256mib', '--transport', opts.transport ?? 'tcp', '--log-level', opts.logLevel ?? 'info',
+    BIN.node,
+    '--addr',
+    addr,
+    '--http-addr',
+    httpAddr,
+    '--engine-socket',
+    engineSocket,
+    '--pool-size',
+    opts.poolSize ?? '256mib',
+    '--transport',
+    opts.transport ?? 'tcp',
+    '--log-level',
+    opts.logLevel ?? 'info',
     ...(opts.metaserverAddr ? ['--metaserver-addr', opts.metaserverAddr] : []),
     ...(opts.args ?? []),
   ];
   const launch = () =>
-    startProcess({ name: `node ${addr}`, command: process.execPath, args, env: opts.env, healthUrl: `http://${httpAddr}/health` });
+    startProcess({
+      name: `node ${addr}`,
+      command: process.execPath,
+      args,
+      env: opts.env,
+      healthUrl: `http://${httpAddr}/health`,
+    });
   const handle = {
     addr,
     httpAddr,
@@ -113,7 +139,10 @@ export interface CliResult {
 /** Runs `kvfabric ARGS` as a process; never throws on a non-zero exit. */
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN.cli, ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN.cli, ...args], {
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -133,7 +162,11 @@ export interface Cluster extends AsyncDisposable {
 }
 
 /** A metaserver and `nodes` nodes wired to it. Everything stops when the cluster is disposed, even on failure. */
-export async function startCluster(opts: { nodes: number; node?: Omit<NodeOptions, 'metaserverAddr'>; metaserver?: MetaserverOptions }): Promise<Cluster> {
+export async function startCluster(opts: {
+  nodes: number;
+  node?: Omit<NodeOptions, 'metaserverAddr'>;
+  metaserver?: MetaserverOptions;
+}): Promise<Cluster> {
   const owned: AsyncDisposable[] = [];
   const disposeAll = async () => {
     for (const d of owned.reverse()) await d[Symbol.asyncDispose]();

@@ -72,10 +72,14 @@ export class ManagedProcess implements AsyncDisposable {
    * Waits for `url` to answer 200. The default deadline is 20 s, or KVFABRIC_TEST_START_TIMEOUT_MS where processes
    * start slowly for a known reason (the RDMA VM emulates its CPUs).
    */
-  async waitHealthy(url: string, timeoutMs = Number(process.env.KVFABRIC_TEST_START_TIMEOUT_MS) || 20_000): Promise<void> {
+  async waitHealthy(
+    url: string,
+    timeoutMs = Number(process.env.KVFABRIC_TEST_START_TIMEOUT_MS) || 20_000,
+  ): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (!this.running) throw new Error(`${this.name} exited (${JSON.stringify(this.exit)}) before healthy:\n${this.tail()}`);
+      if (!this.running)
+        throw new Error(`${this.name} exited (${JSON.stringify(this.exit)}) before healthy:\n${this.tail()}`);
       try {
         const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
         if (res.ok) return;

@@ -9,13 +9,19 @@ export const hash = defineCommand({
   flags: {
     tokens: { kind: 'string', description: 'file with a JSON array of token ids ("-" for stdin)', required: true },
     'block-size': { kind: 'int', description: 'tokens per block', required: true, min: 1, max: 1 << 20 },
-    'hash-seed': { kind: 'string', description: "vLLM's PYTHONHASHSEED (defaults to $PYTHONHASHSEED; without one the root is random, as in vLLM)" },
+    'hash-seed': {
+      kind: 'string',
+      description: "vLLM's PYTHONHASHSEED (defaults to $PYTHONHASHSEED; without one the root is random, as in vLLM)",
+    },
   },
   needsServer: false,
   // Reading and hashing the file is argument checking: a bad file exits 2.
   parse: (config, env): HashResult => hashTokenFile(config.tokens, config.blockSize, resolveSeed(config.hashSeed, env)),
   run: async (result, { warn }): Promise<HashResult> => {
-    if (result.seed === undefined) warn('no --hash-seed or PYTHONHASHSEED: the root hash is random (as in vLLM), these hashes match no other process');
+    if (result.seed === undefined)
+      warn(
+        'no --hash-seed or PYTHONHASHSEED: the root hash is random (as in vLLM), these hashes match no other process',
+      );
     return result;
   },
   printer: hashPrinter,

@@ -9,7 +9,8 @@ import { healthPrinter, type EtcdHealth, type HealthResult, type HttpHealth } fr
 
 export const health = defineCommand({
   name: 'health',
-  summary: 'Check the metaserver: a gRPC round trip (epoch, latency), with etcd:// the etcd and leader status, and with --http-addr its GET /health.',
+  summary:
+    'Check the metaserver: a gRPC round trip (epoch, latency), with etcd:// the etcd and leader status, and with --http-addr its GET /health.',
   flags: {
     'http-addr': { kind: 'string', description: "the metaserver's HTTP address (host:port) to GET /health from" },
   },
@@ -21,7 +22,9 @@ export const health = defineCommand({
   run: async (args, { client, global }): Promise<HealthResult> => {
     const etcd = await etcdHealth(client!);
     if (etcd && !etcd.leader) {
-      const why = etcd.reachable ? `no metaserver leader elected (${etcd.key} is empty)` : `etcd unreachable: ${etcd.error}`;
+      const why = etcd.reachable
+        ? `no metaserver leader elected (${etcd.key} is empty)`
+        : `etcd unreachable: ${etcd.error}`;
       return { addr: client!.target, etcd, error: new KvError('METASERVER_UNAVAILABLE', why) };
     }
     const started = performance.now();

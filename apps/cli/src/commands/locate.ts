@@ -43,14 +43,19 @@ export const locate = defineCommand({
         const list = hexToHashes(config.hashes!, '--hashes');
         const len = list[0]!.length;
         const odd = list.findIndex((h) => h.length !== len);
-        if (odd >= 0) throw invalid(`--hashes[${odd}]`, `expected ${len} bytes like the first hash`, list[odd]!.toString('hex'));
+        if (odd >= 0)
+          throw invalid(`--hashes[${odd}]`, `expected ${len} bytes like the first hash`, list[odd]!.toString('hex'));
         return list;
       });
     } else if (config.tokens !== undefined) {
       const seed = resolveSeed(config.hashSeed, env);
       if (config.blockSize === undefined) problems.push('--block-size: required with --tokens');
-      if (seed === undefined) problems.push('--hash-seed: required with --tokens (or set PYTHONHASHSEED); without a seed vLLM hashes from a random root that nothing can match');
-      if (config.blockSize !== undefined && seed !== undefined) hashes = check(() => hashTokenFile(config.tokens!, config.blockSize!, seed).hashes);
+      if (seed === undefined)
+        problems.push(
+          '--hash-seed: required with --tokens (or set PYTHONHASHSEED); without a seed vLLM hashes from a random root that nothing can match',
+        );
+      if (config.blockSize !== undefined && seed !== undefined)
+        hashes = check(() => hashTokenFile(config.tokens!, config.blockSize!, seed).hashes);
     } else {
       problems.push('--hashes or --tokens: required');
     }

@@ -13,7 +13,9 @@ export function renderTable(columns: Column[], rows: string[][]): string {
   const widths = columns.map((c, i) => Math.max(c.title.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells
-      .map((cell, i) => (columns[i]!.right ? cell.padStart(widths[i]!) : i === cells.length - 1 ? cell : cell.padEnd(widths[i]!)))
+      .map((cell, i) =>
+        columns[i]!.right ? cell.padStart(widths[i]!) : i === cells.length - 1 ? cell : cell.padEnd(widths[i]!),
+      )
       .join('  ')
       .trimEnd();
   return [line(columns.map((c) => c.title)), ...rows.map(line)].join('\n') + '\n';
@@ -36,17 +38,23 @@ export function count(value: bigint | number): string {
 
 export function transportName(kind: TransportKind): string {
   switch (kind) {
-    case TransportKind.TRANSPORT_KIND_TCP: return 'tcp';
-    case TransportKind.TRANSPORT_KIND_VERBS: return 'verbs';
-    default: return 'unknown';
+    case TransportKind.TRANSPORT_KIND_TCP:
+      return 'tcp';
+    case TransportKind.TRANSPORT_KIND_VERBS:
+      return 'verbs';
+    default:
+      return 'unknown';
   }
 }
 
 export function stateName(state: NodeState): 'live' | 'stale' | 'unknown' {
   switch (state) {
-    case NodeState.NODE_STATE_LIVE: return 'live';
-    case NodeState.NODE_STATE_STALE: return 'stale';
-    default: return 'unknown';
+    case NodeState.NODE_STATE_LIVE:
+      return 'live';
+    case NodeState.NODE_STATE_STALE:
+      return 'stale';
+    default:
+      return 'unknown';
   }
 }
 

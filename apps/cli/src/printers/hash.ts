@@ -6,7 +6,12 @@ import { renderTable } from './format.js';
 export type HashResult = TokenHashes;
 
 export const hashPrinter: Printer<HashResult> = {
-  json: (r) => ({ hashes: r.hashes.map((h) => h.toString('hex')), blockSize: r.blockSize, tokens: r.tokens, seed: r.seed ?? null }),
+  json: (r) => ({
+    hashes: r.hashes.map((h) => h.toString('hex')),
+    blockSize: r.blockSize,
+    tokens: r.tokens,
+    seed: r.seed ?? null,
+  }),
   table: (r) =>
     renderTable(
       [{ title: 'BLOCK', right: true }, { title: 'TOKENS' }, { title: 'HASH' }],

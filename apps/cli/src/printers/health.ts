@@ -47,7 +47,12 @@ function etcdJson(e: EtcdHealth) {
     rttMs: ms(e.rttMs),
     ...(e.error ? { error: e.error } : {}),
     leader: e.leader
-      ? { addr: e.leader.addr, epoch: e.leader.epoch.toString(), since: isoTime(BigInt(e.leader.sinceMs)), replicaId: e.leader.replicaId }
+      ? {
+          addr: e.leader.addr,
+          epoch: e.leader.epoch.toString(),
+          since: isoTime(BigInt(e.leader.sinceMs)),
+          replicaId: e.leader.replicaId,
+        }
       : null,
   };
 }
@@ -57,8 +62,13 @@ function etcdLines(e: EtcdHealth): [string, string][] {
   const l = e.leader;
   const leader = l
     ? `${l.replicaId || '?'} at ${l.addr}, epoch ${l.epoch}, since ${isoTime(BigInt(l.sinceMs))} (${ago(BigInt(l.sinceMs))})`
-    : e.reachable ? `none elected (${e.key} is empty)` : 'unknown';
-  return [['etcd', where], ['etcd leader', leader]];
+    : e.reachable
+      ? `none elected (${e.key} is empty)`
+      : 'unknown';
+  return [
+    ['etcd', where],
+    ['etcd leader', leader],
+  ];
 }
 
 export const healthPrinter: Printer<HealthResult> = {
@@ -67,13 +77,20 @@ export const healthPrinter: Printer<HealthResult> = {
     addr: r.addr,
     epoch: r.stats ? r.stats.epoch.toString() : null,
     rttMs: r.rttMs === undefined ? null : ms(r.rttMs),
-    uptimeSecs: !r.stats || r.stats.startedAtMs === 0n ? null : Math.max(0, Math.floor((Date.now() - Number(r.stats.startedAtMs)) / 1000)),
+    uptimeSecs:
+      !r.stats || r.stats.startedAtMs === 0n
+        ? null
+        : Math.max(0, Math.floor((Date.now() - Number(r.stats.startedAtMs)) / 1000)),
     liveNodes: r.stats ? jsonInt(r.stats.liveNodes) : null,
     staleNodes: r.stats ? jsonInt(r.stats.staleNodes) : null,
     blocks: r.stats ? jsonInt(r.stats.blocks) : null,
     leader: leaderJson(r.stats?.leader),
     ...(r.etcd ? { etcd: etcdJson(r.etcd) } : {}),
-    ...(r.http ? { http: { addr: r.http.addr, status: r.http.status, ok: r.http.ok, rttMs: ms(r.http.rttMs), body: r.http.body } } : {}),
+    ...(r.http
+      ? {
+          http: { addr: r.http.addr, status: r.http.status, ok: r.http.ok, rttMs: ms(r.http.rttMs), body: r.http.body },
+        }
+      : {}),
     ...(r.error ? { error: { code: r.error.code, message: r.error.message.replace(/\s+/g, ' ') } } : {}),
   }),
   table: (r) => {
@@ -92,8 +109,16 @@ export const healthPrinter: Printer<HealthResult> = {
             ['blocks', count(s.blocks)],
           ] as [string, string][])
         : []),
-      ...(r.http ? [['http /health', `${r.http.addr}: ${r.http.status}${r.http.ok ? ' ok' : ''} (${ms(r.http.rttMs)} ms)`] as [string, string]] : []),
+      ...(r.http
+        ? [
+            ['http /health', `${r.http.addr}: ${r.http.status}${r.http.ok ? ' ok' : ''} (${ms(r.http.rttMs)} ms)`] as [
+              string,
+              string,
+            ],
+          ]
+        : []),
     ]);
   },
-  exitCode: (r) => (ok(r) ? EXIT.OK : r.error && CANNOT_CONNECT.has(r.error.code) ? EXIT.CANNOT_CONNECT : EXIT.SERVER_ERROR),
+  exitCode: (r) =>
+    ok(r) ? EXIT.OK : r.error && CANNOT_CONNECT.has(r.error.code) ? EXIT.CANNOT_CONNECT : EXIT.SERVER_ERROR,
 };

@@ -26,26 +26,50 @@ export const locatePrinter: Printer<LocateResult> = {
       poolCapacityBytes: jsonInt(n.poolCapacityBytes),
     })),
     ...(r.owners
-      ? { blocks: r.hashes.map((h, i) => ({ hash: h.toString('hex'), owners: (r.owners!.owners[i] ?? []).map((o) => o.addr) })) }
+      ? {
+          blocks: r.hashes.map((h, i) => ({
+            hash: h.toString('hex'),
+            owners: (r.owners!.owners[i] ?? []).map((o) => o.addr),
+          })),
+        }
       : {}),
   }),
   table: (r) => {
     const best = r.prefix.nodes[0]?.prefixLen ?? 0;
     let out = `namespace ${r.namespace}: ${count(r.hashes.length)} hashes queried, longest prefix ${best} on ${r.prefix.nodes.length} node(s)\n`;
     if (r.prefix.nodes.length > 0) {
-      out += '\n' + renderTable(
-        [{ title: 'ADDR' }, { title: 'PREFIX', right: true }, { title: 'POOL USED', right: true }, { title: 'POOL SIZE', right: true }, { title: 'TRANSPORTS' }, { title: 'NODE ID' }],
-        r.prefix.nodes.map((n) => [
-          n.addr, String(n.prefixLen), formatBytes(n.poolUsedBytes), formatBytes(n.poolCapacityBytes),
-          n.transports.map(transportName).join(',') || '-', n.nodeId,
-        ]),
-      );
+      out +=
+        '\n' +
+        renderTable(
+          [
+            { title: 'ADDR' },
+            { title: 'PREFIX', right: true },
+            { title: 'POOL USED', right: true },
+            { title: 'POOL SIZE', right: true },
+            { title: 'TRANSPORTS' },
+            { title: 'NODE ID' },
+          ],
+          r.prefix.nodes.map((n) => [
+            n.addr,
+            String(n.prefixLen),
+            formatBytes(n.poolUsedBytes),
+            formatBytes(n.poolCapacityBytes),
+            n.transports.map(transportName).join(',') || '-',
+            n.nodeId,
+          ]),
+        );
     }
     if (r.owners) {
-      out += '\n' + renderTable(
-        [{ title: 'BLOCK', right: true }, { title: 'HASH' }, { title: 'OWNERS' }],
-        r.hashes.map((h, i) => [String(i), h.toString('hex'), (r.owners!.owners[i] ?? []).map((o) => o.addr).join(',') || '-']),
-      );
+      out +=
+        '\n' +
+        renderTable(
+          [{ title: 'BLOCK', right: true }, { title: 'HASH' }, { title: 'OWNERS' }],
+          r.hashes.map((h, i) => [
+            String(i),
+            h.toString('hex'),
+            (r.owners!.owners[i] ?? []).map((o) => o.addr).join(',') || '-',
+          ]),
+        );
     }
     return out;
   },

@@ -31,21 +31,30 @@ export const nodesPrinter: Printer<ListNodesResponse> = {
   table: (res) => {
     const head = `leader ${leaderLine(res.leader)}\n\n`;
     if (res.nodes.length === 0) return `${head}no nodes\n`;
-    return head + renderTable(
-      [
-        { title: 'ADDR' }, { title: 'STATE' }, { title: 'BLOCKS', right: true }, { title: 'POOL USED', right: true },
-        { title: 'POOL SIZE', right: true }, { title: 'TRANSPORTS' }, { title: 'LAST HEARTBEAT' }, { title: 'NODE ID' },
-      ],
-      sorted(res).map((n) => [
-        n.addr,
-        stateName(n.state),
-        count(n.indexedBlocks),
-        formatBytes(n.stats?.poolUsedBytes ?? 0n),
-        formatBytes(n.stats?.poolCapacityBytes ?? 0n),
-        n.transports.map(transportName).join(',') || '-',
-        ago(n.lastHeartbeatMs),
-        n.nodeId,
-      ]),
+    return (
+      head +
+      renderTable(
+        [
+          { title: 'ADDR' },
+          { title: 'STATE' },
+          { title: 'BLOCKS', right: true },
+          { title: 'POOL USED', right: true },
+          { title: 'POOL SIZE', right: true },
+          { title: 'TRANSPORTS' },
+          { title: 'LAST HEARTBEAT' },
+          { title: 'NODE ID' },
+        ],
+        sorted(res).map((n) => [
+          n.addr,
+          stateName(n.state),
+          count(n.indexedBlocks),
+          formatBytes(n.stats?.poolUsedBytes ?? 0n),
+          formatBytes(n.stats?.poolCapacityBytes ?? 0n),
+          n.transports.map(transportName).join(',') || '-',
+          ago(n.lastHeartbeatMs),
+          n.nodeId,
+        ]),
+      )
     );
   },
 };

@@ -20,7 +20,9 @@ export function leaderJson(leader: LeaderInfo | undefined) {
 /** One line: "m1 at 10.0.0.5:50056 (ha), epoch 16777217, since 2025-01-01T00:00:00.000Z (5m 3s ago)". */
 export function leaderLine(leader: LeaderInfo | undefined): string {
   if (!leader) return '-';
-  const who = leader.ha ? `${leader.replicaId || '?'} at ${leader.addr || '-'} (ha)` : `${leader.addr || '-'} (single, no HA)`;
+  const who = leader.ha
+    ? `${leader.replicaId || '?'} at ${leader.addr || '-'} (ha)`
+    : `${leader.addr || '-'} (single, no HA)`;
   const since = leader.sinceMs === 0n ? '' : `, since ${isoTime(leader.sinceMs)} (${ago(leader.sinceMs)})`;
   return `${who}, epoch ${leader.epoch}${since}`;
 }
@@ -49,7 +51,12 @@ export const statsPrinter: Printer<GetStatsResponse> = {
     const leader = res.leader;
     return renderPairs([
       ['epoch', res.epoch.toString()],
-      ['started', res.startedAtMs === 0n ? '-' : `${isoTime(res.startedAtMs)} (up ${duration(Date.now() - Number(res.startedAtMs))})`],
+      [
+        'started',
+        res.startedAtMs === 0n
+          ? '-'
+          : `${isoTime(res.startedAtMs)} (up ${duration(Date.now() - Number(res.startedAtMs))})`,
+      ],
       ['blocks', count(res.blocks)],
       ['owners', count(res.owners)],
       ['namespaces', count(res.namespaces)],

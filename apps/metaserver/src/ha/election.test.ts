@@ -77,7 +77,11 @@ test('one leader among three; resign hands over at once with a higher epoch', { 
   try {
     rs.forEach((r) => r.election.start());
     const first = await waitFor('a leader', () => leaderOf(rs), 5000);
-    await waitFor('followers see the leader', () => rs.every((r) => r.election.leader?.epoch === first.elected[0]!.epoch), 3000);
+    await waitFor(
+      'followers see the leader',
+      () => rs.every((r) => r.election.leader?.epoch === first.elected[0]!.epoch),
+      3000,
+    );
     assert.equal(seqOf(first.elected[0]!.epoch), 1n);
     assert.equal(first.elected[0]!.replicaId, first.id);
     // the key in etcd says the same
@@ -91,7 +95,11 @@ test('one leader among three; resign hands over at once with a higher epoch', { 
     assert.ok(Date.now() - t0 < 1500, `resign hand-over took ${Date.now() - t0} ms`);
     assert.equal(seqOf(second.elected[0]!.epoch), 2n);
     assert.deepEqual(first.demoted, ['stopping']);
-    await waitFor('the follower sees the new leader', () => rest.every((r) => r.election.leader?.epoch === second.elected[0]!.epoch), 3000);
+    await waitFor(
+      'the follower sees the new leader',
+      () => rest.every((r) => r.election.leader?.epoch === second.elected[0]!.epoch),
+      3000,
+    );
     const other = rest.find((r) => r !== second)!;
     assert.equal(other.election.leaderChanges, 1);
   } finally {
@@ -149,7 +157,11 @@ test('etcd down: the leader steps down within the TTL; etcd back: a leader again
     const next = await waitFor('a leader after etcd is back', () => leaderOf(rs), 10_000);
     const epoch2 = next.elected.at(-1)!.epoch;
     assert.ok(epoch2 > epoch1, `epoch ${epoch2} after ${epoch1}`);
-    await waitFor('both see it', () => rs.every((r) => r.election.leader?.epoch === epoch2 && r.election.etcdReachable), 3000);
+    await waitFor(
+      'both see it',
+      () => rs.every((r) => r.election.leader?.epoch === epoch2 && r.election.etcdReachable),
+      3000,
+    );
   } finally {
     const max = s.stop();
     for (const r of rs) await r.close();
@@ -157,24 +169,28 @@ test('etcd down: the leader steps down within the TTL; etcd back: a leader again
   }
 });
 
-test('serving() consults the fence on every call: past the deadline it refuses before any timer runs', { skip }, async () => {
-  await using etcd = await startEtcd();
-  let jump = 0;
-  const r = replica(etcd.endpoint, 'r1', '/t4', () => performance.now() + jump);
-  try {
-    r.election.start();
-    await waitFor('r1 leads', () => r.election.serving(), 5000);
-    assert.ok(r.election.fence.remainingMs() > TTL * 1000 * 0.5);
-    jump = TTL * 1000; // as if the process had been paused for a whole TTL
-    assert.equal(r.election.serving(), false, 'refused synchronously');
-    assert.equal(r.election.role, 'leader', 'no timer has run yet');
-    // The loop may step down and win again between two polls, so wait on the demotion record, not the role.
-    await waitFor('the loop steps down', () => r.demoted.length >= 1, 2000);
-    assert.equal(r.demoted.length, 1);
-    await waitFor('re-elected with a new epoch', () => r.election.serving(), 5000);
-    assert.equal(r.elected.length, 2);
-    assert.ok(r.elected[1]!.epoch > r.elected[0]!.epoch);
-  } finally {
-    await r.close();
-  }
-});
+test(
+  'serving() consults the fence on every call: past the deadline it refuses before any timer runs',
+  { skip },
+  async () => {
+    await using etcd = await startEtcd();
+    let jump = 0;
+    const r = replica(etcd.endpoint, 'r1', '/t4', () => performance.now() + jump);
+    try {
+      r.election.start();
+      await waitFor('r1 leads', () => r.election.serving(), 5000);
+      assert.ok(r.election.fence.remainingMs() > TTL * 1000 * 0.5);
+      jump = TTL * 1000; // as if the process had been paused for a whole TTL
+      assert.equal(r.election.serving(), false, 'refused synchronously');
+      assert.equal(r.election.role, 'leader', 'no timer has run yet');
+      // The loop may step down and win again between two polls, so wait on the demotion record, not the role.
+      await waitFor('the loop steps down', () => r.demoted.length >= 1, 2000);
+      assert.equal(r.demoted.length, 1);
+      await waitFor('re-elected with a new epoch', () => r.election.serving(), 5000);
+      assert.equal(r.elected.length, 2);
+      assert.ok(r.elected[1]!.epoch > r.elected[0]!.epoch);
+    } finally {
+      await r.close();
+    }
+  },
+);

@@ -75,7 +75,8 @@ export class LeaderElection {
   private firstObservation = true;
 
   constructor(opts: ElectionOptions) {
-    if (!Number.isInteger(opts.ttlSecs) || opts.ttlSecs < 1) throw new RangeError(`etcd lease TTL must be a whole number of seconds >= 1, got ${opts.ttlSecs}`);
+    if (!Number.isInteger(opts.ttlSecs) || opts.ttlSecs < 1)
+      throw new RangeError(`etcd lease TTL must be a whole number of seconds >= 1, got ${opts.ttlSecs}`);
     this.opts = opts;
     this.log = opts.logger.child({ component: 'election', replica: opts.replicaId });
     this.fence = new LeaseFence(opts.ttlSecs * 1000, opts.clock);
@@ -108,7 +109,9 @@ export class LeaderElection {
     if (this.role === 'leader') this.demote('stopping');
     this.wake();
     await this.loop;
-    await this.revokeStale(1000).catch((err: unknown) => this.log.warn({ err: (err as Error)?.message }, 'could not revoke the lease on stop; it expires by itself'));
+    await this.revokeStale(1000).catch((err: unknown) =>
+      this.log.warn({ err: (err as Error)?.message }, 'could not revoke the lease on stop; it expires by itself'),
+    );
     await this.watcher?.cancel().catch(() => undefined);
   }
 
@@ -132,7 +135,10 @@ export class LeaderElection {
   /** Reads the leader key and the epoch counter (the campaign transaction re-checks both). */
   private async read(): Promise<{ present: boolean; seq: bigint; epochModRevision: string }> {
     const { etcd } = this.opts;
-    const [leaderRes, epochRes] = await Promise.all([etcd.get(this.keys.leader).exec(), etcd.get(this.keys.epoch).exec()]);
+    const [leaderRes, epochRes] = await Promise.all([
+      etcd.get(this.keys.leader).exec(),
+      etcd.get(this.keys.epoch).exec(),
+    ]);
     this.reachable();
     const leaderKv = leaderRes.kvs[0];
     const epochKv = epochRes.kvs[0];
@@ -149,13 +155,21 @@ export class LeaderElection {
     const sentAt = this.fence.now();
     const grant = await etcd.leaseClient.leaseGrant({ TTL: ttlSecs, ID: 0 });
     const leaseId = grant.ID;
-    const record: LeaderRecord = { addr: this.opts.addr, epoch: epochFor(seq + 1n), sinceMs: this.wallClock(), replicaId: this.opts.replicaId };
+    const record: LeaderRecord = {
+      addr: this.opts.addr,
+      epoch: epochFor(seq + 1n),
+      sinceMs: this.wallClock(),
+      replicaId: this.opts.replicaId,
+    };
     let result;
     try {
       result = await etcd
         .if(this.keys.leader, 'Create', '==', 0)
         .and(this.keys.epoch, 'Mod', '==', epochModRevision)
-        .then(etcd.put(this.keys.epoch).value((seq + 1n).toString()), etcd.put(this.keys.leader).value(encodeLeaderRecord(record)).lease(leaseId))
+        .then(
+          etcd.put(this.keys.epoch).value((seq + 1n).toString()),
+          etcd.put(this.keys.leader).value(encodeLeaderRecord(record)).lease(leaseId),
+        )
         .commit();
     } catch (err) {
       this.staleLeases.add(leaseId); // the put may have landed: revoke to be sure nobody waits on it
@@ -171,7 +185,15 @@ export class LeaderElection {
     this.observe({ record, revision: this.electedRevision });
     this.opts.onElected(record); // fresh store before the first RPC is let through
     this.role = 'leader';
-    this.log.info({ epoch: record.epoch.toString(), seq: (seq + 1n).toString(), lease: leaseId, validForMs: Math.round(this.fence.remainingMs()) }, 'elected leader');
+    this.log.info(
+      {
+        epoch: record.epoch.toString(),
+        seq: (seq + 1n).toString(),
+        lease: leaseId,
+        validForMs: Math.round(this.fence.remainingMs()),
+      },
+      'elected leader',
+    );
     return true;
   }
 
@@ -184,7 +206,10 @@ export class LeaderElection {
       }
       const sentAt = this.fence.now();
       try {
-        const ttlSecs = await this.keepAliveOnce(this.leaseId!, Math.max(50, Math.min(this.periodMs * 2, this.fence.remainingMs())));
+        const ttlSecs = await this.keepAliveOnce(
+          this.leaseId!,
+          Math.max(50, Math.min(this.periodMs * 2, this.fence.remainingMs())),
+        );
         this.reachable();
         if (ttlSecs <= 0) {
           this.demote('etcd reports the lease expired');
@@ -211,7 +236,10 @@ export class LeaderElection {
         stream.end();
         fn();
       };
-      const timer = setTimeout(() => settle(() => reject(new Error(`keepalive timed out after ${timeoutMs} ms`))), timeoutMs + 50);
+      const timer = setTimeout(
+        () => settle(() => reject(new Error(`keepalive timed out after ${timeoutMs} ms`))),
+        timeoutMs + 50,
+      );
       stream.on('data', (res: { TTL: string }) => settle(() => resolve(Number(res.TTL))));
       stream.on('error', (err: unknown) => settle(() => reject(err)));
       stream.write({ ID: leaseId });
@@ -232,10 +260,16 @@ export class LeaderElection {
   private async revokeStale(timeoutMs?: number): Promise<void> {
     for (const id of [...this.staleLeases]) {
       try {
-        await this.opts.etcd.leaseClient.leaseRevoke({ ID: id }, timeoutMs ? { deadline: Date.now() + timeoutMs } : undefined);
+        await this.opts.etcd.leaseClient.leaseRevoke(
+          { ID: id },
+          timeoutMs ? { deadline: Date.now() + timeoutMs } : undefined,
+        );
         this.staleLeases.delete(id);
       } catch (err) {
-        if (/not found|LeaseInvalid|lease not found/i.test(String((err as Error)?.message)) || (err as Error)?.name === 'EtcdLeaseInvalidError') {
+        if (
+          /not found|LeaseInvalid|lease not found/i.test(String((err as Error)?.message)) ||
+          (err as Error)?.name === 'EtcdLeaseInvalidError'
+        ) {
           this.staleLeases.delete(id);
         } else {
           throw err;
@@ -248,7 +282,8 @@ export class LeaderElection {
     const revision = BigInt(kv.mod_revision);
     if (this.role === 'leader' && revision > this.electedRevision) {
       const record = put ? this.decode(kv) : undefined;
-      if (record?.epoch !== this.leader?.epoch) this.demote(put ? 'leader key now names another replica' : 'leader key deleted');
+      if (record?.epoch !== this.leader?.epoch)
+        this.demote(put ? 'leader key now names another replica' : 'leader key deleted');
     }
     this.observe({ record: put ? this.decode(kv) : undefined, revision });
     this.wake();
@@ -264,7 +299,10 @@ export class LeaderElection {
     if (this.firstObservation) this.firstObservation = false;
     else this.leaderChanges++;
     this.lastChangeMs = this.wallClock();
-    this.log.info({ leader: o.record.addr, epoch: o.record.epoch.toString(), replica: o.record.replicaId }, 'leader observed');
+    this.log.info(
+      { leader: o.record.addr, epoch: o.record.epoch.toString(), replica: o.record.replicaId },
+      'leader observed',
+    );
   }
 
   private decode(kv: IKeyValue): LeaderRecord | undefined {

@@ -38,7 +38,10 @@ export class HaMode {
       serving: () => this.serving(),
       leaderChanges: () => this.election?.leaderChanges ?? 0,
       lastChangeMs: () => this.election?.lastChangeMs,
-      etcd: { reachable: () => this.election?.etcdReachable ?? false, leaseRemainingMs: () => (this.serving() ? this.election!.fence.remainingMs() : 0) },
+      etcd: {
+        reachable: () => this.election?.etcdReachable ?? false,
+        leaseRemainingMs: () => (this.serving() ? this.election!.fence.remainingMs() : 0),
+      },
     });
   }
 
@@ -55,7 +58,16 @@ export class HaMode {
       onDemoted: this.opts.onDemoted,
     });
     this.election.start();
-    this.opts.logger.info({ replica: this.replicaId, advertiseAddr, prefix: this.prefix, ttlSecs: this.opts.ttlSecs, etcd: this.opts.endpoints }, 'HA mode: campaigning');
+    this.opts.logger.info(
+      {
+        replica: this.replicaId,
+        advertiseAddr,
+        prefix: this.prefix,
+        ttlSecs: this.opts.ttlSecs,
+        etcd: this.opts.endpoints,
+      },
+      'HA mode: campaigning',
+    );
   }
 
   serving(): boolean {
@@ -85,7 +97,13 @@ export class HaMode {
   /** LeaderInfo for ListNodes/GetStats (only answered while leading, so it names this replica). */
   leaderInfo(): LeaderInfo {
     const r = this.election?.leader;
-    return { addr: r?.addr ?? '', epoch: r?.epoch ?? 0n, sinceMs: BigInt(r?.sinceMs ?? 0), ha: true, replicaId: r?.replicaId ?? '' };
+    return {
+      addr: r?.addr ?? '',
+      epoch: r?.epoch ?? 0n,
+      sinceMs: BigInt(r?.sinceMs ?? 0),
+      ha: true,
+      replicaId: r?.replicaId ?? '',
+    };
   }
 
   /** Elections under this prefix minus the first: a cluster-wide count that survives replica restarts. */

@@ -15,21 +15,32 @@ export interface LeadershipSource {
   etcd?: { reachable(): boolean; leaseRemainingMs(): number };
 }
 
-export function registerLeadershipMetrics(metrics: Metrics, source: LeadershipSource, clock: () => number = Date.now): void {
+export function registerLeadershipMetrics(
+  metrics: Metrics,
+  source: LeadershipSource,
+  clock: () => number = Date.now,
+): void {
   const m = metrics.meter;
-  m.createObservableGauge('kvfabric_metaserver_is_leader', { description: '1 while this process serves metaserver RPCs (leader with a valid lease)' })
-    .addCallback((r) => r.observe(source.serving() ? 1 : 0));
-  m.createObservableCounter('kvfabric_metaserver_leader_changes_total', { description: 'Leader changes seen by this replica' })
-    .addCallback((r) => r.observe(source.leaderChanges()));
-  m.createObservableGauge('kvfabric_metaserver_leader_age_seconds', { description: 'Time since the current leader was elected', unit: 's' })
-    .addCallback((r) => {
-      const since = source.lastChangeMs();
-      if (since !== undefined) r.observe(Math.max(0, (clock() - since) / 1000));
-    });
+  m.createObservableGauge('kvfabric_metaserver_is_leader', {
+    description: '1 while this process serves metaserver RPCs (leader with a valid lease)',
+  }).addCallback((r) => r.observe(source.serving() ? 1 : 0));
+  m.createObservableCounter('kvfabric_metaserver_leader_changes_total', {
+    description: 'Leader changes seen by this replica',
+  }).addCallback((r) => r.observe(source.leaderChanges()));
+  m.createObservableGauge('kvfabric_metaserver_leader_age_seconds', {
+    description: 'Time since the current leader was elected',
+    unit: 's',
+  }).addCallback((r) => {
+    const since = source.lastChangeMs();
+    if (since !== undefined) r.observe(Math.max(0, (clock() - since) / 1000));
+  });
   const etcd = source.etcd;
   if (!etcd) return;
-  m.createObservableGauge('kvfabric_metaserver_etcd_reachable', { description: '1 when the last etcd call succeeded' })
-    .addCallback((r) => r.observe(etcd.reachable() ? 1 : 0));
-  m.createObservableGauge('kvfabric_metaserver_lease_remaining_seconds', { description: 'How long this leader may serve without another keepalive', unit: 's' })
-    .addCallback((r) => r.observe(etcd.leaseRemainingMs() / 1000));
+  m.createObservableGauge('kvfabric_metaserver_etcd_reachable', {
+    description: '1 when the last etcd call succeeded',
+  }).addCallback((r) => r.observe(etcd.reachable() ? 1 : 0));
+  m.createObservableGauge('kvfabric_metaserver_lease_remaining_seconds', {
+    description: 'How long this leader may serve without another keepalive',
+    unit: 's',
+  }).addCallback((r) => r.observe(etcd.leaseRemainingMs() / 1000));
 }

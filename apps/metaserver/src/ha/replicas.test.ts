@@ -22,7 +22,9 @@ interface Replica {
   client: RawClient;
 }
 
-type Answer = { ok: true; stats: GetStatsResponse } | { ok: false; code: grpc.status; kv: string; leaderAddr: string; details: string };
+type Answer =
+  | { ok: true; stats: GetStatsResponse }
+  | { ok: false; code: grpc.status; kv: string; leaderAddr: string; details: string };
 
 function getStats(client: RawClient, deadlineMs = 1000): Promise<Answer> {
   return new Promise((resolve) => {
@@ -49,16 +51,33 @@ function hashes(n: number): HashList {
   return { packed, hashLen: 32 };
 }
 
-async function startReplicas(etcdEndpoint: string, prefix: string, ids = ['m1', 'm2', 'm3']): Promise<Replica[] & AsyncDisposable> {
+async function startReplicas(
+  etcdEndpoint: string,
+  prefix: string,
+  ids = ['m1', 'm2', 'm3'],
+): Promise<Replica[] & AsyncDisposable> {
   const started = await Promise.all(
     ids.map((id) =>
       startMetaserver({
-        args: ['--etcd-endpoints', etcdEndpoint, '--etcd-prefix', prefix, '--etcd-lease-ttl-secs', String(TTL_SECS), '--replica-id', id],
+        args: [
+          '--etcd-endpoints',
+          etcdEndpoint,
+          '--etcd-prefix',
+          prefix,
+          '--etcd-lease-ttl-secs',
+          String(TTL_SECS),
+          '--replica-id',
+          id,
+        ],
         logLevel: 'warn',
       }),
     ),
   );
-  const replicas = started.map((ms, i) => ({ id: ids[i]!, ms, client: new MetaserverClient(ms.addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS) }));
+  const replicas = started.map((ms, i) => ({
+    id: ids[i]!,
+    ms,
+    client: new MetaserverClient(ms.addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS),
+  }));
   return Object.assign(replicas, {
     async [Symbol.asyncDispose]() {
       for (const r of replicas) {
@@ -71,147 +90,192 @@ async function startReplicas(etcdEndpoint: string, prefix: string, ids = ['m1', 
 }
 
 /** Polls every replica until exactly one answers GetStats; returns it with its answer. */
-async function waitForLeader(replicas: Replica[], timeoutMs: number): Promise<{ leader: Replica; stats: GetStatsResponse; waitedMs: number }> {
+async function waitForLeader(
+  replicas: Replica[],
+  timeoutMs: number,
+): Promise<{ leader: Replica; stats: GetStatsResponse; waitedMs: number }> {
   const t0 = Date.now();
   for (;;) {
-    const answers = await Promise.all(replicas.map((r) => (r.ms.proc.running ? getStats(r.client, 300) : Promise.resolve(undefined))));
-    const ok = replicas.flatMap((r, i) => (answers[i]?.ok ? [{ leader: r, stats: (answers[i] as { stats: GetStatsResponse }).stats }] : []));
-    assert.ok(ok.length <= 1, `two replicas answered as leader: ${ok.map((o) => `${o.leader.id}@${o.stats.epoch}`).join(', ')}`);
+    const answers = await Promise.all(
+      replicas.map((r) => (r.ms.proc.running ? getStats(r.client, 300) : Promise.resolve(undefined))),
+    );
+    const ok = replicas.flatMap((r, i) =>
+      answers[i]?.ok ? [{ leader: r, stats: (answers[i] as { stats: GetStatsResponse }).stats }] : [],
+    );
+    assert.ok(
+      ok.length <= 1,
+      `two replicas answered as leader: ${ok.map((o) => `${o.leader.id}@${o.stats.epoch}`).join(', ')}`,
+    );
     if (ok.length === 1) return { ...ok[0]!, waitedMs: Date.now() - t0 };
     if (Date.now() - t0 > timeoutMs) assert.fail(`no leader within ${timeoutMs} ms`);
     await sleep(20);
   }
 }
 
-async function health(r: Replica): Promise<{ role: string; epoch: string; ha: { leader: { replica_id: string } | null; etcd: { reachable: boolean } } }> {
+async function health(r: Replica): Promise<{
+  role: string;
+  epoch: string;
+  ha: { leader: { replica_id: string } | null; etcd: { reachable: boolean } };
+}> {
   const res = await fetch(`http://${r.ms.httpAddr}/health`);
   assert.equal(res.status, 200);
   return (await res.json()) as never;
 }
 
-test('one leader; followers redirect; kill -9 → new leader within TTL + 2 s with a new epoch and a fresh index', { skip }, async () => {
-  await using etcd = await startEtcd();
-  await using replicas = await startReplicas(etcd.endpoint, '/kvf-kill');
-  const { leader, stats } = await waitForLeader(replicas, 10_000);
-  assert.equal(stats.leader?.ha, true);
-  assert.equal(stats.leader?.replicaId, leader.id);
-  assert.equal(stats.leader?.addr, leader.ms.addr);
-  assert.equal(stats.leader?.epoch, stats.epoch);
-  assert.equal(seqOf(stats.epoch), 1n);
-  assert.equal(stats.leaderChanges, 0n);
+test(
+  'one leader; followers redirect; kill -9 → new leader within TTL + 2 s with a new epoch and a fresh index',
+  { skip },
+  async () => {
+    await using etcd = await startEtcd();
+    await using replicas = await startReplicas(etcd.endpoint, '/kvf-kill');
+    const { leader, stats } = await waitForLeader(replicas, 10_000);
+    assert.equal(stats.leader?.ha, true);
+    assert.equal(stats.leader?.replicaId, leader.id);
+    assert.equal(stats.leader?.addr, leader.ms.addr);
+    assert.equal(stats.leader?.epoch, stats.epoch);
+    assert.equal(seqOf(stats.epoch), 1n);
+    assert.equal(stats.leaderChanges, 0n);
 
-  for (const f of replicas.filter((r) => r !== leader)) {
-    const a = await getStats(f.client);
-    assert.ok(!a.ok);
-    assert.equal(a.code, grpc.status.UNAVAILABLE);
-    assert.equal(a.kv, 'NOT_LEADER');
-    assert.equal(a.leaderAddr, leader.ms.addr);
-    assert.match(a.details, new RegExp(`follower; the leader is ${leader.id} at ${leader.ms.addr.replace(/\./g, '\\.')}`));
-    const h = await health(f);
+    for (const f of replicas.filter((r) => r !== leader)) {
+      const a = await getStats(f.client);
+      assert.ok(!a.ok);
+      assert.equal(a.code, grpc.status.UNAVAILABLE);
+      assert.equal(a.kv, 'NOT_LEADER');
+      assert.equal(a.leaderAddr, leader.ms.addr);
+      assert.match(
+        a.details,
+        new RegExp(`follower; the leader is ${leader.id} at ${leader.ms.addr.replace(/\./g, '\\.')}`),
+      );
+      const h = await health(f);
+      assert.equal(h.role, 'follower');
+      assert.equal(h.ha.leader?.replica_id, leader.id);
+      assert.equal(h.epoch, stats.epoch.toString());
+    }
+    assert.equal((await health(leader)).role, 'leader');
+
+    // the leader indexes blocks
+    await unary((cb) =>
+      leader.client.heartbeat(
+        {
+          nodeId: 'n1',
+          addr: '127.0.0.1:7001',
+          transports: [],
+          stats: { poolCapacityBytes: 100n, poolUsedBytes: 0n, blocks: 0n },
+        },
+        cb,
+      ),
+    );
+    await unary((cb) => leader.client.insertBlocks({ nodeId: 'n1', namespace: 'ns', hashes: hashes(10) }, cb));
+    const before = await getStats(leader.client);
+    assert.ok(before.ok && before.stats.blocks === 10n);
+
+    const killedAt = Date.now();
+    leader.ms.proc.kill('SIGKILL');
+    const rest = replicas.filter((r) => r !== leader);
+    const next = await waitForLeader(rest, (TTL_SECS + 2) * 1000);
+    const failoverMs = Date.now() - killedAt;
+    assert.ok(failoverMs <= (TTL_SECS + 2) * 1000, `failover took ${failoverMs} ms`);
+    assert.ok(next.stats.epoch > stats.epoch);
+    assert.equal(seqOf(next.stats.epoch), 2n);
+    assert.equal(next.stats.leaderChanges, 1n);
+    assert.equal(next.stats.blocks, 0n, 'a new leader starts with a fresh index');
+    assert.equal(next.stats.leader?.replicaId, next.leader.id);
+    const other = rest.find((r) => r !== next.leader)!;
+    const redirected = await getStats(other.client);
+    assert.ok(!redirected.ok && redirected.leaderAddr === next.leader.ms.addr);
+  },
+);
+
+test(
+  'a leader paused past its lease (SIGSTOP) never answers with its old epoch after the new leader exists',
+  { skip },
+  async () => {
+    await using etcd = await startEtcd();
+    await using replicas = await startReplicas(etcd.endpoint, '/kvf-pause');
+    const first = await waitForLeader(replicas, 10_000);
+    const oldEpoch = first.stats.epoch;
+
+    // every replica is asked continuously, each by its own loop, so a paused one does not slow the others
+    const answers: { id: string; sentAt: number; at: number; epoch?: bigint; kv?: string }[] = [];
+    let sampling = true;
+    const loops = replicas.map(async (r) => {
+      while (sampling) {
+        const sentAt = Date.now();
+        const a = await getStats(r.client, 500);
+        answers.push({ id: r.id, sentAt, at: Date.now(), ...(a.ok ? { epoch: a.stats.epoch } : { kv: a.kv }) });
+        await sleep(10);
+      }
+    });
+
+    await sleep(200);
+    const pausedAt = Date.now();
+    first.leader.ms.proc.kill('SIGSTOP');
+    const rest = replicas.filter((r) => r !== first.leader);
+    const deadline = pausedAt + (TTL_SECS + 2) * 1000;
+    while (!answers.some((a) => a.epoch !== undefined && a.epoch !== oldEpoch)) {
+      assert.ok(Date.now() < deadline, 'no new leader while the old one was paused');
+      await sleep(20);
+    }
+    const newEpoch = answers.find((a) => a.epoch !== undefined && a.epoch !== oldEpoch)!.epoch!;
+    assert.ok(newEpoch > oldEpoch);
+    await sleep(500);
+    const resumedAt = Date.now();
+    first.leader.ms.proc.kill('SIGCONT');
+    await sleep(1500);
+    sampling = false;
+    await Promise.all(loops);
+
+    const fromOld = answers.filter((a) => a.id === first.leader.id);
+    const staleAfterPause = fromOld.filter((a) => a.epoch !== undefined && a.at > pausedAt);
+    assert.deepEqual(staleAfterPause, [], 'the paused leader answered after being paused');
+    assert.ok(answers.every((a) => a.epoch === undefined || a.epoch === oldEpoch || a.epoch === newEpoch));
+    assert.ok(
+      answers.filter((a) => a.epoch === oldEpoch).every((a) => a.at <= pausedAt + 50),
+      'old-epoch answer after the pause',
+    );
+    // after waking up it refuses, as a follower of the new leader
+    const afterResume = fromOld.filter((a) => a.sentAt >= resumedAt);
+    assert.ok(
+      afterResume.length > 0 && afterResume.every((a) => a.kv === 'NOT_LEADER'),
+      JSON.stringify(afterResume.slice(0, 3)),
+    );
+    const a = await getStats(first.leader.client);
+    const newLeader = rest.find((r) => r.id === answers.find((x) => x.epoch === newEpoch)!.id)!;
+    assert.ok(!a.ok && a.leaderAddr === newLeader.ms.addr, JSON.stringify(a));
+  },
+);
+
+test(
+  'etcd down: the leader refuses within the TTL and says why; etcd back: a leader again with a new epoch',
+  { skip },
+  async () => {
+    await using etcd = await startEtcd();
+    await using replicas = await startReplicas(etcd.endpoint, '/kvf-etcd', ['m1', 'm2']);
+    const first = await waitForLeader(replicas, 10_000);
+    const stoppedAt = Date.now();
+    await etcd.stop();
+    let refusal: Answer | undefined;
+    while (Date.now() - stoppedAt < TTL_SECS * 1000 + 500) {
+      const a = await getStats(first.leader.client, 300);
+      if (!a.ok) {
+        refusal = a;
+        break;
+      }
+      await sleep(20);
+    }
+    assert.ok(refusal && !refusal.ok, `the leader kept serving ${Date.now() - stoppedAt} ms after etcd stopped`);
+    assert.ok(Date.now() - stoppedAt <= TTL_SECS * 1000, `stepped down after ${Date.now() - stoppedAt} ms`);
+    assert.equal(refusal.kv, 'NOT_LEADER');
+    assert.equal(refusal.leaderAddr, '', 'no leader to redirect to');
+    await sleep(300);
+    const h = await health(first.leader);
     assert.equal(h.role, 'follower');
-    assert.equal(h.ha.leader?.replica_id, leader.id);
-    assert.equal(h.epoch, stats.epoch.toString());
-  }
-  assert.equal((await health(leader)).role, 'leader');
+    assert.equal(h.ha.etcd.reachable, false);
+    for (const r of replicas) assert.ok(!(await getStats(r.client, 300)).ok);
 
-  // the leader indexes blocks
-  await unary((cb) => leader.client.heartbeat({ nodeId: 'n1', addr: '127.0.0.1:7001', transports: [], stats: { poolCapacityBytes: 100n, poolUsedBytes: 0n, blocks: 0n } }, cb));
-  await unary((cb) => leader.client.insertBlocks({ nodeId: 'n1', namespace: 'ns', hashes: hashes(10) }, cb));
-  const before = await getStats(leader.client);
-  assert.ok(before.ok && before.stats.blocks === 10n);
-
-  const killedAt = Date.now();
-  leader.ms.proc.kill('SIGKILL');
-  const rest = replicas.filter((r) => r !== leader);
-  const next = await waitForLeader(rest, (TTL_SECS + 2) * 1000);
-  const failoverMs = Date.now() - killedAt;
-  assert.ok(failoverMs <= (TTL_SECS + 2) * 1000, `failover took ${failoverMs} ms`);
-  assert.ok(next.stats.epoch > stats.epoch);
-  assert.equal(seqOf(next.stats.epoch), 2n);
-  assert.equal(next.stats.leaderChanges, 1n);
-  assert.equal(next.stats.blocks, 0n, 'a new leader starts with a fresh index');
-  assert.equal(next.stats.leader?.replicaId, next.leader.id);
-  const other = rest.find((r) => r !== next.leader)!;
-  const redirected = await getStats(other.client);
-  assert.ok(!redirected.ok && redirected.leaderAddr === next.leader.ms.addr);
-});
-
-test('a leader paused past its lease (SIGSTOP) never answers with its old epoch after the new leader exists', { skip }, async () => {
-  await using etcd = await startEtcd();
-  await using replicas = await startReplicas(etcd.endpoint, '/kvf-pause');
-  const first = await waitForLeader(replicas, 10_000);
-  const oldEpoch = first.stats.epoch;
-
-  // every replica is asked continuously, each by its own loop, so a paused one does not slow the others
-  const answers: { id: string; sentAt: number; at: number; epoch?: bigint; kv?: string }[] = [];
-  let sampling = true;
-  const loops = replicas.map(async (r) => {
-    while (sampling) {
-      const sentAt = Date.now();
-      const a = await getStats(r.client, 500);
-      answers.push({ id: r.id, sentAt, at: Date.now(), ...(a.ok ? { epoch: a.stats.epoch } : { kv: a.kv }) });
-      await sleep(10);
-    }
-  });
-
-  await sleep(200);
-  const pausedAt = Date.now();
-  first.leader.ms.proc.kill('SIGSTOP');
-  const rest = replicas.filter((r) => r !== first.leader);
-  const deadline = pausedAt + (TTL_SECS + 2) * 1000;
-  while (!answers.some((a) => a.epoch !== undefined && a.epoch !== oldEpoch)) {
-    assert.ok(Date.now() < deadline, 'no new leader while the old one was paused');
-    await sleep(20);
-  }
-  const newEpoch = answers.find((a) => a.epoch !== undefined && a.epoch !== oldEpoch)!.epoch!;
-  assert.ok(newEpoch > oldEpoch);
-  await sleep(500);
-  const resumedAt = Date.now();
-  first.leader.ms.proc.kill('SIGCONT');
-  await sleep(1500);
-  sampling = false;
-  await Promise.all(loops);
-
-  const fromOld = answers.filter((a) => a.id === first.leader.id);
-  const staleAfterPause = fromOld.filter((a) => a.epoch !== undefined && a.at > pausedAt);
-  assert.deepEqual(staleAfterPause, [], 'the paused leader answered after being paused');
-  assert.ok(answers.every((a) => a.epoch === undefined || a.epoch === oldEpoch || a.epoch === newEpoch));
-  assert.ok(answers.filter((a) => a.epoch === oldEpoch).every((a) => a.at <= pausedAt + 50), 'old-epoch answer after the pause');
-  // after waking up it refuses, as a follower of the new leader
-  const afterResume = fromOld.filter((a) => a.sentAt >= resumedAt);
-  assert.ok(afterResume.length > 0 && afterResume.every((a) => a.kv === 'NOT_LEADER'), JSON.stringify(afterResume.slice(0, 3)));
-  const a = await getStats(first.leader.client);
-  const newLeader = rest.find((r) => r.id === (answers.find((x) => x.epoch === newEpoch)!.id))!;
-  assert.ok(!a.ok && a.leaderAddr === newLeader.ms.addr, JSON.stringify(a));
-});
-
-test('etcd down: the leader refuses within the TTL and says why; etcd back: a leader again with a new epoch', { skip }, async () => {
-  await using etcd = await startEtcd();
-  await using replicas = await startReplicas(etcd.endpoint, '/kvf-etcd', ['m1', 'm2']);
-  const first = await waitForLeader(replicas, 10_000);
-  const stoppedAt = Date.now();
-  await etcd.stop();
-  let refusal: Answer | undefined;
-  while (Date.now() - stoppedAt < TTL_SECS * 1000 + 500) {
-    const a = await getStats(first.leader.client, 300);
-    if (!a.ok) {
-      refusal = a;
-      break;
-    }
-    await sleep(20);
-  }
-  assert.ok(refusal && !refusal.ok, `the leader kept serving ${Date.now() - stoppedAt} ms after etcd stopped`);
-  assert.ok(Date.now() - stoppedAt <= TTL_SECS * 1000, `stepped down after ${Date.now() - stoppedAt} ms`);
-  assert.equal(refusal.kv, 'NOT_LEADER');
-  assert.equal(refusal.leaderAddr, '', 'no leader to redirect to');
-  await sleep(300);
-  const h = await health(first.leader);
-  assert.equal(h.role, 'follower');
-  assert.equal(h.ha.etcd.reachable, false);
-  for (const r of replicas) assert.ok(!(await getStats(r.client, 300)).ok);
-
-  await etcd.start();
-  const next = await waitForLeader(replicas, 10_000);
-  assert.ok(next.stats.epoch > first.stats.epoch);
-  assert.equal((await health(next.leader)).ha.etcd.reachable, true);
-});
+    await etcd.start();
+    const next = await waitForLeader(replicas, 10_000);
+    assert.ok(next.stats.epoch > first.stats.epoch);
+    assert.equal((await health(next.leader)).ha.etcd.reachable, true);
+  },
+);

@@ -28,9 +28,10 @@ function check(table: BlockTable, ref: Map<string, number>, universe: Buffer[], 
     if (want !== undefined) assert.deepEqual(table.key(want), key);
     // findNear agrees whatever the guess: right, wrong, out of range, or a freed id still holding these bytes
     const former = formerIds.get(key.toString('latin1'));
-    for (const guess of [want ?? 0, i % (table.idBound + 2) - 1, former ?? -1]) {
+    for (const guess of [want ?? 0, (i % (table.idBound + 2)) - 1, former ?? -1]) {
       assert.equal(table.findNear(key, 0, guess), want ?? -1, `findNear ${key.toString('hex')} guess ${guess}`);
-      if (key.length % 4 === 0) assert.equal(table.findNear(key, 0, guess, words(key)), want ?? -1, `findNear words, guess ${guess}`);
+      if (key.length % 4 === 0)
+        assert.equal(table.findNear(key, 0, guess, words(key)), want ?? -1, `findNear words, guess ${guess}`);
     }
   }
 }

@@ -77,7 +77,7 @@ export class BlockTable {
    * (an entry without owners must not outlive the call; use `delete`).
    */
   findOrAdd(buf: Uint8Array, off: number): number {
-    if ((this.size + 1) > this.slotCount * MAX_LOAD) this.grow();
+    if (this.size + 1 > this.slotCount * MAX_LOAD) this.grow();
     const h = tableHash(buf, off, this.hashLen);
     const { slots, mask, keys } = this;
     let s = h & mask;

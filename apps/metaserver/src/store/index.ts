@@ -1,6 +1,16 @@
 export { MetaStore, randomEpoch } from './store.js';
 export type {
-  MetaStoreOptions, Hashes, HeartbeatInput, HeartbeatResult, InsertResult, NodeRef, NodePrefixResult, NodeView,
-  NamespaceView, NodeStatsInput, StoreStats, SweepResult,
+  MetaStoreOptions,
+  Hashes,
+  HeartbeatInput,
+  HeartbeatResult,
+  InsertResult,
+  NodeRef,
+  NodePrefixResult,
+  NodeView,
+  NamespaceView,
+  NodeStatsInput,
+  StoreStats,
+  SweepResult,
 } from './types.js';
 export { BlockTable } from './block-table.js';

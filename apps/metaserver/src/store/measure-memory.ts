@@ -44,7 +44,8 @@ export function measure(entries: number, ownersPerBlock = 1): MemoryResult {
       }
     }
     const slice = { packed: packed.subarray(0, count * 32), hashLen: 32 };
-    for (let o = 0; o < ownersPerBlock; o++) store.insert(`node-${(base / BATCH + o) % NODES}`, 'model/fp16/tp1', slice);
+    for (let o = 0; o < ownersPerBlock; o++)
+      store.insert(`node-${(base / BATCH + o) % NODES}`, 'model/fp16/tp1', slice);
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const after = usedBytes();
@@ -69,6 +70,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const sizes = args.length > 0 ? args.map(Number) : [1_000_000, 10_000_000];
   for (const n of sizes) {
     const r = measure(n, owners);
-    console.log(JSON.stringify({ ...r, bytesPerEntryProcess: +r.bytesPerEntryProcess.toFixed(1), bytesPerEntryIndex: +r.bytesPerEntryIndex.toFixed(1), insertsPerSec: Math.round(r.insertsPerSec) }));
+    console.log(
+      JSON.stringify({
+        ...r,
+        bytesPerEntryProcess: +r.bytesPerEntryProcess.toFixed(1),
+        bytesPerEntryIndex: +r.bytesPerEntryIndex.toFixed(1),
+        insertsPerSec: Math.round(r.insertsPerSec),
+      }),
+    );
   }
 }

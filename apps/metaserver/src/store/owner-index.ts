@@ -9,8 +9,10 @@ import type { Hashes, InsertResult, NamespaceView } from './types.js';
 
 /** The number of hashes in a packed list; refuses malformed lists (the service validates them first). */
 export function hashCount(h: Hashes): number {
-  if (!Number.isInteger(h.hashLen) || h.hashLen < 1 || h.hashLen > 64) throw invalid('hashes.hash_len', 'expected 1..64 bytes', h.hashLen);
-  if (h.packed.length % h.hashLen !== 0) throw invalid('hashes.packed', `expected a multiple of hash_len ${h.hashLen} bytes`, h.packed.length);
+  if (!Number.isInteger(h.hashLen) || h.hashLen < 1 || h.hashLen > 64)
+    throw invalid('hashes.hash_len', 'expected 1..64 bytes', h.hashLen);
+  if (h.packed.length % h.hashLen !== 0)
+    throw invalid('hashes.packed', `expected a multiple of hash_len ${h.hashLen} bytes`, h.packed.length);
   return h.packed.length / h.hashLen;
 }
 

@@ -8,9 +8,11 @@ import type { Hashes, NodePrefixResult } from './types.js';
 
 /** Longest prefix first, then least pool usage, then node id (a total order: answers are deterministic). */
 export function byPrefixThenLoad(a: NodePrefixResult, b: NodePrefixResult): number {
-  return b.prefixLen - a.prefixLen ||
+  return (
+    b.prefixLen - a.prefixLen ||
     (a.poolUsedBytes < b.poolUsedBytes ? -1 : a.poolUsedBytes > b.poolUsedBytes ? 1 : 0) ||
-    (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0);
+    (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0)
+  );
 }
 
 export class PrefixQuery {

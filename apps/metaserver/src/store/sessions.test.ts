@@ -12,7 +12,10 @@ test('beat registers once, then refreshes time, transports and stats', () => {
   transports.push(2); // the session keeps its own copy
   assert.equal(sessions.beat({ nodeId: 'a', addr: 'h:1', transports: [2] }, 200), false);
   const s = sessions.get('a')!;
-  assert.deepEqual([s.slot, s.registeredAtMs, s.lastHeartbeatMs, s.transports, s.stats.poolUsedBytes], [0, 100, 200, [2], 5n]);
+  assert.deepEqual(
+    [s.slot, s.registeredAtMs, s.lastHeartbeatMs, s.transports, s.stats.poolUsedBytes],
+    [0, 100, 200, [2], 5n],
+  );
   assert.equal(sessions.size, 1);
 });
 
@@ -35,8 +38,11 @@ test('an address held by a live node is refused; a stale holder is handed to the
   assert.equal(sessions.staleHolderOf('new', 'h:2', 0), undefined, 'a free address');
   assert.throws(
     () => sessions.staleHolderOf('new', 'h:1', 9_999),
-    (err: unknown) => err instanceof KvError && err.code === 'SESSION_CONFLICT' &&
-      err.message === 'addr: h:1 belongs to live node old; another session may take it over after 10s without heartbeats from it',
+    (err: unknown) =>
+      err instanceof KvError &&
+      err.code === 'SESSION_CONFLICT' &&
+      err.message ===
+        'addr: h:1 belongs to live node old; another session may take it over after 10s without heartbeats from it',
   );
   const holder = sessions.staleHolderOf('new', 'h:1', 10_000);
   assert.equal(holder?.nodeId, 'old');
@@ -53,5 +59,8 @@ test('moving to another address frees the old one', () => {
   sessions.beat({ nodeId: 'a', addr: 'h:2', transports: [] }, 1);
   assert.equal(sessions.staleHolderOf('b', 'h:1', 1), undefined);
   assert.throws(() => sessions.staleHolderOf('b', 'h:2', 1), /SESSION_CONFLICT|belongs to live node a/);
-  assert.deepEqual(sessions.all().map((s) => [s.nodeId, s.addr]), [['a', 'h:2']]);
+  assert.deepEqual(
+    sessions.all().map((s) => [s.nodeId, s.addr]),
+    [['a', 'h:2']],
+  );
 });

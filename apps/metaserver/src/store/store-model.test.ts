@@ -90,7 +90,11 @@ test('random operations match the reference model', () => {
       for (const ns2 of NAMESPACES) {
         const ids = Array.from({ length: UNIVERSE }, (_, i) => i);
         const got = store.queryOwners(ns2, pack(ids)).map((list) => list.map((o) => o.nodeId));
-        assert.deepEqual(got, ids.map((id) => model.get(key(ns2, id)) ?? []), `owners in ${ns2} at step ${step}`);
+        assert.deepEqual(
+          got,
+          ids.map((id) => model.get(key(ns2, id)) ?? []),
+          `owners in ${ns2} at step ${step}`,
+        );
         // prefix from a random start: count per node until its first hole
         const start = rand(UNIVERSE - 64);
         const q = Array.from({ length: 64 }, (_, i) => start + i);

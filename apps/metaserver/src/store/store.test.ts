@@ -20,7 +20,12 @@ function setup(opts: { staleSecs?: number; ttlMinutes?: number; dropSecs?: numbe
   });
   const advance = (ms: number) => (now += ms);
   const join = (nodeId: string, addr: string, used = 0n) =>
-    store.heartbeat({ nodeId, addr, transports: [1], stats: { poolCapacityBytes: 1000n, poolUsedBytes: used, blocks: 0n } });
+    store.heartbeat({
+      nodeId,
+      addr,
+      transports: [1],
+      stats: { poolCapacityBytes: 1000n, poolUsedBytes: used, blocks: 0n },
+    });
   return { store, advance, join };
 }
 
@@ -61,24 +66,42 @@ test('a different session takes over an address only after the holder went stale
   join('old', 'h:1');
   store.insert('old', NS, hashes([1, 2]));
   advance(29_999);
-  assert.match(code(() => join('new', 'h:1')), /^SESSION_CONFLICT: addr: h:1 belongs to live node old/);
+  assert.match(
+    code(() => join('new', 'h:1')),
+    /^SESSION_CONFLICT: addr: h:1 belongs to live node old/,
+  );
   assert.equal(store.listNodes().length, 1);
   advance(1);
   assert.deepEqual(join('new', 'h:1'), { registered: true, replaced: 'old' });
   const nodes = store.listNodes();
-  assert.deepEqual(nodes.map((n) => [n.nodeId, n.state, n.indexedBlocks]), [['new', 'live', 0]]);
+  assert.deepEqual(
+    nodes.map((n) => [n.nodeId, n.state, n.indexedBlocks]),
+    [['new', 'live', 0]],
+  );
   assert.equal(store.owners, 0);
   assert.equal(store.blocks, 0);
-  assert.match(code(() => store.insert('old', NS, hashes([1]))), /^SESSION_UNKNOWN: node_id: no session for "old"/);
+  assert.match(
+    code(() => store.insert('old', NS, hashes([1]))),
+    /^SESSION_UNKNOWN: node_id: no session for "old"/,
+  );
 });
 
 test('unknown sessions are refused and change nothing', () => {
   const { store, join } = setup();
   join('n1', 'h:1');
   store.insert('n1', NS, hashes([1]));
-  assert.match(code(() => store.insert('ghost', NS, hashes([2]))), /^SESSION_UNKNOWN/);
-  assert.match(code(() => store.remove('ghost', NS, hashes([1]))), /^SESSION_UNKNOWN/);
-  assert.match(code(() => store.unregister('ghost')), /^SESSION_UNKNOWN/);
+  assert.match(
+    code(() => store.insert('ghost', NS, hashes([2]))),
+    /^SESSION_UNKNOWN/,
+  );
+  assert.match(
+    code(() => store.remove('ghost', NS, hashes([1]))),
+    /^SESSION_UNKNOWN/,
+  );
+  assert.match(
+    code(() => store.unregister('ghost')),
+    /^SESSION_UNKNOWN/,
+  );
   assert.equal(store.blocks, 1);
   assert.equal(store.owners, 1);
 });
@@ -92,12 +115,27 @@ test('stale nodes vanish from queries but stay in listNodes as stale', () => {
   advance(5_000);
   join('b', 'h:2');
   advance(5_000); // a unseen for 10s: stale; b seen 5s ago
-  assert.deepEqual(store.queryPrefix(NS, hashes([1, 2, 3])).map((p) => [p.nodeId, p.prefixLen]), [['b', 2]]);
+  assert.deepEqual(
+    store.queryPrefix(NS, hashes([1, 2, 3])).map((p) => [p.nodeId, p.prefixLen]),
+    [['b', 2]],
+  );
   assert.deepEqual(store.queryOwners(NS, hashes([1, 3])), [[{ nodeId: 'b', addr: 'h:2' }], []]);
-  assert.deepEqual(store.listNodes().map((n) => [n.nodeId, n.state]), [['a', 'stale'], ['b', 'live']]);
+  assert.deepEqual(
+    store.listNodes().map((n) => [n.nodeId, n.state]),
+    [
+      ['a', 'stale'],
+      ['b', 'live'],
+    ],
+  );
   assert.deepEqual(store.nodeCounts(), { live: 1, stale: 1 });
   join('a', 'h:1'); // back: its ownerships were kept
-  assert.deepEqual(store.queryPrefix(NS, hashes([1, 2, 3])).map((p) => [p.nodeId, p.prefixLen]), [['a', 3], ['b', 2]]);
+  assert.deepEqual(
+    store.queryPrefix(NS, hashes([1, 2, 3])).map((p) => [p.nodeId, p.prefixLen]),
+    [
+      ['a', 3],
+      ['b', 2],
+    ],
+  );
 });
 
 test('namespaces never mix, even with equal hashes', () => {
@@ -133,7 +171,10 @@ test('removal is owner-conditional', () => {
   store.insert('a', NS, hashes([1, 2]));
   store.insert('b', NS, hashes([2]));
   assert.equal(store.remove('b', NS, hashes([1, 2, 99])), 1);
-  assert.deepEqual(store.queryOwners(NS, hashes([1, 2])), [[{ nodeId: 'a', addr: 'h:1' }], [{ nodeId: 'a', addr: 'h:1' }]]);
+  assert.deepEqual(store.queryOwners(NS, hashes([1, 2])), [
+    [{ nodeId: 'a', addr: 'h:1' }],
+    [{ nodeId: 'a', addr: 'h:1' }],
+  ]);
   assert.equal(store.remove('a', NS, hashes([2])), 1);
   assert.equal(store.remove('a', NS, hashes([2])), 0);
   assert.deepEqual(store.listNamespaces(), [{ name: NS, blocks: 1, owners: 1 }]);
@@ -152,7 +193,10 @@ test('unregister drops every ownership of the node and nothing else', () => {
   store.insert('b', 'ns1', hashes(range(50, 60)));
   assert.equal(store.unregister('a'), 110);
   assert.deepEqual(store.listNamespaces(), [{ name: 'ns1', blocks: 10, owners: 10 }]);
-  assert.deepEqual(store.listNodes().map((n) => [n.nodeId, n.indexedBlocks]), [['b', 10]]);
+  assert.deepEqual(
+    store.listNodes().map((n) => [n.nodeId, n.indexedBlocks]),
+    [['b', 10]],
+  );
   assert.deepEqual(join('a', 'h:1'), { registered: true });
 });
 
@@ -182,14 +226,23 @@ test('sweep drops ownerships not touched for the ttl, and sessions dead for long
   advance(10_000);
   join('a', 'h:1');
   assert.deepEqual(store.sweep(), { done: true, expired: 0, droppedSessions: 1, droppedOwners: 1 });
-  assert.deepEqual(store.listNodes().map((n) => n.nodeId), ['a']);
+  assert.deepEqual(
+    store.listNodes().map((n) => n.nodeId),
+    ['a'],
+  );
   assert.equal(store.owners, 1);
 });
 
 test('malformed lists are refused by the store too', () => {
   const { store, join } = setup();
   join('a', 'h:1');
-  assert.match(code(() => store.insert('a', NS, { packed: Buffer.alloc(10), hashLen: 3 })), /^INVALID_ARGUMENT: hashes.packed/);
-  assert.match(code(() => store.queryPrefix(NS, { packed: Buffer.alloc(10), hashLen: 0 })), /^INVALID_ARGUMENT: hashes.hash_len/);
+  assert.match(
+    code(() => store.insert('a', NS, { packed: Buffer.alloc(10), hashLen: 3 })),
+    /^INVALID_ARGUMENT: hashes.packed/,
+  );
+  assert.match(
+    code(() => store.queryPrefix(NS, { packed: Buffer.alloc(10), hashLen: 0 })),
+    /^INVALID_ARGUMENT: hashes.hash_len/,
+  );
   assert.equal(store.owners, 0);
 });

@@ -10,8 +10,17 @@ import { PrefixQuery } from './prefix-query.js';
 import { NodeSessions, type NodeSession } from './sessions.js';
 import { Sweep } from './sweep.js';
 import type {
-  Hashes, HeartbeatResult, HeartbeatInput, InsertResult, MetaStoreOptions, NamespaceView, NodePrefixResult, NodeRef,
-  NodeView, StoreStats, SweepResult,
+  Hashes,
+  HeartbeatResult,
+  HeartbeatInput,
+  InsertResult,
+  MetaStoreOptions,
+  NamespaceView,
+  NodePrefixResult,
+  NodeRef,
+  NodeView,
+  StoreStats,
+  SweepResult,
 } from './types.js';
 
 export type * from './types.js';
@@ -170,7 +179,11 @@ export class MetaStore {
 
   private requireSession(nodeId: string): NodeSession {
     const s = this.sessions.get(nodeId);
-    if (!s) throw new KvError('SESSION_UNKNOWN', `node_id: no session for ${JSON.stringify(nodeId)} (send a heartbeat first)`);
+    if (!s)
+      throw new KvError(
+        'SESSION_UNKNOWN',
+        `node_id: no session for ${JSON.stringify(nodeId)} (send a heartbeat first)`,
+      );
     return s;
   }
 

@@ -55,9 +55,22 @@ test('sessions unseen for sessionDropMs are forgotten with their ownerships at t
   insert('a', 'ns', [1, 2], 0);
   insert('b', 'ns', [2], 0);
   join('a', 100_000);
-  assert.deepEqual(sweep.step(Infinity, 299_999, 299), { done: true, expired: 0, droppedSessions: 0, droppedOwners: 0 });
-  assert.deepEqual(sweep.step(Infinity, 300_000, 300), { done: true, expired: 0, droppedSessions: 1, droppedOwners: 1 });
-  assert.deepEqual(sessions.all().map((s) => s.nodeId), ['a']);
+  assert.deepEqual(sweep.step(Infinity, 299_999, 299), {
+    done: true,
+    expired: 0,
+    droppedSessions: 0,
+    droppedOwners: 0,
+  });
+  assert.deepEqual(sweep.step(Infinity, 300_000, 300), {
+    done: true,
+    expired: 0,
+    droppedSessions: 1,
+    droppedOwners: 1,
+  });
+  assert.deepEqual(
+    sessions.all().map((s) => s.nodeId),
+    ['a'],
+  );
   assert.equal(index.owners, 2);
 });
 
@@ -73,7 +86,10 @@ test('a table dropped while a pass is under way is skipped', () => {
   do r = sweep.step(50, 60_000, 60);
   while (!r.done);
   // ns1's first 50 entries were visited before the ttl ran out; ns2's new table waits for the next pass
-  assert.deepEqual(index.listNamespaces(), [{ name: 'ns1', blocks: 50, owners: 50 }, { name: 'ns2', blocks: 1, owners: 1 }]);
+  assert.deepEqual(index.listNamespaces(), [
+    { name: 'ns1', blocks: 50, owners: 50 },
+    { name: 'ns2', blocks: 1, owners: 1 },
+  ]);
   do r = sweep.step(50, 60_000, 60);
   while (!r.done);
   assert.deepEqual(index.listNamespaces(), []);

@@ -40,7 +40,10 @@ function makePeer(id: string): Peer {
   const grants = new Map<number, { peer: string; ranges: Float64Array; expiresAtMs: number }>();
   const transport = {
     acceptPeer: async () => Buffer.alloc(0),
-    addGrant: async (g: number, peer: string, ranges: Float64Array, expiresAtMs: number) => (grants.set(g, { peer, ranges, expiresAtMs }), Buffer.alloc(0)),
+    addGrant: async (g: number, peer: string, ranges: Float64Array, expiresAtMs: number) => (
+      grants.set(g, { peer, ranges, expiresAtMs }),
+      Buffer.alloc(0)
+    ),
     removeGrant: async (g: number) => void grants.delete(g),
     dropPeer: () => {},
   } as unknown as Transport;
@@ -73,15 +76,18 @@ function reader(peers: Peer[], holders: () => Holder[]) {
       const p = byId.get(peerId)!;
       await new Promise((r) => setImmediate(r));
       p.reads++;
-      if (p.killed || p.reads === p.failOn) throw new KvError('TRANSPORT_FAILED', `peer ${peerId} closed the connection`);
+      if (p.killed || p.reads === p.failOn)
+        throw new KvError('TRANSPORT_FAILED', `peer ${peerId} closed the connection`);
       const g = p.grants.get(grantId);
       if (!g || g.peer !== 'R') throw new KvError('GRANT_REFUSED', `unknown grant ${grantId}`);
       for (let i = 0; i < remote.length; i++) {
         let covered = false;
-        for (let r = 0; r < g.ranges.length; r += 2) covered ||= remote[i]! >= g.ranges[r]! && remote[i]! + lengths[i]! <= g.ranges[r]! + g.ranges[r + 1]!;
+        for (let r = 0; r < g.ranges.length; r += 2)
+          covered ||= remote[i]! >= g.ranges[r]! && remote[i]! + lengths[i]! <= g.ranges[r]! + g.ranges[r + 1]!;
         if (!covered) throw new KvError('GRANT_REFUSED', 'range not covered');
       }
-      for (let i = 0; i < remote.length; i++) p.pool.memory.buf.copy(pool.memory.buf, local[i]!, remote[i]!, remote[i]! + lengths[i]!);
+      for (let i = 0; i < remote.length; i++)
+        p.pool.memory.buf.copy(pool.memory.buf, local[i]!, remote[i]!, remote[i]! + lengths[i]!);
       return { bytes: lengths.reduce((a, b) => a + b, 0) };
     },
   };
@@ -95,7 +101,15 @@ function reader(peers: Peer[], holders: () => Holder[]) {
           if (p.killed) throw new KvError('TRANSPORT_UNAVAILABLE', 'peer unreachable');
           const g = await p.server.prepareRead('R', session, namespace, packed, hashLen);
           // through the wire encoding and the link's decoding, as in production
-          return decodeReadGrant({ grantId: BigInt(g.grantId), blocks: g.blocks, shards: g.shards, pageBytes: BigInt(g.pageBytes), pageOffsets: packOffsets(g.pageOffsets), expiresAtMs: BigInt(g.expiresAtMs), grantKey: g.key });
+          return decodeReadGrant({
+            grantId: BigInt(g.grantId),
+            blocks: g.blocks,
+            shards: g.shards,
+            pageBytes: BigInt(g.pageBytes),
+            pageOffsets: packOffsets(g.pageOffsets),
+            expiresAtMs: BigInt(g.expiresAtMs),
+            grantKey: g.key,
+          });
         },
         releaseGrant: async (grantId) => {
           released.push(grantId);
@@ -106,22 +120,38 @@ function reader(peers: Peer[], holders: () => Holder[]) {
   };
   let up = true;
   const fetcher = new RemoteFetcher({
-    index, evictor, pool, transport, links, logger,
+    index,
+    evictor,
+    pool,
+    transport,
+    links,
+    logger,
     directory: { up: () => up, holders: async () => holders() },
     onSealed: (_ns, hash) => sealed.push(Buffer.from(hash)),
-    timeoutMs: 2000, chunkBytes: 2 * PAGE, maxBytesPerSec: 0, backoffMs: 60_000,
+    timeoutMs: 2000,
+    chunkBytes: 2 * PAGE,
+    maxBytesPerSec: 0,
+    backoffMs: 60_000,
   });
   const fetch = (hashes: Buffer[], from = 0) =>
     fetcher.fetch({ ns, packed: Buffer.concat(hashes), hashLen: 32, from, count: hashes.length });
   const read = (h: Buffer) => {
     const slot = index.lookup(ns.id, h, 0, h.length);
-    return slot >= 0 && index.isSealed(slot) ? pool.memory.buf.subarray(index.page(slot, 0), index.page(slot, 0) + PAGE) : undefined;
+    return slot >= 0 && index.isSealed(slot)
+      ? pool.memory.buf.subarray(index.page(slot, 0), index.page(slot, 0) + PAGE)
+      : undefined;
   };
   return { fetcher, fetch, index, pool, ns, sealed, released, read, setUp: (v: boolean) => (up = v) };
 }
 
-const hashes = (n: number, tag: string) => Array.from({ length: n }, (_, i) => Buffer.from(`${tag}-${i}`.padEnd(32, '.')));
-const holder = (p: Peer, prefixLen: number, poolUsedBytes = 0): Holder => ({ nodeId: p.id, addr: `${p.id}:1`, prefixLen, poolUsedBytes });
+const hashes = (n: number, tag: string) =>
+  Array.from({ length: n }, (_, i) => Buffer.from(`${tag}-${i}`.padEnd(32, '.')));
+const holder = (p: Peer, prefixLen: number, poolUsedBytes = 0): Holder => ({
+  nodeId: p.id,
+  addr: `${p.id}:1`,
+  prefixLen,
+  poolUsedBytes,
+});
 const tick = () => new Promise((r) => setImmediate(r));
 
 test('pulls the prefix a holder has, seals it as pulled copies, releases the grant, leaves no pins', async () => {
@@ -166,7 +196,8 @@ test('a prefix spread over two holders continues from the next holder; ties go t
   const r = reader([a, c, d], () => [holder(a, 3)]);
   // the directory answers relative to where the fetch is: after A's 3 blocks, C and D hold the rest
   let call = 0;
-  r.fetcher['opts'].directory.holders = async () => (call++ === 0 ? [holder(a, 3)] : [holder(d, 3, 900), holder(c, 3, 100)]);
+  r.fetcher['opts'].directory.holders = async () =>
+    call++ === 0 ? [holder(a, 3)] : [holder(d, 3, 900), holder(c, 3, 100)];
   assert.equal((await r.fetch(hs)).remote, 6);
   [...first, ...second].forEach((d0, i) => assert.ok(r.read(hs[i]!)?.equals(d0), `block ${i}`));
   assert.equal(c.reads, 2);
@@ -210,7 +241,10 @@ test('metaserver down, no holder, killed holder: the fetch ends with what it has
   assert.equal(r.fetcher.counters.failures.peer_unreachable, 1);
   assert.equal(a.reads, 0, 'nothing was read from the killed holder');
   assert.equal(r.fetcher.counters.failures.deadline, 0, 'no case waited out the fetch deadline');
-  assert.deepEqual({ pinned: r.index.stats().pinned, partial: r.index.stats().partial, used: r.pool.stats().usedBytes }, { pinned: 0, partial: 0, used: 0 });
+  assert.deepEqual(
+    { pinned: r.index.stats().pinned, partial: r.index.stats().partial, used: r.pool.stats().usedBytes },
+    { pinned: 0, partial: 0, used: 0 },
+  );
 });
 
 test('a long prefix is granted in growing windows: one readv pipeline across them, every grant released, bytes equal', async () => {
@@ -232,7 +266,7 @@ test('a long prefix is granted in growing windows: one readv pipeline across the
   assert.deepEqual({ pinned: r.index.stats().pinned, partial: r.index.stats().partial }, { pinned: 0, partial: 0 });
 });
 
-test('a later window granted short ends the pull at the holder\'s prefix; the next holder continues', async () => {
+test("a later window granted short ends the pull at the holder's prefix; the next holder continues", async () => {
   const a = makePeer('A');
   const c = makePeer('C');
   const hs = hashes(30, 'shortwin');
@@ -272,17 +306,23 @@ test('a first window granted short while the second is asked alongside: chunks s
   await tick();
   assert.equal(a.server.grants.size + c.server.grants.size, 0);
   assert.equal(a.index.stats().pinned + c.index.stats().pinned + r.index.stats().pinned, 0);
-  assert.deepEqual({ partial: r.index.stats().partial, used: r.pool.stats().usedBytes, flights: r.fetcher.flights.size }, { partial: 0, used: 12 * PAGE, flights: 0 });
+  assert.deepEqual(
+    { partial: r.index.stats().partial, used: r.pool.stats().usedBytes, flights: r.fetcher.flights.size },
+    { partial: 0, used: 12 * PAGE, flights: 0 },
+  );
 });
 
-test('the serving side hands a grant\'s adjacent pages to the transport as one range, the rest as their own', async () => {
+test("the serving side hands a grant's adjacent pages to the transport as one range, the rest as their own", async () => {
   const a = makePeer('A');
   const hs = hashes(5, 'ranges');
   hold(a, hs.slice(0, 3));
   a.pool.allocMany(PAGE, 1); // a gap
   hold(a, hs.slice(3));
   const pages = hs.map((h) => a.index.page(a.index.lookup(a.ns.id, h, 0, h.length), 0));
-  assert.deepEqual(pages.map((p) => p - pages[0]!), [0, 1, 2, 4, 5].map((i) => i * PAGE));
+  assert.deepEqual(
+    pages.map((p) => p - pages[0]!),
+    [0, 1, 2, 4, 5].map((i) => i * PAGE),
+  );
   const { session } = await a.server.handshake('R', Buffer.alloc(0));
   const g = await a.server.prepareRead('R', session, 't/ns', Buffer.concat(hs), 32);
   assert.equal(g.blocks, 5);

@@ -15,9 +15,25 @@ import type { NamespaceInfo } from '../namespaces.js';
 import { BlockFlights } from './block-flights.js';
 import { PullSession, type PullOutcome, type PullSessionDeps } from './pull-session.js';
 import { ReadPipeline } from './read-pipeline.js';
-import { PULL_FAILURES, PullRequest, sleep, type Holder, type HolderDirectory, type LinkSource, type PullFailure } from './pull-types.js';
+import {
+  PULL_FAILURES,
+  PullRequest,
+  sleep,
+  type Holder,
+  type HolderDirectory,
+  type LinkSource,
+  type PullFailure,
+} from './pull-types.js';
 
-export { PULL_FAILURES, type Holder, type HolderDirectory, type Link, type LinkSource, type PullFailure, type ReadGrant } from './pull-types.js';
+export {
+  PULL_FAILURES,
+  type Holder,
+  type HolderDirectory,
+  type Link,
+  type LinkSource,
+  type PullFailure,
+  type ReadGrant,
+} from './pull-types.js';
 
 /** What the fetcher has done so far (the kvfabric_pull_* metrics). */
 export interface PullCounters {
@@ -61,7 +77,12 @@ export class RemoteFetcher implements Fetcher {
   readonly flights = new BlockFlights();
   /** Counts of fetches and of pull sessions that ended; `counters` adds the live sessions. */
   private readonly totals: Omit<PullCounters, 'inFlightBlocks'> = {
-    fetches: 0, pulls: 0, blocks: 0, bytes: 0, misses: 0, waitedBlocks: 0,
+    fetches: 0,
+    pulls: 0,
+    blocks: 0,
+    bytes: 0,
+    misses: 0,
+    waitedBlocks: 0,
     failures: Object.fromEntries(PULL_FAILURES.map((r) => [r, 0])) as Record<PullFailure, number>,
   };
   private readonly live = new Set<PullSession>();
@@ -70,7 +91,12 @@ export class RemoteFetcher implements Fetcher {
 
   constructor(private readonly opts: RemoteFetcherOptions) {
     const pipeline = new ReadPipeline({ transport: opts.transport, maxBytesPerSec: opts.maxBytesPerSec });
-    this.sessionDeps = { ...opts, flights: this.flights, pipeline, chunksInFlight: Math.max(1, opts.chunksInFlight ?? 4) };
+    this.sessionDeps = {
+      ...opts,
+      flights: this.flights,
+      pipeline,
+      chunksInFlight: Math.max(1, opts.chunksInFlight ?? 4),
+    };
   }
 
   /** A snapshot: what ended sessions counted plus what the live ones have so far. */
@@ -85,7 +111,13 @@ export class RemoteFetcher implements Fetcher {
     return c;
   }
 
-  async fetch(r: { ns: NamespaceInfo; packed: Buffer; hashLen: number; from: number; count: number }): Promise<{ ssd: number; remote: number }> {
+  async fetch(r: {
+    ns: NamespaceInfo;
+    packed: Buffer;
+    hashLen: number;
+    from: number;
+    count: number;
+  }): Promise<{ ssd: number; remote: number }> {
     const t0 = performance.now();
     this.totals.fetches++;
     const req = new PullRequest(r.ns, r.packed, r.hashLen, r.count, Date.now() + this.opts.timeoutMs);
@@ -105,7 +137,10 @@ export class RemoteFetcher implements Fetcher {
         const flight = flights.get(nsId, key);
         if (flight) {
           this.totals.waitedBlocks++;
-          const sealed = await Promise.race([flight.promise, sleep(Math.max(0, req.deadlineAtMs - Date.now())).then(() => false)]);
+          const sealed = await Promise.race([
+            flight.promise,
+            sleep(Math.max(0, req.deadlineAtMs - Date.now())).then(() => false),
+          ]);
           if (!sealed) break; // its pull failed (or our time is up): end with what we have
           remote++;
           continue;
@@ -114,7 +149,12 @@ export class RemoteFetcher implements Fetcher {
         // Ask for holders of the whole rest while claiming the run (block `pos` is surely claimed: no flight, not local).
         const found = this.lookUp(req, pos, r.count);
         let end = pos;
-        while (end < r.count && index.lookup(nsId, req.packed, end * req.hashLen, req.hashLen) < 0 && flights.claim(nsId, req.flightKey(end))) end++;
+        while (
+          end < r.count &&
+          index.lookup(nsId, req.packed, end * req.hashLen, req.hashLen) < 0 &&
+          flights.claim(nsId, req.flightKey(end))
+        )
+          end++;
         try {
           const got = await this.pullRun(req, pos, end, found);
           remote += got;
@@ -124,7 +164,8 @@ export class RemoteFetcher implements Fetcher {
           for (let i = pos; i < end; i++) flights.settle(nsId, req.flightKey(i), false); // claims not sealed
         }
       }
-      if (pos < r.count && req.overdue) this.count('deadline', `fetch of ${r.ns.name}: ${this.opts.timeoutMs} ms elapsed`);
+      if (pos < r.count && req.overdue)
+        this.count('deadline', `fetch of ${r.ns.name}: ${this.opts.timeoutMs} ms elapsed`);
     } catch (err) {
       this.opts.logger.warn({ err: toKvError(err).message, namespace: r.ns.name }, 'fetch ended early');
     } finally {
@@ -137,14 +178,21 @@ export class RemoteFetcher implements Fetcher {
   private lookUp(req: PullRequest, from: number, to: number): Promise<Holder[] | Error> | undefined {
     const { directory } = this.opts;
     if (!directory.up()) return undefined;
-    return directory.holders(req.ns.name, req.hashes(from, to), req.hashLen, req.timeLeft(2000)).catch((err: unknown) => toKvError(err));
+    return directory
+      .holders(req.ns.name, req.hashes(from, to), req.hashLen, req.timeLeft(2000))
+      .catch((err: unknown) => toKvError(err));
   }
 
   /**
    * Fills [from, end) (claimed by us) from holders; returns how many leading blocks got sealed. `found`: the first
    * lookup, already asked for (it may cover blocks past `end`).
    */
-  private async pullRun(req: PullRequest, from: number, end: number, found: Promise<Holder[] | Error> | undefined): Promise<number> {
+  private async pullRun(
+    req: PullRequest,
+    from: number,
+    end: number,
+    found: Promise<Holder[] | Error> | undefined,
+  ): Promise<number> {
     if (!found) {
       this.count('metaserver_unavailable', 'metaserver down: remote discovery paused');
       return 0;
@@ -176,7 +224,17 @@ export class RemoteFetcher implements Fetcher {
       if (failure) {
         // A grant that ran out under our own pacing says nothing about the peer's health.
         if (failure.reason !== 'grant_expired') this.failedUntil.set(h.nodeId, Date.now() + this.opts.backoffMs);
-        this.opts.logger.warn({ peer: h.nodeId, addr: h.addr, namespace: req.ns.name, reason: failure.reason, err: failure.error.message, sealed }, 'pull failed');
+        this.opts.logger.warn(
+          {
+            peer: h.nodeId,
+            addr: h.addr,
+            namespace: req.ns.name,
+            reason: failure.reason,
+            err: failure.error.message,
+            sealed,
+          },
+          'pull failed',
+        );
       }
       pos += sealed; // short or failed: the next holder may have the rest
     }

@@ -17,17 +17,34 @@ export interface PeerLinksOptions {
 }
 
 /** Calls one unary method of a stub with a deadline; errors become KvErrors (unreachable peers: TRANSPORT_UNAVAILABLE). */
-function call<Req, Res>(stub: PeerClient, method: 'handshake' | 'prepareRead' | 'releaseGrant', req: Req, deadlineMs: number, what: string): Promise<Res> {
+function call<Req, Res>(
+  stub: PeerClient,
+  method: 'handshake' | 'prepareRead' | 'releaseGrant',
+  req: Req,
+  deadlineMs: number,
+  what: string,
+): Promise<Res> {
   return new Promise((resolve, reject) => {
-    const fn = stub[method] as unknown as (r: Req, m: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Res) => void) => void;
+    const fn = stub[method] as unknown as (
+      r: Req,
+      m: grpc.Metadata,
+      o: grpc.CallOptions,
+      cb: (err: grpc.ServiceError | null, res: Res) => void,
+    ) => void;
     fn.call(stub, req, new grpc.Metadata(), { deadline: Date.now() + Math.max(1, deadlineMs) }, (err, res) => {
       if (!err) return resolve(res);
       const sent = err.metadata?.get(ERROR_CODE_KEY)?.[0];
       if (sent === undefined && err.code === grpc.status.UNAVAILABLE) {
-        return reject(new KvError('TRANSPORT_UNAVAILABLE', `${what}: peer unreachable: ${err.details || err.message}`, { cause: err }));
+        return reject(
+          new KvError('TRANSPORT_UNAVAILABLE', `${what}: peer unreachable: ${err.details || err.message}`, {
+            cause: err,
+          }),
+        );
       }
       if (sent === undefined && err.code === grpc.status.DEADLINE_EXCEEDED) {
-        return reject(new KvError('TRANSPORT_TIMEOUT', `${what}: peer did not answer in ${deadlineMs} ms`, { cause: err }));
+        return reject(
+          new KvError('TRANSPORT_TIMEOUT', `${what}: peer did not answer in ${deadlineMs} ms`, { cause: err }),
+        );
       }
       const e = fromGrpcError(err);
       reject(new KvError(e.code, `${what}: ${e.message}`, { cause: err }));
@@ -52,7 +69,10 @@ export function decodeReadGrant(res: PrepareReadResponse): ReadGrant {
   if (res.blocks === 0) return grant;
   grant.remote = unpackOffsets(res.pageOffsets);
   if (grant.remote.length !== res.blocks * res.shards) {
-    throw new PullError('layout_mismatch', `${grant.remote.length} page offsets for ${res.blocks} blocks of ${res.shards} shards`);
+    throw new PullError(
+      'layout_mismatch',
+      `${grant.remote.length} page offsets for ${res.blocks} blocks of ${res.shards} shards`,
+    );
   }
   return grant;
 }
@@ -88,8 +108,20 @@ export class PeerLink {
   }
 
   /** PrepareRead, decoded; a grant whose answer can not be decoded is released at once (its pins go back). */
-  async prepareRead(session: bigint, namespace: string, packed: Buffer, hashLen: number, deadlineMs: number): Promise<ReadGrant> {
-    const res = await call<object, PrepareReadResponse>(this.stub, 'prepareRead', { nodeId: this.opts.nodeId, session, namespace, hashes: { packed, hashLen } }, deadlineMs, `prepare-read from ${this.peerId}`);
+  async prepareRead(
+    session: bigint,
+    namespace: string,
+    packed: Buffer,
+    hashLen: number,
+    deadlineMs: number,
+  ): Promise<ReadGrant> {
+    const res = await call<object, PrepareReadResponse>(
+      this.stub,
+      'prepareRead',
+      { nodeId: this.opts.nodeId, session, namespace, hashes: { packed, hashLen } },
+      deadlineMs,
+      `prepare-read from ${this.peerId}`,
+    );
     try {
       return decodeReadGrant(res);
     } catch (err) {
@@ -101,7 +133,13 @@ export class PeerLink {
   }
 
   async releaseGrant(grantId: bigint, deadlineMs: number): Promise<void> {
-    await call(this.stub, 'releaseGrant', { nodeId: this.opts.nodeId, grantId }, deadlineMs, `release-grant to ${this.peerId}`);
+    await call(
+      this.stub,
+      'releaseGrant',
+      { nodeId: this.opts.nodeId, grantId },
+      deadlineMs,
+      `release-grant to ${this.peerId}`,
+    );
   }
 
   close(): void {
@@ -116,9 +154,17 @@ export class PeerLink {
     try {
       const material = await transport.beginConnect(this.peerId);
       const res = await call<object, { nodeId: string; transport: TransportKind; material: Buffer; session: bigint }>(
-        this.stub, 'handshake', { nodeId, addr, transport: transportKind, material }, deadlineMs, `handshake with ${this.peerId}`);
+        this.stub,
+        'handshake',
+        { nodeId, addr, transport: transportKind, material },
+        deadlineMs,
+        `handshake with ${this.peerId}`,
+      );
       if (res.nodeId !== this.peerId) {
-        throw new KvError('TRANSPORT_FAILED', `handshake with ${this.addr}: expected node ${this.peerId}, found ${res.nodeId} (restarted or moved)`);
+        throw new KvError(
+          'TRANSPORT_FAILED',
+          `handshake with ${this.addr}: expected node ${this.peerId}, found ${res.nodeId} (restarted or moved)`,
+        );
       }
       await transport.completeConnect(this.peerId, Buffer.from(res.material));
       this.session = res.session;

@@ -5,7 +5,11 @@ import { PULL_FAILURES, type RemoteFetcher } from './fetcher.js';
 import type { PeerLinks } from './peer-links.js';
 
 /** Registers the instruments; returns the fetch duration recorder for the fetcher. */
-export function pullMetrics(metrics: Metrics, fetcher: () => RemoteFetcher | undefined, links: () => PeerLinks | undefined): (seconds: number) => void {
+export function pullMetrics(
+  metrics: Metrics,
+  fetcher: () => RemoteFetcher | undefined,
+  links: () => PeerLinks | undefined,
+): (seconds: number) => void {
   const m = metrics.meter;
   const counter = (name: string, description: string, read: (f: RemoteFetcher) => number) =>
     m.createObservableCounter(name, { description }).addCallback((r) => {
@@ -17,22 +21,36 @@ export function pullMetrics(metrics: Metrics, fetcher: () => RemoteFetcher | und
   counter('kvfabric_pull_blocks_total', 'blocks pulled from peers and sealed', (f) => f.counters.blocks);
   counter('kvfabric_pull_bytes_total', 'bytes pulled from peers into sealed blocks', (f) => f.counters.bytes);
   counter('kvfabric_pull_misses_total', 'missing runs no live peer holds', (f) => f.counters.misses);
-  counter('kvfabric_pull_waited_blocks_total', 'blocks a query waited for because another pull was fetching them', (f) => f.counters.waitedBlocks);
-  m.createObservableGauge('kvfabric_pull_in_flight_blocks', { description: 'blocks being read from peers now' }).addCallback((r) => {
+  counter(
+    'kvfabric_pull_waited_blocks_total',
+    'blocks a query waited for because another pull was fetching them',
+    (f) => f.counters.waitedBlocks,
+  );
+  m.createObservableGauge('kvfabric_pull_in_flight_blocks', {
+    description: 'blocks being read from peers now',
+  }).addCallback((r) => {
     const f = fetcher();
     if (f) r.observe(f.counters.inFlightBlocks);
   });
-  m.createObservableCounter('kvfabric_pull_failures_total', { description: 'pull failures by reason (the query gets the shorter hit)' }).addCallback((r) => {
+  m.createObservableCounter('kvfabric_pull_failures_total', {
+    description: 'pull failures by reason (the query gets the shorter hit)',
+  }).addCallback((r) => {
     const f = fetcher();
     if (f) for (const reason of PULL_FAILURES) r.observe(f.counters.failures[reason], { reason });
   });
-  m.createObservableCounter('kvfabric_pull_handshakes_total', { description: 'transport handshakes with serving peers' }).addCallback((r) => {
+  m.createObservableCounter('kvfabric_pull_handshakes_total', {
+    description: 'transport handshakes with serving peers',
+  }).addCallback((r) => {
     const l = links();
     if (l) {
       r.observe(l.counters.handshakes, { outcome: 'ok' });
       r.observe(l.counters.handshakeFailures, { outcome: 'failed' });
     }
   });
-  const h = m.createHistogram('kvfabric_pull_duration_seconds', { description: 'time to fill a query suffix from peers', unit: 's', advice: { explicitBucketBoundaries: DURATION_BUCKETS_SECONDS } });
+  const h = m.createHistogram('kvfabric_pull_duration_seconds', {
+    description: 'time to fill a query suffix from peers',
+    unit: 's',
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS_SECONDS },
+  });
   return (s) => h.record(s);
 }

@@ -7,7 +7,15 @@ import { KvError, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
 import { PulledBlocks, type PulledBlocksDeps } from './pulled-blocks.js';
 import type { ChunkOutcome, ChunkRead, ChunkSource, ReadPipeline } from './read-pipeline.js';
-import { PullError, reasonOf, type Holder, type Link, type PullFailure, type PullRequest, type ReadGrant } from './pull-types.js';
+import {
+  PullError,
+  reasonOf,
+  type Holder,
+  type Link,
+  type PullFailure,
+  type PullRequest,
+  type ReadGrant,
+} from './pull-types.js';
 
 /** A window's grant is at most this many times the pipeline depth (`chunksInFlight` chunks). */
 const MAX_WINDOW_GROWTH = 16;
@@ -92,7 +100,12 @@ export class PullSession implements ChunkSource<GrantedChunk> {
 
   /** Live counts, read by the fetcher's metrics while the pull runs. */
   get counts(): { grants: number; blocks: number; bytes: number; inFlightBlocks: number } {
-    return { grants: this.grants, blocks: this.blocks.sealedBlocks, bytes: this.blocks.sealedBytes, inFlightBlocks: this.inFlightBlocks };
+    return {
+      grants: this.grants,
+      blocks: this.blocks.sealedBlocks,
+      bytes: this.blocks.sealedBytes,
+      inFlightBlocks: this.inFlightBlocks,
+    };
   }
 
   /** Runs the pull to its end; never rejects. Every grant asked for is released. */
@@ -112,7 +125,11 @@ export class PullSession implements ChunkSource<GrantedChunk> {
       this.stopped = true;
       return this.end();
     } finally {
-      for (const w of this.windows) w.grant.then((g) => this.release(g.id), () => {});
+      for (const w of this.windows)
+        w.grant.then(
+          (g) => this.release(g.id),
+          () => {},
+        );
     }
   }
 
@@ -197,16 +214,22 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     const w: GrantWindow = { at, asked, grant: this.prepare(at, asked) };
     this.windows.push(w);
     // Registered before any lane awaits this grant.
-    w.grant.then((g) => void this.granted.set(w, g), () => {});
+    w.grant.then(
+      (g) => void this.granted.set(w, g),
+      () => {},
+    );
     return w;
   }
 
   private follow(w: GrantWindow, size: number): void {
-    w.grant.then((g) => {
-      if (this.stopped || g.blocks !== w.asked || w.at + w.asked >= this.to) return;
-      w.next = this.open(w.at + w.asked, size);
-      this.follow(w.next, Math.min(size * 2, this.depth * MAX_WINDOW_GROWTH));
-    }, () => {});
+    w.grant.then(
+      (g) => {
+        if (this.stopped || g.blocks !== w.asked || w.at + w.asked >= this.to) return;
+        w.next = this.open(w.at + w.asked, size);
+        this.follow(w.next, Math.min(size * 2, this.depth * MAX_WINDOW_GROWTH));
+      },
+      () => {},
+    );
   }
 
   /** PrepareRead of blocks [at, at + count): a grant that fits the namespace (possibly short), or a throw. */
@@ -226,7 +249,10 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     const { shards, pageBytes } = req.ns;
     if (g.shards !== shards || g.pageBytes !== pageBytes || g.blocks > count) {
       this.release(g.id); // a grant we cannot use: give its pins back now
-      throw new PullError('layout_mismatch', `peer ${this.holder.nodeId}: ${g.blocks} blocks of ${g.shards} × ${g.pageBytes} B pages, expected ≤ ${count} of ${shards} × ${pageBytes} B`);
+      throw new PullError(
+        'layout_mismatch',
+        `peer ${this.holder.nodeId}: ${g.blocks} blocks of ${g.shards} × ${g.pageBytes} B pages, expected ≤ ${count} of ${shards} × ${pageBytes} B`,
+      );
     }
     this.grants++;
     return g;
@@ -234,8 +260,14 @@ export class PullSession implements ChunkSource<GrantedChunk> {
 
   private release(grantId: bigint): void {
     if (grantId <= 0n) return;
-    this.link.releaseGrant(grantId, 2000).catch((err: unknown) =>
-      this.deps.logger.debug({ peer: this.holder.nodeId, grant: grantId.toString(), err: (err as Error).message }, 'release-grant failed (the grant expires on its own)'));
+    this.link
+      .releaseGrant(grantId, 2000)
+      .catch((err: unknown) =>
+        this.deps.logger.debug(
+          { peer: this.holder.nodeId, grant: grantId.toString(), err: (err as Error).message },
+          'release-grant failed (the grant expires on its own)',
+        ),
+      );
   }
 
   /** Sets up the next chunk, up to block `limit`; undefined when there is nothing to read (`stopped` says why). */
@@ -297,12 +329,18 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     const { short, from, to } = this;
     const id = this.holder.nodeId;
     if (short?.blocks === 0 && short.at === from) {
-      return this.outcome(sealed, { error: new PullError('short_grant', `peer ${id} holds none of the ${to - from} blocks the metaserver listed`), stage: 'prepare' });
+      return this.outcome(sealed, {
+        error: new PullError('short_grant', `peer ${id} holds none of the ${to - from} blocks the metaserver listed`),
+        stage: 'prepare',
+      });
     }
     const shortfalls: PullFailure[] = [];
     if (short) {
       shortfalls.push('short_grant');
-      this.deps.logger.debug({ reason: 'short_grant' }, `peer ${id} granted ${short.blocks} of blocks ${short.at - from}..${short.at - from + short.asked - 1} of the ${to - from} asked for`);
+      this.deps.logger.debug(
+        { reason: 'short_grant' },
+        `peer ${id} granted ${short.blocks} of blocks ${short.at - from}..${short.at - from + short.asked - 1} of the ${to - from} asked for`,
+      );
     }
     if (this.exhausted) {
       shortfalls.push('pool_exhausted');
@@ -313,6 +351,13 @@ export class PullSession implements ChunkSource<GrantedChunk> {
 
   private outcome(sealed: number, failure: { error: unknown; stage: 'handshake' | 'prepare' | 'read' }): PullOutcome {
     const e = toKvError(failure.error);
-    return { sealed, failure: { reason: reasonOf(failure.error, failure.stage), error: new KvError(e.code, e.message, { cause: failure.error }) }, shortfalls: [] };
+    return {
+      sealed,
+      failure: {
+        reason: reasonOf(failure.error, failure.stage),
+        error: new KvError(e.code, e.message, { cause: failure.error }),
+      },
+      shortfalls: [],
+    };
   }
 }

@@ -5,8 +5,18 @@ import { toKvError } from '@kvfabric/common';
 import type { NamespaceInfo } from '../namespaces.js';
 
 export const PULL_FAILURES = [
-  'metaserver_unavailable', 'peer_unreachable', 'handshake_failed', 'short_grant', 'layout_mismatch', 'grant_refused', 'grant_expired',
-  'transport_failed', 'transport_timeout', 'pool_exhausted', 'deadline', 'internal',
+  'metaserver_unavailable',
+  'peer_unreachable',
+  'handshake_failed',
+  'short_grant',
+  'layout_mismatch',
+  'grant_refused',
+  'grant_expired',
+  'transport_failed',
+  'transport_timeout',
+  'pool_exhausted',
+  'deadline',
+  'internal',
 ] as const;
 export type PullFailure = (typeof PULL_FAILURES)[number];
 
@@ -43,7 +53,13 @@ export interface ReadGrant {
 export interface Link {
   ready(deadlineMs: number): Promise<bigint>;
   invalidate(session: bigint): void;
-  prepareRead(session: bigint, namespace: string, packed: Buffer, hashLen: number, deadlineMs: number): Promise<ReadGrant>;
+  prepareRead(
+    session: bigint,
+    namespace: string,
+    packed: Buffer,
+    hashLen: number,
+    deadlineMs: number,
+  ): Promise<ReadGrant>;
   releaseGrant(grantId: bigint, deadlineMs: number): Promise<void>;
 }
 
@@ -52,7 +68,11 @@ export interface LinkSource {
 }
 
 export class PullError extends Error {
-  constructor(readonly reason: PullFailure, message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly reason: PullFailure,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
   }
 }

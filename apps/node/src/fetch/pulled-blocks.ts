@@ -49,7 +49,11 @@ export class PulledBlocks {
       slots[n] = slot;
     }
     for (let p = n * shards; p < pages.length; p++) pool.free(pages[p]!, pageBytes);
-    return { slots: slots.subarray(0, n), local: pages.subarray(0, n * shards), exhausted: pages.length < count * shards };
+    return {
+      slots: slots.subarray(0, n),
+      local: pages.subarray(0, n * shards),
+      exhausted: pages.length < count * shards,
+    };
   }
 
   /** Block `i` of the request (in `slot`): seals it when all its pages arrived, else undoes it; settles its flight. */

@@ -6,7 +6,16 @@ import { KvError } from '@kvfabric/common';
 import { ReadPipeline, type ChunkOutcome, type ChunkRead, type ChunkSource } from './read-pipeline.js';
 
 function chunk(i: number, untilMs = Date.now() + 600_000): ChunkRead & { i: number } {
-  return { i, peer: 'A', grantId: 7, key: Buffer.from('k'), remote: Float64Array.of(i * 10), local: Float64Array.of(i * 100), lengths: Float64Array.of(4096), untilMs };
+  return {
+    i,
+    peer: 'A',
+    grantId: 7,
+    key: Buffer.from('k'),
+    remote: Float64Array.of(i * 10),
+    local: Float64Array.of(i * 100),
+    lengths: Float64Array.of(4096),
+    untilMs,
+  };
 }
 
 function source(chunks: (ChunkRead & { i: number })[]) {
@@ -21,7 +30,8 @@ function source(chunks: (ChunkRead & { i: number })[]) {
 test('every chunk is read once, at most `lanes` at a time, with its grant, key and deadline', async () => {
   let inFlight = 0;
   let most = 0;
-  const reads: { peer: string; grant: number; remote: number[]; local: number[]; key: string; timeoutMs: number }[] = [];
+  const reads: { peer: string; grant: number; remote: number[]; local: number[]; key: string; timeoutMs: number }[] =
+    [];
   const pipeline = new ReadPipeline({
     maxBytesPerSec: 0,
     transport: {
@@ -29,7 +39,14 @@ test('every chunk is read once, at most `lanes` at a time, with its grant, key a
         most = Math.max(most, ++inFlight);
         await new Promise((r) => setImmediate(r));
         inFlight--;
-        reads.push({ peer, grant, remote: [...remote], local: [...local], key: opts!.grantKey!.toString(), timeoutMs: opts!.timeoutMs! });
+        reads.push({
+          peer,
+          grant,
+          remote: [...remote],
+          local: [...local],
+          key: opts!.grantKey!.toString(),
+          timeoutMs: opts!.timeoutMs!,
+        });
         return { bytes: 4096 };
       },
     },
@@ -37,10 +54,20 @@ test('every chunk is read once, at most `lanes` at a time, with its grant, key a
   const { src, settled } = source(Array.from({ length: 10 }, (_, i) => chunk(i)));
   await pipeline.run(src, 3);
   assert.equal(most, 3);
-  assert.deepEqual(settled.map(([i]) => i).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(
+    settled.map(([i]) => i).sort((a, b) => a - b),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  );
   assert.ok(settled.every(([, o]) => o === 'landed'));
-  assert.deepEqual(reads.map((r) => r.remote[0]).sort((a, b) => a! - b!), [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]);
-  assert.ok(reads.every((r) => r.peer === 'A' && r.grant === 7 && r.key === 'k' && r.local[0] === r.remote[0]! * 10 && r.timeoutMs > 0));
+  assert.deepEqual(
+    reads.map((r) => r.remote[0]).sort((a, b) => a! - b!),
+    [0, 10, 20, 30, 40, 50, 60, 70, 80, 90],
+  );
+  assert.ok(
+    reads.every(
+      (r) => r.peer === 'A' && r.grant === 7 && r.key === 'k' && r.local[0] === r.remote[0]! * 10 && r.timeoutMs > 0,
+    ),
+  );
 });
 
 test('a failed readv is handed back with its error; a chunk past its deadline is late and never read', async () => {
@@ -65,10 +92,16 @@ test('a failed readv is handed back with its error; a chunk past its deadline is
 
 test('with a bandwidth cap, a chunk whose turn comes after its deadline is late', async () => {
   let reads = 0;
-  const pipeline = new ReadPipeline({ maxBytesPerSec: 1, transport: { readv: async () => (reads++, { bytes: 4096 }) } });
+  const pipeline = new ReadPipeline({
+    maxBytesPerSec: 1,
+    transport: { readv: async () => (reads++, { bytes: 4096 }) },
+  });
   // 4096 bytes at 1 B/s: the first read books the link for over an hour, so the second can not start in time
   const { src, settled } = source([chunk(0), chunk(1)]);
   await pipeline.run(src, 1);
-  assert.deepEqual(settled, [[0, 'landed'], [1, 'late']]);
+  assert.deepEqual(settled, [
+    [0, 'landed'],
+    [1, 'late'],
+  ]);
   assert.equal(reads, 1);
 });

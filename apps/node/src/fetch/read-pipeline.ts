@@ -42,7 +42,8 @@ export class ReadPipeline {
   /** Reads every chunk `source` hands out, `lanes` at a time; resolves when the source has no more. */
   async run<C extends ChunkRead>(source: ChunkSource<C>, lanes: number): Promise<void> {
     const lane = async () => {
-      for (let chunk = await source.next(); chunk; chunk = await source.next()) source.settle(chunk, await this.read(chunk));
+      for (let chunk = await source.next(); chunk; chunk = await source.next())
+        source.settle(chunk, await this.read(chunk));
     };
     await Promise.all(Array.from({ length: Math.max(1, lanes) }, lane));
   }
@@ -54,7 +55,10 @@ export class ReadPipeline {
     const left = c.untilMs - Date.now();
     if (left <= 0) return 'late';
     try {
-      await this.opts.transport.readv(c.peer, c.grantId, c.remote, c.local, c.lengths, { timeoutMs: Math.max(1, Math.floor(left)), grantKey: c.key });
+      await this.opts.transport.readv(c.peer, c.grantId, c.remote, c.local, c.lengths, {
+        timeoutMs: Math.max(1, Math.floor(left)),
+        grantKey: c.key,
+      });
       return 'landed';
     } catch (error) {
       return { error };

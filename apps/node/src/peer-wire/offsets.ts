@@ -24,7 +24,8 @@ export function unpackOffsets(b: Uint8Array, field = 'page_offsets'): Float64Arr
   const out = new Float64Array(buf.length / 8);
   for (let i = 0; i < out.length; i++) {
     const high = buf.readUInt32LE(i * 8 + 4);
-    if (high >= MAX_HIGH) throw invalid(`${field}[${i}]`, 'expected an offset below 2^53', buf.readBigUInt64LE(i * 8).toString());
+    if (high >= MAX_HIGH)
+      throw invalid(`${field}[${i}]`, 'expected an offset below 2^53', buf.readBigUInt64LE(i * 8).toString());
     out[i] = high * TWO32 + buf.readUInt32LE(i * 8);
   }
   return out;

@@ -12,12 +12,13 @@ function table(opts: { ttlMs?: number; maxPerPeer?: number; failIssue?: boolean 
     maxPerPeer: opts.maxPerPeer,
     now: () => clock,
     pin: (s) => s.forEach((x) => pins.set(x, (pins.get(x) ?? 0) + 1)),
-    unpin: (s) => s.forEach((x) => {
-      const n = (pins.get(x) ?? 0) - 1;
-      assert.ok(n >= 0, `unpin of unpinned slot ${x}`);
-      if (n === 0) pins.delete(x);
-      else pins.set(x, n);
-    }),
+    unpin: (s) =>
+      s.forEach((x) => {
+        const n = (pins.get(x) ?? 0) - 1;
+        assert.ok(n >= 0, `unpin of unpinned slot ${x}`);
+        if (n === 0) pins.delete(x);
+        else pins.set(x, n);
+      }),
     onIssued: (g) => {
       if (opts.failIssue) throw new Error('transport refused');
       issued.push(g.id);
@@ -32,7 +33,14 @@ test('grants pin while live; release by the owner unpins; foreign or unknown rel
   const g1 = t.issue('B', Int32Array.of(1, 2, 3));
   const g2 = t.issue('C', Int32Array.of(2));
   assert.notEqual(g1.id, g2.id);
-  assert.deepEqual([...pins], [[1, 1], [2, 2], [3, 1]]);
+  assert.deepEqual(
+    [...pins],
+    [
+      [1, 1],
+      [2, 2],
+      [3, 1],
+    ],
+  );
   assert.equal(t.pinnedBlocks, 4);
   assert.throws(() => t.release(g1.id, 'C'), { code: 'GRANT_REFUSED' });
   t.release(g1.id, 'B');

@@ -63,7 +63,10 @@ export class GrantTable {
     const max = this.opts.maxPerPeer ?? 1024;
     if (held >= max) {
       this.counters.refused++;
-      throw new KvError('GRANT_REFUSED', `peer ${peer}: already holds ${held} live grants (at most ${max}); release some first`);
+      throw new KvError(
+        'GRANT_REFUSED',
+        `peer ${peer}: already holds ${held} live grants (at most ${max}); release some first`,
+      );
     }
     const grant: Grant = { id: this.nextId++, owner: peer, slots, expiresAtMs: this.pins.expiry() };
     this.opts.onIssued?.(grant);

@@ -79,17 +79,34 @@ export class PeerServer {
   }
 
   /** Pins the longest prefix of `packed` this node holds (sealed blocks, in prefix order) and grants it to `peer`. */
-  async prepareRead(peer: string, session: bigint, namespace: string, packed: Buffer, hashLen: number): Promise<GrantAnswer> {
+  async prepareRead(
+    peer: string,
+    session: bigint,
+    namespace: string,
+    packed: Buffer,
+    hashLen: number,
+  ): Promise<GrantAnswer> {
     const known = this.sessions.get(peer);
     if (known === undefined || known !== session) {
-      throw new KvError('SESSION_UNKNOWN', `session: peer ${peer} has no handshake with session ${session}; handshake again`);
+      throw new KvError(
+        'SESSION_UNKNOWN',
+        `session: peer ${peer} has no handshake with session ${session}; handshake again`,
+      );
     }
     this.counters.prepareReads++;
     const ns = this.opts.namespaces.byNameOrUndefined(namespace);
     const count = packed.length / hashLen;
     const slots = new Int32Array(count);
     const blocks = ns ? this.opts.index.prefix(ns.id, packed, hashLen, count, slots) : 0;
-    const empty = { grantId: 0, blocks: 0, shards: ns?.shards ?? 0, pageBytes: ns?.pageBytes ?? 0, pageOffsets: new Float64Array(0), expiresAtMs: 0, key: Buffer.alloc(0) };
+    const empty = {
+      grantId: 0,
+      blocks: 0,
+      shards: ns?.shards ?? 0,
+      pageBytes: ns?.pageBytes ?? 0,
+      pageOffsets: new Float64Array(0),
+      expiresAtMs: 0,
+      key: Buffer.alloc(0),
+    };
     if (blocks === 0 || !ns) {
       this.counters.emptyGrants++;
       return empty;
@@ -107,7 +124,15 @@ export class PeerServer {
     for (let b = 0; b < blocks; b++) {
       for (let s = 0; s < ns.shards; s++) pageOffsets[b * ns.shards + s] = this.opts.index.page(grant.slots[b]!, s);
     }
-    return { grantId: grant.id, blocks, shards: ns.shards, pageBytes: ns.pageBytes, pageOffsets, expiresAtMs: grant.expiresAtMs, key };
+    return {
+      grantId: grant.id,
+      blocks,
+      shards: ns.shards,
+      pageBytes: ns.pageBytes,
+      pageOffsets,
+      expiresAtMs: grant.expiresAtMs,
+      key,
+    };
   }
 
   releaseGrant(peer: string, grantId: number): void {

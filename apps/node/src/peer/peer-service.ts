@@ -14,7 +14,8 @@ export interface PeerServiceDeps {
 }
 
 function grantIdOf(v: bigint): number {
-  if (v <= 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid('grant_id', 'expected a grant id from PrepareRead', v.toString());
+  if (v <= 0n || v > BigInt(Number.MAX_SAFE_INTEGER))
+    throw invalid('grant_id', 'expected a grant id from PrepareRead', v.toString());
   return Number(v);
 }
 
@@ -27,7 +28,10 @@ export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.Un
         checkId(req.nodeId, 'node_id');
         if (req.nodeId === deps.nodeId) throw invalid('node_id', 'a node does not pull from itself', req.nodeId);
         if (req.transport !== deps.transport) {
-          throw new KvError('TRANSPORT_UNAVAILABLE', `transport: this node speaks ${TransportKind[deps.transport]}, the reader asked for ${TransportKind[req.transport] ?? req.transport}`);
+          throw new KvError(
+            'TRANSPORT_UNAVAILABLE',
+            `transport: this node speaks ${TransportKind[deps.transport]}, the reader asked for ${TransportKind[req.transport] ?? req.transport}`,
+          );
         }
         const res = await server.handshake(req.nodeId, Buffer.from(req.material));
         return { nodeId: deps.nodeId, transport: deps.transport, material: res.material, session: res.session };

@@ -25,14 +25,19 @@ export function verbsAvailability(allowPoolRkey = false): { ok: boolean; reason:
 }
 
 /** Resolves `auto` to a concrete kind, with the reason. Throws CONFIG_INVALID when verbs is demanded but unusable. */
-export function chooseTransport(choice: TransportChoice, allowPoolRkey = false): { kind: 'verbs' | 'tcp'; reason: string } {
+export function chooseTransport(
+  choice: TransportChoice,
+  allowPoolRkey = false,
+): { kind: 'verbs' | 'tcp'; reason: string } {
   if (choice === 'tcp') return { kind: 'tcp', reason: 'requested with --transport tcp' };
   const v = verbsAvailability(allowPoolRkey);
   if (choice === 'verbs') {
     if (!v.ok) throw new KvError('CONFIG_INVALID', `transport: verbs requested but unavailable: ${v.reason}`);
     return { kind: 'verbs', reason: 'requested with --transport verbs' };
   }
-  return v.ok ? { kind: 'verbs', reason: `auto: ${v.reason}` } : { kind: 'tcp', reason: `auto: verbs unavailable (${v.reason})` };
+  return v.ok
+    ? { kind: 'verbs', reason: `auto: ${v.reason}` }
+    : { kind: 'tcp', reason: `auto: verbs unavailable (${v.reason})` };
 }
 
 export interface CreateTransportOptions {
@@ -45,11 +50,18 @@ export interface CreateTransportOptions {
   logger: Logger;
   timeoutMs?: number;
   /** verbs only (the --verbs-* flags). */
-  verbs?: Pick<VerbsTransportOptions, 'portNum' | 'gidIndex' | 'trafficClass' | 'serviceLevel' | 'ackTimeout' | 'retryCount' | 'allowPoolRkey'>;
+  verbs?: Pick<
+    VerbsTransportOptions,
+    'portNum' | 'gidIndex' | 'trafficClass' | 'serviceLevel' | 'ackTimeout' | 'retryCount' | 'allowPoolRkey'
+  >;
 }
 
 export async function createTransport(opts: CreateTransportOptions): Promise<Transport> {
-  const onEvent = (e: TransportEvent) => opts.logger.warn({ event: e.kind, peer: e.peer || undefined, grant: e.grant, reason: e.message }, EVENT_TEXT[e.kind]);
+  const onEvent = (e: TransportEvent) =>
+    opts.logger.warn(
+      { event: e.kind, peer: e.peer || undefined, grant: e.grant, reason: e.message },
+      EVENT_TEXT[e.kind],
+    );
   if (opts.kind === 'verbs') {
     const t = await native.VerbsTransport.create({
       pool: opts.pool,
@@ -60,14 +72,34 @@ export async function createTransport(opts: CreateTransportOptions): Promise<Tra
       ...opts.verbs,
     });
     for (const n of t.nics()) {
-      opts.logger.info({ nic: n.name, gidIndex: n.gidIndex, gidType: n.gidType, gid: n.gid, numaNode: n.numaNode, mtu: n.mtu, qpDepth: n.qpDepth, cqDepth: n.cqDepth, readDepth: n.rdAtomInit, memoryWindows: n.mwType2, registerMs: Math.round(n.registerMs) }, `verbs: ${n.name} ready`);
-      if (!n.mwType2) opts.logger.warn({ nic: n.name }, 'verbs: no type-2 memory windows: peers read through the pool-wide rkey (--verbs-allow-pool-rkey); grants do not limit what a connected peer can read');
+      opts.logger.info(
+        {
+          nic: n.name,
+          gidIndex: n.gidIndex,
+          gidType: n.gidType,
+          gid: n.gid,
+          numaNode: n.numaNode,
+          mtu: n.mtu,
+          qpDepth: n.qpDepth,
+          cqDepth: n.cqDepth,
+          readDepth: n.rdAtomInit,
+          memoryWindows: n.mwType2,
+          registerMs: Math.round(n.registerMs),
+        },
+        `verbs: ${n.name} ready`,
+      );
+      if (!n.mwType2)
+        opts.logger.warn(
+          { nic: n.name },
+          'verbs: no type-2 memory windows: peers read through the pool-wide rkey (--verbs-allow-pool-rkey); grants do not limit what a connected peer can read',
+        );
     }
     return t;
   }
   let { host } = parseHostPort(opts.addr, 'addr');
   if (host === 'localhost') host = '127.0.0.1';
-  if (!isIPv4(host)) throw new KvError('CONFIG_INVALID', `addr: the tcp transport needs an IPv4 host, got ${JSON.stringify(host)}`);
+  if (!isIPv4(host))
+    throw new KvError('CONFIG_INVALID', `addr: the tcp transport needs an IPv4 host, got ${JSON.stringify(host)}`);
   return native.TcpTransport.create({
     pool: opts.pool,
     host,

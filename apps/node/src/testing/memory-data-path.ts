@@ -10,7 +10,10 @@ export class MemoryPool implements PagePool {
   private used = 0;
   private readonly sizes = new Map<number, number>();
 
-  constructor(readonly capacityBytes: number, readonly maxPageBytes = capacityBytes) {
+  constructor(
+    readonly capacityBytes: number,
+    readonly maxPageBytes = capacityBytes,
+  ) {
     this.memory = { buf: Buffer.alloc(capacityBytes) };
   }
 
@@ -79,7 +82,11 @@ export class MemoryDataPath implements DataPath {
     const name = source.shmName ?? source.path ?? '';
     const memory = this.regions.get(name);
     if (!memory) throw new KvError('REGION_INVALID', `region ${name}: no such shared memory object`);
-    if (memory.buf.length < source.sizeBytes) throw new KvError('REGION_INVALID', `region ${name}: ${memory.buf.length} bytes, smaller than size_bytes ${source.sizeBytes}`);
+    if (memory.buf.length < source.sizeBytes)
+      throw new KvError(
+        'REGION_INVALID',
+        `region ${name}: ${memory.buf.length} bytes, smaller than size_bytes ${source.sizeBytes}`,
+      );
     return { sizeBytes: source.sizeBytes, memory, close() {} };
   }
 

@@ -5,11 +5,21 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMetaserver, startNode, type MetaserverHandle, type NodeHandle } from '@kvfabric/testkit';
 import { MetaserverClient } from '@kvfabric/client';
-import { advertised as advertisedOn, engine, freshHashes, loadBlocks, metric, saveBlocks, until, PAGE } from '../pull-helpers.js';
+import {
+  advertised as advertisedOn,
+  engine,
+  freshHashes,
+  loadBlocks,
+  metric,
+  saveBlocks,
+  until,
+  PAGE,
+} from '../pull-helpers.js';
 
 const DEV_A = process.env.KVF_RDMA_A_DEV;
 const DEV_B = process.env.KVF_RDMA_B_DEV;
-if (!DEV_A || !DEV_B) throw new Error('these tests need the RDMA VM: run `npm run test:rdma` (KVF_RDMA_A_DEV/KVF_RDMA_B_DEV unset)');
+if (!DEV_A || !DEV_B)
+  throw new Error('these tests need the RDMA VM: run `npm run test:rdma` (KVF_RDMA_A_DEV/KVF_RDMA_B_DEV unset)');
 // Under QEMU's CPU emulation a node process needs far longer than on hardware to transpile and start.
 process.env.KVFABRIC_TEST_START_TIMEOUT_MS ??= '180000';
 
@@ -18,7 +28,16 @@ let meta: MetaserverClient;
 let A: NodeHandle, B: NodeHandle;
 const SLOW = 60_000; // conditions polled under emulation: generous deadlines, never a speed assumption
 // --verbs-ack-timeout 18 (1 s a try): rxe under emulation can take tens of ms to answer when queues are full.
-const common = ['--heartbeat-interval-secs', '0.5', '--pull-timeout-secs', '60', '--streams-per-peer', '2', '--verbs-ack-timeout', '18'];
+const common = [
+  '--heartbeat-interval-secs',
+  '0.5',
+  '--pull-timeout-secs',
+  '60',
+  '--streams-per-peer',
+  '2',
+  '--verbs-ack-timeout',
+  '18',
+];
 
 // Node processes start slowly under emulation, so one cluster serves every test: A asks for verbs, B gets it from
 // --transport auto, and B reads paced (2 MiB/s in 64 KiB batches) so that the last test can kill A mid-pull
@@ -26,8 +45,18 @@ const common = ['--heartbeat-interval-secs', '0.5', '--pull-timeout-secs', '60',
 before(async () => {
   metaserver = await startMetaserver();
   [A, B] = await Promise.all([
-    startNode({ metaserverAddr: metaserver.addr, poolSize: '128mib', transport: 'verbs', args: [...common, '--nics', DEV_A] }),
-    startNode({ metaserverAddr: metaserver.addr, poolSize: '128mib', transport: 'auto', args: [...common, '--nics', DEV_B, '--pull-max-bytes-per-sec', '2mib', '--pull-chunk-bytes', '64kib'] }),
+    startNode({
+      metaserverAddr: metaserver.addr,
+      poolSize: '128mib',
+      transport: 'verbs',
+      args: [...common, '--nics', DEV_A],
+    }),
+    startNode({
+      metaserverAddr: metaserver.addr,
+      poolSize: '128mib',
+      transport: 'auto',
+      args: [...common, '--nics', DEV_B, '--pull-max-bytes-per-sec', '2mib', '--pull-chunk-bytes', '64kib'],
+    }),
   ]);
   meta = new MetaserverClient(metaserver.addr);
 });
@@ -38,20 +67,27 @@ after(async () => {
   await metaserver?.[Symbol.asyncDispose]();
 });
 
-const advertised = (ns: string, hashes: Buffer[], node: NodeHandle, n: number) => advertisedOn(meta, ns, hashes, node, n, SLOW);
+const advertised = (ns: string, hashes: Buffer[], node: NodeHandle, n: number) =>
+  advertisedOn(meta, ns, hashes, node, n, SLOW);
 
 test('A runs verbs as asked, B picks verbs with --transport auto and says why; both on a RoCE v2 GID with memory windows', async () => {
   await A.proc.waitForLog(/"msg":"transport: verbs \(requested with --transport verbs\)"/, SLOW);
   await B.proc.waitForLog(/"msg":"transport: verbs \(auto: RDMA devices with an active port: [^)]*\)"/, SLOW);
-  for (const [node, dev] of [[A, DEV_A], [B, DEV_B]] as const) {
+  for (const [node, dev] of [
+    [A, DEV_A],
+    [B, DEV_B],
+  ] as const) {
     await node.proc.waitForLog(new RegExp(`"msg":"verbs: ${dev} ready"`), SLOW);
-    const ready = node.proc.logLines().find((l) => l.msg === `verbs: ${dev} ready`) as { gidType?: string; memoryWindows?: boolean };
+    const ready = node.proc.logLines().find((l) => l.msg === `verbs: ${dev} ready`) as {
+      gidType?: string;
+      memoryWindows?: boolean;
+    };
     assert.equal(ready.gidType, 'RoCE v2');
     assert.equal(ready.memoryWindows, true);
   }
 });
 
-test('B pulls a prefix saved on A over RDMA READ, byte-exact, and the grant\'s windows are invalidated', async () => {
+test("B pulls a prefix saved on A over RDMA READ, byte-exact, and the grant's windows are invalidated", async () => {
   const ns = 'rdma/full';
   const hashes = freshHashes(24);
   await using a = await engine(A, ns);
@@ -64,7 +100,12 @@ test('B pulls a prefix saved on A over RDMA READ, byte-exact, and the grant\'s w
   const got = await loadBlocks(b, q.leaseId, 24, 40);
   got.forEach((g, i) => assert.ok(g.equals(data[i]!), `block ${i} differs`));
   assert.equal(await metric(B, 'kvfabric_pull_bytes_total'), 24 * PAGE);
-  await until('A released every grant and unpinned', async () => (await metric(A, 'kvfabric_peer_grants_active')) === 0 && (await metric(A, 'kvfabric_index_pinned_blocks')) === 0, SLOW);
+  await until(
+    'A released every grant and unpinned',
+    async () =>
+      (await metric(A, 'kvfabric_peer_grants_active')) === 0 && (await metric(A, 'kvfabric_index_pinned_blocks')) === 0,
+    SLOW,
+  );
 });
 
 test('A and B pull from each other at the same time', async () => {
@@ -94,7 +135,11 @@ test('the serving node killed with kill -9 mid-pull: a shorter hit, and every lo
   await advertised(ns, hashes, A, 64);
   const before = await metric(B, 'kvfabric_pull_bytes_total');
   const query = b.kv.query(hashes, { pollMs: SLOW });
-  await until('the pull under way', async () => (await metric(B, 'kvfabric_pull_bytes_total')) - before >= 2 * PAGE, SLOW);
+  await until(
+    'the pull under way',
+    async () => (await metric(B, 'kvfabric_pull_bytes_total')) - before >= 2 * PAGE,
+    SLOW,
+  );
   A.proc.kill('SIGKILL');
   const q = await query;
   assert.ok(q.hits >= 2 && q.hits < 64, `a shorter hit, got ${q.hits}`);
