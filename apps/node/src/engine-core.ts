@@ -1,14 +1,14 @@
-// The node's engine-facing logic, free of gRPC: save (gather into pool pages), query (prefix hit + lease, and
-// the fetch of a missing suffix), load (scatter back), release. Instances live in the InstanceRegistry
+// The node's engine-facing logic, free of gRPC: save (gather into pool pages: block-saver.ts), query (prefix hit
+// + lease, and the fetch of a missing suffix), load (scatter back), release. Instances live in the InstanceRegistry
 // (instances.ts), the fetches queries start in QueryFetches (query-fetches.ts). The service decodes requests and
 // calls this; tests drive it directly with an in-memory data path.
 import { KvError, invalid, checkId } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
-import { BlockClass, type BlockIndex } from './block-index.js';
-import type { DataPath } from './data-path.js';
-import { DuplicateHashFilter } from './duplicate-hashes.js';
-import type { Evictor } from './eviction.js';
+import { type BlockIndex } from './block-index.js';
+import { BlockSaver, type SaveResult } from './block-saver.js';
 import { DescriptorBatch } from './data-path-descriptors.js';
+import type { DataPath } from './data-path.js';
+import type { Evictor } from './eviction.js';
 import { InstanceRegistry, type Instance, type RegisterSpec } from './instances.js';
 import { LeaseTable } from './leases.js';
 import type { NamespaceRegistry } from './namespaces.js';
@@ -16,10 +16,7 @@ import { QueryFetches, type Fetcher } from './query-fetches.js';
 
 export type { Fetcher, FetchOutcome, FetchRequest } from './query-fetches.js';
 
-export const SAVE_STORED = 0;
-export const SAVE_PRESENT = 1;
-export const SAVE_NO_SPACE = 2;
-export const SAVE_FAILED = 3;
+export { SAVE_STORED, SAVE_PRESENT, SAVE_NO_SPACE, SAVE_FAILED, type SaveResult } from './block-saver.js';
 /** The longest a Query waits for its fetch (wait_ms is capped at this). */
 export const MAX_QUERY_WAIT_MS = 10_000;
 
@@ -61,8 +58,7 @@ export class EngineCore {
   private readonly instances: InstanceRegistry;
   /** The fetches queries started; absent without a fetcher (local hits only). */
   private readonly fetches: QueryFetches | undefined;
-  /** Scratch for de-duplicating a save's hashes (used synchronously within one call). */
-  private readonly duplicates = new DuplicateHashFilter();
+  private readonly saver: BlockSaver;
   readonly counters = {
     saveCalls: 0,
     savedBlocks: 0,
@@ -91,6 +87,7 @@ export class EngineCore {
       unpin: (slots) => this.index.unpinMany(slots, slots.length),
     });
     this.instances = new InstanceRegistry(this.namespaces, opts.data);
+    this.saver = new BlockSaver({ ...opts, counters: this.counters });
     this.fetches =
       opts.fetcher &&
       new QueryFetches({ fetcher: opts.fetcher, ttlMs: opts.leaseTtlMs, now: this.now, logger: opts.logger });
@@ -133,104 +130,9 @@ export class EngineCore {
     return this.instances.get(instanceId);
   }
 
-  async save(
-    instanceId: string,
-    blockIds: Uint32Array,
-    packed: Buffer,
-    hashLen: number,
-  ): Promise<{ outcomes: Uint8Array; stored: number; sealed: number; bytes: number }> {
-    const inst = this.instance(instanceId);
-    const count = hashLen > 0 ? packed.length / hashLen : 0;
-    if (blockIds.length !== count)
-      throw invalid('block_ids', `expected ${count} ids (one per hash), got ${blockIds.length}`);
-    for (let i = 0; i < count; i++) {
-      if (blockIds[i]! >= inst.numBlocks)
-        throw invalid(`block_ids[${i}]`, `expected 0..${inst.numBlocks - 1}`, blockIds[i]);
-    }
-    this.counters.saveCalls++;
-    const { ns } = inst;
-    const index = this.index;
-    const shard = ns.replicated ? 0 : inst.rank;
-    const outcomes = new Uint8Array(count).fill(SAVE_PRESENT);
-    // Hot path (64 blocks a call is typical): one pass over the hashes, keyed straight from the packed request
-    // bytes (no key strings), plain typed arrays, no per-block objects.
-    const need = new Int32Array(count); // call positions that need a page, in order
-    let needCount = 0;
-    let existing: number[] | undefined; // partial blocks (another rank's page) pinned while pages are found
-    const dedupe = count > 1 ? this.duplicates.reset(packed, hashLen, count) : undefined;
-    for (let i = 0; i < count; i++) {
-      const off = i * hashLen;
-      if (dedupe && !dedupe.isFirst(i)) continue;
-      const slot = index.lookup(ns.id, packed, off, hashLen);
-      if (slot >= 0 && (index.isSealed(slot) || !Number.isNaN(index.page(slot, shard)))) continue;
-      need[needCount++] = i;
-      if (slot >= 0) {
-        index.pin(slot); // keep a partial block (another rank's page) from being evicted to make room
-        (existing ??= []).push(slot);
-      }
-    }
-    const pages = this.evictor.allocate(ns.pageBytes, needCount);
-    const stored = pages.length;
-    const slots = new Int32Array(stored);
-    const desc = new DescriptorBatch(stored * inst.segmentOffsets.length);
-    for (let j = 0; j < stored; j++) {
-      const i = need[j]!;
-      const slot = index.slotForShard(
-        ns.id,
-        packed,
-        i * hashLen,
-        hashLen,
-        ns.shards,
-        shard,
-        ns.pageBytes,
-        BlockClass.Local,
-      );
-      index.assign(slot, shard, pages[j]!);
-      index.pin(slot);
-      slots[j] = slot;
-      outcomes[i] = SAVE_STORED;
-      desc.block(inst.segmentOffsets, blockIds[i]! * inst.strideBytes, inst.segmentBytes, pages[j]!, true);
-    }
-    for (let j = stored; j < needCount; j++) outcomes[need[j]!] = SAVE_NO_SPACE;
-    if (existing) for (const slot of existing) index.unpin(slot);
-    this.counters.presentBlocks += count - needCount;
-    this.counters.noSpaceBlocks += needCount - stored;
-    if (needCount > 0 && stored === 0) {
-      throw new KvError(
-        'POOL_EXHAUSTED',
-        `pool exhausted: ${needCount} pages of ${ns.pageBytes} bytes needed and every resident block is pinned`,
-      );
-    }
-    if (stored === 0) return { outcomes, stored: 0, sealed: 0, bytes: 0 };
-    const { src, dst, len } = desc.arrays();
-    try {
-      await this.opts.data.copier.copy(inst.region.memory, this.opts.data.pool.memory, src, dst, len);
-    } catch (err) {
-      for (let j = 0; j < stored; j++) {
-        const page = index.unassign(slots[j]!, shard);
-        index.unpin(slots[j]!);
-        this.opts.data.pool.free(page, ns.pageBytes);
-      }
-      throw err;
-    }
-    let sealed = 0;
-    const onSealed = this.opts.onSealed;
-    for (let j = 0; j < stored; j++) {
-      const slot = slots[j]!;
-      if (index.markShardWritten(slot, shard)) {
-        sealed++;
-        if (onSealed) {
-          const off = need[j]! * hashLen;
-          onSealed(ns.name, packed.subarray(off, off + hashLen));
-        }
-      }
-      index.unpin(slot);
-    }
-    const bytes = stored * ns.pageBytes;
-    this.counters.savedBlocks += stored;
-    this.counters.savedBytes += bytes;
-    this.counters.sealedBlocks += sealed;
-    return { outcomes, stored, sealed, bytes };
+  /** Gathers blocks of an instance's region into pool pages (block-saver.ts); one outcome per hash. */
+  async save(instanceId: string, blockIds: Uint32Array, packed: Buffer, hashLen: number): Promise<SaveResult> {
+    return this.saver.save(this.instance(instanceId), blockIds, packed, hashLen);
   }
 
   /**
