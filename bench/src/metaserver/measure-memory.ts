@@ -1,8 +1,8 @@
 // Bytes per (block, owner) of the metaserver index, measured from the process's memory and from the store's own
-// accounting. Run: node --expose-gc --import tsx apps/metaserver/src/store/measure-memory.ts [entries...] [--owners N]
+// accounting. Run: npm run build, then node --expose-gc bench/dist/metaserver/measure-memory.js [entries...] [--owners N]
 // Each block gets N owners (default 1) among 8 nodes; hashes are 32 random-looking bytes (like SHA-256 block hashes).
 import { createHash } from 'node:crypto';
-import { MetaStore } from './store.js';
+import { MetaStore } from '@kvfabric/metaserver/internal';
 
 const NODES = 8;
 const BATCH = 4096;
