@@ -97,6 +97,19 @@ if (pull) {
     ]),
   });
 }
+const cli = load('cli');
+if (cli) {
+  charts.push({
+    file: 'cli.svg',
+    title: 'CLI cold start, median ms (lower is better)',
+    unit: 'ms',
+    rows: rows(cli, [
+      ['kvfabric_nodes_vs_etcdctl_ms', 'kvfabric nodes vs etcdctl endpoint health'],
+      ['kvfabric_nodes_ms', 'kvfabric nodes vs redis-cli PING'],
+      ['kvfabric_help_ms', 'kvfabric --help vs node -e 0'],
+    ]),
+  });
+}
 const rdma = load('rdma');
 if (rdma) {
   charts.push({

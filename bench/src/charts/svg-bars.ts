@@ -42,11 +42,11 @@ export function barChart(title: string, unit: string, rows: BarRow[]): string {
       `<text x="${x(r.kvfabric) + 4}" y="${y + 17}">${fmt(r.kvfabric)}</text>`,
       `<rect x="${labelW}" y="${y + 22}" width="${Math.max(1, x(r.reference) - labelW)}" height="14" fill="#a0aec0"/>`,
       `<text x="${x(r.reference) + 4}" y="${y + 33}">${fmt(r.reference)}</text>`,
-      `<text x="${labelW + barW + 70}" y="${y + 25}" font-weight="bold" fill="${miss ? '#c53030' : '#276749'}">${Number.isFinite(ratio) ? ratio.toFixed(2) + '×' : ''}${r.target !== undefined ? ` (≥ ${r.target})` : ''}</text>`,
+      `<text x="${labelW + barW + 70}" y="${y + 25}" font-weight="bold" fill="${r.target === undefined ? '#333' : miss ? '#c53030' : '#276749'}">${Number.isFinite(ratio) ? ratio.toFixed(2) + '×' : ''}${r.target !== undefined ? ` (≥ ${r.target})` : ''}</text>`,
     );
   });
   parts.push(
-    `<text x="12" y="${height - 12}" fill="#555">bold: kvfabric / reference, green meets the target, red misses it</text>`,
+    `<text x="12" y="${height - 12}" fill="#555">bold: kvfabric / reference; with a target, green meets it and red misses it</text>`,
     '</svg>',
   );
   return parts.join('\n') + '\n';
