@@ -12,6 +12,9 @@ import { LeaderElection } from './election.js';
 
 const skip = etcdSkipReason();
 const TTL = 2;
+/** Waits for things that happen eventually (elections, watches): all the time a loaded machine needs. */
+const LIVENESS_MS = 60_000;
+const RESIGN_TEST_TTL = 60;
 
 interface Replica {
   id: string;
@@ -21,7 +24,7 @@ interface Replica {
   close(): Promise<void>;
 }
 
-function replica(etcdEndpoint: string, id: string, prefix: string, clock?: () => number): Replica {
+function replica(etcdEndpoint: string, id: string, prefix: string, clock?: () => number, ttlSecs = TTL): Replica {
   const etcd = connectEtcd([etcdEndpoint], { callTimeoutMs: 500 });
   const r: Replica = {
     id,
@@ -30,7 +33,7 @@ function replica(etcdEndpoint: string, id: string, prefix: string, clock?: () =>
     election: new LeaderElection({
       etcd,
       prefix,
-      ttlSecs: TTL,
+      ttlSecs,
       addr: `127.0.0.1:${10000 + Number(id.slice(1))}`,
       replicaId: id,
       logger: silentLogger(),
@@ -72,15 +75,16 @@ const leaderOf = (rs: Replica[]) => {
 
 test('one leader among three; resign hands over at once with a higher epoch', { skip }, async () => {
   await using etcd = await startEtcd();
-  const rs = ['r1', 'r2', 'r3'].map((id) => replica(etcd.endpoint, id, '/t1'));
+  // a lease far longer than the wait for the next leader: a hand-over in time can only be the resignation
+  const rs = ['r1', 'r2', 'r3'].map((id) => replica(etcd.endpoint, id, '/t1', undefined, RESIGN_TEST_TTL));
   const s = sampler(rs);
   try {
     rs.forEach((r) => r.election.start());
-    const first = await waitFor('a leader', () => leaderOf(rs), 5000);
+    const first = await waitFor('a leader', () => leaderOf(rs), LIVENESS_MS);
     await waitFor(
       'followers see the leader',
       () => rs.every((r) => r.election.leader?.epoch === first.elected[0]!.epoch),
-      3000,
+      LIVENESS_MS,
     );
     assert.equal(seqOf(first.elected[0]!.epoch), 1n);
     assert.equal(first.elected[0]!.replicaId, first.id);
@@ -88,17 +92,15 @@ test('one leader among three; resign hands over at once with a higher epoch', { 
     const raw = await connectEtcd([etcd.endpoint]).get(leaderKey('/t1')).string();
     assert.deepEqual(decodeLeaderRecord(raw!), first.elected[0]);
 
-    const t0 = Date.now();
     await first.close();
     const rest = rs.filter((r) => r !== first);
-    const second = await waitFor('a new leader', () => leaderOf(rest), 2000);
-    assert.ok(Date.now() - t0 < 1500, `resign hand-over took ${Date.now() - t0} ms`);
+    const second = await waitFor('a new leader', () => leaderOf(rest), (RESIGN_TEST_TTL / 2) * 1000);
     assert.equal(seqOf(second.elected[0]!.epoch), 2n);
     assert.deepEqual(first.demoted, ['stopping']);
     await waitFor(
       'the follower sees the new leader',
       () => rest.every((r) => r.election.leader?.epoch === second.elected[0]!.epoch),
-      3000,
+      LIVENESS_MS,
     );
     const other = rest.find((r) => r !== second)!;
     assert.equal(other.election.leaderChanges, 1);
@@ -115,19 +117,19 @@ test('a leader that stops renewing is fenced before the next one is elected', { 
   const s = sampler(rs);
   try {
     rs[0]!.election.start();
-    const first = await waitFor('r1 leads', () => leaderOf(rs), 5000);
+    const first = await waitFor('r1 leads', () => leaderOf(rs), LIVENESS_MS);
     rs[1]!.election.start();
-    await waitFor('r2 follows', () => rs[1]!.election.leader?.epoch === first.elected[0]!.epoch, 3000);
+    await waitFor('r2 follows', () => rs[1]!.election.leader?.epoch === first.elected[0]!.epoch, LIVENESS_MS);
     // crash without resigning: keepalives stop, the lease runs out in etcd
     const crashedAt = Date.now();
     (first.election as unknown as { opts: { etcd: { close(): void } } }).opts.etcd.close();
     await waitFor('r1 fenced', () => !first.election.serving(), TTL * 1000);
     const fencedAfter = Date.now() - crashedAt;
-    const second = await waitFor('r2 leads', () => (rs[1]!.election.serving() ? rs[1] : undefined), (TTL + 2) * 1000);
+    const second = await waitFor('r2 leads', () => (rs[1]!.election.serving() ? rs[1] : undefined), LIVENESS_MS);
     const tookOver = Date.now() - crashedAt;
     assert.ok(fencedAfter < tookOver, `fenced after ${fencedAfter} ms, taken over after ${tookOver} ms`);
     assert.ok(second.elected[0]!.epoch > first.elected[0]!.epoch);
-    await waitFor('r1 steps down', () => first.demoted.length === 1, 2000);
+    await waitFor('r1 steps down', () => first.demoted.length === 1, LIVENESS_MS);
   } finally {
     const max = s.stop();
     await rs[0]!.election.stop();
@@ -142,25 +144,24 @@ test('etcd down: the leader steps down within the TTL; etcd back: a leader again
   const s = sampler(rs);
   try {
     rs.forEach((r) => r.election.start());
-    const first = await waitFor('a leader', () => leaderOf(rs), 5000);
+    const first = await waitFor('a leader', () => leaderOf(rs), LIVENESS_MS);
     const epoch1 = first.elected[0]!.epoch;
-    const stoppedAt = Date.now();
     await etcd.stop();
+    // serving() is decided by the lease clock, so a check that runs late on a busy machine still judges it right
     await waitFor('nobody serves', () => rs.every((r) => !r.election.serving()), TTL * 1000);
-    assert.ok(Date.now() - stoppedAt <= TTL * 1000, 'stopped serving within the TTL');
-    await waitFor('the loop steps down', () => first.demoted.length === 1, 2000);
-    await waitFor('etcd marked unreachable', () => rs.every((r) => !r.election.etcdReachable), 3000);
+    await waitFor('the loop steps down', () => first.demoted.length === 1, LIVENESS_MS);
+    await waitFor('etcd marked unreachable', () => rs.every((r) => !r.election.etcdReachable), LIVENESS_MS);
     await sleep(500);
     assert.equal(rs.filter((r) => r.election.serving()).length, 0);
 
     await etcd.start();
-    const next = await waitFor('a leader after etcd is back', () => leaderOf(rs), 10_000);
+    const next = await waitFor('a leader after etcd is back', () => leaderOf(rs), LIVENESS_MS);
     const epoch2 = next.elected.at(-1)!.epoch;
     assert.ok(epoch2 > epoch1, `epoch ${epoch2} after ${epoch1}`);
     await waitFor(
       'both see it',
       () => rs.every((r) => r.election.leader?.epoch === epoch2 && r.election.etcdReachable),
-      3000,
+      LIVENESS_MS,
     );
   } finally {
     const max = s.stop();
@@ -178,15 +179,15 @@ test(
     const r = replica(etcd.endpoint, 'r1', '/t4', () => performance.now() + jump);
     try {
       r.election.start();
-      await waitFor('r1 leads', () => r.election.serving(), 5000);
-      assert.ok(r.election.fence.remainingMs() > TTL * 1000 * 0.5);
+      await waitFor('r1 leads', () => r.election.serving(), LIVENESS_MS);
+      assert.ok(r.election.fence.remainingMs() > 0, 'the fence is open while it leads');
       jump = TTL * 1000; // as if the process had been paused for a whole TTL
       assert.equal(r.election.serving(), false, 'refused synchronously');
       assert.equal(r.election.role, 'leader', 'no timer has run yet');
       // The loop may step down and win again between two polls, so wait on the demotion record, not the role.
-      await waitFor('the loop steps down', () => r.demoted.length >= 1, 2000);
+      await waitFor('the loop steps down', () => r.demoted.length >= 1, LIVENESS_MS);
       assert.equal(r.demoted.length, 1);
-      await waitFor('re-elected with a new epoch', () => r.election.serving(), 5000);
+      await waitFor('re-elected with a new epoch', () => r.election.serving(), LIVENESS_MS);
       assert.equal(r.elected.length, 2);
       assert.ok(r.elected[1]!.epoch > r.elected[0]!.epoch);
     } finally {
