@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN } from './commands.js';
-import { freeAddr } from './ports.js';
+import { freeAddr, isAddrInUse } from './ports.js';
 import { startProcess, type ManagedProcess } from './process.js';
 
 export interface MetaserverHandle extends AsyncDisposable {
@@ -25,8 +25,8 @@ export interface MetaserverOptions {
 }
 
 export async function startMetaserver(opts: MetaserverOptions = {}): Promise<MetaserverHandle> {
-  const addr = opts.addr ?? (await freeAddr());
-  const httpAddr = opts.httpAddr ?? (await freeAddr());
+  let addr = opts.addr ?? (await freeAddr());
+  let httpAddr = opts.httpAddr ?? (await freeAddr());
   const launch = () =>
     startProcess({
       name: `metaserver ${addr}`,
@@ -44,10 +44,15 @@ export async function startMetaserver(opts: MetaserverOptions = {}): Promise<Met
       env: opts.env,
       healthUrl: `http://${httpAddr}/health`,
     });
+  const chosen = opts.addr === undefined && opts.httpAddr === undefined;
+  const proc = await withFreshPorts(chosen, launch, async () => {
+    addr = await freeAddr();
+    httpAddr = await freeAddr();
+  });
   const handle = {
     addr,
     httpAddr,
-    proc: await launch(),
+    proc,
     async restart() {
       await handle.proc.stop();
       handle.proc = await launch();
@@ -81,11 +86,11 @@ export interface NodeOptions {
 }
 
 export async function startNode(opts: NodeOptions = {}): Promise<NodeHandle> {
-  const addr = await freeAddr();
-  const httpAddr = await freeAddr();
+  let addr = await freeAddr();
+  let httpAddr = await freeAddr();
   const dir = mkdtempSync(join(tmpdir(), 'kvf-node-'));
   const engineSocket = join(dir, 'engine.sock');
-  const args = [
+  const args = () => [
     BIN.node,
     '--addr',
     addr,
@@ -106,15 +111,19 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeHandle> {
     startProcess({
       name: `node ${addr}`,
       command: process.execPath,
-      args,
+      args: args(),
       env: opts.env,
       healthUrl: `http://${httpAddr}/health`,
     });
+  const proc = await withFreshPorts(true, launch, async () => {
+    addr = await freeAddr();
+    httpAddr = await freeAddr();
+  });
   const handle = {
     addr,
     httpAddr,
     engineSocket,
-    proc: await launch(),
+    proc,
     async restart() {
       await handle.proc.stop();
       handle.proc = await launch();
@@ -185,5 +194,24 @@ export async function startCluster(opts: {
   } catch (err) {
     await disposeAll();
     throw err;
+  }
+}
+
+/**
+ * Starts a server; when its ports were chosen here and one was taken between the choice and the bind (another
+ * test's server drew it too), chooses new ones and starts again, up to three times.
+ */
+async function withFreshPorts(
+  chosen: boolean,
+  launch: () => Promise<ManagedProcess>,
+  rechoose: () => Promise<void>,
+): Promise<ManagedProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch();
+    } catch (err) {
+      if (!chosen || attempt >= 3 || !isAddrInUse(err)) throw err;
+      await rechoose();
+    }
   }
 }
