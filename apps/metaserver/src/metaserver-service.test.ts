@@ -11,24 +11,24 @@ import { startMetaserver, type MetaserverHandle } from '@kvfabric/testkit';
 const TCP = TransportKind.TRANSPORT_KIND_TCP;
 const VERBS = TransportKind.TRANSPORT_KIND_VERBS;
 
-type Stub = InstanceType<typeof MetaserverClient>;
+type RawClient = InstanceType<typeof MetaserverClient>;
 
 type Call = (req: any, cb: (err: grpc.ServiceError | null, res: any) => void) => unknown;
 
-/** Promise form of one unary call on the generated stub. */
-function call<T = any>(stub: Stub, method: keyof Stub & string, req: unknown): Promise<T> {
+/** Promise form of one unary call on the generated gRPC client (a real call over loopback). */
+function call<T = any>(raw: RawClient, method: keyof RawClient & string, req: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
-    (stub[method] as unknown as Call).call(stub, req, (err, res) => (err ? reject(err) : resolve(res as T)));
+    (raw[method] as unknown as Call).call(raw, req, (err, res) => (err ? reject(err) : resolve(res as T)));
   });
 }
 
 async function refused(
-  stub: Stub,
-  method: keyof Stub & string,
+  raw: RawClient,
+  method: keyof RawClient & string,
   req: unknown,
 ): Promise<{ code: grpc.status; kv: string; details: string }> {
   try {
-    await call(stub, method, req);
+    await call(raw, method, req);
   } catch (err) {
     const e = err as grpc.ServiceError;
     return { code: e.code, kv: String(e.metadata.get(ERROR_CODE_KEY)[0]), details: e.details };
@@ -51,20 +51,20 @@ function stats(used: bigint, capacity = 1n << 30n, blocks = 0n) {
 }
 
 let ms: MetaserverHandle;
-let stub: Stub;
+let raw: RawClient;
 
 before(async () => {
   ms = await startMetaserver({ args: ['--sweep-interval-secs', '1'] });
-  stub = new MetaserverClient(ms.addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  raw = new MetaserverClient(ms.addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
 });
 
 after(async () => {
-  stub?.close();
+  raw?.close();
   await ms?.stop();
 });
 
 test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, listings, stats', async () => {
-  const hb = await call(stub, 'heartbeat', {
+  const hb = await call(raw, 'heartbeat', {
     nodeId: 'node-a',
     addr: '10.0.0.1:7001',
     transports: [TCP, VERBS],
@@ -74,43 +74,43 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
   assert.equal(hb.nodeStaleSecs, 30);
   const epoch: bigint = hb.epoch;
   assert.ok(epoch > 0n);
-  const again = await call(stub, 'heartbeat', {
+  const again = await call(raw, 'heartbeat', {
     nodeId: 'node-a',
     addr: '10.0.0.1:7001',
     transports: [TCP, VERBS],
     stats: stats(300n, 1000n, 4n),
   });
   assert.deepEqual(again, { epoch, registered: false, nodeStaleSecs: 30 });
-  await call(stub, 'heartbeat', {
+  await call(raw, 'heartbeat', {
     nodeId: 'node-b',
     addr: '10.0.0.2:7001',
     transports: [TCP],
     stats: stats(100n, 1000n),
   });
-  await call(stub, 'heartbeat', {
+  await call(raw, 'heartbeat', {
     nodeId: 'node-c',
     addr: '10.0.0.3:7001',
     transports: [TCP],
     stats: stats(200n, 1000n),
   });
 
-  assert.deepEqual(await call(stub, 'insertBlocks', { nodeId: 'node-a', namespace: 'rt', hashes: hl([0, 1, 2, 3]) }), {
+  assert.deepEqual(await call(raw, 'insertBlocks', { nodeId: 'node-a', namespace: 'rt', hashes: hl([0, 1, 2, 3]) }), {
     epoch,
     inserted: 4n,
     reclaimable: { packed: Buffer.alloc(0), hashLen: 32 },
   });
-  assert.deepEqual(await call(stub, 'insertBlocks', { nodeId: 'node-b', namespace: 'rt', hashes: hl([0, 1, 3]) }), {
+  assert.deepEqual(await call(raw, 'insertBlocks', { nodeId: 'node-b', namespace: 'rt', hashes: hl([0, 1, 3]) }), {
     epoch,
     inserted: 3n,
     reclaimable: { packed: Buffer.alloc(0), hashLen: 32 },
   });
-  assert.deepEqual(await call(stub, 'insertBlocks', { nodeId: 'node-c', namespace: 'rt', hashes: hl([0, 1, 5]) }), {
+  assert.deepEqual(await call(raw, 'insertBlocks', { nodeId: 'node-c', namespace: 'rt', hashes: hl([0, 1, 5]) }), {
     epoch,
     inserted: 3n,
     reclaimable: hl([0, 1]),
   });
 
-  const prefix = await call(stub, 'queryPrefix', { namespace: 'rt', hashes: hl([0, 1, 2, 3, 4]), excludeNodeId: '' });
+  const prefix = await call(raw, 'queryPrefix', { namespace: 'rt', hashes: hl([0, 1, 2, 3, 4]), excludeNodeId: '' });
   assert.deepEqual(prefix, {
     epoch,
     nodes: [
@@ -140,7 +140,7 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
       },
     ],
   });
-  const excluded = await call(stub, 'queryPrefix', {
+  const excluded = await call(raw, 'queryPrefix', {
     namespace: 'rt',
     hashes: hl([0, 1, 2, 3, 4]),
     excludeNodeId: 'node-a',
@@ -149,12 +149,12 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
     excluded.nodes.map((n: { nodeId: string }) => n.nodeId),
     ['node-b', 'node-c'],
   );
-  assert.deepEqual(await call(stub, 'queryPrefix', { namespace: 'rt', hashes: hl([9, 0]), excludeNodeId: '' }), {
+  assert.deepEqual(await call(raw, 'queryPrefix', { namespace: 'rt', hashes: hl([9, 0]), excludeNodeId: '' }), {
     epoch,
     nodes: [],
   });
 
-  assert.deepEqual(await call(stub, 'queryOwners', { namespace: 'rt', hashes: hl([3, 5, 9]) }), {
+  assert.deepEqual(await call(raw, 'queryOwners', { namespace: 'rt', hashes: hl([3, 5, 9]) }), {
     epoch,
     blocks: [
       { nodeIds: ['node-a', 'node-b'], addrs: ['10.0.0.1:7001', '10.0.0.2:7001'] },
@@ -163,12 +163,12 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
     ],
   });
 
-  assert.deepEqual(await call(stub, 'removeBlocks', { nodeId: 'node-b', namespace: 'rt', hashes: hl([3, 5, 9]) }), {
+  assert.deepEqual(await call(raw, 'removeBlocks', { nodeId: 'node-b', namespace: 'rt', hashes: hl([3, 5, 9]) }), {
     epoch,
     removed: 1n,
   });
 
-  const nodes = await call(stub, 'listNodes', {});
+  const nodes = await call(raw, 'listNodes', {});
   assert.equal(nodes.epoch, epoch);
   assert.deepEqual(
     nodes.nodes.map((n: any) => [n.nodeId, n.addr, n.state, n.transports, n.stats, n.indexedBlocks]),
@@ -182,11 +182,11 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
   assert.ok(a.registeredAtMs > 0n && a.lastHeartbeatMs >= a.registeredAtMs);
   assert.deepEqual(nodes.leader, { addr: ms.addr, epoch, sinceMs: nodes.leader.sinceMs, ha: false, replicaId: '' });
 
-  assert.deepEqual(await call(stub, 'listNamespaces', {}), {
+  assert.deepEqual(await call(raw, 'listNamespaces', {}), {
     epoch,
     namespaces: [{ name: 'rt', blocks: 5n, owners: 9n }],
   });
-  const st = await call(stub, 'getStats', {});
+  const st = await call(raw, 'getStats', {});
   assert.deepEqual(
     [st.epoch, st.blocks, st.owners, st.namespaces, st.liveNodes, st.staleNodes, st.leaderChanges],
     [epoch, 5n, 9n, 1n, 3n, 0n, 0n],
@@ -220,39 +220,39 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
   assert.ok(value('kvfabric_metaserver_index_bytes') > 0);
 
   // unregister drops exactly its ownerships
-  assert.deepEqual(await call(stub, 'unregister', { nodeId: 'node-c' }), { epoch, removed: 3n });
-  assert.deepEqual(await call(stub, 'listNamespaces', {}), {
+  assert.deepEqual(await call(raw, 'unregister', { nodeId: 'node-c' }), { epoch, removed: 3n });
+  assert.deepEqual(await call(raw, 'listNamespaces', {}), {
     epoch,
     namespaces: [{ name: 'rt', blocks: 4n, owners: 6n }],
   });
-  for (const id of ['node-a', 'node-b']) await call(stub, 'unregister', { nodeId: id });
-  assert.deepEqual(await call(stub, 'listNamespaces', {}), { epoch, namespaces: [] });
+  for (const id of ['node-a', 'node-b']) await call(raw, 'unregister', { nodeId: id });
+  assert.deepEqual(await call(raw, 'listNamespaces', {}), { epoch, namespaces: [] });
 });
 
 test("a different session cannot take a live node's address", async () => {
-  await call(stub, 'heartbeat', { nodeId: 'owner-1', addr: '10.0.1.1:7001', transports: [TCP] });
-  const r = await refused(stub, 'heartbeat', { nodeId: 'intruder', addr: '10.0.1.1:7001', transports: [TCP] });
+  await call(raw, 'heartbeat', { nodeId: 'owner-1', addr: '10.0.1.1:7001', transports: [TCP] });
+  const r = await refused(raw, 'heartbeat', { nodeId: 'intruder', addr: '10.0.1.1:7001', transports: [TCP] });
   assert.equal(r.code, grpc.status.FAILED_PRECONDITION);
   assert.equal(r.kv, 'SESSION_CONFLICT');
   assert.match(r.details, /^addr: 10\.0\.1\.1:7001 belongs to live node owner-1/);
-  const nodes = await call(stub, 'listNodes', {});
+  const nodes = await call(raw, 'listNodes', {});
   assert.deepEqual(
     nodes.nodes.map((n: { nodeId: string }) => n.nodeId),
     ['owner-1'],
   );
-  await call(stub, 'unregister', { nodeId: 'owner-1' });
+  await call(raw, 'unregister', { nodeId: 'owner-1' });
 });
 
 test('every bad input is refused with the right status, names the field, and changes nothing', async () => {
-  await call(stub, 'heartbeat', { nodeId: 'good', addr: '10.0.2.1:7001', transports: [TCP], stats: stats(1n, 2n) });
-  await call(stub, 'insertBlocks', { nodeId: 'good', namespace: 'bad-inputs', hashes: hl([1, 2, 3]) });
+  await call(raw, 'heartbeat', { nodeId: 'good', addr: '10.0.2.1:7001', transports: [TCP], stats: stats(1n, 2n) });
+  await call(raw, 'insertBlocks', { nodeId: 'good', namespace: 'bad-inputs', hashes: hl([1, 2, 3]) });
   const snapshot = async () => {
     const [nodes, nss, st] = await Promise.all([
-      call(stub, 'listNodes', {}),
-      call(stub, 'listNamespaces', {}),
-      call(stub, 'getStats', {}),
+      call(raw, 'listNodes', {}),
+      call(raw, 'listNamespaces', {}),
+      call(raw, 'getStats', {}),
     ]);
-    const owners = await call(stub, 'queryOwners', { namespace: 'bad-inputs', hashes: hl([1, 2, 3, 4]) });
+    const owners = await call(raw, 'queryOwners', { namespace: 'bad-inputs', hashes: hl([1, 2, 3, 4]) });
     // lastHeartbeatMs changes only on heartbeats, which all fail below
     return {
       nodes: nodes.nodes,
@@ -265,7 +265,7 @@ test('every bad input is refused with the right status, names the field, and cha
   };
   const before = await snapshot();
   const INVALID = grpc.status.INVALID_ARGUMENT;
-  const cases: [string, keyof Stub & string, unknown, grpc.status, string, RegExp][] = [
+  const cases: [string, keyof RawClient & string, unknown, grpc.status, string, RegExp][] = [
     [
       'empty namespace',
       'insertBlocks',
@@ -428,7 +428,7 @@ test('every bad input is refused with the right status, names the field, and cha
     ],
   ];
   for (const [name, method, req, status, kv, message] of cases) {
-    const r = await refused(stub, method, req);
+    const r = await refused(raw, method, req);
     assert.equal(r.code, status, `${name}: status ${grpc.status[r.code]} (${r.details})`);
     assert.equal(r.kv, kv, name);
     assert.match(r.details, message, name);
@@ -436,7 +436,7 @@ test('every bad input is refused with the right status, names the field, and cha
   assert.deepEqual(await snapshot(), before);
   const metrics = await (await fetch(`http://${ms.httpAddr}/metrics`)).text();
   assert.match(metrics, /kvfabric_metaserver_rpc_errors_total\{method="unregister",code="SESSION_UNKNOWN"[^}]*\} 1\n/);
-  await call(stub, 'unregister', { nodeId: 'good' });
+  await call(raw, 'unregister', { nodeId: 'good' });
 });
 
 test('the sweep runs on its interval and is counted', async () => {
