@@ -5,11 +5,11 @@
 //   `redis-cli -p P PING`                             (redis-server from Debian)
 //   `etcdctl --endpoints H:P endpoint health`         (etcd + etcdctl from Debian)
 //   `node -e 0`                                       (the floor for any Node.js program)
-// Each command runs `rounds` times, alternating; wall time is measured around the process, CPU (user + system) from
-// /usr/bin/time. The goal for `kvfabric nodes` is under 150 ms on the development machine.
+// Each command runs `rounds` times, alternating; wall time is measured from fork to exit, CPU (user + system) from
+// the child's rusage. The goal for `kvfabric nodes` is under 150 ms on the development machine.
 import { spawn } from 'node:child_process';
 import { BIN, startEtcd, startMetaserver, startNode, type NodeHandle } from '@kvfabric/testkit';
-import { median, nowSeconds, percentile, type BenchContext, type Scenario, type ScenarioResult } from '../harness.js';
+import { median, percentile, type BenchContext, type Scenario, type ScenarioResult } from '../harness.js';
 import { startRedis } from '../peers/redis.js';
 
 interface Sample {
@@ -23,19 +23,32 @@ interface Party {
   samples: Sample[];
 }
 
-/** Runs argv under /usr/bin/time; resolves with wall and CPU milliseconds, rejects on a non-zero exit. */
+// Runs argv in a forked child and prints wall and CPU microseconds: CPU (user + system) from wait4's rusage, which
+// Linux keeps to the microsecond (/usr/bin/time prints it rounded to 10 ms, and a 10 ms CLI read as 0).
+const RUSAGE_WRAPPER = `
+import os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    fd = os.open(os.devnull, os.O_RDWR)
+    os.dup2(fd, 0); os.dup2(fd, 1)
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, ru = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+print(f"rusage {os.waitstatus_to_exitcode(status)} {wall * 1e6:.0f} {(ru.ru_utime + ru.ru_stime) * 1e6:.0f}", file=sys.stderr)
+`;
+
+/** Runs argv (stdout to /dev/null); resolves with wall and CPU milliseconds, rejects on a non-zero exit. */
 function timed(argv: string[]): Promise<Sample> {
   return new Promise((resolve, reject) => {
-    const t0 = nowSeconds();
-    const child = spawn('/usr/bin/time', ['-f', 'cpu %U %S', ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('python3', ['-c', RUSAGE_WRAPPER, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.once('error', reject);
-    child.once('exit', (code) => {
-      const wallMs = (nowSeconds() - t0) * 1000;
-      const m = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(stderr);
-      if (code !== 0 || !m) return reject(new Error(`cli bench: ${argv.join(' ')} exited ${code}: ${stderr.trim()}`));
-      resolve({ wallMs, cpuMs: (Number(m[1]) + Number(m[2])) * 1000 });
+    child.once('exit', () => {
+      const m = /rusage (-?\d+) (\d+) (\d+)\s*$/.exec(stderr);
+      if (!m || m[1] !== '0') return reject(new Error(`cli bench: ${argv.join(' ')} failed: ${stderr.trim()}`));
+      resolve({ wallMs: Number(m[2]) / 1000, cpuMs: Number(m[3]) / 1000 });
     });
   });
 }
