@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Runs every *.test.ts in the workspace with Node's built-in runner (through tsx, against source: the `source`
 // export condition; the processes they start run the compiled dist/, so `npm test` builds first).
-// Usage: node scripts/run-tests.mjs [--rdma] [path-filter ...]
+// Usage: node scripts/run-tests.mjs [--rdma | --security] [path-filter ...]
 //   --rdma: the *.rdma.ts files instead, which need real RDMA devices (inside the VM: `npm run test:rdma`)
+//   --security: the *.security.ts files instead: known attacks replayed against real processes (`npm run test:security`)
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -23,8 +24,9 @@ function walk(dir, out) {
 }
 
 const rdma = process.argv.includes('--rdma');
-const suffix = rdma ? '.rdma.ts' : '.test.ts';
-const filters = process.argv.slice(2).filter((a) => a !== '--rdma');
+const security = process.argv.includes('--security');
+const suffix = rdma ? '.rdma.ts' : security ? '.security.ts' : '.test.ts';
+const filters = process.argv.slice(2).filter((a) => a !== '--rdma' && a !== '--security');
 const files = roots
   .flatMap((r) => walk(join(root, r), []))
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))

@@ -1,6 +1,7 @@
 // The `kvfabric` dispatcher: finds the command, binds flags (kebab-case, env fallback), runs it, prints its result.
 // Exit codes: 0 ok, 1 server error, 2 bad arguments, 3 cannot connect to the metaserver.
-import { KvError, parseConfig, toKvError, usage, type FlagSpecs } from '@kvfabric/common';
+import { KvError, parseConfig, tlsRequested, toKvError, usage, type FlagSpecs } from '@kvfabric/common';
+import type * as RpcModule from '@kvfabric/common/rpc';
 import { resolveMetaserverAddr } from '@kvfabric/client/address';
 import type * as ClientModule from '@kvfabric/client/metaserver';
 import { EXIT, GLOBAL_FLAGS, type AnyCommand, type GlobalConfig } from './command.js';
@@ -72,19 +73,29 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (parsed.positionals.length > 0)
       throw new KvError('CONFIG_INVALID', `unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
     global = parsed.config as unknown as GlobalConfig;
-    if (command.needsServer) resolveMetaserverAddr(global.metaserverAddr, '--metaserver-addr');
+    if (command.needsServer) {
+      resolveMetaserverAddr(global.metaserverAddr, '--metaserver-addr');
+      tlsRequested(global);
+    }
     args = command.parse(parsed.config, io.env);
   } catch (err) {
     io.stderr(`kvfabric ${command.name}: ${oneLine(toKvError(err).message)} (see kvfabric ${command.name} --help)\n`);
     return EXIT.BAD_ARGUMENTS;
   }
 
-  // 2. The call: server errors exit 1, connection failures exit 3.
-  const client = command.needsServer
-    ? new (await metaserverClientModule()).MetaserverClient(global.metaserverAddr, {
-        deadlineMs: Math.round(global.timeoutSecs * 1000),
-      })
-    : undefined;
+  // 2. The call: server errors exit 1, connection failures exit 3 (unreadable TLS files are bad arguments: exit 2).
+  let client: ClientModule.MetaserverClient | undefined;
+  if (command.needsServer) {
+    const [{ MetaserverClient }, { readTls }] = await Promise.all([metaserverClientModule(), rpcModule()]);
+    let tls;
+    try {
+      tls = readTls(global);
+    } catch (err) {
+      io.stderr(`kvfabric ${command.name}: ${oneLine(toKvError(err).message)}\n`);
+      return EXIT.BAD_ARGUMENTS;
+    }
+    client = new MetaserverClient(global.metaserverAddr, { deadlineMs: Math.round(global.timeoutSecs * 1000), tls });
+  }
   try {
     const result = await command.run(args, {
       client,
@@ -132,6 +143,11 @@ function commandIndex(argv: readonly string[]): number {
  */
 function metaserverClientModule(): Promise<typeof ClientModule> {
   return import('@kvfabric/client/metaserver');
+}
+
+/** Reads the TLS files (with the client, only for commands that talk to a server). */
+function rpcModule(): Promise<typeof RpcModule> {
+  return import('@kvfabric/common/rpc');
 }
 
 function oneLine(text: string): string {

@@ -1,6 +1,6 @@
 // What a command is: its flags, a parse step that validates them (errors → exit 2), a run step that talks to the
 // metaserver through packages/client (errors → exit 1 or 3) and a printer for its result.
-import type { ConfigOf, FlagSpecs } from '@kvfabric/common';
+import { TLS_FLAGS, type ConfigOf, type FlagSpecs } from '@kvfabric/common';
 import { DEFAULT_METASERVER_ADDR } from '@kvfabric/client/address';
 import type { MetaserverClient } from '@kvfabric/client/metaserver';
 
@@ -21,6 +21,7 @@ export const GLOBAL_FLAGS = {
     min: 0.001,
     max: 3600,
   },
+  ...TLS_FLAGS,
 } as const satisfies FlagSpecs;
 
 export type GlobalConfig = ConfigOf<typeof GLOBAL_FLAGS>;

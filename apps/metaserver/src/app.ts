@@ -6,8 +6,15 @@
 import * as grpc from '@grpc/grpc-js';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { MetaserverService, type LeaderInfo } from '@kvfabric/proto';
-import { formatHostPort, parseHostPort } from '@kvfabric/common';
-import { CHANNEL_OPTIONS, bindServer, rpcInstruments, shutdownServer, type RpcContext } from '@kvfabric/common/rpc';
+import { formatHostPort, identityUri, parseHostPort } from '@kvfabric/common';
+import {
+  CHANNEL_OPTIONS,
+  bindServer,
+  rpcInstruments,
+  shutdownServer,
+  type RpcContext,
+  type ServerSecurity,
+} from '@kvfabric/common/rpc';
 import { Metrics, startHttp, type HttpEndpoint, type Logger } from '@kvfabric/common/observability';
 import type { MetaserverConfig } from './config.js';
 import { HaMode } from './ha/ha-mode.js';
@@ -31,6 +38,8 @@ export interface MetaserverAppOptions {
   guard?: RpcContext['guard'];
   /** Grace for in-flight RPCs on stop. */
   drainMs?: number;
+  /** Mutual TLS and the namespace policy (loadServerSecurity); without it the server speaks plaintext. */
+  security?: ServerSecurity;
 }
 
 export class MetaserverApp {
@@ -86,6 +95,7 @@ export class MetaserverApp {
       logger: this.logger,
       leader: () => this.leader(),
       leaderChanges: () => ha?.leaderChanges() ?? 0n,
+      identify: opts.security?.identify ?? (() => undefined),
     };
     this.server = new grpc.Server(CHANNEL_OPTIONS);
     this.server.addService(MetaserverService, metaserverServiceImpl(deps, rpcContext));
@@ -134,7 +144,7 @@ export class MetaserverApp {
   async start(): Promise<void> {
     const { config } = this.opts;
     const { host } = parseHostPort(config.addr, 'addr');
-    const port = await bindServer(this.server, config.addr);
+    const port = await bindServer(this.server, config.addr, this.opts.security?.tls);
     this.addr = formatHostPort({ host, port });
     try {
       this.http = await startHttp({
@@ -158,6 +168,7 @@ export class MetaserverApp {
         epoch: this.store.epoch.toString(),
         nodeStaleSecs: config.nodeStaleSecs,
         ttlMinutes: config.ttlMinutes,
+        tls: this.opts.security?.tls ? identityUri(this.opts.security.tls.identity) : false,
       },
       'metaserver listening',
     );

@@ -17,6 +17,11 @@ test('defaults, flags, and env fallback', () => {
     etcdLeaseTtlSecs: 5,
     advertiseAddr: '',
     replicaId: '',
+    tlsCert: undefined,
+    tlsKey: undefined,
+    tlsCa: undefined,
+    insecure: false,
+    namespaces: undefined,
     logLevel: 'info',
   });
   const { config } = loadConfig(['--node-stale-secs', '5', '--addr=127.0.0.1:0'], {
@@ -77,11 +82,39 @@ test('HA mode: endpoints, prefix, TTL and advertise address', () => {
   );
   assert.doesNotThrow(() =>
     loadConfig(
-      ['--etcd-endpoints', '127.0.0.1:2379', '--addr', '0.0.0.0:50056', '--advertise-addr', 'ms-0.ms:50056'],
+      [
+        '--etcd-endpoints',
+        '127.0.0.1:2379',
+        '--addr',
+        '0.0.0.0:50056',
+        '--advertise-addr',
+        'ms-0.ms:50056',
+        '--insecure',
+      ],
       {},
     ),
   );
   assert.throws(() => loadConfig(['--etcd-prefix', 'a b'], {}), /--etcd-prefix: expected a key prefix like \/kvfabric/);
+});
+
+test('TLS flags: all three or none; plaintext only on loopback unless --insecure; a policy needs TLS', () => {
+  assert.throws(
+    () => loadConfig(['--tls-cert', 'c.pem'], {}),
+    /tls-key, tls-ca: required with tls-cert \(mutual TLS needs a certificate, its key and the CA\)/,
+  );
+  assert.throws(
+    () => loadConfig(['--addr', '10.0.0.5:50056'], {}),
+    /addr: 10\.0\.0\.5:50056 is not a loopback address/,
+  );
+  assert.equal(loadConfig(['--addr', '10.0.0.5:50056', '--insecure'], {}).config.insecure, true);
+  assert.doesNotThrow(() =>
+    loadConfig(['--addr', '10.0.0.5:50056'], {
+      KVFABRIC_TLS_CERT: 'c.pem',
+      KVFABRIC_TLS_KEY: 'k.pem',
+      KVFABRIC_TLS_CA: 'ca.pem',
+    }),
+  );
+  assert.throws(() => loadConfig(['--namespaces', 'p.json'], {}), /namespaces: needs mutual TLS/);
 });
 
 test('the binary prints usage for --help and exits 2 with one line on bad flags', () => {

@@ -1,5 +1,15 @@
 // kvfabric-metaserver flags (DESIGN §4): defaults in code, kebab flags, KVFABRIC_* env fallback.
-import { KvError, parseConfig, parseHostPort, type ConfigOf, type FlagSpecs } from '@kvfabric/common';
+import {
+  INSECURE_FLAG,
+  KvError,
+  TLS_FLAGS,
+  checkPlaintextListen,
+  parseConfig,
+  parseHostPort,
+  tlsRequested,
+  type ConfigOf,
+  type FlagSpecs,
+} from '@kvfabric/common';
 import { LOG_LEVELS } from '@kvfabric/common/observability';
 
 const hostPort = (v: string) => {
@@ -80,6 +90,13 @@ export const METASERVER_FLAGS = {
     description: "HA mode: this replica's name in the leader key (default: hostname-pid)",
     default: '',
   },
+  ...TLS_FLAGS,
+  ...INSECURE_FLAG,
+  namespaces: {
+    kind: 'string',
+    description:
+      'namespace policy file (JSON {"ROLE/NAME": ["namespace", ...] | "*"}): which namespaces each certificate identity may use',
+  },
   'log-level': { kind: 'enum', description: 'log level', default: 'info', choices: LOG_LEVELS },
 } satisfies FlagSpecs;
 
@@ -101,8 +118,22 @@ export function loadConfig(
       `advertise-addr: required in HA mode when --addr listens on a wildcard address (${config.addr}); give the address nodes should dial`,
     );
   }
+  for (const check of [
+    () => tlsRequested(config) || checkPlaintextListen(config.addr, 'addr', config.insecure),
+    () => config.namespaces === undefined || tlsRequested(config) || fail('namespaces: needs mutual TLS (--tls-*)'),
+  ]) {
+    try {
+      check();
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
   if (problems.length > 0 && !help) throw new KvError('CONFIG_INVALID', problems.join('; '));
   return { config, help };
+}
+
+function fail(message: string): never {
+  throw new KvError('CONFIG_INVALID', message);
 }
 
 function isWildcard(addr: string): boolean {

@@ -1,6 +1,7 @@
 // kvfabric-metaserver: parse config, build the app, run until SIGTERM/SIGINT, exit with a code.
 import { toKvError, usage } from '@kvfabric/common';
 import { createLogger, exitOnSignals } from '@kvfabric/common/observability';
+import { loadServerSecurity } from '@kvfabric/common/rpc';
 import { METASERVER_FLAGS, SUMMARY, loadConfig } from './config.js';
 import { MetaserverApp } from './app.js';
 
@@ -17,8 +18,12 @@ async function main(): Promise<number> {
     return 0;
   }
   const logger = createLogger('kvfabric-metaserver', parsed.config.logLevel);
-  const app = new MetaserverApp({ config: parsed.config, logger });
+  let app: MetaserverApp;
   try {
+    const security = loadServerSecurity(parsed.config, 'metaserver');
+    if (!security.tls && parsed.config.insecure)
+      logger.warn({ addr: parsed.config.addr }, '--insecure: plaintext gRPC; anyone who reaches the port is trusted');
+    app = new MetaserverApp({ config: parsed.config, logger, security });
     await app.start();
   } catch (err) {
     const e = toKvError(err);

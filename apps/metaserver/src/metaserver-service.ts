@@ -2,7 +2,16 @@
 // answer. Timing, metrics, logging and error mapping happen once, in `implement()` from @kvfabric/common.
 import type * as grpc from '@grpc/grpc-js';
 import { MetaserverService, NodeState, TransportKind, type HashList, type NodeStats } from '@kvfabric/proto';
-import { checkHashList, checkId, checkNamespace, invalid, parseHostPort } from '@kvfabric/common';
+import {
+  authorizeNamespace,
+  authorizeNode,
+  checkHashList,
+  checkId,
+  checkNamespace,
+  invalid,
+  parseHostPort,
+  type Identity,
+} from '@kvfabric/common';
 import { implement, type RpcContext } from '@kvfabric/common/rpc';
 import { type Logger } from '@kvfabric/common/observability';
 import { queryPrefixStreamHandler, type QueryPrefixStreamDeps } from './query-prefix-stream.js';
@@ -12,6 +21,19 @@ export interface MetaserverServiceDeps extends QueryPrefixStreamDeps {
   logger: Logger;
   /** HA mode: leader changes in the cluster (GetStats.leader_changes). */
   leaderChanges?: () => bigint;
+}
+
+/** A node's own requests (heartbeat, unregister, insert, remove) must come from that node's certificate. */
+function nodeIdOf(req: { nodeId: string }, who: Identity | undefined): string {
+  const nodeId = checkId(req.nodeId, 'node_id');
+  authorizeNode(who, nodeId);
+  return nodeId;
+}
+
+function namespaceOf(req: { namespace: string }, who: Identity | undefined): string {
+  const ns = checkNamespace(req.namespace);
+  authorizeNamespace(who, ns);
+  return ns;
 }
 
 const KNOWN_TRANSPORTS = new Set<number>([TransportKind.TRANSPORT_KIND_TCP, TransportKind.TRANSPORT_KIND_VERBS]);
@@ -53,9 +75,9 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
   return implement(
     MetaserverService,
     {
-      heartbeat(req) {
+      heartbeat(req, call) {
         const store = deps.store();
-        const nodeId = checkId(req.nodeId, 'node_id');
+        const nodeId = nodeIdOf(req, deps.identify(call));
         const addr = peerAddr(req.addr);
         req.transports.forEach((t, i) => {
           if (!KNOWN_TRANSPORTS.has(t))
@@ -69,34 +91,36 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
         return { epoch: store.epoch, registered: r.registered, nodeStaleSecs: Math.ceil(store.nodeStaleMs / 1000) };
       },
 
-      unregister(req) {
+      unregister(req, call) {
         const store = deps.store();
-        const nodeId = checkId(req.nodeId, 'node_id');
+        const nodeId = nodeIdOf(req, deps.identify(call));
         const removed = store.unregister(nodeId);
         logger.info({ node: nodeId, removed }, 'node unregistered');
         return { epoch: store.epoch, removed: BigInt(removed) };
       },
 
-      insertBlocks(req) {
+      insertBlocks(req, call) {
         const store = deps.store();
-        const nodeId = checkId(req.nodeId, 'node_id');
-        const ns = checkNamespace(req.namespace);
+        const who = deps.identify(call);
+        const nodeId = nodeIdOf(req, who);
+        const ns = namespaceOf(req, who);
         const hashes = hashesOf(req.hashes);
         const r = store.insert(nodeId, ns, hashes);
         return { epoch: store.epoch, inserted: BigInt(r.inserted), reclaimable: pick(hashes, r.reclaimable) };
       },
 
-      removeBlocks(req) {
+      removeBlocks(req, call) {
         const store = deps.store();
-        const nodeId = checkId(req.nodeId, 'node_id');
-        const ns = checkNamespace(req.namespace);
+        const who = deps.identify(call);
+        const nodeId = nodeIdOf(req, who);
+        const ns = namespaceOf(req, who);
         const removed = store.remove(nodeId, ns, hashesOf(req.hashes));
         return { epoch: store.epoch, removed: BigInt(removed) };
       },
 
-      queryPrefix(req) {
+      queryPrefix(req, call) {
         const store = deps.store();
-        const ns = checkNamespace(req.namespace);
+        const ns = namespaceOf(req, deps.identify(call));
         const hashes = hashesOf(req.hashes);
         const exclude = req.excludeNodeId === '' ? '' : checkId(req.excludeNodeId, 'exclude_node_id');
         const nodes = store.queryPrefix(ns, hashes, exclude).map((p) => ({
@@ -112,9 +136,9 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
 
       queryPrefixStream: queryPrefixStreamHandler(deps, ctx) as grpc.UntypedHandleCall,
 
-      queryOwners(req) {
+      queryOwners(req, call) {
         const store = deps.store();
-        const ns = checkNamespace(req.namespace);
+        const ns = namespaceOf(req, deps.identify(call));
         const owners = store.queryOwners(ns, hashesOf(req.hashes));
         return {
           epoch: store.epoch,
@@ -137,10 +161,12 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
         return { epoch: store.epoch, nodes, leader: deps.leader() };
       },
 
-      listNamespaces() {
+      listNamespaces(_req, call) {
         const store = deps.store();
+        const allowed = deps.identify(call)?.namespaces ?? 'all';
         const namespaces = store
           .listNamespaces()
+          .filter((n) => allowed === 'all' || allowed.has(n.name))
           .map((n) => ({ name: n.name, blocks: BigInt(n.blocks), owners: BigInt(n.owners) }));
         return { epoch: store.epoch, namespaces };
       },

@@ -87,7 +87,7 @@ async function harness(): Promise<Harness> {
   const server = new grpc.Server();
   server.addService(
     MetaserverService,
-    metaserverServiceImpl({ store: () => h.store, logger: silentLogger(), leader }, ctx),
+    metaserverServiceImpl({ store: () => h.store, logger: silentLogger(), leader, identify: () => undefined }, ctx),
   );
   const port = await bindServer(server, '127.0.0.1:0');
   h.stub = new MetaserverClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);

@@ -3,8 +3,8 @@
 // `pipelineStream()` from @kvfabric/common, per message as for unary calls.
 import type * as grpc from '@grpc/grpc-js';
 import type { LeaderInfo, NodePrefix, QueryPrefixStreamRequest, QueryPrefixStreamResponse } from '@kvfabric/proto';
-import { KvError, checkHashList, checkId, checkNamespace } from '@kvfabric/common';
-import { pipelineStream, type RpcContext } from '@kvfabric/common/rpc';
+import { KvError, authorizeNamespace, checkHashList, checkId, checkNamespace, type Identity } from '@kvfabric/common';
+import { pipelineStream, type RpcContext, type ServerSecurity } from '@kvfabric/common/rpc';
 import type { MetaStore } from './store/index.js';
 
 export const QUERY_PREFIX_STREAM = 'queryPrefixStream';
@@ -14,22 +14,34 @@ export interface QueryPrefixStreamDeps {
   store: () => MetaStore;
   /** Who serves as metaserver (single mode: this process). */
   leader: () => LeaderInfo;
+  /** Who called (undefined on a plaintext server), namespace policy applied. */
+  identify: ServerSecurity['identify'];
 }
 
 type Handler = grpc.handleBidiStreamingCall<QueryPrefixStreamRequest, QueryPrefixStreamResponse>;
 
 /** A stream answers from the index serving when it opened, for as long as that index serves. */
 export function queryPrefixStreamHandler(deps: QueryPrefixStreamDeps, ctx: RpcContext): Handler {
-  return (call) => streamOn(deps.store(), deps, ctx)(call);
+  return (call) => {
+    let who: Identity | undefined;
+    try {
+      who = deps.identify(call);
+    } catch (err) {
+      call.destroy(err as Error);
+      return;
+    }
+    streamOn(deps.store(), who, deps, ctx)(call);
+  };
 }
 
-function streamOn(store: MetaStore, deps: QueryPrefixStreamDeps, ctx: RpcContext): Handler {
+function streamOn(store: MetaStore, who: Identity | undefined, deps: QueryPrefixStreamDeps, ctx: RpcContext): Handler {
   const epoch = store.epoch;
   return pipelineStream<QueryPrefixStreamRequest, QueryPrefixStreamResponse>(
     QUERY_PREFIX_STREAM,
     {
       answer(req) {
         const ns = checkNamespace(req.namespace);
+        authorizeNamespace(who, ns);
         const { packed, hashLen } = checkHashList(req.hashes, 'hashes');
         const exclude = req.excludeNodeId === '' ? '' : checkId(req.excludeNodeId, 'exclude_node_id');
         // NodePrefixResult has exactly NodePrefix's fields (transports are validated TransportKind values)

@@ -10,8 +10,8 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { EngineService, TransportKind } from '@kvfabric/proto';
 import { MetaserverClient } from '@kvfabric/client';
-import type { PackedHashes } from '@kvfabric/common';
-import { CHANNEL_OPTIONS, bindServer, rpcInstruments, shutdownServer } from '@kvfabric/common/rpc';
+import { nodeIdFor, type PackedHashes } from '@kvfabric/common';
+import { CHANNEL_OPTIONS, bindServer, rpcInstruments, shutdownServer, type ServerSecurity } from '@kvfabric/common/rpc';
 import { Metrics, startHttp, type HttpEndpoint, type Logger } from '@kvfabric/common/observability';
 import { BlockIndex } from './block-index.js';
 import type { NodeConfig } from './config.js';
@@ -33,6 +33,8 @@ export interface NodeAppOptions {
   logger: Logger;
   /** Default: the native data path sized by the config. */
   data?: DataPath;
+  /** Mutual TLS on the peer API and towards the metaserver and peers (loadServerSecurity); absent: plaintext. */
+  security?: ServerSecurity;
 }
 
 /** What `NodeApp.start()` built, in the order it built it. */
@@ -89,7 +91,9 @@ export class NodeApp {
   /** Builds the node and binds its engine socket, HTTP endpoint and (with remote pulls) its peer address. */
   static async start(opts: NodeAppOptions): Promise<NodeApp> {
     const { config, logger } = opts;
-    const nodeId = randomUUID();
+    const tls = opts.security?.tls;
+    // with a certificate the id is NAME/RANDOM: the metaserver and peers accept it only from that certificate
+    const nodeId = tls ? nodeIdFor(tls.identity, randomUUID()) : randomUUID();
     const metrics = new Metrics('kvfabric-node');
     const data =
       opts.data ??
@@ -103,7 +107,10 @@ export class NodeApp {
     const index = new BlockIndex(1 << 14);
 
     const metaserver = config.metaserverAddr
-      ? new MetaserverClient(config.metaserverAddr, { deadlineMs: Math.max(1000, config.heartbeatIntervalSecs * 1000) })
+      ? new MetaserverClient(config.metaserverAddr, {
+          deadlineMs: Math.max(1000, config.heartbeatIntervalSecs * 1000),
+          tls,
+        })
       : undefined;
     const reporter =
       metaserver &&
@@ -133,6 +140,7 @@ export class NodeApp {
             logger,
             metrics,
             nodeId,
+            security: opts.security,
             choice,
             transportKind: transport,
             nativePool,

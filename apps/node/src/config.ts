@@ -1,5 +1,14 @@
 // kvfabric-node flags (DESIGN §4). Every flag also reads KVFABRIC_<FLAG>.
-import { parseConfig, type ConfigOf, type FlagSpecs } from '@kvfabric/common';
+import {
+  INSECURE_FLAG,
+  KvError,
+  TLS_FLAGS,
+  checkPlaintextListen,
+  parseConfig,
+  tlsRequested,
+  type ConfigOf,
+  type FlagSpecs,
+} from '@kvfabric/common';
 import { LOG_LEVELS } from '@kvfabric/common/observability';
 import { parseEtcdAddr } from '@kvfabric/client';
 
@@ -146,11 +155,46 @@ export const NODE_FLAGS = {
     default: '127.0.0.1:9101',
     validate: hostPort,
   },
+  ...TLS_FLAGS,
+  ...INSECURE_FLAG,
+  namespaces: {
+    kind: 'string',
+    description:
+      'namespace policy file (JSON {"ROLE/NAME": ["namespace", ...] | "*"}): which namespaces each peer identity may read',
+  },
   'log-level': { kind: 'enum', choices: LOG_LEVELS, description: 'log level', default: 'info' },
 } satisfies FlagSpecs;
 
 export type NodeConfig = ConfigOf<typeof NODE_FLAGS>;
 
+/** Parses argv/env; without TLS the peer and engine tcp addresses must be loopback unless --insecure. */
 export function parseNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env) {
-  return parseConfig(NODE_FLAGS, argv, env);
+  const parsed = parseConfig(NODE_FLAGS, argv, env);
+  if (parsed.help) return parsed;
+  const { config } = parsed;
+  const problems: string[] = [];
+  const tls = (() => {
+    try {
+      return tlsRequested(config);
+    } catch (err) {
+      problems.push((err as Error).message);
+      return true;
+    }
+  })();
+  const plaintext: [string | undefined, string][] = [
+    [config.addr, 'addr'],
+    [config.engineAddr, 'engine-addr'],
+  ];
+  for (const [addr, flag] of plaintext) {
+    if (addr === undefined || (tls && flag === 'addr')) continue;
+    try {
+      // the engine API over tcp is plaintext even with TLS: it is for engines on this host
+      checkPlaintextListen(addr, flag, flag === 'addr' && config.insecure);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  if (config.namespaces !== undefined && !tls) problems.push('namespaces: needs mutual TLS (--tls-*)');
+  if (problems.length > 0) throw new KvError('CONFIG_INVALID', problems.join('; '));
+  return parsed;
 }

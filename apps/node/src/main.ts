@@ -1,6 +1,7 @@
 // kvfabric-node: parse config, build the app, run until SIGTERM/SIGINT (unregister, exit 0).
 import { toKvError, usage } from '@kvfabric/common';
 import { createLogger, exitOnSignals } from '@kvfabric/common/observability';
+import { loadServerSecurity } from '@kvfabric/common/rpc';
 import { NODE_FLAGS, parseNodeConfig } from './config.js';
 import { NodeApp } from './app.js';
 
@@ -21,7 +22,10 @@ async function main(): Promise<number> {
   const logger = createLogger('kvfabric-node', parsed.config.logLevel);
   let app: NodeApp;
   try {
-    app = await NodeApp.start({ config: parsed.config, logger });
+    const security = loadServerSecurity(parsed.config, 'node');
+    if (!security.tls && parsed.config.insecure)
+      logger.warn({ addr: parsed.config.addr }, '--insecure: plaintext peer gRPC; anyone who reaches it is trusted');
+    app = await NodeApp.start({ config: parsed.config, logger, security });
   } catch (err) {
     const e = toKvError(err);
     logger.fatal({ err: e }, 'start failed');

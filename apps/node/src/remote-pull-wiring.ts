@@ -7,7 +7,7 @@ import { PeerService, type TransportKind } from '@kvfabric/proto';
 import type { Pool, Transport } from '@kvfabric/native';
 import type { MetaserverClient } from '@kvfabric/client';
 import { formatHostPort, parseHostPort } from '@kvfabric/common';
-import { CHANNEL_OPTIONS, bindServer, rpcInstruments, shutdownServer } from '@kvfabric/common/rpc';
+import { CHANNEL_OPTIONS, bindServer, rpcInstruments, shutdownServer, type ServerSecurity } from '@kvfabric/common/rpc';
 import type { Logger, Metrics } from '@kvfabric/common/observability';
 import type { BlockIndex } from './block-index.js';
 import type { NodeConfig } from './config.js';
@@ -27,6 +27,8 @@ export interface RemotePullDeps {
   logger: Logger;
   metrics: Metrics;
   nodeId: string;
+  /** Mutual TLS for the Peer service and the links to peers; absent: plaintext. */
+  security: ServerSecurity | undefined;
   /** The transport picked for this node (chooseTransport), and its wire enum. */
   choice: { kind: 'verbs' | 'tcp'; reason: string };
   transportKind: TransportKind;
@@ -90,11 +92,16 @@ export class RemotePulls {
     peerServer.addService(
       PeerService,
       peerServiceImpl(
-        { server: peer, nodeId: deps.nodeId, transport: deps.transportKind },
+        {
+          server: peer,
+          nodeId: deps.nodeId,
+          transport: deps.transportKind,
+          identify: deps.security?.identify ?? (() => undefined),
+        },
         { logger: logger.child({ component: 'peer-rpc' }), instruments: rpcInstruments(deps.metrics, 'peer') },
       ),
     );
-    const port = await bindServer(peerServer, config.addr);
+    const port = await bindServer(peerServer, config.addr, deps.security?.tls);
     const addr = formatHostPort({ host: parseHostPort(config.addr).host, port });
     const pulling = deps.metaserver && new PullingSide(deps, transport, addr, deps.metaserver);
     return new RemotePulls(transport, peer, peerServer, addr, pulling);
@@ -144,7 +151,13 @@ class PullingSide {
         }));
       },
     };
-    this.links = new PeerLinks({ nodeId, addr, transport, transportKind: deps.transportKind });
+    this.links = new PeerLinks({
+      nodeId,
+      addr,
+      transport,
+      transportKind: deps.transportKind,
+      tls: deps.security?.tls,
+    });
     // The instruments read this side's fetcher and links at scrape time; the fetcher records its durations itself.
     const observePull = pullMetrics(
       deps.metrics,

@@ -2,7 +2,8 @@
 // and simulated engines replaying a multi-turn shared-prefix chat workload, each turn on a random engine, so
 // prefixes are hit locally, pulled from peers, or computed. Prints a summary table and where blocks live.
 //   npm start [-- --requests N --keep]
-import { startCluster, runCli, type Cluster } from '@kvfabric/testkit';
+import { dirname } from 'node:path';
+import { startCluster, runCli, tlsArgs, type Cluster } from '@kvfabric/testkit';
 import { KvEngine, KvRegion } from '@kvfabric/client';
 import { hashTokenBlocks, formatBytes, packHashes } from '@kvfabric/common';
 import { createContext, formatTable, nowSeconds } from '../harness.js';
@@ -46,14 +47,18 @@ async function main(argv: string[]): Promise<number> {
     `kvfabric demo: 1 metaserver, ${NODES} nodes (tcp transport), ${NODES * ENGINES_PER_NODE} engines, ${conversations} conversations x ${turns} turns`,
   );
 
+  // mutual TLS everywhere, with certificates from a development CA made for this run (scripts/gen-certs.sh)
   await using cluster: Cluster = await startCluster({
     nodes: NODES,
+    tls: true,
     node: { poolSize: '512mib', args: ['--heartbeat-interval-secs', '1'] },
   });
+  const cliTls = tlsArgs(cluster.metaserver.tls!.client);
   cluster.nodes.forEach((n, i) =>
     console.log(`  node ${i}: peer ${n.addr}  engine socket ${n.engineSocket}  http ${n.httpAddr}`),
   );
   console.log(`  metaserver: ${cluster.metaserver.addr}  http ${cluster.metaserver.httpAddr}`);
+  console.log(`  mutual TLS: certificates in ${dirname(cluster.metaserver.tls!.client.tlsCa)}`);
 
   const layout = { numLayers: LAYERS, kvSplit: true, bytesPerLayerBlock: SEGMENT_BYTES, numBlocks: REGION_BLOCKS };
   const engines: { kv: KvEngine; region: KvRegion; node: number }[] = [];
@@ -172,10 +177,12 @@ async function main(argv: string[]): Promise<number> {
     .join(',');
   const args = ['locate', '--metaserver-addr', cluster.metaserver.addr, '--namespace', NAMESPACE, '--hashes', hex];
   console.log(`\n$ kvfabric ${args.join(' ').replace(hex, hex.slice(0, 24) + '...')}`);
-  const located = await runCli(args);
+  const located = await runCli([...args, ...cliTls]);
   process.stdout.write(located.stdout || located.stderr);
-  const nodes = await runCli(['nodes', '--metaserver-addr', cluster.metaserver.addr]);
-  console.log(`\n$ kvfabric nodes --metaserver-addr ${cluster.metaserver.addr}`);
+  const nodes = await runCli(['nodes', '--metaserver-addr', cluster.metaserver.addr, ...cliTls]);
+  console.log(
+    `\n$ kvfabric nodes --metaserver-addr ${cluster.metaserver.addr} --tls-cert ... --tls-key ... --tls-ca ...`,
+  );
   process.stdout.write(nodes.stdout || nodes.stderr);
 
   for (const e of engines) {
@@ -184,7 +191,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (keep) {
     console.log(
-      `\ncluster kept running; try: npx kvfabric locate --metaserver-addr ${cluster.metaserver.addr} --namespace ${NAMESPACE} --hashes ${hex} --blocks\nCtrl-C to stop.`,
+      `\ncluster kept running; try: npx kvfabric locate --metaserver-addr ${cluster.metaserver.addr} --namespace ${NAMESPACE} --hashes ${hex} --blocks ${cliTls.join(' ')}\nCtrl-C to stop.`,
     );
     await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
   }

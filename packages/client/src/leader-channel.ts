@@ -6,7 +6,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { KvError } from '@kvfabric/common';
-import { CHANNEL_OPTIONS, ERROR_CODE_KEY, LEADER_ADDR_KEY, fromGrpcError } from '@kvfabric/common/rpc';
+import {
+  CHANNEL_OPTIONS,
+  ERROR_CODE_KEY,
+  LEADER_ADDR_KEY,
+  clientCredentials,
+  fromGrpcError,
+  tlsChannelOptions,
+  type TlsMaterial,
+} from '@kvfabric/common/rpc';
 import type { LeaderRecord } from '@kvfabric/common/etcd';
 import type { LeaderLocator } from './leader-locator.js';
 import { leaderTarget, parseEtcdAddr, resolveMetaserverAddr, type MetaserverAddress } from './metaserver-address.js';
@@ -15,6 +23,8 @@ export type LeaderListener = (leader: LeaderRecord | undefined, previous: Leader
 
 export interface LeaderChannelOptions {
   channelOptions?: grpc.ChannelOptions;
+  /** Mutual TLS: this process's certificate; the server must present a kvfabric://metaserver/... certificate. */
+  tls?: TlsMaterial | undefined;
   /** etcd:// only: deadline of each etcd read of the leader key (ms). Default 1000. */
   etcdCallTimeoutMs?: number;
   /** Called when the channel moves to another target: calls in flight on the old one should be cancelled. */
@@ -34,6 +44,7 @@ export class LeaderChannel {
   private current: string;
   private client: grpc.Client | undefined;
   private readonly channelOptions: grpc.ChannelOptions;
+  private readonly credentials: grpc.ChannelCredentials;
   private readonly opts: LeaderChannelOptions;
   private locator: LeaderLocator | undefined;
   private loading: Promise<LeaderLocator> | undefined;
@@ -44,7 +55,8 @@ export class LeaderChannel {
     this.addr = addr;
     this.address = resolveMetaserverAddr(addr);
     this.current = this.address.kind === 'direct' ? this.address.target : '';
-    this.channelOptions = { ...CHANNEL_OPTIONS, ...opts.channelOptions };
+    this.channelOptions = { ...CHANNEL_OPTIONS, ...tlsChannelOptions(opts.tls), ...opts.channelOptions };
+    this.credentials = clientCredentials(opts.tls, { role: 'metaserver' });
     this.opts = opts;
   }
 
@@ -94,7 +106,7 @@ export class LeaderChannel {
   connected(): grpc.Client | undefined {
     if (this.closed) throw new KvError('METASERVER_UNAVAILABLE', `metaserver channel to ${this.addr} is closed`);
     if (!this.current) return undefined;
-    this.client ??= new grpc.Client(this.current, grpc.credentials.createInsecure(), this.channelOptions);
+    this.client ??= new grpc.Client(this.current, this.credentials, this.channelOptions);
     return this.client;
   }
 

@@ -15,6 +15,7 @@ import {
 } from '@kvfabric/proto/metaserver';
 import { KvError, toHashList, unpackHashes, type HashInput } from '@kvfabric/common';
 import type { LeaderRecord } from '@kvfabric/common/etcd';
+import type { TlsMaterial } from '@kvfabric/common/rpc';
 import { LeaderChannel, type LeaderListener } from './leader-channel.js';
 import type { LeaderLocator } from './leader-locator.js';
 
@@ -22,6 +23,8 @@ export interface MetaserverClientOptions {
   /** Deadline of every call unless the call says otherwise (ms). Default 5000. */
   deadlineMs?: number;
   channelOptions?: grpc.ChannelOptions;
+  /** Mutual TLS: this process's certificate (readTls); the server must present a metaserver certificate. */
+  tls?: TlsMaterial | undefined;
   /** Called when an answer carries an epoch different from the last one seen (restart or failover). */
   onEpoch?: (epoch: bigint, previous: bigint | undefined) => void;
   /** etcd:// only: deadline of each etcd read of the leader key (ms). Default 1000. */
@@ -94,6 +97,7 @@ export class MetaserverClient {
     this.onEpoch = opts.onEpoch;
     this.channel = new LeaderChannel(addr, {
       channelOptions: opts.channelOptions,
+      tls: opts.tls,
       etcdCallTimeoutMs: opts.etcdCallTimeoutMs,
       onRetarget: () => this.cancelInflight(),
     });

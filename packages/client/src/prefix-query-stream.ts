@@ -12,7 +12,7 @@ import {
   type QueryPrefixStreamResponse,
 } from '@kvfabric/proto/metaserver';
 import { KvError, isKvErrorCode, toHashList } from '@kvfabric/common';
-import { fromGrpcError } from '@kvfabric/common/rpc';
+import { fromGrpcError, type TlsMaterial } from '@kvfabric/common/rpc';
 import { LeaderChannel } from './leader-channel.js';
 import { PipelinedStream, onConnectionLoss, type Duplex } from './pipelined-stream.js';
 import type { Hashes, PrefixResult } from './metaserver-client.js';
@@ -21,6 +21,8 @@ export interface PrefixQueryStreamOptions {
   /** Deadline of each query unless the query says otherwise (ms). Default 5000. */
   deadlineMs?: number;
   channelOptions?: grpc.ChannelOptions;
+  /** Mutual TLS: this process's certificate (readTls); the server must present a metaserver certificate. */
+  tls?: TlsMaterial | undefined;
   /** Called when an answer carries an epoch different from the last one seen (restart or failover). */
   onEpoch?: (epoch: bigint, previous: bigint | undefined) => void;
   /** etcd:// only: deadline of each etcd read of the leader key (ms). Default 1000. */
@@ -56,6 +58,7 @@ export class PrefixQueryStream {
     this.onEpoch = opts.onEpoch;
     this.channel = new LeaderChannel(addr, {
       channelOptions: opts.channelOptions,
+      tls: opts.tls,
       etcdCallTimeoutMs: opts.etcdCallTimeoutMs,
       // the old stream's queries still get their answers (or its error); new ones go to the new target
       onRetarget: () => this.pipe.retire(),

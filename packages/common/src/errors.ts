@@ -33,6 +33,9 @@ export const ERROR_CODES = [
   'NOT_LEADER',
   // ssd
   'SSD_FAILED',
+  // authentication and authorization
+  'UNAUTHENTICATED',
+  'PERMISSION_DENIED',
   // anything else
   'INTERNAL',
 ] as const;

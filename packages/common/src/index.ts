@@ -8,3 +8,5 @@ export * from './packed-hashes.js';
 export * from './validate.js';
 export * from './chained-block-hash.js';
 export * from './table-hash.js';
+export * from './identity.js';
+export * from './tls-flags.js';

@@ -36,6 +36,9 @@ export const GRPC_STATUS_OF: Readonly<Record<KvErrorCode, grpc.status>> = {
   NOT_LEADER: grpc.status.UNAVAILABLE,
   // ssd
   SSD_FAILED: grpc.status.INTERNAL,
+
+  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+  PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
   // anything else
   INTERNAL: grpc.status.INTERNAL,
 };
@@ -79,6 +82,10 @@ function grpcToKvCode(code: grpc.status): KvErrorCode {
       return 'TRANSPORT_TIMEOUT';
     case grpc.status.RESOURCE_EXHAUSTED:
       return 'POOL_EXHAUSTED';
+    case grpc.status.UNAUTHENTICATED:
+      return 'UNAUTHENTICATED';
+    case grpc.status.PERMISSION_DENIED:
+      return 'PERMISSION_DENIED';
     default:
       return 'INTERNAL';
   }

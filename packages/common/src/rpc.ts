@@ -4,10 +4,12 @@ import * as grpc from '@grpc/grpc-js';
 import { KvError, toKvError, type KvErrorCode } from './errors.js';
 import type { RpcContext } from './rpc-context.js';
 import { errorToStatus, grpcStatusOf } from './rpc-errors.js';
+import { serverCredentials, type TlsMaterial } from './rpc-tls.js';
 
 export * from './rpc-context.js';
 export * from './rpc-errors.js';
 export * from './rpc-stream.js';
+export * from './rpc-tls.js';
 
 export type UnaryHandler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res;
 
@@ -71,10 +73,13 @@ export function implement<D extends grpc.ServiceDefinition>(
   return impl;
 }
 
-/** Binds a grpc-js server to `addr` ("host:port", port 0 picks one, or "unix:/path"); resolves the bound port. */
-export function bindServer(server: grpc.Server, addr: string): Promise<number> {
+/**
+ * Binds a grpc-js server to `addr` ("host:port", port 0 picks one, or "unix:/path"); resolves the bound port.
+ * With TLS material the server speaks mutual TLS (see rpc-tls.ts), else plaintext.
+ */
+export function bindServer(server: grpc.Server, addr: string, tls?: TlsMaterial): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, port) => {
+    server.bindAsync(addr, serverCredentials(tls), (err, port) => {
       if (err) reject(new KvError('CONFIG_INVALID', `cannot listen on ${addr}: ${err.message}`, { cause: err }));
       else resolve(port);
     });

@@ -3,3 +3,4 @@ export * from './process.js';
 export * from './kvfabric.js';
 export * from './etcd.js';
 export * from './commands.js';
+export * from './certs.js';

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { testCa, tlsArgs, type CertPaths } from './certs.js';
 import { BIN } from './commands.js';
 import { freeAddr, isAddrInUse } from './ports.js';
 import { startProcess, type ManagedProcess } from './process.js';
@@ -10,6 +11,8 @@ import { startProcess, type ManagedProcess } from './process.js';
 export interface MetaserverHandle extends AsyncDisposable {
   addr: string;
   httpAddr: string;
+  /** With `tls`: the metaserver's certificate, and a client certificate (kvfabric://client/tests) for the test. */
+  tls?: { server: CertPaths; client: CertPaths };
   proc: ManagedProcess;
   /** Restarts on the same ports (a new process: a new epoch, an empty index). */
   restart(): Promise<void>;
@@ -22,11 +25,16 @@ export interface MetaserverOptions {
   addr?: string;
   httpAddr?: string;
   logLevel?: string;
+  /** Mutual TLS with certificates from the process's test CA (kvfabric://metaserver/main). */
+  tls?: boolean;
 }
 
 export async function startMetaserver(opts: MetaserverOptions = {}): Promise<MetaserverHandle> {
   let addr = opts.addr ?? (await freeAddr());
   let httpAddr = opts.httpAddr ?? (await freeAddr());
+  const tls = opts.tls
+    ? { server: await testCa().issue('metaserver', 'main'), client: await testCa().issue('client', 'tests') }
+    : undefined;
   const launch = () =>
     startProcess({
       name: `metaserver ${addr}`,
@@ -39,6 +47,7 @@ export async function startMetaserver(opts: MetaserverOptions = {}): Promise<Met
         httpAddr,
         '--log-level',
         opts.logLevel ?? 'info',
+        ...(tls ? tlsArgs(tls.server) : []),
         ...(opts.args ?? []),
       ],
       env: opts.env,
@@ -52,6 +61,7 @@ export async function startMetaserver(opts: MetaserverOptions = {}): Promise<Met
   const handle = {
     addr,
     httpAddr,
+    ...(tls ? { tls } : {}),
     proc,
     async restart() {
       await handle.proc.stop();
@@ -71,6 +81,8 @@ export interface NodeHandle extends AsyncDisposable {
   addr: string;
   httpAddr: string;
   engineSocket: string;
+  /** With `tls`: the node's certificate (kvfabric://node/NAME). */
+  tls?: { name: string; cert: CertPaths };
   proc: ManagedProcess;
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -83,13 +95,23 @@ export interface NodeOptions {
   args?: string[];
   env?: NodeJS.ProcessEnv;
   logLevel?: string;
+  /**
+   * Mutual TLS with a certificate from the process's test CA: kvfabric://node/NAME (true: a fresh name), limited to
+   * `namespaces` when given.
+   */
+  tls?: boolean | { name?: string; namespaces?: string[] };
 }
+
+let nodeNames = 0;
 
 export async function startNode(opts: NodeOptions = {}): Promise<NodeHandle> {
   let addr = await freeAddr();
   let httpAddr = await freeAddr();
   const dir = mkdtempSync(join(tmpdir(), 'kvf-node-'));
   const engineSocket = join(dir, 'engine.sock');
+  const tlsOpts = opts.tls === true ? {} : opts.tls || undefined;
+  const tlsName = tlsOpts && (tlsOpts.name ?? `node-${process.pid}-${++nodeNames}`);
+  const tls = tlsOpts && tlsName && { name: tlsName, cert: await testCa().issue('node', tlsName, tlsOpts.namespaces) };
   const args = () => [
     BIN.node,
     '--addr',
@@ -105,6 +127,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeHandle> {
     '--log-level',
     opts.logLevel ?? 'info',
     ...(opts.metaserverAddr ? ['--metaserver-addr', opts.metaserverAddr] : []),
+    ...(tls ? tlsArgs(tls.cert) : []),
     ...(opts.args ?? []),
   ];
   const launch = () =>
@@ -123,6 +146,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeHandle> {
     addr,
     httpAddr,
     engineSocket,
+    ...(tls ? { tls } : {}),
     proc,
     async restart() {
       await handle.proc.stop();
@@ -175,16 +199,20 @@ export async function startCluster(opts: {
   nodes: number;
   node?: Omit<NodeOptions, 'metaserverAddr'>;
   metaserver?: MetaserverOptions;
+  /** Mutual TLS everywhere (test CA certificates for the metaserver and every node). */
+  tls?: boolean;
 }): Promise<Cluster> {
   const owned: AsyncDisposable[] = [];
   const disposeAll = async () => {
     for (const d of owned.reverse()) await d[Symbol.asyncDispose]();
   };
   try {
-    const metaserver = await startMetaserver(opts.metaserver);
+    const metaserver = await startMetaserver({ ...opts.metaserver, tls: opts.tls ?? opts.metaserver?.tls });
     owned.push(metaserver);
     const started = await Promise.allSettled(
-      Array.from({ length: opts.nodes }, () => startNode({ ...opts.node, metaserverAddr: metaserver.addr })),
+      Array.from({ length: opts.nodes }, () =>
+        startNode({ ...opts.node, tls: opts.node?.tls ?? opts.tls, metaserverAddr: metaserver.addr }),
+      ),
     );
     for (const s of started) if (s.status === 'fulfilled') owned.push(s.value);
     const failed = started.find((s) => s.status === 'rejected');

@@ -4,7 +4,14 @@
 import * as grpc from '@grpc/grpc-js';
 import { PeerClient, type TransportKind, type PrepareReadResponse } from '@kvfabric/proto';
 import { KvError } from '@kvfabric/common';
-import { CHANNEL_OPTIONS, ERROR_CODE_KEY, fromGrpcError } from '@kvfabric/common/rpc';
+import {
+  CHANNEL_OPTIONS,
+  ERROR_CODE_KEY,
+  clientCredentials,
+  fromGrpcError,
+  tlsChannelOptions,
+  type TlsMaterial,
+} from '@kvfabric/common/rpc';
 import type { Transport } from '@kvfabric/native';
 import { unpackOffsets } from '../peer-wire/offsets.js';
 import { PullError, type ReadGrant } from './pull-types.js';
@@ -14,6 +21,8 @@ export interface PeerLinksOptions {
   addr: string;
   transport: Transport;
   transportKind: TransportKind;
+  /** Mutual TLS: each peer must present the node certificate its id names (NAME of NAME/RANDOM). */
+  tls?: TlsMaterial | undefined;
 }
 
 /** Calls one unary method of a stub with a deadline; errors become KvErrors (unreachable peers: TRANSPORT_UNAVAILABLE). */
@@ -89,7 +98,8 @@ export class PeerLink {
     private readonly opts: PeerLinksOptions,
     readonly counters: { handshakes: number; handshakeFailures: number },
   ) {
-    this.stub = new PeerClient(addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    const credentials = clientCredentials(opts.tls, { role: 'node', name: peerId.split('/')[0] });
+    this.stub = new PeerClient(addr, credentials, { ...CHANNEL_OPTIONS, ...tlsChannelOptions(opts.tls) });
   }
 
   /** The live session, handshaking first when there is none (one handshake at a time per peer). */

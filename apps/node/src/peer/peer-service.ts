@@ -2,8 +2,17 @@
 // errors through `implement` (the one RPC wrapper).
 import type * as grpc from '@grpc/grpc-js';
 import { PeerService, TransportKind } from '@kvfabric/proto';
-import { KvError, checkHashList, checkId, checkNamespace, invalid } from '@kvfabric/common';
-import { implement, type RpcContext } from '@kvfabric/common/rpc';
+import {
+  KvError,
+  authorizeNamespace,
+  authorizeNode,
+  checkHashList,
+  checkId,
+  checkNamespace,
+  invalid,
+  type Identity,
+} from '@kvfabric/common';
+import { implement, type RpcContext, type ServerSecurity } from '@kvfabric/common/rpc';
 import { packOffsets } from '../peer-wire/offsets.js';
 import type { PeerServer } from './peer-server.js';
 
@@ -11,6 +20,15 @@ export interface PeerServiceDeps {
   server: PeerServer;
   nodeId: string;
   transport: TransportKind;
+  /** Who called (undefined on a plaintext server), namespace policy applied. */
+  identify: ServerSecurity['identify'];
+}
+
+/** The reader's node id, which must belong to the certificate it connected with. */
+function readerOf(req: { nodeId: string }, who: Identity | undefined): string {
+  checkId(req.nodeId, 'node_id');
+  authorizeNode(who, req.nodeId);
+  return req.nodeId;
 }
 
 function grantIdOf(v: bigint): number {
@@ -24,8 +42,8 @@ export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.Un
   return implement(
     PeerService,
     {
-      handshake: async (req) => {
-        checkId(req.nodeId, 'node_id');
+      handshake: async (req, call) => {
+        readerOf(req, deps.identify(call));
         if (req.nodeId === deps.nodeId) throw invalid('node_id', 'a node does not pull from itself', req.nodeId);
         if (req.transport !== deps.transport) {
           throw new KvError(
@@ -36,9 +54,11 @@ export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.Un
         const res = await server.handshake(req.nodeId, Buffer.from(req.material));
         return { nodeId: deps.nodeId, transport: deps.transport, material: res.material, session: res.session };
       },
-      prepareRead: async (req) => {
-        checkId(req.nodeId, 'node_id');
+      prepareRead: async (req, call) => {
+        const who = deps.identify(call);
+        readerOf(req, who);
         checkNamespace(req.namespace);
+        authorizeNamespace(who, req.namespace);
         const { packed, hashLen } = checkHashList(req.hashes);
         const g = await server.prepareRead(req.nodeId, req.session, req.namespace, Buffer.from(packed), hashLen);
         return {
@@ -51,8 +71,8 @@ export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.Un
           grantKey: g.key,
         };
       },
-      releaseGrant: (req) => {
-        checkId(req.nodeId, 'node_id');
+      releaseGrant: (req, call) => {
+        readerOf(req, deps.identify(call));
         server.releaseGrant(req.nodeId, grantIdOf(req.grantId));
         return {};
       },
