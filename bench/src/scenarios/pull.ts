@@ -8,10 +8,13 @@
 //     Every repetition runs iperf3, the pull and the Redis GETs back to back, so each ratio compares runs that saw
 //     the same machine load; the reported ratio is the median of the per-repetition ratios.
 //  2. Time to READY for a 64-block remote prefix (256 KiB blocks) as the engine sees it, p50/p99.
+//  3. What mutual TLS costs: 1 and 2 again (256 KiB) on a cluster with TLS on every gRPC hop (metaserver, peer
+//     handshakes and grants); the tcp data stream is the same in both (see docs/architecture.md, Security).
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startMetaserver, startNode, type NodeHandle } from '@kvfabric/testkit';
 import { KvEngine, KvRegion, MetaserverClient, type KvLayoutSpec } from '@kvfabric/client';
+import { readTls } from '@kvfabric/common/rpc';
 import {
   median,
   nowSeconds,
@@ -62,22 +65,22 @@ interface Pair {
   close(): Promise<void>;
 }
 
-async function startPair(poolBytes: number): Promise<Pair> {
-  const metaserver = await startMetaserver({ logLevel: 'warn' });
+async function startPair(poolBytes: number, tls = false): Promise<Pair> {
+  const metaserver = await startMetaserver({ logLevel: 'warn', tls });
   const args = ['--streams-per-peer', String(STREAMS), '--pull-timeout-secs', '60', '--heartbeat-interval-secs', '0.5'];
   const pool = `${Math.ceil(poolBytes / MiB)}mib`;
   // One at a time: each pre-faults its whole pool at start-up, and two at once on 2 cores can outlast the health wait.
   let a: NodeHandle | undefined;
   let b: NodeHandle | undefined;
   try {
-    a = await startNode({ metaserverAddr: metaserver.addr, poolSize: pool, logLevel: 'warn', args });
-    b = await startNode({ metaserverAddr: metaserver.addr, poolSize: pool, logLevel: 'warn', args });
+    a = await startNode({ metaserverAddr: metaserver.addr, poolSize: pool, logLevel: 'warn', args, tls });
+    b = await startNode({ metaserverAddr: metaserver.addr, poolSize: pool, logLevel: 'warn', args, tls });
   } catch (err) {
     await a?.[Symbol.asyncDispose]();
     await metaserver[Symbol.asyncDispose]();
     throw err;
   }
-  const meta = new MetaserverClient(metaserver.addr);
+  const meta = new MetaserverClient(metaserver.addr, { tls: metaserver.tls && readTls(metaserver.tls.client) });
   return {
     a: a!,
     b: b!,
@@ -159,9 +162,10 @@ async function throughput(
   blocks: number,
   reps: number,
   iperfSeconds: number | undefined,
+  tls = false,
 ): Promise<Rep[]> {
-  const bar = ctx.progress(`pull ${blocks} × ${label(blockBytes)}`, reps + 2);
-  const p = await startPair(blocks * blockBytes + 128 * MiB);
+  const bar = ctx.progress(`pull ${blocks} × ${label(blockBytes)}${tls ? ' (TLS)' : ''}`, reps + 2);
+  const p = await startPair(blocks * blockBytes + 128 * MiB, tls);
   const ns = `bench/pull/${label(blockBytes)}`;
   const out: Rep[] = [];
   try {
@@ -209,10 +213,10 @@ async function throughput(
   return out;
 }
 
-async function timeToReady(ctx: BenchContext, reps: number) {
+async function timeToReady(ctx: BenchContext, reps: number, tls = false) {
   const blockBytes = 256 * KiB;
-  const bar = ctx.progress('time to READY, 64 blocks', reps);
-  const p = await startPair(reps * 64 * blockBytes * 1.1 + 64 * MiB);
+  const bar = ctx.progress(`time to READY, 64 blocks${tls ? ' (TLS)' : ''}`, reps);
+  const p = await startPair(reps * 64 * blockBytes * 1.1 + 64 * MiB, tls);
   const ns = 'bench/pull/ready';
   const ea = await engineOn(p.a, ns, blockBytes);
   const eb = await engineOn(p.b, ns, blockBytes);
@@ -308,6 +312,29 @@ const scenario: Scenario = {
       Number((r.fetchP99 * 1000).toFixed(2)),
       '-',
     ]);
+    // 3. the same with mutual TLS on every gRPC hop
+    const plain256 = metrics.pull_256KiB_GBps!;
+    const tlsRuns = await throughput(ctx, 256 * KiB, blocks, reps, undefined, true);
+    const tls256 = gbps(median(tlsRuns.map((x) => x.node)));
+    const rTls = await timeToReady(ctx, ctx.quick ? 20 : 200, true);
+    metrics.pull_256KiB_tls_GBps = tls256;
+    metrics.pull_256KiB_tls_vs_plain = tls256;
+    reference.pull_256KiB_tls_vs_plain = plain256;
+    ratios.pull_256KiB_tls_vs_plain = tls256 / plain256;
+    metrics.ready_64_tls_p50_ms = rTls.p50 * 1000;
+    metrics.ready_64_tls_vs_plain_p50_ms = rTls.p50 * 1000;
+    reference.ready_64_tls_vs_plain_p50_ms = r.p50 * 1000;
+    ratios.ready_64_tls_vs_plain_p50_ms = rTls.p50 / r.p50;
+    rows.push([`kvfabric pull ${blocks} × 256KiB, mutual TLS`, tls256, gbps(median(tlsRuns.map((x) => x.e2e))), '-']);
+    rows.push([
+      'READY for 64 × 256KiB remote, mutual TLS (ms) p50 / p99',
+      Number((rTls.p50 * 1000).toFixed(2)),
+      Number((rTls.p99 * 1000).toFixed(2)),
+      '-',
+    ]);
+    notes.push(
+      'TLS rows: mutual TLS on the metaserver and peer gRPC hops (lookups, handshakes, grants); ratios vs the plaintext rows above',
+    );
     notes.push(
       'pull GB/s = bytes sealed / fetch time inside node B (metaserver lookup + grants + reads + seal); e2e = engine query until READY',
     );
