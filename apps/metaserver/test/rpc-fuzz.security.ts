@@ -1,0 +1,153 @@
+// Property-based fuzzing of the metaserver's RPCs against a real process (fast-check): arbitrary field values
+// (empty, huge, non-ASCII, out-of-range numbers, malformed hash lists) and arbitrary bytes as whole messages. Every
+// answer must be a success or a clean refusal (a status naming what was wrong, in a bounded message), never
+// INTERNAL/UNKNOWN; the process stays up and keeps serving real requests. Bounded: a fixed number of runs per
+// property, seeded (the seed is printed on failure to replay it).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import fc from 'fast-check';
+import { MetaserverClient, MetaserverService, TransportKind } from '@kvfabric/proto';
+import { CHANNEL_OPTIONS } from '@kvfabric/common/rpc';
+import { startMetaserver, type MetaserverHandle } from '@kvfabric/testkit';
+
+const RUNS = Number(process.env.KVFABRIC_FUZZ_RUNS ?? 300);
+const CLEAN = new Set([
+  grpc.status.OK,
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.FAILED_PRECONDITION,
+  grpc.status.NOT_FOUND,
+  grpc.status.RESOURCE_EXHAUSTED,
+  grpc.status.PERMISSION_DENIED,
+]);
+
+type RawClient = InstanceType<typeof MetaserverClient>;
+type Call = (
+  req: unknown,
+  opts: grpc.CallOptions,
+  cb: (err: grpc.ServiceError | null, res: unknown) => void,
+) => unknown;
+
+let ms: MetaserverHandle;
+let raw: RawClient;
+
+before(async () => {
+  ms = await startMetaserver({ logLevel: 'warn' });
+  raw = new MetaserverClient(ms.addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+});
+
+after(async () => {
+  raw?.close();
+  await ms?.stop();
+});
+
+/** The status of one call (OK or the error's), with the error's details. */
+function statusOf(method: string, req: unknown): Promise<{ code: grpc.status; details: string }> {
+  return new Promise((resolve) => {
+    // a deadline turns a hung channel (an answer too large to send) into a failure of the property, not of the run
+    (raw[method as keyof RawClient] as unknown as Call).call(raw, req, { deadline: Date.now() + 30_000 }, (err) =>
+      resolve(err ? { code: err.code, details: err.details } : { code: grpc.status.OK, details: '' }),
+    );
+  });
+}
+
+const text = fc.oneof(
+  fc.string({ maxLength: 40 }),
+  fc.string({ unit: 'binary', maxLength: 300 }),
+  fc.constantFrom('', ' ', 'a b', '../../etc', 'x'.repeat(129), 'y'.repeat(200_000), '\u0000', 'ns/ok'),
+);
+const addr = fc.oneof(
+  text,
+  fc
+    .tuple(fc.constantFrom('127.0.0.1', '[::1]', 'host', '', '999.1.1.1'), fc.integer({ min: -5, max: 70_000 }))
+    .map(([h, p]) => `${h}:${p}`),
+);
+const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
+const hashList = fc.oneof(
+  fc.record({ packed: fc.uint8Array({ maxLength: 4096 }), hashLen: fc.integer({ min: 0, max: 4096 }) }),
+  fc
+    .integer({ min: 1, max: 64 })
+    .chain((len) =>
+      fc.record({ packed: fc.uint8Array({ minLength: len, maxLength: len * 64 }), hashLen: fc.constant(len) }),
+    ),
+  fc.constant(undefined),
+);
+const transports = fc.array(fc.oneof(fc.constantFrom(TransportKind.TRANSPORT_KIND_TCP), fc.integer()), {
+  maxLength: 20,
+});
+const stats = fc.option(fc.record({ poolCapacityBytes: u64, poolUsedBytes: u64, blocks: u64 }), { nil: undefined });
+
+/** fc.assert, with a failure report cut short (counterexamples here can be 200,000-character strings). */
+async function holds<T>(property: fc.IAsyncPropertyWithHooks<T>): Promise<void> {
+  const out = await fc.check(property, { numRuns: RUNS });
+  if (!out.failed) return;
+  const example = JSON.stringify(out.counterexample, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
+  assert.fail(
+    `property failed after ${out.numRuns} runs (seed ${out.seed}, path ${out.counterexamplePath}): ` +
+      `${String((out.errorInstance as Error | undefined)?.message ?? out.errorInstance).slice(0, 500)}; ` +
+      `counterexample ${example.slice(0, 500)}${example.length > 500 ? `... (${example.length} characters)` : ''}`,
+  );
+}
+
+const requests: Record<string, fc.Arbitrary<unknown>> = {
+  heartbeat: fc.record({ nodeId: text, addr, transports, stats }),
+  unregister: fc.record({ nodeId: text }),
+  insertBlocks: fc.record({ nodeId: text, namespace: text, hashes: hashList }),
+  removeBlocks: fc.record({ nodeId: text, namespace: text, hashes: hashList }),
+  queryPrefix: fc.record({ namespace: text, hashes: hashList, excludeNodeId: text }),
+  queryOwners: fc.record({ namespace: text, hashes: hashList }),
+  listNodes: fc.constant({}),
+  listNamespaces: fc.constant({}),
+  getStats: fc.constant({}),
+};
+
+test('arbitrary field values: every answer is a success or a clean, bounded refusal', async () => {
+  const unary = Object.entries(MetaserverService).filter(([, m]) => !m.requestStream && !m.responseStream);
+  assert.deepEqual(unary.map(([name]) => name).sort(), Object.keys(requests).sort(), 'a new RPC needs a generator');
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom(...Object.keys(requests)).chain((m) => fc.tuple(fc.constant(m), requests[m]!)),
+      async ([method, req]) => {
+        const { code, details } = await statusOf(method, req);
+        assert.ok(CLEAN.has(code), `${method}: ${grpc.status[code]} ${details.slice(0, 300)}`);
+        assert.ok(details.length <= 4096, `${method}: a ${details.length}-character error message`);
+      },
+    ),
+    { numRuns: RUNS },
+  );
+  await assert.doesNotReject(statusOf('getStats', {}).then((s) => assert.equal(s.code, grpc.status.OK)));
+});
+
+test('arbitrary bytes as a whole message: refused or answered, the server keeps serving', async () => {
+  const client = new grpc.Client(ms.addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  try {
+    await holds(
+      fc.asyncProperty(
+        fc.constantFrom(
+          ...Object.values(MetaserverService)
+            .filter((m) => !m.requestStream)
+            .map((m) => m.path),
+        ),
+        fc.uint8Array({ maxLength: 2048 }),
+        async (path, bytes) => {
+          const code = await new Promise<grpc.status>((resolve) =>
+            client.makeUnaryRequest(
+              path,
+              (b: Buffer) => b,
+              (b: Buffer) => b,
+              Buffer.from(bytes),
+              { deadline: Date.now() + 30_000 },
+              (err) => resolve(err ? err.code : grpc.status.OK),
+            ),
+          );
+          // a message that does not decode is grpc-js's INTERNAL ("failed to parse"); anything but a dead server
+          assert.notEqual(code, grpc.status.UNAVAILABLE, `${path}: the server stopped answering`);
+        },
+      ),
+    );
+  } finally {
+    client.close();
+  }
+  const health = await fetch(`http://${ms.httpAddr}/health`);
+  assert.equal(health.status, 200);
+});
