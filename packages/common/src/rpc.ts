@@ -8,6 +8,7 @@ import { errorToStatus, grpcStatusOf } from './rpc-errors.js';
 export * from './rpc-context.js';
 export * from './rpc-errors.js';
 export * from './rpc-stream.js';
+export * from './rpc-limits.js';
 
 export type UnaryHandler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res;
 
