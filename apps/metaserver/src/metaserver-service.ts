@@ -2,7 +2,15 @@
 // answer. Timing, metrics, logging and error mapping happen once, in `implement()` from @kvfabric/common.
 import type * as grpc from '@grpc/grpc-js';
 import { MetaserverService, NodeState, TransportKind, type HashList, type NodeStats } from '@kvfabric/proto';
-import { checkHashList, checkId, checkNamespace, invalid, parseHostPort } from '@kvfabric/common';
+import {
+  METASERVER_MAX_QUERY_HASHES,
+  METASERVER_MAX_UPDATE_HASHES,
+  checkHashList,
+  checkId,
+  checkNamespace,
+  invalid,
+  parseHostPort,
+} from '@kvfabric/common';
 import { implement, type RpcContext } from '@kvfabric/common/rpc';
 import { type Logger } from '@kvfabric/common/observability';
 import { queryPrefixStreamHandler, type QueryPrefixStreamDeps } from './query-prefix-stream.js';
@@ -16,9 +24,22 @@ export interface MetaserverServiceDeps extends QueryPrefixStreamDeps {
 
 const KNOWN_TRANSPORTS = new Set<number>([TransportKind.TRANSPORT_KIND_TCP, TransportKind.TRANSPORT_KIND_VERBS]);
 
-function hashesOf(list: HashList | undefined, field = 'hashes'): Hashes {
-  const { packed, hashLen } = checkHashList(list, field);
+/** A request's hash list, at most maxCount hashes (METASERVER_MAX_UPDATE_HASHES / METASERVER_MAX_QUERY_HASHES). */
+function hashesOf(list: HashList | undefined, maxCount: number): Hashes {
+  const { packed, hashLen } = checkHashList(list, 'hashes', { maxCount });
   return { packed, hashLen };
+}
+
+/** Each known kind at most once (a node offers tcp, verbs, or both). */
+function transportsOf(transports: TransportKind[]): TransportKind[] {
+  if (transports.length > KNOWN_TRANSPORTS.size)
+    throw invalid('transports', `expected at most ${KNOWN_TRANSPORTS.size} transport kinds`, transports.length);
+  transports.forEach((t, i) => {
+    if (!KNOWN_TRANSPORTS.has(t))
+      throw invalid(`transports[${i}]`, 'expected TRANSPORT_KIND_TCP or TRANSPORT_KIND_VERBS', t);
+    if (transports.indexOf(t) !== i) throw invalid(`transports[${i}]`, 'expected each kind once', t);
+  });
+  return transports;
 }
 
 function nodeStatsOf(stats: NodeStats | undefined): NodeStats {
@@ -57,12 +78,9 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
         const store = deps.store();
         const nodeId = checkId(req.nodeId, 'node_id');
         const addr = peerAddr(req.addr);
-        req.transports.forEach((t, i) => {
-          if (!KNOWN_TRANSPORTS.has(t))
-            throw invalid(`transports[${i}]`, 'expected TRANSPORT_KIND_TCP or TRANSPORT_KIND_VERBS', t);
-        });
+        const transports = transportsOf(req.transports);
         const stats = nodeStatsOf(req.stats);
-        const r = store.heartbeat({ nodeId, addr, transports: req.transports, stats });
+        const r = store.heartbeat({ nodeId, addr, transports, stats });
         if (r.replaced)
           logger.warn({ node: nodeId, addr, replaced: r.replaced }, 'node took over the address of a stale session');
         if (r.registered) logger.info({ node: nodeId, addr }, 'node registered');
@@ -81,7 +99,7 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
         const store = deps.store();
         const nodeId = checkId(req.nodeId, 'node_id');
         const ns = checkNamespace(req.namespace);
-        const hashes = hashesOf(req.hashes);
+        const hashes = hashesOf(req.hashes, METASERVER_MAX_UPDATE_HASHES);
         const r = store.insert(nodeId, ns, hashes);
         return { epoch: store.epoch, inserted: BigInt(r.inserted), reclaimable: pick(hashes, r.reclaimable) };
       },
@@ -90,14 +108,14 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
         const store = deps.store();
         const nodeId = checkId(req.nodeId, 'node_id');
         const ns = checkNamespace(req.namespace);
-        const removed = store.remove(nodeId, ns, hashesOf(req.hashes));
+        const removed = store.remove(nodeId, ns, hashesOf(req.hashes, METASERVER_MAX_UPDATE_HASHES));
         return { epoch: store.epoch, removed: BigInt(removed) };
       },
 
       queryPrefix(req) {
         const store = deps.store();
         const ns = checkNamespace(req.namespace);
-        const hashes = hashesOf(req.hashes);
+        const hashes = hashesOf(req.hashes, METASERVER_MAX_QUERY_HASHES);
         const exclude = req.excludeNodeId === '' ? '' : checkId(req.excludeNodeId, 'exclude_node_id');
         const nodes = store.queryPrefix(ns, hashes, exclude).map((p) => ({
           nodeId: p.nodeId,
@@ -115,7 +133,7 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
       queryOwners(req) {
         const store = deps.store();
         const ns = checkNamespace(req.namespace);
-        const owners = store.queryOwners(ns, hashesOf(req.hashes));
+        const owners = store.queryOwners(ns, hashesOf(req.hashes, METASERVER_MAX_QUERY_HASHES));
         return {
           epoch: store.epoch,
           blocks: owners.map((list) => ({ nodeIds: list.map((o) => o.nodeId), addrs: list.map((o) => o.addr) })),

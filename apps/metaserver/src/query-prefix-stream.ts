@@ -3,7 +3,7 @@
 // `pipelineStream()` from @kvfabric/common, per message as for unary calls.
 import type * as grpc from '@grpc/grpc-js';
 import type { LeaderInfo, NodePrefix, QueryPrefixStreamRequest, QueryPrefixStreamResponse } from '@kvfabric/proto';
-import { KvError, checkHashList, checkId, checkNamespace } from '@kvfabric/common';
+import { KvError, METASERVER_MAX_QUERY_HASHES, checkHashList, checkId, checkNamespace } from '@kvfabric/common';
 import { pipelineStream, type RpcContext } from '@kvfabric/common/rpc';
 import type { MetaStore } from './store/index.js';
 
@@ -30,7 +30,7 @@ function streamOn(store: MetaStore, deps: QueryPrefixStreamDeps, ctx: RpcContext
     {
       answer(req) {
         const ns = checkNamespace(req.namespace);
-        const { packed, hashLen } = checkHashList(req.hashes, 'hashes');
+        const { packed, hashLen } = checkHashList(req.hashes, 'hashes', { maxCount: METASERVER_MAX_QUERY_HASHES });
         const exclude = req.excludeNodeId === '' ? '' : checkId(req.excludeNodeId, 'exclude_node_id');
         // NodePrefixResult has exactly NodePrefix's fields (transports are validated TransportKind values)
         const nodes = store.queryPrefix(ns, { packed, hashLen }, exclude) as NodePrefix[];

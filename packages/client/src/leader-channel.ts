@@ -5,8 +5,14 @@
 // `kvfabric-leader-addr` trailer is followed at once. etcd3 is loaded (dynamic import) only for an etcd:// address.
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import { KvError } from '@kvfabric/common';
-import { CHANNEL_OPTIONS, ERROR_CODE_KEY, LEADER_ADDR_KEY, fromGrpcError } from '@kvfabric/common/rpc';
+import { KvError, METASERVER_MAX_REQUEST_BYTES, METASERVER_MAX_RESPONSE_BYTES } from '@kvfabric/common';
+import {
+  CHANNEL_OPTIONS,
+  ERROR_CODE_KEY,
+  LEADER_ADDR_KEY,
+  fromGrpcError,
+  messageSizeOptions,
+} from '@kvfabric/common/rpc';
 import type { LeaderRecord } from '@kvfabric/common/etcd';
 import type { LeaderLocator } from './leader-locator.js';
 import { leaderTarget, parseEtcdAddr, resolveMetaserverAddr, type MetaserverAddress } from './metaserver-address.js';
@@ -44,7 +50,12 @@ export class LeaderChannel {
     this.addr = addr;
     this.address = resolveMetaserverAddr(addr);
     this.current = this.address.kind === 'direct' ? this.address.target : '';
-    this.channelOptions = { ...CHANNEL_OPTIONS, ...opts.channelOptions };
+    this.channelOptions = {
+      ...CHANNEL_OPTIONS,
+      // the metaserver's own limits, mirrored: what it may answer, what it accepts
+      ...messageSizeOptions(METASERVER_MAX_RESPONSE_BYTES, METASERVER_MAX_REQUEST_BYTES),
+      ...opts.channelOptions,
+    };
     this.opts = opts;
   }
 

@@ -4,8 +4,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { PeerClient, type TransportKind, type PrepareReadResponse } from '@kvfabric/proto';
 import { KvError } from '@kvfabric/common';
-import { CHANNEL_OPTIONS, ERROR_CODE_KEY, fromGrpcError } from '@kvfabric/common/rpc';
+import { CHANNEL_OPTIONS, ERROR_CODE_KEY, fromGrpcError, messageSizeOptions } from '@kvfabric/common/rpc';
 import type { Transport } from '@kvfabric/native';
+import { PEER_MAX_REQUEST_BYTES, PEER_MAX_RESPONSE_BYTES } from '../peer/peer-limits.js';
 import { unpackOffsets } from '../peer-wire/offsets.js';
 import { PullError, type ReadGrant } from './pull-types.js';
 
@@ -89,7 +90,10 @@ export class PeerLink {
     private readonly opts: PeerLinksOptions,
     readonly counters: { handshakes: number; handshakeFailures: number },
   ) {
-    this.stub = new PeerClient(addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.stub = new PeerClient(addr, grpc.credentials.createInsecure(), {
+      ...CHANNEL_OPTIONS,
+      ...messageSizeOptions(PEER_MAX_RESPONSE_BYTES, PEER_MAX_REQUEST_BYTES),
+    });
   }
 
   /** The live session, handshaking first when there is none (one handshake at a time per peer). */

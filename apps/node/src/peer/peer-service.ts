@@ -5,6 +5,7 @@ import { PeerService, TransportKind } from '@kvfabric/proto';
 import { KvError, checkHashList, checkId, checkNamespace, invalid } from '@kvfabric/common';
 import { implement, type RpcContext } from '@kvfabric/common/rpc';
 import { packOffsets } from '../peer-wire/offsets.js';
+import { PEER_MAX_READ_HASHES } from './peer-limits.js';
 import type { PeerServer } from './peer-server.js';
 
 export interface PeerServiceDeps {
@@ -39,7 +40,7 @@ export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.Un
       prepareRead: async (req) => {
         checkId(req.nodeId, 'node_id');
         checkNamespace(req.namespace);
-        const { packed, hashLen } = checkHashList(req.hashes);
+        const { packed, hashLen } = checkHashList(req.hashes, 'hashes', { maxCount: PEER_MAX_READ_HASHES });
         const g = await server.prepareRead(req.nodeId, req.session, req.namespace, Buffer.from(packed), hashLen);
         return {
           grantId: BigInt(g.grantId),
