@@ -68,7 +68,6 @@ export class MetaserverApp {
   private http: HttpEndpoint | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
-  private stopping = false;
 
   constructor(opts: MetaserverAppOptions) {
     this.opts = opts;
@@ -226,7 +225,6 @@ export class MetaserverApp {
   }
 
   async stop(): Promise<void> {
-    this.stopping = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     await this.ha?.stop(); // resign first: another replica takes over while this one drains
     await this.sweeping;
