@@ -1,5 +1,5 @@
 // kvfabric-metaserver flags (DESIGN §4): defaults in code, kebab flags, KVFABRIC_* env fallback.
-import { KvError, parseConfig, parseHostPort, type ConfigOf, type FlagSpecs } from '@kvfabric/common';
+import { KvError, echo, parseConfig, parseHostPort, type ConfigOf, type FlagSpecs } from '@kvfabric/common';
 import { LOG_LEVELS } from '@kvfabric/common/observability';
 
 const hostPort = (v: string) => {
@@ -114,7 +114,7 @@ export function loadConfig(
 ): { config: MetaserverConfig; help: boolean } {
   const { config, positionals, help } = parseConfig(METASERVER_FLAGS, argv, env);
   const problems: string[] = [];
-  if (positionals.length > 0) problems.push(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (positionals.length > 0) problems.push(`unexpected argument ${echo(positionals[0])}`);
   if (config.etcdEndpoints?.length === 0) problems.push('etcd-endpoints: expected host:port[,host:port...], got ""');
   if (config.etcdEndpoints && config.advertiseAddr === '' && isWildcard(config.addr)) {
     problems.push(

@@ -17,12 +17,6 @@ export function hashCount(h: Hashes): number {
   return h.packed.length / h.hashLen;
 }
 
-/** A table with the namespace it belongs to (for scans that may outlive the table). */
-export interface NamespacedTable {
-  ns: string;
-  table: BlockTable;
-}
-
 export class OwnerIndex {
   readonly lists = new OwnerLists();
   private readonly namespaces = new Map<string, Map<number, BlockTable>>();
@@ -169,18 +163,6 @@ export class OwnerIndex {
       out.push(owners);
     }
     return out;
-  }
-
-  /** Every table now in the index. */
-  tables(): NamespacedTable[] {
-    const out: NamespacedTable[] = [];
-    for (const [ns, tables] of this.namespaces) for (const table of tables.values()) out.push({ ns, table });
-    return out;
-  }
-
-  /** True while table is still the index's table for its (namespace, hash length). */
-  holds({ ns, table }: NamespacedTable): boolean {
-    return this.table(ns, table.hashLen) === table;
   }
 
   /** Forgets table when it holds no entry (and its namespace with its last table). */
