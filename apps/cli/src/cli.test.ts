@@ -339,6 +339,11 @@ describe('table output', () => {
 
 describe('exit codes', () => {
   test('bad flags → 2 with one line naming the flag, nothing on stdout', async () => {
+    // hostile token files: nesting deeper than any stack, and an item too long to echo whole
+    const nested = join(dir, 'nested.json');
+    writeFileSync(nested, '['.repeat(200_000) + ']'.repeat(200_000));
+    const longItem = join(dir, 'long-item.json');
+    writeFileSync(longItem, JSON.stringify([1, 't'.repeat(1 << 20)]));
     const cases: [string[], RegExp][] = [
       [['nodes', '--output', 'yaml'], /--output: expected one of table\|json, got "yaml"/],
       [['nodes', '--bogus', '1'], /--bogus: unknown flag/],
@@ -361,6 +366,14 @@ describe('exit codes', () => {
       [
         ['hash', '--tokens', tokensFile, '--block-size', '64'],
         /--tokens: .* holds 42 tokens, fewer than one block of --block-size 64/,
+      ],
+      [
+        ['hash', '--tokens', nested, '--block-size', '4'],
+        /^kvfabric hash: --tokens: expected non-negative integer token ids in .*nested\.json, item 0 is an array of 1 items \(see kvfabric hash --help\)\n$/,
+      ],
+      [
+        ['hash', '--tokens', longItem, '--block-size', '4'],
+        /^kvfabric hash: --tokens: expected non-negative integer token ids in .*long-item\.json, item 1 is "t{64}"… \(1048576 characters\) \(see kvfabric hash --help\)\n$/,
       ],
       [['frobnicate'], /unknown command "frobnicate"/],
     ];

@@ -1,6 +1,6 @@
 // The `kvfabric` dispatcher: finds the command, binds flags (kebab-case, env fallback), runs it, prints its result.
 // Exit codes: 0 ok, 1 server error, 2 bad arguments, 3 cannot connect to the metaserver.
-import { KvError, parseConfig, tlsRequested, toKvError, usage, type FlagSpecs } from '@kvfabric/common';
+import { KvError, echo, parseConfig, tlsRequested, toKvError, usage, type FlagSpecs } from '@kvfabric/common';
 import type * as RpcModule from '@kvfabric/common/rpc';
 import { resolveMetaserverAddr } from '@kvfabric/client/address';
 import type * as ClientModule from '@kvfabric/client/metaserver';
@@ -71,7 +71,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   try {
     const parsed = parseConfig(specs, rest, io.env);
     if (parsed.positionals.length > 0)
-      throw new KvError('CONFIG_INVALID', `unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+      throw new KvError('CONFIG_INVALID', `unexpected argument ${echo(parsed.positionals[0])}`);
     global = parsed.config as unknown as GlobalConfig;
     if (command.needsServer) {
       resolveMetaserverAddr(global.metaserverAddr, '--metaserver-addr');

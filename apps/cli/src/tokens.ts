@@ -1,7 +1,7 @@
 // Token files for `hash` and `locate --tokens`: a JSON array of token ids, hashed into vLLM-compatible chained
 // block hashes (sha256_cbor, PYTHONHASHSEED as the seed) by @kvfabric/common's block-hash.
 import { readFileSync } from 'node:fs';
-import { hashTokenBlocks, invalid } from '@kvfabric/common';
+import { echo, hashTokenBlocks, invalid } from '@kvfabric/common';
 
 /** Reads FILE ("-" is stdin) as a JSON array of non-negative integer token ids. Errors name --tokens. */
 export function readTokens(file: string): number[] {
@@ -18,12 +18,10 @@ export function readTokens(file: string): number[] {
     throw invalid('--tokens', `expected a JSON array of token ids in ${file}`);
   }
   if (!Array.isArray(value)) throw invalid('--tokens', `expected a JSON array of token ids in ${file}`);
+  // JSON.parse takes any depth; the message only describes a bad item (`echo` never recurses into it)
   value.forEach((t, i) => {
     if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0) {
-      throw invalid(
-        '--tokens',
-        `expected non-negative integer token ids in ${file}, item ${i} is ${JSON.stringify(t)}`,
-      );
+      throw invalid('--tokens', `expected non-negative integer token ids in ${file}, item ${i} is ${echo(t)}`);
     }
   });
   return value as number[];

@@ -6,17 +6,25 @@
 import * as grpc from '@grpc/grpc-js';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { MetaserverService, type LeaderInfo } from '@kvfabric/proto';
-import { formatHostPort, identityUri, parseHostPort } from '@kvfabric/common';
+import {
+  METASERVER_MAX_REQUEST_BYTES,
+  METASERVER_MAX_RESPONSE_BYTES,
+  formatHostPort,
+  identityUri,
+  parseHostPort,
+} from '@kvfabric/common';
 import {
   CHANNEL_OPTIONS,
   bindServer,
+  idleServerOptions,
+  messageSizeOptions,
   rpcInstruments,
   shutdownServer,
   type RpcContext,
   type ServerSecurity,
 } from '@kvfabric/common/rpc';
 import { Metrics, startHttp, type HttpEndpoint, type Logger } from '@kvfabric/common/observability';
-import type { MetaserverConfig } from './config.js';
+import { METASERVER_FLAGS, type MetaserverConfig } from './config.js';
 import { HaMode } from './ha/ha-mode.js';
 import type { LeaderRecord } from '@kvfabric/common/etcd';
 import { registerLeadershipMetrics } from './ha/metrics.js';
@@ -24,13 +32,20 @@ import { registerStoreMetrics, type SweepInstruments } from './metrics.js';
 import { metaserverServiceImpl } from './metaserver-service.js';
 import { MetaStore } from './store/index.js';
 
-/** Entries a sweep step visits before yielding to the event loop. */
-const SWEEP_STEP = 50_000;
-
 export interface MetaserverAppOptions {
   config: Pick<MetaserverConfig, 'addr' | 'httpAddr' | 'nodeStaleSecs' | 'ttlMinutes' | 'sweepIntervalSecs'> &
     Partial<
-      Pick<MetaserverConfig, 'etcdEndpoints' | 'etcdPrefix' | 'etcdLeaseTtlSecs' | 'advertiseAddr' | 'replicaId'>
+      Pick<
+        MetaserverConfig,
+        | 'etcdEndpoints'
+        | 'etcdPrefix'
+        | 'etcdLeaseTtlSecs'
+        | 'advertiseAddr'
+        | 'replicaId'
+        | 'maxBlocksPerNode'
+        | 'maxIndexMemory'
+        | 'maxConnectionIdleSecs'
+      >
     >;
   logger: Logger;
   clock?: () => number;
@@ -57,7 +72,6 @@ export class MetaserverApp {
   private http: HttpEndpoint | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
-  private stopping = false;
 
   constructor(opts: MetaserverAppOptions) {
     this.opts = opts;
@@ -97,7 +111,13 @@ export class MetaserverApp {
       leaderChanges: () => ha?.leaderChanges() ?? 0n,
       identify: opts.security?.identify ?? (() => undefined),
     };
-    this.server = new grpc.Server(CHANNEL_OPTIONS);
+    this.server = new grpc.Server({
+      ...CHANNEL_OPTIONS,
+      ...messageSizeOptions(METASERVER_MAX_REQUEST_BYTES, METASERVER_MAX_RESPONSE_BYTES),
+      ...idleServerOptions(
+        (config.maxConnectionIdleSecs ?? METASERVER_FLAGS['max-connection-idle-secs'].default) * 1000,
+      ),
+    });
     this.server.addService(MetaserverService, metaserverServiceImpl(deps, rpcContext));
   }
 
@@ -122,6 +142,10 @@ export class MetaserverApp {
     return new MetaStore({
       nodeStaleMs: config.nodeStaleSecs * 1000,
       ttlMs: config.ttlMinutes * 60_000,
+      limits: {
+        maxBlocksPerNode: config.maxBlocksPerNode ?? METASERVER_FLAGS['max-blocks-per-node'].default,
+        maxIndexBytes: config.maxIndexMemory ?? METASERVER_FLAGS['max-index-memory'].default,
+      },
       clock: this.opts.clock,
       epoch,
     });
@@ -168,6 +192,7 @@ export class MetaserverApp {
         epoch: this.store.epoch.toString(),
         nodeStaleSecs: config.nodeStaleSecs,
         ttlMinutes: config.ttlMinutes,
+        limits: this.store.limits,
         tls: this.opts.security?.tls ? identityUri(this.opts.security.tls.identity) : false,
       },
       'metaserver listening',
@@ -189,25 +214,16 @@ export class MetaserverApp {
     };
   }
 
-  /** One full sweep pass in steps that yield to the event loop; skipped when one is already running. */
+  /** One sweep: forgets nodes silent for the retention window, with their ownerships; skipped while one runs. */
   runSweep(): Promise<void> {
     if (this.sweeping) return this.sweeping;
     this.sweeping = (async () => {
+      await yieldToLoop();
       const started = process.hrtime.bigint();
-      const total = { expired: 0, droppedSessions: 0, droppedOwners: 0 };
-      const store = this.store;
-      for (;;) {
-        const r = store.sweep(SWEEP_STEP);
-        total.expired += r.expired;
-        total.droppedSessions += r.droppedSessions;
-        total.droppedOwners += r.droppedOwners;
-        if (r.done || this.stopping) break;
-        await yieldToLoop();
-      }
+      const total = this.store.sweep();
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       this.sweepMetrics.record(total, seconds);
-      if (total.expired > 0 || total.droppedSessions > 0)
-        this.logger.info({ ...total, seconds }, 'sweep dropped entries');
+      if (total.droppedSessions > 0) this.logger.info({ ...total, seconds }, 'sweep forgot silent nodes');
     })()
       .catch((err: unknown) => this.logger.error({ err }, 'sweep failed'))
       .finally(() => (this.sweeping = undefined));
@@ -215,7 +231,6 @@ export class MetaserverApp {
   }
 
   async stop(): Promise<void> {
-    this.stopping = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     await this.ha?.stop(); // resign first: another replica takes over while this one drains
     await this.sweeping;

@@ -12,6 +12,9 @@ test('defaults, flags, and env fallback', () => {
     nodeStaleSecs: 30,
     ttlMinutes: 120,
     sweepIntervalSecs: 10,
+    maxBlocksPerNode: 16_777_216,
+    maxIndexMemory: 4 * 1024 ** 3,
+    maxConnectionIdleSecs: 300,
     etcdEndpoints: undefined,
     etcdPrefix: '/kvfabric',
     etcdLeaseTtlSecs: 5,
@@ -24,11 +27,25 @@ test('defaults, flags, and env fallback', () => {
     namespaces: undefined,
     logLevel: 'info',
   });
-  const { config } = loadConfig(['--node-stale-secs', '5', '--addr=127.0.0.1:0'], {
-    KVFABRIC_TTL_MINUTES: '7',
-    KVFABRIC_NODE_STALE_SECS: '9',
-  });
-  assert.deepEqual([config.nodeStaleSecs, config.ttlMinutes, config.addr], [5, 7, '127.0.0.1:0']);
+  const { config } = loadConfig(
+    ['--node-stale-secs', '5', '--addr=127.0.0.1:0', '--max-index-memory', '512mib', '--max-blocks-per-node', '1000'],
+    {
+      KVFABRIC_TTL_MINUTES: '7',
+      KVFABRIC_NODE_STALE_SECS: '9',
+      KVFABRIC_MAX_CONNECTION_IDLE_SECS: '60',
+    },
+  );
+  assert.deepEqual(
+    [
+      config.nodeStaleSecs,
+      config.ttlMinutes,
+      config.addr,
+      config.maxIndexMemory,
+      config.maxBlocksPerNode,
+      config.maxConnectionIdleSecs,
+    ],
+    [5, 7, '127.0.0.1:0', 512 * 1024 ** 2, 1000, 60],
+  );
 });
 
 test('every problem is reported at once, HA flags included', () => {

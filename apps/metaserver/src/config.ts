@@ -4,6 +4,7 @@ import {
   KvError,
   TLS_FLAGS,
   checkPlaintextListen,
+  echo,
   parseConfig,
   parseHostPort,
   tlsRequested,
@@ -43,17 +44,37 @@ export const METASERVER_FLAGS = {
   },
   'ttl-minutes': {
     kind: 'int',
-    description: 'ownerships not re-inserted within this window are dropped',
+    description:
+      'a node silent this long is forgotten with its ownerships (sooner: 10 x --node-stale-secs); a heartbeating node keeps its blocks indexed',
     default: 120,
     min: 1,
     max: 525_600,
   },
   'sweep-interval-secs': {
     kind: 'int',
-    description: 'how often the TTL and dead-session sweep runs',
+    description: 'how often the sweep forgets silent nodes',
     default: 10,
     min: 1,
     max: 3_600,
+  },
+  'max-blocks-per-node': {
+    kind: 'int',
+    description: 'ownerships one node may hold in the index; inserts past it are refused (RESOURCE_EXHAUSTED)',
+    default: 16_777_216,
+    min: 1,
+  },
+  'max-index-memory': {
+    kind: 'size',
+    description: 'bytes the index may take; inserts past it are refused (RESOURCE_EXHAUSTED)',
+    default: 4 * 1024 ** 3,
+    min: 1024 ** 2,
+  },
+  'max-connection-idle-secs': {
+    kind: 'int',
+    description: 'a gRPC connection with no call in flight this long is closed (clients reconnect on their next call)',
+    default: 300,
+    min: 1,
+    max: 86_400,
   },
   'etcd-endpoints': {
     kind: 'list',
@@ -111,7 +132,7 @@ export function loadConfig(
 ): { config: MetaserverConfig; help: boolean } {
   const { config, positionals, help } = parseConfig(METASERVER_FLAGS, argv, env);
   const problems: string[] = [];
-  if (positionals.length > 0) problems.push(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (positionals.length > 0) problems.push(`unexpected argument ${echo(positionals[0])}`);
   if (config.etcdEndpoints?.length === 0) problems.push('etcd-endpoints: expected host:port[,host:port...], got ""');
   if (config.etcdEndpoints && config.advertiseAddr === '' && isWildcard(config.addr)) {
     problems.push(

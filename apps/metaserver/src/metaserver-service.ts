@@ -3,6 +3,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import { MetaserverService, NodeState, TransportKind, type HashList, type NodeStats } from '@kvfabric/proto';
 import {
+  METASERVER_MAX_QUERY_HASHES,
+  METASERVER_MAX_UPDATE_HASHES,
   authorizeNamespace,
   authorizeNode,
   checkHashList,
@@ -38,9 +40,22 @@ function namespaceOf(req: { namespace: string }, who: Identity | undefined): str
 
 const KNOWN_TRANSPORTS = new Set<number>([TransportKind.TRANSPORT_KIND_TCP, TransportKind.TRANSPORT_KIND_VERBS]);
 
-function hashesOf(list: HashList | undefined, field = 'hashes'): Hashes {
-  const { packed, hashLen } = checkHashList(list, field);
+/** A request's hash list, at most maxCount hashes (METASERVER_MAX_UPDATE_HASHES / METASERVER_MAX_QUERY_HASHES). */
+function hashesOf(list: HashList | undefined, maxCount: number): Hashes {
+  const { packed, hashLen } = checkHashList(list, 'hashes', { maxCount });
   return { packed, hashLen };
+}
+
+/** Each known kind at most once (a node offers tcp, verbs, or both). */
+function transportsOf(transports: TransportKind[]): TransportKind[] {
+  if (transports.length > KNOWN_TRANSPORTS.size)
+    throw invalid('transports', `expected at most ${KNOWN_TRANSPORTS.size} transport kinds`, transports.length);
+  transports.forEach((t, i) => {
+    if (!KNOWN_TRANSPORTS.has(t))
+      throw invalid(`transports[${i}]`, 'expected TRANSPORT_KIND_TCP or TRANSPORT_KIND_VERBS', t);
+    if (transports.indexOf(t) !== i) throw invalid(`transports[${i}]`, 'expected each kind once', t);
+  });
+  return transports;
 }
 
 function nodeStatsOf(stats: NodeStats | undefined): NodeStats {
@@ -79,12 +94,9 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
         const store = deps.store();
         const nodeId = nodeIdOf(req, deps.identify(call));
         const addr = peerAddr(req.addr);
-        req.transports.forEach((t, i) => {
-          if (!KNOWN_TRANSPORTS.has(t))
-            throw invalid(`transports[${i}]`, 'expected TRANSPORT_KIND_TCP or TRANSPORT_KIND_VERBS', t);
-        });
+        const transports = transportsOf(req.transports);
         const stats = nodeStatsOf(req.stats);
-        const r = store.heartbeat({ nodeId, addr, transports: req.transports, stats });
+        const r = store.heartbeat({ nodeId, addr, transports, stats });
         if (r.replaced)
           logger.warn({ node: nodeId, addr, replaced: r.replaced }, 'node took over the address of a stale session');
         if (r.registered) logger.info({ node: nodeId, addr }, 'node registered');
@@ -104,7 +116,7 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
         const who = deps.identify(call);
         const nodeId = nodeIdOf(req, who);
         const ns = namespaceOf(req, who);
-        const hashes = hashesOf(req.hashes);
+        const hashes = hashesOf(req.hashes, METASERVER_MAX_UPDATE_HASHES);
         const r = store.insert(nodeId, ns, hashes);
         return { epoch: store.epoch, inserted: BigInt(r.inserted), reclaimable: pick(hashes, r.reclaimable) };
       },
@@ -114,14 +126,14 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
         const who = deps.identify(call);
         const nodeId = nodeIdOf(req, who);
         const ns = namespaceOf(req, who);
-        const removed = store.remove(nodeId, ns, hashesOf(req.hashes));
+        const removed = store.remove(nodeId, ns, hashesOf(req.hashes, METASERVER_MAX_UPDATE_HASHES));
         return { epoch: store.epoch, removed: BigInt(removed) };
       },
 
       queryPrefix(req, call) {
         const store = deps.store();
         const ns = namespaceOf(req, deps.identify(call));
-        const hashes = hashesOf(req.hashes);
+        const hashes = hashesOf(req.hashes, METASERVER_MAX_QUERY_HASHES);
         const exclude = req.excludeNodeId === '' ? '' : checkId(req.excludeNodeId, 'exclude_node_id');
         const nodes = store.queryPrefix(ns, hashes, exclude).map((p) => ({
           nodeId: p.nodeId,
@@ -139,7 +151,7 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
       queryOwners(req, call) {
         const store = deps.store();
         const ns = namespaceOf(req, deps.identify(call));
-        const owners = store.queryOwners(ns, hashesOf(req.hashes));
+        const owners = store.queryOwners(ns, hashesOf(req.hashes, METASERVER_MAX_QUERY_HASHES));
         return {
           epoch: store.epoch,
           blocks: owners.map((list) => ({ nodeIds: list.map((o) => o.nodeId), addrs: list.map((o) => o.addr) })),

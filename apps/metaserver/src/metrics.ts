@@ -4,7 +4,7 @@ import { DURATION_BUCKETS_SECONDS, type Counter, type Histogram, type Metrics } 
 import type { MetaStore, SweepResult } from './store/index.js';
 
 export interface SweepInstruments {
-  record(result: Omit<SweepResult, 'done'>, seconds: number): void;
+  record(result: SweepResult, seconds: number): void;
 }
 
 /** `current` returns the live store (HA mode swaps it on every election). */
@@ -32,10 +32,10 @@ export function registerStoreMetrics(metrics: Metrics, current: () => MetaStore)
     description: 'Completed sweep passes',
   });
   const expired: Counter = m.createCounter('kvfabric_metaserver_expired_owners_total', {
-    description: 'Ownerships dropped by the TTL sweep',
+    description: 'Ownerships dropped with the sessions of nodes silent past the TTL',
   });
   const dropped: Counter = m.createCounter('kvfabric_metaserver_dropped_sessions_total', {
-    description: 'Sessions forgotten after being unseen for long',
+    description: 'Sessions forgotten after their nodes were silent past the TTL',
   });
   const duration: Histogram = m.createHistogram('kvfabric_metaserver_sweep_duration_seconds', {
     description: 'Wall time of one sweep pass (including yields to the event loop)',
@@ -45,7 +45,7 @@ export function registerStoreMetrics(metrics: Metrics, current: () => MetaStore)
   return {
     record(result, seconds) {
       sweeps.add(1);
-      expired.add(result.expired);
+      expired.add(result.droppedOwners);
       dropped.add(result.droppedSessions);
       duration.record(seconds);
     },

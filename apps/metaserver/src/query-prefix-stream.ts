@@ -3,7 +3,15 @@
 // `pipelineStream()` from @kvfabric/common, per message as for unary calls.
 import type * as grpc from '@grpc/grpc-js';
 import type { LeaderInfo, NodePrefix, QueryPrefixStreamRequest, QueryPrefixStreamResponse } from '@kvfabric/proto';
-import { KvError, authorizeNamespace, checkHashList, checkId, checkNamespace, type Identity } from '@kvfabric/common';
+import {
+  KvError,
+  METASERVER_MAX_QUERY_HASHES,
+  authorizeNamespace,
+  checkHashList,
+  checkId,
+  checkNamespace,
+  type Identity,
+} from '@kvfabric/common';
 import { pipelineStream, type RpcContext, type ServerSecurity } from '@kvfabric/common/rpc';
 import type { MetaStore } from './store/index.js';
 
@@ -42,7 +50,7 @@ function streamOn(store: MetaStore, who: Identity | undefined, deps: QueryPrefix
       answer(req) {
         const ns = checkNamespace(req.namespace);
         authorizeNamespace(who, ns);
-        const { packed, hashLen } = checkHashList(req.hashes, 'hashes');
+        const { packed, hashLen } = checkHashList(req.hashes, 'hashes', { maxCount: METASERVER_MAX_QUERY_HASHES });
         const exclude = req.excludeNodeId === '' ? '' : checkId(req.excludeNodeId, 'exclude_node_id');
         // NodePrefixResult has exactly NodePrefix's fields (transports are validated TransportKind values)
         const nodes = store.queryPrefix(ns, { packed, hashLen }, exclude) as NodePrefix[];

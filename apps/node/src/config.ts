@@ -141,6 +141,13 @@ export const NODE_FLAGS = {
     default: 5,
     min: 0,
   },
+  'max-connection-idle-secs': {
+    kind: 'int',
+    description: 'a peer gRPC connection (--addr) with no call in flight this long is closed (peers reconnect)',
+    default: 300,
+    min: 1,
+    max: 86_400,
+  },
   'heartbeat-interval-secs': { kind: 'number', description: 'metaserver heartbeat period', default: 2, min: 0.05 },
   'readvertise-blocks-per-sec': {
     kind: 'number',

@@ -7,7 +7,15 @@ import { PeerService, type TransportKind } from '@kvfabric/proto';
 import type { Pool, Transport } from '@kvfabric/native';
 import type { MetaserverClient } from '@kvfabric/client';
 import { formatHostPort, parseHostPort } from '@kvfabric/common';
-import { CHANNEL_OPTIONS, bindServer, rpcInstruments, shutdownServer, type ServerSecurity } from '@kvfabric/common/rpc';
+import {
+  CHANNEL_OPTIONS,
+  bindServer,
+  idleServerOptions,
+  messageSizeOptions,
+  rpcInstruments,
+  shutdownServer,
+  type ServerSecurity,
+} from '@kvfabric/common/rpc';
 import type { Logger, Metrics } from '@kvfabric/common/observability';
 import type { BlockIndex } from './block-index.js';
 import type { NodeConfig } from './config.js';
@@ -18,6 +26,7 @@ import type { Reporter } from './reporter.js';
 import { RemoteFetcher, type HolderDirectory } from './fetch/fetcher.js';
 import { PeerLinks } from './fetch/peer-links.js';
 import { pullMetrics } from './fetch/pull-metrics.js';
+import { PEER_MAX_REQUEST_BYTES, PEER_MAX_RESPONSE_BYTES } from './peer/peer-limits.js';
 import { PeerServer } from './peer/peer-server.js';
 import { peerServiceImpl } from './peer/peer-service.js';
 import { createTransport } from './peer/transport.js';
@@ -88,7 +97,11 @@ export class RemotePulls {
       grantTtlMs: config.grantTtlSecs * 1000,
       logger: logger.child({ component: 'peer' }),
     });
-    const peerServer = new grpc.Server(CHANNEL_OPTIONS);
+    const peerServer = new grpc.Server({
+      ...CHANNEL_OPTIONS,
+      ...messageSizeOptions(PEER_MAX_REQUEST_BYTES, PEER_MAX_RESPONSE_BYTES),
+      ...idleServerOptions(config.maxConnectionIdleSecs * 1000),
+    });
     peerServer.addService(
       PeerService,
       peerServiceImpl(

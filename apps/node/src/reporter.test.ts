@@ -1,12 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { KvError } from '@kvfabric/common';
 import { silentLogger } from '@kvfabric/common/observability';
 import { Reporter, type ReporterClient } from './reporter.js';
 
 class FakeMetaserver implements ReporterClient {
   epoch = 1n;
   down = false;
+  /** Ownerships this node may hold (the metaserver's --max-blocks-per-node). */
+  quota = Number.POSITIVE_INFINITY;
   calls: { kind: string; ns?: string; keys?: string[] }[] = [];
   owned = new Map<string, Set<string>>();
   private known = false;
@@ -28,6 +31,8 @@ class FakeMetaserver implements ReporterClient {
     const keys = this.keys(h);
     this.calls.push({ kind: 'insert', ns, keys });
     const set = this.owned.get(ns) ?? new Set();
+    if (set.size + keys.filter((k) => !set.has(k)).length > this.quota)
+      throw new KvError('QUOTA_EXCEEDED', 'max-blocks-per-node: over the limit');
     keys.forEach((k) => set.add(k));
     this.owned.set(ns, set);
     return { epoch: this.epoch };
@@ -137,6 +142,28 @@ test('a new epoch re-advertises every resident block; a down metaserver drops an
   assert.deepEqual([...ms.owned.get('b')!], ['r3']);
   assert.ok(r.counters.readvertised >= 7);
   assert.equal(r.epoch, 2n);
+  await r.stop();
+});
+
+test('an insert refused by the quota is not re-sent (with everything resident) at every heartbeat', async () => {
+  const { ms, r } = setup([
+    { ns: 'a', key: 'q1' },
+    { ns: 'a', key: 'q2' },
+    { ns: 'a', key: 'q3' },
+    { ns: 'a', key: 'q4' },
+  ]);
+  ms.quota = 3; // batches of 2: q1 q2 fit, q3 q4 are refused
+  r.start();
+  const deadline = Date.now() + 60_000;
+  while (r.counters.heartbeats < 10) {
+    assert.ok(Date.now() < deadline, 'ten heartbeats');
+    await sleep(10);
+  }
+  await r.flush();
+  assert.deepEqual([...ms.owned.get('a')!], ['q1', 'q2']);
+  assert.equal(r.counters.readvertises, 1, 'only the registration re-advertised');
+  assert.equal(r.counters.dropped, 2);
+  assert.equal(ms.calls.filter((c) => c.kind === 'insert').length, 2);
   await r.stop();
 });
 

@@ -231,8 +231,10 @@ export class Reporter {
         this.seeEpoch(res.epoch, false);
       } catch (err) {
         this.counters.dropped += n;
-        this.dirty = true;
         const code = (err as { code?: unknown }).code;
+        // Refused by the metaserver's quota or memory budget: sending it again at the next heartbeat would only be
+        // refused again (and re-send everything resident); the next new epoch re-advertises it.
+        if (code !== 'QUOTA_EXCEEDED') this.dirty = true;
         // Not served (leader gone, no leader, timeout): later batches would wait out their deadlines too.
         if (code === 'METASERVER_UNAVAILABLE' || code === 'NOT_LEADER' || code === 'TRANSPORT_TIMEOUT')
           this.connected = false;

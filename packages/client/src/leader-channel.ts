@@ -5,13 +5,14 @@
 // `kvfabric-leader-addr` trailer is followed at once. etcd3 is loaded (dynamic import) only for an etcd:// address.
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import { KvError } from '@kvfabric/common';
+import { KvError, METASERVER_MAX_REQUEST_BYTES, METASERVER_MAX_RESPONSE_BYTES } from '@kvfabric/common';
 import {
   CHANNEL_OPTIONS,
   ERROR_CODE_KEY,
   LEADER_ADDR_KEY,
   clientCredentials,
   fromGrpcError,
+  messageSizeOptions,
   tlsChannelOptions,
   type TlsMaterial,
 } from '@kvfabric/common/rpc';
@@ -55,7 +56,13 @@ export class LeaderChannel {
     this.addr = addr;
     this.address = resolveMetaserverAddr(addr);
     this.current = this.address.kind === 'direct' ? this.address.target : '';
-    this.channelOptions = { ...CHANNEL_OPTIONS, ...tlsChannelOptions(opts.tls), ...opts.channelOptions };
+    this.channelOptions = {
+      ...CHANNEL_OPTIONS,
+      // the metaserver's own limits, mirrored: what it may answer, what it accepts
+      ...messageSizeOptions(METASERVER_MAX_RESPONSE_BYTES, METASERVER_MAX_REQUEST_BYTES),
+      ...tlsChannelOptions(opts.tls),
+      ...opts.channelOptions,
+    };
     this.credentials = clientCredentials(opts.tls, { role: 'metaserver' });
     this.opts = opts;
   }

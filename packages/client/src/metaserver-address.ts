@@ -1,7 +1,7 @@
 // Metaserver addresses: a plain `host:port`, or `etcd://host:port[,host:port...][/prefix]` (prefix default
 // /kvfabric) naming the etcd cluster whose leader key says which replica leads (HA mode). Pure parsing: nothing here
 // dials or loads etcd3.
-import { formatHostPort, invalid, parseHostPort } from '@kvfabric/common';
+import { echo, formatHostPort, invalid, parseHostPort } from '@kvfabric/common';
 
 /** Default metaserver address (DESIGN §4). */
 export const DEFAULT_METASERVER_ADDR = '127.0.0.1:50056';
@@ -62,11 +62,7 @@ export function parseEtcdAddr(addr: string, field = 'metaserver-addr'): EtcdTarg
       const { port } = parseHostPort(h, field);
       if (port === 0) throw new Error('port 0');
     } catch {
-      throw invalid(
-        field,
-        `expected etcd://host:port[,host:port...][/prefix]; bad endpoint ${JSON.stringify(h)}`,
-        addr,
-      );
+      throw invalid(field, `expected etcd://host:port[,host:port...][/prefix]; bad endpoint ${echo(h)}`, addr);
     }
   }
   const path = (m[2] ?? '').replace(/\/+$/, '');

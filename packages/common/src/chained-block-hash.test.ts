@@ -65,7 +65,7 @@ test('canonical CBOR: refuses values vLLM never hashes, naming the field', () =>
     [NaN, /got "NaN"$/],
     [1n << 64n, /got "18446744073709551616n"$/],
     [undefined, /^value: expected null, boolean/],
-    [{ a: 1 }, /got \{"a":1\}$/],
+    [{ a: 1 }, /got an object$/],
     ['\ud800', /expected a well-formed Unicode string/],
   ];
   for (const [value, msg] of bad) {
@@ -200,7 +200,7 @@ test('validation: errors name the field and the value', () => {
     ],
     [
       () => hashBlockTokens(Buffer.alloc(0), [1]),
-      'parent: expected a non-empty hash (pass noneHash() for block 0), got {"type":"Buffer","data":[]}',
+      'parent: expected a non-empty hash (pass noneHash() for block 0), got 0 bytes',
     ],
     [() => hashBlockTokens(P32, []), 'tokens: expected a non-empty array of token ids, got []'],
     [() => hashBlockTokens(P32, [1], 'x' as unknown as null), 'extra-keys: expected an array or null, got "x"'],

@@ -1,5 +1,6 @@
 // One typed config object per app: defaults in code, kebab-case flags, an env fallback derived from the flag
 // name (--pool-size ⇄ KVFABRIC_POOL_SIZE), validated once with every problem reported together.
+import { echo } from './echo.js';
 import { KvError } from './errors.js';
 import { parseSize } from './sizes.js';
 
@@ -118,12 +119,12 @@ export function parseConfig<S extends FlagSpecs>(
     }
     const { value, problem } = convert(spec, text);
     if (problem) {
-      problems.push(`${source}: ${problem}, got ${JSON.stringify(text)}`);
+      problems.push(`${source}: ${problem}, got ${echo(text)}`);
       continue;
     }
     const extra = spec.validate?.(value as never);
     if (extra) {
-      problems.push(`${source}: ${extra}, got ${JSON.stringify(text)}`);
+      problems.push(`${source}: ${extra}, got ${echo(text)}`);
       continue;
     }
     config[camel(flag)] = value;

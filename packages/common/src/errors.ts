@@ -1,5 +1,6 @@
 // The one error vocabulary of kvfabric: a closed set of codes grouped by area. Pure: the table that maps them to
 // gRPC status codes lives with the RPC adapter (rpc.ts).
+import { clip, echo } from './echo.js';
 
 export const ERROR_CODES = [
   // config and input
@@ -31,6 +32,8 @@ export const ERROR_CODES = [
   // metaserver
   'METASERVER_UNAVAILABLE',
   'NOT_LEADER',
+  // limits: a quota or memory budget would be passed (the message names the limit)
+  'QUOTA_EXCEEDED',
   // ssd
   'SSD_FAILED',
   // authentication and authorization
@@ -46,8 +49,9 @@ export class KvError extends Error {
   override readonly name = 'KvError';
   readonly code: KvErrorCode;
 
+  /** message is cut to ERROR_MESSAGE_MAX_CHARS (echo.ts): no error carries a whole hostile input anywhere. */
   constructor(code: KvErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(clip(message), options);
     this.code = code;
   }
 }
@@ -67,8 +71,11 @@ export function toKvError(err: unknown): KvError {
   return new KvError('INTERNAL', String(err));
 }
 
-/** Shorthand for input validation failures: `invalid('pool-size', 'expected a size like 16gb', raw)`. */
+/**
+ * Shorthand for input validation failures: `invalid('pool-size', 'expected a size like 16gb', raw)`. The bad value
+ * is echoed cut short (`echo`).
+ */
 export function invalid(field: string, expected: string, got?: unknown): KvError {
-  const suffix = got === undefined ? '' : `, got ${JSON.stringify(got)}`;
+  const suffix = got === undefined ? '' : `, got ${echo(got)}`;
   return new KvError('INVALID_ARGUMENT', `${field}: ${expected}${suffix}`);
 }

@@ -10,11 +10,11 @@ export interface PackedHashes {
   hashLen: number;
 }
 
-/** Validates a wire HashList and returns it with its count. Errors name `field`. */
+/** Validates a wire HashList and returns it with its count (at most `maxCount` hashes). Errors name `field`. */
 export function checkHashList(
   list: PackedHashes | undefined,
   field = 'hashes',
-  opts: { allowEmpty?: boolean } = {},
+  opts: { allowEmpty?: boolean; maxCount?: number } = {},
 ): PackedHashes & { count: number } {
   if (!list || list.packed.length === 0) {
     if (opts.allowEmpty) return { packed: Buffer.alloc(0), hashLen: list?.hashLen ?? 0, count: 0 };
@@ -28,7 +28,8 @@ export function checkHashList(
     throw invalid(`${field}.packed`, `expected a multiple of hash_len ${hashLen} bytes`, packed.length);
   }
   const count = packed.length / hashLen;
-  if (count > MAX_HASHES_PER_LIST) throw invalid(field, `expected at most ${MAX_HASHES_PER_LIST} hashes`, count);
+  const maxCount = opts.maxCount ?? MAX_HASHES_PER_LIST;
+  if (count > maxCount) throw invalid(field, `expected at most ${maxCount} hashes`, count);
   return { packed, hashLen, count };
 }
 

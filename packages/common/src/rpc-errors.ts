@@ -34,6 +34,8 @@ export const GRPC_STATUS_OF: Readonly<Record<KvErrorCode, grpc.status>> = {
   // metaserver
   METASERVER_UNAVAILABLE: grpc.status.UNAVAILABLE,
   NOT_LEADER: grpc.status.UNAVAILABLE,
+  // limits
+  QUOTA_EXCEEDED: grpc.status.RESOURCE_EXHAUSTED,
   // ssd
   SSD_FAILED: grpc.status.INTERNAL,
 

@@ -9,6 +9,7 @@ import { serverCredentials, type TlsMaterial } from './rpc-tls.js';
 export * from './rpc-context.js';
 export * from './rpc-errors.js';
 export * from './rpc-stream.js';
+export * from './rpc-limits.js';
 export * from './rpc-tls.js';
 
 export type UnaryHandler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res;

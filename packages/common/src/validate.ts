@@ -23,8 +23,14 @@ export interface HostPort {
   port: number;
 }
 
+/** The longest host name DNS allows; an address is at most this plus "[", "]", ":" and five port digits. */
+export const MAX_HOST_CHARS = 253;
+
 /** "host:port" or "[v6]:port"; port 0 means "choose one". */
 export function parseHostPort(addr: string, field = 'addr'): HostPort {
+  const maxChars = MAX_HOST_CHARS + 8;
+  if (typeof addr === 'string' && addr.length > maxChars)
+    throw invalid(field, `expected host:port of at most ${maxChars} characters`, addr);
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(addr ?? '');
   const host = m?.[1] ?? m?.[2];
   const port = m ? Number(m[3]) : NaN;

@@ -45,6 +45,20 @@ export class BlockTable {
     return this.slots.length / 2;
   }
 
+  /** Bytes the slot array of a new table holding `entries` entries takes. */
+  static slotBytesFor(entries: number): number {
+    let n = MIN_SLOTS;
+    while (n * MAX_LOAD < entries) n *= 2;
+    return n * 8;
+  }
+
+  /** Bytes the slot array grows by when `entries` more entries are added (its doublings). */
+  slotBytesToAdd(entries: number): number {
+    let n = this.slotCount;
+    while (this.size + entries > n * MAX_LOAD) n *= 2;
+    return (n - this.slotCount) * 8;
+  }
+
   /** The entry of the hash at buf[off, off + hashLen), or -1. */
   find(buf: Uint8Array, off: number): number {
     const h = tableHash(buf, off, this.hashLen);

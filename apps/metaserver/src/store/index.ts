@@ -12,5 +12,6 @@ export type {
   NodeStatsInput,
   StoreStats,
   SweepResult,
+  IndexLimits,
 } from './types.js';
 export { BlockTable } from './block-table.js';

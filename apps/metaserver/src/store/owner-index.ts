@@ -1,10 +1,11 @@
 // The owner index: which node slots hold which (namespace, block hash). Layout: namespace -> hash length ->
-// BlockTable (open addressing over typed arrays); each entry heads a short list in OwnerLists (node slot, last
-// touch). Block, ownership and per-node counts are kept incrementally so metrics never walk the index.
+// BlockTable (open addressing over typed arrays); each entry heads a short list in OwnerLists (node slot). Block,
+// ownership and per-node counts are kept incrementally so metrics never walk the index.
 // Knows node slots only: liveness comes in as a flag per slot, ids and addresses stay with the sessions.
 import { invalid } from '@kvfabric/common';
 import { BlockTable } from './block-table.js';
-import { OwnerLists } from './owner-lists.js';
+import { CHUNK_SIZE } from './chunked.js';
+import { OWNER_RECORD_BYTES, OwnerLists } from './owner-lists.js';
 import type { Hashes, InsertResult, NamespaceView } from './types.js';
 
 /** The number of hashes in a packed list; refuses malformed lists (the service validates them first). */
@@ -14,12 +15,6 @@ export function hashCount(h: Hashes): number {
   if (h.packed.length % h.hashLen !== 0)
     throw invalid('hashes.packed', `expected a multiple of hash_len ${h.hashLen} bytes`, h.packed.length);
   return h.packed.length / h.hashLen;
-}
-
-/** A table with the namespace it belongs to (for scans that may outlive the table). */
-export interface NamespacedTable {
-  ns: string;
-  table: BlockTable;
 }
 
 export class OwnerIndex {
@@ -54,10 +49,10 @@ export class OwnerIndex {
   }
 
   /**
-   * Makes slot an owner of each hash (or refreshes its touch time). Reclaimable: the hashes of which slot is the
-   * third or later owner among the live ones (`live[slot] === 1`).
+   * Makes slot an owner of each hash it does not own yet. Reclaimable: the hashes of which slot is the third or later
+   * owner among the live ones (`live[slot] === 1`).
    */
-  insert(slot: number, ns: string, hashes: Hashes, live: Uint8Array, nowSec: number): InsertResult {
+  insert(slot: number, ns: string, hashes: Hashes, live: Uint8Array): InsertResult {
     const count = hashCount(hashes);
     const { packed, hashLen } = hashes;
     const result: InsertResult = { inserted: 0, reclaimable: [] };
@@ -72,7 +67,7 @@ export class OwnerIndex {
       const e = table.findOrAdd(packed, i * hashLen);
       const head = table.heads.get(e);
       if (head === 0) {
-        table.heads.set(e, lists.alloc(slot, nowSec));
+        table.heads.set(e, lists.alloc(slot));
         this.blockCount++;
         table.owners++;
         owned++;
@@ -85,7 +80,6 @@ export class OwnerIndex {
       for (let r = head; r !== 0; r = lists.next.get(r)) {
         const n = lists.node.get(r);
         if (n === slot) {
-          lists.touched.set(r, nowSec);
           found = true;
           break;
         }
@@ -93,7 +87,7 @@ export class OwnerIndex {
         last = r;
       }
       if (!found) {
-        lists.next.set(last, lists.alloc(slot, nowSec));
+        lists.next.set(last, lists.alloc(slot));
         table.owners++;
         owned++;
         result.inserted++;
@@ -171,38 +165,6 @@ export class OwnerIndex {
     return out;
   }
 
-  /** Ownerships of entries [from, to) of table last touched ttlSec or more before nowSec are dropped; returns how many. */
-  expire(table: BlockTable, from: number, to: number, nowSec: number, ttlSec: number): number {
-    const { lists } = this;
-    let expired = 0;
-    for (let e = from; e < to; e++) {
-      let prev = 0;
-      for (let r = table.heads.get(e); r !== 0;) {
-        const next = lists.next.get(r);
-        if (nowSec - lists.touched.get(r) >= ttlSec) {
-          this.unlink(table, e, prev, r);
-          expired++;
-        } else {
-          prev = r;
-        }
-        r = next;
-      }
-    }
-    return expired;
-  }
-
-  /** Every table now in the index. */
-  tables(): NamespacedTable[] {
-    const out: NamespacedTable[] = [];
-    for (const [ns, tables] of this.namespaces) for (const table of tables.values()) out.push({ ns, table });
-    return out;
-  }
-
-  /** True while table is still the index's table for its (namespace, hash length). */
-  holds({ ns, table }: NamespacedTable): boolean {
-    return this.table(ns, table.hashLen) === table;
-  }
-
   /** Forgets table when it holds no entry (and its namespace with its last table). */
   dropIfEmpty(ns: string, table: BlockTable): void {
     if (table.size > 0) return;
@@ -210,6 +172,44 @@ export class OwnerIndex {
     if (tables?.get(table.hashLen) !== table) return;
     tables.delete(table.hashLen);
     if (tables.size === 0) this.namespaces.delete(ns);
+  }
+
+  /**
+   * What inserting hashes for slot would add, at most (a hash listed twice counts twice): new (block, owner) pairs,
+   * and new entries among them. Reads only.
+   */
+  newOwnerships(slot: number, ns: string, hashes: Hashes): { entries: number; pairs: number } {
+    const count = hashCount(hashes);
+    const { packed, hashLen } = hashes;
+    const table = this.table(ns, hashLen);
+    if (!table) return { entries: count, pairs: count };
+    const { lists } = this;
+    let entries = 0;
+    let pairs = 0;
+    for (let i = 0; i < count; i++) {
+      const e = table.find(packed, i * hashLen);
+      if (e < 0) {
+        entries++;
+        pairs++;
+        continue;
+      }
+      let r = table.heads.get(e);
+      while (r !== 0 && lists.node.get(r) !== slot) r = lists.next.get(r);
+      if (r === 0) pairs++;
+    }
+    return { entries, pairs };
+  }
+
+  /**
+   * About how many bytes the index grows by at most when `entries` new hashes of hashLen bytes enter namespace ns
+   * with `pairs` new owner records: key bytes and list heads, the slot array's doublings, owner records, and one
+   * more chunk of each arena (they grow a chunk at a time).
+   */
+  bytesToAdd(ns: string, hashLen: number, entries: number, pairs: number): number {
+    const table = this.table(ns, hashLen);
+    const chunkSlack = CHUNK_SIZE * (hashLen + 4 + OWNER_RECORD_BYTES);
+    const slotBytes = table ? table.slotBytesToAdd(entries) : BlockTable.slotBytesFor(entries);
+    return entries * (hashLen + 4) + pairs * OWNER_RECORD_BYTES + slotBytes + chunkSlack;
   }
 
   listNamespaces(): NamespaceView[] {

@@ -1,30 +1,31 @@
 // The owner lists of every block table, as linked records in one arena: one record per (block, owner) = node slot
-// (u16) + last touch in seconds (u32) + next record (u32), 10 bytes in chunked typed arrays. Lists are short
-// (1..a few owners), kept in arrival order so "third or later owner" is a position. Record ids are 1-based (0 ends
-// a list); released records are reused.
+// (u16) + next record (u32), 6 bytes in chunked typed arrays. Lists are short (1..a few owners), kept in arrival
+// order so "third or later owner" is a position. Record ids are 1-based (0 ends a list); released records are reused.
+// A record has no time of its own: an ownership lives as long as its node's session (sessions.ts), so nothing per
+// record needs refreshing or expiring.
 import { ChunkedU16, ChunkedU32 } from './chunked.js';
+
+/** Bytes one owner record takes in the arena. */
+export const OWNER_RECORD_BYTES = 6;
 
 export class OwnerLists {
   readonly node = new ChunkedU16();
-  readonly touched = new ChunkedU32();
   readonly next = new ChunkedU32();
   /** Records in use. */
   used = 0;
   private issued = 1; // record 0 is never used: 0 means "none"
   private freeHead = 0;
 
-  alloc(nodeSlot: number, nowSec: number): number {
+  alloc(nodeSlot: number): number {
     let r = this.freeHead;
     if (r !== 0) {
       this.freeHead = this.next.get(r);
     } else {
       r = this.issued++;
       this.node.ensure(r + 1);
-      this.touched.ensure(r + 1);
       this.next.ensure(r + 1);
     }
     this.node.set(r, nodeSlot);
-    this.touched.set(r, nowSec);
     this.next.set(r, 0);
     this.used++;
     return r;
@@ -37,6 +38,6 @@ export class OwnerLists {
   }
 
   bytes(): number {
-    return this.node.bytes() + this.touched.bytes() + this.next.bytes();
+    return this.node.bytes() + this.next.bytes();
   }
 }

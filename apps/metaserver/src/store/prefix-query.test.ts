@@ -17,7 +17,7 @@ function setup() {
       nowMs,
     );
   const insert = (nodeId: string, ids: number[], len = 32) =>
-    index.insert(sessions.get(nodeId)!.slot, NS, hashes(ids, 7, len), sessions.liveSlots(0), 0);
+    index.insert(sessions.get(nodeId)!.slot, NS, hashes(ids, 7, len), sessions.liveSlots(0));
   return { query, join, insert };
 }
 

@@ -1,10 +1,11 @@
 // Node sessions: one per node process (node_id is random per process), interned to a small slot number that the
 // owner records store. A node is live while its last heartbeat is younger than the stale window; an address belongs
 // to one session at a time, and another session may take it over only once its holder went stale.
-import { KvError } from '@kvfabric/common';
+import { KvError, METASERVER_MAX_NODES } from '@kvfabric/common';
 import type { HeartbeatInput, NodeStatsInput } from './types.js';
 
-export const MAX_NODE_SLOTS = 0xffff;
+/** Owner records store a node's slot in 16 bits. */
+export const MAX_NODE_SLOTS = METASERVER_MAX_NODES;
 
 export interface NodeSession {
   readonly slot: number;
@@ -110,7 +111,8 @@ export class NodeSessions {
 
   private add(nodeId: string, addr: string, nowMs: number): NodeSession {
     const slot = this.freeSlots.length > 0 ? this.freeSlots.pop()! : this.bySlot.length;
-    if (slot >= MAX_NODE_SLOTS) throw new KvError('INTERNAL', `too many node sessions (at most ${MAX_NODE_SLOTS})`);
+    if (slot >= MAX_NODE_SLOTS)
+      throw new KvError('QUOTA_EXCEEDED', `node_id: too many node sessions (at most ${MAX_NODE_SLOTS})`);
     const s: NodeSession = {
       slot,
       nodeId,

@@ -1,5 +1,5 @@
-// MetaStore as the service sees it: sessions, index and sweep under one clock. The parts have their own tests
-// (sessions, owner-index, prefix-query, sweep); store-model.test.ts checks the whole against a reference model.
+// MetaStore as the service sees it: sessions, index, limits and sweep under one clock. The parts have their own tests
+// (sessions, owner-index, prefix-query); store-model.test.ts checks the whole against a reference model.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KvError } from '@kvfabric/common';
@@ -9,7 +9,15 @@ import { hashes, range } from './test-hashes.js';
 const NS = 'llama-8b/fp16/tp1/bs16';
 const T0 = 1_700_000_000_000;
 
-function setup(opts: { staleSecs?: number; ttlMinutes?: number; dropSecs?: number } = {}) {
+function setup(
+  opts: {
+    staleSecs?: number;
+    ttlMinutes?: number;
+    dropSecs?: number;
+    maxBlocksPerNode?: number;
+    maxIndexBytes?: number;
+  } = {},
+) {
   let now = T0;
   const store = new MetaStore({
     nodeStaleMs: (opts.staleSecs ?? 30) * 1000,
@@ -17,6 +25,7 @@ function setup(opts: { staleSecs?: number; ttlMinutes?: number; dropSecs?: numbe
     sessionDropMs: opts.dropSecs === undefined ? undefined : opts.dropSecs * 1000,
     clock: () => now,
     epoch: 42n,
+    limits: { maxBlocksPerNode: opts.maxBlocksPerNode, maxIndexBytes: opts.maxIndexBytes },
   });
   const advance = (ms: number) => (now += ms);
   const join = (nodeId: string, addr: string, used = 0n) =>
@@ -200,37 +209,97 @@ test('unregister drops every ownership of the node and nothing else', () => {
   assert.deepEqual(join('a', 'h:1'), { registered: true });
 });
 
-test('sweep drops ownerships not touched for the ttl, and sessions dead for long', () => {
+test("a heartbeating node's ownerships outlive the ttl; a silent node's go after it", () => {
   const { store, join, advance } = setup({ staleSecs: 30, ttlMinutes: 1, dropSecs: 300 });
+  assert.equal(store.retentionMs, 60_000, 'min(ttl, session drop), at least the stale window');
   join('a', 'h:1');
   join('b', 'h:2');
   store.insert('a', NS, hashes([1, 2, 3]));
-  store.insert('b', NS, hashes([1]));
-  advance(30_000);
-  join('a', 'h:1');
-  store.insert('a', NS, hashes([2])); // touched again
-  advance(30_000); // 60 s since the first insert
+  store.insert('b', NS, hashes([1, 4]));
+  // a heartbeats for ten TTLs without inserting anything again; b stops at once
+  for (let i = 0; i < 30; i++) {
+    advance(20_000);
+    join('a', 'h:1');
+    const r = store.sweep();
+    if (i < 2) assert.deepEqual(r, { droppedSessions: 0, droppedOwners: 0 }, `sweep ${i}: b silent for < 60 s`);
+    if (i === 2) assert.deepEqual(r, { droppedSessions: 1, droppedOwners: 2 }, 'b silent for 60 s');
+    if (i > 2) assert.deepEqual(r, { droppedSessions: 0, droppedOwners: 0 });
+  }
+  assert.deepEqual(store.queryOwners(NS, hashes([1, 2, 3, 4])), [
+    [{ nodeId: 'a', addr: 'h:1' }],
+    [{ nodeId: 'a', addr: 'h:1' }],
+    [{ nodeId: 'a', addr: 'h:1' }],
+    [],
+  ]);
+  assert.deepEqual(
+    store.queryPrefix(NS, hashes([1, 2, 3])).map((p) => [p.nodeId, p.prefixLen]),
+    [['a', 3]],
+  );
+  assert.deepEqual([store.owners, store.blocks], [3, 3]);
+  assert.deepEqual(
+    store.listNodes().map((n) => [n.nodeId, n.indexedBlocks]),
+    [['a', 3]],
+  );
+  // b comes back: a new session (the node re-advertises), not the old ownerships
+  assert.deepEqual(join('b', 'h:2'), { registered: true });
+  assert.deepEqual(store.queryOwners(NS, hashes([4])), [[]]);
+});
+
+test('the session drop window ends a silent node sooner than a long ttl; the stale window is the floor', () => {
+  const long = setup({ staleSecs: 30, ttlMinutes: 120, dropSecs: 300 });
+  assert.equal(long.store.retentionMs, 300_000);
+  long.join('a', 'h:1');
+  long.store.insert('a', NS, hashes([1]));
+  long.advance(299_999);
+  assert.deepEqual(long.store.sweep(), { droppedSessions: 0, droppedOwners: 0 });
+  long.advance(1);
+  assert.deepEqual(long.store.sweep(), { droppedSessions: 1, droppedOwners: 1 });
+  assert.deepEqual(long.store.listNodes(), []);
+  const slowStale = setup({ staleSecs: 120, ttlMinutes: 1 });
+  assert.equal(slowStale.store.retentionMs, 120_000, 'a node still live is never swept');
+});
+
+test('max-blocks-per-node: an insert past the quota is refused whole; re-inserting owned hashes is not', () => {
+  const { store, join } = setup({ maxBlocksPerNode: 10 });
   join('a', 'h:1');
   join('b', 'h:2');
-  assert.deepEqual(store.sweep(), { done: true, expired: 3, droppedSessions: 0, droppedOwners: 0 });
-  assert.deepEqual(store.queryOwners(NS, hashes([1, 2, 3])), [[], [{ nodeId: 'a', addr: 'h:1' }], []]);
-  assert.equal(store.owners, 1);
-  assert.equal(store.blocks, 1);
-  // b silent for 300 s: forgotten with its ownerships at the start of a pass
-  store.insert('b', NS, hashes([5]));
-  for (let i = 0; i < 10; i++) {
-    advance(29_000);
-    join('a', 'h:1');
-    store.insert('a', NS, hashes([2]));
-  }
-  advance(10_000);
-  join('a', 'h:1');
-  assert.deepEqual(store.sweep(), { done: true, expired: 0, droppedSessions: 1, droppedOwners: 1 });
-  assert.deepEqual(
-    store.listNodes().map((n) => n.nodeId),
-    ['a'],
+  assert.equal(store.insert('a', NS, hashes(range(0, 8))).inserted, 8);
+  assert.equal(
+    code(() => store.insert('a', NS, hashes(range(6, 11)))),
+    'QUOTA_EXCEEDED: max-blocks-per-node: node "a" owns 8 blocks and this insert adds 3, over the limit of 10',
   );
-  assert.equal(store.owners, 1);
+  assert.deepEqual([store.owners, store.blocks], [8, 8], 'nothing of the refused insert went in');
+  assert.equal(store.insert('a', NS, hashes(range(0, 8))).inserted, 0, 'owned hashes: nothing new, not refused');
+  assert.equal(store.insert('a', 'other-ns', hashes(range(0, 2))).inserted, 2, 'the quota spans namespaces');
+  assert.match(
+    code(() => store.insert('a', 'other-ns', hashes([99]))),
+    /^QUOTA_EXCEEDED: max-blocks-per-node/,
+  );
+  assert.equal(store.insert('b', NS, hashes(range(0, 10))).inserted, 10, 'per node: b has its own quota');
+  store.remove('a', NS, hashes([0]));
+  assert.equal(store.insert('a', NS, hashes([50])).inserted, 1, 'room again after a removal');
+});
+
+test('max-index-memory: an insert that would grow the index past the budget is refused whole', () => {
+  const { store, join } = setup({ maxIndexBytes: 1 << 20 });
+  join('a', 'h:1');
+  join('b', 'h:2');
+  let inserted = 0;
+  let refusal = '';
+  for (let from = 0; from < 1_000_000 && !refusal; from += 1000) {
+    const r = code(() => (inserted += store.insert('a', NS, hashes(range(from, from + 1000))).inserted));
+    if (r !== 'no error') refusal = r;
+  }
+  assert.match(
+    refusal,
+    /^QUOTA_EXCEEDED: max-index-memory: the index holds \d+ bytes and this insert needs up to \d+ more, over the limit of 1048576 bytes$/,
+  );
+  assert.ok(store.memoryBytes() <= 1 << 20, `${store.memoryBytes()} bytes held`);
+  assert.ok(inserted >= 10_000, `only ${inserted} pairs fit in 1 MiB`);
+  assert.equal(store.owners, inserted, 'the refused insert added nothing');
+  assert.equal(store.insert('a', NS, hashes(range(0, 1000))).inserted, 0, 'owned hashes are never refused');
+  store.unregister('a');
+  assert.equal(store.insert('b', NS, hashes(range(0, 1000))).inserted, 1000, 'room again once a node is gone');
 });
 
 test('malformed lists are refused by the store too', () => {

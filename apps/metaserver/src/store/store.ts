@@ -2,17 +2,22 @@
 // decodes and validates requests, calls these methods, and maps the KvErrors they throw.
 // MetaStore ties the parts together under one clock: node sessions (sessions.ts) intern node ids to slots, the owner
 // index (owner-index.ts) maps hashes to owner slots, the prefix query (prefix-query.ts) is the hot read path, and
-// the sweep (sweep.ts) expires what nodes stopped refreshing.
+// the limits (index-limits.ts) bound what nodes may insert.
+// Ownership is bound to the node's session: while a node heartbeats its blocks stay indexed, with no per-block
+// refresh. The sweep forgets a session (with every ownership it holds) once its node has been silent for the
+// retention window: min(ttl, sessionDrop), never shorter than the stale window. A node that comes back after that
+// is registered anew and re-advertises its blocks.
 import { randomBytes } from 'node:crypto';
-import { KvError } from '@kvfabric/common';
+import { KvError, echo } from '@kvfabric/common';
+import { NO_INDEX_LIMITS, checkInsertLimits } from './index-limits.js';
 import { OwnerIndex } from './owner-index.js';
 import { PrefixQuery } from './prefix-query.js';
 import { NodeSessions, type NodeSession } from './sessions.js';
-import { Sweep } from './sweep.js';
 import type {
   Hashes,
   HeartbeatResult,
   HeartbeatInput,
+  IndexLimits,
   InsertResult,
   MetaStoreOptions,
   NamespaceView,
@@ -38,11 +43,13 @@ export class MetaStore {
   readonly nodeStaleMs: number;
   readonly ttlMs: number;
   readonly sessionDropMs: number;
+  /** A node silent this long is forgotten with its ownerships. */
+  readonly retentionMs: number;
+  readonly limits: IndexLimits;
   private readonly clock: () => number;
   private readonly sessions: NodeSessions;
   private readonly index = new OwnerIndex();
   private readonly prefixQuery: PrefixQuery;
-  private readonly sweeper: Sweep;
 
   constructor(opts: MetaStoreOptions) {
     this.clock = opts.clock ?? Date.now;
@@ -51,15 +58,10 @@ export class MetaStore {
     this.nodeStaleMs = opts.nodeStaleMs;
     this.ttlMs = opts.ttlMs;
     this.sessionDropMs = opts.sessionDropMs ?? 10 * opts.nodeStaleMs;
+    this.retentionMs = Math.max(this.nodeStaleMs, Math.min(this.ttlMs, this.sessionDropMs));
+    this.limits = { ...NO_INDEX_LIMITS, ...opts.limits };
     this.sessions = new NodeSessions(opts.nodeStaleMs);
     this.prefixQuery = new PrefixQuery(this.index, this.sessions);
-    this.sweeper = new Sweep({
-      index: this.index,
-      sessions: this.sessions,
-      ttlMs: this.ttlMs,
-      sessionDropMs: this.sessionDropMs,
-      dropSession: (s) => this.dropSession(s),
-    });
   }
 
   get blocks(): number {
@@ -91,9 +93,11 @@ export class MetaStore {
 
   // ---- index updates ----
 
+  /** Makes nodeId an owner of each hash; QUOTA_EXCEEDED (nothing inserted) when that would pass a limit. */
   insert(nodeId: string, ns: string, hashes: Hashes): InsertResult {
     const { slot } = this.requireSession(nodeId);
-    return this.index.insert(slot, ns, hashes, this.sessions.liveSlots(this.clock()), this.nowSec());
+    checkInsertLimits(this.index, this.limits, slot, nodeId, ns, hashes);
+    return this.index.insert(slot, ns, hashes, this.sessions.liveSlots(this.clock()));
   }
 
   /** Removes nodeId's ownership of each hash; other owners are untouched. Returns pairs removed. */
@@ -167,29 +171,24 @@ export class MetaStore {
 
   // ---- sweep ----
 
-  /**
-   * Advances the sweep by about `budget` entries: at the start of a pass, forgets sessions unseen for
-   * sessionDropMs (with their ownerships); then drops ownerships not touched for ttlMs. Call until `done`.
-   */
-  sweep(budget = Number.POSITIVE_INFINITY): SweepResult {
-    return this.sweeper.step(budget, this.clock(), this.nowSec());
+  /** Forgets the sessions of nodes silent for retentionMs, with their ownerships. Live nodes' ownerships stay. */
+  sweep(): SweepResult {
+    const now = this.clock();
+    const result: SweepResult = { droppedSessions: 0, droppedOwners: 0 };
+    for (const s of this.sessions.all()) {
+      if (now - s.lastHeartbeatMs < this.retentionMs) continue;
+      result.droppedOwners += this.dropSession(s);
+      result.droppedSessions++;
+    }
+    return result;
   }
 
   // ---- internals ----
 
   private requireSession(nodeId: string): NodeSession {
     const s = this.sessions.get(nodeId);
-    if (!s)
-      throw new KvError(
-        'SESSION_UNKNOWN',
-        `node_id: no session for ${JSON.stringify(nodeId)} (send a heartbeat first)`,
-      );
+    if (!s) throw new KvError('SESSION_UNKNOWN', `node_id: no session for ${echo(nodeId)} (send a heartbeat first)`);
     return s;
-  }
-
-  /** The owner records' clock: whole seconds since this store started. */
-  private nowSec(): number {
-    return Math.max(0, Math.floor((this.clock() - this.startedAtMs) / 1000));
   }
 
   /** Drops every ownership of s, then forgets the session (its slot is reused). */

@@ -7,12 +7,22 @@ export interface NodeStatsInput {
   blocks: bigint;
 }
 
+/** What nodes may put in the index (index-limits.ts). */
+export interface IndexLimits {
+  /** Ownerships one node may hold, over every namespace. */
+  maxBlocksPerNode: number;
+  /** Bytes the index's typed arrays may take (OwnerIndex.bytes()). */
+  maxIndexBytes: number;
+}
+
 export interface MetaStoreOptions {
   nodeStaleMs: number;
-  /** Ownerships not inserted again within this window are dropped by the sweep. */
+  /** How long the ownerships of a node that stopped heartbeating are kept (a live node's never expire). */
   ttlMs: number;
-  /** Sessions unseen this long are forgotten with their ownerships. Default 10 × nodeStaleMs. */
+  /** Sessions unseen this long are forgotten with their ownerships, sooner than ttlMs. Default 10 × nodeStaleMs. */
   sessionDropMs?: number;
+  /** Insert quotas (default: none). */
+  limits?: Partial<IndexLimits>;
   /** Milliseconds since the Unix epoch; injectable for tests. */
   clock?: () => number;
   epoch?: bigint;
@@ -84,11 +94,7 @@ export interface StoreStats {
 }
 
 export interface SweepResult {
-  /** True when a full pass over the index finished with this call. */
-  done: boolean;
-  /** Ownerships dropped because their TTL ran out. */
-  expired: number;
-  /** Sessions forgotten because they were unseen for too long. */
+  /** Sessions forgotten because their nodes were silent for the retention window. */
   droppedSessions: number;
   /** Ownerships dropped with those sessions. */
   droppedOwners: number;

@@ -4,7 +4,7 @@
 // (pull-session.ts: PrepareRead in windows, reads through the read pipeline, seals, releases the grants). The
 // remainder continues from the next holder. Failures end the fetch with what is sealed: no error to the engine,
 // no half block visible (unsealed slots are never hits), no pin left behind.
-import { toKvError } from '@kvfabric/common';
+import { METASERVER_MAX_QUERY_HASHES, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
 import type { Transport } from '@kvfabric/native';
 import type { BlockIndex } from '../block-index.js';
@@ -178,8 +178,10 @@ export class RemoteFetcher implements Fetcher {
   private lookUp(req: PullRequest, from: number, to: number): Promise<Holder[] | Error> | undefined {
     const { directory } = this.opts;
     if (!directory.up()) return undefined;
+    // the metaserver answers at most METASERVER_MAX_QUERY_HASHES at a time: a longer run is found that far
+    const until = Math.min(to, from + METASERVER_MAX_QUERY_HASHES);
     return directory
-      .holders(req.ns.name, req.hashes(from, to), req.hashLen, req.timeLeft(2000))
+      .holders(req.ns.name, req.hashes(from, until), req.hashLen, req.timeLeft(2000))
       .catch((err: unknown) => toKvError(err));
   }
 

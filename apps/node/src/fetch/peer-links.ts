@@ -9,10 +9,12 @@ import {
   ERROR_CODE_KEY,
   clientCredentials,
   fromGrpcError,
+  messageSizeOptions,
   tlsChannelOptions,
   type TlsMaterial,
 } from '@kvfabric/common/rpc';
 import type { Transport } from '@kvfabric/native';
+import { PEER_MAX_REQUEST_BYTES, PEER_MAX_RESPONSE_BYTES } from '../peer/peer-limits.js';
 import { unpackOffsets } from '../peer-wire/offsets.js';
 import { PullError, type ReadGrant } from './pull-types.js';
 
@@ -99,7 +101,11 @@ export class PeerLink {
     readonly counters: { handshakes: number; handshakeFailures: number },
   ) {
     const credentials = clientCredentials(opts.tls, { role: 'node', name: peerId.split('/')[0] });
-    this.stub = new PeerClient(addr, credentials, { ...CHANNEL_OPTIONS, ...tlsChannelOptions(opts.tls) });
+    this.stub = new PeerClient(addr, credentials, {
+      ...CHANNEL_OPTIONS,
+      ...tlsChannelOptions(opts.tls),
+      ...messageSizeOptions(PEER_MAX_RESPONSE_BYTES, PEER_MAX_REQUEST_BYTES),
+    });
   }
 
   /** The live session, handshaking first when there is none (one handshake at a time per peer). */

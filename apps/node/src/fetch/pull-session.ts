@@ -5,6 +5,7 @@
 // it ends.
 import { KvError, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
+import { PEER_MAX_READ_HASHES } from '../peer/peer-limits.js';
 import { PulledBlocks, type PulledBlocksDeps } from './pulled-blocks.js';
 import type { ChunkOutcome, ChunkRead, ChunkSource, ReadPipeline } from './read-pipeline.js';
 import {
@@ -210,7 +211,7 @@ export class PullSession implements ChunkSource<GrantedChunk> {
   }
 
   private open(at: number, size: number): GrantWindow {
-    const asked = Math.min(this.to - at, size);
+    const asked = Math.min(this.to - at, size, PEER_MAX_READ_HASHES);
     const w: GrantWindow = { at, asked, grant: this.prepare(at, asked) };
     this.windows.push(w);
     // Registered before any lane awaits this grant.

@@ -14,6 +14,7 @@ import {
 } from '@kvfabric/common';
 import { implement, type RpcContext, type ServerSecurity } from '@kvfabric/common/rpc';
 import { packOffsets } from '../peer-wire/offsets.js';
+import { PEER_MAX_READ_HASHES } from './peer-limits.js';
 import type { PeerServer } from './peer-server.js';
 
 export interface PeerServiceDeps {
@@ -59,7 +60,7 @@ export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.Un
         readerOf(req, who);
         checkNamespace(req.namespace);
         authorizeNamespace(who, req.namespace);
-        const { packed, hashLen } = checkHashList(req.hashes);
+        const { packed, hashLen } = checkHashList(req.hashes, 'hashes', { maxCount: PEER_MAX_READ_HASHES });
         const g = await server.prepareRead(req.nodeId, req.session, req.namespace, Buffer.from(packed), hashLen);
         return {
           grantId: BigInt(g.grantId),

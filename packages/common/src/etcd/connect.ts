@@ -3,6 +3,7 @@
 // own schedule, and a breaker that stays open for 5 s would delay recovery after etcd comes back), fast gRPC
 // reconnects and a constant watch-reconnect backoff.
 import { Etcd3, type IOptions } from 'etcd3';
+import { echo } from '../echo.js';
 import { KvError } from '../errors.js';
 
 /** The etcd3 types users of the connection need (they depend on this module, not on etcd3). */
@@ -33,10 +34,7 @@ export interface EtcdConnectOptions {
 export function etcdHost(endpoint: string, field = 'etcd-endpoints'): string {
   const m = /^(?:https?:\/\/)?([^/\s]+?)\/?$/.exec(endpoint.trim());
   if (!m || !/:\d{1,5}$/.test(m[1]!)) {
-    throw new KvError(
-      'CONFIG_INVALID',
-      `${field}: expected host:port or http://host:port, got ${JSON.stringify(endpoint)}`,
-    );
+    throw new KvError('CONFIG_INVALID', `${field}: expected host:port or http://host:port, got ${echo(endpoint)}`);
   }
   return m[1]!;
 }

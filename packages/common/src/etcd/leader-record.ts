@@ -6,6 +6,7 @@
 // An epoch is `seq << 24 | 24 random bits`: strictly increasing across elections, and still new to every node when an
 // operator wipes etcd and the sequence starts over. Pure: no etcd client here (that is connect.ts).
 import { randomInt } from 'node:crypto';
+import { echo } from '../echo.js';
 import { KvError } from '../errors.js';
 
 export interface LeaderRecord {
@@ -56,14 +57,11 @@ export function decodeLeaderRecord(text: string): LeaderRecord {
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new KvError('METASERVER_UNAVAILABLE', `leader key: expected JSON, got ${JSON.stringify(text.slice(0, 80))}`);
+    throw new KvError('METASERVER_UNAVAILABLE', `leader key: expected JSON, got ${echo(text)}`);
   }
   const o = (raw ?? {}) as Record<string, unknown>;
   const bad = (field: string, expected: string) =>
-    new KvError(
-      'METASERVER_UNAVAILABLE',
-      `leader key: ${field}: expected ${expected}, got ${JSON.stringify(o[field])}`,
-    );
+    new KvError('METASERVER_UNAVAILABLE', `leader key: ${field}: expected ${expected}, got ${echo(o[field])}`);
   if (typeof o.addr !== 'string' || o.addr === '') throw bad('addr', 'host:port');
   if (typeof o.epoch !== 'string' || !/^[1-9][0-9]{0,19}$/.test(o.epoch)) throw bad('epoch', 'a decimal uint64');
   if (typeof o.since_ms !== 'number' || !Number.isSafeInteger(o.since_ms)) {
