@@ -2,7 +2,7 @@
 // + lease, and the fetch of a missing suffix), load (scatter back), release. Instances live in the InstanceRegistry
 // (instances.ts), the fetches queries start in QueryFetches (query-fetches.ts). The service decodes requests and
 // calls this; tests drive it directly with an in-memory data path.
-import { KvError, invalid, checkId } from '@kvfabric/common';
+import { KvError, invalid, checkId, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
 import { type BlockIndex } from './block-index.js';
 import { BlockSaver, type SaveResult } from './block-saver.js';
@@ -132,7 +132,20 @@ export class EngineCore {
 
   /** Gathers blocks of an instance's region into pool pages (block-saver.ts); one outcome per hash. */
   async save(instanceId: string, blockIds: Uint32Array, packed: Buffer, hashLen: number): Promise<SaveResult> {
-    return this.saver.save(this.instance(instanceId), blockIds, packed, hashLen);
+    const inst = this.instance(instanceId);
+    try {
+      return await this.saver.save(inst, blockIds, packed, hashLen);
+    } catch (err) {
+      this.logRegionFailure(inst, 'save', err);
+      throw err;
+    }
+  }
+
+  /** A copy that failed on the engine's region (it shrank under the copy) is the engine's fault: say so in the log. */
+  private logRegionFailure(inst: Instance, op: 'save' | 'load', err: unknown): void {
+    const e = toKvError(err);
+    if (e.code !== 'REGION_INVALID') return;
+    this.opts.logger.warn({ instance: inst.id, engine: inst.engineId, op, err: e.message }, `${op} failed: region`);
   }
 
   /**
@@ -239,6 +252,9 @@ export class EngineCore {
         const { src, dst, len } = desc.arrays();
         await this.opts.data.copier.copy(this.opts.data.pool.memory, inst.region.memory, src, dst, len);
       }
+    } catch (err) {
+      this.logRegionFailure(inst, 'load', err);
+      throw err;
     } finally {
       this.index.unpinMany(slots, n);
     }
