@@ -74,7 +74,13 @@ test('gathers scattered layer slices into pages and scatters them back, byte for
   const loaded = await engine.copy(pool, loadRegion, dst, src, len);
   assert.equal(loaded.bytes, regionBytes);
   assert.ok(loadRegion.read(0, regionBytes).equals(data), 'scatter restores the exact layout');
-  assert.deepEqual(engine.counters(), { bytesCopied: 2 * regionBytes, batches: 2, batchesInFlight: 0, errors: 0, faults: 0 });
+  assert.deepEqual(engine.counters(), {
+    bytesCopied: 2 * regionBytes,
+    batches: 2,
+    batchesInFlight: 0,
+    errors: 0,
+    faults: 0,
+  });
 });
 
 test('large descriptors are split across threads mid-descriptor without losing a byte', async () => {
@@ -225,7 +231,13 @@ test('many concurrent batches all complete with exact counters', async () => {
     );
   });
   assert.deepEqual(await engine.copy(pool, pool, f64([]), f64([]), f64([])), { bytes: 0 });
-  assert.deepEqual(engine.counters(), { bytesCopied: total, batches: batches + 1, batchesInFlight: 0, errors: 0, faults: 0 });
+  assert.deepEqual(engine.counters(), {
+    bytesCopied: total,
+    batches: batches + 1,
+    batchesInFlight: 0,
+    errors: 0,
+    faults: 0,
+  });
 });
 
 test('close() with batches queued lets them all finish; later copies throw; close is idempotent', async () => {
@@ -255,7 +267,13 @@ test('close() with batches queued lets them all finish; later copies throw; clos
     );
   }
   await assertRejects(engine.copy(pool, pool, f64([0]), f64([32 * MiB]), f64([1])), 'INTERNAL', /after close/);
-  assert.deepEqual(engine.counters(), { bytesCopied: 24 * MiB + 12 * MiB, batches: 48, batchesInFlight: 0, errors: 0, faults: 0 });
+  assert.deepEqual(engine.counters(), {
+    bytesCopied: 24 * MiB + 12 * MiB,
+    batches: 48,
+    batchesInFlight: 0,
+    errors: 0,
+    faults: 0,
+  });
 
   // asyncDispose closes and also waits for the promises of batches submitted before it.
   const other = new CopyEngine({ threads: 1 });

@@ -52,7 +52,7 @@ test('a region truncated during a copy fails that batch with REGION_INVALID and 
     assert.ok(engine.counters().faults >= 1, 'the truncation loop never hit a copy in flight');
     assert.ok(
       messages.has(
-        'copy: bus error (SIGBUS) at src byte N of N: the memory\'s file shrank under the copy (an engine ' +
+        "copy: bus error (SIGBUS) at src byte N of N: the memory's file shrank under the copy (an engine " +
           'truncated its region); the batch failed',
       ),
       [...messages].join('\n'),
