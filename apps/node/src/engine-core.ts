@@ -9,6 +9,7 @@ import { BlockSaver, type SaveResult } from './block-saver.js';
 import { DescriptorBatch } from './data-path-descriptors.js';
 import type { DataPath } from './data-path.js';
 import type { Evictor } from './eviction.js';
+import type { HandedRegions } from './handed-regions.js';
 import { InstanceRegistry, type Instance, type RegisterSpec } from './instances.js';
 import { LeaseTable } from './leases.js';
 import type { NamespaceRegistry } from './namespaces.js';
@@ -32,6 +33,8 @@ export interface EngineCoreOptions {
   onSealed?: (namespace: string, hash: Uint8Array) => void;
   fetcher?: Fetcher;
   now?: () => number;
+  /** Regions engines handed over, claimed by registrations. */
+  regions: HandedRegions;
 }
 
 export interface QueryResult {
@@ -86,7 +89,7 @@ export class EngineCore {
       pin: (slots) => this.index.pinMany(slots, slots.length),
       unpin: (slots) => this.index.unpinMany(slots, slots.length),
     });
-    this.instances = new InstanceRegistry(this.namespaces, opts.data);
+    this.instances = new InstanceRegistry(this.namespaces, opts.data, opts.regions);
     this.saver = new BlockSaver({ ...opts, counters: this.counters });
     this.fetches =
       opts.fetcher &&
@@ -101,14 +104,28 @@ export class EngineCore {
     return this.instances.size;
   }
 
-  register(spec: RegisterSpec): { pageBytes: number; shards: number } {
+  /** Registers an instance; `key` is its credential, for the caller that registered it only. */
+  register(spec: RegisterSpec): { pageBytes: number; shards: number; key: string } {
     const inst = this.instances.register(spec);
     const { ns } = inst;
     this.opts.logger.info(
-      { instance: inst.id, engine: spec.engineId, namespace: ns.name, rank: inst.rank, pageBytes: ns.pageBytes },
+      {
+        instance: inst.id,
+        engine: spec.engineId,
+        namespace: ns.name,
+        rank: inst.rank,
+        pageBytes: ns.pageBytes,
+        region: inst.region.label,
+        peer: inst.owner,
+      },
       'instance registered',
     );
-    return { pageBytes: ns.pageBytes, shards: ns.shards };
+    return { pageBytes: ns.pageBytes, shards: ns.shards, key: inst.key };
+  }
+
+  /** The instance if `key` is its credential; INSTANCE_UNKNOWN or INSTANCE_FOREIGN otherwise. */
+  authorize(instanceId: string, key: string): Instance {
+    return this.instances.authorize(instanceId, key);
   }
 
   /** Drops an instance, its region mapping, and (when it was its engine's last) the engine's leases and fetches. */
