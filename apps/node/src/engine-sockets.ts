@@ -23,7 +23,7 @@ export function socketPermissions(
 
 function groupId(group: string, groupFile: string): number {
   if (/^\d+$/.test(group)) return Number(group);
-  let text = '';
+  let text: string;
   try {
     text = readFileSync(groupFile, 'utf8');
   } catch (err) {
