@@ -181,7 +181,7 @@ export class NodeApp {
           addr: config.addr,
           transport,
           logger: logger.child({ component: 'session' }),
-          instruments: nodeMetrics(metrics, core, data.pool),
+          instruments: nodeMetrics(metrics, core, data.pool, regions),
           metaserver: () => ({ epoch: reporter?.epoch ?? 0n, connected: reporter?.connected ?? false }),
         },
         { logger: logger.child({ component: 'rpc' }), instruments: rpcInstruments(metrics, '') },

@@ -75,6 +75,8 @@ export class EngineCore {
     queries: 0,
     queryHashes: 0,
     queryHits: 0,
+    /** Saves and loads failed on their engine's region (it shrank under the copy). */
+    regionFailures: 0,
   };
   private readonly now: () => number;
 
@@ -162,6 +164,7 @@ export class EngineCore {
   private logRegionFailure(inst: Instance, op: 'save' | 'load', err: unknown): void {
     const e = toKvError(err);
     if (e.code !== 'REGION_INVALID') return;
+    this.counters.regionFailures++;
     this.opts.logger.warn({ instance: inst.id, engine: inst.engineId, op, err: e.message }, `${op} failed: region`);
   }
 

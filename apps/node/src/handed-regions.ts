@@ -64,6 +64,7 @@ export interface HandedRegionsOptions {
 }
 
 export class HandedRegions {
+  readonly counters = { admitted: 0, refused: 0, expired: 0 };
   private readonly byToken = new Map<string, HandedRegion & { expiresAtMs: number }>();
   private readonly now: () => number;
 
@@ -78,13 +79,19 @@ export class HandedRegions {
   /** Applies the policy: the token naming the accepted region, or a refusal (the caller closes the descriptor). */
   admit(fd: number, file: HandedFile, peer: Peer): { token: string } | { code: 'REGION_INVALID'; message: string } {
     const why = refusal(file, peer);
-    if (why) return { code: 'REGION_INVALID', message: why };
+    if (why) {
+      this.counters.refused++;
+      return { code: 'REGION_INVALID', message: why };
+    }
     this.sweep();
-    if (this.byToken.size >= this.opts.max)
+    if (this.byToken.size >= this.opts.max) {
+      this.counters.refused++;
       return {
         code: 'REGION_INVALID',
         message: `region: ${this.opts.max} handed-over regions are waiting for RegisterInstance; register or retry later`,
       };
+    }
+    this.counters.admitted++;
     const token = randomBytes(16).toString('hex');
     const sealed = file.seals >= 0 && (file.seals & (SEAL_SHRINK | SEAL_GROW)) !== 0;
     const label = `${file.link.slice(0, 96)}${sealed ? ' (sealed)' : ''}`;
@@ -119,6 +126,7 @@ export class HandedRegions {
       if (entry.expiresAtMs > now) continue;
       this.byToken.delete(token);
       this.opts.closeFd(entry.fd);
+      this.counters.expired++;
       n++;
     }
     return n;

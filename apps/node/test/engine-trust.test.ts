@@ -134,6 +134,10 @@ test('regions: an unsealed memfd or a file the engine does not own is refused; a
   } finally {
     conn.close();
   }
+  const metrics = await (await fetch(`http://${node.httpAddr}/metrics`)).text();
+  assert.match(metrics, /^kvfabric_region_refused_total(\{[^}]*\})? 2$/m);
+  assert.match(metrics, /^kvfabric_region_handovers_total(\{[^}]*\})? 2$/m, 'from Python and from nobody');
+  assert.match(metrics, /^kvfabric_region_unclaimed(\{[^}]*\})? 1$/m, "nobody's region is not registered");
   const refusals = node.proc.logLines().filter((l) => l.msg === 'region refused');
   assert.equal(refusals.length, 2);
   assert.deepEqual((refusals[1]!.peer as { uid: number }).uid, 65534);
@@ -233,6 +237,10 @@ test('a region file truncated during saves fails those saves, logged, and the no
   assert.equal(node.proc.running, true, 'the node survived');
   const logged = node.proc.logLines().filter((l) => l.msg === 'save failed: region' && /SIGBUS/.test(String(l.err)));
   assert.ok(logged.length >= 1, 'the failure is in the log');
+  const failures = /^kvfabric_region_copy_failures_total(?:\{[^}]*\})? (\d+)$/m.exec(
+    await (await fetch(`http://${node.httpAddr}/metrics`)).text(),
+  );
+  assert.ok(Number(failures?.[1]) >= 1, 'and in the metrics');
   // Whole again: the same engine saves and loads byte-exact blocks.
   ftruncateSync(region.descriptor, region.sizeBytes);
   const data = randomBytes(region.geometry.blockBytes);
