@@ -23,6 +23,9 @@ constexpr size_t kMaxPayload = 256;      // a request's payload (the protocol's 
 constexpr int kMaxFds = 8;               // descriptors read from one request; more are closed unread by the kernel
 constexpr size_t kMaxWaiting = 64;       // connections that have not sent their request yet
 constexpr int64_t kRequestDeadlineMs = 5000;
+// Out of descriptors (EMFILE and the like): the pending connection stays in the backlog and the listening socket
+// stays readable, so accepting again at once would spin; wait this long first.
+constexpr int64_t kAcceptBackoffMs = 100;
 
 int64_t NowMs() {
   timespec ts{};
@@ -100,6 +103,7 @@ void RegionHandover::Shutdown() {
 void RegionHandover::Run() {
   (void)pthread_setname_np(pthread_self(), "kvf-handover");
   std::vector<pollfd> fds;
+  int64_t accept_paused_until = 0;
   while (!stop_.load()) {
     int64_t now = NowMs();
     // Drop connections that sent nothing in time: a silent client never holds a slot for long.
@@ -114,8 +118,9 @@ void RegionHandover::Run() {
     }
     fds.clear();
     fds.push_back({wake_fd_, POLLIN, 0});
-    fds.push_back({listen_fd_, POLLIN, 0});
-    int64_t next = now + kRequestDeadlineMs;
+    bool accepting = now >= accept_paused_until;
+    fds.push_back({accepting ? listen_fd_ : -1, POLLIN, 0});  // a negative fd is skipped by poll
+    int64_t next = accepting ? now + kRequestDeadlineMs : accept_paused_until;
     for (const Waiting& w : waiting_) {
       fds.push_back({w.fd, POLLIN, 0});
       if (w.deadline_ms < next) next = w.deadline_ms;
@@ -143,7 +148,12 @@ void RegionHandover::Run() {
     if (fds[1].revents & POLLIN) {
       for (;;) {
         int conn = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (conn < 0) break;  // EAGAIN, or EMFILE: the backlog waits for the next round
+        if (conn < 0) {
+          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            accept_paused_until = NowMs() + kAcceptBackoffMs;
+          }
+          break;  // EAGAIN: nothing more to accept
+        }
         if (waiting_.size() >= kMaxWaiting) {
           close(conn);
           continue;
