@@ -2,7 +2,8 @@
 //   packages/* and native/ are libraries; apps/* are programs that nothing outside the app imports, except bench
 //   through an app's explicit ./internal export; generated protobuf code is imported only by adapters (gRPC
 //   services, clients, links, the app wiring, the CLI); pure cores import neither gRPC, protobuf, etcd,
-//   OpenTelemetry nor pino; no cycles, type-only imports included. Declared-vs-imported dependencies: knip.
+//   OpenTelemetry nor pino; no cycles, type-only imports included; the engine SDK loads only the engine side of the
+//   native addon. Declared-vs-imported dependencies: knip.
 /** Files allowed to import generated protobuf code. */
 const ADAPTERS = [
   '^packages/(client|proto)/',
@@ -53,6 +54,14 @@ module.exports = {
       severity: 'error',
       from: { path: '^bench/' },
       to: { path: '^apps/', pathNot: '^apps/[^/]+/src/internal\\.ts$' },
+    },
+    {
+      name: 'engine-sdk-uses-only-the-engine-side-native-addon',
+      severity: 'error',
+      comment:
+        "the engine SDK hands regions over through @kvfabric/native/fd-pass (the small kvfabric_fdpass addon); the pool, copy engine and transports are the node's",
+      from: { path: '^packages/client/src/', pathNot: '\\.test\\.ts$' },
+      to: { path: '^native/lib/', pathNot: '^native/lib/(fd-pass|region-handover-protocol|errors|loader)\\.ts$' },
     },
     {
       name: 'generated-code-only-in-adapters',

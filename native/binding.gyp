@@ -11,6 +11,16 @@
       "ldflags": ["-pthread", "<!@(node -p \"process.env.KVFABRIC_NATIVE_LDFLAGS || ''\")"],
       "libraries": ["-ldl", "-luring"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"]
+    },
+    {
+      "target_name": "kvfabric_fdpass",
+      "sources": ["src/fdpass/fd_pass.cc"],
+      "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
+      "dependencies": ["<!(node -p \"require('node-addon-api').gyp\")"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fexceptions"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"]
     }
   ]
 }

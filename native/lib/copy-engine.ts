@@ -28,8 +28,10 @@ export interface CopyCounters {
   /** Completed batches. */
   batches: number;
   batchesInFlight: number;
-  /** Batches refused by the native checks (bounds, closed memory). */
+  /** Batches refused by the native checks (bounds, closed memory) or failed by a bus error. */
   errors: number;
+  /** Batches failed by a bus error: a region's file shrank under the copy (its engine truncated it). */
+  faults: number;
 }
 
 interface NativeCopyEngine {
@@ -71,6 +73,9 @@ export class CopyEngine implements Disposable, AsyncDisposable {
    * worker threads by bytes. Every descriptor is bounds-checked against both memories before any byte moves;
    * a bad one rejects the whole batch (INVALID_ARGUMENT naming its index) and nothing is copied.
    * Destination ranges must not overlap each other or the batch's source ranges.
+   * A region whose file is truncated while the copy runs (a bus error on a worker) fails this batch only: the
+   * promise rejects with an Error whose code is REGION_INVALID, some of its bytes may have moved, and the process
+   * keeps serving.
    */
   copy(
     src: NativeMemory,
@@ -99,8 +104,8 @@ export class CopyEngine implements Disposable, AsyncDisposable {
     } catch (err) {
       return Promise.reject(toNativeError(err));
     }
-    // The native promise only ever resolves (all checks happen before submission), so it is returned as is:
-    // no extra promise hop on the hot path.
+    // The native promise is returned as is (no extra promise hop on the hot path): it resolves, or rejects with a
+    // coded Error (REGION_INVALID) after a bus error, which callers funnel by its code like a NativeError.
     this.#inFlight++;
     promise.then(this.#settled, this.#settled);
     return promise;

@@ -2,6 +2,7 @@
 export { binding } from './loader.js';
 export * from './pool.js';
 export * from './region.js';
+export * from './region-handover.js';
 export * from './copy-engine.js';
 export * from './transport.js';
 export * from './tcp-transport.js';

@@ -1,24 +1,22 @@
-// Loads the compiled addon (build/Release/kvfabric_native.node) with an actionable error when it is missing.
+// Loads the compiled addons (build/Release/kvfabric_native.node, kvfabric_fdpass.node) with an actionable error when one is missing.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const candidates = [
-  process.env.KVFABRIC_NATIVE_ADDON,
-  join(root, 'build/Release/kvfabric_native.node'),
-  join(root, 'build/Debug/kvfabric_native.node'),
-].filter((p): p is string => typeof p === 'string' && p.length > 0);
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type NativeBinding = any;
 
-let cached: NativeBinding | undefined;
+const cache = new Map<string, NativeBinding>();
 
-/** The raw addon. Only the wrappers in native/lib call this; they validate every argument first. */
-export function binding(): NativeBinding {
-  if (cached) return cached;
+function load(file: string, override: string | undefined): NativeBinding {
+  const hit = cache.get(file);
+  if (hit) return hit;
+  const candidates = [override, join(root, `build/Release/${file}`), join(root, `build/Debug/${file}`)].filter(
+    (p): p is string => typeof p === 'string' && p.length > 0,
+  );
   const path = candidates.find((p) => existsSync(p));
   if (!path) {
     throw Object.assign(
@@ -30,6 +28,17 @@ export function binding(): NativeBinding {
       { code: 'INTERNAL' },
     );
   }
-  cached = createRequire(import.meta.url)(path);
-  return cached;
+  const addon: NativeBinding = createRequire(import.meta.url)(path);
+  cache.set(file, addon);
+  return addon;
+}
+
+/** The raw addon. Only the wrappers in native/lib call this; they validate every argument first. */
+export function binding(): NativeBinding {
+  return load('kvfabric_native.node', process.env.KVFABRIC_NATIVE_ADDON);
+}
+
+/** The small engine-side addon (memfd regions, descriptor passing): all the engine SDK loads. */
+export function fdPassBinding(): NativeBinding {
+  return load('kvfabric_fdpass.node', undefined);
 }

@@ -1,5 +1,5 @@
-// Engine regions: an inference engine's KV memory mapped MAP_SHARED read/write into the node, by POSIX shm
-// name or by path (/dev/shm/x, or /proc/<pid>/fd/<n> for a memfd).
+// Engine regions: an inference engine's KV memory mapped MAP_SHARED read/write into the node: from a descriptor
+// the engine handed over (region-handover.ts), or, for tools and tests, by POSIX shm name or by path.
 import { binding } from './loader.js';
 import { callNative, checkInteger, invalidArgument } from './errors.js';
 import { readMemory, writeMemory } from './memory-io.js';
@@ -40,6 +40,22 @@ export class Region implements NativeMemory, Disposable {
       throw invalidArgument('path', 'an absolute file path', path);
     }
     return Region.#open('path', path, sizeBytes);
+  }
+
+  /**
+   * Maps the first `sizeBytes` of the file open as `fd` (a memfd or file an engine handed over). The descriptor is
+   * duplicated: the caller still owns and closes `fd`. `label` names the region in messages.
+   */
+  static fromFd(fd: number, sizeBytes: number, label: string): Region {
+    checkInteger('fd', fd, 0, 2 ** 31 - 1);
+    checkInteger('sizeBytes', sizeBytes, 1);
+    if (typeof label !== 'string') throw invalidArgument('label', 'a string', label);
+    const Native = binding().Region as new (...args: unknown[]) => NativeRegion;
+    return new Region(
+      callNative(() => new Native('fd', fd, sizeBytes, label)),
+      sizeBytes,
+      `fd:${label}`,
+    );
   }
 
   static #open(kind: 'shm' | 'path', name: string, sizeBytes: number): Region {

@@ -4,6 +4,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kvf::InitPool(env, exports);
   kvf::InitRegion(env, exports);
+  kvf::InitRegionHandover(env, exports);
   kvf::InitCopy(env, exports);
   kvf::InitTcp(env, exports);
   kvf::InitVerbs(env, exports);

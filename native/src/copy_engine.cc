@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "fault_guard.h"
 #include "modules.h"
 
 namespace kvf {
@@ -36,6 +37,9 @@ struct CopyEngine::Batch {
   std::vector<Desc> descs;
   uint64_t bytes = 0;
   std::atomic<uint32_t> parts_left{0};
+  // Set by a part whose copy took a SIGBUS (an engine region shrank under it): the batch fails. 0: no fault.
+  std::atomic<uintptr_t> fault_addr{0};
+  std::atomic<bool> faulted{false};
 };
 
 CopyEngine::CopyEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CopyEngine>(info) {
@@ -44,6 +48,7 @@ CopyEngine::CopyEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CopyEn
   if (!(n >= 1 && n <= 256) || n != std::floor(n)) {
     throw CodedError(env, code::kInvalidArgument, "threads: expected an integer in 1..256");
   }
+  InstallFaultGuard();
   tsfn_ = Tsfn::New(env, "kvfabric.CopyEngine", 0, 1, this);
   tsfn_.Unref(env);  // only pending batches keep the process alive
   cleanup_ = env.AddCleanupHook(&CopyEngine::OnEnvCleanup, this);
@@ -108,14 +113,28 @@ void CopyEngine::Worker() {
     Batch* b = part.batch;
     uint8_t* src = b->src->base();
     uint8_t* dst = b->dst->base();
-    for (uint32_t i = part.first; i <= part.last; i++) {
-      const Desc& d = b->descs[i];
-      uint64_t begin = i == part.first ? part.first_skip : 0;
-      uint64_t end = i == part.last ? part.last_len : d.len;
-      std::memcpy(dst + d.dst + begin, src + d.src + begin, end - begin);
+    uintptr_t fault = 0;
+    // Guarded: a region truncated by its engine mid-copy fails this batch instead of killing the node.
+    if (!RunGuarded(
+            [&] {
+              for (uint32_t i = part.first; i <= part.last; i++) {
+                const Desc& d = b->descs[i];
+                uint64_t begin = i == part.first ? part.first_skip : 0;
+                uint64_t end = i == part.last ? part.last_len : d.len;
+                std::memcpy(dst + d.dst + begin, src + d.src + begin, end - begin);
+              }
+            },
+            &fault)) {
+      b->fault_addr.store(fault, std::memory_order_relaxed);
+      b->faulted.store(true, std::memory_order_release);
     }
     if (b->parts_left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      bytes_copied_.fetch_add(b->bytes, std::memory_order_relaxed);
+      if (b->faulted.load(std::memory_order_acquire)) {
+        faults_.fetch_add(1, std::memory_order_relaxed);
+        errors_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        bytes_copied_.fetch_add(b->bytes, std::memory_order_relaxed);
+      }
       batches_.fetch_add(1, std::memory_order_relaxed);
       in_flight_.fetch_sub(1, std::memory_order_relaxed);
       tsfn_.NonBlockingCall(b);  // unbounded queue: only fails once released, which happens after join
@@ -123,12 +142,31 @@ void CopyEngine::Worker() {
   }
 }
 
+// The error of a batch whose copy took a bus error: which memory (src or dst) and where, and why that happens.
+Napi::Error CopyEngine::FaultError(Napi::Env env, const Batch& b) {
+  uintptr_t addr = b.fault_addr.load(std::memory_order_relaxed);
+  std::string where = "an unknown address";
+  for (const auto& [name, mem] : {std::pair<const char*, const MemoryRef&>{"src", b.src}, {"dst", b.dst}}) {
+    auto base = reinterpret_cast<uintptr_t>(mem->base());
+    if (addr >= base && addr - base < mem->size()) {
+      where = std::string(name) + " byte " + std::to_string(addr - base) + " of " + std::to_string(mem->size());
+    }
+  }
+  return CodedError(env, code::kRegionInvalid,
+                    "copy: bus error (SIGBUS) at " + where +
+                        ": the memory's file shrank under the copy (an engine truncated its region); the batch failed");
+}
+
 void CopyEngine::Deliver(Napi::Env env, Napi::Function, CopyEngine* engine, Batch* b) {
   if (env == nullptr) return;  // environment torn down (process.exit mid-batch): nothing to resolve into
   Napi::HandleScope scope(env);
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("bytes", Napi::Number::New(env, static_cast<double>(b->bytes)));
-  b->deferred.Resolve(result);
+  if (b->faulted.load(std::memory_order_acquire)) {
+    b->deferred.Reject(FaultError(env, *b).Value());
+  } else {
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("bytes", Napi::Number::New(env, static_cast<double>(b->bytes)));
+    b->deferred.Resolve(result);
+  }
   if (--engine->pending_js_ == 0 && !engine->closed_) engine->tsfn_.Unref(env);
   delete b;  // drops the object references and memory references on the JS thread
 }
@@ -295,6 +333,7 @@ Napi::Value CopyEngine::Counters(const Napi::CallbackInfo& info) {
   num("batches", batches_);
   num("batchesInFlight", in_flight_);
   num("errors", errors_);
+  num("faults", faults_);
   return o;
 }
 

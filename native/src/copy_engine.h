@@ -40,6 +40,7 @@ class CopyEngine : public Napi::ObjectWrap<CopyEngine> {
   void Shutdown();  // stop (finishing queued parts), join, release the TSFN; idempotent
   static void OnEnvCleanup(CopyEngine* engine);
   static void Deliver(Napi::Env env, Napi::Function, CopyEngine* engine, Batch* batch);
+  static Napi::Error FaultError(Napi::Env env, const Batch& batch);
 
   std::vector<std::thread> threads_;
   std::mutex mu_;
@@ -56,7 +57,8 @@ class CopyEngine : public Napi::ObjectWrap<CopyEngine> {
   uint64_t pending_js_ = 0;  // batches submitted and not yet delivered (JS thread only); TSFN is ref'd while > 0
   Napi::Env::CleanupHook<void (*)(CopyEngine*), CopyEngine> cleanup_;
 
-  std::atomic<uint64_t> bytes_copied_{0}, batches_{0}, in_flight_{0}, errors_{0};
+  // faults: batches failed by a bus error (a region truncated under the copy); also counted in errors.
+  std::atomic<uint64_t> bytes_copied_{0}, batches_{0}, in_flight_{0}, errors_{0}, faults_{0};
 };
 
 }  // namespace kvf

@@ -58,21 +58,30 @@ Region* Region::FromValue(Napi::Value value) {
   return Napi::ObjectWrap<Region>::Unwrap(obj);
 }
 
-// new Region(kind: "shm" | "path", nameOrPath, sizeBytes). The TS wrapper validates the arguments.
+// new Region(kind: "shm" | "path", nameOrPath, sizeBytes), or new Region("fd", fd, sizeBytes, label): the last maps
+// a descriptor the caller keeps (it is duplicated here). The TS wrapper validates the arguments.
 Region::Region(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Region>(info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString()) {
-    throw CodedError(env, code::kInvalidArgument, "Region(kind, nameOrPath, sizeBytes)");
+  bool by_fd = info.Length() >= 4 && info[0].IsString() && info[0].As<Napi::String>().Utf8Value() == "fd" &&
+               info[1].IsNumber() && info[3].IsString();
+  if (info.Length() < 3 || !info[0].IsString() || !(info[1].IsString() || by_fd)) {
+    throw CodedError(env, code::kInvalidArgument, "Region(kind, nameOrPath, sizeBytes) or Region(\"fd\", fd, sizeBytes, label)");
   }
   std::string kind = info[0].As<Napi::String>().Utf8Value();
-  std::string name = info[1].As<Napi::String>().Utf8Value();
   uint64_t size = ToIndex(env, info[2], "sizeBytes");
   if (size == 0) throw CodedError(env, code::kInvalidArgument, "sizeBytes: expected a positive integer, got 0");
   bool shm = kind == "shm";
-  const char* field = shm ? "name" : "path";
-  source_ = std::string(shm ? "shm object \"" : "file \"") + name + "\"";
-
-  int fd = shm ? shm_open(name.c_str(), O_RDWR | O_CLOEXEC, 0) : open(name.c_str(), O_RDWR | O_CLOEXEC);
+  const char* field = by_fd ? "fd" : shm ? "name" : "path";
+  int fd;
+  if (by_fd) {
+    int given = info[1].As<Napi::Number>().Int32Value();
+    source_ = info[3].As<Napi::String>().Utf8Value();
+    fd = fcntl(given, F_DUPFD_CLOEXEC, 0);
+  } else {
+    std::string name = info[1].As<Napi::String>().Utf8Value();
+    source_ = std::string(shm ? "shm object \"" : "file \"") + name + "\"";
+    fd = shm ? shm_open(name.c_str(), O_RDWR | O_CLOEXEC, 0) : open(name.c_str(), O_RDWR | O_CLOEXEC);
+  }
   if (fd < 0) {
     int err = errno;
     throw CodedError(env, code::kRegionInvalid,

@@ -74,7 +74,13 @@ test('gathers scattered layer slices into pages and scatters them back, byte for
   const loaded = await engine.copy(pool, loadRegion, dst, src, len);
   assert.equal(loaded.bytes, regionBytes);
   assert.ok(loadRegion.read(0, regionBytes).equals(data), 'scatter restores the exact layout');
-  assert.deepEqual(engine.counters(), { bytesCopied: 2 * regionBytes, batches: 2, batchesInFlight: 0, errors: 0 });
+  assert.deepEqual(engine.counters(), {
+    bytesCopied: 2 * regionBytes,
+    batches: 2,
+    batchesInFlight: 0,
+    errors: 0,
+    faults: 0,
+  });
 });
 
 test('large descriptors are split across threads mid-descriptor without losing a byte', async () => {
@@ -151,7 +157,7 @@ test('an out-of-bounds descriptor rejects the whole batch before any byte moves'
     /^descriptor 0: .*overlap/,
   );
   assert.ok(pool.read(0, MiB).equals(Buffer.alloc(MiB)), 'nothing was copied, not even the valid descriptors');
-  assert.deepEqual(engine.counters(), { bytesCopied: 0, batches: 0, batchesInFlight: 0, errors: 6 });
+  assert.deepEqual(engine.counters(), { bytesCopied: 0, batches: 0, batchesInFlight: 0, errors: 6, faults: 0 });
 
   // Argument shape errors are refused by the wrapper (not counted as native errors).
   await assertRejects(
@@ -225,7 +231,13 @@ test('many concurrent batches all complete with exact counters', async () => {
     );
   });
   assert.deepEqual(await engine.copy(pool, pool, f64([]), f64([]), f64([])), { bytes: 0 });
-  assert.deepEqual(engine.counters(), { bytesCopied: total, batches: batches + 1, batchesInFlight: 0, errors: 0 });
+  assert.deepEqual(engine.counters(), {
+    bytesCopied: total,
+    batches: batches + 1,
+    batchesInFlight: 0,
+    errors: 0,
+    faults: 0,
+  });
 });
 
 test('close() with batches queued lets them all finish; later copies throw; close is idempotent', async () => {
@@ -255,7 +267,13 @@ test('close() with batches queued lets them all finish; later copies throw; clos
     );
   }
   await assertRejects(engine.copy(pool, pool, f64([0]), f64([32 * MiB]), f64([1])), 'INTERNAL', /after close/);
-  assert.deepEqual(engine.counters(), { bytesCopied: 24 * MiB + 12 * MiB, batches: 48, batchesInFlight: 0, errors: 0 });
+  assert.deepEqual(engine.counters(), {
+    bytesCopied: 24 * MiB + 12 * MiB,
+    batches: 48,
+    batchesInFlight: 0,
+    errors: 0,
+    faults: 0,
+  });
 
   // asyncDispose closes and also waits for the promises of batches submitted before it.
   const other = new CopyEngine({ threads: 1 });
@@ -264,7 +282,7 @@ test('close() with batches queued lets them all finish; later copies throw; clos
     void other.copy(pool, pool, f64([i * MiB]), f64([32 * MiB + i * MiB]), f64([MiB])).then(() => settled++);
   await other[Symbol.asyncDispose]();
   assert.equal(other.closed, true);
-  assert.deepEqual(other.counters(), { bytesCopied: 8 * MiB, batches: 8, batchesInFlight: 0, errors: 0 });
+  assert.deepEqual(other.counters(), { bytesCopied: 8 * MiB, batches: 8, batchesInFlight: 0, errors: 0, faults: 0 });
   await Promise.resolve(); // the test's own .then callbacks run one microtask after the batch promises
   assert.equal(settled, 8);
 });

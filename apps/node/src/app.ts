@@ -6,9 +6,9 @@
 // `NodeApp.start()` builds and binds everything; `stop()` unregisters from the metaserver and closes the rest.
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, rmSync } from 'node:fs';
 import { EngineService, TransportKind } from '@kvfabric/proto';
+import { HANDOVER_TOKEN_TTL_MS, RegionHandoverServer, handoverSocketPath } from '@kvfabric/native';
 import { MetaserverClient } from '@kvfabric/client';
 import { nodeIdFor, type PackedHashes } from '@kvfabric/common';
 import { CHANNEL_OPTIONS, bindServer, rpcInstruments, shutdownServer, type ServerSecurity } from '@kvfabric/common/rpc';
@@ -18,7 +18,9 @@ import type { NodeConfig } from './config.js';
 import type { DataPath } from './data-path.js';
 import { EngineCore } from './engine-core.js';
 import { engineServiceImpl } from './engine-service.js';
+import { bindPrivately, socketPermissions } from './engine-sockets.js';
 import { Evictor } from './eviction.js';
+import { HandedRegions } from './handed-regions.js';
 import { NamespaceRegistry } from './namespaces.js';
 import { NativeDataPath } from './native-data-path.js';
 import { nodeMetrics } from './node-metrics.js';
@@ -48,8 +50,12 @@ interface NodeParts {
   reporter: Reporter | undefined;
   pulls: RemotePulls | undefined;
   core: EngineCore;
+  regions: HandedRegions;
   engineServer: grpc.Server;
 }
+
+/** Handed-over regions waiting for their RegisterInstance, at most (each holds a descriptor open). */
+const MAX_UNCLAIMED_REGIONS = 256;
 
 export class NodeApp {
   readonly nodeId: string;
@@ -61,11 +67,14 @@ export class NodeApp {
   /** Both sides of remote pulls; absent when the data path cannot serve them. */
   readonly pulls: RemotePulls | undefined;
   readonly core: EngineCore;
+  /** Regions engines handed over on the handover socket, until a RegisterInstance claims them. */
+  readonly regions: HandedRegions;
   engineAddr = '';
   httpAddr = '';
   private readonly opts: NodeAppOptions;
   private readonly metaserver: MetaserverClient | undefined;
   private readonly engineServer: grpc.Server;
+  private handover: RegionHandoverServer | undefined;
   private http: HttpEndpoint | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -80,6 +89,7 @@ export class NodeApp {
     this.reporter = parts.reporter;
     this.pulls = parts.pulls;
     this.core = parts.core;
+    this.regions = parts.regions;
     this.engineServer = parts.engineServer;
   }
 
@@ -157,8 +167,10 @@ export class NodeApp {
       () => pulls?.transport,
     );
 
+    const regions = new HandedRegions({ closeFd: closeSync, ttlMs: HANDOVER_TOKEN_TTL_MS, max: MAX_UNCLAIMED_REGIONS });
     const core = new EngineCore({
       data,
+      regions,
       index,
       namespaces,
       evictor,
@@ -177,7 +189,7 @@ export class NodeApp {
           addr: config.addr,
           transport,
           logger: logger.child({ component: 'session' }),
-          instruments: nodeMetrics(metrics, core, data.pool),
+          instruments: nodeMetrics(metrics, core, data.pool, regions),
           metaserver: () => ({ epoch: reporter?.epoch ?? 0n, connected: reporter?.connected ?? false }),
         },
         { logger: logger.child({ component: 'rpc' }), instruments: rpcInstruments(metrics, '') },
@@ -193,6 +205,7 @@ export class NodeApp {
       reporter,
       pulls,
       core,
+      regions,
       engineServer,
     });
     await app.listen();
@@ -202,6 +215,8 @@ export class NodeApp {
         addr: app.addr || undefined,
         transport: choice?.kind,
         engineSocket: config.engineSocket,
+        engineSocketMode: config.engineSocketMode,
+        engineSocketGroup: config.engineSocketGroup,
         engineAddr: app.engineAddr || undefined,
         httpAddr: app.httpAddr,
         poolBytes: core.poolStats().capacityBytes,
@@ -215,10 +230,16 @@ export class NodeApp {
   /** Binds the engine socket (and --engine-addr) and the HTTP endpoint, starts the sweep and the reporter. */
   private async listen(): Promise<void> {
     const { config, logger } = this.opts;
-    const socket = config.engineSocket;
-    mkdirSync(dirname(socket), { recursive: true });
-    if (existsSync(socket)) rmSync(socket); // a stale socket from a killed node
-    await bindServer(this.engineServer, `unix:${socket}`);
+    const perms = socketPermissions(config.engineSocketMode, config.engineSocketGroup);
+    await bindPrivately(config.engineSocket, perms, (tmp) => bindServer(this.engineServer, `unix:${tmp}`));
+    const regionLog = logger.child({ component: 'regions' });
+    this.handover = await bindPrivately(handoverSocketPath(config.engineSocket), perms, (tmp) =>
+      RegionHandoverServer.listen(tmp, (req) => {
+        const decision = this.regions.admit(req.fd, req.file, req.peer);
+        if ('message' in decision) regionLog.warn({ peer: req.peer, err: decision.message }, 'region refused');
+        return decision;
+      }),
+    );
     if (config.engineAddr) {
       const port = await bindServer(this.engineServer, config.engineAddr);
       this.engineAddr = config.engineAddr.replace(/:\d+$/, `:${port}`);
@@ -238,6 +259,7 @@ export class NodeApp {
     const sweepMs = Math.min(1000, Math.max(50, (Math.min(config.leaseTtlSecs, config.grantTtlSecs) * 1000) / 4));
     this.sweepTimer = setInterval(() => {
       this.core.sweep();
+      this.regions.sweep();
       this.pulls?.sweep();
     }, sweepMs);
     this.sweepTimer.unref();
@@ -250,13 +272,16 @@ export class NodeApp {
     clearInterval(this.sweepTimer);
     await this.reporter?.stop();
     await this.pulls?.stopServing();
+    this.handover?.close();
     await shutdownServer(this.engineServer, 2000);
     await this.http?.close();
     this.metaserver?.close();
     await this.pulls?.close();
     this.core.close();
+    this.regions.close();
     this.data.close();
     rmSync(this.opts.config.engineSocket, { force: true });
+    rmSync(handoverSocketPath(this.opts.config.engineSocket), { force: true });
     await this.metrics.shutdown();
   }
 }

@@ -38,6 +38,18 @@ export const NODE_FLAGS = {
     description: 'unix socket path for local engines',
     default: '/run/kvfabric/engine.sock',
   },
+  'engine-socket-mode': {
+    kind: 'string',
+    description: 'permissions of the engine socket and its region handover socket (<engine-socket>.regions), octal',
+    default: '0660',
+    validate: (v: string) => (/^0?[0-7]{3}$/.test(v) ? undefined : 'expected an octal mode like 0660'),
+  },
+  'engine-socket-group': {
+    kind: 'string',
+    description: 'group (name or gid) that owns the engine sockets: engines in it may connect (mode 0660)',
+    validate: (v: string) =>
+      /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/.test(v) ? undefined : 'expected a group name or gid',
+  },
   'engine-addr': {
     kind: 'string',
     description: 'also serve the engine API on this loopback host:port',

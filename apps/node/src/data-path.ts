@@ -22,14 +22,22 @@ export interface PagePool {
 
 export interface MappedRegion {
   readonly sizeBytes: number;
+  /** What was mapped, for logs (RegionFile.label). */
+  readonly label: string;
   readonly memory: Memory;
   close(): void;
 }
 
+/** A registration's region: the token of a region the engine handed over, and the bytes to map. */
 export interface RegionSource {
-  shmName?: string;
-  path?: string;
+  token: string;
   sizeBytes: number;
+}
+
+/** A descriptor to map (the caller keeps and closes it) and what to call it in messages. */
+export interface RegionFile {
+  fd: number;
+  label: string;
 }
 
 export interface Copier {
@@ -51,7 +59,7 @@ export interface DataPath {
    * pulls (serving peers and pulling from them) need. Data paths without it serve local hits only.
    */
   readonly remotePullPool?: Pool;
-  /** Maps an engine's region; throws REGION_INVALID (KvError) when it cannot. */
-  openRegion(source: RegionSource): MappedRegion;
+  /** Maps the first `sizeBytes` of an engine's region; throws REGION_INVALID (KvError) when it cannot. */
+  openRegion(file: RegionFile, sizeBytes: number): MappedRegion;
   close(): void;
 }

@@ -11,7 +11,7 @@ import {
   type Fetcher,
   type QueryResult,
 } from './engine-core.js';
-import { MemoryDataPath } from './testing/memory-data-path.js';
+import { MemoryDataPath, handOver, testRegions } from './testing/memory-data-path.js';
 import { BlockIndex } from './block-index.js';
 import { Evictor } from './eviction.js';
 import { NamespaceRegistry } from './namespaces.js';
@@ -29,8 +29,10 @@ function setup(poolBytes = 1 << 20, fetcher?: Fetcher) {
   let now = 0;
   const index = new BlockIndex(64);
   const evictor = new Evictor(index, data.pool, (b) => b.sealed && evicted.push(b.hash));
+  const regions = testRegions();
   const core = new EngineCore({
     data,
+    regions,
     index,
     namespaces: new NamespaceRegistry(),
     evictor,
@@ -54,11 +56,11 @@ function setup(poolBytes = 1 << 20, fetcher?: Fetcher) {
       segmentBytes: SEG,
       blockStrideBytes: SEG,
       numBlocks: BLOCKS,
-      region: { shmName: `/${id}`, sizeBytes: REGION },
+      region: { token: handOver(regions, `/${id}`), sizeBytes: REGION },
       ...over,
     };
   };
-  return { data, core, spec, sealed, evicted, advance: (ms: number) => (now += ms) };
+  return { data, core, regions, spec, sealed, evicted, advance: (ms: number) => (now += ms) };
 }
 const hashes = (...ids: number[]) => Buffer.concat(ids.map((i) => Buffer.alloc(8, i + 1)));
 const ids = (...v: number[]) => Uint32Array.from(v);
@@ -147,7 +149,7 @@ test('replicated TP=4 stores one page per block', async () => {
 });
 
 test('bad inputs are refused precisely and change nothing', async () => {
-  const { data, core, spec } = setup();
+  const { data, core, regions, spec } = setup();
   core.register(spec('a'));
   await assert.rejects(core.save('a', ids(1, 2), hashes(0), 8), {
     code: 'INVALID_ARGUMENT',
@@ -160,9 +162,13 @@ test('bad inputs are refused precisely and change nothing', async () => {
   await assert.rejects(core.save('zz', ids(1), hashes(0), 8), { code: 'INSTANCE_UNKNOWN' });
   await assert.rejects(core.load('a', 'nope', ids(1)), { code: 'LEASE_UNKNOWN' });
   assert.throws(() => core.register(spec('c', { segmentBytes: 128 })), { code: 'GEOMETRY_CONFLICT' });
-  assert.throws(() => core.register(spec('d', { region: { shmName: '/d', sizeBytes: REGION - 1 } })), {
+  assert.throws(() => core.register(spec('d', { region: { token: handOver(regions, '/d'), sizeBytes: REGION - 1 } })), {
     code: 'REGION_INVALID',
     message: /too small/,
+  });
+  assert.throws(() => core.register(spec('d', { region: { token: 'f'.repeat(32), sizeBytes: REGION } })), {
+    code: 'REGION_INVALID',
+    message: /^region.token: "f{32}" names no handed-over region/,
   });
   assert.throws(() => core.register(spec('e', { namespace: 'n'.repeat(129) })), {
     code: 'INVALID_ARGUMENT',

@@ -2,13 +2,14 @@
 // + lease, and the fetch of a missing suffix), load (scatter back), release. Instances live in the InstanceRegistry
 // (instances.ts), the fetches queries start in QueryFetches (query-fetches.ts). The service decodes requests and
 // calls this; tests drive it directly with an in-memory data path.
-import { KvError, invalid, checkId } from '@kvfabric/common';
+import { KvError, invalid, checkId, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
 import { type BlockIndex } from './block-index.js';
 import { BlockSaver, type SaveResult } from './block-saver.js';
 import { DescriptorBatch } from './data-path-descriptors.js';
 import type { DataPath } from './data-path.js';
 import type { Evictor } from './eviction.js';
+import type { HandedRegions } from './handed-regions.js';
 import { InstanceRegistry, type Instance, type RegisterSpec } from './instances.js';
 import { LeaseTable } from './leases.js';
 import type { NamespaceRegistry } from './namespaces.js';
@@ -32,6 +33,8 @@ export interface EngineCoreOptions {
   onSealed?: (namespace: string, hash: Uint8Array) => void;
   fetcher?: Fetcher;
   now?: () => number;
+  /** Regions engines handed over, claimed by registrations. */
+  regions: HandedRegions;
 }
 
 export interface QueryResult {
@@ -72,6 +75,8 @@ export class EngineCore {
     queries: 0,
     queryHashes: 0,
     queryHits: 0,
+    /** Saves and loads failed on their engine's region (it shrank under the copy). */
+    regionFailures: 0,
   };
   private readonly now: () => number;
 
@@ -86,7 +91,7 @@ export class EngineCore {
       pin: (slots) => this.index.pinMany(slots, slots.length),
       unpin: (slots) => this.index.unpinMany(slots, slots.length),
     });
-    this.instances = new InstanceRegistry(this.namespaces, opts.data);
+    this.instances = new InstanceRegistry(this.namespaces, opts.data, opts.regions);
     this.saver = new BlockSaver({ ...opts, counters: this.counters });
     this.fetches =
       opts.fetcher &&
@@ -101,14 +106,28 @@ export class EngineCore {
     return this.instances.size;
   }
 
-  register(spec: RegisterSpec): { pageBytes: number; shards: number } {
+  /** Registers an instance; `key` is its credential, for the caller that registered it only. */
+  register(spec: RegisterSpec): { pageBytes: number; shards: number; key: string } {
     const inst = this.instances.register(spec);
     const { ns } = inst;
     this.opts.logger.info(
-      { instance: inst.id, engine: spec.engineId, namespace: ns.name, rank: inst.rank, pageBytes: ns.pageBytes },
+      {
+        instance: inst.id,
+        engine: spec.engineId,
+        namespace: ns.name,
+        rank: inst.rank,
+        pageBytes: ns.pageBytes,
+        region: inst.region.label,
+        peer: inst.owner,
+      },
       'instance registered',
     );
-    return { pageBytes: ns.pageBytes, shards: ns.shards };
+    return { pageBytes: ns.pageBytes, shards: ns.shards, key: inst.key };
+  }
+
+  /** The instance if `key` is its credential; INSTANCE_UNKNOWN or INSTANCE_FOREIGN otherwise. */
+  authorize(instanceId: string, key: string): Instance {
+    return this.instances.authorize(instanceId, key);
   }
 
   /** Drops an instance, its region mapping, and (when it was its engine's last) the engine's leases and fetches. */
@@ -132,7 +151,21 @@ export class EngineCore {
 
   /** Gathers blocks of an instance's region into pool pages (block-saver.ts); one outcome per hash. */
   async save(instanceId: string, blockIds: Uint32Array, packed: Buffer, hashLen: number): Promise<SaveResult> {
-    return this.saver.save(this.instance(instanceId), blockIds, packed, hashLen);
+    const inst = this.instance(instanceId);
+    try {
+      return await this.saver.save(inst, blockIds, packed, hashLen);
+    } catch (err) {
+      this.logRegionFailure(inst, 'save', err);
+      throw err;
+    }
+  }
+
+  /** A copy that failed on the engine's region (it shrank under the copy) is the engine's fault: say so in the log. */
+  private logRegionFailure(inst: Instance, op: 'save' | 'load', err: unknown): void {
+    const e = toKvError(err);
+    if (e.code !== 'REGION_INVALID') return;
+    this.counters.regionFailures++;
+    this.opts.logger.warn({ instance: inst.id, engine: inst.engineId, op, err: e.message }, `${op} failed: region`);
   }
 
   /**
@@ -239,6 +272,9 @@ export class EngineCore {
         const { src, dst, len } = desc.arrays();
         await this.opts.data.copier.copy(this.opts.data.pool.memory, inst.region.memory, src, dst, len);
       }
+    } catch (err) {
+      this.logRegionFailure(inst, 'load', err);
+      throw err;
     } finally {
       this.index.unpinMany(slots, n);
     }

@@ -21,12 +21,15 @@ export interface DataHandlerDeps {
   instruments: NodeInstruments;
 }
 
-/** The data-plane operations (Save, Query, Load, Release) of one node, shared by the unary methods and DataPlane. */
+/**
+ * The data-plane operations (Save, Query, Load, Release) of one node, shared by the unary methods and DataPlane.
+ * `key` is the instance credential the call presented: only the caller that registered an instance may use it.
+ */
 export interface DataHandlers {
-  save(req: SaveRequest): Promise<SaveResponse>;
-  query(req: QueryRequest): Promise<QueryResponse>;
-  load(req: LoadRequest): Promise<LoadResponse>;
-  release(req: ReleaseRequest): ReleaseResponse;
+  save(req: SaveRequest, key: string): Promise<SaveResponse>;
+  query(req: QueryRequest, key: string): Promise<QueryResponse>;
+  load(req: LoadRequest, key: string): Promise<LoadResponse>;
+  release(req: ReleaseRequest, key: string): ReleaseResponse;
 }
 
 // Seconds since `t0` (from process.hrtime.bigint()); inline timing keeps the hot handlers free of per-call closures.
@@ -36,7 +39,8 @@ const RELEASED: ReleaseResponse = {};
 export function dataHandlers(deps: DataHandlerDeps): DataHandlers {
   const { core, instruments } = deps;
   return {
-    async save(req) {
+    async save(req, key) {
+      core.authorize(req.instanceId, key);
       const hashes = checkHashList(req.hashes);
       const ids = unpackU32(req.blockIds);
       const t0 = process.hrtime.bigint();
@@ -52,7 +56,8 @@ export function dataHandlers(deps: DataHandlerDeps): DataHandlers {
         sealed: res.sealed,
       };
     },
-    async query(req) {
+    async query(req, key) {
+      core.authorize(req.instanceId, key);
       const hashes = checkHashList(req.hashes);
       const t0 = process.hrtime.bigint();
       let res;
@@ -69,7 +74,8 @@ export function dataHandlers(deps: DataHandlerDeps): DataHandlers {
         breakdown: res.breakdown,
       };
     },
-    async load(req) {
+    async load(req, key) {
+      core.authorize(req.instanceId, key);
       const ids = unpackU32(req.blockIds);
       const t0 = process.hrtime.bigint();
       let res;
@@ -80,7 +86,8 @@ export function dataHandlers(deps: DataHandlerDeps): DataHandlers {
       }
       return { loaded: res.loaded, bytes: BigInt(res.bytes) };
     },
-    release(req) {
+    release(req, key) {
+      core.authorize(req.instanceId, key);
       core.release(req.instanceId, req.leaseId);
       return RELEASED;
     },

@@ -18,6 +18,7 @@ import { type Logger } from '@kvfabric/common/observability';
 import type { EngineCore } from './engine-core.js';
 import { dataHandlers } from './engine-data-handlers.js';
 import { dataPlaneHandler } from './engine-stream.js';
+import { instanceKeyOf } from './instance-key.js';
 import type { RegisterSpec } from './instances.js';
 import type { NodeInstruments } from './node-metrics.js';
 
@@ -39,8 +40,7 @@ function u64(value: bigint, field: string): number {
 export function decodeRegister(req: RegisterInstanceRequest): RegisterSpec {
   const g: Geometry | undefined = req.geometry;
   if (!g) throw invalid('geometry', 'required');
-  if (!req.region || !req.region.source) throw invalid('region', 'expected shm_name or path');
-  const src = req.region.source;
+  if (!req.region) throw invalid('region', 'required');
   return {
     instanceId: req.instanceId,
     engineId: req.engineId || req.instanceId,
@@ -53,11 +53,7 @@ export function decodeRegister(req: RegisterInstanceRequest): RegisterSpec {
     segmentBytes: u64(g.segmentBytes, 'geometry.segment_bytes'),
     blockStrideBytes: u64(g.blockStrideBytes, 'geometry.block_stride_bytes'),
     numBlocks: g.numBlocks,
-    region: {
-      shmName: src.$case === 'shmName' ? src.value : undefined,
-      path: src.$case === 'path' ? src.value : undefined,
-      sizeBytes: u64(req.region.sizeBytes, 'region.size_bytes'),
-    },
+    region: { token: req.region.token, sizeBytes: u64(req.region.sizeBytes, 'region.size_bytes') },
   };
 }
 
@@ -71,20 +67,17 @@ export function engineServiceImpl(deps: EngineServiceDeps, ctx: RpcContext): grp
     {
       registerInstance: (req) => {
         const res = core.register(decodeRegister(req));
-        return { nodeId: deps.nodeId, pageBytes: BigInt(res.pageBytes), shards: res.shards };
+        return { nodeId: deps.nodeId, pageBytes: BigInt(res.pageBytes), shards: res.shards, instanceKey: res.key };
       },
-      unregisterInstance: (req) => {
-        if (!core.unregister(req.instanceId))
-          throw new KvError(
-            'INSTANCE_UNKNOWN',
-            `instance_id: ${JSON.stringify(req.instanceId)} is not registered on this node`,
-          );
+      unregisterInstance: (req, call) => {
+        core.authorize(req.instanceId, instanceKeyOf(call));
+        core.unregister(req.instanceId);
         return {};
       },
-      save: data.save,
-      query: data.query,
-      load: data.load,
-      release: data.release,
+      save: (req, call) => data.save(req, instanceKeyOf(call)),
+      query: (req, call) => data.query(req, instanceKeyOf(call)),
+      load: (req, call) => data.load(req, instanceKeyOf(call)),
+      release: (req, call) => data.release(req, instanceKeyOf(call)),
       dataPlane: dataPlaneHandler(data, ctx) as grpc.UntypedHandleCall,
       status: (): StatusResponse => {
         const pool = core.poolStats();
@@ -120,7 +113,7 @@ export function engineServiceImpl(deps: EngineServiceDeps, ctx: RpcContext): grp
         call.on('data', (msg: SessionMessage) => {
           if (instanceId !== undefined || ended) return; // later messages are keep-alives
           try {
-            core.instance(msg.instanceId);
+            core.authorize(msg.instanceId, instanceKeyOf(call));
             if (sessions.has(msg.instanceId))
               throw new KvError(
                 'SESSION_CONFLICT',

@@ -40,10 +40,12 @@ async function rpcTotal(node: NodeHandle, method: string, status = 'OK'): Promis
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 
-/** A raw DataPlane stream: write items, collect answers by id. */
-function rawStream(node: NodeHandle) {
+/** A raw DataPlane stream presenting `key` (an instance key): write items, collect answers by id. */
+function rawStream(node: NodeHandle, key: string) {
   const stub = new EngineClient(`unix:${node.engineSocket}`, grpc.credentials.createInsecure());
-  const call = stub.dataPlane();
+  const metadata = new grpc.Metadata();
+  metadata.set('kvfabric-instance-key', key);
+  const call = stub.dataPlane(metadata);
   const answers = new Map<number, DataPlaneResponse>();
   const waiters = new Map<number, (res: DataPlaneResponse) => void>();
   call.on('data', (res: DataPlaneResponse) => {
@@ -122,7 +124,7 @@ test('DataPlane: a bad item is answered with its own INVALID_ARGUMENT and the st
   await using node = await startNode({ poolSize: '64mib', logLevel: 'warn' });
   await using a = await engine(node, 'inst-a');
   a.region.writeBlock(0, Buffer.alloc(a.region.geometry.blockBytes, 0xab));
-  const s = rawStream(node);
+  const s = rawStream(node, a.kv.conn.instanceKey);
   try {
     const save = (id: number, instanceId: string, ids: number[], tag: string) =>
       s.write({
@@ -178,13 +180,29 @@ test('DataPlane: a bad item is answered with its own INVALID_ARGUMENT and the st
     s.close();
   }
   // a stream whose first item names no instance
-  const t = rawStream(node);
+  const t = rawStream(node, '');
   try {
     t.write({ id: 9, op: { $case: 'release', value: { instanceId: '', leaseId: 'x' } } });
     assert.deepEqual((await t.answer(9)).result, {
       $case: 'error',
       value: { code: 'INVALID_ARGUMENT', message: "instance_id: required on the stream's first item" },
     });
+    // a stream without the instance's key cannot act for it
+    t.write({
+      id: 10,
+      op: {
+        $case: 'save',
+        value: { instanceId: 'inst-a', blockIds: packU32([1]), hashes: packHashes(hashes('x', 0, 1)) },
+      },
+    });
+    assert.deepEqual((await t.answer(10)).result, {
+      $case: 'error',
+      value: {
+        code: 'INSTANCE_FOREIGN',
+        message: 'instance_id: "inst-a" was registered by another caller (metadata kvfabric-instance-key is missing)',
+      },
+    });
+    assert.equal((await a.kv.status()).blocks, 1n, 'the foreign save stored nothing');
   } finally {
     t.close();
   }

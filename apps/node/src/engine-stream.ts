@@ -8,6 +8,7 @@ import type { DataPlaneRequest, DataPlaneResponse } from '@kvfabric/proto';
 import { invalid } from '@kvfabric/common';
 import { pipelineStream, type RpcContext, type StreamItems } from '@kvfabric/common/rpc';
 import type { DataHandlers } from './engine-data-handlers.js';
+import { instanceKeyOf } from './instance-key.js';
 
 export const DATA_PLANE = 'dataPlane';
 
@@ -27,11 +28,14 @@ export function dataPlaneHandler(
   data: DataHandlers,
   ctx: RpcContext,
 ): grpc.handleBidiStreamingCall<DataPlaneRequest, DataPlaneResponse> {
-  return (call) => pipelineStream(DATA_PLANE, dataPlaneItems(data), ctx)(call);
+  return (call) => pipelineStream(DATA_PLANE, dataPlaneItems(data, instanceKeyOf(call)), ctx)(call);
 }
 
-/** The items of one DataPlane stream (the instance binding is per stream). */
-export function dataPlaneItems(data: DataHandlers): StreamItems<DataPlaneRequest, DataPlaneResponse> {
+/**
+ * The items of one DataPlane stream (the instance binding is per stream). `key`: the instance credential the stream
+ * presented when it opened; every item acts with it.
+ */
+export function dataPlaneItems(data: DataHandlers, key: string): StreamItems<DataPlaneRequest, DataPlaneResponse> {
   let bound = '';
   /** The item's instance: its own, else the stream's; the first one named binds the stream. */
   const bind = (item: { instanceId: string }): void => {
@@ -49,13 +53,13 @@ export function dataPlaneItems(data: DataHandlers): StreamItems<DataPlaneRequest
       bind(op.value);
       switch (op.$case) {
         case 'save':
-          return { id: req.id, result: { $case: 'save', value: await data.save(op.value) } };
+          return { id: req.id, result: { $case: 'save', value: await data.save(op.value, key) } };
         case 'query':
-          return { id: req.id, result: { $case: 'query', value: await data.query(op.value) } };
+          return { id: req.id, result: { $case: 'query', value: await data.query(op.value, key) } };
         case 'load':
-          return { id: req.id, result: { $case: 'load', value: await data.load(op.value) } };
+          return { id: req.id, result: { $case: 'load', value: await data.load(op.value, key) } };
         case 'release':
-          return { id: req.id, result: { $case: 'release', value: data.release(op.value) } };
+          return { id: req.id, result: { $case: 'release', value: data.release(op.value, key) } };
       }
     },
     itemError(req, err) {

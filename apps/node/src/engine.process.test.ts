@@ -199,18 +199,47 @@ test('node process: bad inputs get precise errors and change nothing', async () 
       KvEngine.register({
         target: node.engineSocket,
         namespace: 'bad',
-        region: { path: small.path, sizeBytes: g.sizeBytes - 1, geometry: g },
+        region: { fd: small.descriptor, sizeBytes: g.sizeBytes - 1, geometry: g },
       }),
       { code: 'REGION_INVALID', message: /region.size_bytes: .* too small/ },
     );
-    await assert.rejects(
-      KvEngine.register({
-        target: node.engineSocket,
+    const conn = new EngineConnection(node.engineSocket);
+    try {
+      const register = {
+        instanceId: 'no-handover',
+        engineId: '',
         namespace: 'bad',
-        region: { path: '/dev/shm/kvfabric-missing-region', sizeBytes: g.sizeBytes, geometry: g },
-      }),
-      { code: 'REGION_INVALID' },
-    );
+        tpSize: 1,
+        tpRank: 0,
+        worldSize: 0,
+        replicated: false,
+        geometry: {
+          segmentOffsets: g.segmentOffsets.map(BigInt),
+          segmentBytes: BigInt(g.segmentBytes),
+          blockStrideBytes: BigInt(g.blockStrideBytes),
+          numBlocks: g.numBlocks,
+        },
+      };
+      await assert.rejects(
+        conn.call('registerInstance', {
+          ...register,
+          region: { token: 'f'.repeat(32), sizeBytes: BigInt(g.sizeBytes) },
+        }),
+        {
+          code: 'REGION_INVALID',
+          message: /^region.token: "f{32}" names no handed-over region/,
+        },
+      );
+      await assert.rejects(
+        conn.call('registerInstance', { ...register, region: { token: '', sizeBytes: BigInt(g.sizeBytes) } }),
+        {
+          code: 'INVALID_ARGUMENT',
+          message: /^region.token: required/,
+        },
+      );
+    } finally {
+      conn.close();
+    }
   } finally {
     small.close();
   }

@@ -2,12 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InstanceRegistry, type RegisterSpec } from './instances.js';
 import { NamespaceRegistry } from './namespaces.js';
-import { MemoryDataPath } from './testing/memory-data-path.js';
+import { MemoryDataPath, handOver, testRegions } from './testing/memory-data-path.js';
 
 function setup() {
   const data = new MemoryDataPath(1 << 20, 4096); // pages of at most 4 KiB
   const namespaces = new NamespaceRegistry();
-  const registry = new InstanceRegistry(namespaces, data);
+  const regions = testRegions();
+  const registry = new InstanceRegistry(namespaces, data, regions);
   const spec = (id: string, over: Partial<RegisterSpec> = {}): RegisterSpec => {
     data.createRegion(`/${id}`, 4096);
     return {
@@ -22,11 +23,11 @@ function setup() {
       segmentBytes: 256,
       blockStrideBytes: 256,
       numBlocks: 8,
-      region: { shmName: `/${id}`, sizeBytes: 4096 },
+      region: { token: handOver(regions, `/${id}`), sizeBytes: 4096 },
       ...over,
     };
   };
-  return { registry, namespaces, spec };
+  return { registry, namespaces, regions, spec };
 }
 
 test('register maps the region and fixes the namespace layout; get, hasEngine, remove', () => {
@@ -57,9 +58,30 @@ test('a refused registration changes nothing: duplicate id, conflicting geometry
     blockStrideBytes: 8192,
     numBlocks: 1,
     segmentOffsets: [0],
-    region: { shmName: '/c', sizeBytes: 8192 },
+    region: { token: 'unused', sizeBytes: 8192 },
   };
   assert.throws(() => registry.register(spec('c', big)), { code: 'INVALID_ARGUMENT' });
   assert.equal(namespaces.byNameOrUndefined('big'), undefined, 'the refused namespace was not created');
   assert.deepEqual(registry.ids(), ['a']);
+});
+
+test('only the registering caller (its key) may use an instance; a region token works once', () => {
+  const { registry, regions, spec } = setup();
+  const a = registry.register(spec('a'));
+  assert.match(a.key, /^[0-9a-f]{32}$/);
+  assert.equal(registry.authorize('a', a.key), a);
+  assert.throws(() => registry.authorize('a', ''), {
+    code: 'INSTANCE_FOREIGN',
+    message: 'instance_id: "a" was registered by another caller (metadata kvfabric-instance-key is missing)',
+  });
+  assert.throws(() => registry.authorize('a', 'f'.repeat(32)), { code: 'INSTANCE_FOREIGN', message: /does not match/ });
+  assert.throws(() => registry.authorize('zz', a.key), { code: 'INSTANCE_UNKNOWN' });
+  const token = handOver(regions, '/b');
+  const b = registry.register({ ...spec('b'), region: { token, sizeBytes: 4096 } });
+  assert.notEqual(b.key, a.key);
+  assert.throws(() => registry.register({ ...spec('c'), region: { token, sizeBytes: 4096 } }), {
+    code: 'REGION_INVALID',
+    message: /^region.token: .* names no handed-over region \(unknown, already used, or expired after 60 s\)$/,
+  });
+  assert.deepEqual(registry.ids(), ['a', 'b']);
 });

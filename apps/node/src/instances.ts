@@ -1,7 +1,9 @@
 // Engine instances: one per TP rank of an engine, each with its mapped KV region and its geometry. Validation
 // of a registration lives here (pure), so the service only decodes; the registry maps instance ids to instances.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { KvError, checkId, invalid } from '@kvfabric/common';
 import type { DataPath, MappedRegion, RegionSource } from './data-path.js';
+import type { HandedRegions, Peer } from './handed-regions.js';
 import { NamespaceRegistry, type NamespaceInfo } from './namespaces.js';
 
 export interface RegisterSpec {
@@ -30,7 +32,13 @@ export interface Instance {
   strideBytes: number;
   numBlocks: number;
   region: MappedRegion;
+  /** The credential answered to the registering caller; every call naming the instance must present it. */
+  key: string;
+  /** Who handed the region over (SO_PEERCRED), for logs. */
+  owner: Peer;
 }
+
+const KEY_BYTES = 16;
 
 export const MAX_BLOCKS = 1 << 24;
 
@@ -64,7 +72,8 @@ export function checkRegistration(spec: RegisterSpec): number {
   const span = maxOffset + spec.segmentBytes + (spec.numBlocks - 1) * spec.blockStrideBytes;
   if (!Number.isSafeInteger(span)) throw invalid('geometry', 'region span beyond 2^53 bytes', span);
   const r = spec.region;
-  if (!r.shmName && !r.path) throw invalid('region', 'expected shm_name or path');
+  if (!r.token)
+    throw invalid('region.token', 'required: hand the region over as a descriptor first (node README, "Regions")');
   if (!Number.isSafeInteger(r.sizeBytes) || r.sizeBytes < 1)
     throw invalid('region.size_bytes', 'expected a size in bytes', r.sizeBytes);
   if (r.sizeBytes < span) {
@@ -84,6 +93,7 @@ export class InstanceRegistry {
   constructor(
     private readonly namespaces: NamespaceRegistry,
     private readonly data: DataPath,
+    private readonly handed: HandedRegions,
   ) {}
 
   get size(): number {
@@ -109,7 +119,13 @@ export class InstanceRegistry {
     const known = this.namespaces.byNameOrUndefined(spec.namespace);
     if (known) this.namespaces.ensure(spec.namespace, layout);
     else new NamespaceRegistry().ensure(spec.namespace, layout, maxPageBytes);
-    const region = this.data.openRegion(spec.region);
+    const file = this.handed.take(spec.region.token); // one use: even a refused mapping spends the token
+    let region: MappedRegion;
+    try {
+      region = this.data.openRegion(file, spec.region.sizeBytes);
+    } finally {
+      this.handed.release(file);
+    }
     const ns = this.namespaces.ensure(spec.namespace, layout, maxPageBytes);
     const inst: Instance = {
       id: spec.instanceId,
@@ -121,6 +137,8 @@ export class InstanceRegistry {
       strideBytes: spec.blockStrideBytes,
       numBlocks: spec.numBlocks,
       region,
+      key: randomBytes(KEY_BYTES).toString('hex'),
+      owner: file.peer,
     };
     this.byId.set(inst.id, inst);
     return inst;
@@ -133,6 +151,21 @@ export class InstanceRegistry {
       throw new KvError(
         'INSTANCE_UNKNOWN',
         `instance_id: ${JSON.stringify(instanceId)} is not registered on this node`,
+      );
+    return inst;
+  }
+
+  /**
+   * The instance, if `key` is its credential: INSTANCE_UNKNOWN when it is not registered, INSTANCE_FOREIGN when
+   * the caller is not the one that registered it.
+   */
+  authorize(instanceId: string, key: string): Instance {
+    const inst = this.get(instanceId);
+    const given = Buffer.from(key);
+    if (given.length !== inst.key.length || !timingSafeEqual(given, Buffer.from(inst.key)))
+      throw new KvError(
+        'INSTANCE_FOREIGN',
+        `instance_id: ${JSON.stringify(instanceId)} was registered by another caller (metadata kvfabric-instance-key ${key ? 'does not match' : 'is missing'})`,
       );
     return inst;
   }

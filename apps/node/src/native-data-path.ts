@@ -1,7 +1,7 @@
 // Binds the engine core's data-path interfaces to @kvfabric/native: one Pool, one CopyEngine, Regions.
 import { CopyEngine, Pool, Region, type NativeMemory } from '@kvfabric/native';
 import { KvError, toKvError } from '@kvfabric/common';
-import type { DataPath, MappedRegion, Memory, PagePool, RegionSource } from './data-path.js';
+import type { DataPath, MappedRegion, Memory, PagePool, RegionFile } from './data-path.js';
 
 export interface NativeDataPathOptions {
   poolBytes: number;
@@ -61,12 +61,10 @@ export class NativeDataPath implements DataPath {
     return this.pool.native;
   }
 
-  openRegion(source: RegionSource): MappedRegion {
+  openRegion(file: RegionFile, sizeBytes: number): MappedRegion {
     try {
-      const region = source.shmName
-        ? Region.openShm(source.shmName, source.sizeBytes)
-        : Region.openPath(source.path!, source.sizeBytes);
-      return { sizeBytes: region.sizeBytes, memory: region, close: () => region.close() };
+      const region = Region.fromFd(file.fd, sizeBytes, file.label);
+      return { sizeBytes: region.sizeBytes, label: file.label, memory: region, close: () => region.close() };
     } catch (err) {
       const e = toKvError(err);
       // A region the node cannot map is the engine's problem to fix: say which one and why.

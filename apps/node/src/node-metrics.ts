@@ -1,8 +1,9 @@
-// kvfabric_pool_*, kvfabric_index_*, kvfabric_save_*, kvfabric_load_*, kvfabric_lease_* for the node. Counts
+// kvfabric_pool_*, kvfabric_index_*, kvfabric_save_*, kvfabric_load_*, kvfabric_region_*, kvfabric_lease_* for the node. Counts
 // live in the pure cores as plain numbers; these observable instruments read them at scrape time.
 import { DURATION_BUCKETS_SECONDS, type Histogram, type Metrics } from '@kvfabric/common/observability';
 import type { EngineCore } from './engine-core.js';
 import type { PagePool } from './data-path.js';
+import type { HandedRegions } from './handed-regions.js';
 
 export interface NodeInstruments {
   saveDuration: Histogram;
@@ -10,7 +11,12 @@ export interface NodeInstruments {
   queryDuration: Histogram;
 }
 
-export function nodeMetrics(metrics: Metrics, core: EngineCore, pool: PagePool): NodeInstruments {
+export function nodeMetrics(
+  metrics: Metrics,
+  core: EngineCore,
+  pool: PagePool,
+  regions: HandedRegions,
+): NodeInstruments {
   const m = metrics.meter;
   const gauge = (name: string, description: string, read: () => number, unit?: string) =>
     m.createObservableGauge(name, { description, unit }).addCallback((r) => r.observe(read()));
@@ -50,6 +56,25 @@ export function nodeMetrics(metrics: Metrics, core: EngineCore, pool: PagePool):
   counter('kvfabric_load_calls_total', 'Load calls', () => c.loadCalls);
   counter('kvfabric_load_blocks_total', 'blocks scattered by Load', () => c.loadedBlocks);
   counter('kvfabric_load_bytes_total', 'bytes scattered by Load', () => c.loadedBytes);
+
+  const r = regions.counters;
+  counter(
+    'kvfabric_region_handovers_total',
+    'region descriptors engines handed over and the node accepted',
+    () => r.admitted,
+  );
+  counter(
+    'kvfabric_region_refused_total',
+    'region descriptors refused (not sealed, not owned, not read/write)',
+    () => r.refused,
+  );
+  counter('kvfabric_region_expired_total', 'handed-over regions no registration claimed in time', () => r.expired);
+  gauge('kvfabric_region_unclaimed', 'handed-over regions waiting for their registration', () => regions.size);
+  counter(
+    'kvfabric_region_copy_failures_total',
+    "saves and loads failed on their engine's region (its file shrank under the copy)",
+    () => c.regionFailures,
+  );
 
   const l = core.leases.counters;
   gauge('kvfabric_lease_active', 'live leases', () => core.leases.size);

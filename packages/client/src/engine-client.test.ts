@@ -3,7 +3,7 @@
 // calls unary), a broken stream rejecting its in-flight calls with a typed error and the next call reopening.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,7 +21,8 @@ import {
 import { KvError, unpackU32 } from '@kvfabric/common';
 import { bindServer } from '@kvfabric/common/rpc';
 import { KvEngine, QUERY_WAIT_ROUND_MS } from './engine-client.js';
-import { kvLayout } from './kv-region.js';
+import { KvRegion, kvLayout } from './kv-region.js';
+import { RegionHandoverServer } from '@kvfabric/native';
 
 const GEOMETRY = kvLayout({ numLayers: 1, kvSplit: false, bytesPerLayerBlock: 64, numBlocks: 8 });
 const hashes = (n: number, tag = 1) => Array.from({ length: n }, (_, i) => Buffer.alloc(8, tag * 16 + i));
@@ -30,7 +31,12 @@ const hashes = (n: number, tag = 1) => Array.from({ length: n }, (_, i) => Buffe
 interface Seen {
   unary: string[];
   streams: DataPlaneRequest[][];
+  /** The instance key each call and stream presented (metadata kvfabric-instance-key), in order. */
+  keys: string[];
 }
+
+const KEY = 'k'.repeat(32);
+const keyOf = (call: { metadata: grpc.Metadata }) => String(call.metadata.get('kvfabric-instance-key')[0] ?? '');
 
 const saved = (req: SaveRequest): SaveResponse => {
   const n = unpackU32(req.blockIds).length;
@@ -43,11 +49,12 @@ async function fakeNode(
 ) {
   const dir = mkdtempSync(join(tmpdir(), 'kvf-fake-node-'));
   const socket = join(dir, 'engine.sock');
-  const seen: Seen = { unary: [], streams: [] };
+  const seen: Seen = { unary: [], streams: [], keys: [] };
   const unary =
     <Req, Res>(name: string, answer: (req: Req) => Res): grpc.handleUnaryCall<Req, Res> =>
     (call, cb) => {
       seen.unary.push(name);
+      seen.keys.push(keyOf(call));
       cb(null, answer(call.request));
     };
   const impl: grpc.UntypedServiceImplementation = {
@@ -55,6 +62,7 @@ async function fakeNode(
       nodeId: 'fake',
       pageBytes: BigInt(GEOMETRY.blockBytes),
       shards: 1,
+      instanceKey: KEY,
     })),
     unregisterInstance: unary('unregisterInstance', () => ({})),
     save: unary('save', saved),
@@ -78,6 +86,7 @@ async function fakeNode(
     impl.dataPlane = ((call: grpc.ServerDuplexStream<DataPlaneRequest, DataPlaneResponse>) => {
       const items: DataPlaneRequest[] = [];
       seen.streams.push(items);
+      seen.keys.push(keyOf(call));
       call.on('data', (req: DataPlaneRequest) => items.push(req));
       call.on('error', () => {});
       dataPlane(call, seen);
@@ -86,17 +95,20 @@ async function fakeNode(
   const server = new grpc.Server();
   server.addService(EngineService, impl);
   await bindServer(server, `unix:${socket}`);
-  const engine = await KvEngine.register({
-    target: socket,
-    namespace: 'fake/ns',
-    instanceId: 'inst-1',
-    region: { path: '/dev/null', sizeBytes: GEOMETRY.sizeBytes, geometry: GEOMETRY },
+  // The fake's region handover: takes any descriptor and answers a token.
+  const handover = RegionHandoverServer.listen(`${socket}.regions`, (req) => {
+    closeSync(req.fd);
+    return { token: 'a'.repeat(32) };
   });
+  const region = KvRegion.create({ layout: GEOMETRY });
+  const engine = await KvEngine.register({ target: socket, namespace: 'fake/ns', instanceId: 'inst-1', region });
   return {
     engine,
     seen,
     async [Symbol.asyncDispose]() {
       await engine.close();
+      region.close();
+      handover.close();
       server.forceShutdown();
       rmSync(dir, { recursive: true, force: true });
     },
@@ -165,6 +177,7 @@ test('KvEngine: save, query, load, release multiplexed on one DataPlane stream; 
     'named on the first item only',
   );
   assert.equal(new Set(items.map((r) => r.id)).size, 5, 'distinct ids');
+  assert.deepEqual(node.seen.keys, ['', KEY], 'registration has no key yet; the stream presents the one answered');
   assert.deepEqual(
     node.seen.unary.filter((m) => m !== 'registerInstance'),
     [],

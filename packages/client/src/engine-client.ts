@@ -1,4 +1,5 @@
-// The engine SDK: connect to the local kvfabric-node (unix socket or loopback tcp), register a KV region, save,
+// The engine SDK: connect to the local kvfabric-node (unix socket or loopback tcp), hand over a KV region's
+// descriptor and register it (the node answers a key that this connection then presents on every call), save,
 // query (a LOADING answer is waited out on the node with wait_ms; a node without it is polled), load, release; a
 // Session stream keeps the instance alive. Errors are KvError with the server's code. Save, query, load and release
 // travel as items of one DataPlane stream per engine (no call setup, headers or trailers per operation), or as unary
@@ -6,7 +7,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { QueryState, type SessionEvent, type SessionMessage, type StatusResponse } from '@kvfabric/proto/node';
-import { KvError, packU32, toHashList, type HashInput } from '@kvfabric/common';
+import { KvError, invalid, packU32, toHashList, toKvError, type HashInput } from '@kvfabric/common';
+import { handOverRegion, handoverSocketPath } from '@kvfabric/native/fd-pass';
 import { fromGrpcError } from '@kvfabric/common/rpc';
 import { EngineConnection } from './engine-connection.js';
 import { EngineDataPlane } from './engine-data-plane.js';
@@ -17,8 +19,14 @@ export type { HashInput };
 export interface RegisterOptions {
   /** Unix socket path of the node (`--engine-socket`), or "host:port" for `--engine-addr`. */
   target: string;
+  /**
+   * The node's region handover socket. Default: `<target>.regions` when target is a unix socket path; required
+   * with a "host:port" target.
+   */
+  regionSocket?: string;
   namespace: string;
-  region: KvRegion | { path?: string; shmName?: string; sizeBytes: number; geometry: KvGeometry };
+  /** The KV memory, handed over to the node as a descriptor (a KvRegion, or any descriptor the node accepts). */
+  region: KvRegion | { fd: number; sizeBytes: number; geometry: KvGeometry };
   instanceId?: string;
   /** The TP group; every rank of one engine passes the same id. Default: instanceId. */
   engineId?: string;
@@ -56,6 +64,26 @@ export interface QueryAnswer {
   breakdown: { local: number; ssd: number; remote: number };
 }
 
+/** Passes the region's descriptor to the node (SCM_RIGHTS) and resolves the token that names it in the registration. */
+async function handOver(opts: RegisterOptions, fd: number): Promise<string> {
+  const socket =
+    opts.regionSocket ??
+    (opts.target.startsWith('/') || opts.target.startsWith('unix:')
+      ? handoverSocketPath(opts.target.replace(/^unix:/, ''))
+      : undefined);
+  if (socket === undefined)
+    throw invalid(
+      'regionSocket',
+      `required when target is host:port (the node's <engine-socket>.regions)`,
+      opts.target,
+    );
+  try {
+    return await handOverRegion(socket, fd, opts.deadlineMs);
+  } catch (err) {
+    throw toKvError(err);
+  }
+}
+
 export class KvEngine {
   readonly conn: EngineConnection;
   readonly instanceId: string;
@@ -81,27 +109,28 @@ export class KvEngine {
     const engine = new KvEngine(conn, instanceId);
     const r = opts.region;
     const g = r.geometry;
-    const source =
-      'path' in r && r.path
-        ? { $case: 'path' as const, value: r.path }
-        : { $case: 'shmName' as const, value: (r as { shmName: string }).shmName };
     try {
-      const res = await conn.call<object, { nodeId: string; pageBytes: bigint; shards: number }>('registerInstance', {
-        instanceId,
-        engineId: opts.engineId ?? '',
-        namespace: opts.namespace,
-        tpSize: opts.tpSize ?? 1,
-        tpRank: opts.tpRank ?? 0,
-        worldSize: opts.worldSize ?? 0,
-        replicated: opts.replicated ?? false,
-        geometry: {
-          segmentOffsets: g.segmentOffsets.map(BigInt),
-          segmentBytes: BigInt(g.segmentBytes),
-          blockStrideBytes: BigInt(g.blockStrideBytes),
-          numBlocks: g.numBlocks,
+      const token = await handOver(opts, 'descriptor' in r ? r.descriptor : r.fd);
+      const res = await conn.call<object, { nodeId: string; pageBytes: bigint; shards: number; instanceKey: string }>(
+        'registerInstance',
+        {
+          instanceId,
+          engineId: opts.engineId ?? '',
+          namespace: opts.namespace,
+          tpSize: opts.tpSize ?? 1,
+          tpRank: opts.tpRank ?? 0,
+          worldSize: opts.worldSize ?? 0,
+          replicated: opts.replicated ?? false,
+          geometry: {
+            segmentOffsets: g.segmentOffsets.map(BigInt),
+            segmentBytes: BigInt(g.segmentBytes),
+            blockStrideBytes: BigInt(g.blockStrideBytes),
+            numBlocks: g.numBlocks,
+          },
+          region: { token, sizeBytes: BigInt(r.sizeBytes) },
         },
-        region: { source, sizeBytes: BigInt(r.sizeBytes) },
-      });
+      );
+      conn.instanceKey = res.instanceKey;
       engine.nodeId = res.nodeId;
       engine.pageBytes = Number(res.pageBytes);
       engine.shards = res.shards;
@@ -115,7 +144,7 @@ export class KvEngine {
 
   private openSession(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const stream = this.conn.stub.session();
+      const stream = this.conn.stub.session(this.conn.metadata());
       this.session = stream;
       let opened = false;
       stream.on('data', () => {

@@ -3,9 +3,17 @@ import * as grpc from '@grpc/grpc-js';
 import { EngineClient, type StatusResponse } from '@kvfabric/proto/node';
 import { CHANNEL_OPTIONS, fromGrpcError } from '@kvfabric/common/rpc';
 
+/** The metadata entry carrying the instance key (node.proto, RegisterInstanceResponse.instance_key). */
+const INSTANCE_KEY_METADATA = 'kvfabric-instance-key';
+
 /** A connection to a node's Engine service. `target`: a unix socket path, "unix:/path", or "host:port". */
 export class EngineConnection {
   readonly stub: EngineClient;
+  /**
+   * The credential RegisterInstance answered (node.proto instance_key): sent with every call on this connection,
+   * so the node lets this caller, and only it, use and unregister the instance.
+   */
+  instanceKey = '';
 
   constructor(
     readonly target: string,
@@ -28,10 +36,17 @@ export class EngineConnection {
     ) => void;
     const fn = (this.stub as unknown as Record<string, Unary>)[method]!;
     return new Promise((resolve, reject) => {
-      fn.call(this.stub, request, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) =>
+      fn.call(this.stub, request, this.metadata(), { deadline: Date.now() + deadlineMs }, (err, res) =>
         err ? reject(fromGrpcError(err)) : resolve(res),
       );
     });
+  }
+
+  /** Call metadata: the instance key once registered. */
+  metadata(): grpc.Metadata {
+    const m = new grpc.Metadata();
+    if (this.instanceKey) m.set(INSTANCE_KEY_METADATA, this.instanceKey);
+    return m;
   }
 
   status(): Promise<StatusResponse> {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, fstatSync, ftruncateSync, readlinkSync, statSync } from 'node:fs';
 import { KvRegion, kvLayout } from './kv-region.js';
 
 test('kvLayout: layer-major and block-major segment offsets', () => {
@@ -19,10 +19,14 @@ test('kvLayout: layer-major and block-major segment offsets', () => {
   });
 });
 
-test('KvRegion: a /dev/shm file the size of the layout; blocks round-trip through their segments', () => {
+test('KvRegion: a sealed memfd the size of the layout; blocks round-trip through their segments', () => {
   const region = KvRegion.create({ layout: { numLayers: 3, kvSplit: true, bytesPerLayerBlock: 64, numBlocks: 5 } });
   try {
-    assert.ok(region.path.startsWith('/dev/shm/'));
+    assert.equal(region.path, undefined);
+    assert.match(readlinkSync(`/proc/self/fd/${region.descriptor}`), /^\/memfd:kvfabric-/);
+    assert.equal(fstatSync(region.descriptor).size, region.sizeBytes);
+    assert.throws(() => ftruncateSync(region.descriptor, 0), { code: 'EPERM' }, 'sealed against shrinking');
+    assert.throws(() => ftruncateSync(region.descriptor, region.sizeBytes + 1), { code: 'EPERM' }, 'and growing');
     const data = randomBytes(region.geometry.blockBytes);
     region.writeBlock(3, data);
     assert.ok(region.readBlock(3).equals(data));
@@ -31,5 +35,21 @@ test('KvRegion: a /dev/shm file the size of the layout; blocks round-trip throug
   } finally {
     region.close();
   }
-  assert.equal(existsSync(region.path), false);
+  assert.equal(region.descriptor, -1);
+});
+
+test('KvRegion with dir: a file of the layout size, mode 0600, removed on close', () => {
+  const region = KvRegion.create({
+    layout: { numLayers: 1, kvSplit: false, bytesPerLayerBlock: 64, numBlocks: 2 },
+    dir: '/dev/shm',
+  });
+  const path = region.path!;
+  try {
+    assert.ok(path.startsWith('/dev/shm/kvfabric-'));
+    assert.equal(statSync(path).size, 128);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+  } finally {
+    region.close();
+  }
+  assert.equal(existsSync(path), false);
 });

@@ -1,9 +1,10 @@
-// An engine's KV memory as a shared-memory file the node maps (/dev/shm/<name>), with a layout helper that
-// computes where each segment (a layer, or the K or V half of a layer) of each block lives.
+// An engine's KV memory as a sealed memfd (or a file) that the engine SDK hands over to the node as a descriptor,
+// with a layout helper that computes where each segment (a layer, or the K or V half of a layer) of each block lives.
 import { closeSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { invalid } from '@kvfabric/common';
+import { invalid, toKvError } from '@kvfabric/common';
+import { createSealedMemfd } from '@kvfabric/native/fd-pass';
 
 export interface KvLayoutSpec {
   numLayers: number;
@@ -60,7 +61,7 @@ export function kvLayout(spec: KvLayoutSpec): KvGeometry {
   };
 }
 
-/** Regions this process created and has not closed: their files are removed when the process exits. */
+/** File-backed regions this process created and has not closed: their files are removed when the process exits. */
 const open = new Set<KvRegion>();
 let exitHook = false;
 
@@ -76,24 +77,41 @@ function unlinkOnExit(region: KvRegion): void {
 export class KvRegion {
   private fd: number;
   private constructor(
-    readonly path: string,
     readonly geometry: KvGeometry,
     fd: number,
+    /** The file behind a file-backed region (`dir` given); undefined for a memfd. */
+    readonly path: string | undefined,
   ) {
     this.fd = fd;
   }
 
-  /** Creates (truncates to size) /dev/shm/<name> (or `dir`/<name>) for `layout`. */
+  /**
+   * The KV memory for `layout`: by default a memfd sealed against shrinking and growing (F_SEAL_SHRINK |
+   * F_SEAL_GROW), which the node accepts from any engine; with `dir`, a file `dir`/<name> (mode 0600, owned by this
+   * process's user), removed on close() or exit, which the node accepts when the engine's user owns it.
+   */
   static create(opts: { layout: KvLayoutSpec | KvGeometry; name?: string; dir?: string }): KvRegion {
     const geometry = 'segmentOffsets' in opts.layout ? opts.layout : kvLayout(opts.layout);
     const name = opts.name ?? `kvfabric-${process.pid}-${randomBytes(4).toString('hex')}`;
     if (!/^[A-Za-z0-9._-]{1,200}$/.test(name)) throw invalid('name', 'expected [A-Za-z0-9._-]{1,200}', name);
-    const path = join(opts.dir ?? '/dev/shm', name);
+    if (opts.dir === undefined) {
+      try {
+        return new KvRegion(geometry, createSealedMemfd(name, geometry.sizeBytes), undefined);
+      } catch (err) {
+        throw toKvError(err);
+      }
+    }
+    const path = join(opts.dir, name);
     const fd = openSync(path, 'w+', 0o600);
     ftruncateSync(fd, geometry.sizeBytes);
-    const region = new KvRegion(path, geometry, fd);
+    const region = new KvRegion(geometry, fd, path);
     unlinkOnExit(region);
     return region;
+  }
+
+  /** The descriptor the engine SDK hands over to the node (KvEngine.register); -1 once closed. */
+  get descriptor(): number {
+    return this.fd;
   }
 
   get sizeBytes(): number {
@@ -138,13 +156,13 @@ export class KvRegion {
     );
   }
 
-  /** Closes the file and (by default) removes it; the node keeps its mapping until the instance goes. */
+  /** Closes the descriptor and (by default) removes a file-backed region's file; the node keeps its mapping until the instance goes. */
   close(unlink = true): void {
     if (this.fd < 0) return;
     closeSync(this.fd);
     this.fd = -1;
     open.delete(this);
-    if (unlink) {
+    if (unlink && this.path !== undefined) {
       try {
         unlinkSync(this.path);
       } catch {

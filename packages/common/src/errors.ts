@@ -12,6 +12,7 @@ export const ERROR_CODES = [
   // engine instances and sessions
   'INSTANCE_UNKNOWN',
   'INSTANCE_EXISTS',
+  'INSTANCE_FOREIGN',
   'SESSION_UNKNOWN',
   'SESSION_CONFLICT',
   'REGION_INVALID',

@@ -14,6 +14,7 @@ export const GRPC_STATUS_OF: Readonly<Record<KvErrorCode, grpc.status>> = {
   // engine instances and sessions
   INSTANCE_UNKNOWN: grpc.status.NOT_FOUND,
   INSTANCE_EXISTS: grpc.status.FAILED_PRECONDITION,
+  INSTANCE_FOREIGN: grpc.status.PERMISSION_DENIED,
   SESSION_UNKNOWN: grpc.status.NOT_FOUND,
   SESSION_CONFLICT: grpc.status.FAILED_PRECONDITION,
   REGION_INVALID: grpc.status.INVALID_ARGUMENT,

@@ -1,7 +1,8 @@
 // An in-memory data path (Buffers, a first-fit page list) with the interfaces of data-path.ts, for unit tests
 // of the engine core without the native addon.
 import { KvError } from '@kvfabric/common';
-import type { Copier, DataPath, MappedRegion, Memory, PagePool, RegionSource } from '../data-path.js';
+import type { Copier, DataPath, MappedRegion, Memory, PagePool, RegionFile } from '../data-path.js';
+import { HandedRegions } from '../handed-regions.js';
 
 export class MemoryPool implements PagePool {
   readonly memory: { buf: Buffer };
@@ -71,24 +72,36 @@ export class MemoryDataPath implements DataPath {
     this.pool = new MemoryPool(poolBytes, maxPageBytes);
   }
 
-  /** Creates a named region that openRegion({ shmName: name }) maps. */
+  /** Creates a region that openRegion maps for a file labelled `name`. */
   createRegion(name: string, sizeBytes: number): Buffer {
     const buf = Buffer.alloc(sizeBytes);
     this.regions.set(name, { buf });
     return buf;
   }
 
-  openRegion(source: RegionSource): MappedRegion {
-    const name = source.shmName ?? source.path ?? '';
-    const memory = this.regions.get(name);
-    if (!memory) throw new KvError('REGION_INVALID', `region ${name}: no such shared memory object`);
-    if (memory.buf.length < source.sizeBytes)
+  openRegion(file: RegionFile, sizeBytes: number): MappedRegion {
+    const memory = this.regions.get(file.label);
+    if (!memory) throw new KvError('REGION_INVALID', `region ${file.label}: no such region`);
+    if (memory.buf.length < sizeBytes)
       throw new KvError(
         'REGION_INVALID',
-        `region ${name}: ${memory.buf.length} bytes, smaller than size_bytes ${source.sizeBytes}`,
+        `region ${file.label}: ${memory.buf.length} bytes, smaller than size_bytes ${sizeBytes}`,
       );
-    return { sizeBytes: source.sizeBytes, memory, close() {} };
+    return { sizeBytes, label: file.label, memory, close() {} };
   }
 
   close(): void {}
+}
+
+/** A handed-regions table for unit tests: descriptors are never real, so closing one does nothing. */
+export function testRegions(): HandedRegions {
+  return new HandedRegions({ closeFd: () => {}, ttlMs: 60_000, max: 1024 });
+}
+
+/** Hands over the region `name` (MemoryDataPath.createRegion) as an engine running as root would: its token. */
+export function handOver(regions: HandedRegions, name: string): string {
+  const file = { regular: true, mode: 0o100600, ownerUid: 0, sizeBytes: 0, seals: -1, readWrite: true, link: name };
+  const admitted = regions.admit(-1, file, { pid: 1, uid: 0, gid: 0 });
+  if (!('token' in admitted)) throw new Error(admitted.message);
+  return admitted.token;
 }

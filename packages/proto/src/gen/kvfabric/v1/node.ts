@@ -109,17 +109,15 @@ export function queryStateToJSON(object: QueryState): string {
   }
 }
 
-/** Where an instance's KV memory lives. */
+/**
+ * Where an instance's KV memory lives: a region the engine handed over as a file descriptor on the node's region
+ * handover socket (SCM_RIGHTS; see apps/node/README.md), named by the one-time token the node answered. The node
+ * never opens a path an engine names.
+ */
 export interface RegionSpec {
-  source:
-    | //
-    /** POSIX shared memory object, as given to shm_open ("/kv-engine-0") */
-    { $case: "shmName"; value: string }
-    | //
-    /** a file to map (memfd via /proc/<pid>/fd/<n>, or a file under /dev/shm) */
-    { $case: "path"; value: string }
-    | undefined;
   sizeBytes: bigint;
+  /** from the handover: 32 lowercase hex characters, valid once, for 60 s */
+  token: string;
 }
 
 /**
@@ -159,6 +157,12 @@ export interface RegisterInstanceResponse {
   pageBytes: bigint;
   /** pages per block: 1 when replicated, else tp_size */
   shards: number;
+  /**
+   * The instance's credential, answered only to the caller that registered it: every later call that names the
+   * instance (Save, Query, Load, Release, UnregisterInstance, Session, DataPlane) carries it in the call metadata
+   * "kvfabric-instance-key"; a call without it, or with another instance's, is refused (INSTANCE_FOREIGN).
+   */
+  instanceKey: string;
 }
 
 export interface UnregisterInstanceRequest {
@@ -299,24 +303,19 @@ export interface DataPlaneResponse {
 }
 
 function createBaseRegionSpec(): RegionSpec {
-  return { source: undefined, sizeBytes: 0n };
+  return { sizeBytes: 0n, token: "" };
 }
 
 export const RegionSpec: MessageFns<RegionSpec> = {
   encode(message: RegionSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    switch (message.source?.$case) {
-      case "shmName":
-        writer.uint32(10).string(message.source.value);
-        break;
-      case "path":
-        writer.uint32(18).string(message.source.value);
-        break;
-    }
     if (message.sizeBytes !== 0n) {
       if (BigInt.asUintN(64, message.sizeBytes) !== message.sizeBytes) {
         throw new globalThis.Error("value provided for field message.sizeBytes of type uint64 too large");
       }
       writer.uint32(24).uint64(message.sizeBytes);
+    }
+    if (message.token !== "") {
+      writer.uint32(34).string(message.token);
     }
     return writer;
   },
@@ -334,28 +333,20 @@ export const RegionSpec: MessageFns<RegionSpec> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.source = { $case: "shmName", value: reader.string() };
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.source = { $case: "path", value: reader.string() };
-            continue;
-          }
           case 3: {
             if (tag !== 24) {
               break;
             }
 
             message.sizeBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.token = reader.string();
             continue;
           }
         }
@@ -372,30 +363,22 @@ export const RegionSpec: MessageFns<RegionSpec> = {
 
   fromJSON(object: any): RegionSpec {
     return {
-      source: isSet(object.shmName)
-        ? { $case: "shmName", value: globalThis.String(object.shmName) }
-        : isSet(object.shm_name)
-        ? { $case: "shmName", value: globalThis.String(object.shm_name) }
-        : isSet(object.path)
-        ? { $case: "path", value: globalThis.String(object.path) }
-        : undefined,
       sizeBytes: isSet(object.sizeBytes)
         ? BigInt(object.sizeBytes)
         : isSet(object.size_bytes)
         ? BigInt(object.size_bytes)
         : 0n,
+      token: isSet(object.token) ? globalThis.String(object.token) : "",
     };
   },
 
   toJSON(message: RegionSpec): unknown {
     const obj: any = {};
-    if (message.source?.$case === "shmName") {
-      obj.shmName = message.source.value;
-    } else if (message.source?.$case === "path") {
-      obj.path = message.source.value;
-    }
     if (message.sizeBytes !== 0n) {
       obj.sizeBytes = message.sizeBytes.toString();
+    }
+    if (message.token !== "") {
+      obj.token = message.token;
     }
     return obj;
   },
@@ -405,21 +388,8 @@ export const RegionSpec: MessageFns<RegionSpec> = {
   },
   fromPartial<I extends Exact<DeepPartial<RegionSpec>, I>>(object: I): RegionSpec {
     const message = createBaseRegionSpec();
-    switch (object.source?.$case) {
-      case "shmName": {
-        if (object.source?.value !== undefined && object.source?.value !== null) {
-          message.source = { $case: "shmName", value: object.source.value };
-        }
-        break;
-      }
-      case "path": {
-        if (object.source?.value !== undefined && object.source?.value !== null) {
-          message.source = { $case: "path", value: object.source.value };
-        }
-        break;
-      }
-    }
     message.sizeBytes = (object.sizeBytes !== undefined && object.sizeBytes !== null) ? BigInt(object.sizeBytes) : 0n;
+    message.token = object.token ?? "";
     return message;
   },
 };
@@ -816,7 +786,7 @@ export const RegisterInstanceRequest: MessageFns<RegisterInstanceRequest> = {
 };
 
 function createBaseRegisterInstanceResponse(): RegisterInstanceResponse {
-  return { nodeId: "", pageBytes: 0n, shards: 0 };
+  return { nodeId: "", pageBytes: 0n, shards: 0, instanceKey: "" };
 }
 
 export const RegisterInstanceResponse: MessageFns<RegisterInstanceResponse> = {
@@ -832,6 +802,9 @@ export const RegisterInstanceResponse: MessageFns<RegisterInstanceResponse> = {
     }
     if (message.shards !== 0) {
       writer.uint32(24).uint32(message.shards);
+    }
+    if (message.instanceKey !== "") {
+      writer.uint32(34).string(message.instanceKey);
     }
     return writer;
   },
@@ -873,6 +846,14 @@ export const RegisterInstanceResponse: MessageFns<RegisterInstanceResponse> = {
             message.shards = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.instanceKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -898,6 +879,11 @@ export const RegisterInstanceResponse: MessageFns<RegisterInstanceResponse> = {
         ? BigInt(object.page_bytes)
         : 0n,
       shards: isSet(object.shards) ? globalThis.Number(object.shards) : 0,
+      instanceKey: isSet(object.instanceKey)
+        ? globalThis.String(object.instanceKey)
+        : isSet(object.instance_key)
+        ? globalThis.String(object.instance_key)
+        : "",
     };
   },
 
@@ -912,6 +898,9 @@ export const RegisterInstanceResponse: MessageFns<RegisterInstanceResponse> = {
     if (message.shards !== 0) {
       obj.shards = Math.round(message.shards);
     }
+    if (message.instanceKey !== "") {
+      obj.instanceKey = message.instanceKey;
+    }
     return obj;
   },
 
@@ -923,6 +912,7 @@ export const RegisterInstanceResponse: MessageFns<RegisterInstanceResponse> = {
     message.nodeId = object.nodeId ?? "";
     message.pageBytes = (object.pageBytes !== undefined && object.pageBytes !== null) ? BigInt(object.pageBytes) : 0n;
     message.shards = object.shards ?? 0;
+    message.instanceKey = object.instanceKey ?? "";
     return message;
   },
 };
