@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { PeerClient, type TransportKind, type PrepareReadResponse } from '@kvfabric/proto';
 import { KvError } from '@kvfabric/common';
 import { CHANNEL_OPTIONS, ERROR_CODE_KEY, fromGrpcError } from '@kvfabric/common/rpc';
-import type { Transport } from '@kvfabric/native';
+import { GRANT_ID_BYTES, type GrantId, type Transport } from '@kvfabric/native';
 import { unpackOffsets } from '../peer-wire/offsets.js';
 import { PullError, type ReadGrant } from './pull-types.js';
 
@@ -58,7 +58,7 @@ function call<Req, Res>(
  */
 export function decodeReadGrant(res: PrepareReadResponse): ReadGrant {
   const grant: ReadGrant = {
-    id: res.grantId,
+    id: Buffer.from(res.grantId).toString('hex'),
     blocks: res.blocks,
     shards: res.shards,
     pageBytes: Number(res.pageBytes),
@@ -67,6 +67,9 @@ export function decodeReadGrant(res: PrepareReadResponse): ReadGrant {
     key: Buffer.from(res.grantKey),
   };
   if (res.blocks === 0) return grant;
+  if (res.grantId.length !== GRANT_ID_BYTES) {
+    throw new PullError('layout_mismatch', `grant_id of ${res.grantId.length} bytes, expected ${GRANT_ID_BYTES}`);
+  }
   grant.remote = unpackOffsets(res.pageOffsets);
   if (grant.remote.length !== res.blocks * res.shards) {
     throw new PullError(
@@ -125,18 +128,19 @@ export class PeerLink {
     try {
       return decodeReadGrant(res);
     } catch (err) {
-      if (res.grantId > 0n) this.releaseGrant(res.grantId, 2000).catch(() => {}); // else it expires on its own
+      if (res.grantId.length === GRANT_ID_BYTES)
+        this.releaseGrant(session, Buffer.from(res.grantId).toString('hex'), 2000).catch(() => {}); // else it expires on its own
       const e = err as Error;
       e.message = `peer ${this.peerId}: ${e.message}`;
       throw e;
     }
   }
 
-  async releaseGrant(grantId: bigint, deadlineMs: number): Promise<void> {
+  async releaseGrant(session: bigint, grantId: GrantId, deadlineMs: number): Promise<void> {
     await call(
       this.stub,
       'releaseGrant',
-      { nodeId: this.opts.nodeId, grantId },
+      { nodeId: this.opts.nodeId, session, grantId: Buffer.from(grantId, 'hex') },
       deadlineMs,
       `release-grant to ${this.peerId}`,
     );
