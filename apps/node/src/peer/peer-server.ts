@@ -107,6 +107,11 @@ export class PeerServer {
         this.readers.forget(peer);
         throw err;
       }
+      if (!this.readers.has(peer)) {
+        // Newer readers displaced this one while the transport admitted it (a flood of handshakes).
+        this.opts.transport.dropPeer(peer, 'serving');
+        throw new KvError('PEER_LIMIT_REACHED', `max-readers: displaced by newer readers while being admitted`);
+      }
       // A reader handshakes again only after its side broke: what it was granted before is unusable now.
       if (again) this.grants.dropPeer(peer);
       const session = randomBytes(8).readBigUInt64LE(0) || 1n;
