@@ -2,7 +2,7 @@
 // fuzzers need to act as a reader that does what the native client never would (queue hundreds of requests and
 // stop reading, reuse a released grant, send garbage). The node's data path never uses this; it is the native
 // client's and server's job.
-import { Socket, connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { checkGrantId, type GrantId } from './transport.js';
 
 export const TCP_WIRE = {
