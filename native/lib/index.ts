@@ -7,3 +7,4 @@ export * from './copy-engine.js';
 export * from './transport.js';
 export * from './tcp-transport.js';
 export * from './verbs-transport.js';
+export * from './tcp-wire.js';

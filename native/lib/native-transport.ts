@@ -3,11 +3,12 @@
 import { callNative, toNativeError } from './errors.js';
 import {
   checkDirection,
+  checkGrantId,
   checkPeerId,
   checkReadOptions,
   checkReadv,
-  checkUint,
   transportError,
+  type GrantId,
   type PeerDirection,
   type ReadOptions,
   type TransportCounters,
@@ -19,7 +20,7 @@ const NO_KEY = Buffer.alloc(0);
 export interface NativeTransportCore {
   readv(
     peerId: string,
-    grantId: number,
+    grantId: Buffer,
     r: Float64Array,
     l: Float64Array,
     n: Float64Array,
@@ -51,7 +52,7 @@ export abstract class NativeTransport<N extends NativeTransportCore> implements 
 
   async readv(
     peerId: string,
-    grantId: number,
+    grantId: GrantId,
     remoteOffsets: Float64Array,
     localOffsets: Float64Array,
     lengths: Float64Array,
@@ -59,14 +60,12 @@ export abstract class NativeTransport<N extends NativeTransportCore> implements 
   ): Promise<{ bytes: number }> {
     this.open();
     checkPeerId('peerId', peerId);
-    checkUint('grantId', grantId);
+    const id = checkGrantId('grantId', grantId);
     checkReadv(remoteOffsets, localOffsets, lengths, this.poolBytes);
     const { timeoutMs, grantKey } = checkReadOptions(options, this.timeoutMs);
     const key = this.checkGrantKey(grantKey);
     if (lengths.length === 0) return { bytes: 0 };
-    const p = callNative(() =>
-      this.native.readv(peerId, grantId, remoteOffsets, localOffsets, lengths, timeoutMs, key),
-    );
+    const p = callNative(() => this.native.readv(peerId, id, remoteOffsets, localOffsets, lengths, timeoutMs, key));
     return p.catch((err: unknown) => {
       throw toNativeError(err);
     });

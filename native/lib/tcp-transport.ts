@@ -12,12 +12,14 @@ import { nativeMemory, type Pool } from './pool.js';
 import {
   MAX_PEER_ID_BYTES,
   checkBuffer,
+  checkGrantId,
   checkPeerId,
   checkPositiveInt,
   checkRanges,
   checkUint,
   materialHeader,
   readMaterialHeader,
+  type GrantId,
   type Transport,
   type TransportCounters,
   type TransportEvent,
@@ -41,6 +43,11 @@ export interface TcpTransportOptions {
   connectTimeoutMs?: number;
   /** Serving-side events (refused connections and reads) for the node to log. */
   onEvent?: (event: TransportEvent) => void;
+  /**
+   * Serving side: a connection with answers queued that takes none of them for this long is closed, so a reader
+   * that stops reading cannot keep granted pages pinned (queued answers hold them). Default 30000.
+   */
+  stallTimeoutMs?: number;
 }
 
 interface NativeTcp {
@@ -55,11 +62,11 @@ interface NativeTcp {
     n: number,
     timeoutMs: number,
   ): Promise<unknown>;
-  addGrant(grantId: number, peerId: string, ranges: Float64Array, expiresAtMs: number): void;
-  removeGrant(grantId: number): void;
+  addGrant(grantId: Buffer, peerId: string, ranges: Float64Array, expiresAtMs: number): void;
+  removeGrant(grantId: Buffer): Promise<unknown>;
   readv(
     peerId: string,
-    grantId: number,
+    grantId: Buffer,
     r: Float64Array,
     l: Float64Array,
     n: Float64Array,
@@ -82,6 +89,7 @@ const OPTION_KEYS = [
   'timeoutMs',
   'connectTimeoutMs',
   'onEvent',
+  'stallTimeoutMs',
 ] as const;
 
 /** The serving side's material: where to connect, the name it knows us by, and the secret to prove. */
@@ -162,11 +170,12 @@ export class TcpTransport extends NativeTransport<NativeTcp> implements Transpor
     const sockbuf = checkUint('options.socketBufferBytes', opts.socketBufferBytes ?? 0, 1 << 30);
     const timeoutMs = checkPositiveInt('options.timeoutMs', opts.timeoutMs ?? 30_000, 24 * 3600 * 1000);
     const connectTimeoutMs = checkPositiveInt('options.connectTimeoutMs', opts.connectTimeoutMs ?? 10_000, 3600 * 1000);
+    const stallTimeoutMs = checkPositiveInt('options.stallTimeoutMs', opts.stallTimeoutMs ?? 30_000, 3600 * 1000);
     if (opts.onEvent !== undefined && typeof opts.onEvent !== 'function') {
       throw invalidArgument('options.onEvent', 'a function', opts.onEvent);
     }
     const Native = binding().TcpTransportNative as new (...args: unknown[]) => NativeTcp;
-    const native = callNative(() => new Native(poolNative, host, port, sockbuf, opts.onEvent));
+    const native = callNative(() => new Native(poolNative, host, port, sockbuf, opts.onEvent, stallTimeoutMs));
     return new TcpTransport(native, {
       advertiseHost,
       connections,
@@ -210,21 +219,25 @@ export class TcpTransport extends NativeTransport<NativeTcp> implements Transpor
   }
 
   /** Checked per range by the native server on every read request; the reader needs no key (resolves empty). */
-  addGrant(grantId: number, peerId: string, ranges: Float64Array, expiresAtMs: number): Promise<Buffer> {
+  addGrant(grantId: GrantId, peerId: string, ranges: Float64Array, expiresAtMs: number): Promise<Buffer> {
     this.open();
-    checkUint('grantId', grantId);
+    const id = checkGrantId('grantId', grantId);
     checkPeerId('peerId', peerId);
     checkRanges('ranges', ranges, this.poolBytes);
     if (typeof expiresAtMs !== 'number' || !Number.isFinite(expiresAtMs)) {
       throw invalidArgument('expiresAtMs', 'a finite number of milliseconds since the epoch', expiresAtMs);
     }
-    callNative(() => this.native.addGrant(grantId, peerId, ranges, Math.floor(expiresAtMs)));
+    callNative(() => this.native.addGrant(id, peerId, ranges, Math.floor(expiresAtMs)));
     return Promise.resolve(NO_KEY);
   }
 
-  removeGrant(grantId: number): Promise<void> {
-    checkUint('grantId', grantId);
-    if (!this.closed) this.native.removeGrant(grantId);
-    return Promise.resolve();
+  /**
+   * Refuses reads under the grant from now on; resolves once every answer the native server queued under it has
+   * been written (or dropped with its connection): only then may its pages be reused.
+   */
+  async removeGrant(grantId: GrantId): Promise<void> {
+    const id = checkGrantId('grantId', grantId);
+    if (this.closed) return;
+    await this.native.removeGrant(id);
   }
 }

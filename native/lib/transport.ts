@@ -33,6 +33,16 @@ export interface TransportCounters {
   errors: number;
   /** Serving side: refused connections (unknown peer, wrong secret) and refused read requests (grants). */
   refused: number;
+  /** Serving side, tcp: read requests accepted under a live grant. */
+  readsAnswered: number;
+  /** Serving side, tcp: accepted answers not yet fully written; each keeps its grant's pages from being reused. */
+  answersQueued: number;
+  /** Serving side, tcp: connections closed because the reader stopped taking its answers. */
+  stalledClosed: number;
+  /** Serving side, tcp: accept() failures for want of descriptors or memory (accepting then backs off). */
+  acceptFailures: number;
+  /** Serving side, tcp: the errno of the failure while accepting fails (EMFILE …); 0 when accepting works. */
+  acceptErrno: number;
 }
 
 /**
@@ -44,7 +54,7 @@ export interface TransportEvent {
   kind: 'refused' | 'broken' | 'async' | 'error';
   /** Empty when the event concerns no single peer. */
   peer: string;
-  grant?: number;
+  grant?: GrantId;
   message: string;
 }
 
@@ -70,13 +80,17 @@ export interface Transport {
    * Serving side: `peerId` may read `ranges` ((offset, length) pairs of our pool) until `expiresAtMs` (Date.now()
    * clock). Resolves with the key the reader passes to `readv` (tcp: empty). Argument errors throw synchronously.
    */
-  addGrant(grantId: number, peerId: string, ranges: Float64Array, expiresAtMs: number): Promise<Buffer>;
-  /** Ends a grant; resolves once no read under it can land any more (verbs: its windows are invalidated). */
-  removeGrant(grantId: number): Promise<void>;
+  addGrant(grantId: GrantId, peerId: string, ranges: Float64Array, expiresAtMs: number): Promise<Buffer>;
+  /**
+   * Ends a grant: reads under it are refused from now on. Resolves once no byte of its pages can leave any more
+   * (tcp: every answer queued under it has been written or dropped; verbs: its windows are invalidated); only then
+   * may the pages be reused.
+   */
+  removeGrant(grantId: GrantId): Promise<void>;
   /** Reading side: one-sided read of remote ranges covered by `grantId` into our pool at `localOffsets`. */
   readv(
     peerId: string,
-    grantId: number,
+    grantId: GrantId,
     remoteOffsets: Float64Array,
     localOffsets: Float64Array,
     lengths: Float64Array,
@@ -90,6 +104,19 @@ export interface Transport {
   counters(): TransportCounters;
   /** Idempotent: stops the native threads, rejects everything in flight with TRANSPORT_FAILED. */
   close(): Promise<void>;
+}
+
+/** A grant id: 16 bytes from a CSPRNG, as 32 lowercase hex digits (unguessable: it names pinned pages). */
+export type GrantId = string;
+export const GRANT_ID_BYTES = 16;
+const GRANT_ID = /^[0-9a-f]{32}$/;
+
+/** Validates a grant id; returns its 16 bytes, as the native side takes them. */
+export function checkGrantId(field: string, value: unknown): Buffer {
+  if (typeof value !== 'string' || !GRANT_ID.test(value)) {
+    throw invalid(`${field}: expected ${GRANT_ID_BYTES * 2} lowercase hex digits, got ${describe(value)}`);
+  }
+  return Buffer.from(value, 'hex');
 }
 
 /** Largest single descriptor (and tcp request) in bytes. */

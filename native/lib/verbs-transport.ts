@@ -12,11 +12,13 @@ import { NativeTransport } from './native-transport.js';
 import { nativeMemory, type Pool } from './pool.js';
 import {
   checkBuffer,
+  checkGrantId,
   checkPeerId,
   checkPositiveInt,
   checkRanges,
   checkUint,
   transportError,
+  type GrantId,
   type Transport,
   type TransportCounters,
   type TransportEvent,
@@ -167,16 +169,16 @@ interface NativeVerbs {
   connectQps(peerId: string, remote: VerbsMaterial): void;
   acceptQps(peerId: string, remote: VerbsMaterial): VerbsMaterial;
   addGrant(
-    grantId: number,
+    grantId: Buffer,
     peerId: string,
     ranges: Float64Array,
     ttlMs: number,
     windowBytes: number,
   ): Promise<{ data: Buffer }>;
-  removeGrant(grantId: number): Promise<{ bytes: number }>;
+  removeGrant(grantId: Buffer): Promise<{ bytes: number }>;
   readv(
     peerId: string,
-    grantId: number,
+    grantId: Buffer,
     r: Float64Array,
     l: Float64Array,
     n: Float64Array,
@@ -362,16 +364,16 @@ export class VerbsTransport extends NativeTransport<NativeVerbs> implements Tran
   }
 
   /** Binds one memory window per piece of `ranges` to the reader's QPs; resolves with the key the reader needs. */
-  addGrant(grantId: number, peerId: string, ranges: Float64Array, expiresAtMs: number): Promise<Buffer> {
+  addGrant(grantId: GrantId, peerId: string, ranges: Float64Array, expiresAtMs: number): Promise<Buffer> {
     this.open();
-    checkUint('grantId', grantId);
+    const id = checkGrantId('grantId', grantId);
     checkPeerId('peerId', peerId);
     checkRanges('ranges', ranges, this.poolBytes);
     if (typeof expiresAtMs !== 'number' || !Number.isFinite(expiresAtMs)) {
       throw invalidArgument('expiresAtMs', 'a finite number of milliseconds since the epoch', expiresAtMs);
     }
     const ttlMs = Math.max(0, Math.floor(expiresAtMs - Date.now()));
-    const p = callNative(() => this.native.addGrant(grantId, peerId, ranges, ttlMs, this.#windowBytes));
+    const p = callNative(() => this.native.addGrant(id, peerId, ranges, ttlMs, this.#windowBytes));
     return p.then(
       (r) => r.data,
       (err: unknown) => {
@@ -381,10 +383,10 @@ export class VerbsTransport extends NativeTransport<NativeVerbs> implements Tran
   }
 
   /** Settles once every window of the grant is invalidated: the granted pages may be reused after that. */
-  async removeGrant(grantId: number): Promise<void> {
-    checkUint('grantId', grantId);
+  async removeGrant(grantId: GrantId): Promise<void> {
+    const id = checkGrantId('grantId', grantId);
     if (this.closed) return;
-    await this.native.removeGrant(grantId).catch((err: unknown) => {
+    await this.native.removeGrant(id).catch((err: unknown) => {
       throw toNativeError(err);
     });
   }

@@ -42,7 +42,7 @@ struct TcpClient::Batch {
 struct TcpClient::Req {
   Batch* batch;
   uint64_t id;
-  uint64_t grant;
+  GrantId grant;
   std::vector<ReadDesc> descs;
   uint64_t total = 0;
   bool abandoned = false, done = false;
@@ -126,7 +126,7 @@ void TcpClient::Connect(uint64_t op, const std::string& peer, const std::string&
   (void)!write(event_fd_, &one, sizeof one);
 }
 
-void TcpClient::Read(uint64_t op, const std::string& peer, uint64_t grant, std::vector<ReadDesc> descs,
+void TcpClient::Read(uint64_t op, const std::string& peer, const GrantId& grant, std::vector<ReadDesc> descs,
                      int64_t timeout_ms) {
   Cmd c;
   c.kind = Cmd::kRead;
@@ -359,7 +359,7 @@ void TcpClient::Pump(Conn* c) {
       continue;
     }
     Header h = MakeHeader(kRead, r->id, r->descs.size() * sizeof(WireDesc));
-    h.grant = r->grant;
+    std::memcpy(h.grant, r->grant.bytes.data(), GrantId::kBytes);
     h.count = uint32_t(r->descs.size());
     size_t at = c->out.size();
     c->out.resize(at + sizeof h + h.length);

@@ -31,7 +31,8 @@ class TcpClient {
   // JS thread: queue work for the client thread. `op` is the Completer id settled when done.
   void Connect(uint64_t op, const std::string& peer, const std::string& host, int port, const std::string& name,
                const std::string& secret, int connections, int64_t timeout_ms);
-  void Read(uint64_t op, const std::string& peer, uint64_t grant, std::vector<ReadDesc> descs, int64_t timeout_ms);
+  void Read(uint64_t op, const std::string& peer, const GrantId& grant, std::vector<ReadDesc> descs,
+            int64_t timeout_ms);
   void Drop(const std::string& peer);
 
  private:
@@ -44,7 +45,7 @@ class TcpClient {
     uint64_t op = 0;
     std::string peer, host, name, secret;
     int port = 0, connections = 0;
-    uint64_t grant = 0;
+    GrantId grant;
     std::vector<ReadDesc> descs;
     int64_t timeout_ms = 0;
   };

@@ -23,6 +23,9 @@ constexpr size_t kRbufBytes = 64 << 10;
 constexpr size_t kMaxIov = 512;
 constexpr size_t kPauseAt = 512, kResumeAt = 128;  // queued responses per connection
 constexpr int64_t kHelloTimeoutMs = 10000;
+constexpr size_t kMaxUnauthed = 256;          // connections still to say HELLO; past it the oldest is closed
+constexpr int kMaxConnsPerPeer = 128;         // twice the most streams a reader opens (--streams-per-peer <= 64)
+constexpr int64_t kAcceptBackoffMinMs = 50, kAcceptBackoffMaxMs = 1000;
 
 int64_t WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -40,18 +43,31 @@ bool ConstantTimeEqual(const std::string& a, const uint8_t* b, size_t n) {
 }
 }  // namespace
 
+// One queued answer's hold on the grant it reads from: released when the answer has been written, or dropped with
+// its connection; the last release of a removed grant posts its removal.
+struct AnswerRef {
+  TcpServer* server = nullptr;
+  std::shared_ptr<TcpServer::Grant> grant;
+  ~AnswerRef() {
+    if (grant) server->DropAnswer(grant.get());
+  }
+};
+
+struct TcpServer::Resp {
+  Header hdr;
+  std::string msg;
+  std::vector<iovec> iov;
+  size_t idx = 0;
+  uint64_t data_bytes = 0;
+  AnswerRef ref;  // DATA answers only
+};
+
 struct TcpServer::Conn {
-  struct Resp {
-    Header hdr;
-    std::string msg;
-    std::vector<iovec> iov;
-    size_t idx = 0;
-    uint64_t data_bytes = 0;
-  };
   int fd = -1;
   bool authed = false;
   std::string peer;
   int64_t accepted_ms = 0;
+  int64_t progress_ms = 0;  // when the queue last became non-empty or a write made progress
   std::vector<uint8_t> rbuf = std::vector<uint8_t>(kRbufBytes);
   size_t rlen = 0;
   std::deque<std::unique_ptr<Resp>> wq;
@@ -63,8 +79,8 @@ TcpServer::TcpServer(MemoryRef mem, TransportCounters* counters, EventFn on_even
 
 TcpServer::~TcpServer() { Stop(); }
 
-std::string TcpServer::Start(const std::string& host, int port, int sockbuf) {
-  sockbuf_ = sockbuf;
+std::string TcpServer::Start(const std::string& host, int port, const Options& opts) {
+  opts_ = opts;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(uint16_t(port));
@@ -102,7 +118,7 @@ void TcpServer::Stop() {
   }
   if (thread_.joinable()) thread_.join();
   for (auto& [p, c] : conns_) close(c->fd);
-  conns_.clear();
+  conns_.clear();  // drops every queued answer: pending removals settle
   for (int* fd : {&listen_fd_, &epoll_fd_, &event_fd_})
     if (*fd >= 0) close(*fd), *fd = -1;
   mem_.reset();
@@ -123,7 +139,8 @@ void TcpServer::DropPeer(const std::string& peer) {
   (void)!write(event_fd_, &one, sizeof one);
 }
 
-void TcpServer::AddGrant(uint64_t id, const std::string& peer, std::vector<WireDesc> ranges, int64_t expires_ms) {
+void TcpServer::AddGrant(const GrantId& id, const std::string& peer, std::vector<WireDesc> ranges,
+                         int64_t expires_ms) {
   std::sort(ranges.begin(), ranges.end(), [](const WireDesc& a, const WireDesc& b) { return a.offset < b.offset; });
   // Adjacent (or overlapping) ranges of one grant become one: a reader may read across page boundaries of the
   // grant in one descriptor, and CheckGrant searches fewer ranges.
@@ -135,20 +152,53 @@ void TcpServer::AddGrant(uint64_t id, const std::string& peer, std::vector<WireD
       ranges[kept++] = r;
   }
   ranges.resize(kept);
-  std::lock_guard<std::mutex> g(mu_);
-  grants_[id] = Grant{peer, std::move(ranges), expires_ms};
+  auto g = std::make_shared<Grant>();
+  g->peer = peer;
+  g->ranges = std::move(ranges);
+  g->expires_ms = expires_ms;
+  std::lock_guard<std::mutex> l(mu_);
+  grants_[id] = std::move(g);
 }
 
-void TcpServer::RemoveGrant(uint64_t id) {
-  std::lock_guard<std::mutex> g(mu_);
-  grants_.erase(id);
+void TcpServer::RemoveGrant(const GrantId& id, uint64_t op) {
+  bool settled = true;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = grants_.find(id);
+    if (it != grants_.end()) {
+      if (it->second->answers > 0) it->second->remove_op = op, settled = false;
+      grants_.erase(it);
+    }
+  }
+  if (settled) {
+    Completion c;
+    c.id = op;
+    Post(std::move(c));
+  }
+}
+
+void TcpServer::DropAnswer(Grant* g) {
+  uint64_t op = 0;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (--g->answers == 0 && g->remove_op) op = std::exchange(g->remove_op, 0);
+  }
+  counters_->answers_queued--;
+  if (op) {
+    Completion c;
+    c.id = op;
+    Post(std::move(c));
+  }
 }
 
 void TcpServer::Run() {
   epoll_event events[64];
+  const int64_t sweep_ms = std::clamp<int64_t>(opts_.stall_ms / 4, 10, 1000);
   int64_t last_sweep = MonoMs();
   while (!stop_) {
-    int n = epoll_wait(epoll_fd_, events, 64, 1000);
+    int64_t wait = sweep_ms;
+    if (accept_resume_ms_) wait = std::clamp<int64_t>(accept_resume_ms_ - MonoMs(), 0, wait);
+    int n = epoll_wait(epoll_fd_, events, 64, int(wait));
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < n; i++) {
       void* ptr = events[i].data.ptr;
@@ -177,15 +227,25 @@ void TcpServer::Run() {
       }
     }
     int64_t now = MonoMs();
-    if (now - last_sweep >= 1000) {
+    if (accept_resume_ms_ && now >= accept_resume_ms_) {
+      accept_resume_ms_ = 0;
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.ptr = nullptr;
+      epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+      Accept();  // also when nothing is pending: EAGAIN then proves descriptors are available again
+    }
+    if (now - last_sweep >= sweep_ms) {
       last_sweep = now;
-      for (auto& [p, c] : conns_)
-        if (!c->authed && now - c->accepted_ms > kHelloTimeoutMs) c->closing = true;
+      Sweep(now);
     }
     for (auto it = conns_.begin(); it != conns_.end();) {
-      if (it->second->closing) {
-        close(it->second->fd);  // closing the fd removes it from the epoll set
-        it = conns_.erase(it);
+      Conn* c = it->second.get();
+      if (c->closing) {
+        close(c->fd);  // closing the fd removes it from the epoll set
+        if (!c->authed) unauthed_--;
+        else if (--conns_per_peer_[c->peer] == 0) conns_per_peer_.erase(c->peer);
+        it = conns_.erase(it);  // drops its queued answers and their holds on grants
       } else {
         ++it;
       }
@@ -193,15 +253,49 @@ void TcpServer::Run() {
   }
 }
 
+// Closes connections that never said HELLO, and readers that stopped taking their answers (their queued answers
+// hold grant pages: a reader must not keep them pinned by not reading).
+void TcpServer::Sweep(int64_t now) {
+  for (auto& [p, c] : conns_) {
+    if (c->closing) continue;
+    if (!c->authed && now - c->accepted_ms > kHelloTimeoutMs) c->closing = true;
+    if (opts_.stall_ms > 0 && !c->wq.empty() && now - c->progress_ms > opts_.stall_ms) {
+      c->closing = true;
+      counters_->stalled_closed++;
+      Completion ev;
+      ev.event = "error";
+      ev.peer = c->peer;
+      ev.message = "reader took no answer for " + std::to_string(now - c->progress_ms) + " ms with " +
+                   std::to_string(c->wq.size()) + " queued: connection closed, their pages released";
+      Post(std::move(ev));
+    }
+  }
+}
+
 void TcpServer::Accept() {
   for (;;) {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) {
+      int err = errno;
+      if (err == EINTR || err == ECONNABORTED) continue;
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        // Level-triggered: the pending connection keeps the socket readable, so retrying at once would spin.
+        PauseAccept(err, MonoMs());
+      } else if (err == EAGAIN || err == EWOULDBLOCK) {
+        counters_->accept_errno = 0;  // the kernel found a free descriptor before finding the queue empty
+        accept_backoff_ms_ = 0;
+      } else {
+        counters_->errors++;
+      }
+      return;
+    }
+    counters_->accept_errno = 0;
+    accept_backoff_ms_ = 0;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (sockbuf_ > 0) {
-      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sockbuf_, sizeof sockbuf_);
-      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sockbuf_, sizeof sockbuf_);
+    if (opts_.sockbuf > 0) {
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &opts_.sockbuf, sizeof opts_.sockbuf);
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &opts_.sockbuf, sizeof opts_.sockbuf);
     }
     auto c = std::make_unique<Conn>();
     c->fd = fd;
@@ -213,7 +307,32 @@ void TcpServer::Accept() {
       close(fd);
       continue;
     }
+    if (unauthed_ >= kMaxUnauthed) {  // the oldest silent connection makes room: new ones are never starved
+      Conn* oldest = nullptr;
+      for (auto& [p, o] : conns_)
+        if (!o->authed && !o->closing && (!oldest || o->accepted_ms < oldest->accepted_ms)) oldest = o.get();
+      if (oldest) oldest->closing = true, counters_->refused++;
+    }
+    unauthed_++;
     conns_.emplace(c.get(), std::move(c));
+  }
+}
+
+void TcpServer::PauseAccept(int err, int64_t now) {
+  counters_->accept_failures++;
+  bool first = counters_->accept_errno.exchange(err) == 0;
+  accept_backoff_ms_ =
+      accept_backoff_ms_ ? std::min(accept_backoff_ms_ * 2, kAcceptBackoffMaxMs) : kAcceptBackoffMinMs;
+  accept_resume_ms_ = now + accept_backoff_ms_;
+  epoll_event ev{};
+  ev.events = 0;
+  ev.data.ptr = nullptr;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+  if (first) {
+    Completion e;
+    e.event = "error";
+    e.message = "accepting peer connections failed: " + ErrnoString(err) + "; retrying with back-off";
+    Post(std::move(e));
   }
 }
 
@@ -272,7 +391,7 @@ bool TcpServer::OnHello(Conn* c, const uint8_t* p, uint64_t len) {
     ok = it != secrets_.end() && ConstantTimeEqual(it->second, p + 2 + id_len, kSecretBytes);
   }
   if (!ok) {
-    Refuse(peer, -1, "connection refused: unknown peer or wrong secret");
+    Refuse(peer, nullptr, "connection refused: unknown peer or wrong secret");
     std::string msg = "unknown peer or wrong secret";
     Header r = MakeHeader(kHelloRefused, 0, msg.size());
     iovec iov[2] = {{&r, sizeof r}, {msg.data(), msg.size()}};
@@ -280,42 +399,59 @@ bool TcpServer::OnHello(Conn* c, const uint8_t* p, uint64_t len) {
     c->closing = true;
     return true;
   }
+  if (conns_per_peer_[peer] >= kMaxConnsPerPeer) {
+    Refuse(peer, nullptr, "connection refused: " + std::to_string(kMaxConnsPerPeer) + " connections already open");
+    std::string msg = "too many connections";
+    Header r = MakeHeader(kHelloRefused, 0, msg.size());
+    iovec iov[2] = {{&r, sizeof r}, {msg.data(), msg.size()}};
+    (void)!writev(c->fd, iov, 2);
+    c->closing = true;
+    return true;
+  }
   c->authed = true;
+  unauthed_--;
+  conns_per_peer_[peer]++;
   c->peer = std::move(peer);
-  auto resp = std::make_unique<Conn::Resp>();
+  auto resp = std::make_unique<Resp>();
   resp->hdr = MakeHeader(kHelloOk, 0, 0);
   resp->iov.push_back({&resp->hdr, sizeof resp->hdr});
-  c->wq.push_back(std::move(resp));
+  Enqueue(c, std::move(resp));
   return true;
 }
 
-void TcpServer::Refuse(const std::string& peer, uint64_t grant, const std::string& msg) {
+void TcpServer::Refuse(const std::string& peer, const GrantId* grant, const std::string& msg) {
   counters_->refused++;
   Completion ev;
   ev.event = "refused";
   ev.peer = peer;
-  ev.grant = grant == uint64_t(-1) ? -1 : double(grant);
+  if (grant) ev.grant = grant->Hex();
   ev.message = msg;
-  on_event_(std::move(ev));
+  Post(std::move(ev));
 }
 
-std::string TcpServer::CheckGrant(const std::string& peer, uint64_t grant, const WireDesc* d, uint32_t n) {
+// The live grant covering every range, with one more answer counted against it (under the same lock as the
+// lookup, so a RemoveGrant racing with this request waits for its answer); nullptr and `why` when refused.
+std::shared_ptr<TcpServer::Grant> TcpServer::CheckGrant(const std::string& peer, const GrantId& id,
+                                                        const WireDesc* d, uint32_t n, std::string* why) {
   std::lock_guard<std::mutex> g(mu_);
-  auto it = grants_.find(grant);
-  if (it == grants_.end()) return "unknown grant " + std::to_string(grant);
-  const Grant& gr = it->second;
-  if (gr.peer != peer) return "grant " + std::to_string(grant) + " belongs to another peer";
-  if (WallMs() >= gr.expires_ms) return "grant " + std::to_string(grant) + " expired";
+  auto it = grants_.find(id);
+  if (it == grants_.end()) return *why = "unknown grant " + id.Hex(), nullptr;
+  const Grant& gr = *it->second;
+  if (gr.peer != peer) return *why = "grant " + id.Hex() + " belongs to another peer", nullptr;
+  if (WallMs() >= gr.expires_ms) return *why = "grant " + id.Hex() + " expired", nullptr;
   for (uint32_t i = 0; i < n; i++) {
     auto r = std::upper_bound(gr.ranges.begin(), gr.ranges.end(), d[i].offset,
                               [](uint64_t off, const WireDesc& w) { return off < w.offset; });
     bool inside = r != gr.ranges.begin() && d[i].length <= (r - 1)->length &&
                   d[i].offset - (r - 1)->offset <= (r - 1)->length - d[i].length;
-    if (!inside || d[i].length == 0)
-      return "grant " + std::to_string(grant) + " does not cover range [" + std::to_string(d[i].offset) + ", +" +
+    if (!inside || d[i].length == 0) {
+      *why = "grant " + id.Hex() + " does not cover range [" + std::to_string(d[i].offset) + ", +" +
              std::to_string(d[i].length) + ")";
+      return nullptr;
+    }
   }
-  return "";
+  it->second->answers++;
+  return it->second;
 }
 
 void TcpServer::OnRead(Conn* c, const Header& h, const uint8_t* payload) {
@@ -334,29 +470,41 @@ void TcpServer::OnRead(Conn* c, const Header& h, const uint8_t* payload) {
     QueueError(c, h.req, kErrInvalid, "read request exceeds the pool or the per-request limit");
     return;
   }
-  std::string why = CheckGrant(c->peer, h.grant, d.data(), h.count);
-  if (!why.empty()) {
-    Refuse(c->peer, h.grant, why);
+  GrantId id;
+  std::memcpy(id.bytes.data(), h.grant, GrantId::kBytes);
+  std::string why;
+  std::shared_ptr<Grant> grant = CheckGrant(c->peer, id, d.data(), h.count, &why);
+  if (!grant) {
+    Refuse(c->peer, &id, why);
     QueueError(c, h.req, kErrGrantRefused, why);
     return;
   }
-  auto resp = std::make_unique<Conn::Resp>();
+  counters_->reads_answered++;
+  counters_->answers_queued++;
+  auto resp = std::make_unique<Resp>();
+  resp->ref.server = this;
+  resp->ref.grant = std::move(grant);
   resp->hdr = MakeHeader(kData, h.req, total);
   resp->data_bytes = total;
   resp->iov.reserve(1 + d.size());
   resp->iov.push_back({&resp->hdr, sizeof resp->hdr});
   for (const auto& w : d) resp->iov.push_back({mem_->base() + w.offset, w.length});
+  Enqueue(c, std::move(resp));
+}
+
+void TcpServer::Enqueue(Conn* c, std::unique_ptr<Resp> resp) {
+  if (c->wq.empty()) c->progress_ms = MonoMs();
   c->wq.push_back(std::move(resp));
 }
 
 void TcpServer::QueueError(Conn* c, uint64_t req, uint16_t code, const std::string& msg) {
-  auto resp = std::make_unique<Conn::Resp>();
+  auto resp = std::make_unique<Resp>();
   resp->msg = msg.substr(0, kMaxMessage);
   resp->hdr = MakeHeader(kError, req, resp->msg.size());
   resp->hdr.code = code;
   resp->iov.push_back({&resp->hdr, sizeof resp->hdr});
   if (!resp->msg.empty()) resp->iov.push_back({resp->msg.data(), resp->msg.size()});
-  c->wq.push_back(std::move(resp));
+  Enqueue(c, std::move(resp));
 }
 
 // Writes as much of the queue as the socket takes. False when the connection died.
@@ -376,6 +524,7 @@ bool TcpServer::Flush(Conn* c) {
       return false;
     }
     size_t left = size_t(w);
+    if (w > 0) c->progress_ms = MonoMs();
     while (left > 0 || (!c->wq.empty() && c->wq.front()->idx == c->wq.front()->iov.size())) {
       auto& r = *c->wq.front();
       if (r.idx == r.iov.size()) {

@@ -27,7 +27,7 @@ class TcpTransport : public Napi::ObjectWrap<TcpTransport> {
                         InstanceMethod<&TcpTransport::Close>("close")});
   }
 
-  // new TcpTransportNative(pool, host, port, socketBufferBytes, onEvent)
+  // new TcpTransportNative(pool, host, port, socketBufferBytes, onEvent, stallTimeoutMs)
   explicit TcpTransport(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TcpTransport>(info) {
     Napi::Env env = info.Env();
     mem_ = AcquireMemory(info[0], "pool");
@@ -40,7 +40,10 @@ class TcpTransport : public Napi::ObjectWrap<TcpTransport> {
     auto post = [comp](Completion c) { comp->Post(std::move(c)); };
     server_ = std::make_unique<TcpServer>(mem_, &counters_, post);
     client_ = std::make_unique<TcpClient>(&counters_, post, sockbuf);
-    std::string err = server_->Start(host, port, sockbuf);
+    TcpServer::Options server_opts;
+    server_opts.sockbuf = sockbuf;
+    server_opts.stall_ms = info[5].IsNumber() ? info[5].As<Napi::Number>().Int64Value() : 0;
+    std::string err = server_->Start(host, port, server_opts);
     if (err.empty()) err = client_->Start();
     if (!err.empty()) {
       Shutdown();
@@ -107,10 +110,12 @@ class TcpTransport : public Napi::ObjectWrap<TcpTransport> {
     return promise;
   }
 
-  // addGrant(grantId, peerId, ranges: Float64Array (offset, length pairs), expiresAtMs)
+  // addGrant(grantId: Buffer(16), peerId, ranges: Float64Array (offset, length pairs), expiresAtMs)
   void AddGrant(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CheckOpen(env);
+    GrantId id;
+    if (!ReadGrantId(info[0], &id)) throw CodedError(env, code::kInvalidArgument, "grantId: expected 16 bytes");
     std::vector<uint64_t> flat;
     if (!ReadU64Array(info[2], &flat) || flat.size() % 2 != 0)
       throw CodedError(env, code::kInvalidArgument, "ranges: expected a Float64Array of (offset, length) pairs");
@@ -120,13 +125,23 @@ class TcpTransport : public Napi::ObjectWrap<TcpTransport> {
       if (!mem_->Contains(ranges[i].offset, ranges[i].length))
         throw CodedError(env, code::kInvalidArgument, "ranges: range " + std::to_string(i) + " lies outside the pool");
     }
-    server_->AddGrant(uint64_t(info[0].As<Napi::Number>().Int64Value()), info[1].As<Napi::String>(),
-                      std::move(ranges), info[3].As<Napi::Number>().Int64Value());
+    server_->AddGrant(id, info[1].As<Napi::String>(), std::move(ranges), info[3].As<Napi::Number>().Int64Value());
   }
 
-  void RemoveGrant(const Napi::CallbackInfo& info) {
-    if (closed_) return;
-    server_->RemoveGrant(uint64_t(info[0].As<Napi::Number>().Int64Value()));
+  // removeGrant(grantId: Buffer(16)) -> Promise: settles once no queued answer under the grant is left to write
+  // (its pages may then be reused); at once when nothing is queued or the grant is unknown.
+  Napi::Value RemoveGrant(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    GrantId id;
+    if (!ReadGrantId(info[0], &id)) throw CodedError(env, code::kInvalidArgument, "grantId: expected 16 bytes");
+    if (closed_) {  // nothing is served any more (and the Completer is released)
+      auto done = Napi::Promise::Deferred::New(env);
+      done.Resolve(env.Undefined());
+      return done.Promise();
+    }
+    auto [promise, op] = completer_->Add(env);
+    server_->RemoveGrant(id, op);
+    return promise;
   }
 
   // readv(peerId, grantId, remoteOffsets, localOffsets, lengths, timeoutMs) -> Promise<{ bytes }>
@@ -144,9 +159,10 @@ class TcpTransport : public Napi::ObjectWrap<TcpTransport> {
                          "localOffsets: descriptor " + std::to_string(i) + " lies outside the pool or is too long");
       descs[i] = {remote[i], mem_->base() + local[i], lengths[i]};
     }
+    GrantId grant;
+    if (!ReadGrantId(info[1], &grant)) throw CodedError(env, code::kInvalidArgument, "grantId: expected 16 bytes");
     auto [promise, op] = completer_->Add(env);
-    client_->Read(op, info[0].As<Napi::String>(), uint64_t(info[1].As<Napi::Number>().Int64Value()),
-                  std::move(descs), info[5].As<Napi::Number>().Int64Value());
+    client_->Read(op, info[0].As<Napi::String>(), grant, std::move(descs), info[5].As<Napi::Number>().Int64Value());
     return promise;
   }
 

@@ -1,9 +1,10 @@
-// The tcp transport's wire format. Every frame starts with a fixed 40-byte little-endian header; sizes are
+// The tcp transport's wire format. Every frame starts with a fixed 48-byte little-endian header; sizes are
 // bounded and validated before anything is allocated, so garbage closes the connection instead of growing buffers.
 //
 //   client -> server  HELLO   payload: u16 peer id length, peer id bytes, 32-byte secret
 //   server -> client  HELLO_OK (no payload) | HELLO_REFUSED payload: message
-//   client -> server  READ    req, grant, count descriptors; payload: count x (u64 remote offset, u64 length)
+//   client -> server  READ    req, grant (16 random bytes), count descriptors; payload: count x (u64 remote
+//                             offset, u64 length)
 //   server -> client  DATA    req, length = sum of lengths; payload: the bytes, descriptor after descriptor
 //                     ERROR   req, code (1 GRANT_REFUSED, 2 INVALID_ARGUMENT); payload: message
 // Responses come back in request order on each connection.
@@ -16,8 +17,9 @@ namespace kvf::tcpwire {
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the wire format is little-endian; add byte swaps");
 
 inline constexpr uint32_t kMagic = 0x5446564B;  // "KVFT"
-inline constexpr uint16_t kVersion = 1;
+inline constexpr uint16_t kVersion = 2;  // 2: 128-bit grant ids
 inline constexpr size_t kSecretBytes = 32;
+inline constexpr size_t kGrantIdBytes = 16;
 inline constexpr size_t kMaxPeerId = 256;
 inline constexpr uint32_t kMaxDescs = 1024;                  // per READ frame
 inline constexpr uint64_t kMaxReadBytes = 256ull << 20;      // per READ frame
@@ -32,13 +34,13 @@ struct Header {
   uint16_t version;
   uint16_t type;
   uint64_t req;
-  uint64_t grant;
+  uint8_t grant[kGrantIdBytes];
   uint32_t count;
   uint16_t code;
   uint16_t reserved;
   uint64_t length;  // payload bytes after the header
 };
-static_assert(sizeof(Header) == 40, "wire header must be 40 bytes");
+static_assert(sizeof(Header) == 48, "wire header must be 48 bytes");
 
 inline Header MakeHeader(uint16_t type, uint64_t req, uint64_t length) {
   Header h;

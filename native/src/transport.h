@@ -8,8 +8,10 @@
 #pragma once
 #include <napi.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -27,6 +29,37 @@ inline constexpr const char* kTransportFailed = "TRANSPORT_FAILED";
 inline constexpr const char* kTransportTimeout = "TRANSPORT_TIMEOUT";
 }  // namespace code
 
+// A grant's id: 16 bytes the node draws from a CSPRNG (never sequential: no reader can name another's grant by
+// guessing). JavaScript passes it as a 16-byte Buffer and sees it as 32 lowercase hex digits.
+struct GrantId {
+  static constexpr size_t kBytes = 16;
+  std::array<uint8_t, kBytes> bytes{};
+  bool operator==(const GrantId& o) const { return bytes == o.bytes; }
+  std::string Hex() const {
+    static const char* digits = "0123456789abcdef";
+    std::string s(2 * kBytes, '0');
+    for (size_t i = 0; i < kBytes; i++) s[2 * i] = digits[bytes[i] >> 4], s[2 * i + 1] = digits[bytes[i] & 15];
+    return s;
+  }
+};
+// Ids are random, so any 8 of their bytes hash well.
+struct GrantIdHash {
+  size_t operator()(const GrantId& g) const noexcept {
+    size_t h;
+    std::memcpy(&h, g.bytes.data(), sizeof h);
+    return h;
+  }
+};
+
+// Reads a grant id argument (a Buffer of exactly 16 bytes); false on anything else.
+inline bool ReadGrantId(Napi::Value v, GrantId* out) {
+  if (!v.IsBuffer()) return false;
+  auto b = v.As<Napi::Buffer<uint8_t>>();
+  if (b.Length() != GrantId::kBytes) return false;
+  std::memcpy(out->bytes.data(), b.Data(), GrantId::kBytes);
+  return true;
+}
+
 // One contiguous read: `length` bytes at `remote` (offset in the serving pool) into `local` (pointer into our pool).
 struct ReadDesc {
   uint64_t remote;
@@ -43,6 +76,12 @@ struct TransportCounters {
   std::atomic<uint64_t> batches_failed{0};
   std::atomic<uint64_t> errors{0};          // connection / completion errors (both sides)
   std::atomic<uint64_t> refused{0};         // serving side: refused hellos and read requests
+  // Serving side, tcp only (verbs reads never reach the CPU):
+  std::atomic<uint64_t> reads_answered{0};   // read requests accepted under a live grant
+  std::atomic<uint64_t> answers_queued{0};   // accepted answers not yet fully written (each pins its grant's pages)
+  std::atomic<uint64_t> stalled_closed{0};   // connections closed because the reader stopped taking answers
+  std::atomic<uint64_t> accept_failures{0};  // accept() failures for want of descriptors or memory (then backs off)
+  std::atomic<int> accept_errno{0};          // != 0 while accepting fails: the last such errno
 
   Napi::Object ToObject(Napi::Env env) const {
     Napi::Object o = Napi::Object::New(env);
@@ -53,6 +92,11 @@ struct TransportCounters {
     o.Set("batchesFailed", double(batches_failed.load()));
     o.Set("errors", double(errors.load()));
     o.Set("refused", double(refused.load()));
+    o.Set("readsAnswered", double(reads_answered.load()));
+    o.Set("answersQueued", double(answers_queued.load()));
+    o.Set("stalledClosed", double(stalled_closed.load()));
+    o.Set("acceptFailures", double(accept_failures.load()));
+    o.Set("acceptErrno", double(accept_errno.load()));
     return o;
   }
 };
@@ -67,7 +111,7 @@ struct Completion {
   // events only
   std::string event;  // e.g. "refused"
   std::string peer;
-  double grant = -1;
+  std::string grant;  // hex grant id; empty when the event concerns no grant
 };
 
 // Owns the Promise deferreds of one transport. Add/RejectAll/Release run on the JS thread; Post on any thread.
@@ -131,7 +175,7 @@ class Completer {
       Napi::Object ev = Napi::Object::New(env);
       ev.Set("kind", c->event);
       ev.Set("peer", c->peer);
-      if (c->grant >= 0) ev.Set("grant", c->grant);
+      if (!c->grant.empty()) ev.Set("grant", c->grant);
       ev.Set("message", c->message);
       self->on_event_.Value().Call({ev});  // a throwing listener surfaces as an uncaught exception
       return;

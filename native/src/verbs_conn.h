@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "transport.h"
 #include "verbs_nic.h"
 
 namespace kvf {
@@ -99,7 +100,7 @@ struct Window {
 
 // A grant on the serving side: its windows (one per piece of the granted ranges) bound to the reader's QPs.
 struct Grant {
-  uint64_t id = 0;
+  GrantId id;
   int64_t expires_ms = 0;
   std::shared_ptr<Conn> conn;
   std::vector<Window> windows;

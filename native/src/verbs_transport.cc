@@ -360,7 +360,8 @@ class VerbsTransport : public Napi::ObjectWrap<VerbsTransport> {
   Napi::Value AddGrant(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CheckStarted(env);
-    uint64_t id = uint64_t(info[0].As<Napi::Number>().Int64Value());
+    GrantId id;
+    if (!ReadGrantId(info[0], &id)) throw CodedError(env, code::kInvalidArgument, "grantId: expected 16 bytes");
     std::string peer = info[1].As<Napi::String>();
     std::vector<uint64_t> ranges;
     if (!ReadU64Array(info[2], &ranges) || ranges.empty() || ranges.size() % 2)
@@ -422,8 +423,9 @@ class VerbsTransport : public Napi::ObjectWrap<VerbsTransport> {
   // reused: no READ through it can land any more).
   Napi::Value RemoveGrant(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    GrantId id;
+    if (!ReadGrantId(info[0], &id)) throw CodedError(env, code::kInvalidArgument, "grantId: expected 16 bytes");
     auto [promise, op] = completer_->Add(env);
-    uint64_t id = uint64_t(info[0].As<Napi::Number>().Int64Value());
     auto it = grants_.find(id);
     if (closed_ || it == grants_.end()) {
       Completion c;
@@ -595,7 +597,7 @@ class VerbsTransport : public Napi::ObjectWrap<VerbsTransport> {
   Completer* completer_ = nullptr;
   bool closed_ = false, hooked_ = false;
   std::unordered_map<std::string, std::shared_ptr<Conn>> reading_, serving_;
-  std::unordered_map<uint64_t, std::shared_ptr<Grant>> grants_;
+  std::unordered_map<GrantId, std::shared_ptr<Grant>, GrantIdHash> grants_;
 };
 
 }  // namespace

@@ -363,7 +363,7 @@ void VerbsWorker::BindDone(const std::shared_ptr<Grant>& g) {
   if (g->bind_failed) {
     c.code = code::kTransportFailed;
     std::lock_guard<std::mutex> l(g->mu);
-    c.message = "grant " + std::to_string(g->id) + ": " + (g->fail_msg.empty() ? "connection broke" : g->fail_msg);
+    c.message = "grant " + g->id.Hex() + ": " + (g->fail_msg.empty() ? "connection broke" : g->fail_msg);
   } else {
     c.data = EncodeGrantKey(*g, {});
   }

@@ -28,3 +28,6 @@ export async function until(what: string, cond: () => boolean, deadlineMs = 60_0
     await sleep(20);
   }
 }
+
+/** A fixed grant id for tests (the node draws random ones; the transport takes any 16 bytes). */
+export const gid = (n: number): string => n.toString(16).padStart(32, '0');

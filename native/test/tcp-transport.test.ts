@@ -11,7 +11,7 @@ import { Pool } from '../lib/pool.js';
 import { TcpTransport, encodeTcpServerMaterial, parseTcpServerMaterial } from '../lib/tcp-transport.js';
 import type { TransportEvent } from '../lib/transport.js';
 import { stamp } from './fixtures/tcp-peer.js';
-import { rejectsWith } from './helpers.js';
+import { gid, rejectsWith } from './helpers.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const f64 = (xs: number[]): Float64Array => new Float64Array(xs);
@@ -68,16 +68,16 @@ describe('tcp transport', () => {
         data.push(buf);
       }
       const ranges = remote.flatMap((r, i) => [r, lengths[i]!]);
-      p.a.addGrant(7, 'B', f64(ranges), Date.now() + 60_000);
+      p.a.addGrant(gid(7), 'B', f64(ranges), Date.now() + 60_000);
       // one big batch plus several concurrent smaller ones
       const first = 1000;
       const results = await Promise.all([
-        p.b.readv('A', 7, f64(remote.slice(0, first)), f64(local.slice(0, first)), f64(lengths.slice(0, first))),
+        p.b.readv('A', gid(7), f64(remote.slice(0, first)), f64(local.slice(0, first)), f64(lengths.slice(0, first))),
         ...[0, 1, 2, 3].map((k) => {
           const s = first + k * 500;
           return p.b.readv(
             'A',
-            7,
+            gid(7),
             f64(remote.slice(s, s + 500)),
             f64(local.slice(s, s + 500)),
             f64(lengths.slice(s, s + 500)),
@@ -124,30 +124,42 @@ describe('tcp transport', () => {
       p.pa.write(r, Buffer.alloc(65536, 1));
       const l = p.pb.alloc(65536)!;
       p.pb.write(l, Buffer.alloc(65536, 0xee));
-      p.a.addGrant(1, 'B', f64([r, 32768]), Date.now() + 60_000);
-      p.a.addGrant(2, 'C', f64([r, 65536]), Date.now() + 60_000);
+      p.a.addGrant(gid(1), 'B', f64([r, 32768]), Date.now() + 60_000);
+      p.a.addGrant(gid(2), 'C', f64([r, 65536]), Date.now() + 60_000);
       // partly outside: [r+16384, r+49152) crosses the end of grant 1
-      await rejectsWith(p.b.readv('A', 1, f64([r + 16384]), f64([l]), f64([32768])), 'GRANT_REFUSED', /does not cover/);
+      await rejectsWith(
+        p.b.readv('A', gid(1), f64([r + 16384]), f64([l]), f64([32768])),
+        'GRANT_REFUSED',
+        /does not cover/,
+      );
       // wholly outside
-      await rejectsWith(p.b.readv('A', 1, f64([r + 32768]), f64([l]), f64([4096])), 'GRANT_REFUSED', /does not cover/);
+      await rejectsWith(
+        p.b.readv('A', gid(1), f64([r + 32768]), f64([l]), f64([4096])),
+        'GRANT_REFUSED',
+        /does not cover/,
+      );
       // another peer's grant
-      await rejectsWith(p.b.readv('A', 2, f64([r]), f64([l]), f64([4096])), 'GRANT_REFUSED', /another peer/);
+      await rejectsWith(p.b.readv('A', gid(2), f64([r]), f64([l]), f64([4096])), 'GRANT_REFUSED', /another peer/);
       // one bad descriptor in a striped batch fails the whole batch
       await rejectsWith(
-        p.b.readv('A', 1, f64([r, r + 4096, r + 40000]), f64([l, l + 4096, l + 8192]), f64([4096, 4096, 4096])),
+        p.b.readv('A', gid(1), f64([r, r + 4096, r + 40000]), f64([l, l + 4096, l + 8192]), f64([4096, 4096, 4096])),
         'GRANT_REFUSED',
       );
       // expired
-      p.a.addGrant(3, 'B', f64([r, 65536]), Date.now() + 30);
+      p.a.addGrant(gid(3), 'B', f64([r, 65536]), Date.now() + 30);
       await new Promise((res) => setTimeout(res, 60));
-      await rejectsWith(p.b.readv('A', 3, f64([r]), f64([l]), f64([4096])), 'GRANT_REFUSED', /expired/);
+      await rejectsWith(p.b.readv('A', gid(3), f64([r]), f64([l]), f64([4096])), 'GRANT_REFUSED', /expired/);
       // removed
-      p.a.addGrant(4, 'B', f64([r, 65536]), Date.now() + 60_000);
-      p.a.removeGrant(4);
-      await rejectsWith(p.b.readv('A', 4, f64([r]), f64([l]), f64([4096])), 'GRANT_REFUSED', /unknown grant 4/);
+      p.a.addGrant(gid(4), 'B', f64([r, 65536]), Date.now() + 60_000);
+      await p.a.removeGrant(gid(4));
+      await rejectsWith(
+        p.b.readv('A', gid(4), f64([r]), f64([l]), f64([4096])),
+        'GRANT_REFUSED',
+        new RegExp(`unknown grant ${gid(4)}`),
+      );
       // nothing landed; the refused peer can still read what it was granted
       assert.ok(p.pb.read(l, 65536).equals(Buffer.alloc(65536, 0xee)) || true);
-      const ok = await p.b.readv('A', 1, f64([r]), f64([l]), f64([32768]));
+      const ok = await p.b.readv('A', gid(1), f64([r]), f64([l]), f64([32768]));
       assert.equal(ok.bytes, 32768);
       assert.ok(p.pb.read(l, 32768).equals(Buffer.alloc(32768, 1)));
       assert.ok(p.pb.read(l + 32768, 32768).equals(Buffer.alloc(32768, 0xee)), 'refused reads must not write');
@@ -156,7 +168,12 @@ describe('tcp transport', () => {
       // events travel on the serving transport's own queue: give the last one a moment to arrive
       for (let i = 0; i < 100 && events.length < 6; i++) await new Promise((res) => setTimeout(res, 10));
       assert.equal(events.length, 6);
-      assert.deepEqual(events[2], { kind: 'refused', peer: 'B', grant: 2, message: 'grant 2 belongs to another peer' });
+      assert.deepEqual(events[2], {
+        kind: 'refused',
+        peer: 'B',
+        grant: gid(2),
+        message: `grant ${gid(2)} belongs to another peer`,
+      });
     } finally {
       await c.close();
       pc.close();
@@ -177,29 +194,29 @@ describe('tcp transport', () => {
       const data = randomBytes(8 * PAGE);
       p.pa.write(remote[0]!, data);
       // pages 0..5 granted as separate ranges, out of order
-      p.a.addGrant(3, 'B', f64([5, 2, 0, 4, 1, 3].flatMap((i) => [remote[i]!, PAGE])), Date.now() + 60_000);
+      p.a.addGrant(gid(3), 'B', f64([5, 2, 0, 4, 1, 3].flatMap((i) => [remote[i]!, PAGE])), Date.now() + 60_000);
       const all = (from: number, n: number, at = from) =>
         [
           f64(Array.from({ length: n }, (_, i) => remote[from + i]!)),
           f64(Array.from({ length: n }, (_, i) => local[at + i]!)),
           f64(Array.from({ length: n }, () => PAGE)),
         ] as const;
-      assert.deepEqual(await p.b.readv('A', 3, ...all(0, 6)), { bytes: 6 * PAGE });
+      assert.deepEqual(await p.b.readv('A', gid(3), ...all(0, 6)), { bytes: 6 * PAGE });
       assert.ok(p.pb.read(local[0]!, 6 * PAGE).equals(data.subarray(0, 6 * PAGE)));
       // one descriptor across three granted pages
       const zero = Buffer.alloc(3 * PAGE);
       p.pb.write(local[0]!, zero);
-      assert.deepEqual(await p.b.readv('A', 3, f64([remote[1]!]), f64([local[0]!]), f64([3 * PAGE])), {
+      assert.deepEqual(await p.b.readv('A', gid(3), f64([remote[1]!]), f64([local[0]!]), f64([3 * PAGE])), {
         bytes: 3 * PAGE,
       });
       assert.ok(p.pb.read(local[0]!, 3 * PAGE).equals(data.subarray(PAGE, 4 * PAGE)));
       // pages 4..7 merge into one descriptor that runs past the grant: refused as a whole, nothing written
       p.pb.write(local[4]!, Buffer.alloc(4 * PAGE));
-      await rejectsWith(p.b.readv('A', 3, ...all(4, 4)), 'GRANT_REFUSED', /does not cover/);
+      await rejectsWith(p.b.readv('A', gid(3), ...all(4, 4)), 'GRANT_REFUSED', /does not cover/);
       assert.ok(p.pb.read(local[4]!, 4 * PAGE).equals(Buffer.alloc(4 * PAGE)));
       // remote pages adjacent, local pages not: still byte-exact
       assert.deepEqual(
-        await p.b.readv('A', 3, f64([remote[0]!, remote[1]!]), f64([local[7]!, local[5]!]), f64([PAGE, PAGE])),
+        await p.b.readv('A', gid(3), f64([remote[0]!, remote[1]!]), f64([local[7]!, local[5]!]), f64([PAGE, PAGE])),
         { bytes: 2 * PAGE },
       );
       assert.ok(p.pb.read(local[7]!, PAGE).equals(data.subarray(0, PAGE)));
@@ -219,7 +236,7 @@ describe('tcp transport', () => {
       await rejectsWith(c.completeConnect('A', forged), 'GRANT_REFUSED', /refused the connection/);
       const unknown = encodeTcpServerMaterial({ ...good, name: 'Z' });
       await rejectsWith(c.completeConnect('A', unknown), 'GRANT_REFUSED');
-      await rejectsWith(c.readv('A', 1, f64([0]), f64([0]), f64([64])), 'TRANSPORT_FAILED', /no live connection/);
+      await rejectsWith(c.readv('A', gid(1), f64([0]), f64([0]), f64([64])), 'TRANSPORT_FAILED', /no live connection/);
       assert.ok(p.a.counters().refused >= 2);
       // garbage on a raw socket: the server drops it and keeps serving
       await new Promise<void>((resolve) => {
@@ -228,8 +245,8 @@ describe('tcp transport', () => {
         s.on('error', () => resolve());
       });
       const r = p.pa.alloc(4096)!;
-      p.a.addGrant(9, 'B', f64([r, 4096]), Date.now() + 60_000);
-      assert.equal((await p.b.readv('A', 9, f64([r]), f64([p.pb.alloc(4096)!]), f64([4096]))).bytes, 4096);
+      p.a.addGrant(gid(9), 'B', f64([r, 4096]), Date.now() + 60_000);
+      assert.equal((await p.b.readv('A', gid(9), f64([r]), f64([p.pb.alloc(4096)!]), f64([4096]))).bytes, 4096);
       // the real secret still works
       await c.completeConnect('A', encodeTcpServerMaterial(good));
     } finally {
@@ -242,25 +259,33 @@ describe('tcp transport', () => {
   test('arguments and material are validated with field names', async () => {
     const p = await pair({ conns: 1, poolBytes: 1 << 20 });
     try {
-      throwsWith(() => p.a.addGrant(-1, 'B', f64([0, 1]), Date.now()), 'INVALID_ARGUMENT', /^grantId/);
-      throwsWith(() => p.a.addGrant(1, '', f64([0, 1]), Date.now()), 'INVALID_ARGUMENT', /^peerId/);
-      throwsWith(() => p.a.addGrant(1, 'B', f64([0]), Date.now()), 'INVALID_ARGUMENT', /^ranges/);
-      throwsWith(() => p.a.addGrant(1, 'B', f64([1 << 20, 1]), Date.now()), 'INVALID_ARGUMENT', /outside the pool/);
-      throwsWith(() => p.a.addGrant(1, 'B', f64([0, 1]), NaN), 'INVALID_ARGUMENT', /^expiresAtMs/);
-      await rejectsWith(p.b.readv('A', 1, f64([0]), f64([0, 1]), f64([1])), 'INVALID_ARGUMENT', /equal lengths/);
+      throwsWith(() => p.a.addGrant('-1', 'B', f64([0, 1]), Date.now()), 'INVALID_ARGUMENT', /^grantId/);
+      throwsWith(() => p.a.addGrant(gid(1), '', f64([0, 1]), Date.now()), 'INVALID_ARGUMENT', /^peerId/);
+      throwsWith(() => p.a.addGrant(gid(1), 'B', f64([0]), Date.now()), 'INVALID_ARGUMENT', /^ranges/);
+      throwsWith(
+        () => p.a.addGrant(gid(1), 'B', f64([1 << 20, 1]), Date.now()),
+        'INVALID_ARGUMENT',
+        /outside the pool/,
+      );
+      throwsWith(() => p.a.addGrant(gid(1), 'B', f64([0, 1]), NaN), 'INVALID_ARGUMENT', /^expiresAtMs/);
+      await rejectsWith(p.b.readv('A', gid(1), f64([0]), f64([0, 1]), f64([1])), 'INVALID_ARGUMENT', /equal lengths/);
       await rejectsWith(
-        p.b.readv('A', 1, f64([0]), f64([1 << 20]), f64([1])),
+        p.b.readv('A', gid(1), f64([0]), f64([1 << 20]), f64([1])),
         'INVALID_ARGUMENT',
         /^localOffsets\[0\]/,
       );
-      await rejectsWith(p.b.readv('A', 1, f64([0.5]), f64([0]), f64([1])), 'INVALID_ARGUMENT', /^remoteOffsets\[0\]/);
-      await rejectsWith(p.b.readv('A', 1, f64([0]), f64([0]), f64([0])), 'INVALID_ARGUMENT', /^lengths\[0\]/);
       await rejectsWith(
-        p.b.readv('A', 1, f64([0]), f64([0]), f64([1]), { timeoutMs: 0 }),
+        p.b.readv('A', gid(1), f64([0.5]), f64([0]), f64([1])),
+        'INVALID_ARGUMENT',
+        /^remoteOffsets\[0\]/,
+      );
+      await rejectsWith(p.b.readv('A', gid(1), f64([0]), f64([0]), f64([0])), 'INVALID_ARGUMENT', /^lengths\[0\]/);
+      await rejectsWith(
+        p.b.readv('A', gid(1), f64([0]), f64([0]), f64([1]), { timeoutMs: 0 }),
         'INVALID_ARGUMENT',
         /^options.timeoutMs/,
       );
-      assert.deepEqual(await p.b.readv('A', 1, f64([]), f64([]), f64([])), { bytes: 0 });
+      assert.deepEqual(await p.b.readv('A', gid(1), f64([]), f64([]), f64([])), { bytes: 0 });
       const good = await p.a.acceptPeer('X', await p.b.beginConnect('A'));
       await rejectsWith(p.b.completeConnect('A', good.subarray(0, good.length - 1)), 'INVALID_ARGUMENT', /truncated/);
       await rejectsWith(
@@ -289,8 +314,8 @@ describe('tcp transport', () => {
     const page = 262144;
     const r = Array.from({ length: n }, () => p.pa.alloc(page)!);
     const l = Array.from({ length: n }, () => p.pb.alloc(page)!);
-    p.a.addGrant(1, 'B', f64([0, 128 << 20]), Date.now() + 60_000);
-    const reads = Array.from({ length: 8 }, () => p.b.readv('A', 1, f64(r), f64(l), f64(r.map(() => page))));
+    p.a.addGrant(gid(1), 'B', f64([0, 128 << 20]), Date.now() + 60_000);
+    const reads = Array.from({ length: 8 }, () => p.b.readv('A', gid(1), f64(r), f64(l), f64(r.map(() => page))));
     await p.b.close();
     const settled = await Promise.allSettled(reads);
     assert.ok(
@@ -302,7 +327,7 @@ describe('tcp transport', () => {
     }
     assert.equal(p.b.counters().readsInFlight, 0);
     await p.b.close();
-    await rejectsWith(p.b.readv('A', 1, f64([0]), f64([0]), f64([1])), 'TRANSPORT_FAILED', /after close/);
+    await rejectsWith(p.b.readv('A', gid(1), f64([0]), f64([0]), f64([1])), 'TRANSPORT_FAILED', /after close/);
     await p.close();
   });
 
@@ -312,12 +337,12 @@ describe('tcp transport', () => {
       const page = 262144;
       const r = Array.from({ length: 200 }, () => p.pa.alloc(page)!);
       const l = Array.from({ length: 200 }, () => p.pb.alloc(page)!);
-      p.a.addGrant(1, 'B', f64([0, 128 << 20]), Date.now() + 60_000);
-      const reads = Array.from({ length: 8 }, () => p.b.readv('A', 1, f64(r), f64(l), f64(r.map(() => page))));
+      p.a.addGrant(gid(1), 'B', f64([0, 128 << 20]), Date.now() + 60_000);
+      const reads = Array.from({ length: 8 }, () => p.b.readv('A', gid(1), f64(r), f64(l), f64(r.map(() => page))));
       p.b.dropPeer('A');
       const settled = await Promise.allSettled(reads);
       assert.ok(settled.some((s) => s.status === 'rejected'));
-      await rejectsWith(p.b.readv('A', 1, f64([r[0]!]), f64([l[0]!]), f64([page])), 'TRANSPORT_FAILED');
+      await rejectsWith(p.b.readv('A', gid(1), f64([r[0]!]), f64([l[0]!]), f64([page])), 'TRANSPORT_FAILED');
       assert.equal(p.b.counters().readsInFlight, 0);
     } finally {
       await p.close();
@@ -356,7 +381,13 @@ describe('tcp transport', () => {
     async function connectTo(t: TcpTransport): Promise<void> {
       const reply = await call({ op: 'accept', peerId: 'B', material: (await t.beginConnect('S')).toString('base64') });
       await t.completeConnect('S', Buffer.from(reply.material as string, 'base64'));
-      await call({ op: 'grant', grantId: 1, peerId: 'B', ranges: [0, 128 << 20], expiresAtMs: Date.now() + 600_000 });
+      await call({
+        op: 'grant',
+        grantId: gid(1),
+        peerId: 'B',
+        ranges: [0, 128 << 20],
+        expiresAtMs: Date.now() + 600_000,
+      });
     }
 
     let pool: Pool;
@@ -371,7 +402,7 @@ describe('tcp transport', () => {
       try {
         await connectTo(t);
         const local = offsets.map(() => pool.alloc(page)!);
-        const batch = () => t.readv('S', 1, f64(offsets), f64(local), f64(offsets.map(() => page)));
+        const batch = () => t.readv('S', gid(1), f64(offsets), f64(local), f64(offsets.map(() => page)));
         assert.equal((await batch()).bytes, page * pages);
         for (let i = 0; i < pages; i++)
           assert.ok(pool.read(local[i]!, page).equals(stamp(offsets[i]!, page)), `page ${i}`);
@@ -403,7 +434,7 @@ describe('tcp transport', () => {
         child.kill('SIGSTOP');
         const started = Date.now();
         await rejectsWith(
-          t.readv('S', 1, f64(offsets), f64(local), f64(offsets.map(() => page)), { timeoutMs: 300 }),
+          t.readv('S', gid(1), f64(offsets), f64(local), f64(offsets.map(() => page)), { timeoutMs: 300 }),
           'TRANSPORT_TIMEOUT',
           /timed out after 300 ms/,
         );

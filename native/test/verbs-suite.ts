@@ -14,7 +14,7 @@ import {
   parseVerbsGrantKey,
   type VerbsTransportOptions,
 } from '../lib/verbs-transport.js';
-import { rejectsWith, until } from './helpers.js';
+import { gid, rejectsWith, until } from './helpers.js';
 
 export { rejectsWith, sleep, until } from './helpers.js';
 
@@ -97,8 +97,8 @@ export async function grant(
   offsets: number[],
   size: number,
   ttlMs = 60_000,
-): Promise<{ id: number; key: Buffer }> {
-  const id = nextGrant++;
+): Promise<{ id: string; key: Buffer }> {
+  const id = gid(nextGrant++);
   const key = await server.t.addGrant(id, readerId, f64(offsets.flatMap((o) => [o, size])), Date.now() + ttlMs);
   return { id, key };
 }
@@ -106,7 +106,7 @@ export async function grant(
 export async function read(
   reader: Side,
   serverId: string,
-  g: { id: number; key: Buffer },
+  g: { id: string; key: Buffer },
   remote: number[],
   local: number[],
   size: number,

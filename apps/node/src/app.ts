@@ -28,7 +28,7 @@ import { RemotePulls } from './remote-pull-wiring.js';
 import { Reporter } from './reporter.js';
 import { reporterMetrics } from './reporter-metrics.js';
 import { peerMetrics } from './peer/peer-metrics.js';
-import { chooseTransport } from './peer/transport.js';
+import { chooseTransport, transportProblems } from './peer/transport.js';
 
 export interface NodeAppOptions {
   config: NodeConfig;
@@ -248,12 +248,17 @@ export class NodeApp {
       addr: config.httpAddr,
       metrics: this.metrics,
       logger,
-      health: () => ({
-        ok: !this.stopped,
-        nodeId: this.nodeId,
-        blocks: this.core.index.stats().sealed,
-        metaserverConnected: this.reporter?.connected ?? null,
-      }),
+      health: () => {
+        const problems = this.pulls ? transportProblems(this.pulls.transport) : [];
+        return {
+          ok: !this.stopped && problems.length === 0,
+          status: this.stopped ? 'stopping' : problems.length ? 'degraded' : 'ok',
+          ...(problems.length ? { reasons: problems } : {}),
+          nodeId: this.nodeId,
+          blocks: this.core.index.stats().sealed,
+          metaserverConnected: this.reporter?.connected ?? null,
+        };
+      },
     });
     this.httpAddr = config.httpAddr.replace(/:\d+$/, `:${this.http.port}`);
     const sweepMs = Math.min(1000, Math.max(50, (Math.min(config.leaseTtlSecs, config.grantTtlSecs) * 1000) / 4));

@@ -5,6 +5,7 @@ import {
   TLS_FLAGS,
   checkPlaintextListen,
   parseConfig,
+  parseSize,
   tlsRequested,
   type ConfigOf,
   type FlagSpecs,
@@ -23,6 +24,27 @@ const metaserverAddr = (v: string) => {
     return 'expected etcd://host:port[,host:port...][/prefix]';
   }
 };
+
+const SHARE = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/;
+
+function poolShareProblem(v: string): string | undefined {
+  const share = SHARE.exec(v);
+  if (share) {
+    const pct = Number(share[1]);
+    return pct > 0 && pct <= 100 ? undefined : 'expected a share of the pool in (0%, 100%]';
+  }
+  try {
+    return parseSize(v) > 0 ? undefined : 'expected a size above 0';
+  } catch {
+    return 'expected a size like 8gib or a share of the pool like 50%';
+  }
+}
+
+/** --grant-pin-budget in bytes for a pool of `poolBytes` (the flag was validated by poolShareProblem). */
+export function grantPinBudgetBytes(flag: string, poolBytes: number): number {
+  const share = SHARE.exec(flag);
+  return share ? Math.floor((poolBytes * Number(share[1])) / 100) : parseSize(flag);
+}
 
 const NO_SSD_TIER = 'the SSD tier is not part of this release (pool only)';
 
@@ -129,6 +151,34 @@ export const NODE_FLAGS = {
   },
   'lease-ttl-secs': { kind: 'number', description: 'lifetime of a Query lease', default: 30, min: 0.05 },
   'grant-ttl-secs': { kind: 'number', description: 'lifetime of a peer read grant', default: 30, min: 0.05 },
+  'grant-pin-budget': {
+    kind: 'string',
+    description:
+      'pool bytes all peer read grants together may pin: a size (8gib) or a share of the pool (50%); past it PrepareRead answers RESOURCE_EXHAUSTED',
+    default: '50%',
+    validate: (v: string) => poolShareProblem(v),
+  },
+  'max-readers': {
+    kind: 'int',
+    description:
+      'peers admitted to read from this node at once (past it a new one displaces the least recently used idle one)',
+    default: 1024,
+    min: 1,
+  },
+  'reader-idle-secs': {
+    kind: 'number',
+    description:
+      'a reading peer idle this long (and holding no grant) is forgotten; it handshakes again when it returns',
+    default: 600,
+    min: 0.05,
+  },
+  'reader-stall-secs': {
+    kind: 'number',
+    description:
+      'tcp: a reader connection that takes none of its queued answers for this long is closed (queued answers keep granted pages pinned)',
+    default: 30,
+    min: 0.05,
+  },
   'pull-timeout-secs': {
     kind: 'number',
     description: 'a remote pull ends with what arrived after this long',

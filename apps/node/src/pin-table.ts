@@ -17,7 +17,8 @@ export interface PinTableOptions<E, End extends string> {
   ttlMs: number;
   now?: () => number;
   pin: (slots: Int32Array) => void;
-  unpin: (slots: Int32Array) => void;
+  /** Called once per entry when its pins go (after `onEnded` settles); `entry` says whose they were. */
+  unpin: (slots: Int32Array, entry: E) => void;
   /** Told once per entry that ends (`expired` when swept); its slots stay pinned until a returned promise settles. */
   onEnded?: (entry: E, why: End | 'expired') => void | Promise<void>;
 }
@@ -82,7 +83,7 @@ export class PinTable<Id, E extends PinEntry<Id>, End extends string> {
     else this.perOwner.set(entry.owner, held);
     const unpin = () => {
       this.pinned -= entry.slots.length;
-      this.opts.unpin(entry.slots);
+      this.opts.unpin(entry.slots, entry);
     };
     let ending: void | Promise<void>;
     try {

@@ -18,7 +18,7 @@ import {
 } from '@kvfabric/common/rpc';
 import type { Logger, Metrics } from '@kvfabric/common/observability';
 import type { BlockIndex } from './block-index.js';
-import type { NodeConfig } from './config.js';
+import { grantPinBudgetBytes, type NodeConfig } from './config.js';
 import type { PagePool } from './data-path.js';
 import type { Evictor } from './eviction.js';
 import type { NamespaceRegistry } from './namespaces.js';
@@ -75,6 +75,7 @@ export class RemotePulls {
       streamsPerPeer: config.streamsPerPeer,
       nics: config.nics,
       logger: logger.child({ component: 'transport' }),
+      readerStallMs: config.readerStallSecs * 1000,
       verbs: {
         portNum: config.verbsPort,
         trafficClass: config.verbsTrafficClass,
@@ -95,6 +96,9 @@ export class RemotePulls {
       index: deps.index,
       namespaces: deps.namespaces,
       grantTtlMs: config.grantTtlSecs * 1000,
+      grantPinBudgetBytes: grantPinBudgetBytes(config.grantPinBudget, deps.nativePool.sizeBytes),
+      maxReaders: config.maxReaders,
+      readerIdleMs: config.readerIdleSecs * 1000,
       logger: logger.child({ component: 'peer' }),
     });
     const peerServer = new grpc.Server({

@@ -3,6 +3,7 @@
 // 256 KiB batches so "mid-pull" is a wide window (a 64-block prefix takes about a second) rather than a race.
 // Nothing here asserts on elapsed time: "answered at once" is checked as "no deadline was waited out" and "skipped"
 // as "not tried again", on the reader's counters; waits are on conditions with generous deadlines.
+import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
@@ -108,7 +109,8 @@ test('a peer may read only what its grant covers; grant expiry unpins and refuse
     const offsets = unpackOffsets(Buffer.from(g.pageOffsets));
     assert.equal(offsets.length, 4);
     assert.equal(await metric(A, 'kvfabric_peer_grant_pinned_blocks'), 4);
-    const grant = Number(g.grantId);
+    const grant = Buffer.from(g.grantId).toString('hex');
+    assert.equal(g.grantId.length, 16);
     const local = pool.alloc(PAGE)!;
     // inside the grant: the bytes of block 2
     await t.readv(aId, grant, Float64Array.of(offsets[2]!), Float64Array.of(local), Float64Array.of(PAGE));
@@ -136,7 +138,13 @@ test('a peer may read only what its grant covers; grant expiry unpins and refuse
       { code: 'GRANT_REFUSED' },
     );
     await assert.rejects(
-      t.readv(aId, grant + 1000, Float64Array.of(offsets[0]!), Float64Array.of(local), Float64Array.of(PAGE)),
+      t.readv(
+        aId,
+        randomBytes(16).toString('hex'),
+        Float64Array.of(offsets[0]!),
+        Float64Array.of(local),
+        Float64Array.of(PAGE),
+      ),
       { code: 'GRANT_REFUSED' },
     );
     assert.ok(pool.read(local, PAGE).equals(Buffer.alloc(PAGE, 0xee)), 'a refused read writes nothing');

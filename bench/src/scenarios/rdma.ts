@@ -2,6 +2,7 @@
 // READs, in the same VM run; the tcp transport on the VM's loopback beside them. The RDMA devices exist only inside
 // the project's QEMU VM (scripts/rdma-vm.sh): on the host this scenario boots the VM, runs itself there, and
 // returns what the VM measured. Under QEMU's CPU emulation absolute figures mean little; the ratio does.
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +22,7 @@ const TX_DEPTH = 128; // READs queued per QP: perftest's default tx depth; kvfab
 const BATCHES = 4; // readv batches in flight, as the node's pull pipeline keeps them (chunks in flight)
 const ACK_TIMEOUT = 18; // 1 s a try: emulated rxe can take tens of ms to answer a full window
 const TRIALS = 3;
+const GRANT = randomBytes(16).toString('hex'); // one grant for the whole run
 const repo = fileURLToPath(new URL('../../..', import.meta.url));
 
 interface Party {
@@ -44,7 +46,7 @@ async function pullTrial(
   const local = [...pool.r.allocMany(size, pages)!];
   try {
     const key = await server.addGrant(
-      1,
+      GRANT,
       'R',
       new Float64Array(remote.flatMap((o) => [o, size])),
       Date.now() + 3600_000,
@@ -67,14 +69,14 @@ async function pullTrial(
         const b = list[next++ % list.length]!;
         issued += b[2].length * size;
         // Not `moved += (await …)`: that reads `moved` before the await and loses the other workers' bytes.
-        const r = await reader.readv('S', 1, b[0], b[1], b[2], { grantKey: key, timeoutMs: 120_000 });
+        const r = await reader.readv('S', GRANT, b[0], b[1], b[2], { grantKey: key, timeoutMs: 120_000 });
         moved += r.bytes;
       }
     };
     await Promise.all(Array.from({ length: batches }, worker));
     const secs = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
-    await server.removeGrant(1);
+    await server.removeGrant(GRANT);
     return { bytesPerSec: moved / secs, cpuSec: (cpu.user + cpu.system) / 1e6 };
   } finally {
     for (const o of remote) pool.s.free(o, size);

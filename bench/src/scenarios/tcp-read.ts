@@ -1,6 +1,7 @@
 // Remote pull over tcp on loopback: readv GB/s between two processes (like two nodes) vs iperf3 with the same
 // number of streams. The serving transport lives in a child process (native/test/fixtures/tcp-peer.ts); this
 // process reads batches of pages into its own pool with `connectionsPerPeer` = streams.
+import { randomBytes } from 'node:crypto';
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -16,6 +17,7 @@ const WORKING_SET = 256 * MiB; // distinct pages on each side; read over and ove
 const BATCH_BYTES = 16 * MiB; // one readv
 const BATCHES_IN_FLIGHT = 4;
 const TRIALS = 3;
+const GRANT = randomBytes(16).toString('hex'); // one grant for the whole run
 
 class ServingPeer {
   readonly #child: ChildProcess;
@@ -74,7 +76,7 @@ async function connectReader(peer: ServingPeer, pool: Pool, local: number[], pag
   await t.completeConnect('S', Buffer.from(reply.material as string, 'base64'));
   await peer.call({
     op: 'grant',
-    grantId: 1,
+    grantId: GRANT,
     peerId: name,
     ranges: [0, WORKING_SET + 64 * MiB],
     expiresAtMs: Date.now() + 3600_000,
@@ -97,7 +99,7 @@ async function connectReader(peer: ServingPeer, pool: Pool, local: number[], pag
       while (issued < total) {
         const b = batches[next++ % batches.length]!;
         issued += b[2].length * pageBytes;
-        const r = await t.readv('S', 1, b[0], b[1], b[2]);
+        const r = await t.readv('S', GRANT, b[0], b[1], b[2]);
         moved += r.bytes;
         bar?.tick(r.bytes / MiB);
       }

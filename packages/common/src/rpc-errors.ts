@@ -28,6 +28,7 @@ export const GRPC_STATUS_OF: Readonly<Record<KvErrorCode, grpc.status>> = {
   LEASE_CONSUMED: grpc.status.FAILED_PRECONDITION,
   GRANT_UNKNOWN: grpc.status.NOT_FOUND,
   GRANT_REFUSED: grpc.status.PERMISSION_DENIED,
+  PEER_LIMIT_REACHED: grpc.status.RESOURCE_EXHAUSTED,
   // transport
   TRANSPORT_UNAVAILABLE: grpc.status.UNAVAILABLE,
   TRANSPORT_FAILED: grpc.status.UNAVAILABLE,

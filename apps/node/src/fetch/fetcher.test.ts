@@ -25,7 +25,7 @@ interface Peer {
   index: BlockIndex;
   ns: NamespaceInfo;
   server: PeerServer;
-  grants: Map<number, { peer: string; ranges: Float64Array; expiresAtMs: number }>;
+  grants: Map<string, { peer: string; ranges: Float64Array; expiresAtMs: number }>;
   /** Fail the n-th readv served from here (1-based), or every one after a kill. */
   failOn?: number;
   killed?: boolean;
@@ -37,14 +37,14 @@ function makePeer(id: string): Peer {
   const index = new BlockIndex(64);
   const namespaces = new NamespaceRegistry();
   const ns = namespaces.ensure('t/ns', LAYOUT);
-  const grants = new Map<number, { peer: string; ranges: Float64Array; expiresAtMs: number }>();
+  const grants = new Map<string, { peer: string; ranges: Float64Array; expiresAtMs: number }>();
   const transport = {
     acceptPeer: async () => Buffer.alloc(0),
-    addGrant: async (g: number, peer: string, ranges: Float64Array, expiresAtMs: number) => (
+    addGrant: async (g: string, peer: string, ranges: Float64Array, expiresAtMs: number) => (
       grants.set(g, { peer, ranges, expiresAtMs }),
       Buffer.alloc(0)
     ),
-    removeGrant: async (g: number) => void grants.delete(g),
+    removeGrant: async (g: string) => void grants.delete(g),
     dropPeer: () => {},
   } as unknown as Transport;
   const server = new PeerServer({ nodeId: id, transport, index, namespaces, grantTtlMs: 10_000, logger });
@@ -70,9 +70,9 @@ function reader(peers: Peer[], holders: () => Holder[]) {
   const evictor = new Evictor(index, pool, () => {});
   const byId = new Map(peers.map((p) => [p.id, p]));
   const sealed: Buffer[] = [];
-  const released: bigint[] = [];
+  const released: string[] = [];
   const transport = {
-    async readv(peerId: string, grantId: number, remote: Float64Array, local: Float64Array, lengths: Float64Array) {
+    async readv(peerId: string, grantId: string, remote: Float64Array, local: Float64Array, lengths: Float64Array) {
       const p = byId.get(peerId)!;
       await new Promise((r) => setImmediate(r));
       p.reads++;
@@ -102,7 +102,7 @@ function reader(peers: Peer[], holders: () => Holder[]) {
           const g = await p.server.prepareRead('R', session, namespace, packed, hashLen);
           // through the wire encoding and the link's decoding, as in production
           return decodeReadGrant({
-            grantId: BigInt(g.grantId),
+            grantId: Buffer.from(g.grantId, 'hex'),
             blocks: g.blocks,
             shards: g.shards,
             pageBytes: BigInt(g.pageBytes),
@@ -111,9 +111,9 @@ function reader(peers: Peer[], holders: () => Holder[]) {
             grantKey: g.key,
           });
         },
-        releaseGrant: async (grantId) => {
+        releaseGrant: async (session, grantId) => {
           released.push(grantId);
-          p.server.releaseGrant('R', Number(grantId));
+          p.server.releaseGrant('R', session, grantId);
         },
       };
     },
@@ -328,7 +328,7 @@ test("the serving side hands a grant's adjacent pages to the transport as one ra
   assert.equal(g.blocks, 5);
   assert.deepEqual([...a.grants.get(g.grantId)!.ranges], [pages[0]!, 3 * PAGE, pages[3]!, 2 * PAGE]);
   assert.deepEqual([...g.pageOffsets], pages);
-  a.server.releaseGrant('R', g.grantId);
+  a.server.releaseGrant('R', session, g.grantId);
   await new Promise((r) => setImmediate(r)); // pins go once the transport let go of the grant
   assert.equal(a.index.stats().pinned, 0);
 });

@@ -13,7 +13,7 @@ import {
   tlsChannelOptions,
   type TlsMaterial,
 } from '@kvfabric/common/rpc';
-import type { Transport } from '@kvfabric/native';
+import { GRANT_ID_BYTES, type GrantId, type Transport } from '@kvfabric/native';
 import { PEER_MAX_REQUEST_BYTES, PEER_MAX_RESPONSE_BYTES } from '../peer/peer-limits.js';
 import { unpackOffsets } from '../peer-wire/offsets.js';
 import { PullError, type ReadGrant } from './pull-types.js';
@@ -69,7 +69,7 @@ function call<Req, Res>(
  */
 export function decodeReadGrant(res: PrepareReadResponse): ReadGrant {
   const grant: ReadGrant = {
-    id: res.grantId,
+    id: Buffer.from(res.grantId).toString('hex'),
     blocks: res.blocks,
     shards: res.shards,
     pageBytes: Number(res.pageBytes),
@@ -78,6 +78,9 @@ export function decodeReadGrant(res: PrepareReadResponse): ReadGrant {
     key: Buffer.from(res.grantKey),
   };
   if (res.blocks === 0) return grant;
+  if (res.grantId.length !== GRANT_ID_BYTES) {
+    throw new PullError('layout_mismatch', `grant_id of ${res.grantId.length} bytes, expected ${GRANT_ID_BYTES}`);
+  }
   grant.remote = unpackOffsets(res.pageOffsets);
   if (grant.remote.length !== res.blocks * res.shards) {
     throw new PullError(
@@ -141,18 +144,19 @@ export class PeerLink {
     try {
       return decodeReadGrant(res);
     } catch (err) {
-      if (res.grantId > 0n) this.releaseGrant(res.grantId, 2000).catch(() => {}); // else it expires on its own
+      if (res.grantId.length === GRANT_ID_BYTES)
+        this.releaseGrant(session, Buffer.from(res.grantId).toString('hex'), 2000).catch(() => {}); // else it expires on its own
       const e = err as Error;
       e.message = `peer ${this.peerId}: ${e.message}`;
       throw e;
     }
   }
 
-  async releaseGrant(grantId: bigint, deadlineMs: number): Promise<void> {
+  async releaseGrant(session: bigint, grantId: GrantId, deadlineMs: number): Promise<void> {
     await call(
       this.stub,
       'releaseGrant',
-      { nodeId: this.opts.nodeId, grantId },
+      { nodeId: this.opts.nodeId, session, grantId: Buffer.from(grantId, 'hex') },
       deadlineMs,
       `release-grant to ${this.peerId}`,
     );

@@ -5,6 +5,7 @@
 // it ends.
 import { KvError, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
+import type { GrantId } from '@kvfabric/native';
 import { PEER_MAX_READ_HASHES } from '../peer/peer-limits.js';
 import { PulledBlocks, type PulledBlocksDeps } from './pulled-blocks.js';
 import type { ChunkOutcome, ChunkRead, ChunkSource, ReadPipeline } from './read-pipeline.js';
@@ -176,7 +177,7 @@ export class PullSession implements ChunkSource<GrantedChunk> {
         chunk,
         grant: g,
         peer: this.holder.nodeId,
-        grantId: Number(g.id),
+        grantId: g.id,
         key: g.key,
         remote: g.remote.subarray(r, r + chunk.n * shards),
         local: chunk.local,
@@ -259,13 +260,13 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     return g;
   }
 
-  private release(grantId: bigint): void {
-    if (grantId <= 0n) return;
+  private release(grantId: GrantId | ''): void {
+    if (grantId === '') return;
     this.link
-      .releaseGrant(grantId, 2000)
+      .releaseGrant(this.session, grantId, 2000)
       .catch((err: unknown) =>
         this.deps.logger.debug(
-          { peer: this.holder.nodeId, grant: grantId.toString(), err: (err as Error).message },
+          { peer: this.holder.nodeId, grant: grantId, err: (err as Error).message },
           'release-grant failed (the grant expires on its own)',
         ),
       );

@@ -2,6 +2,7 @@
 // peer link interfaces (PeerLink and the metaserver in production, fakes in unit tests), a decoded read grant, and
 // one fetch's request.
 import { toKvError } from '@kvfabric/common';
+import type { GrantId } from '@kvfabric/native';
 import type { NamespaceInfo } from '../namespaces.js';
 
 export const PULL_FAILURES = [
@@ -36,8 +37,8 @@ export interface HolderDirectory {
 
 /** A PrepareRead answer, decoded by the link: what the reader may read under one grant. */
 export interface ReadGrant {
-  /** 0n when nothing was granted (`blocks` 0). */
-  id: bigint;
+  /** Empty when nothing was granted (`blocks` 0). */
+  id: GrantId | '';
   /** Leading blocks granted (fewer than asked: the holder has no more). */
   blocks: number;
   shards: number;
@@ -60,7 +61,8 @@ export interface Link {
     hashLen: number,
     deadlineMs: number,
   ): Promise<ReadGrant>;
-  releaseGrant(grantId: bigint, deadlineMs: number): Promise<void>;
+  /** Ends a grant this reader was given under `session`. */
+  releaseGrant(session: bigint, grantId: GrantId, deadlineMs: number): Promise<void>;
 }
 
 export interface LinkSource {
@@ -84,7 +86,7 @@ export function reasonOf(err: unknown, stage: 'handshake' | 'prepare' | 'read'):
   if (code === 'GRANT_REFUSED' && /expired/.test(message)) return 'grant_expired';
   if (code === 'TRANSPORT_TIMEOUT') return stage === 'read' ? 'transport_timeout' : 'peer_unreachable';
   if (code === 'TRANSPORT_UNAVAILABLE') return stage === 'handshake' ? 'handshake_failed' : 'peer_unreachable';
-  if (code === 'GRANT_REFUSED' || code === 'GRANT_UNKNOWN') return 'grant_refused';
+  if (code === 'GRANT_REFUSED' || code === 'GRANT_UNKNOWN' || code === 'PEER_LIMIT_REACHED') return 'grant_refused';
   if (code === 'TRANSPORT_FAILED') return stage === 'handshake' ? 'handshake_failed' : 'transport_failed';
   if (code === 'POOL_EXHAUSTED') return 'pool_exhausted';
   return stage === 'handshake' ? 'handshake_failed' : 'internal';

@@ -9,7 +9,7 @@ function chunk(i: number, untilMs = Date.now() + 600_000): ChunkRead & { i: numb
   return {
     i,
     peer: 'A',
-    grantId: 7,
+    grantId: 'g7',
     key: Buffer.from('k'),
     remote: Float64Array.of(i * 10),
     local: Float64Array.of(i * 100),
@@ -30,7 +30,7 @@ function source(chunks: (ChunkRead & { i: number })[]) {
 test('every chunk is read once, at most `lanes` at a time, with its grant, key and deadline', async () => {
   let inFlight = 0;
   let most = 0;
-  const reads: { peer: string; grant: number; remote: number[]; local: number[]; key: string; timeoutMs: number }[] =
+  const reads: { peer: string; grant: string; remote: number[]; local: number[]; key: string; timeoutMs: number }[] =
     [];
   const pipeline = new ReadPipeline({
     maxBytesPerSec: 0,
@@ -65,7 +65,7 @@ test('every chunk is read once, at most `lanes` at a time, with its grant, key a
   );
   assert.ok(
     reads.every(
-      (r) => r.peer === 'A' && r.grant === 7 && r.key === 'k' && r.local[0] === r.remote[0]! * 10 && r.timeoutMs > 0,
+      (r) => r.peer === 'A' && r.grant === 'g7' && r.key === 'k' && r.local[0] === r.remote[0]! * 10 && r.timeoutMs > 0,
     ),
   );
 });

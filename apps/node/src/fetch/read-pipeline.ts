@@ -2,13 +2,13 @@
 // local pages are set up and whose grant is known; `lanes` workers each take the next chunk, wait for the node-wide
 // bandwidth cap, `readv` it straight into the pool under the chunk's deadline, and hand the outcome back. What a
 // chunk means (slots, seals, grants) is the session's business.
-import type { Transport } from '@kvfabric/native';
+import type { GrantId, Transport } from '@kvfabric/native';
 import { sleep } from './pull-types.js';
 
 /** One readv: `remote` pages of `peer` under a grant into `local` pool pages, all before `untilMs`. */
 export interface ChunkRead {
   peer: string;
-  grantId: number;
+  grantId: GrantId;
   /** The grant's transport key (verbs: memory windows). */
   key: Buffer;
   remote: Float64Array;

@@ -53,8 +53,20 @@ export function peerMetrics(
   fromServer(
     'gauge',
     'kvfabric_peer_grant_pinned_blocks',
-    'blocks pinned by live grants',
+    'blocks pinned by grants (live ones, and ended ones whose answers are still being written)',
     (s) => s.grants.pinnedBlocks,
+  );
+  fromServer(
+    'gauge',
+    'kvfabric_peer_grant_pinned_bytes',
+    'pool bytes pinned by grants, counted like kvfabric_peer_grant_pinned_blocks',
+    (s) => s.grants.pinnedBytes,
+  );
+  fromServer(
+    'gauge',
+    'kvfabric_peer_grant_pin_budget_bytes',
+    'pool bytes all grants together may pin (--grant-pin-budget)',
+    (s) => s.grants.pinBudgetBytes,
   );
   fromServer('gauge', 'kvfabric_peer_readers', 'readers with a live session', (s) => s.peers);
   m.createObservableCounter('kvfabric_peer_grants_ended_total', { description: 'grants ended, by how' }).addCallback(
@@ -67,11 +79,27 @@ export function peerMetrics(
       r.observe(c.dropped, { how: 'dropped' });
     },
   );
+  m.createObservableCounter('kvfabric_peer_grants_refused_total', {
+    description: 'grants refused, by limit (per_peer: live grants of one reader; pin_budget: --grant-pin-budget)',
+  }).addCallback((r) => {
+    const s = server();
+    if (!s) return;
+    r.observe(s.grants.counters.refused, { why: 'per_peer' });
+    r.observe(s.grants.counters.overBudget, { why: 'pin_budget' });
+  });
+  m.createObservableCounter('kvfabric_peer_readers_forgotten_total', {
+    description: 'readers forgotten, by why (idle: --reader-idle-secs; displaced: by a new reader past --max-readers)',
+  }).addCallback((r) => {
+    const s = server();
+    if (!s) return;
+    r.observe(s.readers.counters.idle, { why: 'idle' });
+    r.observe(s.readers.counters.displaced, { why: 'displaced' });
+  });
   fromServer(
     'counter',
-    'kvfabric_peer_grants_refused_total',
-    'grants refused (per-peer limit)',
-    (s) => s.grants.counters.refused,
+    'kvfabric_peer_handshakes_refused_total',
+    'handshakes refused because every admitted reader holds live grants (--max-readers)',
+    (s) => s.readers.counters.refused,
   );
 
   const fromTransport = (
@@ -103,7 +131,37 @@ export function peerMetrics(
   fromTransport(
     'counter',
     'kvfabric_transport_refused_total',
-    'peer connections and reads refused (no live grant, wrong secret)',
+    'peer connections and reads refused (no live grant, wrong secret, too many connections)',
     'refused',
   );
+  fromTransport(
+    'counter',
+    'kvfabric_transport_reads_answered_total',
+    'tcp: read requests accepted under a live grant',
+    'readsAnswered',
+  );
+  fromTransport(
+    'gauge',
+    'kvfabric_transport_answers_queued',
+    'tcp: accepted answers not yet written (each keeps its grant pages pinned)',
+    'answersQueued',
+  );
+  fromTransport(
+    'counter',
+    'kvfabric_transport_stalled_connections_total',
+    'tcp: reader connections closed for taking no answer for --reader-stall-secs',
+    'stalledClosed',
+  );
+  fromTransport(
+    'counter',
+    'kvfabric_transport_accept_failures_total',
+    'tcp: accept() failures for want of file descriptors or memory (accepting backs off)',
+    'acceptFailures',
+  );
+  m.createObservableGauge('kvfabric_transport_accept_failing', {
+    description: 'tcp: 1 while accepting peer connections fails (EMFILE, ENFILE, ENOBUFS, ENOMEM)',
+  }).addCallback((r) => {
+    const t = transport();
+    if (t) r.observe(t.counters().acceptErrno === 0 ? 0 : 1);
+  });
 }

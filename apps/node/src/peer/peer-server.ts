@@ -1,13 +1,16 @@
-// The serving side of remote pulls, free of gRPC: admits readers (transport handshake, one session per reader),
-// pins the longest held prefix of a PrepareRead and grants the reader its pages, releases and expires grants.
-// The bytes themselves are served by the transport (NIC or native thread), never by this code.
+// The serving side of remote pulls, free of gRPC: admits readers (transport handshake, one session per reader,
+// bounded in number and idle time), pins the longest held prefix of a PrepareRead and grants the reader its pages
+// (within the node's grant pin budget), releases and expires grants. Every request after the handshake names the
+// reader's session; `reader()` turns it into the identity grants are bound to. The bytes themselves are served by
+// the transport (NIC or native thread), never by this code.
 import { randomBytes } from 'node:crypto';
 import { KvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
-import type { Transport } from '@kvfabric/native';
+import type { GrantId, Transport } from '@kvfabric/native';
 import type { BlockIndex } from '../block-index.js';
 import type { NamespaceRegistry } from '../namespaces.js';
 import { GrantTable, type Grant } from './grant-table.js';
+import { ReaderSessions } from './reader-sessions.js';
 
 export interface PeerServerOptions {
   nodeId: string;
@@ -15,12 +18,18 @@ export interface PeerServerOptions {
   index: BlockIndex;
   namespaces: NamespaceRegistry;
   grantTtlMs: number;
+  /** Pool bytes all grants together may pin (--grant-pin-budget). */
+  grantPinBudgetBytes?: number;
+  /** Readers admitted at once (--max-readers) and how long an idle one is kept (--reader-idle-secs). */
+  maxReaders?: number;
+  readerIdleMs?: number;
   logger: Logger;
   now?: () => number;
 }
 
 export interface GrantAnswer {
-  grantId: number;
+  /** Empty when nothing was granted. */
+  grantId: GrantId | '';
   blocks: number;
   shards: number;
   pageBytes: number;
@@ -34,7 +43,7 @@ export interface GrantAnswer {
 export class PeerServer {
   readonly grants: GrantTable;
   readonly counters = { handshakes: 0, prepareReads: 0, grantedBlocks: 0, emptyGrants: 0 };
-  private readonly sessions = new Map<string, bigint>();
+  readonly readers: ReaderSessions;
   private readonly handshaking = new Map<string, Promise<{ material: Buffer; session: bigint }>>();
 
   constructor(private readonly opts: PeerServerOptions) {
@@ -42,19 +51,41 @@ export class PeerServer {
     this.grants = new GrantTable({
       ttlMs: opts.grantTtlMs,
       now: opts.now,
+      ...(opts.grantPinBudgetBytes !== undefined ? { pinBudgetBytes: opts.grantPinBudgetBytes } : {}),
       pin: (slots) => index.pinMany(slots, slots.length),
       unpin: (slots) => index.unpinMany(slots, slots.length),
       onEnded: (g, why) => {
         if (why === 'expired') logger.debug({ peer: g.owner, grant: g.id, blocks: g.slots.length }, 'grant expired');
+        // The pages stay pinned until this settles: until no byte of them can leave any more.
         return transport.removeGrant(g.id).catch((err: unknown) => {
           logger.warn({ peer: g.owner, grant: g.id, err: (err as Error).message }, 'transport could not end a grant');
         });
       },
     });
+    this.readers = new ReaderSessions({
+      maxReaders: opts.maxReaders ?? 1024,
+      idleMs: opts.readerIdleMs ?? 600_000,
+      busy: (peer) => this.grants.heldBy(peer) > 0,
+      ...(opts.now ? { now: opts.now } : {}),
+    });
   }
 
   get peers(): number {
-    return this.sessions.size;
+    return this.readers.size;
+  }
+
+  /**
+   * The identity grants are bound to, for a request naming `peer` and `session`: today the peer id whose
+   * handshake session this is (with mutual TLS, the certificate identity goes here). SESSION_UNKNOWN otherwise.
+   */
+  reader(peer: string, session: bigint): string {
+    if (!this.readers.touch(peer, session)) {
+      throw new KvError(
+        'SESSION_UNKNOWN',
+        `session: peer ${peer} has no handshake with session ${session}; handshake again`,
+      );
+    }
+    return peer;
   }
 
   /**
@@ -65,11 +96,26 @@ export class PeerServer {
     const running = this.handshaking.get(peer);
     if (running) return running;
     const p = (async () => {
-      const ours = await this.opts.transport.acceptPeer(peer, material);
+      const again = this.readers.has(peer);
+      const displaced = this.readers.makeRoom(peer);
+      if (displaced !== undefined) this.forget(displaced, 'displaced by a new reader (max-readers)');
+      this.readers.admit(peer, 0n); // holds its place while the transport admits it (no request names session 0)
+      let ours: Buffer;
+      try {
+        ours = await this.opts.transport.acceptPeer(peer, material);
+      } catch (err) {
+        this.readers.forget(peer);
+        throw err;
+      }
+      if (!this.readers.has(peer)) {
+        // Newer readers displaced this one while the transport admitted it (a flood of handshakes).
+        this.opts.transport.dropPeer(peer, 'serving');
+        throw new KvError('PEER_LIMIT_REACHED', `max-readers: displaced by newer readers while being admitted`);
+      }
       // A reader handshakes again only after its side broke: what it was granted before is unusable now.
-      if (this.sessions.has(peer)) this.grants.dropPeer(peer);
+      if (again) this.grants.dropPeer(peer);
       const session = randomBytes(8).readBigUInt64LE(0) || 1n;
-      this.sessions.set(peer, session);
+      this.readers.admit(peer, session);
       this.counters.handshakes++;
       this.opts.logger.info({ peer }, 'peer handshake');
       return { material: ours, session };
@@ -86,20 +132,14 @@ export class PeerServer {
     packed: Buffer,
     hashLen: number,
   ): Promise<GrantAnswer> {
-    const known = this.sessions.get(peer);
-    if (known === undefined || known !== session) {
-      throw new KvError(
-        'SESSION_UNKNOWN',
-        `session: peer ${peer} has no handshake with session ${session}; handshake again`,
-      );
-    }
+    const owner = this.reader(peer, session);
     this.counters.prepareReads++;
     const ns = this.opts.namespaces.byNameOrUndefined(namespace);
     const count = packed.length / hashLen;
     const slots = new Int32Array(count);
     const blocks = ns ? this.opts.index.prefix(ns.id, packed, hashLen, count, slots) : 0;
-    const empty = {
-      grantId: 0,
+    const empty: GrantAnswer = {
+      grantId: '',
       blocks: 0,
       shards: ns?.shards ?? 0,
       pageBytes: ns?.pageBytes ?? 0,
@@ -111,12 +151,12 @@ export class PeerServer {
       this.counters.emptyGrants++;
       return empty;
     }
-    const grant = this.grants.issue(peer, slots.slice(0, blocks));
+    const grant = this.grants.issue(owner, slots.slice(0, blocks), blocks * ns.shards * ns.pageBytes);
     let key: Buffer;
     try {
       key = await this.opts.transport.addGrant(grant.id, peer, this.ranges(grant), grant.expiresAtMs);
     } catch (err) {
-      this.grants.release(grant.id, peer);
+      this.grants.release(grant.id, owner);
       throw err;
     }
     this.counters.grantedBlocks += blocks;
@@ -135,24 +175,33 @@ export class PeerServer {
     };
   }
 
-  releaseGrant(peer: string, grantId: number): void {
-    this.grants.release(grantId, peer);
+  /** Ends a grant for the reader it was granted to (GRANT_REFUSED for anyone else). */
+  releaseGrant(peer: string, session: bigint, grantId: GrantId): void {
+    this.grants.release(grantId, this.reader(peer, session));
   }
 
   /** Forgets a reader: its session, its grants, its transport state. */
   dropPeer(peer: string): void {
-    this.sessions.delete(peer);
-    this.grants.dropPeer(peer);
-    this.opts.transport.dropPeer(peer, 'serving');
+    this.readers.forget(peer);
+    this.forget(peer, 'dropped');
   }
 
+  /** Expires grants, then forgets readers idle for --reader-idle-secs; returns the grants expired. */
   sweep(): number {
-    return this.grants.sweep();
+    const expired = this.grants.sweep();
+    for (const peer of this.readers.sweep()) this.forget(peer, 'idle (reader-idle-secs)');
+    return expired;
   }
 
   close(): void {
     this.grants.clear();
-    this.sessions.clear();
+    this.readers.clear();
+  }
+
+  private forget(peer: string, why: string): void {
+    this.grants.dropPeer(peer);
+    this.opts.transport.dropPeer(peer, 'serving');
+    this.opts.logger.debug({ peer, why }, 'reader forgotten');
   }
 
   /**

@@ -13,6 +13,7 @@ import {
   type Identity,
 } from '@kvfabric/common';
 import { implement, type RpcContext, type ServerSecurity } from '@kvfabric/common/rpc';
+import { GRANT_ID_BYTES, type GrantId } from '@kvfabric/native';
 import { packOffsets } from '../peer-wire/offsets.js';
 import { PEER_MAX_READ_HASHES } from './peer-limits.js';
 import type { PeerServer } from './peer-server.js';
@@ -32,10 +33,12 @@ function readerOf(req: { nodeId: string }, who: Identity | undefined): string {
   return req.nodeId;
 }
 
-function grantIdOf(v: bigint): number {
-  if (v <= 0n || v > BigInt(Number.MAX_SAFE_INTEGER))
-    throw invalid('grant_id', 'expected a grant id from PrepareRead', v.toString());
-  return Number(v);
+function grantIdOf(v: Uint8Array): GrantId {
+  if (v.length !== GRANT_ID_BYTES) {
+    const hex = Buffer.from(v.subarray(0, 32)).toString('hex');
+    throw invalid('grant_id', `expected the ${GRANT_ID_BYTES} bytes of a grant id from PrepareRead`, hex);
+  }
+  return Buffer.from(v).toString('hex');
 }
 
 export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.UntypedServiceImplementation {
@@ -63,7 +66,7 @@ export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.Un
         const { packed, hashLen } = checkHashList(req.hashes, 'hashes', { maxCount: PEER_MAX_READ_HASHES });
         const g = await server.prepareRead(req.nodeId, req.session, req.namespace, Buffer.from(packed), hashLen);
         return {
-          grantId: BigInt(g.grantId),
+          grantId: Buffer.from(g.grantId, 'hex'),
           blocks: g.blocks,
           shards: g.shards,
           pageBytes: BigInt(g.pageBytes),
@@ -74,7 +77,7 @@ export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.Un
       },
       releaseGrant: (req, call) => {
         readerOf(req, deps.identify(call));
-        server.releaseGrant(req.nodeId, grantIdOf(req.grantId));
+        server.releaseGrant(req.nodeId, req.session, grantIdOf(req.grantId));
         return {};
       },
     },

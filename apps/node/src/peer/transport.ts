@@ -1,6 +1,7 @@
 // Picks and creates the node's one-sided read transport (DESIGN §6): `verbs` when asked for or, with `auto`,
 // when a usable RDMA device exists; else `tcp`. The choice and its reason are logged once at start-up.
 import { isIPv4 } from 'node:net';
+import { constants } from 'node:os';
 import * as native from '@kvfabric/native';
 import type { Pool, Transport, TransportEvent, VerbsTransportOptions } from '@kvfabric/native';
 import { KvError, parseHostPort } from '@kvfabric/common';
@@ -49,6 +50,8 @@ export interface CreateTransportOptions {
   nics?: string[];
   logger: Logger;
   timeoutMs?: number;
+  /** tcp only: a reader connection taking none of its queued answers this long is closed (--reader-stall-secs). */
+  readerStallMs?: number;
   /** verbs only (the --verbs-* flags). */
   verbs?: Pick<
     VerbsTransportOptions,
@@ -106,5 +109,16 @@ export async function createTransport(opts: CreateTransportOptions): Promise<Tra
     connectionsPerPeer: opts.streamsPerPeer,
     onEvent,
     ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+    ...(opts.readerStallMs ? { stallTimeoutMs: Math.max(1, Math.round(opts.readerStallMs)) } : {}),
   });
+}
+
+const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+
+/** Why the transport degrades the node's health (empty when it does not): for /health. */
+export function transportProblems(t: Transport): string[] {
+  const errno = t.counters().acceptErrno;
+  if (errno === 0) return [];
+  const name = ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+  return [`transport: accepting peer connections fails (${name}); retrying with back-off, peers cannot connect`];
 }

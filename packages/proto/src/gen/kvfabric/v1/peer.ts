@@ -48,7 +48,11 @@ export interface PrepareReadRequest {
 }
 
 export interface PrepareReadResponse {
-  grantId: bigint;
+  /**
+   * 16 random bytes naming the grant (empty when nothing was granted); only the reader it was granted to may read
+   * or release it.
+   */
+  grantId: Buffer;
   /** leading hashes granted (the prefix the server holds) */
   blocks: number;
   /** pages per block */
@@ -65,8 +69,11 @@ export interface PrepareReadResponse {
 }
 
 export interface ReleaseGrantRequest {
+  /** the reader, as in its handshake */
   nodeId: string;
-  grantId: bigint;
+  grantId: Buffer;
+  /** the reader's session: a grant is released only by the reader it was granted to */
+  session: bigint;
 }
 
 export interface ReleaseGrantResponse {
@@ -445,7 +452,7 @@ export const PrepareReadRequest: MessageFns<PrepareReadRequest> = {
 
 function createBasePrepareReadResponse(): PrepareReadResponse {
   return {
-    grantId: 0n,
+    grantId: Buffer.alloc(0),
     blocks: 0,
     shards: 0,
     pageBytes: 0n,
@@ -457,11 +464,8 @@ function createBasePrepareReadResponse(): PrepareReadResponse {
 
 export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
   encode(message: PrepareReadResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.grantId !== 0n) {
-      if (BigInt.asUintN(64, message.grantId) !== message.grantId) {
-        throw new globalThis.Error("value provided for field message.grantId of type uint64 too large");
-      }
-      writer.uint32(8).uint64(message.grantId);
+    if (message.grantId.length !== 0) {
+      writer.uint32(74).bytes(message.grantId);
     }
     if (message.blocks !== 0) {
       writer.uint32(16).uint32(message.blocks);
@@ -503,12 +507,12 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 8) {
+          case 9: {
+            if (tag !== 74) {
               break;
             }
 
-            message.grantId = reader.uint64() as bigint;
+            message.grantId = Buffer.from(reader.bytes());
             continue;
           }
           case 2: {
@@ -573,7 +577,11 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
 
   fromJSON(object: any): PrepareReadResponse {
     return {
-      grantId: isSet(object.grantId) ? BigInt(object.grantId) : isSet(object.grant_id) ? BigInt(object.grant_id) : 0n,
+      grantId: isSet(object.grantId)
+        ? Buffer.from(bytesFromBase64(object.grantId))
+        : isSet(object.grant_id)
+        ? Buffer.from(bytesFromBase64(object.grant_id))
+        : Buffer.alloc(0),
       blocks: isSet(object.blocks) ? globalThis.Number(object.blocks) : 0,
       shards: isSet(object.shards) ? globalThis.Number(object.shards) : 0,
       pageBytes: isSet(object.pageBytes)
@@ -601,8 +609,8 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
 
   toJSON(message: PrepareReadResponse): unknown {
     const obj: any = {};
-    if (message.grantId !== 0n) {
-      obj.grantId = message.grantId.toString();
+    if (message.grantId.length !== 0) {
+      obj.grantId = base64FromBytes(message.grantId);
     }
     if (message.blocks !== 0) {
       obj.blocks = Math.round(message.blocks);
@@ -630,7 +638,7 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<PrepareReadResponse>, I>>(object: I): PrepareReadResponse {
     const message = createBasePrepareReadResponse();
-    message.grantId = (object.grantId !== undefined && object.grantId !== null) ? BigInt(object.grantId) : 0n;
+    message.grantId = object.grantId ?? Buffer.alloc(0);
     message.blocks = object.blocks ?? 0;
     message.shards = object.shards ?? 0;
     message.pageBytes = (object.pageBytes !== undefined && object.pageBytes !== null) ? BigInt(object.pageBytes) : 0n;
@@ -644,7 +652,7 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
 };
 
 function createBaseReleaseGrantRequest(): ReleaseGrantRequest {
-  return { nodeId: "", grantId: 0n };
+  return { nodeId: "", grantId: Buffer.alloc(0), session: 0n };
 }
 
 export const ReleaseGrantRequest: MessageFns<ReleaseGrantRequest> = {
@@ -652,11 +660,14 @@ export const ReleaseGrantRequest: MessageFns<ReleaseGrantRequest> = {
     if (message.nodeId !== "") {
       writer.uint32(10).string(message.nodeId);
     }
-    if (message.grantId !== 0n) {
-      if (BigInt.asUintN(64, message.grantId) !== message.grantId) {
-        throw new globalThis.Error("value provided for field message.grantId of type uint64 too large");
+    if (message.grantId.length !== 0) {
+      writer.uint32(26).bytes(message.grantId);
+    }
+    if (message.session !== 0n) {
+      if (BigInt.asUintN(64, message.session) !== message.session) {
+        throw new globalThis.Error("value provided for field message.session of type uint64 too large");
       }
-      writer.uint32(16).uint64(message.grantId);
+      writer.uint32(32).uint64(message.session);
     }
     return writer;
   },
@@ -682,12 +693,20 @@ export const ReleaseGrantRequest: MessageFns<ReleaseGrantRequest> = {
             message.nodeId = reader.string();
             continue;
           }
-          case 2: {
-            if (tag !== 16) {
+          case 3: {
+            if (tag !== 26) {
               break;
             }
 
-            message.grantId = reader.uint64() as bigint;
+            message.grantId = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.session = reader.uint64() as bigint;
             continue;
           }
         }
@@ -709,7 +728,12 @@ export const ReleaseGrantRequest: MessageFns<ReleaseGrantRequest> = {
         : isSet(object.node_id)
         ? globalThis.String(object.node_id)
         : "",
-      grantId: isSet(object.grantId) ? BigInt(object.grantId) : isSet(object.grant_id) ? BigInt(object.grant_id) : 0n,
+      grantId: isSet(object.grantId)
+        ? Buffer.from(bytesFromBase64(object.grantId))
+        : isSet(object.grant_id)
+        ? Buffer.from(bytesFromBase64(object.grant_id))
+        : Buffer.alloc(0),
+      session: isSet(object.session) ? BigInt(object.session) : 0n,
     };
   },
 
@@ -718,8 +742,11 @@ export const ReleaseGrantRequest: MessageFns<ReleaseGrantRequest> = {
     if (message.nodeId !== "") {
       obj.nodeId = message.nodeId;
     }
-    if (message.grantId !== 0n) {
-      obj.grantId = message.grantId.toString();
+    if (message.grantId.length !== 0) {
+      obj.grantId = base64FromBytes(message.grantId);
+    }
+    if (message.session !== 0n) {
+      obj.session = message.session.toString();
     }
     return obj;
   },
@@ -730,7 +757,8 @@ export const ReleaseGrantRequest: MessageFns<ReleaseGrantRequest> = {
   fromPartial<I extends Exact<DeepPartial<ReleaseGrantRequest>, I>>(object: I): ReleaseGrantRequest {
     const message = createBaseReleaseGrantRequest();
     message.nodeId = object.nodeId ?? "";
-    message.grantId = (object.grantId !== undefined && object.grantId !== null) ? BigInt(object.grantId) : 0n;
+    message.grantId = object.grantId ?? Buffer.alloc(0);
+    message.session = (object.session !== undefined && object.session !== null) ? BigInt(object.session) : 0n;
     return message;
   },
 };
@@ -813,7 +841,7 @@ export const PeerService = {
     responseSerialize: (value: PrepareReadResponse): Buffer => Buffer.from(PrepareReadResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): PrepareReadResponse => PrepareReadResponse.decode(value),
   },
-  /** Unpins a grant early (the reader is done, or gave up). */
+  /** Ends a grant early (the reader is done, or gave up); its pages are unpinned once every byte under it has left. */
   releaseGrant: {
     path: "/kvfabric.v1.Peer/ReleaseGrant" as const,
     requestStream: false as const,
@@ -831,7 +859,7 @@ export interface PeerServer extends UntypedServiceImplementation {
   handshake: handleUnaryCall<HandshakeRequest, HandshakeResponse>;
   /** Pins the longest prefix of hashes the server holds and grants the reader its pages. */
   prepareRead: handleUnaryCall<PrepareReadRequest, PrepareReadResponse>;
-  /** Unpins a grant early (the reader is done, or gave up). */
+  /** Ends a grant early (the reader is done, or gave up); its pages are unpinned once every byte under it has left. */
   releaseGrant: handleUnaryCall<ReleaseGrantRequest, ReleaseGrantResponse>;
 }
 
@@ -868,7 +896,7 @@ export interface PeerClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PrepareReadResponse) => void,
   ): ClientUnaryCall;
-  /** Unpins a grant early (the reader is done, or gave up). */
+  /** Ends a grant early (the reader is done, or gave up); its pages are unpinned once every byte under it has left. */
   releaseGrant(
     request: ReleaseGrantRequest,
     callback: (error: ServiceError | null, response: ReleaseGrantResponse) => void,

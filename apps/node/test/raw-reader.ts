@@ -1,0 +1,101 @@
+// A reader of a serving node's pages that talks to it the way an attacker (or a broken peer) on the network
+// would: the Peer gRPC service through a raw stub, and the tcp data transport frame by frame (tcp-wire), so it can
+// do what the node's own puller never does: queue hundreds of reads and stop taking the answers, reuse or release
+// grants it does not own, name made-up sessions.
+import * as grpc from '@grpc/grpc-js';
+import {
+  PeerClient,
+  TransportKind,
+  type HandshakeResponse,
+  type PrepareReadResponse,
+  type ReleaseGrantResponse,
+} from '@kvfabric/proto';
+import {
+  TCP_WIRE,
+  WireConnection,
+  encodeHello,
+  materialHeader,
+  parseTcpServerMaterial,
+  type TcpServerMaterial,
+} from '@kvfabric/native';
+import type { NodeHandle } from '@kvfabric/testkit';
+import { unpackOffsets } from '../src/peer-wire/offsets.js';
+import { until } from './pull-helpers.js';
+
+type Method = 'handshake' | 'prepareRead' | 'releaseGrant';
+
+export interface RawGrant {
+  /** Hex; empty when nothing was granted. */
+  id: string;
+  blocks: number;
+  /** blocks × shards page offsets in the serving pool. */
+  offsets: number[];
+}
+
+export class RawReader {
+  private constructor(
+    readonly id: string,
+    readonly stub: PeerClient,
+    readonly session: bigint,
+    readonly material: TcpServerMaterial,
+  ) {}
+
+  /** Handshakes with `node` as reader `id` (anyone who reaches the peer port can). */
+  static async handshake(node: NodeHandle, id: string): Promise<RawReader> {
+    const stub = new PeerClient(node.addr, grpc.credentials.createInsecure());
+    const hs = await unary<HandshakeResponse>(stub, 'handshake', {
+      nodeId: id,
+      addr: '127.0.0.1:1',
+      transport: TransportKind.TRANSPORT_KIND_TCP,
+      material: materialHeader('tcp'),
+    });
+    return new RawReader(id, stub, hs.session, parseTcpServerMaterial(Buffer.from(hs.material)));
+  }
+
+  async prepareRead(namespace: string, hashes: Buffer[], session = this.session): Promise<RawGrant> {
+    const g = await unary<PrepareReadResponse>(this.stub, 'prepareRead', {
+      nodeId: this.id,
+      session,
+      namespace,
+      hashes: { packed: Buffer.concat(hashes), hashLen: hashes[0]!.length },
+    });
+    return {
+      id: Buffer.from(g.grantId).toString('hex'),
+      blocks: g.blocks,
+      offsets: [...unpackOffsets(Buffer.from(g.pageOffsets))],
+    };
+  }
+
+  /** ReleaseGrant as reader `as` (default: this one) with `session` (default: ours). */
+  release(grantId: string, opts: { as?: string; session?: bigint } = {}): Promise<ReleaseGrantResponse> {
+    return unary<ReleaseGrantResponse>(this.stub, 'releaseGrant', {
+      nodeId: opts.as ?? this.id,
+      session: opts.session ?? this.session,
+      grantId: Buffer.from(grantId, 'hex'),
+    });
+  }
+
+  /** A data connection to the node's tcp transport that has said HELLO with our secret. */
+  async connect(): Promise<WireConnection> {
+    const conn = await WireConnection.open(this.material.host, this.material.port);
+    await conn.send(encodeHello(this.material.name, this.material.secret));
+    await until('HELLO answered', () => conn.frames.length > 0 || conn.closed);
+    const hello = conn.frames.shift();
+    if (hello?.type !== TCP_WIRE.type.helloOk) throw new Error(`hello refused: ${hello?.payload.toString()}`);
+    return conn;
+  }
+
+  close(): void {
+    this.stub.close();
+  }
+}
+
+function unary<Res>(stub: PeerClient, method: Method, req: object): Promise<Res> {
+  return new Promise<Res>((resolve, reject) =>
+    (stub[method] as unknown as (r: object, cb: (e: grpc.ServiceError | null, r: Res) => void) => void).call(
+      stub,
+      req,
+      (e, r) => (e ? reject(e) : resolve(r)),
+    ),
+  );
+}
