@@ -2,14 +2,16 @@
 // fuzzers need to act as a reader that does what the native client never would (queue hundreds of requests and
 // stop reading, reuse a released grant, send garbage). The node's data path never uses this; it is the native
 // client's and server's job.
+import { createHmac } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { checkGrantId, type GrantId } from './transport.js';
 
 export const TCP_WIRE = {
   magic: 0x5446564b,
-  version: 2,
+  version: 3,
   headerBytes: 48,
-  type: { hello: 1, helloOk: 2, helloRefused: 3, read: 4, data: 5, error: 6 },
+  type: { hello: 1, helloOk: 2, helloRefused: 3, read: 4, data: 5, error: 6, challenge: 7 },
+  helloContext: 'kvfabric-tcp-hello/3',
   errorCode: { grantRefused: 1, invalid: 2 },
 } as const;
 
@@ -36,12 +38,14 @@ export function encodeFrame(f: Omit<WireFrame, 'grant'> & { grant?: GrantId }): 
   return Buffer.concat([h, f.payload]);
 }
 
-export function encodeHello(peerId: string, secret: Buffer): Buffer {
+/** HELLO: the reader's id and its proof, HMAC-SHA256(secret, context || the server's challenge nonce || id). */
+export function encodeHello(peerId: string, secret: Buffer, nonce: Buffer): Buffer {
   const id = Buffer.from(peerId);
-  const p = Buffer.alloc(2 + id.length + secret.length);
+  const proof = createHmac('sha256', secret).update(TCP_WIRE.helloContext).update(nonce).update(id).digest();
+  const p = Buffer.alloc(2 + id.length + proof.length);
   p.writeUInt16LE(id.length, 0);
   id.copy(p, 2);
-  secret.copy(p, 2 + id.length);
+  proof.copy(p, 2 + id.length);
   return encodeFrame({ type: TCP_WIRE.type.hello, req: 0n, count: 0, code: 0, payload: p });
 }
 
@@ -100,6 +104,18 @@ export class WireConnection {
 
   get closed(): boolean {
     return this.closedFlag;
+  }
+
+  /** The server's CHALLENGE nonce, the first frame of every connection (taken out of `frames`). */
+  async challenge(): Promise<Buffer> {
+    while (this.frames.length === 0) {
+      if (this.closedFlag) throw new Error('tcp wire: the server closed the connection before its challenge');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const first = this.frames.shift()!;
+    if (first.type !== TCP_WIRE.type.challenge)
+      throw new Error(`tcp wire: expected a challenge, got type ${first.type}`);
+    return first.payload;
   }
 
   send(frame: Buffer): Promise<void> {

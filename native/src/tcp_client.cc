@@ -1,4 +1,5 @@
 #include "tcp_client.h"
+#include "tcp_hello.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -49,7 +50,8 @@ struct TcpClient::Req {
 };
 
 struct TcpClient::Conn {
-  enum State { kConnecting, kHello, kReady, kDead } state = kConnecting;
+  // connect, then the server's CHALLENGE arrives, then our HELLO (proof over its nonce) waits for HELLO_OK
+  enum State { kConnecting, kChallenge, kHello, kReady, kDead } state = kConnecting;
   int fd = -1;
   Peer* peer = nullptr;
   std::string out;
@@ -62,11 +64,13 @@ struct TcpClient::Conn {
   size_t di = 0;       // descriptor index inside inflight.front()
   uint64_t doff = 0;   // offset inside that descriptor
   std::string err;     // ERROR payload being received
+  uint8_t nonce[kNonceBytes];  // the CHALLENGE payload being received
   bool want_out = false;
 };
 
 struct TcpClient::Peer {
   std::string id;
+  std::string name, secret;  // who we are to this peer, and the secret our HELLO proofs are keyed with
   std::vector<std::unique_ptr<Conn>> conns;
   size_t rr = 0;
   uint64_t connect_op = 0;  // != 0 while connecting
@@ -214,17 +218,13 @@ void TcpClient::StartConnect(Cmd& cmd) {
   addr.sin_port = htons(uint16_t(cmd.port));
   if (inet_pton(AF_INET, cmd.host.c_str(), &addr.sin_addr) != 1)
     return FailConnect(peer, code::kInvalidArgument, "material: host is not an IPv4 address: " + cmd.host);
-  std::string hello(sizeof(Header), '\0');
-  Header h = MakeHeader(kHello, 0, 2 + cmd.name.size() + cmd.secret.size());
-  std::memcpy(hello.data(), &h, sizeof h);
-  uint16_t len = uint16_t(cmd.name.size());
-  hello.append(reinterpret_cast<const char*>(&len), 2);
-  hello += cmd.name;
-  hello += cmd.secret;
+  if (cmd.secret.size() != kSecretBytes)
+    return FailConnect(peer, code::kInvalidArgument, "material: the secret must be " + std::to_string(kSecretBytes) + " bytes");
+  peer->name = cmd.name;
+  peer->secret = cmd.secret;
   for (int i = 0; i < cmd.connections; i++) {
     auto c = std::make_unique<Conn>();
     c->peer = peer;
-    c->out = hello;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     Conn* conn = c.get();
     peer->conns.push_back(std::move(c));
@@ -371,6 +371,21 @@ void TcpClient::Pump(Conn* c) {
   FlushOut(c);
 }
 
+// The challenge arrived: answer with our id and the proof of our secret over its nonce.
+bool TcpClient::SendHello(Conn* c) {
+  const Peer* p = c->peer;
+  Header h = MakeHeader(kHello, 0, 2 + p->name.size() + kProofBytes);
+  uint16_t len = uint16_t(p->name.size());
+  uint8_t proof[kProofBytes];
+  HelloProof(reinterpret_cast<const uint8_t*>(p->secret.data()), c->nonce, p->name, proof);
+  c->out.append(reinterpret_cast<const char*>(&h), sizeof h);
+  c->out.append(reinterpret_cast<const char*>(&len), 2);
+  c->out += p->name;
+  c->out.append(reinterpret_cast<const char*>(proof), kProofBytes);
+  c->state = Conn::kHello;
+  return FlushOut(c);
+}
+
 bool TcpClient::FlushOut(Conn* c) {
   while (c->out_off < c->out.size()) {
     ssize_t n = send(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL);
@@ -405,7 +420,7 @@ void TcpClient::OnEvent(Conn* c, uint32_t events) {
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0)
       return FailConnect(c->peer, code::kTransportFailed, "connect to peer " + c->peer->id + ": " + ErrnoString(err));
-    c->state = Conn::kHello;
+    c->state = Conn::kChallenge;
   }
   if ((events & EPOLLOUT) && !FlushOut(c)) return;
   if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) OnReadable(c);
@@ -418,6 +433,8 @@ bool TcpClient::OnReadable(Conn* c) {
     ssize_t n;
     if (!c->in_body) {
       n = recv(c->fd, reinterpret_cast<uint8_t*>(&c->hdr) + c->hdr_got, sizeof(Header) - c->hdr_got, 0);
+    } else if (c->state == Conn::kChallenge) {
+      n = recv(c->fd, c->nonce + (kNonceBytes - c->body_left), c->body_left, 0);
     } else if (!c->err.empty() || c->hdr.type == kError) {
       size_t at = c->hdr.length - c->body_left;
       n = recv(c->fd, &c->err[at], c->body_left, 0);
@@ -469,6 +486,10 @@ bool TcpClient::OnReadable(Conn* c) {
     if (c->body_left > 0) continue;
     c->in_body = false;
     c->hdr_got = 0;
+    if (c->state == Conn::kChallenge) {
+      if (!SendHello(c)) return false;
+      continue;
+    }
     Req* r = c->inflight.front();
     c->inflight.pop_front();
     if (c->hdr.type == kData) {
@@ -491,6 +512,13 @@ bool TcpClient::OnHeader(Conn* c) {
     counters_->errors++;
     FailConn(c, code::kTransportFailed, "peer " + c->peer->id + " sent a malformed frame");
     return false;
+  }
+  if (c->state == Conn::kChallenge) {
+    if (h.type != kChallenge || h.length != kNonceBytes)
+      return FailConnect(c->peer, code::kTransportFailed, "peer " + c->peer->id + " sent no valid challenge"), false;
+    c->in_body = true;
+    c->body_left = kNonceBytes;
+    return true;
   }
   if (c->state == Conn::kHello) {
     c->hdr_got = 0;

@@ -61,6 +61,7 @@ class TcpClient {
   bool OnReadable(Conn* c);
   bool OnHeader(Conn* c);
   void Pump(Conn* c);
+  bool SendHello(Conn* c);
   bool FlushOut(Conn* c);
   void SetInterest(Conn* c, bool out);
   void ReqDone(Req* r, const char* code, const std::string& msg);

@@ -1,5 +1,7 @@
 #include "tcp_server.h"
 
+#include "tcp_hello.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -67,6 +69,7 @@ struct TcpServer::Conn {
   bool authed = false;
   std::string peer;
   int64_t accepted_ms = 0;
+  uint8_t nonce[kNonceBytes];  // this connection's CHALLENGE: a HELLO proves the reader's secret over it
   int64_t progress_ms = 0;  // when the queue last became non-empty or a write made progress
   std::vector<uint8_t> rbuf = std::vector<uint8_t>(kRbufBytes);
   size_t rlen = 0;
@@ -300,6 +303,13 @@ void TcpServer::Accept() {
     auto c = std::make_unique<Conn>();
     c->fd = fd;
     c->accepted_ms = MonoMs();
+    // the challenge goes out at once; a fresh socket's send buffer takes it whole, or the connection is not kept
+    Header ch = MakeHeader(kChallenge, 0, kNonceBytes);
+    iovec chv[2] = {{&ch, sizeof ch}, {c->nonce, kNonceBytes}};
+    if (!RandomBytes(c->nonce, kNonceBytes) || writev(fd, chv, 2) != ssize_t(sizeof ch + kNonceBytes)) {
+      close(fd);
+      continue;
+    }
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.ptr = c.get();
@@ -382,14 +392,18 @@ bool TcpServer::OnHello(Conn* c, const uint8_t* p, uint64_t len) {
   if (len < 2) return false;
   uint16_t id_len;
   std::memcpy(&id_len, p, 2);
-  if (id_len == 0 || id_len > kMaxPeerId || len != 2 + uint64_t(id_len) + kSecretBytes) return false;
+  if (id_len == 0 || id_len > kMaxPeerId || len != 2 + uint64_t(id_len) + kProofBytes) return false;
   std::string peer(reinterpret_cast<const char*>(p + 2), id_len);
-  bool ok;
+  uint8_t expected[kProofBytes];
+  bool known;
   {
     std::lock_guard<std::mutex> g(mu_);
     auto it = secrets_.find(peer);
-    ok = it != secrets_.end() && ConstantTimeEqual(it->second, p + 2 + id_len, kSecretBytes);
+    known = it != secrets_.end() && it->second.size() == kSecretBytes;
+    if (known) HelloProof(reinterpret_cast<const uint8_t*>(it->second.data()), c->nonce, peer, expected);
   }
+  bool ok = known && ConstantTimeEqual(std::string(reinterpret_cast<const char*>(expected), kProofBytes),
+                                       p + 2 + id_len, kProofBytes);
   if (!ok) {
     Refuse(peer, nullptr, "connection refused: unknown peer or wrong secret");
     std::string msg = "unknown peer or wrong secret";

@@ -28,7 +28,7 @@ async function setup(opts: { stallTimeoutMs?: number } = {}) {
   pool.write(page, Buffer.alloc(PAGE, 0x11));
   await server.addGrant(gid(1), 'R', new Float64Array([page, PAGE]), Date.now() + 600_000);
   const conn = await WireConnection.open(m.host, m.port);
-  await conn.send(encodeHello(m.name, m.secret));
+  await conn.send(encodeHello(m.name, m.secret, await conn.challenge()));
   await until('HELLO_OK', () => conn.frames.length === 1);
   assert.equal(conn.frames.shift()!.type, TCP_WIRE.type.helloOk);
   return {

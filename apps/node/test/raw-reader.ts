@@ -78,7 +78,7 @@ export class RawReader {
   /** A data connection to the node's tcp transport that has said HELLO with our secret. */
   async connect(): Promise<WireConnection> {
     const conn = await WireConnection.open(this.material.host, this.material.port);
-    await conn.send(encodeHello(this.material.name, this.material.secret));
+    await conn.send(encodeHello(this.material.name, this.material.secret, await conn.challenge()));
     await until('HELLO answered', () => conn.frames.length > 0 || conn.closed);
     const hello = conn.frames.shift();
     if (hello?.type !== TCP_WIRE.type.helloOk) throw new Error(`hello refused: ${hello?.payload.toString()}`);
