@@ -3,6 +3,7 @@ export { binding } from './loader.js';
 export * from './pool.js';
 export * from './region.js';
 export * from './copy-engine.js';
+export * from './checksum.js';
 export * from './transport.js';
 export * from './tcp-transport.js';
 export * from './verbs-transport.js';
