@@ -120,7 +120,12 @@ export class CopyEngine implements Disposable, AsyncDisposable {
    * Checks `pageBytes`-long pages of `memory` at `pageOffsets` against `expected` checksums ((lo, hi) per page, as
    * copyAndSum hands them out) on the worker threads; resolves with the indexes of the pages that differ.
    */
-  verify(memory: NativeMemory, pageOffsets: Float64Array, pageBytes: number, expected: Uint32Array): Promise<VerifyResult> {
+  verify(
+    memory: NativeMemory,
+    pageOffsets: Float64Array,
+    pageBytes: number,
+    expected: Uint32Array,
+  ): Promise<VerifyResult> {
     let promise: Promise<VerifyResult>;
     try {
       if (this.#closed) throw new NativeError('INTERNAL', 'copy engine: used after close()');

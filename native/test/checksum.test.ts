@@ -64,10 +64,10 @@ test('copyAndSum: each page summed as it landed, whatever the descriptors look l
   const d: number[] = [];
   const l: number[] = [];
   pages.forEach((p, b) => {
-    for (let k = 0; k < segs; k++) s.push((k * 16 + b) * seg), d.push(p * page + k * seg), l.push(seg);
+    for (let k = 0; k < segs; k++) (s.push((k * 16 + b) * seg), d.push(p * page + k * seg), l.push(seg));
   });
   // one descriptor covering two whole adjacent pages (what coalescing gives for contiguous blocks)
-  s.push(6 * MiB), d.push(50 * page), l.push(2 * page);
+  (s.push(6 * MiB), d.push(50 * page), l.push(2 * page));
   const res = await engine.copyAndSum(src, dst, Float64Array.from(s), Float64Array.from(d), Float64Array.from(l), page);
   assert.equal(res.bytes, (pages.length + 2) * page);
   assert.equal(res.checksums.length, 2 * (pages.length + 2));
@@ -79,7 +79,14 @@ test('copyAndSum: each page summed as it landed, whatever the descriptors look l
   assert.ok(dst.read(2 * page + 3 * seg, seg).equals(data.subarray((3 * 16 + 1) * seg, (3 * 16 + 2) * seg)));
   // large pages are summed across chunk boundaries and split over the threads by whole pages
   const big = 2 * MiB;
-  const r2 = await engine.copyAndSum(src, dst, Float64Array.of(0), Float64Array.of(4 * MiB), Float64Array.of(3 * big), big);
+  const r2 = await engine.copyAndSum(
+    src,
+    dst,
+    Float64Array.of(0),
+    Float64Array.of(4 * MiB),
+    Float64Array.of(3 * big),
+    big,
+  );
   for (let i = 0; i < 3; i++) assert.equal(sumOf(r2.checksums, i), pageChecksum(data.subarray(i * big, (i + 1) * big)));
 });
 
@@ -126,9 +133,21 @@ test('verify names exactly the pages whose bytes differ from their checksums', a
   pool.write(offsets[4]!, Buffer.of(pool.read(offsets[4]!, 1)[0]! ^ 0x80));
   assert.deepEqual([...(await engine.verify(pool, offsets, page, expected)).mismatches], [2, 4]);
   // hostile arguments: named, nothing runs
-  await rejectsWith(engine.verify(pool, Float64Array.of(8 * MiB - 4096), page, new Uint32Array(2)), 'INVALID_ARGUMENT', /pageOffsets\[0\]/);
-  await rejectsWith(engine.verify(pool, Float64Array.of(0.5), page, new Uint32Array(2)), 'INVALID_ARGUMENT', /pageOffsets\[0\]/);
-  await rejectsWith(engine.verify(pool, offsets, page, new Uint32Array(3)), 'INVALID_ARGUMENT', /expected: expected a Uint32Array of 10/);
+  await rejectsWith(
+    engine.verify(pool, Float64Array.of(8 * MiB - 4096), page, new Uint32Array(2)),
+    'INVALID_ARGUMENT',
+    /pageOffsets\[0\]/,
+  );
+  await rejectsWith(
+    engine.verify(pool, Float64Array.of(0.5), page, new Uint32Array(2)),
+    'INVALID_ARGUMENT',
+    /pageOffsets\[0\]/,
+  );
+  await rejectsWith(
+    engine.verify(pool, offsets, page, new Uint32Array(3)),
+    'INVALID_ARGUMENT',
+    /expected: expected a Uint32Array of 10/,
+  );
   await rejectsWith(engine.verify(pool, offsets, 0, expected), 'INVALID_ARGUMENT', /pageBytes/);
   const none = await engine.verify(pool, new Float64Array(0), page, new Uint32Array(0));
   assert.deepEqual([none.bytes, none.mismatches.length], [0, 0]);

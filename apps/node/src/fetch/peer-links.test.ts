@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { packChecksums } from '../peer-wire/checksums.js';
 import { packOffsets } from '../peer-wire/offsets.js';
 import { decodeReadGrant } from './peer-links.js';
 
@@ -9,15 +10,25 @@ const answer = (blocks: number, shards: number, offsets: number[]) => ({
   shards,
   pageBytes: 4096n,
   pageOffsets: packOffsets(Float64Array.from(offsets)),
+  pageChecksums: packChecksums(Uint32Array.from(offsets.flatMap((o, i) => [o % 2 ** 32, i]))),
   expiresAtMs: 1234n,
   grantKey: Buffer.from('key'),
 });
 
-test('a PrepareRead answer decodes into a read grant: ids and sizes as numbers, offsets unpacked', () => {
+test('a PrepareRead answer decodes into a read grant: ids and sizes as numbers, offsets and checksums unpacked', () => {
   const g = decodeReadGrant(answer(2, 2, [0, 4096, 2 ** 40, 8192]));
   assert.deepEqual(
-    { ...g, remote: [...g.remote], key: g.key.toString() },
-    { id: 9n, blocks: 2, shards: 2, pageBytes: 4096, remote: [0, 4096, 2 ** 40, 8192], expiresAtMs: 1234, key: 'key' },
+    { ...g, remote: [...g.remote], checksums: [...g.checksums], key: g.key.toString() },
+    {
+      id: 9n,
+      blocks: 2,
+      shards: 2,
+      pageBytes: 4096,
+      remote: [0, 4096, 2 ** 40, 8192],
+      checksums: [0, 0, 4096, 1, 0, 2, 8192, 3],
+      expiresAtMs: 1234,
+      key: 'key',
+    },
   );
   assert.deepEqual([...decodeReadGrant({ ...answer(0, 2, []), grantId: 0n }).remote], []);
 });
@@ -29,5 +40,19 @@ test('offsets that do not match the blocks are a layout mismatch; bad packing is
   });
   assert.throws(() => decodeReadGrant({ ...answer(1, 1, [0]), pageOffsets: Buffer.alloc(5) }), {
     code: 'INVALID_ARGUMENT',
+  });
+});
+
+test('a grant without one checksum per page is not readable: nothing of it could be verified', () => {
+  assert.throws(() => decodeReadGrant({ ...answer(2, 1, [0, 4096]), pageChecksums: Buffer.alloc(8) }), {
+    reason: 'layout_mismatch',
+    message: /1 page checksums for 2 blocks of 1 shards/,
+  });
+  assert.throws(() => decodeReadGrant({ ...answer(1, 1, [0]), pageChecksums: Buffer.alloc(0) }), {
+    reason: 'layout_mismatch',
+  });
+  assert.throws(() => decodeReadGrant({ ...answer(1, 1, [0]), pageChecksums: Buffer.alloc(7) }), {
+    code: 'INVALID_ARGUMENT',
+    message: /page_checksums: expected a multiple of 8 bytes, got 7/,
   });
 });

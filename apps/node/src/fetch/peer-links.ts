@@ -6,6 +6,7 @@ import { PeerClient, type TransportKind, type PrepareReadResponse } from '@kvfab
 import { KvError } from '@kvfabric/common';
 import { CHANNEL_OPTIONS, ERROR_CODE_KEY, fromGrpcError } from '@kvfabric/common/rpc';
 import type { Transport } from '@kvfabric/native';
+import { unpackChecksums } from '../peer-wire/checksums.js';
 import { unpackOffsets } from '../peer-wire/offsets.js';
 import { PullError, type ReadGrant } from './pull-types.js';
 
@@ -53,8 +54,9 @@ function call<Req, Res>(
 }
 
 /**
- * A PrepareRead answer as the reader uses it: ids and sizes as numbers, the page offsets unpacked. Throws (a
- * KvError, or PullError layout_mismatch when the offsets do not match the blocks) on an answer that is not usable.
+ * A PrepareRead answer as the reader uses it: ids and sizes as numbers, the page offsets and checksums unpacked.
+ * Throws (a KvError, or PullError layout_mismatch when the offsets or checksums do not match the blocks) on an
+ * answer that is not usable.
  */
 export function decodeReadGrant(res: PrepareReadResponse): ReadGrant {
   const grant: ReadGrant = {
@@ -63,6 +65,7 @@ export function decodeReadGrant(res: PrepareReadResponse): ReadGrant {
     shards: res.shards,
     pageBytes: Number(res.pageBytes),
     remote: new Float64Array(0),
+    checksums: new Uint32Array(0),
     expiresAtMs: Number(res.expiresAtMs),
     key: Buffer.from(res.grantKey),
   };
@@ -72,6 +75,14 @@ export function decodeReadGrant(res: PrepareReadResponse): ReadGrant {
     throw new PullError(
       'layout_mismatch',
       `${grant.remote.length} page offsets for ${res.blocks} blocks of ${res.shards} shards`,
+    );
+  }
+  // Every page is verified before it seals: a grant without a checksum per page can not be read.
+  grant.checksums = unpackChecksums(res.pageChecksums);
+  if (grant.checksums.length !== 2 * grant.remote.length) {
+    throw new PullError(
+      'layout_mismatch',
+      `${grant.checksums.length / 2} page checksums for ${res.blocks} blocks of ${res.shards} shards`,
     );
   }
   return grant;

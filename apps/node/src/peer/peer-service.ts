@@ -4,6 +4,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { PeerService, TransportKind } from '@kvfabric/proto';
 import { KvError, checkHashList, checkId, checkNamespace, invalid } from '@kvfabric/common';
 import { implement, type RpcContext } from '@kvfabric/common/rpc';
+import { packChecksums } from '../peer-wire/checksums.js';
 import { packOffsets } from '../peer-wire/offsets.js';
 import type { PeerServer } from './peer-server.js';
 
@@ -47,6 +48,7 @@ export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.Un
           shards: g.shards,
           pageBytes: BigInt(g.pageBytes),
           pageOffsets: packOffsets(g.pageOffsets),
+          pageChecksums: packChecksums(g.checksums),
           expiresAtMs: BigInt(g.expiresAtMs),
           grantKey: g.key,
         };
