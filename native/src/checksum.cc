@@ -25,7 +25,9 @@ namespace kvf {
 namespace {
 // A save copies a page in chunks of this size and hashes each chunk right after copying it: the chunk is still in
 // L1, so summing costs hash instructions but no second trip to memory (whole 2 MiB pages would not stay in L2).
-constexpr uint64_t kChunkBytes = 16 << 10;
+// Measured on the 2-vCPU EPYC dev VM (CPU time per byte, 256 KiB and 2 MiB pages from DRAM): 4-8 KiB chunks cost
+// 14-16 % on top of the copy, 16 KiB 19 %, 64 KiB 24 %, 2 KiB 65 % (the streaming state's per-call overhead).
+constexpr uint64_t kChunkBytes = 8 << 10;
 
 struct StateFree {
   void operator()(XXH3_state_t* s) const { XXH3_freeState(s); }
