@@ -63,11 +63,16 @@ test('copyAndSum: each page summed as it landed, whatever the descriptors look l
   const s: number[] = [];
   const d: number[] = [];
   const l: number[] = [];
+  const add = (from: number, to: number, len: number) => {
+    s.push(from);
+    d.push(to);
+    l.push(len);
+  };
   pages.forEach((p, b) => {
-    for (let k = 0; k < segs; k++) (s.push((k * 16 + b) * seg), d.push(p * page + k * seg), l.push(seg));
+    for (let k = 0; k < segs; k++) add((k * 16 + b) * seg, p * page + k * seg, seg);
   });
   // one descriptor covering two whole adjacent pages (what coalescing gives for contiguous blocks)
-  (s.push(6 * MiB), d.push(50 * page), l.push(2 * page));
+  add(6 * MiB, 50 * page, 2 * page);
   const res = await engine.copyAndSum(src, dst, Float64Array.from(s), Float64Array.from(d), Float64Array.from(l), page);
   assert.equal(res.bytes, (pages.length + 2) * page);
   assert.equal(res.checksums.length, 2 * (pages.length + 2));
