@@ -14,6 +14,7 @@ import type { Fetcher } from '../engine-core.js';
 import type { Evictor } from '../eviction.js';
 import type { NamespaceInfo } from '../namespaces.js';
 import { BlockFlights } from './block-flights.js';
+import { HolderHealth } from './holder-health.js';
 import { PullSession, type PullOutcome, type PullSessionDeps } from './pull-session.js';
 import { ReadPipeline, type PageVerifier } from './read-pipeline.js';
 import {
@@ -97,12 +98,11 @@ export class RemoteFetcher implements Fetcher {
     failures: Object.fromEntries(PULL_FAILURES.map((r) => [r, 0])) as Record<PullFailure, number>,
   };
   private readonly live = new Set<PullSession>();
-  private readonly failedUntil = new Map<string, number>();
-  /** Holders that served corrupt pages, until when they stay suspect. */
-  private readonly suspectUntil = new Map<string, number>();
+  private readonly health: HolderHealth;
   private readonly sessionDeps: PullSessionDeps;
 
   constructor(private readonly opts: RemoteFetcherOptions) {
+    this.health = new HolderHealth(opts);
     const pipeline = new ReadPipeline({
       transport: opts.transport,
       verify: opts.verify,
@@ -131,13 +131,8 @@ export class RemoteFetcher implements Fetcher {
   }
 
   /** The holders suspect now (they served a page that differed from its checksum less than suspectMs ago). */
-  suspects(now = Date.now()): string[] {
-    const out: string[] = [];
-    for (const [id, until] of this.suspectUntil) {
-      if (until > now) out.push(id);
-      else this.suspectUntil.delete(id);
-    }
-    return out;
+  suspects(): string[] {
+    return this.health.suspects(Date.now());
   }
 
   async fetch(r: {
@@ -241,13 +236,7 @@ export class RemoteFetcher implements Fetcher {
       const now = Date.now();
       const span = (h: Holder) => Math.min(h.prefixLen, end - pos);
       const usable = holders
-        .filter(
-          (h) =>
-            h.prefixLen > 0 &&
-            !tried.has(h.nodeId) &&
-            (this.failedUntil.get(h.nodeId) ?? 0) <= now &&
-            (this.suspectUntil.get(h.nodeId) ?? 0) <= now,
-        )
+        .filter((h) => h.prefixLen > 0 && !tried.has(h.nodeId) && this.health.usable(h.nodeId, now))
         .sort((a, b) => span(b) - span(a) || a.poolUsedBytes - b.poolUsedBytes);
       const h = usable[0];
       if (!h) {
@@ -259,14 +248,14 @@ export class RemoteFetcher implements Fetcher {
       if (failure?.reason === 'checksum_mismatch') {
         // Bytes that differ from what the holder said it has: a damaged or hostile path (or holder). Nothing of
         // the chunk sealed; the holder is not pulled from again for a while, whoever else lists it.
-        this.suspectUntil.set(h.nodeId, Date.now() + this.opts.suspectMs);
+        this.health.corrupt(h.nodeId, Date.now());
         this.opts.logger.error(
           { peer: h.nodeId, addr: h.addr, namespace: req.ns.name, err: failure.error.message, sealed },
           `pulled pages differ from their checksums: blocks dropped, ${h.nodeId} suspect for ${this.opts.suspectMs / 1000} s`,
         );
       } else if (failure) {
         // A grant that ran out under our own pacing says nothing about the peer's health.
-        if (failure.reason !== 'grant_expired') this.failedUntil.set(h.nodeId, Date.now() + this.opts.backoffMs);
+        if (failure.reason !== 'grant_expired') this.health.failed(h.nodeId, Date.now());
         this.opts.logger.warn(
           {
             peer: h.nodeId,
