@@ -109,12 +109,15 @@ void CopyEngine::Worker() {
     Batch* b = part.batch;
     uint8_t* src = b->src->base();
     uint8_t* dst = b->dst->base();
-    if (b->sums) b->sums->Run(part.first, part.last, src, dst, b->descs.data());
-    for (uint32_t i = part.first; !b->sums && i <= part.last; i++) {
-      const Desc& d = b->descs[i];
-      uint64_t begin = i == part.first ? part.first_skip : 0;
-      uint64_t end = i == part.last ? part.last_len : d.len;
-      std::memcpy(dst + d.dst + begin, src + d.src + begin, end - begin);
+    if (b->sums) {  // pages [first, last], copied (a save) or read (a verify) and summed
+      b->sums->Run(part.first, part.last, src, dst, b->descs.data());
+    } else {
+      for (uint32_t i = part.first; i <= part.last; i++) {
+        const Desc& d = b->descs[i];
+        uint64_t begin = i == part.first ? part.first_skip : 0;
+        uint64_t end = i == part.last ? part.last_len : d.len;
+        std::memcpy(dst + d.dst + begin, src + d.src + begin, end - begin);
+      }
     }
     if (b->parts_left.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       bytes_copied_.fetch_add(b->bytes, std::memory_order_relaxed);

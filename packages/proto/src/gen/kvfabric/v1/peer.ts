@@ -495,7 +495,7 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
       writer.uint32(66).bytes(message.grantKey);
     }
     if (message.pageChecksums.length !== 0) {
-      writer.uint32(74).bytes(message.pageChecksums);
+      writer.uint32(82).bytes(message.pageChecksums);
     }
     return writer;
   },
@@ -569,8 +569,8 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
             message.grantKey = Buffer.from(reader.bytes());
             continue;
           }
-          case 9: {
-            if (tag !== 74) {
+          case 10: {
+            if (tag !== 82) {
               break;
             }
 
