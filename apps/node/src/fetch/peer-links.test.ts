@@ -52,7 +52,12 @@ test('a grant without one checksum per page is not readable: nothing of it could
     reason: 'layout_mismatch',
   });
   assert.throws(() => decodeReadGrant({ ...answer(1, 1, [0]), pageChecksums: Buffer.alloc(7) }), {
-    code: 'INVALID_ARGUMENT',
-    message: /page_checksums: expected a multiple of 8 bytes, got 7/,
+    reason: 'layout_mismatch',
+    message: /7 bytes of page checksums for 1 blocks of 1 shards/,
+  });
+  // a huge blob is refused by its length, before any of it is read
+  assert.throws(() => decodeReadGrant({ ...answer(1, 1, [0]), pageChecksums: Buffer.alloc(8 << 20) }), {
+    reason: 'layout_mismatch',
+    message: /^1048576 page checksums for 1 blocks of 1 shards$/,
   });
 });

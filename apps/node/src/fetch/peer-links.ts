@@ -77,14 +77,16 @@ export function decodeReadGrant(res: PrepareReadResponse): ReadGrant {
       `${grant.remote.length} page offsets for ${res.blocks} blocks of ${res.shards} shards`,
     );
   }
-  // Every page is verified before it seals: a grant without a checksum per page can not be read.
-  grant.checksums = unpackChecksums(res.pageChecksums);
-  if (grant.checksums.length !== 2 * grant.remote.length) {
+  // Every page is verified before it seals: a grant without exactly one checksum per page can not be read (the
+  // length is checked before anything is unpacked).
+  const sums = res.pageChecksums.length;
+  if (sums !== 8 * grant.remote.length) {
     throw new PullError(
       'layout_mismatch',
-      `${grant.checksums.length / 2} page checksums for ${res.blocks} blocks of ${res.shards} shards`,
+      `${sums % 8 === 0 ? sums / 8 : `${sums} bytes of`} page checksums for ${res.blocks} blocks of ${res.shards} shards`,
     );
   }
+  grant.checksums = unpackChecksums(res.pageChecksums);
   return grant;
 }
 
