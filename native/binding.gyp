@@ -9,7 +9,7 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fexceptions", "-pthread", "<!@(node -p \"process.env.KVFABRIC_NATIVE_CFLAGS || ''\")"],
       "ldflags": ["-pthread", "<!@(node -p \"process.env.KVFABRIC_NATIVE_LDFLAGS || ''\")"],
-      "libraries": ["-ldl", "-luring"],
+      "libraries": ["-ldl", "-luring", "-lxxhash"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"]
     },
     {

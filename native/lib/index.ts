@@ -4,6 +4,7 @@ export * from './pool.js';
 export * from './region.js';
 export * from './region-handover.js';
 export * from './copy-engine.js';
+export * from './checksum.js';
 export * from './transport.js';
 export * from './tcp-transport.js';
 export * from './verbs-transport.js';

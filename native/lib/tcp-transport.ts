@@ -33,6 +33,8 @@ export interface TcpTransportOptions {
   port?: number;
   /** Address put in our material for peers to connect to; default `host`. Required when host is 0.0.0.0. */
   advertiseHost?: string;
+  /** Port put in our material (a NAT or proxy in front of the server); default the bound port. */
+  advertisePort?: number;
   /** Connections opened to each serving peer; a batch is striped across them. Default 4. */
   connectionsPerPeer?: number;
   /** SO_SNDBUF/SO_RCVBUF for every socket; 0 leaves kernel autotuning on. Default 0. */
@@ -84,6 +86,7 @@ const OPTION_KEYS = [
   'host',
   'port',
   'advertiseHost',
+  'advertisePort',
   'connectionsPerPeer',
   'socketBufferBytes',
   'timeoutMs',
@@ -131,6 +134,7 @@ export function parseTcpServerMaterial(buf: Buffer, field = 'serverMaterial'): T
 export class TcpTransport extends NativeTransport<NativeTcp> implements Transport {
   readonly kind = 'tcp' as const;
   readonly #advertiseHost: string;
+  readonly #advertisePort: number | undefined;
   readonly #connections: number;
   readonly #connectTimeoutMs: number;
 
@@ -138,6 +142,7 @@ export class TcpTransport extends NativeTransport<NativeTcp> implements Transpor
     native: NativeTcp,
     opts: {
       advertiseHost: string;
+      advertisePort: number | undefined;
       connections: number;
       timeoutMs: number;
       connectTimeoutMs: number;
@@ -146,6 +151,7 @@ export class TcpTransport extends NativeTransport<NativeTcp> implements Transpor
   ) {
     super(native, { timeoutMs: opts.timeoutMs, poolBytes: opts.poolBytes, label: 'tcp' });
     this.#advertiseHost = opts.advertiseHost;
+    this.#advertisePort = opts.advertisePort;
     this.#connections = opts.connections;
     this.#connectTimeoutMs = opts.connectTimeoutMs;
   }
@@ -166,6 +172,10 @@ export class TcpTransport extends NativeTransport<NativeTcp> implements Transpor
       );
     }
     const port = checkUint('options.port', opts.port ?? 0, 65535);
+    const advertisePort =
+      opts.advertisePort === undefined
+        ? undefined
+        : checkPositiveInt('options.advertisePort', opts.advertisePort, 65535);
     const connections = checkPositiveInt('options.connectionsPerPeer', opts.connectionsPerPeer ?? 4, 64);
     const sockbuf = checkUint('options.socketBufferBytes', opts.socketBufferBytes ?? 0, 1 << 30);
     const timeoutMs = checkPositiveInt('options.timeoutMs', opts.timeoutMs ?? 30_000, 24 * 3600 * 1000);
@@ -178,6 +188,7 @@ export class TcpTransport extends NativeTransport<NativeTcp> implements Transpor
     const native = callNative(() => new Native(poolNative, host, port, sockbuf, opts.onEvent, stallTimeoutMs));
     return new TcpTransport(native, {
       advertiseHost,
+      advertisePort,
       connections,
       timeoutMs,
       connectTimeoutMs,
@@ -197,7 +208,8 @@ export class TcpTransport extends NativeTransport<NativeTcp> implements Transpor
     r.end();
     const secret = randomBytes(SECRET_BYTES);
     callNative(() => this.native.addPeer(peerId, secret));
-    return encodeTcpServerMaterial({ host: this.#advertiseHost, port: this.port, name: peerId, secret });
+    const port = this.#advertisePort ?? this.port;
+    return encodeTcpServerMaterial({ host: this.#advertiseHost, port, name: peerId, secret });
   }
 
   async beginConnect(peerId: string): Promise<Buffer> {

@@ -35,6 +35,7 @@ struct CopyEngine::Batch {
   Napi::ObjectReference engine_obj, src_obj, dst_obj;
   MemoryRef src, dst;
   std::vector<Desc> descs;
+  std::unique_ptr<PageSums> sums;  // a summed batch: a save's page checksums, or a verify
   uint64_t bytes = 0;
   std::atomic<uint32_t> parts_left{0};
   // Set by a part whose copy took a SIGBUS (an engine region shrank under it): the batch fails. 0: no fault.
@@ -114,9 +115,14 @@ void CopyEngine::Worker() {
     uint8_t* src = b->src->base();
     uint8_t* dst = b->dst->base();
     uintptr_t fault = 0;
-    // Guarded: a region truncated by its engine mid-copy fails this batch instead of killing the node.
+    // Guarded: a region truncated by its engine mid-copy fails this batch instead of killing the node. Both kinds of
+    // part read the engine's region: a plain copy, and a save's copy-and-sum (a verify reads only the pool).
     if (!RunGuarded(
             [&] {
+              if (b->sums) {  // pages [first, last], copied (a save) or read (a verify) and summed
+                b->sums->Run(part.first, part.last, src, dst, b->descs.data());
+                return;
+              }
               for (uint32_t i = part.first; i <= part.last; i++) {
                 const Desc& d = b->descs[i];
                 uint64_t begin = i == part.first ? part.first_skip : 0;
@@ -165,6 +171,7 @@ void CopyEngine::Deliver(Napi::Env env, Napi::Function, CopyEngine* engine, Batc
   } else {
     Napi::Object result = Napi::Object::New(env);
     result.Set("bytes", Napi::Number::New(env, static_cast<double>(b->bytes)));
+    if (b->sums) b->sums->SetResult(env, result);
     b->deferred.Resolve(result);
   }
   if (--engine->pending_js_ == 0 && !engine->closed_) engine->tsfn_.Unref(env);
@@ -192,9 +199,19 @@ std::string Num(double v) {
 std::string Range(uint64_t off, uint64_t len) {
   return "[" + std::to_string(off) + ", +" + std::to_string(len) + ")";
 }
+
+// Cuts pages [0, pages) of a summed batch into at most `nparts` runs of whole pages.
+uint32_t SplitPages(CopyEngine::Batch* b, uint32_t pages, uint64_t nparts, CopyEngine::Part* parts) {
+  nparts = std::max<uint64_t>(1, std::min<uint64_t>(nparts, pages));
+  uint32_t per = static_cast<uint32_t>((pages + nparts - 1) / nparts);
+  uint32_t n = 0;
+  for (uint32_t p = 0; p < pages; p += per) parts[n++] = {b, p, std::min(p + per, pages) - 1, 0, 0};
+  return n;
+}
 }  // namespace
 
-// copy(src, dst, srcOffsets: Float64Array, dstOffsets: Float64Array, lengths: Float64Array) -> Promise<{bytes}>
+// copy(src, dst, srcOffsets: Float64Array, dstOffsets: Float64Array, lengths: Float64Array[, sumPageBytes])
+//   -> Promise<{bytes[, checksums]}>; with sumPageBytes, the destination pages' checksums (checksum.h)
 Napi::Value CopyEngine::Copy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (closed_) throw CodedError(env, code::kInternal, "copy engine: used after close()");
@@ -260,10 +277,19 @@ Napi::Value CopyEngine::Copy(const Napi::CallbackInfo& info) {
                at + "src " + Range(d.src, d.len) + " and dst " + Range(d.dst, d.len) + " overlap in the same memory");
   }
 
+  if (info.Length() > 5 && !info[5].IsUndefined()) {
+    uint64_t page_bytes = ToIndex(env, info[5], "sumPageBytes");
+    if (page_bytes == 0) throw fail(code::kInvalidArgument, "sumPageBytes: expected a positive integer");
+    b->sums = std::make_unique<PageSums>();
+    std::string bad = b->sums->PlanCopy(b->descs, page_bytes);
+    if (!bad.empty()) throw fail(code::kInvalidArgument, bad);
+  }
+
   Napi::Promise promise = b->deferred.Promise();
   if (b->bytes == 0) {
     Napi::Object result = Napi::Object::New(env);
     result.Set("bytes", Napi::Number::New(env, 0));
+    if (b->sums) b->sums->SetResult(env, result);
     b->deferred.Resolve(result);
     batches_.fetch_add(1, std::memory_order_relaxed);
     return promise;
@@ -274,11 +300,18 @@ Napi::Value CopyEngine::Copy(const Napi::CallbackInfo& info) {
   b->src_obj = Napi::Persistent(info[0].As<Napi::Object>());
   b->dst_obj = Napi::Persistent(info[1].As<Napi::Object>());
 
-  // Pre-split by bytes: one part per thread for large batches, cut anywhere (even inside a descriptor).
+  // Pre-split by bytes: one part per thread for large batches, cut anywhere (even inside a descriptor); a summed
+  // batch is cut between pages.
   uint64_t nparts = std::min<uint64_t>(threads_.size(), std::max<uint64_t>(1, b->bytes / kMinPartBytes));
-  uint64_t per = (b->bytes + nparts - 1) / nparts;
   Part parts[256];
   uint32_t n = 0;
+  if (b->sums) {
+    n = SplitPages(b, b->sums->pages(), nparts, parts);
+    guard.release();
+    Enqueue(env, b, parts, n);
+    return promise;
+  }
+  uint64_t per = (b->bytes + nparts - 1) / nparts;
   uint32_t i = 0;
   uint64_t off = 0;  // position inside descs[i]
   const uint32_t last_desc = static_cast<uint32_t>(b->descs.size() - 1);
@@ -306,10 +339,15 @@ Napi::Value CopyEngine::Copy(const Napi::CallbackInfo& info) {
     }
     parts[n++] = p;
   }
+  guard.release();
+  Enqueue(env, b, parts, n);
+  return promise;
+}
+
+void CopyEngine::Enqueue(Napi::Env env, Batch* b, const Part* parts, uint32_t n) {
   b->parts_left.store(n, std::memory_order_relaxed);
   in_flight_.fetch_add(1, std::memory_order_relaxed);
   if (pending_js_++ == 0) tsfn_.Ref(env);
-  guard.release();
   bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -320,6 +358,41 @@ Napi::Value CopyEngine::Copy(const Napi::CallbackInfo& info) {
   // One wake-up at most from the event loop: that worker wakes the next if parts are left (spinning workers
   // take parts without any).
   if (wake) cv_.notify_one();
+}
+
+// verify(memory, pageOffsets: Float64Array, pageBytes, expected: Uint32Array) -> Promise<{bytes, mismatches}>:
+// the checksum of every page, compared with expected (lo, hi) pairs, on the worker threads.
+Napi::Value CopyEngine::Verify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) throw CodedError(env, code::kInternal, "copy engine: used after close()");
+  auto* b = new Batch(env);
+  std::unique_ptr<Batch> guard(b);
+  MemoryRef mem;
+  try {
+    b->sums = PageSums::ForVerify(info, &mem);
+  } catch (const Napi::Error&) {
+    errors_.fetch_add(1, std::memory_order_relaxed);
+    throw;
+  }
+  uint32_t pages = b->sums->pages();
+  b->bytes = pages * b->sums->page_bytes();
+  Napi::Promise promise = b->deferred.Promise();
+  if (pages == 0) {
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("bytes", Napi::Number::New(env, 0));
+    b->sums->SetResult(env, result);
+    b->deferred.Resolve(result);
+    return promise;
+  }
+  b->src = mem;
+  b->dst = std::move(mem);
+  b->engine_obj = Napi::Persistent(info.This().As<Napi::Object>());
+  b->src_obj = Napi::Persistent(info[0].As<Napi::Object>());
+  Part parts[256];
+  uint64_t nparts = std::min<uint64_t>(threads_.size(), std::max<uint64_t>(1, b->bytes / kMinPartBytes));
+  uint32_t n = SplitPages(b, pages, nparts, parts);
+  guard.release();
+  Enqueue(env, b, parts, n);
   return promise;
 }
 
@@ -346,6 +419,7 @@ void CopyEngine::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, "CopyEngine",
                                     {
                                         InstanceMethod<&CopyEngine::Copy>("copy"),
+                                        InstanceMethod<&CopyEngine::Verify>("verify"),
                                         InstanceMethod<&CopyEngine::Counters>("counters"),
                                         InstanceMethod<&CopyEngine::Close>("close"),
                                     });

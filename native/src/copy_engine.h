@@ -1,5 +1,6 @@
 // Copy engine: batches of (src offset, dst offset, length) descriptors between two memories (pool, regions),
 // split by bytes across worker threads it owns (std::thread, never the libuv pool). One batch resolves one Promise.
+// A summed batch (checksum.h) is split by pages instead: each page's bytes are copied and hashed by one thread.
 #pragma once
 #include <napi.h>
 
@@ -11,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "checksum.h"
 #include "memory.h"
 
 namespace kvf {
@@ -21,22 +23,22 @@ class CopyEngine : public Napi::ObjectWrap<CopyEngine> {
   explicit CopyEngine(const Napi::CallbackInfo& info);
   ~CopyEngine() override;
 
-  struct Desc {
-    uint64_t src, dst, len;
-  };
+  using Desc = CopyRange;
   struct Batch;  // defined in copy_engine.cc
   struct Part {  // a contiguous byte range of a batch: descriptor [first, last], first/last partially
-    Batch* batch;
+    Batch* batch;  // (a summed batch: pages [first, last], the skips unused)
     uint32_t first, last;
     uint64_t first_skip, last_len;  // bytes skipped at the start of `first`; bytes of `last` copied
   };
 
  private:
   Napi::Value Copy(const Napi::CallbackInfo& info);
+  Napi::Value Verify(const Napi::CallbackInfo& info);
   Napi::Value Counters(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   void Worker();
+  void Enqueue(Napi::Env env, Batch* b, const Part* parts, uint32_t n);  // JS thread; takes ownership of `b`
   void Shutdown();  // stop (finishing queued parts), join, release the TSFN; idempotent
   static void OnEnvCleanup(CopyEngine* engine);
   static void Deliver(Napi::Env env, Napi::Function, CopyEngine* engine, Batch* batch);

@@ -155,6 +155,7 @@ export class NodeApp {
             transportKind: transport,
             nativePool,
             pool: data.pool,
+            verify: (local, pageBytes, expected) => data.copier.verify(data.pool.memory, local, pageBytes, expected),
             index,
             namespaces,
             evictor,

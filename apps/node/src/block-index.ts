@@ -46,7 +46,10 @@ export class BlockIndex {
   private pageBytesOf: Float64Array;
   /** Slots of a prefix's hits when the caller passes no `out`. */
   private hitSlots = new Int32Array(64);
-  /** Per slot: [page offset of each shard (NaN = none)..., landed flag of each shard...]. */
+  /**
+   * Per slot: [page offset of each shard (NaN = none)..., landed flag of each shard..., checksum of each shard's page
+   * as (low, high) 32-bit halves...] (the checksum the page got when it was written: saved or verified on a pull).
+   */
   private pages: (Float64Array | undefined)[] = [];
   private counts = { sealed: 0, partial: 0, pinned: 0, pageBytes: 0 };
 
@@ -123,7 +126,7 @@ export class BlockIndex {
     this.classOf[slot] = cls;
     this.pinsOf[slot] = 0;
     this.pageBytesOf[slot] = pageBytes;
-    const p = new Float64Array(shards * 2);
+    const p = new Float64Array(shards * 4);
     p.fill(NaN, 0, shards);
     this.pages[slot] = p;
     this.counts.partial++;
@@ -165,6 +168,22 @@ export class BlockIndex {
 
   page(slot: number, shard: number): number {
     return this.pages[slot]![shard]!;
+  }
+
+  /** Records the checksum of a shard's page (low and high 32 bits), before it is marked written. */
+  setChecksum(slot: number, shard: number, lo: number, hi: number): void {
+    const p = this.pages[slot]!;
+    const at = this.shardsOf[slot]! * 2 + shard * 2;
+    p[at] = lo;
+    p[at + 1] = hi;
+  }
+
+  /** Writes the (low, high) checksum of every shard's page of `slot` into `out` from index `at`; returns the next index. */
+  checksumsInto(slot: number, out: Uint32Array, at: number): number {
+    const p = this.pages[slot]!;
+    const shards = this.shardsOf[slot]!;
+    for (let i = 0; i < 2 * shards; i++) out[at + i] = p[2 * shards + i]!;
+    return at + 2 * shards;
   }
 
   shards(slot: number): number {

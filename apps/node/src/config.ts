@@ -96,6 +96,18 @@ export const NODE_FLAGS = {
     default: 'auto',
   },
   nics: { kind: 'list', description: 'RDMA devices to use (default: all)' },
+  'tcp-data-port': {
+    kind: 'int',
+    description: "tcp transport: the data server's port, on --addr's host (0: any free port)",
+    default: 0,
+    min: 0,
+    max: 65535,
+  },
+  'tcp-advertise-addr': {
+    kind: 'string',
+    description: 'tcp transport: host:port peers connect to for data (NAT, a proxy); default: the data server itself',
+    validate: hostPort,
+  },
   'streams-per-peer': {
     kind: 'int',
     description: 'transport connections per peer (verbs: QPs per NIC and peer)',
@@ -209,6 +221,12 @@ export const NODE_FLAGS = {
     default: 300,
     min: 1,
     max: 86_400,
+  },
+  'pull-suspect-secs': {
+    kind: 'number',
+    description: 'a peer that served a page differing from its checksum is not pulled from for this long',
+    default: 300,
+    min: 0,
   },
   'heartbeat-interval-secs': { kind: 'number', description: 'metaserver heartbeat period', default: 2, min: 0.05 },
   'readvertise-blocks-per-sec': {

@@ -11,7 +11,7 @@ import {
   type Fetcher,
   type QueryResult,
 } from './engine-core.js';
-import { MemoryDataPath, handOver, testRegions } from './testing/memory-data-path.js';
+import { MemoryDataPath, handOver, memoryChecksum, testRegions } from './testing/memory-data-path.js';
 import { BlockIndex } from './block-index.js';
 import { Evictor } from './eviction.js';
 import { NamespaceRegistry } from './namespaces.js';
@@ -60,7 +60,7 @@ function setup(poolBytes = 1 << 20, fetcher?: Fetcher) {
       ...over,
     };
   };
-  return { data, core, regions, spec, sealed, evicted, advance: (ms: number) => (now += ms) };
+  return { data, core, index, regions, spec, sealed, evicted, advance: (ms: number) => (now += ms) };
 }
 const hashes = (...ids: number[]) => Buffer.concat(ids.map((i) => Buffer.alloc(8, i + 1)));
 const ids = (...v: number[]) => Uint32Array.from(v);
@@ -70,6 +70,21 @@ function blockBytes(region: Buffer, b: number): Buffer {
     region.subarray(BLOCKS * SEG + b * SEG, BLOCKS * SEG + (b + 1) * SEG),
   ]);
 }
+
+test('a save keeps each page with the checksum the copy computed over exactly its bytes', async () => {
+  const { data, core, index, spec } = setup();
+  core.register(spec('a'));
+  const region = data.regions.get('/a')!.buf;
+  randomBytes(REGION).copy(region);
+  // the blocks in an order unlike the region's: each checksum must follow its own page
+  await core.save('a', ids(9, 4, 5, 0), hashes(0, 1, 2, 3), 8);
+  [9, 4, 5, 0].forEach((b, i) => {
+    const slot = index.lookup(0, hashes(i), 0, 8);
+    const sums = new Uint32Array(2);
+    index.checksumsInto(slot, sums, 0);
+    assert.deepEqual([...sums], memoryChecksum(blockBytes(region, b)), `block ${b}`);
+  });
+});
 
 test('save, query, load round-trip the bytes between two instances of one namespace', async () => {
   const { data, core, spec, sealed } = setup();

@@ -36,7 +36,7 @@ export class NativePagePool implements PagePool {
 
 export class NativeDataPath implements DataPath {
   readonly pool: NativePagePool;
-  readonly copier: { copy: DataPath['copier']['copy'] };
+  readonly copier: DataPath['copier'];
   private readonly engine: CopyEngine;
 
   constructor(opts: NativeDataPathOptions) {
@@ -50,6 +50,20 @@ export class NativeDataPath implements DataPath {
       async copy(src, dst, s, d, l) {
         try {
           return await engine.copy(src as NativeMemory, dst as NativeMemory, s, d, l);
+        } catch (err) {
+          throw toKvError(err);
+        }
+      },
+      async copyAndSum(src, dst, s, d, l, pageBytes) {
+        try {
+          return await engine.copyAndSum(src as NativeMemory, dst as NativeMemory, s, d, l, pageBytes);
+        } catch (err) {
+          throw toKvError(err);
+        }
+      },
+      async verify(memory, pages, pageBytes, expected) {
+        try {
+          return (await engine.verify(memory as NativeMemory, pages, pageBytes, expected)).mismatches;
         } catch (err) {
           throw toKvError(err);
         }

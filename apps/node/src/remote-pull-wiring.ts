@@ -27,6 +27,7 @@ import { RemoteFetcher, type HolderDirectory } from './fetch/fetcher.js';
 import { PeerLinks } from './fetch/peer-links.js';
 import { pullMetrics } from './fetch/pull-metrics.js';
 import { PEER_MAX_REQUEST_BYTES, PEER_MAX_RESPONSE_BYTES } from './peer/peer-limits.js';
+import type { PageVerifier } from './fetch/read-pipeline.js';
 import { PeerServer } from './peer/peer-server.js';
 import { peerServiceImpl } from './peer/peer-service.js';
 import { createTransport } from './peer/transport.js';
@@ -44,6 +45,8 @@ export interface RemotePullDeps {
   /** The native pool the transport reads from and into, and the same pool as the node's PagePool. */
   nativePool: Pool;
   pool: PagePool;
+  /** Checks pulled pages of `pool` against their holder's checksums (the data path's copier). */
+  verify: PageVerifier;
   index: BlockIndex;
   namespaces: NamespaceRegistry;
   evictor: Evictor;
@@ -72,6 +75,8 @@ export class RemotePulls {
       kind: choice.kind,
       pool: deps.nativePool,
       addr: config.addr,
+      tcpDataPort: config.tcpDataPort,
+      ...(config.tcpAdvertiseAddr !== undefined ? { tcpAdvertiseAddr: config.tcpAdvertiseAddr } : {}),
       streamsPerPeer: config.streamsPerPeer,
       nics: config.nics,
       logger: logger.child({ component: 'transport' }),
@@ -186,6 +191,7 @@ class PullingSide {
       evictor: deps.evictor,
       pool: deps.pool,
       transport,
+      verify: deps.verify,
       links: this.links,
       directory,
       onSealed: (ns, hash) => reporter.inserted(ns, hash),
@@ -194,6 +200,7 @@ class PullingSide {
       chunkBytes: config.pullChunkBytes,
       maxBytesPerSec: config.pullMaxBytesPerSec,
       backoffMs: config.pullBackoffSecs * 1000,
+      suspectMs: config.pullSuspectSecs * 1000,
       observeDuration: observePull,
     });
   }

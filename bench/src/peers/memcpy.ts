@@ -32,7 +32,8 @@ export class MemcpyPeer implements Disposable {
   constructor() {
     this.#dir = mkdtempSync(join(tmpdir(), 'kvfabric-memcpy-'));
     this.binary = join(this.#dir, 'memcpy');
-    const source = fileURLToPath(new URL('./memcpy.c', import.meta.url));
+    // The C source stays in src/ (tsc copies no .c files): reached the same way from src/peers and dist/peers.
+    const source = fileURLToPath(new URL('../../src/peers/memcpy.c', import.meta.url));
     execFileSync(process.env.CC ?? 'cc', ['-O2', '-pthread', '-o', this.binary, source], {
       stdio: ['ignore', 'inherit', 'inherit'],
     });

@@ -1,5 +1,5 @@
 // The remote fetcher against real PeerServer cores on in-memory pools, with a fake transport that enforces
-// grants and can fail batches: no gRPC, no native code, no processes.
+// grants and can fail or corrupt batches: no gRPC, no native code, no processes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -9,8 +9,9 @@ import type { Transport } from '@kvfabric/native';
 import { BlockIndex, BlockClass } from '../block-index.js';
 import { Evictor } from '../eviction.js';
 import { NamespaceRegistry, type NamespaceInfo } from '../namespaces.js';
-import { MemoryPool } from '../testing/memory-data-path.js';
+import { MemoryCopier, MemoryPool, memoryChecksum } from '../testing/memory-data-path.js';
 import { PeerServer } from '../peer/peer-server.js';
+import { packChecksums } from '../peer-wire/checksums.js';
 import { packOffsets } from '../peer-wire/offsets.js';
 import { RemoteFetcher, type Holder, type Link } from './fetcher.js';
 import { decodeReadGrant } from './peer-links.js';
@@ -28,6 +29,9 @@ interface Peer {
   grants: Map<string, { peer: string; ranges: Float64Array; expiresAtMs: number }>;
   /** Fail the n-th readv served from here (1-based), or every one after a kill. */
   failOn?: number;
+  /** Flip a bit of the n-th page served from here (1-based) on its way: a damaged path. */
+  corruptPage?: number;
+  pagesServed: number;
   killed?: boolean;
   reads: number;
 }
@@ -48,16 +52,19 @@ function makePeer(id: string): Peer {
     dropPeer: () => {},
   } as unknown as Transport;
   const server = new PeerServer({ nodeId: id, transport, index, namespaces, grantTtlMs: 10_000, logger });
-  return { id, pool, index, ns, server, grants, reads: 0 };
+  return { id, pool, index, ns, server, grants, reads: 0, pagesServed: 0 };
 }
 
-function hold(p: Peer, hashes: Buffer[]): Buffer[] {
-  return hashes.map((h) => {
+/** `p` holds blocks `hashes` (with `blocks` as their bytes, or random ones). */
+function hold(p: Peer, hashes: Buffer[], blocks?: Buffer[]): Buffer[] {
+  return hashes.map((h, i) => {
     const page = p.pool.allocMany(PAGE, 1)![0]!;
-    const data = randomBytes(PAGE);
+    const data = blocks?.[i] ?? randomBytes(PAGE);
     data.copy(p.pool.memory.buf, page);
     const slot = p.index.slotForShard(p.ns.id, h, 0, h.length, 1, 0, PAGE, BlockClass.Local);
     p.index.assign(slot, 0, page);
+    const [lo, hi] = memoryChecksum(data);
+    p.index.setChecksum(slot, 0, lo, hi);
     p.index.markShardWritten(slot, 0);
     return data;
   });
@@ -86,8 +93,10 @@ function reader(peers: Peer[], holders: () => Holder[]) {
           covered ||= remote[i]! >= g.ranges[r]! && remote[i]! + lengths[i]! <= g.ranges[r]! + g.ranges[r + 1]!;
         if (!covered) throw new KvError('GRANT_REFUSED', 'range not covered');
       }
-      for (let i = 0; i < remote.length; i++)
+      for (let i = 0; i < remote.length; i++) {
         p.pool.memory.buf.copy(pool.memory.buf, local[i]!, remote[i]!, remote[i]! + lengths[i]!);
+        if (++p.pagesServed === p.corruptPage) pool.memory.buf[local[i]! + 100]! ^= 0x04;
+      }
       return { bytes: lengths.reduce((a, b) => a + b, 0) };
     },
   };
@@ -107,6 +116,7 @@ function reader(peers: Peer[], holders: () => Holder[]) {
             shards: g.shards,
             pageBytes: BigInt(g.pageBytes),
             pageOffsets: packOffsets(g.pageOffsets),
+            pageChecksums: packChecksums(g.checksums),
             expiresAtMs: BigInt(g.expiresAtMs),
             grantKey: g.key,
           });
@@ -119,11 +129,13 @@ function reader(peers: Peer[], holders: () => Holder[]) {
     },
   };
   let up = true;
+  const copier = new MemoryCopier();
   const fetcher = new RemoteFetcher({
     index,
     evictor,
     pool,
     transport,
+    verify: (local, pageBytes, expected) => copier.verify(pool.memory, local, pageBytes, expected),
     links,
     logger,
     directory: { up: () => up, holders: async () => holders() },
@@ -132,6 +144,7 @@ function reader(peers: Peer[], holders: () => Holder[]) {
     chunkBytes: 2 * PAGE,
     maxBytesPerSec: 0,
     backoffMs: 60_000,
+    suspectMs: 600_000,
   });
   const fetch = (hashes: Buffer[], from = 0) =>
     fetcher.fetch({ ns, packed: Buffer.concat(hashes), hashLen: 32, from, count: hashes.length });
@@ -331,4 +344,41 @@ test("the serving side hands a grant's adjacent pages to the transport as one ra
   a.server.releaseGrant('R', session, g.grantId);
   await new Promise((r) => setImmediate(r)); // pins go once the transport let go of the grant
   assert.equal(a.index.stats().pinned, 0);
+});
+
+test('a page damaged on its way is caught before it seals: its chunk is dropped, counted, the holder turns suspect', async () => {
+  const a = makePeer('A');
+  const c = makePeer('C');
+  const hs = hashes(6, 'corrupt');
+  const data = hold(a, hs);
+  hold(c, hs.slice(2), data.slice(2));
+  a.corruptPage = 3; // chunks are 2 blocks: the first block of the second chunk arrives with one bit flipped
+  const r = reader([a, c], () => [holder(a, 6), holder(c, 0)]);
+  let call = 0;
+  r.fetcher['opts'].directory.holders = async () => (call++ === 0 ? [holder(a, 6)] : [holder(a, 4), holder(c, 4)]);
+  const got = await r.fetch(hs);
+  // blocks 0..1 from A; the damaged chunk dropped; A skipped from then on, C serves what A's intact chunks did not
+  assert.ok(got.remote >= 4, `remote ${got.remote}`);
+  hs.forEach((h, i) => assert.ok(r.read(h)?.equals(data[i]!), `block ${i}`));
+  assert.equal(c.reads > 0, true, 'C served the damaged chunk again');
+  assert.equal(r.fetcher.counters.mismatchedBlocks, 1);
+  assert.equal(r.fetcher.counters.failures.checksum_mismatch, 1);
+  assert.deepEqual(r.fetcher.suspects(), ['A']);
+  // what sealed was verified: A's chunks before the damage (and any landed intact alongside it), then all of C's
+  assert.equal(r.fetcher.counters.verifiedPages, 6);
+  assert.equal(r.fetcher.counters.blocks, 6);
+  // nothing left behind: no pins, no half blocks, no pages but the sealed ones
+  assert.deepEqual(
+    { pinned: r.index.stats().pinned, partial: r.index.stats().partial, used: r.pool.stats().usedBytes },
+    { pinned: 0, partial: 0, used: 6 * PAGE },
+  );
+  // a suspect is not pulled from, even as the only holder
+  const more = hashes(2, 'corrupt-more');
+  hold(a, more);
+  r.fetcher['opts'].directory.holders = async () => [holder(a, 2)];
+  const readsBefore = a.reads;
+  assert.equal((await r.fetch(more)).remote, 0);
+  assert.equal(a.reads, readsBefore);
+  await tick();
+  assert.equal(a.server.grants.size + c.server.grants.size, 0);
 });

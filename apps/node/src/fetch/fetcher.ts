@@ -1,9 +1,10 @@
 // The remote Fetcher (DESIGN §2 "Remote pull"): fills the missing suffix of a query from peers. For each run of
 // blocks neither local nor claimed by another pull: ask the metaserver which nodes hold how much of it, take the
-// longest (ties: least used pool; nodes that failed recently are skipped) and hand the run to a PullSession
-// (pull-session.ts: PrepareRead in windows, reads through the read pipeline, seals, releases the grants). The
-// remainder continues from the next holder. Failures end the fetch with what is sealed: no error to the engine,
-// no half block visible (unsealed slots are never hits), no pin left behind.
+// longest (ties: least used pool; nodes that failed recently are skipped, and so are suspects: holders that served
+// a page differing from its checksum) and hand the run to a PullSession (pull-session.ts: PrepareRead in windows,
+// reads and verifies through the read pipeline, seals, releases the grants). The remainder continues from the next
+// holder. Failures end the fetch with what is sealed: no error to the engine, no half block visible (unsealed slots
+// are never hits), no wrong byte sealed, no pin left behind.
 import { METASERVER_MAX_QUERY_HASHES, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
 import type { Transport } from '@kvfabric/native';
@@ -13,8 +14,9 @@ import type { Fetcher } from '../engine-core.js';
 import type { Evictor } from '../eviction.js';
 import type { NamespaceInfo } from '../namespaces.js';
 import { BlockFlights } from './block-flights.js';
+import { HolderHealth } from './holder-health.js';
 import { PullSession, type PullOutcome, type PullSessionDeps } from './pull-session.js';
-import { ReadPipeline } from './read-pipeline.js';
+import { ReadPipeline, type PageVerifier } from './read-pipeline.js';
 import {
   PULL_FAILURES,
   PullRequest,
@@ -45,6 +47,10 @@ export interface PullCounters {
   misses: number;
   waitedBlocks: number;
   inFlightBlocks: number;
+  /** Pages that landed and matched their holder's checksum. */
+  verifiedPages: number;
+  /** Blocks with a page that landed but differed from its holder's checksum (dropped). */
+  mismatchedBlocks: number;
   failures: Record<PullFailure, number>;
 }
 
@@ -54,6 +60,8 @@ export interface RemoteFetcherOptions {
   pool: PagePool;
   /** Only `readv` is used here (the links handshake and drop peers). */
   transport: Pick<Transport, 'readv'>;
+  /** Checks landed pages against their holder's checksums (natively) before they seal. */
+  verify: PageVerifier;
   links: LinkSource;
   directory: HolderDirectory;
   onSealed: (namespace: string, hash: Uint8Array) => void;
@@ -68,6 +76,8 @@ export interface RemoteFetcherOptions {
   maxBytesPerSec: number;
   /** A peer that failed is skipped this long. */
   backoffMs: number;
+  /** A peer that served a page differing from its checksum is suspect (not pulled from) this long. */
+  suspectMs: number;
   /** Holders tried per missing run. */
   maxAttempts?: number;
   observeDuration?: (seconds: number) => void;
@@ -83,14 +93,21 @@ export class RemoteFetcher implements Fetcher {
     bytes: 0,
     misses: 0,
     waitedBlocks: 0,
+    verifiedPages: 0,
+    mismatchedBlocks: 0,
     failures: Object.fromEntries(PULL_FAILURES.map((r) => [r, 0])) as Record<PullFailure, number>,
   };
   private readonly live = new Set<PullSession>();
-  private readonly failedUntil = new Map<string, number>();
+  private readonly health: HolderHealth;
   private readonly sessionDeps: PullSessionDeps;
 
   constructor(private readonly opts: RemoteFetcherOptions) {
-    const pipeline = new ReadPipeline({ transport: opts.transport, maxBytesPerSec: opts.maxBytesPerSec });
+    this.health = new HolderHealth(opts);
+    const pipeline = new ReadPipeline({
+      transport: opts.transport,
+      verify: opts.verify,
+      maxBytesPerSec: opts.maxBytesPerSec,
+    });
     this.sessionDeps = {
       ...opts,
       flights: this.flights,
@@ -107,8 +124,15 @@ export class RemoteFetcher implements Fetcher {
       c.blocks += s.counts.blocks;
       c.bytes += s.counts.bytes;
       c.inFlightBlocks += s.counts.inFlightBlocks;
+      c.verifiedPages += s.counts.verifiedPages;
+      c.mismatchedBlocks += s.counts.mismatchedBlocks;
     }
     return c;
+  }
+
+  /** The holders suspect now (they served a page that differed from its checksum less than suspectMs ago). */
+  suspects(): string[] {
+    return this.health.suspects(Date.now());
   }
 
   async fetch(r: {
@@ -214,7 +238,7 @@ export class RemoteFetcher implements Fetcher {
       const now = Date.now();
       const span = (h: Holder) => Math.min(h.prefixLen, end - pos);
       const usable = holders
-        .filter((h) => h.prefixLen > 0 && !tried.has(h.nodeId) && (this.failedUntil.get(h.nodeId) ?? 0) <= now)
+        .filter((h) => h.prefixLen > 0 && !tried.has(h.nodeId) && this.health.usable(h.nodeId, now))
         .sort((a, b) => span(b) - span(a) || a.poolUsedBytes - b.poolUsedBytes);
       const h = usable[0];
       if (!h) {
@@ -223,9 +247,17 @@ export class RemoteFetcher implements Fetcher {
       }
       tried.add(h.nodeId);
       const { sealed, failure } = await this.pull(req, h, pos, Math.min(end, pos + h.prefixLen));
-      if (failure) {
+      if (failure?.reason === 'checksum_mismatch') {
+        // Bytes that differ from what the holder said it has: a damaged or hostile path (or holder). Nothing of
+        // the chunk sealed; the holder is not pulled from again for a while, whoever else lists it.
+        this.health.corrupt(h.nodeId, Date.now());
+        this.opts.logger.error(
+          { peer: h.nodeId, addr: h.addr, namespace: req.ns.name, err: failure.error.message, sealed },
+          `pulled pages differ from their checksums: blocks dropped, ${h.nodeId} suspect for ${this.opts.suspectMs / 1000} s`,
+        );
+      } else if (failure) {
         // A grant that ran out under our own pacing says nothing about the peer's health.
-        if (failure.reason !== 'grant_expired') this.failedUntil.set(h.nodeId, Date.now() + this.opts.backoffMs);
+        if (failure.reason !== 'grant_expired') this.health.failed(h.nodeId, Date.now());
         this.opts.logger.warn(
           {
             peer: h.nodeId,
@@ -255,6 +287,8 @@ export class RemoteFetcher implements Fetcher {
       this.totals.pulls += session.counts.grants;
       this.totals.blocks += session.counts.blocks;
       this.totals.bytes += session.counts.bytes;
+      this.totals.verifiedPages += session.counts.verifiedPages;
+      this.totals.mismatchedBlocks += session.counts.mismatchedBlocks;
     }
     for (const reason of outcome.shortfalls) this.totals.failures[reason]++;
     if (outcome.failure) this.totals.failures[outcome.failure.reason]++;

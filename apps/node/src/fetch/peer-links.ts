@@ -15,6 +15,7 @@ import {
 } from '@kvfabric/common/rpc';
 import { GRANT_ID_BYTES, type GrantId, type Transport } from '@kvfabric/native';
 import { PEER_MAX_REQUEST_BYTES, PEER_MAX_RESPONSE_BYTES } from '../peer/peer-limits.js';
+import { unpackChecksums } from '../peer-wire/checksums.js';
 import { unpackOffsets } from '../peer-wire/offsets.js';
 import { PullError, type ReadGrant } from './pull-types.js';
 
@@ -64,8 +65,9 @@ function call<Req, Res>(
 }
 
 /**
- * A PrepareRead answer as the reader uses it: ids and sizes as numbers, the page offsets unpacked. Throws (a
- * KvError, or PullError layout_mismatch when the offsets do not match the blocks) on an answer that is not usable.
+ * A PrepareRead answer as the reader uses it: ids and sizes as numbers, the page offsets and checksums unpacked.
+ * Throws (a KvError, or PullError layout_mismatch when the offsets or checksums do not match the blocks) on an
+ * answer that is not usable.
  */
 export function decodeReadGrant(res: PrepareReadResponse): ReadGrant {
   const grant: ReadGrant = {
@@ -74,6 +76,7 @@ export function decodeReadGrant(res: PrepareReadResponse): ReadGrant {
     shards: res.shards,
     pageBytes: Number(res.pageBytes),
     remote: new Float64Array(0),
+    checksums: new Uint32Array(0),
     expiresAtMs: Number(res.expiresAtMs),
     key: Buffer.from(res.grantKey),
   };
@@ -88,6 +91,16 @@ export function decodeReadGrant(res: PrepareReadResponse): ReadGrant {
       `${grant.remote.length} page offsets for ${res.blocks} blocks of ${res.shards} shards`,
     );
   }
+  // Every page is verified before it seals: a grant without exactly one checksum per page can not be read (the
+  // length is checked before anything is unpacked).
+  const sums = res.pageChecksums.length;
+  if (sums !== 8 * grant.remote.length) {
+    throw new PullError(
+      'layout_mismatch',
+      `${sums % 8 === 0 ? sums / 8 : `${sums} bytes of`} page checksums for ${res.blocks} blocks of ${res.shards} shards`,
+    );
+  }
+  grant.checksums = unpackChecksums(res.pageChecksums);
   return grant;
 }
 

@@ -26,6 +26,22 @@ export function pullMetrics(
     'blocks a query waited for because another pull was fetching them',
     (f) => f.counters.waitedBlocks,
   );
+  counter(
+    'kvfabric_pull_verified_pages_total',
+    "pulled pages that matched their holder's checksum before sealing",
+    (f) => f.counters.verifiedPages,
+  );
+  counter(
+    'kvfabric_pull_checksum_mismatch_blocks_total',
+    "pulled blocks dropped because a page differed from its holder's checksum (the holder turns suspect)",
+    (f) => f.counters.mismatchedBlocks,
+  );
+  m.createObservableGauge('kvfabric_pull_suspect_peers', {
+    description: 'holders not pulled from because they served a page that differed from its checksum',
+  }).addCallback((r) => {
+    const f = fetcher();
+    if (f) r.observe(f.suspects().length);
+  });
   m.createObservableGauge('kvfabric_pull_in_flight_blocks', {
     description: 'blocks being read from peers now',
   }).addCallback((r) => {

@@ -1,8 +1,9 @@
 // One pull of blocks [from, to) of a fetch from one holder (DESIGN §2 "Remote pull"): handshake (once per peer,
 // shared through the link), PrepareRead in growing windows, chunks set up in fresh local pages and pinned, unsealed
-// slots (pulled-blocks.ts), read by the read pipeline, sealed as "pulled" blocks as they land, every grant released
-// at the end. A failed or short chunk loses only its own blocks; no slot is left pinned and no page allocated when
-// it ends.
+// slots (pulled-blocks.ts), read and verified against the holder's page checksums by the read pipeline, sealed as
+// "pulled" blocks as they land, every grant released at the end. A failed, short or corrupt chunk loses only its
+// own blocks (a page that differs from its checksum ends the pull: the holder is not read from again); no slot is
+// left pinned and no page allocated when it ends.
 import { KvError, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
 import type { GrantId } from '@kvfabric/native';
@@ -69,6 +70,8 @@ interface GrantedChunk extends ChunkRead {
 export class PullSession implements ChunkSource<GrantedChunk> {
   private grants = 0;
   private inFlightBlocks = 0;
+  private verifiedPages = 0;
+  private mismatchedBlocks = 0;
   private readonly blocks: PulledBlocks;
   private session = 0n;
   private readonly perChunk: number;
@@ -101,12 +104,21 @@ export class PullSession implements ChunkSource<GrantedChunk> {
   }
 
   /** Live counts, read by the fetcher's metrics while the pull runs. */
-  get counts(): { grants: number; blocks: number; bytes: number; inFlightBlocks: number } {
+  get counts(): {
+    grants: number;
+    blocks: number;
+    bytes: number;
+    inFlightBlocks: number;
+    verifiedPages: number;
+    mismatchedBlocks: number;
+  } {
     return {
       grants: this.grants,
       blocks: this.blocks.sealedBlocks,
       bytes: this.blocks.sealedBytes,
       inFlightBlocks: this.inFlightBlocks,
+      verifiedPages: this.verifiedPages,
+      mismatchedBlocks: this.mismatchedBlocks,
     };
   }
 
@@ -182,17 +194,25 @@ export class PullSession implements ChunkSource<GrantedChunk> {
         remote: g.remote.subarray(r, r + chunk.n * shards),
         local: chunk.local,
         lengths: this.lengths.subarray(0, chunk.n * shards),
+        pageBytes: this.req.ns.pageBytes,
+        checksums: g.checksums.subarray(2 * r, 2 * (r + chunk.n * shards)),
         untilMs: Math.min(this.req.deadlineAtMs, g.expiresAtMs),
       };
     }
     return undefined;
   }
 
-  /** Seals the blocks of a chunk that landed, or undoes them. */
-  settle({ chunk, grant }: GrantedChunk, outcome: ChunkOutcome): void {
-    if (outcome === 'landed') chunk.landed = true;
-    else this.fail(outcome === 'late' ? this.outOfTime(grant) : outcome.error, 'read');
-    for (let i = 0; i < chunk.n; i++) this.blocks.finish(chunk.slots[i]!, chunk.a + i, chunk.landed);
+  /** Seals the blocks of a chunk that landed intact (with the checksums they were verified against), or undoes them. */
+  settle({ chunk, grant, checksums }: GrantedChunk, outcome: ChunkOutcome): void {
+    const shards = this.req.ns.shards;
+    if (outcome === 'landed') {
+      chunk.landed = true;
+      this.verifiedPages += chunk.n * shards;
+    } else if (outcome === 'late') this.fail(this.outOfTime(grant), 'read');
+    else if ('mismatches' in outcome) this.fail(this.corrupt(grant, chunk, outcome.mismatches), 'read');
+    else this.fail(outcome.error, 'read');
+    for (let i = 0; i < chunk.n; i++)
+      this.blocks.finish(chunk.slots[i]!, chunk.a + i, chunk.landed, checksums, 2 * i * shards);
     this.inFlightBlocks -= chunk.n;
   }
 
@@ -310,6 +330,26 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     this.stopped = true;
   }
 
+  /**
+   * A chunk whose bytes arrived but differ from the holder's checksums (`mismatches`: page indexes): all of its
+   * blocks are dropped (none seals), the damaged ones counted.
+   */
+  private corrupt(g: ReadGrant, chunk: Chunk, mismatches: Uint32Array): PullError {
+    const shards = this.req.ns.shards;
+    let blocks = 0;
+    for (let i = 0, last = -1; i < mismatches.length; i++) {
+      const b = Math.floor(mismatches[i]! / shards);
+      if (b !== last) blocks++;
+      last = b;
+    }
+    this.mismatchedBlocks += blocks;
+    const first = chunk.a + Math.floor(mismatches[0]! / shards);
+    return new PullError(
+      'checksum_mismatch',
+      `${mismatches.length} of ${chunk.n * shards} pages read from ${this.holder.nodeId} under grant ${g.id} differ from their checksums (${blocks} blocks, the first block ${first} of the query); the chunk's ${chunk.n} blocks are dropped`,
+    );
+  }
+
   private outOfTime(g: ReadGrant): PullError {
     return g.expiresAtMs <= this.req.deadlineAtMs
       ? new PullError('grant_expired', `grant ${g.id} from ${this.holder.nodeId} expired before the pull finished`)
@@ -325,7 +365,9 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     }
     if (this.failure) {
       const code = toKvError(this.failure.error).code;
-      if (code === 'TRANSPORT_FAILED' || code === 'TRANSPORT_TIMEOUT') this.link.invalidate(this.session);
+      // A broken, stuck or tampered-with connection is not used again: the next pull from this peer handshakes anew.
+      const corrupt = this.failure.error instanceof PullError && this.failure.error.reason === 'checksum_mismatch';
+      if (code === 'TRANSPORT_FAILED' || code === 'TRANSPORT_TIMEOUT' || corrupt) this.link.invalidate(this.session);
       return this.outcome(sealed, this.failure);
     }
     const { short, from, to } = this;

@@ -15,6 +15,7 @@ export const PULL_FAILURES = [
   'grant_expired',
   'transport_failed',
   'transport_timeout',
+  'checksum_mismatch',
   'pool_exhausted',
   'deadline',
   'internal',
@@ -45,6 +46,8 @@ export interface ReadGrant {
   pageBytes: number;
   /** blocks × shards remote page offsets, block-major. */
   remote: Float64Array;
+  /** The holder's checksum of every page, (low, high) pairs in the order of `remote`: what a landed page must match. */
+  checksums: Uint32Array;
   expiresAtMs: number;
   /** The serving transport's key for this grant (verbs: memory windows); passed to every readv under it. */
   key: Buffer;

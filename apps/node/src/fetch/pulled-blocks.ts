@@ -56,14 +56,20 @@ export class PulledBlocks {
     };
   }
 
-  /** Block `i` of the request (in `slot`): seals it when all its pages arrived, else undoes it; settles its flight. */
-  finish(slot: number, i: number, arrived: boolean): void {
+  /**
+   * Block `i` of the request (in `slot`): seals it when all its pages arrived (verified against `checksums`, its
+   * pages' (low, high) pairs from index `at`, which it keeps to serve them on), else undoes it; settles its flight.
+   */
+  finish(slot: number, i: number, arrived: boolean, checksums: Uint32Array, at: number): void {
     const { index, flights } = this.deps;
     const { ns } = this.req;
     const key = this.req.flightKey(i);
     if (arrived) {
       let sealed = false;
-      for (let s = 0; s < ns.shards; s++) sealed = index.markShardWritten(slot, s) || sealed;
+      for (let s = 0; s < ns.shards; s++) {
+        index.setChecksum(slot, s, checksums[at + 2 * s]!, checksums[at + 2 * s + 1]!);
+        sealed = index.markShardWritten(slot, s) || sealed;
+      }
       index.unpin(slot);
       if (sealed) {
         this.sealedBlocks++;

@@ -1,9 +1,18 @@
-// The read pipeline on a fake transport: lanes, outcomes, the bandwidth cap. No clocks are asserted on: a read that
-// can not start before its deadline is 'late' whatever the machine's speed.
+// The read pipeline on a fake transport: lanes, outcomes, verification of what landed, the bandwidth cap. No clocks
+// are asserted on: a read that can not start before its deadline is 'late' whatever the machine's speed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KvError } from '@kvfabric/common';
-import { ReadPipeline, type ChunkOutcome, type ChunkRead, type ChunkSource } from './read-pipeline.js';
+import {
+  ReadPipeline,
+  type ChunkOutcome,
+  type ChunkRead,
+  type ChunkSource,
+  type PageVerifier,
+} from './read-pipeline.js';
+
+/** Every page matches (the native verifier's answer for intact pages). */
+const intact: PageVerifier = async () => new Uint32Array(0);
 
 function chunk(i: number, untilMs = Date.now() + 600_000): ChunkRead & { i: number } {
   return {
@@ -14,6 +23,8 @@ function chunk(i: number, untilMs = Date.now() + 600_000): ChunkRead & { i: numb
     remote: Float64Array.of(i * 10),
     local: Float64Array.of(i * 100),
     lengths: Float64Array.of(4096),
+    pageBytes: 4096,
+    checksums: Uint32Array.of(i, 0),
     untilMs,
   };
 }
@@ -34,6 +45,7 @@ test('every chunk is read once, at most `lanes` at a time, with its grant, key a
     [];
   const pipeline = new ReadPipeline({
     maxBytesPerSec: 0,
+    verify: intact,
     transport: {
       async readv(peer, grant, remote, local, _lengths, opts) {
         most = Math.max(most, ++inFlight);
@@ -74,6 +86,7 @@ test('a failed readv is handed back with its error; a chunk past its deadline is
   let reads = 0;
   const pipeline = new ReadPipeline({
     maxBytesPerSec: 0,
+    verify: intact,
     transport: {
       async readv(_peer, _grant, remote) {
         reads++;
@@ -94,6 +107,7 @@ test('with a bandwidth cap, a chunk whose turn comes after its deadline is late'
   let reads = 0;
   const pipeline = new ReadPipeline({
     maxBytesPerSec: 1,
+    verify: intact,
     transport: { readv: async () => (reads++, { bytes: 4096 }) },
   });
   // 4096 bytes at 1 B/s: the first read books the link for over an hour, so the second can not start in time
@@ -104,4 +118,33 @@ test('with a bandwidth cap, a chunk whose turn comes after its deadline is late'
     [1, 'late'],
   ]);
   assert.equal(reads, 1);
+});
+
+test("landed pages are verified against the holder's checksums; a chunk with pages that differ says which", async () => {
+  const verified: { local: number[]; pageBytes: number; checksums: number[] }[] = [];
+  const pipeline = new ReadPipeline({
+    maxBytesPerSec: 0,
+    verify: async (local, pageBytes, checksums) => {
+      verified.push({ local: [...local], pageBytes, checksums: [...checksums] });
+      return local[0] === 100 ? Uint32Array.of(0) : new Uint32Array(0);
+    },
+    transport: {
+      async readv(_peer, _grant, remote) {
+        if (remote[0] === 20) throw new KvError('TRANSPORT_FAILED', 'connection closed');
+        return { bytes: 4096 };
+      },
+    },
+  });
+  const { src, settled } = source([chunk(0), chunk(1), chunk(2)]);
+  await pipeline.run(src, 1);
+  assert.deepEqual(settled, [
+    [0, 'landed'],
+    [1, { mismatches: Uint32Array.of(0) }],
+    [2, { error: new KvError('TRANSPORT_FAILED', 'connection closed') }],
+  ]);
+  // what landed was verified, each chunk against its own checksums; a failed read is never verified
+  assert.deepEqual(verified, [
+    { local: [0], pageBytes: 4096, checksums: [0, 0] },
+    { local: [100], pageBytes: 4096, checksums: [1, 0] },
+  ]);
 });

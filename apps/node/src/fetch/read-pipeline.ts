@@ -1,7 +1,8 @@
-// The read pipeline (DESIGN §2 "Remote pull"): moves chunks, nothing else. A pull session hands it chunks whose
-// local pages are set up and whose grant is known; `lanes` workers each take the next chunk, wait for the node-wide
-// bandwidth cap, `readv` it straight into the pool under the chunk's deadline, and hand the outcome back. What a
-// chunk means (slots, seals, grants) is the session's business.
+// The read pipeline (DESIGN §2 "Remote pull"): moves chunks and checks what landed, nothing else. A pull session
+// hands it chunks whose local pages are set up and whose grant is known; `lanes` workers each take the next chunk,
+// wait for the node-wide bandwidth cap, `readv` it straight into the pool under the chunk's deadline, verify every
+// page it landed against the holder's checksums (natively, on the copy engine's threads: whatever transport
+// landed the bytes), and hand the outcome back. What a chunk means (slots, seals, grants) is the session's business.
 import type { GrantId, Transport } from '@kvfabric/native';
 import { sleep } from './pull-types.js';
 
@@ -14,12 +15,23 @@ export interface ChunkRead {
   remote: Float64Array;
   local: Float64Array;
   lengths: Float64Array;
+  /** Every page of the chunk is this long. */
+  pageBytes: number;
+  /** The holder's checksum of each page, (low, high) pairs in the order of `local`. */
+  checksums: Uint32Array;
   /** The read must start and finish before this (the grant's expiry or the fetch's deadline, whichever is first). */
   untilMs: number;
 }
 
-/** landed: every byte arrived; late: it could not start before `untilMs`; else the readv's error. */
-export type ChunkOutcome = 'landed' | 'late' | { error: unknown };
+/**
+ * landed: every byte arrived and every page matched its checksum; late: it could not start before `untilMs`;
+ * mismatches: the bytes arrived but these pages (indexes into `local`) differ from their checksums; else the
+ * readv's (or the verification's) error.
+ */
+export type ChunkOutcome = 'landed' | 'late' | { mismatches: Uint32Array } | { error: unknown };
+
+/** Checks landed pages of the node's pool against checksums; resolves with the indexes of those that differ. */
+export type PageVerifier = (local: Float64Array, pageBytes: number, expected: Uint32Array) => Promise<Uint32Array>;
 
 /** Where chunks come from and where their outcomes go (a pull session). */
 export interface ChunkSource<C extends ChunkRead> {
@@ -30,6 +42,7 @@ export interface ChunkSource<C extends ChunkRead> {
 
 export interface ReadPipelineOptions {
   transport: Pick<Transport, 'readv'>;
+  verify: PageVerifier;
   /** Node-wide pull bandwidth cap in bytes/s (0: none). */
   maxBytesPerSec: number;
 }
@@ -59,7 +72,8 @@ export class ReadPipeline {
         timeoutMs: Math.max(1, Math.floor(left)),
         grantKey: c.key,
       });
-      return 'landed';
+      const mismatches = await this.opts.verify(c.local, c.pageBytes, c.checksums);
+      return mismatches.length === 0 ? 'landed' : { mismatches };
     } catch (error) {
       return { error };
     }

@@ -35,6 +35,8 @@ export interface GrantAnswer {
   pageBytes: number;
   /** blocks × shards remote page offsets, block-major. */
   pageOffsets: Float64Array;
+  /** The checksum of every page, as (low, high) pairs in the order of pageOffsets. */
+  checksums: Uint32Array;
   expiresAtMs: number;
   /** What the reader's transport needs to read under the grant (verbs: memory window keys; tcp: empty). */
   key: Buffer;
@@ -144,6 +146,7 @@ export class PeerServer {
       shards: ns?.shards ?? 0,
       pageBytes: ns?.pageBytes ?? 0,
       pageOffsets: new Float64Array(0),
+      checksums: new Uint32Array(0),
       expiresAtMs: 0,
       key: Buffer.alloc(0),
     };
@@ -161,8 +164,11 @@ export class PeerServer {
     }
     this.counters.grantedBlocks += blocks;
     const pageOffsets = new Float64Array(blocks * ns.shards);
-    for (let b = 0; b < blocks; b++) {
-      for (let s = 0; s < ns.shards; s++) pageOffsets[b * ns.shards + s] = this.opts.index.page(grant.slots[b]!, s);
+    const checksums = new Uint32Array(2 * blocks * ns.shards);
+    for (let b = 0, at = 0; b < blocks; b++) {
+      const slot = grant.slots[b]!;
+      for (let s = 0; s < ns.shards; s++) pageOffsets[b * ns.shards + s] = this.opts.index.page(slot, s);
+      at = this.opts.index.checksumsInto(slot, checksums, at);
     }
     return {
       grantId: grant.id,
@@ -170,6 +176,7 @@ export class PeerServer {
       shards: ns.shards,
       pageBytes: ns.pageBytes,
       pageOffsets,
+      checksums,
       expiresAtMs: grant.expiresAtMs,
       key,
     };

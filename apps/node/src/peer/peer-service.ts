@@ -14,6 +14,7 @@ import {
 } from '@kvfabric/common';
 import { implement, type RpcContext, type ServerSecurity } from '@kvfabric/common/rpc';
 import { GRANT_ID_BYTES, type GrantId } from '@kvfabric/native';
+import { packChecksums } from '../peer-wire/checksums.js';
 import { packOffsets } from '../peer-wire/offsets.js';
 import { PEER_MAX_READ_HASHES } from './peer-limits.js';
 import type { PeerServer } from './peer-server.js';
@@ -71,6 +72,7 @@ export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.Un
           shards: g.shards,
           pageBytes: BigInt(g.pageBytes),
           pageOffsets: packOffsets(g.pageOffsets),
+          pageChecksums: packChecksums(g.checksums),
           expiresAtMs: BigInt(g.expiresAtMs),
           grantKey: g.key,
         };

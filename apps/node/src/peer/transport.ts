@@ -46,6 +46,9 @@ export interface CreateTransportOptions {
   pool: Pool;
   /** The node's peer address (--addr); its host is where the tcp data server listens. */
   addr: string;
+  /** tcp: the data server's port (0: any free one), and the host:port put in the handshake for peers instead. */
+  tcpDataPort?: number;
+  tcpAdvertiseAddr?: string;
   streamsPerPeer: number;
   nics?: string[];
   logger: Logger;
@@ -103,9 +106,18 @@ export async function createTransport(opts: CreateTransportOptions): Promise<Tra
   if (host === 'localhost') host = '127.0.0.1';
   if (!isIPv4(host))
     throw new KvError('CONFIG_INVALID', `addr: the tcp transport needs an IPv4 host, got ${JSON.stringify(host)}`);
+  const advertised =
+    opts.tcpAdvertiseAddr === undefined ? undefined : parseHostPort(opts.tcpAdvertiseAddr, 'tcp-advertise-addr');
+  if (advertised && (!isIPv4(advertised.host) || advertised.port === 0))
+    throw new KvError(
+      'CONFIG_INVALID',
+      `tcp-advertise-addr: expected an IPv4 host and a non-zero port, got ${JSON.stringify(opts.tcpAdvertiseAddr!.slice(0, 64))}`,
+    );
   return native.TcpTransport.create({
     pool: opts.pool,
     host,
+    port: opts.tcpDataPort ?? 0,
+    ...(advertised ? { advertiseHost: advertised.host, advertisePort: advertised.port } : {}),
     connectionsPerPeer: opts.streamsPerPeer,
     onEvent,
     ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),

@@ -1,5 +1,6 @@
 // An in-memory data path (Buffers, a first-fit page list) with the interfaces of data-path.ts, for unit tests
 // of the engine core without the native addon.
+import { createHash } from 'node:crypto';
 import { KvError } from '@kvfabric/common';
 import type { Copier, DataPath, MappedRegion, Memory, PagePool, RegionFile } from '../data-path.js';
 import { HandedRegions } from '../handed-regions.js';
@@ -44,9 +45,55 @@ export class MemoryPool implements PagePool {
   }
 }
 
+/**
+ * The stand-in's page checksum as (low, high) halves: the first 8 bytes of SHA-256. The node treats checksums as
+ * opaque values, so any digest does here; the native data path's is XXH3-64 (native/lib/checksum.ts).
+ */
+export function memoryChecksum(page: Uint8Array): [number, number] {
+  const d = createHash('sha256').update(page).digest();
+  return [d.readUInt32LE(0), d.readUInt32LE(4)];
+}
+
 export class MemoryCopier implements Copier {
   batches = 0;
   fail?: Error;
+
+  async copyAndSum(
+    src: Memory,
+    dst: Memory,
+    s: Float64Array,
+    d: Float64Array,
+    l: Float64Array,
+    pageBytes: number,
+  ): Promise<{ bytes: number; checksums: Uint32Array }> {
+    const { bytes } = await this.copy(src, dst, s, d, l);
+    // Pages as the native engine finds them: the destination ranges, in order, cut into pageBytes runs.
+    const buf = (dst as { buf: Buffer }).buf;
+    const starts: number[] = [];
+    let filled = 0;
+    for (let i = 0; i < l.length; i++) {
+      for (let off = 0; off < l[i]!;) {
+        if (filled === 0) starts.push(d[i]! + off);
+        const take = Math.min(l[i]! - off, pageBytes - filled);
+        off += take;
+        filled = (filled + take) % pageBytes;
+      }
+    }
+    const checksums = new Uint32Array(2 * starts.length);
+    starts.forEach((at, p) => checksums.set(memoryChecksum(buf.subarray(at, at + pageBytes)), 2 * p));
+    return { bytes, checksums };
+  }
+
+  async verify(memory: Memory, pages: Float64Array, pageBytes: number, expected: Uint32Array): Promise<Uint32Array> {
+    await Promise.resolve();
+    const buf = (memory as { buf: Buffer }).buf;
+    const bad: number[] = [];
+    pages.forEach((at, p) => {
+      const [lo, hi] = memoryChecksum(buf.subarray(at, at + pageBytes));
+      if (lo !== expected[2 * p] || hi !== expected[2 * p + 1]) bad.push(p);
+    });
+    return Uint32Array.from(bad);
+  }
 
   async copy(src: Memory, dst: Memory, s: Float64Array, d: Float64Array, l: Float64Array): Promise<{ bytes: number }> {
     await Promise.resolve();

@@ -100,6 +100,9 @@ test("B pulls a prefix saved on A over RDMA READ, byte-exact, and the grant's wi
   const got = await loadBlocks(b, q.leaseId, 24, 40);
   got.forEach((g, i) => assert.ok(g.equals(data[i]!), `block ${i} differs`));
   assert.equal(await metric(B, 'kvfabric_pull_bytes_total'), 24 * PAGE);
+  // every page the NIC landed was checked against A's checksum before it sealed
+  assert.equal(await metric(B, 'kvfabric_pull_verified_pages_total'), 24);
+  assert.equal(await metric(B, 'kvfabric_pull_checksum_mismatch_blocks_total'), 0);
   await until(
     'A released every grant and unpinned',
     async () =>

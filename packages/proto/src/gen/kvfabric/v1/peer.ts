@@ -66,6 +66,12 @@ export interface PrepareReadResponse {
    * queue pairs (rkey, QP, range each); tcp, empty (the serving thread checks every range itself).
    */
   grantKey: Buffer;
+  /**
+   * blocks * shards page checksums, in the order of page_offsets, packed little-endian uint64: XXH3-64 (seed 0) of
+   * each page as it was written (saved, or verified when pulled). The reader checks every page it read against
+   * them before the block seals; this answer travels over the authenticated control channel, the bytes do not.
+   */
+  pageChecksums: Buffer;
 }
 
 export interface ReleaseGrantRequest {
@@ -459,6 +465,7 @@ function createBasePrepareReadResponse(): PrepareReadResponse {
     pageOffsets: Buffer.alloc(0),
     expiresAtMs: 0n,
     grantKey: Buffer.alloc(0),
+    pageChecksums: Buffer.alloc(0),
   };
 }
 
@@ -490,6 +497,9 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
     }
     if (message.grantKey.length !== 0) {
       writer.uint32(66).bytes(message.grantKey);
+    }
+    if (message.pageChecksums.length !== 0) {
+      writer.uint32(82).bytes(message.pageChecksums);
     }
     return writer;
   },
@@ -563,6 +573,14 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
             message.grantKey = Buffer.from(reader.bytes());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.pageChecksums = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -604,6 +622,11 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
         : isSet(object.grant_key)
         ? Buffer.from(bytesFromBase64(object.grant_key))
         : Buffer.alloc(0),
+      pageChecksums: isSet(object.pageChecksums)
+        ? Buffer.from(bytesFromBase64(object.pageChecksums))
+        : isSet(object.page_checksums)
+        ? Buffer.from(bytesFromBase64(object.page_checksums))
+        : Buffer.alloc(0),
     };
   },
 
@@ -630,6 +653,9 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
     if (message.grantKey.length !== 0) {
       obj.grantKey = base64FromBytes(message.grantKey);
     }
+    if (message.pageChecksums.length !== 0) {
+      obj.pageChecksums = base64FromBytes(message.pageChecksums);
+    }
     return obj;
   },
 
@@ -647,6 +673,7 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
       ? BigInt(object.expiresAtMs)
       : 0n;
     message.grantKey = object.grantKey ?? Buffer.alloc(0);
+    message.pageChecksums = object.pageChecksums ?? Buffer.alloc(0);
     return message;
   },
 };
