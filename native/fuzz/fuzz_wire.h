@@ -144,7 +144,12 @@ class Conn {
   void ReadToEof(const char* what) {
     ReadUntil([](const std::vector<uint8_t>&) { return false; }, what);
   }
-  int fd() const { return fd_; }
+  // Waits at most `ms` for input (read into `in`). A deadline passing while polling is a hang.
+  void Poll(int ms) {
+    if (MonoMs() >= deadline_) Fail("connection still open after %lld ms", (long long)kDeadlineMs);
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, ms) > 0) Drain();
+  }
 
   std::vector<uint8_t> in;  // every byte read so far
   bool eof = false;         // the other side closed (or reset) the connection
