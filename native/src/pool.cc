@@ -1,5 +1,6 @@
 // Pool: the arena mapping (mmap, optional MAP_HUGETLB, mlock, parallel pre-touch) and its O(1) slab allocator.
-// Also home of the small shared helpers declared in memory.h (coded errors, Mapping).
+// Also home of the N-API helpers declared in memory.h (coded errors, index arguments, range read/write); the
+// plain C++ ones (ErrnoString, Mapping) are in memory.cc.
 #include "pool.h"
 
 #include <sys/mman.h>
@@ -20,12 +21,6 @@ Napi::Error CodedError(Napi::Env env, const char* code, const std::string& messa
   Napi::Error err = Napi::Error::New(env, message);
   err.Set("code", Napi::String::New(env, code));
   return err;
-}
-
-std::string ErrnoString(int err) {
-  char buf[256];
-  // GNU strerror_r returns the message pointer (which may or may not be buf).
-  return std::string(strerror_r(err, buf, sizeof buf));
 }
 
 uint64_t ToIndex(const Napi::Env& env, const Napi::Value& v, const char* field) {
@@ -61,11 +56,6 @@ Napi::Value ReadRange(const Napi::CallbackInfo& info, Mapping& m, const char* wh
   uint64_t len = ToIndex(env, info[1], "length");
   CheckRange(env, m, what, "read", off, len);
   return Napi::Buffer<uint8_t>::Copy(env, m.base() + off, len);
-}
-
-Mapping::~Mapping() {
-  if (base_ != nullptr) munmap(base_, map_length_);
-  if (fd_ >= 0) close(fd_);
 }
 
 // ------------------------------------------------------------------------------------------------ PageAllocator

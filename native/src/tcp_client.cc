@@ -277,6 +277,9 @@ void TcpClient::DropPeer(const std::string& id, const char* code, const std::str
 // Closes the connection and fails every request on it (their batches settle with `code`).
 void TcpClient::FailConn(Conn* c, const char* code, const std::string& msg) {
   if (c->state == Conn::kDead) return;
+  // still connecting (a malformed challenge or hello reply, a failed send): the connect settles now, not at its
+  // timeout (FailConnect clears connect_op before it drops the peer's connections, so this does not recurse)
+  if (c->peer->connect_op) return FailConnect(c->peer, code, msg);
   bool was_ready = c->state == Conn::kReady;
   c->state = Conn::kDead;
   if (c->fd >= 0) close(c->fd), c->fd = -1;
