@@ -4,6 +4,7 @@
 // "pulled" blocks as they land, every grant released at the end. A failed, short or corrupt chunk loses only its
 // own blocks (a page that differs from its checksum ends the pull: the holder is not read from again); no slot is
 // left pinned and no page allocated when it ends.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { KvError, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
 import type { GrantId } from '@kvfabric/native';
@@ -20,8 +21,12 @@ import {
   type ReadGrant,
 } from './pull-types.js';
 
-/** A window's grant is at most this many times the pipeline depth (`chunksInFlight` chunks). */
+/** A window's grant is at most this many times the pipeline depth (`chunksInFlight` chunks), and this many bytes. */
 const MAX_WINDOW_GROWTH = 16;
+const MAX_WINDOW_BYTES = 64 * 1024 * 1024;
+/** Pauses (doubling from BUDGET_PAUSE_MS) for a window the holder's grant budget refused after ours let go. */
+const BUDGET_PAUSES = 3;
+const BUDGET_PAUSE_MS = 10;
 
 export interface PullSessionDeps extends PulledBlocksDeps {
   pipeline: ReadPipeline;
@@ -50,6 +55,12 @@ interface GrantWindow {
   grant: Promise<ReadGrant>;
   /** The window after this one (used only once this one was granted in full). */
   next?: GrantWindow;
+  /** Chunks read under this window's grant and not yet settled. */
+  reading: number;
+  /** Its grant was released: every chunk under it was read, so its pins go back to the holder's budget now. */
+  released: boolean;
+  /** The holder answered that release (its budget has the pins back). */
+  freed: boolean;
 }
 
 /** Blocks [a, a + n) of the request: their pinned slots and the local pages the readv fills (block-major). */
@@ -65,6 +76,7 @@ interface Chunk {
 interface GrantedChunk extends ChunkRead {
   chunk: Chunk;
   grant: ReadGrant;
+  window: GrantWindow;
 }
 
 export class PullSession implements ChunkSource<GrantedChunk> {
@@ -79,6 +91,7 @@ export class PullSession implements ChunkSource<GrantedChunk> {
   private readonly lengths: Float64Array;
   private readonly windows: GrantWindow[] = [];
   private readonly granted = new Map<GrantWindow, ReadGrant>();
+  private readonly retireWaiters: (() => void)[] = [];
   private readonly chunks: Chunk[] = []; // in block order
   private window: GrantWindow | undefined;
   private cursor: number; // the next block to set up
@@ -139,9 +152,13 @@ export class PullSession implements ChunkSource<GrantedChunk> {
       this.stopped = true;
       return this.end();
     } finally {
+      for (const wake of this.retireWaiters.splice(0)) wake();
       for (const w of this.windows)
         w.grant.then(
-          (g) => this.release(g.id),
+          (g) => {
+            if (!w.released) this.release(g.id);
+            w.released = true;
+          },
           () => {},
         );
     }
@@ -156,24 +173,32 @@ export class PullSession implements ChunkSource<GrantedChunk> {
       const w = this.window;
       let chunk = !this.granted.has(w) && this.cursor < w.at + w.asked ? this.take(w.at + w.asked) : undefined;
       if (!chunk && this.stopped) return undefined;
+      if (chunk) w.reading++; // set up under this window: its grant stays until the chunk settles
       let g: ReadGrant;
       try {
         g = await w.grant;
       } catch (err) {
-        if (chunk) this.trim(chunk, chunk.a);
+        if (chunk) {
+          this.trim(chunk, chunk.a);
+          w.reading--;
+        }
         this.fail(err, 'prepare');
         return undefined;
       }
       const end = w.at + g.blocks;
       if (chunk) {
         this.trim(chunk, end);
-        if (chunk.n === 0) chunk = undefined;
+        if (chunk.n === 0) {
+          chunk = undefined;
+          w.reading--;
+        }
       }
       if (!chunk) {
         if (this.stopped) return undefined;
         if (this.cursor >= end) {
           if (g.blocks === w.asked && w.next) {
             if (this.window === w) this.window = w.next;
+            this.retire(w);
             continue;
           }
           if (g.blocks < w.asked) this.short ??= { at: w.at, asked: w.asked, blocks: g.blocks };
@@ -182,12 +207,14 @@ export class PullSession implements ChunkSource<GrantedChunk> {
         }
         chunk = this.take(end);
         if (!chunk) return undefined;
+        w.reading++;
       }
       const shards = this.req.ns.shards;
       const r = (chunk.a - w.at) * shards;
       return {
         chunk,
         grant: g,
+        window: w,
         peer: this.holder.nodeId,
         grantId: g.id,
         key: g.key,
@@ -203,7 +230,7 @@ export class PullSession implements ChunkSource<GrantedChunk> {
   }
 
   /** Seals the blocks of a chunk that landed intact (with the checksums they were verified against), or undoes them. */
-  settle({ chunk, grant, checksums }: GrantedChunk, outcome: ChunkOutcome): void {
+  settle({ chunk, grant, checksums, window }: GrantedChunk, outcome: ChunkOutcome): void {
     const shards = this.req.ns.shards;
     if (outcome === 'landed') {
       chunk.landed = true;
@@ -214,6 +241,8 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     for (let i = 0; i < chunk.n; i++)
       this.blocks.finish(chunk.slots[i]!, chunk.a + i, chunk.landed, checksums, 2 * i * shards);
     this.inFlightBlocks -= chunk.n;
+    window.reading--;
+    this.retire(window);
   }
 
   /**
@@ -232,8 +261,11 @@ export class PullSession implements ChunkSource<GrantedChunk> {
   }
 
   private open(at: number, size: number): GrantWindow {
-    const asked = Math.min(this.to - at, size, PEER_MAX_READ_HASHES);
-    const w: GrantWindow = { at, asked, grant: this.prepare(at, asked) };
+    const { shards, pageBytes } = this.req.ns;
+    const byBytes = Math.max(1, Math.floor(MAX_WINDOW_BYTES / (shards * pageBytes)));
+    const asked = Math.min(this.to - at, size, PEER_MAX_READ_HASHES, byBytes);
+    const w: GrantWindow = { at, asked, grant: Promise.resolve() as never, reading: 0, released: false, freed: false };
+    w.grant = this.prepare(w);
     this.windows.push(w);
     // Registered before any lane awaits this grant.
     w.grant.then(
@@ -254,19 +286,47 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     );
   }
 
-  /** PrepareRead of blocks [at, at + count): a grant that fits the namespace (possibly short), or a throw. */
-  private async prepare(at: number, count: number): Promise<ReadGrant> {
+  /**
+   * PrepareRead of the window's blocks: a grant that fits the namespace (possibly short), or a throw. Refused by the
+   * holder's --grant-pin-budget, it asks again once this session's earlier windows let go: a pull larger than the
+   * budget moves through it window by window (a window is at most MAX_WINDOW_BYTES, so a budget of that much fits).
+   */
+  private async prepare(w: GrantWindow): Promise<ReadGrant> {
     const { req, link } = this;
-    const hashes = req.hashes(at, at + count);
-    let g: ReadGrant;
-    try {
-      g = await link.prepareRead(this.session, req.ns.name, hashes, req.hashLen, req.timeLeft(3000));
-    } catch (err) {
-      if (toKvError(err).code !== 'SESSION_UNKNOWN') throw err;
-      link.invalidate(this.session); // the peer restarted its side or dropped us: handshake again, once
-      this.session = await link.ready(req.timeLeft(3000));
-      g = await link.prepareRead(this.session, req.ns.name, hashes, req.hashLen, req.timeLeft(3000));
+    let g: ReadGrant | undefined;
+    let refreshed = false;
+    let pauses = 0;
+    while (!g) {
+      try {
+        g = await link.prepareRead(
+          this.session,
+          req.ns.name,
+          req.hashes(w.at, w.at + w.asked),
+          req.hashLen,
+          req.timeLeft(3000),
+        );
+      } catch (err) {
+        const code = toKvError(err).code;
+        if (code === 'PEER_LIMIT_REACHED') {
+          // the holder's grant budget is full, with our own earlier windows (ask again once they let go; the holder
+          // takes a released grant's pins back once its last answer left, so allow it a few short pauses) or with
+          // other readers' grants (then the pull ends here, shorter)
+          if (this.windows.some((x) => x.at < w.at && !x.freed)) {
+            if (await this.earlierWindowsReleased(w.at)) continue;
+            throw err;
+          }
+          if (pauses < BUDGET_PAUSES) {
+            await sleep(BUDGET_PAUSE_MS << pauses++);
+            if (!this.stopped) continue;
+          }
+        }
+        if (code !== 'SESSION_UNKNOWN' || refreshed) throw err;
+        refreshed = true;
+        link.invalidate(this.session); // the peer restarted its side or dropped us: handshake again, once
+        this.session = await link.ready(req.timeLeft(3000));
+      }
     }
+    const count = w.asked;
     if (g.blocks === 0) return g;
     const { shards, pageBytes } = req.ns;
     if (g.shards !== shards || g.pageBytes !== pageBytes || g.blocks > count) {
@@ -280,16 +340,39 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     return g;
   }
 
-  private release(grantId: GrantId | ''): void {
-    if (grantId === '') return;
-    this.link
-      .releaseGrant(this.session, grantId, 2000)
-      .catch((err: unknown) =>
+  /**
+   * Releases a window's grant as soon as every chunk under it was set up and settled: a pull larger than the
+   * holder's --grant-pin-budget then moves through it window by window instead of pinning everything at once.
+   */
+  private retire(w: GrantWindow): void {
+    const g = this.granted.get(w);
+    if (w.released || w.reading > 0 || !g || this.cursor < w.at + g.blocks) return;
+    w.released = true;
+    // a window waiting on the holder's budget asks again once the holder has taken the release
+    void this.release(g.id).then(() => {
+      w.freed = true;
+      for (const wake of this.retireWaiters.splice(0)) wake();
+    });
+  }
+
+  /** Waits until every window before block `at` released its grant; false when the session stopped meanwhile. */
+  private async earlierWindowsReleased(at: number): Promise<boolean> {
+    while (!this.stopped && this.windows.some((w) => w.at < at && !w.freed))
+      await new Promise<void>((resolve) => this.retireWaiters.push(resolve));
+    return !this.stopped;
+  }
+
+  /** ReleaseGrant; settles (never rejects) once the holder answered, or the call failed. */
+  private release(grantId: GrantId | ''): Promise<void> {
+    if (grantId === '') return Promise.resolve();
+    return this.link.releaseGrant(this.session, grantId, 2000).then(
+      () => {},
+      (err: unknown) =>
         this.deps.logger.debug(
           { peer: this.holder.nodeId, grant: grantId, err: (err as Error).message },
           'release-grant failed (the grant expires on its own)',
         ),
-      );
+    );
   }
 
   /** Sets up the next chunk, up to block `limit`; undefined when there is nothing to read (`stopped` says why). */
@@ -328,6 +411,7 @@ export class PullSession implements ChunkSource<GrantedChunk> {
   private fail(error: unknown, stage: 'prepare' | 'read'): void {
     this.failure ??= { error, stage };
     this.stopped = true;
+    for (const wake of this.retireWaiters.splice(0)) wake(); // windows waiting on the holder's budget give up
   }
 
   /**
