@@ -12,15 +12,15 @@ import { PEER_MAX_READ_HASHES, PEER_MAX_REQUEST_BYTES } from '../src/peer/peer-l
 
 type Call = (req: any, cb: (err: grpc.ServiceError | null, res: any) => void) => unknown;
 
-function call<T = any>(stub: PeerClient, method: 'handshake' | 'prepareRead' | 'releaseGrant', req: unknown) {
+function call<T = any>(peer: PeerClient, method: 'handshake' | 'prepareRead' | 'releaseGrant', req: unknown) {
   return new Promise<T>((resolve, reject) =>
-    (stub[method] as unknown as Call).call(stub, req, (e, r) => (e ? reject(e) : resolve(r as T))),
+    (peer[method] as unknown as Call).call(peer, req, (e, r) => (e ? reject(e) : resolve(r as T))),
   );
 }
 
-async function refused(stub: PeerClient, method: 'handshake' | 'prepareRead' | 'releaseGrant', req: unknown) {
+async function refused(peer: PeerClient, method: 'handshake' | 'prepareRead' | 'releaseGrant', req: unknown) {
   try {
-    await call(stub, method, req);
+    await call(peer, method, req);
   } catch (err) {
     const e = err as grpc.ServiceError;
     return { code: e.code, kv: String(e.metadata?.get(ERROR_CODE_KEY)[0]), details: e.details };
@@ -36,7 +36,7 @@ function hl(count: number, len: number): HashList {
 
 test('peer server: field caps, message size, truncated echoes, idle connections closed', async () => {
   await using node = await startNode({ poolSize: '16mib', args: ['--max-connection-idle-secs', '1'] });
-  const stub = new PeerClient(node.addr, grpc.credentials.createInsecure(), {
+  const peer = new PeerClient(node.addr, grpc.credentials.createInsecure(), {
     ...CHANNEL_OPTIONS,
     'grpc.max_send_message_length': -1,
     'grpc.max_receive_message_length': -1,
@@ -44,9 +44,9 @@ test('peer server: field caps, message size, truncated echoes, idle connections 
   try {
     const prepare = (hashes: HashList) => ({ nodeId: 'reader', session: 1n, namespace: 'ns', hashes });
     // the largest valid PrepareRead decodes and reaches the service (no handshake: SESSION_UNKNOWN)
-    const largest = await refused(stub, 'prepareRead', prepare(hl(PEER_MAX_READ_HASHES, 64)));
+    const largest = await refused(peer, 'prepareRead', prepare(hl(PEER_MAX_READ_HASHES, 64)));
     assert.equal(largest.kv, 'SESSION_UNKNOWN', largest.details);
-    const over = await refused(stub, 'prepareRead', prepare(hl(PEER_MAX_READ_HASHES + 1, 8)));
+    const over = await refused(peer, 'prepareRead', prepare(hl(PEER_MAX_READ_HASHES + 1, 8)));
     assert.equal(over.code, grpc.status.INVALID_ARGUMENT);
     assert.equal(
       over.details,
@@ -54,11 +54,11 @@ test('peer server: field caps, message size, truncated echoes, idle connections 
     );
     // a message past the service's maximum is refused before it is decoded
     const count = Math.ceil((PEER_MAX_REQUEST_BYTES + (1 << 20)) / 64);
-    const big = await refused(stub, 'prepareRead', prepare(hl(count, 64)));
+    const big = await refused(peer, 'prepareRead', prepare(hl(count, 64)));
     assert.equal(big.code, grpc.status.RESOURCE_EXHAUSTED, `${grpc.status[big.code]}: ${big.details}`);
     assert.match(big.details, /larger than max/);
     // a 128 KiB reader id is named, cut short, and the channel answers the next call
-    const id = await refused(stub, 'handshake', {
+    const id = await refused(peer, 'handshake', {
       nodeId: 'r'.repeat(128 * 1024),
       addr: '127.0.0.1:1',
       transport: TransportKind.TRANSPORT_KIND_TCP,
@@ -69,10 +69,10 @@ test('peer server: field caps, message size, truncated echoes, idle connections 
       id.details,
       `node_id: expected 1..128 printable characters without spaces, got "${'r'.repeat(64)}"… (131072 characters)`,
     );
-    const next = await refused(stub, 'prepareRead', prepare(hl(1, 32)));
+    const next = await refused(peer, 'prepareRead', prepare(hl(1, 32)));
     assert.equal(next.kv, 'SESSION_UNKNOWN');
   } finally {
-    stub.close();
+    peer.close();
   }
 
   const session = http2.connect(`http://${node.addr}`);
