@@ -42,10 +42,10 @@ async function rpcTotal(node: NodeHandle, method: string, status = 'OK'): Promis
 
 /** A raw DataPlane stream presenting `key` (an instance key): write items, collect answers by id. */
 function rawStream(node: NodeHandle, key: string) {
-  const stub = new EngineClient(`unix:${node.engineSocket}`, grpc.credentials.createInsecure());
+  const rpc = new EngineClient(`unix:${node.engineSocket}`, grpc.credentials.createInsecure());
   const metadata = new grpc.Metadata();
   metadata.set('kvfabric-instance-key', key);
-  const call = stub.dataPlane(metadata);
+  const call = rpc.dataPlane(metadata);
   const answers = new Map<number, DataPlaneResponse>();
   const waiters = new Map<number, (res: DataPlaneResponse) => void>();
   call.on('data', (res: DataPlaneResponse) => {
@@ -61,7 +61,7 @@ function rawStream(node: NodeHandle, key: string) {
         : new Promise<DataPlaneResponse>((resolve) => waiters.set(id, resolve)),
     close() {
       call.end();
-      stub.close();
+      rpc.close();
     },
   };
 }

@@ -3,28 +3,16 @@
 // them. Pure: the descriptor numbers are opaque here; closing one is the injected `closeFd`.
 import { randomBytes } from 'node:crypto';
 import { KvError } from '@kvfabric/common';
+import type { HandedFile, HandoverPeer } from '@kvfabric/native';
 
-/** fcntl seals (linux/fcntl.h). */
+/** fcntl seals (linux/fcntl.h); the same values as @kvfabric/native's, kept here so this core loads no addon. */
 const SEAL_SHRINK = 0x2;
 const SEAL_GROW = 0x4;
 const S_IFMT = 0o170000;
 
-export interface Peer {
-  pid: number;
-  uid: number;
-  gid: number;
-}
-
-/** What the handed descriptor is (fstat, F_GET_SEALS, access mode, /proc/self/fd link). */
-export interface HandedFile {
-  regular: boolean;
-  mode: number;
-  ownerUid: number;
-  sizeBytes: number;
-  seals: number;
-  readWrite: boolean;
-  link: string;
-}
+/** Who handed a descriptor over (SO_PEERCRED), and what it is: as the native handover thread describes them. */
+export type Peer = HandoverPeer;
+export type { HandedFile };
 
 /** A descriptor the node accepted, until a registration claims it. */
 export interface HandedRegion {

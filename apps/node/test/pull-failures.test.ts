@@ -61,10 +61,10 @@ after(async () => {
 const advertised = (ns: string, hashes: Buffer[], node: NodeHandle, n: number) =>
   advertisedOn(meta, ns, hashes, node, n);
 
-const unary = <Req, Res>(stub: PeerClient, method: 'handshake' | 'prepareRead', req: Req) =>
+const unary = <Req, Res>(rpc: PeerClient, method: 'handshake' | 'prepareRead', req: Req) =>
   new Promise<Res>((resolve, reject) =>
-    (stub[method] as unknown as (r: Req, cb: (e: grpc.ServiceError | null, r: Res) => void) => void).call(
-      stub,
+    (rpc[method] as unknown as (r: Req, cb: (e: grpc.ServiceError | null, r: Res) => void) => void).call(
+      rpc,
       req,
       (e, r) => (e ? reject(e) : resolve(r)),
     ),
@@ -87,9 +87,9 @@ test('a peer may read only what its grant covers; grant expiry unpins and refuse
   const aId = await nodeId(A);
   const pool = Pool.create({ sizeBytes: 4 << 20 });
   const t = await TcpTransport.create({ pool, connectionsPerPeer: 1 });
-  const stub = new PeerClient(A.addr, grpc.credentials.createInsecure());
+  const rpc = new PeerClient(A.addr, grpc.credentials.createInsecure());
   try {
-    const hs = await unary<object, HandshakeResponse>(stub, 'handshake', {
+    const hs = await unary<object, HandshakeResponse>(rpc, 'handshake', {
       nodeId: 'test-reader',
       addr: '127.0.0.1:1',
       transport: TransportKind.TRANSPORT_KIND_TCP,
@@ -98,7 +98,7 @@ test('a peer may read only what its grant covers; grant expiry unpins and refuse
     assert.equal(hs.nodeId, aId);
     await t.completeConnect(aId, Buffer.from(hs.material));
     // a grant for the first 4 blocks only
-    const g = await unary<object, PrepareReadResponse>(stub, 'prepareRead', {
+    const g = await unary<object, PrepareReadResponse>(rpc, 'prepareRead', {
       nodeId: 'test-reader',
       session: hs.session,
       namespace: ns,
@@ -125,7 +125,7 @@ test('a peer may read only what its grant covers; grant expiry unpins and refuse
       hashes: { packed: Buffer.concat(hashes.slice(5, 6)), hashLen: 32 },
     };
     const other = unpackOffsets(
-      Buffer.from((await unary<object, PrepareReadResponse>(stub, 'prepareRead', s)).pageOffsets),
+      Buffer.from((await unary<object, PrepareReadResponse>(rpc, 'prepareRead', s)).pageOffsets),
     );
     assert.equal(other.length, 1, 'block 5 granted on its own');
     await assert.rejects(
@@ -162,7 +162,7 @@ test('a peer may read only what its grant covers; grant expiry unpins and refuse
       { code: 'GRANT_REFUSED' },
     );
   } finally {
-    stub.close();
+    rpc.close();
     await t.close();
     pool.close();
   }

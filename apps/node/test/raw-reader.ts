@@ -1,7 +1,7 @@
 // A reader of a serving node's pages that talks to it the way an attacker (or a broken peer) on the network
-// would: the Peer gRPC service through a raw stub, and the tcp data transport frame by frame (tcp-wire), so it can
-// do what the node's own puller never does: queue hundreds of reads and stop taking the answers, reuse or release
-// grants it does not own, name made-up sessions.
+// would: the Peer gRPC service through its generated client, and the tcp data transport frame by frame (tcp-wire),
+// so it can do what the node's own puller never does: queue hundreds of reads and stop taking the answers, reuse or
+// release grants it does not own, name made-up sessions.
 import * as grpc from '@grpc/grpc-js';
 import {
   PeerClient,
@@ -35,25 +35,25 @@ export interface RawGrant {
 export class RawReader {
   private constructor(
     readonly id: string,
-    readonly stub: PeerClient,
+    readonly rpc: PeerClient,
     readonly session: bigint,
     readonly material: TcpServerMaterial,
   ) {}
 
   /** Handshakes with `node` as reader `id` (anyone who reaches the peer port can). */
   static async handshake(node: NodeHandle, id: string): Promise<RawReader> {
-    const stub = new PeerClient(node.addr, grpc.credentials.createInsecure());
-    const hs = await unary<HandshakeResponse>(stub, 'handshake', {
+    const rpc = new PeerClient(node.addr, grpc.credentials.createInsecure());
+    const hs = await unary<HandshakeResponse>(rpc, 'handshake', {
       nodeId: id,
       addr: '127.0.0.1:1',
       transport: TransportKind.TRANSPORT_KIND_TCP,
       material: materialHeader('tcp'),
     });
-    return new RawReader(id, stub, hs.session, parseTcpServerMaterial(Buffer.from(hs.material)));
+    return new RawReader(id, rpc, hs.session, parseTcpServerMaterial(Buffer.from(hs.material)));
   }
 
   async prepareRead(namespace: string, hashes: Buffer[], session = this.session): Promise<RawGrant> {
-    const g = await unary<PrepareReadResponse>(this.stub, 'prepareRead', {
+    const g = await unary<PrepareReadResponse>(this.rpc, 'prepareRead', {
       nodeId: this.id,
       session,
       namespace,
@@ -68,7 +68,7 @@ export class RawReader {
 
   /** ReleaseGrant as reader `as` (default: this one) with `session` (default: ours). */
   release(grantId: string, opts: { as?: string; session?: bigint } = {}): Promise<ReleaseGrantResponse> {
-    return unary<ReleaseGrantResponse>(this.stub, 'releaseGrant', {
+    return unary<ReleaseGrantResponse>(this.rpc, 'releaseGrant', {
       nodeId: opts.as ?? this.id,
       session: opts.session ?? this.session,
       grantId: Buffer.from(grantId, 'hex'),
@@ -86,14 +86,14 @@ export class RawReader {
   }
 
   close(): void {
-    this.stub.close();
+    this.rpc.close();
   }
 }
 
-function unary<Res>(stub: PeerClient, method: Method, req: object): Promise<Res> {
+function unary<Res>(rpc: PeerClient, method: Method, req: object): Promise<Res> {
   return new Promise<Res>((resolve, reject) =>
-    (stub[method] as unknown as (r: object, cb: (e: grpc.ServiceError | null, r: Res) => void) => void).call(
-      stub,
+    (rpc[method] as unknown as (r: object, cb: (e: grpc.ServiceError | null, r: Res) => void) => void).call(
+      rpc,
       req,
       (e, r) => (e ? reject(e) : resolve(r)),
     ),

@@ -1,4 +1,4 @@
-// The reading side's connections to serving peers: one Peer gRPC stub and one transport connection per peer,
+// The reading side's connections to serving peers: one Peer gRPC client and one transport connection per peer,
 // the handshake done once (single-flight: concurrent pulls from one peer share it) and redone after a transport
 // error or a session the peer no longer knows. PrepareRead answers come back decoded (decodeReadGrant).
 import * as grpc from '@grpc/grpc-js';
@@ -28,22 +28,22 @@ export interface PeerLinksOptions {
   tls?: TlsMaterial | undefined;
 }
 
-/** Calls one unary method of a stub with a deadline; errors become KvErrors (unreachable peers: TRANSPORT_UNAVAILABLE). */
+/** Calls one unary method of a rpc with a deadline; errors become KvErrors (unreachable peers: TRANSPORT_UNAVAILABLE). */
 function call<Req, Res>(
-  stub: PeerClient,
+  rpc: PeerClient,
   method: 'handshake' | 'prepareRead' | 'releaseGrant',
   req: Req,
   deadlineMs: number,
   what: string,
 ): Promise<Res> {
   return new Promise((resolve, reject) => {
-    const fn = stub[method] as unknown as (
+    const fn = rpc[method] as unknown as (
       r: Req,
       m: grpc.Metadata,
       o: grpc.CallOptions,
       cb: (err: grpc.ServiceError | null, res: Res) => void,
     ) => void;
-    fn.call(stub, req, new grpc.Metadata(), { deadline: Date.now() + Math.max(1, deadlineMs) }, (err, res) => {
+    fn.call(rpc, req, new grpc.Metadata(), { deadline: Date.now() + Math.max(1, deadlineMs) }, (err, res) => {
       if (!err) return resolve(res);
       const sent = err.metadata?.get(ERROR_CODE_KEY)?.[0];
       if (sent === undefined && err.code === grpc.status.UNAVAILABLE) {
@@ -107,7 +107,7 @@ export function decodeReadGrant(res: PrepareReadResponse): ReadGrant {
 export class PeerLink {
   private session: bigint | undefined;
   private handshaking: Promise<bigint> | undefined;
-  readonly stub: PeerClient;
+  readonly rpc: PeerClient;
   lastUsedMs = Date.now();
 
   constructor(
@@ -117,7 +117,7 @@ export class PeerLink {
     readonly counters: { handshakes: number; handshakeFailures: number },
   ) {
     const credentials = clientCredentials(opts.tls, { role: 'node', name: peerId.split('/')[0] });
-    this.stub = new PeerClient(addr, credentials, {
+    this.rpc = new PeerClient(addr, credentials, {
       ...CHANNEL_OPTIONS,
       ...tlsChannelOptions(opts.tls),
       ...messageSizeOptions(PEER_MAX_RESPONSE_BYTES, PEER_MAX_REQUEST_BYTES),
@@ -148,7 +148,7 @@ export class PeerLink {
     deadlineMs: number,
   ): Promise<ReadGrant> {
     const res = await call<object, PrepareReadResponse>(
-      this.stub,
+      this.rpc,
       'prepareRead',
       { nodeId: this.opts.nodeId, session, namespace, hashes: { packed, hashLen } },
       deadlineMs,
@@ -167,7 +167,7 @@ export class PeerLink {
 
   async releaseGrant(session: bigint, grantId: GrantId, deadlineMs: number): Promise<void> {
     await call(
-      this.stub,
+      this.rpc,
       'releaseGrant',
       { nodeId: this.opts.nodeId, session, grantId: Buffer.from(grantId, 'hex') },
       deadlineMs,
@@ -176,7 +176,7 @@ export class PeerLink {
   }
 
   close(): void {
-    this.stub.close();
+    this.rpc.close();
     if (this.session !== undefined) this.opts.transport.dropPeer(this.peerId, 'reading');
     this.session = undefined;
   }
@@ -187,7 +187,7 @@ export class PeerLink {
     try {
       const material = await transport.beginConnect(this.peerId);
       const res = await call<object, { nodeId: string; transport: TransportKind; material: Buffer; session: bigint }>(
-        this.stub,
+        this.rpc,
         'handshake',
         { nodeId, addr, transport: transportKind, material },
         deadlineMs,
