@@ -1,5 +1,5 @@
-// Page checksums: XXH3-64 (seed 0) from libxxhash, the function the copy engine applies to every page a save
-// gathers (CopyEngine.copyAndSum) and to every page a pull lands (CopyEngine.verify). This synchronous form is
+// Page checksums: XXH3-64 (seed 0) from libxxhash, the function the copy engine applies to every page a holder
+// first grants (CopyEngine.sum) and to every page a pull lands (CopyEngine.verify). This synchronous form is
 // for tests and tools; the data path never hashes on the JavaScript thread.
 import { invalidArgument, callNative } from './errors.js';
 import { binding } from './loader.js';

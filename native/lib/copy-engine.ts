@@ -22,8 +22,9 @@ export interface CopyResult {
   bytes: number;
 }
 
-export interface SummedCopyResult extends CopyResult {
-  /** Per destination page, in order: the low and high 32 bits of its checksum (XXH3-64, see pageChecksum). */
+export interface SumResult {
+  bytes: number;
+  /** Per page, in order: the low and high 32 bits of its checksum (XXH3-64, see pageChecksum). */
   checksums: Uint32Array;
 }
 
@@ -52,8 +53,8 @@ interface NativeCopyEngine {
     srcOffsets: Float64Array,
     dstOffsets: Float64Array,
     lengths: Float64Array,
-    sumPageBytes?: number,
-  ): Promise<CopyResult & Partial<SummedCopyResult>>;
+  ): Promise<CopyResult>;
+  sum(memory: object, pageOffsets: Float64Array, pageBytes: number): Promise<SumResult>;
   verify(memory: object, pageOffsets: Float64Array, pageBytes: number, expected: Uint32Array): Promise<VerifyResult>;
   counters(): CopyCounters;
   close(): void;
@@ -97,33 +98,17 @@ export class CopyEngine implements Disposable, AsyncDisposable {
     dstOffsets: Float64Array,
     lengths: Float64Array,
   ): Promise<CopyResult> {
-    return this.#copy(src, dst, srcOffsets, dstOffsets, lengths, undefined);
+    return this.#copy(src, dst, srcOffsets, dstOffsets, lengths);
   }
 
-  /**
-   * `copy`, and the checksum of every destination page while it is copied (the save path: no second pass over the
-   * bytes). The descriptors' destination ranges, in order, must make whole pages of `pageBytes`, each contiguous in
-   * `dst` (one descriptor may cover several adjacent pages); else INVALID_ARGUMENT and nothing is copied.
-   */
-  copyAndSum(
-    src: NativeMemory,
-    dst: NativeMemory,
-    srcOffsets: Float64Array,
-    dstOffsets: Float64Array,
-    lengths: Float64Array,
-    pageBytes: number,
-  ): Promise<SummedCopyResult> {
-    try {
-      checkInteger('pageBytes', pageBytes, 1);
-    } catch (err) {
-      return Promise.reject(toNativeError(err));
-    }
-    return this.#copy(src, dst, srcOffsets, dstOffsets, lengths, pageBytes) as Promise<SummedCopyResult>;
+  /** The checksum of every `pageBytes`-long page of `memory` at `pageOffsets`, on the worker threads. */
+  sum(memory: NativeMemory, pageOffsets: Float64Array, pageBytes: number): Promise<SumResult> {
+    return this.#summed(memory, pageOffsets, pageBytes, undefined) as Promise<SumResult>;
   }
 
   /**
    * Checks `pageBytes`-long pages of `memory` at `pageOffsets` against `expected` checksums ((lo, hi) per page, as
-   * copyAndSum hands them out) on the worker threads; resolves with the indexes of the pages that differ.
+   * sum hands them out) on the worker threads; resolves with the indexes of the pages that differ.
    */
   verify(
     memory: NativeMemory,
@@ -131,15 +116,28 @@ export class CopyEngine implements Disposable, AsyncDisposable {
     pageBytes: number,
     expected: Uint32Array,
   ): Promise<VerifyResult> {
-    let promise: Promise<VerifyResult>;
+    return this.#summed(memory, pageOffsets, pageBytes, expected) as Promise<VerifyResult>;
+  }
+
+  #summed(
+    memory: NativeMemory,
+    pageOffsets: Float64Array,
+    pageBytes: number,
+    expected: Uint32Array | undefined,
+  ): Promise<SumResult | VerifyResult> {
+    let promise: Promise<SumResult | VerifyResult>;
     try {
       if (this.#closed) throw new NativeError('INTERNAL', 'copy engine: used after close()');
       const m = nativeMemory(memory, 'memory');
       if (!(pageOffsets instanceof Float64Array)) throw invalidArgument('pageOffsets', 'a Float64Array', pageOffsets);
       checkInteger('pageBytes', pageBytes, 1);
-      if (!(expected instanceof Uint32Array) || expected.length !== 2 * pageOffsets.length)
-        throw invalidArgument('expected', `a Uint32Array of ${2 * pageOffsets.length} elements`, expected);
-      promise = this.#native.verify(m, pageOffsets, pageBytes, expected);
+      if (expected === undefined) {
+        promise = this.#native.sum(m, pageOffsets, pageBytes);
+      } else {
+        if (!(expected instanceof Uint32Array) || expected.length !== 2 * pageOffsets.length)
+          throw invalidArgument('expected', `a Uint32Array of ${2 * pageOffsets.length} elements`, expected);
+        promise = this.#native.verify(m, pageOffsets, pageBytes, expected);
+      }
     } catch (err) {
       return Promise.reject(toNativeError(err));
     }
@@ -154,7 +152,6 @@ export class CopyEngine implements Disposable, AsyncDisposable {
     srcOffsets: Float64Array,
     dstOffsets: Float64Array,
     lengths: Float64Array,
-    sumPageBytes: number | undefined,
   ): Promise<CopyResult> {
     let promise: Promise<CopyResult>;
     try {
@@ -172,7 +169,7 @@ export class CopyEngine implements Disposable, AsyncDisposable {
       }
       // Per-descriptor checks (integers, bounds against both memories) run natively, in one pass, before any
       // byte moves; a refusal throws synchronously there and becomes this promise's rejection.
-      promise = this.#native.copy(s, d, srcOffsets, dstOffsets, lengths, sumPageBytes);
+      promise = this.#native.copy(s, d, srcOffsets, dstOffsets, lengths);
     } catch (err) {
       return Promise.reject(toNativeError(err));
     }

@@ -35,7 +35,7 @@ struct CopyEngine::Batch {
   Napi::ObjectReference engine_obj, src_obj, dst_obj;
   MemoryRef src, dst;
   std::vector<Desc> descs;
-  std::unique_ptr<PageSums> sums;  // a summed batch: a save's page checksums, or a verify
+  std::unique_ptr<PageSums> sums;  // a summed batch (sum or verify): pages of `dst` read, nothing copied
   uint64_t bytes = 0;
   std::atomic<uint32_t> parts_left{0};
   // Set by a part whose copy took a SIGBUS (an engine region shrank under it): the batch fails. 0: no fault.
@@ -115,12 +115,12 @@ void CopyEngine::Worker() {
     uint8_t* src = b->src->base();
     uint8_t* dst = b->dst->base();
     uintptr_t fault = 0;
-    // Guarded: a region truncated by its engine mid-copy fails this batch instead of killing the node. Both kinds of
-    // part read the engine's region: a plain copy, and a save's copy-and-sum (a verify reads only the pool).
+    // Guarded: a region truncated by its engine mid-copy fails this batch instead of killing the node (a save's
+    // copy reads the engine's region; a summed batch reads only the pool).
     if (!RunGuarded(
             [&] {
-              if (b->sums) {  // pages [first, last], copied (a save) or read (a verify) and summed
-                b->sums->Run(part.first, part.last, src, dst, b->descs.data());
+              if (b->sums) {  // pages [first, last] summed (and compared, for a verify)
+                b->sums->Run(part.first, part.last, dst);
                 return;
               }
               for (uint32_t i = part.first; i <= part.last; i++) {
@@ -210,8 +210,7 @@ uint32_t SplitPages(CopyEngine::Batch* b, uint32_t pages, uint64_t nparts, CopyE
 }
 }  // namespace
 
-// copy(src, dst, srcOffsets: Float64Array, dstOffsets: Float64Array, lengths: Float64Array[, sumPageBytes])
-//   -> Promise<{bytes[, checksums]}>; with sumPageBytes, the destination pages' checksums (checksum.h)
+// copy(src, dst, srcOffsets: Float64Array, dstOffsets: Float64Array, lengths: Float64Array) -> Promise<{bytes}>
 Napi::Value CopyEngine::Copy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (closed_) throw CodedError(env, code::kInternal, "copy engine: used after close()");
@@ -277,19 +276,10 @@ Napi::Value CopyEngine::Copy(const Napi::CallbackInfo& info) {
                at + "src " + Range(d.src, d.len) + " and dst " + Range(d.dst, d.len) + " overlap in the same memory");
   }
 
-  if (info.Length() > 5 && !info[5].IsUndefined()) {
-    uint64_t page_bytes = ToIndex(env, info[5], "sumPageBytes");
-    if (page_bytes == 0) throw fail(code::kInvalidArgument, "sumPageBytes: expected a positive integer");
-    b->sums = std::make_unique<PageSums>();
-    std::string bad = b->sums->PlanCopy(b->descs, page_bytes);
-    if (!bad.empty()) throw fail(code::kInvalidArgument, bad);
-  }
-
   Napi::Promise promise = b->deferred.Promise();
   if (b->bytes == 0) {
     Napi::Object result = Napi::Object::New(env);
     result.Set("bytes", Napi::Number::New(env, 0));
-    if (b->sums) b->sums->SetResult(env, result);
     b->deferred.Resolve(result);
     batches_.fetch_add(1, std::memory_order_relaxed);
     return promise;
@@ -300,17 +290,10 @@ Napi::Value CopyEngine::Copy(const Napi::CallbackInfo& info) {
   b->src_obj = Napi::Persistent(info[0].As<Napi::Object>());
   b->dst_obj = Napi::Persistent(info[1].As<Napi::Object>());
 
-  // Pre-split by bytes: one part per thread for large batches, cut anywhere (even inside a descriptor); a summed
-  // batch is cut between pages.
+  // Pre-split by bytes: one part per thread for large batches, cut anywhere (even inside a descriptor).
   uint64_t nparts = std::min<uint64_t>(threads_.size(), std::max<uint64_t>(1, b->bytes / kMinPartBytes));
   Part parts[256];
   uint32_t n = 0;
-  if (b->sums) {
-    n = SplitPages(b, b->sums->pages(), nparts, parts);
-    guard.release();
-    Enqueue(env, b, parts, n);
-    return promise;
-  }
   uint64_t per = (b->bytes + nparts - 1) / nparts;
   uint32_t i = 0;
   uint64_t off = 0;  // position inside descs[i]
@@ -360,16 +343,22 @@ void CopyEngine::Enqueue(Napi::Env env, Batch* b, const Part* parts, uint32_t n)
   if (wake) cv_.notify_one();
 }
 
+// sum(memory, pageOffsets: Float64Array, pageBytes) -> Promise<{bytes, checksums}>: the checksum of every page.
+Napi::Value CopyEngine::Sum(const Napi::CallbackInfo& info) { return Summed(info, false); }
+
 // verify(memory, pageOffsets: Float64Array, pageBytes, expected: Uint32Array) -> Promise<{bytes, mismatches}>:
-// the checksum of every page, compared with expected (lo, hi) pairs, on the worker threads.
-Napi::Value CopyEngine::Verify(const Napi::CallbackInfo& info) {
+// the checksum of every page, compared with expected (lo, hi) pairs.
+Napi::Value CopyEngine::Verify(const Napi::CallbackInfo& info) { return Summed(info, true); }
+
+// A summed batch on the worker threads, cut between pages.
+Napi::Value CopyEngine::Summed(const Napi::CallbackInfo& info, bool verify) {
   Napi::Env env = info.Env();
   if (closed_) throw CodedError(env, code::kInternal, "copy engine: used after close()");
   auto* b = new Batch(env);
   std::unique_ptr<Batch> guard(b);
   MemoryRef mem;
   try {
-    b->sums = PageSums::ForVerify(info, &mem);
+    b->sums = PageSums::FromArgs(info, verify, &mem);
   } catch (const Napi::Error&) {
     errors_.fetch_add(1, std::memory_order_relaxed);
     throw;
@@ -419,6 +408,7 @@ void CopyEngine::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, "CopyEngine",
                                     {
                                         InstanceMethod<&CopyEngine::Copy>("copy"),
+                                        InstanceMethod<&CopyEngine::Sum>("sum"),
                                         InstanceMethod<&CopyEngine::Verify>("verify"),
                                         InstanceMethod<&CopyEngine::Counters>("counters"),
                                         InstanceMethod<&CopyEngine::Close>("close"),

@@ -23,7 +23,9 @@ class CopyEngine : public Napi::ObjectWrap<CopyEngine> {
   explicit CopyEngine(const Napi::CallbackInfo& info);
   ~CopyEngine() override;
 
-  using Desc = CopyRange;
+  struct Desc {  // `len` bytes from `src` to `dst` (offsets in the batch's two memories)
+    uint64_t src, dst, len;
+  };
   struct Batch;  // defined in copy_engine.cc
   struct Part {  // a contiguous byte range of a batch: descriptor [first, last], first/last partially
     Batch* batch;  // (a summed batch: pages [first, last], the skips unused)
@@ -33,7 +35,9 @@ class CopyEngine : public Napi::ObjectWrap<CopyEngine> {
 
  private:
   Napi::Value Copy(const Napi::CallbackInfo& info);
+  Napi::Value Sum(const Napi::CallbackInfo& info);
   Napi::Value Verify(const Napi::CallbackInfo& info);
+  Napi::Value Summed(const Napi::CallbackInfo& info, bool verify);
   Napi::Value Counters(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 

@@ -1,5 +1,5 @@
-// Page checksums: XXH3-64 against the xxHash project's own sanity vectors, the sums a save computes while it copies
-// (every layout of descriptors a save produces), and verify() finding exactly the pages whose bytes changed.
+// Page checksums: XXH3-64 against the xxHash project's own sanity vectors, sum() over pages of every size and order,
+// and verify() finding exactly the pages whose bytes changed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -50,70 +50,35 @@ test('pageChecksum is XXH3-64: the xxHash sanity vectors, every length class', (
   assert.throws(() => pageChecksum('abc' as unknown as Uint8Array), /data: expected a Buffer or Uint8Array/);
 });
 
-test('copyAndSum: each page summed as it landed, whatever the descriptors look like', async () => {
-  await using engine = new CopyEngine({ threads: 3 });
-  using src = Pool.create({ sizeBytes: 16 * MiB, slabBytes: MiB });
-  using dst = Pool.create({ sizeBytes: 16 * MiB, slabBytes: MiB });
-  const data = randomBytes(8 * MiB);
-  src.write(0, data);
-  const page = 64 * KiB;
-  const segs = 8; // a save: 8 segments of 8 KiB per page, scattered in the source, pages scattered in the pool
-  const seg = page / segs;
-  const pages = [5, 2, 9, 3, 40, 17, 4, 1, 30, 31];
-  const s: number[] = [];
-  const d: number[] = [];
-  const l: number[] = [];
-  const add = (from: number, to: number, len: number) => {
-    s.push(from);
-    d.push(to);
-    l.push(len);
-  };
-  pages.forEach((p, b) => {
-    for (let k = 0; k < segs; k++) add((k * 16 + b) * seg, p * page + k * seg, seg);
-  });
-  // one descriptor covering two whole adjacent pages (what coalescing gives for contiguous blocks)
-  add(6 * MiB, 50 * page, 2 * page);
-  const res = await engine.copyAndSum(src, dst, Float64Array.from(s), Float64Array.from(d), Float64Array.from(l), page);
-  assert.equal(res.bytes, (pages.length + 2) * page);
-  assert.equal(res.checksums.length, 2 * (pages.length + 2));
-  [...pages, 50, 51].forEach((p, i) => {
-    const bytes = dst.read(p * page, page);
-    assert.equal(sumOf(res.checksums, i), pageChecksum(bytes), `page ${i} (pool page ${p})`);
-  });
-  // the bytes moved too: block 1's segment 3 is where the descriptors said
-  assert.ok(dst.read(2 * page + 3 * seg, seg).equals(data.subarray((3 * 16 + 1) * seg, (3 * 16 + 2) * seg)));
-  // large pages are summed across chunk boundaries and split over the threads by whole pages
-  const big = 2 * MiB;
-  const r2 = await engine.copyAndSum(
-    src,
-    dst,
-    Float64Array.of(0),
-    Float64Array.of(4 * MiB),
-    Float64Array.of(3 * big),
-    big,
-  );
-  for (let i = 0; i < 3; i++) assert.equal(sumOf(r2.checksums, i), pageChecksum(data.subarray(i * big, (i + 1) * big)));
+test('sum: each page of any size, at any offset, in the order asked, split across the threads', async () => {
+  await using engine = new CopyEngine({ threads: 2 });
+  using pool = Pool.create({ sizeBytes: 16 * MiB, slabBytes: MiB });
+  for (const page of [4 * KiB, 256 * KiB, 2 * MiB, 12_345]) {
+    const count = Math.min(6, Math.floor((16 * MiB) / page));
+    // pages out of pool order (and one page twice): each sum must follow its own page
+    const order = [3, 0, 5, 1, 0, 2].slice(0, count).map((p) => Math.min(p, count - 1));
+    const bytes = order.map(() => randomBytes(page));
+    order.forEach((p, i) => pool.write(p * page, bytes[i]!));
+    const offsets = Float64Array.from(order, (p) => p * page);
+    const res = await engine.sum(pool, offsets, page);
+    assert.equal(res.bytes, order.length * page);
+    assert.equal(res.checksums.length, 2 * order.length);
+    order.forEach((p, i) => {
+      const last = order.lastIndexOf(p); // a page written twice holds the later bytes
+      assert.equal(sumOf(res.checksums, i), pageChecksum(bytes[last]!), `page ${p} (${page} bytes)`);
+    });
+  }
 });
 
-test('copyAndSum refuses descriptors that do not make whole contiguous pages, and copies nothing', async () => {
+test('sum refuses pages outside the memory and bad arguments, naming the field', async () => {
   await using engine = new CopyEngine({ threads: 2 });
-  using src = Pool.create({ sizeBytes: 4 * MiB, slabBytes: MiB });
-  using dst = Pool.create({ sizeBytes: 4 * MiB, slabBytes: MiB });
-  dst.write(0, Buffer.alloc(64 * KiB, 0x5a));
+  using pool = Pool.create({ sizeBytes: 4 * MiB, slabBytes: MiB });
   const f = (xs: number[]) => Float64Array.from(xs);
-  await rejectsWith(
-    engine.copyAndSum(src, dst, f([0]), f([0]), f([3000]), 4096),
-    'INVALID_ARGUMENT',
-    /end 3000 bytes into page 0 of 4096 bytes/,
-  );
-  await rejectsWith(
-    engine.copyAndSum(src, dst, f([0, 4096]), f([0, 8192]), f([2048, 2048]), 4096),
-    'INVALID_ARGUMENT',
-    /descriptor 1: dst 8192 does not continue page 0 at 2048/,
-  );
-  await rejectsWith(engine.copyAndSum(src, dst, f([0]), f([0]), f([4096]), 0), 'INVALID_ARGUMENT', /pageBytes/);
-  assert.ok(dst.read(0, 64 * KiB).equals(Buffer.alloc(64 * KiB, 0x5a)), 'nothing was copied');
-  const empty = await engine.copyAndSum(src, dst, f([]), f([]), f([]), 4096);
+  await rejectsWith(engine.sum(pool, f([4 * MiB - 100]), 4096), 'INVALID_ARGUMENT', /pageOffsets\[0\]/);
+  await rejectsWith(engine.sum(pool, f([0, 1.5]), 4096), 'INVALID_ARGUMENT', /pageOffsets\[1\]/);
+  await rejectsWith(engine.sum(pool, f([0]), 0), 'INVALID_ARGUMENT', /pageBytes/);
+  await rejectsWith(engine.sum(pool, [0] as unknown as Float64Array, 4096), 'INVALID_ARGUMENT', /pageOffsets/);
+  const empty = await engine.sum(pool, f([]), 4096);
   assert.deepEqual([empty.bytes, empty.checksums.length], [0, 0]);
 });
 

@@ -156,6 +156,7 @@ export class NodeApp {
             nativePool,
             pool: data.pool,
             verify: (local, pageBytes, expected) => data.copier.verify(data.pool.memory, local, pageBytes, expected),
+            sum: (pages, pageBytes) => data.copier.sum(data.pool.memory, pages, pageBytes),
             index,
             namespaces,
             evictor,

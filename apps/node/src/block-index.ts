@@ -48,7 +48,8 @@ export class BlockIndex {
   private hitSlots = new Int32Array(64);
   /**
    * Per slot: [page offset of each shard (NaN = none)..., landed flag of each shard..., checksum of each shard's page
-   * as (low, high) 32-bit halves...] (the checksum the page got when it was written: saved or verified on a pull).
+   * as (low, high) 32-bit halves, NaN until known...] (a pulled page's is the one it was verified against; a saved
+   * page's is computed the first time the block is granted to a peer).
    */
   private pages: (Float64Array | undefined)[] = [];
   private counts = { sealed: 0, partial: 0, pinned: 0, pageBytes: 0 };
@@ -128,6 +129,7 @@ export class BlockIndex {
     this.pageBytesOf[slot] = pageBytes;
     const p = new Float64Array(shards * 4);
     p.fill(NaN, 0, shards);
+    p.fill(NaN, 2 * shards);
     this.pages[slot] = p;
     this.counts.partial++;
     this.lru.pushFront(slot, cls);
@@ -145,6 +147,7 @@ export class BlockIndex {
     const p = this.pages[slot]!;
     const page = p[shard]!;
     p[shard] = NaN;
+    p[this.shardsOf[slot]! * 2 + shard * 2] = NaN; // the checksum was the page's
     this.counts.pageBytes -= this.pageBytesOf[slot]!;
     if (this.landedOf[slot] === 0 && !this.anyAssigned(slot) && this.pinsOf[slot] === 0) this.drop(slot);
     return page;
@@ -170,7 +173,12 @@ export class BlockIndex {
     return this.pages[slot]![shard]!;
   }
 
-  /** Records the checksum of a shard's page (low and high 32 bits), before it is marked written. */
+  /** Whether the checksum of a shard's page is known (setChecksum ran since the page was assigned). */
+  hasChecksum(slot: number, shard: number): boolean {
+    return !Number.isNaN(this.pages[slot]![this.shardsOf[slot]! * 2 + shard * 2]!);
+  }
+
+  /** Records the checksum of a shard's page (low and high 32 bits). */
   setChecksum(slot: number, shard: number, lo: number, hi: number): void {
     const p = this.pages[slot]!;
     const at = this.shardsOf[slot]! * 2 + shard * 2;
@@ -178,7 +186,10 @@ export class BlockIndex {
     p[at + 1] = hi;
   }
 
-  /** Writes the (low, high) checksum of every shard's page of `slot` into `out` from index `at`; returns the next index. */
+  /**
+   * Writes the (low, high) checksum of every shard's page of `slot` into `out` from index `at`; returns the next
+   * index. Each must be known (hasChecksum).
+   */
   checksumsInto(slot: number, out: Uint32Array, at: number): number {
     const p = this.pages[slot]!;
     const shards = this.shardsOf[slot]!;

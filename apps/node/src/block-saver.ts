@@ -1,6 +1,6 @@
 // The save path of the engine API, the hottest one: gather blocks of an engine's region into fresh pool pages and
-// seal them in the index, each page with the checksum the copy threads computed while gathering it (what peers
-// pulling the block verify against). One pass over the packed request hashes (no key strings), plain typed
+// seal them in the index. Pages are not summed here: a holder sums a block the first time it grants it to a peer
+// (PeerServer), so a save costs one copy and nothing more. One pass over the packed request hashes (no key strings), plain typed
 // arrays, no per-block objects; a batch of 64 blocks is typical.
 import { KvError, invalid } from '@kvfabric/common';
 import { BlockClass, type BlockIndex } from './block-index.js';
@@ -112,10 +112,8 @@ export class BlockSaver {
     }
     if (stored === 0) return { outcomes, stored: 0, sealed: 0, bytes: 0 };
     const { src, dst, len } = desc.arrays();
-    let checksums: Uint32Array;
     try {
-      // One page per stored block, in the order of `pages`: the descriptors gather them page after page.
-      ({ checksums } = await data.copier.copyAndSum(inst.region.memory, data.pool.memory, src, dst, len, ns.pageBytes));
+      await data.copier.copy(inst.region.memory, data.pool.memory, src, dst, len);
     } catch (err) {
       for (let j = 0; j < stored; j++) {
         const page = index.unassign(slots[j]!, shard);
@@ -128,7 +126,6 @@ export class BlockSaver {
     const onSealed = this.deps.onSealed;
     for (let j = 0; j < stored; j++) {
       const slot = slots[j]!;
-      index.setChecksum(slot, shard, checksums[2 * j]!, checksums[2 * j + 1]!);
       if (index.markShardWritten(slot, shard)) {
         sealed++;
         if (onSealed) {

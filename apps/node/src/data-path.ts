@@ -49,18 +49,8 @@ export interface Copier {
     dstOffsets: Float64Array,
     lengths: Float64Array,
   ): Promise<{ bytes: number }>;
-  /**
-   * `copy` into whole pages of `pageBytes` (the descriptors' destinations, in order, make the pages), with each
-   * page's checksum computed while it is copied: `checksums` holds (low, high) 32-bit halves per page, in order.
-   */
-  copyAndSum(
-    src: Memory,
-    dst: Memory,
-    srcOffsets: Float64Array,
-    dstOffsets: Float64Array,
-    lengths: Float64Array,
-    pageBytes: number,
-  ): Promise<{ bytes: number; checksums: Uint32Array }>;
+  /** The checksum of each `pageBytes`-long page of `memory` at `pages`: (low, high) 32-bit halves per page, in order. */
+  sum(memory: Memory, pages: Float64Array, pageBytes: number): Promise<Uint32Array>;
   /** The indexes of the pages of `memory` at `pages` whose checksum differs from `expected` ((low, high) each). */
   verify(memory: Memory, pages: Float64Array, pageBytes: number, expected: Uint32Array): Promise<Uint32Array>;
 }

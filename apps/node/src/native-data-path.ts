@@ -54,9 +54,9 @@ export class NativeDataPath implements DataPath {
           throw toKvError(err);
         }
       },
-      async copyAndSum(src, dst, s, d, l, pageBytes) {
+      async sum(memory, pages, pageBytes) {
         try {
-          return await engine.copyAndSum(src as NativeMemory, dst as NativeMemory, s, d, l, pageBytes);
+          return (await engine.sum(memory as NativeMemory, pages, pageBytes)).checksums;
         } catch (err) {
           throw toKvError(err);
         }

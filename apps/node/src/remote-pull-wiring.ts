@@ -28,7 +28,7 @@ import { PeerLinks } from './fetch/peer-links.js';
 import { pullMetrics } from './fetch/pull-metrics.js';
 import { PEER_MAX_REQUEST_BYTES, PEER_MAX_RESPONSE_BYTES } from './peer/peer-limits.js';
 import type { PageVerifier } from './fetch/read-pipeline.js';
-import { PeerServer } from './peer/peer-server.js';
+import { PeerServer, type PageSummer } from './peer/peer-server.js';
 import { peerServiceImpl } from './peer/peer-service.js';
 import { createTransport } from './peer/transport.js';
 
@@ -47,6 +47,8 @@ export interface RemotePullDeps {
   pool: PagePool;
   /** Checks pulled pages of `pool` against their holder's checksums (the data path's copier). */
   verify: PageVerifier;
+  /** Sums pages of `pool` a peer is granted before they were ever summed (the data path's copier). */
+  sum: PageSummer;
   index: BlockIndex;
   namespaces: NamespaceRegistry;
   evictor: Evictor;
@@ -100,6 +102,7 @@ export class RemotePulls {
       transport,
       index: deps.index,
       namespaces: deps.namespaces,
+      sum: deps.sum,
       grantTtlMs: config.grantTtlSecs * 1000,
       grantPinBudgetBytes: grantPinBudgetBytes(config.grantPinBudget, deps.nativePool.sizeBytes),
       maxReaders: config.maxReaders,

@@ -51,12 +51,14 @@ function makePeer(id: string): Peer {
     removeGrant: async (g: string) => void grants.delete(g),
     dropPeer: () => {},
   } as unknown as Transport;
-  const server = new PeerServer({ nodeId: id, transport, index, namespaces, grantTtlMs: 10_000, logger });
+  const copier = new MemoryCopier();
+  const sum = (pages: Float64Array, pageBytes: number) => copier.sum(pool.memory, pages, pageBytes);
+  const server = new PeerServer({ nodeId: id, transport, index, namespaces, sum, grantTtlMs: 10_000, logger });
   return { id, pool, index, ns, server, grants, reads: 0, pagesServed: 0 };
 }
 
-/** `p` holds blocks `hashes` (with `blocks` as their bytes, or random ones). */
-function hold(p: Peer, hashes: Buffer[], blocks?: Buffer[]): Buffer[] {
+/** `p` holds blocks `hashes` (with `blocks` as their bytes, or random ones), summed unless `unsummed` (as saved). */
+function hold(p: Peer, hashes: Buffer[], blocks?: Buffer[], unsummed = false): Buffer[] {
   return hashes.map((h, i) => {
     const page = p.pool.allocMany(PAGE, 1)![0]!;
     const data = blocks?.[i] ?? randomBytes(PAGE);
@@ -64,7 +66,7 @@ function hold(p: Peer, hashes: Buffer[], blocks?: Buffer[]): Buffer[] {
     const slot = p.index.slotForShard(p.ns.id, h, 0, h.length, 1, 0, PAGE, BlockClass.Local);
     p.index.assign(slot, 0, page);
     const [lo, hi] = memoryChecksum(data);
-    p.index.setChecksum(slot, 0, lo, hi);
+    if (!unsummed) p.index.setChecksum(slot, 0, lo, hi);
     p.index.markShardWritten(slot, 0);
     return data;
   });
@@ -184,6 +186,34 @@ test('pulls the prefix a holder has, seals it as pulled copies, releases the gra
   assert.equal(r.fetcher.counters.bytes, 5 * PAGE);
   // pulled copies are evicted before local blocks
   assert.equal(r.index.victim(), r.index.lookup(r.ns.id, hs[0]!, 0, 32));
+});
+
+test('a holder sums saved blocks at their first grant, once each, and the reader verifies against those sums', async () => {
+  const a = makePeer('A');
+  const hs = hashes(6, 'lazy');
+  const data = hold(a, hs, undefined, true);
+  const slots = hs.map((h) => a.index.lookup(a.ns.id, h, 0, h.length));
+  assert.ok(slots.every((s) => !a.index.hasChecksum(s, 0)));
+  const r1 = reader([a], () => [holder(a, 4)]);
+  assert.deepEqual(await r1.fetch(hs.slice(0, 4)), { ssd: 0, remote: 4 });
+  hs.slice(0, 4).forEach((h, i) => assert.ok(r1.read(h)?.equals(data[i]!), `block ${i}`));
+  assert.equal(a.server.counters.summedPages, 4);
+  slots.forEach((s, i) => assert.equal(a.index.hasChecksum(s, 0), i < 4, `block ${i} summed`));
+  const sums = new Uint32Array(2);
+  a.index.checksumsInto(slots[2]!, sums, 0);
+  assert.deepEqual([...sums], memoryChecksum(data[2]!));
+  // a second reader: the first four are served with the sums kept, only the last two are summed now
+  const r2 = reader([a], () => [holder(a, 6)]);
+  assert.deepEqual(await r2.fetch(hs), { ssd: 0, remote: 6 });
+  assert.equal(a.server.counters.summedPages, 6);
+  // the sums are of the holder's bytes: a page damaged on the way still fails verification
+  const b = makePeer('B');
+  const hb = hashes(2, 'lazy-bad');
+  hold(b, hb, undefined, true);
+  b.corruptPage = 2;
+  const r3 = reader([b], () => [holder(b, 2)]);
+  assert.equal((await r3.fetch(hb)).remote, 0); // one chunk of two pages, dropped whole
+  assert.equal(r3.read(hb[1]!), undefined);
 });
 
 test('concurrent fetches of overlapping prefixes pull each block once', async () => {

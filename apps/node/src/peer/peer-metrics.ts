@@ -49,6 +49,12 @@ export function peerMetrics(
     'PrepareReads for blocks this node does not hold',
     (s) => s.counters.emptyGrants,
   );
+  fromServer(
+    'counter',
+    'kvfabric_peer_summed_pages_total',
+    'saved pages summed at their first grant (each page once)',
+    (s) => s.counters.summedPages,
+  );
   fromServer('gauge', 'kvfabric_peer_grants_active', 'live grants', (s) => s.grants.size);
   fromServer(
     'gauge',

@@ -1,6 +1,7 @@
 // The serving side of remote pulls, free of gRPC: admits readers (transport handshake, one session per reader,
 // bounded in number and idle time), pins the longest held prefix of a PrepareRead and grants the reader its pages
-// (within the node's grant pin budget), releases and expires grants. Every request after the handshake names the
+// (within the node's grant pin budget), sums the granted pages that have no checksum yet (saves leave them unsummed;
+// each page is summed once, natively, while the grant pins it), releases and expires grants. Every request after the handshake names the
 // reader's session; `reader()` turns it into the identity grants are bound to. The bytes themselves are served by
 // the transport (NIC or native thread), never by this code.
 import { randomBytes } from 'node:crypto';
@@ -12,11 +13,15 @@ import type { NamespaceRegistry } from '../namespaces.js';
 import { GrantTable, type Grant } from './grant-table.js';
 import { ReaderSessions } from './reader-sessions.js';
 
+/** The checksum of each `pageBytes`-long pool page at `pages`, (low, high) per page (the data path's copier). */
+export type PageSummer = (pages: Float64Array, pageBytes: number) => Promise<Uint32Array>;
+
 export interface PeerServerOptions {
   nodeId: string;
   transport: Transport;
   index: BlockIndex;
   namespaces: NamespaceRegistry;
+  sum: PageSummer;
   grantTtlMs: number;
   /** Pool bytes all grants together may pin (--grant-pin-budget). */
   grantPinBudgetBytes?: number;
@@ -44,7 +49,7 @@ export interface GrantAnswer {
 
 export class PeerServer {
   readonly grants: GrantTable;
-  readonly counters = { handshakes: 0, prepareReads: 0, grantedBlocks: 0, emptyGrants: 0 };
+  readonly counters = { handshakes: 0, prepareReads: 0, grantedBlocks: 0, emptyGrants: 0, summedPages: 0 };
   readonly readers: ReaderSessions;
   private readonly handshaking = new Map<string, Promise<{ material: Buffer; session: bigint }>>();
 
@@ -155,13 +160,16 @@ export class PeerServer {
       return empty;
     }
     const grant = this.grants.issue(owner, slots.slice(0, blocks), blocks * ns.shards * ns.pageBytes);
-    let key: Buffer;
-    try {
-      key = await this.opts.transport.addGrant(grant.id, peer, this.ranges(grant), grant.expiresAtMs);
-    } catch (err) {
+    // Both settle before the grant can end: the sums are written to slots the grant still pins.
+    const [added, summed] = await Promise.allSettled([
+      this.opts.transport.addGrant(grant.id, peer, this.ranges(grant), grant.expiresAtMs),
+      this.sumUnsummed(grant.slots, ns.shards, ns.pageBytes),
+    ]);
+    if (added.status === 'rejected' || summed.status === 'rejected') {
       this.grants.release(grant.id, owner);
-      throw err;
+      throw added.status === 'rejected' ? added.reason : (summed as PromiseRejectedResult).reason;
     }
+    const key = added.value;
     this.counters.grantedBlocks += blocks;
     const pageOffsets = new Float64Array(blocks * ns.shards);
     const checksums = new Uint32Array(2 * blocks * ns.shards);
@@ -240,6 +248,29 @@ export class PeerServer {
       }
     }
     return o === out.length ? out : out.slice(0, o);
+  }
+
+  /** Sums the pages of `slots` whose checksum is not known yet (saved, never granted), in one native batch. */
+  private async sumUnsummed(slots: Int32Array, shards: number, pageBytes: number): Promise<void> {
+    const { index } = this.opts;
+    let n = 0;
+    for (const slot of slots) for (let s = 0; s < shards; s++) if (!index.hasChecksum(slot, s)) n++;
+    if (n === 0) return;
+    const pages = new Float64Array(n);
+    const at = new Int32Array(2 * n); // (slot, shard) of each page summed
+    n = 0;
+    for (const slot of slots) {
+      for (let s = 0; s < shards; s++) {
+        if (index.hasChecksum(slot, s)) continue;
+        pages[n] = index.page(slot, s);
+        at[2 * n] = slot;
+        at[2 * n + 1] = s;
+        n++;
+      }
+    }
+    const sums = await this.opts.sum(pages, pageBytes);
+    for (let i = 0; i < n; i++) index.setChecksum(at[2 * i]!, at[2 * i + 1]!, sums[2 * i]!, sums[2 * i + 1]!);
+    this.counters.summedPages += n;
   }
 
   private pageBytesOf(slot: number): number {

@@ -58,30 +58,12 @@ export class MemoryCopier implements Copier {
   batches = 0;
   fail?: Error;
 
-  async copyAndSum(
-    src: Memory,
-    dst: Memory,
-    s: Float64Array,
-    d: Float64Array,
-    l: Float64Array,
-    pageBytes: number,
-  ): Promise<{ bytes: number; checksums: Uint32Array }> {
-    const { bytes } = await this.copy(src, dst, s, d, l);
-    // Pages as the native engine finds them: the destination ranges, in order, cut into pageBytes runs.
-    const buf = (dst as { buf: Buffer }).buf;
-    const starts: number[] = [];
-    let filled = 0;
-    for (let i = 0; i < l.length; i++) {
-      for (let off = 0; off < l[i]!;) {
-        if (filled === 0) starts.push(d[i]! + off);
-        const take = Math.min(l[i]! - off, pageBytes - filled);
-        off += take;
-        filled = (filled + take) % pageBytes;
-      }
-    }
-    const checksums = new Uint32Array(2 * starts.length);
-    starts.forEach((at, p) => checksums.set(memoryChecksum(buf.subarray(at, at + pageBytes)), 2 * p));
-    return { bytes, checksums };
+  async sum(memory: Memory, pages: Float64Array, pageBytes: number): Promise<Uint32Array> {
+    await Promise.resolve();
+    const buf = (memory as { buf: Buffer }).buf;
+    const out = new Uint32Array(2 * pages.length);
+    pages.forEach((at, p) => out.set(memoryChecksum(buf.subarray(at, at + pageBytes)), 2 * p));
+    return out;
   }
 
   async verify(memory: Memory, pages: Float64Array, pageBytes: number, expected: Uint32Array): Promise<Uint32Array> {
