@@ -10,8 +10,15 @@ import { closeSync, rmSync } from 'node:fs';
 import { EngineService, TransportKind } from '@kvfabric/proto';
 import { HANDOVER_TOKEN_TTL_MS, RegionHandoverServer, handoverSocketPath } from '@kvfabric/native';
 import { MetaserverClient } from '@kvfabric/client';
-import { nodeIdFor, type PackedHashes } from '@kvfabric/common';
-import { CHANNEL_OPTIONS, bindServer, rpcInstruments, shutdownServer, type ServerSecurity } from '@kvfabric/common/rpc';
+import { ENGINE_MAX_REQUEST_BYTES, ENGINE_MAX_RESPONSE_BYTES, nodeIdFor, type PackedHashes } from '@kvfabric/common';
+import {
+  CHANNEL_OPTIONS,
+  bindServer,
+  messageSizeOptions,
+  rpcInstruments,
+  shutdownServer,
+  type ServerSecurity,
+} from '@kvfabric/common/rpc';
 import { Metrics, startHttp, type HttpEndpoint, type Logger } from '@kvfabric/common/observability';
 import { BlockIndex } from './block-index.js';
 import type { NodeConfig } from './config.js';
@@ -181,7 +188,10 @@ export class NodeApp {
       fetcher: pulls?.fetcher,
       onSealed: reporter && ((ns, hash) => reporter.inserted(ns, hash)),
     });
-    const engineServer = new grpc.Server(CHANNEL_OPTIONS);
+    const engineServer = new grpc.Server({
+      ...CHANNEL_OPTIONS,
+      ...messageSizeOptions(ENGINE_MAX_REQUEST_BYTES, ENGINE_MAX_RESPONSE_BYTES),
+    });
     engineServer.addService(
       EngineService,
       engineServiceImpl(

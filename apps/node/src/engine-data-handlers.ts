@@ -12,7 +12,7 @@ import {
   type SaveRequest,
   type SaveResponse,
 } from '@kvfabric/proto';
-import { checkHashList, unpackU32 } from '@kvfabric/common';
+import { ENGINE_MAX_CALL_BLOCKS, checkHashList, unpackU32 } from '@kvfabric/common';
 import type { EngineCore } from './engine-core.js';
 import type { NodeInstruments } from './node-metrics.js';
 
@@ -41,7 +41,7 @@ export function dataHandlers(deps: DataHandlerDeps): DataHandlers {
   return {
     async save(req, key) {
       core.authorize(req.instanceId, key);
-      const hashes = checkHashList(req.hashes);
+      const hashes = checkHashList(req.hashes, 'hashes', { maxCount: ENGINE_MAX_CALL_BLOCKS });
       const ids = unpackU32(req.blockIds);
       const t0 = process.hrtime.bigint();
       let res;
@@ -58,7 +58,7 @@ export function dataHandlers(deps: DataHandlerDeps): DataHandlers {
     },
     async query(req, key) {
       core.authorize(req.instanceId, key);
-      const hashes = checkHashList(req.hashes);
+      const hashes = checkHashList(req.hashes, 'hashes', { maxCount: ENGINE_MAX_CALL_BLOCKS });
       const t0 = process.hrtime.bigint();
       let res;
       try {

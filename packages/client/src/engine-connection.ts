@@ -1,7 +1,8 @@
 // A connection to a node's Engine service (unix socket or loopback tcp) with unary calls that answer KvError.
 import * as grpc from '@grpc/grpc-js';
 import { EngineClient, type StatusResponse } from '@kvfabric/proto/node';
-import { CHANNEL_OPTIONS, fromGrpcError } from '@kvfabric/common/rpc';
+import { ENGINE_MAX_REQUEST_BYTES, ENGINE_MAX_RESPONSE_BYTES } from '@kvfabric/common';
+import { CHANNEL_OPTIONS, fromGrpcError, messageSizeOptions } from '@kvfabric/common/rpc';
 
 /** The metadata entry carrying the instance key (node.proto, RegisterInstanceResponse.instance_key). */
 const INSTANCE_KEY_METADATA = 'kvfabric-instance-key';
@@ -22,6 +23,7 @@ export class EngineConnection {
     const t = target.startsWith('/') ? `unix:${target}` : target;
     this.stub = new EngineClient(t, grpc.credentials.createInsecure(), {
       ...CHANNEL_OPTIONS,
+      ...messageSizeOptions(ENGINE_MAX_RESPONSE_BYTES, ENGINE_MAX_REQUEST_BYTES),
       'grpc.keepalive_time_ms': 5_000,
     });
   }

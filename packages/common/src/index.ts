@@ -7,6 +7,7 @@ export * from './sizes.js';
 export * from './config.js';
 export * from './packed-hashes.js';
 export * from './validate.js';
+export * from './engine-limits.js';
 export * from './metaserver-limits.js';
 export * from './chained-block-hash.js';
 export * from './table-hash.js';

@@ -84,8 +84,8 @@ function grpcToKvCode(code: grpc.status): KvErrorCode {
       return 'METASERVER_UNAVAILABLE';
     case grpc.status.DEADLINE_EXCEEDED:
       return 'TRANSPORT_TIMEOUT';
-    case grpc.status.RESOURCE_EXHAUSTED:
-      return 'POOL_EXHAUSTED';
+    case grpc.status.RESOURCE_EXHAUSTED: // from gRPC itself: a message past a size limit (kvfabric's carry a code)
+      return 'QUOTA_EXCEEDED';
     case grpc.status.UNAUTHENTICATED:
       return 'UNAUTHENTICATED';
     case grpc.status.PERMISSION_DENIED:

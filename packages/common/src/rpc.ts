@@ -102,10 +102,11 @@ export function shutdownServer(server: grpc.Server, graceMs = 5000): Promise<voi
   });
 }
 
-/** Channel options used by every kvfabric client and server: large messages, keepalive. */
+/**
+ * Channel options used by every kvfabric client and server: keepalive and reconnects. Message sizes are per service
+ * (messageSizeOptions with the service's own limits); without them gRPC's defaults apply (4 MiB received).
+ */
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
-  'grpc.max_receive_message_length': 256 * 1024 * 1024,
-  'grpc.max_send_message_length': 256 * 1024 * 1024,
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,
