@@ -18,7 +18,7 @@ const PURE = [
   '^packages/common/src/(errors|sizes|config|validate|packed-hashes|table-hash|chained-block-hash|cbor-canonical|duration-buckets|index)\\.ts$',
   '^packages/common/src/etcd/leader-record\\.ts$',
   '^apps/metaserver/src/store/',
-  '^apps/node/src/(block-index|hash-table|slot-lru|leases|pin-table|eviction|namespaces|instances|duplicate-hashes|pending-block-updates|block-saver)\\.ts$',
+  '^apps/node/src/(hash-table|leases|pin-table|eviction|namespaces|instances|duplicate-hashes|pending-block-updates|block-saver)\\.ts$',
   '^apps/node/src/peer-wire/',
   '^apps/node/src/fetch/(block-flights|pull-types|pulled-blocks|read-pipeline)\\.ts$',
 ];

@@ -9,3 +9,4 @@ export * from './transport.js';
 export * from './tcp-transport.js';
 export * from './verbs-transport.js';
 export * from './tcp-wire.js';
+export * from './block-index.js';

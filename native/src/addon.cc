@@ -7,6 +7,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kvf::InitRegionHandover(env, exports);
   kvf::InitCopy(env, exports);
   kvf::InitChecksum(env, exports);
+  kvf::InitBlockIndex(env, exports);
   kvf::InitTcp(env, exports);
   kvf::InitVerbs(env, exports);
   return exports;

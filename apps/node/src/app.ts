@@ -20,7 +20,7 @@ import {
   type ServerSecurity,
 } from '@kvfabric/common/rpc';
 import { Metrics, startHttp, type HttpEndpoint, type Logger } from '@kvfabric/common/observability';
-import { BlockIndex } from './block-index.js';
+import { createBlockIndex, type BlockIndex } from './block-index.js';
 import type { NodeConfig } from './config.js';
 import type { DataPath } from './data-path.js';
 import { EngineCore } from './engine-core.js';
@@ -121,7 +121,7 @@ export class NodeApp {
       : undefined;
     const transport = choice?.kind === 'verbs' ? TransportKind.TRANSPORT_KIND_VERBS : TransportKind.TRANSPORT_KIND_TCP;
     const namespaces = new NamespaceRegistry();
-    const index = new BlockIndex(1 << 14);
+    const index = createBlockIndex(1 << 14);
 
     const metaserver = config.metaserverAddr
       ? new MetaserverClient(config.metaserverAddr, {

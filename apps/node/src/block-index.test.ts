@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BlockIndex, BlockClass } from './block-index.js';
+import { BlockClass, createBlockIndex, type BlockIndex } from './block-index.js';
 
 /** An 8-byte hash: 4 zero bytes, then i as 4 decimal digits. */
 const key = (i: number) => Buffer.concat([Buffer.alloc(4), Buffer.from(String(i).padStart(4, '0'))]);
@@ -14,11 +14,11 @@ function slotFor(
   shards: number,
   shard: number,
   pageBytes: number,
-  cls = BlockClass.Local,
+  cls: BlockClass = BlockClass.Local,
 ): number {
   return idx.slotForShard(ns, k, 0, k.length, shards, shard, pageBytes, cls);
 }
-function seal(idx: BlockIndex, ns: number, k: Buffer, page: number, cls = BlockClass.Local): number {
+function seal(idx: BlockIndex, ns: number, k: Buffer, page: number, cls: BlockClass = BlockClass.Local): number {
   const slot = slotFor(idx, ns, k, 1, 0, 4096, cls);
   idx.assign(slot, 0, page);
   assert.equal(idx.markShardWritten(slot, 0), true);
@@ -26,7 +26,7 @@ function seal(idx: BlockIndex, ns: number, k: Buffer, page: number, cls = BlockC
 }
 
 test('a block seals only when every shard landed; duplicate shards are refused', () => {
-  const idx = new BlockIndex();
+  const idx = createBlockIndex();
   const s = slotFor(idx, 0, key(1), 2, 0, 100);
   idx.assign(s, 0, 0);
   assert.equal(idx.markShardWritten(s, 0), false);
@@ -41,14 +41,14 @@ test('a block seals only when every shard landed; duplicate shards are refused',
 });
 
 test('namespaces never mix', () => {
-  const idx = new BlockIndex();
+  const idx = createBlockIndex();
   seal(idx, 0, key(1), 0);
   assert.equal(idx.prefix(1, packed([key(1)]), 8, 1), 0);
   assert.equal(idx.prefix(0, packed([key(1)]), 8, 1), 1);
 });
 
 test('prefix stops at the first miss and returns slots', () => {
-  const idx = new BlockIndex();
+  const idx = createBlockIndex();
   const a = seal(idx, 0, key(0), 0);
   const b = seal(idx, 0, key(1), 4096);
   seal(idx, 0, key(3), 8192);
@@ -58,7 +58,7 @@ test('prefix stops at the first miss and returns slots', () => {
 });
 
 test('LRU: pulled copies go first, then the least recently used; pinned never', () => {
-  const idx = new BlockIndex(16);
+  const idx = createBlockIndex(16);
   const l0 = seal(idx, 0, key(0), 0);
   const l1 = seal(idx, 0, key(1), 1);
   const p0 = seal(idx, 0, key(2), 2, BlockClass.Pulled);
@@ -78,7 +78,7 @@ test('LRU: pulled copies go first, then the least recently used; pinned never', 
 });
 
 test('slots are reused and arrays grow past the initial capacity', () => {
-  const idx = new BlockIndex(16);
+  const idx = createBlockIndex(16);
   for (let i = 0; i < 1000; i++) seal(idx, 0, key(i), i * 4096);
   assert.equal(idx.stats().sealed, 1000);
   for (let i = 0; i < 500; i++) idx.evict(idx.victim());
@@ -96,7 +96,7 @@ test('slots are reused and arrays grow past the initial capacity', () => {
 });
 
 test('sealedHashes packs the sealed blocks per namespace and hash length, partial ones left out', () => {
-  const idx = new BlockIndex(16);
+  const idx = createBlockIndex(16);
   seal(idx, 0, key(1), 0);
   seal(idx, 0, Buffer.from('a-longer-hash-16'), 4096);
   seal(idx, 1, key(1), 8192);
@@ -116,7 +116,7 @@ test('sealedHashes packs the sealed blocks per namespace and hash length, partia
 });
 
 test('unassign after a failed copy drops an empty slot', () => {
-  const idx = new BlockIndex();
+  const idx = createBlockIndex();
   const s = slotFor(idx, 0, key(9), 1, 0, 10);
   idx.assign(s, 0, 42);
   idx.pin(s);
@@ -127,7 +127,7 @@ test('unassign after a failed copy drops an empty slot', () => {
 });
 
 test('64-hash prefix lookups over a large index find every hit straight from the packed request', () => {
-  const idx = new BlockIndex(1 << 16);
+  const idx = createBlockIndex(1 << 16);
   const n = 200_000;
   const hashes = Buffer.alloc(n * 16);
   for (let i = 0; i < n; i++) {
@@ -147,7 +147,7 @@ test('64-hash prefix lookups over a large index find every hit straight from the
 });
 
 test('lookup and slotForShard read the hash at an offset of the request; evictInto frees without allocating', () => {
-  const idx = new BlockIndex(16);
+  const idx = createBlockIndex(16);
   const req = packed([key(7), key(8), key(9)]);
   const a = idx.slotForShard(0, req, 8, 8, 2, 0, 4096);
   assert.equal(idx.lookup(0, key(8), 0, 8), a);
@@ -163,4 +163,96 @@ test('lookup and slotForShard read the hash at an offset of the request; evictIn
   assert.deepEqual([...out], [8192, 12288]);
   assert.equal(idx.lookup(0, req, 8, 8), -1);
   assert.deepEqual(idx.stats(), { sealed: 0, partial: 0, pinned: 0, pageBytes: 0 });
+});
+
+test('a stale or made-up slot is refused, naming it, and changes nothing', () => {
+  const idx = createBlockIndex(16);
+  const s = seal(idx, 0, key(1), 4096);
+  const gone = seal(idx, 0, key(2), 8192);
+  idx.evict(gone);
+  for (const bad of [gone, -1, 1.5, 1 << 30, Number.NaN]) {
+    assert.throws(() => idx.page(bad, 0), { code: 'INVALID_ARGUMENT', message: /^slot: expected a live slot/ });
+    assert.throws(() => idx.pin(bad), { code: 'INVALID_ARGUMENT' });
+  }
+  assert.throws(() => idx.page(s, 1), { code: 'INVALID_ARGUMENT', message: /^shard: expected an integer in 0\.\.0/ });
+  // a batch with one bad slot pins none of them
+  assert.throws(() => idx.pinMany(Int32Array.from([s, gone]), 2), { message: /^slots\[1\]: not a live slot/ });
+  assert.equal(idx.pins(s), 0);
+  assert.throws(() => idx.unpin(s), /unpin of unpinned slot/);
+  assert.throws(() => idx.checksumsInto(s, new Uint32Array(2), 0), /shard 0 is not summed/);
+  assert.deepEqual(idx.stats(), { sealed: 1, partial: 0, pinned: 0, pageBytes: 4096 });
+});
+
+test('matches a model over 30,000 random saves, hits, pins, evictions and failed copies', () => {
+  // A plain Map model of the same rules: sealed blocks, pins, two LRU lists, evicted pulled-first.
+  interface Block {
+    slot: number;
+    cls: BlockClass;
+    pins: number;
+    used: number;
+  }
+  const model = new Map<string, Block>();
+  let clock = 0;
+  let seed = 12345;
+  const rand = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  const idx = createBlockIndex(16);
+  const k = (i: number) => Buffer.from(`k${i}`.padEnd(24, '.'));
+  const expectVictim = () => {
+    let best: [string, Block] | undefined;
+    for (const e of model) {
+      const b = e[1];
+      if (b.pins > 0) continue;
+      const better =
+        !best ||
+        (b.cls === BlockClass.Pulled && best[1].cls === BlockClass.Local) ||
+        (b.cls === best[1].cls && b.used < best[1].used);
+      if (better) best = e;
+    }
+    return best;
+  };
+  for (let step = 0; step < 30_000; step++) {
+    const i = rand(600);
+    const name = `k${i}`;
+    const op = rand(10);
+    const have = model.get(name);
+    if (op < 4 && !have) {
+      const cls = rand(3) === 0 ? BlockClass.Pulled : BlockClass.Local;
+      const slot = idx.slotForShard(3, k(i), 0, 24, 1, 0, 4096, cls);
+      idx.assign(slot, 0, i * 4096);
+      if (rand(8) === 0) {
+        idx.unassign(slot, 0); // a failed copy: the slot goes
+        assert.equal(idx.lookup(3, k(i), 0, 24), -1);
+        continue;
+      }
+      idx.markShardWritten(slot, 0);
+      model.set(name, { slot, cls, pins: 0, used: ++clock });
+    } else if (op < 6 && have) {
+      assert.equal(idx.prefix(3, k(i), 24, 1), 1);
+      if (have.pins === 0) have.used = ++clock; // pinned blocks are in no list: a hit does not move them
+    } else if (op < 7 && have) {
+      idx.pin(have.slot);
+      have.pins++;
+    } else if (op < 8 && have && have.pins > 0) {
+      idx.unpin(have.slot);
+      if (--have.pins === 0) have.used = ++clock; // back at the front of its list
+    } else if (op < 9) {
+      const want = expectVictim();
+      const got = idx.victim();
+      assert.equal(got, want ? want[1].slot : -1, `step ${step}: victim`);
+      if (want) {
+        assert.deepEqual(idx.evict(got).hash, k(Number(want[0].slice(1))));
+        model.delete(want[0]);
+      }
+    } else if (have) {
+      assert.equal(idx.lookup(3, k(i), 0, 24), have.slot);
+    } else {
+      assert.equal(idx.lookup(3, k(i), 0, 24), -1);
+    }
+  }
+  const pinned = [...model.values()].filter((b) => b.pins > 0).length;
+  assert.deepEqual(idx.stats(), { sealed: model.size, partial: 0, pinned, pageBytes: model.size * 4096 });
+  for (const [name, b] of model) assert.equal(idx.lookup(3, k(Number(name.slice(1))), 0, 24), b.slot);
 });

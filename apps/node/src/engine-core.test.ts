@@ -12,7 +12,7 @@ import {
   type QueryResult,
 } from './engine-core.js';
 import { MemoryDataPath, handOver, testRegions } from './testing/memory-data-path.js';
-import { BlockIndex } from './block-index.js';
+import { createBlockIndex } from './block-index.js';
 import { Evictor } from './eviction.js';
 import { NamespaceRegistry } from './namespaces.js';
 import type { RegisterSpec } from './instances.js';
@@ -27,7 +27,7 @@ function setup(poolBytes = 1 << 20, fetcher?: Fetcher) {
   const sealed: Buffer[] = [];
   const evicted: Buffer[] = [];
   let now = 0;
-  const index = new BlockIndex(64);
+  const index = createBlockIndex(64);
   const evictor = new Evictor(index, data.pool, (b) => b.sealed && evicted.push(b.hash));
   const regions = testRegions();
   const core = new EngineCore({

@@ -8,14 +8,14 @@
 // times `prefix` one call at a time. Request shapes: `run` (64 hashes saved one after another, as one request's
 // blocks are), into an index filled in order (fresh node: neighbouring slots) and in shuffled order (after eviction
 // churn: far-apart slots); `scattered` (64 hashes drawn from anywhere: the worst case for caches). Every lookup
-// must hit all 64. The index is @kvfabric/node/internal's BlockIndex; `--impl` benchmarks another module exporting a
-// BlockIndex with the same API instead (e.g. a build of the previous one).
+// must hit all 64. The index is the node's (native, createBlockIndex); `--impl` benchmarks another module exporting a
+// BlockIndex class with the same API instead (e.g. a build of the previous TypeScript one).
 import { randomFillSync } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BlockIndex as NodeBlockIndex } from '@kvfabric/node/internal';
+import { createBlockIndex } from '@kvfabric/node/internal';
 
 interface IndexLike {
   slotForShard(
@@ -32,6 +32,10 @@ interface IndexLike {
   prefix(ns: number, packed: Buffer, hashLen: number, count: number, out?: Int32Array): number;
 }
 type IndexCtor = new (initialCapacity?: number) => IndexLike;
+/** The node's index (native), constructed like an `--impl` module's BlockIndex class. */
+const NodeBlockIndex = function (initialCapacity?: number) {
+  return createBlockIndex(initialCapacity);
+} as unknown as IndexCtor;
 
 const PREFIX = 64;
 

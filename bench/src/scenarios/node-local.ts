@@ -15,7 +15,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { startNode, type NodeHandle } from '@kvfabric/testkit';
 import { KvEngine, KvRegion, type KvLayoutSpec } from '@kvfabric/client';
-import { BlockIndex } from '@kvfabric/node/internal';
+import { createBlockIndex } from '@kvfabric/node/internal';
 import { median, nowSeconds, percentile, type BenchContext, type Scenario, type ScenarioResult } from '../harness.js';
 import { MemcpyPeer } from '../peers/memcpy.js';
 
@@ -246,7 +246,7 @@ async function queryLatency(node: NodeHandle, iterations: number) {
 
 /** The node's index alone: 64-hash prefix lookups at 1M resident blocks, in process. */
 function indexLookup(blocks: number, iterations: number) {
-  const idx = new BlockIndex(blocks);
+  const idx = createBlockIndex(blocks);
   const hashes = randomBytes(blocks * 32);
   for (let i = 0; i < blocks; i++) {
     const slot = idx.slotForShard(0, hashes, i * 32, 32, 1, 0, 4096);

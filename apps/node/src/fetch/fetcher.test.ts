@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { KvError } from '@kvfabric/common';
 import type { Transport } from '@kvfabric/native';
-import { BlockIndex, BlockClass } from '../block-index.js';
+import { BlockClass, createBlockIndex, type BlockIndex } from '../block-index.js';
 import { Evictor } from '../eviction.js';
 import { NamespaceRegistry, type NamespaceInfo } from '../namespaces.js';
 import { MemoryCopier, MemoryPool, memoryChecksum } from '../testing/memory-data-path.js';
@@ -38,7 +38,7 @@ interface Peer {
 
 function makePeer(id: string): Peer {
   const pool = new MemoryPool(1 << 22);
-  const index = new BlockIndex(64);
+  const index = createBlockIndex(64);
   const namespaces = new NamespaceRegistry();
   const ns = namespaces.ensure('t/ns', LAYOUT);
   const grants = new Map<string, { peer: string; ranges: Float64Array; expiresAtMs: number }>();
@@ -74,7 +74,7 @@ function hold(p: Peer, hashes: Buffer[], blocks?: Buffer[], unsummed = false): B
 
 function reader(peers: Peer[], holders: () => Holder[]) {
   const pool = new MemoryPool(1 << 22);
-  const index = new BlockIndex(64);
+  const index = createBlockIndex(64);
   const ns = new NamespaceRegistry().ensure('t/ns', LAYOUT);
   const evictor = new Evictor(index, pool, () => {});
   const byId = new Map(peers.map((p) => [p.id, p]));

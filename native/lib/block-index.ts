@@ -1,0 +1,102 @@
+// The node's block index, in native memory (src/block_index.h): content-addressed per namespace, one slot per
+// block, per-block fields in native arrays, two LRU lists (pulled copies evicted before local ones), pins that keep
+// blocks out of them. Nothing per block lives on the V8 heap, and the garbage collector never walks the index.
+// Slots are plain numbers; a stale or made-up slot throws INVALID_ARGUMENT (the addon checks every slot it is
+// given against the live ones). Pages are pool offsets, NaN where a shard has none.
+import { binding } from './loader.js';
+
+/** Which LRU list a block is in: pulled copies are evicted before locally made ones. */
+export const BlockClass = { Local: 0, Pulled: 1 } as const;
+export type BlockClass = (typeof BlockClass)[keyof typeof BlockClass];
+
+export interface IndexStats {
+  sealed: number;
+  partial: number;
+  pinned: number;
+  /** Pool bytes of every assigned page. */
+  pageBytes: number;
+}
+
+/** The sealed blocks of one namespace whose hashes have one length, packed. */
+export interface SealedHashes {
+  ns: number;
+  hashes: { packed: Buffer; hashLen: number };
+}
+
+export interface EvictedSlot {
+  ns: number;
+  hash: Buffer;
+  sealed: boolean;
+  pages: number[];
+  pageBytes: number;
+}
+
+/** The native index's methods (native/src/block_index_js.cc); each call takes the index's lock. */
+export interface BlockIndex {
+  stats(): IndexStats;
+  /** The slot of (namespace, the hash buf[off, off + len)), sealed or not, or -1. */
+  lookup(ns: number, buf: Uint8Array, off: number, len: number): number;
+  isSealed(slot: number): boolean;
+  /**
+   * Number of leading hashes of `packed` that are sealed blocks of `ns`. Their slots go to `out` (when given, at
+   * least `count` long; entries past the hits are scratch), and each hit moves to the front of its LRU list.
+   */
+  prefix(ns: number, packed: Uint8Array, hashLen: number, count: number, out?: Int32Array): number;
+  /**
+   * The slot that a write of `shard` of (ns, the hash buf[off, off + len)) goes into: created (partial) when
+   * missing. Returns -1 when nothing is to be written (sealed already, or that shard's page is already assigned).
+   */
+  slotForShard(
+    ns: number,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    shards: number,
+    shard: number,
+    pageBytes: number,
+    cls?: BlockClass,
+  ): number;
+  /** Reserves `shard` of `slot` for `page` (copy about to run). */
+  assign(slot: number, shard: number, page: number): void;
+  /** Undoes `assign` after a failed copy (the checksum goes too); returns the page to free. Drops an empty slot. */
+  unassign(slot: number, shard: number): number;
+  /** Marks a shard's page written (its copy finished); returns true when that sealed the block. */
+  markShardWritten(slot: number, shard: number): boolean;
+  /** The pool offset of a shard's page, NaN when none is assigned. */
+  page(slot: number, shard: number): number;
+  /** Whether the checksum of a shard's page is known (setChecksum ran since the page was assigned). */
+  hasChecksum(slot: number, shard: number): boolean;
+  /** Records the checksum of a shard's page (low and high 32 bits). */
+  setChecksum(slot: number, shard: number, lo: number, hi: number): void;
+  /** Writes the (low, high) checksum of every shard of `slot` into `out` from `at`; returns the next index. */
+  checksumsInto(slot: number, out: Uint32Array, at: number): number;
+  shards(slot: number): number;
+  /** A copy of the slot's hash bytes. */
+  hash(slot: number): Buffer;
+  ns(slot: number): number;
+  pins(slot: number): number;
+  pin(slot: number): void;
+  /** Throws when the slot is not pinned. */
+  unpin(slot: number): void;
+  /** Pins the first `count` slots (all checked first: none is pinned when one is bad). */
+  pinMany(slots: Int32Array, count: number): void;
+  unpinMany(slots: Int32Array, count: number): void;
+  /** The next eviction victim (least recently used; pulled copies first), or -1 when everything is pinned. */
+  victim(): number;
+  /** Removes an unpinned slot; returns what it was and its pages, for the caller to free. */
+  evict(slot: number): EvictedSlot;
+  /** `evict` without allocating: the slot's pages go to `pagesOut` (room for its shards); returns their count. */
+  evictInto(slot: number, pagesOut?: Float64Array): number;
+  pageBytes(slot: number): number;
+  /** Every sealed block of every namespace, packed per namespace and hash length (for re-advertising). */
+  sealedHashes(): SealedHashes[];
+}
+
+interface BlockIndexConstructor {
+  new (initialCapacity?: number): BlockIndex;
+}
+
+/** A new, empty index with room for `initialCapacity` blocks before it grows. */
+export function createBlockIndex(initialCapacity = 1024): BlockIndex {
+  return new (binding().BlockIndex as BlockIndexConstructor)(initialCapacity);
+}

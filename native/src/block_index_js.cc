@@ -1,0 +1,436 @@
+// BlockIndex for JavaScript: an ObjectWrap over kvf::BlockIndex whose methods mirror the node's former TypeScript
+// index one for one (native/lib/block-index.ts declares them). Every call takes the index lock; slots are checked
+// against the live ones, so a stale or made-up slot throws INVALID_ARGUMENT instead of reading another block. The
+// batch methods (prefix, pinMany, unpinMany, sealedHashes) are what hot paths use: one call per request.
+#include <napi.h>
+
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "block_index.h"
+#include "memory.h"
+#include "modules.h"
+
+namespace kvf {
+
+namespace {
+
+class BlockIndexJs : public Napi::ObjectWrap<BlockIndexJs> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit BlockIndexJs(const Napi::CallbackInfo& info);
+
+ private:
+  using Lock = std::lock_guard<std::mutex>;
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Lookup(const Napi::CallbackInfo& info);
+  Napi::Value IsSealed(const Napi::CallbackInfo& info);
+  Napi::Value Prefix(const Napi::CallbackInfo& info);
+  Napi::Value SlotForShard(const Napi::CallbackInfo& info);
+  Napi::Value Assign(const Napi::CallbackInfo& info);
+  Napi::Value Unassign(const Napi::CallbackInfo& info);
+  Napi::Value MarkShardWritten(const Napi::CallbackInfo& info);
+  Napi::Value Page(const Napi::CallbackInfo& info);
+  Napi::Value HasChecksum(const Napi::CallbackInfo& info);
+  Napi::Value SetChecksum(const Napi::CallbackInfo& info);
+  Napi::Value ChecksumsInto(const Napi::CallbackInfo& info);
+  Napi::Value Shards(const Napi::CallbackInfo& info);
+  Napi::Value Hash(const Napi::CallbackInfo& info);
+  Napi::Value Ns(const Napi::CallbackInfo& info);
+  Napi::Value Pins(const Napi::CallbackInfo& info);
+  Napi::Value Pin(const Napi::CallbackInfo& info);
+  Napi::Value Unpin(const Napi::CallbackInfo& info);
+  Napi::Value PinMany(const Napi::CallbackInfo& info);
+  Napi::Value UnpinMany(const Napi::CallbackInfo& info);
+  Napi::Value Victim(const Napi::CallbackInfo& info);
+  Napi::Value Evict(const Napi::CallbackInfo& info);
+  Napi::Value EvictInto(const Napi::CallbackInfo& info);
+  Napi::Value PageBytes(const Napi::CallbackInfo& info);
+  Napi::Value SealedHashes(const Napi::CallbackInfo& info);
+
+  // Argument readers: INVALID_ARGUMENT naming the argument when it is not what the method takes.
+  int32_t Slot(const Napi::CallbackInfo& info, size_t i) const;
+  uint32_t Shard(const Napi::CallbackInfo& info, size_t i, int32_t slot) const;
+  static uint32_t U32(const Napi::CallbackInfo& info, size_t i, const char* name, uint32_t max);
+  static const uint8_t* Bytes(const Napi::CallbackInfo& info, size_t i, size_t* len);
+  void Unpin(Napi::Env env, int32_t slot);
+
+  BlockIndex index_;
+};
+
+Napi::Value Num(Napi::Env env, double v) { return Napi::Number::New(env, v); }
+
+uint32_t BlockIndexJs::U32(const Napi::CallbackInfo& info, size_t i, const char* name, uint32_t max) {
+  Napi::Value v = info[i];
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (!(d >= 0 && d <= max) || d != std::floor(d)) {
+    throw CodedError(info.Env(), code::kInvalidArgument,
+                     std::string(name) + ": expected an integer in 0.." + std::to_string(max));
+  }
+  return static_cast<uint32_t>(d);
+}
+
+int32_t BlockIndexJs::Slot(const Napi::CallbackInfo& info, size_t i) const {
+  Napi::Value v = info[i];
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  int32_t slot = d >= 0 && d < 2147483647.0 && d == std::floor(d) ? static_cast<int32_t>(d) : -1;
+  if (!index_.IsLive(slot)) {
+    throw CodedError(info.Env(), code::kInvalidArgument, "slot: expected a live slot of this index");
+  }
+  return slot;
+}
+
+uint32_t BlockIndexJs::Shard(const Napi::CallbackInfo& info, size_t i, int32_t slot) const {
+  return U32(info, i, "shard", index_.Shards(slot) - 1);
+}
+
+const uint8_t* BlockIndexJs::Bytes(const Napi::CallbackInfo& info, size_t i, size_t* len) {
+  Napi::Value v = info[i];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw CodedError(info.Env(), code::kInvalidArgument, "buf: expected a Buffer or Uint8Array");
+  }
+  Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+  *len = a.ByteLength();
+  return a.Data();
+}
+
+BlockIndexJs::BlockIndexJs(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<BlockIndexJs>(info),
+      index_(info.Length() > 0 && info[0].IsNumber() ? U32(info, 0, "initialCapacity", 1u << 30) : 1024) {}
+
+Napi::Value BlockIndexJs::Stats(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  BlockIndex::Stats s = index_.GetStats();
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("sealed", Num(env, s.sealed));
+  o.Set("partial", Num(env, s.partial));
+  o.Set("pinned", Num(env, s.pinned));
+  o.Set("pageBytes", Num(env, s.page_bytes));
+  return o;
+}
+
+// lookup(ns, buf, off, len) -> slot or -1
+Napi::Value BlockIndexJs::Lookup(const Napi::CallbackInfo& info) {
+  size_t n;
+  const uint8_t* buf = Bytes(info, 1, &n);
+  uint32_t off = U32(info, 2, "off", UINT32_MAX), len = U32(info, 3, "len", KeyTable::kMaxKeyBytes);
+  if (uint64_t{off} + len > n) throw CodedError(info.Env(), code::kInvalidArgument, "off, len: outside buf");
+  Lock lock(index_.mu());
+  return Num(info.Env(), index_.Lookup(U32(info, 0, "ns", UINT32_MAX), buf + off, len));
+}
+
+Napi::Value BlockIndexJs::IsSealed(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  return Napi::Boolean::New(info.Env(), index_.IsSealed(Slot(info, 0)));
+}
+
+// prefix(ns, packed, hashLen, count, out?: Int32Array) -> hits; the hits' slots go to out (when given)
+Napi::Value BlockIndexJs::Prefix(const Napi::CallbackInfo& info) {
+  size_t n;
+  const uint8_t* packed = Bytes(info, 1, &n);
+  uint32_t ns = U32(info, 0, "ns", UINT32_MAX);
+  uint32_t hash_len = U32(info, 2, "hashLen", KeyTable::kMaxKeyBytes);
+  uint32_t count = U32(info, 3, "count", UINT32_MAX);
+  if (hash_len == 0 || uint64_t{hash_len} * count > n) {
+    throw CodedError(info.Env(), code::kInvalidArgument, "count: more hashes than packed holds");
+  }
+  std::vector<int32_t> scratch;
+  int32_t* out = nullptr;
+  if (info.Length() > 4 && info[4].IsTypedArray() &&
+      info[4].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array &&
+      info[4].As<Napi::Int32Array>().ElementLength() >= count) {
+    out = info[4].As<Napi::Int32Array>().Data();
+  } else if (info.Length() > 4 && !info[4].IsUndefined()) {
+    throw CodedError(info.Env(), code::kInvalidArgument, "out: expected an Int32Array of at least count elements");
+  } else {
+    scratch.resize(count);
+    out = scratch.data();
+  }
+  Lock lock(index_.mu());
+  return Num(info.Env(), index_.Prefix(ns, packed, hash_len, count, out));
+}
+
+// slotForShard(ns, buf, off, len, shards, shard, pageBytes, cls) -> slot or -1
+Napi::Value BlockIndexJs::SlotForShard(const Napi::CallbackInfo& info) {
+  size_t n;
+  const uint8_t* buf = Bytes(info, 1, &n);
+  uint32_t off = U32(info, 2, "off", UINT32_MAX), len = U32(info, 3, "len", KeyTable::kMaxKeyBytes);
+  if (len == 0 || uint64_t{off} + len > n) throw CodedError(info.Env(), code::kInvalidArgument, "off, len: outside buf");
+  uint32_t shards = U32(info, 4, "shards", BlockIndex::kMaxShards);
+  if (shards == 0) throw CodedError(info.Env(), code::kInvalidArgument, "shards: expected 1..64");
+  uint32_t shard = U32(info, 5, "shard", shards - 1);
+  uint64_t page_bytes = ToIndex(info.Env(), info[6], "pageBytes");
+  uint32_t cls = info.Length() > 7 && !info[7].IsUndefined() ? U32(info, 7, "cls", 1) : 0;
+  Lock lock(index_.mu());
+  int32_t existing = index_.Lookup(U32(info, 0, "ns", UINT32_MAX), buf + off, len);
+  if (existing != BlockIndex::kNil && !index_.IsSealed(existing) && index_.Shards(existing) != shards) {
+    throw CodedError(info.Env(), code::kInvalidArgument, "shards: differs from the block's");
+  }
+  return Num(info.Env(), index_.SlotForShard(U32(info, 0, "ns", UINT32_MAX), buf + off, len, shards, shard,
+                                              page_bytes, static_cast<BlockIndex::Class>(cls)));
+}
+
+Napi::Value BlockIndexJs::Assign(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  int32_t slot = Slot(info, 0);
+  index_.Assign(slot, Shard(info, 1, slot), ToIndex(info.Env(), info[2], "page"));
+  return info.Env().Undefined();
+}
+
+Napi::Value BlockIndexJs::Unassign(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  int32_t slot = Slot(info, 0);
+  uint32_t shard = Shard(info, 1, slot);
+  if (index_.Page(slot, shard) == BlockIndex::kNoPage) {
+    throw CodedError(info.Env(), code::kInvalidArgument, "shard: no page assigned");
+  }
+  return Num(info.Env(), static_cast<double>(index_.Unassign(slot, shard)));
+}
+
+Napi::Value BlockIndexJs::MarkShardWritten(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  int32_t slot = Slot(info, 0);
+  return Napi::Boolean::New(info.Env(), index_.MarkShardWritten(slot, Shard(info, 1, slot)));
+}
+
+// page(slot, shard) -> pool offset, NaN when none is assigned
+Napi::Value BlockIndexJs::Page(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  int32_t slot = Slot(info, 0);
+  uint64_t page = index_.Page(slot, Shard(info, 1, slot));
+  return Num(info.Env(), page == BlockIndex::kNoPage ? NAN : static_cast<double>(page));
+}
+
+Napi::Value BlockIndexJs::HasChecksum(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  int32_t slot = Slot(info, 0);
+  return Napi::Boolean::New(info.Env(), index_.HasChecksum(slot, Shard(info, 1, slot)));
+}
+
+// setChecksum(slot, shard, lo, hi)
+Napi::Value BlockIndexJs::SetChecksum(const Napi::CallbackInfo& info) {
+  uint64_t lo = U32(info, 2, "lo", UINT32_MAX), hi = U32(info, 3, "hi", UINT32_MAX);
+  Lock lock(index_.mu());
+  int32_t slot = Slot(info, 0);
+  index_.SetChecksum(slot, Shard(info, 1, slot), lo | hi << 32);
+  return info.Env().Undefined();
+}
+
+// checksumsInto(slot, out: Uint32Array, at) -> the next index; every shard's checksum must be known
+Napi::Value BlockIndexJs::ChecksumsInto(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  int32_t slot = Slot(info, 0);
+  uint32_t shards = index_.Shards(slot);
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    throw CodedError(info.Env(), code::kInvalidArgument, "out: expected a Uint32Array");
+  }
+  Napi::Uint32Array out = info[1].As<Napi::Uint32Array>();
+  uint32_t at = U32(info, 2, "at", UINT32_MAX);
+  if (uint64_t{at} + 2 * shards > out.ElementLength()) {
+    throw CodedError(info.Env(), code::kInvalidArgument, "at: no room for the slot's checksums in out");
+  }
+  for (uint32_t s = 0; s < shards; s++) {
+    if (!index_.HasChecksum(slot, s)) {
+      throw CodedError(info.Env(), code::kInvalidArgument, "slot: shard " + std::to_string(s) + " is not summed");
+    }
+    uint64_t sum = index_.Checksum(slot, s);
+    out[at + 2 * s] = static_cast<uint32_t>(sum);
+    out[at + 2 * s + 1] = static_cast<uint32_t>(sum >> 32);
+  }
+  return Num(info.Env(), at + 2 * shards);
+}
+
+Napi::Value BlockIndexJs::Shards(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  return Num(info.Env(), index_.Shards(Slot(info, 0)));
+}
+
+// hash(slot) -> a copy of the slot's hash bytes
+Napi::Value BlockIndexJs::Hash(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  int32_t slot = Slot(info, 0);
+  return Napi::Buffer<uint8_t>::Copy(info.Env(), index_.Key(slot), index_.KeyLength(slot));
+}
+
+Napi::Value BlockIndexJs::Ns(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  return Num(info.Env(), index_.Ns(Slot(info, 0)));
+}
+
+Napi::Value BlockIndexJs::Pins(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  return Num(info.Env(), index_.Pins(Slot(info, 0)));
+}
+
+Napi::Value BlockIndexJs::Pin(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  index_.Pin(Slot(info, 0));
+  return info.Env().Undefined();
+}
+
+void BlockIndexJs::Unpin(Napi::Env env, int32_t slot) {
+  if (!index_.Unpin(slot)) {
+    throw CodedError(env, code::kInternal, "block index: unpin of unpinned slot " + std::to_string(slot));
+  }
+}
+
+Napi::Value BlockIndexJs::Unpin(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  Unpin(info.Env(), Slot(info, 0));
+  return info.Env().Undefined();
+}
+
+// pinMany(slots: Int32Array, count) / unpinMany: every slot is checked before any changes
+Napi::Value BlockIndexJs::PinMany(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw CodedError(info.Env(), code::kInvalidArgument, "slots: expected an Int32Array");
+  }
+  Napi::Int32Array slots = info[0].As<Napi::Int32Array>();
+  uint32_t count = U32(info, 1, "count", static_cast<uint32_t>(slots.ElementLength()));
+  Lock lock(index_.mu());
+  for (uint32_t i = 0; i < count; i++) {
+    if (!index_.IsLive(slots[i])) {
+      throw CodedError(info.Env(), code::kInvalidArgument, "slots[" + std::to_string(i) + "]: not a live slot");
+    }
+  }
+  for (uint32_t i = 0; i < count; i++) index_.Pin(slots[i]);
+  return info.Env().Undefined();
+}
+
+Napi::Value BlockIndexJs::UnpinMany(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw CodedError(info.Env(), code::kInvalidArgument, "slots: expected an Int32Array");
+  }
+  Napi::Int32Array slots = info[0].As<Napi::Int32Array>();
+  uint32_t count = U32(info, 1, "count", static_cast<uint32_t>(slots.ElementLength()));
+  Lock lock(index_.mu());
+  for (uint32_t i = 0; i < count; i++) {
+    if (!index_.IsLive(slots[i]) || index_.Pins(slots[i]) <= 0) {
+      throw CodedError(info.Env(), code::kInternal,
+                       "block index: unpin of unpinned slot " + std::to_string(slots[i]) + " (slots[" +
+                           std::to_string(i) + "])");
+    }
+  }
+  for (uint32_t i = 0; i < count; i++) index_.Unpin(slots[i]);
+  return info.Env().Undefined();
+}
+
+Napi::Value BlockIndexJs::Victim(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  return Num(info.Env(), index_.Victim());
+}
+
+// evict(slot) -> { ns, hash, sealed, pages, pageBytes }
+Napi::Value BlockIndexJs::Evict(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Lock lock(index_.mu());
+  int32_t slot = Slot(info, 0);
+  if (index_.Pins(slot) != 0) throw CodedError(env, code::kInternal, "block index: evict of pinned slot");
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ns", Num(env, index_.Ns(slot)));
+  o.Set("hash", Napi::Buffer<uint8_t>::Copy(env, index_.Key(slot), index_.KeyLength(slot)));
+  o.Set("sealed", Napi::Boolean::New(env, index_.IsSealed(slot)));
+  o.Set("pageBytes", Num(env, static_cast<double>(index_.PageBytes(slot))));
+  uint64_t pages[BlockIndex::kMaxShards];
+  uint32_t n = index_.Evict(slot, pages);
+  Napi::Array arr = Napi::Array::New(env, n);
+  for (uint32_t i = 0; i < n; i++) arr.Set(i, Num(env, static_cast<double>(pages[i])));
+  o.Set("pages", arr);
+  return o;
+}
+
+// evictInto(slot, pagesOut?: Float64Array) -> count of the slot's pages (written to pagesOut when given)
+Napi::Value BlockIndexJs::EvictInto(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Lock lock(index_.mu());
+  int32_t slot = Slot(info, 0);
+  if (index_.Pins(slot) != 0) throw CodedError(env, code::kInternal, "block index: evict of pinned slot");
+  bool out = info.Length() > 1 && !info[1].IsUndefined();
+  if (out && (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+              info[1].As<Napi::Float64Array>().ElementLength() < index_.Shards(slot))) {
+    throw CodedError(env, code::kInvalidArgument, "pagesOut: expected a Float64Array with room for every shard");
+  }
+  uint64_t pages[BlockIndex::kMaxShards];
+  uint32_t n = index_.Evict(slot, pages);
+  if (out) {
+    Napi::Float64Array a = info[1].As<Napi::Float64Array>();
+    for (uint32_t i = 0; i < n; i++) a[i] = static_cast<double>(pages[i]);
+  }
+  return Num(env, n);
+}
+
+Napi::Value BlockIndexJs::PageBytes(const Napi::CallbackInfo& info) {
+  Lock lock(index_.mu());
+  return Num(info.Env(), static_cast<double>(index_.PageBytes(Slot(info, 0))));
+}
+
+// sealedHashes() -> [{ ns, hashes: { packed, hashLen } }]: every sealed block, packed per namespace and hash length
+Napi::Value BlockIndexJs::SealedHashes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::map<uint64_t, std::string> groups;  // (ns << 8 | hash length) -> packed hashes
+  {
+    Lock lock(index_.mu());
+    for (uint32_t slot = 0; slot < index_.IdBound(); slot++) {
+      int32_t s = static_cast<int32_t>(slot);
+      if (!index_.IsLive(s) || !index_.IsSealed(s)) continue;
+      uint32_t len = index_.KeyLength(s);
+      groups[uint64_t{index_.Ns(s)} << 8 | len].append(reinterpret_cast<const char*>(index_.Key(s)), len);
+    }
+  }
+  Napi::Array out = Napi::Array::New(env, groups.size());
+  uint32_t i = 0;
+  for (const auto& [key, packed] : groups) {
+    Napi::Object hashes = Napi::Object::New(env);
+    hashes.Set("packed", Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(packed.data()),
+                                                     packed.size()));
+    hashes.Set("hashLen", Num(env, static_cast<double>(key & 0xff)));
+    Napi::Object g = Napi::Object::New(env);
+    g.Set("ns", Num(env, static_cast<double>(key >> 8)));
+    g.Set("hashes", hashes);
+    out.Set(i++, g);
+  }
+  return out;
+}
+
+void BlockIndexJs::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = DefineClass(
+      env, "BlockIndex",
+      {
+          InstanceMethod<&BlockIndexJs::Stats>("stats"),
+          InstanceMethod<&BlockIndexJs::Lookup>("lookup"),
+          InstanceMethod<&BlockIndexJs::IsSealed>("isSealed"),
+          InstanceMethod<&BlockIndexJs::Prefix>("prefix"),
+          InstanceMethod<&BlockIndexJs::SlotForShard>("slotForShard"),
+          InstanceMethod<&BlockIndexJs::Assign>("assign"),
+          InstanceMethod<&BlockIndexJs::Unassign>("unassign"),
+          InstanceMethod<&BlockIndexJs::MarkShardWritten>("markShardWritten"),
+          InstanceMethod<&BlockIndexJs::Page>("page"),
+          InstanceMethod<&BlockIndexJs::HasChecksum>("hasChecksum"),
+          InstanceMethod<&BlockIndexJs::SetChecksum>("setChecksum"),
+          InstanceMethod<&BlockIndexJs::ChecksumsInto>("checksumsInto"),
+          InstanceMethod<&BlockIndexJs::Shards>("shards"),
+          InstanceMethod<&BlockIndexJs::Hash>("hash"),
+          InstanceMethod<&BlockIndexJs::Ns>("ns"),
+          InstanceMethod<&BlockIndexJs::Pins>("pins"),
+          InstanceMethod<&BlockIndexJs::Pin>("pin"),
+          InstanceMethod<static_cast<Napi::Value (BlockIndexJs::*)(const Napi::CallbackInfo&)>(&BlockIndexJs::Unpin)>(
+              "unpin"),
+          InstanceMethod<&BlockIndexJs::PinMany>("pinMany"),
+          InstanceMethod<&BlockIndexJs::UnpinMany>("unpinMany"),
+          InstanceMethod<&BlockIndexJs::Victim>("victim"),
+          InstanceMethod<&BlockIndexJs::Evict>("evict"),
+          InstanceMethod<&BlockIndexJs::EvictInto>("evictInto"),
+          InstanceMethod<&BlockIndexJs::PageBytes>("pageBytes"),
+          InstanceMethod<&BlockIndexJs::SealedHashes>("sealedHashes"),
+      });
+  exports.Set("BlockIndex", ctor);
+}
+
+}  // namespace
+
+void InitBlockIndex(Napi::Env env, Napi::Object exports) { BlockIndexJs::Init(env, exports); }
+
+}  // namespace kvf
