@@ -60,6 +60,9 @@ interface NativeCopyEngine {
   close(): void;
 }
 
+/** Package-internal: how engine-ops.ts submits its native batches through a CopyEngine (closed check, in-flight count). */
+export const kSubmit: unique symbol = Symbol('kvfabric.copyEngine.submit');
+
 export class CopyEngine implements Disposable, AsyncDisposable {
   readonly threads: number;
   readonly #native: NativeCopyEngine;
@@ -182,6 +185,20 @@ export class CopyEngine implements Disposable, AsyncDisposable {
 
   counters(): CopyCounters {
     return this.#native.counters();
+  }
+
+  /** Runs `submit` with the native engine (synchronous throws become rejections) and counts its batch in flight. */
+  [kSubmit]<T>(submit: (native: object) => Promise<T>): Promise<T> {
+    let promise: Promise<T>;
+    try {
+      if (this.#closed) throw new NativeError('INTERNAL', 'copy engine: used after close()');
+      promise = submit(this.#native);
+    } catch (err) {
+      return Promise.reject(toNativeError(err));
+    }
+    this.#inFlight++;
+    promise.then(this.#settled, this.#settled);
+    return promise;
   }
 
   /**

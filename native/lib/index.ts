@@ -10,3 +10,4 @@ export * from './tcp-transport.js';
 export * from './verbs-transport.js';
 export * from './tcp-wire.js';
 export * from './block-index.js';
+export * from './engine-ops.js';

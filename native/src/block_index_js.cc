@@ -10,12 +10,15 @@
 #include <string>
 
 #include "block_index.h"
+#include "block_index_js.h"
 #include "memory.h"
 #include "modules.h"
 
 namespace kvf {
 
 namespace {
+
+constexpr napi_type_tag kBlockIndexTag = {0x6b76666162726963ULL, 0x696e646578000001ULL};
 
 class BlockIndexJs : public Napi::ObjectWrap<BlockIndexJs> {
  public:
@@ -57,6 +60,7 @@ class BlockIndexJs : public Napi::ObjectWrap<BlockIndexJs> {
   static const uint8_t* Bytes(const Napi::CallbackInfo& info, size_t i, size_t* len);
   void Unpin(Napi::Env env, int32_t slot);
 
+ public:
   BlockIndex index_;
 };
 
@@ -98,7 +102,9 @@ const uint8_t* BlockIndexJs::Bytes(const Napi::CallbackInfo& info, size_t i, siz
 
 BlockIndexJs::BlockIndexJs(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<BlockIndexJs>(info),
-      index_(info.Length() > 0 && info[0].IsNumber() ? U32(info, 0, "initialCapacity", 1u << 30) : 1024) {}
+      index_(info.Length() > 0 && info[0].IsNumber() ? U32(info, 0, "initialCapacity", 1u << 30) : 1024) {
+  info.This().As<Napi::Object>().TypeTag(&kBlockIndexTag);
+}
 
 Napi::Value BlockIndexJs::Stats(const Napi::CallbackInfo& info) {
   Lock lock(index_.mu());
@@ -430,6 +436,11 @@ void BlockIndexJs::Init(Napi::Env env, Napi::Object exports) {
 }
 
 }  // namespace
+
+BlockIndex* UnwrapBlockIndex(Napi::Value value) {
+  if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kBlockIndexTag)) return nullptr;
+  return &Napi::ObjectWrap<BlockIndexJs>::Unwrap(value.As<Napi::Object>())->index_;
+}
 
 void InitBlockIndex(Napi::Env env, Napi::Object exports) { BlockIndexJs::Init(env, exports); }
 

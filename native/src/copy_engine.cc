@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -25,7 +26,15 @@ constexpr uint64_t kMinPartBytes = 256 << 10;  // below this a batch is not spli
 // a polling worker gives its core to the event loop when that has work.
 constexpr auto kSpin = std::chrono::microseconds(50);
 constexpr double kMaxSafe = 9007199254740991.0;
+constexpr napi_type_tag kCopyEngineTag = {0x6b76666162726963ULL, 0x636f707900000001ULL};
 }  // namespace
+
+CopyEngine* CopyEngine::FromValue(Napi::Value value) {
+  if (!value.IsObject()) return nullptr;
+  Napi::Object obj = value.As<Napi::Object>();
+  if (!obj.CheckTypeTag(&kCopyEngineTag)) return nullptr;
+  return Napi::ObjectWrap<CopyEngine>::Unwrap(obj);
+}
 
 struct CopyEngine::Batch {
   explicit Batch(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
@@ -36,6 +45,7 @@ struct CopyEngine::Batch {
   MemoryRef src, dst;
   std::vector<Desc> descs;
   std::unique_ptr<PageSums> sums;  // a summed batch (sum or verify): pages of `dst` read, nothing copied
+  std::unique_ptr<CopyEngine::Hook> hook;  // a native executor's batch: finishes its work when the copy ended
   uint64_t bytes = 0;
   std::atomic<uint32_t> parts_left{0};
   // Set by a part whose copy took a SIGBUS (an engine region shrank under it): the batch fails. 0: no fault.
@@ -50,6 +60,7 @@ CopyEngine::CopyEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CopyEn
     throw CodedError(env, code::kInvalidArgument, "threads: expected an integer in 1..256");
   }
   InstallFaultGuard();
+  info.This().As<Napi::Object>().TypeTag(&kCopyEngineTag);
   tsfn_ = Tsfn::New(env, "kvfabric.CopyEngine", 0, 1, this);
   tsfn_.Unref(env);  // only pending batches keep the process alive
   cleanup_ = env.AddCleanupHook(&CopyEngine::OnEnvCleanup, this);
@@ -167,11 +178,14 @@ void CopyEngine::Deliver(Napi::Env env, Napi::Function, CopyEngine* engine, Batc
   if (env == nullptr) return;  // environment torn down (process.exit mid-batch): nothing to resolve into
   Napi::HandleScope scope(env);
   if (b->faulted.load(std::memory_order_acquire)) {
-    b->deferred.Reject(FaultError(env, *b).Value());
+    Napi::Object error = FaultError(env, *b).Value();
+    if (b->hook) b->hook->Done(env, false, error);
+    b->deferred.Reject(error);
   } else {
     Napi::Object result = Napi::Object::New(env);
     result.Set("bytes", Napi::Number::New(env, static_cast<double>(b->bytes)));
     if (b->sums) b->sums->SetResult(env, result);
+    if (b->hook) b->hook->Done(env, true, result);
     b->deferred.Resolve(result);
   }
   if (--engine->pending_js_ == 0 && !engine->closed_) engine->tsfn_.Unref(env);
@@ -276,20 +290,41 @@ Napi::Value CopyEngine::Copy(const Napi::CallbackInfo& info) {
                at + "src " + Range(d.src, d.len) + " and dst " + Range(d.dst, d.len) + " overlap in the same memory");
   }
 
+  guard.release();
+  return Launch(env, b, info.This().As<Napi::Object>(), std::move(src), info[0].As<Napi::Object>(), std::move(dst),
+                info[1].As<Napi::Object>());
+}
+
+Napi::Promise CopyEngine::Submit(Napi::Env env, Napi::Object self, MemoryRef src, Napi::Object src_obj,
+                                 MemoryRef dst, Napi::Object dst_obj, std::vector<Desc> descs,
+                                 std::unique_ptr<Hook> hook) {
+  if (closed_) throw CodedError(env, code::kInternal, "copy engine: used after close()");
+  auto* b = new Batch(env);
+  b->hook = std::move(hook);
+  for (const Desc& d : descs) b->bytes += d.len;
+  descs.erase(std::remove_if(descs.begin(), descs.end(), [](const Desc& d) { return d.len == 0; }), descs.end());
+  b->descs = std::move(descs);
+  return Launch(env, b, self, std::move(src), src_obj, std::move(dst), dst_obj);
+}
+
+// Splits a checked batch into parts and queues them (or settles it at once when it has no bytes); takes `b`.
+Napi::Promise CopyEngine::Launch(Napi::Env env, Batch* b, Napi::Object self, MemoryRef src, Napi::Object src_obj,
+                                 MemoryRef dst, Napi::Object dst_obj) {
+  std::unique_ptr<Batch> guard(b);
   Napi::Promise promise = b->deferred.Promise();
   if (b->bytes == 0) {
     Napi::Object result = Napi::Object::New(env);
     result.Set("bytes", Napi::Number::New(env, 0));
+    if (b->hook) b->hook->Done(env, true, result);
     b->deferred.Resolve(result);
     batches_.fetch_add(1, std::memory_order_relaxed);
     return promise;
   }
   b->src = std::move(src);
   b->dst = std::move(dst);
-  b->engine_obj = Napi::Persistent(info.This().As<Napi::Object>());
-  b->src_obj = Napi::Persistent(info[0].As<Napi::Object>());
-  b->dst_obj = Napi::Persistent(info[1].As<Napi::Object>());
-
+  b->engine_obj = Napi::Persistent(self);
+  b->src_obj = Napi::Persistent(src_obj);
+  b->dst_obj = Napi::Persistent(dst_obj);
   // Pre-split by bytes: one part per thread for large batches, cut anywhere (even inside a descriptor).
   uint64_t nparts = std::min<uint64_t>(threads_.size(), std::max<uint64_t>(1, b->bytes / kMinPartBytes));
   Part parts[256];

@@ -1,6 +1,8 @@
 // Copy engine: batches of (src offset, dst offset, length) descriptors between two memories (pool, regions),
 // split by bytes across worker threads it owns (std::thread, never the libuv pool). One batch resolves one Promise.
-// A summed batch (checksum.h) is split by pages instead: each page's bytes are copied and hashed by one thread.
+// A summed batch (checksum.h) is split by pages instead: each page's bytes are hashed by one thread. Native
+// executors (engine_ops_js.cc) submit batches they planned themselves, with a hook that finishes their work on the
+// JS thread when the copy is done.
 #pragma once
 #include <napi.h>
 
@@ -8,11 +10,13 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "checksum.h"
+#include "copy_range.h"
 #include "memory.h"
 
 namespace kvf {
@@ -23,10 +27,21 @@ class CopyEngine : public Napi::ObjectWrap<CopyEngine> {
   explicit CopyEngine(const Napi::CallbackInfo& info);
   ~CopyEngine() override;
 
-  struct Desc {  // `len` bytes from `src` to `dst` (offsets in the batch's two memories)
-    uint64_t src, dst, len;
-  };
+  using Desc = CopyRange;
   struct Batch;  // defined in copy_engine.cc
+  // What a native executor does once its batch's copy ended (JS thread, before the promise settles): add to the
+  // result when `copied`; otherwise undo its work, and add what the caller must still learn to the error the batch
+  // rejects with (`result` is that error object then).
+  struct Hook {
+    virtual ~Hook() = default;
+    virtual void Done(Napi::Env env, bool copied, Napi::Object result) = 0;
+  };
+  // The CopyEngine behind a JS object created by this addon, or nullptr. JS thread only.
+  static CopyEngine* FromValue(Napi::Value value);
+  // Copies `descs` (checked by the caller against both memories) from `src` to `dst`; `hook` runs when done. The
+  // objects are kept alive until then. Throws INTERNAL once closed.
+  Napi::Promise Submit(Napi::Env env, Napi::Object self, MemoryRef src, Napi::Object src_obj, MemoryRef dst,
+                       Napi::Object dst_obj, std::vector<Desc> descs, std::unique_ptr<Hook> hook);
   struct Part {  // a contiguous byte range of a batch: descriptor [first, last], first/last partially
     Batch* batch;  // (a summed batch: pages [first, last], the skips unused)
     uint32_t first, last;
@@ -43,6 +58,8 @@ class CopyEngine : public Napi::ObjectWrap<CopyEngine> {
 
   void Worker();
   void Enqueue(Napi::Env env, Batch* b, const Part* parts, uint32_t n);  // JS thread; takes ownership of `b`
+  Napi::Promise Launch(Napi::Env env, Batch* b, Napi::Object self, MemoryRef src, Napi::Object src_obj, MemoryRef dst,
+                       Napi::Object dst_obj);
   void Shutdown();  // stop (finishing queued parts), join, release the TSFN; idempotent
   static void OnEnvCleanup(CopyEngine* engine);
   static void Deliver(Napi::Env env, Napi::Function, CopyEngine* engine, Batch* batch);

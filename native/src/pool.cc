@@ -332,7 +332,7 @@ Pool::Pool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Pool>(info) {
   } else {
     mlock_reason_ = "not requested";
   }
-  allocator_ = std::make_unique<PageAllocator>(size, slab);
+  allocator_ = std::make_shared<PageAllocator>(size, slab);
   info.This().As<Napi::Object>().TypeTag(&kPoolTag);
 }
 

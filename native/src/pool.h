@@ -88,6 +88,9 @@ class Pool : public Napi::ObjectWrap<Pool>, public MemoryTarget {
 
   // base()/size() come from MemoryTarget (nullptr/0 once closed).
   bool closed() const { return mapping_ == nullptr; }
+  // The page allocator, for native executors that allocate and free pages without a JS call (nullptr once closed;
+  // a holder keeps it alive).
+  std::shared_ptr<PageAllocator> allocator() const { return allocator_; }
 
  private:
   Napi::Value Alloc(const Napi::CallbackInfo& info);
@@ -102,7 +105,7 @@ class Pool : public Napi::ObjectWrap<Pool>, public MemoryTarget {
   MemoryRef Open(const Napi::Env& env);  // mapping or throws INTERNAL "used after close()"
 
   MemoryRef mapping_;
-  std::unique_ptr<PageAllocator> allocator_;
+  std::shared_ptr<PageAllocator> allocator_;
   bool hugepages_ = false, mlocked_ = false;
   std::string hugepages_reason_, mlock_reason_;
 };

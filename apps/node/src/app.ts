@@ -22,14 +22,13 @@ import {
 import { Metrics, startHttp, type HttpEndpoint, type Logger } from '@kvfabric/common/observability';
 import { createBlockIndex, type BlockIndex } from './block-index.js';
 import type { NodeConfig } from './config.js';
-import type { DataPath } from './data-path.js';
+import { DataPath } from './data-path.js';
 import { EngineCore } from './engine-core.js';
 import { engineServiceImpl } from './engine-service.js';
 import { bindPrivately, socketPermissions } from './engine-sockets.js';
 import { Evictor } from './eviction.js';
 import { HandedRegions } from './handed-regions.js';
 import { NamespaceRegistry } from './namespaces.js';
-import { NativeDataPath } from './native-data-path.js';
 import { nodeMetrics } from './node-metrics.js';
 import { RemotePulls } from './remote-pull-wiring.js';
 import { Reporter } from './reporter.js';
@@ -40,8 +39,6 @@ import { chooseTransport, transportProblems } from './peer/transport.js';
 export interface NodeAppOptions {
   config: NodeConfig;
   logger: Logger;
-  /** Default: the native data path sized by the config. */
-  data?: DataPath;
   /** Mutual TLS on the peer API and towards the metaserver and peers (loadServerSecurity); absent: plaintext. */
   security?: ServerSecurity;
 }
@@ -55,7 +52,7 @@ interface NodeParts {
   transport: TransportKind;
   metaserver: MetaserverClient | undefined;
   reporter: Reporter | undefined;
-  pulls: RemotePulls | undefined;
+  pulls: RemotePulls;
   core: EngineCore;
   regions: HandedRegions;
   engineServer: grpc.Server;
@@ -71,8 +68,8 @@ export class NodeApp {
   /** The one-sided read transport advertised to peers and the metaserver (TCP unless verbs was chosen). */
   readonly transport: TransportKind;
   readonly reporter: Reporter | undefined;
-  /** Both sides of remote pulls; absent when the data path cannot serve them. */
-  readonly pulls: RemotePulls | undefined;
+  /** Both sides of remote pulls. */
+  readonly pulls: RemotePulls;
   readonly core: EngineCore;
   /** Regions engines handed over on the handover socket, until a RegisterInstance claims them. */
   readonly regions: HandedRegions;
@@ -112,14 +109,13 @@ export class NodeApp {
     // with a certificate the id is NAME/RANDOM: the metaserver and peers accept it only from that certificate
     const nodeId = tls ? nodeIdFor(tls.identity, randomUUID()) : randomUUID();
     const metrics = new Metrics('kvfabric-node');
-    const data =
-      opts.data ??
-      new NativeDataPath({ poolBytes: config.poolSize, hugepages: config.hugepages, copyThreads: config.copyThreads });
-    const nativePool = data.remotePullPool;
-    const choice = nativePool
-      ? chooseTransport(config.transport as 'auto' | 'verbs' | 'tcp', config.verbsAllowPoolRkey)
-      : undefined;
-    const transport = choice?.kind === 'verbs' ? TransportKind.TRANSPORT_KIND_VERBS : TransportKind.TRANSPORT_KIND_TCP;
+    const data = new DataPath({
+      poolBytes: config.poolSize,
+      hugepages: config.hugepages,
+      copyThreads: config.copyThreads,
+    });
+    const choice = chooseTransport(config.transport as 'auto' | 'verbs' | 'tcp', config.verbsAllowPoolRkey);
+    const transport = choice.kind === 'verbs' ? TransportKind.TRANSPORT_KIND_VERBS : TransportKind.TRANSPORT_KIND_TCP;
     const namespaces = new NamespaceRegistry();
     const index = createBlockIndex(1 << 14);
 
@@ -146,30 +142,26 @@ export class NodeApp {
         logger: logger.child({ component: 'reporter' }),
       });
     if (reporter) reporterMetrics(metrics, reporter);
-    const evictor = new Evictor(index, data.pool, (b) => {
+    const evictor = new Evictor(index, data, (b) => {
       if (b.sealed) reporter?.removed(namespaces.get(b.ns).name, b.hash);
     });
 
-    const pulls =
-      choice && nativePool
-        ? await RemotePulls.start({
-            config,
-            logger,
-            metrics,
-            nodeId,
-            security: opts.security,
-            choice,
-            transportKind: transport,
-            nativePool,
-            pool: data.pool,
-            verify: (local, pageBytes, expected) => data.copier.verify(data.pool.memory, local, pageBytes, expected),
-            sum: (pages, pageBytes) => data.copier.sum(data.pool.memory, pages, pageBytes),
-            index,
-            namespaces,
-            evictor,
-            metaserver: metaserver && reporter && { client: metaserver, reporter },
-          })
-        : undefined;
+    const pulls = await RemotePulls.start({
+      config,
+      logger,
+      metrics,
+      nodeId,
+      security: opts.security,
+      choice,
+      transportKind: transport,
+      pool: data.pool,
+      verify: (local, pageBytes, expected) => data.verify(local, pageBytes, expected),
+      sum: (pages, pageBytes) => data.sum(pages, pageBytes),
+      index,
+      namespaces,
+      evictor,
+      metaserver: metaserver && reporter && { client: metaserver, reporter },
+    });
     peerMetrics(
       metrics,
       () => pulls?.peer,
@@ -186,7 +178,7 @@ export class NodeApp {
       leaseTtlMs: config.leaseTtlSecs * 1000,
       logger: logger.child({ component: 'engine' }),
       fetcher: pulls?.fetcher,
-      onSealed: reporter && ((ns, hash) => reporter.inserted(ns, hash)),
+      onSealed: reporter && ((ns, hashes, hashLen) => reporter.insertedMany(ns, hashes, hashLen)),
     });
     const engineServer = new grpc.Server({
       ...CHANNEL_OPTIONS,

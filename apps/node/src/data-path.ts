@@ -1,30 +1,40 @@
-// What the node needs from the data path (native Pool, Region, CopyEngine), as small interfaces: the engine
-// core is written and unit tested against these; native-data-path.ts binds them to @kvfabric/native.
-import type { Pool } from '@kvfabric/native';
+// The node's data path, native (@kvfabric/native): one Pool, one CopyEngine, the engines' Regions, and the
+// executors that do a save's and a load's per-block work natively against the block index. Errors come out as
+// KvErrors; nothing here runs per block in JavaScript.
+import {
+  CopyEngine,
+  Pool,
+  Region,
+  allocatePages,
+  createInstanceLayout,
+  loadBlocks,
+  saveBlocks,
+  type AllocatedPages,
+  type BlockIndex,
+  type InstanceLayout,
+  type InstanceLayoutSpec,
+  type SaveBlocksResult,
+} from '@kvfabric/native';
+import { KvError, toKvError } from '@kvfabric/common';
 
-/** Memory that copies move bytes between (a pool or a mapped region). Opaque to the core. */
-export type Memory = object;
+export type { AllocatedPages, EvictedBlocks, InstanceLayout, SaveBlocksResult } from '@kvfabric/native';
 
-export interface PoolStatsLike {
-  capacityBytes: number;
-  usedBytes: number;
-}
+/** What the pull side and metrics use of the pool: freeing pages and its occupancy. */
+export type PagePool = Pick<Pool, 'free' | 'stats'>;
 
-export interface PagePool {
-  /** The largest page the pool can hand out. */
-  readonly maxPageBytes: number;
-  readonly memory: Memory;
-  /** `count` pages (all or nothing) as offsets, or null when they do not fit. */
-  allocMany(pageBytes: number, count: number): Float64Array | null;
-  free(offset: number, pageBytes: number): void;
-  stats(): PoolStatsLike;
+export interface DataPathOptions {
+  poolBytes: number;
+  /** The pool's slab size (default: sized from poolBytes); tests use one page a slab. */
+  slabBytes?: number;
+  hugepages?: boolean;
+  copyThreads: number;
 }
 
 export interface MappedRegion {
   readonly sizeBytes: number;
   /** What was mapped, for logs (RegionFile.label). */
   readonly label: string;
-  readonly memory: Memory;
+  readonly memory: Region;
   close(): void;
 }
 
@@ -40,30 +50,99 @@ export interface RegionFile {
   label: string;
 }
 
-export interface Copier {
-  /** One batch of (src offset, dst offset, length) descriptors; resolves when every byte moved. */
-  copy(
-    src: Memory,
-    dst: Memory,
-    srcOffsets: Float64Array,
-    dstOffsets: Float64Array,
-    lengths: Float64Array,
-  ): Promise<{ bytes: number }>;
-  /** The checksum of each `pageBytes`-long page of `memory` at `pages`: (low, high) 32-bit halves per page, in order. */
-  sum(memory: Memory, pages: Float64Array, pageBytes: number): Promise<Uint32Array>;
-  /** The indexes of the pages of `memory` at `pages` whose checksum differs from `expected` ((low, high) each). */
-  verify(memory: Memory, pages: Float64Array, pageBytes: number, expected: Uint32Array): Promise<Uint32Array>;
+/** Awaits a native call, its error as a KvError. */
+async function kv<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    throw toKvError(err);
+  }
 }
 
-export interface DataPath {
-  pool: PagePool;
-  copier: Copier;
+export class DataPath {
+  readonly pool: Pool;
+  readonly engine: CopyEngine;
+
+  constructor(opts: DataPathOptions) {
+    // Pre-fault the arena at start-up (parallel), so no save pays first-touch page faults.
+    this.pool = Pool.create({
+      sizeBytes: opts.poolBytes,
+      hugepages: opts.hugepages ?? false,
+      prefaultThreads: opts.copyThreads,
+      ...(opts.slabBytes !== undefined ? { slabBytes: opts.slabBytes } : {}),
+    });
+    this.engine = new CopyEngine({ threads: opts.copyThreads });
+  }
+
+  /** The largest page the pool can hand out. */
+  get maxPageBytes(): number {
+    return this.pool.slabBytes;
+  }
+
+  /** Maps the first `sizeBytes` of an engine's region; throws REGION_INVALID when it cannot. */
+  openRegion(file: RegionFile, sizeBytes: number): MappedRegion {
+    try {
+      const region = Region.fromFd(file.fd, sizeBytes, file.label);
+      return { sizeBytes: region.sizeBytes, label: file.label, memory: region, close: () => region.close() };
+    } catch (err) {
+      const e = toKvError(err);
+      // A region the node cannot map is the engine's problem to fix: say which one and why.
+      throw new KvError(
+        e.code === 'INTERNAL' || e.code === 'INVALID_ARGUMENT' ? 'REGION_INVALID' : e.code,
+        `region: ${e.message}`,
+        { cause: err },
+      );
+    }
+  }
+
+  /** An instance's geometry, held natively for its saves and loads. */
+  layout(spec: InstanceLayoutSpec): InstanceLayout {
+    return createInstanceLayout(spec);
+  }
+
   /**
-   * The native pool under `pool`, present when a one-sided transport can read from and write into it: what remote
-   * pulls (serving peers and pulling from them) need. Data paths without it serve local hits only.
+   * A save's per-block work, native (engine_ops.h): see saveBlocks in @kvfabric/native. Its errors are left as they
+   * come: a failed copy's error carries the blocks evicted on the way (`evicted`), which the caller still reports.
    */
-  readonly remotePullPool?: Pool;
-  /** Maps the first `sizeBytes` of an engine's region; throws REGION_INVALID (KvError) when it cannot. */
-  openRegion(file: RegionFile, sizeBytes: number): MappedRegion;
-  close(): void;
+  save(
+    index: BlockIndex,
+    region: MappedRegion,
+    layout: InstanceLayout,
+    blockIds: Uint32Array,
+    packed: Uint8Array,
+    hashLen: number,
+  ): Promise<SaveBlocksResult> {
+    return saveBlocks(this.engine, index, this.pool, region.memory, layout, blockIds, packed, hashLen);
+  }
+
+  /** Scatters the first blockIds.length blocks of `slots` (pinned) into those blocks of the region. */
+  load(
+    index: BlockIndex,
+    region: MappedRegion,
+    layout: InstanceLayout,
+    slots: Int32Array,
+    blockIds: Uint32Array,
+  ): Promise<{ bytes: number }> {
+    return kv(loadBlocks(this.engine, index, this.pool, region.memory, layout, slots, blockIds));
+  }
+
+  /** Up to `count` pages, evicting unpinned blocks (least recently used, pulled copies first) to make room. */
+  allocate(index: BlockIndex, pageBytes: number, count: number): AllocatedPages {
+    return allocatePages(index, this.pool, pageBytes, count);
+  }
+
+  /** The checksum of each `pageBytes`-long pool page at `pages`: (low, high) 32-bit halves per page, in order. */
+  async sum(pages: Float64Array, pageBytes: number): Promise<Uint32Array> {
+    return (await kv(this.engine.sum(this.pool, pages, pageBytes))).checksums;
+  }
+
+  /** The indexes of the pool pages at `pages` whose checksum differs from `expected` ((low, high) each). */
+  async verify(pages: Float64Array, pageBytes: number, expected: Uint32Array): Promise<Uint32Array> {
+    return (await kv(this.engine.verify(this.pool, pages, pageBytes, expected))).mismatches;
+  }
+
+  close(): void {
+    this.engine.close();
+    this.pool.close();
+  }
 }

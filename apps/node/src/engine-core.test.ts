@@ -11,24 +11,25 @@ import {
   type Fetcher,
   type QueryResult,
 } from './engine-core.js';
-import { MemoryDataPath, handOver, testRegions } from './testing/memory-data-path.js';
+import { handOver, testDataPath, testRegions, type TestRegion } from './testing/test-data-path.js';
 import { createBlockIndex } from './block-index.js';
 import { Evictor } from './eviction.js';
 import { NamespaceRegistry } from './namespaces.js';
 import type { RegisterSpec } from './instances.js';
 
-// Region layout: 2 segments (K, V) of 256 bytes, laid out segment-major: seg s of block b at s*4096 + b*256.
-const SEG = 256;
+// Region layout: 2 segments (K, V) of 2 KiB, laid out segment-major: seg s of block b at s*32 KiB + b*2 KiB.
+const SEG = 2048;
 const BLOCKS = 16;
 const REGION = 2 * BLOCKS * SEG;
 
 function setup(poolBytes = 1 << 20, fetcher?: Fetcher) {
-  const data = new MemoryDataPath(poolBytes);
+  const data = testDataPath(poolBytes);
+  const byName = new Map<string, TestRegion>();
   const sealed: Buffer[] = [];
   const evicted: Buffer[] = [];
   let now = 0;
   const index = createBlockIndex(64);
-  const evictor = new Evictor(index, data.pool, (b) => b.sealed && evicted.push(b.hash));
+  const evictor = new Evictor(index, data, (b) => b.sealed && evicted.push(Buffer.from(b.hash)));
   const regions = testRegions();
   const core = new EngineCore({
     data,
@@ -40,10 +41,13 @@ function setup(poolBytes = 1 << 20, fetcher?: Fetcher) {
     logger: silentLogger(),
     now: () => now,
     fetcher,
-    onSealed: (_ns, h) => sealed.push(Buffer.from(h)),
+    onSealed: (_ns, hs, len) => {
+      for (let off = 0; off < hs.length; off += len) sealed.push(Buffer.from(hs.subarray(off, off + len)));
+    },
   });
   const spec = (id: string, over: Partial<RegisterSpec> = {}): RegisterSpec => {
-    data.createRegion(`/${id}`, REGION);
+    const region = handOver(regions, `/${id}`, REGION);
+    byName.set(id, region);
     return {
       instanceId: id,
       engineId: id,
@@ -56,29 +60,27 @@ function setup(poolBytes = 1 << 20, fetcher?: Fetcher) {
       segmentBytes: SEG,
       blockStrideBytes: SEG,
       numBlocks: BLOCKS,
-      region: { token: handOver(regions, `/${id}`), sizeBytes: REGION },
+      region: { token: region.token, sizeBytes: REGION },
       ...over,
     };
   };
-  return { data, core, index, regions, spec, sealed, evicted, advance: (ms: number) => (now += ms) };
+  const regionOf = (id: string) => byName.get(id)!;
+  return { data, core, index, regions, spec, regionOf, sealed, evicted, advance: (ms: number) => (now += ms) };
 }
 const hashes = (...ids: number[]) => Buffer.concat(ids.map((i) => Buffer.alloc(8, i + 1)));
 const ids = (...v: number[]) => Uint32Array.from(v);
-function blockBytes(region: Buffer, b: number): Buffer {
-  return Buffer.concat([
-    region.subarray(b * SEG, (b + 1) * SEG),
-    region.subarray(BLOCKS * SEG + b * SEG, BLOCKS * SEG + (b + 1) * SEG),
-  ]);
+function blockBytes(region: TestRegion, b: number): Buffer {
+  return Buffer.concat([region.read(b * SEG, SEG), region.read(BLOCKS * SEG + b * SEG, SEG)]);
 }
 
 test('a save is one copy: its pages are stored unsummed (a holder sums them at their first grant)', async () => {
-  const { data, core, index, spec } = setup();
+  const { data, core, index, spec, regionOf } = setup();
   core.register(spec('a'));
-  const region = data.regions.get('/a')!.buf;
-  randomBytes(REGION).copy(region);
-  const before = data.copier.batches;
+  const region = regionOf('a');
+  region.write(0, randomBytes(REGION));
+  const before = data.engine.counters().batches;
   await core.save('a', ids(9, 4, 5, 0), hashes(0, 1, 2, 3), 8);
-  assert.equal(data.copier.batches - before, 1);
+  assert.equal(data.engine.counters().batches - before, 1);
   [9, 4, 5, 0].forEach((b, i) => {
     const slot = index.lookup(0, hashes(i), 0, 8);
     assert.ok(index.isSealed(slot), `block ${b} sealed`);
@@ -87,20 +89,21 @@ test('a save is one copy: its pages are stored unsummed (a holder sums them at t
 });
 
 test('save, query, load round-trip the bytes between two instances of one namespace', async () => {
-  const { data, core, spec, sealed } = setup();
+  const { data, core, spec, sealed, regionOf } = setup();
   core.register(spec('a'));
   core.register(spec('b'));
-  const ra = data.regions.get('/a')!.buf;
-  const rb = data.regions.get('/b')!.buf;
-  randomBytes(REGION).copy(ra);
+  const ra = regionOf('a');
+  const rb = regionOf('b');
+  ra.write(0, randomBytes(REGION));
   const saved = await core.save('a', ids(3, 5, 7), hashes(0, 1, 2), 8);
   assert.deepEqual([...saved.outcomes], [SAVE_STORED, SAVE_STORED, SAVE_STORED]);
   assert.equal(saved.sealed, 3);
-  assert.equal(data.copier.batches, 1, 'one copy batch per save call');
+  assert.equal(data.engine.counters().batches, 1, 'one copy batch per save call');
   assert.equal(sealed.length, 3);
+  const copied = data.engine.counters().bytesCopied;
   const again = await core.save('a', ids(3, 5), hashes(0, 1), 8);
   assert.deepEqual([...again.outcomes], [SAVE_PRESENT, SAVE_PRESENT]);
-  assert.equal(data.copier.batches, 1, 'duplicates copy nothing');
+  assert.equal(data.engine.counters().bytesCopied, copied, 'duplicates copy nothing');
   const q = await core.query('b', '', hashes(0, 1, 2, 9), 8, false);
   assert.equal(q.state, 'ready');
   assert.equal(q.hits, 3);
@@ -111,12 +114,12 @@ test('save, query, load round-trip the bytes between two instances of one namesp
 });
 
 test('a hash repeated within one save call is stored once, from its first position', async () => {
-  const { data, core, spec, sealed } = setup();
+  const { core, spec, sealed, regionOf } = setup();
   core.register(spec('a'));
   core.register(spec('b'));
-  const ra = data.regions.get('/a')!.buf;
-  const rb = data.regions.get('/b')!.buf;
-  randomBytes(REGION).copy(ra);
+  const ra = regionOf('a');
+  const rb = regionOf('b');
+  ra.write(0, randomBytes(REGION));
   const saved = await core.save('a', ids(4, 6, 8, 9), hashes(3, 5, 3, 5), 8);
   assert.deepEqual([...saved.outcomes], [SAVE_STORED, SAVE_STORED, SAVE_PRESENT, SAVE_PRESENT]);
   assert.deepEqual({ stored: saved.stored, sealed: saved.sealed }, { stored: 2, sealed: 2 });
@@ -129,13 +132,13 @@ test('a hash repeated within one save call is stored once, from its first positi
 });
 
 test('TP=2: no hit until both ranks saved; each rank loads its own shard', async () => {
-  const { data, core, spec } = setup();
+  const { data, core, spec, regionOf } = setup();
   core.register(spec('r0', { engineId: 'e', tpSize: 2, tpRank: 0 }));
   core.register(spec('r1', { engineId: 'e', tpSize: 2, tpRank: 1 }));
-  const r0 = data.regions.get('/r0')!.buf;
-  const r1 = data.regions.get('/r1')!.buf;
-  randomBytes(REGION).copy(r0);
-  randomBytes(REGION).copy(r1);
+  const r0 = regionOf('r0');
+  const r1 = regionOf('r1');
+  r0.write(0, randomBytes(REGION));
+  r1.write(0, randomBytes(REGION));
   await core.save('r0', ids(1), hashes(0), 8);
   assert.equal((await core.query('r0', '', hashes(0), 8, false)).hits, 0);
   const s = await core.save('r1', ids(2), hashes(0), 8);
@@ -144,8 +147,8 @@ test('TP=2: no hit until both ranks saved; each rank loads its own shard', async
   assert.equal(q.hits, 1);
   const want0 = blockBytes(r0, 1);
   const want1 = blockBytes(r1, 2);
-  r0.fill(0);
-  r1.fill(0);
+  r0.write(0, Buffer.alloc(REGION));
+  r1.write(0, Buffer.alloc(REGION));
   await core.load('r0', q.leaseId, ids(4));
   await core.load('r1', q.leaseId, ids(5));
   assert.deepEqual(blockBytes(r0, 4), want0);
@@ -177,10 +180,13 @@ test('bad inputs are refused precisely and change nothing', async () => {
   await assert.rejects(core.save('zz', ids(1), hashes(0), 8), { code: 'INSTANCE_UNKNOWN' });
   await assert.rejects(core.load('a', 'nope', ids(1)), { code: 'LEASE_UNKNOWN' });
   assert.throws(() => core.register(spec('c', { segmentBytes: 128 })), { code: 'GEOMETRY_CONFLICT' });
-  assert.throws(() => core.register(spec('d', { region: { token: handOver(regions, '/d'), sizeBytes: REGION - 1 } })), {
-    code: 'REGION_INVALID',
-    message: /too small/,
-  });
+  assert.throws(
+    () => core.register(spec('d', { region: { token: handOver(regions, '/d', REGION).token, sizeBytes: REGION - 1 } })),
+    {
+      code: 'REGION_INVALID',
+      message: /too small/,
+    },
+  );
   assert.throws(() => core.register(spec('d', { region: { token: 'f'.repeat(32), sizeBytes: REGION } })), {
     code: 'REGION_INVALID',
     message: /^region.token: "f{32}" names no handed-over region/,

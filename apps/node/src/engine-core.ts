@@ -6,7 +6,6 @@ import { KvError, invalid, checkId, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
 import { type BlockIndex } from './block-index.js';
 import { BlockSaver, type SaveResult } from './block-saver.js';
-import { DescriptorBatch } from './data-path-descriptors.js';
 import type { DataPath } from './data-path.js';
 import type { Evictor } from './eviction.js';
 import type { HandedRegions } from './handed-regions.js';
@@ -29,8 +28,8 @@ export interface EngineCoreOptions {
   evictor: Evictor;
   leaseTtlMs: number;
   logger: Logger;
-  /** A save sealed a block (for the metaserver); `hash` is valid during the call only. */
-  onSealed?: (namespace: string, hash: Uint8Array) => void;
+  /** A save sealed blocks (for the metaserver): their hashes back to back, `hashLen` bytes each. */
+  onSealed?: (namespace: string, hashes: Buffer, hashLen: number) => void;
   fetcher?: Fetcher;
   now?: () => number;
   /** Regions engines handed over, claimed by registrations. */
@@ -242,6 +241,7 @@ export class EngineCore {
     if (lease.ns !== inst.ns.id) throw new KvError('LEASE_FOREIGN', `lease ${leaseId}: belongs to another namespace`);
     if (blockIds.length > lease.slots.length)
       throw invalid('block_ids', `expected at most ${lease.slots.length} ids (the lease's hit)`, blockIds.length);
+    // checked before the lease is consumed, so a bad call spends nothing (the native load checks them again)
     for (let i = 0; i < blockIds.length; i++) {
       if (blockIds[i]! >= inst.numBlocks)
         throw invalid(`block_ids[${i}]`, `expected 0..${inst.numBlocks - 1}`, blockIds[i]);
@@ -257,21 +257,8 @@ export class EngineCore {
     }
     this.counters.loadCalls++;
     const { ns } = inst;
-    const shard = ns.replicated ? 0 : inst.rank;
-    const desc = new DescriptorBatch(n * inst.segmentOffsets.length);
-    for (let i = 0; i < n; i++)
-      desc.block(
-        inst.segmentOffsets,
-        blockIds[i]! * inst.strideBytes,
-        inst.segmentBytes,
-        this.index.page(slots[i]!, shard),
-        false,
-      );
     try {
-      if (n > 0) {
-        const { src, dst, len } = desc.arrays();
-        await this.opts.data.copier.copy(this.opts.data.pool.memory, inst.region.memory, src, dst, len);
-      }
+      if (n > 0) await this.opts.data.load(this.index, inst.region, inst.layout, slots, blockIds);
     } catch (err) {
       this.logRegionFailure(inst, 'load', err);
       throw err;

@@ -2,15 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InstanceRegistry, type RegisterSpec } from './instances.js';
 import { NamespaceRegistry } from './namespaces.js';
-import { MemoryDataPath, handOver, testRegions } from './testing/memory-data-path.js';
+import { handOver, testDataPath, testRegions } from './testing/test-data-path.js';
 
 function setup() {
-  const data = new MemoryDataPath(1 << 20, 4096); // pages of at most 4 KiB
+  const data = testDataPath(1 << 20, 4096); // pages of at most 4 KiB
   const namespaces = new NamespaceRegistry();
   const regions = testRegions();
   const registry = new InstanceRegistry(namespaces, data, regions);
   const spec = (id: string, over: Partial<RegisterSpec> = {}): RegisterSpec => {
-    data.createRegion(`/${id}`, 4096);
+    const { token } = handOver(regions, `/${id}`, 4096);
     return {
       instanceId: id,
       engineId: id,
@@ -23,7 +23,7 @@ function setup() {
       segmentBytes: 256,
       blockStrideBytes: 256,
       numBlocks: 8,
-      region: { token: handOver(regions, `/${id}`), sizeBytes: 4096 },
+      region: { token, sizeBytes: 4096 },
       ...over,
     };
   };
@@ -76,7 +76,7 @@ test('only the registering caller (its key) may use an instance; a region token 
   });
   assert.throws(() => registry.authorize('a', 'f'.repeat(32)), { code: 'INSTANCE_FOREIGN', message: /does not match/ });
   assert.throws(() => registry.authorize('zz', a.key), { code: 'INSTANCE_UNKNOWN' });
-  const token = handOver(regions, '/b');
+  const { token } = handOver(regions, '/b', 4096);
   const b = registry.register({ ...spec('b'), region: { token, sizeBytes: 4096 } });
   assert.notEqual(b.key, a.key);
   assert.throws(() => registry.register({ ...spec('c'), region: { token, sizeBytes: 4096 } }), {

@@ -2,7 +2,7 @@
 // of a registration lives here (pure), so the service only decodes; the registry maps instance ids to instances.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { KvError, checkId, invalid } from '@kvfabric/common';
-import type { DataPath, MappedRegion, RegionSource } from './data-path.js';
+import type { DataPath, InstanceLayout, MappedRegion, RegionSource } from './data-path.js';
 import type { HandedRegions, Peer } from './handed-regions.js';
 import { NamespaceRegistry, type NamespaceInfo } from './namespaces.js';
 
@@ -32,6 +32,8 @@ export interface Instance {
   strideBytes: number;
   numBlocks: number;
   region: MappedRegion;
+  /** The geometry again, held natively for the native save and load (data-path.ts). */
+  layout: InstanceLayout;
   /** The credential answered to the registering caller; every call naming the instance must present it. */
   key: string;
   /** Who handed the region over (SO_PEERCRED), for logs. */
@@ -92,7 +94,7 @@ export class InstanceRegistry {
 
   constructor(
     private readonly namespaces: NamespaceRegistry,
-    private readonly data: DataPath,
+    private readonly data: Pick<DataPath, 'maxPageBytes' | 'openRegion' | 'layout'>,
     private readonly handed: HandedRegions,
   ) {}
 
@@ -114,7 +116,7 @@ export class InstanceRegistry {
       segments: spec.segmentOffsets.length,
       segmentBytes: spec.segmentBytes,
     };
-    const maxPageBytes = this.data.pool.maxPageBytes;
+    const maxPageBytes = this.data.maxPageBytes;
     // Check the namespace first on a scratch registry so a refused registration changes nothing.
     const known = this.namespaces.byNameOrUndefined(spec.namespace);
     if (known) this.namespaces.ensure(spec.namespace, layout);
@@ -127,16 +129,27 @@ export class InstanceRegistry {
       this.handed.release(file);
     }
     const ns = this.namespaces.ensure(spec.namespace, layout, maxPageBytes);
+    const segmentOffsets = Float64Array.from(spec.segmentOffsets);
     const inst: Instance = {
       id: spec.instanceId,
       engineId: spec.engineId || spec.instanceId,
       ns,
       rank: spec.tpRank,
-      segmentOffsets: Float64Array.from(spec.segmentOffsets),
+      segmentOffsets,
       segmentBytes: spec.segmentBytes,
       strideBytes: spec.blockStrideBytes,
       numBlocks: spec.numBlocks,
       region,
+      layout: this.data.layout({
+        ns: ns.id,
+        shards: ns.shards,
+        shard: ns.replicated ? 0 : spec.tpRank,
+        numBlocks: spec.numBlocks,
+        pageBytes: ns.pageBytes,
+        segmentBytes: spec.segmentBytes,
+        strideBytes: spec.blockStrideBytes,
+        segmentOffsets,
+      }),
       key: randomBytes(KEY_BYTES).toString('hex'),
       owner: file.peer,
     };

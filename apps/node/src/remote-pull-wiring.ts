@@ -19,7 +19,6 @@ import {
 import type { Logger, Metrics } from '@kvfabric/common/observability';
 import type { BlockIndex } from './block-index.js';
 import { grantPinBudgetBytes, type NodeConfig } from './config.js';
-import type { PagePool } from './data-path.js';
 import type { Evictor } from './eviction.js';
 import type { NamespaceRegistry } from './namespaces.js';
 import type { Reporter } from './reporter.js';
@@ -42,9 +41,8 @@ export interface RemotePullDeps {
   /** The transport picked for this node (chooseTransport), and its wire enum. */
   choice: { kind: 'verbs' | 'tcp'; reason: string };
   transportKind: TransportKind;
-  /** The native pool the transport reads from and into, and the same pool as the node's PagePool. */
-  nativePool: Pool;
-  pool: PagePool;
+  /** The pool the transport reads from and into. */
+  pool: Pool;
   /** Checks pulled pages of `pool` against their holder's checksums (the data path's copier). */
   verify: PageVerifier;
   /** Sums pages of `pool` a peer is granted before they were ever summed (the data path's copier). */
@@ -75,7 +73,7 @@ export class RemotePulls {
     const { config, logger, choice } = deps;
     const transport = await createTransport({
       kind: choice.kind,
-      pool: deps.nativePool,
+      pool: deps.pool,
       addr: config.addr,
       tcpDataPort: config.tcpDataPort,
       ...(config.tcpAdvertiseAddr !== undefined ? { tcpAdvertiseAddr: config.tcpAdvertiseAddr } : {}),
@@ -104,7 +102,7 @@ export class RemotePulls {
       namespaces: deps.namespaces,
       sum: deps.sum,
       grantTtlMs: config.grantTtlSecs * 1000,
-      grantPinBudgetBytes: grantPinBudgetBytes(config.grantPinBudget, deps.nativePool.sizeBytes),
+      grantPinBudgetBytes: grantPinBudgetBytes(config.grantPinBudget, deps.pool.sizeBytes),
       maxReaders: config.maxReaders,
       readerIdleMs: config.readerIdleSecs * 1000,
       logger: logger.child({ component: 'peer' }),

@@ -119,6 +119,11 @@ export class Reporter {
     this.note(ns, hash, INSERT);
   }
 
+  /** Blocks became resident: their hashes back to back in `packed`, `hashLen` bytes each (copied). */
+  insertedMany(ns: string, packed: Uint8Array, hashLen: number): void {
+    for (let off = 0; off < packed.length; off += hashLen) this.note(ns, packed.subarray(off, off + hashLen), INSERT);
+  }
+
   /** A resident block went away; `hash` is copied. */
   removed(ns: string, hash: Uint8Array): void {
     this.note(ns, hash, REMOVE);

@@ -1,15 +1,16 @@
-// The remote fetcher against real PeerServer cores on in-memory pools, with a fake transport that enforces
+// The remote fetcher against real PeerServer cores on real native pools (no processes), with a fake transport that enforces
 // grants and can fail or corrupt batches: no gRPC, no native code, no processes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { KvError } from '@kvfabric/common';
-import type { Transport } from '@kvfabric/native';
+import { pageChecksum, type Pool, type Transport } from '@kvfabric/native';
 import { BlockClass, createBlockIndex, type BlockIndex } from '../block-index.js';
 import { Evictor } from '../eviction.js';
 import { NamespaceRegistry, type NamespaceInfo } from '../namespaces.js';
-import { MemoryCopier, MemoryPool, memoryChecksum } from '../testing/memory-data-path.js';
+import { testDataPath } from '../testing/test-data-path.js';
+import type { DataPath } from '../data-path.js';
 import { PeerServer } from '../peer/peer-server.js';
 import { packChecksums } from '../peer-wire/checksums.js';
 import { packOffsets } from '../peer-wire/offsets.js';
@@ -17,12 +18,18 @@ import { RemoteFetcher, type Holder, type Link } from './fetcher.js';
 import { decodeReadGrant } from './peer-links.js';
 
 const logger = pino({ level: 'silent' });
+/** A page's checksum as the index keeps it: (low, high) 32-bit halves of its XXH3-64. */
+const checksumOf = (page: Buffer): [number, number] => {
+  const sum = pageChecksum(page);
+  return [Number(sum & 0xffff_ffffn), Number(sum >> 32n)];
+};
 const PAGE = 4096;
 const LAYOUT = { tpSize: 1, replicated: false, segments: 1, segmentBytes: PAGE };
 
 interface Peer {
   id: string;
-  pool: MemoryPool;
+  data: DataPath;
+  pool: Pool;
   index: BlockIndex;
   ns: NamespaceInfo;
   server: PeerServer;
@@ -37,7 +44,8 @@ interface Peer {
 }
 
 function makePeer(id: string): Peer {
-  const pool = new MemoryPool(1 << 22);
+  const data = testDataPath(1 << 22);
+  const pool = data.pool;
   const index = createBlockIndex(64);
   const namespaces = new NamespaceRegistry();
   const ns = namespaces.ensure('t/ns', LAYOUT);
@@ -51,10 +59,9 @@ function makePeer(id: string): Peer {
     removeGrant: async (g: string) => void grants.delete(g),
     dropPeer: () => {},
   } as unknown as Transport;
-  const copier = new MemoryCopier();
-  const sum = (pages: Float64Array, pageBytes: number) => copier.sum(pool.memory, pages, pageBytes);
+  const sum = (pages: Float64Array, pageBytes: number) => data.sum(pages, pageBytes);
   const server = new PeerServer({ nodeId: id, transport, index, namespaces, sum, grantTtlMs: 10_000, logger });
-  return { id, pool, index, ns, server, grants, reads: 0, pagesServed: 0 };
+  return { id, data, pool, index, ns, server, grants, reads: 0, pagesServed: 0 };
 }
 
 /** `p` holds blocks `hashes` (with `blocks` as their bytes, or random ones), summed unless `unsummed` (as saved). */
@@ -62,10 +69,10 @@ function hold(p: Peer, hashes: Buffer[], blocks?: Buffer[], unsummed = false): B
   return hashes.map((h, i) => {
     const page = p.pool.allocMany(PAGE, 1)![0]!;
     const data = blocks?.[i] ?? randomBytes(PAGE);
-    data.copy(p.pool.memory.buf, page);
+    p.pool.write(page, data);
     const slot = p.index.slotForShard(p.ns.id, h, 0, h.length, 1, 0, PAGE, BlockClass.Local);
     p.index.assign(slot, 0, page);
-    const [lo, hi] = memoryChecksum(data);
+    const [lo, hi] = checksumOf(data);
     if (!unsummed) p.index.setChecksum(slot, 0, lo, hi);
     p.index.markShardWritten(slot, 0);
     return data;
@@ -73,10 +80,11 @@ function hold(p: Peer, hashes: Buffer[], blocks?: Buffer[], unsummed = false): B
 }
 
 function reader(peers: Peer[], holders: () => Holder[]) {
-  const pool = new MemoryPool(1 << 22);
+  const data = testDataPath(1 << 22);
+  const pool = data.pool;
   const index = createBlockIndex(64);
   const ns = new NamespaceRegistry().ensure('t/ns', LAYOUT);
-  const evictor = new Evictor(index, pool, () => {});
+  const evictor = new Evictor(index, data, () => {});
   const byId = new Map(peers.map((p) => [p.id, p]));
   const sealed: Buffer[] = [];
   const released: string[] = [];
@@ -96,8 +104,9 @@ function reader(peers: Peer[], holders: () => Holder[]) {
         if (!covered) throw new KvError('GRANT_REFUSED', 'range not covered');
       }
       for (let i = 0; i < remote.length; i++) {
-        p.pool.memory.buf.copy(pool.memory.buf, local[i]!, remote[i]!, remote[i]! + lengths[i]!);
-        if (++p.pagesServed === p.corruptPage) pool.memory.buf[local[i]! + 100]! ^= 0x04;
+        const bytes = p.pool.read(remote[i]!, lengths[i]!);
+        if (++p.pagesServed === p.corruptPage) bytes[100]! ^= 0x04;
+        pool.write(local[i]!, bytes);
       }
       return { bytes: lengths.reduce((a, b) => a + b, 0) };
     },
@@ -131,13 +140,12 @@ function reader(peers: Peer[], holders: () => Holder[]) {
     },
   };
   let up = true;
-  const copier = new MemoryCopier();
   const fetcher = new RemoteFetcher({
     index,
     evictor,
     pool,
     transport,
-    verify: (local, pageBytes, expected) => copier.verify(pool.memory, local, pageBytes, expected),
+    verify: (local, pageBytes, expected) => data.verify(local, pageBytes, expected),
     links,
     logger,
     directory: { up: () => up, holders: async () => holders() },
@@ -152,9 +160,7 @@ function reader(peers: Peer[], holders: () => Holder[]) {
     fetcher.fetch({ ns, packed: Buffer.concat(hashes), hashLen: 32, from, count: hashes.length });
   const read = (h: Buffer) => {
     const slot = index.lookup(ns.id, h, 0, h.length);
-    return slot >= 0 && index.isSealed(slot)
-      ? pool.memory.buf.subarray(index.page(slot, 0), index.page(slot, 0) + PAGE)
-      : undefined;
+    return slot >= 0 && index.isSealed(slot) ? pool.read(index.page(slot, 0), PAGE) : undefined;
   };
   return { fetcher, fetch, index, pool, ns, sealed, released, read, setUp: (v: boolean) => (up = v) };
 }
@@ -201,7 +207,7 @@ test('a holder sums saved blocks at their first grant, once each, and the reader
   slots.forEach((s, i) => assert.equal(a.index.hasChecksum(s, 0), i < 4, `block ${i} summed`));
   const sums = new Uint32Array(2);
   a.index.checksumsInto(slots[2]!, sums, 0);
-  assert.deepEqual([...sums], memoryChecksum(data[2]!));
+  assert.deepEqual([...sums], checksumOf(data[2]!));
   // a second reader: the first four are served with the sums kept, only the last two are summed now
   const r2 = reader([a], () => [holder(a, 6)]);
   assert.deepEqual(await r2.fetch(hs), { ssd: 0, remote: 6 });
