@@ -11,7 +11,14 @@ import { EngineService, TransportKind } from '@kvfabric/proto';
 import { HANDOVER_TOKEN_TTL_MS, RegionHandoverServer, handoverSocketPath } from '@kvfabric/native';
 import { MetaserverClient } from '@kvfabric/client';
 import { nodeIdFor, type PackedHashes } from '@kvfabric/common';
-import { CHANNEL_OPTIONS, bindServer, rpcInstruments, shutdownServer, type ServerSecurity } from '@kvfabric/common/rpc';
+import {
+  CHANNEL_OPTIONS,
+  bindServer,
+  rpcInstruments,
+  shutdownServer,
+  type EtcdTls,
+  type ServerSecurity,
+} from '@kvfabric/common/rpc';
 import { Metrics, startHttp, type HttpEndpoint, type Logger } from '@kvfabric/common/observability';
 import { BlockIndex } from './block-index.js';
 import type { NodeConfig } from './config.js';
@@ -37,6 +44,8 @@ export interface NodeAppOptions {
   data?: DataPath;
   /** Mutual TLS on the peer API and towards the metaserver and peers (loadServerSecurity); absent: plaintext. */
   security?: ServerSecurity;
+  /** With an etcd:// --metaserver-addr: TLS to etcd (readEtcdTls); absent: plaintext. */
+  etcdTls?: EtcdTls | undefined;
 }
 
 /** What `NodeApp.start()` built, in the order it built it. */
@@ -120,6 +129,7 @@ export class NodeApp {
       ? new MetaserverClient(config.metaserverAddr, {
           deadlineMs: Math.max(1000, config.heartbeatIntervalSecs * 1000),
           tls,
+          etcdTls: opts.etcdTls,
         })
       : undefined;
     const reporter =
