@@ -389,6 +389,27 @@ describe('exit codes', () => {
     const addr = await runCli(['nodes', '--metaserver-addr', 'nowhere']);
     assert.equal(addr.code, 2);
     assert.match(addr.stderr, /--metaserver-addr: expected host:port, got "nowhere"/);
+    // the etcd TLS flags go with an etcd:// address, a client certificate with its key and the CA, files readable
+    const etcd = 'etcd://127.0.0.1:2379';
+    const etcdCases: [string[], RegExp][] = [
+      [
+        ['nodes', '--etcd-ca', 'ca.pem'],
+        /^kvfabric nodes: etcd-ca: only with an etcd:\/\/host:port\[\/prefix\] --metaserver-addr \(see/,
+      ],
+      [
+        ['nodes', '--metaserver-addr', etcd, '--etcd-cert', 'c.pem', '--etcd-key', 'k.pem'],
+        /^kvfabric nodes: etcd-ca: required with etcd-cert and etcd-key/,
+      ],
+      [
+        ['nodes', '--metaserver-addr', etcd, '--etcd-ca', join(dir, 'missing-ca.pem')],
+        /^kvfabric nodes: etcd-ca: cannot read .*missing-ca\.pem: ENOENT\n$/,
+      ],
+    ];
+    for (const [args, pattern] of etcdCases) {
+      const res = await runCli(args);
+      assert.deepEqual([res.code, res.stdout], [2, ''], `${args.join(' ')}: ${res.stderr}`);
+      assert.match(res.stderr, pattern, args.join(' '));
+    }
   });
 
   test('nobody listening → 3 with a one-line message naming the address', async () => {

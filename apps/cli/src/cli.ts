@@ -2,7 +2,7 @@
 // Exit codes: 0 ok, 1 server error, 2 bad arguments, 3 cannot connect to the metaserver.
 import { KvError, echo, parseConfig, tlsRequested, toKvError, usage, type FlagSpecs } from '@kvfabric/common';
 import type * as RpcModule from '@kvfabric/common/rpc';
-import { resolveMetaserverAddr } from '@kvfabric/client/address';
+import { checkEtcdSecurity, resolveMetaserverAddr } from '@kvfabric/client/address';
 import type * as ClientModule from '@kvfabric/client/metaserver';
 import { EXIT, GLOBAL_FLAGS, type AnyCommand, type GlobalConfig } from './command.js';
 import { hash } from './commands/hash.js';
@@ -76,6 +76,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (command.needsServer) {
       resolveMetaserverAddr(global.metaserverAddr, '--metaserver-addr');
       tlsRequested(global);
+      // the CLI listens nowhere and dials only what its user names: the loopback rule (and --insecure) is the daemons'
+      checkEtcdSecurity(global.metaserverAddr, global, true);
     }
     args = command.parse(parsed.config, io.env);
   } catch (err) {
@@ -86,15 +88,20 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   // 2. The call: server errors exit 1, connection failures exit 3 (unreadable TLS files are bad arguments: exit 2).
   let client: ClientModule.MetaserverClient | undefined;
   if (command.needsServer) {
-    const [{ MetaserverClient }, { readTls }] = await Promise.all([metaserverClientModule(), rpcModule()]);
-    let tls;
+    const [{ MetaserverClient }, { readTls, readEtcdTls }] = await Promise.all([metaserverClientModule(), rpcModule()]);
+    let tls, etcdTls;
     try {
       tls = readTls(global);
+      etcdTls = readEtcdTls(global);
     } catch (err) {
       io.stderr(`kvfabric ${command.name}: ${oneLine(toKvError(err).message)}\n`);
       return EXIT.BAD_ARGUMENTS;
     }
-    client = new MetaserverClient(global.metaserverAddr, { deadlineMs: Math.round(global.timeoutSecs * 1000), tls });
+    client = new MetaserverClient(global.metaserverAddr, {
+      deadlineMs: Math.round(global.timeoutSecs * 1000),
+      tls,
+      etcdTls,
+    });
   }
   try {
     const result = await command.run(args, {

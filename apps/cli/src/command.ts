@@ -1,6 +1,6 @@
 // What a command is: its flags, a parse step that validates them (errors → exit 2), a run step that talks to the
 // metaserver through packages/client (errors → exit 1 or 3) and a printer for its result.
-import { TLS_FLAGS, type ConfigOf, type FlagSpecs } from '@kvfabric/common';
+import { ETCD_TLS_FLAGS, TLS_FLAGS, type ConfigOf, type FlagSpecs } from '@kvfabric/common';
 import { DEFAULT_METASERVER_ADDR } from '@kvfabric/client/address';
 import type { MetaserverClient } from '@kvfabric/client/metaserver';
 
@@ -22,6 +22,7 @@ export const GLOBAL_FLAGS = {
     max: 3600,
   },
   ...TLS_FLAGS,
+  ...ETCD_TLS_FLAGS,
 } as const satisfies FlagSpecs;
 
 export type GlobalConfig = ConfigOf<typeof GLOBAL_FLAGS>;

@@ -20,6 +20,7 @@ import {
   messageSizeOptions,
   rpcInstruments,
   shutdownServer,
+  type EtcdTls,
   type RpcContext,
   type ServerSecurity,
 } from '@kvfabric/common/rpc';
@@ -55,6 +56,8 @@ export interface MetaserverAppOptions {
   drainMs?: number;
   /** Mutual TLS and the namespace policy (loadServerSecurity); without it the server speaks plaintext. */
   security?: ServerSecurity;
+  /** HA mode: TLS to etcd (readEtcdTls); without it etcd is spoken to in plaintext. */
+  etcdTls?: EtcdTls | undefined;
 }
 
 export class MetaserverApp {
@@ -85,6 +88,7 @@ export class MetaserverApp {
         prefix: config.etcdPrefix ?? '/kvfabric',
         ttlSecs: config.etcdLeaseTtlSecs ?? 5,
         replicaId: config.replicaId ?? '',
+        tls: opts.etcdTls,
         logger: this.logger,
         metrics: this.metrics,
         onElected: (record) => this.elected(record),
@@ -167,6 +171,8 @@ export class MetaserverApp {
 
   async start(): Promise<void> {
     const { config } = this.opts;
+    // before anything binds: a certificate etcd refuses or does not match is a configuration error, not an outage
+    await this.ha?.checkTls();
     const { host } = parseHostPort(config.addr, 'addr');
     const port = await bindServer(this.server, config.addr, this.opts.security?.tls);
     this.addr = formatHostPort({ host, port });

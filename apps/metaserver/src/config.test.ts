@@ -18,6 +18,9 @@ test('defaults, flags, and env fallback', () => {
     etcdEndpoints: undefined,
     etcdPrefix: '/kvfabric',
     etcdLeaseTtlSecs: 5,
+    etcdCa: undefined,
+    etcdCert: undefined,
+    etcdKey: undefined,
     advertiseAddr: '',
     replicaId: '',
     tlsCert: undefined,
@@ -78,21 +81,24 @@ test('every problem is reported at once, HA flags included', () => {
 });
 
 test('HA mode: endpoints, prefix, TTL and advertise address', () => {
-  const { config } = loadConfig(
+  const { config, insecureEtcd } = loadConfig(
     [
       '--etcd-endpoints',
-      'http://10.0.0.1:2379,10.0.0.2:2379',
+      'http://10.0.0.1:2379,10.0.0.2:2379,127.0.0.1:2379',
       '--etcd-lease-ttl-secs',
       '3',
       '--advertise-addr',
       '10.0.0.9:50056',
+      '--insecure',
     ],
     { KVFABRIC_ETCD_PREFIX: '/prod/kvfabric' },
   );
   assert.deepEqual(
     [config.etcdEndpoints, config.etcdPrefix, config.etcdLeaseTtlSecs, config.advertiseAddr],
-    [['http://10.0.0.1:2379', '10.0.0.2:2379'], '/prod/kvfabric', 3, '10.0.0.9:50056'],
+    [['http://10.0.0.1:2379', '10.0.0.2:2379', '127.0.0.1:2379'], '/prod/kvfabric', 3, '10.0.0.9:50056'],
   );
+  // the endpoints main warns about at start: plaintext and off loopback, let through by --insecure
+  assert.deepEqual(insecureEtcd, ['10.0.0.1:2379', '10.0.0.2:2379']);
   assert.throws(
     () => loadConfig(['--etcd-endpoints', '127.0.0.1:2379', '--addr', '0.0.0.0:50056'], {}),
     /^KvError: advertise-addr: required in HA mode when --addr listens on a wildcard address \(0\.0\.0\.0:50056\)/,
@@ -132,6 +138,42 @@ test('TLS flags: all three or none; plaintext only on loopback unless --insecure
     }),
   );
   assert.throws(() => loadConfig(['--namespaces', 'p.json'], {}), /namespaces: needs mutual TLS/);
+});
+
+test('etcd TLS flags: the CA turns TLS on, a client certificate comes with its key, endpoints agree with the CA', () => {
+  const tls = loadConfig(
+    ['--etcd-endpoints', 'https://10.0.0.1:2379,10.0.0.2:2379', '--etcd-cert', 'c.pem', '--etcd-key', 'k.pem'],
+    { KVFABRIC_ETCD_CA: 'etcd-ca.pem' },
+  );
+  assert.deepEqual(
+    [tls.config.etcdCa, tls.config.etcdCert, tls.config.etcdKey, tls.insecureEtcd],
+    ['etcd-ca.pem', 'c.pem', 'k.pem', []],
+  );
+  assert.doesNotThrow(() => loadConfig(['--etcd-endpoints', 'https://10.0.0.1:2379', '--etcd-ca', 'ca.pem'], {}));
+  const refused: [string[], RegExp][] = [
+    [
+      ['--etcd-endpoints', '10.0.0.1:2379'],
+      /^KvError: etcd-endpoints: 10\.0\.0\.1:2379 is not a loopback address; give --etcd-ca .* or --insecure to talk plaintext to etcd across the network anyway$/,
+    ],
+    [
+      ['--etcd-endpoints', 'https://10.0.0.1:2379'],
+      /etcd-endpoints: "https:\/\/10\.0\.0\.1:2379" is https:\/\/ but --etcd-ca is not given/,
+    ],
+    [
+      ['--etcd-endpoints', 'http://127.0.0.1:2379', '--etcd-ca', 'ca.pem'],
+      /etcd-endpoints: "http:\/\/127\.0\.0\.1:2379" is http:\/\/ but --etcd-ca turns on TLS to etcd; write https:\/\/127\.0\.0\.1:2379/,
+    ],
+    [
+      ['--etcd-endpoints', '127.0.0.1:2379', '--etcd-ca', 'ca.pem', '--etcd-cert', 'c.pem'],
+      /etcd-key: required with etcd-cert/,
+    ],
+    [
+      ['--etcd-endpoints', '127.0.0.1:2379', '--etcd-cert', 'c.pem', '--etcd-key', 'k.pem'],
+      /etcd-ca: required with etcd-cert and etcd-key/,
+    ],
+    [['--etcd-ca', 'ca.pem'], /etcd-ca: only with --etcd-endpoints \(HA mode\)/],
+  ];
+  for (const [argv, message] of refused) assert.throws(() => loadConfig(argv, {}), message, argv.join(' '));
 });
 
 test('the binary prints usage for --help and exits 2 with one line on bad flags', () => {

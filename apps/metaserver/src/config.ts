@@ -1,12 +1,15 @@
 // kvfabric-metaserver flags (DESIGN §4): defaults in code, kebab flags, KVFABRIC_* env fallback.
 import {
+  ETCD_TLS_FLAGS,
   INSECURE_FLAG,
   KvError,
   TLS_FLAGS,
+  checkEtcdEndpoints,
   checkPlaintextListen,
   echo,
   parseConfig,
   parseHostPort,
+  etcdTlsRequested,
   tlsRequested,
   type ConfigOf,
   type FlagSpecs,
@@ -79,12 +82,13 @@ export const METASERVER_FLAGS = {
   'etcd-endpoints': {
     kind: 'list',
     description:
-      'HA mode: etcd endpoints (host:port or http://host:port, comma separated); replicas elect a leader through etcd',
+      'HA mode: etcd endpoints (host:port, http://host:port or https://host:port, comma separated); replicas elect a leader through etcd; plaintext only on loopback unless --insecure',
     validate: (v: string[]) =>
       v.map((e) => e.replace(/^https?:\/\//, '').replace(/\/$/, '')).find((e) => hostPort(e)) === undefined
         ? undefined
         : 'expected host:port[,host:port...]',
   },
+  ...ETCD_TLS_FLAGS,
   'etcd-prefix': {
     kind: 'string',
     description: 'HA mode: etcd key prefix (the leader key is PREFIX/leader)',
@@ -129,7 +133,7 @@ export const SUMMARY = 'kvfabric-metaserver: the cluster index of which live nod
 export function loadConfig(
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
-): { config: MetaserverConfig; help: boolean } {
+): { config: MetaserverConfig; help: boolean; insecureEtcd: string[] } {
   const { config, positionals, help } = parseConfig(METASERVER_FLAGS, argv, env);
   const problems: string[] = [];
   if (positionals.length > 0) problems.push(`unexpected argument ${echo(positionals[0])}`);
@@ -139,9 +143,16 @@ export function loadConfig(
       `advertise-addr: required in HA mode when --addr listens on a wildcard address (${config.addr}); give the address nodes should dial`,
     );
   }
+  let insecureEtcd: string[] = [];
   for (const check of [
     () => tlsRequested(config) || checkPlaintextListen(config.addr, 'addr', config.insecure),
     () => config.namespaces === undefined || tlsRequested(config) || fail('namespaces: needs mutual TLS (--tls-*)'),
+    () => {
+      const tls = etcdTlsRequested(config);
+      if (config.etcdEndpoints)
+        insecureEtcd = checkEtcdEndpoints(config.etcdEndpoints, tls, config.insecure, 'etcd-endpoints');
+      else if (tls) fail('etcd-ca: only with --etcd-endpoints (HA mode)');
+    },
   ]) {
     try {
       check();
@@ -150,7 +161,7 @@ export function loadConfig(
     }
   }
   if (problems.length > 0 && !help) throw new KvError('CONFIG_INVALID', problems.join('; '));
-  return { config, help };
+  return { config, help, insecureEtcd };
 }
 
 function fail(message: string): never {

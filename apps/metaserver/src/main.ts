@@ -1,7 +1,7 @@
 // kvfabric-metaserver: parse config, build the app, run until SIGTERM/SIGINT, exit with a code.
 import { toKvError, usage } from '@kvfabric/common';
 import { createLogger, exitOnSignals } from '@kvfabric/common/observability';
-import { loadServerSecurity } from '@kvfabric/common/rpc';
+import { loadServerSecurity, readEtcdTls } from '@kvfabric/common/rpc';
 import { METASERVER_FLAGS, SUMMARY, loadConfig } from './config.js';
 import { MetaserverApp } from './app.js';
 
@@ -23,7 +23,13 @@ async function main(): Promise<number> {
     const security = loadServerSecurity(parsed.config, 'metaserver');
     if (!security.tls && parsed.config.insecure)
       logger.warn({ addr: parsed.config.addr }, '--insecure: plaintext gRPC; anyone who reaches the port is trusted');
-    app = new MetaserverApp({ config: parsed.config, logger, security });
+    if (parsed.insecureEtcd.length > 0)
+      logger.warn(
+        { etcd: parsed.insecureEtcd },
+        '--insecure: plaintext to etcd across the network; whoever sits on the path can rewrite the leader key',
+      );
+    const etcdTls = readEtcdTls(parsed.config);
+    app = new MetaserverApp({ config: parsed.config, logger, security, etcdTls });
     await app.start();
   } catch (err) {
     const e = toKvError(err);

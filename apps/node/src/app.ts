@@ -17,6 +17,7 @@ import {
   messageSizeOptions,
   rpcInstruments,
   shutdownServer,
+  type EtcdTls,
   type ServerSecurity,
 } from '@kvfabric/common/rpc';
 import { Metrics, startHttp, type HttpEndpoint, type Logger } from '@kvfabric/common/observability';
@@ -41,6 +42,8 @@ export interface NodeAppOptions {
   logger: Logger;
   /** Mutual TLS on the peer API and towards the metaserver and peers (loadServerSecurity); absent: plaintext. */
   security?: ServerSecurity;
+  /** With an etcd:// --metaserver-addr: TLS to etcd (readEtcdTls); absent: plaintext. */
+  etcdTls?: EtcdTls | undefined;
 }
 
 /** What `NodeApp.start()` built, in the order it built it. */
@@ -123,6 +126,7 @@ export class NodeApp {
       ? new MetaserverClient(config.metaserverAddr, {
           deadlineMs: Math.max(1000, config.heartbeatIntervalSecs * 1000),
           tls,
+          etcdTls: opts.etcdTls,
         })
       : undefined;
     const reporter =

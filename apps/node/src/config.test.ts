@@ -22,3 +22,24 @@ test('every problem is reported together', () => {
     },
   );
 });
+
+test('an etcd:// metaserver address: --etcd-* turn on TLS to etcd; plaintext off loopback needs --insecure', () => {
+  const addr = 'etcd://127.0.0.1:2379,10.0.0.2:2379/kvf';
+  const tls = parseNodeConfig(['--metaserver-addr', addr, '--etcd-ca', 'ca.pem'], {
+    KVFABRIC_ETCD_CERT: 'c.pem',
+    KVFABRIC_ETCD_KEY: 'k.pem',
+  });
+  assert.deepEqual(
+    [tls.config.etcdCa, tls.config.etcdCert, tls.config.etcdKey, tls.insecureEtcd],
+    ['ca.pem', 'c.pem', 'k.pem', []],
+  );
+  assert.throws(
+    () => parseNodeConfig(['--metaserver-addr', addr], {}),
+    /metaserver-addr: 10\.0\.0\.2:2379 is not a loopback address; give --etcd-ca/,
+  );
+  assert.deepEqual(parseNodeConfig(['--metaserver-addr', addr, '--insecure'], {}).insecureEtcd, ['10.0.0.2:2379']);
+  assert.throws(
+    () => parseNodeConfig(['--metaserver-addr', '127.0.0.1:50056', '--etcd-ca', 'ca.pem'], {}),
+    /etcd-ca: only with an etcd:\/\/host:port\[\/prefix\] --metaserver-addr/,
+  );
+});

@@ -1,5 +1,6 @@
 // kvfabric-node flags (DESIGN §4). Every flag also reads KVFABRIC_<FLAG>.
 import {
+  ETCD_TLS_FLAGS,
   INSECURE_FLAG,
   KvError,
   TLS_FLAGS,
@@ -11,7 +12,7 @@ import {
   type FlagSpecs,
 } from '@kvfabric/common';
 import { LOG_LEVELS } from '@kvfabric/common/observability';
-import { parseEtcdAddr } from '@kvfabric/client';
+import { checkEtcdSecurity, parseEtcdAddr } from '@kvfabric/client';
 
 const hostPort = (v: string) => (/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/.test(v) ? undefined : 'expected host:port');
 /** host:port, or etcd://host:port[,host:port...][/prefix] (HA: follow the leader named in etcd). */
@@ -83,6 +84,7 @@ export const NODE_FLAGS = {
       'metaserver host:port, or etcd://host:port[,host:port]/prefix to follow the HA leader (unset: local-only node)',
     validate: metaserverAddr,
   },
+  ...ETCD_TLS_FLAGS,
   'pool-size': { kind: 'size', description: 'DRAM pool size', default: 1024 ** 3, min: 4096 },
   hugepages: {
     kind: 'bool',
@@ -254,10 +256,13 @@ export const NODE_FLAGS = {
 
 export type NodeConfig = ConfigOf<typeof NODE_FLAGS>;
 
-/** Parses argv/env; without TLS the peer and engine tcp addresses must be loopback unless --insecure. */
+/**
+ * Parses argv/env; without TLS the peer and engine tcp addresses must be loopback unless --insecure, and so must the
+ * etcd endpoints of an etcd:// metaserver address without --etcd-ca (`insecureEtcd`: those --insecure let through).
+ */
 export function parseNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env) {
   const parsed = parseConfig(NODE_FLAGS, argv, env);
-  if (parsed.help) return parsed;
+  if (parsed.help) return { ...parsed, insecureEtcd: [] as string[] };
   const { config } = parsed;
   const problems: string[] = [];
   const tls = (() => {
@@ -282,6 +287,12 @@ export function parseNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv 
     }
   }
   if (config.namespaces !== undefined && !tls) problems.push('namespaces: needs mutual TLS (--tls-*)');
+  let insecureEtcd: string[] = [];
+  try {
+    insecureEtcd = checkEtcdSecurity(config.metaserverAddr, config, config.insecure);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
   if (problems.length > 0) throw new KvError('CONFIG_INVALID', problems.join('; '));
-  return parsed;
+  return { ...parsed, insecureEtcd };
 }

@@ -1,7 +1,8 @@
 // kvfabric-node: parse config, build the app, run until SIGTERM/SIGINT (unregister, exit 0).
 import { toKvError, usage } from '@kvfabric/common';
 import { createLogger, exitOnSignals } from '@kvfabric/common/observability';
-import { loadServerSecurity } from '@kvfabric/common/rpc';
+import { loadServerSecurity, readEtcdTls } from '@kvfabric/common/rpc';
+import { parseEtcdAddr } from '@kvfabric/client';
 import { NODE_FLAGS, parseNodeConfig } from './config.js';
 import { NodeApp } from './app.js';
 
@@ -25,7 +26,21 @@ async function main(): Promise<number> {
     const security = loadServerSecurity(parsed.config, 'node');
     if (!security.tls && parsed.config.insecure)
       logger.warn({ addr: parsed.config.addr }, '--insecure: plaintext peer gRPC; anyone who reaches it is trusted');
-    app = await NodeApp.start({ config: parsed.config, logger, security });
+    if (parsed.insecureEtcd.length > 0)
+      logger.warn(
+        { etcd: parsed.insecureEtcd },
+        '--insecure: plaintext to etcd across the network; whoever sits on the path can name another metaserver',
+      );
+    const etcdTls = readEtcdTls(parsed.config);
+    const etcd = parsed.config.metaserverAddr && parseEtcdAddr(parsed.config.metaserverAddr);
+    if (etcdTls && etcd) {
+      // a certificate etcd refuses is a configuration error, not an etcd that never answers (as for the metaserver)
+      const { checkEtcdTls } = await import('@kvfabric/common/etcd');
+      const unreachable = await checkEtcdTls(etcd.endpoints, etcdTls, { field: 'metaserver-addr' });
+      if (unreachable.length > 0)
+        logger.warn({ etcd: unreachable }, 'etcd not reachable at start; following it anyway');
+    }
+    app = await NodeApp.start({ config: parsed.config, logger, security, etcdTls });
   } catch (err) {
     const e = toKvError(err);
     logger.fatal({ err: e }, 'start failed');

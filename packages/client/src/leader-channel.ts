@@ -14,6 +14,7 @@ import {
   fromGrpcError,
   messageSizeOptions,
   tlsChannelOptions,
+  type EtcdTls,
   type TlsMaterial,
 } from '@kvfabric/common/rpc';
 import type { LeaderRecord } from '@kvfabric/common/etcd';
@@ -28,6 +29,8 @@ export interface LeaderChannelOptions {
   tls?: TlsMaterial | undefined;
   /** etcd:// only: deadline of each etcd read of the leader key (ms). Default 1000. */
   etcdCallTimeoutMs?: number;
+  /** etcd:// only: TLS to etcd (readEtcdTls); absent: plaintext. */
+  etcdTls?: EtcdTls | undefined;
   /** Called when the channel moves to another target: calls in flight on the old one should be cancelled. */
   onRetarget?: () => void;
 }
@@ -88,6 +91,7 @@ export class LeaderChannel {
     this.loading ??= import('./leader-locator.js').then(({ LeaderLocator }) => {
       const locator = new LeaderLocator(etcd, {
         callTimeoutMs: this.opts.etcdCallTimeoutMs ?? 1000,
+        tls: this.opts.etcdTls,
         onChange: (leader, previous) => this.leaderChanged(leader, previous),
       });
       if (this.closed) locator.close();
@@ -242,13 +246,13 @@ export class LeaderChannel {
 
 /**
  * One-shot resolution for short-lived users (CLI): a plain host:port is returned as is; an etcd:// address is read
- * once and the leader's address returned.
+ * once (over TLS with `etcdTls`) and the leader's address returned.
  */
-export async function resolveLeaderAddr(addr: string, timeoutMs = 5000): Promise<string> {
+export async function resolveLeaderAddr(addr: string, timeoutMs = 5000, etcdTls?: EtcdTls): Promise<string> {
   const target = parseEtcdAddr(addr);
   if (!target) return addr;
   const { LeaderLocator } = await import('./leader-locator.js');
-  const locator = new LeaderLocator(target, { callTimeoutMs: Math.min(timeoutMs, 2000) });
+  const locator = new LeaderLocator(target, { callTimeoutMs: Math.min(timeoutMs, 2000), tls: etcdTls });
   try {
     return (await locator.waitForLeader(timeoutMs)).addr;
   } finally {

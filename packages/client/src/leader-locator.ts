@@ -12,6 +12,7 @@ import {
   type LeaderRecord,
   type Watcher,
 } from '@kvfabric/common/etcd';
+import type { EtcdTls } from '@kvfabric/common/rpc';
 import { parseEtcdAddr, type EtcdTarget } from './metaserver-address.js';
 
 export interface LeaderLocatorOptions {
@@ -19,6 +20,8 @@ export interface LeaderLocatorOptions {
   callTimeoutMs?: number;
   /** Safety-net re-read period. Default 1000 ms. */
   resyncMs?: number;
+  /** TLS to etcd (readEtcdTls from --etcd-ca/--etcd-cert/--etcd-key); absent: plaintext. */
+  tls?: EtcdTls | undefined;
   /** Called on every change of the leader (undefined: none elected right now). */
   onChange?: (leader: LeaderRecord | undefined, previous: LeaderRecord | undefined) => void;
 }
@@ -46,7 +49,11 @@ export class LeaderLocator {
     this.target = t;
     this.key = leaderKey(t.prefix);
     this.opts = opts;
-    this.etcd = connectEtcd(t.endpoints, { callTimeoutMs: opts.callTimeoutMs ?? 1000 });
+    this.etcd = connectEtcd(t.endpoints, {
+      callTimeoutMs: opts.callTimeoutMs ?? 1000,
+      tls: opts.tls,
+      field: 'metaserver-addr',
+    });
   }
 
   /** Starts watching and the periodic re-read; the first read starts at once. */

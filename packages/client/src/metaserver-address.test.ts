@@ -2,7 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KvError } from '@kvfabric/common';
-import { etcdAddr, leaderTarget, parseEtcdAddr, resolveMetaserverAddr } from './metaserver-address.js';
+import {
+  checkEtcdSecurity,
+  etcdAddr,
+  leaderTarget,
+  parseEtcdAddr,
+  resolveMetaserverAddr,
+} from './metaserver-address.js';
 
 test('resolveMetaserverAddr accepts host:port and names the field otherwise', () => {
   assert.deepEqual(resolveMetaserverAddr('127.0.0.1:50056'), { kind: 'direct', target: '127.0.0.1:50056' });
@@ -53,4 +59,21 @@ test('a leader is only ever a plain host:port', () => {
   assert.equal(leaderTarget('etcd://127.0.0.1:2379', 'kvfabric-leader-addr'), undefined);
   assert.equal(leaderTarget('nope', 'kvfabric-leader-addr'), undefined);
   assert.equal(leaderTarget('127.0.0.1:0', 'kvfabric-leader-addr'), undefined);
+});
+
+test('etcd TLS flags beside a metaserver address: only with etcd://, and its endpoints follow the loopback rule', () => {
+  const tls = { etcdCa: 'ca.pem', etcdCert: 'c.pem', etcdKey: 'k.pem' };
+  assert.deepEqual(checkEtcdSecurity('etcd://10.0.0.1:2379,10.0.0.2:2379/kvf', tls, false), []);
+  assert.deepEqual(checkEtcdSecurity('127.0.0.1:50056', {}, false), []);
+  assert.deepEqual(checkEtcdSecurity(undefined, {}, false), []);
+  assert.throws(
+    () => checkEtcdSecurity('127.0.0.1:50056', tls, false),
+    /^KvError: etcd-ca: only with an etcd:\/\/host:port\[\/prefix\] --metaserver-addr$/,
+  );
+  assert.throws(
+    () => checkEtcdSecurity('etcd://127.0.0.1:2379,10.0.0.2:2379/kvf', {}, false),
+    /^KvError: metaserver-addr: 10\.0\.0\.2:2379 is not a loopback address; give --etcd-ca/,
+  );
+  assert.deepEqual(checkEtcdSecurity('etcd://127.0.0.1:2379,10.0.0.2:2379/kvf', {}, true), ['10.0.0.2:2379']);
+  assert.throws(() => checkEtcdSecurity('etcd://127.0.0.1:2379', { etcdCert: 'c.pem' }, false), /etcd-key: required/);
 });

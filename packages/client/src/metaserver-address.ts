@@ -1,7 +1,16 @@
 // Metaserver addresses: a plain `host:port`, or `etcd://host:port[,host:port...][/prefix]` (prefix default
 // /kvfabric) naming the etcd cluster whose leader key says which replica leads (HA mode). Pure parsing: nothing here
 // dials or loads etcd3.
-import { echo, formatHostPort, invalid, parseHostPort } from '@kvfabric/common';
+import {
+  KvError,
+  checkEtcdEndpoints,
+  echo,
+  etcdTlsRequested,
+  formatHostPort,
+  invalid,
+  parseHostPort,
+  type EtcdTlsPaths,
+} from '@kvfabric/common';
 
 /** Default metaserver address (DESIGN §4). */
 export const DEFAULT_METASERVER_ADDR = '127.0.0.1:50056';
@@ -70,6 +79,24 @@ export function parseEtcdAddr(addr: string, field = 'metaserver-addr'): EtcdTarg
     throw invalid(field, 'expected an etcd key prefix like /kvfabric after the endpoints', addr);
   }
   return { endpoints: hosts, prefix: path === '' ? DEFAULT_ETCD_PREFIX : path };
+}
+
+/**
+ * The etcd TLS flags beside a metaserver address: they need an etcd:// address, and without them the address's etcd
+ * endpoints follow the loopback rule (plaintext off loopback only with `insecure`). Throws CONFIG_INVALID naming
+ * the flag; returns the plaintext endpoints off loopback that `insecure` let through, for the warning at start.
+ */
+export function checkEtcdSecurity(
+  addr: string | undefined,
+  paths: EtcdTlsPaths,
+  insecure: boolean,
+  field = 'metaserver-addr',
+): string[] {
+  const tls = etcdTlsRequested(paths);
+  const target = addr === undefined ? undefined : parseEtcdAddr(addr, field);
+  if (target) return checkEtcdEndpoints(target.endpoints, tls, insecure, field);
+  if (tls) throw new KvError('CONFIG_INVALID', `etcd-ca: only with an etcd://host:port[/prefix] --${field}`);
+  return [];
 }
 
 /** `--etcd-endpoints` + `--etcd-prefix` in the etcd:// form. */

@@ -15,7 +15,7 @@ import {
 } from '@kvfabric/proto/metaserver';
 import { KvError, toHashList, unpackHashes, type HashInput } from '@kvfabric/common';
 import type { LeaderRecord } from '@kvfabric/common/etcd';
-import type { TlsMaterial } from '@kvfabric/common/rpc';
+import type { EtcdTls, TlsMaterial } from '@kvfabric/common/rpc';
 import { LeaderChannel, type LeaderListener } from './leader-channel.js';
 import type { LeaderLocator } from './leader-locator.js';
 
@@ -29,6 +29,8 @@ export interface MetaserverClientOptions {
   onEpoch?: (epoch: bigint, previous: bigint | undefined) => void;
   /** etcd:// only: deadline of each etcd read of the leader key (ms). Default 1000. */
   etcdCallTimeoutMs?: number;
+  /** etcd:// only: TLS to etcd (readEtcdTls from --etcd-ca/--etcd-cert/--etcd-key); absent: plaintext. */
+  etcdTls?: EtcdTls | undefined;
 }
 
 export interface CallOptions {
@@ -99,6 +101,7 @@ export class MetaserverClient {
       channelOptions: opts.channelOptions,
       tls: opts.tls,
       etcdCallTimeoutMs: opts.etcdCallTimeoutMs,
+      etcdTls: opts.etcdTls,
       onRetarget: () => this.cancelInflight(),
     });
   }

@@ -12,7 +12,7 @@ import {
   type QueryPrefixStreamResponse,
 } from '@kvfabric/proto/metaserver';
 import { KvError, isKvErrorCode, toHashList } from '@kvfabric/common';
-import { fromGrpcError, type TlsMaterial } from '@kvfabric/common/rpc';
+import { fromGrpcError, type EtcdTls, type TlsMaterial } from '@kvfabric/common/rpc';
 import { LeaderChannel } from './leader-channel.js';
 import { PipelinedStream, onConnectionLoss, type Duplex } from './pipelined-stream.js';
 import type { Hashes, PrefixResult } from './metaserver-client.js';
@@ -27,6 +27,8 @@ export interface PrefixQueryStreamOptions {
   onEpoch?: (epoch: bigint, previous: bigint | undefined) => void;
   /** etcd:// only: deadline of each etcd read of the leader key (ms). Default 1000. */
   etcdCallTimeoutMs?: number;
+  /** etcd:// only: TLS to etcd (readEtcdTls from --etcd-ca/--etcd-cert/--etcd-key); absent: plaintext. */
+  etcdTls?: EtcdTls | undefined;
 }
 
 export interface PrefixQueryOptions {
@@ -60,6 +62,7 @@ export class PrefixQueryStream {
       channelOptions: opts.channelOptions,
       tls: opts.tls,
       etcdCallTimeoutMs: opts.etcdCallTimeoutMs,
+      etcdTls: opts.etcdTls,
       // the old stream's queries still get their answers (or its error); new ones go to the new target
       onRetarget: () => this.pipe.retire(),
     });

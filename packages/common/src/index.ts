@@ -13,3 +13,4 @@ export * from './chained-block-hash.js';
 export * from './table-hash.js';
 export * from './identity.js';
 export * from './tls-flags.js';
+export * from './etcd-tls-flags.js';

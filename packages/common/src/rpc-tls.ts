@@ -18,21 +18,23 @@ export interface TlsMaterial {
   identity: Identity;
 }
 
+/** Reads the file a flag names; CONFIG_INVALID naming the flag, the file and why. */
+export function readFlagFile(flag: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new KvError('CONFIG_INVALID', `${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code}`, {
+      cause: err,
+    });
+  }
+}
+
 /** Reads the three TLS files (undefined when no TLS flag is given); errors name the flag and file. */
 export function readTls(paths: TlsPaths): TlsMaterial | undefined {
   if (!tlsRequested(paths)) return undefined;
-  const read = (flag: string, file: string) => {
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      throw new KvError('CONFIG_INVALID', `${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code}`, {
-        cause: err,
-      });
-    }
-  };
-  const cert = read('tls-cert', paths.tlsCert!);
-  const key = read('tls-key', paths.tlsKey!);
-  const ca = read('tls-ca', paths.tlsCa!);
+  const cert = readFlagFile('tls-cert', paths.tlsCert!);
+  const key = readFlagFile('tls-key', paths.tlsKey!);
+  const ca = readFlagFile('tls-ca', paths.tlsCa!);
   let identity: Identity;
   try {
     identity = identityFromAltNames(new X509Certificate(cert).subjectAltName);

@@ -11,6 +11,7 @@ export * from './rpc-errors.js';
 export * from './rpc-stream.js';
 export * from './rpc-limits.js';
 export * from './rpc-tls.js';
+export * from './etcd-tls.js';
 
 export type UnaryHandler<Req, Res> = (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res;
 

@@ -57,12 +57,29 @@ export function isLoopbackHost(host: string): boolean {
  * network would trust anyone who can reach it.
  */
 export function checkPlaintextListen(addr: string, flag: string, insecure: boolean): void {
-  if (insecure || addr.startsWith('unix:')) return;
+  if (addr.startsWith('unix:')) return;
+  checkPlaintextHop(addr, flag, insecure, {
+    remedy: 'give --tls-cert, --tls-key and --tls-ca (mutual TLS)',
+    anyway: 'serve plaintext to the network anyway',
+  });
+}
+
+/**
+ * The loopback rule for every plaintext hop, listened on or dialled: `addr` (host:port) must be loopback unless
+ * `insecure`, because plaintext across a network trusts whoever can reach it or sits on the path. `remedy` says how
+ * to turn TLS on for this hop, `anyway` what --insecure would do instead.
+ */
+export function checkPlaintextHop(
+  addr: string,
+  flag: string,
+  insecure: boolean,
+  words: { remedy: string; anyway: string },
+): void {
+  if (insecure) return;
   const { host } = parseHostPort(addr, flag);
   if (isLoopbackHost(host)) return;
   throw new KvError(
     'CONFIG_INVALID',
-    `${flag}: ${addr} is not a loopback address; give --tls-cert, --tls-key and --tls-ca (mutual TLS), ` +
-      'or --insecure to serve plaintext to the network anyway',
+    `${flag}: ${addr} is not a loopback address; ${words.remedy}, or --insecure to ${words.anyway}`,
   );
 }

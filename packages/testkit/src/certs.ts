@@ -8,7 +8,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-export type CertRole = 'metaserver' | 'node' | 'client';
+/** kvfabric identities, and etcd: a certificate without one, for etcd's server or a client of etcd. */
+export type CertRole = 'metaserver' | 'node' | 'client' | 'etcd';
 
 /** PEM file paths, named as the TLS flags' config fields. */
 export interface CertPaths {
@@ -20,6 +21,11 @@ export interface CertPaths {
 /** `--tls-cert C --tls-key K --tls-ca A`. */
 export function tlsArgs(paths: CertPaths): string[] {
   return ['--tls-cert', paths.tlsCert, '--tls-key', paths.tlsKey, '--tls-ca', paths.tlsCa];
+}
+
+/** `--etcd-ca A --etcd-cert C --etcd-key K`: TLS to etcd with a client certificate (an etcd-role one). */
+export function etcdTlsArgs(paths: CertPaths): string[] {
+  return ['--etcd-ca', paths.tlsCa, '--etcd-cert', paths.tlsCert, '--etcd-key', paths.tlsKey];
 }
 
 function genCertsScript(): string {

@@ -4,9 +4,16 @@ import { hostname } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import type { LeaderInfo } from '@kvfabric/proto';
 import { KvError } from '@kvfabric/common';
-import { connectEtcd, normalizePrefix, seqOf, type Etcd3, type LeaderRecord } from '@kvfabric/common/etcd';
+import {
+  checkEtcdTls,
+  connectEtcd,
+  normalizePrefix,
+  seqOf,
+  type Etcd3,
+  type LeaderRecord,
+} from '@kvfabric/common/etcd';
 import { type Logger, type Metrics } from '@kvfabric/common/observability';
-import { LEADER_ADDR_KEY } from '@kvfabric/common/rpc';
+import { LEADER_ADDR_KEY, type EtcdTls } from '@kvfabric/common/rpc';
 import { LeaderElection } from './election.js';
 import { registerLeadershipMetrics } from './metrics.js';
 
@@ -16,6 +23,8 @@ export interface HaModeOptions {
   ttlSecs: number;
   /** Empty: hostname-pid. */
   replicaId: string;
+  /** TLS to etcd (readEtcdTls); absent: plaintext. */
+  tls?: EtcdTls | undefined;
   logger: Logger;
   metrics: Metrics;
   onElected: (record: LeaderRecord) => void;
@@ -33,7 +42,10 @@ export class HaMode {
     this.opts = opts;
     this.replicaId = opts.replicaId || `${hostname()}-${process.pid}`;
     this.prefix = normalizePrefix(opts.prefix);
-    this.etcd = connectEtcd(opts.endpoints, { callTimeoutMs: Math.min(2000, (opts.ttlSecs * 1000) / 2) });
+    this.etcd = connectEtcd(opts.endpoints, {
+      callTimeoutMs: Math.min(2000, (opts.ttlSecs * 1000) / 2),
+      tls: opts.tls,
+    });
     registerLeadershipMetrics(opts.metrics, {
       serving: () => this.serving(),
       leaderChanges: () => this.election?.leaderChanges ?? 0,
@@ -43,6 +55,18 @@ export class HaMode {
         leaseRemainingMs: () => (this.serving() ? this.election!.fence.remainingMs() : 0),
       },
     });
+  }
+
+  /**
+   * With TLS to etcd: one bounded handshake per endpoint before campaigning, so a wrong --etcd-ca or a client
+   * certificate etcd refuses fails the start (CONFIG_INVALID naming the flag and endpoint) instead of looking like an
+   * etcd that never answers. Endpoints that do not answer are logged; the election keeps trying them.
+   */
+  async checkTls(): Promise<void> {
+    if (!this.opts.tls) return;
+    const unreachable = await checkEtcdTls(this.opts.endpoints, this.opts.tls, { field: 'etcd-endpoints' });
+    if (unreachable.length > 0)
+      this.opts.logger.warn({ etcd: unreachable }, 'etcd not reachable at start; campaigning anyway');
   }
 
   /** Starts campaigning; `advertiseAddr` is what the leader key will name. */
@@ -65,6 +89,7 @@ export class HaMode {
         prefix: this.prefix,
         ttlSecs: this.opts.ttlSecs,
         etcd: this.opts.endpoints,
+        etcdTls: this.opts.tls !== undefined,
       },
       'HA mode: campaigning',
     );
@@ -119,7 +144,12 @@ export class HaMode {
       role: this.serving() ? 'leader' : 'follower',
       replica_id: this.replicaId,
       leader: r ? { addr: r.addr, epoch: r.epoch.toString(), since_ms: r.sinceMs, replica_id: r.replicaId } : null,
-      etcd: { endpoints: this.opts.endpoints, prefix: this.prefix, reachable: e?.etcdReachable ?? false },
+      etcd: {
+        endpoints: this.opts.endpoints,
+        prefix: this.prefix,
+        tls: this.opts.tls !== undefined,
+        reachable: e?.etcdReachable ?? false,
+      },
       lease_remaining_ms: this.serving() ? Math.round(e!.fence.remainingMs()) : 0,
       leader_changes_seen: e?.leaderChanges ?? 0,
     };

@@ -1,10 +1,11 @@
 // The one etcd3 client setup, for the leader election (apps/metaserver/src/ha) and the leader locator
-// (packages/client): every unary call has a deadline, no hidden retries or circuit breakers (callers retry on their
-// own schedule, and a breaker that stays open for 5 s would delay recovery after etcd comes back), fast gRPC
-// reconnects and a constant watch-reconnect backoff.
+// (packages/client): plaintext, or TLS with etcd's CA and, when etcd checks them, a client certificate; every unary
+// call has a deadline, no hidden retries or circuit breakers (callers retry on their own schedule, and a breaker
+// that stays open for 5 s would delay recovery after etcd comes back), fast gRPC reconnects and a constant
+// watch-reconnect backoff.
 import { Etcd3, type IOptions } from 'etcd3';
-import { echo } from '../echo.js';
-import { KvError } from '../errors.js';
+import { etcdEndpointHost } from '../etcd-tls-flags.js';
+import type { EtcdTls } from '../etcd-tls.js';
 
 /** The etcd3 types users of the connection need (they depend on this module, not on etcd3). */
 export type { Etcd3, IKeyValue, Watcher } from 'etcd3';
@@ -28,21 +29,22 @@ export interface EtcdConnectOptions {
   callTimeoutMs?: number;
   /** Delay before a broken watch reconnects. Default 250 ms. */
   watchRetryMs?: number;
+  /** TLS to etcd (readEtcdTls from the --etcd-ca/--etcd-cert/--etcd-key flags); absent: plaintext. */
+  tls?: EtcdTls | undefined;
+  /** The flag or field that named the endpoints, for errors. Default "etcd-endpoints". */
+  field?: string;
 }
 
-/** "http://h:p" or "h:p" → "h:p"; CONFIG_INVALID on anything else. */
-export function etcdHost(endpoint: string, field = 'etcd-endpoints'): string {
-  const m = /^(?:https?:\/\/)?([^/\s]+?)\/?$/.exec(endpoint.trim());
-  if (!m || !/:\d{1,5}$/.test(m[1]!)) {
-    throw new KvError('CONFIG_INVALID', `${field}: expected host:port or http://host:port, got ${echo(endpoint)}`);
-  }
-  return m[1]!;
-}
-
-export function connectEtcd(endpoints: readonly string[], opts: EtcdConnectOptions = {}): Etcd3 {
+/**
+ * The one place etcd3's options are built, for every etcd client kvfabric makes. Endpoints are host:port,
+ * http://host:port or https://host:port; the scheme must agree with `tls` (CONFIG_INVALID naming `field`).
+ */
+export function etcdOptions(endpoints: readonly string[], opts: EtcdConnectOptions = {}): IOptions {
   const callTimeoutMs = opts.callTimeoutMs ?? 2000;
-  return new Etcd3({
-    hosts: endpoints.map((e) => etcdHost(e)),
+  const field = opts.field ?? 'etcd-endpoints';
+  return {
+    hosts: endpoints.map((e) => etcdEndpointHost(e, opts.tls !== undefined, field)),
+    ...(opts.tls ? { credentials: opts.tls } : {}),
     dialTimeout: callTimeoutMs,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
     faultHandling: {
@@ -58,5 +60,9 @@ export function connectEtcd(endpoints: readonly string[], opts: EtcdConnectOptio
       'grpc.keepalive_timeout_ms': 2000,
       'grpc.use_local_subchannel_pool': 1,
     },
-  });
+  };
+}
+
+export function connectEtcd(endpoints: readonly string[], opts: EtcdConnectOptions = {}): Etcd3 {
+  return new Etcd3(etcdOptions(endpoints, opts));
 }

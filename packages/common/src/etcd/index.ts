@@ -2,3 +2,4 @@
 // Importing it loads etcd3 (~180 ms): the client imports it only when it follows an etcd:// address.
 export * from './leader-record.js';
 export * from './connect.js';
+export * from './tls-check.js';
