@@ -1,7 +1,8 @@
-// The grants of one pull session (DESIGN §2 "Remote pull"): PrepareRead in growing windows, each asked for ahead of
-// the reads that need it, each released as soon as every chunk under it was read (its pins go back to the holder's
-// --grant-pin-budget then, not at the end of the pull), a window refused for that budget asked again once the
-// session's earlier windows were released, and every grant released when the session ends. What is read under a
+// The grants of one pull session (DESIGN §2 "Remote pull"): PrepareRead in growing windows, each asked for one
+// window ahead of the reads that need it (so a pull pins at most two windows of the holder's pages, however long it
+// is), each released as soon as every chunk under it was read (its pins go back to the holder's --grant-pin-budget
+// then, not at the end of the pull), a window refused for that budget asked again as the session's earlier windows
+// are released, and every grant released when the session ends. What is read under a
 // window (chunks, slots, seals) is the session's business: it counts a window's chunks in `reading`.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toKvError } from '@kvfabric/common';
@@ -22,8 +23,12 @@ export interface GrantWindow {
   at: number;
   asked: number;
   grant: Promise<ReadGrant>;
-  /** The window after this one (used only once this one was granted in full). */
+  /** The window after this one (asked for once this one was granted in full and the session reads it). */
   next?: GrantWindow;
+  /** How many blocks the window after this one asks for. */
+  nextSize: number;
+  /** The session took a chunk of this window. */
+  started: boolean;
   /** Chunks read under this window's grant and not yet settled (counted by the session). */
   reading: number;
   /** Its grant was released: every chunk under it was read, so its pins go back to the holder's budget now. */
@@ -62,6 +67,7 @@ export class GrantWindows {
   private readonly windows: GrantWindow[] = [];
   private readonly granted = new Map<GrantWindow, ReadGrant>();
   private readonly releaseWaiters: (() => void)[] = [];
+  private readonly openWaiters: (() => void)[] = [];
 
   constructor(
     private readonly opts: GrantWindowsOptions,
@@ -76,18 +82,26 @@ export class GrantWindows {
   /**
    * Opens the windows under `session`: the first is one chunk, so the first read waits only for the smallest
    * PrepareRead; the second (twice the pipeline depth) is asked for alongside it; each later one (twice as large as
-   * the one before, up to MAX_WINDOW_GROWTH times the depth) as soon as its predecessor was granted in full, so its
-   * PrepareRead overlaps the reads. The pipeline runs on across window and chunk boundaries.
+   * the one before, up to MAX_WINDOW_GROWTH times the depth and MAX_WINDOW_BYTES) once its predecessor was granted
+   * in full and the session started reading it: its PrepareRead overlaps the reads of its predecessor, and a long
+   * pull does not pin all of its pages at once (asking for every window up front filled the holder's pin budget and
+   * drained the pipeline while the session waited for its own releases). The pipeline runs on across window and
+   * chunk boundaries.
    */
   start(session: bigint): void {
     const { from, to, perChunk, depth } = this.opts;
     this.session = session;
-    const first = this.open(from, perChunk);
+    const first = this.open(from, perChunk, depth * 2);
     this.current = first;
-    if (first.asked < to - from) {
-      first.next = this.open(from + first.asked, depth * 2);
-      this.follow(first.next, depth * 4);
-    }
+    first.started = true;
+    if (first.asked < to - from) first.next = this.open(from + first.asked, depth * 2, depth * 4);
+  }
+
+  /** The session takes a chunk of `w`: the window after it is asked for now if `w` was granted in full. */
+  taking(w: GrantWindow): void {
+    if (w.started) return;
+    w.started = true;
+    this.ahead(w);
   }
 
   /** The window's grant once it arrived (set before any awaiter of `w.grant` resumes). */
@@ -95,10 +109,18 @@ export class GrantWindows {
     return this.granted.get(w);
   }
 
-  /** Moves on from `w`, whose blocks were all taken, to the window after it, and releases `w` when it can. */
-  advance(w: GrantWindow): void {
+  /**
+   * Moves on from `w`, granted in full and all of its blocks taken, to the window after it (waiting until that one
+   * was asked for) and releases `w` when it can. False when there is no window after it: `w` ends the session's
+   * blocks, or the session stopped.
+   */
+  async advance(w: GrantWindow): Promise<boolean> {
+    while (!w.next && !this.reader.stopped() && w.at + w.asked < this.opts.to)
+      await new Promise<void>((resolve) => this.openWaiters.push(resolve));
+    if (!w.next) return false;
     if (this.current === w) this.current = w.next;
     this.retire(w);
+    return true;
   }
 
   /**
@@ -113,12 +135,14 @@ export class GrantWindows {
     void this.release(g.id).then(() => {
       w.freed = true;
       this.wake();
+      if (this.current) this.ahead(this.current);
     });
   }
 
   /** Wakes windows waiting for the holder's budget (they give up when the session stopped). */
   wake(): void {
     for (const wake of this.releaseWaiters.splice(0)) wake();
+    for (const wake of this.openWaiters.splice(0)) wake();
   }
 
   /** The session ended: every grant asked for is released (now, or once it arrives). */
@@ -134,30 +158,44 @@ export class GrantWindows {
       );
   }
 
-  private open(at: number, size: number): GrantWindow {
+  private open(at: number, size: number, nextSize: number): GrantWindow {
     const { shards, pageBytes } = this.opts.req.ns;
     const byBytes = Math.max(1, Math.floor(MAX_WINDOW_BYTES / (shards * pageBytes)));
     const asked = Math.min(this.opts.to - at, size, PEER_MAX_READ_HASHES, byBytes);
-    const w: GrantWindow = { at, asked, grant: Promise.resolve() as never, reading: 0, released: false, freed: false };
+    const w: GrantWindow = {
+      at,
+      asked,
+      nextSize,
+      grant: Promise.resolve() as never,
+      reading: 0,
+      started: false,
+      released: false,
+      freed: false,
+    };
     w.grant = this.prepare(w);
     this.windows.push(w);
     // Registered before any lane awaits this grant.
     w.grant.then(
-      (g) => void this.granted.set(w, g),
+      (g) => {
+        this.granted.set(w, g);
+        this.ahead(w);
+      },
       () => {},
     );
     return w;
   }
 
-  private follow(w: GrantWindow, size: number): void {
-    w.grant.then(
-      (g) => {
-        if (this.reader.stopped() || g.blocks !== w.asked || w.at + w.asked >= this.opts.to) return;
-        w.next = this.open(w.at + w.asked, size);
-        this.follow(w.next, Math.min(size * 2, this.opts.depth * MAX_WINDOW_GROWTH));
-      },
-      () => {},
-    );
+  /**
+   * Asks for the window after `w` once `w` was granted in full, the session reads it and the holder took back every
+   * window before it: the session pins at most two windows, and a budget of that much is never refused by its own.
+   */
+  private ahead(w: GrantWindow): void {
+    const g = this.granted.get(w);
+    if (w.next || !w.started || !g || g.blocks !== w.asked || this.reader.stopped()) return;
+    if (w.at + w.asked >= this.opts.to || this.windows.some((x) => x.at < w.at && !x.freed)) return;
+    const growth = Math.min(w.nextSize * 2, this.opts.depth * MAX_WINDOW_GROWTH);
+    w.next = this.open(w.at + w.asked, w.nextSize, growth);
+    for (const wake of this.openWaiters.splice(0)) wake();
   }
 
   /**
@@ -182,11 +220,11 @@ export class GrantWindows {
       } catch (err) {
         const code = toKvError(err).code;
         if (code === 'PEER_LIMIT_REACHED') {
-          // the holder's grant budget is full, with our own earlier windows (ask again once they let go; the holder
-          // takes a released grant's pins back once its last answer left, so allow it a few short pauses) or with
-          // other readers' grants (then the pull ends here, shorter)
+          // the holder's grant budget is full, with our own earlier windows (ask again each time one of them lets
+          // go, while the session reads on; the holder takes a released grant's pins back once its last answer
+          // left, so allow it a few short pauses) or with other readers' grants (then the pull ends here, shorter)
           if (this.windows.some((x) => x.at < w.at && !x.freed)) {
-            if (await this.earlierWindowsReleased(w.at)) continue;
+            if (await this.anEarlierWindowFreed()) continue;
             throw err;
           }
           if (pauses < BUDGET_PAUSES) {
@@ -214,10 +252,10 @@ export class GrantWindows {
     return g;
   }
 
-  /** Waits until every window before block `at` released its grant; false when the session stopped meanwhile. */
-  private async earlierWindowsReleased(at: number): Promise<boolean> {
-    while (!this.reader.stopped() && this.windows.some((w) => w.at < at && !w.freed))
-      await new Promise<void>((resolve) => this.releaseWaiters.push(resolve));
+  /** Waits until the holder took back one more of this session's grants; false when the session stopped. */
+  private async anEarlierWindowFreed(): Promise<boolean> {
+    if (this.reader.stopped()) return false;
+    await new Promise<void>((resolve) => this.releaseWaiters.push(resolve));
     return !this.reader.stopped();
   }
 

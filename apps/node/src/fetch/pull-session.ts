@@ -124,7 +124,10 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     for (let w = this.windows.current; !this.stopped && w; w = this.windows.current) {
       let chunk = !this.windows.grantOf(w) && this.cursor < w.at + w.asked ? this.take(w.at + w.asked) : undefined;
       if (!chunk && this.stopped) return undefined;
-      if (chunk) w.reading++; // set up under this window: its grant stays until the chunk settles
+      if (chunk) {
+        w.reading++; // set up under this window: its grant stays until the chunk settles
+        this.windows.taking(w);
+      }
       let g: ReadGrant;
       try {
         g = await w.grant;
@@ -147,10 +150,8 @@ export class PullSession implements ChunkSource<GrantedChunk> {
       if (!chunk) {
         if (this.stopped) return undefined;
         if (this.cursor >= end) {
-          if (g.blocks === w.asked && w.next) {
-            this.windows.advance(w);
-            continue;
-          }
+          if (g.blocks === w.asked && (await this.windows.advance(w))) continue;
+          if (this.stopped) return undefined;
           if (g.blocks < w.asked) this.short ??= { at: w.at, asked: w.asked, blocks: g.blocks };
           this.stopped = true;
           return undefined;
@@ -158,6 +159,7 @@ export class PullSession implements ChunkSource<GrantedChunk> {
         chunk = this.take(end);
         if (!chunk) return undefined;
         w.reading++;
+        this.windows.taking(w);
       }
       const shards = this.req.ns.shards;
       const r = (chunk.a - w.at) * shards;
