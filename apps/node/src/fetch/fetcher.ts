@@ -15,7 +15,8 @@ import type { Evictor } from '../eviction.js';
 import type { NamespaceInfo } from '../namespaces.js';
 import { BlockFlights } from './block-flights.js';
 import { HolderHealth } from './holder-health.js';
-import { PullSession, type PullOutcome, type PullSessionDeps } from './pull-session.js';
+import type { PullOutcome } from './pull-outcome.js';
+import { PullSession, type PullSessionDeps } from './pull-session.js';
 import { ReadPipeline, type PageVerifier } from './read-pipeline.js';
 import {
   PULL_FAILURES,

@@ -1,32 +1,16 @@
 // One pull of blocks [from, to) of a fetch from one holder (DESIGN §2 "Remote pull"): handshake (once per peer,
-// shared through the link), PrepareRead in growing windows, chunks set up in fresh local pages and pinned, unsealed
-// slots (pulled-blocks.ts), read and verified against the holder's page checksums by the read pipeline, sealed as
-// "pulled" blocks as they land, every grant released at the end. A failed, short or corrupt chunk loses only its
-// own blocks (a page that differs from its checksum ends the pull: the holder is not read from again); no slot is
-// left pinned and no page allocated when it ends.
-import { setTimeout as sleep } from 'node:timers/promises';
-import { KvError, toKvError } from '@kvfabric/common';
+// shared through the link), PrepareRead in growing windows (grant-windows.ts), chunks set up in fresh local pages
+// and pinned, unsealed slots (pulled-blocks.ts), read and verified against the holder's page checksums by the read
+// pipeline, sealed as "pulled" blocks as they land, every grant released once read or at the end. A failed, short
+// or corrupt chunk loses only its own blocks (a page that differs from its checksum ends the pull: the holder is not
+// read from again); no slot is left pinned and no page allocated when it ends.
+import { toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
-import type { GrantId } from '@kvfabric/native';
-import { PEER_MAX_READ_HASHES } from '../peer/peer-limits.js';
+import { GrantWindows, type GrantWindow } from './grant-windows.js';
+import { checksumMismatch, failedPull, type PullOutcome, type PullStage } from './pull-outcome.js';
 import { PulledBlocks, type PulledBlocksDeps } from './pulled-blocks.js';
 import type { ChunkOutcome, ChunkRead, ChunkSource, ReadPipeline } from './read-pipeline.js';
-import {
-  PullError,
-  reasonOf,
-  type Holder,
-  type Link,
-  type PullFailure,
-  type PullRequest,
-  type ReadGrant,
-} from './pull-types.js';
-
-/** A window's grant is at most this many times the pipeline depth (`chunksInFlight` chunks), and this many bytes. */
-const MAX_WINDOW_GROWTH = 16;
-const MAX_WINDOW_BYTES = 64 * 1024 * 1024;
-/** Pauses (doubling from BUDGET_PAUSE_MS) for a window the holder's grant budget refused after ours let go. */
-const BUDGET_PAUSES = 3;
-const BUDGET_PAUSE_MS = 10;
+import { PullError, type Holder, type Link, type PullFailure, type PullRequest, type ReadGrant } from './pull-types.js';
 
 export interface PullSessionDeps extends PulledBlocksDeps {
   pipeline: ReadPipeline;
@@ -37,30 +21,6 @@ export interface PullSessionDeps extends PulledBlocksDeps {
   chunksInFlight: number;
   /** The fetch timeout (for messages). */
   timeoutMs: number;
-}
-
-export interface PullOutcome {
-  /** Leading blocks of [from, to) sealed. */
-  sealed: number;
-  /** Why the pull failed, when it did. */
-  failure?: { reason: PullFailure; error: KvError };
-  /** Why it ended short without failing (a holder with fewer blocks than listed, a full pool). */
-  shortfalls: PullFailure[];
-}
-
-/** One PrepareRead of the session, for blocks [at, at + asked) of the request. */
-interface GrantWindow {
-  at: number;
-  asked: number;
-  grant: Promise<ReadGrant>;
-  /** The window after this one (used only once this one was granted in full). */
-  next?: GrantWindow;
-  /** Chunks read under this window's grant and not yet settled. */
-  reading: number;
-  /** Its grant was released: every chunk under it was read, so its pins go back to the holder's budget now. */
-  released: boolean;
-  /** The holder answered that release (its budget has the pins back). */
-  freed: boolean;
 }
 
 /** Blocks [a, a + n) of the request: their pinned slots and the local pages the readv fills (block-major). */
@@ -80,23 +40,18 @@ interface GrantedChunk extends ChunkRead {
 }
 
 export class PullSession implements ChunkSource<GrantedChunk> {
-  private grants = 0;
   private inFlightBlocks = 0;
   private verifiedPages = 0;
   private mismatchedBlocks = 0;
   private readonly blocks: PulledBlocks;
-  private session = 0n;
   private readonly perChunk: number;
   private readonly depth: number;
   private readonly lengths: Float64Array;
-  private readonly windows: GrantWindow[] = [];
-  private readonly granted = new Map<GrantWindow, ReadGrant>();
-  private readonly retireWaiters: (() => void)[] = [];
+  private readonly windows: GrantWindows;
   private readonly chunks: Chunk[] = []; // in block order
-  private window: GrantWindow | undefined;
   private cursor: number; // the next block to set up
   private stopped = false; // nothing new starts
-  private failure: { error: unknown; stage: 'handshake' | 'prepare' | 'read' } | undefined;
+  private failure: { error: unknown; stage: PullStage } | undefined;
   private exhausted = false;
   private short: { at: number; asked: number; blocks: number } | undefined;
 
@@ -114,6 +69,10 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     this.lengths = new Float64Array(this.perChunk * shards).fill(pageBytes);
     this.cursor = from;
     this.blocks = new PulledBlocks(deps, req);
+    this.windows = new GrantWindows(
+      { link, logger: deps.logger, holder, req, from, to, perChunk: this.perChunk, depth: this.depth },
+      { stopped: () => this.stopped, cursor: () => this.cursor },
+    );
   }
 
   /** Live counts, read by the fetcher's metrics while the pull runs. */
@@ -126,7 +85,7 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     mismatchedBlocks: number;
   } {
     return {
-      grants: this.grants,
+      grants: this.windows.grants,
       blocks: this.blocks.sealedBlocks,
       bytes: this.blocks.sealedBytes,
       inFlightBlocks: this.inFlightBlocks,
@@ -137,14 +96,15 @@ export class PullSession implements ChunkSource<GrantedChunk> {
 
   /** Runs the pull to its end; never rejects. Every grant asked for is released. */
   async run(): Promise<PullOutcome> {
+    let session: bigint;
     try {
-      this.session = await this.link.ready(this.req.timeLeft(3000));
+      session = await this.link.ready(this.req.timeLeft(3000));
     } catch (err) {
-      return this.outcome(0, { error: err, stage: 'handshake' });
+      return failedPull(0, err, 'handshake');
     }
     try {
       try {
-        this.openWindows();
+        this.windows.start(session);
         await this.deps.pipeline.run(this, this.deps.chunksInFlight);
       } catch (err) {
         this.fail(err, 'read'); // not a transport error (those come back as chunk outcomes): end like a failed read
@@ -152,15 +112,7 @@ export class PullSession implements ChunkSource<GrantedChunk> {
       this.stopped = true;
       return this.end();
     } finally {
-      for (const wake of this.retireWaiters.splice(0)) wake();
-      for (const w of this.windows)
-        w.grant.then(
-          (g) => {
-            if (!w.released) this.release(g.id);
-            w.released = true;
-          },
-          () => {},
-        );
+      this.windows.releaseAll();
     }
   }
 
@@ -169,11 +121,13 @@ export class PullSession implements ChunkSource<GrantedChunk> {
    * overlaps the PrepareRead; then it is trimmed to what was granted.
    */
   async next(): Promise<GrantedChunk | undefined> {
-    while (!this.stopped && this.window) {
-      const w = this.window;
-      let chunk = !this.granted.has(w) && this.cursor < w.at + w.asked ? this.take(w.at + w.asked) : undefined;
+    for (let w = this.windows.current; !this.stopped && w; w = this.windows.current) {
+      let chunk = !this.windows.grantOf(w) && this.cursor < w.at + w.asked ? this.take(w.at + w.asked) : undefined;
       if (!chunk && this.stopped) return undefined;
-      if (chunk) w.reading++; // set up under this window: its grant stays until the chunk settles
+      if (chunk) {
+        w.reading++; // set up under this window: its grant stays until the chunk settles
+        this.windows.taking(w);
+      }
       let g: ReadGrant;
       try {
         g = await w.grant;
@@ -196,11 +150,8 @@ export class PullSession implements ChunkSource<GrantedChunk> {
       if (!chunk) {
         if (this.stopped) return undefined;
         if (this.cursor >= end) {
-          if (g.blocks === w.asked && w.next) {
-            if (this.window === w) this.window = w.next;
-            this.retire(w);
-            continue;
-          }
+          if (g.blocks === w.asked && (await this.windows.advance(w))) continue;
+          if (this.stopped) return undefined;
           if (g.blocks < w.asked) this.short ??= { at: w.at, asked: w.asked, blocks: g.blocks };
           this.stopped = true;
           return undefined;
@@ -208,6 +159,7 @@ export class PullSession implements ChunkSource<GrantedChunk> {
         chunk = this.take(end);
         if (!chunk) return undefined;
         w.reading++;
+        this.windows.taking(w);
       }
       const shards = this.req.ns.shards;
       const r = (chunk.a - w.at) * shards;
@@ -242,137 +194,7 @@ export class PullSession implements ChunkSource<GrantedChunk> {
       this.blocks.finish(chunk.slots[i]!, chunk.a + i, chunk.landed, checksums, 2 * i * shards);
     this.inFlightBlocks -= chunk.n;
     window.reading--;
-    this.retire(window);
-  }
-
-  /**
-   * Windows: the first is one chunk, so the first read waits only for the smallest PrepareRead; the second (twice
-   * the pipeline depth) is asked for alongside it; each later one (twice as large as the one before, up to
-   * MAX_WINDOW_GROWTH times the depth) as soon as its predecessor was granted in full, so its PrepareRead overlaps
-   * the reads. The pipeline runs on across window and chunk boundaries.
-   */
-  private openWindows(): void {
-    const first = this.open(this.from, this.perChunk);
-    this.window = first;
-    if (first.asked < this.to - this.from) {
-      first.next = this.open(this.from + first.asked, this.depth * 2);
-      this.follow(first.next, this.depth * 4);
-    }
-  }
-
-  private open(at: number, size: number): GrantWindow {
-    const { shards, pageBytes } = this.req.ns;
-    const byBytes = Math.max(1, Math.floor(MAX_WINDOW_BYTES / (shards * pageBytes)));
-    const asked = Math.min(this.to - at, size, PEER_MAX_READ_HASHES, byBytes);
-    const w: GrantWindow = { at, asked, grant: Promise.resolve() as never, reading: 0, released: false, freed: false };
-    w.grant = this.prepare(w);
-    this.windows.push(w);
-    // Registered before any lane awaits this grant.
-    w.grant.then(
-      (g) => void this.granted.set(w, g),
-      () => {},
-    );
-    return w;
-  }
-
-  private follow(w: GrantWindow, size: number): void {
-    w.grant.then(
-      (g) => {
-        if (this.stopped || g.blocks !== w.asked || w.at + w.asked >= this.to) return;
-        w.next = this.open(w.at + w.asked, size);
-        this.follow(w.next, Math.min(size * 2, this.depth * MAX_WINDOW_GROWTH));
-      },
-      () => {},
-    );
-  }
-
-  /**
-   * PrepareRead of the window's blocks: a grant that fits the namespace (possibly short), or a throw. Refused by the
-   * holder's --grant-pin-budget, it asks again once this session's earlier windows let go: a pull larger than the
-   * budget moves through it window by window (a window is at most MAX_WINDOW_BYTES, so a budget of that much fits).
-   */
-  private async prepare(w: GrantWindow): Promise<ReadGrant> {
-    const { req, link } = this;
-    let g: ReadGrant | undefined;
-    let refreshed = false;
-    let pauses = 0;
-    while (!g) {
-      try {
-        g = await link.prepareRead(
-          this.session,
-          req.ns.name,
-          req.hashes(w.at, w.at + w.asked),
-          req.hashLen,
-          req.timeLeft(3000),
-        );
-      } catch (err) {
-        const code = toKvError(err).code;
-        if (code === 'PEER_LIMIT_REACHED') {
-          // the holder's grant budget is full, with our own earlier windows (ask again once they let go; the holder
-          // takes a released grant's pins back once its last answer left, so allow it a few short pauses) or with
-          // other readers' grants (then the pull ends here, shorter)
-          if (this.windows.some((x) => x.at < w.at && !x.freed)) {
-            if (await this.earlierWindowsReleased(w.at)) continue;
-            throw err;
-          }
-          if (pauses < BUDGET_PAUSES) {
-            await sleep(BUDGET_PAUSE_MS << pauses++);
-            if (!this.stopped) continue;
-          }
-        }
-        if (code !== 'SESSION_UNKNOWN' || refreshed) throw err;
-        refreshed = true;
-        link.invalidate(this.session); // the peer restarted its side or dropped us: handshake again, once
-        this.session = await link.ready(req.timeLeft(3000));
-      }
-    }
-    const count = w.asked;
-    if (g.blocks === 0) return g;
-    const { shards, pageBytes } = req.ns;
-    if (g.shards !== shards || g.pageBytes !== pageBytes || g.blocks > count) {
-      this.release(g.id); // a grant we cannot use: give its pins back now
-      throw new PullError(
-        'layout_mismatch',
-        `peer ${this.holder.nodeId}: ${g.blocks} blocks of ${g.shards} × ${g.pageBytes} B pages, expected ≤ ${count} of ${shards} × ${pageBytes} B`,
-      );
-    }
-    this.grants++;
-    return g;
-  }
-
-  /**
-   * Releases a window's grant as soon as every chunk under it was set up and settled: a pull larger than the
-   * holder's --grant-pin-budget then moves through it window by window instead of pinning everything at once.
-   */
-  private retire(w: GrantWindow): void {
-    const g = this.granted.get(w);
-    if (w.released || w.reading > 0 || !g || this.cursor < w.at + g.blocks) return;
-    w.released = true;
-    // a window waiting on the holder's budget asks again once the holder has taken the release
-    void this.release(g.id).then(() => {
-      w.freed = true;
-      for (const wake of this.retireWaiters.splice(0)) wake();
-    });
-  }
-
-  /** Waits until every window before block `at` released its grant; false when the session stopped meanwhile. */
-  private async earlierWindowsReleased(at: number): Promise<boolean> {
-    while (!this.stopped && this.windows.some((w) => w.at < at && !w.freed))
-      await new Promise<void>((resolve) => this.retireWaiters.push(resolve));
-    return !this.stopped;
-  }
-
-  /** ReleaseGrant; settles (never rejects) once the holder answered, or the call failed. */
-  private release(grantId: GrantId | ''): Promise<void> {
-    if (grantId === '') return Promise.resolve();
-    return this.link.releaseGrant(this.session, grantId, 2000).then(
-      () => {},
-      (err: unknown) =>
-        this.deps.logger.debug(
-          { peer: this.holder.nodeId, grant: grantId, err: (err as Error).message },
-          'release-grant failed (the grant expires on its own)',
-        ),
-    );
+    this.windows.retire(window);
   }
 
   /** Sets up the next chunk, up to block `limit`; undefined when there is nothing to read (`stopped` says why). */
@@ -411,27 +233,15 @@ export class PullSession implements ChunkSource<GrantedChunk> {
   private fail(error: unknown, stage: 'prepare' | 'read'): void {
     this.failure ??= { error, stage };
     this.stopped = true;
-    for (const wake of this.retireWaiters.splice(0)) wake(); // windows waiting on the holder's budget give up
+    this.windows.wake(); // windows waiting on the holder's budget give up
   }
 
-  /**
-   * A chunk whose bytes arrived but differ from the holder's checksums (`mismatches`: page indexes): all of its
-   * blocks are dropped (none seals), the damaged ones counted.
-   */
+  /** A chunk whose bytes arrived but differ from the holder's checksums: none of its blocks seals. */
   private corrupt(g: ReadGrant, chunk: Chunk, mismatches: Uint32Array): PullError {
     const shards = this.req.ns.shards;
-    let blocks = 0;
-    for (let i = 0, last = -1; i < mismatches.length; i++) {
-      const b = Math.floor(mismatches[i]! / shards);
-      if (b !== last) blocks++;
-      last = b;
-    }
+    const { error, blocks } = checksumMismatch(this.holder.nodeId, g.id, chunk.a, chunk.n * shards, shards, mismatches);
     this.mismatchedBlocks += blocks;
-    const first = chunk.a + Math.floor(mismatches[0]! / shards);
-    return new PullError(
-      'checksum_mismatch',
-      `${mismatches.length} of ${chunk.n * shards} pages read from ${this.holder.nodeId} under grant ${g.id} differ from their checksums (${blocks} blocks, the first block ${first} of the query); the chunk's ${chunk.n} blocks are dropped`,
-    );
+    return error;
   }
 
   private outOfTime(g: ReadGrant): PullError {
@@ -451,16 +261,18 @@ export class PullSession implements ChunkSource<GrantedChunk> {
       const code = toKvError(this.failure.error).code;
       // A broken, stuck or tampered-with connection is not used again: the next pull from this peer handshakes anew.
       const corrupt = this.failure.error instanceof PullError && this.failure.error.reason === 'checksum_mismatch';
-      if (code === 'TRANSPORT_FAILED' || code === 'TRANSPORT_TIMEOUT' || corrupt) this.link.invalidate(this.session);
-      return this.outcome(sealed, this.failure);
+      if (code === 'TRANSPORT_FAILED' || code === 'TRANSPORT_TIMEOUT' || corrupt)
+        this.link.invalidate(this.windows.peerSession);
+      return failedPull(sealed, this.failure.error, this.failure.stage);
     }
     const { short, from, to } = this;
     const id = this.holder.nodeId;
     if (short?.blocks === 0 && short.at === from) {
-      return this.outcome(sealed, {
-        error: new PullError('short_grant', `peer ${id} holds none of the ${to - from} blocks the metaserver listed`),
-        stage: 'prepare',
-      });
+      const error = new PullError(
+        'short_grant',
+        `peer ${id} holds none of the ${to - from} blocks the metaserver listed`,
+      );
+      return failedPull(sealed, error, 'prepare');
     }
     const shortfalls: PullFailure[] = [];
     if (short) {
@@ -475,17 +287,5 @@ export class PullSession implements ChunkSource<GrantedChunk> {
       this.deps.logger.debug({ reason: 'pool_exhausted' }, `pool full: ${sealed} of ${to - from} blocks fit`);
     }
     return { sealed, shortfalls };
-  }
-
-  private outcome(sealed: number, failure: { error: unknown; stage: 'handshake' | 'prepare' | 'read' }): PullOutcome {
-    const e = toKvError(failure.error);
-    return {
-      sealed,
-      failure: {
-        reason: reasonOf(failure.error, failure.stage),
-        error: new KvError(e.code, e.message, { cause: failure.error }),
-      },
-      shortfalls: [],
-    };
   }
 }

@@ -2,7 +2,9 @@
 // hands it chunks whose local pages are set up and whose grant is known; `lanes` workers each take the next chunk,
 // wait for the node-wide bandwidth cap, `readv` it straight into the pool under the chunk's deadline, verify every
 // page it landed against the holder's checksums (natively, on the copy engine's threads: whatever transport
-// landed the bytes), and hand the outcome back. What a chunk means (slots, seals, grants) is the session's business.
+// landed the bytes), and hand the outcome back. A lane verifies a chunk while its next readv is on the wire (one
+// verification per lane at a time), so checking pages never leaves a connection idle. What a chunk means (slots,
+// seals, grants) is the session's business.
 import type { GrantId, Transport } from '@kvfabric/native';
 import { sleep } from './pull-types.js';
 
@@ -52,16 +54,26 @@ export class ReadPipeline {
 
   constructor(private readonly opts: ReadPipelineOptions) {}
 
-  /** Reads every chunk `source` hands out, `lanes` at a time; resolves when the source has no more. */
+  /**
+   * Reads every chunk `source` hands out, `lanes` readvs at a time; resolves when the source has no more and every
+   * chunk was settled.
+   */
   async run<C extends ChunkRead>(source: ChunkSource<C>, lanes: number): Promise<void> {
     const lane = async () => {
-      for (let chunk = await source.next(); chunk; chunk = await source.next())
-        source.settle(chunk, await this.read(chunk));
+      let checking: Promise<void> | undefined; // the previous chunk's verification
+      for (let chunk = await source.next(); chunk; chunk = await source.next()) {
+        const c = chunk;
+        const moved = await this.read(c);
+        await checking;
+        checking = this.check(c, moved).then((outcome) => source.settle(c, outcome));
+      }
+      await checking;
     };
     await Promise.all(Array.from({ length: Math.max(1, lanes) }, lane));
   }
 
-  private async read(c: ChunkRead): Promise<ChunkOutcome> {
+  /** The chunk's readv: undefined once every byte arrived, else its outcome. */
+  private async read(c: ChunkRead): Promise<ChunkOutcome | undefined> {
     let bytes = 0;
     for (const n of c.lengths) bytes += n;
     if (!(await this.pace(bytes, c.untilMs))) return 'late';
@@ -72,6 +84,16 @@ export class ReadPipeline {
         timeoutMs: Math.max(1, Math.floor(left)),
         grantKey: c.key,
       });
+      return undefined;
+    } catch (error) {
+      return { error };
+    }
+  }
+
+  /** The outcome of a chunk whose readv ended (`moved`): its pages checked against their checksums if it landed. */
+  private async check(c: ChunkRead, moved: ChunkOutcome | undefined): Promise<ChunkOutcome> {
+    if (moved) return moved;
+    try {
       const mismatches = await this.opts.verify(c.local, c.pageBytes, c.checksums);
       return mismatches.length === 0 ? 'landed' : { mismatches };
     } catch (error) {

@@ -1,0 +1,274 @@
+// The grants of one pull session (DESIGN §2 "Remote pull"): PrepareRead in growing windows, each asked for one
+// window ahead of the reads that need it (so a pull pins at most two windows of the holder's pages, however long it
+// is), each released as soon as every chunk under it was read (its pins go back to the holder's --grant-pin-budget
+// then, not at the end of the pull), a window refused for that budget asked again as the session's earlier windows
+// are released, and every grant released when the session ends. What is read under a
+// window (chunks, slots, seals) is the session's business: it counts a window's chunks in `reading`.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { toKvError } from '@kvfabric/common';
+import { type Logger } from '@kvfabric/common/observability';
+import type { GrantId } from '@kvfabric/native';
+import { PEER_MAX_READ_HASHES } from '../peer/peer-limits.js';
+import { PullError, type Holder, type Link, type PullRequest, type ReadGrant } from './pull-types.js';
+
+/** A window's grant is at most this many times the pipeline depth (`chunksInFlight` chunks), and this many bytes. */
+const MAX_WINDOW_GROWTH = 16;
+const MAX_WINDOW_BYTES = 64 * 1024 * 1024;
+/** Pauses (doubling from BUDGET_PAUSE_MS) for a window the holder's grant budget refused after ours let go. */
+const BUDGET_PAUSES = 3;
+const BUDGET_PAUSE_MS = 10;
+
+/** One PrepareRead of the session, for blocks [at, at + asked) of the request. */
+export interface GrantWindow {
+  at: number;
+  asked: number;
+  grant: Promise<ReadGrant>;
+  /** The window after this one (asked for once this one was granted in full and the session reads it). */
+  next?: GrantWindow;
+  /** How many blocks the window after this one asks for. */
+  nextSize: number;
+  /** The session took a chunk of this window. */
+  started: boolean;
+  /** Chunks read under this window's grant and not yet settled (counted by the session). */
+  reading: number;
+  /** Its grant was released: every chunk under it was read, so its pins go back to the holder's budget now. */
+  released: boolean;
+  /** The holder answered that release (its budget has the pins back). */
+  freed: boolean;
+}
+
+export interface GrantWindowsOptions {
+  link: Link;
+  logger: Logger;
+  holder: Holder;
+  req: PullRequest;
+  /** The session's blocks [from, to) of the request. */
+  from: number;
+  to: number;
+  /** Blocks per chunk, and per pipeline depth (all chunks in flight). */
+  perChunk: number;
+  depth: number;
+}
+
+/** What the windows read of the session they serve. */
+export interface WindowReader {
+  /** Nothing new starts: no window opens, no budget refusal is waited out. */
+  stopped(): boolean;
+  /** The next block the session sets up: a window is released only once the session moved past its blocks. */
+  cursor(): number;
+}
+
+export class GrantWindows {
+  /** Grants received (not empty). */
+  grants = 0;
+  /** The window chunks are taken from now. */
+  current: GrantWindow | undefined;
+  private session = 0n;
+  private readonly windows: GrantWindow[] = [];
+  private readonly granted = new Map<GrantWindow, ReadGrant>();
+  private readonly releaseWaiters: (() => void)[] = [];
+  private readonly openWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly opts: GrantWindowsOptions,
+    private readonly reader: WindowReader,
+  ) {}
+
+  /** The peer session grants are asked under (renewed once if the holder forgot it). */
+  get peerSession(): bigint {
+    return this.session;
+  }
+
+  /**
+   * Opens the windows under `session`: the first is one chunk, so the first read waits only for the smallest
+   * PrepareRead; the second (twice the pipeline depth) is asked for alongside it; each later one (twice as large as
+   * the one before, up to MAX_WINDOW_GROWTH times the depth and MAX_WINDOW_BYTES) once its predecessor was granted
+   * in full and the session started reading it: its PrepareRead overlaps the reads of its predecessor, and a long
+   * pull does not pin all of its pages at once (asking for every window up front filled the holder's pin budget and
+   * drained the pipeline while the session waited for its own releases). The pipeline runs on across window and
+   * chunk boundaries.
+   */
+  start(session: bigint): void {
+    const { from, to, perChunk, depth } = this.opts;
+    this.session = session;
+    const first = this.open(from, perChunk, depth * 2);
+    this.current = first;
+    first.started = true;
+    if (first.asked < to - from) first.next = this.open(from + first.asked, depth * 2, depth * 4);
+  }
+
+  /** The session takes a chunk of `w`: the window after it is asked for now if `w` was granted in full. */
+  taking(w: GrantWindow): void {
+    if (w.started) return;
+    w.started = true;
+    this.ahead(w);
+  }
+
+  /** The window's grant once it arrived (set before any awaiter of `w.grant` resumes). */
+  grantOf(w: GrantWindow): ReadGrant | undefined {
+    return this.granted.get(w);
+  }
+
+  /**
+   * Moves on from `w`, granted in full and all of its blocks taken, to the window after it (waiting until that one
+   * was asked for) and releases `w` when it can. False when there is no window after it: `w` ends the session's
+   * blocks, or the session stopped.
+   */
+  async advance(w: GrantWindow): Promise<boolean> {
+    while (!w.next && !this.reader.stopped() && w.at + w.asked < this.opts.to)
+      await new Promise<void>((resolve) => this.openWaiters.push(resolve));
+    if (!w.next) return false;
+    if (this.current === w) this.current = w.next;
+    this.retire(w);
+    return true;
+  }
+
+  /**
+   * Releases a window's grant as soon as every chunk under it was set up and settled: a pull larger than the
+   * holder's --grant-pin-budget then moves through it window by window instead of pinning everything at once.
+   */
+  retire(w: GrantWindow): void {
+    const g = this.granted.get(w);
+    if (w.released || w.reading > 0 || !g || this.reader.cursor() < w.at + g.blocks) return;
+    w.released = true;
+    // a window waiting on the holder's budget asks again once the holder has taken the release
+    void this.release(g.id).then(() => {
+      w.freed = true;
+      this.wake();
+      if (this.current) this.ahead(this.current);
+    });
+  }
+
+  /** Wakes windows waiting for the holder's budget (they give up when the session stopped). */
+  wake(): void {
+    for (const wake of this.releaseWaiters.splice(0)) wake();
+    for (const wake of this.openWaiters.splice(0)) wake();
+  }
+
+  /** The session ended: every grant asked for is released (now, or once it arrives). */
+  releaseAll(): void {
+    this.wake();
+    for (const w of this.windows)
+      w.grant.then(
+        (g) => {
+          if (!w.released) void this.release(g.id);
+          w.released = true;
+        },
+        () => {},
+      );
+  }
+
+  private open(at: number, size: number, nextSize: number): GrantWindow {
+    const { shards, pageBytes } = this.opts.req.ns;
+    const byBytes = Math.max(1, Math.floor(MAX_WINDOW_BYTES / (shards * pageBytes)));
+    const asked = Math.min(this.opts.to - at, size, PEER_MAX_READ_HASHES, byBytes);
+    const w: GrantWindow = {
+      at,
+      asked,
+      nextSize,
+      grant: Promise.resolve() as never,
+      reading: 0,
+      started: false,
+      released: false,
+      freed: false,
+    };
+    w.grant = this.prepare(w);
+    this.windows.push(w);
+    // Registered before any lane awaits this grant.
+    w.grant.then(
+      (g) => {
+        this.granted.set(w, g);
+        this.ahead(w);
+      },
+      () => {},
+    );
+    return w;
+  }
+
+  /**
+   * Asks for the window after `w` once `w` was granted in full, the session reads it and the holder took back every
+   * window before it: the session pins at most two windows, and a budget of that much is never refused by its own.
+   */
+  private ahead(w: GrantWindow): void {
+    const g = this.granted.get(w);
+    if (w.next || !w.started || !g || g.blocks !== w.asked || this.reader.stopped()) return;
+    if (w.at + w.asked >= this.opts.to || this.windows.some((x) => x.at < w.at && !x.freed)) return;
+    const growth = Math.min(w.nextSize * 2, this.opts.depth * MAX_WINDOW_GROWTH);
+    w.next = this.open(w.at + w.asked, w.nextSize, growth);
+    for (const wake of this.openWaiters.splice(0)) wake();
+  }
+
+  /**
+   * PrepareRead of the window's blocks: a grant that fits the namespace (possibly short), or a throw. Refused by the
+   * holder's --grant-pin-budget, it asks again once this session's earlier windows let go: a pull larger than the
+   * budget moves through it window by window (a window is at most MAX_WINDOW_BYTES, so a budget of that much fits).
+   */
+  private async prepare(w: GrantWindow): Promise<ReadGrant> {
+    const { req, link, holder } = this.opts;
+    let g: ReadGrant | undefined;
+    let refreshed = false;
+    let pauses = 0;
+    while (!g) {
+      try {
+        g = await link.prepareRead(
+          this.session,
+          req.ns.name,
+          req.hashes(w.at, w.at + w.asked),
+          req.hashLen,
+          req.timeLeft(3000),
+        );
+      } catch (err) {
+        const code = toKvError(err).code;
+        if (code === 'PEER_LIMIT_REACHED') {
+          // the holder's grant budget is full, with our own earlier windows (ask again each time one of them lets
+          // go, while the session reads on; the holder takes a released grant's pins back once its last answer
+          // left, so allow it a few short pauses) or with other readers' grants (then the pull ends here, shorter)
+          if (this.windows.some((x) => x.at < w.at && !x.freed)) {
+            if (await this.anEarlierWindowFreed()) continue;
+            throw err;
+          }
+          if (pauses < BUDGET_PAUSES) {
+            await sleep(BUDGET_PAUSE_MS << pauses++);
+            if (!this.reader.stopped()) continue;
+          }
+        }
+        if (code !== 'SESSION_UNKNOWN' || refreshed) throw err;
+        refreshed = true;
+        link.invalidate(this.session); // the peer restarted its side or dropped us: handshake again, once
+        this.session = await link.ready(req.timeLeft(3000));
+      }
+    }
+    const count = w.asked;
+    if (g.blocks === 0) return g;
+    const { shards, pageBytes } = req.ns;
+    if (g.shards !== shards || g.pageBytes !== pageBytes || g.blocks > count) {
+      void this.release(g.id); // a grant we cannot use: give its pins back now
+      throw new PullError(
+        'layout_mismatch',
+        `peer ${holder.nodeId}: ${g.blocks} blocks of ${g.shards} × ${g.pageBytes} B pages, expected ≤ ${count} of ${shards} × ${pageBytes} B`,
+      );
+    }
+    this.grants++;
+    return g;
+  }
+
+  /** Waits until the holder took back one more of this session's grants; false when the session stopped. */
+  private async anEarlierWindowFreed(): Promise<boolean> {
+    if (this.reader.stopped()) return false;
+    await new Promise<void>((resolve) => this.releaseWaiters.push(resolve));
+    return !this.reader.stopped();
+  }
+
+  /** ReleaseGrant; settles (never rejects) once the holder answered, or the call failed. */
+  private release(grantId: GrantId | ''): Promise<void> {
+    if (grantId === '') return Promise.resolve();
+    return this.opts.link.releaseGrant(this.session, grantId, 2000).then(
+      () => {},
+      (err: unknown) =>
+        this.opts.logger.debug(
+          { peer: this.opts.holder.nodeId, grant: grantId, err: (err as Error).message },
+          'release-grant failed (the grant expires on its own)',
+        ),
+    );
+  }
+}
