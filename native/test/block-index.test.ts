@@ -1,6 +1,8 @@
+// The native block index (src/block_index.h) through its JavaScript binding: sealing, namespaces, prefix lookups, LRU
+// order and pins, growth, refusals of stale slots, and a model check of random operations. Run under ASan/UBSan too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BlockClass, createBlockIndex, type BlockIndex } from './block-index.js';
+import { BlockClass, createBlockIndex, type BlockIndex } from '../lib/block-index.js';
 
 /** An 8-byte hash: 4 zero bytes, then i as 4 decimal digits. */
 const key = (i: number) => Buffer.concat([Buffer.alloc(4), Buffer.from(String(i).padStart(4, '0'))]);
