@@ -19,6 +19,14 @@ import {
   unitCount,
   type Layout,
 } from '../metaserver/data.js';
+import {
+  addGcDelta,
+  emptyGcPauses,
+  scrapeGcPauses,
+  summarizeGcPauses,
+  type GcPauses,
+  type GcSummary,
+} from '../metaserver/gc-pauses.js';
 import type { FromWorker, QueryMode, Target, ToWorker } from '../metaserver/worker.js';
 
 const WORKER = fileURLToPath(new URL('../metaserver/worker.js', import.meta.url));
@@ -134,6 +142,8 @@ interface QueryResult {
   serverCpuUsPerQuery: number;
   /** CPU of all client processes per query, in µs. */
   clientCpuUsPerQuery: number;
+  /** The server's GC pauses while measuring (kvfabric only: read from its /metrics). */
+  gc: GcSummary | undefined;
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc; NaN where there is no /proc. */
@@ -151,6 +161,8 @@ function cpuSeconds(pid: number): number {
 interface LoadGroup {
   target: Target;
   serverPid: number;
+  /** The server's HTTP address where it exposes GC pause metrics (kvfabric), else undefined. */
+  metricsAddr: string | undefined;
   procs: LoadProcess[];
   insert: InsertResult;
 }
@@ -162,6 +174,7 @@ async function loadGroup(
   target: Target,
   addr: string,
   serverPid: number,
+  metricsAddr: string | undefined,
   layout: Layout,
   afterInsert?: () => Promise<void>,
 ): Promise<LoadGroup> {
@@ -189,6 +202,7 @@ async function loadGroup(
     return {
       target,
       serverPid,
+      metricsAddr,
       procs,
       insert: { insertsPerSec: pairs / insertSeconds, serverCpuUsPerInsert: (insertCpu * 1e6) / pairs },
     };
@@ -210,6 +224,7 @@ interface Subject {
   clientCpu: number;
   latencies: number[];
   segments: number;
+  gc: GcPauses | undefined;
 }
 
 /** One segment of `subject`: warm-up, then `durationMs` measured, accumulated into the subject. */
@@ -223,6 +238,7 @@ async function measure(
   const { group, mode, label } = subject;
   await query(ctx, group.procs, layout, mode, warmupMs, `${label} warm-up`);
   const clientCpu = () => group.procs.reduce((sum, w) => sum + cpuSeconds(w.pid), 0);
+  const gc1 = group.metricsAddr ? await scrapeGcPauses(group.metricsAddr) : undefined;
   const cpu1 = cpuSeconds(group.serverPid);
   const client1 = clientCpu();
   const t1 = performance.now();
@@ -230,6 +246,7 @@ async function measure(
   subject.seconds += (performance.now() - t1) / 1000;
   subject.serverCpu += cpuSeconds(group.serverPid) - cpu1;
   subject.clientCpu += clientCpu() - client1;
+  if (gc1 && subject.gc) addGcDelta(subject.gc, gc1, await scrapeGcPauses(group.metricsAddr!));
   const mismatches = results.reduce((s, r) => s + r.mismatches, 0);
   if (mismatches > 0)
     throw new Error(
@@ -249,6 +266,7 @@ function summary(subject: Subject): QueryResult {
     queries: subject.queries,
     serverCpuUsPerQuery: (subject.serverCpu * 1e6) / subject.queries,
     clientCpuUsPerQuery: (subject.clientCpu * 1e6) / subject.queries,
+    gc: subject.gc && summarizeGcPauses(subject.gc),
   };
 }
 
@@ -375,6 +393,7 @@ const scenario: Scenario = {
       clientCpu: 0,
       latencies: [],
       segments: 0,
+      gc: group.metricsAddr ? emptyGcPauses() : undefined,
     });
     // Both servers hold the data at once and the subjects take turns (in rotating order), so a change in the
     // machine's background load during the run hits all of them alike.
@@ -397,18 +416,27 @@ const scenario: Scenario = {
     );
     const redisBytes: Record<number, number> = {};
     try {
-      const kvf = await loadGroup(ctx, p, 'kvfabric', metaserver.addr, metaserver.proc.pid, layout, async () => {
-        const stats = await admin.getStats();
-        if (stats.owners !== BigInt(layout.entries) || stats.blocks !== BigInt(layout.blocks)) {
-          throw new Error(
-            `metaserver holds ${stats.owners} owners / ${stats.blocks} blocks, expected ${layout.entries} / ${layout.blocks}`,
-          );
-        }
-        metrics.index_bytes_per_entry_served = round(Number(stats.indexBytes) / layout.entries);
-      });
+      const kvf = await loadGroup(
+        ctx,
+        p,
+        'kvfabric',
+        metaserver.addr,
+        metaserver.proc.pid,
+        metaserver.httpAddr,
+        layout,
+        async () => {
+          const stats = await admin.getStats();
+          if (stats.owners !== BigInt(layout.entries) || stats.blocks !== BigInt(layout.blocks)) {
+            throw new Error(
+              `metaserver holds ${stats.owners} owners / ${stats.blocks} blocks, expected ${layout.entries} / ${layout.blocks}`,
+            );
+          }
+          metrics.index_bytes_per_entry_served = round(Number(stats.indexBytes) / layout.entries);
+        },
+      );
       groups.push(kvf);
       // Redis reference: the same batches and queries.
-      const ref = await loadGroup(ctx, p, 'redis', redisAddr, redis.proc.pid!, layout, async () => {
+      const ref = await loadGroup(ctx, p, 'redis', redisAddr, redis.proc.pid!, undefined, layout, async () => {
         const [size] = await redisAdmin.pipeline([['DBSIZE']]);
         if (size !== layout.blocks) throw new Error(`redis holds ${String(size)} keys, expected ${layout.blocks}`);
       });
@@ -483,6 +511,17 @@ const scenario: Scenario = {
       round(refInsert.serverCpuUsPerInsert, 3),
       '',
     );
+    // The metaserver's GC pauses while queries were measured (no Redis counterpart: it has no collector).
+    for (const [suffix, r] of [
+      ['', kvPipelined],
+      ['_unary', kvUnary],
+    ] as const) {
+      const gc = r.gc!;
+      add(`gc_pauses${suffix}`, gc.pauses, undefined, '');
+      add(`gc_pause_total_ms${suffix}`, round(gc.totalMs), undefined, '');
+      add(`gc_pause_p99_ms${suffix}`, gc.p99Ms, undefined, '(bucket bound)');
+      add(`gc_pause_max_ms${suffix}`, gc.maxMs, undefined, 'no multi-ms pause (bucket bound)');
+    }
     for (const entries of p.memoryEntries) {
       const l = layoutForEntries(entries);
       const m = await storeMemory(ctx, l, true);
@@ -535,6 +574,9 @@ const scenario: Scenario = {
           'client_cpu_us_per_query: all load processes together',
         'redis: key = raw 32-byte hash, value = set of small-integer node ids (intset); insert = pipelined SADD per hash; ' +
           'query = 64 pipelined SMEMBERS + per-node longest-prefix on the client; memory = INFO used_memory delta per entry',
+        "gc_*: the metaserver's garbage-collection pauses while the kvfabric subject was measured, from its /metrics " +
+          '(kvfabric_metaserver_gc_pause_seconds, perf_hooks gc entries, wall time, all kinds): count, total, and the ' +
+          'upper bounds of the histogram buckets holding the 99th-percentile and the longest pause',
         'kvfabric memory: heapUsed+external delta (after GC) of a fresh process holding only the store, per (block, owner); ' +
           `~1.5 owners per block (chain owner + a prefix on a second node); *_single_owner: one owner per block`,
       ],
