@@ -24,7 +24,14 @@ import {
   type RpcContext,
   type ServerSecurity,
 } from '@kvfabric/common/rpc';
-import { Metrics, startHttp, type HttpEndpoint, type Logger } from '@kvfabric/common/observability';
+import {
+  Metrics,
+  observeGcPauses,
+  startHttp,
+  type GcPauseMetrics,
+  type HttpEndpoint,
+  type Logger,
+} from '@kvfabric/common/observability';
 import { METASERVER_FLAGS, type MetaserverConfig } from './config.js';
 import { HaMode } from './ha/ha-mode.js';
 import type { LeaderRecord } from '@kvfabric/common/etcd';
@@ -71,6 +78,8 @@ export class MetaserverApp {
   private readonly logger: Logger;
   private readonly server: grpc.Server;
   private readonly sweepMetrics: SweepInstruments;
+  /** GC pauses on the query path (kvfabric_metaserver_gc_pause_seconds). */
+  private readonly gcPauses: GcPauseMetrics;
   private current: MetaStore;
   private http: HttpEndpoint | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -82,6 +91,7 @@ export class MetaserverApp {
     const { config } = opts;
     this.current = this.newStore();
     this.sweepMetrics = registerStoreMetrics(this.metrics, () => this.store);
+    this.gcPauses = observeGcPauses(this.metrics, 'metaserver');
     if (config.etcdEndpoints) {
       this.ha = new HaMode({
         endpoints: config.etcdEndpoints,
@@ -242,6 +252,7 @@ export class MetaserverApp {
     await this.sweeping;
     await shutdownServer(this.server, this.opts.drainMs ?? 5000);
     await this.http?.close();
+    this.gcPauses.close();
     await this.metrics.shutdown();
   }
 }

@@ -1,7 +1,14 @@
 // The gRPC adapter of the Metaserver service: decode, validate (messages name the field), call the store, build the
 // answer. Timing, metrics, logging and error mapping happen once, in `implement()` from @kvfabric/common.
 import type * as grpc from '@grpc/grpc-js';
-import { MetaserverService, NodeState, TransportKind, type HashList, type NodeStats } from '@kvfabric/proto';
+import {
+  MetaserverService,
+  NodeState,
+  TransportKind,
+  type HashList,
+  type NodePrefix,
+  type NodeStats,
+} from '@kvfabric/proto';
 import {
   METASERVER_MAX_QUERY_HASHES,
   METASERVER_MAX_UPDATE_HASHES,
@@ -135,14 +142,8 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
         const ns = namespaceOf(req, deps.identify(call));
         const hashes = hashesOf(req.hashes, METASERVER_MAX_QUERY_HASHES);
         const exclude = req.excludeNodeId === '' ? '' : checkId(req.excludeNodeId, 'exclude_node_id');
-        const nodes = store.queryPrefix(ns, hashes, exclude).map((p) => ({
-          nodeId: p.nodeId,
-          addr: p.addr,
-          prefixLen: p.prefixLen,
-          transports: p.transports as TransportKind[],
-          poolUsedBytes: p.poolUsedBytes,
-          poolCapacityBytes: p.poolCapacityBytes,
-        }));
+        // NodePrefixResult has exactly NodePrefix's fields (transports are validated TransportKind values)
+        const nodes = store.queryPrefix(ns, hashes, exclude) as NodePrefix[];
         return { epoch: store.epoch, nodes };
       },
 

@@ -2,13 +2,10 @@
 // blocks, 8 nodes, several client processes), and bytes per (block, owner) of the store at 1M and 10M entries.
 // Reference: the same batches and queries on a private redis-server (one set of node ids per hash; inserts are
 // pipelined SADD, a query is 64 pipelined SMEMBERS plus the same per-node prefix computation on the client).
-import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { MetaserverClient } from '@kvfabric/client';
 import { startMetaserver } from '@kvfabric/testkit';
-import { percentile, type BenchContext, type Progress, type Scenario, type ScenarioResult } from '../harness.js';
+import type { BenchContext, Scenario, ScenarioResult } from '../harness.js';
 import { startRedis, RespClient, usedMemory } from '../peers/redis.js';
 import {
   NAMESPACE,
@@ -19,9 +16,16 @@ import {
   unitCount,
   type Layout,
 } from '../metaserver/data.js';
-import type { FromWorker, QueryMode, Target, ToWorker } from '../metaserver/worker.js';
-
-const WORKER = fileURLToPath(new URL('../metaserver/worker.js', import.meta.url));
+import {
+  LoadProcess,
+  loadGroup,
+  measure,
+  newSubject,
+  summary,
+  type LoadGroup,
+  type QueryResult,
+  type Subject,
+} from '../metaserver/load.js';
 
 interface Plan {
   blocks: number;
@@ -72,219 +76,6 @@ function plan(quick: boolean, env = process.env): Plan {
     workers: int('WORKERS', base.workers),
     connections: int('CONNECTIONS', base.connections),
     depth: int('DEPTH', base.depth),
-  };
-}
-
-/** A forked load process with request/response over IPC. */
-class LoadProcess {
-  private readonly proc: ChildProcess;
-  private waiting: { kind: FromWorker['kind']; resolve(m: FromWorker): void; reject(e: Error): void } | undefined;
-  onTick: (n: number) => void = () => {};
-
-  constructor(opts: { exposeGc?: boolean } = {}) {
-    this.proc = fork(WORKER, [], {
-      execArgv: opts.exposeGc ? ['--expose-gc'] : [],
-      serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    this.proc.on('message', (msg: FromWorker) => {
-      if (msg.kind === 'tick') return void (msg.n > 0 && this.onTick(msg.n));
-      const w = this.waiting;
-      this.waiting = undefined;
-      if (!w) return;
-      if (msg.kind === 'error') w.reject(new Error(`bench worker: ${msg.message}`));
-      else if (msg.kind !== w.kind) w.reject(new Error(`bench worker: expected ${w.kind}, got ${msg.kind}`));
-      else w.resolve(msg);
-    });
-    this.proc.once('exit', (code, signal) => {
-      this.waiting?.reject(new Error(`bench worker exited (${code ?? signal})`));
-      this.waiting = undefined;
-    });
-  }
-
-  request<K extends FromWorker['kind']>(msg: ToWorker, kind: K): Promise<Extract<FromWorker, { kind: K }>> {
-    return new Promise((resolve, reject) => {
-      this.waiting = { kind, resolve: resolve as (m: FromWorker) => void, reject };
-      this.proc.send(msg);
-    });
-  }
-
-  get pid(): number {
-    return this.proc.pid ?? -1;
-  }
-
-  stop(): void {
-    if (this.proc.connected) this.proc.send({ kind: 'exit' } satisfies ToWorker);
-    setTimeout(() => this.proc.kill('SIGKILL'), 2000).unref();
-  }
-}
-
-interface InsertResult {
-  insertsPerSec: number;
-  /** Server process CPU (user + system) per inserted pair, in µs. */
-  serverCpuUsPerInsert: number;
-}
-
-interface QueryResult {
-  queriesPerSec: number;
-  p50Us: number;
-  p99Us: number;
-  queries: number;
-  /** Server process CPU (user + system) per query, in µs. */
-  serverCpuUsPerQuery: number;
-  /** CPU of all client processes per query, in µs. */
-  clientCpuUsPerQuery: number;
-}
-
-/** CPU seconds (user + system) a process has used so far, from /proc; NaN where there is no /proc. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100 on Linux)
-  } catch {
-    return NaN;
-  }
-}
-
-/** The load processes of one target, with the layout inserted. */
-interface LoadGroup {
-  target: Target;
-  serverPid: number;
-  procs: LoadProcess[];
-  insert: InsertResult;
-}
-
-/** Starts `plan.workers` processes against one target and inserts the layout with them. */
-async function loadGroup(
-  ctx: BenchContext,
-  p: Plan,
-  target: Target,
-  addr: string,
-  serverPid: number,
-  layout: Layout,
-  afterInsert?: () => Promise<void>,
-): Promise<LoadGroup> {
-  const procs = Array.from({ length: p.workers }, () => new LoadProcess());
-  try {
-    await Promise.all(
-      procs.map((w, i) =>
-        w.request(
-          { kind: 'init', target, addr, connections: p.connections, depth: p.depth, worker: i, workers: p.workers },
-          'ready',
-        ),
-      ),
-    );
-    const bar = ctx.progress(`${target} insert`, unitCount(layout));
-    for (const w of procs) w.onTick = (n) => bar.tick(n);
-    const cpu0 = cpuSeconds(serverPid);
-    const t0 = performance.now();
-    const inserted = await Promise.all(procs.map((w) => w.request({ kind: 'insert', layout }, 'inserted')));
-    const insertSeconds = (performance.now() - t0) / 1000;
-    const insertCpu = cpuSeconds(serverPid) - cpu0;
-    bar.done();
-    const pairs = inserted.reduce((s, r) => s + r.pairs, 0);
-    if (pairs !== layout.entries) throw new Error(`${target}: inserted ${pairs} pairs, expected ${layout.entries}`);
-    await afterInsert?.();
-    return {
-      target,
-      serverPid,
-      procs,
-      insert: { insertsPerSec: pairs / insertSeconds, serverCpuUsPerInsert: (insertCpu * 1e6) / pairs },
-    };
-  } catch (err) {
-    for (const w of procs) w.stop();
-    throw err;
-  }
-}
-
-/** One measured way of querying: a load group and how its queries travel. */
-interface Subject {
-  label: string;
-  group: LoadGroup;
-  mode: QueryMode;
-  /** Sums over the measured segments. */
-  queries: number;
-  seconds: number;
-  serverCpu: number;
-  clientCpu: number;
-  latencies: number[];
-  segments: number;
-}
-
-/** One segment of `subject`: warm-up, then `durationMs` measured, accumulated into the subject. */
-async function measure(
-  ctx: BenchContext,
-  subject: Subject,
-  layout: Layout,
-  warmupMs: number,
-  durationMs: number,
-): Promise<void> {
-  const { group, mode, label } = subject;
-  await query(ctx, group.procs, layout, mode, warmupMs, `${label} warm-up`);
-  const clientCpu = () => group.procs.reduce((sum, w) => sum + cpuSeconds(w.pid), 0);
-  const cpu1 = cpuSeconds(group.serverPid);
-  const client1 = clientCpu();
-  const t1 = performance.now();
-  const results = await query(ctx, group.procs, layout, mode, durationMs, `${label} queries`);
-  subject.seconds += (performance.now() - t1) / 1000;
-  subject.serverCpu += cpuSeconds(group.serverPid) - cpu1;
-  subject.clientCpu += clientCpu() - client1;
-  const mismatches = results.reduce((s, r) => s + r.mismatches, 0);
-  if (mismatches > 0)
-    throw new Error(
-      `${label}: ${mismatches} wrong prefix answers, e.g. ${results.find((r) => r.firstMismatch)?.firstMismatch}`,
-    );
-  for (const r of results) for (const l of r.latenciesUs) subject.latencies.push(l);
-  subject.queries = subject.latencies.length;
-  subject.segments++;
-}
-
-function summary(subject: Subject): QueryResult {
-  const latencies = subject.latencies.sort((a, b) => a - b);
-  return {
-    queriesPerSec: subject.queries / subject.seconds,
-    p50Us: percentile(latencies, 50),
-    p99Us: percentile(latencies, 99),
-    queries: subject.queries,
-    serverCpuUsPerQuery: (subject.serverCpu * 1e6) / subject.queries,
-    clientCpuUsPerQuery: (subject.clientCpu * 1e6) / subject.queries,
-  };
-}
-
-async function query(
-  ctx: BenchContext,
-  procs: LoadProcess[],
-  layout: Layout,
-  mode: QueryMode,
-  durationMs: number,
-  label: string,
-) {
-  const bar = timeProgress(ctx, label, durationMs);
-  try {
-    return await Promise.all(procs.map((w) => w.request({ kind: 'query', layout, durationMs, mode }, 'queried')));
-  } finally {
-    bar.done();
-  }
-}
-
-function timeProgress(ctx: BenchContext, label: string, ms: number): Progress {
-  const steps = Math.max(1, Math.round(ms / 250));
-  const bar = ctx.progress(label, steps);
-  let done = 0;
-  const timer = setInterval(() => {
-    if (done < steps) {
-      done++;
-      bar.tick();
-    }
-  }, ms / steps);
-  return {
-    tick: () => {},
-    done: () => {
-      clearInterval(timer);
-      if (done < steps) bar.tick(steps - done);
-      bar.done();
-    },
   };
 }
 
@@ -365,17 +156,6 @@ const scenario: Scenario = {
     const reference: Record<string, number> = {};
     const groups: LoadGroup[] = [];
     const subjects: Subject[] = [];
-    const newSubject = (label: string, group: LoadGroup, mode: QueryMode): Subject => ({
-      label,
-      group,
-      mode,
-      queries: 0,
-      seconds: 0,
-      serverCpu: 0,
-      clientCpu: 0,
-      latencies: [],
-      segments: 0,
-    });
     // Both servers hold the data at once and the subjects take turns (in rotating order), so a change in the
     // machine's background load during the run hits all of them alike.
     await using metaserver = await startMetaserver({ logLevel: 'warn' });
@@ -397,18 +177,27 @@ const scenario: Scenario = {
     );
     const redisBytes: Record<number, number> = {};
     try {
-      const kvf = await loadGroup(ctx, p, 'kvfabric', metaserver.addr, metaserver.proc.pid, layout, async () => {
-        const stats = await admin.getStats();
-        if (stats.owners !== BigInt(layout.entries) || stats.blocks !== BigInt(layout.blocks)) {
-          throw new Error(
-            `metaserver holds ${stats.owners} owners / ${stats.blocks} blocks, expected ${layout.entries} / ${layout.blocks}`,
-          );
-        }
-        metrics.index_bytes_per_entry_served = round(Number(stats.indexBytes) / layout.entries);
-      });
+      const kvf = await loadGroup(
+        ctx,
+        p,
+        'kvfabric',
+        metaserver.addr,
+        metaserver.proc.pid,
+        metaserver.httpAddr,
+        layout,
+        async () => {
+          const stats = await admin.getStats();
+          if (stats.owners !== BigInt(layout.entries) || stats.blocks !== BigInt(layout.blocks)) {
+            throw new Error(
+              `metaserver holds ${stats.owners} owners / ${stats.blocks} blocks, expected ${layout.entries} / ${layout.blocks}`,
+            );
+          }
+          metrics.index_bytes_per_entry_served = round(Number(stats.indexBytes) / layout.entries);
+        },
+      );
       groups.push(kvf);
       // Redis reference: the same batches and queries.
-      const ref = await loadGroup(ctx, p, 'redis', redisAddr, redis.proc.pid!, layout, async () => {
+      const ref = await loadGroup(ctx, p, 'redis', redisAddr, redis.proc.pid!, undefined, layout, async () => {
         const [size] = await redisAdmin.pipeline([['DBSIZE']]);
         if (size !== layout.blocks) throw new Error(`redis holds ${String(size)} keys, expected ${layout.blocks}`);
       });
@@ -483,6 +272,17 @@ const scenario: Scenario = {
       round(refInsert.serverCpuUsPerInsert, 3),
       '',
     );
+    // The metaserver's GC pauses while queries were measured (no Redis counterpart: it has no collector).
+    for (const [suffix, r] of [
+      ['', kvPipelined],
+      ['_unary', kvUnary],
+    ] as const) {
+      const gc = r.gc!;
+      add(`gc_pauses${suffix}`, gc.pauses, undefined, '');
+      add(`gc_pause_total_ms${suffix}`, round(gc.totalMs), undefined, '');
+      add(`gc_pause_p99_ms${suffix}`, gc.p99Ms, undefined, '(bucket bound)');
+      add(`gc_pause_max_ms${suffix}`, gc.maxMs, undefined, 'no multi-ms pause (bucket bound)');
+    }
     for (const entries of p.memoryEntries) {
       const l = layoutForEntries(entries);
       const m = await storeMemory(ctx, l, true);
@@ -535,6 +335,9 @@ const scenario: Scenario = {
           'client_cpu_us_per_query: all load processes together',
         'redis: key = raw 32-byte hash, value = set of small-integer node ids (intset); insert = pipelined SADD per hash; ' +
           'query = 64 pipelined SMEMBERS + per-node longest-prefix on the client; memory = INFO used_memory delta per entry',
+        "gc_*: the metaserver's garbage-collection pauses while the kvfabric subject was measured, from its /metrics " +
+          '(kvfabric_metaserver_gc_pause_seconds, perf_hooks gc entries, wall time, all kinds): count, total, and the ' +
+          'upper bounds of the histogram buckets holding the 99th-percentile and the longest pause',
         'kvfabric memory: heapUsed+external delta (after GC) of a fresh process holding only the store, per (block, owner); ' +
           `~1.5 owners per block (chain owner + a prefix on a second node); *_single_owner: one owner per block`,
       ],

@@ -2,9 +2,9 @@
 // like every unary call: timing, metrics, logging and error mapping in one place.
 import * as grpc from '@grpc/grpc-js';
 import { toKvError, type KvError, type KvErrorCode } from './errors.js';
-import type { Attributes } from './metrics.js';
 import { errorToStatus, grpcStatusOf } from './rpc-errors.js';
 import type { RpcContext } from './rpc-context.js';
+import { RpcTally } from './rpc-tally.js';
 
 /** The items of a pipelined bidi stream: every request message gets exactly one answer message. */
 export interface StreamItems<Req, Res> {
@@ -25,52 +25,12 @@ export interface StreamItems<Req, Res> {
 }
 
 /**
- * Metric attribute objects built once per (method, status) and (method, code) and then reused, so that recording a
- * stream item's metrics allocates no attribute objects (streams carry many small items).
- */
-class StreamAttributes {
-  private readonly byMethod = new Map<
-    string,
-    { method: Attributes; status: Attributes[]; code: Map<string, Attributes> }
-  >();
-
-  private of(method: string) {
-    let a = this.byMethod.get(method);
-    if (!a) {
-      a = { method: { method }, status: [], code: new Map() };
-      this.byMethod.set(method, a);
-    }
-    return a;
-  }
-
-  method(method: string): Attributes {
-    return this.of(method).method;
-  }
-
-  status(method: string, status: grpc.status): Attributes {
-    const a = this.of(method);
-    return (a.status[status] ??= { method, status: grpc.status[status] });
-  }
-
-  code(method: string, code: KvErrorCode): Attributes {
-    const a = this.of(method);
-    let attrs = a.code.get(code);
-    if (!attrs) {
-      attrs = { method, code };
-      a.code.set(code, attrs);
-    }
-    return attrs;
-  }
-}
-
-/**
  * Wraps a bidi stream of independent items (a pipeline of unary-like requests) the way `unary` wraps a call:
  * `ctx.guard` (and `items.check`) at the start and before every message, where a throw ends the stream with the
  * mapped status and `ctx.errorMetadata` (a follower refuses streams as it refuses calls); per message the same
  * metrics as a unary call (`rpc_total` by status, `rpc_errors_total` by code, `rpc_duration_seconds`); per-item
- * errors mapped by `toKvError` and logged like refused calls; attribute objects are reused, not built per message
- * (`items.label` names an item's method), and the two counters are tallied per stream and added once per event-loop
- * turn (OpenTelemetry hashes the attributes of every call, which costs more than a small item's work). Answers may
+ * errors mapped by `toKvError` and logged like refused calls; metrics go through an RpcTally (attribute objects
+ * reused, `items.label` names an item's method; counters added once per event-loop turn). Answers may
  * go out in any order (async answers finish when they finish). Reading pauses while written answers are not drained.
  * The stream ends (OK) after the client half-closes and every answer is written.
  */
@@ -79,32 +39,13 @@ export function pipelineStream<Req, Res>(
   items: StreamItems<Req, Res>,
   ctx: RpcContext,
 ): grpc.handleBidiStreamingCall<Req, Res> {
-  const { instruments, logger } = ctx;
-  const attrs = new StreamAttributes();
+  const { logger } = ctx;
+  const tally = new RpcTally(ctx.instruments);
   return (call) => {
     let pending = 0; // async answers not yet written
     let halfClosed = false;
     let done = false; // status sent (or the client went away): nothing more is written
     let paused = false;
-    // counts not yet added to rpc_total / rpc_errors_total, by (reused) attribute object
-    const tally = new Map<Attributes, number>();
-    const errorTally = new Map<Attributes, number>();
-    let flushing = false;
-    const flush = () => {
-      flushing = false;
-      for (const [a, n] of tally) instruments.calls.add(n, a);
-      for (const [a, n] of errorTally) instruments.errors.add(n, a);
-      tally.clear();
-      errorTally.clear();
-    };
-    const count = (calls: Attributes, errors?: Attributes) => {
-      tally.set(calls, (tally.get(calls) ?? 0) + 1);
-      if (errors) errorTally.set(errors, (errorTally.get(errors) ?? 0) + 1);
-      if (!flushing) {
-        flushing = true;
-        setImmediate(flush);
-      }
-    };
     const admit = () => {
       ctx.guard?.(method);
       items.check?.();
@@ -115,8 +56,7 @@ export function pipelineStream<Req, Res>(
       const err = toKvError(thrown);
       if (err.code === 'INTERNAL') logger.error({ err: err.cause ?? err, method }, 'stream failed');
       else logger.debug({ method, code: err.code, msg: err.message }, 'stream refused');
-      instruments.calls.add(1, attrs.status(method, grpcStatusOf(err)));
-      instruments.errors.add(1, attrs.code(method, err.code));
+      tally.refused(method, grpcStatusOf(err), err.code);
       call.emit('error', errorToStatus(err, ctx.errorMetadata?.(err)));
     };
     const finishIfDone = () => {
@@ -128,17 +68,17 @@ export function pipelineStream<Req, Res>(
     const reply = (request: Req, started: number, failed: boolean, outcome: unknown) => {
       const label = items.label ? items.label(request) : method;
       let status = grpc.status.OK;
+      let code: KvErrorCode | undefined;
       let response = outcome as Res;
       if (failed) {
         const err = toKvError(outcome);
         if (err.code === 'INTERNAL') logger.error({ err: err.cause ?? err, method: label }, 'stream item failed');
         else logger.debug({ method: label, code: err.code, msg: err.message }, 'stream item refused');
-        count(attrs.status(label, grpcStatusOf(err)), attrs.code(label, err.code));
         status = grpcStatusOf(err);
+        code = err.code;
         response = items.itemError(request, err);
       }
-      instruments.duration.record((performance.now() - started) / 1e3, attrs.method(label));
-      if (status === grpc.status.OK) count(attrs.status(label, status));
+      tally.record(label, (performance.now() - started) / 1e3, status, code);
       if (done) return;
       if (!call.write(response) && !paused) {
         paused = true;

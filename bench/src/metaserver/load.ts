@@ -1,0 +1,266 @@
+// The load side of the metaserver benches (scenarios/metaserver.ts, scenarios/metaserver-scale.ts): forked load
+// processes (worker.ts) that insert a layout into one target and query it, and the measured subjects (a target and
+// how its queries travel) with their CPU accounting (server and clients, from /proc), latencies and, for kvfabric,
+// the server's GC pauses (from its /metrics).
+import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { percentile, type BenchContext, type Progress } from '../harness.js';
+import { unitCount, type Layout } from './data.js';
+import {
+  addGcDelta,
+  emptyGcPauses,
+  scrapeGcPauses,
+  summarizeGcPauses,
+  type GcPauses,
+  type GcSummary,
+} from './gc-pauses.js';
+import type { FromWorker, QueryMode, Target, ToWorker } from './worker.js';
+
+const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
+
+/** How many load processes, connections per process and queries in flight per connection. */
+export interface LoadShape {
+  workers: number;
+  connections: number;
+  depth: number;
+}
+
+/** A forked load process with request/response over IPC. */
+export class LoadProcess {
+  private readonly proc: ChildProcess;
+  private waiting: { kind: FromWorker['kind']; resolve(m: FromWorker): void; reject(e: Error): void } | undefined;
+  onTick: (n: number) => void = () => {};
+
+  constructor(opts: { exposeGc?: boolean } = {}) {
+    this.proc = fork(WORKER, [], {
+      execArgv: opts.exposeGc ? ['--expose-gc'] : [],
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.proc.on('message', (msg: FromWorker) => {
+      if (msg.kind === 'tick') return void (msg.n > 0 && this.onTick(msg.n));
+      const w = this.waiting;
+      this.waiting = undefined;
+      if (!w) return;
+      if (msg.kind === 'error') w.reject(new Error(`bench worker: ${msg.message}`));
+      else if (msg.kind !== w.kind) w.reject(new Error(`bench worker: expected ${w.kind}, got ${msg.kind}`));
+      else w.resolve(msg);
+    });
+    this.proc.once('exit', (code, signal) => {
+      this.waiting?.reject(new Error(`bench worker exited (${code ?? signal})`));
+      this.waiting = undefined;
+    });
+  }
+
+  request<K extends FromWorker['kind']>(msg: ToWorker, kind: K): Promise<Extract<FromWorker, { kind: K }>> {
+    return new Promise((resolve, reject) => {
+      this.waiting = { kind, resolve: resolve as (m: FromWorker) => void, reject };
+      this.proc.send(msg);
+    });
+  }
+
+  get pid(): number {
+    return this.proc.pid ?? -1;
+  }
+
+  stop(): void {
+    if (this.proc.connected) this.proc.send({ kind: 'exit' } satisfies ToWorker);
+    setTimeout(() => this.proc.kill('SIGKILL'), 2000).unref();
+  }
+}
+
+export interface InsertResult {
+  insertsPerSec: number;
+  /** Server process CPU (user + system) per inserted pair, in µs. */
+  serverCpuUsPerInsert: number;
+}
+
+export interface QueryResult {
+  queriesPerSec: number;
+  p50Us: number;
+  p99Us: number;
+  queries: number;
+  /** Server process CPU (user + system) per query, in µs. */
+  serverCpuUsPerQuery: number;
+  /** CPU of all client processes per query, in µs. */
+  clientCpuUsPerQuery: number;
+  /** The server's GC pauses while measuring (kvfabric only: read from its /metrics). */
+  gc: GcSummary | undefined;
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc; NaN where there is no /proc. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100 on Linux)
+  } catch {
+    return NaN;
+  }
+}
+
+/** The load processes of one target, with the layout inserted. */
+export interface LoadGroup {
+  target: Target;
+  serverPid: number;
+  /** The server's HTTP address where it exposes GC pause metrics (kvfabric), else undefined. */
+  metricsAddr: string | undefined;
+  procs: LoadProcess[];
+  insert: InsertResult;
+}
+
+/** Starts `p.workers` processes against one target and inserts the layout with them. */
+export async function loadGroup(
+  ctx: BenchContext,
+  p: LoadShape,
+  target: Target,
+  addr: string,
+  serverPid: number,
+  metricsAddr: string | undefined,
+  layout: Layout,
+  afterInsert?: () => Promise<void>,
+): Promise<LoadGroup> {
+  const procs = Array.from({ length: p.workers }, () => new LoadProcess());
+  try {
+    await Promise.all(
+      procs.map((w, i) =>
+        w.request(
+          { kind: 'init', target, addr, connections: p.connections, depth: p.depth, worker: i, workers: p.workers },
+          'ready',
+        ),
+      ),
+    );
+    const bar = ctx.progress(`${target} insert`, unitCount(layout));
+    for (const w of procs) w.onTick = (n) => bar.tick(n);
+    const cpu0 = cpuSeconds(serverPid);
+    const t0 = performance.now();
+    const inserted = await Promise.all(procs.map((w) => w.request({ kind: 'insert', layout }, 'inserted')));
+    const insertSeconds = (performance.now() - t0) / 1000;
+    const insertCpu = cpuSeconds(serverPid) - cpu0;
+    bar.done();
+    const pairs = inserted.reduce((s, r) => s + r.pairs, 0);
+    if (pairs !== layout.entries) throw new Error(`${target}: inserted ${pairs} pairs, expected ${layout.entries}`);
+    await afterInsert?.();
+    return {
+      target,
+      serverPid,
+      metricsAddr,
+      procs,
+      insert: { insertsPerSec: pairs / insertSeconds, serverCpuUsPerInsert: (insertCpu * 1e6) / pairs },
+    };
+  } catch (err) {
+    for (const w of procs) w.stop();
+    throw err;
+  }
+}
+
+/** One measured way of querying: a load group and how its queries travel. */
+export interface Subject {
+  label: string;
+  group: LoadGroup;
+  mode: QueryMode;
+  /** Sums over the measured segments. */
+  queries: number;
+  seconds: number;
+  serverCpu: number;
+  clientCpu: number;
+  latencies: number[];
+  segments: number;
+  gc: GcPauses | undefined;
+}
+
+/** One segment of `subject`: warm-up, then `durationMs` measured, accumulated into the subject. */
+export async function measure(
+  ctx: BenchContext,
+  subject: Subject,
+  layout: Layout,
+  warmupMs: number,
+  durationMs: number,
+): Promise<void> {
+  const { group, mode, label } = subject;
+  await query(ctx, group.procs, layout, mode, warmupMs, `${label} warm-up`);
+  const clientCpu = () => group.procs.reduce((sum, w) => sum + cpuSeconds(w.pid), 0);
+  const gc1 = group.metricsAddr ? await scrapeGcPauses(group.metricsAddr) : undefined;
+  const cpu1 = cpuSeconds(group.serverPid);
+  const client1 = clientCpu();
+  const t1 = performance.now();
+  const results = await query(ctx, group.procs, layout, mode, durationMs, `${label} queries`);
+  subject.seconds += (performance.now() - t1) / 1000;
+  subject.serverCpu += cpuSeconds(group.serverPid) - cpu1;
+  subject.clientCpu += clientCpu() - client1;
+  if (gc1 && subject.gc) addGcDelta(subject.gc, gc1, await scrapeGcPauses(group.metricsAddr!));
+  const mismatches = results.reduce((s, r) => s + r.mismatches, 0);
+  if (mismatches > 0)
+    throw new Error(
+      `${label}: ${mismatches} wrong prefix answers, e.g. ${results.find((r) => r.firstMismatch)?.firstMismatch}`,
+    );
+  for (const r of results) for (const l of r.latenciesUs) subject.latencies.push(l);
+  subject.queries = subject.latencies.length;
+  subject.segments++;
+}
+
+export function summary(subject: Subject): QueryResult {
+  const latencies = subject.latencies.sort((a, b) => a - b);
+  return {
+    queriesPerSec: subject.queries / subject.seconds,
+    p50Us: percentile(latencies, 50),
+    p99Us: percentile(latencies, 99),
+    queries: subject.queries,
+    serverCpuUsPerQuery: (subject.serverCpu * 1e6) / subject.queries,
+    clientCpuUsPerQuery: (subject.clientCpu * 1e6) / subject.queries,
+    gc: subject.gc && summarizeGcPauses(subject.gc),
+  };
+}
+
+export async function query(
+  ctx: BenchContext,
+  procs: LoadProcess[],
+  layout: Layout,
+  mode: QueryMode,
+  durationMs: number,
+  label: string,
+) {
+  const bar = timeProgress(ctx, label, durationMs);
+  try {
+    return await Promise.all(procs.map((w) => w.request({ kind: 'query', layout, durationMs, mode }, 'queried')));
+  } finally {
+    bar.done();
+  }
+}
+
+export function timeProgress(ctx: BenchContext, label: string, ms: number): Progress {
+  const steps = Math.max(1, Math.round(ms / 250));
+  const bar = ctx.progress(label, steps);
+  let done = 0;
+  const timer = setInterval(() => {
+    if (done < steps) {
+      done++;
+      bar.tick();
+    }
+  }, ms / steps);
+  return {
+    tick: () => {},
+    done: () => {
+      clearInterval(timer);
+      if (done < steps) bar.tick(steps - done);
+      bar.done();
+    },
+  };
+}
+
+/** A subject with nothing measured yet; GC pauses are collected where the group has a metrics address. */
+export function newSubject(label: string, group: LoadGroup, mode: QueryMode): Subject {
+  return {
+    label,
+    group,
+    mode,
+    queries: 0,
+    seconds: 0,
+    serverCpu: 0,
+    clientCpu: 0,
+    latencies: [],
+    segments: 0,
+    gc: group.metricsAddr ? emptyGcPauses() : undefined,
+  };
+}
