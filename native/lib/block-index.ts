@@ -31,6 +31,18 @@ export interface EvictedSlot {
   pageBytes: number;
 }
 
+/** What a grant of some blocks hands out (grantPages). */
+export interface GrantPages {
+  /** Every shard's page, block-major. */
+  pageOffsets: Float64Array;
+  /** (low, high) checksum per page; 0, 0 where it is not known yet (see `unsummed`). */
+  checksums: Uint32Array;
+  /** Indexes (into pageOffsets) of the pages with no checksum yet. */
+  unsummed: Int32Array;
+  /** (offset, length) pairs covering every page; pages adjacent in the pool share one. */
+  ranges: Float64Array;
+}
+
 /** The native index's methods (native/src/block_index_js.cc); each call takes the index's lock. */
 export interface BlockIndex {
   stats(): IndexStats;
@@ -90,6 +102,13 @@ export interface BlockIndex {
   pageBytes(slot: number): number;
   /** Every sealed block of every namespace, packed per namespace and hash length (for re-advertising). */
   sealedHashes(): SealedHashes[];
+  /** Pages, checksums and ranges of the first `count` slots (one namespace), in one call. */
+  grantPages(slots: Int32Array, count: number): GrantPages;
+  /**
+   * Records sums[2k], sums[2k + 1] as the checksum of page pages[k] of the first `count` slots (numbered as
+   * grantPages numbers them), and writes each into `out` (that grant's checksums) as well.
+   */
+  setChecksums(slots: Int32Array, count: number, pages: Int32Array, sums: Uint32Array, out: Uint32Array): void;
 }
 
 interface BlockIndexConstructor {

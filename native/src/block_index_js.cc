@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "block_index.h"
 #include "block_index_js.h"
@@ -52,6 +53,9 @@ class BlockIndexJs : public Napi::ObjectWrap<BlockIndexJs> {
   Napi::Value EvictInto(const Napi::CallbackInfo& info);
   Napi::Value PageBytes(const Napi::CallbackInfo& info);
   Napi::Value SealedHashes(const Napi::CallbackInfo& info);
+  Napi::Value GrantPages(const Napi::CallbackInfo& info);
+  Napi::Value SetChecksums(const Napi::CallbackInfo& info);
+  Napi::Int32Array Slots(const Napi::CallbackInfo& info, size_t i, uint32_t* count) const;
 
   // Argument readers: INVALID_ARGUMENT naming the argument when it is not what the method takes.
   int32_t Slot(const Napi::CallbackInfo& info, size_t i) const;
@@ -401,6 +405,102 @@ Napi::Value BlockIndexJs::SealedHashes(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The first `count` slots of an Int32Array argument, each live and of the same shard count; INVALID_ARGUMENT else.
+Napi::Int32Array BlockIndexJs::Slots(const Napi::CallbackInfo& info, size_t i, uint32_t* count) const {
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw CodedError(info.Env(), code::kInvalidArgument, "slots: expected an Int32Array");
+  }
+  Napi::Int32Array slots = info[i].As<Napi::Int32Array>();
+  *count = U32(info, i + 1, "count", static_cast<uint32_t>(slots.ElementLength()));
+  for (uint32_t b = 0; b < *count; b++) {
+    if (!index_.IsLive(slots[b]) || index_.Shards(slots[b]) != index_.Shards(slots[0])) {
+      throw CodedError(info.Env(), code::kInvalidArgument,
+                       "slots[" + std::to_string(b) + "]: not a live slot with the shards of slots[0]");
+    }
+  }
+  return slots;
+}
+
+// grantPages(slots, count) -> { pageOffsets, checksums, unsummed, ranges }: what a grant of those blocks (one
+// namespace) hands out, in one call: every shard's page (block-major), the (lo, hi) checksum of each (0 where not
+// known yet), the indexes of the pages with no checksum yet, and (offset, length) ranges covering every page, pages
+// adjacent in the pool in one range.
+Napi::Value BlockIndexJs::GrantPages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Lock lock(index_.mu());
+  uint32_t count;
+  Napi::Int32Array slots = Slots(info, 0, &count);
+  uint32_t shards = count > 0 ? index_.Shards(slots[0]) : 0;
+  uint32_t pages = count * shards;
+  auto offsets = Napi::Float64Array::New(env, pages);
+  auto sums = Napi::Uint32Array::New(env, 2 * size_t{pages});
+  std::vector<int32_t> unsummed;
+  std::vector<double> ranges;
+  for (uint32_t b = 0; b < count; b++) {
+    int32_t slot = slots[b];
+    uint64_t pb = index_.PageBytes(slot);
+    for (uint32_t sh = 0; sh < shards; sh++) {
+      uint32_t p = b * shards + sh;
+      uint64_t page = index_.Page(slot, sh);
+      offsets[p] = static_cast<double>(page);
+      if (index_.HasChecksum(slot, sh)) {
+        uint64_t sum = index_.Checksum(slot, sh);
+        sums[2 * p] = static_cast<uint32_t>(sum);
+        sums[2 * p + 1] = static_cast<uint32_t>(sum >> 32);
+      } else {
+        sums[2 * p] = sums[2 * p + 1] = 0;
+        unsummed.push_back(static_cast<int32_t>(p));
+      }
+      if (!ranges.empty() && ranges[ranges.size() - 2] + ranges.back() == static_cast<double>(page)) {
+        ranges.back() += static_cast<double>(pb);
+      } else {
+        ranges.push_back(static_cast<double>(page));
+        ranges.push_back(static_cast<double>(pb));
+      }
+    }
+  }
+  auto un = Napi::Int32Array::New(env, unsummed.size());
+  for (size_t k = 0; k < unsummed.size(); k++) un[k] = unsummed[k];
+  auto rg = Napi::Float64Array::New(env, ranges.size());
+  for (size_t k = 0; k < ranges.size(); k++) rg[k] = ranges[k];
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pageOffsets", offsets);
+  o.Set("checksums", sums);
+  o.Set("unsummed", un);
+  o.Set("ranges", rg);
+  return o;
+}
+
+// setChecksums(slots, count, pages: Int32Array, sums: Uint32Array, out: Uint32Array): records sums[2k], sums[2k+1]
+// as the checksum of page pages[k] of the blocks (block-major, as grantPages numbers them) and writes it to out too.
+Napi::Value BlockIndexJs::SetChecksums(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Lock lock(index_.mu());
+  uint32_t count;
+  Napi::Int32Array slots = Slots(info, 0, &count);
+  uint32_t shards = count > 0 ? index_.Shards(slots[0]) : 0;
+  auto bad = [&](const char* what) { return CodedError(env, code::kInvalidArgument, what); };
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw bad("pages: expected an Int32Array");
+  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
+      !info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    throw bad("sums, out: expected Uint32Arrays");
+  Napi::Int32Array pages = info[2].As<Napi::Int32Array>();
+  Napi::Uint32Array sums = info[3].As<Napi::Uint32Array>(), out = info[4].As<Napi::Uint32Array>();
+  if (sums.ElementLength() != 2 * pages.ElementLength() || out.ElementLength() != 2 * size_t{count} * shards)
+    throw bad("sums, out: expected 2 elements a page");
+  for (size_t k = 0; k < pages.ElementLength(); k++) {
+    if (pages[k] < 0 || static_cast<uint32_t>(pages[k]) >= count * shards) throw bad("pages: outside the blocks");
+  }
+  for (size_t k = 0; k < pages.ElementLength(); k++) {
+    uint32_t p = static_cast<uint32_t>(pages[k]);
+    index_.SetChecksum(slots[p / shards], p % shards, uint64_t{sums[2 * k]} | uint64_t{sums[2 * k + 1]} << 32);
+    out[2 * p] = sums[2 * k];
+    out[2 * p + 1] = sums[2 * k + 1];
+  }
+  return env.Undefined();
+}
+
 void BlockIndexJs::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(
       env, "BlockIndex",
@@ -431,6 +531,8 @@ void BlockIndexJs::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&BlockIndexJs::EvictInto>("evictInto"),
           InstanceMethod<&BlockIndexJs::PageBytes>("pageBytes"),
           InstanceMethod<&BlockIndexJs::SealedHashes>("sealedHashes"),
+          InstanceMethod<&BlockIndexJs::GrantPages>("grantPages"),
+          InstanceMethod<&BlockIndexJs::SetChecksums>("setChecksums"),
       });
   exports.Set("BlockIndex", ctor);
 }

@@ -258,3 +258,34 @@ test('matches a model over 30,000 random saves, hits, pins, evictions and failed
   assert.deepEqual(idx.stats(), { sealed: model.size, partial: 0, pinned, pageBytes: model.size * 4096 });
   for (const [name, b] of model) assert.equal(idx.lookup(3, k(Number(name.slice(1))), 0, 24), b.slot);
 });
+
+test('grantPages hands out a grant in one call: pages block-major, known sums, the unsummed ones, merged ranges', () => {
+  const idx = createBlockIndex(16);
+  const a = slotFor(idx, 0, key(1), 2, 0, 4096);
+  idx.assign(a, 0, 0);
+  idx.assign(a, 1, 4096);
+  const b = slotFor(idx, 0, key(2), 2, 0, 4096);
+  idx.assign(b, 0, 8192);
+  idx.assign(b, 1, 20480); // not adjacent
+  for (const s of [a, b]) for (const sh of [0, 1]) idx.markShardWritten(s, sh);
+  idx.setChecksum(a, 1, 7, 8);
+  const slots = Int32Array.of(a, b);
+  const g = idx.grantPages(slots, 2);
+  assert.deepEqual([...g.pageOffsets], [0, 4096, 8192, 20480]);
+  assert.deepEqual([...g.checksums], [0, 0, 7, 8, 0, 0, 0, 0]);
+  assert.deepEqual([...g.unsummed], [0, 2, 3]);
+  assert.deepEqual([...g.ranges], [0, 12288, 20480, 4096]);
+  idx.setChecksums(slots, 2, g.unsummed, Uint32Array.of(1, 2, 3, 4, 5, 6), g.checksums);
+  assert.deepEqual([...g.checksums], [1, 2, 7, 8, 3, 4, 5, 6]);
+  const out = new Uint32Array(4);
+  idx.checksumsInto(b, out, 0);
+  assert.deepEqual([...out], [3, 4, 5, 6]);
+  assert.throws(() => idx.setChecksums(slots, 2, Int32Array.of(4), Uint32Array.of(0, 0), g.checksums), {
+    code: 'INVALID_ARGUMENT',
+    message: /^pages: outside the blocks/,
+  });
+  const other = slotFor(idx, 0, key(3), 1, 0, 4096);
+  assert.throws(() => idx.grantPages(Int32Array.of(a, other), 2), {
+    message: /^slots\[1\]: not a live slot with the shards/,
+  });
+});

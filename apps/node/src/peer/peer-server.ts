@@ -7,10 +7,10 @@
 import { randomBytes } from 'node:crypto';
 import { KvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
-import type { GrantId, Transport } from '@kvfabric/native';
+import type { GrantId, GrantPages, Transport } from '@kvfabric/native';
 import type { BlockIndex } from '../block-index.js';
 import type { NamespaceRegistry } from '../namespaces.js';
-import { GrantTable, type Grant } from './grant-table.js';
+import { GrantTable } from './grant-table.js';
 import { ReaderSessions } from './reader-sessions.js';
 
 /** The checksum of each `pageBytes`-long pool page at `pages`, (low, high) per page (the data path's copier). */
@@ -160,10 +160,12 @@ export class PeerServer {
       return empty;
     }
     const grant = this.grants.issue(owner, slots.slice(0, blocks), blocks * ns.shards * ns.pageBytes);
+    // One native call: every page, the checksums known, the pages not summed yet, the ranges to grant.
+    const pages = this.opts.index.grantPages(grant.slots, blocks);
     // Both settle before the grant can end: the sums are written to slots the grant still pins.
     const [added, summed] = await Promise.allSettled([
-      this.opts.transport.addGrant(grant.id, peer, this.ranges(grant), grant.expiresAtMs),
-      this.sumUnsummed(grant.slots, ns.shards, ns.pageBytes),
+      this.opts.transport.addGrant(grant.id, peer, pages.ranges, grant.expiresAtMs),
+      this.sumUnsummed(grant.slots, pages, ns.pageBytes),
     ]);
     if (added.status === 'rejected' || summed.status === 'rejected') {
       this.grants.release(grant.id, owner);
@@ -171,20 +173,13 @@ export class PeerServer {
     }
     const key = added.value;
     this.counters.grantedBlocks += blocks;
-    const pageOffsets = new Float64Array(blocks * ns.shards);
-    const checksums = new Uint32Array(2 * blocks * ns.shards);
-    for (let b = 0, at = 0; b < blocks; b++) {
-      const slot = grant.slots[b]!;
-      for (let s = 0; s < ns.shards; s++) pageOffsets[b * ns.shards + s] = this.opts.index.page(slot, s);
-      at = this.opts.index.checksumsInto(slot, checksums, at);
-    }
     return {
       grantId: grant.id,
       blocks,
       shards: ns.shards,
       pageBytes: ns.pageBytes,
-      pageOffsets,
-      checksums,
+      pageOffsets: pages.pageOffsets,
+      checksums: pages.checksums,
       expiresAtMs: grant.expiresAtMs,
       key,
     };
@@ -213,67 +208,20 @@ export class PeerServer {
     this.readers.clear();
   }
 
+  /** Sums the granted pages not summed yet (saved, never granted) in one native batch; fills in their checksums. */
+  private async sumUnsummed(slots: Int32Array, pages: GrantPages, pageBytes: number): Promise<void> {
+    const n = pages.unsummed.length;
+    if (n === 0) return;
+    const offsets = new Float64Array(n);
+    for (let k = 0; k < n; k++) offsets[k] = pages.pageOffsets[pages.unsummed[k]!]!;
+    const sums = await this.opts.sum(offsets, pageBytes);
+    this.opts.index.setChecksums(slots, slots.length, pages.unsummed, sums, pages.checksums);
+    this.counters.summedPages += n;
+  }
+
   private forget(peer: string, why: string): void {
     this.grants.dropPeer(peer);
     this.opts.transport.dropPeer(peer, 'serving');
     this.opts.logger.debug({ peer, why }, 'reader forgotten');
-  }
-
-  /**
-   * (offset, length) pairs covering every page of the grant's blocks; pages adjacent in the pool (allocMany hands
-   * out runs) share one range, so the transport checks and stores fewer.
-   */
-  private ranges(g: Grant): Float64Array {
-    const { index } = this.opts;
-    let n = 0;
-    for (const slot of g.slots) n += index.shards(slot);
-    const out = new Float64Array(n * 2);
-    let o = 0;
-    let ns = -1;
-    let pageBytes = 0;
-    for (const slot of g.slots) {
-      if (index.ns(slot) !== ns) {
-        ns = index.ns(slot);
-        pageBytes = this.pageBytesOf(slot);
-      }
-      const shards = index.shards(slot);
-      for (let s = 0; s < shards; s++) {
-        const page = index.page(slot, s);
-        if (o > 0 && out[o - 2]! + out[o - 1]! === page) {
-          out[o - 1]! += pageBytes;
-        } else {
-          out[o++] = page;
-          out[o++] = pageBytes;
-        }
-      }
-    }
-    return o === out.length ? out : out.slice(0, o);
-  }
-
-  /** Sums the pages of `slots` whose checksum is not known yet (saved, never granted), in one native batch. */
-  private async sumUnsummed(slots: Int32Array, shards: number, pageBytes: number): Promise<void> {
-    const { index } = this.opts;
-    let n = 0;
-    for (const slot of slots) for (let s = 0; s < shards; s++) if (!index.hasChecksum(slot, s)) n++;
-    if (n === 0) return;
-    const pages = new Float64Array(n);
-    const at = new Int32Array(2 * n); // (slot, shard) of each page summed
-    n = 0;
-    for (const slot of slots) {
-      for (let s = 0; s < shards; s++) {
-        if (index.hasChecksum(slot, s)) continue;
-        pages[n] = index.page(slot, s);
-        at[2 * n] = slot;
-        at[2 * n + 1] = s;
-        n++;
-      }
-    }
-    const sums = await this.opts.sum(pages, pageBytes);
-    for (let i = 0; i < n; i++) index.setChecksum(at[2 * i]!, at[2 * i + 1]!, sums[2 * i]!, sums[2 * i + 1]!);
-    this.counters.summedPages += n;
-  }
-
-  private pageBytesOf(slot: number): number {
-    return this.opts.namespaces.get(this.opts.index.ns(slot)).pageBytes;
   }
 }
