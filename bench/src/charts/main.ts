@@ -1,8 +1,10 @@
-// npm run bench:charts — draws bench/results/charts/*.svg from the committed bench/results/*.json.
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+// npm run bench:charts — draws bench/results/charts/*.svg from the committed bench/results/*.json, and writes the
+// README's capacity table from the same files.
+import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { barChart, type BarRow } from './svg-bars.js';
+import { capacityBars, capacityMarkdown, withCapacityTable, type CapacityFile } from './capacity-table.js';
 
 const results = fileURLToPath(new URL('../../results', import.meta.url));
 const out = join(results, 'charts');
@@ -141,6 +143,25 @@ if (meta) {
     ]),
   });
 }
+
+// Capacity: every full-size result file (not *.quick.json) that carries the `capacity` field.
+const capacityFiles = readdirSync(results)
+  .filter((f) => f.endsWith('.json') && !f.endsWith('.quick.json'))
+  .sort()
+  .map((f) => JSON.parse(readFileSync(join(results, f), 'utf8')) as CapacityFile)
+  .filter((f) => (f.capacity?.length ?? 0) > 0);
+const capacityRows = capacityBars(capacityFiles);
+if (capacityRows.length > 0) {
+  charts.push({
+    file: 'capacity.svg',
+    title: 'CPU per GiB moved, all parties (lower is better)',
+    unit: 'ms per GiB',
+    rows: capacityRows,
+  });
+}
+const readme = fileURLToPath(new URL('../../../README.md', import.meta.url));
+writeFileSync(readme, withCapacityTable(readFileSync(readme, 'utf8'), capacityMarkdown(capacityFiles)));
+console.log(`wrote the capacity table in README.md (${capacityFiles.length} result files with capacity figures)`);
 
 mkdirSync(out, { recursive: true });
 for (const c of charts) {

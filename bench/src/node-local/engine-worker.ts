@@ -11,10 +11,7 @@ export type ToWorker =
   | { kind: 'load' }
   | { kind: 'exit' };
 
-export type FromWorker =
-  | { kind: 'ready' }
-  | { kind: 'done'; cpuSeconds: number }
-  | { kind: 'error'; message: string };
+export type FromWorker = { kind: 'ready' } | { kind: 'done'; cpuSeconds: number } | { kind: 'error'; message: string };
 
 /** Calls kept outstanding per engine, as in the single-engine rows (an engine saving layer groups asynchronously). */
 const IN_FLIGHT = 2;

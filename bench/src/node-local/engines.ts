@@ -132,7 +132,11 @@ export async function concurrentEngines(
       ours.window(timed, async () => {
         const t0 = nowSeconds();
         const cpu = await Promise.all(engines.map((e) => e.step(kind)));
-        if (timed) ours.add(`engine clients (${p.engines} processes)`, cpu.reduce((a, b) => a + b, 0));
+        if (timed)
+          ours.add(
+            `engine clients (${p.engines} processes)`,
+            cpu.reduce((a, b) => a + b, 0),
+          );
         return nowSeconds() - t0;
       });
     const t = { save: [] as number[], load: [] as number[], memSave: [] as number[], memLoad: [] as number[] };
@@ -150,7 +154,9 @@ export async function concurrentEngines(
       });
       // Alternate which side goes first, as in the single-engine rows.
       const [o, m] =
-        (rep & 1) === 0 ? [await kvfabric(), await memcpy()] : await memcpy().then(async (m) => [await kvfabric(), m]);
+        (rep & 1) === 0
+          ? [await kvfabric(), await memcpy()]
+          : await memcpy().then(async (m) => [await kvfabric(), m] as const);
       if (timed) {
         t.save.push(o.save);
         t.load.push(o.load);
