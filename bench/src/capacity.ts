@@ -84,8 +84,11 @@ export interface CapacityRow {
   bytes: number;
   /** CPU milliseconds per GiB moved. */
   msPerGiB: number;
-  /** GB/s (1e9 bytes) this party could carry with one core to itself: bytes / CPU seconds. */
-  oneCoreGBps: number;
+  /**
+   * GB/s (1e9 bytes) this party could carry with one core to itself: bytes / CPU seconds; null when it spent no
+   * CPU that schedstat could see (no bound from this party).
+   */
+  oneCoreGBps: number | null;
 }
 
 export function capacityRow(
@@ -102,7 +105,7 @@ export function capacityRow(
     cpuSeconds,
     bytes,
     msPerGiB: bytes > 0 ? (cpuSeconds * 1e3) / (bytes / 2 ** 30) : NaN,
-    oneCoreGBps: cpuSeconds > 0 ? bytes / cpuSeconds / 1e9 : Infinity,
+    oneCoreGBps: cpuSeconds > 0 ? bytes / cpuSeconds / 1e9 : null,
   };
 }
 
@@ -137,7 +140,7 @@ export function capacityTotals(rows: CapacityRow[]): CapacityRow[] {
   );
 }
 
-const round = (n: number, digits: number) => (Number.isFinite(n) ? Number(n.toFixed(digits)) : n);
+const round = (n: number | null, digits: number) => (n === null ? 'no CPU seen' : Number(n.toFixed(digits)));
 
 /** The printed table: per path, each party of kvfabric then of the reference, with the totals. */
 export function capacityTable(rows: CapacityRow[]): { columns: string[]; rows: (string | number)[][] } {

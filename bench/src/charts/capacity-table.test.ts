@@ -9,8 +9,8 @@ test('ms per GiB and GB/s one core carries follow from CPU seconds and bytes', (
   const r = capacityRow('p', 'kvfabric', 'event loop', 0.5, 4 * GiB);
   assert.equal(r.msPerGiB, 125);
   assert.equal(r.oneCoreGBps, (8 * GiB) / 1e9);
-  // A party that spent nothing could carry any rate on one core.
-  assert.equal(capacityRow('p', 'kvfabric', 'idle', 0, GiB).oneCoreGBps, Infinity);
+  // A party that spent no CPU sets no bound (null, which JSON keeps as it is).
+  assert.equal(capacityRow('p', 'kvfabric', 'idle', 0, GiB).oneCoreGBps, null);
 });
 
 test('the printed table lists each side of a path with its total', () => {

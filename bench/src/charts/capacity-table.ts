@@ -30,7 +30,7 @@ export function pathCosts(files: CapacityFile[]): PathCost[] {
 }
 
 const ms = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
-const gb = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '∞');
+const gb = (n: number | null) => (n === null ? 'no CPU seen' : n.toFixed(2));
 
 /** The README table (GitHub markdown), or a sentence saying how to produce it when no file has capacity figures. */
 export function capacityMarkdown(files: CapacityFile[]): string {
