@@ -34,36 +34,62 @@ export function threadCpu(pid: number): GroupCpu {
   return out;
 }
 
-/** All threads of a process together. */
-export function processCpu(pid: number): number {
-  const c = threadCpu(pid);
-  return c.main + c.copy + c.other;
-}
-
 /** CPU seconds of this process (user + system, all threads). */
-export function selfCpu(): number {
+function selfCpu(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
 }
 
+/** Reads the CPU seconds so far of one or more parties (one /proc read per process and snapshot). */
+export type Probe = () => Record<string, number>;
+
 /**
- * Accumulates CPU seconds per named party over timed windows. A party is read by a function returning its CPU
- * seconds so far (a process, one thread group of it, this process); `window` adds what each spent meanwhile.
+ * The thread groups of a process as parties: `names` maps a group to its party's name (groups mapped to the same
+ * name are summed; groups left out are not counted).
+ */
+export function threadProbe(pid: number, names: Partial<Record<ThreadGroup, string>>): Probe {
+  return () => {
+    const cpu = threadCpu(pid);
+    const out: Record<string, number> = {};
+    for (const [group, name] of Object.entries(names) as [ThreadGroup, string][])
+      out[name] = (out[name] ?? 0) + cpu[group];
+    return out;
+  };
+}
+
+/** Every thread of a process as one party. */
+export function processProbe(pid: number, name: string): Probe {
+  return threadProbe(pid, { main: name, copy: name, other: name });
+}
+
+/** This process as one party (an engine client, a benchmark client). */
+export function selfProbe(name: string): Probe {
+  return () => ({ [name]: selfCpu() });
+}
+
+/**
+ * Accumulates CPU seconds per named party over timed windows. Probes are read in order before a window and in
+ * reverse order after it, so a `selfProbe` placed last does not count this process reading the others' counters.
  */
 export class CpuLedger {
   readonly seconds: Record<string, number> = {};
-  readonly #parties: [string, () => number][];
+  readonly #probes: Probe[];
 
-  constructor(parties: Record<string, () => number>) {
-    this.#parties = Object.entries(parties);
-    for (const [name] of this.#parties) this.seconds[name] = 0;
+  constructor(probes: Probe[] = []) {
+    this.#probes = probes;
+    for (const probe of probes) for (const name of Object.keys(probe())) this.seconds[name] = 0;
   }
 
   /** Runs fn; when `count`, adds every party's CPU over the run. */
   async window<T>(count: boolean, fn: () => Promise<T>): Promise<T> {
-    const before = this.#parties.map(([, read]) => read());
+    const before = this.#probes.map((probe) => probe());
     const r = await fn();
-    if (count) this.#parties.forEach(([name, read], i) => (this.seconds[name]! += read() - before[i]!));
+    const after = [...this.#probes].reverse().map((probe) => probe());
+    after.reverse();
+    if (count)
+      after.forEach((now, i) => {
+        for (const [name, seconds] of Object.entries(now)) this.add(name, seconds - (before[i]![name] ?? 0));
+      });
     return r;
   }
 

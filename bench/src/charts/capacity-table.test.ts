@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { capacityRow, capacityRows, capacityTable, threadCpu } from '../capacity.js';
+import { CpuLedger, capacityRow, capacityRows, capacityTable, threadCpu, threadProbe } from '../capacity.js';
 import { capacityBars, capacityMarkdown, withCapacityTable, type CapacityFile } from './capacity-table.js';
 
 const GiB = 2 ** 30;
@@ -67,4 +67,34 @@ test('thread CPU of this process is read per group and grows with work', () => {
   assert.ok(x > 0);
   assert.ok(after.main > before.main, `main thread CPU ${before.main} -> ${after.main}`);
   assert.deepEqual(threadCpu(-1), { main: 0, copy: 0, other: 0 });
+});
+
+test('a ledger counts only counted windows, reads probes in order before and in reverse after', async () => {
+  const reads: string[] = [];
+  let clock = 0;
+  const probe = (name: string) => () => {
+    reads.push(name);
+    return { [name]: ++clock };
+  };
+  const ledger = new CpuLedger([probe('other process'), probe('this process')]);
+  assert.deepEqual(ledger.seconds, { 'other process': 0, 'this process': 0 });
+  reads.length = 0;
+  clock = 0;
+  await ledger.window(true, async () => {
+    clock += 10;
+  });
+  // before: other=1, this=2; work: +10; after: this=13, other=14
+  assert.deepEqual(reads, ['other process', 'this process', 'this process', 'other process']);
+  assert.deepEqual(ledger.seconds, { 'other process': 13, 'this process': 11 });
+  await ledger.window(false, async () => undefined);
+  ledger.add('iperf3 sender', 0.5);
+  assert.deepEqual(ledger.seconds, { 'other process': 13, 'this process': 11, 'iperf3 sender': 0.5 });
+});
+
+test('a thread probe sums the groups given one name and leaves out the rest', () => {
+  const all = threadProbe(process.pid, { main: 'js', copy: 'rest', other: 'rest' })();
+  const mainOnly = threadProbe(process.pid, { main: 'js' })();
+  assert.deepEqual(Object.keys(all).sort(), ['js', 'rest']);
+  assert.deepEqual(Object.keys(mainOnly), ['js']);
+  assert.ok(all.js! > 0 && all.rest! >= 0);
 });

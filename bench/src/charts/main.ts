@@ -82,6 +82,8 @@ if (node) {
       ['load_256KiB_gbps', 'load, 64 x 256 KiB', 0.9],
       ['save_2MiB_gbps', 'save, 64 x 2 MiB', 0.9],
       ['load_2MiB_gbps', 'load, 64 x 2 MiB', 0.9],
+      ['save_256KiB_8_engines_gbps', 'save, 8 engines, 64 x 256 KiB', 0.9],
+      ['load_256KiB_8_engines_gbps', 'load, 8 engines, 64 x 256 KiB', 0.9],
     ]),
   });
 }
@@ -94,6 +96,8 @@ if (pull) {
     rows: rows(pull, [
       ['pull_256KiB_vs_iperf3', '1000 x 256 KiB vs iperf3', 0.9],
       ['pull_2MiB_vs_iperf3', '1000 x 2 MiB vs iperf3', 0.9],
+      ['pull_256KiB_8_readers_vs_iperf3', '8 readers, 256 KiB vs iperf3 -P 8', 0.9],
+      ['pull_2MiB_8_readers_vs_iperf3', '8 readers, 2 MiB vs iperf3 -P 8', 0.9],
       ['pull_256KiB_vs_redis', '1000 x 256 KiB vs Redis GET', 1.2],
       ['pull_2MiB_vs_redis', '1000 x 2 MiB vs Redis GET', 1.2],
     ]),

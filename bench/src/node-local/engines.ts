@@ -10,7 +10,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { KvLayoutSpec } from '@kvfabric/client';
 import type { NodeHandle } from '@kvfabric/testkit';
-import { CpuLedger, capacityRows, processCpu, threadCpu, type CapacityRow } from '../capacity.js';
+import { CpuLedger, capacityRows, processProbe, threadProbe, type CapacityRow } from '../capacity.js';
 import { median, nowSeconds, type BenchContext } from '../harness.js';
 import type { MemcpyPeer } from '../peers/memcpy.js';
 import type { FromWorker, ToWorker } from './engine-worker.js';
@@ -120,13 +120,14 @@ export async function concurrentEngines(
       pages: p.engines * blocks,
       chunkBytes: p.chunkBytes,
     });
-    const nodePid = node.proc.pid;
-    const ours = new CpuLedger({
-      'copy threads': () => threadCpu(nodePid).copy,
-      'node event loop': () => threadCpu(nodePid).main,
-      'other node threads (GC, libuv)': () => threadCpu(nodePid).other,
-    });
-    const theirs = new CpuLedger({ 'memcpy threads': () => processCpu(ref.pid) });
+    const ours = new CpuLedger([
+      threadProbe(node.proc.pid, {
+        copy: 'copy threads',
+        main: 'node event loop',
+        other: 'other node threads (GC, libuv)',
+      }),
+    ]);
+    const theirs = new CpuLedger([processProbe(ref.pid, 'memcpy threads')]);
     /** One step in every engine at once; wall seconds until the last is done. */
     const all = async (kind: 'save' | 'query' | 'load', timed: boolean) =>
       ours.window(timed, async () => {

@@ -32,7 +32,7 @@ export async function fanIn(
   const ns = `bench/pull/${READERS}-readers/${label(blockBytes)}`;
   const out: FanInRep[] = [];
   const ours = pullLedger(p);
-  const iperfCpu = new CpuLedger({});
+  const iperfCpu = new CpuLedger();
   let iperfBytes = 0;
   try {
     const holder = await engineOn(p.a, ns, blockBytes);

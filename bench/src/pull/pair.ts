@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startMetaserver, startNode, type NodeHandle } from '@kvfabric/testkit';
 import { KvEngine, KvRegion, MetaserverClient, type KvLayoutSpec } from '@kvfabric/client';
 import { readTls } from '@kvfabric/common/rpc';
-import { CpuLedger, processCpu, selfCpu, threadCpu } from '../capacity.js';
+import { CpuLedger, processProbe, selfProbe, threadProbe } from '../capacity.js';
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -115,17 +115,16 @@ export async function seed(p: Pair, kv: KvEngine, namespace: string, hashes: Buf
  * among them), the metaserver, and this process (the engines' SDK).
  */
 export function pullLedger(p: Pair): CpuLedger {
-  const [a, b] = [p.a.proc.pid, p.b.proc.pid];
-  const rest = (pid: number) => {
-    const c = threadCpu(pid);
-    return c.copy + c.other;
-  };
-  return new CpuLedger({
-    'puller node event loop': () => threadCpu(b).main,
-    'puller node other threads (tcp, V8, libuv)': () => rest(b),
-    'holder node event loop': () => threadCpu(a).main,
-    'holder node other threads (tcp, V8, libuv)': () => rest(a),
-    metaserver: () => processCpu(p.metaPid),
-    'engine client (SDK)': selfCpu,
-  });
+  const node = (pid: number, role: string) =>
+    threadProbe(pid, {
+      main: `${role} node event loop`,
+      copy: `${role} node other threads (tcp, V8, libuv)`,
+      other: `${role} node other threads (tcp, V8, libuv)`,
+    });
+  return new CpuLedger([
+    node(p.b.proc.pid, 'puller'),
+    node(p.a.proc.pid, 'holder'),
+    processProbe(p.metaPid, 'metaserver'),
+    selfProbe('engine client (SDK)'),
+  ]);
 }

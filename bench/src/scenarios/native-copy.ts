@@ -10,7 +10,7 @@
 import { availableParallelism } from 'node:os';
 import { closeSync, ftruncateSync, openSync, rmSync, writeSync } from 'node:fs';
 import { CopyEngine, Pool, Region } from '@kvfabric/native';
-import { CpuLedger, capacityRows, processCpu, threadCpu, type CapacityRow } from '../capacity.js';
+import { CpuLedger, capacityRows, processProbe, threadProbe, type CapacityRow } from '../capacity.js';
 import { median, nowSeconds, type BenchContext, type Scenario, type ScenarioResult } from '../harness.js';
 import { MemcpyPeer } from '../peers/memcpy.js';
 
@@ -124,11 +124,10 @@ const scenario: Scenario = {
         };
         // CPU over the timed reps: the copy engine's threads and the JavaScript thread submitting its batches here,
         // every thread of the memcpy process there.
-        const ourCpu = new CpuLedger({
-          'copy threads': () => threadCpu(process.pid).copy,
-          'submitting thread (JavaScript)': () => threadCpu(process.pid).main,
-        });
-        const refCpu = new CpuLedger({ 'memcpy threads': () => processCpu(ref.pid) });
+        const ourCpu = new CpuLedger([
+          threadProbe(process.pid, { copy: 'copy threads', main: 'submitting thread (JavaScript)' }),
+        ]);
+        const refCpu = new CpuLedger([processProbe(ref.pid, 'memcpy threads')]);
         const bar = ctx.progress(`${label(pageBytes)} pages`, 2 * reps);
         for (const mode of ['gather', 'scatter'] as const) {
           await ours.rep(mode); // warm-up

@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os';
 import { startNode, type NodeHandle } from '@kvfabric/testkit';
 import { KvEngine, KvRegion, type KvLayoutSpec } from '@kvfabric/client';
 import { createBlockIndex } from '@kvfabric/node/internal';
-import { CpuLedger, capacityRows, processCpu, selfCpu, threadCpu, type CapacityRow } from '../capacity.js';
+import { CpuLedger, capacityRows, processProbe, selfProbe, threadProbe, type CapacityRow } from '../capacity.js';
 import { ENGINES, concurrentEngines, reportEngines } from '../node-local/engines.js';
 import { median, nowSeconds, percentile, type BenchContext, type Scenario, type ScenarioResult } from '../harness.js';
 import { MemcpyPeer } from '../peers/memcpy.js';
@@ -102,14 +102,15 @@ async function throughput(
       chunkBytes,
     });
     // CPU of every party over the timed windows (the engine client is this process).
-    const nodePid = node.proc.pid;
-    const ourCpu = new CpuLedger({
-      'copy threads': () => threadCpu(nodePid).copy,
-      'node event loop': () => threadCpu(nodePid).main,
-      'other node threads (GC, libuv)': () => threadCpu(nodePid).other,
-      'engine client (SDK, gRPC)': selfCpu,
-    });
-    const refCpu = new CpuLedger({ 'memcpy threads': () => processCpu(ref.pid) });
+    const ourCpu = new CpuLedger([
+      threadProbe(node.proc.pid, {
+        copy: 'copy threads',
+        main: 'node event loop',
+        other: 'other node threads (GC, libuv)',
+      }),
+      selfProbe('engine client (SDK, gRPC)'),
+    ]);
+    const refCpu = new CpuLedger([processProbe(ref.pid, 'memcpy threads')]);
     const ids = Array.from({ length: calls }, (_, c) => Array.from({ length: PER_CALL }, (_, i) => c * PER_CALL + i));
     const t = { save: [] as number[], load: [] as number[], memSave: [] as number[], memLoad: [] as number[] };
     const warmup = Math.min(WARMUP_REPS, Math.max(1, Math.ceil(WARMUP_CALLS / calls)));

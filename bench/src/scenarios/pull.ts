@@ -14,7 +14,7 @@
 // Every throughput run also accounts the CPU of each party (both nodes, the metaserver, the engine client; iperf3's
 // two ends; redis-server and its client): CPU per GiB and GB/s one core could carry.
 import { randomBytes } from 'node:crypto';
-import { CpuLedger, capacityRows, processCpu, selfCpu, type CapacityRow } from '../capacity.js';
+import { CpuLedger, capacityRows, processProbe, selfProbe, type CapacityRow } from '../capacity.js';
 import {
   median,
   nowSeconds,
@@ -84,11 +84,11 @@ async function throughput(
   const ns = `bench/pull/${label(blockBytes)}`;
   const out: Rep[] = [];
   const ours = pullLedger(p);
-  const iperfCpu = new CpuLedger({});
+  const iperfCpu = new CpuLedger();
   let iperfBytes = 0;
   try {
     await using redis = await startRedis();
-    const redisCpu = new CpuLedger({ 'redis-server': () => processCpu(redis.proc.pid!), 'redis client': selfCpu });
+    const redisCpu = new CpuLedger([processProbe(redis.proc.pid!, 'redis-server'), selfProbe('redis client')]);
     const keys = Array.from({ length: blocks }, (_, i) => `blk:${i}`);
     const loader = await RespClient.connect('127.0.0.1', redis.port);
     const value = randomBytes(blockBytes);

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 import { Pool, TcpTransport } from '@kvfabric/native';
 
-import { CpuLedger, capacityRows, processCpu, threadCpu, type CapacityRow } from '../capacity.js';
+import { CpuLedger, capacityRows, processProbe, threadProbe, type CapacityRow } from '../capacity.js';
 import { median, type Scenario, type ScenarioResult } from '../harness.js';
 import { iperf3, iperf3Available } from '../peers/iperf3.js';
 
@@ -146,12 +146,14 @@ const scenario: Scenario = {
             const refs: number[] = [];
             // CPU over the timed trials: this process reads (transport threads, JavaScript thread issuing readv
             // batches), the serving peer sends; iperf3's two ends by its own accounting.
-            const ourCpu = new CpuLedger({
-              'reader: JavaScript thread': () => threadCpu(process.pid).main,
-              'reader: other threads (tcp transport, V8, libuv)': () => threadCpu(process.pid).other,
-              'serving peer (all threads)': () => processCpu(peer.pid),
-            });
-            const refCpu = new CpuLedger({});
+            const ourCpu = new CpuLedger([
+              processProbe(peer.pid, 'serving peer (all threads)'),
+              threadProbe(process.pid, {
+                main: 'reader: JavaScript thread',
+                other: 'reader: other threads (tcp transport, V8, libuv)',
+              }),
+            ]);
+            const refCpu = new CpuLedger();
             let ourBytes = 0;
             let refBytes = 0;
             const label = `${pageBytes / KiB} KiB x${s}`;
