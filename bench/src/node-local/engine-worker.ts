@@ -78,6 +78,8 @@ async function step(kind: 'save' | 'query' | 'load'): Promise<void> {
 }
 
 const send = (m: FromWorker) => process.send!(m);
+// The parent gone (crashed, killed): nothing will ask for more, so do not outlive it.
+process.on('disconnect', () => process.exit(0));
 
 process.on('message', (m: ToWorker) => {
   if (m.kind === 'exit') {

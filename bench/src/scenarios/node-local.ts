@@ -7,6 +7,9 @@
 //     balance load alike. CPU time of every party is recorded
 //     over the timed windows (copy threads, the node's event loop and other threads, the engine client, memcpy):
 //     on a host with few cores the node's event loop and the client compete with the copy threads for them.
+//     The same with 8 engines at once (node-local/engines.ts): 8 client processes, each a KvEngine with its own
+//     region and blocks, against the one node; aggregate GB/s vs memcpy of the aggregate bytes with the node's
+//     copy threads. Every party's CPU per GiB and the GB/s one core of it carries go to the `capacity` field.
 //  2. Query latency for a 64-hash prefix (SDK round trip, p50/p99), and the in-process index lookup it includes.
 //  3. Sharing: 8 engine instances with a shared-prefix workload against one shared node vs 8 private nodes with
 //     1/8 of the pool each: hit rate and prefill tokens avoided.
