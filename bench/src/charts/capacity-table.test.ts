@@ -39,12 +39,12 @@ const file: CapacityFile = {
   ],
 };
 
-test('the README table names the busiest party of each side and the chart compares all parties', () => {
+test("the README table lists each side's parties, busiest first, and the chart compares all parties", () => {
   const md = capacityMarkdown([file, { scenario: 'cli', date: '2026-12-06T00:00:00.000Z' }]);
   const lines = md.split('\n');
   assert.equal(
     lines[2],
-    '| save 8 engines (`node-local`) | 500 | node event loop: 375 (2.86) | 250 | memcpy threads: 250 (4.29) |',
+    '| save 8 engines (`node-local`) | 500 | node event loop: 375 (2.86); copy: 125 (8.59) | 250 | memcpy threads: 250 (4.29) |',
   );
   assert.equal(lines.length, 6, 'header, rule, one row, blank, source line, final newline');
   assert.match(lines[4]!, /From the result files of 2026-12-06/);

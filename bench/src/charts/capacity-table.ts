@@ -1,5 +1,6 @@
 // The capacity figures of the result files as the README's capacity table and chart rows: per path, the CPU all
-// parties spend per GiB, and the busiest party (the one whose core saturates first when each party has a core).
+// parties spend per GiB, and each party's share, busiest first (the one whose core saturates first when each
+// party has a core of its own).
 import { capacityTotals, type CapacityRow } from '../capacity.js';
 import type { BarRow } from './svg-bars.js';
 
@@ -14,7 +15,8 @@ export interface PathCost {
   path: string;
   side: CapacityRow['side'];
   total: CapacityRow;
-  busiest: CapacityRow;
+  /** The parties, most CPU first. */
+  parties: CapacityRow[];
 }
 
 /** One entry per path and side of every file, in file order. */
@@ -22,15 +24,16 @@ export function pathCosts(files: CapacityFile[]): PathCost[] {
   return files.flatMap((f) => {
     const rows = f.capacity ?? [];
     return capacityTotals(rows).map((total) => {
-      const parties = rows.filter((r) => r.path === total.path && r.side === total.side);
-      const busiest = parties.reduce((a, b) => (b.cpuSeconds > a.cpuSeconds ? b : a));
-      return { scenario: f.scenario, path: total.path, side: total.side, total, busiest };
+      const parties = rows
+        .filter((r) => r.path === total.path && r.side === total.side)
+        .sort((a, b) => b.cpuSeconds - a.cpuSeconds);
+      return { scenario: f.scenario, path: total.path, side: total.side, total, parties };
     });
   });
 }
 
 const ms = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
-const gb = (n: number | null) => (n === null ? 'no CPU seen' : n.toFixed(2));
+const gb = (n: number | null) => (n === null ? 'no CPU seen' : n.toFixed(n >= 100 ? 0 : n >= 10 ? 1 : 2));
 
 /** The README table (GitHub markdown), or a sentence saying how to produce it when no file has capacity figures. */
 export function capacityMarkdown(files: CapacityFile[]): string {
@@ -41,7 +44,7 @@ export function capacityMarkdown(files: CapacityFile[]): string {
       'machine, then `npm run bench:charts`.\n'
     );
   const lines = [
-    '| path (scenario) | kvfabric: CPU ms per GiB, all parties | kvfabric: busiest party, ms per GiB (GB/s per core) | reference: CPU ms per GiB, all parties | reference: busiest party, ms per GiB (GB/s per core) |',
+    '| path (scenario) | kvfabric: CPU ms per GiB, all parties | kvfabric per party, busiest first: ms per GiB (GB/s one core carries) | reference: CPU ms per GiB, all parties | reference per party: ms per GiB (GB/s one core carries) |',
     '|---|---|---|---|---|',
   ];
   const paths = [...new Set(costs.map((c) => `${c.scenario}\u0000${c.path}`))];
@@ -51,7 +54,10 @@ export function capacityMarkdown(files: CapacityFile[]): string {
       costs.find((c) => c.scenario === scenario && c.path === path && c.side === s);
     const cells = (c: PathCost | undefined) =>
       c
-        ? [ms(c.total.msPerGiB), `${c.busiest.party}: ${ms(c.busiest.msPerGiB)} (${gb(c.busiest.oneCoreGBps)})`]
+        ? [
+            ms(c.total.msPerGiB),
+            c.parties.map((p) => `${p.party}: ${ms(p.msPerGiB)} (${gb(p.oneCoreGBps)})`).join('; '),
+          ]
         : ['', ''];
     lines.push(
       `| ${path} (\`${scenario}\`) | ${[...cells(side('kvfabric')), ...cells(side('reference'))].join(' | ')} |`,
