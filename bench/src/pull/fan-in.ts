@@ -28,7 +28,14 @@ export async function fanIn(
 ): Promise<{ runs: FanInRep[]; capacity: CapacityRow[] }> {
   const total = READERS * blocksPerReader;
   const bar = ctx.progress(`pull ${READERS} readers × ${blocksPerReader} × ${label(blockBytes)}`, reps + 1);
-  const p = await startPair(total * blockBytes + 128 * MiB, false, READERS);
+  // The bench's pool holds little more than the blocks pulled, so the holder's default --grant-pin-budget (50% of
+  // it) is less than what 8 sessions pin at once (up to two windows of <= 64 MiB each), and a session whose first
+  // window is refused for other readers' grants ends with nothing (apps/node/src/fetch/grant-windows.ts). A
+  // production pool is many times its in-flight pulls; here the whole pool may be pinned instead.
+  const p = await startPair(total * blockBytes + 128 * MiB, {
+    streams: READERS,
+    args: ['--grant-pin-budget', '100%'],
+  });
   const ns = `bench/pull/${READERS}-readers/${label(blockBytes)}`;
   const out: FanInRep[] = [];
   const ours = pullLedger(p);
@@ -55,8 +62,12 @@ export async function fanIn(
         );
         const wall = nowSeconds() - t0;
         for (const [i, q] of answers.entries()) {
-          if (q.hits !== blocksPerReader)
-            throw new Error(`pull bench: reader ${i} got ${q.hits} of ${blocksPerReader} blocks`);
+          if (q.hits !== blocksPerReader) {
+            const refused = await metric(p.a, 'kvfabric_peer_grants_refused_total');
+            throw new Error(
+              `pull bench: reader ${i} got ${q.hits} of ${blocksPerReader} blocks (holder refused ${refused} grants so far)`,
+            );
+          }
           await readers[i]!.kv.release(q.leaseId);
         }
         const bytes = (await metric(p.b, 'kvfabric_pull_bytes_total')) - bytes0;

@@ -48,9 +48,22 @@ export interface Pair {
   close(): Promise<void>;
 }
 
-export async function startPair(poolBytes: number, tls = false, streams = STREAMS): Promise<Pair> {
+/** `streams`: --streams-per-peer of both nodes; `args`: more flags for both. */
+export async function startPair(
+  poolBytes: number,
+  opts: { tls?: boolean; streams?: number; args?: string[] } = {},
+): Promise<Pair> {
+  const tls = opts.tls ?? false;
   const metaserver = await startMetaserver({ logLevel: 'warn', tls });
-  const args = ['--streams-per-peer', String(streams), '--pull-timeout-secs', '60', '--heartbeat-interval-secs', '0.5'];
+  const args = [
+    '--streams-per-peer',
+    String(opts.streams ?? STREAMS),
+    '--pull-timeout-secs',
+    '60',
+    '--heartbeat-interval-secs',
+    '0.5',
+    ...(opts.args ?? []),
+  ];
   const pool = `${Math.ceil(poolBytes / MiB)}mib`;
   // One at a time: each pre-faults its whole pool at start-up, and two at once on 2 cores can outlast the health wait.
   let a: NodeHandle | undefined;

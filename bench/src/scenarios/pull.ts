@@ -80,7 +80,7 @@ async function throughput(
   tls = false,
 ): Promise<{ runs: Rep[]; capacity: CapacityRow[] }> {
   const bar = ctx.progress(`pull ${blocks} × ${label(blockBytes)}${tls ? ' (TLS)' : ''}`, reps + 2);
-  const p = await startPair(blocks * blockBytes + 128 * MiB, tls);
+  const p = await startPair(blocks * blockBytes + 128 * MiB, { tls });
   const ns = `bench/pull/${label(blockBytes)}`;
   const out: Rep[] = [];
   const ours = pullLedger(p);
@@ -152,7 +152,7 @@ async function throughput(
 async function timeToReady(ctx: BenchContext, reps: number, tls = false) {
   const blockBytes = 256 * KiB;
   const bar = ctx.progress(`time to READY, 64 blocks${tls ? ' (TLS)' : ''}`, reps);
-  const p = await startPair(reps * 64 * blockBytes * 1.1 + 64 * MiB, tls);
+  const p = await startPair(reps * 64 * blockBytes * 1.1 + 64 * MiB, { tls });
   const ns = 'bench/pull/ready';
   const ea = await engineOn(p.a, ns, blockBytes);
   const eb = await engineOn(p.b, ns, blockBytes);
@@ -297,7 +297,7 @@ const scenario: Scenario = {
       `${reps} repetitions of iperf3 (${iperfSeconds ?? 0} s), pull, Redis GETs back to back; GB/s are medians, ratios are medians of per-repetition ratios`,
     );
     notes.push(
-      `${READERS} readers: ${READERS} engines on node B pull ${READERS} different prefixes from node A at once (one node serving an ${READERS}-GPU host), --streams-per-peer ${READERS}; GB/s = all bytes / time until the last reader is READY; vs iperf3 -P ${READERS} before every pull`,
+      `${READERS} readers: ${READERS} engines on node B pull ${READERS} different prefixes from node A at once (one node serving an ${READERS}-GPU host), --streams-per-peer ${READERS}, holder --grant-pin-budget 100% (the bench pool holds little more than the blocks; at the default 50% concurrent sessions are refused windows and end short); GB/s = all bytes / time until the last reader is READY; vs iperf3 -P ${READERS} before every pull`,
     );
     notes.push(
       'capacity: schedstat CPU of both nodes (event loop; other threads, the tcp transport among them), the metaserver and the engine client over each pull; iperf3 by its own accounting; redis-server and the bench RESP client over the GETs',
