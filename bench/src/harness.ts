@@ -2,6 +2,7 @@
 // `npm run bench -- <scenario> [--quick]` writes bench/results/<scenario>.json and prints a table.
 import { SingleBar, Presets } from 'cli-progress';
 import { cpus, totalmem } from 'node:os';
+import type { CapacityRow } from './capacity.js';
 
 export interface Table {
   columns: string[];
@@ -14,6 +15,8 @@ export interface ScenarioResult {
   ratios: Record<string, number>;
   /** The human table printed for this scenario (extra detail beyond metrics/reference/ratios). */
   table?: Table;
+  /** CPU per GiB and GB/s one core could carry, per party, for kvfabric and the reference (bench/src/capacity.ts). */
+  capacity?: CapacityRow[];
   notes?: string[];
 }
 

@@ -2,6 +2,7 @@
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
+import { capacityTable } from './capacity.js';
 import { createContext, formatTable, machineInfo, summaryTable, type ResultFile, type Scenario } from './harness.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -47,6 +48,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(`\n${scenario.name}`);
     if (result.table) console.log(formatTable(result.table) + '\n');
     if (Object.keys(result.ratios).length > 0) console.log(formatTable(summaryTable(result)));
+    if (result.capacity?.length) console.log('\n' + formatTable(capacityTable(result.capacity)));
     for (const note of result.notes ?? []) console.log(`note: ${note}`);
     console.log(`\nwrote ${out}`);
   }

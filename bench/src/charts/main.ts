@@ -1,8 +1,10 @@
-// npm run bench:charts — draws bench/results/charts/*.svg from the committed bench/results/*.json.
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+// npm run bench:charts — draws bench/results/charts/*.svg from the committed bench/results/*.json, and writes the
+// README's capacity table from the same files.
+import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { barChart, type BarRow } from './svg-bars.js';
+import { capacityBars, capacityMarkdown, withCapacityTable, type CapacityFile } from './capacity-table.js';
 
 const results = fileURLToPath(new URL('../../results', import.meta.url));
 const out = join(results, 'charts');
@@ -80,6 +82,8 @@ if (node) {
       ['load_256KiB_gbps', 'load, 64 x 256 KiB', 0.9],
       ['save_2MiB_gbps', 'save, 64 x 2 MiB', 0.9],
       ['load_2MiB_gbps', 'load, 64 x 2 MiB', 0.9],
+      ['save_256KiB_8_engines_gbps', 'save, 8 engines, 64 x 256 KiB', 0.9],
+      ['load_256KiB_8_engines_gbps', 'load, 8 engines, 64 x 256 KiB', 0.9],
     ]),
   });
 }
@@ -92,6 +96,8 @@ if (pull) {
     rows: rows(pull, [
       ['pull_256KiB_vs_iperf3', '1000 x 256 KiB vs iperf3', 0.9],
       ['pull_2MiB_vs_iperf3', '1000 x 2 MiB vs iperf3', 0.9],
+      ['pull_256KiB_8_readers_vs_iperf3', '8 readers, 256 KiB vs iperf3 -P 8', 0.9],
+      ['pull_2MiB_8_readers_vs_iperf3', '8 readers, 2 MiB vs iperf3 -P 8', 0.9],
       ['pull_256KiB_vs_redis', '1000 x 256 KiB vs Redis GET', 1.2],
       ['pull_2MiB_vs_redis', '1000 x 2 MiB vs Redis GET', 1.2],
     ]),
@@ -141,6 +147,25 @@ if (meta) {
     ]),
   });
 }
+
+// Capacity: every full-size result file (not *.quick.json) that carries the `capacity` field.
+const capacityFiles = readdirSync(results)
+  .filter((f) => f.endsWith('.json') && !f.endsWith('.quick.json'))
+  .sort()
+  .map((f) => JSON.parse(readFileSync(join(results, f), 'utf8')) as CapacityFile)
+  .filter((f) => (f.capacity?.length ?? 0) > 0);
+const capacityRows = capacityBars(capacityFiles);
+if (capacityRows.length > 0) {
+  charts.push({
+    file: 'capacity.svg',
+    title: 'CPU per GiB moved, all parties (lower is better)',
+    unit: 'ms per GiB',
+    rows: capacityRows,
+  });
+}
+const readme = fileURLToPath(new URL('../../../README.md', import.meta.url));
+writeFileSync(readme, withCapacityTable(readFileSync(readme, 'utf8'), capacityMarkdown(capacityFiles)));
+console.log(`wrote the capacity table in README.md (${capacityFiles.length} result files with capacity figures)`);
 
 mkdirSync(out, { recursive: true });
 for (const c of charts) {

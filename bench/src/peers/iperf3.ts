@@ -11,6 +11,22 @@ export interface Iperf3Result {
   bytesPerSecond: number;
   seconds: number;
   streams: number;
+  /** Bytes the receiver got (end.sum_received.bytes). */
+  bytes: number;
+  /**
+   * CPU seconds of each end over the test, from iperf3's own accounting (end.cpu_utilization_percent: host = this
+   * client, the sender; remote = the server, the receiver; user + system over the test's wall time).
+   */
+  senderCpuSeconds: number;
+  receiverCpuSeconds: number;
+}
+
+interface Iperf3Json {
+  end?: {
+    sum_received?: { bits_per_second?: number; bytes?: number; seconds?: number };
+    cpu_utilization_percent?: { host_total?: number; remote_total?: number };
+  };
+  error?: string;
 }
 
 async function freePort(): Promise<number> {
@@ -47,11 +63,22 @@ export async function iperf3(streams: number, seconds: number): Promise<Iperf3Re
           ['-c', '127.0.0.1', '-p', String(port), '-P', String(streams), '-t', String(seconds), '-J'],
           { maxBuffer: 64 << 20 },
         );
-        const json = JSON.parse(stdout) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
-        const bps = json.end?.sum_received?.bits_per_second;
-        if (typeof bps !== 'number')
+        const json = JSON.parse(stdout) as Iperf3Json;
+        const received = json.end?.sum_received;
+        const cpu = json.end?.cpu_utilization_percent;
+        if (typeof received?.bits_per_second !== 'number' || typeof received.bytes !== 'number')
           throw new Error(`iperf3: no end.sum_received in output${json.error ? `: ${json.error}` : ''}`);
-        return { bytesPerSecond: bps / 8, seconds, streams };
+        if (typeof cpu?.host_total !== 'number' || typeof cpu.remote_total !== 'number')
+          throw new Error('iperf3: no end.cpu_utilization_percent in output');
+        const wall = received.seconds ?? seconds;
+        return {
+          bytesPerSecond: received.bits_per_second / 8,
+          seconds,
+          streams,
+          bytes: received.bytes,
+          senderCpuSeconds: (cpu.host_total / 100) * wall,
+          receiverCpuSeconds: (cpu.remote_total / 100) * wall,
+        };
       } catch (err) {
         lastErr = err;
         if (!String((err as { stdout?: string }).stdout ?? err).includes('Connection refused')) throw err;

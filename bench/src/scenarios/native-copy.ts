@@ -10,6 +10,7 @@
 import { availableParallelism } from 'node:os';
 import { closeSync, ftruncateSync, openSync, rmSync, writeSync } from 'node:fs';
 import { CopyEngine, Pool, Region } from '@kvfabric/native';
+import { CpuLedger, capacityRows, processProbe, threadProbe, type CapacityRow } from '../capacity.js';
 import { median, nowSeconds, type BenchContext, type Scenario, type ScenarioResult } from '../harness.js';
 import { MemcpyPeer } from '../peers/memcpy.js';
 
@@ -102,6 +103,7 @@ const scenario: Scenario = {
     const reference: Record<string, number> = {};
     const ratios: Record<string, number> = {};
     const rows: (string | number)[][] = [];
+    const capacity: CapacityRow[] = [];
     using peer = new MemcpyPeer();
     const engine = new CopyEngine({ threads });
     try {
@@ -120,22 +122,35 @@ const scenario: Scenario = {
           kvfabric: { gather: [] as number[], scatter: [] as number[] },
           memcpy: { gather: [] as number[], scatter: [] as number[] },
         };
+        // CPU over the timed reps: the copy engine's threads and the JavaScript thread submitting its batches here,
+        // every thread of the memcpy process there.
+        const ourCpu = new CpuLedger([
+          threadProbe(process.pid, { copy: 'copy threads', main: 'submitting thread (JavaScript)' }),
+        ]);
+        const refCpu = new CpuLedger([processProbe(ref.pid, 'memcpy threads')]);
         const bar = ctx.progress(`${label(pageBytes)} pages`, 2 * reps);
         for (const mode of ['gather', 'scatter'] as const) {
           await ours.rep(mode); // warm-up
           await ref.rep(mode);
           for (let r = 0; r < reps; r++) {
+            const kvfabricRep = async () => times.kvfabric[mode].push(await ourCpu.window(true, () => ours.rep(mode)));
+            const memcpyRep = async () => times.memcpy[mode].push(await refCpu.window(true, () => ref.rep(mode)));
             if (r % 2 === 0) {
-              times.kvfabric[mode].push(await ours.rep(mode));
-              times.memcpy[mode].push(await ref.rep(mode));
+              await kvfabricRep();
+              await memcpyRep();
             } else {
-              times.memcpy[mode].push(await ref.rep(mode));
-              times.kvfabric[mode].push(await ours.rep(mode));
+              await memcpyRep();
+              await kvfabricRep();
             }
             bar.tick();
           }
         }
         bar.done();
+        const path = `gather + scatter, ${label(pageBytes)} pages`;
+        capacity.push(
+          ...capacityRows(path, 'kvfabric', ourCpu.seconds, 2 * reps * bytesPerRep),
+          ...capacityRows(path, 'reference', refCpu.seconds, 2 * reps * bytesPerRep),
+        );
         for (const mode of ['gather', 'scatter'] as const) {
           const key = `${mode}_${label(pageBytes)}_GBps`;
           // Best rep: the estimate least disturbed by other work on a shared machine (same policy both sides).
@@ -164,6 +179,7 @@ const scenario: Scenario = {
       metrics,
       reference,
       ratios,
+      capacity,
       table: {
         columns: [
           'page',
@@ -181,6 +197,7 @@ const scenario: Scenario = {
         `${threads} threads both sides; ${(bytesPerRep / GiB).toFixed(3)} GiB per rep and direction, ${reps} timed reps after a warm-up, ` +
           `alternating kvfabric and memcpy; GB/s of the best rep; ` +
           `kvfabric batches of ${PAGES_PER_BATCH} pages all in flight; copy engine moved ${(c.bytesCopied / GiB).toFixed(1)} GiB in ${c.batches} batches, ${c.errors} errors`,
+        'capacity: CPU (schedstat) of the copy threads and the submitting JavaScript thread vs every memcpy thread, summed over the timed reps of both directions',
       ],
     };
   },

@@ -7,15 +7,19 @@
 //     balance load alike. CPU time of every party is recorded
 //     over the timed windows (copy threads, the node's event loop and other threads, the engine client, memcpy):
 //     on a host with few cores the node's event loop and the client compete with the copy threads for them.
+//     The same with 8 engines at once (node-local/engines.ts): 8 client processes, each a KvEngine with its own
+//     region and blocks, against the one node; aggregate GB/s vs memcpy of the aggregate bytes with the node's
+//     copy threads. Every party's CPU per GiB and the GB/s one core of it carries go to the `capacity` field.
 //  2. Query latency for a 64-hash prefix (SDK round trip, p50/p99), and the in-process index lookup it includes.
 //  3. Sharing: 8 engine instances with a shared-prefix workload against one shared node vs 8 private nodes with
 //     1/8 of the pool each: hit rate and prefill tokens avoided.
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { startNode, type NodeHandle } from '@kvfabric/testkit';
 import { KvEngine, KvRegion, type KvLayoutSpec } from '@kvfabric/client';
 import { createBlockIndex } from '@kvfabric/node/internal';
+import { CpuLedger, capacityRows, processProbe, selfProbe, threadProbe, type CapacityRow } from '../capacity.js';
+import { ENGINES, concurrentEngines, reportEngines } from '../node-local/engines.js';
 import { median, nowSeconds, percentile, type BenchContext, type Scenario, type ScenarioResult } from '../harness.js';
 import { MemcpyPeer } from '../peers/memcpy.js';
 
@@ -75,69 +79,6 @@ async function inFlight(n: number, fn: (i: number) => Promise<void>): Promise<vo
   );
 }
 
-/** CPU seconds per thread group of a process, from /proc/<pid>/task/<tid>/schedstat (ns, Linux); {} elsewhere. */
-function threadCpu(pid: number): Record<string, number> {
-  const out: Record<string, number> = {};
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const tid of tids) {
-    try {
-      const seconds = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
-      const name = tid === String(pid) ? 'main' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      const group = name === 'main' ? 'main' : name === 'kvf-copy' ? 'copy' : 'other';
-      out[group] = (out[group] ?? 0) + seconds;
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return out;
-}
-
-interface CpuSplit {
-  copy: number;
-  eventLoop: number;
-  otherNode: number;
-  client: number;
-  memcpy: number;
-}
-
-/** CPU seconds spent by each party between two snapshots. */
-class CpuMeter {
-  readonly total: CpuSplit = { copy: 0, eventLoop: 0, otherNode: 0, client: 0, memcpy: 0 };
-  constructor(
-    private readonly nodePid: number,
-    private readonly memcpyPid: number,
-  ) {}
-
-  /** Runs fn and adds what the node and this process (the engine client) spent meanwhile (when `count`). */
-  async node<T>(count: boolean, fn: () => Promise<T>): Promise<T> {
-    const n0 = threadCpu(this.nodePid);
-    const c0 = process.cpuUsage();
-    const r = await fn();
-    const c = process.cpuUsage(c0);
-    const n1 = threadCpu(this.nodePid);
-    if (count) {
-      this.total.copy += (n1.copy ?? 0) - (n0.copy ?? 0);
-      this.total.eventLoop += (n1.main ?? 0) - (n0.main ?? 0);
-      this.total.otherNode += (n1.other ?? 0) - (n0.other ?? 0);
-      this.total.client += (c.user + c.system) / 1e6;
-    }
-    return r;
-  }
-
-  async memcpy<T>(count: boolean, fn: () => Promise<T>): Promise<T> {
-    const m0 = threadCpu(this.memcpyPid);
-    const r = await fn();
-    const m1 = threadCpu(this.memcpyPid);
-    if (count) for (const k of Object.keys(m1)) this.total.memcpy += m1[k]! - (m0[k] ?? 0);
-    return r;
-  }
-}
-
 async function throughput(
   ctx: BenchContext,
   peer: MemcpyPeer,
@@ -163,7 +104,16 @@ async function throughput(
       pages: blocks,
       chunkBytes,
     });
-    const cpu = new CpuMeter(node.proc.pid, ref.pid);
+    // CPU of every party over the timed windows (the engine client is this process).
+    const ourCpu = new CpuLedger([
+      threadProbe(node.proc.pid, {
+        copy: 'copy threads',
+        main: 'node event loop',
+        other: 'other node threads (GC, libuv)',
+      }),
+      selfProbe('engine client (SDK, gRPC)'),
+    ]);
+    const refCpu = new CpuLedger([processProbe(ref.pid, 'memcpy threads')]);
     const ids = Array.from({ length: calls }, (_, c) => Array.from({ length: PER_CALL }, (_, i) => c * PER_CALL + i));
     const t = { save: [] as number[], load: [] as number[], memSave: [] as number[], memLoad: [] as number[] };
     const warmup = Math.min(WARMUP_REPS, Math.max(1, Math.ceil(WARMUP_CALLS / calls)));
@@ -172,7 +122,7 @@ async function throughput(
       const timed = rep > 0; // reps up to 0 warm up both sides (first-touch of mappings, JIT)
       const ours = async () => {
         const hashes = ids.map(() => freshHashes(PER_CALL));
-        const save = await cpu.node(timed, async () => {
+        const save = await ourCpu.window(timed, async () => {
           const t0 = nowSeconds();
           await inFlight(calls, async (c) => {
             const r = await kv.save(ids[c]!, hashes[c]!);
@@ -182,7 +132,7 @@ async function throughput(
         });
         const leases: string[] = [];
         for (let c = 0; c < calls; c++) leases.push((await kv.query(hashes[c]!, { localOnly: true })).leaseId);
-        const load = await cpu.node(timed, async () => {
+        const load = await ourCpu.window(timed, async () => {
           const t0 = nowSeconds();
           await inFlight(calls, (c) => kv.load(leases[c]!, ids[c]!).then(() => undefined));
           return nowSeconds() - t0;
@@ -190,8 +140,8 @@ async function throughput(
         return { save, load };
       };
       const theirs = async () => ({
-        save: await cpu.memcpy(timed, () => ref.rep('gather')),
-        load: await cpu.memcpy(timed, () => ref.rep('scatter')),
+        save: await refCpu.window(timed, () => ref.rep('gather')),
+        load: await refCpu.window(timed, () => ref.rep('scatter')),
       });
       // Alternate which side goes first, so neither always runs right after the other's reps.
       const [o, m] =
@@ -207,18 +157,28 @@ async function throughput(
     bar.done();
     const bytes = blocks * blockBytes;
     const gbs = (s: number[]) => bytes / median(s) / 1e9;
-    // CPU milliseconds per GiB moved (both directions, every timed rep).
-    const gib = (2 * reps * bytes) / 2 ** 30;
-    const per = (seconds: number) => (seconds * 1e3) / gib;
-    const c = cpu.total;
+    // CPU per GiB moved: both directions, every timed rep.
+    const path = `save + load, ${label(blockBytes)} blocks, 1 engine`;
+    const capacity = [
+      ...capacityRows(path, 'kvfabric', ourCpu.seconds, 2 * reps * bytes),
+      ...capacityRows(path, 'reference', refCpu.seconds, 2 * reps * bytes),
+    ];
+    const per = (party: string) => capacity.find((r) => r.party === party)!.msPerGiB;
     const cpuPerGib = {
-      copy: per(c.copy),
-      eventLoop: per(c.eventLoop),
-      otherNode: per(c.otherNode),
-      client: per(c.client),
-      memcpy: per(c.memcpy),
+      copy: per('copy threads'),
+      eventLoop: per('node event loop'),
+      otherNode: per('other node threads (GC, libuv)'),
+      client: per('engine client (SDK, gRPC)'),
+      memcpy: per('memcpy threads'),
     };
-    return { save: gbs(t.save), load: gbs(t.load), memSave: gbs(t.memSave), memLoad: gbs(t.memLoad), cpuPerGib };
+    return {
+      save: gbs(t.save),
+      load: gbs(t.load),
+      memSave: gbs(t.memSave),
+      memLoad: gbs(t.memLoad),
+      cpuPerGib,
+      capacity,
+    };
   });
 }
 
@@ -347,6 +307,7 @@ const scenario: Scenario = {
     const ratios: Record<string, number> = {};
     const rows: (string | number)[][] = [];
     const notes: string[] = [];
+    const capacity: CapacityRow[] = [];
     using peer = new MemcpyPeer();
     {
       await using node = await startNode({
@@ -359,6 +320,7 @@ const scenario: Scenario = {
           `${label(blockBytes)} blocks, ${PER_CALL} per call, ${bytesPerRep / MiB} MiB per rep, ${reps} reps, ${COPY_THREADS} copy threads`,
         );
         const r = await throughput(ctx, peer, node, blockBytes, reps, bytesPerRep);
+        capacity.push(...r.capacity);
         for (const [dir, ours, ref] of [
           ['save', r.save, r.memSave],
           ['load', r.load, r.memLoad],
@@ -387,6 +349,22 @@ const scenario: Scenario = {
           ['', `ratio bound by CPU on ${cores} cores`, Number(cpuBound.toFixed(2))],
         );
       }
+      // The same save/load with 8 engines at once (256 KiB blocks, the aggregate of one rep's bytes).
+      const blockBytes = 256 * KiB;
+      const callsPerEngine = Math.max(1, Math.round(bytesPerRep / ENGINES / (PER_CALL * blockBytes)));
+      const many = await concurrentEngines(ctx, peer, node, {
+        engines: ENGINES,
+        blockBytes,
+        perCall: PER_CALL,
+        segments: SEGMENTS,
+        callsPerEngine,
+        copyThreads: COPY_THREADS,
+        chunkBytes: Math.max(MIN_PART_BYTES, (PER_CALL * blockBytes) / COPY_THREADS),
+        warmupReps: Math.min(WARMUP_REPS, Math.max(1, Math.ceil(WARMUP_CALLS / callsPerEngine))),
+        reps,
+      });
+      rows.push(...reportEngines(many, `${label(blockBytes)}_${ENGINES}_engines`, { metrics, reference, ratios }));
+      capacity.push(...many.capacity);
       const q = await queryLatency(node, ctx.quick ? 500 : 3000);
       metrics.query_64_p50_us = q.p50;
       metrics.query_64_p99_us = q.p99;
@@ -437,7 +415,17 @@ const scenario: Scenario = {
         requests +
         ' requests, 48 prefix families (skewed) x 12 blocks + 4 unique blocks, 64 KiB blocks',
     );
-    return { metrics, reference, ratios, table: { columns: ['measure', 'unit', 'value'], rows }, notes };
+    notes.push(
+      `${ENGINES} engines: ${ENGINES} client processes (a KvEngine and region each, own blocks) against the same node, each step started in all at once and timed until the last ends (aggregate GB/s, median rep); memcpy reference: the aggregate bytes with the node's ${COPY_THREADS} copy threads' worth of threads (the copy budget every engine shares; ${ENGINES} memcpy processes would get ${ENGINES}x the threads); 256 KiB blocks only (2 MiB would need ${ENGINES} x 128 MiB per call round)`,
+    );
+    return {
+      metrics,
+      reference,
+      ratios,
+      capacity,
+      table: { columns: ['measure', 'unit', 'value'], rows },
+      notes,
+    };
   },
 };
 

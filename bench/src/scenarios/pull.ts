@@ -10,11 +10,11 @@
 //  2. Time to READY for a 64-block remote prefix (256 KiB blocks) as the engine sees it, p50/p99.
 //  3. What mutual TLS costs: 1 and 2 again (256 KiB) on a cluster with TLS on every gRPC hop (metaserver, peer
 //     handshakes and grants); the tcp data stream is the same in both (see docs/architecture.md, Security).
+//  4. The same pull with 8 engines on B pulling 8 different prefixes from A at once (pull/fan-in.ts) vs iperf3 -P 8.
+// Every throughput run also accounts the CPU of each party (both nodes, the metaserver, the engine client; iperf3's
+// two ends; redis-server and its client): CPU per GiB and GB/s one core could carry.
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { startMetaserver, startNode, type NodeHandle } from '@kvfabric/testkit';
-import { KvEngine, KvRegion, MetaserverClient, type KvLayoutSpec } from '@kvfabric/client';
-import { readTls } from '@kvfabric/common/rpc';
+import { CpuLedger, capacityRows, processProbe, selfProbe, type CapacityRow } from '../capacity.js';
 import {
   median,
   nowSeconds,
@@ -26,105 +26,20 @@ import {
 } from '../harness.js';
 import { iperf3, iperf3Available } from '../peers/iperf3.js';
 import { RespClient, startRedis } from '../peers/redis.js';
-
-const KiB = 1024;
-const MiB = 1024 * KiB;
-const STREAMS = 4;
-const REGION_BLOCKS = 64;
-const label = (b: number) => (b >= MiB ? `${b / MiB}MiB` : `${b / KiB}KiB`);
-const gbps = (bytesPerSec: number) => bytesPerSec / 1e9;
-
-let hashSeq = 0;
-const freshHashes = (n: number) =>
-  Array.from({ length: n }, () => {
-    const h = Buffer.alloc(32);
-    h.writeUInt32LE(hashSeq++, 0);
-    h.writeUInt32LE(process.pid, 4);
-    h.writeDoubleLE(Date.now(), 8);
-    return h;
-  });
-
-async function metric(node: NodeHandle, name: string): Promise<number> {
-  const text = await (await fetch(`http://${node.httpAddr}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith(name + ' ') || line.startsWith(name + '{'))
-      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
-
-function layoutFor(blockBytes: number): KvLayoutSpec {
-  return { numLayers: 8, kvSplit: true, bytesPerLayerBlock: blockBytes / 16, numBlocks: REGION_BLOCKS };
-}
-
-interface Pair {
-  a: NodeHandle;
-  b: NodeHandle;
-  meta: MetaserverClient;
-  close(): Promise<void>;
-}
-
-async function startPair(poolBytes: number, tls = false): Promise<Pair> {
-  const metaserver = await startMetaserver({ logLevel: 'warn', tls });
-  const args = ['--streams-per-peer', String(STREAMS), '--pull-timeout-secs', '60', '--heartbeat-interval-secs', '0.5'];
-  const pool = `${Math.ceil(poolBytes / MiB)}mib`;
-  // One at a time: each pre-faults its whole pool at start-up, and two at once on 2 cores can outlast the health wait.
-  let a: NodeHandle | undefined;
-  let b: NodeHandle | undefined;
-  try {
-    a = await startNode({ metaserverAddr: metaserver.addr, poolSize: pool, logLevel: 'warn', args, tls });
-    b = await startNode({ metaserverAddr: metaserver.addr, poolSize: pool, logLevel: 'warn', args, tls });
-  } catch (err) {
-    await a?.[Symbol.asyncDispose]();
-    await metaserver[Symbol.asyncDispose]();
-    throw err;
-  }
-  const meta = new MetaserverClient(metaserver.addr, { tls: metaserver.tls && readTls(metaserver.tls.client) });
-  return {
-    a: a!,
-    b: b!,
-    meta,
-    async close() {
-      meta.close();
-      await b![Symbol.asyncDispose]();
-      await a![Symbol.asyncDispose]();
-      await metaserver[Symbol.asyncDispose]();
-    },
-  };
-}
-
-async function engineOn(node: NodeHandle, namespace: string, blockBytes: number) {
-  const region = KvRegion.create({ layout: layoutFor(blockBytes) });
-  for (let i = 0; i < REGION_BLOCKS; i++) region.writeBlock(i, randomBytes(region.geometry.blockBytes));
-  const kv = await KvEngine.register({ target: node.engineSocket, namespace, region });
-  return {
-    kv,
-    region,
-    async close() {
-      await kv.close();
-      region.close();
-    },
-  };
-}
-
-/** Saves `hashes` on the engine (region blocks reused round robin) and waits until the metaserver lists them all. */
-async function seed(p: Pair, kv: KvEngine, namespace: string, hashes: Buffer[]): Promise<void> {
-  for (let i = 0; i < hashes.length; i += REGION_BLOCKS) {
-    const chunk = hashes.slice(i, i + REGION_BLOCKS);
-    const res = await kv.save(
-      chunk.map((_, j) => j),
-      chunk,
-    );
-    if (res.sealed !== chunk.length)
-      throw new Error(`pull bench: saved ${res.sealed} of ${chunk.length} blocks (pool too small?)`);
-  }
-  const deadline = Date.now() + 30_000;
-  while ((await p.meta.queryPrefix(namespace, hashes)).nodes[0]?.prefixLen !== hashes.length) {
-    if (Date.now() > deadline) throw new Error('pull bench: the metaserver never listed the seeded blocks');
-    await sleep(10);
-  }
-}
+import { fanIn, READERS } from '../pull/fan-in.js';
+import {
+  KiB,
+  MiB,
+  STREAMS,
+  engineOn,
+  freshHashes,
+  gbps,
+  label,
+  metric,
+  pullLedger,
+  seed,
+  startPair,
+} from '../pull/pair.js';
 
 /** Pipelined GETs of `keys` over `conns` connections (keys dealt round robin); returns seconds. */
 async function redisGetAll(port: number, keys: string[], valueBytes: number, conns: number): Promise<number> {
@@ -154,7 +69,7 @@ interface Rep {
 
 /**
  * `reps` repetitions of: iperf3 (when installed), one pull of `blocks` fresh blocks from A to B, pipelined Redis
- * GETs of as many values of the same size. Bytes per second of each.
+ * GETs of as many values of the same size. Bytes per second of each, and the CPU every party spent on them.
  */
 async function throughput(
   ctx: BenchContext,
@@ -163,13 +78,17 @@ async function throughput(
   reps: number,
   iperfSeconds: number | undefined,
   tls = false,
-): Promise<Rep[]> {
+): Promise<{ runs: Rep[]; capacity: CapacityRow[] }> {
   const bar = ctx.progress(`pull ${blocks} × ${label(blockBytes)}${tls ? ' (TLS)' : ''}`, reps + 2);
-  const p = await startPair(blocks * blockBytes + 128 * MiB, tls);
+  const p = await startPair(blocks * blockBytes + 128 * MiB, { tls });
   const ns = `bench/pull/${label(blockBytes)}`;
   const out: Rep[] = [];
+  const ours = pullLedger(p);
+  const iperfCpu = new CpuLedger();
+  let iperfBytes = 0;
   try {
     await using redis = await startRedis();
+    const redisCpu = new CpuLedger([processProbe(redis.proc.pid!, 'redis-server'), selfProbe('redis client')]);
     const keys = Array.from({ length: blocks }, (_, i) => `blk:${i}`);
     const loader = await RespClient.connect('127.0.0.1', redis.port);
     const value = randomBytes(blockBytes);
@@ -184,13 +103,18 @@ async function throughput(
       for (let r = 0; r < reps; r++) {
         const hashes = freshHashes(blocks);
         await seed(p, ea.kv, ns, hashes);
-        const iperf = iperfSeconds ? (await iperf3(STREAMS, iperfSeconds)).bytesPerSecond : NaN;
+        const ref = iperfSeconds ? await iperf3(STREAMS, iperfSeconds) : undefined;
+        if (ref) {
+          iperfCpu.add('iperf3 receiver', ref.receiverCpuSeconds);
+          iperfCpu.add('iperf3 sender', ref.senderCpuSeconds);
+          iperfBytes += ref.bytes;
+        }
         const [bytes0, secs0] = [
           await metric(p.b, 'kvfabric_pull_bytes_total'),
           await metric(p.b, 'kvfabric_pull_duration_seconds_sum'),
         ];
         const t0 = nowSeconds();
-        const q = await eb.kv.query(hashes, { timeoutMs: 120_000 });
+        const q = await ours.window(true, () => eb.kv.query(hashes, { timeoutMs: 120_000 }));
         const wall = nowSeconds() - t0;
         if (q.hits !== blocks) throw new Error(`pull bench: ${q.hits} of ${blocks} blocks pulled`);
         await eb.kv.release(q.leaseId);
@@ -198,25 +122,37 @@ async function throughput(
         const secs = (await metric(p.b, 'kvfabric_pull_duration_seconds_sum')) - secs0;
         if (bytes !== blocks * blockBytes)
           throw new Error(`pull bench: ${bytes} bytes pulled, expected ${blocks * blockBytes}`);
-        const redisBps = (blocks * blockBytes) / (await redisGetAll(redis.port, keys, blockBytes, STREAMS));
-        out.push({ node: bytes / secs, e2e: bytes / wall, iperf, redis: redisBps });
+        const redisSeconds = await redisCpu.window(true, () => redisGetAll(redis.port, keys, blockBytes, STREAMS));
+        out.push({
+          node: bytes / secs,
+          e2e: bytes / wall,
+          iperf: ref?.bytesPerSecond ?? NaN,
+          redis: (blocks * blockBytes) / redisSeconds,
+        });
         bar.tick();
       }
     } finally {
       await eb.close();
       await ea.close();
     }
+    const path = `pull ${blocks} × ${label(blockBytes)}${tls ? ', mutual TLS' : ''}`;
+    const bytes = reps * blocks * blockBytes;
+    const capacity = [
+      ...capacityRows(path, 'kvfabric', ours.seconds, bytes),
+      ...(iperfBytes > 0 ? capacityRows(path, 'reference', iperfCpu.seconds, iperfBytes) : []),
+      ...capacityRows(`Redis GET ${blocks} × ${label(blockBytes)}`, 'reference', redisCpu.seconds, bytes),
+    ];
+    return { runs: out, capacity };
   } finally {
     bar.done();
     await p.close();
   }
-  return out;
 }
 
 async function timeToReady(ctx: BenchContext, reps: number, tls = false) {
   const blockBytes = 256 * KiB;
   const bar = ctx.progress(`time to READY, 64 blocks${tls ? ' (TLS)' : ''}`, reps);
-  const p = await startPair(reps * 64 * blockBytes * 1.1 + 64 * MiB, tls);
+  const p = await startPair(reps * 64 * blockBytes * 1.1 + 64 * MiB, { tls });
   const ns = 'bench/pull/ready';
   const ea = await engineOn(p.a, ns, blockBytes);
   const eb = await engineOn(p.b, ns, blockBytes);
@@ -262,6 +198,7 @@ const scenario: Scenario = {
     const ratios: Record<string, number> = {};
     const notes: string[] = [];
     const rows: Table['rows'] = [];
+    const capacity: CapacityRow[] = [];
 
     const version = await iperf3Available();
     if (version) ctx.log(`iperf3 -P ${STREAMS} on loopback (${version}) before every pull`);
@@ -271,7 +208,8 @@ const scenario: Scenario = {
     for (const blockBytes of [256 * KiB, 2 * MiB]) {
       const l = label(blockBytes);
       const n = blockBytes >= MiB && ctx.quick ? 50 : blocks;
-      const runs = await throughput(ctx, blockBytes, n, reps, iperfSeconds);
+      const { runs, capacity: cost } = await throughput(ctx, blockBytes, n, reps, iperfSeconds);
+      capacity.push(...cost);
       const fmt = (f: (x: Rep) => number) => runs.map((x) => (f(x) / 1e9).toFixed(2)).join(', ');
       ctx.log(
         `${n} × ${l}: pull ${fmt((x) => x.node)} GB/s; iperf3 ${fmt((x) => x.iperf)} GB/s; redis GET ${fmt((x) => x.redis)} GB/s`,
@@ -293,6 +231,22 @@ const scenario: Scenario = {
       metrics[`pull_${l}_vs_redis`] = gbps(node);
       reference[`pull_${l}_vs_redis`] = gbps(redis);
       ratios[`pull_${l}_vs_redis`] = median(runs.map((x) => x.node / x.redis));
+
+      // 4. the same bytes pulled by 8 engines at once, 8 prefixes of n / 8 blocks
+      const perReader = Math.ceil(n / READERS);
+      const many = await fanIn(ctx, blockBytes, perReader, reps, iperfSeconds);
+      capacity.push(...many.capacity);
+      const key = `pull_${l}_${READERS}_readers`;
+      const e2e = median(many.runs.map((x) => x.e2e));
+      metrics[`${key}_GBps`] = gbps(e2e);
+      rows.push([`kvfabric pull, ${READERS} readers × ${perReader} × ${l}`, '-', gbps(e2e), '-']);
+      if (version) {
+        const iperf = median(many.runs.map((x) => x.iperf));
+        rows.push([`  iperf3 -P ${READERS} alongside`, '-', gbps(iperf), '-']);
+        metrics[`${key}_vs_iperf3`] = gbps(e2e);
+        reference[`${key}_vs_iperf3`] = gbps(iperf);
+        ratios[`${key}_vs_iperf3`] = median(many.runs.map((x) => x.e2e / x.iperf));
+      }
     }
 
     const r = await timeToReady(ctx, ctx.quick ? 20 : 200);
@@ -314,7 +268,8 @@ const scenario: Scenario = {
     ]);
     // 3. the same with mutual TLS on every gRPC hop
     const plain256 = metrics.pull_256KiB_GBps!;
-    const tlsRuns = await throughput(ctx, 256 * KiB, blocks, reps, undefined, true);
+    const { runs: tlsRuns, capacity: tlsCost } = await throughput(ctx, 256 * KiB, blocks, reps, undefined, true);
+    capacity.push(...tlsCost.filter((c) => c.side === 'kvfabric'));
     const tls256 = gbps(median(tlsRuns.map((x) => x.node)));
     const rTls = await timeToReady(ctx, ctx.quick ? 20 : 200, true);
     metrics.pull_256KiB_tls_GBps = tls256;
@@ -341,10 +296,17 @@ const scenario: Scenario = {
     notes.push(
       `${reps} repetitions of iperf3 (${iperfSeconds ?? 0} s), pull, Redis GETs back to back; GB/s are medians, ratios are medians of per-repetition ratios`,
     );
+    notes.push(
+      `${READERS} readers: ${READERS} engines on node B pull ${READERS} different prefixes from node A at once (one node serving an ${READERS}-GPU host), --streams-per-peer ${READERS}, holder --grant-pin-budget 100% (the bench pool holds little more than the blocks; at the default 50% concurrent sessions are refused windows and end short); GB/s = all bytes / time until the last reader is READY; vs iperf3 -P ${READERS} before every pull`,
+    );
+    notes.push(
+      'capacity: schedstat CPU of both nodes (event loop; other threads, the tcp transport among them), the metaserver and the engine client over each pull; iperf3 by its own accounting; redis-server and the bench RESP client over the GETs',
+    );
     return {
       metrics,
       reference,
       ratios,
+      capacity,
       notes,
       table: { columns: ['what', 'GB/s (node) | p50', 'GB/s (e2e) | p99', 'redis GET GB/s'], rows },
     };

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 import { Pool, TcpTransport } from '@kvfabric/native';
 
+import { CpuLedger, capacityRows, processProbe, threadProbe, type CapacityRow } from '../capacity.js';
 import { median, type Scenario, type ScenarioResult } from '../harness.js';
 import { iperf3, iperf3Available } from '../peers/iperf3.js';
 
@@ -58,6 +59,11 @@ class ServingPeer {
     });
   }
 
+  /** The serving process (for CPU accounting). */
+  get pid(): number {
+    return this.#child.pid ?? -1;
+  }
+
   async stop(): Promise<void> {
     await this.call({ op: 'close' }).catch(() => undefined);
     this.#child.kill('SIGKILL');
@@ -90,7 +96,8 @@ async function connectReader(peer: ServingPeer, pool: Pool, local: number[], pag
       new Float64Array(perBatch).fill(pageBytes),
     ]);
   }
-  const trial = async (total: number, bar?: { tick(n?: number): void }): Promise<number> => {
+  /** Reads at least `total` bytes; bytes/s and the bytes moved. */
+  const trial = async (total: number, bar?: { tick(n?: number): void }): Promise<{ bps: number; bytes: number }> => {
     let next = 0;
     let issued = 0;
     let moved = 0;
@@ -105,7 +112,7 @@ async function connectReader(peer: ServingPeer, pool: Pool, local: number[], pag
       }
     };
     await Promise.all(Array.from({ length: BATCHES_IN_FLIGHT }, worker));
-    return moved / ((performance.now() - start) / 1000);
+    return { bps: moved / ((performance.now() - start) / 1000), bytes: moved };
   };
   await trial(WORKING_SET); // warm-up: one pass over the working set
   return { trial, close: () => t.close() };
@@ -123,6 +130,7 @@ const scenario: Scenario = {
     const reference: Record<string, number> = {};
     const ratios: Record<string, number> = {};
     const rows: (string | number)[][] = [];
+    const capacity: CapacityRow[] = [];
     const streamsList = [2, 4];
     const pool = Pool.create({ sizeBytes: WORKING_SET + 64 * MiB, prefaultThreads: 2 });
     try {
@@ -136,17 +144,40 @@ const scenario: Scenario = {
             const reader = await connectReader(peer, pool, local, pageBytes, s);
             const ours: number[] = [];
             const refs: number[] = [];
+            // CPU over the timed trials: this process reads (transport threads, JavaScript thread issuing readv
+            // batches), the serving peer sends; iperf3's two ends by its own accounting.
+            const ourCpu = new CpuLedger([
+              processProbe(peer.pid, 'serving peer (all threads)'),
+              threadProbe(process.pid, {
+                main: 'reader: JavaScript thread',
+                other: 'reader: other threads (tcp transport, V8, libuv)',
+              }),
+            ]);
+            const refCpu = new CpuLedger();
+            let ourBytes = 0;
+            let refBytes = 0;
             const label = `${pageBytes / KiB} KiB x${s}`;
             const bar = ctx.progress(`kvfabric ${label}`, Math.round((TRIALS * bytesPerTrial) / MiB));
             try {
               for (let i = 0; i < TRIALS; i++) {
-                ours.push(await reader.trial(bytesPerTrial, bar));
-                refs.push((await iperf3(s, iperfSeconds)).bytesPerSecond);
+                const t = await ourCpu.window(true, () => reader.trial(bytesPerTrial, bar));
+                ours.push(t.bps);
+                ourBytes += t.bytes;
+                const ref = await iperf3(s, iperfSeconds);
+                refs.push(ref.bytesPerSecond);
+                refBytes += ref.bytes;
+                refCpu.add('iperf3 receiver', ref.receiverCpuSeconds);
+                refCpu.add('iperf3 sender', ref.senderCpuSeconds);
               }
             } finally {
               bar.done();
               await reader.close();
             }
+            const path = `readv ${label}`;
+            capacity.push(
+              ...capacityRows(path, 'kvfabric', ourCpu.seconds, ourBytes),
+              ...capacityRows(path, 'reference', refCpu.seconds, refBytes),
+            );
             const key = `tcp_read_${pageBytes / KiB}k_s${s}_gb_per_s`;
             metrics[key] = median(ours) / 1e9;
             reference[key] = median(refs) / 1e9;
@@ -174,10 +205,12 @@ const scenario: Scenario = {
       metrics,
       reference,
       ratios,
+      capacity,
       table: { columns: ['page', 'streams', 'kvfabric GB/s', 'iperf3 GB/s', 'ratio'], rows },
       notes: [
         `${version}; ${TRIALS} trials of ${bytesPerTrial / MiB} MiB (kvfabric) alternating with ${iperfSeconds} s iperf3 runs; ratio = median of per-pair ratios`,
         `readv batches of ${BATCH_BYTES / MiB} MiB, ${BATCHES_IN_FLIGHT} in flight, over a ${WORKING_SET / MiB} MiB working set per side`,
+        "capacity: schedstat CPU of the reader's threads and the serving peer's over the timed trials vs iperf3's own accounting of its sender and receiver (end.cpu_utilization_percent)",
       ],
     };
   },
