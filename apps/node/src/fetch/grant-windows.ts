@@ -14,9 +14,14 @@ import { PullError, type Holder, type Link, type PullRequest, type ReadGrant } f
 /** A window's grant is at most this many times the pipeline depth (`chunksInFlight` chunks), and this many bytes. */
 const MAX_WINDOW_GROWTH = 16;
 const MAX_WINDOW_BYTES = 64 * 1024 * 1024;
-/** Pauses (doubling from BUDGET_PAUSE_MS) for a window the holder's grant budget refused after ours let go. */
-const BUDGET_PAUSES = 3;
+/**
+ * Pauses for a window the holder's grant budget refused while none of ours is held: doubling from BUDGET_PAUSE_MS
+ * up to BUDGET_PAUSE_MAX_MS, at most BUDGET_PAUSES of them and never past the pull's deadline. Other readers' grants
+ * go back as they read, so a busy holder is waited out briefly rather than missed.
+ */
+const BUDGET_PAUSES = 12;
 const BUDGET_PAUSE_MS = 10;
+const BUDGET_PAUSE_MAX_MS = 250;
 
 /** One PrepareRead of the session, for blocks [at, at + asked) of the request. */
 export interface GrantWindow {
@@ -222,13 +227,16 @@ export class GrantWindows {
         if (code === 'PEER_LIMIT_REACHED') {
           // the holder's grant budget is full, with our own earlier windows (ask again each time one of them lets
           // go, while the session reads on; the holder takes a released grant's pins back once its last answer
-          // left, so allow it a few short pauses) or with other readers' grants (then the pull ends here, shorter)
+          // left) or with other readers' grants (then pause, bounded, while they read; past that the pull ends here,
+          // shorter)
           if (this.windows.some((x) => x.at < w.at && !x.freed)) {
             if (await this.anEarlierWindowFreed()) continue;
             throw err;
           }
-          if (pauses < BUDGET_PAUSES) {
-            await sleep(BUDGET_PAUSE_MS << pauses++);
+          const pause = Math.min(BUDGET_PAUSE_MS << pauses, BUDGET_PAUSE_MAX_MS);
+          if (pauses < BUDGET_PAUSES && req.timeLeft(Infinity) > 2 * pause) {
+            pauses++;
+            await sleep(pause);
             if (!this.reader.stopped()) continue;
           }
         }
