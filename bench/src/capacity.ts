@@ -6,16 +6,16 @@ import { readFileSync, readdirSync } from 'node:fs';
 
 /**
  * Thread groups of a process: `main` (the JavaScript thread of a Node process, or the first thread of a C one),
- * `copy` (the copy engine's `kvf-copy` threads) and `other`: V8's and libuv's threads and the addon's other
- * threads (the tcp transport's threads are unnamed, and every thread of a Node process is called `node`, so
- * they cannot be told apart by name).
+ * `copy` (the copy engine's `kvf-copy` threads), `transport` (the tcp and verbs transports' `kvf-tcp-*` and
+ * `kvf-verbs` threads) and `other`: V8's and libuv's threads and the addon's other threads (V8 and libuv name
+ * theirs after the process, so they cannot be told apart by name).
  */
-export type ThreadGroup = 'main' | 'copy' | 'other';
+export type ThreadGroup = 'main' | 'copy' | 'transport' | 'other';
 export type GroupCpu = Record<ThreadGroup, number>;
 
 /** CPU seconds per thread group of a live process, from /proc/<pid>/task/<tid>/schedstat (Linux); zeros elsewhere. */
 export function threadCpu(pid: number): GroupCpu {
-  const out: GroupCpu = { main: 0, copy: 0, other: 0 };
+  const out: GroupCpu = { main: 0, copy: 0, transport: 0, other: 0 };
   let tids: string[];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
@@ -26,12 +26,18 @@ export function threadCpu(pid: number): GroupCpu {
     try {
       const seconds = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
       const name = tid === String(pid) ? '' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      out[tid === String(pid) ? 'main' : name === 'kvf-copy' ? 'copy' : 'other'] += seconds;
+      out[groupOf(tid === String(pid), name)] += seconds;
     } catch {
       // the thread ended meanwhile
     }
   }
   return out;
+}
+
+function groupOf(main: boolean, name: string): ThreadGroup {
+  if (main) return 'main';
+  if (name === 'kvf-copy') return 'copy';
+  return name.startsWith('kvf-tcp') || name === 'kvf-verbs' ? 'transport' : 'other';
 }
 
 /** CPU seconds of this process (user + system, all threads). */
@@ -45,13 +51,16 @@ export type Probe = () => Record<string, number>;
 
 /**
  * The thread groups of a process as parties: `names` maps a group to its party's name (groups mapped to the same
- * name are summed; groups left out are not counted).
+ * name are summed; groups left out are not counted, except `transport`, which counts as `other` when only that is
+ * named).
  */
 export function threadProbe(pid: number, names: Partial<Record<ThreadGroup, string>>): Probe {
+  const mapped = { ...names };
+  if (mapped.transport === undefined && mapped.other !== undefined) mapped.transport = mapped.other;
   return () => {
     const cpu = threadCpu(pid);
     const out: Record<string, number> = {};
-    for (const [group, name] of Object.entries(names) as [ThreadGroup, string][])
+    for (const [group, name] of Object.entries(mapped) as [ThreadGroup, string][])
       out[name] = (out[name] ?? 0) + cpu[group];
     return out;
   };

@@ -66,7 +66,7 @@ test('thread CPU of this process is read per group and grows with work', () => {
   const after = threadCpu(process.pid);
   assert.ok(x > 0);
   assert.ok(after.main > before.main, `main thread CPU ${before.main} -> ${after.main}`);
-  assert.deepEqual(threadCpu(-1), { main: 0, copy: 0, other: 0 });
+  assert.deepEqual(threadCpu(-1), { main: 0, copy: 0, transport: 0, other: 0 });
 });
 
 test('a ledger counts only counted windows, reads probes in order before and in reverse after', async () => {

@@ -124,15 +124,16 @@ export async function seed(p: Pair, kv: KvEngine, namespace: string, hashes: Buf
 }
 
 /**
- * CPU of every kvfabric party of a pull: each node's event loop and its other threads (the tcp transport's are
- * among them), the metaserver, and this process (the engines' SDK).
+ * CPU of every kvfabric party of a pull: each node's event loop, tcp transport threads, copy threads (verifying
+ * and summing pages) and other threads, the metaserver, and this process (the engines' SDK).
  */
 export function pullLedger(p: Pair): CpuLedger {
   const node = (pid: number, role: string) =>
     threadProbe(pid, {
       main: `${role} node event loop`,
-      copy: `${role} node other threads (tcp, V8, libuv)`,
-      other: `${role} node other threads (tcp, V8, libuv)`,
+      transport: `${role} node tcp transport threads`,
+      copy: `${role} node copy threads (verify, sums)`,
+      other: `${role} node other threads (V8, libuv)`,
     });
   return new CpuLedger([
     node(p.b.proc.pid, 'puller'),

@@ -150,7 +150,8 @@ const scenario: Scenario = {
               processProbe(peer.pid, 'serving peer (all threads)'),
               threadProbe(process.pid, {
                 main: 'reader: JavaScript thread',
-                other: 'reader: other threads (tcp transport, V8, libuv)',
+                transport: 'reader: tcp transport threads',
+                other: 'reader: other threads (V8, libuv)',
               }),
             ]);
             const refCpu = new CpuLedger();
