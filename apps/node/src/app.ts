@@ -32,7 +32,8 @@ import { HandedRegions } from './handed-regions.js';
 import { NamespaceRegistry } from './namespaces.js';
 import { nodeMetrics } from './node-metrics.js';
 import { RemotePulls } from './remote-pull-wiring.js';
-import { Reporter } from './reporter.js';
+import { reporterFor } from './reporter-wiring.js';
+import type { Reporter } from './reporter.js';
 import { reporterMetrics } from './reporter-metrics.js';
 import { peerMetrics } from './peer/peer-metrics.js';
 import { chooseTransport, transportProblems } from './peer/transport.js';
@@ -131,20 +132,7 @@ export class NodeApp {
       : undefined;
     const reporter =
       metaserver &&
-      new Reporter({
-        client: metaserver,
-        nodeId,
-        addr: config.addr,
-        transports: [transport],
-        heartbeatMs: config.heartbeatIntervalSecs * 1000,
-        readvertiseBlocksPerSec: config.readvertiseBlocksPerSec,
-        stats: () => {
-          const p = data.pool.stats();
-          return { poolCapacityBytes: p.capacityBytes, poolUsedBytes: p.usedBytes, blocks: index.stats().sealed };
-        },
-        resident: () => residentHashes(index, namespaces),
-        logger: logger.child({ component: 'reporter' }),
-      });
+      reporterFor({ config, client: metaserver, nodeId, transport, pool: data.pool, index, namespaces, logger });
     if (reporter) reporterMetrics(metrics, reporter);
     const evictor = new Evictor(index, data, (b) => {
       if (b.sealed) reporter?.removed(namespaces.get(b.ns).name, b.hash);
@@ -297,12 +285,4 @@ export class NodeApp {
     rmSync(handoverSocketPath(this.opts.config.engineSocket), { force: true });
     await this.metrics.shutdown();
   }
-}
-
-/** Every sealed block, packed per namespace (what the reporter re-advertises). */
-function residentHashes(
-  index: BlockIndex,
-  namespaces: NamespaceRegistry,
-): { namespace: string; hashes: PackedHashes }[] {
-  return index.sealedHashes().map(({ ns, hashes }) => ({ namespace: namespaces.get(ns).name, hashes }));
 }

@@ -1,0 +1,48 @@
+// The node's reporter as the app builds it: heartbeats with the pool's occupancy, and every sealed block of the
+// index, packed per namespace, when the metaserver asks for a re-advertisement.
+import type { TransportKind } from '@kvfabric/proto';
+import type { PackedHashes } from '@kvfabric/common';
+import type { Logger } from '@kvfabric/common/observability';
+import type { MetaserverClient } from '@kvfabric/client';
+import type { BlockIndex } from './block-index.js';
+import type { NodeConfig } from './config.js';
+import type { PagePool } from './data-path.js';
+import type { NamespaceRegistry } from './namespaces.js';
+import { Reporter } from './reporter.js';
+
+export interface ReporterParts {
+  config: NodeConfig;
+  client: MetaserverClient;
+  nodeId: string;
+  transport: TransportKind;
+  pool: PagePool;
+  index: BlockIndex;
+  namespaces: NamespaceRegistry;
+  logger: Logger;
+}
+
+export function reporterFor(p: ReporterParts): Reporter {
+  const { config, index, namespaces } = p;
+  return new Reporter({
+    client: p.client,
+    nodeId: p.nodeId,
+    addr: config.addr,
+    transports: [p.transport],
+    heartbeatMs: config.heartbeatIntervalSecs * 1000,
+    readvertiseBlocksPerSec: config.readvertiseBlocksPerSec,
+    stats: () => {
+      const s = p.pool.stats();
+      return { poolCapacityBytes: s.capacityBytes, poolUsedBytes: s.usedBytes, blocks: index.stats().sealed };
+    },
+    resident: () => residentHashes(index, namespaces),
+    logger: p.logger.child({ component: 'reporter' }),
+  });
+}
+
+/** Every sealed block, packed per namespace (what the reporter re-advertises). */
+function residentHashes(
+  index: BlockIndex,
+  namespaces: NamespaceRegistry,
+): { namespace: string; hashes: PackedHashes }[] {
+  return index.sealedHashes().map(({ ns, hashes }) => ({ namespace: namespaces.get(ns).name, hashes }));
+}
