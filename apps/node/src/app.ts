@@ -10,7 +10,7 @@ import { closeSync, rmSync } from 'node:fs';
 import { EngineService, TransportKind } from '@kvfabric/proto';
 import { HANDOVER_TOKEN_TTL_MS, RegionHandoverServer, handoverSocketPath } from '@kvfabric/native';
 import { MetaserverClient } from '@kvfabric/client';
-import { ENGINE_MAX_REQUEST_BYTES, ENGINE_MAX_RESPONSE_BYTES, nodeIdFor, type PackedHashes } from '@kvfabric/common';
+import { ENGINE_MAX_REQUEST_BYTES, ENGINE_MAX_RESPONSE_BYTES, nodeIdFor } from '@kvfabric/common';
 import {
   CHANNEL_OPTIONS,
   bindServer,
@@ -21,7 +21,7 @@ import {
   type ServerSecurity,
 } from '@kvfabric/common/rpc';
 import { Metrics, startHttp, type HttpEndpoint, type Logger } from '@kvfabric/common/observability';
-import { createBlockIndex, type BlockIndex } from './block-index.js';
+import { createBlockIndex } from './block-index.js';
 import type { NodeConfig } from './config.js';
 import { DataPath } from './data-path.js';
 import { EngineCore } from './engine-core.js';
