@@ -1,4 +1,4 @@
-// QueryPrefixStream on the wire (the generated stub, no client library): ids echoed with exact answers, per-item
+// QueryPrefixStream on the wire (the generated gRPC client, not the SDK): ids echoed with exact answers, per-item
 // errors that leave the stream serving, OK status after the client half-closes; the RPC guard refuses at the start
 // and at any message (a follower, with the leader trailer), and a stream whose index was replaced ends.
 // In-process server over loopback so the guard and the store can be switched; the spawned-process round trip is in
@@ -39,7 +39,7 @@ const range = (from: number, to: number) => Array.from({ length: to - from }, (_
 interface Harness extends AsyncDisposable {
   /** The index serving; replace it as an HA re-election does. */
   store: MetaStore;
-  stub: InstanceType<typeof MetaserverClient>;
+  client: InstanceType<typeof MetaserverClient>;
   metrics: Metrics;
   /** Set to refuse every RPC as a follower would. */
   follower: boolean;
@@ -90,9 +90,9 @@ async function harness(): Promise<Harness> {
     metaserverServiceImpl({ store: () => h.store, logger: silentLogger(), leader, identify: () => undefined }, ctx),
   );
   const port = await bindServer(server, '127.0.0.1:0');
-  h.stub = new MetaserverClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  h.client = new MetaserverClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
   h[Symbol.asyncDispose] = async () => {
-    h.stub.close();
+    h.client.close();
     server.forceShutdown();
     await metrics.shutdown();
   };
@@ -122,7 +122,7 @@ function req(id: number, ids: number[], extra: Partial<QueryPrefixStreamRequest>
 
 test('answers carry the request id and QueryPrefix exactly; bad items get per-item errors; OK after half-close', async () => {
   await using h = await harness();
-  const stream = h.stub.queryPrefixStream();
+  const stream = h.client.queryPrefixStream();
   const c = collect(stream);
   stream.write(req(7, range(0, 10)));
   stream.write(req(8, range(0, 10), { excludeNodeId: 'a' }));
@@ -178,7 +178,7 @@ test('answers carry the request id and QueryPrefix exactly; bad items get per-it
   );
   // the unary call agrees
   const unary = await new Promise<{ nodes: unknown[] }>((resolve, reject) =>
-    h.stub.queryPrefix({ namespace: NS, hashes: hashList(range(0, 10)), excludeNodeId: '' }, (err, res) =>
+    h.client.queryPrefix({ namespace: NS, hashes: hashList(range(0, 10)), excludeNodeId: '' }, (err, res) =>
       err ? reject(err) : resolve(res),
     ),
   );
@@ -202,7 +202,7 @@ test('answers carry the request id and QueryPrefix exactly; bad items get per-it
 test('a follower refuses the stream at the start with NOT_LEADER and the leader trailer', async () => {
   await using h = await harness();
   h.follower = true;
-  const stream = h.stub.queryPrefixStream();
+  const stream = h.client.queryPrefixStream();
   const c = collect(stream);
   stream.write(req(1, [0]));
   const err = await c.errored;
@@ -216,7 +216,7 @@ test('a follower refuses the stream at the start with NOT_LEADER and the leader 
 
 test('the guard runs at every message: a replica that stops leading ends its open streams', async () => {
   await using h = await harness();
-  const stream = h.stub.queryPrefixStream();
+  const stream = h.client.queryPrefixStream();
   const c = collect(stream);
   stream.write(req(1, [0, 1]));
   await c.waitFor(1);
@@ -239,7 +239,7 @@ test('the guard runs at every message: a replica that stops leading ends its ope
 
 test('a stream opened on an index that was replaced (re-elected under a new epoch) ends; new calls use the new index', async () => {
   await using h = await harness();
-  const stream = h.stub.queryPrefixStream();
+  const stream = h.client.queryPrefixStream();
   const c = collect(stream);
   stream.write(req(1, [0]));
   await c.waitFor(1);
@@ -260,7 +260,7 @@ test('a stream opened on an index that was replaced (re-elected under a new epoc
   assert.match(err!.details, /epoch 11 was replaced \(now 12\)/);
   assert.equal(c.answers.length, 1);
 
-  const reopened = h.stub.queryPrefixStream();
+  const reopened = h.client.queryPrefixStream();
   const c2 = collect(reopened);
   reopened.write(req(3, range(0, 10)));
   reopened.end();
@@ -270,7 +270,7 @@ test('a stream opened on an index that was replaced (re-elected under a new epoc
     [[3, 12n, [['b', 2]]]],
   );
   const unary = await new Promise<{ epoch: bigint; nodes: { nodeId: string }[] }>((resolve, reject) =>
-    h.stub.queryPrefix({ namespace: NS, hashes: hashList(range(0, 10)), excludeNodeId: '' }, (e, res) =>
+    h.client.queryPrefix({ namespace: NS, hashes: hashList(range(0, 10)), excludeNodeId: '' }, (e, res) =>
       e ? reject(e) : resolve(res),
     ),
   );

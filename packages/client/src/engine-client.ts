@@ -144,7 +144,7 @@ export class KvEngine {
 
   private openSession(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const stream = this.conn.stub.session(this.conn.metadata());
+      const stream = this.conn.rpc.session(this.conn.metadata());
       this.session = stream;
       let opened = false;
       stream.on('data', () => {

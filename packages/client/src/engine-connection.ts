@@ -9,7 +9,7 @@ const INSTANCE_KEY_METADATA = 'kvfabric-instance-key';
 
 /** A connection to a node's Engine service. `target`: a unix socket path, "unix:/path", or "host:port". */
 export class EngineConnection {
-  readonly stub: EngineClient;
+  readonly rpc: EngineClient;
   /**
    * The credential RegisterInstance answered (node.proto instance_key): sent with every call on this connection,
    * so the node lets this caller, and only it, use and unregister the instance.
@@ -21,7 +21,7 @@ export class EngineConnection {
     readonly deadlineMs = 30_000,
   ) {
     const t = target.startsWith('/') ? `unix:${target}` : target;
-    this.stub = new EngineClient(t, grpc.credentials.createInsecure(), {
+    this.rpc = new EngineClient(t, grpc.credentials.createInsecure(), {
       ...CHANNEL_OPTIONS,
       ...messageSizeOptions(ENGINE_MAX_RESPONSE_BYTES, ENGINE_MAX_REQUEST_BYTES),
       'grpc.keepalive_time_ms': 5_000,
@@ -36,9 +36,9 @@ export class EngineConnection {
       o: grpc.CallOptions,
       cb: (e: grpc.ServiceError | null, r: Res) => void,
     ) => void;
-    const fn = (this.stub as unknown as Record<string, Unary>)[method]!;
+    const fn = (this.rpc as unknown as Record<string, Unary>)[method]!;
     return new Promise((resolve, reject) => {
-      fn.call(this.stub, request, this.metadata(), { deadline: Date.now() + deadlineMs }, (err, res) =>
+      fn.call(this.rpc, request, this.metadata(), { deadline: Date.now() + deadlineMs }, (err, res) =>
         err ? reject(fromGrpcError(err)) : resolve(res),
       );
     });
@@ -56,6 +56,6 @@ export class EngineConnection {
   }
 
   close(): void {
-    this.stub.close();
+    this.rpc.close();
   }
 }

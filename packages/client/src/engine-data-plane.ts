@@ -43,7 +43,7 @@ export class EngineDataPlane {
   ) {
     this.pipe = new PipelinedStream({
       deadlineMs: conn.deadlineMs,
-      open: () => conn.stub.dataPlane(conn.metadata()),
+      open: () => conn.rpc.dataPlane(conn.metadata()),
       failure: (err) => this.failure(err),
       expired: (request) => {
         const why = `${request.op?.$case} got no answer from ${conn.target} within ${conn.deadlineMs} ms`;
