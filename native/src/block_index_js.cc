@@ -48,6 +48,7 @@ class BlockIndexJs : public Napi::ObjectWrap<BlockIndexJs> {
   Napi::Value Unpin(const Napi::CallbackInfo& info);
   Napi::Value PinMany(const Napi::CallbackInfo& info);
   Napi::Value UnpinMany(const Napi::CallbackInfo& info);
+  Napi::Value PinAll(const Napi::CallbackInfo& info, bool pin);
   Napi::Value Victim(const Napi::CallbackInfo& info);
   Napi::Value Evict(const Napi::CallbackInfo& info);
   Napi::Value EvictInto(const Napi::CallbackInfo& info);
@@ -294,7 +295,10 @@ Napi::Value BlockIndexJs::Unpin(const Napi::CallbackInfo& info) {
 }
 
 // pinMany(slots: Int32Array, count) / unpinMany: every slot is checked before any changes
-Napi::Value BlockIndexJs::PinMany(const Napi::CallbackInfo& info) {
+Napi::Value BlockIndexJs::PinMany(const Napi::CallbackInfo& info) { return PinAll(info, true); }
+Napi::Value BlockIndexJs::UnpinMany(const Napi::CallbackInfo& info) { return PinAll(info, false); }
+
+Napi::Value BlockIndexJs::PinAll(const Napi::CallbackInfo& info, bool pin) {
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
     throw CodedError(info.Env(), code::kInvalidArgument, "slots: expected an Int32Array");
   }
@@ -305,26 +309,19 @@ Napi::Value BlockIndexJs::PinMany(const Napi::CallbackInfo& info) {
     if (!index_.IsLive(slots[i])) {
       throw CodedError(info.Env(), code::kInvalidArgument, "slots[" + std::to_string(i) + "]: not a live slot");
     }
-  }
-  for (uint32_t i = 0; i < count; i++) index_.Pin(slots[i]);
-  return info.Env().Undefined();
-}
-
-Napi::Value BlockIndexJs::UnpinMany(const Napi::CallbackInfo& info) {
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    throw CodedError(info.Env(), code::kInvalidArgument, "slots: expected an Int32Array");
-  }
-  Napi::Int32Array slots = info[0].As<Napi::Int32Array>();
-  uint32_t count = U32(info, 1, "count", static_cast<uint32_t>(slots.ElementLength()));
-  Lock lock(index_.mu());
-  for (uint32_t i = 0; i < count; i++) {
-    if (!index_.IsLive(slots[i]) || index_.Pins(slots[i]) <= 0) {
+    if (!pin && index_.Pins(slots[i]) <= 0) {
       throw CodedError(info.Env(), code::kInternal,
                        "block index: unpin of unpinned slot " + std::to_string(slots[i]) + " (slots[" +
                            std::to_string(i) + "])");
     }
   }
-  for (uint32_t i = 0; i < count; i++) index_.Unpin(slots[i]);
+  for (uint32_t i = 0; i < count; i++) {
+    if (pin) {
+      index_.Pin(slots[i]);
+    } else {
+      index_.Unpin(slots[i]);
+    }
+  }
   return info.Env().Undefined();
 }
 

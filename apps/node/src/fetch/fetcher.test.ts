@@ -14,7 +14,8 @@ import type { DataPath } from '../data-path.js';
 import { PeerServer } from '../peer/peer-server.js';
 import { packChecksums } from '../peer-wire/checksums.js';
 import { packOffsets } from '../peer-wire/offsets.js';
-import { RemoteFetcher, type Holder, type Link } from './fetcher.js';
+import { RemoteFetcher } from './fetcher.js';
+import type { Holder, Link } from './pull-types.js';
 import { decodeReadGrant } from './peer-links.js';
 
 const logger = pino({ level: 'silent' });

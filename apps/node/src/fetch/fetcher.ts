@@ -28,16 +28,6 @@ import {
   type PullFailure,
 } from './pull-types.js';
 
-export {
-  PULL_FAILURES,
-  type Holder,
-  type HolderDirectory,
-  type Link,
-  type LinkSource,
-  type PullFailure,
-  type ReadGrant,
-} from './pull-types.js';
-
 /** What the fetcher has done so far (the kvfabric_pull_* metrics). */
 export interface PullCounters {
   fetches: number;

@@ -1,7 +1,8 @@
 // kvfabric_pull_* for the reading side of remote pulls. The RemoteFetcher sums its ended and live pull sessions; these
 // observable instruments read them at scrape time. Every failure case has its own `reason` label.
 import { DURATION_BUCKETS_SECONDS, type Metrics } from '@kvfabric/common/observability';
-import { PULL_FAILURES, type RemoteFetcher } from './fetcher.js';
+import type { RemoteFetcher } from './fetcher.js';
+import { PULL_FAILURES } from './pull-types.js';
 import type { PeerLinks } from './peer-links.js';
 
 /** Registers the instruments; returns the fetch duration recorder for the fetcher. */
