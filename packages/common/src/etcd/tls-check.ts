@@ -66,9 +66,20 @@ function probe(hostPort: string, tls: EtcdTls, timeoutMs: number, field: string)
       () => socket.write(H2_PREFACE),
     );
     const timer = setTimeout(() => done({ unreachable: `no TLS handshake within ${timeoutMs} ms` }), timeoutMs);
+    let connected = false; // the TCP connection was accepted
+    socket.once('connect', () => (connected = true));
     socket.once('data', () => done({ ok: true }));
     socket.once('error', (err: NodeJS.ErrnoException) => done(classify(err, field)));
-    socket.once('close', () => done({ unreachable: 'connection closed before the TLS handshake ended' }));
+    // accepted, then closed on the TLS hello: a plaintext etcd does that with a reset or a plain FIN, as it happens
+    socket.once('close', () =>
+      done(
+        connected
+          ? {
+              problem: `${field}: etcd at %s closed the connection on the TLS hello (an http:// endpoint?): no TLS answer`,
+            }
+          : { unreachable: 'connection closed before the TLS handshake ended' },
+      ),
+    );
     function done(outcome: Outcome) {
       clearTimeout(timer);
       socket.removeAllListeners();
