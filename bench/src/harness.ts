@@ -133,6 +133,16 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[idx]!;
 }
 
+/**
+ * Runs kvfabric's and the reference's rep of round `rep`, the reference first on odd rounds, so that neither side
+ * always runs right after the other (machine noise and caches hit both alike).
+ */
+export async function inTurn<A, B>(rep: number, ours: () => Promise<A>, reference: () => Promise<B>): Promise<[A, B]> {
+  if ((rep & 1) === 0) return [await ours(), await reference()];
+  const r = await reference();
+  return [await ours(), r];
+}
+
 export function median(values: number[]): number {
   return percentile(
     [...values].sort((a, b) => a - b),

@@ -3,6 +3,7 @@
 // inference engine would. Each step reports this process's CPU over it, so the parent can account the engine
 // clients' CPU (the parent times the steps of all engines together).
 import { KvEngine, KvRegion, type KvLayoutSpec } from '@kvfabric/client';
+import { freshHashes } from '../fresh-hashes.js';
 
 export type ToWorker =
   | { kind: 'init'; socket: string; namespace: string; layout: KvLayoutSpec; calls: number; perCall: number }
@@ -15,15 +16,6 @@ export type FromWorker = { kind: 'ready' } | { kind: 'done'; cpuSeconds: number 
 
 /** Calls kept outstanding per engine, as in the single-engine rows (an engine saving layer groups asynchronously). */
 const IN_FLIGHT = 2;
-
-let hashSeq = 0;
-const freshHashes = (n: number) =>
-  Array.from({ length: n }, () => {
-    const h = Buffer.alloc(32);
-    h.writeUInt32LE(hashSeq++, 0);
-    h.writeUInt32LE(process.pid, 4);
-    return h;
-  });
 
 async function inFlight(n: number, fn: (i: number) => Promise<void>): Promise<void> {
   let next = 0;

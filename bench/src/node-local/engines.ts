@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { KvLayoutSpec } from '@kvfabric/client';
 import type { NodeHandle } from '@kvfabric/testkit';
 import { CpuLedger, capacityRows, processProbe, threadProbe, type CapacityRow } from '../capacity.js';
-import { median, nowSeconds, type BenchContext } from '../harness.js';
+import { inTurn, median, nowSeconds, type BenchContext } from '../harness.js';
 import type { MemcpyPeer } from '../peers/memcpy.js';
 import type { FromWorker, ToWorker } from './engine-worker.js';
 
@@ -153,11 +153,7 @@ export async function concurrentEngines(
         save: await theirs.window(timed, () => ref.rep('gather')),
         load: await theirs.window(timed, () => ref.rep('scatter')),
       });
-      // Alternate which side goes first, as in the single-engine rows.
-      const [o, m] =
-        (rep & 1) === 0
-          ? [await kvfabric(), await memcpy()]
-          : await memcpy().then(async (m) => [await kvfabric(), m] as const);
+      const [o, m] = await inTurn(rep, kvfabric, memcpy);
       if (timed) {
         t.save.push(o.save);
         t.load.push(o.load);

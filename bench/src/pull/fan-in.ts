@@ -8,7 +8,8 @@
 import { CpuLedger, capacityRows, type CapacityRow } from '../capacity.js';
 import { nowSeconds, type BenchContext } from '../harness.js';
 import { iperf3 } from '../peers/iperf3.js';
-import { MiB, engineOn, freshHashes, label, metric, pullLedger, seed, startPair } from './pair.js';
+import { freshHashes } from '../fresh-hashes.js';
+import { MiB, engineOn, label, metric, pullLedger, seed, startPair } from './pair.js';
 
 /** Engines pulling at once, and the tcp streams per peer (and iperf3 streams) they share. */
 export const READERS = 8;

@@ -15,16 +15,6 @@ const REGION_BLOCKS = 64;
 export const label = (b: number) => (b >= MiB ? `${b / MiB}MiB` : `${b / KiB}KiB`);
 export const gbps = (bytesPerSec: number) => bytesPerSec / 1e9;
 
-let hashSeq = 0;
-export const freshHashes = (n: number) =>
-  Array.from({ length: n }, () => {
-    const h = Buffer.alloc(32);
-    h.writeUInt32LE(hashSeq++, 0);
-    h.writeUInt32LE(process.pid, 4);
-    h.writeDoubleLE(Date.now(), 8);
-    return h;
-  });
-
 export async function metric(node: NodeHandle, name: string): Promise<number> {
   const text = await (await fetch(`http://${node.httpAddr}/metrics`)).text();
   let sum = 0;

@@ -20,8 +20,17 @@ import { KvEngine, KvRegion, type KvLayoutSpec } from '@kvfabric/client';
 import { createBlockIndex } from '@kvfabric/node/internal';
 import { CpuLedger, capacityRows, processProbe, selfProbe, threadProbe, type CapacityRow } from '../capacity.js';
 import { ENGINES, concurrentEngines, reportEngines } from '../node-local/engines.js';
-import { median, nowSeconds, percentile, type BenchContext, type Scenario, type ScenarioResult } from '../harness.js';
+import {
+  inTurn,
+  median,
+  nowSeconds,
+  percentile,
+  type BenchContext,
+  type Scenario,
+  type ScenarioResult,
+} from '../harness.js';
 import { MemcpyPeer } from '../peers/memcpy.js';
+import { freshHashes } from '../fresh-hashes.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -39,14 +48,6 @@ const WARMUP_REPS = 8;
 const MIN_PART_BYTES = 256 * KiB;
 
 const label = (b: number) => (b >= MiB ? `${b / MiB}MiB` : `${b / KiB}KiB`);
-let hashSeq = 0;
-const freshHashes = (n: number) =>
-  Array.from({ length: n }, () => {
-    const h = Buffer.alloc(32);
-    h.writeUInt32LE(hashSeq++, 0);
-    h.writeUInt32LE(process.pid, 4);
-    return h;
-  });
 
 async function withEngine<T>(
   node: NodeHandle,
@@ -143,9 +144,7 @@ async function throughput(
         save: await refCpu.window(timed, () => ref.rep('gather')),
         load: await refCpu.window(timed, () => ref.rep('scatter')),
       });
-      // Alternate which side goes first, so neither always runs right after the other's reps.
-      const [o, m] =
-        (rep & 1) === 0 ? [await ours(), await theirs()] : await theirs().then(async (m) => [await ours(), m] as const);
+      const [o, m] = await inTurn(rep, ours, theirs);
       if (timed) {
         t.save.push(o.save);
         t.load.push(o.load);

@@ -27,19 +27,8 @@ import {
 import { iperf3, iperf3Available } from '../peers/iperf3.js';
 import { RespClient, startRedis } from '../peers/redis.js';
 import { fanIn, READERS } from '../pull/fan-in.js';
-import {
-  KiB,
-  MiB,
-  STREAMS,
-  engineOn,
-  freshHashes,
-  gbps,
-  label,
-  metric,
-  pullLedger,
-  seed,
-  startPair,
-} from '../pull/pair.js';
+import { KiB, MiB, STREAMS, engineOn, gbps, label, metric, pullLedger, seed, startPair } from '../pull/pair.js';
+import { freshHashes } from '../fresh-hashes.js';
 
 /** Pipelined GETs of `keys` over `conns` connections (keys dealt round robin); returns seconds. */
 async function redisGetAll(port: number, keys: string[], valueBytes: number, conns: number): Promise<number> {
