@@ -10,4 +10,5 @@ export * from './tcp-transport.js';
 export * from './verbs-transport.js';
 export * from './tcp-wire.js';
 export * from './block-index.js';
+export * from './lease-table.js';
 export * from './engine-ops.js';

@@ -8,6 +8,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kvf::InitCopy(env, exports);
   kvf::InitChecksum(env, exports);
   kvf::InitBlockIndex(env, exports);
+  kvf::InitLeaseTable(env, exports);
   kvf::InitEngineOps(env, exports);
   kvf::InitTcp(env, exports);
   kvf::InitVerbs(env, exports);

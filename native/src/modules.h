@@ -9,6 +9,7 @@ void InitRegion(Napi::Env env, Napi::Object exports);     // region.cc: engine s
 void InitRegionHandover(Napi::Env env, Napi::Object exports);  // region_handover.cc: engines pass region fds
 void InitCopy(Napi::Env env, Napi::Object exports);       // copy_engine.cc: batched copies on worker threads
 void InitBlockIndex(Napi::Env env, Napi::Object exports);  // block_index_js.cc: the node's block index
+void InitLeaseTable(Napi::Env env, Napi::Object exports);  // lease_table_js.cc: the engines' leases
 void InitEngineOps(Napi::Env env, Napi::Object exports);  // engine_ops_js.cc: native save, load, allocation
 void InitChecksum(Napi::Env env, Napi::Object exports);   // checksum.cc: page checksums (XXH3-64)
 void InitTcp(Napi::Env env, Napi::Object exports);        // tcp_transport.cc: one-sided reads over tcp
