@@ -2,7 +2,7 @@
 // + lease, and the fetch of a missing suffix), load (scatter back), release. Instances live in the InstanceRegistry
 // (instances.ts), the fetches queries start in QueryFetches (query-fetches.ts). The service decodes requests and
 // calls this; tests drive it directly with an in-memory data path.
-import { KvError, invalid, checkId, toKvError } from '@kvfabric/common';
+import { invalid, checkId, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
 import { type BlockIndex } from './block-index.js';
 import { BlockSaver, type SaveResult } from './block-saver.js';
@@ -84,12 +84,7 @@ export class EngineCore {
     this.namespaces = opts.namespaces;
     this.index = opts.index;
     this.evictor = opts.evictor;
-    this.leases = new LeaseTable({
-      ttlMs: opts.leaseTtlMs,
-      now: this.now,
-      pin: (slots) => this.index.pinMany(slots, slots.length),
-      unpin: (slots) => this.index.unpinMany(slots, slots.length),
-    });
+    this.leases = new LeaseTable({ index: this.index, ttlMs: opts.leaseTtlMs, now: this.now });
     this.instances = new InstanceRegistry(this.namespaces, opts.data, opts.regions);
     this.saver = new BlockSaver({ ...opts, counters: this.counters });
     this.fetches =
@@ -136,7 +131,7 @@ export class EngineCore {
     this.fetches?.wakeInstance(instanceId); // its waiting queries find it gone and answer INSTANCE_UNKNOWN
     let leases = 0;
     if (!this.instances.hasEngine(inst.engineId)) {
-      leases = this.leases.dropEngine(inst.engineId);
+      leases = this.leases.dropEngine(inst.engineNo);
       this.fetches?.dropEngine(inst.engineId);
     }
     this.opts.logger.info({ instance: instanceId, leases }, 'instance unregistered');
@@ -205,7 +200,7 @@ export class EngineCore {
     const inst = this.instance(instanceId);
     const { ns } = inst;
     const slots = new Int32Array(count);
-    let hits = this.index.prefix(ns.id, packed, hashLen, count, slots);
+    const hits = this.index.prefix(ns.id, packed, hashLen, count, slots);
     const breakdown = { local: hits, ssd: 0, remote: 0 };
     const fetches = this.fetches;
     if (fetches && !localOnly && requestId) {
@@ -229,32 +224,21 @@ export class EngineCore {
     }
     this.counters.queryHits += hits;
     if (hits === 0) return { state: 'ready', hits: 0, leaseId: '', leaseExpiresAtMs: 0, breakdown };
-    const lease = this.leases.create(inst.engineId, ns.id, slots.slice(0, hits), ns.tpSize);
-    hits = lease.slots.length;
+    const lease = this.leases.create(inst.engineNo, ns.id, slots.subarray(0, hits), ns.tpSize);
     return { state: 'ready', hits, leaseId: lease.id, leaseExpiresAtMs: lease.expiresAtMs, breakdown };
   }
 
   async load(instanceId: string, leaseId: string, blockIds: Uint32Array): Promise<{ loaded: number; bytes: number }> {
     const inst = this.instance(instanceId);
     if (!leaseId) throw invalid('lease_id', 'expected a lease id from Query');
-    const lease = this.leases.get(leaseId, inst.engineId);
-    if (lease.ns !== inst.ns.id) throw new KvError('LEASE_FOREIGN', `lease ${leaseId}: belongs to another namespace`);
-    if (blockIds.length > lease.slots.length)
-      throw invalid('block_ids', `expected at most ${lease.slots.length} ids (the lease's hit)`, blockIds.length);
     // checked before the lease is consumed, so a bad call spends nothing (the native load checks them again)
     for (let i = 0; i < blockIds.length; i++) {
       if (blockIds[i]! >= inst.numBlocks)
         throw invalid(`block_ids[${i}]`, `expected 0..${inst.numBlocks - 1}`, blockIds[i]);
     }
     const n = blockIds.length;
-    const slots = lease.slots.subarray(0, n);
-    this.index.pinMany(slots, n); // the load's own pin: the lease may end when this rank consumes it
-    try {
-      this.leases.consume(leaseId, inst.engineId, inst.rank);
-    } catch (err) {
-      this.index.unpinMany(slots, n);
-      throw err;
-    }
+    // the lease's first n slots, pinned for this load (the lease may end when this rank consumes it)
+    const slots = this.leases.consume(leaseId, inst.engineNo, inst.ns.id, inst.rank, n);
     this.counters.loadCalls++;
     const { ns } = inst;
     try {
@@ -274,7 +258,7 @@ export class EngineCore {
   release(instanceId: string, leaseId: string): void {
     const inst = this.instance(instanceId);
     if (!leaseId) throw invalid('lease_id', 'expected a lease id from Query');
-    this.leases.release(leaseId, inst.engineId);
+    this.leases.release(leaseId, inst.engineNo);
   }
 
   /** Expires leases and abandoned fetch answers; run every second or so. */

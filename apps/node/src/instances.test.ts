@@ -47,6 +47,23 @@ test('register maps the region and fixes the namespace layout; get, hasEngine, r
   assert.throws(() => registry.get('a'), { code: 'INSTANCE_UNKNOWN' });
 });
 
+test('every engine has a number, shared by its instances and kept while one of them is registered', () => {
+  const { registry, spec } = setup();
+  const a = registry.register(spec('a', { engineId: 'e' }));
+  const b = registry.register(spec('b', { engineId: 'e' }));
+  const c = registry.register(spec('c', { engineId: 'f' }));
+  assert.equal(b.engineNo, a.engineNo);
+  assert.notEqual(c.engineNo, a.engineNo);
+  registry.remove('a');
+  assert.equal(registry.register(spec('a2', { engineId: 'e' })).engineNo, a.engineNo, 'b kept the number');
+  registry.remove('a2');
+  registry.remove('b');
+  const again = registry.register(spec('a3', { engineId: 'e' }));
+  assert.ok(![a.engineNo, c.engineNo].includes(again.engineNo), 'a gone engine never lends its number to leases');
+  assert.throws(() => registry.register(spec('a3', { engineId: 'g' })), { code: 'INSTANCE_EXISTS' });
+  assert.equal(registry.hasEngine('g'), false, 'a refused registration numbers no engine');
+});
+
 test('a refused registration changes nothing: duplicate id, conflicting geometry, oversized first page', () => {
   const { registry, namespaces, spec } = setup();
   registry.register(spec('a'));

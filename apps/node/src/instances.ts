@@ -25,6 +25,8 @@ export interface RegisterSpec {
 export interface Instance {
   id: string;
   engineId: string;
+  /** The engine's number on this node (its leases' owner), the same for every instance of the engine. */
+  engineNo: number;
   ns: NamespaceInfo;
   rank: number;
   segmentOffsets: Float64Array;
@@ -88,9 +90,23 @@ export function checkRegistration(spec: RegisterSpec): number {
   return span;
 }
 
-/** The registered instances of one node, by instance id. Registering fixes (or checks) the namespace's layout. */
+/** An engine's number and how many of its instances are registered. */
+interface EngineEntry {
+  no: number;
+  instances: number;
+}
+
+const MAX_ENGINE_NO = 0xffff_ffff;
+
+/**
+ * The registered instances of one node, by instance id. Registering fixes (or checks) the namespace's layout.
+ * Each engine (TP group) gets a number, kept while any of its instances is registered: the owner of its leases.
+ */
 export class InstanceRegistry {
   private readonly byId = new Map<string, Instance>();
+  private readonly engines = new Map<string, EngineEntry>();
+  private readonly engineNos = new Set<number>();
+  private lastEngineNo = 0;
 
   constructor(
     private readonly namespaces: NamespaceRegistry,
@@ -130,9 +146,21 @@ export class InstanceRegistry {
     }
     const ns = this.namespaces.ensure(spec.namespace, layout, maxPageBytes);
     const segmentOffsets = Float64Array.from(spec.segmentOffsets);
+    const engineId = spec.engineId || spec.instanceId;
+    const nativeLayout = this.data.layout({
+      ns: ns.id,
+      shards: ns.shards,
+      shard: ns.replicated ? 0 : spec.tpRank,
+      numBlocks: spec.numBlocks,
+      pageBytes: ns.pageBytes,
+      segmentBytes: spec.segmentBytes,
+      strideBytes: spec.blockStrideBytes,
+      segmentOffsets,
+    });
     const inst: Instance = {
       id: spec.instanceId,
-      engineId: spec.engineId || spec.instanceId,
+      engineId,
+      engineNo: this.addToEngine(engineId),
       ns,
       rank: spec.tpRank,
       segmentOffsets,
@@ -140,21 +168,26 @@ export class InstanceRegistry {
       strideBytes: spec.blockStrideBytes,
       numBlocks: spec.numBlocks,
       region,
-      layout: this.data.layout({
-        ns: ns.id,
-        shards: ns.shards,
-        shard: ns.replicated ? 0 : spec.tpRank,
-        numBlocks: spec.numBlocks,
-        pageBytes: ns.pageBytes,
-        segmentBytes: spec.segmentBytes,
-        strideBytes: spec.blockStrideBytes,
-        segmentOffsets,
-      }),
+      layout: nativeLayout,
       key: randomBytes(KEY_BYTES).toString('hex'),
       owner: file.peer,
     };
     this.byId.set(inst.id, inst);
     return inst;
+  }
+
+  /** Counts one more instance of the engine; returns its number (the next one not in use for a new engine). */
+  private addToEngine(engineId: string): number {
+    let entry = this.engines.get(engineId);
+    if (!entry) {
+      do this.lastEngineNo = this.lastEngineNo >= MAX_ENGINE_NO ? 1 : this.lastEngineNo + 1;
+      while (this.engineNos.has(this.lastEngineNo));
+      entry = { no: this.lastEngineNo, instances: 0 };
+      this.engines.set(engineId, entry);
+      this.engineNos.add(entry.no);
+    }
+    entry.instances++;
+    return entry.no;
   }
 
   /** The instance, or INSTANCE_UNKNOWN. */
@@ -188,14 +221,18 @@ export class InstanceRegistry {
     const inst = this.byId.get(instanceId);
     if (!inst) return undefined;
     this.byId.delete(instanceId);
+    const entry = this.engines.get(inst.engineId)!;
+    if (--entry.instances === 0) {
+      this.engines.delete(inst.engineId);
+      this.engineNos.delete(entry.no);
+    }
     inst.region.close();
     return inst;
   }
 
   /** Whether any instance of the engine is still registered. */
   hasEngine(engineId: string): boolean {
-    for (const inst of this.byId.values()) if (inst.engineId === engineId) return true;
-    return false;
+    return this.engines.has(engineId);
   }
 
   ids(): string[] {

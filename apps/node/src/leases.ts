@@ -1,130 +1,89 @@
-// Leases: the pin a Query hands to the Loads that consume it. A lease belongs to one engine (its TP group),
-// is consumed once per TP rank, expires after the lease TTL, and can be released early. While it lives, its
-// blocks are pinned (through the `pin`/`unpin` callbacks of the shared expiring PinTable); this adds ranks,
-// ownership checks and tombstones for precise errors. Pure: no gRPC, no native code.
-import { randomBytes } from 'node:crypto';
-import { KvError } from '@kvfabric/common';
-import { PinTable, type PinEntry } from './pin-table.js';
+// Leases: the pin a Query hands to the Loads that consume it. They live in native memory (@kvfabric/native's
+// LeaseTable: native/src/lease_table.h), so the engines' command rings create, consume and release them off the
+// JavaScript thread on the same table as the gRPC path. This gives the node's code its clock (`now`, injectable for
+// tests) and its errors (KvError). A lease belongs to one engine (its TP group's number, instances.ts), pins its
+// blocks while it lives, is consumed once per TP rank, expires after the lease TTL and can be released early.
+import { toKvError } from '@kvfabric/common';
+import { LeaseTable as NativeLeaseTable, type BlockIndex, type LeaseCounters } from '@kvfabric/native';
 
-/** A lease; `owner` is the engine id (its TP group). */
-export interface Lease extends PinEntry<string> {
-  ns: number;
-  /** Ranks that must load before the lease is used up. */
-  ranks: number;
-  consumed: Uint8Array;
-  consumedCount: number;
-}
+export type { LeaseCounters } from '@kvfabric/native';
 
 export interface LeaseTableOptions {
+  index: BlockIndex;
   ttlMs: number;
   now?: () => number;
-  pin: (slots: Int32Array) => void;
-  unpin: (slots: Int32Array) => void;
 }
 
-type Ended = 'expired' | 'consumed' | 'released';
-const TOMBSTONES = 16_384;
+/** A new lease: its id (16 characters) and when it expires. */
+export interface LeaseGrant {
+  id: string;
+  expiresAtMs: number;
+}
+
+function kv<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw toKvError(err);
+  }
+}
 
 export class LeaseTable {
-  private readonly pins: PinTable<string, Lease, Ended>;
-  /** Recently ended leases, so a late Load gets LEASE_EXPIRED / LEASE_CONSUMED instead of LEASE_UNKNOWN. */
-  private readonly ended = new Map<string, Ended>();
-  readonly counters = { created: 0, consumed: 0, expired: 0, released: 0 };
+  /** The native table, for native users (the command rings: @kvfabric/native's nativeLeaseTable). */
+  readonly native: NativeLeaseTable;
+  private readonly now: () => number;
 
   constructor(opts: LeaseTableOptions) {
-    this.pins = new PinTable({ ...opts, onEnded: (lease, why) => this.remember(lease, why) });
+    this.native = kv(() => new NativeLeaseTable(opts.index, opts.ttlMs));
+    this.now = opts.now ?? Date.now;
   }
 
   get size(): number {
-    return this.pins.size;
+    return this.native.size;
   }
 
   get ttlMs(): number {
-    return this.pins.ttlMs;
+    return this.native.ttlMs;
   }
 
-  /** Pins `slots` for the engine and returns the lease. */
-  create(engineId: string, ns: number, slots: Int32Array, ranks: number): Lease {
-    const lease = this.pins.add({
-      id: randomBytes(12).toString('base64url'),
-      owner: engineId,
-      ns,
-      slots,
-      ranks,
-      consumed: new Uint8Array(ranks),
-      consumedCount: 0,
-      expiresAtMs: this.pins.expiry(),
-    });
-    this.counters.created++;
-    return lease;
+  counters(): LeaseCounters {
+    return this.native.counters();
+  }
+
+  /** Pins `slots` for engine `owner` in namespace `ns`; each of `ranks` TP ranks loads once. */
+  create(owner: number, ns: number, slots: Int32Array, ranks: number): LeaseGrant {
+    return kv(() => this.native.create(owner, ns, slots, ranks, this.clock()));
   }
 
   /**
-   * Consumes the lease for `rank` of `engineId`. The caller pins what it copies for the duration of the copy:
-   * when the last rank consumes, the lease (and its pin) is gone.
+   * Consumes the lease for `rank` of engine `owner` loading `count` blocks of namespace `ns`: the lease's first
+   * `count` slots, pinned once more for the load (the caller unpins them after its copy). LEASE_* or
+   * INVALID_ARGUMENT (more blocks than the lease's hit) otherwise, changing nothing.
    */
-  consume(id: string, engineId: string, rank: number): Lease {
-    const lease = this.get(id, engineId);
-    if (rank < 0 || rank >= lease.ranks)
-      throw new KvError('LEASE_FOREIGN', `lease ${id}: tp_rank ${rank} is not one of its ${lease.ranks} ranks`);
-    if (lease.consumed[rank] === 1)
-      throw new KvError('LEASE_CONSUMED', `lease ${id}: already loaded by tp_rank ${rank}`);
-    lease.consumed[rank] = 1;
-    lease.consumedCount++;
-    if (lease.consumedCount === lease.ranks) this.pins.end(lease, 'consumed');
-    return lease;
+  consume(id: string, owner: number, ns: number, rank: number, count: number): Int32Array {
+    return kv(() => this.native.consume(id, owner, ns, rank, count, this.clock()));
   }
 
-  /** Undoes a rank's consumption (its load failed before copying anything), when the lease still lives. */
-  unconsume(lease: Lease, rank: number): void {
-    if (this.pins.get(lease.id) !== lease || lease.consumed[rank] !== 1) return;
-    lease.consumed[rank] = 0;
-    lease.consumedCount--;
-  }
-
-  release(id: string, engineId: string): void {
-    this.pins.end(this.get(id, engineId), 'released');
+  release(id: string, owner: number): void {
+    kv(() => this.native.release(id, owner, this.clock()));
   }
 
   /** Ends every expired lease; returns how many. */
   sweep(): number {
-    return this.pins.sweep();
+    return kv(() => this.native.sweep(this.clock()));
   }
 
-  /** Ends every lease of an engine that is gone. */
-  dropEngine(engineId: string): number {
-    return this.pins.dropOwner(engineId, 'released');
+  /** Ends every lease of an engine that is gone; returns how many. */
+  dropEngine(owner: number): number {
+    return kv(() => this.native.dropOwner(owner));
   }
 
   /** Ends all leases (shutdown). */
   clear(): void {
-    this.pins.clear('released');
+    kv(() => this.native.clear());
   }
 
-  /** The live lease, or the precise reason it cannot be used by `engineId`. */
-  get(id: string, engineId: string): Lease {
-    const lease = this.pins.get(id);
-    if (!lease) {
-      const ended = this.ended.get(id);
-      if (ended === 'expired') throw new KvError('LEASE_EXPIRED', `lease ${id}: expired`);
-      if (ended === 'consumed') throw new KvError('LEASE_CONSUMED', `lease ${id}: already loaded by every rank`);
-      throw new KvError(
-        'LEASE_UNKNOWN',
-        `lease_id: no such lease ${JSON.stringify(id)}${ended === 'released' ? ' (released)' : ''}`,
-      );
-    }
-    if (lease.owner !== engineId) throw new KvError('LEASE_FOREIGN', `lease ${id}: belongs to another engine`);
-    if (this.pins.isExpired(lease)) {
-      this.pins.end(lease, 'expired');
-      throw new KvError('LEASE_EXPIRED', `lease ${id}: expired`);
-    }
-    return lease;
-  }
-
-  /** Counts an ended lease and keeps its tombstone. */
-  private remember(lease: Lease, why: Ended): void {
-    this.counters[why]++;
-    this.ended.set(lease.id, why);
-    if (this.ended.size > TOMBSTONES) this.ended.delete(this.ended.keys().next().value!);
+  private clock(): number {
+    return Math.floor(this.now());
   }
 }

@@ -76,12 +76,12 @@ export function nodeMetrics(
     () => c.regionFailures,
   );
 
-  const l = core.leases.counters;
-  gauge('kvfabric_lease_active', 'live leases', () => core.leases.size);
-  counter('kvfabric_lease_created_total', 'leases handed out', () => l.created);
-  counter('kvfabric_lease_consumed_total', 'leases loaded by every rank', () => l.consumed);
-  counter('kvfabric_lease_expired_total', 'leases that expired', () => l.expired);
-  counter('kvfabric_lease_released_total', 'leases released early or with their engine', () => l.released);
+  const l = core.leases; // native: each read takes the table's lock once
+  gauge('kvfabric_lease_active', 'live leases', () => l.size);
+  counter('kvfabric_lease_created_total', 'leases handed out', () => l.counters().created);
+  counter('kvfabric_lease_consumed_total', 'leases loaded by every rank', () => l.counters().consumed);
+  counter('kvfabric_lease_expired_total', 'leases that expired', () => l.counters().expired);
+  counter('kvfabric_lease_released_total', 'leases released early or with their engine', () => l.counters().released);
 
   const hist = (name: string, description: string) =>
     m.createHistogram(name, { description, unit: 's', advice: { explicitBucketBoundaries: DURATION_BUCKETS_SECONDS } });

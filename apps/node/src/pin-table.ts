@@ -1,6 +1,6 @@
 // An expiring pin table: entries that keep index slots pinned until they end (released, used up, expired by
-// `sweep`, their owner dropped, or shutdown). The one implementation behind the engine's leases (leases.ts) and the
-// serving side's grants (peer/grant-table.ts); those keep only their own rules (ids, ranks, per-peer limits).
+// `sweep`, their owner dropped, or shutdown). Behind the serving side's grants (peer/grant-table.ts), which keep only
+// their own rules (ids, per-peer limits); the engine's leases have their own native table (leases.ts).
 // An ending entry's slots stay pinned until what `onEnded` returns settles (the transport letting go of the pages).
 // Pure: no gRPC, no native code.
 
