@@ -14,7 +14,7 @@
     },
     {
       "target_name": "kvfabric_fdpass",
-      "sources": ["src/fdpass/fd_pass.cc"],
+      "sources": ["src/fdpass/fd_pass.cc", "src/fdpass/command_ring_client.cc"],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').gyp\")"],
       "cflags!": ["-fno-exceptions"],

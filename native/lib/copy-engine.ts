@@ -62,6 +62,8 @@ interface NativeCopyEngine {
 
 /** Package-internal: how engine-ops.ts submits its native batches through a CopyEngine (closed check, in-flight count). */
 export const kSubmit: unique symbol = Symbol('kvfabric.copyEngine.submit');
+/** Package-internal: the native engine, for native executors that submit from their own threads (engine-ring.ts). */
+export const kNativeEngine: unique symbol = Symbol('kvfabric.copyEngine.native');
 
 export class CopyEngine implements Disposable, AsyncDisposable {
   readonly threads: number;
@@ -185,6 +187,10 @@ export class CopyEngine implements Disposable, AsyncDisposable {
 
   counters(): CopyCounters {
     return this.#native.counters();
+  }
+
+  get [kNativeEngine](): object {
+    return this.#native;
   }
 
   /** Runs `submit` with the native engine (synchronous throws become rejections) and counts its batch in flight. */

@@ -48,3 +48,5 @@ export async function handOverRegion(socketPath: string, fd: number, timeoutMs =
   if (reply.ok) return reply.token;
   throw new NativeError(isNativeErrorCode(reply.code) ? reply.code : 'INTERNAL', reply.message);
 }
+
+export { RING, createCommandRing, ringLayout, type CommandRing, type CommandRingOptions } from './command-ring.js';

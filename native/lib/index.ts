@@ -12,3 +12,4 @@ export * from './tcp-wire.js';
 export * from './block-index.js';
 export * from './lease-table.js';
 export * from './engine-ops.js';
+export * from './engine-ring.js';

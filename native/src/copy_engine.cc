@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "fault_guard.h"
@@ -38,7 +39,9 @@ CopyEngine* CopyEngine::FromValue(Napi::Value value) {
 
 struct CopyEngine::Batch {
   explicit Batch(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise::Deferred deferred;
+  Batch() = default;  // a native batch: `native_done` instead of a promise
+  std::optional<Napi::Promise::Deferred> deferred;
+  NativeDone native_done;
   // Keep the JS objects (and thus their wrappers) alive until the batch is delivered; the MemoryRefs keep the
   // mappings themselves alive even if close() is called meanwhile.
   Napi::ObjectReference engine_obj, src_obj, dst_obj;
@@ -65,6 +68,7 @@ CopyEngine::CopyEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CopyEn
   tsfn_.Unref(env);  // only pending batches keep the process alive
   cleanup_ = env.AddCleanupHook(&CopyEngine::OnEnvCleanup, this);
   threads_.reserve(static_cast<size_t>(n));
+  nthreads_ = static_cast<uint32_t>(n);
   for (int i = 0; i < static_cast<int>(n); i++) threads_.emplace_back([this] { Worker(); });
 }
 
@@ -154,7 +158,13 @@ void CopyEngine::Worker() {
       }
       batches_.fetch_add(1, std::memory_order_relaxed);
       in_flight_.fetch_sub(1, std::memory_order_relaxed);
-      tsfn_.NonBlockingCall(b);  // unbounded queue: only fails once released, which happens after join
+      if (b->native_done) {  // a native executor's batch: finished here, no JavaScript involved
+        bool ok = !b->faulted.load(std::memory_order_acquire);
+        b->native_done(ok, ok ? 0 : b->fault_addr.load(std::memory_order_relaxed));
+        delete b;
+      } else {
+        tsfn_.NonBlockingCall(b);  // unbounded queue: only fails once released, which happens after join
+      }
     }
   }
 }
@@ -180,13 +190,13 @@ void CopyEngine::Deliver(Napi::Env env, Napi::Function, CopyEngine* engine, Batc
   if (b->faulted.load(std::memory_order_acquire)) {
     Napi::Object error = FaultError(env, *b).Value();
     if (b->hook) b->hook->Done(env, false, error);
-    b->deferred.Reject(error);
+    b->deferred->Reject(error);
   } else {
     Napi::Object result = Napi::Object::New(env);
     result.Set("bytes", Napi::Number::New(env, static_cast<double>(b->bytes)));
     if (b->sums) b->sums->SetResult(env, result);
     if (b->hook) b->hook->Done(env, true, result);
-    b->deferred.Resolve(result);
+    b->deferred->Resolve(result);
   }
   if (--engine->pending_js_ == 0 && !engine->closed_) engine->tsfn_.Unref(env);
   delete b;  // drops the object references and memory references on the JS thread
@@ -311,12 +321,12 @@ Napi::Promise CopyEngine::Submit(Napi::Env env, Napi::Object self, MemoryRef src
 Napi::Promise CopyEngine::Launch(Napi::Env env, Batch* b, Napi::Object self, MemoryRef src, Napi::Object src_obj,
                                  MemoryRef dst, Napi::Object dst_obj) {
   std::unique_ptr<Batch> guard(b);
-  Napi::Promise promise = b->deferred.Promise();
+  Napi::Promise promise = b->deferred->Promise();
   if (b->bytes == 0) {
     Napi::Object result = Napi::Object::New(env);
     result.Set("bytes", Napi::Number::New(env, 0));
     if (b->hook) b->hook->Done(env, true, result);
-    b->deferred.Resolve(result);
+    b->deferred->Resolve(result);
     batches_.fetch_add(1, std::memory_order_relaxed);
     return promise;
   }
@@ -325,9 +335,43 @@ Napi::Promise CopyEngine::Launch(Napi::Env env, Batch* b, Napi::Object self, Mem
   b->engine_obj = Napi::Persistent(self);
   b->src_obj = Napi::Persistent(src_obj);
   b->dst_obj = Napi::Persistent(dst_obj);
-  // Pre-split by bytes: one part per thread for large batches, cut anywhere (even inside a descriptor).
-  uint64_t nparts = std::min<uint64_t>(threads_.size(), std::max<uint64_t>(1, b->bytes / kMinPartBytes));
   Part parts[256];
+  uint32_t n = SplitBytes(b, parts);
+  guard.release();
+  Enqueue(env, b, parts, n);
+  return promise;
+}
+
+bool CopyEngine::SubmitNative(MemoryRef src, MemoryRef dst, std::vector<Desc> descs, NativeDone done) {
+  auto b = std::make_unique<Batch>();
+  for (const Desc& d : descs) b->bytes += d.len;
+  if (stopping_flag_.load(std::memory_order_acquire)) return false;
+  if (b->bytes == 0) {
+    batches_.fetch_add(1, std::memory_order_relaxed);
+    done(true, 0);
+    return true;
+  }
+  descs.erase(std::remove_if(descs.begin(), descs.end(), [](const Desc& d) { return d.len == 0; }), descs.end());
+  b->descs = std::move(descs);
+  b->src = std::move(src);
+  b->dst = std::move(dst);
+  b->native_done = std::move(done);
+  Part parts[256];
+  uint32_t n = SplitBytes(b.get(), parts);
+  b->parts_left.store(n, std::memory_order_relaxed);
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  Batch* raw = b.release();
+  if (!Queue(parts, n)) {
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    delete raw;
+    return false;
+  }
+  return true;
+}
+
+// Pre-split by bytes: one part per thread for large batches, cut anywhere (even inside a descriptor).
+uint32_t CopyEngine::SplitBytes(Batch* b, Part* parts) const {
+  uint64_t nparts = std::min<uint64_t>(nthreads_, std::max<uint64_t>(1, b->bytes / kMinPartBytes));
   uint32_t n = 0;
   uint64_t per = (b->bytes + nparts - 1) / nparts;
   uint32_t i = 0;
@@ -357,25 +401,29 @@ Napi::Promise CopyEngine::Launch(Napi::Env env, Batch* b, Napi::Object self, Mem
     }
     parts[n++] = p;
   }
-  guard.release();
-  Enqueue(env, b, parts, n);
-  return promise;
+  return n;
 }
 
 void CopyEngine::Enqueue(Napi::Env env, Batch* b, const Part* parts, uint32_t n) {
   b->parts_left.store(n, std::memory_order_relaxed);
   in_flight_.fetch_add(1, std::memory_order_relaxed);
   if (pending_js_++ == 0) tsfn_.Ref(env);
+  Queue(parts, n);  // JS-thread batches are refused before this point once closed (closed_)
+}
+
+bool CopyEngine::Queue(const Part* parts, uint32_t n) {
   bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return false;
     for (uint32_t k = 0; k < n; k++) queue_.push_back(parts[k]);
     queued_.fetch_add(n, std::memory_order_release);
     wake = sleepers_ > 0;
   }
-  // One wake-up at most from the event loop: that worker wakes the next if parts are left (spinning workers
-  // take parts without any).
+  // One wake-up at most from the submitter: that worker wakes the next if parts are left (spinning workers take
+  // parts without any).
   if (wake) cv_.notify_one();
+  return true;
 }
 
 // sum(memory, pageOffsets: Float64Array, pageBytes) -> Promise<{bytes, checksums}>: the checksum of every page.
@@ -400,12 +448,12 @@ Napi::Value CopyEngine::Summed(const Napi::CallbackInfo& info, bool verify) {
   }
   uint32_t pages = b->sums->pages();
   b->bytes = pages * b->sums->page_bytes();
-  Napi::Promise promise = b->deferred.Promise();
+  Napi::Promise promise = b->deferred->Promise();
   if (pages == 0) {
     Napi::Object result = Napi::Object::New(env);
     result.Set("bytes", Napi::Number::New(env, 0));
     b->sums->SetResult(env, result);
-    b->deferred.Resolve(result);
+    b->deferred->Resolve(result);
     return promise;
   }
   b->src = mem;

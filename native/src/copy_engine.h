@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -42,6 +43,12 @@ class CopyEngine : public Napi::ObjectWrap<CopyEngine> {
   // objects are kept alive until then. Throws INTERNAL once closed.
   Napi::Promise Submit(Napi::Env env, Napi::Object self, MemoryRef src, Napi::Object src_obj, MemoryRef dst,
                        Napi::Object dst_obj, std::vector<Desc> descs, std::unique_ptr<Hook> hook);
+  // Called on a copy thread when a native batch ended: `copied`, or the address of the bus error that failed it.
+  using NativeDone = std::function<void(bool copied, uintptr_t fault_addr)>;
+  // Any thread: copies `descs` (checked by the caller against both memories) from `src` to `dst` and calls `done`
+  // on a copy thread (or at once, on this thread, when there is nothing to copy). No JavaScript is involved: for
+  // native executors such as the engines' command rings. False (nothing queued, `done` not called) once closed.
+  bool SubmitNative(MemoryRef src, MemoryRef dst, std::vector<Desc> descs, NativeDone done);
   struct Part {  // a contiguous byte range of a batch: descriptor [first, last], first/last partially
     Batch* batch;  // (a summed batch: pages [first, last], the skips unused)
     uint32_t first, last;
@@ -58,6 +65,8 @@ class CopyEngine : public Napi::ObjectWrap<CopyEngine> {
 
   void Worker();
   void Enqueue(Napi::Env env, Batch* b, const Part* parts, uint32_t n);  // JS thread; takes ownership of `b`
+  bool Queue(const Part* parts, uint32_t n);  // any thread: false (nothing queued) once stopping
+  uint32_t SplitBytes(Batch* b, Part* parts) const;  // cuts a copy batch into at most one part per thread
   Napi::Promise Launch(Napi::Env env, Batch* b, Napi::Object self, MemoryRef src, Napi::Object src_obj, MemoryRef dst,
                        Napi::Object dst_obj);
   void Shutdown();  // stop (finishing queued parts), join, release the TSFN; idempotent
@@ -77,6 +86,7 @@ class CopyEngine : public Napi::ObjectWrap<CopyEngine> {
 
   using Tsfn = Napi::TypedThreadSafeFunction<CopyEngine, Batch, &CopyEngine::Deliver>;
   Tsfn tsfn_;
+  uint32_t nthreads_ = 0;   // threads_.size(), readable from any thread
   uint64_t pending_js_ = 0;  // batches submitted and not yet delivered (JS thread only); TSFN is ref'd while > 0
   Napi::Env::CleanupHook<void (*)(CopyEngine*), CopyEngine> cleanup_;
 

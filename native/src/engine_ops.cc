@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <string>
 
 namespace kvf {
 
@@ -80,6 +81,15 @@ void EvictedBlocks::Add(const BlockIndex& index, int32_t slot) {
   sealed.push_back(index.IsSealed(slot) ? 1 : 0);
   lens.push_back(static_cast<uint8_t>(index.KeyLength(slot)));
   hashes.append(reinterpret_cast<const char*>(index.Key(slot)), index.KeyLength(slot));
+}
+
+void EvictedBlocks::Merge(const EvictedBlocks& o) {
+  ns.insert(ns.end(), o.ns.begin(), o.ns.end());
+  sealed.insert(sealed.end(), o.sealed.begin(), o.sealed.end());
+  lens.insert(lens.end(), o.lens.begin(), o.lens.end());
+  hashes += o.hashes;
+  blocks += o.blocks;
+  bytes += o.bytes;
 }
 
 uint32_t AllocateEvicting(BlockIndex& index, PageAllocator& alloc, uint64_t page_bytes, uint32_t count,
@@ -215,6 +225,15 @@ std::string PlanLoad(BlockIndex& index, const InstanceLayout& l, const int32_t* 
 void FinishLoad(BlockIndex& index, const int32_t* slots, uint32_t count) {
   Lock lock(index.mu());
   for (uint32_t i = 0; i < count; i++) index.Unpin(slots[i]);
+}
+
+std::string DescsOutside(const std::vector<CopyRange>& descs, uint64_t src_bytes, uint64_t dst_bytes) {
+  for (size_t i = 0; i < descs.size(); i++) {
+    const CopyRange& d = descs[i];
+    if (d.src > src_bytes || d.len > src_bytes - d.src || d.dst > dst_bytes || d.len > dst_bytes - d.dst)
+      return "block " + std::to_string(i) + ": outside the region or the pool (the instance's geometry)";
+  }
+  return std::string();
 }
 
 }  // namespace kvf

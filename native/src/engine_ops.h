@@ -29,6 +29,7 @@ struct EvictedBlocks {
   std::string hashes;  // the hashes, back to back (lens[i] bytes each)
   uint64_t blocks = 0, bytes = 0;
   void Add(const BlockIndex& index, int32_t slot);
+  void Merge(const EvictedBlocks& other);
 };
 
 // Up to `count` pages of `page_bytes` into `pages`: all of them, evicting unpinned blocks until they fit, or (when
@@ -65,6 +66,10 @@ uint32_t FinishSave(BlockIndex& index, PageAllocator& alloc, const InstanceLayou
 // for the copy and fills `descs` (pool -> region). Returns "" or an INVALID_ARGUMENT message (nothing pinned).
 std::string PlanLoad(BlockIndex& index, const InstanceLayout& layout, const int32_t* slots, const uint32_t* block_ids,
                      uint32_t count, std::vector<CopyRange>* descs);
+// "" when every descriptor lies inside both memories (src_bytes, dst_bytes long); else which block does not (the
+// layout was checked against the region at registration: this keeps a mistake from reading or writing outside).
+std::string DescsOutside(const std::vector<CopyRange>& descs, uint64_t src_bytes, uint64_t dst_bytes);
+
 // After the copy, whatever its outcome: unpins what PlanLoad pinned.
 void FinishLoad(BlockIndex& index, const int32_t* slots, uint32_t count);
 

@@ -12,6 +12,7 @@
 #include "block_index_js.h"
 #include "copy_engine.h"
 #include "engine_ops.h"
+#include "engine_ops_js.h"
 #include "memory.h"
 #include "modules.h"
 #include "pool.h"
@@ -93,16 +94,11 @@ T TypedArg(const Napi::CallbackInfo& info, size_t i, const char* name, const cha
   return info[i].As<T>();
 }
 
-// Every descriptor inside both memories (the layout was checked against the region at registration; this keeps a
-// mistake from ever reading or writing outside them).
 std::string OutOfBounds(const std::vector<CopyRange>& descs, const MemoryRef& src, const MemoryRef& dst) {
-  for (size_t i = 0; i < descs.size(); i++) {
-    if (!src->Contains(descs[i].src, descs[i].len) || !dst->Contains(descs[i].dst, descs[i].len)) {
-      return "block " + std::to_string(i) + ": outside the region or the pool (the instance's geometry)";
-    }
-  }
-  return std::string();
+  return DescsOutside(descs, src->size(), dst->size());
 }
+
+}  // namespace
 
 Napi::Object EvictedObject(Napi::Env env, const EvictedBlocks& e) {
   Napi::Object o = Napi::Object::New(env);
@@ -122,6 +118,8 @@ Napi::Object EvictedObject(Napi::Env env, const EvictedBlocks& e) {
   o.Set("bytes", Napi::Number::New(env, static_cast<double>(e.bytes)));
   return o;
 }
+
+namespace {
 
 // Finishes a save when its copy ended: seal and unpin, or undo.
 class SaveHook : public CopyEngine::Hook {
@@ -280,6 +278,8 @@ Napi::Value AllocatePages(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+const InstanceLayout* UnwrapInstanceLayout(Napi::Value value) { return InstanceLayoutJs::FromValue(value); }
 
 void InitEngineOps(Napi::Env env, Napi::Object exports) {
   InstanceLayoutJs::Init(env, exports);

@@ -6,7 +6,8 @@ import { invalid, checkId, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
 import { type BlockIndex } from './block-index.js';
 import { BlockSaver, type SaveResult } from './block-saver.js';
-import type { DataPath } from './data-path.js';
+import type { DataPath, RegionSource } from './data-path.js';
+import { EngineRings } from './engine-rings.js';
 import type { Evictor } from './eviction.js';
 import type { HandedRegions } from './handed-regions.js';
 import { InstanceRegistry, type Instance, type RegisterSpec } from './instances.js';
@@ -61,6 +62,8 @@ export class EngineCore {
   /** The fetches queries started; absent without a fetcher (local hits only). */
   private readonly fetches: QueryFetches | undefined;
   private readonly saver: BlockSaver;
+  /** The engines' command rings: save, query, load and release run natively, off this thread. */
+  readonly rings: EngineRings;
   readonly counters = {
     saveCalls: 0,
     savedBlocks: 0,
@@ -87,6 +90,17 @@ export class EngineCore {
     this.leases = new LeaseTable({ index: this.index, ttlMs: opts.leaseTtlMs, now: this.now });
     this.instances = new InstanceRegistry(this.namespaces, opts.data, opts.regions);
     this.saver = new BlockSaver({ ...opts, counters: this.counters });
+    this.rings = new EngineRings({
+      data: opts.data,
+      index: this.index,
+      leases: this.leases.native,
+      evictor: this.evictor,
+      regions: opts.regions,
+      counters: this.counters,
+      logger: opts.logger,
+      fetchable: opts.fetcher !== undefined,
+      ...(opts.onSealed ? { onSealed: opts.onSealed } : {}),
+    });
     this.fetches =
       opts.fetcher &&
       new QueryFetches({ fetcher: opts.fetcher, ttlMs: opts.leaseTtlMs, now: this.now, logger: opts.logger });
@@ -124,10 +138,17 @@ export class EngineCore {
     return this.instances.authorize(instanceId, key);
   }
 
-  /** Drops an instance, its region mapping, and (when it was its engine's last) the engine's leases and fetches. */
+  /** Attaches the engine's command ring to one of its instances (engine-rings.ts); `key` must be the instance's. */
+  attachRing(instanceId: string, key: string, ring: RegionSource): { entries: number; slotBytes: number } {
+    const inst = this.authorize(instanceId, key);
+    return this.rings.attach(inst, inst.engineNo, ring);
+  }
+
+  /** Drops an instance, its command ring, its region mapping, and (when it was its engine's last) the engine's leases and fetches. */
   unregister(instanceId: string): boolean {
     const inst = this.instances.remove(instanceId);
     if (!inst) return false;
+    this.rings.detach(instanceId, inst); // its commands in flight complete first (they hold the region's mapping)
     this.fetches?.wakeInstance(instanceId); // its waiting queries find it gone and answer INSTANCE_UNKNOWN
     let leases = 0;
     if (!this.instances.hasEngine(inst.engineId)) {

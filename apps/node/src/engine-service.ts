@@ -74,6 +74,11 @@ export function engineServiceImpl(deps: EngineServiceDeps, ctx: RpcContext): grp
         core.unregister(req.instanceId);
         return {};
       },
+      attachRing: (req, call) => {
+        if (!req.ring) throw invalid('ring', 'required');
+        const ring = { token: req.ring.token, sizeBytes: u64(req.ring.sizeBytes, 'ring.size_bytes') };
+        return core.attachRing(req.instanceId, instanceKeyOf(call), ring);
+      },
       save: (req, call) => data.save(req, instanceKeyOf(call)),
       query: (req, call) => data.query(req, instanceKeyOf(call)),
       load: (req, call) => data.load(req, instanceKeyOf(call)),

@@ -1,4 +1,6 @@
-// kvfabric-node as a real process, engines as SDK clients (one in a separate child process).
+// kvfabric-node as a real process, engines as SDK clients (one in a separate child process). Every data-path test
+// runs twice, with the same assertions: once on the command ring (shared memory, a native node thread) and once on
+// the gRPC DataPlane, so both paths answer alike.
 import { readdirSync, rmSync } from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +16,24 @@ const PAGE = 4 * 2 * 4096;
 const hash = (ns: string, i: number) => Buffer.from(`${ns}-hash-${String(i).padStart(6, '0')}`.padEnd(32, '.'));
 const hashes = (ns: string, from: number, n: number) => Array.from({ length: n }, (_, i) => hash(ns, from + i));
 
-async function engine(
+interface EngineOpts {
+  namespace?: string;
+  tpSize?: number;
+  tpRank?: number;
+  engineId?: string;
+  replicated?: boolean;
+  layout?: KvLayoutSpec;
+}
+type MakeEngine = (node: NodeHandle, opts?: EngineOpts) => ReturnType<typeof makeEngine>;
+
+/** A test of the data path, run on the command ring and on gRPC. */
+function both(name: string, fn: (engine: MakeEngine) => Promise<void>): void {
+  for (const ring of [true, false])
+    test(`${name} [${ring ? 'command ring' : 'gRPC'}]`, () => fn((node, opts) => makeEngine(ring, node, opts)));
+}
+
+async function makeEngine(
+  ring: boolean,
   node: NodeHandle,
   opts: {
     namespace?: string;
@@ -30,8 +49,10 @@ async function engine(
     target: node.engineSocket,
     namespace: opts.namespace ?? 'test/ns',
     region,
+    ring,
     ...opts,
   });
+  assert.equal(kv.usesRing, ring);
   return {
     kv,
     region,
@@ -52,7 +73,7 @@ function fill(region: KvRegion, blocks: number[]): Map<number, Buffer> {
   return out;
 }
 
-test('node process: TP=1 round trip, two instances share hits, bytes verified', async () => {
+both('node process: TP=1 round trip, two instances share hits, bytes verified', async (engine) => {
   await using node = await startNode({ poolSize: '64mib' });
   await using a = await engine(node);
   await using b = await engine(node);
@@ -73,7 +94,7 @@ test('node process: TP=1 round trip, two instances share hits, bytes verified', 
   assert.equal(status.instances, 2);
 });
 
-test('node process: TP=2 seals only when both ranks saved; replicated TP=4 is stored once', async () => {
+both('node process: TP=2 seals only when both ranks saved; replicated TP=4 is stored once', async (engine) => {
   await using node = await startNode({ poolSize: '64mib' });
   await using r0 = await engine(node, { namespace: 'tp2', tpSize: 2, tpRank: 0, engineId: 'eng-tp2' });
   await using r1 = await engine(node, { namespace: 'tp2', tpSize: 2, tpRank: 1, engineId: 'eng-tp2' });
@@ -112,7 +133,7 @@ test('node process: TP=2 seals only when both ranks saved; replicated TP=4 is st
   }
 });
 
-test('node process: leases are per rank, foreign engines refused, released, expired', async () => {
+both('node process: leases are per rank, foreign engines refused, released, expired', async (engine) => {
   await using node = await startNode({ poolSize: '64mib', args: ['--lease-ttl-secs', '0.5'] });
   await using a = await engine(node, { namespace: 'lease', tpSize: 2, tpRank: 0, engineId: 'A' });
   await using a1 = await engine(node, { namespace: 'lease', tpSize: 2, tpRank: 1, engineId: 'A' });
@@ -135,44 +156,47 @@ test('node process: leases are per rank, foreign engines refused, released, expi
   await assert.rejects(a.kv.load(q3.leaseId, [0]), { code: 'LEASE_EXPIRED' });
 });
 
-test('node process: eviction under pressure keeps pinned blocks, evicts the least recent, never overcommits', async () => {
-  // 4 MiB pool; 256 KiB pages -> 16 pages.
-  const layout: KvLayoutSpec = { numLayers: 4, kvSplit: true, bytesPerLayerBlock: 32 * 1024, numBlocks: 40 };
-  await using node = await startNode({ poolSize: '4mib' });
-  await using e = await engine(node, { namespace: 'evict', layout });
-  const data = fill(
-    e.region,
-    Array.from({ length: 40 }, (_, i) => i),
-  );
-  const status = await e.kv.status();
-  const capacityPages = Number(status.poolCapacityBytes) / e.kv.pageBytes;
-  assert.equal(capacityPages, 16);
-  await e.kv.save(range(0, 16), hashes('ev', 0, 16));
-  const pinned = await e.kv.query(hashes('ev', 0, 2)); // leases pin blocks 0, 1
-  await e.kv.query(hashes('ev', 2, 2)).then((q) => e.kv.release(q.leaseId)); // blocks 2, 3 recently used
-  const s = await e.kv.save(range(16, 4), hashes('ev', 16, 4));
-  assert.equal(s.stored, 4);
-  const present = await Promise.all(range(0, 20).map(async (i) => (await e.kv.query([hash('ev', i)])).hits));
-  // Blocks 4..7 were the least recent unpinned: gone. 0..3 and 8..19 stay.
-  assert.deepEqual(
-    present.map((h, i) => (h ? i : -1)).filter((i) => i >= 0),
-    [0, 1, 2, 3, ...range(8, 12)],
-  );
-  const after = await e.kv.status();
-  assert.ok(after.poolUsedBytes <= after.poolCapacityBytes);
-  // The pinned blocks still hold their bytes.
-  await e.kv.load(pinned.leaseId, [39, 38]);
-  assert.ok(e.region.readBlock(39).equals(data.get(0)!));
-  assert.ok(e.region.readBlock(38).equals(data.get(1)!));
-  // Pin everything, then a save fails with RESOURCE_EXHAUSTED and the node keeps serving.
-  const all = await e.kv.query([...hashes('ev', 8, 12)]);
-  const pin2 = await e.kv.query(hashes('ev', 0, 4));
-  assert.equal(all.hits + pin2.hits, 16);
-  await assert.rejects(e.kv.save([20], [hash('ev', 20)]), { code: 'POOL_EXHAUSTED' });
-  assert.equal((await e.kv.query(hashes('ev', 0, 4))).hits, 4, 'still serving');
-});
+both(
+  'node process: eviction under pressure keeps pinned blocks, evicts the least recent, never overcommits',
+  async (engine) => {
+    // 4 MiB pool; 256 KiB pages -> 16 pages.
+    const layout: KvLayoutSpec = { numLayers: 4, kvSplit: true, bytesPerLayerBlock: 32 * 1024, numBlocks: 40 };
+    await using node = await startNode({ poolSize: '4mib' });
+    await using e = await engine(node, { namespace: 'evict', layout });
+    const data = fill(
+      e.region,
+      Array.from({ length: 40 }, (_, i) => i),
+    );
+    const status = await e.kv.status();
+    const capacityPages = Number(status.poolCapacityBytes) / e.kv.pageBytes;
+    assert.equal(capacityPages, 16);
+    await e.kv.save(range(0, 16), hashes('ev', 0, 16));
+    const pinned = await e.kv.query(hashes('ev', 0, 2)); // leases pin blocks 0, 1
+    await e.kv.query(hashes('ev', 2, 2)).then((q) => e.kv.release(q.leaseId)); // blocks 2, 3 recently used
+    const s = await e.kv.save(range(16, 4), hashes('ev', 16, 4));
+    assert.equal(s.stored, 4);
+    const present = await Promise.all(range(0, 20).map(async (i) => (await e.kv.query([hash('ev', i)])).hits));
+    // Blocks 4..7 were the least recent unpinned: gone. 0..3 and 8..19 stay.
+    assert.deepEqual(
+      present.map((h, i) => (h ? i : -1)).filter((i) => i >= 0),
+      [0, 1, 2, 3, ...range(8, 12)],
+    );
+    const after = await e.kv.status();
+    assert.ok(after.poolUsedBytes <= after.poolCapacityBytes);
+    // The pinned blocks still hold their bytes.
+    await e.kv.load(pinned.leaseId, [39, 38]);
+    assert.ok(e.region.readBlock(39).equals(data.get(0)!));
+    assert.ok(e.region.readBlock(38).equals(data.get(1)!));
+    // Pin everything, then a save fails with RESOURCE_EXHAUSTED and the node keeps serving.
+    const all = await e.kv.query([...hashes('ev', 8, 12)]);
+    const pin2 = await e.kv.query(hashes('ev', 0, 4));
+    assert.equal(all.hits + pin2.hits, 16);
+    await assert.rejects(e.kv.save([20], [hash('ev', 20)]), { code: 'POOL_EXHAUSTED' });
+    assert.equal((await e.kv.query(hashes('ev', 0, 4))).hits, 4, 'still serving');
+  },
+);
 
-test('node process: bad inputs get precise errors and change nothing', async () => {
+both('node process: bad inputs get precise errors and change nothing', async (engine) => {
   await using node = await startNode({ poolSize: '64mib' });
   await using a = await engine(node, { namespace: 'bad' });
   await assert.rejects(engine(node, { namespace: 'bad', layout: { ...LAYOUT, numLayers: 8 } }), {

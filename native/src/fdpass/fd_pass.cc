@@ -13,6 +13,8 @@
 #include <cstring>
 #include <string>
 
+#include "command_ring_client.h"
+
 namespace {
 
 std::string Errno(int err) {
@@ -130,6 +132,7 @@ Napi::Value SendFdCall(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createSealedMemfd", Napi::Function::New(env, CreateSealedMemfd));
   exports.Set("sendFd", Napi::Function::New(env, SendFdCall));
+  kvf::InitCommandRing(env, exports);
   return exports;
 }
 

@@ -12,6 +12,7 @@ import { handOverRegion, handoverSocketPath } from '@kvfabric/native/fd-pass';
 import { fromGrpcError } from '@kvfabric/common/rpc';
 import { EngineConnection } from './engine-connection.js';
 import { EngineDataPlane } from './engine-data-plane.js';
+import { EngineRing, type RingGeometry } from './engine-ring.js';
 import type { KvGeometry, KvRegion } from './kv-region.js';
 
 export type { HashInput };
@@ -36,6 +37,12 @@ export interface RegisterOptions {
   replicated?: boolean;
   /** Hold a Session stream (default true): when this process dies, the node drops the instance. */
   session?: boolean;
+  /**
+   * Save, query, load and release on a command ring in shared memory (no RPC per call), the gRPC DataPlane
+   * remaining for what does not fit a ring slot and for queries the node fetches for. Default: on when the node
+   * supports it; false keeps every call on gRPC.
+   */
+  ring?: boolean | RingGeometry;
   deadlineMs?: number;
 }
 
@@ -51,6 +58,8 @@ export interface QueryOptions {
    */
   pollMs?: number;
 }
+
+const GRPC_UNIMPLEMENTED = 12;
 
 /** The most one Query call asks the node to wait for its fetch (wait_ms); longer waits take more rounds. */
 export const QUERY_WAIT_ROUND_MS = 2_000;
@@ -93,6 +102,7 @@ export class KvEngine {
   private session: grpc.ClientDuplexStream<SessionMessage, SessionEvent> | undefined;
   private sessionTimer: NodeJS.Timeout | undefined;
   private readonly plane: EngineDataPlane;
+  private ring: EngineRing | undefined;
   private closed = false;
   /** Set when the session stream ended without close() (node gone or restarted). */
   sessionError: KvError | undefined;
@@ -135,11 +145,38 @@ export class KvEngine {
       engine.pageBytes = Number(res.pageBytes);
       engine.shards = res.shards;
       if (opts.session !== false) await engine.openSession();
+      if (opts.ring !== false) await engine.attachRing(opts, opts.ring === true ? {} : opts.ring);
       return engine;
     } catch (err) {
       conn.close();
       throw fromGrpcError(err);
     }
+  }
+
+  /** Makes a command ring, hands it over like a region and attaches it; a node without rings keeps gRPC. */
+  private async attachRing(opts: RegisterOptions, geometry: RingGeometry | undefined): Promise<void> {
+    const ring = new EngineRing(
+      `kvfabric-ring-${this.instanceId.replace(/[^A-Za-z0-9._-]/g, '_')}`.slice(0, 200),
+      geometry,
+    );
+    try {
+      const token = await handOver(opts, ring.fd);
+      await this.conn.call('attachRing', {
+        instanceId: this.instanceId,
+        ring: { token, sizeBytes: BigInt(ring.sizeBytes) },
+      });
+      this.ring = ring;
+    } catch (err) {
+      ring.close();
+      const status = ((err as KvError).cause as { code?: unknown } | undefined)?.code;
+      if (status === GRPC_UNIMPLEMENTED) return; // a node that predates rings: everything stays on gRPC
+      throw err;
+    }
+  }
+
+  /** Whether calls travel on the command ring (else on the gRPC DataPlane). */
+  get usesRing(): boolean {
+    return this.ring !== undefined;
   }
 
   private openSession(): Promise<void> {
@@ -171,10 +208,16 @@ export class KvEngine {
     blockIds: ArrayLike<number>,
     hashes: HashInput,
   ): Promise<{ outcomes: Uint8Array; stored: number; sealed: number }> {
+    const hashList = toHashList(hashes);
+    if (this.ring) {
+      const ids = blockIds instanceof Uint32Array ? blockIds : Uint32Array.from(blockIds);
+      const res = await this.ring.save(ids, hashList);
+      if (res) return res;
+    }
     const res = await this.plane.call('save', {
       instanceId: this.instanceId,
       blockIds: packU32(blockIds),
-      hashes: toHashList(hashes),
+      hashes: hashList,
     });
     return { outcomes: new Uint8Array(res.outcomes), stored: res.stored, sealed: res.sealed };
   }
@@ -185,8 +228,12 @@ export class KvEngine {
    * the node answers LOADING at once (a node without wait_ms). Past timeoutMs the local answer is asked for.
    */
   async query(hashes: HashInput, opts: QueryOptions = {}): Promise<QueryAnswer> {
-    const requestId = opts.requestId ?? randomBytes(8).toString('hex');
     const hashList = toHashList(hashes);
+    if (this.ring) {
+      const res = await this.ring.query(hashList, opts.localOnly ?? false);
+      if (res) return { ...res, breakdown: { local: res.hits, ssd: 0, remote: 0 } };
+    }
+    const requestId = opts.requestId ?? randomBytes(8).toString('hex');
     const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
     // Keep each round well inside the call's deadline, so a long wait is never taken for a dead node.
     const roundMs = Math.max(0, Math.min(QUERY_WAIT_ROUND_MS, Math.floor(this.conn.deadlineMs / 2)));
@@ -218,11 +265,17 @@ export class KvEngine {
 
   /** Scatters the lease's first blockIds.length blocks into the region at blockIds. Consumes the lease for this rank. */
   async load(leaseId: string, blockIds: ArrayLike<number>): Promise<{ loaded: number; bytes: number }> {
+    if (this.ring) {
+      const ids = blockIds instanceof Uint32Array ? blockIds : Uint32Array.from(blockIds);
+      const res = await this.ring.load(leaseId, ids);
+      if (res) return res;
+    }
     const res = await this.plane.call('load', { instanceId: this.instanceId, leaseId, blockIds: packU32(blockIds) });
     return { loaded: res.loaded, bytes: Number(res.bytes) };
   }
 
   async release(leaseId: string): Promise<void> {
+    if (this.ring && (await this.ring.release(leaseId))) return;
     await this.plane.call('release', { instanceId: this.instanceId, leaseId });
   }
 
@@ -236,6 +289,7 @@ export class KvEngine {
     this.closed = true;
     clearInterval(this.sessionTimer);
     this.plane.close();
+    this.ring?.close();
     try {
       await this.conn.call('unregisterInstance', { instanceId: this.instanceId }, 2000);
     } catch {

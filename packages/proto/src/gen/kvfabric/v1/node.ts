@@ -172,6 +172,17 @@ export interface UnregisterInstanceRequest {
 export interface UnregisterInstanceResponse {
 }
 
+export interface AttachRingRequest {
+  instanceId: string;
+  /** the ring's memfd, handed over on the region handover socket */
+  ring: RegionSpec | undefined;
+}
+
+export interface AttachRingResponse {
+  entries: number;
+  slotBytes: number;
+}
+
 export interface SaveRequest {
   instanceId: string;
   /** packed uint32 LE */
@@ -1038,6 +1049,186 @@ export const UnregisterInstanceResponse: MessageFns<UnregisterInstanceResponse> 
   },
   fromPartial<I extends Exact<DeepPartial<UnregisterInstanceResponse>, I>>(_: I): UnregisterInstanceResponse {
     const message = createBaseUnregisterInstanceResponse();
+    return message;
+  },
+};
+
+function createBaseAttachRingRequest(): AttachRingRequest {
+  return { instanceId: "", ring: undefined };
+}
+
+export const AttachRingRequest: MessageFns<AttachRingRequest> = {
+  encode(message: AttachRingRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instanceId !== "") {
+      writer.uint32(10).string(message.instanceId);
+    }
+    if (message.ring !== undefined) {
+      RegionSpec.encode(message.ring, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttachRingRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachRingRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ring = RegionSpec.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttachRingRequest {
+    return {
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      ring: isSet(object.ring) ? RegionSpec.fromJSON(object.ring) : undefined,
+    };
+  },
+
+  toJSON(message: AttachRingRequest): unknown {
+    const obj: any = {};
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.ring !== undefined) {
+      obj.ring = RegionSpec.toJSON(message.ring);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttachRingRequest>, I>>(base?: I): AttachRingRequest {
+    return AttachRingRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttachRingRequest>, I>>(object: I): AttachRingRequest {
+    const message = createBaseAttachRingRequest();
+    message.instanceId = object.instanceId ?? "";
+    message.ring = (object.ring !== undefined && object.ring !== null)
+      ? RegionSpec.fromPartial(object.ring)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAttachRingResponse(): AttachRingResponse {
+  return { entries: 0, slotBytes: 0 };
+}
+
+export const AttachRingResponse: MessageFns<AttachRingResponse> = {
+  encode(message: AttachRingResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.entries !== 0) {
+      writer.uint32(8).uint32(message.entries);
+    }
+    if (message.slotBytes !== 0) {
+      writer.uint32(16).uint32(message.slotBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttachRingResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachRingResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.entries = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.slotBytes = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttachRingResponse {
+    return {
+      entries: isSet(object.entries) ? globalThis.Number(object.entries) : 0,
+      slotBytes: isSet(object.slotBytes)
+        ? globalThis.Number(object.slotBytes)
+        : isSet(object.slot_bytes)
+        ? globalThis.Number(object.slot_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: AttachRingResponse): unknown {
+    const obj: any = {};
+    if (message.entries !== 0) {
+      obj.entries = Math.round(message.entries);
+    }
+    if (message.slotBytes !== 0) {
+      obj.slotBytes = Math.round(message.slotBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttachRingResponse>, I>>(base?: I): AttachRingResponse {
+    return AttachRingResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttachRingResponse>, I>>(object: I): AttachRingResponse {
+    const message = createBaseAttachRingResponse();
+    message.entries = object.entries ?? 0;
+    message.slotBytes = object.slotBytes ?? 0;
     return message;
   },
 };
@@ -3007,6 +3198,20 @@ export const EngineService = {
     responseSerialize: (value: DataPlaneResponse): Buffer => Buffer.from(DataPlaneResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DataPlaneResponse => DataPlaneResponse.decode(value),
   },
+  /**
+   * Attaches a command ring to the instance: shared memory (handed over like a region) on which the engine puts
+   * Save, Query, Load and Release commands that a native node thread runs, with no RPC per call. The layout is in
+   * native/src/command_ring.h. The ring lives as long as the instance; attaching another replaces it.
+   */
+  attachRing: {
+    path: "/kvfabric.v1.Engine/AttachRing" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AttachRingRequest): Buffer => Buffer.from(AttachRingRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AttachRingRequest => AttachRingRequest.decode(value),
+    responseSerialize: (value: AttachRingResponse): Buffer => Buffer.from(AttachRingResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AttachRingResponse => AttachRingResponse.decode(value),
+  },
 } as const;
 
 export interface EngineServer extends UntypedServiceImplementation {
@@ -3043,6 +3248,12 @@ export interface EngineServer extends UntypedServiceImplementation {
    * for the stream's instance: the first non-empty instance_id the stream carried.
    */
   dataPlane: handleBidiStreamingCall<DataPlaneRequest, DataPlaneResponse>;
+  /**
+   * Attaches a command ring to the instance: shared memory (handed over like a region) on which the engine puts
+   * Save, Query, Load and Release commands that a native node thread runs, with no RPC per call. The layout is in
+   * native/src/command_ring.h. The ring lives as long as the instance; attaching another replaces it.
+   */
+  attachRing: handleUnaryCall<AttachRingRequest, AttachRingResponse>;
 }
 
 export interface EngineClient extends Client {
@@ -3178,6 +3389,26 @@ export interface EngineClient extends Client {
     metadata: Metadata,
     options?: Partial<CallOptions>,
   ): ClientDuplexStream<DataPlaneRequest, DataPlaneResponse>;
+  /**
+   * Attaches a command ring to the instance: shared memory (handed over like a region) on which the engine puts
+   * Save, Query, Load and Release commands that a native node thread runs, with no RPC per call. The layout is in
+   * native/src/command_ring.h. The ring lives as long as the instance; attaching another replaces it.
+   */
+  attachRing(
+    request: AttachRingRequest,
+    callback: (error: ServiceError | null, response: AttachRingResponse) => void,
+  ): ClientUnaryCall;
+  attachRing(
+    request: AttachRingRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AttachRingResponse) => void,
+  ): ClientUnaryCall;
+  attachRing(
+    request: AttachRingRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AttachRingResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const EngineClient = makeGenericClientConstructor(EngineService, "kvfabric.v1.Engine") as unknown as {

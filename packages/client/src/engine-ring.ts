@@ -1,0 +1,242 @@
+// An engine's command ring to its node (protocol: native/src/command_ring.h): save, query, load and release
+// written into shared memory and run by a native node thread, with no gRPC message, no protobuf and no node
+// JavaScript per call. A call waits for a free command slot when all are in flight; its promise settles when the
+// node posted its completion (a native thread here wakes the JS thread once per batch of completions). A call too
+// large for a slot answers undefined (the caller sends it over gRPC instead), and so does a query the node answers
+// RETRY (its missing suffix may be fetched from SSD or peers: that is the gRPC path's work).
+import { KvError, isKvErrorCode, type PackedHashes } from '@kvfabric/common';
+import { RING, createCommandRing, ringLayout, type CommandRing } from '@kvfabric/native/fd-pass';
+
+export interface RingGeometry {
+  /** Commands in flight at most (a power of two). Default 64. */
+  entries?: number;
+  /** Payload bytes per command (a multiple of 64); calls that need more go over gRPC. Default 64 KiB. */
+  slotBytes?: number;
+}
+
+export interface RingSaveResult {
+  outcomes: Uint8Array;
+  stored: number;
+  sealed: number;
+}
+export interface RingQueryResult {
+  hits: number;
+  leaseId: string;
+  leaseExpiresAtMs: number;
+}
+
+type Settle = { resolve: (slot: number) => void; reject: (err: Error) => void };
+
+const decoder = new TextDecoder();
+
+export class EngineRing {
+  readonly entries: number;
+  readonly slotBytes: number;
+  readonly native: CommandRing;
+  private readonly bytes: Uint8Array;
+  private readonly view: DataView;
+  private readonly words: Int32Array;
+  private readonly sq: Int32Array;
+  private readonly cq: Int32Array;
+  private readonly slots: number;
+  private readonly stride: number;
+  private readonly free: number[] = [];
+  private readonly waiting: ((slot: number) => void)[] = [];
+  private readonly settles: (Settle | undefined)[];
+  private sqTail = 0;
+  private cqHead = 0;
+  private inFlight = 0;
+  private closed = false;
+
+  constructor(name: string, geometry: RingGeometry = {}) {
+    this.entries = geometry.entries ?? 64;
+    this.slotBytes = geometry.slotBytes ?? 64 << 10;
+    this.native = createCommandRing({ name, entries: this.entries, slotBytes: this.slotBytes }, () => this.drain());
+    const layout = ringLayout(this.entries, this.slotBytes);
+    const buf = this.native.buffer;
+    this.bytes = new Uint8Array(buf);
+    this.view = new DataView(buf);
+    this.words = new Int32Array(buf, 0, RING.headerBytes / 4);
+    this.sq = new Int32Array(buf, layout.sq, this.entries);
+    this.cq = new Int32Array(buf, layout.cq, this.entries);
+    this.slots = layout.slots;
+    this.stride = layout.stride;
+    this.settles = new Array<Settle | undefined>(this.entries);
+    for (let i = this.entries - 1; i >= 0; i--) this.free.push(i);
+  }
+
+  get fd(): number {
+    return this.native.fd;
+  }
+
+  get sizeBytes(): number {
+    return this.native.sizeBytes;
+  }
+
+  /** Saves blocks `ids` of the region under `hashes`; undefined when the call does not fit a slot. */
+  async save(ids: Uint32Array, hashes: PackedHashes): Promise<RingSaveResult | undefined> {
+    const n = ids.length;
+    if (n * (4 + hashes.hashLen) > this.slotBytes || hashes.packed.length !== n * hashes.hashLen) return undefined;
+    const slot = await this.take();
+    const at = this.header(slot, RING.op.save, n, hashes.hashLen, 0);
+    new Uint32Array(this.bytes.buffer, at, n).set(ids);
+    this.bytes.set(hashes.packed, at + 4 * n);
+    await this.submit(slot);
+    const base = this.base(slot);
+    const c = RING.cmd;
+    const result = {
+      outcomes: this.bytes.slice(at, at + n),
+      stored: this.view.getUint32(base + c.r0, true),
+      sealed: this.view.getUint32(base + c.r1, true),
+    };
+    this.give(slot);
+    return result;
+  }
+
+  /** The local prefix hit and its lease; undefined when the node wants the query over gRPC (or it does not fit). */
+  async query(hashes: PackedHashes, localOnly: boolean): Promise<RingQueryResult | undefined> {
+    const n = hashes.hashLen > 0 ? hashes.packed.length / hashes.hashLen : 0;
+    if (hashes.packed.length > this.slotBytes || hashes.hashLen === 0) return undefined;
+    const slot = await this.take();
+    const at = this.header(slot, RING.op.query, n, hashes.hashLen, localOnly ? RING.flag.localOnly : 0);
+    this.bytes.set(hashes.packed, at);
+    const status = await this.submit(slot);
+    const base = this.base(slot);
+    const c = RING.cmd;
+    let result: RingQueryResult | undefined;
+    if (status === RING.status.ok) {
+      const hits = this.view.getUint32(base + c.r0, true);
+      result = {
+        hits,
+        leaseId:
+          hits > 0 ? decoder.decode(this.bytes.subarray(base + c.leaseId, base + c.leaseId + RING.leaseIdBytes)) : '',
+        leaseExpiresAtMs: Number(this.view.getBigUint64(base + c.r4, true)),
+      };
+    }
+    this.give(slot);
+    return result;
+  }
+
+  /** Scatters the lease's first ids.length blocks into the region; undefined when the call does not fit a slot. */
+  async load(leaseId: string, ids: Uint32Array): Promise<{ loaded: number; bytes: number } | undefined> {
+    if (ids.length * 4 > this.slotBytes || !this.fitsLease(leaseId)) return undefined;
+    const slot = await this.take();
+    const at = this.header(slot, RING.op.load, ids.length, 0, 0, leaseId);
+    new Uint32Array(this.bytes.buffer, at, ids.length).set(ids);
+    await this.submit(slot);
+    const base = this.base(slot);
+    const result = {
+      loaded: this.view.getUint32(base + RING.cmd.r0, true),
+      bytes: Number(this.view.getBigUint64(base + RING.cmd.r4, true)),
+    };
+    this.give(slot);
+    return result;
+  }
+
+  /** Ends a lease early; false when the lease id cannot travel on the ring (the caller uses gRPC). */
+  async release(leaseId: string): Promise<boolean> {
+    if (!this.fitsLease(leaseId)) return false;
+    const slot = await this.take();
+    this.header(slot, RING.op.release, 0, 0, 0, leaseId);
+    await this.submit(slot);
+    this.give(slot);
+    return true;
+  }
+
+  /** Fails every waiting and in-flight call, stops the completion thread. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const gone = new KvError('TRANSPORT_UNAVAILABLE', 'engine ring: closed');
+    for (const s of this.settles) s?.reject(gone);
+    this.settles.fill(undefined);
+    for (const w of this.waiting.splice(0)) w(-1);
+    this.native.close();
+  }
+
+  private fitsLease(leaseId: string): boolean {
+    return leaseId.length === RING.leaseIdBytes && /^[A-Za-z0-9_-]+$/.test(leaseId);
+  }
+
+  private base(slot: number): number {
+    return this.slots + slot * this.stride;
+  }
+
+  /** Writes a command's header; returns where its payload starts. */
+  private header(slot: number, op: number, count: number, hashLen: number, flags: number, leaseId = ''): number {
+    const base = this.base(slot);
+    const c = RING.cmd;
+    const b = this.bytes;
+    b[base + c.op] = op;
+    b[base + c.hashLen] = hashLen;
+    b[base + c.flags] = flags;
+    b[base + c.status] = 0;
+    this.view.setUint32(base + c.count, count, true);
+    for (let i = 0; i < RING.leaseIdBytes; i++)
+      b[base + c.leaseId + i] = i < leaseId.length ? leaseId.charCodeAt(i) : 0;
+    return base + RING.commandHeaderBytes;
+  }
+
+  private take(): Promise<number> {
+    if (this.closed) return Promise.reject(new KvError('TRANSPORT_UNAVAILABLE', 'engine ring: closed'));
+    const slot = this.free.pop();
+    if (slot !== undefined) return Promise.resolve(slot);
+    return new Promise((resolve, reject) =>
+      this.waiting.push((s) =>
+        s < 0 ? reject(new KvError('TRANSPORT_UNAVAILABLE', 'engine ring: closed')) : resolve(s),
+      ),
+    );
+  }
+
+  private give(slot: number): void {
+    const next = this.waiting.shift();
+    if (next) next(slot);
+    else this.free.push(slot);
+  }
+
+  /** Puts the command on the SQ and resolves its status (ok or retry) when completed; an error rejects. */
+  private submit(slot: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.settles[slot] = { resolve, reject };
+      if (this.inFlight++ === 0) this.native.ref();
+      const tail = this.sqTail;
+      this.sq[tail & (this.entries - 1)] = slot;
+      this.sqTail = (tail + 1) | 0;
+      Atomics.store(this.words, RING.sqTail / 4, this.sqTail);
+      if (Atomics.load(this.words, RING.nodeSleeping / 4) !== 0) this.native.wake();
+    });
+  }
+
+  /** Called by the completion thread (on the JS thread): settles every completed command. */
+  private drain(): void {
+    const tail = Atomics.load(this.words, RING.cqTail / 4);
+    let head = this.cqHead;
+    while (head !== tail) {
+      const slot = this.cq[head & (this.entries - 1)]!;
+      head = (head + 1) | 0;
+      this.complete(slot);
+    }
+    this.cqHead = head;
+    Atomics.store(this.words, RING.cqHead / 4, head);
+  }
+
+  private complete(slot: number): void {
+    const settle = this.settles[slot];
+    if (!settle) return;
+    this.settles[slot] = undefined;
+    if (--this.inFlight === 0) this.native.unref();
+    const base = this.base(slot);
+    const status = this.bytes[base + RING.cmd.status]!;
+    if (status !== RING.status.error) {
+      settle.resolve(status);
+      return;
+    }
+    const len = Math.min(this.view.getUint32(base + RING.cmd.messageBytes, true), this.slotBytes);
+    const at = base + RING.commandHeaderBytes;
+    const text = decoder.decode(this.bytes.subarray(at, at + len));
+    const space = text.indexOf(' ');
+    const code = space > 0 ? text.slice(0, space) : '';
+    this.give(slot);
+    settle.reject(new KvError(isKvErrorCode(code) ? code : 'INTERNAL', space > 0 ? text.slice(space + 1) : text));
+  }
+}
