@@ -1,7 +1,8 @@
 // The engine side of a command ring (the protocol is documented in native/src/command_ring.h): the ring's shared
-// memory, made and mapped by the small kvfabric_fdpass addon, with a native thread that calls `onCompletions`
-// (on the JS thread) whenever completions wait, and waits until it returned. The engine SDK writes commands and
-// reads results in `buffer` with the offsets below.
+// memory, made and mapped by the small kvfabric_fdpass addon, and an eventfd the node writes when it posts
+// completions while the engine waits for them (engine_sleeping); the addon watches it on the event loop and calls
+// `onCompletions` on the JS thread. The engine SDK writes commands and reads results in `buffer` with the offsets
+// below.
 import { checkInteger, invalidArgument, toNativeError } from './errors.js';
 import { fdPassBinding } from './loader.js';
 
@@ -61,6 +62,8 @@ export interface CommandRingOptions {
 export interface CommandRing {
   /** The sealed memfd to hand over to the node (the ring closes it in close()). */
   readonly fd: number;
+  /** The eventfd the node writes when completions wait (handed over with fd). */
+  readonly eventFd: number;
   readonly buffer: ArrayBuffer;
   readonly sizeBytes: number;
   /** Wakes the node's ring thread (call after advancing sq_tail when node_sleeping is set). */
@@ -68,7 +71,7 @@ export interface CommandRing {
   /** Keep the process alive while commands are in flight (ref), and only then (unref). */
   ref(): void;
   unref(): void;
-  /** Stops the completion thread and closes the descriptor. Idempotent. */
+  /** Stops watching the eventfd and closes both descriptors. Idempotent. */
   close(): void;
 }
 

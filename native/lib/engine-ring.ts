@@ -40,6 +40,8 @@ export interface RingEvents {
 export interface EngineRingOptions {
   /** The ring's memory, mapped (a Region of the handed-over memfd). */
   ring: NativeMemory;
+  /** The engine's eventfd, written when completions wait for an engine that sleeps (the ring keeps a duplicate). */
+  eventFd: number;
   engine: CopyEngine;
   index: BlockIndex;
   pool: Pool;
@@ -61,6 +63,7 @@ export interface EngineRing {
 }
 
 export function attachEngineRing(opts: EngineRingOptions, onEvents: (events: RingEvents) => void): EngineRing {
+  checkInteger('eventFd', opts.eventFd, 0);
   checkInteger('owner', opts.owner, 0, 2 ** 32 - 1);
   checkInteger('rank', opts.rank, 0, opts.ranks - 1);
   checkInteger('ranks', opts.ranks, 1, 2 ** 16);

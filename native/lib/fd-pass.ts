@@ -3,13 +3,18 @@
 // the small kvfabric_fdpass addon.
 import { NativeError, checkInteger, invalidArgument, isNativeErrorCode, toNativeError } from './errors.js';
 import { fdPassBinding } from './loader.js';
-import { HANDOVER_REQUEST, parseReply } from './region-handover-protocol.js';
+import { HANDOVER_REQUEST, RING_HANDOVER_REQUEST, parseReply } from './region-handover-protocol.js';
 
-export { HANDOVER_REQUEST, HANDOVER_TOKEN_TTL_MS, handoverSocketPath } from './region-handover-protocol.js';
+export {
+  HANDOVER_REQUEST,
+  HANDOVER_TOKEN_TTL_MS,
+  RING_HANDOVER_REQUEST,
+  handoverSocketPath,
+} from './region-handover-protocol.js';
 
 interface NativeFdPass {
   createSealedMemfd(name: string, sizeBytes: number): number;
-  sendFd(socketPath: string, fd: number, payload: string, timeoutMs: number): Promise<Buffer>;
+  sendFd(socketPath: string, fds: number[], payload: string, timeoutMs: number): Promise<Buffer>;
 }
 
 const MEMFD_NAME = /^[A-Za-z0-9._-]{1,200}$/;
@@ -33,14 +38,24 @@ export function createSealedMemfd(name: string, sizeBytes: number): number {
  * names the region in RegisterInstance. A refusal rejects with the node's code and message (REGION_INVALID: not
  * sealed, not owned by this process's user, not read/write).
  */
-export async function handOverRegion(socketPath: string, fd: number, timeoutMs = 10_000): Promise<string> {
+export function handOverRegion(socketPath: string, fd: number, timeoutMs = 10_000): Promise<string> {
+  return handOver(socketPath, [fd], HANDOVER_REQUEST, timeoutMs);
+}
+
+/** Passes a command ring (its sealed memfd and its eventfd) to the node; resolves the token AttachRing names. */
+export function handOverRing(socketPath: string, fd: number, eventFd: number, timeoutMs = 10_000): Promise<string> {
+  checkInteger('eventFd', eventFd, 0);
+  return handOver(socketPath, [fd, eventFd], RING_HANDOVER_REQUEST, timeoutMs);
+}
+
+async function handOver(socketPath: string, fds: number[], payload: string, timeoutMs: number): Promise<string> {
   if (typeof socketPath !== 'string' || !socketPath.startsWith('/') || socketPath.length > 107)
     throw invalidArgument('socketPath', 'an absolute unix socket path of at most 107 bytes', socketPath);
-  checkInteger('fd', fd, 0);
+  checkInteger('fd', fds[0], 0);
   checkInteger('timeoutMs', timeoutMs, 1, 600_000);
   let raw: Buffer;
   try {
-    raw = await (fdPassBinding() as NativeFdPass).sendFd(socketPath, fd, HANDOVER_REQUEST, timeoutMs);
+    raw = await (fdPassBinding() as NativeFdPass).sendFd(socketPath, fds, payload, timeoutMs);
   } catch (err) {
     throw toNativeError(err);
   }

@@ -1,13 +1,15 @@
 // The region handover protocol, shared by the node (region-handover.ts) and the engine side (fd-pass.ts).
 // Documented for engines in other languages in apps/node/README.md ("Handing over a region").
 //
-//   engine -> node: one SOCK_SEQPACKET message, payload HANDOVER_REQUEST, exactly one descriptor (SCM_RIGHTS)
+//   engine -> node: one SOCK_SEQPACKET message, payload HANDOVER_REQUEST, exactly one descriptor (SCM_RIGHTS);
+//                   or, for a command ring, payload RING_HANDOVER_REQUEST with two: the ring's memfd, an eventfd
 //   node -> engine: one message, "OK <token>" or "ERR <CODE> <message>"; then the node closes the connection
 //
 // The token (32 lowercase hex characters) names the region in RegisterInstance (region.token), once, within
 // HANDOVER_TOKEN_TTL_MS.
 
 export const HANDOVER_REQUEST = 'kvfabric-region/1';
+export const RING_HANDOVER_REQUEST = 'kvfabric-ring/1';
 export const HANDOVER_TOKEN_TTL_MS = 60_000;
 export const HANDOVER_TOKEN = /^[0-9a-f]{32}$/;
 

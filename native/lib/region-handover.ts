@@ -5,10 +5,16 @@
 import { closeSync } from 'node:fs';
 import { callNative, invalidArgument, type NativeErrorCode } from './errors.js';
 import { binding } from './loader.js';
-import { HANDOVER_REQUEST, formatReply, type HandoverReply } from './region-handover-protocol.js';
+import {
+  HANDOVER_REQUEST,
+  RING_HANDOVER_REQUEST,
+  formatReply,
+  type HandoverReply,
+} from './region-handover-protocol.js';
 
 export {
   HANDOVER_REQUEST,
+  RING_HANDOVER_REQUEST,
   HANDOVER_TOKEN,
   HANDOVER_TOKEN_TTL_MS,
   handoverSocketPath,
@@ -43,6 +49,8 @@ export interface HandedFile {
 export interface HandoverRequest {
   /** The passed descriptor, now open in this process. */
   fd: number;
+  /** A command ring's eventfd (a RING_HANDOVER_REQUEST), now open in this process; the admitter owns it too. */
+  eventFd?: number;
   peer: HandoverPeer;
   file: HandedFile;
 }
@@ -54,6 +62,7 @@ interface NativeRequest {
   id: number;
   payload: Buffer;
   fds: number[];
+  links: string[];
   truncated: boolean;
   peer?: HandoverPeer;
   file?: HandedFile;
@@ -90,7 +99,9 @@ export class RegionHandoverServer implements Disposable {
   #answer(r: NativeRequest, decide: (req: HandoverRequest) => HandoverDecision): void {
     let decision: HandoverDecision;
     try {
-      decision = frameProblem(r) ?? decide({ fd: r.fds[0]!, peer: r.peer!, file: r.file! });
+      decision =
+        frameProblem(r) ??
+        decide({ fd: r.fds[0]!, peer: r.peer!, file: r.file!, ...(r.fds.length === 2 ? { eventFd: r.fds[1]! } : {}) });
     } catch (err) {
       decision = { code: 'INTERNAL', message: `region handover: ${(err as Error).message}` };
     }
@@ -99,9 +110,9 @@ export class RegionHandoverServer implements Disposable {
         ? { ok: true, token: decision.token }
         : { ok: false, code: decision.code, message: decision.message };
     const admitted = reply.ok;
-    for (const [i, fd] of r.fds.entries()) if (!(admitted && i === 0)) closeQuietly(fd);
+    if (!admitted) for (const fd of r.fds) closeQuietly(fd);
     const sent = this.#native.reply(r.id, formatReply(reply));
-    if (!sent && admitted) closeQuietly(r.fds[0]!); // closed meanwhile: nobody holds the token
+    if (!sent && admitted) for (const fd of r.fds) closeQuietly(fd); // closed meanwhile: nobody holds the token
   }
 
   close(): void {
@@ -118,16 +129,23 @@ export class RegionHandoverServer implements Disposable {
 /** A request that does not follow the protocol, as a refusal naming what is wrong; undefined when well formed. */
 function frameProblem(r: NativeRequest): HandoverDecision | undefined {
   const payload = r.payload.toString('latin1');
-  if (payload !== HANDOVER_REQUEST)
+  const ring = payload === RING_HANDOVER_REQUEST;
+  if (payload !== HANDOVER_REQUEST && !ring)
     return {
       code: 'INVALID_ARGUMENT',
-      message: `payload: expected ${JSON.stringify(HANDOVER_REQUEST)}, got ${JSON.stringify(payload.slice(0, 64))}`,
+      message: `payload: expected ${JSON.stringify(HANDOVER_REQUEST)} or ${JSON.stringify(RING_HANDOVER_REQUEST)}, got ${JSON.stringify(payload.slice(0, 64))}`,
     };
-  if (r.truncated) return { code: 'INVALID_ARGUMENT', message: 'request: longer than one payload and one descriptor' };
-  if (r.fds.length !== 1)
+  if (r.truncated) return { code: 'INVALID_ARGUMENT', message: 'request: longer than one payload and its descriptors' };
+  const want = ring ? 2 : 1;
+  if (r.fds.length !== want)
     return {
       code: 'INVALID_ARGUMENT',
-      message: `descriptors: expected exactly one (SCM_RIGHTS), got ${r.fds.length}`,
+      message: `descriptors: expected exactly ${ring ? 'two (the ring memfd, an eventfd)' : 'one'} (SCM_RIGHTS), got ${r.fds.length}`,
+    };
+  if (ring && r.links[1] !== 'anon_inode:[eventfd]')
+    return {
+      code: 'INVALID_ARGUMENT',
+      message: `descriptors[1]: expected an eventfd, got ${JSON.stringify((r.links[1] ?? '').slice(0, 64))}`,
     };
   if (!r.peer || !r.file) return { code: 'INTERNAL', message: 'region handover: no peer credentials' };
   return undefined;

@@ -19,7 +19,10 @@ using namespace ring;
 
 namespace {
 
-constexpr int kSleepMs = 200;  // a sleeping ring thread looks at its stop flag at least this often
+constexpr int kSleepMs = 50;  // a sleeping ring thread looks at its stop flag and pending events this often
+// Events are announced to JavaScript at most this often: what they carry (sealed hashes for the metaserver, whose
+// reporter batches anyway; counters) is not urgent, and each announcement costs the node's event loop a wake-up.
+constexpr int kAnnounceGapMs = 10;
 
 uint32_t LoadAcquire(const uint32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 uint32_t LoadSeq(const uint32_t* p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
@@ -35,6 +38,10 @@ void FutexWake(uint32_t* addr) { syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, n
 uint64_t NowMs() {
   using namespace std::chrono;
   return static_cast<uint64_t>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
+int64_t SteadyMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
 template <typename T>
@@ -100,7 +107,10 @@ EngineRing::EngineRing(RingTarget target, MemoryRef ring, uint32_t entries, uint
   thread_ = std::thread([this] { Run(); });
 }
 
-EngineRing::~EngineRing() { Stop(); }
+EngineRing::~EngineRing() {
+  Stop();
+  if (t_.event_fd >= 0) close(t_.event_fd);
+}
 
 void EngineRing::Stop() {
   if (stopped_) return;
@@ -117,19 +127,32 @@ RingEvents EngineRing::TakeEvents() {
   RingEvents out = std::move(events_);
   events_ = RingEvents();
   announced_ = false;
+  pending_ = false;
   return out;
 }
 
 template <typename F>
 void EngineRing::Note(F&& update) {
-  bool announce;
   {
     std::lock_guard<std::mutex> lock(events_mu_);
     update(events_);
-    announce = !announced_;
-    announced_ = true;
+    pending_ = true;
   }
-  if (announce) announce_();
+  MaybeAnnounce();
+}
+
+int EngineRing::MaybeAnnounce() {
+  int64_t now = SteadyMs();
+  {
+    std::lock_guard<std::mutex> lock(events_mu_);
+    if (!pending_ || announced_) return kSleepMs;
+    int64_t wait = last_announce_ms_ + kAnnounceGapMs - now;
+    if (wait > 0 && !events_.broken) return static_cast<int>(wait);
+    announced_ = true;
+    last_announce_ms_ = now;
+  }
+  announce_();
+  return kSleepMs;
 }
 
 uint8_t* EngineRing::Slot(uint32_t index) const {
@@ -151,11 +174,12 @@ void EngineRing::Run() {
   while (!stop_.load(std::memory_order_acquire)) {
     uint32_t tail = LoadAcquire(Word(kOffSqTail));
     if (tail == head) {
+      int sleep_ms = MaybeAnnounce();  // events held back by the announcement gap go out now or soon
       // Say we sleep, then look once more: an engine that advanced the tail before reading the flag is seen here,
       // one that read it after wakes us (both sides use sequentially consistent accesses).
       StoreSeq(Word(kOffNodeSleeping), 1);
       tail = LoadSeq(Word(kOffSqTail));
-      if (tail == head && !stop_.load(std::memory_order_seq_cst)) FutexWait(Word(kOffSqTail), head, kSleepMs);
+      if (tail == head && !stop_.load(std::memory_order_seq_cst)) FutexWait(Word(kOffSqTail), head, sleep_ms);
       StoreSeq(Word(kOffNodeSleeping), 0);
       continue;
     }
@@ -405,7 +429,11 @@ void EngineRing::Complete(uint32_t index) {
     cq_tail_++;
     busy_[index].store(0, std::memory_order_release);
     StoreSeq(Word(kOffCqTail), cq_tail_);  // publishes the slot's result and the CQ entry
-    if (LoadSeq(Word(kOffEngineSleeping)) != 0) FutexWake(Word(kOffCqTail));
+    // An engine that waits for completions said so; wake it once (it sets the flag again when it drained).
+    if (__atomic_exchange_n(Word(kOffEngineSleeping), 0, __ATOMIC_SEQ_CST) != 0) {
+      uint64_t one = 1;
+      (void)!write(t_.event_fd, &one, sizeof one);  // non-blocking: a full counter only means it is awake anyway
+    }
   }
   std::lock_guard<std::mutex> lock(flight_mu_);
   if (--in_flight_ == 0) flight_cv_.notify_all();

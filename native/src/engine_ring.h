@@ -31,6 +31,7 @@ struct RingTarget {
   BlockIndex* index = nullptr;
   std::shared_ptr<PageAllocator> alloc;
   MemoryRef pool, region;
+  int event_fd = -1;  // the engine's eventfd (the ring owns this duplicate and closes it)
   const InstanceLayout* layout = nullptr;
   LeaseTable* leases = nullptr;
   uint32_t owner = 0;  // the engine's number: owner of its leases
@@ -81,7 +82,10 @@ class EngineRing {
   void Complete(uint32_t index);  // publishes the slot's result on the CQ, wakes a sleeping engine
   void Break(const std::string& why);
   template <typename F>
-  void Note(F&& update);  // updates the pending events under their lock and announces them once
+  void Note(F&& update);  // updates the pending events under their lock; announces them (MaybeAnnounce)
+  // Announces pending events unless announced already or the last announcement was under the gap ago (a protocol
+  // violation goes out at once); returns how long the ring thread may sleep before it should look again.
+  int MaybeAnnounce();
 
   uint8_t* Slot(uint32_t index) const;
   uint32_t* Word(uint32_t offset) const { return reinterpret_cast<uint32_t*>(ring_->base() + offset); }
@@ -97,7 +101,9 @@ class EngineRing {
 
   std::mutex events_mu_;
   RingEvents events_;
-  bool announced_ = false;
+  bool pending_ = false;    // events_ holds something JavaScript has not taken
+  bool announced_ = false;  // JavaScript was told and has not taken them yet
+  int64_t last_announce_ms_ = 0;
 
   std::mutex flight_mu_;
   std::condition_variable flight_cv_;

@@ -3,7 +3,10 @@
 // called back only with batches of events (blocks sealed, evictions, counts, problems), through one
 // ThreadSafeFunction, at most one announcement outstanding. close() stops the thread and waits for the commands in
 // flight; the JS objects the ring uses are kept referenced until then.
+#include <fcntl.h>
 #include <napi.h>
+
+#include <cerrno>
 
 #include <memory>
 #include <string>
@@ -54,9 +57,13 @@ class EngineRingJs : public Napi::ObjectWrap<EngineRingJs> {
     t.ranks = static_cast<uint32_t>(ToIndex(env, o.Get("ranks"), "ranks"));
     if (t.ranks == 0 || t.rank >= t.ranks) throw Invalid(env, "rank: expected below ranks");
     t.fetchable = o.Get("fetchable").ToBoolean();
+    int efd = static_cast<int>(ToIndex(env, o.Get("eventFd"), "eventFd"));
     uint32_t entries = 0, slot_bytes = 0;
     std::string bad = EngineRing::Check(*ring, &entries, &slot_bytes);
     if (!bad.empty()) throw Invalid(env, bad);
+    t.event_fd = fcntl(efd, F_DUPFD_CLOEXEC, 0);
+    if (t.event_fd < 0) throw Invalid(env, "eventFd: " + ErrnoString(errno));
+    fcntl(t.event_fd, F_SETFL, fcntl(t.event_fd, F_GETFL) | O_NONBLOCK);
     for (const char* k : {"ring", "engine", "index", "pool", "region", "layout", "leases"})
       refs_.Set(k, o.Get(k));
     tsfn_ = Tsfn::New(env, info[1].As<Napi::Function>(), "kvfabric.EngineRing", 0, 1, this);

@@ -48,6 +48,7 @@ struct RegionHandover::Request {
   uint64_t size = 0;
   int seals = -1;  // -1: the file cannot carry seals
   bool read_write = false;
+  std::vector<std::string> links;  // every descriptor's /proc/self/fd link ("anon_inode:[eventfd]" for an eventfd)
   std::string link;
 };
 
@@ -211,6 +212,12 @@ void RegionHandover::Receive(int conn) {
     ssize_t n = readlink(proc.c_str(), link, sizeof link);
     if (n > 0) req->link.assign(link, static_cast<size_t>(n));
   }
+  for (int fd : req->fds) {
+    char link[256];
+    std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    ssize_t n = readlink(proc.c_str(), link, sizeof link);
+    req->links.emplace_back(link, n > 0 ? static_cast<size_t>(n) : 0);
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     req->id = next_id_++;
@@ -238,6 +245,9 @@ void RegionHandover::Deliver(Napi::Env env, Napi::Function fn, std::nullptr_t*, 
   Napi::Array fds = Napi::Array::New(env, req->fds.size());
   for (size_t i = 0; i < req->fds.size(); i++) fds.Set(static_cast<uint32_t>(i), Napi::Number::New(env, req->fds[i]));
   o.Set("fds", fds);
+  Napi::Array links = Napi::Array::New(env, req->links.size());
+  for (size_t i = 0; i < req->links.size(); i++) links.Set(static_cast<uint32_t>(i), Napi::String::New(env, req->links[i]));
+  o.Set("links", links);
   o.Set("truncated", Napi::Boolean::New(env, req->truncated));
   if (req->has_creds) {
     Napi::Object peer = Napi::Object::New(env);

@@ -50,7 +50,20 @@ function rig(opts: { entries?: number; slotBytes?: number } = {}) {
   const ringMemory = Region.fromFd(client.fd, client.sizeBytes, 'memfd:ring');
   const events: RingEvents[] = [];
   const ring = attachEngineRing(
-    { ring: ringMemory, engine, index, pool, region, layout, leases, owner: 7, rank: 0, ranks: 1, fetchable: false },
+    {
+      ring: ringMemory,
+      eventFd: client.eventFd,
+      engine,
+      index,
+      pool,
+      region,
+      layout,
+      leases,
+      owner: 7,
+      rank: 0,
+      ranks: 1,
+      fetchable: false,
+    },
     (e) => events.push(e),
   );
   const geo = ringLayout(entries, slotBytes);
@@ -85,7 +98,7 @@ function rig(opts: { entries?: number; slotBytes?: number } = {}) {
       new Int32Array(client.buffer, geo.sq, entries)[sqTail & (entries - 1)] = slot;
       sqTail = (sqTail + 1) | 0;
       Atomics.store(words, RING.sqTail / 4, sqTail);
-      if (Atomics.load(words, RING.nodeSleeping / 4) !== 0) client.wake();
+      if (Atomics.exchange(words, RING.nodeSleeping / 4, 0) !== 0) client.wake();
     },
     /** Waits for the next completion; returns its slot. */
     async next(): Promise<number> {
@@ -227,6 +240,7 @@ test('ring: a ring whose header is not a ring is refused at attach, naming the f
         attachEngineRing(
           {
             ring: bogus,
+            eventFd: fd,
             engine,
             index,
             pool,

@@ -5,11 +5,12 @@ import assert from 'node:assert/strict';
 import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSealedMemfd, handOverRegion } from '../lib/fd-pass.js';
+import { createCommandRing, createSealedMemfd, handOverRegion, handOverRing } from '../lib/fd-pass.js';
 import { fdPassBinding } from '../lib/loader.js';
 import { Region } from '../lib/region.js';
 import {
   HANDOVER_REQUEST,
+  RING_HANDOVER_REQUEST,
   RegionHandoverServer,
   SEAL_GROW,
   SEAL_SHRINK,
@@ -87,15 +88,49 @@ test('requests that break the protocol are refused before any decision', async (
   });
   const fd = createSealedMemfd('kvf-test', 4096);
   try {
-    const raw: Buffer = await fdPassBinding().sendFd(srv.path, fd, 'hello', 10_000);
+    const send = async (fds: number[], payload: string) =>
+      ((await fdPassBinding().sendFd(srv.path, fds, payload, 10_000)) as Buffer).toString();
     assert.equal(
-      raw.toString(),
-      `ERR INVALID_ARGUMENT payload: expected ${JSON.stringify(HANDOVER_REQUEST)}, got "hello"`,
+      await send([fd], 'hello'),
+      `ERR INVALID_ARGUMENT payload: expected ${JSON.stringify(HANDOVER_REQUEST)} or ${JSON.stringify(RING_HANDOVER_REQUEST)}, got "hello"`,
+    );
+    assert.equal(
+      await send([fd, fd], HANDOVER_REQUEST),
+      'ERR INVALID_ARGUMENT descriptors: expected exactly one (SCM_RIGHTS), got 2',
+    );
+    assert.equal(
+      await send([fd], RING_HANDOVER_REQUEST),
+      'ERR INVALID_ARGUMENT descriptors: expected exactly two (the ring memfd, an eventfd) (SCM_RIGHTS), got 1',
+    );
+    assert.match(
+      await send([fd, fd], RING_HANDOVER_REQUEST),
+      /^ERR INVALID_ARGUMENT descriptors\[1\]: expected an eventfd, got "\/memfd:kvf-test/,
     );
     assert.equal(decisions, 0);
     await assert.rejects(handOverRegion('/nonexistent/kvf.regions', fd), { code: 'TRANSPORT_UNAVAILABLE' });
     assert.throws(() => createSealedMemfd('bad name', 4096), { code: 'INVALID_ARGUMENT', message: /^name: / });
   } finally {
     closeSync(fd);
+  }
+});
+
+test('a command ring arrives as its memfd and its eventfd; the decision sees both', async () => {
+  const seen: HandoverRequest[] = [];
+  using srv = server((req) => {
+    seen.push(req);
+    return { token: TOKEN };
+  });
+  const ring = createCommandRing({ name: 'kvf-ring-handover', entries: 4, slotBytes: 64 }, () => {});
+  try {
+    assert.equal(await handOverRing(srv.path, ring.fd, ring.eventFd), TOKEN);
+    assert.equal(seen.length, 1);
+    const req = seen[0]!;
+    assert.equal(req.file.sizeBytes, ring.sizeBytes);
+    assert.ok(req.eventFd !== undefined && req.eventFd !== req.fd);
+    assert.ok(fstatSync(req.eventFd).isFile() === false, 'an eventfd, not a file');
+    closeSync(req.fd);
+    closeSync(req.eventFd);
+  } finally {
+    ring.close();
   }
 });

@@ -231,7 +231,7 @@ export class NodeApp {
     const regionLog = logger.child({ component: 'regions' });
     this.handover = await bindPrivately(handoverSocketPath(config.engineSocket), perms, (tmp) =>
       RegionHandoverServer.listen(tmp, (req) => {
-        const decision = this.regions.admit(req.fd, req.file, req.peer);
+        const decision = this.regions.admit(req.fd, req.file, req.peer, req.eventFd);
         if ('message' in decision) regionLog.warn({ peer: req.peer, err: decision.message }, 'region refused');
         return decision;
       }),

@@ -3,7 +3,7 @@
 // to an instance (AttachRing), closes it with the instance, and applies what rings report in batches: counters,
 // evictions, sealed hashes for the metaserver, problems for the log. The same planning and lease functions serve
 // the gRPC path, so both answer alike.
-import { KvError } from '@kvfabric/common';
+import { KvError, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
 import { attachEngineRing, type EngineRing, type LeaseTable, type RingEvents } from '@kvfabric/native';
 import type { BlockIndex } from './block-index.js';
@@ -62,17 +62,19 @@ export class EngineRings {
   attach(inst: Instance, owner: number, source: RegionSource): { entries: number; slotBytes: number } {
     const { data } = this.deps;
     const file = this.deps.regions.take(source.token); // one use: even a refused ring spends the token
-    let memory: MappedRegion;
-    try {
-      memory = data.openRegion(file, source.sizeBytes);
-    } finally {
-      this.deps.regions.release(file);
-    }
+    let memory: MappedRegion | undefined;
     let ring: EngineRing;
     try {
+      if (file.eventFd === undefined)
+        throw new KvError(
+          'INVALID_ARGUMENT',
+          `ring.token: names a region, not a command ring (hand a ring over as "kvfabric-ring/1" with its eventfd)`,
+        );
+      memory = data.openRegion(file, source.sizeBytes);
       ring = attachEngineRing(
         {
           ring: memory.memory,
+          eventFd: file.eventFd,
           engine: data.engine,
           index: this.deps.index,
           pool: data.pool,
@@ -87,9 +89,10 @@ export class EngineRings {
         (events) => this.apply(inst, events),
       );
     } catch (err) {
-      memory.close();
-      const e = err as { message?: string };
-      throw new KvError('INVALID_ARGUMENT', `ring: ${e.message ?? String(err)}`, { cause: err });
+      memory?.close();
+      throw toKvError(err);
+    } finally {
+      this.deps.regions.release(file); // the mapping and the native ring keep what they need
     }
     this.detach(inst.id);
     this.attached.set(inst.id, { ring, memory });

@@ -17,6 +17,8 @@ export type { HandedFile };
 /** A descriptor the node accepted, until a registration claims it. */
 export interface HandedRegion {
   fd: number;
+  /** A command ring's eventfd, handed over with its memory. */
+  eventFd?: number;
   peer: Peer;
   /** Names the region in messages and logs: `memfd:kv (sealed)`, `/dev/shm/x`. */
   label: string;
@@ -65,7 +67,12 @@ export class HandedRegions {
   }
 
   /** Applies the policy: the token naming the accepted region, or a refusal (the caller closes the descriptor). */
-  admit(fd: number, file: HandedFile, peer: Peer): { token: string } | { code: 'REGION_INVALID'; message: string } {
+  admit(
+    fd: number,
+    file: HandedFile,
+    peer: Peer,
+    eventFd?: number,
+  ): { token: string } | { code: 'REGION_INVALID'; message: string } {
     const why = refusal(file, peer);
     if (why) {
       this.counters.refused++;
@@ -83,7 +90,13 @@ export class HandedRegions {
     const token = randomBytes(16).toString('hex');
     const sealed = file.seals >= 0 && (file.seals & (SEAL_SHRINK | SEAL_GROW)) !== 0;
     const label = `${file.link.slice(0, 96)}${sealed ? ' (sealed)' : ''}`;
-    this.byToken.set(token, { fd, peer, label, expiresAtMs: this.now() + this.opts.ttlMs });
+    this.byToken.set(token, {
+      fd,
+      peer,
+      label,
+      expiresAtMs: this.now() + this.opts.ttlMs,
+      ...(eventFd !== undefined ? { eventFd } : {}),
+    });
     return { token };
   }
 
@@ -98,12 +111,14 @@ export class HandedRegions {
       );
     }
     this.byToken.delete(token);
-    return { fd: entry.fd, peer: entry.peer, label: entry.label };
+    const { fd, peer, label, eventFd } = entry;
+    return { fd, peer, label, ...(eventFd !== undefined ? { eventFd } : {}) };
   }
 
   /** Closes the descriptor of a region `take` returned, once it is mapped (or could not be). */
   release(region: HandedRegion): void {
     this.opts.closeFd(region.fd);
+    if (region.eventFd !== undefined) this.opts.closeFd(region.eventFd);
   }
 
   /** Closes the descriptors of regions nobody claimed in time. */
@@ -113,7 +128,7 @@ export class HandedRegions {
     for (const [token, entry] of this.byToken) {
       if (entry.expiresAtMs > now) continue;
       this.byToken.delete(token);
-      this.opts.closeFd(entry.fd);
+      this.release(entry);
       this.counters.expired++;
       n++;
     }
@@ -121,7 +136,7 @@ export class HandedRegions {
   }
 
   close(): void {
-    for (const entry of this.byToken.values()) this.opts.closeFd(entry.fd);
+    for (const entry of this.byToken.values()) this.release(entry);
     this.byToken.clear();
   }
 }

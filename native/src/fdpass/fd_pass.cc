@@ -12,10 +12,13 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "command_ring_client.h"
 
 namespace {
+
+constexpr size_t kMaxFds = 4;  // descriptors one handover message carries at most
 
 std::string Errno(int err) {
   char buf[128];
@@ -49,11 +52,11 @@ Napi::Value CreateSealedMemfd(const Napi::CallbackInfo& info) {
 
 class SendFd : public Napi::AsyncWorker {
  public:
-  SendFd(Napi::Env env, std::string path, int fd, std::string payload, int timeout_ms)
+  SendFd(Napi::Env env, std::string path, std::vector<int> fds, std::string payload, int timeout_ms)
       : Napi::AsyncWorker(env),
         deferred_(Napi::Promise::Deferred::New(env)),
         path_(std::move(path)),
-        fd_(fd),
+        fds_(std::move(fds)),
         payload_(std::move(payload)),
         timeout_ms_(timeout_ms) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
@@ -73,17 +76,17 @@ class SendFd : public Napi::AsyncWorker {
       return Fail("TRANSPORT_UNAVAILABLE", "cannot connect to " + path_ + ": " + Errno(err));
     }
     iovec iov{payload_.data(), payload_.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds_.size());
     cmsghdr* c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd_, sizeof fd_);
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds_.size());
+    std::memcpy(CMSG_DATA(c), fds_.data(), sizeof(int) * fds_.size());
     if (sendmsg(s, &msg, MSG_NOSIGNAL) < 0) {
       int err = errno;
       close(s);
@@ -108,7 +111,7 @@ class SendFd : public Napi::AsyncWorker {
   }
   Napi::Promise::Deferred deferred_;
   std::string path_;
-  int fd_;
+  std::vector<int> fds_;
   std::string payload_;
   int timeout_ms_;
   std::string reply_;
@@ -116,13 +119,17 @@ class SendFd : public Napi::AsyncWorker {
   std::string message_;
 };
 
-// sendFd(socketPath, fd, payload, timeoutMs) -> Promise<Buffer>: the reply message.
+// sendFd(socketPath, fds: number[], payload, timeoutMs) -> Promise<Buffer>: the reply message.
 Napi::Value SendFdCall(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsString() || !info[3].IsNumber()) {
-    throw Coded(env, "INVALID_ARGUMENT", "sendFd(socketPath, fd, payload, timeoutMs)");
+  if (info.Length() < 4 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsString() || !info[3].IsNumber()) {
+    throw Coded(env, "INVALID_ARGUMENT", "sendFd(socketPath, fds, payload, timeoutMs)");
   }
-  auto* worker = new SendFd(env, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value(),
+  Napi::Array list = info[1].As<Napi::Array>();
+  if (list.Length() < 1 || list.Length() > kMaxFds) throw Coded(env, "INVALID_ARGUMENT", "fds: expected 1..4 descriptors");
+  std::vector<int> fds;
+  for (uint32_t i = 0; i < list.Length(); i++) fds.push_back(list.Get(i).As<Napi::Number>().Int32Value());
+  auto* worker = new SendFd(env, info[0].As<Napi::String>().Utf8Value(), std::move(fds),
                             info[2].As<Napi::String>().Utf8Value(), info[3].As<Napi::Number>().Int32Value());
   Napi::Promise promise = worker->Promise();
   worker->Queue();

@@ -8,7 +8,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { QueryState, type SessionEvent, type SessionMessage, type StatusResponse } from '@kvfabric/proto/node';
 import { KvError, invalid, packU32, toHashList, toKvError, type HashInput } from '@kvfabric/common';
-import { handOverRegion, handoverSocketPath } from '@kvfabric/native/fd-pass';
+import { handOverRegion, handOverRing, handoverSocketPath } from '@kvfabric/native/fd-pass';
 import { fromGrpcError } from '@kvfabric/common/rpc';
 import { EngineConnection } from './engine-connection.js';
 import { EngineDataPlane } from './engine-data-plane.js';
@@ -73,8 +73,11 @@ export interface QueryAnswer {
   breakdown: { local: number; ssd: number; remote: number };
 }
 
-/** Passes the region's descriptor to the node (SCM_RIGHTS) and resolves the token that names it in the registration. */
-async function handOver(opts: RegisterOptions, fd: number): Promise<string> {
+/**
+ * Passes the region's descriptor (or a command ring's memfd and eventfd) to the node (SCM_RIGHTS) and resolves
+ * the token that names it in the registration (or in AttachRing).
+ */
+async function handOver(opts: RegisterOptions, fd: number, eventFd?: number): Promise<string> {
   const socket =
     opts.regionSocket ??
     (opts.target.startsWith('/') || opts.target.startsWith('unix:')
@@ -87,7 +90,9 @@ async function handOver(opts: RegisterOptions, fd: number): Promise<string> {
       opts.target,
     );
   try {
-    return await handOverRegion(socket, fd, opts.deadlineMs);
+    return eventFd === undefined
+      ? await handOverRegion(socket, fd, opts.deadlineMs)
+      : await handOverRing(socket, fd, eventFd, opts.deadlineMs);
   } catch (err) {
     throw toKvError(err);
   }
@@ -160,7 +165,7 @@ export class KvEngine {
       geometry,
     );
     try {
-      const token = await handOver(opts, ring.fd);
+      const token = await handOver(opts, ring.fd, ring.eventFd);
       await this.conn.call('attachRing', {
         instanceId: this.instanceId,
         ring: { token, sizeBytes: BigInt(ring.sizeBytes) },

@@ -1,7 +1,7 @@
 // An engine's command ring to its node (protocol: native/src/command_ring.h): save, query, load and release
 // written into shared memory and run by a native node thread, with no gRPC message, no protobuf and no node
 // JavaScript per call. A call waits for a free command slot when all are in flight; its promise settles when the
-// node posted its completion (a native thread here wakes the JS thread once per batch of completions). A call too
+// node posted its completion (the node writes the ring's eventfd, watched by the event loop, once per batch). A call too
 // large for a slot answers undefined (the caller sends it over gRPC instead), and so does a query the node answers
 // RETRY (its missing suffix may be fetched from SSD or peers: that is the gRPC path's work).
 import { KvError, isKvErrorCode, type PackedHashes } from '@kvfabric/common';
@@ -67,6 +67,10 @@ export class EngineRing {
 
   get fd(): number {
     return this.native.fd;
+  }
+
+  get eventFd(): number {
+    return this.native.eventFd;
   }
 
   get sizeBytes(): number {
@@ -203,21 +207,28 @@ export class EngineRing {
       this.sq[tail & (this.entries - 1)] = slot;
       this.sqTail = (tail + 1) | 0;
       Atomics.store(this.words, RING.sqTail / 4, this.sqTail);
-      if (Atomics.load(this.words, RING.nodeSleeping / 4) !== 0) this.native.wake();
+      if (Atomics.exchange(this.words, RING.nodeSleeping / 4, 0) !== 0) this.native.wake();
     });
   }
 
-  /** Called by the completion thread (on the JS thread): settles every completed command. */
+  /**
+   * Called from the event loop when the node wrote the eventfd: settles every completed command, then says it
+   * waits again (engine_sleeping) and looks once more, so a completion posted meanwhile is not left waiting.
+   */
   private drain(): void {
-    const tail = Atomics.load(this.words, RING.cqTail / 4);
-    let head = this.cqHead;
-    while (head !== tail) {
-      const slot = this.cq[head & (this.entries - 1)]!;
-      head = (head + 1) | 0;
-      this.complete(slot);
+    for (;;) {
+      const tail = Atomics.load(this.words, RING.cqTail / 4);
+      let head = this.cqHead;
+      while (head !== tail) {
+        const slot = this.cq[head & (this.entries - 1)]!;
+        head = (head + 1) | 0;
+        this.complete(slot);
+      }
+      this.cqHead = head;
+      Atomics.store(this.words, RING.cqHead / 4, head);
+      Atomics.store(this.words, RING.engineSleeping / 4, 1);
+      if (Atomics.load(this.words, RING.cqTail / 4) === head) return;
     }
-    this.cqHead = head;
-    Atomics.store(this.words, RING.cqHead / 4, head);
   }
 
   private complete(slot: number): void {
