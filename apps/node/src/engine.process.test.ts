@@ -297,6 +297,7 @@ test('node process: an engine process killed loses its instance and its leases',
     assert.equal(before.instances, 1);
     const metrics = async () => await (await fetch(`http://${node.httpAddr}/metrics`)).text();
     assert.match(await metrics(), /kvfabric_lease_active\{[^}]*\} 1\n/);
+    assert.match(await metrics(), /kvfabric_engine_rings\{[^}]*\} 1\n/, 'the engine saves on its command ring');
     assert.match(await metrics(), /kvfabric_index_pinned_blocks\{[^}]*\} 4\n/);
     child.kill('SIGKILL');
     let after = before;
@@ -308,6 +309,7 @@ test('node process: an engine process killed loses its instance and its leases',
     assert.equal(after.instances, 0);
     assert.equal(after.blocks, 4n, 'the saved blocks stay in the cache');
     assert.match(await metrics(), /kvfabric_lease_active\{[^}]*\} 0\n/);
+    assert.match(await metrics(), /kvfabric_engine_rings\{[^}]*\} 0\n/, 'its ring went with it');
     assert.match(await metrics(), /kvfabric_index_pinned_blocks\{[^}]*\} 0\n/);
   } finally {
     child.kill('SIGKILL');

@@ -76,6 +76,13 @@ export function nodeMetrics(
     () => c.regionFailures,
   );
 
+  gauge('kvfabric_engine_rings', "engines' command rings attached", () => core.rings.size);
+  counter(
+    'kvfabric_engine_ring_retries_total',
+    'ring queries answered RETRY (their missing suffix may be fetched: asked again over gRPC)',
+    () => core.rings.retries,
+  );
+
   const l = core.leases; // native: each read takes the table's lock once
   gauge('kvfabric_lease_active', 'live leases', () => l.size);
   counter('kvfabric_lease_created_total', 'leases handed out', () => l.counters().created);
