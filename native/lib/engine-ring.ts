@@ -31,8 +31,8 @@ export interface RingEvents {
     regionFailures: number;
     errors: number;
   };
-  /** Lines for the log: a region that shrank under a copy, a protocol violation. */
-  problems: string[];
+  /** For the log: a save's or load's copy that failed on the engine's region (it shrank), a protocol violation. */
+  problems: { op: 'save' | 'load' | 'ring'; message: string }[];
   /** The engine broke the protocol: the ring takes no more commands. */
   broken: boolean;
 }

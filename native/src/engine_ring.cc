@@ -49,6 +49,14 @@ void Put(uint8_t* at, T v) {
   std::memcpy(at, &v, sizeof v);
 }
 
+// Where a bus error hit, for its message: "region byte N of M", or the raw address when not in `mem`.
+std::string Where(uintptr_t addr, const Mapping& mem, const char* name) {
+  auto base = reinterpret_cast<uintptr_t>(mem.base());
+  if (addr >= base && addr - base < mem.size())
+    return std::string(name) + " byte " + std::to_string(addr - base) + " of " + std::to_string(mem.size());
+  return "address " + std::to_string(addr);
+}
+
 const char* LeaseCode(LeaseTable::Status s) {
   switch (s) {
     case LeaseTable::Status::kUnknown:
@@ -162,7 +170,7 @@ uint8_t* EngineRing::Slot(uint32_t index) const {
 void EngineRing::Break(const std::string& why) {
   Note([&](RingEvents& e) {
     e.broken = true;
-    e.problems.push_back("ring: " + why + "; the ring takes no more commands");
+    e.problems.push_back({"ring", "ring: " + why + "; the ring takes no more commands"});
   });
 }
 
@@ -285,8 +293,9 @@ void EngineRing::Save(Command& cmd) {
     if (!copied) {
       Note([&](RingEvents& e) { e.region_failures++; });
       return Fail(index, code::kRegionInvalid,
-                  "copy: bus error (SIGBUS) at " + std::to_string(fault) +
-                      ": the memory's file shrank under the copy (an engine truncated its region); the save failed");
+                  "copy: bus error (SIGBUS) at " + Where(fault, *t_.region, "region") +
+                      ": the memory's file shrank under the copy (an engine truncated its region); the save failed",
+                  "save");
     }
     uint8_t* slot = Slot(index);
     std::memcpy(slot + kCommandHeaderBytes, plan->outcomes.data(), plan->outcomes.size());
@@ -347,8 +356,9 @@ void EngineRing::Load(Command& cmd) {
     if (!copied) {
       Note([&](RingEvents& e) { e.region_failures++; });
       return Fail(index, code::kRegionInvalid,
-                  "copy: bus error (SIGBUS) at " + std::to_string(fault) +
-                      ": the memory's file shrank under the copy (an engine truncated its region); the load failed");
+                  "copy: bus error (SIGBUS) at " + Where(fault, *t_.region, "region") +
+                      ": the memory's file shrank under the copy (an engine truncated its region); the load failed",
+                  "load");
     }
     uint8_t* slot = Slot(index);
     Put<uint32_t>(slot + kCmdR0, n);
@@ -407,7 +417,7 @@ void EngineRing::Release(Command& cmd) {
   Complete(cmd.index);
 }
 
-void EngineRing::Fail(uint32_t index, const char* code, const std::string& message) {
+void EngineRing::Fail(uint32_t index, const char* code, const std::string& message, const char* op) {
   std::string text = std::string(code) + " " + message;
   if (text.size() > slot_bytes_) text.resize(slot_bytes_);
   uint8_t* slot = Slot(index);
@@ -416,7 +426,7 @@ void EngineRing::Fail(uint32_t index, const char* code, const std::string& messa
   Put<uint8_t>(slot + kCmdStatus, kStatusError);
   Note([&](RingEvents& e) {
     e.errors++;
-    if (std::strcmp(code, code::kRegionInvalid) == 0) e.problems.push_back(message);
+    if (op != nullptr) e.problems.push_back({op, message});
   });
   Complete(index);
 }

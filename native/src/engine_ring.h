@@ -49,7 +49,11 @@ struct RingEvents {
   uint64_t save_calls = 0, saved_blocks = 0, sealed_blocks = 0, present_blocks = 0, no_space_blocks = 0;
   uint64_t load_calls = 0, loaded_blocks = 0, queries = 0, query_hashes = 0, query_hits = 0, retries = 0;
   uint64_t region_failures = 0, errors = 0;
-  std::vector<std::string> problems;  // what deserves a log line (a region that shrank, a protocol violation)
+  struct Problem {
+    std::string op;  // "save" or "load" (its copy failed on the engine's region), "ring" (a protocol violation)
+    std::string message;
+  };
+  std::vector<Problem> problems;  // what deserves a log line
   bool broken = false;                // the engine broke the protocol: the ring stopped taking commands
 };
 
@@ -78,7 +82,8 @@ class EngineRing {
   void Load(Command& cmd);
   void Query(Command& cmd);
   void Release(Command& cmd);
-  void Fail(uint32_t index, const char* code, const std::string& message);
+  // Answers the command with an error; `op` ("save", "load") also logs it as a failure on the engine's region.
+  void Fail(uint32_t index, const char* code, const std::string& message, const char* op = nullptr);
   void Complete(uint32_t index);  // publishes the slot's result on the CQ, wakes a sleeping engine
   void Break(const std::string& why);
   template <typename F>

@@ -134,7 +134,12 @@ class EngineRingJs : public Napi::ObjectWrap<EngineRingJs> {
     num("errors", e.errors);
     o.Set("counts", c);
     Napi::Array problems = Napi::Array::New(env, e.problems.size());
-    for (uint32_t k = 0; k < e.problems.size(); k++) problems.Set(k, Napi::String::New(env, e.problems[k]));
+    for (uint32_t k = 0; k < e.problems.size(); k++) {
+      Napi::Object p = Napi::Object::New(env);
+      p.Set("op", Napi::String::New(env, e.problems[k].op));
+      p.Set("message", Napi::String::New(env, e.problems[k].message));
+      problems.Set(k, p);
+    }
     o.Set("problems", problems);
     o.Set("broken", Napi::Boolean::New(env, e.broken));
     return o;

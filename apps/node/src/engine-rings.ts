@@ -135,7 +135,11 @@ export class EngineRings {
     evictor.report(e.evicted, false);
     evictor.counters.exhausted += e.exhausted;
     for (const g of e.sealed) this.deps.onSealed?.(inst.ns.name, g.hashes, g.hashLen);
-    for (const p of e.problems) this.deps.logger.warn({ instance: inst.id, engine: inst.engineId }, p);
+    for (const p of e.problems) {
+      const at = { instance: inst.id, engine: inst.engineId };
+      if (p.op === 'ring') this.deps.logger.warn(at, p.message);
+      else this.deps.logger.warn({ ...at, op: p.op, err: p.message }, `${p.op} failed: region`);
+    }
     if (e.broken && this.attached.has(inst.id)) queueMicrotask(() => this.detach(inst.id, inst));
   }
 }

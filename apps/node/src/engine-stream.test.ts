@@ -17,7 +17,14 @@ const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => f
 
 async function engine(node: NodeHandle, instanceId?: string) {
   const region = KvRegion.create({ layout: LAYOUT });
-  const kv = await KvEngine.register({ target: node.engineSocket, namespace: 'stream/ns', region, instanceId });
+  // The DataPlane stream is what these tests are about: no command ring.
+  const kv = await KvEngine.register({
+    target: node.engineSocket,
+    namespace: 'stream/ns',
+    region,
+    instanceId,
+    ring: false,
+  });
   return {
     kv,
     region,
@@ -221,7 +228,13 @@ test('DataPlane: a bad item is answered with its own INVALID_ARGUMENT and the st
 test('DataPlane: node killed under in-flight calls → they reject promptly with a typed error; next call reopens', async () => {
   await using node = await startNode({ poolSize: '64mib', logLevel: 'warn' });
   const region = KvRegion.create({ layout: LAYOUT });
-  const kv = await KvEngine.register({ target: node.engineSocket, namespace: 'stream/kill', region, session: false });
+  const kv = await KvEngine.register({
+    target: node.engineSocket,
+    namespace: 'stream/kill',
+    region,
+    session: false,
+    ring: false,
+  });
   try {
     assert.equal((await kv.save(range(0, 8), hashes('k', 0, 8))).stored, 8, 'the stream is open');
     const q = await kv.query(hashes('k', 0, 8));
@@ -264,6 +277,44 @@ test('DataPlane: node killed under in-flight calls → they reject promptly with
       if (code !== 'INSTANCE_UNKNOWN') await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(code, 'INSTANCE_UNKNOWN');
+  } finally {
+    await kv.close();
+    region.close();
+  }
+});
+
+test('command ring: node killed under in-flight calls → they reject promptly (the session ends); later calls go over gRPC', async () => {
+  await using node = await startNode({ poolSize: '64mib', logLevel: 'warn' });
+  const region = KvRegion.create({ layout: LAYOUT });
+  const kv = await KvEngine.register({ target: node.engineSocket, namespace: 'ring/kill', region });
+  try {
+    assert.equal(kv.usesRing, true);
+    assert.equal((await kv.save(range(0, 8), hashes('r', 0, 8))).stored, 8);
+    const q = await kv.query(hashes('r', 0, 8));
+    node.proc.kill('SIGSTOP'); // its ring thread stops too: commands stay in flight
+    const inFlight = [
+      kv.save(range(8, 8), hashes('r', 8, 8)),
+      kv.load(q.leaseId, range(16, 8)),
+      kv.query(hashes('r', 0, 4), { localOnly: true }),
+    ].map((p) =>
+      p.then(
+        () => assert.fail('resolved after the node was killed'),
+        (err: unknown) => err,
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    node.proc.kill('SIGKILL');
+    const errors = await Promise.all(inFlight);
+    for (const err of errors) {
+      assert.ok(err instanceof KvError, `a KvError, got ${String(err)}`);
+      assert.equal(err.code, 'TRANSPORT_UNAVAILABLE');
+      assert.match(err.message, /session (lost|ended)/);
+    }
+    assert.equal(kv.usesRing, false, 'the ring went with the session');
+    await assert.rejects(
+      kv.save([0], hashes('r', 0, 1)),
+      (err: unknown) => err instanceof KvError && err.code === 'TRANSPORT_UNAVAILABLE',
+    );
   } finally {
     await kv.close();
     region.close();

@@ -50,7 +50,7 @@ const NOBODY_ENGINE = `
 const [addon, sockPath, kind, size, file] = process.argv.slice(1);
 const fdpass = require(addon);
 const fd = kind === 'file' ? require('node:fs').openSync(file, 'r+') : fdpass.createSealedMemfd('nobody-kv', Number(size));
-fdpass.sendFd(sockPath, fd, 'kvfabric-region/1', 10000).then(
+fdpass.sendFd(sockPath, [fd], 'kvfabric-region/1', 10000).then(
   (reply) => process.stdout.write(reply.toString()),
   (err) => { console.error(err.message); process.exit(1); },
 );`;

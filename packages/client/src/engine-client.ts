@@ -171,12 +171,20 @@ export class KvEngine {
         ring: { token, sizeBytes: BigInt(ring.sizeBytes) },
       });
       this.ring = ring;
+      ring.onFailed = () => this.dropRing();
     } catch (err) {
       ring.close();
       const status = ((err as KvError).cause as { code?: unknown } | undefined)?.code;
       if (status === GRPC_UNIMPLEMENTED) return; // a node that predates rings: everything stays on gRPC
       throw err;
     }
+  }
+
+  /** Closes the ring (its calls in flight fail with `why`); later calls go over gRPC. */
+  private dropRing(why?: KvError): void {
+    const ring = this.ring;
+    this.ring = undefined;
+    ring?.close(why);
   }
 
   /** Whether calls travel on the command ring (else on the gRPC DataPlane). */
@@ -195,13 +203,19 @@ export class KvEngine {
           resolve();
         }
       });
+      // The session's end means the node dropped the instance (or is gone): ring calls in flight fail with it.
       stream.on('error', (err) => {
         const e = fromGrpcError(err);
         if (!opened) reject(e);
-        else if (!this.closed) this.sessionError = e;
+        else if (!this.closed) {
+          this.sessionError = e;
+          this.dropRing(new KvError('TRANSPORT_UNAVAILABLE', `engine ${this.instanceId}: session lost: ${e.message}`));
+        }
       });
       stream.on('end', () => {
-        if (!this.closed) this.sessionError ??= new KvError('SESSION_UNKNOWN', 'session ended by the node');
+        if (this.closed) return;
+        this.sessionError ??= new KvError('SESSION_UNKNOWN', 'session ended by the node');
+        this.dropRing(new KvError('TRANSPORT_UNAVAILABLE', `engine ${this.instanceId}: session ended by the node`));
       });
       stream.write({ instanceId: this.instanceId });
       this.sessionTimer = setInterval(() => stream.write({ instanceId: '' }), 10_000);
@@ -294,7 +308,7 @@ export class KvEngine {
     this.closed = true;
     clearInterval(this.sessionTimer);
     this.plane.close();
-    this.ring?.close();
+    this.dropRing();
     try {
       await this.conn.call('unregisterInstance', { instanceId: this.instanceId }, 2000);
     } catch {

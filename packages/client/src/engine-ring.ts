@@ -10,6 +10,11 @@ import { RING, createCommandRing, ringLayout, type CommandRing } from '@kvfabric
 export interface RingGeometry {
   /** Commands in flight at most (a power of two). Default 64. */
   entries?: number;
+  /**
+   * A command the node has not completed after this long fails every call in flight with TRANSPORT_TIMEOUT and
+   * closes the ring (later calls go over gRPC). Default 30 s; KvEngine passes its call deadline.
+   */
+  deadlineMs?: number;
   /** Payload bytes per command (a multiple of 64); calls that need more go over gRPC. Default 64 KiB. */
   slotBytes?: number;
 }
@@ -43,6 +48,11 @@ export class EngineRing {
   private readonly free: number[] = [];
   private readonly waiting: ((slot: number) => void)[] = [];
   private readonly settles: (Settle | undefined)[];
+  private readonly submittedAt: Float64Array;
+  private readonly deadlineMs: number;
+  private watchdog: NodeJS.Timeout | undefined;
+  /** Called once when the ring closes itself (a node that stopped answering). */
+  onFailed: ((err: KvError) => void) | undefined;
   private sqTail = 0;
   private cqHead = 0;
   private inFlight = 0;
@@ -62,6 +72,8 @@ export class EngineRing {
     this.slots = layout.slots;
     this.stride = layout.stride;
     this.settles = new Array<Settle | undefined>(this.entries);
+    this.submittedAt = new Float64Array(this.entries);
+    this.deadlineMs = geometry.deadlineMs ?? 30_000;
     for (let i = this.entries - 1; i >= 0; i--) this.free.push(i);
   }
 
@@ -147,11 +159,12 @@ export class EngineRing {
     return true;
   }
 
-  /** Fails every waiting and in-flight call, stops the completion thread. Idempotent. */
-  close(): void {
+  /** Fails every waiting and in-flight call (with `why`), stops watching the eventfd. Idempotent. */
+  close(why = new KvError('TRANSPORT_UNAVAILABLE', 'engine ring: closed')): void {
     if (this.closed) return;
     this.closed = true;
-    const gone = new KvError('TRANSPORT_UNAVAILABLE', 'engine ring: closed');
+    clearInterval(this.watchdog);
+    const gone = why;
     for (const s of this.settles) s?.reject(gone);
     this.settles.fill(undefined);
     for (const w of this.waiting.splice(0)) w(-1);
@@ -202,7 +215,11 @@ export class EngineRing {
   private submit(slot: number): Promise<number> {
     return new Promise((resolve, reject) => {
       this.settles[slot] = { resolve, reject };
-      if (this.inFlight++ === 0) this.native.ref();
+      this.submittedAt[slot] = performance.now();
+      if (this.inFlight++ === 0) {
+        this.native.ref();
+        this.watchdog ??= setInterval(() => this.watch(), Math.max(50, this.deadlineMs / 4)).unref();
+      }
       const tail = this.sqTail;
       this.sq[tail & (this.entries - 1)] = slot;
       this.sqTail = (tail + 1) | 0;
@@ -228,6 +245,27 @@ export class EngineRing {
       Atomics.store(this.words, RING.cqHead / 4, head);
       Atomics.store(this.words, RING.engineSleeping / 4, 1);
       if (Atomics.load(this.words, RING.cqTail / 4) === head) return;
+    }
+  }
+
+  /** While calls are in flight: one the node left unanswered past the deadline fails them all and closes the ring. */
+  private watch(): void {
+    if (this.inFlight === 0) {
+      clearInterval(this.watchdog);
+      this.watchdog = undefined;
+      return;
+    }
+    const late = performance.now() - this.deadlineMs;
+    for (let i = 0; i < this.entries; i++) {
+      if (this.settles[i] && this.submittedAt[i]! < late) {
+        const err = new KvError(
+          'TRANSPORT_TIMEOUT',
+          `engine ring: the node completed no command within ${this.deadlineMs} ms; the ring is closed (calls go over gRPC)`,
+        );
+        this.close(err);
+        this.onFailed?.(err);
+        return;
+      }
     }
   }
 
