@@ -1,7 +1,7 @@
 // The bench harness: a scenario measures kvfabric and a reference in the same run and reports ratios.
 // `npm run bench -- <scenario> [--quick]` writes bench/results/<scenario>.json and prints a table.
 import { SingleBar, Presets } from 'cli-progress';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import type { CapacityRow } from './capacity.js';
 
 export interface Table {
@@ -42,6 +42,17 @@ export interface ResultFile extends ScenarioResult {
   scenario: string;
   date: string;
   machine: { cpus: number; cpuModel: string; memoryBytes: number; node: string; platform: string; quick: boolean };
+  /** The `npm run bench` invocation that wrote this file: the files of one run share it (absent in older files). */
+  run?: BenchRun;
+}
+
+export interface BenchRun {
+  /** When the invocation started (ISO time). */
+  started: string;
+  /** The scenarios it was asked for, in order. */
+  scenarios: string[];
+  /** The host's 1-minute load average when it started. */
+  loadAverage: number;
 }
 
 export function machineInfo(quick: boolean): ResultFile['machine'] {
@@ -54,6 +65,10 @@ export function machineInfo(quick: boolean): ResultFile['machine'] {
     platform: `${process.platform}-${process.arch}`,
     quick,
   };
+}
+
+export function benchRun(scenarios: string[]): BenchRun {
+  return { started: new Date().toISOString(), scenarios, loadAverage: Number(loadavg()[0]!.toFixed(2)) };
 }
 
 export function createContext(quick: boolean): BenchContext {

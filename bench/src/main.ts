@@ -3,7 +3,15 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { capacityTable } from './capacity.js';
-import { createContext, formatTable, machineInfo, summaryTable, type ResultFile, type Scenario } from './harness.js';
+import {
+  benchRun,
+  createContext,
+  formatTable,
+  machineInfo,
+  summaryTable,
+  type ResultFile,
+  type Scenario,
+} from './harness.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const scenarioDir = join(here, 'scenarios');
@@ -33,6 +41,7 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   mkdirSync(resultsDir, { recursive: true });
+  const run = benchRun(names);
   for (const name of names) {
     const scenario = (await import(pathToFileURL(join(scenarioDir, `${name}${ext}`)).href)).default as Scenario;
     console.error(`\n▶ ${scenario.name}: ${scenario.description}${quick ? ' (quick)' : ''}`);
@@ -41,6 +50,7 @@ async function main(argv: string[]): Promise<number> {
       scenario: scenario.name,
       date: new Date().toISOString(),
       machine: machineInfo(quick),
+      run,
       ...result,
     };
     const out = join(resultsDir, `${scenario.name}${quick ? '.quick' : ''}.json`);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CpuLedger, capacityRow, capacityRows, capacityTable, threadCpu, threadProbe } from '../capacity.js';
-import { capacityBars, capacityMarkdown, withCapacityTable, type CapacityFile } from './capacity-table.js';
+import { capacityBars, capacityMarkdown, type CapacityFile } from './capacity-table.js';
 
 const GiB = 2 ** 30;
 
@@ -50,13 +50,6 @@ test("the README table lists each side's parties, busiest first, and the chart c
   assert.match(lines[4]!, /From the result files of 2026-12-06/);
   assert.deepEqual(capacityBars([file]), [{ label: 'save 8 engines', kvfabric: 500, reference: 250 }]);
   assert.match(capacityMarkdown([]), /^No result file has capacity figures yet/);
-});
-
-test('only the marked README section is replaced; a README without markers is refused', () => {
-  const start = '<!-- capacity-table:start (npm run bench:charts writes this part) -->';
-  const readme = `intro\n${start}\nold table\n<!-- capacity-table:end -->\noutro\n`;
-  assert.equal(withCapacityTable(readme, 'new\n'), `intro\n${start}\nnew\n<!-- capacity-table:end -->\noutro\n`);
-  assert.throws(() => withCapacityTable('no markers', 'x'), /README\.md: no "<!-- capacity-table:start/);
 });
 
 test('thread CPU of this process is read per group and grows with work', () => {

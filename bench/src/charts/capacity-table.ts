@@ -78,14 +78,3 @@ export function capacityBars(files: CapacityFile[]): BarRow[] {
       return r ? [{ label: k.path, kvfabric: k.total.msPerGiB, reference: r.total.msPerGiB }] : [];
     });
 }
-
-const START = '<!-- capacity-table:start (npm run bench:charts writes this part) -->';
-const END = '<!-- capacity-table:end -->';
-
-/** `readme` with the text between the capacity markers replaced by `table`; an error if the markers are missing. */
-export function withCapacityTable(readme: string, table: string): string {
-  const a = readme.indexOf(START);
-  const b = readme.indexOf(END);
-  if (a < 0 || b < a) throw new Error(`README.md: no "${START}" ... "${END}" section`);
-  return `${readme.slice(0, a + START.length)}\n${table}${readme.slice(b)}`;
-}

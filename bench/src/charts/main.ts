@@ -1,19 +1,19 @@
 // npm run bench:charts — draws bench/results/charts/*.svg from the committed bench/results/*.json, and writes the
-// README's capacity table from the same files.
+// README's performance table (with the sentence saying which runs its rows come from) and capacity table from the
+// same files.
 import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ResultFile } from '../harness.js';
 import { barChart, type BarRow } from './svg-bars.js';
-import { capacityBars, capacityMarkdown, withCapacityTable, type CapacityFile } from './capacity-table.js';
+import { capacityBars, capacityMarkdown, type CapacityFile } from './capacity-table.js';
+import { perfRows } from './perf-rows.js';
+import { sourcesSentence } from './perf-sources.js';
+import { perfTable, type PerfFile } from './perf-table.js';
+import { withSection } from './readme-section.js';
 
 const results = fileURLToPath(new URL('../../results', import.meta.url));
 const out = join(results, 'charts');
-
-interface ResultFile {
-  metrics: Record<string, number>;
-  reference: Record<string, number>;
-  ratios: Record<string, number>;
-}
 
 function load(name: string): ResultFile | undefined {
   const path = join(results, `${name}.json`);
@@ -163,8 +163,27 @@ if (capacityRows.length > 0) {
     rows: capacityRows,
   });
 }
-const readme = fileURLToPath(new URL('../../../README.md', import.meta.url));
-writeFileSync(readme, withCapacityTable(readFileSync(readme, 'utf8'), capacityMarkdown(capacityFiles)));
+const perfFiles = new Map(
+  [...new Set(perfRows.map((r) => r.scenario))].flatMap((s) => {
+    const f: PerfFile | undefined = load(s);
+    return f ? [[s, f] as const] : [];
+  }),
+);
+const perfMarkdown = [
+  sourcesSentence(
+    perfRows.map((r) => r.scenario),
+    perfFiles,
+  ),
+  '',
+  ...perfTable(perfRows, perfFiles),
+  '',
+].join('\n');
+const readmePath = fileURLToPath(new URL('../../../README.md', import.meta.url));
+let readme = readFileSync(readmePath, 'utf8');
+readme = withSection(readme, 'perf-table', perfMarkdown);
+readme = withSection(readme, 'capacity-table', capacityMarkdown(capacityFiles));
+writeFileSync(readmePath, readme);
+console.log(`wrote the performance table in README.md (${perfRows.length} rows from ${perfFiles.size} result files)`);
 console.log(`wrote the capacity table in README.md (${capacityFiles.length} result files with capacity figures)`);
 
 mkdirSync(out, { recursive: true });
