@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { EngineClient, type DataPlaneRequest, type DataPlaneResponse } from '@kvfabric/proto';
 import { KvError, packHashes, packU32 } from '@kvfabric/common';
@@ -14,6 +15,16 @@ const LAYOUT: KvLayoutSpec = { numLayers: 4, kvSplit: true, bytesPerLayerBlock: 
 const hash = (tag: string, i: number) => Buffer.from(`${tag}-${String(i).padStart(6, '0')}`.padEnd(32, '.'));
 const hashes = (tag: string, from: number, n: number) => Array.from({ length: n }, (_, i) => hash(tag, from + i));
 const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
+
+/** Waits until every thread of process `pid` is stopped (SIGSTOP reaches each thread on its own time). */
+async function stopped(pid: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  const state = (tid: string) => readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
+  while (readdirSync(`/proc/${pid}/task`).some((t) => state(t) !== 'T')) {
+    if (Date.now() > deadline) assert.fail(`process ${pid} did not stop`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 async function engine(node: NodeHandle, instanceId?: string) {
   const region = KvRegion.create({ layout: LAYOUT });
@@ -292,6 +303,7 @@ test('command ring: node killed under in-flight calls → they reject promptly (
     assert.equal((await kv.save(range(0, 8), hashes('r', 0, 8))).stored, 8);
     const q = await kv.query(hashes('r', 0, 8));
     node.proc.kill('SIGSTOP'); // its ring thread stops too: commands stay in flight
+    await stopped(node.proc.pid); // (a ring thread still running would answer them)
     const inFlight = [
       kv.save(range(8, 8), hashes('r', 8, 8)),
       kv.load(q.leaseId, range(16, 8)),
