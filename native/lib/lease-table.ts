@@ -37,6 +37,8 @@ interface NativeLeaseTable {
 const U32_MAX = 0xffff_ffff;
 /** The longest lease id looked up; longer ones cannot be ours (ours have 16 characters). */
 export const MAX_LEASE_ID_CHARS = 128;
+/** The most TP ranks one lease waits for. */
+export const MAX_LEASE_RANKS = 65_536;
 const kNative = Symbol('native lease table');
 
 function checkId(id: unknown): string {
@@ -64,7 +66,7 @@ export class LeaseTable {
     owner(ownerId);
     checkInteger('ns', ns, 0, U32_MAX);
     if (!(slots instanceof Int32Array)) throw invalidArgument('slots', 'an Int32Array', slots);
-    checkInteger('ranks', ranks, 1, U32_MAX);
+    checkInteger('ranks', ranks, 1, MAX_LEASE_RANKS);
     now(nowMs);
     return callNative(() => this[kNative].create(ownerId, ns, slots, ranks, nowMs));
   }

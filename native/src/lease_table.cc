@@ -74,6 +74,8 @@ LeaseTable::~LeaseTable() { Clear(); }
 
 std::string LeaseTable::Create(uint32_t owner, uint32_t ns, const int32_t* slots, uint32_t count, uint32_t ranks,
                                uint64_t now_ms, uint64_t* expires_at_ms) {
+  Lease lease{owner, ns, ranks, 0, now_ms + ttl_ms_, std::vector<int32_t>(slots, slots + count),
+              std::vector<uint8_t>(ranks, 0), 0};
   {
     Lock lock(index_.mu());
     for (uint32_t i = 0; i < count; i++) {
@@ -81,8 +83,6 @@ std::string LeaseTable::Create(uint32_t owner, uint32_t ns, const int32_t* slots
     }
     for (uint32_t i = 0; i < count; i++) index_.Pin(slots[i]);
   }
-  Lease lease{owner, ns, ranks, 0, now_ms + ttl_ms_, std::vector<int32_t>(slots, slots + count),
-              std::vector<uint8_t>(ranks, 0), 0};
   *expires_at_ms = lease.expires_at_ms;
   Lock lock(mu_);
   std::string id = NewId();

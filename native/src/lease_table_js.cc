@@ -19,6 +19,7 @@ namespace kvf {
 
 namespace {
 
+constexpr uint32_t kMaxRanks = 65536;  // TP ranks of one engine (native/lib/lease-table.ts: MAX_LEASE_RANKS)
 constexpr napi_type_tag kLeaseTableTag = {0x6b76666162726963ULL, 0x6c65617365000001ULL};
 
 const char* StatusCode(LeaseTable::Status status) {
@@ -95,7 +96,7 @@ Napi::Value LeaseTableJs::Create(const Napi::CallbackInfo& info) {
   }
   Napi::Int32Array slots = info[2].As<Napi::Int32Array>();
   uint32_t ranks = U32(env, info[3], "ranks");
-  if (ranks == 0) throw CodedError(env, code::kInvalidArgument, "ranks: expected at least 1");
+  if (ranks == 0 || ranks > kMaxRanks) throw CodedError(env, code::kInvalidArgument, "ranks: expected 1..65536");
   uint64_t now_ms = ToIndex(env, info[4], "nowMs"), expires_at_ms = 0;
   std::string id = table.Create(owner, ns, slots.Data(), static_cast<uint32_t>(slots.ElementLength()), ranks, now_ms,
                                 &expires_at_ms);

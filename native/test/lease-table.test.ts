@@ -162,6 +162,7 @@ test('bad arguments are refused before the addon, naming the field', () => {
     [() => t.create(1, 2 ** 32, slots, 1, 0), /^ns: /],
     [() => t.create(1, 0, [1] as unknown as Int32Array, 1, 0), /^slots: expected an Int32Array/],
     [() => t.create(1, 0, slots, 0, 0), /^ranks: /],
+    [() => t.create(1, 0, slots, 65_537, 0), /^ranks: /],
     [() => t.create(1, 0, slots, 1, 1.5), /^nowMs: /],
     [() => t.create(1, 0, Int32Array.of(slots[0]!, 9999), 1, 0), /^slots: expected live slots of the index/],
     [() => t.consume('', 1, 0, 0, 1, 0), /^lease_id: /],
