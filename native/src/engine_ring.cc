@@ -22,7 +22,7 @@ namespace {
 constexpr int kSleepMs = 50;  // a sleeping ring thread looks at its stop flag and pending events this often
 // Events are announced to JavaScript at most this often: what they carry (sealed hashes for the metaserver, whose
 // reporter batches anyway; counters) is not urgent, and each announcement costs the node's event loop a wake-up.
-constexpr int kAnnounceGapMs = 10;
+constexpr int kAnnounceGapMs = 50;
 
 uint32_t LoadAcquire(const uint32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 uint32_t LoadSeq(const uint32_t* p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
