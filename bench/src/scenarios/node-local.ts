@@ -1,6 +1,7 @@
 // node-local: a real kvfabric-node process driven through the engine SDK.
 //  1. save / load GB/s, 64 blocks per call (256 KiB and 2 MiB blocks, 16 segments each laid out [segment][block]
-//     like vLLM's per-layer KV; the SDK sends its calls as items of one DataPlane stream per engine), vs plain
+//     like vLLM's per-layer KV; the SDK sends its calls on its command ring, shared memory run by a native node
+//     thread, as it does by default for a local node), vs plain
 //     memcpy of the same descriptors with the same threads (bench/src/peers/memcpy.c), reps alternating (and
 //     which side goes first alternating) so machine noise hits both alike. Target ratio >= 0.9. The memcpy threads
 //     take work in chunks the size of the copy engine's parts (a call's bytes split over the threads), so both
@@ -39,8 +40,8 @@ const PER_CALL = 64;
 const COPY_THREADS = Number(process.env.KVFABRIC_BENCH_COPY_THREADS) || 2;
 /**
  * Untimed calls each way before the timed reps (at most WARMUP_REPS reps of them): a node serves calls for its
- * whole life, so its steady state is what is measured, after V8 has optimised the per-call code (gRPC framing,
- * protobuf, the save/load path); a single warm-up rep of 16 calls left that compiling during the timed reps.
+ * whole life, so its steady state is what is measured, after V8 has optimised the per-call code (the SDK's
+ * ring calls, the node's event handling); a single warm-up rep of 16 calls left that compiling during the timed reps.
  */
 const WARMUP_CALLS = 128;
 const WARMUP_REPS = 8;
@@ -112,7 +113,7 @@ async function throughput(
         main: 'node event loop',
         other: 'other node threads (GC, libuv)',
       }),
-      selfProbe('engine client (SDK, gRPC)'),
+      selfProbe('engine client (SDK, command ring)'),
     ]);
     const refCpu = new CpuLedger([processProbe(ref.pid, 'memcpy threads')]);
     const ids = Array.from({ length: calls }, (_, c) => Array.from({ length: PER_CALL }, (_, i) => c * PER_CALL + i));
@@ -167,7 +168,7 @@ async function throughput(
       copy: per('copy threads'),
       eventLoop: per('node event loop'),
       otherNode: per('other node threads (GC, libuv)'),
-      client: per('engine client (SDK, gRPC)'),
+      client: per('engine client (SDK, command ring)'),
       memcpy: per('memcpy threads'),
     };
     return {
@@ -343,7 +344,7 @@ const scenario: Scenario = {
           [`CPU per GiB moved, ${label(blockBytes)} blocks: copy threads`, 'ms', Number(c.copy.toFixed(1))],
           ['', 'node event loop', Number(c.eventLoop.toFixed(1))],
           ['', 'other node threads (GC, libuv)', Number(c.otherNode.toFixed(1))],
-          ['', 'engine client (SDK, gRPC)', Number(c.client.toFixed(1))],
+          ['', 'engine client (SDK, command ring)', Number(c.client.toFixed(1))],
           ['', 'memcpy reference (all threads)', Number(c.memcpy.toFixed(1))],
           ['', `ratio bound by CPU on ${cores} cores`, Number(cpuBound.toFixed(2))],
         );
@@ -404,7 +405,7 @@ const scenario: Scenario = {
       }
     }
     notes.push(
-      `save/load: median rep of SDK calls, 2 in flight (64 blocks each, 16 segments per block) on the engine's DataPlane stream over a unix socket, ${COPY_THREADS} copy threads; memcpy: same descriptors, same threads, same work split, separate process; reps alternate and alternate which side goes first; untimed warm-up reps first (>= ${WARMUP_CALLS} calls each way, at most ${WARMUP_REPS} reps) so the node is measured JIT-warm`,
+      `save/load: median rep of SDK calls, 2 in flight (64 blocks each, 16 segments per block) on the engine's command ring (shared memory with the node, the SDK's default for a local node), ${COPY_THREADS} copy threads; memcpy: same descriptors, same threads, same work split, separate process; reps alternate and alternate which side goes first; untimed warm-up reps first (>= ${WARMUP_CALLS} calls each way, at most ${WARMUP_REPS} reps) so the node is measured JIT-warm`,
     );
     notes.push(
       "CPU per GiB: schedstat of every node thread (copy threads, event loop, the rest) and the client process over the timed windows; the CPU bound assumes memcpy's threads each had a core and the node side could use up to copy threads + 2 cores (as many as the host has)",
