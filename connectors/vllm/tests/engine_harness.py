@@ -112,6 +112,7 @@ class FakeEngine:
         layout: str = "LBNHC",
         extra: dict | None = None,
         mla: bool = False,
+        device: str = "cpu",
     ):
         init_none_hash(sha256_cbor)
         self.config = vllm_config(engine_socket, engine_id, extra)
@@ -123,7 +124,7 @@ class FakeEngine:
         spec = self.kv_config.kv_cache_groups[0].kv_cache_spec
         self.page_bytes = spec.page_size_bytes
         tensor = self.kv_config.kv_cache_tensors[0]
-        self.raw = torch.zeros(tensor.size, dtype=torch.int8)
+        self.raw = torch.zeros(tensor.size, dtype=torch.int8, device=device)
         views = create_kv_cache_views(self.raw, spec, num_blocks, KVCacheLayout[layout], tensor)
         self.kv = dict(zip(LAYER_NAMES, views))
         self.worker.register_kv_caches(self.kv)
@@ -138,11 +139,12 @@ class FakeEngine:
 
     def page(self, block_id: int, layer: int) -> bytes:
         u8 = self.kv[LAYER_NAMES[layer]].view(torch.uint8)
-        return u8[block_id].contiguous().numpy().tobytes()
+        return u8[block_id].contiguous().cpu().numpy().tobytes()
 
     def write_page(self, block_id: int, layer: int, data: bytes) -> None:
         u8 = self.kv[LAYER_NAMES[layer]].view(torch.uint8)
-        u8[block_id].copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8).view(u8[block_id].shape))
+        src = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        u8[block_id].copy_(src.view(u8[block_id].shape).to(u8.device))
 
     def step(self):
         """One engine step: schedule, load, simulated forward, save. Returns (scheduler output, load errors)."""
