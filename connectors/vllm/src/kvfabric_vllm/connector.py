@@ -57,7 +57,12 @@ class KvfabricConnector(KVConnectorBase_V1):
         tp_size = vllm_config.parallel_config.tensor_parallel_size
         model = vllm_config.model_config
         self.namespace = cfg.namespace or derive_namespace(model.model, str(model.dtype), tp_size, geometry)
+        # One id per engine core: its scheduler and every TP rank share it (the node lets them share leases); data
+        # parallel engines are separate engines.
+        parallel = vllm_config.parallel_config
         engine_id = self._kv_transfer_config.engine_id or "vllm"
+        if parallel.data_parallel_size > 1:
+            engine_id = f"{engine_id}-dp{parallel.data_parallel_rank}"
         block_size = geometry.block_size
         slots = cfg.staging_blocks or max(1, min(kv_cache_config.num_blocks, -(-model.max_model_len // block_size)))
         self.scheduler_side: SchedulerSide | None = None
@@ -81,6 +86,10 @@ class KvfabricConnector(KVConnectorBase_V1):
     @property
     def requires_kv_delivery(self) -> bool:
         return False  # a cache: a dropped save is a future miss
+
+    @classmethod
+    def requires_piecewise_for_cudagraph(cls, extra_config: dict[str, Any]) -> bool:
+        return True  # wait_for_layer_load and save_kv_layer must run between the graph's pieces
 
     # ---- worker side ----
 

@@ -145,6 +145,8 @@ class WorkerSide:
         self.saved_layers.add(layer)
 
     def wait_for_save(self, meta: KvfabricMetadata) -> None:
+        for layer in list(self.layer_events):  # loads no attention layer waited for: ordered before the next step
+            self.wait_for_layer_load(self.geometry.layer_names[layer])
         ids, hashes = self._save_plan(meta)
         gathered, self.saved_layers = self.saved_layers, set()
         if not ids or self.client is None or self.mover is None or not self.saves_here:
