@@ -14,7 +14,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 from transformers import LlamaConfig
-from vllm.config import CacheConfig, DeviceConfig, KVTransferConfig, ModelConfig, SchedulerConfig, VllmConfig
+from vllm.config import (
+    CacheConfig,
+    DeviceConfig,
+    KVTransferConfig,
+    ModelConfig,
+    ParallelConfig,
+    SchedulerConfig,
+    VllmConfig,
+)
 from vllm.distributed.kv_transfer.kv_connector.factory import KVConnectorFactory
 from vllm.distributed.kv_transfer.kv_connector.v1.base import KVConnectorRole
 from vllm.sampling_params import SamplingParams
@@ -72,6 +80,7 @@ def vllm_config(engine_socket: str, engine_id: str, extra: dict | None = None, t
             kv_connector_extra_config={"engine_socket": engine_socket, **(extra or {})},
         ),
         device_config=DeviceConfig("cpu"),
+        parallel_config=ParallelConfig(tensor_parallel_size=tp_size),
     )
 
 
@@ -93,12 +102,12 @@ def kv_cache_config(num_blocks: int, layout: KVCacheLayout, mla: bool = False) -
     )
 
 
-def block_bytes(block_hash: bytes, layer: int, size: int) -> bytes:
-    """What the simulated forward writes into a layer's page of the block with this hash."""
+def block_bytes(block_hash: bytes, layer: int, size: int, shard: int = 0) -> bytes:
+    """What the simulated forward writes into a layer's page of the block with this hash, on TP shard `shard`."""
     out = bytearray()
     counter = 0
     while len(out) < size:
-        out += hashlib.sha256(block_hash + bytes([layer]) + counter.to_bytes(4, "little")).digest()
+        out += hashlib.sha256(block_hash + bytes([layer, shard]) + counter.to_bytes(4, "little")).digest()
         counter += 1
     return bytes(out[:size])
 
@@ -113,21 +122,31 @@ class FakeEngine:
         extra: dict | None = None,
         mla: bool = False,
         device: str = "cpu",
+        tp_size: int = 1,
     ):
         init_none_hash(sha256_cbor)
-        self.config = vllm_config(engine_socket, engine_id, extra)
+        self.mla = mla
+        self.config = vllm_config(engine_socket, engine_id, extra, tp_size)
         self.kv_config = kv_cache_config(num_blocks, KVCacheLayout[layout], mla)
         self.config.cache_config.num_gpu_blocks = num_blocks
         self.scheduler = Scheduler(self.config, self.kv_config, StructuredOutputManager(self.config), block_size=BLOCK_SIZE)
         self.connector = self.scheduler.connector
-        self.worker = KVConnectorFactory.create_connector(self.config, KVConnectorRole.WORKER, self.kv_config)
         spec = self.kv_config.kv_cache_groups[0].kv_cache_spec
         self.page_bytes = spec.page_size_bytes
         tensor = self.kv_config.kv_cache_tensors[0]
-        self.raw = torch.zeros(tensor.size, dtype=torch.int8, device=device)
-        views = create_kv_cache_views(self.raw, spec, num_blocks, KVCacheLayout[layout], tensor)
-        self.kv = dict(zip(LAYER_NAMES, views))
-        self.worker.register_kv_caches(self.kv)
+        # one worker per TP rank, as vLLM makes them (the connector reads its rank from the parallel config here)
+        self.workers = []
+        self.kvs: list[dict[str, torch.Tensor]] = []
+        for rank in range(tp_size):
+            self.config.parallel_config.rank = rank
+            worker = KVConnectorFactory.create_connector(self.config, KVConnectorRole.WORKER, self.kv_config)
+            raw = torch.zeros(tensor.size, dtype=torch.int8, device=device)
+            kv = dict(zip(LAYER_NAMES, create_kv_cache_views(raw, spec, num_blocks, KVCacheLayout[layout], tensor)))
+            worker.register_kv_caches(kv)
+            self.workers.append(worker)
+            self.kvs.append(kv)
+        self.config.parallel_config.rank = 0
+        self.worker, self.kv = self.workers[0], self.kvs[0]
         self.hasher = get_request_block_hasher(BLOCK_SIZE, sha256_cbor)
         self.requests: dict[str, Request] = {}
 
@@ -137,12 +156,16 @@ class FakeEngine:
         self.scheduler.add_request(request)
         return request
 
-    def page(self, block_id: int, layer: int) -> bytes:
-        u8 = self.kv[LAYER_NAMES[layer]].view(torch.uint8)
+    def page(self, block_id: int, layer: int, rank: int = 0) -> bytes:
+        u8 = self.kvs[rank][LAYER_NAMES[layer]].view(torch.uint8)
         return u8[block_id].contiguous().cpu().numpy().tobytes()
 
-    def write_page(self, block_id: int, layer: int, data: bytes) -> None:
-        u8 = self.kv[LAYER_NAMES[layer]].view(torch.uint8)
+    def expected(self, block_hash: bytes, layer: int, rank: int = 0) -> bytes:
+        """The page a rank holds for this block: its own shard, or the one replicated (MLA) page."""
+        return block_bytes(block_hash, layer, self.page_bytes, 0 if self.mla else rank)
+
+    def write_page(self, block_id: int, layer: int, data: bytes, rank: int = 0) -> None:
+        u8 = self.kvs[rank][LAYER_NAMES[layer]].view(torch.uint8)
         src = torch.frombuffer(bytearray(data), dtype=torch.uint8)
         u8[block_id].copy_(src.view(u8[block_id].shape).to(u8.device))
 
@@ -150,27 +173,33 @@ class FakeEngine:
         """One engine step: schedule, load, simulated forward, save. Returns (scheduler output, load errors)."""
         out = self.scheduler.schedule()
         meta = out.kv_connector_metadata
-        self.worker.bind_connector_metadata(meta)
-        if out.has_sync_kv_loads or meta.loads:
-            self.worker.start_load_kv(None)
+        errors: set[int] = set()
+        for worker in self.workers:
+            worker.bind_connector_metadata(meta)
+            if out.has_sync_kv_loads or meta.loads:
+                worker.start_load_kv(None)
         for req in out.scheduled_new_reqs:
             request = self.requests[req.req_id]
             first = req.num_computed_tokens // BLOCK_SIZE
             last = (req.num_computed_tokens + out.num_scheduled_tokens[req.req_id]) // BLOCK_SIZE
             for i in range(first, min(last, len(request.block_hashes))):
-                for layer in range(LAYERS):
-                    self.write_page(req.block_ids[0][i], layer, block_bytes(request.block_hashes[i], layer, self.page_bytes))
-        for layer, name in enumerate(LAYER_NAMES):
-            self.worker.wait_for_layer_load(name)
-            self.worker.save_kv_layer(name, self.kv[name], None)
-        self.worker.wait_for_save()
-        errors = self.worker.get_block_ids_with_load_errors()
-        self.worker.clear_connector_metadata()
+                for rank in range(len(self.workers)):
+                    for layer in range(LAYERS):
+                        data = self.expected(request.block_hashes[i], layer, rank)
+                        self.write_page(req.block_ids[0][i], layer, data, rank)
+        for rank, worker in enumerate(self.workers):
+            for name in LAYER_NAMES:
+                worker.wait_for_layer_load(name)
+                worker.save_kv_layer(name, self.kvs[rank][name], None)
+            worker.wait_for_save()
+            errors |= worker.get_block_ids_with_load_errors()
+            worker.clear_connector_metadata()
         return out, errors
 
     def finish(self, request_id: str) -> None:
         self.scheduler.finish_requests(request_id, RequestStatus.FINISHED_ABORTED)
 
     def close(self) -> None:
-        self.worker.shutdown()
+        for worker in self.workers:
+            worker.shutdown()
         self.connector.shutdown()

@@ -92,6 +92,32 @@ def test_save_then_load_the_same_bytes_into_other_blocks(node, layout):
         b.close()
 
 
+@pytest.mark.parametrize("mla", [False, True], ids=["tp2", "tp2-mla"])
+def test_every_tp_rank_saves_and_loads_its_shard_and_mla_is_stored_once(node, mla):
+    a = FakeEngine(node.engine_socket, "tp-a", tp_size=2, mla=mla)
+    b = FakeEngine(node.engine_socket, "tp-b", tp_size=2, mla=mla)
+    try:
+        assert a.connector.namespace.endswith(f"/tp2{'-mla' if mla else ''}/b16/2x{a.page_bytes}")
+        assert node.metric("kvfabric_index_instances") == 4  # two ranks per engine (schedulers register at first query)
+        saved_prompt(a)
+        assert node.metric("kvfabric_save_sealed_blocks_total") == 4
+        assert node.metric("kvfabric_save_blocks_total") == (4 if mla else 8)  # shard pages written
+        b.add("b", PROMPT)
+        out, errors = b.step()
+        assert errors == set()
+        new = {r.req_id: r for r in out.scheduled_new_reqs}["b"]
+        assert new.num_computed_tokens == 4 * BLOCK_SIZE
+        for rank in range(2):
+            for i, block in enumerate(new.block_ids[0][:4]):
+                for layer in range(LAYERS):
+                    assert b.page(block, layer, rank) == b.expected(b.requests["b"].block_hashes[i], layer, rank)
+        assert node.metric("kvfabric_load_blocks_total") == 8  # every rank loads
+        assert node.metric("kvfabric_lease_consumed_total") == 1
+    finally:
+        a.close()
+        b.close()
+
+
 def test_a_second_node_pulls_the_prefix_loading_then_ready():
     ms = Metaserver()
     n1 = Node(ms)
