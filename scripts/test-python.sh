@@ -21,4 +21,8 @@ fi
 "${pip[@]}" install -q --no-deps --force-reinstall "$root/connectors/vllm"
 echo "test-python: $("$venv/bin/python" -c 'import vllm, torch; print(f"vllm {vllm.__version__}, torch {torch.__version__}, CUDA {torch.cuda.is_available()}")' 2>/dev/null)"
 cd "$root/connectors/vllm"
+"$venv/bin/ruff" format --check --quiet . && "$venv/bin/ruff" check --quiet . || {
+  echo "test-python: connectors/vllm is not ruff-clean (\`ruff format\` and \`ruff check --fix\` there)" >&2
+  exit 1
+}
 exec env -u PYTHONHASHSEED HF_HUB_OFFLINE=1 "$venv/bin/python" -m pytest -ra -p no:cacheprovider "$@"

@@ -68,7 +68,9 @@ def vllm_config(engine_socket: str, engine_id: str, extra: dict | None = None, t
     model = ModelConfig(model=model_dir(), skip_tokenizer_init=True, dtype="bfloat16", max_model_len=MAX_MODEL_LEN)
     return VllmConfig(
         model_config=model,
-        cache_config=CacheConfig(block_size=BLOCK_SIZE, enable_prefix_caching=True, prefix_caching_hash_algo="sha256_cbor"),
+        cache_config=CacheConfig(
+            block_size=BLOCK_SIZE, enable_prefix_caching=True, prefix_caching_hash_algo="sha256_cbor"
+        ),
         scheduler_config=SchedulerConfig(
             max_num_batched_tokens=MAX_MODEL_LEN, max_num_seqs=8, max_model_len=MAX_MODEL_LEN, is_encoder_decoder=False
         ),
@@ -129,7 +131,9 @@ class FakeEngine:
         self.config = vllm_config(engine_socket, engine_id, extra, tp_size)
         self.kv_config = kv_cache_config(num_blocks, KVCacheLayout[layout], mla)
         self.config.cache_config.num_gpu_blocks = num_blocks
-        self.scheduler = Scheduler(self.config, self.kv_config, StructuredOutputManager(self.config), block_size=BLOCK_SIZE)
+        self.scheduler = Scheduler(
+            self.config, self.kv_config, StructuredOutputManager(self.config), block_size=BLOCK_SIZE
+        )
         self.connector = self.scheduler.connector
         spec = self.kv_config.kv_cache_groups[0].kv_cache_spec
         self.page_bytes = spec.page_size_bytes

@@ -44,7 +44,7 @@ class Process:
     def __init__(self, name: str, args: list[str]):
         self.name = name
         self.log_path = Path(tempfile.mkstemp(prefix=f"kvf-{name}-", suffix=".log")[1])
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (open for the process lifetime)
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def logs(self) -> str:

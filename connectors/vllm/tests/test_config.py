@@ -18,7 +18,9 @@ def test_defaults_and_values():
 
 def test_every_problem_is_named_together():
     with pytest.raises(KvfabricError) as err:
-        parse_extra_config({"engine_sock": "/s", "staging_blocks": 0, "local_only": "yes", "namespace": "a b", "deadline_s": True})
+        parse_extra_config(
+            {"engine_sock": "/s", "staging_blocks": 0, "local_only": "yes", "namespace": "a b", "deadline_s": True}
+        )
     message = err.value.message
     assert err.value.code == "CONFIG_INVALID"
     for part in (
@@ -36,7 +38,10 @@ def test_namespace_names_model_dtype_tp_block_and_geometry():
         "vllm/meta-llama/Llama-3.1-8B/bfloat16/tp2/b16/32x65536"
     )
     mla = PageGeometry(("a",), 1152, 64, True)
-    assert derive_namespace("/data/models/DeepSeek V3/", "torch.float16", 8, mla) == "vllm/DeepSeek-V3/float16/tp8-mla/b64/1x1152"
+    assert (
+        derive_namespace("/data/models/DeepSeek V3/", "torch.float16", 8, mla)
+        == "vllm/DeepSeek-V3/float16/tp8-mla/b64/1x1152"
+    )
     long = derive_namespace("org/" + "m" * 200, "torch.bfloat16", 1, GEOMETRY)
     assert len(long) == 128 and long.endswith("/bfloat16/tp1/b16/32x65536")
     assert long != derive_namespace("org/" + "m" * 199 + "n", "torch.bfloat16", 1, GEOMETRY)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from engine_harness import LAYERS, FakeEngine, block_bytes
 from kvfabric_processes import Node
 

@@ -55,17 +55,23 @@ def tiny_model(path: str, layers: int) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        hidden_size=1024, intermediate_size=2816, num_hidden_layers=layers, num_attention_heads=16,
-        num_key_value_heads=8, vocab_size=32000, max_position_embeddings=8192, torch_dtype="bfloat16",
+        hidden_size=1024,
+        intermediate_size=2816,
+        num_hidden_layers=layers,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        vocab_size=32000,
+        max_position_embeddings=8192,
+        torch_dtype="bfloat16",
     )
     LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(path)
 
 
 def ttft_ms(port: int, model: str, prompt: list[int]) -> float:
-    body = json.dumps({"model": model, "prompt": prompt, "max_tokens": 2, "stream": True, "return_token_ids": True}).encode()
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/completions", body, {"Content-Type": "application/json"}
-    )
+    body = json.dumps(
+        {"model": model, "prompt": prompt, "max_tokens": 2, "stream": True, "return_token_ids": True}
+    ).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", body, {"Content-Type": "application/json"})
     start = time.perf_counter()
     with urllib.request.urlopen(req, timeout=600) as res:
         for line in res:
@@ -95,27 +101,58 @@ def main() -> None:
     sock = os.path.join(work, "engine.sock")
     node_http = f"127.0.0.1:{free_port()}"
     node = subprocess.Popen(
-        [str(REPO / "node_modules/.bin/kvfabric-node"), "--engine-socket", sock, "--pool-size", "8gib",
-         "--addr", f"127.0.0.1:{free_port()}", "--http-addr", node_http, "--transport", "tcp"],
-        stdout=open(os.path.join(work, "node.log"), "wb"), stderr=subprocess.STDOUT,
+        [
+            str(REPO / "node_modules/.bin/kvfabric-node"),
+            "--engine-socket",
+            sock,
+            "--pool-size",
+            "8gib",
+            "--addr",
+            f"127.0.0.1:{free_port()}",
+            "--http-addr",
+            node_http,
+            "--transport",
+            "tcp",
+        ],
+        stdout=open(os.path.join(work, "node.log"), "wb"),  # noqa: SIM115 (open for the process lifetime)
+        stderr=subprocess.STDOUT,
     )
     wait_http(f"http://{node_http}/health", node, 60, "kvfabric-node")
     rng = random.Random(7)
     prompt = [rng.randrange(100, 31000) for _ in range(args.prompt_tokens)]
-    connector = json.dumps({
-        "kv_connector": "KvfabricConnector", "kv_connector_module_path": "kvfabric_vllm.connector",
-        "kv_role": "kv_both", "kv_connector_extra_config": {"engine_socket": sock},
-    })
+    connector = json.dumps(
+        {
+            "kv_connector": "KvfabricConnector",
+            "kv_connector_module_path": "kvfabric_vllm.connector",
+            "kv_role": "kv_both",
+            "kv_connector_extra_config": {"engine_socket": sock},
+        }
+    )
     rows = []
     try:
         for name, kv in (("baseline", None), ("kvfabric", connector), ("restarted", connector)):
             port = free_port()
-            cmd = [sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", model, "--port", str(port),
-                   "--skip-tokenizer-init", "--max-model-len", "8192", "--no-enable-prefix-caching",
-                   "--enforce-eager", "--gpu-memory-utilization", "0.3",
-                   "--prefix-caching-hash-algo", "sha256_cbor", *(["--kv-transfer-config", kv] if kv else [])]
+            cmd = [
+                sys.executable,
+                "-m",
+                "vllm.entrypoints.cli.main",
+                "serve",
+                model,
+                "--port",
+                str(port),
+                "--skip-tokenizer-init",
+                "--max-model-len",
+                "8192",
+                "--no-enable-prefix-caching",
+                "--enforce-eager",
+                "--gpu-memory-utilization",
+                "0.3",
+                "--prefix-caching-hash-algo",
+                "sha256_cbor",
+                *(["--kv-transfer-config", kv] if kv else []),
+            ]
             log = os.path.join(work, f"vllm-{name}.log")
-            server = subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+            server = subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)  # noqa: SIM115 (open for the process lifetime)
             try:
                 wait_http(f"http://127.0.0.1:{port}/health", server, 600, f"vllm serve ({name}, log {log})")
                 before = metrics(node_http)
@@ -129,12 +166,16 @@ def main() -> None:
         node.terminate()
         node.wait(timeout=30)
     blocks = args.prompt_tokens // 16
-    print(f"\nprompt {args.prompt_tokens} tokens ({blocks} blocks of 16), tiny Llama {args.layers} layers, prefix cache off")
+    print(
+        f"\nprompt {args.prompt_tokens} tokens ({blocks} blocks of 16), tiny Llama {args.layers} layers, prefix cache off"
+    )
     print(f"{'server':<10} {'TTFT ms per request':<28} {'saved':>6} {'loaded':>7} {'hits':>6}")
     for name, times, d in rows:
         ttfts = ", ".join(f"{t:.1f}" for t in times)
-        print(f"{name:<10} {ttfts:<28} {d['kvfabric_save_sealed_blocks_total']:>6.0f} "
-              f"{d['kvfabric_load_blocks_total']:>7.0f} {d['kvfabric_index_query_hits_total']:>6.0f}")
+        print(
+            f"{name:<10} {ttfts:<28} {d['kvfabric_save_sealed_blocks_total']:>6.0f} "
+            f"{d['kvfabric_load_blocks_total']:>7.0f} {d['kvfabric_index_query_hits_total']:>6.0f}"
+        )
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -132,7 +132,7 @@ def derive_namespace(model: str, dtype: str, tp_size: int, geometry: PageGeometr
     one model in different places share a namespace. Longer than 128 characters:
     the model part is shortened and a digest of the full name appended."""
     parts = [p for p in model.rstrip("/").split("/") if p]
-    if model.startswith("/") or model.startswith("."):
+    if model.startswith(("/", ".")):
         parts = parts[-1:]
     name = _NAMESPACE_BAD.sub("-", "/".join(parts) or "model")
     tail = (

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kvfabric_vllm")
 
 
-def _tp_rank(vllm_config: "VllmConfig") -> int:
+def _tp_rank(vllm_config: VllmConfig) -> int:
     try:
         from vllm.distributed.parallel_state import get_tensor_model_parallel_rank
 
@@ -50,7 +50,7 @@ def _tp_rank(vllm_config: "VllmConfig") -> int:
 class KvfabricConnector(KVConnectorBase_V1):
     _cache_hit_source = CacheHitSource.EXTERNAL_UNSPECIFIED
 
-    def __init__(self, vllm_config: "VllmConfig", role: KVConnectorRole, kv_cache_config: "KVCacheConfig"):
+    def __init__(self, vllm_config: VllmConfig, role: KVConnectorRole, kv_cache_config: KVCacheConfig):
         super().__init__(vllm_config=vllm_config, role=role, kv_cache_config=kv_cache_config)
         cfg = parse_extra_config(self._kv_transfer_config.kv_connector_extra_config)
         geometry = page_geometry(kv_cache_config)
@@ -79,9 +79,18 @@ class KvfabricConnector(KVConnectorBase_V1):
             )
         else:
             self.worker_side = WorkerSide(
-                cfg, geometry, self.namespace, engine_id, tp_size, _tp_rank(vllm_config), kv_cache_config.num_blocks, slots
+                cfg,
+                geometry,
+                self.namespace,
+                engine_id,
+                tp_size,
+                _tp_rank(vllm_config),
+                kv_cache_config.num_blocks,
+                slots,
             )
-        log.info("kvfabric connector (%s) for namespace %s, node %s", role.name.lower(), self.namespace, cfg.engine_socket)
+        log.info(
+            "kvfabric connector (%s) for namespace %s, node %s", role.name.lower(), self.namespace, cfg.engine_socket
+        )
 
     @property
     def requires_kv_delivery(self) -> bool:
@@ -102,7 +111,7 @@ class KvfabricConnector(KVConnectorBase_V1):
         assert isinstance(meta, KvfabricMetadata)
         return meta
 
-    def start_load_kv(self, forward_context: "ForwardContext", **kwargs: Any) -> None:
+    def start_load_kv(self, forward_context: ForwardContext, **kwargs: Any) -> None:
         assert self.worker_side is not None
         self.worker_side.start_load_kv(self._meta())
 
@@ -111,7 +120,7 @@ class KvfabricConnector(KVConnectorBase_V1):
         self.worker_side.wait_for_layer_load(layer_name)
 
     def save_kv_layer(
-        self, layer_name: str, kv_layer: torch.Tensor, attn_metadata: "AttentionMetadata", **kwargs: Any
+        self, layer_name: str, kv_layer: torch.Tensor, attn_metadata: AttentionMetadata, **kwargs: Any
     ) -> None:
         assert self.worker_side is not None
         if self.has_connector_metadata():
@@ -130,28 +139,28 @@ class KvfabricConnector(KVConnectorBase_V1):
 
     # ---- scheduler side ----
 
-    def bind_kv_cache_manager(self, kv_cache_manager: "KVCacheManager") -> None:
+    def bind_kv_cache_manager(self, kv_cache_manager: KVCacheManager) -> None:
         super().bind_kv_cache_manager(kv_cache_manager)
         if self.scheduler_side is not None:
             self.scheduler_side.kv_cache_manager = kv_cache_manager
 
-    def on_new_request(self, request: "Request") -> None:
+    def on_new_request(self, request: Request) -> None:
         assert self.scheduler_side is not None
         self.scheduler_side.on_new_request(request)
 
-    def get_num_new_matched_tokens(self, request: "Request", num_computed_tokens: int) -> tuple[int | None, bool]:
+    def get_num_new_matched_tokens(self, request: Request, num_computed_tokens: int) -> tuple[int | None, bool]:
         assert self.scheduler_side is not None
         return self.scheduler_side.get_num_new_matched_tokens(request, num_computed_tokens)
 
-    def update_state_after_alloc(self, request: "Request", blocks: "KVCacheBlocks", num_external_tokens: int) -> None:
+    def update_state_after_alloc(self, request: Request, blocks: KVCacheBlocks, num_external_tokens: int) -> None:
         assert self.scheduler_side is not None
         self.scheduler_side.update_state_after_alloc(request, blocks, num_external_tokens)
 
-    def build_connector_meta(self, scheduler_output: "SchedulerOutput") -> KVConnectorMetadata:
+    def build_connector_meta(self, scheduler_output: SchedulerOutput) -> KVConnectorMetadata:
         assert self.scheduler_side is not None
         return self.scheduler_side.build_connector_meta(scheduler_output)
 
-    def request_finished(self, request: "Request", block_ids: list[int]) -> tuple[bool, dict[str, Any] | None]:
+    def request_finished(self, request: Request, block_ids: list[int]) -> tuple[bool, dict[str, Any] | None]:
         assert self.scheduler_side is not None
         return self.scheduler_side.request_finished(request)
 

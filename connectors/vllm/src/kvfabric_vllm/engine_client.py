@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import struct
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import grpc
 
@@ -109,9 +109,7 @@ class EngineClient:
 
     def _call(self, method: str, request, what: str, timeout_s: float | None = None):
         try:
-            return getattr(self.rpc, method)(
-                request, timeout=timeout_s or self.deadline_s, metadata=self._metadata()
-            )
+            return getattr(self.rpc, method)(request, timeout=timeout_s or self.deadline_s, metadata=self._metadata())
         except grpc.RpcError as err:
             raise from_rpc_error(err, what) from err
 
@@ -192,7 +190,9 @@ class EngineClient:
         )
         return res.outcomes, res.stored, res.sealed
 
-    def query(self, request_id: str, hashes: Sequence[bytes], *, local_only: bool = False, wait_ms: int = 0) -> QueryAnswer:
+    def query(
+        self, request_id: str, hashes: Sequence[bytes], *, local_only: bool = False, wait_ms: int = 0
+    ) -> QueryAnswer:
         res = self._call(
             "Query",
             node_pb2.QueryRequest(
@@ -229,7 +229,12 @@ class EngineClient:
         self._closed.set()
         if self.instance_id:
             try:
-                self._call("UnregisterInstance", node_pb2.UnregisterInstanceRequest(instance_id=self.instance_id), "Unregister", 2.0)
+                self._call(
+                    "UnregisterInstance",
+                    node_pb2.UnregisterInstanceRequest(instance_id=self.instance_id),
+                    "Unregister",
+                    2.0,
+                )
             except KvfabricError:
                 pass  # the session's end drops it anyway
         stream = getattr(self, "_session_stream", None)

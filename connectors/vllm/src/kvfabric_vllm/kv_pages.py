@@ -12,7 +12,7 @@ stream into a region pinned with cudaHostRegister, so they overlap with compute.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -34,7 +34,9 @@ def layer_pages(name: str, kv: torch.Tensor, num_blocks: int, segment_bytes: int
     """A uint8 [num_blocks, segment_bytes] view of layer `name`'s pages; refuses layouts whose pages are not
     contiguous, naming the layer and what differs."""
     if kv.dim() < 2 or kv.stride(-1) != 1:
-        raise KvfabricError("CONFIG_INVALID", f"kv_caches[{name!r}]: expected a [B, H, N, C] view, got {tuple(kv.shape)}")
+        raise KvfabricError(
+            "CONFIG_INVALID", f"kv_caches[{name!r}]: expected a [B, H, N, C] view, got {tuple(kv.shape)}"
+        )
     u8 = kv.view(torch.uint8)
     if u8.shape[0] % num_blocks != 0:
         raise KvfabricError(
@@ -53,7 +55,8 @@ def layer_pages(name: str, kv: torch.Tensor, num_blocks: int, segment_bytes: int
     page = kernel_page.numel() * ratio
     if page != segment_bytes:
         raise KvfabricError(
-            "CONFIG_INVALID", f"kv_caches[{name!r}]: a block's page is {page} bytes, the KV cache spec says {segment_bytes}"
+            "CONFIG_INVALID",
+            f"kv_caches[{name!r}]: a block's page is {page} bytes, the KV cache spec says {segment_bytes}",
         )
     return u8.as_strided((num_blocks, page), (u8.stride(0) * ratio, 1))
 
@@ -71,7 +74,9 @@ class KvMover:
     ):
         missing = [n for n in geometry.layer_names if n not in kv_caches]
         if missing:
-            raise KvfabricError("CONFIG_INVALID", f"kv_caches: no tensor for layers {missing[:4]} of the KV cache group")
+            raise KvfabricError(
+                "CONFIG_INVALID", f"kv_caches: no tensor for layers {missing[:4]} of the KV cache group"
+            )
         self.names = geometry.layer_names
         self.index = {n: i for i, n in enumerate(self.names)}
         self.pages = [layer_pages(n, kv_caches[n], num_blocks, geometry.segment_bytes) for n in self.names]

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .config import ConnectorConfig, PageGeometry
 from .engine_client import EngineClient, layer_major
@@ -105,7 +106,12 @@ class SchedulerSide:
 
     def _down(self, err: KvfabricError) -> None:
         if self.last_error is None or self.clock() >= self.down_until:
-            log.warning("kvfabric node %s unavailable, no external hits for %.1f s: %s", self.cfg.engine_socket, self.cfg.retry_after_s, err)
+            log.warning(
+                "kvfabric node %s unavailable, no external hits for %.1f s: %s",
+                self.cfg.engine_socket,
+                self.cfg.retry_after_s,
+                err,
+            )
         self.last_error = err
         self.down_until = self.clock() + self.cfg.retry_after_s
         self._drop_client()
@@ -144,9 +150,7 @@ class SchedulerSide:
         if client is None:
             return 0, False
         try:
-            answer = client.query(
-                f"{request.request_id}/{start}", hashes[start:end], local_only=self.cfg.local_only
-            )
+            answer = client.query(f"{request.request_id}/{start}", hashes[start:end], local_only=self.cfg.local_only)
         except KvfabricError as err:
             self._down(err)
             return 0, False

@@ -55,7 +55,9 @@ class WorkerSide:
 
     def register_kv_caches(self, kv_caches: dict[str, torch.Tensor]) -> None:
         g = self.geometry
-        self.region = SealedRegion(f"kvfabric-{self.engine_id}-tp{self.tp_rank}", len(g.layer_names) * self.slots * g.segment_bytes)
+        self.region = SealedRegion(
+            f"kvfabric-{self.engine_id}-tp{self.tp_rank}", len(g.layer_names) * self.slots * g.segment_bytes
+        )
         self.mover = KvMover(kv_caches, g, self.num_blocks, self.region.map, self.slots)
         client = EngineClient(self.cfg.engine_socket, self.cfg.deadline_s, self.cfg.region_socket)
         try:
@@ -71,10 +73,18 @@ class WorkerSide:
             )
         except KvfabricError as err:
             client.close()
-            log.warning("kvfabric node %s unavailable: this worker neither saves nor loads: %s", self.cfg.engine_socket, err)
+            log.warning(
+                "kvfabric node %s unavailable: this worker neither saves nor loads: %s", self.cfg.engine_socket, err
+            )
             return
         self.client = client
-        log.info("kvfabric: rank %d registered %d staging blocks in namespace %s on node %s", self.tp_rank, self.slots, self.namespace, client.node_id)
+        log.info(
+            "kvfabric: rank %d registered %d staging blocks in namespace %s on node %s",
+            self.tp_rank,
+            self.slots,
+            self.namespace,
+            client.node_id,
+        )
 
     # ---- loads ----
 
@@ -87,7 +97,9 @@ class WorkerSide:
         for spec in meta.loads:
             ids = spec.block_ids
             if self.client is None or mover is None or len(ids) > self.slots:
-                self._failed_load(ids, "no node" if self.client is None else f"{len(ids)} blocks exceed the staging region")
+                self._failed_load(
+                    ids, "no node" if self.client is None else f"{len(ids)} blocks exceed the staging region"
+                )
                 continue
             if slot + len(ids) > self.slots:
                 mover.synchronize()  # the previous loads' copies must leave the slots before the node reuses them
@@ -169,7 +181,9 @@ class WorkerSide:
             self.stats["stored_blocks"] += stored
             bad = [SAVE_OUTCOMES.get(o, str(o)) for o in outcomes if o >= 2]
             if bad:
-                log.warning("kvfabric: %d of %d blocks not saved (%s)", len(bad), len(chunk), ", ".join(sorted(set(bad))))
+                log.warning(
+                    "kvfabric: %d of %d blocks not saved (%s)", len(bad), len(chunk), ", ".join(sorted(set(bad)))
+                )
 
     def shutdown(self) -> None:
         if self.client is not None:
