@@ -4,7 +4,18 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/', '**/dist/', '**/build/', '**/.turbo/', 'packages/proto/src/gen/', 'bench/results/'] },
+  {
+    ignores: [
+      '**/node_modules/',
+      '**/dist/',
+      '**/build/',
+      '**/.turbo/',
+      'packages/proto/src/gen/',
+      'bench/results/',
+      '.venv/',
+      'connectors/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -13,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kvf::InitEngineRing(env, exports);
   kvf::InitTcp(env, exports);
   kvf::InitVerbs(env, exports);
+  kvf::InitCudaIpc(env, exports);
   return exports;
 }
 }  // namespace

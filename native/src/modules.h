@@ -15,4 +15,5 @@ void InitEngineRing(Napi::Env env, Napi::Object exports);  // engine_ring_js.cc:
 void InitChecksum(Napi::Env env, Napi::Object exports);   // checksum.cc: page checksums (XXH3-64)
 void InitTcp(Napi::Env env, Napi::Object exports);        // tcp_transport.cc: one-sided reads over tcp
 void InitVerbs(Napi::Env env, Napi::Object exports);      // verbs_transport.cc: libibverbs via dlopen
+void InitCudaIpc(Napi::Env env, Napi::Object exports);    // cuda_ipc_region.cc: GPU memory via CUDA IPC (dlopen)
 }  // namespace kvf

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MetaserverClient } from '@kvfabric/client';
 import * as grpc from '@grpc/grpc-js';
-import { KvError, hashTokenBlocks } from '@kvfabric/common';
+import { KvError, hashTokenBlocks, requestExtraKeys } from '@kvfabric/common';
 import { bindServer, errorToStatus } from '@kvfabric/common/rpc';
 import { MetaserverService, TransportKind } from '@kvfabric/proto';
 import { freePort, runCli, startMetaserver, type MetaserverHandle } from '@kvfabric/testkit';
@@ -43,7 +43,7 @@ let tokenHashes: Buffer[];
 
 /** Runs the CLI against the test metaserver; asserts nothing leaks to stderr on success. */
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const res = await runCli([...args, '--metaserver-addr', ms.addr], { env: { PYTHONHASHSEED: '', ...env } });
+  const res = await runCli([...args, '--metaserver-addr', ms.addr], { env: { PYTHONHASHSEED: undefined, ...env } });
   return res;
 }
 
@@ -274,12 +274,59 @@ describe('JSON output', () => {
       JSON.parse(seeded.stdout).hashes,
       hashTokenBlocks(TOKENS, 16, { seed: 'abc' }).map((x) => x.toString('hex')),
     );
+    // unset: vLLM's fixed default root; set but empty: the seed "" (vLLM reads os.getenv, not None)
     const unseeded = await runCli(['hash', '--tokens', tokensFile, '--block-size', '16', '--output', 'json'], {
-      env: { PYTHONHASHSEED: '' },
+      env: { PYTHONHASHSEED: undefined },
     });
     assert.equal(unseeded.code, 0);
-    assert.equal(JSON.parse(unseeded.stdout).seed, null);
-    assert.match(unseeded.stderr, /^kvfabric hash: warning: no --hash-seed or PYTHONHASHSEED.*random/);
+    assert.deepEqual(
+      JSON.parse(unseeded.stdout).hashes,
+      hashTokenBlocks(TOKENS, 16, { seed: 'vllm-none-hash' }).map((x) => x.toString('hex')),
+    );
+    assert.equal(JSON.parse(unseeded.stdout).seedFrom, 'default');
+    assert.match(unseeded.stderr, /^kvfabric hash: warning: no --hash-seed or PYTHONHASHSEED: .*"vllm-none-hash"/);
+    for (const [args, env] of [
+      [[], { PYTHONHASHSEED: '' }],
+      [['--hash-seed', ''], { PYTHONHASHSEED: 'abc' }],
+    ] as const) {
+      const empty = await runCli(['hash', '--tokens', tokensFile, '--block-size', '16', '--output', 'json', ...args], {
+        env,
+      });
+      assert.equal(empty.code, 0, empty.stderr);
+      assert.equal(empty.stderr, '');
+      assert.deepEqual(
+        JSON.parse(empty.stdout).hashes,
+        hashTokenBlocks(TOKENS, 16, { seed: '' }).map((x) => x.toString('hex')),
+      );
+    }
+    const keyed = await runCli(
+      [
+        'hash',
+        '--tokens',
+        tokensFile,
+        '--block-size',
+        '16',
+        '--hash-seed',
+        '0',
+        '--cache-salt',
+        'salt',
+        '--lora-name',
+        'ad',
+        '--lora-path',
+        '/ad',
+        '--output',
+        'json',
+      ],
+      {},
+    );
+    assert.equal(keyed.code, 0, keyed.stderr);
+    assert.deepEqual(
+      JSON.parse(keyed.stdout).hashes,
+      hashTokenBlocks(TOKENS, 16, {
+        seed: '0',
+        extraKeys: requestExtraKeys({ lora: { name: 'ad', path: '/ad' }, cacheSalt: 'salt' }),
+      }).map((x) => x.toString('hex')),
+    );
   });
 });
 
@@ -355,8 +402,8 @@ describe('exit codes', () => {
       ],
       [['locate', '--namespace', 'ns', '--hashes', 'aabb,cc'], /--hashes\[1\]: expected 2 bytes like the first hash/],
       [
-        ['locate', '--namespace', 'ns', '--tokens', tokensFile, '--block-size', '4'],
-        /--hash-seed: required with --tokens/,
+        ['locate', '--namespace', 'ns', '--tokens', tokensFile, '--block-size', '4', '--lora-name', 'a'],
+        /--lora-path: required with --lora-name/,
       ],
       [['hash', '--tokens', tokensFile, '--block-size', '0'], /--block-size: expected at least 1, got "0"/],
       [
@@ -379,7 +426,7 @@ describe('exit codes', () => {
     ];
     await Promise.all(
       cases.map(async ([args, pattern]) => {
-        const res = await cli(args, { PYTHONHASHSEED: '' });
+        const res = await cli(args);
         assert.equal(res.code, 2, `${args.join(' ')}: ${res.stderr}`);
         assert.match(res.stderr, pattern, args.join(' '));
         assert.equal(res.stderr.trimEnd().split('\n').length, 1, res.stderr);

@@ -10,13 +10,21 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { encode as cbor2Encode } from 'cbor2';
 import { encodeCanonical, type CborValue } from './cbor-canonical.js';
-import { hashBlockTokens, hashTokenBlocks, noneHash, sha256Cbor } from './chained-block-hash.js';
+import {
+  DEFAULT_NONE_HASH_SEED,
+  hashBlockTokens,
+  hashTokenBlocks,
+  noneHash,
+  requestExtraKeys,
+  sha256Cbor,
+} from './chained-block-hash.js';
 import { KvError } from './errors.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const P32 = Buffer.from(Array.from({ length: 32 }, (_, i) => i)); // 00 01 .. 1f
 const P32_HEX = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
+const DEFAULT_ROOT = '9bd96a485ad84efdafb72ee48a1d7a69bcead0f8f0433173941b276b9581eef0';
 
 test('canonical CBOR: hand-written RFC 8949 encodings', () => {
   const cases: Array<[CborValue, string]> = [
@@ -110,7 +118,7 @@ test('hashBlockTokens: LoRA + multimodal (identifier, offset) + cache salt extra
   assert.equal(hex(hashBlockTokens(P32, [1], [])), sha(Buffer.from(`835820${P32_HEX}810180`, 'hex')));
 });
 
-test('noneHash: sha256_cbor of the PYTHONHASHSEED text, random without it', () => {
+test('noneHash: sha256_cbor of the PYTHONHASHSEED text, vLLM\'s "vllm-none-hash" without it', () => {
   const seeds: Array<[string, string, string]> = [
     ['0', '6130', '4e1195df020de59e0d65a33a4279f1183e7ae4e5d980e309f8b55adff2e61c3e'],
     ['00', '623030', '8d912e4e62b3cc377b1d1c7a14ef61dffbdaa0990237035c05401c29414c4172'],
@@ -123,10 +131,11 @@ test('noneHash: sha256_cbor of the PYTHONHASHSEED text, random without it', () =
     assert.equal(sha(Buffer.from(cbor, 'hex')), want);
     assert.equal(hex(noneHash(seed)), want, `seed ${JSON.stringify(seed)}`);
   }
-  const a = noneHash();
-  const b = noneHash();
-  assert.equal(a.length, 32);
-  assert.notEqual(hex(a), hex(b));
+  // vLLM's DEFAULT_NONE_HASH_SEED, CBOR text of 14 bytes (6e …), hashed with `xxd -r -p | sha256sum`
+  assert.equal(DEFAULT_NONE_HASH_SEED, 'vllm-none-hash');
+  assert.equal(hex(encodeCanonical(DEFAULT_NONE_HASH_SEED)), '6e766c6c6d2d6e6f6e652d68617368');
+  assert.equal(hex(noneHash()), DEFAULT_ROOT);
+  assert.equal(hex(hashTokenBlocks([1, 2], 2)[0]!), hex(hashBlockTokens(Buffer.from(DEFAULT_ROOT, 'hex'), [1, 2])));
 });
 
 // Seed "0", block size 4, tokens 1..13: three full blocks; token 13 is a partial block and is not hashed.
@@ -177,6 +186,19 @@ test('hashTokenBlocks: extra keys per block, [] treated as None like vLLM', () =
   assert.equal(hex(salted[1]!), hex(hashBlockTokens(salted[0]!, [5, 6, 7, 8], null)));
   assert.notEqual(hex(salted[2]!), CHAIN[2]);
   assert.deepEqual(hashTokenBlocks(CHAIN_TOKENS, 4, { seed: '0', extraKeys: () => [] }).map(hex), CHAIN);
+});
+
+test('requestExtraKeys: vLLM 0.33 tagged keys, LoRA on every block, the salt on block 0', () => {
+  const keys = requestExtraKeys({ lora: { name: 'ad', path: '/p' }, cacheSalt: 's' });
+  // 82 (lora tuple, salt tuple): 83 64 "lora" 62 "ad" 62 "/p", 82 6a "cache_salt" 61 "s"
+  assert.equal(
+    hex(encodeCanonical(keys(0))),
+    '82' + '83646c6f7261626164622f70' + '826a' + hex(Buffer.from('cache_salt')) + '6173',
+  );
+  assert.equal(hex(encodeCanonical(keys(1))), '81' + '83646c6f7261626164622f70');
+  assert.equal(requestExtraKeys({ cacheSalt: 's' })(1), null);
+  assert.equal(requestExtraKeys({ cacheSalt: '' })(0), null);
+  assert.equal(requestExtraKeys({})(0), null);
 });
 
 test('validation: errors name the field and the value', () => {

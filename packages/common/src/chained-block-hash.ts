@@ -1,7 +1,8 @@
 /**
  * Chained block hashes, byte-identical to vLLM v1 prefix caching with `--prefix-caching-hash-algo sha256_cbor`.
  *
- * What vLLM does (read in vllm-project/vllm, current main):
+ * What vLLM does (read in the vLLM release the connector pins, 0.33.0; connectors/vllm tests check it against the
+ * installed package):
  *
  * - `vllm/utils/hashing.py` `sha256_cbor(input)`: `hashlib.sha256(cbor2.dumps(input, canonical=True)).digest()`,
  *   i.e. 32 raw digest bytes.
@@ -11,9 +12,11 @@
  *     in a `BlockHashType` NamedTuple and `sha256_cbor_64bit`; that scheme is not what this module computes.
  *     `maybe_convert_block_hash` only truncates to the low 64 bits for KV *events* when
  *     `VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES` is set; chaining always uses the full bytes.)
- *   - `init_none_hash(hash_fn)`: `NONE_HASH = os.urandom(32)` when `PYTHONHASHSEED` is unset, else
- *     `NONE_HASH = hash_fn(hash_seed)` where `hash_seed` is the env var's **text** (so the CBOR is a text string:
- *     seed "0" → `sha256(61 30)` = `4e1195df…2e61c3e`; "00" and "random" are different, distinct texts).
+ *   - `init_none_hash(hash_fn)`: `NONE_HASH = hash_fn(seed)`, where the seed is `PYTHONHASHSEED`'s **text** when
+ *     the variable is set (`os.getenv(...) is not None`, so an empty value is the seed `""`), else the fixed
+ *     `DEFAULT_NONE_HASH_SEED = "vllm-none-hash"` for the cryptographic `sha256`/`sha256_cbor` (xxhash keeps a
+ *     random per-process seed). The CBOR of a seed is a text string: seed "0" → `sha256(61 30)` =
+ *     `4e1195df…2e61c3e`; "00" and "random" are distinct texts.
  *   - `hash_block_tokens(hash_function, parent_block_hash, curr_block_token_ids, extra_keys=None)`:
  *     `if not parent_block_hash: parent_block_hash = NONE_HASH`, then
  *     `hash_function((parent_block_hash, tuple(curr_block_token_ids), extra_keys))` — a 3-tuple, CBOR array `83`,
@@ -21,29 +24,33 @@
  *   - `get_request_block_hasher(block_size, hash_fn)`: walks `all_token_ids` in `block_size` steps, parent of
  *     block 0 is None (→ NONE_HASH), each later parent is the previous block's hash, and it stops at the first
  *     block that is not full ("We only hash full blocks").
- *   - `generate_block_hash_extra_keys`: `lora_name` + multimodal `(identifier, offset_in_block)` tuples +
- *     `cache_salt` (block 0 only) + prompt-embeds sha256 bytes, in that order; returns **None when empty**, never
- *     `()`. `hashTokenBlocks` therefore maps an empty list from its `extraKeys` callback to null; the raw
- *     `hashBlockTokens` encodes exactly what it is given (`[]` → `80`, which vLLM never produces).
+ *   - `generate_block_hash_extra_keys`: tagged tuples, in this order: `("lora", lora_name, lora_path)` on every
+ *     block of a LoRA request, multimodal `("mm", identifier, offset_in_block)`, `("cache_salt", salt)` on block 0
+ *     only, `("prompt_embeds", sha256 bytes)`; returns **None when empty**, never `()`. `hashTokenBlocks`
+ *     therefore maps an empty list from its `extraKeys` callback to null; the raw `hashBlockTokens` encodes exactly
+ *     what it is given (`[]` → `80`, which vLLM never produces). `requestExtraKeys` builds the LoRA and salt keys.
  * - vLLM's own tests (`tests/v1/core/test_kv_cache_utils.py` `test_hash_block_tokens`, `test_request_block_hasher`)
  *   compare against `hash_fn((parent, tokens, extra))` structurally and publish no digest values, so our vectors
  *   are hand-derived CBOR bytes (RFC 8949) plus SHA-256 (see block-hash.test.ts).
  *
  * CBOR encoding of those Python values: see `cbor-canonical.ts`.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { CborWriter, shown, type CborValue } from './cbor-canonical.js';
 import { invalid } from './errors.js';
 
 /** Bytes in a NONE_HASH and in every sha256_cbor block hash. */
 export const BLOCK_HASH_BYTES = 32;
 
+/** vLLM's root seed for sha256 / sha256_cbor when `PYTHONHASHSEED` is unset (`DEFAULT_NONE_HASH_SEED`). */
+export const DEFAULT_NONE_HASH_SEED = 'vllm-none-hash';
+
 export interface HashTokenBlocksOptions {
-  /** Text of vLLM's `PYTHONHASHSEED`; the root of every chain. */
+  /** Text of vLLM's `PYTHONHASHSEED` (may be empty); the root of every chain. Default: `DEFAULT_NONE_HASH_SEED`. */
   seed?: string;
   /** A precomputed root (from `noneHash`), instead of `seed`. */
   noneHash?: Buffer;
-  /** vLLM's extra keys for block `blockIndex` (LoRA name, mm `[identifier, offset]`, cache salt…); `[]` ≡ null. */
+  /** vLLM's extra keys for block `blockIndex` (see `requestExtraKeys`); `[]` ≡ null. */
   extraKeys?: (blockIndex: number) => unknown[] | null;
 }
 
@@ -53,11 +60,10 @@ export function sha256Cbor(value: CborValue): Buffer {
 }
 
 /**
- * vLLM's `NONE_HASH`, the parent of block 0: `sha256_cbor(seed)` for a `PYTHONHASHSEED` text, or 32 random bytes
- * when there is no seed (then hashes match no other process, exactly like vLLM without `PYTHONHASHSEED`).
+ * vLLM's `NONE_HASH`, the parent of block 0: `sha256_cbor(seed)` for a `PYTHONHASHSEED` text (the empty text
+ * included), or for `DEFAULT_NONE_HASH_SEED` when there is none, as vLLM does for sha256 / sha256_cbor.
  */
-export function noneHash(seed?: string): Buffer {
-  if (seed === undefined) return randomBytes(BLOCK_HASH_BYTES);
+export function noneHash(seed: string = DEFAULT_NONE_HASH_SEED): Buffer {
   if (typeof seed !== 'string') throw invalid('seed', 'expected a string like "0"', shown(seed));
   return sha256(new CborWriter().text(seed, 'seed').finish());
 }
@@ -74,9 +80,27 @@ export function hashBlockTokens(parent: Buffer, tokens: readonly number[], extra
   return sha256(encodeBlock(parent, tokens, 0, tokens.length, extraKeys ?? null));
 }
 
+/** What vLLM's `generate_block_hash_extra_keys` adds for a text-only request (no multimodal, no prompt embeds). */
+export interface RequestExtraKeys {
+  /** `LoRARequest.lora_name` and `.lora_path`: `("lora", name, path)` on every block. */
+  lora?: { name: string; path: string };
+  /** `SamplingParams`' `cache_salt`: `("cache_salt", salt)` on block 0; an empty salt adds nothing (as in vLLM). */
+  cacheSalt?: string;
+}
+
+/** The `extraKeys` callback for `hashTokenBlocks` that reproduces vLLM's keys for such a request. */
+export function requestExtraKeys(keys: RequestExtraKeys): (blockIndex: number) => CborValue[] | null {
+  const lora = keys.lora ? [['lora', keys.lora.name, keys.lora.path] as CborValue] : [];
+  const salt = keys.cacheSalt ? [['cache_salt', keys.cacheSalt] as CborValue] : [];
+  return (block) => {
+    const all = block === 0 ? [...lora, ...salt] : lora;
+    return all.length > 0 ? all : null;
+  };
+}
+
 /**
  * Hashes every full block of `tokens` (a trailing partial block is ignored), each chained on the previous one
- * and block 0 on the root from `opts.noneHash`, `opts.seed`, or random bytes when neither is given.
+ * and block 0 on the root from `opts.noneHash`, else `opts.seed`, else vLLM's default seed.
  */
 export function hashTokenBlocks(
   tokens: readonly number[],

@@ -14,6 +14,8 @@ export interface FlagSpec<K extends FlagKind = FlagKind> {
   choices?: readonly string[]; // enum only
   min?: number; // int, number, size
   max?: number;
+  /** string only: an empty value given as a flag is a value, not a problem (`--hash-seed ""`). */
+  allowEmpty?: boolean;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   validate?: (value: any) => string | undefined; // returns a problem, or undefined
 }
@@ -142,7 +144,7 @@ function convert(spec: FlagSpec, text: string): { value?: unknown; problem?: str
         : undefined;
   switch (spec.kind) {
     case 'string':
-      return text.length === 0 ? { problem: 'expected a non-empty value' } : { value: text };
+      return text.length === 0 && !spec.allowEmpty ? { problem: 'expected a non-empty value' } : { value: text };
     case 'int': {
       const n = Number(text);
       if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(n)) return { problem: 'expected an integer' };

@@ -2,7 +2,7 @@
 import { checkNamespace, hexToHashes, invalid, KvError } from '@kvfabric/common';
 import { defineCommand } from '../command.js';
 import { locatePrinter, type LocateResult } from '../printers/locate.js';
-import { hashTokenFile, resolveSeed } from '../tokens.js';
+import { HASH_FLAGS, hashTokenFile, resolveExtraKeys, resolveSeed } from '../tokens.js';
 
 interface LocateArgs {
   namespace: string;
@@ -18,7 +18,7 @@ export const locate = defineCommand({
     hashes: { kind: 'string', description: 'comma-separated hex block hashes, in prefix order' },
     tokens: { kind: 'string', description: 'file with a JSON array of token ids, hashed like vLLM ("-" for stdin)' },
     'block-size': { kind: 'int', description: 'tokens per block (with --tokens)', min: 1, max: 1 << 20 },
-    'hash-seed': { kind: 'string', description: "vLLM's PYTHONHASHSEED (with --tokens; defaults to $PYTHONHASHSEED)" },
+    ...HASH_FLAGS,
     blocks: { kind: 'bool', description: 'also list the owners of every block', default: false },
   },
   needsServer: true,
@@ -49,13 +49,10 @@ export const locate = defineCommand({
       });
     } else if (config.tokens !== undefined) {
       const seed = resolveSeed(config.hashSeed, env);
+      const extraKeys = check(() => resolveExtraKeys(config));
       if (config.blockSize === undefined) problems.push('--block-size: required with --tokens');
-      if (seed === undefined)
-        problems.push(
-          '--hash-seed: required with --tokens (or set PYTHONHASHSEED); without a seed vLLM hashes from a random root that nothing can match',
-        );
-      if (config.blockSize !== undefined && seed !== undefined)
-        hashes = check(() => hashTokenFile(config.tokens!, config.blockSize!, seed).hashes);
+      if (config.blockSize !== undefined && extraKeys !== undefined)
+        hashes = check(() => hashTokenFile(config.tokens!, config.blockSize!, seed, extraKeys).hashes);
     } else {
       problems.push('--hashes or --tokens: required');
     }

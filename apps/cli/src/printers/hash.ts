@@ -1,4 +1,4 @@
-// Printer for `hash`: {"hashes":[hex,...],"blockSize","tokens","seed"}.
+// Printer for `hash`: {"hashes":[hex,...],"blockSize","tokens","seed","seedFrom","cacheSalt","lora"}.
 import type { Printer } from '../command.js';
 import type { TokenHashes } from '../tokens.js';
 import { renderTable } from './format.js';
@@ -10,7 +10,10 @@ export const hashPrinter: Printer<HashResult> = {
     hashes: r.hashes.map((h) => h.toString('hex')),
     blockSize: r.blockSize,
     tokens: r.tokens,
-    seed: r.seed ?? null,
+    seed: r.seed.seed,
+    seedFrom: r.seed.from,
+    cacheSalt: r.extraKeys.cacheSalt ?? null,
+    lora: r.extraKeys.lora ?? null,
   }),
   table: (r) =>
     renderTable(
