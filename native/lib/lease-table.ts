@@ -22,8 +22,22 @@ export interface CreatedLease {
   expiresAtMs: number;
 }
 
+/** A lease on a query's prefix hit: `hits` blocks; no lease (id '', expiresAtMs 0) when `hits` is 0. */
+export interface PrefixLease extends CreatedLease {
+  hits: number;
+}
+
 interface NativeLeaseTable {
   create(owner: number, ns: number, slots: Int32Array, ranks: number, nowMs: number): CreatedLease;
+  createForPrefix(
+    owner: number,
+    ns: number,
+    packed: Uint8Array,
+    hashLen: number,
+    count: number,
+    ranks: number,
+    nowMs: number,
+  ): PrefixLease;
   consume(id: string, owner: number, ns: number, rank: number, count: number, nowMs: number): Int32Array;
   release(id: string, owner: number, nowMs: number): void;
   sweep(nowMs: number): number;
@@ -39,6 +53,8 @@ const U32_MAX = 0xffff_ffff;
 export const MAX_LEASE_ID_CHARS = 128;
 /** The most TP ranks one lease waits for. */
 export const MAX_LEASE_RANKS = 65_536;
+/** The longest block hash (the index's KeyTable::kMaxKeyBytes). */
+const MAX_HASH_BYTES = 64;
 const kNative = Symbol('native lease table');
 
 function checkId(id: unknown): string {
@@ -69,6 +85,30 @@ export class LeaseTable {
     checkInteger('ranks', ranks, 1, MAX_LEASE_RANKS);
     now(nowMs);
     return callNative(() => this[kNative].create(ownerId, ns, slots, ranks, nowMs));
+  }
+
+  /**
+   * A lease on the prefix hit of `count` hashes of `hashLen` bytes, back to back in `packed`: the leading sealed
+   * blocks of `ns` are looked up and pinned under one index lock, so none can be evicted (and its slot reused by
+   * another block, from another thread) between the lookup and the pin. No lease when nothing hits.
+   */
+  createForPrefix(
+    ownerId: number,
+    ns: number,
+    packed: Uint8Array,
+    hashLen: number,
+    count: number,
+    ranks: number,
+    nowMs: number,
+  ): PrefixLease {
+    owner(ownerId);
+    checkInteger('ns', ns, 0, U32_MAX);
+    if (!(packed instanceof Uint8Array)) throw invalidArgument('packed', 'a Buffer or Uint8Array', packed);
+    checkInteger('hashLen', hashLen, 1, MAX_HASH_BYTES);
+    checkInteger('count', count, 0, Math.floor(packed.length / hashLen));
+    checkInteger('ranks', ranks, 1, MAX_LEASE_RANKS);
+    now(nowMs);
+    return callNative(() => this[kNative].createForPrefix(ownerId, ns, packed, hashLen, count, ranks, nowMs));
   }
 
   /**

@@ -84,6 +84,26 @@ std::string LeaseTable::Create(uint32_t owner, uint32_t ns, const int32_t* slots
     for (uint32_t i = 0; i < count; i++) index_.Pin(slots[i]);
   }
   *expires_at_ms = lease.expires_at_ms;
+  return Insert(std::move(lease));
+}
+
+std::string LeaseTable::CreateForPrefix(uint32_t owner, uint32_t ns, const uint8_t* packed, uint32_t hash_len,
+                                        uint32_t count, uint32_t ranks, uint64_t now_ms, uint64_t* expires_at_ms,
+                                        uint32_t* hits) {
+  Lease lease{owner, ns, ranks, 0, now_ms + ttl_ms_, std::vector<int32_t>(count), std::vector<uint8_t>(ranks, 0), 0};
+  {
+    Lock lock(index_.mu());
+    *hits = index_.Prefix(ns, packed, hash_len, count, lease.slots.data());
+    for (uint32_t i = 0; i < *hits; i++) index_.Pin(lease.slots[i]);
+  }
+  *expires_at_ms = 0;
+  if (*hits == 0) return std::string();
+  lease.slots.resize(*hits);
+  *expires_at_ms = lease.expires_at_ms;
+  return Insert(std::move(lease));
+}
+
+std::string LeaseTable::Insert(Lease lease) {
   Lock lock(mu_);
   std::string id = NewId();
   while (live_.count(id) != 0 || draining_.count(id) != 0 || ended_.count(id) != 0) id = NewId();

@@ -35,6 +35,12 @@ class LeaseTable {
   std::string Create(uint32_t owner, uint32_t ns, const int32_t* slots, uint32_t count, uint32_t ranks,
                      uint64_t now_ms, uint64_t* expires_at_ms);
 
+  // Create for the prefix hit of a query: the leading sealed blocks of `ns` among `count` hashes of `hash_len` bytes
+  // back to back in `packed` are looked up (BlockIndex::Prefix) and pinned under one index lock, so no block can be
+  // evicted, and its slot reused, between the lookup and the pin. `*hits` says how many; 0: no lease (empty id).
+  std::string CreateForPrefix(uint32_t owner, uint32_t ns, const uint8_t* packed, uint32_t hash_len, uint32_t count,
+                              uint32_t ranks, uint64_t now_ms, uint64_t* expires_at_ms, uint32_t* hits);
+
   // Consumes the lease for `rank`: checks it lives (kUnknown / kExpired / kConsumed), belongs to `owner` and `ns`
   // and has `rank` (kForeign), and that `count` does not exceed its blocks (kInvalid); then copies its first
   // `count` slots to `*slots_out` and pins them once more (the load's own pin, which the caller drops with
@@ -64,6 +70,7 @@ class LeaseTable {
   void EndLocked(std::unordered_map<std::string, Lease>::iterator it, Ended why,
                  std::vector<int32_t>* unpin);  // caller unpins after dropping mu_
   Status Missing(const std::string& id, std::string* message) const;
+  std::string Insert(Lease lease);  // makes a lease whose slots are pinned live; returns its id
   void Loaded(const std::string& id);  // a consumer's load pin is in place; drops a drained lease's pins
   void UnpinAll(const std::vector<int32_t>& slots);  // takes the index lock; mu_ must not be held
 

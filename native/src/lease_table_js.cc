@@ -42,6 +42,7 @@ class LeaseTableJs : public Napi::ObjectWrap<LeaseTableJs> {
 
  private:
   Napi::Value Create(const Napi::CallbackInfo& info);
+  Napi::Value CreateForPrefix(const Napi::CallbackInfo& info);
   Napi::Value Consume(const Napi::CallbackInfo& info);
   Napi::Value Release(const Napi::CallbackInfo& info);
   Napi::Value Sweep(const Napi::CallbackInfo& info);
@@ -104,6 +105,36 @@ Napi::Value LeaseTableJs::Create(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("id", Napi::String::New(env, id));
   o.Set("expiresAtMs", Napi::Number::New(env, static_cast<double>(expires_at_ms)));
+  return o;
+}
+
+// createForPrefix(owner, ns, packed: Uint8Array, hashLen, count, ranks, nowMs) -> { id, expiresAtMs, hits }: the
+// prefix hit of `count` hashes looked up and pinned at once; id '' (no lease) when nothing hits
+Napi::Value LeaseTableJs::CreateForPrefix(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  LeaseTable& table = Open(env);
+  uint32_t owner = U32(env, info[0], "owner"), ns = U32(env, info[1], "ns");
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw CodedError(env, code::kInvalidArgument, "packed: expected a Buffer or Uint8Array");
+  }
+  Napi::Uint8Array packed = info[2].As<Napi::Uint8Array>();
+  uint32_t hash_len = U32(env, info[3], "hashLen"), count = U32(env, info[4], "count");
+  if (hash_len == 0 || hash_len > KeyTable::kMaxKeyBytes) {
+    throw CodedError(env, code::kInvalidArgument, "hashLen: expected 1.." + std::to_string(KeyTable::kMaxKeyBytes));
+  }
+  if (uint64_t{hash_len} * count > packed.ByteLength()) {
+    throw CodedError(env, code::kInvalidArgument, "count: more hashes than packed holds");
+  }
+  uint32_t ranks = U32(env, info[5], "ranks");
+  if (ranks == 0 || ranks > kMaxRanks) throw CodedError(env, code::kInvalidArgument, "ranks: expected 1..65536");
+  uint64_t now_ms = ToIndex(env, info[6], "nowMs"), expires_at_ms = 0;
+  uint32_t hits = 0;
+  std::string id = table.CreateForPrefix(owner, ns, packed.Data(), hash_len, count, ranks, now_ms, &expires_at_ms,
+                                         &hits);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("id", Napi::String::New(env, id));
+  o.Set("expiresAtMs", Napi::Number::New(env, static_cast<double>(expires_at_ms)));
+  o.Set("hits", Napi::Number::New(env, hits));
   return o;
 }
 
@@ -187,6 +218,7 @@ void LeaseTableJs::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, "LeaseTable",
                                     {
                                         InstanceMethod<&LeaseTableJs::Create>("create"),
+                                        InstanceMethod<&LeaseTableJs::CreateForPrefix>("createForPrefix"),
                                         InstanceMethod<&LeaseTableJs::Consume>("consume"),
                                         InstanceMethod<&LeaseTableJs::Release>("release"),
                                         InstanceMethod<&LeaseTableJs::Sweep>("sweep"),

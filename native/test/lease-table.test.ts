@@ -54,6 +54,29 @@ test('a lease pins its blocks, is consumed once per rank, and ends when every ra
   assert.deepEqual(t.counters(), { created: 1, consumed: 1, expired: 0, released: 0 });
 });
 
+test('createForPrefix looks up and pins the prefix hit at once; nothing hits, no lease', () => {
+  const { idx, t, slots } = setup(3);
+  const packed = Buffer.concat([0, 1, 2, 3].map((i) => Buffer.from(`block-${i}`)));
+  const lease = t.createForPrefix(4, 0, packed, 7, 4, 2, 500);
+  assert.equal(lease.hits, 3);
+  assert.equal(lease.expiresAtMs, 500 + TTL);
+  assert.deepEqual(pins(idx, slots), [1, 1, 1]);
+  assert.deepEqual([...t.consume(lease.id, 4, 0, 1, 3, 501)], [...slots]);
+  const other = t.createForPrefix(4, 1, packed, 7, 4, 1, 500);
+  assert.deepEqual(other, { id: '', expiresAtMs: 0, hits: 0 }, 'another namespace hits nothing');
+  const evicted = idx.victim();
+  assert.equal(evicted, -1, 'every block is pinned');
+  idx.unpinMany(slots, 3);
+  t.release(lease.id, 4, 502);
+  idx.evict(slots[1]!);
+  const short = t.createForPrefix(4, 0, packed, 7, 4, 1, 503);
+  assert.equal(short.hits, 1, 'the prefix stops at the evicted block');
+  assert.deepEqual(pins(idx, slots.subarray(0, 1)), [1]);
+  assert.equal(idx.stats().pinned, 1);
+  assert.equal(t.size, 1);
+  assert.equal(t.counters().created, 2);
+});
+
 test('leases expire after the ttl, lazily on use and by sweep', () => {
   const { idx, t, slots } = setup(3);
   const a = t.create(1, 0, slots.subarray(0, 1), 1, 1000);
@@ -165,6 +188,11 @@ test('bad arguments are refused before the addon, naming the field', () => {
     [() => t.create(1, 0, slots, 65_537, 0), /^ranks: /],
     [() => t.create(1, 0, slots, 1, 1.5), /^nowMs: /],
     [() => t.create(1, 0, Int32Array.of(slots[0]!, 9999), 1, 0), /^slots: expected live slots of the index/],
+    [() => t.createForPrefix(1, 0, 'abc' as unknown as Uint8Array, 1, 1, 1, 0), /^packed: /],
+    [() => t.createForPrefix(1, 0, Buffer.alloc(8), 0, 1, 1, 0), /^hashLen: /],
+    [() => t.createForPrefix(1, 0, Buffer.alloc(130), 65, 2, 1, 0), /^hashLen: /],
+    [() => t.createForPrefix(1, 0, Buffer.alloc(8), 4, 3, 1, 0), /^count: /],
+    [() => t.createForPrefix(1, 0, Buffer.alloc(8), 4, 2, 0, 0), /^ranks: /],
     [() => t.consume('', 1, 0, 0, 1, 0), /^lease_id: /],
     [() => t.consume('x'.repeat(129), 1, 0, 0, 1, 0), /^lease_id: /],
     [() => t.consume(ok.id, 1, 0, -1, 1, 0), /^tp_rank: /],

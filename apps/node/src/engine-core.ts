@@ -13,7 +13,7 @@ import type { HandedRegions } from './handed-regions.js';
 import { InstanceRegistry, type Instance, type RegisterSpec } from './instances.js';
 import { LeaseTable } from './leases.js';
 import type { NamespaceRegistry } from './namespaces.js';
-import { QueryFetches, type Fetcher } from './query-fetches.js';
+import { QueryFetches, type Fetcher, type QueryFetch } from './query-fetches.js';
 
 export type { Fetcher, FetchOutcome, FetchRequest } from './query-fetches.js';
 
@@ -220,32 +220,37 @@ export class EngineCore {
   ): QueryResult {
     const inst = this.instance(instanceId);
     const { ns } = inst;
-    const slots = new Int32Array(count);
-    const hits = this.index.prefix(ns.id, packed, hashLen, count, slots);
-    const breakdown = { local: hits, ssd: 0, remote: 0 };
     const fetches = this.fetches;
+    let fetch: QueryFetch | undefined;
     if (fetches && !localOnly && requestId) {
-      let fetch = fetches.get(inst.engineId, requestId);
-      if (!fetch && hits < count)
-        fetch = fetches.start(inst.engineId, requestId, {
-          ns,
-          packed: Buffer.from(packed),
-          hashLen,
-          from: hits,
-          count,
-        });
+      fetch = fetches.get(inst.engineId, requestId);
+      if (!fetch) {
+        const local = this.index.prefix(ns.id, packed, hashLen, count); // only to decide whether to fetch
+        if (local < count)
+          fetch = fetches.start(inst.engineId, requestId, {
+            ns,
+            packed: Buffer.from(packed),
+            hashLen,
+            from: local,
+            count,
+          });
+      }
       if (fetch) {
         if (!fetch.done) return LOADING;
         fetches.forget(inst.engineId, requestId);
-        const extra = Math.max(0, hits - fetch.local);
-        breakdown.local = Math.min(hits, fetch.local);
-        breakdown.ssd = Math.min(extra, fetch.outcome.ssd);
-        breakdown.remote = extra - breakdown.ssd;
       }
     }
+    // READY: the hit is looked up and pinned by its lease at once (a save on another thread may evict meanwhile)
+    const lease = this.leases.createForPrefix(inst.engineNo, ns.id, packed, hashLen, count, ns.tpSize);
+    const { hits } = lease;
+    const breakdown = { local: hits, ssd: 0, remote: 0 };
+    if (fetch) {
+      const extra = Math.max(0, hits - fetch.local);
+      breakdown.local = Math.min(hits, fetch.local);
+      breakdown.ssd = Math.min(extra, fetch.outcome.ssd);
+      breakdown.remote = extra - breakdown.ssd;
+    }
     this.counters.queryHits += hits;
-    if (hits === 0) return { state: 'ready', hits: 0, leaseId: '', leaseExpiresAtMs: 0, breakdown };
-    const lease = this.leases.create(inst.engineNo, ns.id, slots.subarray(0, hits), ns.tpSize);
     return { state: 'ready', hits, leaseId: lease.id, leaseExpiresAtMs: lease.expiresAtMs, breakdown };
   }
 

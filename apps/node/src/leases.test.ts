@@ -78,3 +78,14 @@ test('dropEngine ends only that engine’s leases', () => {
   t.clear();
   assert.equal(t.size, 0);
 });
+
+test('createForPrefix leases the prefix hit with the table’s clock; nothing hits, no lease', () => {
+  const { t, pins } = table(3);
+  const packed = Buffer.from('hash-0hash-1hash-9');
+  const lease = t.createForPrefix(1, 0, packed, 6, 3, 1);
+  assert.equal(lease.hits, 2);
+  assert.equal(lease.expiresAtMs, 1100);
+  assert.deepEqual([pins(0), pins(1), pins(2)], [1, 1, 0]);
+  assert.deepEqual(t.createForPrefix(1, 0, Buffer.from('hash-9'), 6, 1, 1), { id: '', expiresAtMs: 0, hits: 0 });
+  assert.equal(t.size, 1);
+});

@@ -4,9 +4,14 @@
 // tests) and its errors (KvError). A lease belongs to one engine (its TP group's number, instances.ts), pins its
 // blocks while it lives, is consumed once per TP rank, expires after the lease TTL and can be released early.
 import { toKvError } from '@kvfabric/common';
-import { LeaseTable as NativeLeaseTable, type BlockIndex, type LeaseCounters } from '@kvfabric/native';
+import {
+  LeaseTable as NativeLeaseTable,
+  type BlockIndex,
+  type LeaseCounters,
+  type PrefixLease,
+} from '@kvfabric/native';
 
-export type { LeaseCounters } from '@kvfabric/native';
+export type { LeaseCounters, PrefixLease } from '@kvfabric/native';
 
 export interface LeaseTableOptions {
   index: BlockIndex;
@@ -53,6 +58,21 @@ export class LeaseTable {
   /** Pins `slots` for engine `owner` in namespace `ns`; each of `ranks` TP ranks loads once. */
   create(owner: number, ns: number, slots: Int32Array, ranks: number): LeaseGrant {
     return kv(() => this.native.create(owner, ns, slots, ranks, this.clock()));
+  }
+
+  /**
+   * A lease on the prefix hit of `count` hashes (`hashLen` bytes each, back to back in `packed`) in namespace `ns`,
+   * looked up and pinned under one index lock (no eviction from another thread in between); none when nothing hits.
+   */
+  createForPrefix(
+    owner: number,
+    ns: number,
+    packed: Buffer,
+    hashLen: number,
+    count: number,
+    ranks: number,
+  ): PrefixLease {
+    return kv(() => this.native.createForPrefix(owner, ns, packed, hashLen, count, ranks, this.clock()));
   }
 
   /**

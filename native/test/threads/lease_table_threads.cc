@@ -1,8 +1,8 @@
 // The lease table under threads (native/test/lease-table-threads.test.ts builds this with ThreadSanitizer): four
-// threads create, consume and release leases on one table while one moves the clock, sweeps and drops owners and
-// another evicts every unpinned block and seals it again. A consumer must always get slots that are live and
-// pinned (the lease's pins may not go before the load's pin is in place), and at the end no pin may be left and
-// the counters must add up. Bounded: each worker runs a fixed number of operations.
+// threads create (Create and CreateForPrefix), consume and release leases on one table while one moves the clock,
+// sweeps and drops owners and another evicts every unpinned block and seals it again. A consumer must always get
+// slots that are live and pinned (the lease's pins may not go before the load's pin is in place), and at the end no
+// pin may be left and the counters must add up. Bounded: each worker runs a fixed number of operations.
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -58,15 +58,20 @@ int main() {
           uint8_t packed[8 * 4];
           int start = static_cast<int>(rng() % (kBlocks - 4));
           for (int k = 0; k < 4; k++) Key(start + k, packed + 8 * k);
-          std::vector<int32_t> slots(4);
-          {
-            std::lock_guard<std::mutex> lock(index.mu());
-            slots.resize(index.Prefix(0, packed, 8, 4, slots.data()));
-          }
           uint64_t expires = 0;
-          std::string id = table.Create(owner, 0, slots.data(), static_cast<uint32_t>(slots.size()), 2, now,
-                                        &expires);
-          if (!id.empty()) ids.push_back(id);  // empty: a slot was evicted between Prefix and Create
+          std::string id;
+          if (rng() % 2 == 0) {
+            uint32_t hits = 0;
+            id = table.CreateForPrefix(owner, 0, packed, 8, 4, 2, now, &expires, &hits);
+          } else {
+            std::vector<int32_t> slots(4);
+            {
+              std::lock_guard<std::mutex> lock(index.mu());
+              slots.resize(index.Prefix(0, packed, 8, 4, slots.data()));
+            }
+            id = table.Create(owner, 0, slots.data(), static_cast<uint32_t>(slots.size()), 2, now, &expires);
+          }
+          if (!id.empty()) ids.push_back(id);  // empty: no hit, or a slot was evicted between Prefix and Create
         } else if (what < 8) {
           const std::string& id = ids[rng() % ids.size()];
           std::vector<int32_t> out;
