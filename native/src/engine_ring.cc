@@ -379,24 +379,27 @@ void EngineRing::Load(Command& cmd) {
 
 void EngineRing::Query(Command& cmd) {
   uint32_t n = cmd.count, ns = t_.layout->ns;
-  std::vector<int32_t> slots(n);
-  uint32_t hits;
-  {
-    std::lock_guard<std::mutex> lock(t_.index->mu());
-    hits = t_.index->Prefix(ns, cmd.payload.data(), cmd.hash_len, n, slots.data());
-  }
   uint8_t* slot = Slot(cmd.index);
-  if (hits < n && !(cmd.flags & kFlagLocalOnly) && t_.fetchable) {
-    Note([&](RingEvents& e) { e.retries++; });
-    Put<uint8_t>(slot + kCmdStatus, kStatusRetry);
-    return Complete(cmd.index);
+  if (!(cmd.flags & kFlagLocalOnly) && t_.fetchable) {
+    std::vector<int32_t> slots(n);
+    uint32_t local;
+    {
+      std::lock_guard<std::mutex> lock(t_.index->mu());
+      local = t_.index->Prefix(ns, cmd.payload.data(), cmd.hash_len, n, slots.data());
+    }
+    if (local < n) {  // the rest may be fetched: that is the gRPC path's work
+      Note([&](RingEvents& e) { e.retries++; });
+      Put<uint8_t>(slot + kCmdStatus, kStatusRetry);
+      return Complete(cmd.index);
+    }
   }
-  char id[kLeaseIdBytes] = {};
+  // Looked up again and pinned under one index lock: no block can be evicted (its slot reused) in between.
+  uint32_t hits = 0;
   uint64_t expires = 0;
-  if (hits > 0) {
-    std::string lease = t_.leases->Create(t_.owner, ns, slots.data(), hits, t_.ranks, NowMs(), &expires);
-    std::memcpy(id, lease.data(), std::min<size_t>(lease.size(), kLeaseIdBytes));
-  }
+  std::string lease = t_.leases->CreateForPrefix(t_.owner, ns, cmd.payload.data(), cmd.hash_len, n, t_.ranks,
+                                                 NowMs(), &expires, &hits);
+  char id[kLeaseIdBytes] = {};
+  std::memcpy(id, lease.data(), std::min<size_t>(lease.size(), kLeaseIdBytes));
   std::memcpy(slot + kCmdLeaseId, id, kLeaseIdBytes);
   Put<uint32_t>(slot + kCmdR0, hits);
   Put<uint64_t>(slot + kCmdR4, expires);
