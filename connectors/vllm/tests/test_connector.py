@@ -176,6 +176,19 @@ def test_a_second_node_pulls_the_prefix_loading_then_ready():
         ms.stop()
 
 
+def test_without_a_node_at_start_the_engine_runs_without_kvfabric(tmp_path):
+    engine = FakeEngine(str(tmp_path / "no-node.sock"), "engine-alone")
+    try:
+        assert engine.worker.worker_side.client is None
+        engine.add("a", PROMPT)
+        out, errors = engine.step()
+        assert errors == set()
+        assert out.num_scheduled_tokens == {"a": len(PROMPT)}
+        assert engine.connector.scheduler_side.last_error.code == "UNAVAILABLE"
+    finally:
+        engine.close()
+
+
 def test_node_down_means_no_external_hits_and_failed_loads_are_recomputed(node):
     a = FakeEngine(node.engine_socket, "engine-a")
     b = FakeEngine(node.engine_socket, "engine-b")
