@@ -43,3 +43,23 @@ def test_layouts_without_contiguous_pages_are_refused_naming_the_layer():
         layer_pages("l3", torch.zeros(4, 2, 16, 8, dtype=torch.int16), 4, 1024)
     with pytest.raises(KvfabricError, match="5 blocks is not a multiple of num_blocks 4"):
         layer_pages("l3", torch.zeros(5, 2, 16, 8, dtype=torch.int16), 4, 512)
+
+
+def test_keys_are_vllms_hashes_one_per_vllm_block_when_hashing_is_finer():
+    from vllm.sampling_params import SamplingParams
+    from vllm.utils.hashing import sha256_cbor
+    from vllm.v1.core.kv_cache_utils import get_request_block_hasher, init_none_hash
+    from vllm.v1.request import Request
+
+    from kvfabric_vllm.scheduler import block_hashes
+
+    init_none_hash(sha256_cbor)
+    fine = Request(
+        "r", list(range(70)), SamplingParams(max_tokens=1), None, block_hasher=get_request_block_hasher(8, sha256_cbor)
+    )
+    coarse = Request(
+        "r", list(range(70)), SamplingParams(max_tokens=1), None, block_hasher=get_request_block_hasher(16, sha256_cbor)
+    )
+    assert len(fine.block_hashes) == 8
+    assert block_hashes(fine, 16, 8) == list(fine.block_hashes)[1::2]
+    assert block_hashes(coarse, 16, 16) == list(coarse.block_hashes)
