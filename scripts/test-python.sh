@@ -25,4 +25,4 @@ cd "$root/connectors/vllm"
   echo "test-python: connectors/vllm is not ruff-clean (\`ruff format\` and \`ruff check --fix\` there)" >&2
   exit 1
 }
-exec env -u PYTHONHASHSEED HF_HUB_OFFLINE=1 "$venv/bin/python" -m pytest -ra -p no:cacheprovider "$@"
+exec env -u PYTHONHASHSEED HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 "$venv/bin/python" -m pytest -ra -p no:cacheprovider "$@"

@@ -64,7 +64,9 @@ def model_dir() -> str:
     return d
 
 
-def vllm_config(engine_socket: str, engine_id: str, extra: dict | None = None, tp_size: int = 1) -> VllmConfig:
+def vllm_config(
+    engine_socket: str, engine_id: str, extra: dict | None = None, tp_size: int = 1, batch_tokens: int = MAX_MODEL_LEN
+) -> VllmConfig:
     model = ModelConfig(model=model_dir(), skip_tokenizer_init=True, dtype="bfloat16", max_model_len=MAX_MODEL_LEN)
     return VllmConfig(
         model_config=model,
@@ -72,7 +74,7 @@ def vllm_config(engine_socket: str, engine_id: str, extra: dict | None = None, t
             block_size=BLOCK_SIZE, enable_prefix_caching=True, prefix_caching_hash_algo="sha256_cbor"
         ),
         scheduler_config=SchedulerConfig(
-            max_num_batched_tokens=MAX_MODEL_LEN, max_num_seqs=8, max_model_len=MAX_MODEL_LEN, is_encoder_decoder=False
+            max_num_batched_tokens=batch_tokens, max_num_seqs=8, max_model_len=MAX_MODEL_LEN, is_encoder_decoder=False
         ),
         kv_transfer_config=KVTransferConfig(
             kv_connector="KvfabricConnector",
@@ -125,10 +127,11 @@ class FakeEngine:
         mla: bool = False,
         device: str = "cpu",
         tp_size: int = 1,
+        batch_tokens: int = MAX_MODEL_LEN,
     ):
         init_none_hash(sha256_cbor)
         self.mla = mla
-        self.config = vllm_config(engine_socket, engine_id, extra, tp_size)
+        self.config = vllm_config(engine_socket, engine_id, extra, tp_size, batch_tokens)
         self.kv_config = kv_cache_config(num_blocks, KVCacheLayout[layout], mla)
         self.config.cache_config.num_gpu_blocks = num_blocks
         self.scheduler = Scheduler(
@@ -182,15 +185,17 @@ class FakeEngine:
             worker.bind_connector_metadata(meta)
             if out.has_sync_kv_loads or meta.loads:
                 worker.start_load_kv(None)
-        for req in out.scheduled_new_reqs:
-            request = self.requests[req.req_id]
-            first = req.num_computed_tokens // BLOCK_SIZE
-            last = (req.num_computed_tokens + out.num_scheduled_tokens[req.req_id]) // BLOCK_SIZE
-            for i in range(first, min(last, len(request.block_hashes))):
+        cached = out.scheduled_cached_reqs
+        computed = {r.req_id: r.num_computed_tokens for r in out.scheduled_new_reqs}
+        computed.update(zip(cached.req_ids, cached.num_computed_tokens))
+        for req_id, done in computed.items():  # the simulated forward of this step's tokens
+            request = self.requests[req_id]
+            block_ids = self.scheduler.kv_cache_manager.get_block_ids(req_id)[0]
+            last = (done + out.num_scheduled_tokens[req_id]) // BLOCK_SIZE
+            for i in range(done // BLOCK_SIZE, min(last, len(request.block_hashes))):
                 for rank in range(len(self.workers)):
                     for layer in range(LAYERS):
-                        data = self.expected(request.block_hashes[i], layer, rank)
-                        self.write_page(req.block_ids[0][i], layer, data, rank)
+                        self.write_page(block_ids[i], layer, self.expected(request.block_hashes[i], layer, rank), rank)
         for rank, worker in enumerate(self.workers):
             for name in LAYER_NAMES:
                 worker.wait_for_layer_load(name)

@@ -176,6 +176,39 @@ def test_a_second_node_pulls_the_prefix_loading_then_ready():
         ms.stop()
 
 
+def test_a_chunked_prefill_saves_each_chunk_s_full_blocks(node):
+    a = FakeEngine(node.engine_socket, "chunked-a", batch_tokens=32)
+    b = FakeEngine(node.engine_socket, "chunked-b")
+    try:
+        a.add("a", PROMPT)
+        sealed = []
+        for _ in range(3):  # 32 + 32 + 5 tokens
+            out, errors = a.step()
+            assert errors == set()
+            sealed.append(node.metric("kvfabric_save_sealed_blocks_total"))
+        assert sealed == [2, 4, 4]
+        b.add("b", PROMPT)
+        out, errors = b.step()
+        assert errors == set()
+        assert_loaded(b, "b", out)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_without_a_node_at_start_the_engine_runs_without_kvfabric(tmp_path):
+    engine = FakeEngine(str(tmp_path / "no-node.sock"), "engine-alone")
+    try:
+        assert engine.worker.worker_side.client is None
+        engine.add("a", PROMPT)
+        out, errors = engine.step()
+        assert errors == set()
+        assert out.num_scheduled_tokens == {"a": len(PROMPT)}
+        assert engine.connector.scheduler_side.last_error.code == "UNAVAILABLE"
+    finally:
+        engine.close()
+
+
 def test_node_down_means_no_external_hits_and_failed_loads_are_recomputed(node):
     a = FakeEngine(node.engine_socket, "engine-a")
     b = FakeEngine(node.engine_socket, "engine-b")
