@@ -95,6 +95,8 @@ export interface BlockIndex {
   unpinMany(slots: Int32Array, count: number): void;
   /** The next eviction victim (least recently used; pulled copies first), or -1 when everything is pinned. */
   victim(): number;
+  /** Up to `max` unpinned slots in the order eviction would take them (the SSD tier writes these ahead of it). */
+  coldest(max: number): Int32Array;
   /** Removes an unpinned slot; returns what it was and its pages, for the caller to free. */
   evict(slot: number): EvictedSlot;
   /** `evict` without allocating: the slot's pages go to `pagesOut` (room for its shards); returns their count. */

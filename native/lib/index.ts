@@ -11,3 +11,4 @@ export * from './verbs-transport.js';
 export * from './tcp-wire.js';
 export * from './block-index.js';
 export * from './engine-ops.js';
+export * from './ssd-file.js';

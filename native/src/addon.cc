@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kvf::InitEngineOps(env, exports);
   kvf::InitTcp(env, exports);
   kvf::InitVerbs(env, exports);
+  kvf::InitSsd(env, exports);
   return exports;
 }
 }  // namespace

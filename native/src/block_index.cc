@@ -123,6 +123,13 @@ bool BlockIndex::Unpin(int32_t slot) {
   return true;
 }
 
+uint32_t BlockIndex::Coldest(uint32_t max, int32_t* out) const {
+  uint32_t n = 0;
+  for (int list : {kPulled, kLocal})
+    for (int32_t s = tails_[list]; s != kNil && n < max; s = prev_[s]) out[n++] = s;
+  return n;
+}
+
 uint32_t BlockIndex::Evict(int32_t slot, uint64_t* pages_out) {
   uint32_t n = 0;
   for (uint32_t s = 0; s < shards_[slot]; s++) {

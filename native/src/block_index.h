@@ -63,6 +63,8 @@ class BlockIndex {
   bool Unpin(int32_t slot);
   // The next eviction victim (least recently used; pulled copies first), or kNil when everything is pinned.
   int32_t Victim() const { return tails_[kPulled] != kNil ? tails_[kPulled] : tails_[kLocal]; }
+  // Up to `max` unpinned blocks in the order eviction would take them (the SSD tier writes these ahead of it).
+  uint32_t Coldest(uint32_t max, int32_t* out) const;
   // Removes an unpinned slot; its assigned pages go to `pages_out` (room for Shards(slot)); returns their count.
   uint32_t Evict(int32_t slot, uint64_t* pages_out);
   Stats GetStats() const { return counts_; }

@@ -50,6 +50,7 @@ class BlockIndexJs : public Napi::ObjectWrap<BlockIndexJs> {
   Napi::Value UnpinMany(const Napi::CallbackInfo& info);
   Napi::Value PinAll(const Napi::CallbackInfo& info, bool pin);
   Napi::Value Victim(const Napi::CallbackInfo& info);
+  Napi::Value Coldest(const Napi::CallbackInfo& info);
   Napi::Value Evict(const Napi::CallbackInfo& info);
   Napi::Value EvictInto(const Napi::CallbackInfo& info);
   Napi::Value PageBytes(const Napi::CallbackInfo& info);
@@ -330,6 +331,22 @@ Napi::Value BlockIndexJs::Victim(const Napi::CallbackInfo& info) {
   return Num(info.Env(), index_.Victim());
 }
 
+// coldest(max) -> Int32Array: up to `max` unpinned slots, in the order eviction would take them.
+Napi::Value BlockIndexJs::Coldest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t max = ToIndex(env, info[0], "max");
+  if (max > (1u << 24)) throw CodedError(env, code::kInvalidArgument, "max: expected at most 16777216");
+  std::vector<int32_t> out(max);
+  uint32_t n;
+  {
+    Lock lock(index_.mu());
+    n = index_.Coldest(static_cast<uint32_t>(max), out.data());
+  }
+  auto arr = Napi::Int32Array::New(env, n);
+  for (uint32_t i = 0; i < n; i++) arr[i] = out[i];
+  return arr;
+}
+
 // evict(slot) -> { ns, hash, sealed, pages, pageBytes }
 Napi::Value BlockIndexJs::Evict(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -524,6 +541,7 @@ void BlockIndexJs::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&BlockIndexJs::PinMany>("pinMany"),
           InstanceMethod<&BlockIndexJs::UnpinMany>("unpinMany"),
           InstanceMethod<&BlockIndexJs::Victim>("victim"),
+          InstanceMethod<&BlockIndexJs::Coldest>("coldest"),
           InstanceMethod<&BlockIndexJs::Evict>("evict"),
           InstanceMethod<&BlockIndexJs::EvictInto>("evictInto"),
           InstanceMethod<&BlockIndexJs::PageBytes>("pageBytes"),

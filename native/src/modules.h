@@ -13,4 +13,5 @@ void InitEngineOps(Napi::Env env, Napi::Object exports);  // engine_ops_js.cc: n
 void InitChecksum(Napi::Env env, Napi::Object exports);   // checksum.cc: page checksums (XXH3-64)
 void InitTcp(Napi::Env env, Napi::Object exports);        // tcp_transport.cc: one-sided reads over tcp
 void InitVerbs(Napi::Env env, Napi::Object exports);      // verbs_transport.cc: libibverbs via dlopen
+void InitSsd(Napi::Env env, Napi::Object exports);        // ssd_file_js.cc: the SSD tier's O_DIRECT files
 }  // namespace kvf
