@@ -1,5 +1,5 @@
 // The node's reporter as the app builds it: heartbeats with the pool's occupancy, and every sealed block of the
-// index, packed per namespace, when the metaserver asks for a re-advertisement.
+// index (and every block on SSD), packed per namespace, when the metaserver asks for a re-advertisement.
 import type { TransportKind } from '@kvfabric/proto';
 import type { PackedHashes } from '@kvfabric/common';
 import type { Logger } from '@kvfabric/common/observability';
@@ -19,6 +19,8 @@ export interface ReporterParts {
   index: BlockIndex;
   namespaces: NamespaceRegistry;
   logger: Logger;
+  /** Blocks held on SSD only count as resident too (the SSD tier, when there is one). */
+  ssdResident?: () => Iterable<{ namespace: string; hashes: PackedHashes }>;
 }
 
 export function reporterFor(p: ReporterParts): Reporter {
@@ -34,7 +36,7 @@ export function reporterFor(p: ReporterParts): Reporter {
       const s = p.pool.stats();
       return { poolCapacityBytes: s.capacityBytes, poolUsedBytes: s.usedBytes, blocks: index.stats().sealed };
     },
-    resident: () => residentHashes(index, namespaces),
+    resident: () => [...residentHashes(index, namespaces), ...(p.ssdResident?.() ?? [])],
     logger: p.logger.child({ component: 'reporter' }),
   });
 }
