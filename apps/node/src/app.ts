@@ -149,7 +149,7 @@ export class NodeApp {
         index,
         namespaces,
         logger,
-        ssdResident: () => ssd?.resident() ?? [],
+        ssd: () => ssd,
       });
     if (reporter) reporterMetrics(metrics, reporter);
     const evictor = new Evictor(index, data, (b) => {

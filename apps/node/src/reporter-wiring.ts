@@ -19,8 +19,10 @@ export interface ReporterParts {
   index: BlockIndex;
   namespaces: NamespaceRegistry;
   logger: Logger;
-  /** Blocks held on SSD only count as resident too (the SSD tier, when there is one). */
-  ssdResident?: () => Iterable<{ namespace: string; hashes: PackedHashes }>;
+  /** The SSD tier, when there is one: its blocks count as resident too, its bytes go with each heartbeat. */
+  ssd?: () =>
+    | { resident(): Iterable<{ namespace: string; hashes: PackedHashes }>; capacityBytes: number; usedBytes: number }
+    | undefined;
 }
 
 export function reporterFor(p: ReporterParts): Reporter {
@@ -34,9 +36,16 @@ export function reporterFor(p: ReporterParts): Reporter {
     readvertiseBlocksPerSec: config.readvertiseBlocksPerSec,
     stats: () => {
       const s = p.pool.stats();
-      return { poolCapacityBytes: s.capacityBytes, poolUsedBytes: s.usedBytes, blocks: index.stats().sealed };
+      const ssd = p.ssd?.();
+      return {
+        poolCapacityBytes: s.capacityBytes,
+        poolUsedBytes: s.usedBytes,
+        blocks: index.stats().sealed,
+        ssdCapacityBytes: ssd?.capacityBytes ?? 0,
+        ssdUsedBytes: ssd?.usedBytes ?? 0,
+      };
     },
-    resident: () => [...residentHashes(index, namespaces), ...(p.ssdResident?.() ?? [])],
+    resident: () => [...residentHashes(index, namespaces), ...(p.ssd?.()?.resident() ?? [])],
     logger: p.logger.child({ component: 'reporter' }),
   });
 }

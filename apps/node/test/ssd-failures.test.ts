@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MetaserverClient } from '@kvfabric/client';
-import { startMetaserver, startNode } from '@kvfabric/testkit';
+import { runCli, startMetaserver, startNode } from '@kvfabric/testkit';
 import { PAGE, advertised, engine, freshHashes, loadBlocks, metric, saveBlocks, until } from './pull-helpers.js';
 import { readBack, ssdDir, startSsdNode } from './ssd-helpers.js';
 
@@ -88,6 +88,23 @@ test('a peer pulls blocks that the holder has only on SSD (the holder promotes t
     const got = await loadBlocks(b, q.leaseId, 16, 0);
     got.forEach((g, i) => assert.ok(g.equals(data[i]!), `block ${i} differs`));
     assert.equal((await metric(A, 'kvfabric_ssd_promoted_blocks_total')) - promotedBefore, 16);
+
+    // `kvfabric nodes` shows the SSD tier's use next to the pool's (heartbeats carry it)
+    const capacity = await metric(A, 'kvfabric_ssd_capacity_bytes');
+    await until('a heartbeat with the SSD bytes', async () => {
+      const res = await runCli(['nodes', '--metaserver-addr', ms.addr, '--output', 'json']);
+      assert.equal(res.code, 0, res.stderr);
+      const nodes = (
+        JSON.parse(res.stdout) as { nodes: { addr: string; ssdCapacityBytes: number; ssdUsedBytes: number }[] }
+      ).nodes;
+      const a = nodes.find((n) => n.addr === A.addr);
+      const b = nodes.find((n) => n.addr === B.addr);
+      return (
+        Number(a?.ssdCapacityBytes) === capacity &&
+        Number(a?.ssdUsedBytes) === 128 * PAGE &&
+        Number(b?.ssdCapacityBytes) === 0
+      );
+    });
   } finally {
     meta.close();
   }
