@@ -88,9 +88,14 @@ class SsdFile : public Napi::ObjectWrap<SsdFile> {
     if (engine == "threads") fallback_reason_ = "pread/pwrite threads asked for";
     if (const char* spec = getenv("KVFABRIC_TEST_SSD_FAULTS")) {
       long long pass = 0, fail = 0;
-      if (sscanf(spec, "%lld:%lld", &pass, &fail) == 2 && pass >= 0 && fail >= 0) {
-        faults_.pass_first = pass;
-        faults_.fail_next = fail;
+      int used = 0;
+      if (sscanf(spec, "%lld:%lld%n", &pass, &fail, &used) == 2 && pass >= 0 && fail >= 0) {
+        // an optional ":TEXT" limits the faults to files whose path contains TEXT (one drive of several)
+        std::string only = spec[used] == ':' ? std::string(spec + used + 1) : std::string();
+        if (only.empty() || path_.find(only) != std::string::npos) {
+          faults_.pass_first = pass;
+          faults_.fail_next = fail;
+        }
       }
     }
     completer_ = Completer::Create(env, "kvfabric-ssd", Napi::Function());

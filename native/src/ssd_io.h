@@ -61,7 +61,8 @@ struct SsdBatch {
 
 // Test hook: fail page operations with EIO, as a failing device would: after `pass_first` more operations went
 // through, the next `fail_next` fail. Set by injectFaults(), or for a whole process (tests of real node processes)
-// by the environment variable KVFABRIC_TEST_SSD_FAULTS="PASS:FAIL", read when a file is opened.
+// by the environment variable KVFABRIC_TEST_SSD_FAULTS="PASS:FAIL[:TEXT]" (only files whose path contains TEXT),
+// read when a file is opened.
 struct SsdFaults {
   std::atomic<int64_t> pass_first{0};
   std::atomic<int64_t> fail_next{0};

@@ -57,6 +57,41 @@ test('an I/O error takes the drive out of service with a log line and a metric; 
   assert.deepEqual([r.served, r.corrupt, r.fromSsd], [64, 0, 0], 'every block still served from DRAM');
 });
 
+test('two drives: blocks spread over both; an I/O error on one takes only that one out of service', async () => {
+  using one = ssdDir();
+  using two = ssdDir();
+  await using node = await startSsdNode({
+    poolSize: '4mib',
+    paths: [one.path, two.path],
+    writeMode: 'through',
+    env: { KVFABRIC_TEST_SSD_FAULTS: `24:1000000:${two.path}` }, // the second drive fails after 24 page writes
+  });
+  assert.equal(await metric(node, 'kvfabric_ssd_drives_in_service'), 2);
+  const capacity = await metric(node, 'kvfabric_ssd_capacity_bytes');
+  await using e = await engine(node, NS);
+  const hashes = freshHashes(128);
+  const data: Buffer[] = [];
+  for (let at = 0; at < 128; at += 16) {
+    data.push(...(await saveBlocks(e, hashes.slice(at, at + 16))));
+    // round robin: 8 of each save's 16 blocks per drive; the round in which the second drive fails loses its 8
+    await until('the writer', async () => (await metric(node, 'kvfabric_ssd_written_blocks_total')) >= data.length - 8);
+  }
+  await node.proc.waitForLog(/ssd drive taken out of service/);
+  const failure = node.proc
+    .logLines()
+    .find((l) => l.msg === 'ssd drive taken out of service after an I/O error; serving from DRAM and the other drives');
+  assert.equal(failure?.path, two.path);
+  assert.equal(await metric(node, 'kvfabric_ssd_drives_in_service'), 1);
+  assert.equal(await metric(node, 'kvfabric_ssd_capacity_bytes'), capacity / 2);
+  // everything written after the failure went to the first drive, and what it holds is served byte for byte
+  const r = await readBack(e, hashes, data, 16);
+  assert.equal(r.corrupt, 0);
+  assert.ok(r.fromSsd > 0, `served ${r.served}, ${r.fromSsd} from SSD`);
+  // the failed drive's 24 blocks are forgotten, everything else written is on the first drive
+  assert.equal(await metric(node, 'kvfabric_ssd_written_blocks_total'), 120);
+  assert.equal(await metric(node, 'kvfabric_ssd_blocks'), 96);
+});
+
 test('a tmpfs --ssd-path is refused at start, naming the flag and why', async () => {
   await assert.rejects(
     startNode({ args: ['--ssd-path', `/dev/shm/kvf-ssd-${process.pid}`, '--ssd-capacity', '16mib'] }),
