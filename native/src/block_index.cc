@@ -110,12 +110,14 @@ void BlockIndex::Pin(int32_t slot) {
   }
 }
 
-bool BlockIndex::Unpin(int32_t slot) {
+bool BlockIndex::Unpin(int32_t slot, bool cold) {
   if (pins_[slot] <= 0) return false;
   if (--pins_[slot] == 0) {
     counts_.pinned--;
     if (landed_[slot] == 0 && !AnyAssigned(slot)) {
       Drop(slot);
+    } else if (cold) {
+      PushBack(slot, class_[slot]);
     } else {
       PushFront(slot, class_[slot]);
     }
@@ -159,6 +161,19 @@ void BlockIndex::Drop(int32_t slot) {
   sealed_[slot] = 0;
   landed_[slot] = 0;
   summed_[slot] = 0;
+}
+
+void BlockIndex::PushBack(int32_t slot, uint8_t list) {
+  int32_t tail = tails_[list];
+  next_[slot] = kNil;
+  prev_[slot] = tail;
+  list_[slot] = static_cast<int8_t>(list);
+  if (tail != kNil) {
+    next_[tail] = slot;
+  } else {
+    heads_[list] = slot;
+  }
+  tails_[list] = slot;
 }
 
 void BlockIndex::PushFront(int32_t slot, uint8_t list) {

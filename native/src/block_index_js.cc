@@ -295,7 +295,8 @@ Napi::Value BlockIndexJs::Unpin(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// pinMany(slots: Int32Array, count) / unpinMany: every slot is checked before any changes
+// pinMany(slots: Int32Array, count) / unpinMany(slots, count, cold?): every slot is checked before any changes;
+// `cold` unpins to the end eviction takes first, in order (the last slot is taken first)
 Napi::Value BlockIndexJs::PinMany(const Napi::CallbackInfo& info) { return PinAll(info, true); }
 Napi::Value BlockIndexJs::UnpinMany(const Napi::CallbackInfo& info) { return PinAll(info, false); }
 
@@ -316,11 +317,12 @@ Napi::Value BlockIndexJs::PinAll(const Napi::CallbackInfo& info, bool pin) {
                            std::to_string(i) + "])");
     }
   }
+  bool cold = !pin && info.Length() > 2 && info[2].ToBoolean();
   for (uint32_t i = 0; i < count; i++) {
     if (pin) {
       index_.Pin(slots[i]);
     } else {
-      index_.Unpin(slots[i]);
+      index_.Unpin(slots[i], cold);
     }
   }
   return info.Env().Undefined();

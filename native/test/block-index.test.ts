@@ -91,6 +91,17 @@ test('coldest lists unpinned blocks in the order eviction takes them', () => {
   assert.deepEqual([...idx.coldest(2)], [p0, l1]);
   assert.deepEqual([...idx.coldest(0)], []);
   assert.throws(() => idx.coldest(-1), /max/);
+  // pinned to be copied to SSD, unpinned cold: back where eviction takes them first, the last one first
+  idx.pinMany(Int32Array.from([p0, l1]), 2);
+  idx.unpinMany(Int32Array.from([l1, p0]), 2, true);
+  assert.deepEqual([...idx.coldest(10)], [p0, l1, l0]);
+  idx.pinMany(Int32Array.from([l0]), 1);
+  idx.unpinMany(Int32Array.from([l0]), 1, true);
+  assert.deepEqual([...idx.coldest(10)], [p0, l0, l1], 'l0 is now the coldest local block');
+  idx.pin(l1);
+  idx.unpin(l1);
+  assert.deepEqual([...idx.coldest(10)], [p0, l0, l1], 'a plain unpin makes it the most recent');
+  assert.equal(idx.victim(), p0);
 });
 
 test('slots are reused and arrays grow past the initial capacity', () => {

@@ -75,7 +75,8 @@ export class SsdWriter {
     const picked = this.tier.opts.writeMode === 'through' ? this.fromQueue() : this.coldest();
     if (picked.length === 0) return false;
     const { index } = this.tier.opts;
-    for (const c of picked) index.pin(c.slot);
+    const slots = Int32Array.from(picked, (c) => c.slot);
+    index.pinMany(slots, slots.length);
     try {
       const byDrive = new Map<SsdDrive, { c: Candidate; offset: number }[]>();
       const drops = new Map<SsdDrive, SsdRecord[]>();
@@ -91,7 +92,10 @@ export class SsdWriter {
       );
       return written.some((n) => n > 0);
     } finally {
-      for (const c of picked) index.unpin(c.slot);
+      // Evict mode took the coldest blocks: they go back where eviction takes them first (on SSD now, they are the
+      // cheapest to drop), in their order, rather than becoming the most recently used by this round's pins.
+      const cold = this.tier.opts.writeMode === 'evict';
+      index.unpinMany(cold ? slots.reverse() : slots, slots.length, cold);
     }
   }
 
