@@ -21,6 +21,7 @@ const PURE = [
   '^apps/node/src/(hash-table|leases|pin-table|eviction|namespaces|instances|duplicate-hashes|pending-block-updates|block-saver)\\.ts$',
   '^apps/node/src/peer-wire/',
   '^apps/node/src/fetch/(block-flights|pull-types|pulled-blocks|read-pipeline)\\.ts$',
+  '^apps/node/src/ssd/(journal-codec|journal-replay|extent-allocator|ssd-catalog)\\.ts$',
 ];
 const IMPURE_LIBS = [
   'node_modules/(@grpc|@opentelemetry|pino|etcd3|p-queue)',

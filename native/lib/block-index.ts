@@ -92,9 +92,15 @@ export interface BlockIndex {
   unpin(slot: number): void;
   /** Pins the first `count` slots (all checked first: none is pinned when one is bad). */
   pinMany(slots: Int32Array, count: number): void;
-  unpinMany(slots: Int32Array, count: number): void;
+  /**
+   * Unpins the first `count` slots. `cold`: each goes back to the end eviction takes first (the last slot ends
+   * up taken first), not to the front: for blocks pinned only to be copied elsewhere (the SSD tier's writes).
+   */
+  unpinMany(slots: Int32Array, count: number, cold?: boolean): void;
   /** The next eviction victim (least recently used; pulled copies first), or -1 when everything is pinned. */
   victim(): number;
+  /** Up to `max` unpinned slots in the order eviction would take them (the SSD tier writes these ahead of it). */
+  coldest(max: number): Int32Array;
   /** Removes an unpinned slot; returns what it was and its pages, for the caller to free. */
   evict(slot: number): EvictedSlot;
   /** `evict` without allocating: the slot's pages go to `pagesOut` (room for its shards); returns their count. */

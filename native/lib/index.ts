@@ -14,3 +14,4 @@ export * from './lease-table.js';
 export * from './engine-ops.js';
 export * from './engine-ring.js';
 export * from './cuda-ipc-region.js';
+export * from './ssd-file.js';

@@ -14,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kvf::InitTcp(env, exports);
   kvf::InitVerbs(env, exports);
   kvf::InitCudaIpc(env, exports);
+  kvf::InitSsd(env, exports);
   return exports;
 }
 }  // namespace

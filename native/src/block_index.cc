@@ -110,17 +110,26 @@ void BlockIndex::Pin(int32_t slot) {
   }
 }
 
-bool BlockIndex::Unpin(int32_t slot) {
+bool BlockIndex::Unpin(int32_t slot, bool cold) {
   if (pins_[slot] <= 0) return false;
   if (--pins_[slot] == 0) {
     counts_.pinned--;
     if (landed_[slot] == 0 && !AnyAssigned(slot)) {
       Drop(slot);
+    } else if (cold) {
+      PushBack(slot, class_[slot]);
     } else {
       PushFront(slot, class_[slot]);
     }
   }
   return true;
+}
+
+uint32_t BlockIndex::Coldest(uint32_t max, int32_t* out) const {
+  uint32_t n = 0;
+  for (int list : {kPulled, kLocal})
+    for (int32_t s = tails_[list]; s != kNil && n < max; s = prev_[s]) out[n++] = s;
+  return n;
 }
 
 uint32_t BlockIndex::Evict(int32_t slot, uint64_t* pages_out) {
@@ -152,6 +161,19 @@ void BlockIndex::Drop(int32_t slot) {
   sealed_[slot] = 0;
   landed_[slot] = 0;
   summed_[slot] = 0;
+}
+
+void BlockIndex::PushBack(int32_t slot, uint8_t list) {
+  int32_t tail = tails_[list];
+  next_[slot] = kNil;
+  prev_[slot] = tail;
+  list_[slot] = static_cast<int8_t>(list);
+  if (tail != kNil) {
+    next_[tail] = slot;
+  } else {
+    heads_[list] = slot;
+  }
+  tails_[list] = slot;
 }
 
 void BlockIndex::PushFront(int32_t slot, uint8_t list) {

@@ -59,10 +59,13 @@ class BlockIndex {
   uint64_t PageBytes(int32_t slot) const { return page_bytes_[slot]; }
   int32_t Pins(int32_t slot) const { return pins_[slot]; }
   void Pin(int32_t slot);
-  // False (nothing changes) when the slot is not pinned.
-  bool Unpin(int32_t slot);
+  // False (nothing changes) when the slot is not pinned. `cold`: back at the end eviction takes first, not at the
+  // front (the SSD tier's writer unpins the blocks it just put on SSD this way: cold blocks stay cold).
+  bool Unpin(int32_t slot, bool cold = false);
   // The next eviction victim (least recently used; pulled copies first), or kNil when everything is pinned.
   int32_t Victim() const { return tails_[kPulled] != kNil ? tails_[kPulled] : tails_[kLocal]; }
+  // Up to `max` unpinned blocks in the order eviction would take them (the SSD tier writes these ahead of it).
+  uint32_t Coldest(uint32_t max, int32_t* out) const;
   // Removes an unpinned slot; its assigned pages go to `pages_out` (room for Shards(slot)); returns their count.
   uint32_t Evict(int32_t slot, uint64_t* pages_out);
   Stats GetStats() const { return counts_; }
@@ -75,6 +78,7 @@ class BlockIndex {
   bool AnyAssigned(int32_t slot) const;
   void Drop(int32_t slot);
   void PushFront(int32_t slot, uint8_t list);
+  void PushBack(int32_t slot, uint8_t list);
   void Remove(int32_t slot);
   void Touch(int32_t slot);
 

@@ -50,6 +50,7 @@ class BlockIndexJs : public Napi::ObjectWrap<BlockIndexJs> {
   Napi::Value UnpinMany(const Napi::CallbackInfo& info);
   Napi::Value PinAll(const Napi::CallbackInfo& info, bool pin);
   Napi::Value Victim(const Napi::CallbackInfo& info);
+  Napi::Value Coldest(const Napi::CallbackInfo& info);
   Napi::Value Evict(const Napi::CallbackInfo& info);
   Napi::Value EvictInto(const Napi::CallbackInfo& info);
   Napi::Value PageBytes(const Napi::CallbackInfo& info);
@@ -294,7 +295,8 @@ Napi::Value BlockIndexJs::Unpin(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// pinMany(slots: Int32Array, count) / unpinMany: every slot is checked before any changes
+// pinMany(slots: Int32Array, count) / unpinMany(slots, count, cold?): every slot is checked before any changes;
+// `cold` unpins to the end eviction takes first, in order (the last slot is taken first)
 Napi::Value BlockIndexJs::PinMany(const Napi::CallbackInfo& info) { return PinAll(info, true); }
 Napi::Value BlockIndexJs::UnpinMany(const Napi::CallbackInfo& info) { return PinAll(info, false); }
 
@@ -315,11 +317,12 @@ Napi::Value BlockIndexJs::PinAll(const Napi::CallbackInfo& info, bool pin) {
                            std::to_string(i) + "])");
     }
   }
+  bool cold = !pin && info.Length() > 2 && info[2].ToBoolean();
   for (uint32_t i = 0; i < count; i++) {
     if (pin) {
       index_.Pin(slots[i]);
     } else {
-      index_.Unpin(slots[i]);
+      index_.Unpin(slots[i], cold);
     }
   }
   return info.Env().Undefined();
@@ -328,6 +331,22 @@ Napi::Value BlockIndexJs::PinAll(const Napi::CallbackInfo& info, bool pin) {
 Napi::Value BlockIndexJs::Victim(const Napi::CallbackInfo& info) {
   Lock lock(index_.mu());
   return Num(info.Env(), index_.Victim());
+}
+
+// coldest(max) -> Int32Array: up to `max` unpinned slots, in the order eviction would take them.
+Napi::Value BlockIndexJs::Coldest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t max = ToIndex(env, info[0], "max");
+  if (max > (1u << 24)) throw CodedError(env, code::kInvalidArgument, "max: expected at most 16777216");
+  std::vector<int32_t> out(max);
+  uint32_t n;
+  {
+    Lock lock(index_.mu());
+    n = index_.Coldest(static_cast<uint32_t>(max), out.data());
+  }
+  auto arr = Napi::Int32Array::New(env, n);
+  for (uint32_t i = 0; i < n; i++) arr[i] = out[i];
+  return arr;
 }
 
 // evict(slot) -> { ns, hash, sealed, pages, pageBytes }
@@ -524,6 +543,7 @@ void BlockIndexJs::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&BlockIndexJs::PinMany>("pinMany"),
           InstanceMethod<&BlockIndexJs::UnpinMany>("unpinMany"),
           InstanceMethod<&BlockIndexJs::Victim>("victim"),
+          InstanceMethod<&BlockIndexJs::Coldest>("coldest"),
           InstanceMethod<&BlockIndexJs::Evict>("evict"),
           InstanceMethod<&BlockIndexJs::EvictInto>("evictInto"),
           InstanceMethod<&BlockIndexJs::PageBytes>("pageBytes"),

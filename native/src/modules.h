@@ -16,4 +16,5 @@ void InitChecksum(Napi::Env env, Napi::Object exports);   // checksum.cc: page c
 void InitTcp(Napi::Env env, Napi::Object exports);        // tcp_transport.cc: one-sided reads over tcp
 void InitVerbs(Napi::Env env, Napi::Object exports);      // verbs_transport.cc: libibverbs via dlopen
 void InitCudaIpc(Napi::Env env, Napi::Object exports);    // cuda_ipc_region.cc: GPU memory via CUDA IPC (dlopen)
+void InitSsd(Napi::Env env, Napi::Object exports);        // ssd_file_js.cc: the SSD tier's O_DIRECT files
 }  // namespace kvf

@@ -79,6 +79,31 @@ test('LRU: pulled copies go first, then the least recently used; pinned never', 
   assert.equal(idx.stats().pinned, 1);
 });
 
+test('coldest lists unpinned blocks in the order eviction takes them', () => {
+  const idx = createBlockIndex(16);
+  const l0 = seal(idx, 0, key(0), 0);
+  const l1 = seal(idx, 0, key(1), 1);
+  const l2 = seal(idx, 0, key(2), 2);
+  const p0 = seal(idx, 0, key(3), 3, BlockClass.Pulled);
+  idx.prefix(0, packed([key(0)]), 8, 1); // l0 is the most recent local block now
+  idx.pin(l2);
+  assert.deepEqual([...idx.coldest(10)], [p0, l1, l0]);
+  assert.deepEqual([...idx.coldest(2)], [p0, l1]);
+  assert.deepEqual([...idx.coldest(0)], []);
+  assert.throws(() => idx.coldest(-1), /max/);
+  // pinned to be copied to SSD, unpinned cold: back where eviction takes them first, the last one first
+  idx.pinMany(Int32Array.from([p0, l1]), 2);
+  idx.unpinMany(Int32Array.from([l1, p0]), 2, true);
+  assert.deepEqual([...idx.coldest(10)], [p0, l1, l0]);
+  idx.pinMany(Int32Array.from([l0]), 1);
+  idx.unpinMany(Int32Array.from([l0]), 1, true);
+  assert.deepEqual([...idx.coldest(10)], [p0, l0, l1], 'l0 is now the coldest local block');
+  idx.pin(l1);
+  idx.unpin(l1);
+  assert.deepEqual([...idx.coldest(10)], [p0, l0, l1], 'a plain unpin makes it the most recent');
+  assert.equal(idx.victim(), p0);
+});
+
 test('slots are reused and arrays grow past the initial capacity', () => {
   const idx = createBlockIndex(16);
   for (let i = 0; i < 1000; i++) seal(idx, 0, key(i), i * 4096);

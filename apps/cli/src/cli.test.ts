@@ -71,7 +71,13 @@ before(async () => {
   await client.heartbeat({
     ...NODE_B,
     transports: [TransportKind.TRANSPORT_KIND_TCP],
-    stats: { poolCapacityBytes: 1n << 30n, poolUsedBytes: 0n, blocks: 2n },
+    stats: {
+      poolCapacityBytes: 1n << 30n,
+      poolUsedBytes: 0n,
+      blocks: 2n,
+      ssdCapacityBytes: 2n << 40n,
+      ssdUsedBytes: 1n << 39n,
+    },
   });
   assert.equal((await client.insertBlocks(NODE_A.nodeId, 'model-a', [h(1), h(2), h(3)])).inserted, 3n);
   assert.equal((await client.insertBlocks(NODE_B.nodeId, 'model-a', [h(1), h(2)])).inserted, 2n);
@@ -115,8 +121,8 @@ describe('JSON output', () => {
       },
     );
     assert.deepEqual(
-      { addr: b.addr, state: b.state, blocks: b.blocks },
-      { addr: NODE_B.addr, state: 'live', blocks: 8 },
+      { addr: b.addr, state: b.state, blocks: b.blocks, ssd: [b.ssdUsedBytes, b.ssdCapacityBytes, a.ssdCapacityBytes] },
+      { addr: NODE_B.addr, state: 'live', blocks: 8, ssd: [2 ** 39, 2 ** 41, 0] },
     );
     assert.deepEqual(
       { ...out.leader, since: undefined, forSecs: undefined },
@@ -343,9 +349,15 @@ describe('table output', () => {
     );
     assert.equal(blank, '');
     assert.equal(lines.length, 3);
-    assert.match(lines[0]!, /^ADDR\s+STATE\s+BLOCKS\s+POOL USED\s+POOL SIZE\s+TRANSPORTS\s+LAST HEARTBEAT\s+NODE ID$/);
-    assert.match(lines[1]!, /^127\.0\.0\.1:7101\s+live\s+4\s+1\.50 GiB\s+16\.0 GiB\s+tcp\s+\S+ ago\s+node-a$/);
-    assert.match(lines[2]!, /^127\.0\.0\.1:7102\s+live\s+8\s+0 B\s+1\.00 GiB\s+tcp\s+\S+ ago\s+node-b$/);
+    assert.match(
+      lines[0]!,
+      /^ADDR\s+STATE\s+BLOCKS\s+POOL USED\s+POOL SIZE\s+SSD USED\/SIZE\s+TRANSPORTS\s+LAST HEARTBEAT\s+NODE ID$/,
+    );
+    assert.match(lines[1]!, /^127\.0\.0\.1:7101\s+live\s+4\s+1\.50 GiB\s+16\.0 GiB\s+-\s+tcp\s+\S+ ago\s+node-a$/);
+    assert.match(
+      lines[2]!,
+      /^127\.0\.0\.1:7102\s+live\s+8\s+0 B\s+1\.00 GiB\s+512 GiB\/2\.00 TiB\s+tcp\s+\S+ ago\s+node-b$/,
+    );
     // right-aligned numbers end under the end of their header; left-aligned columns start together
     const end = lines[0]!.indexOf('BLOCKS') + 'BLOCKS'.length;
     for (const line of lines.slice(1)) assert.equal(line[end - 1] !== ' ' && line[end] === ' ', true, line);

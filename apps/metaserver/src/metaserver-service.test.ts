@@ -46,8 +46,14 @@ function hl(ids: number[], tag = 1, len = 32): HashList {
   return { packed, hashLen: len };
 }
 
-function stats(used: bigint, capacity = 1n << 30n, blocks = 0n) {
-  return { poolCapacityBytes: capacity, poolUsedBytes: used, blocks };
+function stats(used: bigint, capacity = 1n << 30n, blocks = 0n, ssd = { capacity: 0n, used: 0n }) {
+  return {
+    poolCapacityBytes: capacity,
+    poolUsedBytes: used,
+    blocks,
+    ssdCapacityBytes: ssd.capacity,
+    ssdUsedBytes: ssd.used,
+  };
 }
 
 let ms: MetaserverHandle;
@@ -425,6 +431,19 @@ test('every bad input is refused with the right status, names the field, and cha
       INVALID,
       'INVALID_ARGUMENT',
       /^stats\.pool_used_bytes: expected at most stats\.pool_capacity_bytes \(2\), got "3"/,
+    ],
+    [
+      'heartbeat SSD used > SSD capacity',
+      'heartbeat',
+      {
+        nodeId: 'good',
+        addr: '10.0.2.1:7001',
+        transports: [TCP],
+        stats: stats(1n, 2n, 0n, { capacity: 4n, used: 5n }),
+      },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^stats\.ssd_used_bytes: expected at most stats\.ssd_capacity_bytes \(4\), got "5"/,
     ],
   ];
   for (const [name, method, req, status, kv, message] of cases) {

@@ -66,12 +66,19 @@ function transportsOf(transports: TransportKind[]): TransportKind[] {
 }
 
 function nodeStatsOf(stats: NodeStats | undefined): NodeStats {
-  const s = stats ?? { poolCapacityBytes: 0n, poolUsedBytes: 0n, blocks: 0n };
+  const s = stats ?? { poolCapacityBytes: 0n, poolUsedBytes: 0n, blocks: 0n, ssdCapacityBytes: 0n, ssdUsedBytes: 0n };
   if (s.poolUsedBytes > s.poolCapacityBytes) {
     throw invalid(
       'stats.pool_used_bytes',
       `expected at most stats.pool_capacity_bytes (${s.poolCapacityBytes})`,
       s.poolUsedBytes.toString(),
+    );
+  }
+  if (s.ssdUsedBytes > s.ssdCapacityBytes) {
+    throw invalid(
+      'stats.ssd_used_bytes',
+      `expected at most stats.ssd_capacity_bytes (${s.ssdCapacityBytes})`,
+      s.ssdUsedBytes.toString(),
     );
   }
   return s;

@@ -53,13 +53,13 @@ async function harness(): Promise<Harness> {
     nodeId: 'a',
     addr: 'h:1',
     transports: [1],
-    stats: { poolCapacityBytes: 100n, poolUsedBytes: 10n, blocks: 0n },
+    stats: { poolCapacityBytes: 100n, poolUsedBytes: 10n, blocks: 0n, ssdCapacityBytes: 0n, ssdUsedBytes: 0n },
   });
   store.heartbeat({
     nodeId: 'b',
     addr: 'h:2',
     transports: [2],
-    stats: { poolCapacityBytes: 100n, poolUsedBytes: 20n, blocks: 0n },
+    stats: { poolCapacityBytes: 100n, poolUsedBytes: 20n, blocks: 0n, ssdCapacityBytes: 0n, ssdUsedBytes: 0n },
   });
   store.insert('a', NS, hashList(range(0, 10)));
   store.insert('b', NS, hashList(range(0, 4)));
@@ -249,7 +249,7 @@ test('a stream opened on an index that was replaced (re-elected under a new epoc
     nodeId: 'b',
     addr: 'h:2',
     transports: [2],
-    stats: { poolCapacityBytes: 100n, poolUsedBytes: 20n, blocks: 0n },
+    stats: { poolCapacityBytes: 100n, poolUsedBytes: 20n, blocks: 0n, ssdCapacityBytes: 0n, ssdUsedBytes: 0n },
   });
   h.store.insert('b', NS, hashList(range(0, 2)));
   h.leaderEpoch = 12n;

@@ -37,6 +37,9 @@ import type { Reporter } from './reporter.js';
 import { reporterMetrics } from './reporter-metrics.js';
 import { peerMetrics } from './peer/peer-metrics.js';
 import { chooseTransport, transportProblems } from './peer/transport.js';
+import { SsdFirstFetcher } from './ssd/ssd-fetcher.js';
+import { ssdMetrics } from './ssd/ssd-metrics.js';
+import { SsdTier } from './ssd/ssd-tier.js';
 
 export interface NodeAppOptions {
   config: NodeConfig;
@@ -57,6 +60,7 @@ interface NodeParts {
   metaserver: MetaserverClient | undefined;
   reporter: Reporter | undefined;
   pulls: RemotePulls;
+  ssd: SsdTier | undefined;
   core: EngineCore;
   regions: HandedRegions;
   engineServer: grpc.Server;
@@ -74,6 +78,8 @@ export class NodeApp {
   readonly reporter: Reporter | undefined;
   /** Both sides of remote pulls. */
   readonly pulls: RemotePulls;
+  /** The SSD tier (--ssd-path), if any. */
+  readonly ssd: SsdTier | undefined;
   readonly core: EngineCore;
   /** Regions engines handed over on the handover socket, until a RegisterInstance claims them. */
   readonly regions: HandedRegions;
@@ -96,6 +102,7 @@ export class NodeApp {
     this.metaserver = parts.metaserver;
     this.reporter = parts.reporter;
     this.pulls = parts.pulls;
+    this.ssd = parts.ssd;
     this.core = parts.core;
     this.regions = parts.regions;
     this.engineServer = parts.engineServer;
@@ -130,13 +137,45 @@ export class NodeApp {
           etcdTls: opts.etcdTls,
         })
       : undefined;
+    let ssd: SsdTier | undefined;
     const reporter =
       metaserver &&
-      reporterFor({ config, client: metaserver, nodeId, transport, pool: data.pool, index, namespaces, logger });
+      reporterFor({
+        config,
+        client: metaserver,
+        nodeId,
+        transport,
+        pool: data.pool,
+        index,
+        namespaces,
+        logger,
+        ssd: () => ssd,
+      });
     if (reporter) reporterMetrics(metrics, reporter);
     const evictor = new Evictor(index, data, (b) => {
-      if (b.sealed) reporter?.removed(namespaces.get(b.ns).name, b.hash);
+      if (!b.sealed) return;
+      const ns = namespaces.get(b.ns);
+      if (ssd?.dramEvicted(ns, b)) return; // still held, on SSD
+      reporter?.removed(ns.name, b.hash);
     });
+    if (config.ssdPath?.length) {
+      ssd = await SsdTier.open({
+        paths: config.ssdPath,
+        capacityBytes: config.ssdCapacity ?? 0,
+        writeMode: config.ssdWriteMode as 'evict' | 'through',
+        wipe: config.ssdWipe,
+        pool: data.pool,
+        index,
+        namespaces,
+        evictor,
+        logger: logger.child({ component: 'ssd' }),
+      });
+      ssd.listener = reporter;
+      ssdMetrics(metrics, ssd);
+      // a rebooted host is warm at once: what survived on SSD is advertised as owned
+      for (const g of ssd.resident()) reporter?.insertedMany(g.namespace, g.hashes.packed, g.hashes.hashLen);
+    }
+    const tier = ssd;
 
     const pulls = await RemotePulls.start({
       config,
@@ -153,6 +192,9 @@ export class NodeApp {
       namespaces,
       evictor,
       metaserver: metaserver && reporter && { client: metaserver, reporter },
+      ...(tier
+        ? { promote: (ns, packed, hashLen, count) => tier.promoter.promoteMissing(ns, packed, hashLen, count) }
+        : {}),
     });
     peerMetrics(
       metrics,
@@ -169,8 +211,12 @@ export class NodeApp {
       evictor,
       leaseTtlMs: config.leaseTtlSecs * 1000,
       logger: logger.child({ component: 'engine' }),
-      fetcher: pulls?.fetcher,
-      onSealed: reporter && ((ns, hashes, hashLen) => reporter.insertedMany(ns, hashes, hashLen)),
+      fetcher: tier ? new SsdFirstFetcher(tier.promoter, pulls?.fetcher) : pulls?.fetcher,
+      onSealed: (ns, hashes, hashLen) => {
+        reporter?.insertedMany(ns, hashes, hashLen);
+        const info = tier && namespaces.byNameOrUndefined(ns);
+        if (info) tier.sealed(info, hashes, hashLen);
+      },
     });
     const engineServer = new grpc.Server({
       ...CHANNEL_OPTIONS,
@@ -200,6 +246,7 @@ export class NodeApp {
       metaserver,
       reporter,
       pulls,
+      ssd,
       core,
       regions,
       engineServer,
@@ -217,6 +264,7 @@ export class NodeApp {
         httpAddr: app.httpAddr,
         poolBytes: core.poolStats().capacityBytes,
         metaserver: config.metaserverAddr ?? null,
+        ssd: ssd ? { paths: config.ssdPath, capacityBytes: ssd.capacityBytes, blocks: ssd.catalog.size } : null,
       },
       'kvfabric-node started',
     );
@@ -246,6 +294,8 @@ export class NodeApp {
       logger,
       health: () => {
         const problems = this.pulls ? transportProblems(this.pulls.transport) : [];
+        for (const d of this.ssd?.drives ?? [])
+          if (!d.inService) problems.push(`ssd drive ${d.dir} out of service: ${d.reason ?? 'I/O error'}`);
         return {
           ok: !this.stopped && problems.length === 0,
           status: this.stopped ? 'stopping' : problems.length ? 'degraded' : 'ok',
@@ -262,6 +312,7 @@ export class NodeApp {
       this.core.sweep();
       this.regions.sweep();
       this.pulls?.sweep();
+      this.ssd?.writer.kick();
     }, sweepMs);
     this.sweepTimer.unref();
     this.reporter?.start();
@@ -278,6 +329,7 @@ export class NodeApp {
     await this.http?.close();
     this.metaserver?.close();
     await this.pulls?.close();
+    await this.ssd?.close();
     this.core.close();
     this.regions.close();
     this.data.close();

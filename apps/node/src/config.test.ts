@@ -43,3 +43,29 @@ test('an etcd:// metaserver address: --etcd-* turn on TLS to etcd; plaintext off
     /etcd-ca: only with an etcd:\/\/host:port\[\/prefix\] --metaserver-addr/,
   );
 });
+
+test('the SSD tier flags: paths, capacity per path, write mode, wipe; bad values name the flag', () => {
+  const { config } = parseNodeConfig(
+    ['--ssd-path', '/nvme0/kvf,/nvme1/kvf', '--ssd-capacity', '2tb', '--ssd-write-mode', 'through', '--ssd-wipe'],
+    {},
+  );
+  assert.deepEqual(config.ssdPath, ['/nvme0/kvf', '/nvme1/kvf']);
+  assert.ok(config.ssdCapacity! >= 2 * 1000 ** 4);
+  assert.deepEqual([config.ssdWriteMode, config.ssdWipe], ['through', true]);
+  assert.equal(
+    parseNodeConfig([], { KVFABRIC_SSD_PATH: '/d', KVFABRIC_SSD_CAPACITY: '1gib' }).config.ssdWriteMode,
+    'evict',
+  );
+  const refused = (argv: string[], pattern: RegExp) => assert.throws(() => parseNodeConfig(argv, {}), pattern);
+  refused(['--ssd-path', '/d'], /ssd-capacity: required with --ssd-path/);
+  refused(['--ssd-capacity', '1gib'], /ssd-capacity: needs --ssd-path/);
+  refused(['--ssd-wipe'], /ssd-wipe: needs --ssd-path/);
+  refused(['--ssd-path', 'rel/dir', '--ssd-capacity', '1gib'], /ssd-path: expected absolute directory paths/);
+  refused(['--ssd-path', '/a,/a', '--ssd-capacity', '1gib'], /ssd-path: a directory is named twice/);
+  refused(['--ssd-path', '/a', '--ssd-capacity', '1 lot'], /ssd-capacity: expected a size/);
+  refused(['--ssd-path', '/a', '--ssd-capacity', '1mib'], /ssd-capacity/);
+  refused(
+    ['--ssd-path', '/a', '--ssd-capacity', '1gib', '--ssd-write-mode', 'back'],
+    /ssd-write-mode: expected one of evict\|through/,
+  );
+});

@@ -47,8 +47,6 @@ export function grantPinBudgetBytes(flag: string, poolBytes: number): number {
   return share ? Math.floor((poolBytes * Number(share[1])) / 100) : parseSize(flag);
 }
 
-const NO_SSD_TIER = 'the SSD tier is not part of this release (pool only)';
-
 export const NODE_FLAGS = {
   addr: {
     kind: 'string',
@@ -152,16 +150,33 @@ export const NODE_FLAGS = {
       'verbs: on devices without type-2 memory windows, let peers read through the pool-wide rkey (grants then limit nothing)',
     default: false,
   },
-  // Reserved for the SSD tier (DESIGN §6), which this release does not have: refused rather than ignored.
   'ssd-path': {
-    kind: 'string',
-    description: 'SSD cache directory (not in this release: refused)',
-    validate: () => NO_SSD_TIER,
+    kind: 'list',
+    description:
+      'SSD tier: directories, comma-separated (one per NVMe drive); each holds a data file and its journal (unset: DRAM only)',
+    validate: (v: string[]) =>
+      v.some((p) => !p.startsWith('/'))
+        ? 'expected absolute directory paths'
+        : new Set(v).size !== v.length
+          ? 'a directory is named twice'
+          : undefined,
   },
   'ssd-capacity': {
     kind: 'size',
-    description: 'SSD cache capacity (not in this release: refused)',
-    validate: () => NO_SSD_TIER,
+    description: 'SSD tier: bytes used on EACH --ssd-path (the tier holds this times the number of paths)',
+    min: 16 * 1024 ** 2,
+  },
+  'ssd-write-mode': {
+    kind: 'enum',
+    choices: ['evict', 'through'],
+    description:
+      'SSD tier: evict writes the blocks DRAM will evict next, ahead of eviction; through writes every block as it seals',
+    default: 'evict',
+  },
+  'ssd-wipe': {
+    kind: 'bool',
+    description: 'SSD tier: start empty (forget what the journals recorded) instead of recovering the blocks on SSD',
+    default: false,
   },
   'lease-ttl-secs': { kind: 'number', description: 'lifetime of a Query lease', default: 30, min: 0.05 },
   'grant-ttl-secs': { kind: 'number', description: 'lifetime of a peer read grant', default: 30, min: 0.05 },
@@ -287,6 +302,11 @@ export function parseNodeConfig(argv: readonly string[], env: NodeJS.ProcessEnv 
     }
   }
   if (config.namespaces !== undefined && !tls) problems.push('namespaces: needs mutual TLS (--tls-*)');
+  const ssd = config.ssdPath !== undefined && config.ssdPath.length > 0;
+  if (ssd && config.ssdCapacity === undefined)
+    problems.push('ssd-capacity: required with --ssd-path (bytes per path, like 2tb)');
+  if (!ssd && config.ssdCapacity !== undefined) problems.push('ssd-capacity: needs --ssd-path');
+  if (!ssd && config.ssdWipe) problems.push('ssd-wipe: needs --ssd-path');
   let insecureEtcd: string[] = [];
   try {
     insecureEtcd = checkEtcdSecurity(config.metaserverAddr, config, config.insecure);

@@ -7,3 +7,6 @@ export * from './data-path.js';
 export { NodeApp } from './app.js';
 export { parseNodeConfig, NODE_FLAGS, type NodeConfig } from './config.js';
 export { Reporter, DEFAULT_READVERTISE_BLOCKS_PER_SEC, type ReporterClient, type ReporterOptions } from './reporter.js';
+export { openDrive } from './ssd/ssd-drives.js';
+export { SsdCatalog } from './ssd/ssd-catalog.js';
+export { encodeRecord, type SsdPut } from './ssd/journal-codec.js';

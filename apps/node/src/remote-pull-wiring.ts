@@ -28,7 +28,7 @@ import { PeerLinks } from './fetch/peer-links.js';
 import { pullMetrics } from './fetch/pull-metrics.js';
 import { PEER_MAX_REQUEST_BYTES, PEER_MAX_RESPONSE_BYTES } from './peer/peer-limits.js';
 import type { PageVerifier } from './fetch/read-pipeline.js';
-import { PeerServer, type PageSummer } from './peer/peer-server.js';
+import { PeerServer, type PageSummer, type PeerServerOptions } from './peer/peer-server.js';
 import { peerServiceImpl } from './peer/peer-service.js';
 import { createTransport } from './peer/transport.js';
 
@@ -53,6 +53,8 @@ export interface RemotePullDeps {
   evictor: Evictor;
   /** With a metaserver: where holders are looked up, and who is told about pulled blocks. */
   metaserver?: { client: MetaserverClient; reporter: Reporter };
+  /** The SSD tier's promotion of what a PrepareRead asks past the DRAM prefix (peers read SSD blocks too). */
+  promote?: PeerServerOptions['promote'];
 }
 
 export class RemotePulls {
@@ -107,6 +109,7 @@ export class RemotePulls {
       maxReaders: config.maxReaders,
       readerIdleMs: config.readerIdleSecs * 1000,
       logger: logger.child({ component: 'peer' }),
+      ...(deps.promote ? { promote: deps.promote } : {}),
     });
     const peerServer = new grpc.Server({
       ...CHANNEL_OPTIONS,

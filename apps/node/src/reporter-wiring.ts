@@ -1,5 +1,5 @@
 // The node's reporter as the app builds it: heartbeats with the pool's occupancy, and every sealed block of the
-// index, packed per namespace, when the metaserver asks for a re-advertisement.
+// index (and every block on SSD), packed per namespace, when the metaserver asks for a re-advertisement.
 import type { TransportKind } from '@kvfabric/proto';
 import type { PackedHashes } from '@kvfabric/common';
 import type { Logger } from '@kvfabric/common/observability';
@@ -19,6 +19,10 @@ export interface ReporterParts {
   index: BlockIndex;
   namespaces: NamespaceRegistry;
   logger: Logger;
+  /** The SSD tier, when there is one: its blocks count as resident too, its bytes go with each heartbeat. */
+  ssd?: () =>
+    | { resident(): Iterable<{ namespace: string; hashes: PackedHashes }>; capacityBytes: number; usedBytes: number }
+    | undefined;
 }
 
 export function reporterFor(p: ReporterParts): Reporter {
@@ -32,9 +36,16 @@ export function reporterFor(p: ReporterParts): Reporter {
     readvertiseBlocksPerSec: config.readvertiseBlocksPerSec,
     stats: () => {
       const s = p.pool.stats();
-      return { poolCapacityBytes: s.capacityBytes, poolUsedBytes: s.usedBytes, blocks: index.stats().sealed };
+      const ssd = p.ssd?.();
+      return {
+        poolCapacityBytes: s.capacityBytes,
+        poolUsedBytes: s.usedBytes,
+        blocks: index.stats().sealed,
+        ssdCapacityBytes: ssd?.capacityBytes ?? 0,
+        ssdUsedBytes: ssd?.usedBytes ?? 0,
+      };
     },
-    resident: () => residentHashes(index, namespaces),
+    resident: () => [...residentHashes(index, namespaces), ...(p.ssd?.()?.resident() ?? [])],
     logger: p.logger.child({ component: 'reporter' }),
   });
 }

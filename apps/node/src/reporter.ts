@@ -18,7 +18,13 @@ export interface ReporterClient {
     nodeId: string;
     addr: string;
     transports?: number[];
-    stats?: { poolCapacityBytes: bigint; poolUsedBytes: bigint; blocks: bigint };
+    stats?: {
+      poolCapacityBytes: bigint;
+      poolUsedBytes: bigint;
+      blocks: bigint;
+      ssdCapacityBytes: bigint;
+      ssdUsedBytes: bigint;
+    };
   }): Promise<{ epoch: bigint; registered: boolean }>;
   insertBlocks(nodeId: string, namespace: string, hashes: PackedHashes): Promise<{ epoch: bigint }>;
   removeBlocks(nodeId: string, namespace: string, hashes: PackedHashes): Promise<{ epoch: bigint }>;
@@ -36,7 +42,13 @@ export interface ReporterOptions {
   addr: string;
   transports: number[];
   heartbeatMs: number;
-  stats: () => { poolCapacityBytes: number; poolUsedBytes: number; blocks: number };
+  stats: () => {
+    poolCapacityBytes: number;
+    poolUsedBytes: number;
+    blocks: number;
+    ssdCapacityBytes?: number;
+    ssdUsedBytes?: number;
+  };
   /** Every resident (sealed) block: packed hash lists, each of one namespace (a namespace may have several). */
   resident: () => Iterable<{ namespace: string; hashes: PackedHashes }>;
   logger: Logger;
@@ -277,6 +289,8 @@ export class Reporter {
           poolCapacityBytes: BigInt(s.poolCapacityBytes),
           poolUsedBytes: BigInt(s.poolUsedBytes),
           blocks: BigInt(s.blocks),
+          ssdCapacityBytes: BigInt(s.ssdCapacityBytes ?? 0),
+          ssdUsedBytes: BigInt(s.ssdUsedBytes ?? 0),
         },
       });
       this.counters.heartbeats++;

@@ -103,6 +103,20 @@ if (pull) {
     ]),
   });
 }
+const ssd = load('ssd');
+if (ssd) {
+  charts.push({
+    file: 'ssd.svg',
+    title: 'SSD tier vs fio (--direct=1 --ioengine=io_uring, queue depth 32)',
+    unit: 'GB/s',
+    rows: rows(ssd, [
+      ['write_256KiB_GBps', 'write (eviction), 256 KiB pages', 0.9],
+      ['read_256KiB_GBps', 'read (promotion), 256 KiB pages', 0.9],
+      ['write_2MiB_GBps', 'write (eviction), 2 MiB pages', 0.9],
+      ['read_2MiB_GBps', 'read (promotion), 2 MiB pages', 0.9],
+    ]),
+  });
+}
 const cli = load('cli');
 if (cli) {
   charts.push({

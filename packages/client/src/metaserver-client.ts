@@ -130,7 +130,14 @@ export class MetaserverClient {
   }
 
   heartbeat(input: HeartbeatInput, opts?: CallOptions): Promise<HeartbeatResponse> {
-    const stats: NodeStats = { poolCapacityBytes: 0n, poolUsedBytes: 0n, blocks: 0n, ...input.stats };
+    const stats: NodeStats = {
+      poolCapacityBytes: 0n,
+      poolUsedBytes: 0n,
+      blocks: 0n,
+      ssdCapacityBytes: 0n,
+      ssdUsedBytes: 0n,
+      ...input.stats,
+    };
     const request = { nodeId: input.nodeId, addr: input.addr, transports: input.transports ?? [], stats };
     return this.call('heartbeat', request, opts);
   }

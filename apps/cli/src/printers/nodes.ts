@@ -24,6 +24,8 @@ export const nodesPrinter: Printer<ListNodesResponse> = {
       residentBlocks: jsonInt(n.stats?.blocks ?? 0n),
       poolUsedBytes: jsonInt(n.stats?.poolUsedBytes ?? 0n),
       poolCapacityBytes: jsonInt(n.stats?.poolCapacityBytes ?? 0n),
+      ssdUsedBytes: jsonInt(n.stats?.ssdUsedBytes ?? 0n),
+      ssdCapacityBytes: jsonInt(n.stats?.ssdCapacityBytes ?? 0n),
       registeredAt: isoTime(n.registeredAtMs),
       lastHeartbeatAt: isoTime(n.lastHeartbeatMs),
     })),
@@ -40,6 +42,7 @@ export const nodesPrinter: Printer<ListNodesResponse> = {
           { title: 'BLOCKS', right: true },
           { title: 'POOL USED', right: true },
           { title: 'POOL SIZE', right: true },
+          { title: 'SSD USED/SIZE', right: true },
           { title: 'TRANSPORTS' },
           { title: 'LAST HEARTBEAT' },
           { title: 'NODE ID' },
@@ -50,6 +53,9 @@ export const nodesPrinter: Printer<ListNodesResponse> = {
           count(n.indexedBlocks),
           formatBytes(n.stats?.poolUsedBytes ?? 0n),
           formatBytes(n.stats?.poolCapacityBytes ?? 0n),
+          n.stats?.ssdCapacityBytes
+            ? `${formatBytes(n.stats.ssdUsedBytes)}/${formatBytes(n.stats.ssdCapacityBytes)}`
+            : '-',
           n.transports.map(transportName).join(',') || '-',
           ago(n.lastHeartbeatMs),
           n.nodeId,

@@ -162,7 +162,7 @@ test(
           nodeId: 'n1',
           addr: '127.0.0.1:7001',
           transports: [],
-          stats: { poolCapacityBytes: 100n, poolUsedBytes: 0n, blocks: 0n },
+          stats: { poolCapacityBytes: 100n, poolUsedBytes: 0n, blocks: 0n, ssdCapacityBytes: 0n, ssdUsedBytes: 0n },
         },
         cb,
       ),

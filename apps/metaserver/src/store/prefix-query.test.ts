@@ -13,7 +13,12 @@ function setup() {
   const query = new PrefixQuery(index, sessions);
   const join = (nodeId: string, addr: string, used = 0n, nowMs = 0) =>
     sessions.beat(
-      { nodeId, addr, transports: [1], stats: { poolCapacityBytes: 1000n, poolUsedBytes: used, blocks: 0n } },
+      {
+        nodeId,
+        addr,
+        transports: [1],
+        stats: { poolCapacityBytes: 1000n, poolUsedBytes: used, blocks: 0n, ssdCapacityBytes: 0n, ssdUsedBytes: 0n },
+      },
       nowMs,
     );
   const insert = (nodeId: string, ids: number[], len = 32) =>

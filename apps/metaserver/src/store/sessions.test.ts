@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { KvError } from '@kvfabric/common';
 import { NodeSessions } from './sessions.js';
 
-const stats = (used: bigint) => ({ poolCapacityBytes: 1000n, poolUsedBytes: used, blocks: 3n });
+const stats = (used: bigint) => ({
+  poolCapacityBytes: 1000n,
+  poolUsedBytes: used,
+  blocks: 3n,
+  ssdCapacityBytes: 0n,
+  ssdUsedBytes: 0n,
+});
 
 test('beat registers once, then refreshes time, transports and stats', () => {
   const sessions = new NodeSessions(10_000);

@@ -118,7 +118,7 @@ export class NodeSessions {
       nodeId,
       addr,
       transports: [],
-      stats: { poolCapacityBytes: 0n, poolUsedBytes: 0n, blocks: 0n },
+      stats: { poolCapacityBytes: 0n, poolUsedBytes: 0n, blocks: 0n, ssdCapacityBytes: 0n, ssdUsedBytes: 0n },
       registeredAtMs: nowMs,
       lastHeartbeatMs: nowMs,
     };

@@ -33,7 +33,7 @@ function setup(
       nodeId,
       addr,
       transports: [1],
-      stats: { poolCapacityBytes: 1000n, poolUsedBytes: used, blocks: 0n },
+      stats: { poolCapacityBytes: 1000n, poolUsedBytes: used, blocks: 0n, ssdCapacityBytes: 0n, ssdUsedBytes: 0n },
     });
   return { store, advance, join };
 }

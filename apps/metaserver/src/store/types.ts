@@ -5,6 +5,9 @@ export interface NodeStatsInput {
   poolCapacityBytes: bigint;
   poolUsedBytes: bigint;
   blocks: bigint;
+  /** The SSD tier's drives in service, and what its blocks take there (0 without an SSD tier). */
+  ssdCapacityBytes: bigint;
+  ssdUsedBytes: bigint;
 }
 
 /** What nodes may put in the index (index-limits.ts). */

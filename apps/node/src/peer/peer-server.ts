@@ -9,7 +9,7 @@ import { KvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
 import type { GrantId, GrantPages, Transport } from '@kvfabric/native';
 import type { BlockIndex } from '../block-index.js';
-import type { NamespaceRegistry } from '../namespaces.js';
+import type { NamespaceInfo, NamespaceRegistry } from '../namespaces.js';
 import { GrantTable } from './grant-table.js';
 import { ReaderSessions } from './reader-sessions.js';
 
@@ -30,6 +30,8 @@ export interface PeerServerOptions {
   readerIdleMs?: number;
   logger: Logger;
   now?: () => number;
+  /** Brings blocks past the DRAM prefix in from the SSD tier before a grant (absent: DRAM only). */
+  promote?: (ns: NamespaceInfo, packed: Buffer, hashLen: number, count: number) => Promise<number>;
 }
 
 export interface GrantAnswer {
@@ -143,6 +145,7 @@ export class PeerServer {
     this.counters.prepareReads++;
     const ns = this.opts.namespaces.byNameOrUndefined(namespace);
     const count = packed.length / hashLen;
+    if (ns && this.opts.promote) await this.opts.promote(ns, packed, hashLen, count);
     const slots = new Int32Array(count);
     const blocks = ns ? this.opts.index.prefix(ns.id, packed, hashLen, count, slots) : 0;
     const empty: GrantAnswer = {

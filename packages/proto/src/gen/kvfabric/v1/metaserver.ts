@@ -65,6 +65,9 @@ export interface NodeStats {
   poolCapacityBytes: bigint;
   poolUsedBytes: bigint;
   blocks: bigint;
+  /** the SSD tier's drives in service (0: no SSD tier) */
+  ssdCapacityBytes: bigint;
+  ssdUsedBytes: bigint;
 }
 
 export interface HeartbeatRequest {
@@ -259,7 +262,7 @@ export interface GetStatsResponse {
 }
 
 function createBaseNodeStats(): NodeStats {
-  return { poolCapacityBytes: 0n, poolUsedBytes: 0n, blocks: 0n };
+  return { poolCapacityBytes: 0n, poolUsedBytes: 0n, blocks: 0n, ssdCapacityBytes: 0n, ssdUsedBytes: 0n };
 }
 
 export const NodeStats: MessageFns<NodeStats> = {
@@ -281,6 +284,18 @@ export const NodeStats: MessageFns<NodeStats> = {
         throw new globalThis.Error("value provided for field message.blocks of type uint64 too large");
       }
       writer.uint32(24).uint64(message.blocks);
+    }
+    if (message.ssdCapacityBytes !== 0n) {
+      if (BigInt.asUintN(64, message.ssdCapacityBytes) !== message.ssdCapacityBytes) {
+        throw new globalThis.Error("value provided for field message.ssdCapacityBytes of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.ssdCapacityBytes);
+    }
+    if (message.ssdUsedBytes !== 0n) {
+      if (BigInt.asUintN(64, message.ssdUsedBytes) !== message.ssdUsedBytes) {
+        throw new globalThis.Error("value provided for field message.ssdUsedBytes of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.ssdUsedBytes);
     }
     return writer;
   },
@@ -322,6 +337,22 @@ export const NodeStats: MessageFns<NodeStats> = {
             message.blocks = reader.uint64() as bigint;
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.ssdCapacityBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ssdUsedBytes = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -347,6 +378,16 @@ export const NodeStats: MessageFns<NodeStats> = {
         ? BigInt(object.pool_used_bytes)
         : 0n,
       blocks: isSet(object.blocks) ? BigInt(object.blocks) : 0n,
+      ssdCapacityBytes: isSet(object.ssdCapacityBytes)
+        ? BigInt(object.ssdCapacityBytes)
+        : isSet(object.ssd_capacity_bytes)
+        ? BigInt(object.ssd_capacity_bytes)
+        : 0n,
+      ssdUsedBytes: isSet(object.ssdUsedBytes)
+        ? BigInt(object.ssdUsedBytes)
+        : isSet(object.ssd_used_bytes)
+        ? BigInt(object.ssd_used_bytes)
+        : 0n,
     };
   },
 
@@ -360,6 +401,12 @@ export const NodeStats: MessageFns<NodeStats> = {
     }
     if (message.blocks !== 0n) {
       obj.blocks = message.blocks.toString();
+    }
+    if (message.ssdCapacityBytes !== 0n) {
+      obj.ssdCapacityBytes = message.ssdCapacityBytes.toString();
+    }
+    if (message.ssdUsedBytes !== 0n) {
+      obj.ssdUsedBytes = message.ssdUsedBytes.toString();
     }
     return obj;
   },
@@ -376,6 +423,12 @@ export const NodeStats: MessageFns<NodeStats> = {
       ? BigInt(object.poolUsedBytes)
       : 0n;
     message.blocks = (object.blocks !== undefined && object.blocks !== null) ? BigInt(object.blocks) : 0n;
+    message.ssdCapacityBytes = (object.ssdCapacityBytes !== undefined && object.ssdCapacityBytes !== null)
+      ? BigInt(object.ssdCapacityBytes)
+      : 0n;
+    message.ssdUsedBytes = (object.ssdUsedBytes !== undefined && object.ssdUsedBytes !== null)
+      ? BigInt(object.ssdUsedBytes)
+      : 0n;
     return message;
   },
 };

@@ -1,0 +1,167 @@
+// The SSD tier's journal records, as bytes (pure: no I/O). The journal is append-only; each record is
+//
+//   magic "KVJ1" (4) | kind (1) | body length (4, LE) | body | CRC-32 of kind, length and body (4, LE)
+//
+// A `put` says a block's pages are durable at an extent of one SSD file (namespace, its geometry, the hash, the
+// extent, each shard's XXH3-64 content sum); a `drop` says an extent no longer holds anything. A put is appended
+// only after its data is durable, so a put never names bytes that were not written. Replay keeps, per extent and
+// per block, the last put not dropped since; a record whose CRC does not match, or that is cut short (a torn write
+// at a crash), is dropped and counted, and decoding resynchronises at the next magic.
+import type { NamespaceLayout } from '../namespaces.js';
+
+export const JOURNAL_MAGIC = Buffer.from('KVJ1', 'latin1');
+const HEADER = 9; // magic, kind, body length
+const TRAILER = 4;
+/** Larger bodies are not records (a corrupt length): resynchronise instead of waiting for bytes. */
+const MAX_BODY = 4096;
+const KIND_PUT = 1;
+const KIND_DROP = 2;
+
+export interface SsdExtent {
+  /** Which SSD file (the position of its path in --ssd-path). */
+  file: number;
+  /** Byte offset of the extent in that file. */
+  offset: number;
+}
+
+export interface SsdPut extends SsdExtent {
+  kind: 'put';
+  namespace: string;
+  layout: NamespaceLayout;
+  hash: Buffer;
+  /** (lo, hi) XXH3-64 halves per shard page. */
+  checksums: Uint32Array;
+}
+
+export interface SsdDrop extends SsdExtent {
+  kind: 'drop';
+}
+
+export type SsdRecord = SsdPut | SsdDrop;
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+export function crc32(buf: Uint8Array, start = 0, end = buf.length): number {
+  let c = 0xffffffff;
+  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** One record as bytes. */
+export function encodeRecord(r: SsdRecord): Buffer {
+  const ns = r.kind === 'put' ? Buffer.from(r.namespace, 'utf8') : Buffer.alloc(0);
+  const bodyLen =
+    r.kind === 'put' ? 2 + 8 + 2 + 1 + 2 + 4 + 1 + ns.length + 1 + r.hash.length + 8 * (r.checksums.length / 2) : 10;
+  const out = Buffer.alloc(HEADER + bodyLen + TRAILER);
+  JOURNAL_MAGIC.copy(out, 0);
+  out[4] = r.kind === 'put' ? KIND_PUT : KIND_DROP;
+  out.writeUInt32LE(bodyLen, 5);
+  let at = HEADER;
+  at = out.writeUInt16LE(r.file, at);
+  at = out.writeDoubleLE(r.offset, at);
+  if (r.kind === 'put') {
+    const l = r.layout;
+    at = out.writeUInt16LE(l.tpSize, at);
+    at = out.writeUInt8(l.replicated ? 1 : 0, at);
+    at = out.writeUInt16LE(l.segments, at);
+    at = out.writeUInt32LE(l.segmentBytes, at);
+    at = out.writeUInt8(ns.length, at);
+    at += ns.copy(out, at);
+    at = out.writeUInt8(r.hash.length, at);
+    at += r.hash.copy(out, at);
+    for (const v of r.checksums) at = out.writeUInt32LE(v, at);
+  }
+  out.writeUInt32LE(crc32(out, 4, at), at);
+  return out;
+}
+
+/** Shards of a layout (pages per block). */
+export function layoutShards(l: NamespaceLayout): number {
+  return l.replicated ? 1 : l.tpSize;
+}
+
+function decodeBody(kind: number, b: Buffer): SsdRecord | undefined {
+  if (kind === KIND_DROP)
+    return b.length === 10 ? { kind: 'drop', file: b.readUInt16LE(0), offset: b.readDoubleLE(2) } : undefined;
+  if (kind !== KIND_PUT || b.length < 22) return undefined;
+  let at = 0;
+  const file = b.readUInt16LE(at);
+  const offset = b.readDoubleLE((at += 2));
+  const tpSize = b.readUInt16LE((at += 8));
+  const replicated = b.readUInt8((at += 2)) === 1;
+  const segments = b.readUInt16LE((at += 1));
+  const segmentBytes = b.readUInt32LE((at += 2));
+  const nsLen = b.readUInt8((at += 4));
+  at += 1;
+  if (at + nsLen + 1 > b.length) return undefined;
+  const namespace = b.toString('utf8', at, (at += nsLen));
+  const hashLen = b.readUInt8(at++);
+  const layout = { tpSize, replicated, segments, segmentBytes };
+  const shards = layoutShards(layout);
+  if (hashLen < 1 || at + hashLen + 8 * shards !== b.length || !Number.isSafeInteger(offset) || offset < 0)
+    return undefined;
+  const hash = Buffer.from(b.subarray(at, (at += hashLen)));
+  const checksums = new Uint32Array(2 * shards);
+  for (let i = 0; i < checksums.length; i++, at += 4) checksums[i] = b.readUInt32LE(at);
+  return { kind: 'put', file, offset, namespace, layout, hash, checksums };
+}
+
+export interface DecodeResult {
+  /** Bytes of `buf` decoded or skipped; the rest (a record cut short) waits for more bytes or is a torn tail. */
+  consumed: number;
+  /** Records dropped: CRC mismatch or malformed. */
+  dropped: number;
+}
+
+/** Decodes the records of `buf` in order. `final`: no bytes follow (what is left over is a torn tail). */
+export function decodeRecords(buf: Buffer, onRecord: (r: SsdRecord) => void, final: boolean): DecodeResult {
+  let at = 0;
+  let dropped = 0;
+  const resync = (): void => {
+    dropped++;
+    const next = buf.indexOf(JOURNAL_MAGIC, at + 1);
+    // no magic further on: the rest is garbage (final) or may end in the first bytes of the next record's magic
+    at = next >= 0 ? next : final ? buf.length : Math.max(at + 1, buf.length - (JOURNAL_MAGIC.length - 1));
+  };
+  while (at + HEADER <= buf.length) {
+    if (buf.compare(JOURNAL_MAGIC, 0, 4, at, at + 4) !== 0) {
+      resync();
+      continue;
+    }
+    const bodyLen = buf.readUInt32LE(at + 5);
+    if (bodyLen > MAX_BODY) {
+      resync();
+      continue;
+    }
+    const end = at + HEADER + bodyLen + TRAILER;
+    if (end > buf.length) {
+      if (!final) break; // wait for the rest
+      resync(); // cut short at the end, or a corrupt length: records may still follow
+      continue;
+    }
+    const crcAt = end - TRAILER;
+    const record =
+      crc32(buf, at + 4, crcAt) === buf.readUInt32LE(crcAt)
+        ? decodeBody(buf[at + 4]!, buf.subarray(at + HEADER, crcAt))
+        : undefined;
+    if (!record) {
+      resync();
+      continue;
+    }
+    onRecord(record);
+    at = end;
+  }
+  if (final && at < buf.length) {
+    dropped++; // a torn tail
+    at = buf.length;
+  }
+  return { consumed: at, dropped };
+}

@@ -1,0 +1,185 @@
+// The SSD tier (--ssd-path): a second, larger cache level under the DRAM pool that survives a restart. A block
+// lives in DRAM (the block index), on SSD (the catalog), or both. The writer (ssd-writer.ts) puts blocks on SSD
+// before DRAM evicts them (or, write-through, as they seal); a query that misses DRAM promotes what the SSD holds
+// (ssd-promoter.ts); each drive's journal makes what is on SSD durable across a restart, and a restarted node
+// advertises it at once. A drive whose I/O fails is taken out of service (logged, counted); the node keeps
+// serving from DRAM and the other drives.
+import { toKvError } from '@kvfabric/common';
+import type { EvictedBlock } from '../eviction.js';
+import type { NamespaceInfo } from '../namespaces.js';
+import { extentBytes, SsdCatalog, type SsdEntry } from './ssd-catalog.js';
+import { liveRecords, openDrive, type SsdDrive } from './ssd-drives.js';
+import { SsdPromoter } from './ssd-promoter.js';
+import { SsdWriter } from './ssd-writer.js';
+import type { SsdCounters, SsdListener, SsdTierCore, SsdTierOptions } from './ssd-state.js';
+
+export type { SsdWriteMode } from './ssd-state.js';
+
+export class SsdTier implements SsdTierCore {
+  readonly catalog: SsdCatalog;
+  readonly counters: SsdCounters = {
+    writtenBlocks: 0,
+    writtenBytes: 0,
+    promotedBlocks: 0,
+    readBytes: 0,
+    evictedBlocks: 0,
+    droppedBlocks: 0,
+    mismatchedBlocks: 0,
+    geometryDroppedBlocks: 0,
+    recoveredBlocks: 0,
+    replayDroppedRecords: 0,
+    replaySeconds: 0,
+    ioErrors: 0,
+  };
+  readonly writer: SsdWriter;
+  readonly promoter: SsdPromoter;
+  listener: SsdListener | undefined;
+  /** Called with each native batch's duration (ssd-metrics.ts sets it). */
+  observeIo: ((op: 'read' | 'write', seconds: number) => void) | undefined;
+  private closed = false;
+
+  private constructor(
+    readonly opts: SsdTierOptions,
+    readonly drives: SsdDrive[],
+    catalog: SsdCatalog,
+  ) {
+    this.catalog = catalog;
+    this.writer = new SsdWriter(this);
+    this.promoter = new SsdPromoter(this);
+  }
+
+  /** Opens every drive and replays its journal. Throws CONFIG_INVALID naming --ssd-path and the path. */
+  static async open(opts: SsdTierOptions): Promise<SsdTier> {
+    const catalog = new SsdCatalog(opts.paths.length);
+    const drives: SsdDrive[] = [];
+    let recovered = 0;
+    let dropped = 0;
+    let seconds = 0;
+    try {
+      for (const [index, dir] of opts.paths.entries()) {
+        const { drive, replay } = await openDrive(
+          {
+            dir,
+            index,
+            capacityBytes: opts.capacityBytes,
+            wipe: opts.wipe,
+            ...(opts.engine ? { engine: opts.engine } : {}),
+          },
+          catalog,
+        );
+        drives.push(drive);
+        recovered += replay.recovered;
+        dropped += replay.dropped;
+        seconds += replay.seconds;
+        opts.logger.info(
+          { path: dir, engine: drive.file.engine, fallbackReason: drive.file.fallbackReason, ...replay },
+          drive.file.engine === 'io_uring'
+            ? 'ssd drive open'
+            : 'ssd drive open without io_uring (pread/pwrite threads)',
+        );
+      }
+    } catch (err) {
+      for (const d of drives) d.file.close();
+      throw err;
+    }
+    const tier = new SsdTier(opts, drives, catalog);
+    Object.assign(tier.counters, { recoveredBlocks: recovered, replayDroppedRecords: dropped, replaySeconds: seconds });
+    opts.logger.info(
+      { recovered, dropped, seconds },
+      `ssd tier: ${recovered} blocks recovered, ${dropped} journal records dropped`,
+    );
+    return tier;
+  }
+
+  get capacityBytes(): number {
+    return this.drives.reduce((n, d) => n + (d.inService ? d.extents.stats().capacityBytes : 0), 0);
+  }
+
+  get usedBytes(): number {
+    return this.drives.reduce((n, d) => n + (d.inService ? d.extents.stats().usedBytes : 0), 0);
+  }
+
+  drivesInService(): number {
+    return this.drives.filter((d) => d.inService).length;
+  }
+
+  /** Whether (namespace, hash) is on SSD. */
+  has(namespace: string, hash: Uint8Array): boolean {
+    return this.catalog.get(namespace, hash) !== undefined;
+  }
+
+  /** DRAM evicted a block: still held when it is on SSD; else it is gone (counted) and the listener hears so. */
+  dramEvicted(ns: NamespaceInfo, b: EvictedBlock): boolean {
+    if (!b.sealed) return false;
+    if (this.has(ns.name, b.hash)) return true;
+    this.counters.droppedBlocks++;
+    return false;
+  }
+
+  /** Blocks sealed in DRAM (saves, pulls, promotions excluded): the writer may take them (write-through). */
+  sealed(ns: NamespaceInfo, packed: Uint8Array, hashLen: number): void {
+    this.writer.sealed(ns, packed, hashLen);
+  }
+
+  /** Every block on SSD, packed per namespace (advertised at start and on a metaserver's new epoch). */
+  resident(): { namespace: string; hashes: { packed: Buffer; hashLen: number } }[] {
+    return this.catalog
+      .hashesByNamespace()
+      .map((g) => ({ namespace: g.namespace, hashes: { packed: g.packed, hashLen: g.hashLen } }));
+  }
+
+  /**
+   * Forgets an entry (its extent is free again) and journals that; the listener hears of the block when DRAM does
+   * not hold it either (`dramHolds`: whether it does).
+   */
+  forget(e: SsdEntry, dramHolds: boolean): Promise<void> {
+    if (!this.catalog.remove(e)) return Promise.resolve();
+    const drive = this.drives[e.drive]!;
+    drive.extents.free(e.offset, extentBytes(e.layout));
+    if (!dramHolds) this.listener?.removed(e.namespace, e.hash);
+    if (!drive.inService) return Promise.resolve();
+    return drive.journal
+      .append([{ kind: 'drop', file: e.drive, offset: e.offset }])
+      .catch((err: unknown) => this.failed(drive, err));
+  }
+
+  /** A drive's I/O failed: out of service, its blocks forgotten (DRAM copies stay); the node keeps serving. */
+  failed(drive: SsdDrive, err: unknown): void {
+    this.counters.ioErrors++;
+    if (!drive.inService) return;
+    drive.inService = false;
+    drive.reason = toKvError(err).message;
+    let lost = 0;
+    for (const e of [...this.catalog.entries(drive.index)]) {
+      this.catalog.remove(e);
+      const ns = this.opts.namespaces.byNameOrUndefined(e.namespace);
+      if (!ns || this.opts.index.lookup(ns.id, e.hash, 0, e.hash.length) < 0) {
+        this.listener?.removed(e.namespace, e.hash);
+        lost++;
+      }
+    }
+    this.opts.logger.error(
+      { path: drive.dir, err: drive.reason, blocksLost: lost },
+      'ssd drive taken out of service after an I/O error; serving from DRAM and the other drives',
+    );
+  }
+
+  /** Rewrites a drive's journal with its live records when appends have made it much larger than that. */
+  async maybeCompact(drive: SsdDrive): Promise<void> {
+    const live = this.catalog.entries(drive.index);
+    let n = 0;
+    for (const _ of live) n++;
+    if (drive.journal.bytes < Math.max(1024 * 1024, n * 400)) return;
+    await drive.journal.compact(liveRecords(this.catalog, drive));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.writer.stop();
+    for (const d of this.drives) {
+      await d.journal.close().catch(() => undefined);
+      d.file.close();
+    }
+  }
+}

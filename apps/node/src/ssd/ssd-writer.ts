@@ -1,0 +1,222 @@
+// Puts DRAM blocks on SSD, one round at a time, never in a save's way. Evict mode (the default): when the pool's
+// free bytes drop under a reserve (a quarter of the pool, at most 4 GiB), the blocks DRAM would evict first — the
+// coldest `reserve` bytes — are written ahead of the eviction, so that when DRAM drops them they are on SSD. Write-
+// through: every block sealed in DRAM is queued as it seals. A round pins its blocks, makes room on a drive
+// (evicting the least recently used SSD extents, journalled as drops first), writes the pages straight from the
+// pool (one native batch per drive), and only once the bytes are durable journals them and lists them in the
+// catalog; then unpins. A block DRAM evicted before its round is dropped and counted (SsdTier.dramEvicted).
+import type { NamespaceInfo } from '../namespaces.js';
+import { extentBytes, type SsdEntry } from './ssd-catalog.js';
+import { putOf, type SsdDrive } from './ssd-drives.js';
+import type { SsdRecord } from './journal-codec.js';
+import type { SsdTierCore } from './ssd-state.js';
+
+const GiB = 1024 ** 3;
+const MAX_SCAN = 65_536;
+const MAX_ROUND_BYTES = 256 * 1024 * 1024;
+const MAX_ROUND_BLOCKS = 4096;
+/** Write-through blocks waiting, at most (past it the oldest are dropped from the queue, not from DRAM). */
+const MAX_QUEUED = 1 << 20;
+
+interface Candidate {
+  slot: number;
+  ns: NamespaceInfo;
+  hash: Buffer;
+}
+
+export class SsdWriter {
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private readonly queue: { ns: NamespaceInfo; hash: Buffer }[] = [];
+  private next = 0;
+
+  constructor(private readonly tier: SsdTierCore) {}
+
+  /** Blocks sealed in DRAM: queued in write-through mode; a round is started either way. */
+  sealed(ns: NamespaceInfo, packed: Uint8Array, hashLen: number): void {
+    if (this.tier.opts.writeMode === 'through') {
+      for (let at = 0; at < packed.length; at += hashLen)
+        this.queue.push({ ns, hash: Buffer.from(packed.subarray(at, at + hashLen)) });
+      if (this.queue.length > MAX_QUEUED) this.queue.splice(0, this.queue.length - MAX_QUEUED);
+    }
+    this.kick();
+  }
+
+  /** Starts a round unless one runs (then another follows it). */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.loop().finally(() => (this.running = undefined));
+  }
+
+  /** Resolves when no round runs (tests and the bench wait for the writer this way). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.idle();
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false;
+      while (!this.stopped && (await this.round()));
+    } while (this.again && !this.stopped);
+  }
+
+  /** One round; true when it wrote blocks (another may follow). */
+  private async round(): Promise<boolean> {
+    const picked = this.tier.opts.writeMode === 'through' ? this.fromQueue() : this.coldest();
+    if (picked.length === 0) return false;
+    const { index } = this.tier.opts;
+    const slots = Int32Array.from(picked, (c) => c.slot);
+    index.pinMany(slots, slots.length);
+    try {
+      const byDrive = new Map<SsdDrive, { c: Candidate; offset: number }[]>();
+      const drops = new Map<SsdDrive, SsdRecord[]>();
+      for (const c of picked) {
+        const drive = this.place(c, drops);
+        if (!drive) continue;
+        let list = byDrive.get(drive.drive);
+        if (!list) byDrive.set(drive.drive, (list = []));
+        list.push({ c, offset: drive.offset });
+      }
+      const written = await Promise.all(
+        [...byDrive].map(([drive, blocks]) => this.write(drive, blocks, drops.get(drive) ?? [])),
+      );
+      return written.some((n) => n > 0);
+    } finally {
+      // Evict mode took the coldest blocks: they go back where eviction takes them first (on SSD now, they are the
+      // cheapest to drop), in their order, rather than becoming the most recently used by this round's pins.
+      const cold = this.tier.opts.writeMode === 'evict';
+      index.unpinMany(cold ? slots.reverse() : slots, slots.length, cold);
+    }
+  }
+
+  /** The coldest blocks not on SSD yet, when the pool is short of free room; none otherwise. */
+  private coldest(): Candidate[] {
+    const { pool, index, namespaces } = this.tier.opts;
+    const s = pool.stats();
+    const reserve = Math.min(s.capacityBytes / 4, 4 * GiB);
+    if (s.capacityBytes - s.usedBytes > reserve) return [];
+    const out: Candidate[] = [];
+    let seen = 0;
+    let bytes = 0;
+    for (const slot of index.coldest(MAX_SCAN)) {
+      if (seen >= reserve || bytes >= MAX_ROUND_BYTES || out.length >= MAX_ROUND_BLOCKS) break;
+      const size = index.pageBytes(slot) * index.shards(slot);
+      seen += size;
+      if (!index.isSealed(slot)) continue;
+      const ns = namespaces.get(index.ns(slot));
+      const hash = index.hash(slot);
+      if (this.tier.has(ns.name, hash)) continue;
+      out.push({ slot, ns, hash });
+      bytes += size;
+    }
+    return out;
+  }
+
+  /** Queued (write-through) blocks still sealed in DRAM and not on SSD. */
+  private fromQueue(): Candidate[] {
+    const { index } = this.tier.opts;
+    const out: Candidate[] = [];
+    let bytes = 0;
+    while (this.queue.length > 0 && bytes < MAX_ROUND_BYTES && out.length < MAX_ROUND_BLOCKS) {
+      const { ns, hash } = this.queue.shift()!;
+      const slot = index.lookup(ns.id, hash, 0, hash.length);
+      if (slot < 0 || !index.isSealed(slot) || this.tier.has(ns.name, hash)) continue;
+      if (out.some((c) => c.slot === slot)) continue;
+      out.push({ slot, ns, hash });
+      bytes += ns.pageBytes * ns.shards;
+    }
+    return out;
+  }
+
+  /** An extent for the block on a drive in service (round robin), evicting SSD blocks for room; or none. */
+  private place(c: Candidate, drops: Map<SsdDrive, SsdRecord[]>): { drive: SsdDrive; offset: number } | undefined {
+    const { drives, catalog, counters } = this.tier;
+    const bytes = extentBytes(c.ns);
+    for (let tried = 0; tried < drives.length; tried++) {
+      const drive = drives[this.next++ % drives.length]!;
+      if (!drive.inService || bytes > drive.extents.segmentBytes) continue;
+      for (;;) {
+        const offset = drive.extents.alloc(bytes);
+        if (offset !== undefined) return { drive, offset };
+        const victim = catalog.victim(drive.index);
+        if (!victim) break;
+        this.evict(victim, drops);
+        counters.evictedBlocks++;
+      }
+    }
+    return undefined;
+  }
+
+  private evict(e: SsdEntry, drops: Map<SsdDrive, SsdRecord[]>): void {
+    const { catalog, drives } = this.tier;
+    const drive = drives[e.drive]!;
+    catalog.remove(e);
+    drive.extents.free(e.offset, extentBytes(e.layout));
+    let list = drops.get(drive);
+    if (!list) drops.set(drive, (list = []));
+    list.push({ kind: 'drop', file: e.drive, offset: e.offset });
+    const { namespaces, index } = this.tier.opts;
+    const ns = namespaces.byNameOrUndefined(e.namespace);
+    const slot = ns ? index.lookup(ns.id, e.hash, 0, e.hash.length) : -1;
+    if (slot < 0 || !index.isSealed(slot)) this.tier.listener?.removed(e.namespace, e.hash);
+  }
+
+  /** Writes the blocks to their extents of `drive`; returns how many are on SSD now. */
+  private async write(
+    drive: SsdDrive,
+    blocks: { c: Candidate; offset: number }[],
+    drops: SsdRecord[],
+  ): Promise<number> {
+    const { index, pool } = this.tier.opts;
+    const pages = blocks.reduce((n, b) => n + b.c.ns.shards, 0);
+    const poolOffsets = new Float64Array(pages);
+    const fileOffsets = new Float64Array(pages);
+    const lengths = new Float64Array(pages);
+    let p = 0;
+    for (const { c, offset } of blocks) {
+      const slotBytes = extentBytes(c.ns) / c.ns.shards;
+      for (let s = 0; s < c.ns.shards; s++, p++) {
+        poolOffsets[p] = index.page(c.slot, s);
+        fileOffsets[p] = offset + s * slotBytes;
+        lengths[p] = c.ns.pageBytes;
+      }
+    }
+    try {
+      // extents taken from evicted blocks are journalled free before new bytes land in them
+      await drive.journal.append(drops);
+      const t0 = performance.now();
+      const { checksums } = await drive.file.write(pool, poolOffsets, fileOffsets, lengths);
+      this.tier.observeIo?.('write', (performance.now() - t0) / 1000);
+      const entries: SsdEntry[] = [];
+      p = 0;
+      for (const { c, offset } of blocks) {
+        const sums = checksums.slice(2 * p, 2 * (p + c.ns.shards));
+        for (let s = 0; s < c.ns.shards; s++) index.setChecksum(c.slot, s, sums[2 * s]!, sums[2 * s + 1]!);
+        p += c.ns.shards;
+        const { name: namespace, tpSize, replicated, segments, segmentBytes } = c.ns;
+        const layout = { tpSize, replicated, segments, segmentBytes };
+        entries.push({ drive: drive.index, offset, namespace, layout, hash: c.hash, checksums: sums, pins: 0 });
+      }
+      await drive.journal.append(entries.map(putOf));
+      for (const e of entries) this.tier.catalog.add(e);
+      this.tier.counters.writtenBlocks += entries.length;
+      this.tier.counters.writtenBytes += lengths.reduce((n, l) => n + l, 0);
+      await this.tier.maybeCompact(drive);
+      return entries.length;
+    } catch (err) {
+      for (const { c, offset } of blocks) drive.extents.free(offset, extentBytes(c.ns));
+      this.tier.failed(drive, err);
+      return 0;
+    }
+  }
+}
