@@ -15,6 +15,10 @@ const INDEX_P99 = atMost(20, ' µs', 'p99 ');
 const SDK_QUERY_P99 = atMost(300, ' µs', 'p99 ');
 const CPU_PER_GIB = atMost(3, ' ms');
 const CLI_NODES = atMost(150, ' ms', '`nodes` ');
+const VS_FIO = atLeast(0.9);
+const fio = { goal: VS_FIO };
+const d1 = { digits: 1 };
+const d2 = { digits: 2 };
 
 const none: Cell = () => '';
 
@@ -119,6 +123,30 @@ export const perfRows: PerfRow[] = [
     path: 'time to `READY` for a 64 × 256 KiB remote prefix',
     scenario: 'pull',
     kvfabric: cell`p50 ${m('ready_64_p50_ms', { digits: 1 })} ms, p99 ${m('ready_64_p99_ms', { digits: 1 })} ms`,
+    reference: none,
+    ratio: none,
+    target: [],
+  },
+  {
+    path: 'SSD tier write (eviction path) / read (promotion path), 256 KiB / 2 MiB pages, queue depth 32, pages summed and verified',
+    scenario: 'ssd',
+    kvfabric: cell`write ${m('write_256KiB_GBps', d2)} / ${m('write_2MiB_GBps', d2)} GB/s, read ${m('read_256KiB_GBps', d2)} / ${m('read_2MiB_GBps', d2)} GB/s`,
+    reference: cell`write ${ref('write_256KiB_GBps', d2)} / ${ref('write_2MiB_GBps', d2)}, read ${ref('read_256KiB_GBps', d2)} / ${ref('read_2MiB_GBps', d2)} GB/s (\`fio --direct=1 --ioengine=io_uring\`, same size and depth)`,
+    ratio: cell`write ${ratio('write_256KiB_GBps', fio)} / ${ratio('write_2MiB_GBps', fio)}, read ${ratio('read_256KiB_GBps', fio)} / ${ratio('read_2MiB_GBps', fio)}`,
+    target: [VS_FIO],
+  },
+  {
+    path: 'SSD read latency, one page at a time, 256 KiB / 2 MiB',
+    scenario: 'ssd',
+    kvfabric: cell`p99 ${m('read_qd1_256KiB_p99_ms', d1)} / ${m('read_qd1_2MiB_p99_ms', d1)} ms`,
+    reference: cell`fio at depth 1: p99 ${ref('read_qd1_256KiB_p99_ms', d1)} / ${ref('read_qd1_2MiB_p99_ms', d1)} ms`,
+    ratio: none,
+    target: [],
+  },
+  {
+    path: 'restart: journal replay rate',
+    scenario: 'ssd',
+    kvfabric: cell`${m('journal_replay_blocks_per_sec', { digits: 0 })} blocks/s`,
     reference: none,
     ratio: none,
     target: [],
