@@ -3,6 +3,7 @@
 // (the suite runs as root, as CI does); Python (socket.send_fds) stands in for a vLLM connector, which also shows
 // the handover protocol is usable from it.
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -235,12 +236,19 @@ test('a region file truncated during saves fails those saves, logged, and the no
   }
   assert.equal(busErrors, 1, 'a save met the truncation mid-copy');
   assert.equal(node.proc.running, true, 'the node survived');
-  const logged = node.proc.logLines().filter((l) => l.msg === 'save failed: region' && /SIGBUS/.test(String(l.err)));
-  assert.ok(logged.length >= 1, 'the failure is in the log');
-  const failures = /^kvfabric_region_copy_failures_total(?:\{[^}]*\})? (\d+)$/m.exec(
-    await (await fetch(`http://${node.httpAddr}/metrics`)).text(),
-  );
-  assert.ok(Number(failures?.[1]) >= 1, 'and in the metrics');
+  // On the command ring the failure reaches the node's log and metrics with its next batch of events: wait for it.
+  const logged = () =>
+    node.proc.logLines().filter((l) => l.msg === 'save failed: region' && /SIGBUS/.test(String(l.err))).length;
+  const failures = async () =>
+    Number(
+      /^kvfabric_region_copy_failures_total(?:\{[^}]*\})? (\d+)$/m.exec(
+        await (await fetch(`http://${node.httpAddr}/metrics`)).text(),
+      )?.[1],
+    );
+  const deadline = Date.now() + 60_000; // generous: a busy machine only makes this slower
+  while ((logged() === 0 || (await failures()) < 1) && Date.now() < deadline) await sleep(20);
+  assert.ok(logged() >= 1, 'the failure is in the log');
+  assert.ok((await failures()) >= 1, 'and in the metrics');
   // Whole again: the same engine saves and loads byte-exact blocks.
   ftruncateSync(region.descriptor, region.sizeBytes);
   const data = randomBytes(region.geometry.blockBytes);
