@@ -13,3 +13,4 @@ export * from './block-index.js';
 export * from './lease-table.js';
 export * from './engine-ops.js';
 export * from './engine-ring.js';
+export * from './pull-ops.js';

@@ -9,7 +9,7 @@ import { METASERVER_MAX_QUERY_HASHES, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
 import type { Transport } from '@kvfabric/native';
 import type { BlockIndex } from '../block-index.js';
-import type { PagePool } from '../data-path.js';
+import type { PulledPages } from '../data-path.js';
 import type { Fetcher } from '../engine-core.js';
 import type { Evictor } from '../eviction.js';
 import type { NamespaceInfo } from '../namespaces.js';
@@ -48,14 +48,16 @@ export interface PullCounters {
 export interface RemoteFetcherOptions {
   index: BlockIndex;
   evictor: Evictor;
-  pool: PagePool;
+  /** Sets up, seals and undoes a pull's blocks, one native call per chunk. */
+  data: PulledPages;
   /** Only `readv` is used here (the links handshake and drop peers). */
   transport: Pick<Transport, 'readv'>;
   /** Checks landed pages against their holder's checksums (natively) before they seal. */
   verify: PageVerifier;
   links: LinkSource;
   directory: HolderDirectory;
-  onSealed: (namespace: string, hash: Uint8Array) => void;
+  /** Pulled blocks sealed: their hashes back to back in `packed`, `hashLen` bytes each. */
+  onSealed: (namespace: string, packed: Uint8Array, hashLen: number) => void;
   logger: Logger;
   /** A fetch ends (with what it sealed) after this long. */
   timeoutMs: number;
