@@ -14,3 +14,4 @@ export * from './lease-table.js';
 export * from './engine-ops.js';
 export * from './engine-ring.js';
 export * from './pull-ops.js';
+export * from './flight-table.js';

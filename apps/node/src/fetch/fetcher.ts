@@ -145,17 +145,16 @@ export class RemoteFetcher implements Fetcher {
     let remote = 0;
     try {
       while (pos < r.count && !req.overdue) {
-        const key = req.flightKey(pos);
         const slot = index.lookup(nsId, req.packed, pos * req.hashLen, req.hashLen);
         if (slot >= 0 && index.isSealed(slot)) {
           pos++;
           continue;
         }
-        const flight = flights.get(nsId, key);
+        const flight = flights.wait(nsId, req.packed, req.hashLen, pos);
         if (flight) {
           this.totals.waitedBlocks++;
           const sealed = await Promise.race([
-            flight.promise,
+            flight,
             sleep(Math.max(0, req.deadlineAtMs - Date.now())).then(() => false),
           ]);
           if (!sealed) break; // its pull failed (or our time is up): end with what we have
@@ -165,20 +164,14 @@ export class RemoteFetcher implements Fetcher {
         if (slot >= 0) break; // a local save of this block is half done: not ours to pull
         // Ask for holders of the whole rest while claiming the run (block `pos` is surely claimed: no flight, not local).
         const found = this.lookUp(req, pos, r.count);
-        let end = pos;
-        while (
-          end < r.count &&
-          index.lookup(nsId, req.packed, end * req.hashLen, req.hashLen) < 0 &&
-          flights.claim(nsId, req.flightKey(end))
-        )
-          end++;
+        const end = flights.claim(index, nsId, req.packed, req.hashLen, pos, r.count);
         try {
           const got = await this.pullRun(req, pos, end, found);
           remote += got;
           if (got < end - pos) break;
           pos = end;
         } finally {
-          for (let i = pos; i < end; i++) flights.settle(nsId, req.flightKey(i), false); // claims not sealed
+          flights.settle(nsId, req.packed, req.hashLen, pos, end, false); // claims not sealed
         }
       }
       if (pos < r.count && req.overdue)

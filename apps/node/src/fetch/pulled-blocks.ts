@@ -60,7 +60,7 @@ export class PulledBlocks {
       this.sealedBytes += got.sealed * ns.shards * ns.pageBytes;
       if (got.sealed > 0) this.deps.onSealed(ns.name, got.sealedHashes, hashLen);
     } else this.undo(slots);
-    for (let i = 0; i < slots.length; i++) this.deps.flights.settle(ns.id, this.req.flightKey(at + i), sealed);
+    this.deps.flights.settle(ns.id, this.req.packed, hashLen, at, at + slots.length, sealed);
   }
 
   /** Frees the pages of blocks that did not arrive and unpins their (unsealed, so invisible) slots; claims stay. */
