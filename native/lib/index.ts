@@ -15,3 +15,5 @@ export * from './engine-ops.js';
 export * from './engine-ring.js';
 export * from './cuda-ipc-region.js';
 export * from './ssd-file.js';
+export * from './pull-ops.js';
+export * from './flight-table.js';

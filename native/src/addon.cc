@@ -10,6 +10,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kvf::InitBlockIndex(env, exports);
   kvf::InitLeaseTable(env, exports);
   kvf::InitEngineOps(env, exports);
+  kvf::InitPullOps(env, exports);
+  kvf::InitFlightTable(env, exports);
   kvf::InitEngineRing(env, exports);
   kvf::InitTcp(env, exports);
   kvf::InitVerbs(env, exports);

@@ -186,6 +186,7 @@ export class NodeApp {
       choice,
       transportKind: transport,
       pool: data.pool,
+      pulled: data,
       verify: (local, pageBytes, expected) => data.verify(local, pageBytes, expected),
       sum: (pages, pageBytes) => data.sum(pages, pageBytes),
       index,

@@ -9,18 +9,35 @@ import {
   createInstanceLayout,
   loadBlocks,
   saveBlocks,
+  sealPulled,
+  setUpPulled,
+  undoPulled,
   type AllocatedPages,
   type BlockIndex,
   type InstanceLayout,
   type InstanceLayoutSpec,
+  type PulledChunk,
+  type PulledLayout,
   type SaveBlocksResult,
+  type SealedPulled,
 } from '@kvfabric/native';
 import { KvError, toKvError } from '@kvfabric/common';
 
-export type { AllocatedPages, EvictedBlocks, InstanceLayout, SaveBlocksResult } from '@kvfabric/native';
+export type {
+  AllocatedPages,
+  EvictedBlocks,
+  InstanceLayout,
+  PulledChunk,
+  PulledLayout,
+  SaveBlocksResult,
+  SealedPulled,
+} from '@kvfabric/native';
 
 /** What the pull side and metrics use of the pool: freeing pages and its occupancy. */
 export type PagePool = Pick<Pool, 'free' | 'stats'>;
+
+/** What a pull does with its chunks' blocks: sets them up, seals or undoes them, one native call per chunk. */
+export type PulledPages = Pick<DataPath, 'setUpPulled' | 'sealPulled' | 'undoPulled'>;
 
 export interface DataPathOptions {
   poolBytes: number;
@@ -129,6 +146,31 @@ export class DataPath {
   /** Up to `count` pages, evicting unpinned blocks (least recently used, pulled copies first) to make room. */
   allocate(index: BlockIndex, pageBytes: number, count: number): AllocatedPages {
     return allocatePages(index, this.pool, pageBytes, count);
+  }
+
+  /**
+   * Fresh pages and pinned, unsealed pulled slots for blocks [at, at + count) of `packed` (see setUpPulled in
+   * @kvfabric/native): up to the first block the index has already or that no pages are left for.
+   */
+  setUpPulled(
+    index: BlockIndex,
+    layout: PulledLayout,
+    packed: Uint8Array,
+    hashLen: number,
+    at: number,
+    count: number,
+  ): PulledChunk {
+    return setUpPulled(index, this.pool, layout, packed, hashLen, at, count);
+  }
+
+  /** Seals set-up pulled blocks whose pages arrived and matched `checksums` (kept with them); returns their hashes. */
+  sealPulled(index: BlockIndex, slots: Int32Array, checksums: Uint32Array): SealedPulled {
+    return sealPulled(index, slots, checksums);
+  }
+
+  /** Frees the pages of set-up pulled blocks that did not arrive; their slots go away. */
+  undoPulled(index: BlockIndex, slots: Int32Array): void {
+    undoPulled(index, this.pool, slots);
   }
 
   /** The checksum of each `pageBytes`-long pool page at `pages`: (low, high) 32-bit halves per page, in order. */

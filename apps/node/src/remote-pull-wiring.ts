@@ -19,6 +19,7 @@ import {
 import type { Logger, Metrics } from '@kvfabric/common/observability';
 import type { BlockIndex } from './block-index.js';
 import { grantPinBudgetBytes, type NodeConfig } from './config.js';
+import type { PulledPages } from './data-path.js';
 import type { Evictor } from './eviction.js';
 import type { NamespaceRegistry } from './namespaces.js';
 import type { Reporter } from './reporter.js';
@@ -44,6 +45,8 @@ export interface RemotePullDeps {
   transportKind: TransportKind;
   /** The pool the transport reads from and into. */
   pool: Pool;
+  /** Sets up, seals and undoes pulled blocks in that pool (the data path), one native call per chunk. */
+  pulled: PulledPages;
   /** Checks pulled pages of `pool` against their holder's checksums (the data path's copier). */
   verify: PageVerifier;
   /** Sums pages of `pool` a peer is granted before they were ever summed (the data path's copier). */
@@ -194,12 +197,12 @@ class PullingSide {
     this.fetcher = new RemoteFetcher({
       index: deps.index,
       evictor: deps.evictor,
-      pool: deps.pool,
+      data: deps.pulled,
       transport,
       verify: deps.verify,
       links: this.links,
       directory,
-      onSealed: (ns, hash) => reporter.inserted(ns, hash),
+      onSealed: (ns, packed, hashLen) => reporter.insertedMany(ns, packed, hashLen),
       logger: deps.logger.child({ component: 'fetch' }),
       timeoutMs: config.pullTimeoutSecs * 1000,
       chunkBytes: config.pullChunkBytes,

@@ -144,13 +144,16 @@ function reader(peers: Peer[], holders: () => Holder[]) {
   const fetcher = new RemoteFetcher({
     index,
     evictor,
-    pool,
+    data,
     transport,
     verify: (local, pageBytes, expected) => data.verify(local, pageBytes, expected),
     links,
     logger,
     directory: { up: () => up, holders: async () => holders() },
-    onSealed: (_ns, hash) => sealed.push(Buffer.from(hash)),
+    onSealed: (_ns, packed, hashLen) => {
+      for (let off = 0; off < packed.length; off += hashLen)
+        sealed.push(Buffer.from(packed.subarray(off, off + hashLen)));
+    },
     timeoutMs: 2000,
     chunkBytes: 2 * PAGE,
     maxBytesPerSec: 0,

@@ -9,7 +9,7 @@ import { METASERVER_MAX_QUERY_HASHES, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
 import type { Transport } from '@kvfabric/native';
 import type { BlockIndex } from '../block-index.js';
-import type { PagePool } from '../data-path.js';
+import type { PulledPages } from '../data-path.js';
 import type { Fetcher } from '../engine-core.js';
 import type { Evictor } from '../eviction.js';
 import type { NamespaceInfo } from '../namespaces.js';
@@ -48,14 +48,16 @@ export interface PullCounters {
 export interface RemoteFetcherOptions {
   index: BlockIndex;
   evictor: Evictor;
-  pool: PagePool;
+  /** Sets up, seals and undoes a pull's blocks, one native call per chunk. */
+  data: PulledPages;
   /** Only `readv` is used here (the links handshake and drop peers). */
   transport: Pick<Transport, 'readv'>;
   /** Checks landed pages against their holder's checksums (natively) before they seal. */
   verify: PageVerifier;
   links: LinkSource;
   directory: HolderDirectory;
-  onSealed: (namespace: string, hash: Uint8Array) => void;
+  /** Pulled blocks sealed: their hashes back to back in `packed`, `hashLen` bytes each. */
+  onSealed: (namespace: string, packed: Uint8Array, hashLen: number) => void;
   logger: Logger;
   /** A fetch ends (with what it sealed) after this long. */
   timeoutMs: number;
@@ -143,17 +145,16 @@ export class RemoteFetcher implements Fetcher {
     let remote = 0;
     try {
       while (pos < r.count && !req.overdue) {
-        const key = req.flightKey(pos);
         const slot = index.lookup(nsId, req.packed, pos * req.hashLen, req.hashLen);
         if (slot >= 0 && index.isSealed(slot)) {
           pos++;
           continue;
         }
-        const flight = flights.get(nsId, key);
+        const flight = flights.wait(nsId, req.packed, req.hashLen, pos);
         if (flight) {
           this.totals.waitedBlocks++;
           const sealed = await Promise.race([
-            flight.promise,
+            flight,
             sleep(Math.max(0, req.deadlineAtMs - Date.now())).then(() => false),
           ]);
           if (!sealed) break; // its pull failed (or our time is up): end with what we have
@@ -163,20 +164,14 @@ export class RemoteFetcher implements Fetcher {
         if (slot >= 0) break; // a local save of this block is half done: not ours to pull
         // Ask for holders of the whole rest while claiming the run (block `pos` is surely claimed: no flight, not local).
         const found = this.lookUp(req, pos, r.count);
-        let end = pos;
-        while (
-          end < r.count &&
-          index.lookup(nsId, req.packed, end * req.hashLen, req.hashLen) < 0 &&
-          flights.claim(nsId, req.flightKey(end))
-        )
-          end++;
+        const end = flights.claim(index, nsId, req.packed, req.hashLen, pos, r.count);
         try {
           const got = await this.pullRun(req, pos, end, found);
           remote += got;
           if (got < end - pos) break;
           pos = end;
         } finally {
-          for (let i = pos; i < end; i++) flights.settle(nsId, req.flightKey(i), false); // claims not sealed
+          flights.settle(nsId, req.packed, req.hashLen, pos, end, false); // claims not sealed
         }
       }
       if (pos < r.count && req.overdue)

@@ -190,8 +190,7 @@ export class PullSession implements ChunkSource<GrantedChunk> {
     } else if (outcome === 'late') this.fail(this.outOfTime(grant), 'read');
     else if ('mismatches' in outcome) this.fail(this.corrupt(grant, chunk, outcome.mismatches), 'read');
     else this.fail(outcome.error, 'read');
-    for (let i = 0; i < chunk.n; i++)
-      this.blocks.finish(chunk.slots[i]!, chunk.a + i, chunk.landed, checksums, 2 * i * shards);
+    this.blocks.finish(chunk.slots, chunk.a, chunk.landed, checksums);
     this.inFlightBlocks -= chunk.n;
     window.reading--;
     this.windows.retire(window);
@@ -223,7 +222,7 @@ export class PullSession implements ChunkSource<GrantedChunk> {
    */
   private trim(c: Chunk, end: number): void {
     const keep = Math.max(0, Math.min(c.n, end - c.a));
-    for (let i = keep; i < c.n; i++) this.blocks.undo(c.slots[i]!);
+    this.blocks.undo(c.slots.subarray(keep));
     this.inFlightBlocks -= c.n - keep;
     c.n = keep;
     c.slots = c.slots.subarray(0, keep);

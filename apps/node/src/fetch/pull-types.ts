@@ -97,28 +97,14 @@ export function reasonOf(err: unknown, stage: 'handshake' | 'prepare' | 'read'):
 
 /** One fetch: the request's hashes and its deadline. */
 export class PullRequest {
-  /** Keys of the in-flight table (block-flights.ts: a JS Map), made once per block and fetch; never leave fetch/. */
-  private readonly keys: (string | undefined)[];
-
   constructor(
     readonly ns: NamespaceInfo,
     readonly packed: Buffer,
     readonly hashLen: number,
-    count: number,
+    /** Blocks (hashes) in the request. */
+    readonly count: number,
     readonly deadlineAtMs: number,
-  ) {
-    this.keys = new Array<string | undefined>(count);
-  }
-
-  /** The in-flight table's key of block `i` (its hash bytes as a latin1 string). */
-  flightKey(i: number): string {
-    return (this.keys[i] ??= this.packed.toString('latin1', i * this.hashLen, (i + 1) * this.hashLen));
-  }
-
-  /** The hash of block `i` (a view into the packed hashes). */
-  hash(i: number): Buffer {
-    return this.packed.subarray(i * this.hashLen, (i + 1) * this.hashLen);
-  }
+  ) {}
 
   /** The packed hashes of blocks [from, to). */
   hashes(from: number, to: number): Buffer {

@@ -1,8 +1,10 @@
 // The local side of one pull: fresh pool pages and pinned, unsealed "pulled" slots for the blocks about to be read,
 // sealed when their pages arrived or undone when not; every block's flight is settled either way. An unsealed slot
-// is never a hit, so a half-read block is never visible.
-import { BlockClass, type BlockIndex } from '../block-index.js';
-import type { PagePool } from '../data-path.js';
+// is never a hit, so a half-read block is never visible. The per-block work is native, one call per chunk
+// (data-path.ts → @kvfabric/native pull-ops): JavaScript handles chunks, and a chunk's sealed hashes go to the
+// reporter packed.
+import type { BlockIndex } from '../block-index.js';
+import type { PulledLayout, PulledPages } from '../data-path.js';
 import type { Evictor } from '../eviction.js';
 import type { BlockFlights } from './block-flights.js';
 import type { PullRequest } from './pull-types.js';
@@ -10,21 +12,25 @@ import type { PullRequest } from './pull-types.js';
 export interface PulledBlocksDeps {
   index: BlockIndex;
   evictor: Evictor;
-  pool: PagePool;
+  data: PulledPages;
   flights: BlockFlights;
-  /** A pulled block was sealed (the app advertises it). */
-  onSealed: (namespace: string, hash: Uint8Array) => void;
+  /** Pulled blocks were sealed: their hashes back to back in `packed`, `hashLen` bytes each (the app advertises them). */
+  onSealed: (namespace: string, packed: Uint8Array, hashLen: number) => void;
 }
 
 export class PulledBlocks {
   /** Blocks sealed, and their bytes. */
   sealedBlocks = 0;
   sealedBytes = 0;
+  private readonly layout: PulledLayout;
 
   constructor(
     private readonly deps: PulledBlocksDeps,
     private readonly req: PullRequest,
-  ) {}
+  ) {
+    const { id, shards, pageBytes } = req.ns;
+    this.layout = { ns: id, shards, pageBytes };
+  }
 
   /**
    * Fresh local pages and pinned, unsealed slots for blocks [at, at + count) of the request, stopping at the first
@@ -32,62 +38,33 @@ export class PulledBlocks {
    * targets).
    */
   setUp(at: number, count: number): { slots: Int32Array; local: Float64Array; exhausted: boolean } {
-    const { index, evictor, pool } = this.deps;
-    const { ns } = this.req;
-    const { shards, pageBytes } = ns;
-    const pages = evictor.allocate(pageBytes, count * shards);
-    const fit = Math.floor(pages.length / shards);
-    const slots = new Int32Array(fit);
-    let n = 0;
-    for (; n < fit; n++) {
-      const { packed, hashLen } = this.req;
-      const off = (at + n) * hashLen;
-      if (index.lookup(ns.id, packed, off, hashLen) >= 0) break; // saved locally meanwhile
-      const slot = index.slotForShard(ns.id, packed, off, hashLen, shards, 0, pageBytes, BlockClass.Pulled);
-      index.pin(slot);
-      for (let s = 0; s < shards; s++) index.assign(slot, s, pages[n * shards + s]!);
-      slots[n] = slot;
-    }
-    for (let p = n * shards; p < pages.length; p++) pool.free(pages[p]!, pageBytes);
-    return {
-      slots: slots.subarray(0, n),
-      local: pages.subarray(0, n * shards),
-      exhausted: pages.length < count * shards,
-    };
+    const { packed, hashLen } = this.req;
+    const got = this.deps.data.setUpPulled(this.deps.index, this.layout, packed, hashLen, at, count);
+    this.deps.evictor.report(got.evicted, got.exhausted);
+    return { slots: got.slots, local: got.pages, exhausted: got.exhausted };
   }
 
   /**
-   * Block `i` of the request (in `slot`): seals it when all its pages arrived (verified against `checksums`, its
-   * pages' (low, high) pairs from index `at`, which it keeps to serve them on), else undoes it; settles its flight.
+   * Blocks [at, at + slots.length) of the request (in `slots`): sealed when all their pages arrived (verified
+   * against `checksums`, their pages' (low, high) pairs, which they keep to serve them on), else undone; their
+   * flights settle either way.
    */
-  finish(slot: number, i: number, arrived: boolean, checksums: Uint32Array, at: number): void {
-    const { index, flights } = this.deps;
-    const { ns } = this.req;
-    const key = this.req.flightKey(i);
+  finish(slots: Int32Array, at: number, arrived: boolean, checksums: Uint32Array): void {
+    const { ns, hashLen } = this.req;
+    let sealed = false;
     if (arrived) {
-      let sealed = false;
-      for (let s = 0; s < ns.shards; s++) {
-        index.setChecksum(slot, s, checksums[at + 2 * s]!, checksums[at + 2 * s + 1]!);
-        sealed = index.markShardWritten(slot, s) || sealed;
-      }
-      index.unpin(slot);
-      if (sealed) {
-        this.sealedBlocks++;
-        this.sealedBytes += ns.shards * ns.pageBytes;
-        this.deps.onSealed(ns.name, this.req.hash(i));
-      }
-      flights.settle(ns.id, key, sealed);
-      return;
-    }
-    this.undo(slot);
-    flights.settle(ns.id, key, false);
+      const got = this.deps.data.sealPulled(this.deps.index, slots, checksums);
+      // every block of the chunk seals: its slot was made fresh, with all of its pages, when it was set up
+      sealed = got.sealed === slots.length;
+      this.sealedBlocks += got.sealed;
+      this.sealedBytes += got.sealed * ns.shards * ns.pageBytes;
+      if (got.sealed > 0) this.deps.onSealed(ns.name, got.sealedHashes, hashLen);
+    } else this.undo(slots);
+    this.deps.flights.settle(ns.id, this.req.packed, hashLen, at, at + slots.length, sealed);
   }
 
-  /** Frees the pages of a block that did not arrive and unpins its (unsealed, so invisible) slot; its claim stays. */
-  undo(slot: number): void {
-    const { index, pool } = this.deps;
-    const { shards, pageBytes } = this.req.ns;
-    for (let s = 0; s < shards; s++) pool.free(index.unassign(slot, s), pageBytes);
-    index.unpin(slot);
+  /** Frees the pages of blocks that did not arrive and unpins their (unsealed, so invisible) slots; claims stay. */
+  undo(slots: Int32Array): void {
+    if (slots.length > 0) this.deps.data.undoPulled(this.deps.index, slots);
   }
 }
