@@ -56,7 +56,15 @@ const layoutFor = (ns = 0, pageBytes = PAGE) =>
     strideBytes: SEG,
     segmentOffsets: Float64Array.from({ length: SEGMENTS }, (_, s) => s * BLOCKS * SEG),
   });
-const hashes = (...ids: number[]) => Buffer.concat(ids.map((i) => Buffer.alloc(16, i + 1)));
+/** 16-byte hashes, distinct for every id (a byte fill would repeat every 256 ids). */
+const hashes = (...ids: number[]) =>
+  Buffer.concat(
+    ids.map((i) => {
+      const h = Buffer.alloc(16, 0xa5);
+      h.writeUInt32LE(i + 1, 0);
+      return h;
+    }),
+  );
 const u32 = (...v: number[]) => Uint32Array.from(v);
 
 test('save gathers blocks into pages, skips repeats and held blocks; load scatters them back byte for byte', async () => {
