@@ -35,6 +35,25 @@ test('ssd full: the least recently used SSD blocks are evicted, the newest are s
   assert.equal(await metric(node, 'kvfabric_ssd_dropped_blocks_total'), 0);
 });
 
+test('writes never hold up saves: a burst past what the writer keeps ahead drops blocks from DRAM, counted', async () => {
+  using dir = ssdDir();
+  await using node = await startSsdNode({ poolSize: '4mib', paths: [dir.path] });
+  await using e = await engine(node, NS);
+  const poolBlocks = (await metric(node, 'kvfabric_pool_capacity_bytes')) / PAGE;
+  const hashes = freshHashes(2 * poolBlocks);
+  // a whole pool, then at once three quarters more: the writer keeps at most the coldest quarter on SSD ahead (and
+  // pages it is writing right now are pinned, so the burst is sized to fit beside them)
+  const burst = (3 * poolBlocks) / 4;
+  const first = await saveBlocks(e, hashes.slice(0, poolBlocks));
+  await saveBlocks(e, hashes.slice(poolBlocks, poolBlocks + burst), poolBlocks);
+  await until('the evictions counted', async () => (await metric(node, 'kvfabric_pool_evicted_blocks_total')) >= burst);
+  const dropped = await metric(node, 'kvfabric_ssd_dropped_blocks_total');
+  // the burst evicted `burst` of the first save's blocks; at most the coldest quarter of the pool was on SSD
+  assert.ok(dropped >= burst - poolBlocks / 4 && dropped <= burst, `dropped ${dropped}`);
+  const r = await readBack(e, hashes.slice(0, poolBlocks), first, 16);
+  assert.equal(r.corrupt, 0);
+});
+
 test('an I/O error takes the drive out of service with a log line and a metric; DRAM keeps serving', async () => {
   using dir = ssdDir();
   await using node = await startSsdNode({
