@@ -75,7 +75,10 @@ const hashList = fc.oneof(
 const transports = fc.array(fc.oneof(fc.constantFrom(TransportKind.TRANSPORT_KIND_TCP), fc.integer()), {
   maxLength: 20,
 });
-const stats = fc.option(fc.record({ poolCapacityBytes: u64, poolUsedBytes: u64, blocks: u64 }), { nil: undefined });
+const stats = fc.option(
+  fc.record({ poolCapacityBytes: u64, poolUsedBytes: u64, blocks: u64, ssdCapacityBytes: u64, ssdUsedBytes: u64 }),
+  { nil: undefined },
+);
 
 /** fc.assert, with a failure report cut short (counterexamples here can be 200,000-character strings). */
 async function holds<T>(property: fc.IAsyncPropertyWithHooks<T>): Promise<void> {
