@@ -349,8 +349,10 @@ test('a first window granted short while the second is asked alongside: chunks s
   await tick();
   const waiter = r.fetch(hs.slice(0, 4)); // waits on the first fetch's claims of blocks 0..3
   const waited = await waiter;
-  // blocks 1..3 were set up ahead of A's short grant and undone, but stayed claimed: the waiter saw them sealed
-  assert.ok(waited.remote >= 3, `waiter got ${waited.remote}`);
+  // blocks 1..3 were set up ahead of A's short grant and undone, but stayed claimed: the waiter saw them sealed.
+  // How many it counts as its own remote hits depends on how far the first fetch got before the waiter looked (a
+  // block already sealed then is a local hit): at least the last one, never more than its four.
+  assert.ok(waited.remote >= 1 && waited.remote <= 4, `waiter got ${waited.remote}`);
   hs.slice(0, 4).forEach((h, i) => assert.ok(r.read(h)?.equals(data[i]!), `block ${i} when the waiter returned`));
   assert.deepEqual(await first, { ssd: 0, remote: 12 });
   hs.forEach((h, i) => assert.ok(r.read(h)?.equals(data[i]!), `block ${i}`));
