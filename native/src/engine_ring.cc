@@ -3,6 +3,7 @@
 
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -23,6 +24,11 @@ constexpr int kSleepMs = 50;  // a sleeping ring thread looks at its stop flag a
 // Events are announced to JavaScript at most this often: what they carry (sealed hashes for the metaserver, whose
 // reporter batches anyway; counters) is not urgent, and each announcement costs the node's event loop a wake-up.
 constexpr int kAnnounceGapMs = 50;
+// After a completion the engine usually submits its next command within microseconds (a load after its save, a
+// release after its query, the next layer group): the ring thread watches the SQ this long before it says it sleeps,
+// so a streaming engine pays no futex wake per command (io_uring's SQPOLL idle time, kept short: it spins on a core
+// the copy threads may want).
+constexpr auto kPollAfterCompletion = std::chrono::microseconds(50);
 
 uint32_t LoadAcquire(const uint32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 uint32_t LoadSeq(const uint32_t* p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
@@ -34,6 +40,14 @@ void FutexWait(uint32_t* addr, uint32_t expected, int timeout_ms) {
   syscall(SYS_futex, addr, FUTEX_WAIT, expected, &ts, nullptr, 0);  // shared: the word lives in a shared mapping
 }
 void FutexWake(uint32_t* addr) { syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0); }
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
 
 uint64_t NowMs() {
   using namespace std::chrono;
@@ -182,12 +196,16 @@ void EngineRing::Run() {
   while (!stop_.load(std::memory_order_acquire)) {
     uint32_t tail = LoadAcquire(Word(kOffSqTail));
     if (tail == head) {
+      if (poll_.exchange(false, std::memory_order_seq_cst) && PollSq(head)) continue;
       int sleep_ms = MaybeAnnounce();  // events held back by the announcement gap go out now or soon
       // Say we sleep, then look once more: an engine that advanced the tail before reading the flag is seen here,
       // one that read it after wakes us (both sides use sequentially consistent accesses).
       StoreSeq(Word(kOffNodeSleeping), 1);
       tail = LoadSeq(Word(kOffSqTail));
-      if (tail == head && !stop_.load(std::memory_order_seq_cst)) FutexWait(Word(kOffSqTail), head, sleep_ms);
+      // A completion posted since (poll_) means the engine is about to submit: poll instead (Complete wakes us
+      // when it saw the flag, and we see its poll_ here when it did not).
+      if (tail == head && !stop_.load(std::memory_order_seq_cst) && !poll_.load(std::memory_order_seq_cst))
+        FutexWait(Word(kOffSqTail), head, sleep_ms);
       StoreSeq(Word(kOffNodeSleeping), 0);
       continue;
     }
@@ -434,6 +452,16 @@ void EngineRing::Fail(uint32_t index, const char* code, const std::string& messa
   Complete(index);
 }
 
+bool EngineRing::PollSq(uint32_t head) {
+  const auto until = std::chrono::steady_clock::now() + kPollAfterCompletion;
+  for (uint32_t spins = 1;; spins++) {
+    if (LoadAcquire(Word(kOffSqTail)) != head) return true;
+    if (stop_.load(std::memory_order_relaxed) || std::chrono::steady_clock::now() >= until) return false;
+    if (spins % 64 == 0) sched_yield();  // an engine thread waiting for this core gets it
+    else CpuRelax();
+  }
+}
+
 void EngineRing::Complete(uint32_t index) {
   {
     std::lock_guard<std::mutex> lock(cq_mu_);
@@ -448,6 +476,9 @@ void EngineRing::Complete(uint32_t index) {
       (void)!write(t_.event_fd, &one, sizeof one);  // non-blocking: a full counter only means it is awake anyway
     }
   }
+  // The engine's next command is likely on its way: have the ring thread poll for it rather than sleep.
+  poll_.store(true, std::memory_order_seq_cst);
+  if (LoadSeq(Word(kOffNodeSleeping)) != 0) FutexWake(Word(kOffSqTail));
   std::lock_guard<std::mutex> lock(flight_mu_);
   if (--in_flight_ == 0) flight_cv_.notify_all();
 }

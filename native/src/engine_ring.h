@@ -85,6 +85,8 @@ class EngineRing {
   // Answers the command with an error; `op` ("save", "load") also logs it as a failure on the engine's region.
   void Fail(uint32_t index, const char* code, const std::string& message, const char* op = nullptr);
   void Complete(uint32_t index);  // publishes the slot's result on the CQ, wakes a sleeping engine
+  // Watches the SQ for a short while after a completion; true when a command arrived.
+  bool PollSq(uint32_t head);
   void Break(const std::string& why);
   template <typename F>
   void Note(F&& update);  // updates the pending events under their lock; announces them (MaybeAnnounce)
@@ -115,6 +117,7 @@ class EngineRing {
   uint32_t in_flight_ = 0;
 
   std::atomic<bool> stop_{false};
+  std::atomic<bool> poll_{false};  // a completion was posted: the ring thread polls before it sleeps
   bool stopped_ = false;
   std::thread thread_;
 };

@@ -332,3 +332,40 @@ test('command ring: node killed under in-flight calls → they reject promptly (
     region.close();
   }
 });
+
+test('command ring: a node that stops completing commands → the watchdog fails them with TRANSPORT_TIMEOUT; later calls go over gRPC', async () => {
+  await using node = await startNode({ poolSize: '64mib', logLevel: 'warn' });
+  const region = KvRegion.create({ layout: LAYOUT });
+  // The ring's watchdog uses the engine's call deadline (short here): it answers before the session's keepalive gives up.
+  const kv = await KvEngine.register({
+    target: node.engineSocket,
+    namespace: 'ring/watchdog',
+    region,
+    deadlineMs: 1500,
+  });
+  try {
+    assert.equal(kv.usesRing, true);
+    const blocks = range(0, 8).map(() => randomBytes(region.geometry.blockBytes));
+    blocks.forEach((b, i) => region.writeBlock(i, b));
+    assert.equal((await kv.save(range(0, 8), hashes('w', 0, 8))).stored, 8);
+    node.proc.kill('SIGSTOP'); // alive (its sockets stay open, the session does not end) but answers nothing
+    await stopped(node.proc.pid);
+    const err = await kv.save(range(8, 8), hashes('w', 8, 8)).then(
+      () => assert.fail('resolved while the node was stopped'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof KvError, `a KvError, got ${String(err)}`);
+    assert.equal(err.code, 'TRANSPORT_TIMEOUT');
+    assert.match(err.message, /completed no command within 1500 ms/);
+    assert.equal(kv.usesRing, false, 'the watchdog closed the ring');
+    node.proc.kill('SIGCONT');
+    // The same engine goes on over gRPC: its earlier blocks are still there and load byte-exact.
+    const q = await kv.query(hashes('w', 0, 8), { localOnly: true });
+    assert.equal(q.hits, 8);
+    assert.equal((await kv.load(q.leaseId, range(16, 8))).loaded, 8);
+    blocks.forEach((b, i) => assert.ok(region.readBlock(16 + i).equals(b), `block ${i} byte-exact`));
+  } finally {
+    await kv.close();
+    region.close();
+  }
+});

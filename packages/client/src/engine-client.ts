@@ -160,10 +160,10 @@ export class KvEngine {
 
   /** Makes a command ring, hands it over like a region and attaches it; a node without rings keeps gRPC. */
   private async attachRing(opts: RegisterOptions, geometry: RingGeometry | undefined): Promise<void> {
-    const ring = new EngineRing(
-      `kvfabric-ring-${this.instanceId.replace(/[^A-Za-z0-9._-]/g, '_')}`.slice(0, 200),
-      geometry,
-    );
+    const ring = new EngineRing(`kvfabric-ring-${this.instanceId.replace(/[^A-Za-z0-9._-]/g, '_')}`.slice(0, 200), {
+      deadlineMs: this.conn.deadlineMs,
+      ...geometry,
+    });
     try {
       const token = await handOver(opts, ring.fd, ring.eventFd);
       await this.conn.call('attachRing', {
