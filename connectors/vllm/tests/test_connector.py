@@ -196,6 +196,37 @@ def test_a_chunked_prefill_saves_each_chunk_s_full_blocks(node):
         b.close()
 
 
+@pytest.mark.parametrize("save_decode", [True, False])
+def test_generated_blocks_are_saved_so_the_next_turn_hits_them(node, save_decode):
+    a = FakeEngine(node.engine_socket, f"decode-a-{save_decode}", extra={"save_decode": save_decode})
+    b = FakeEngine(node.engine_socket, f"decode-b-{save_decode}")
+    try:
+        request = a.add("a", PROMPT)
+        out, errors = a.step()  # the prompt: 4 full blocks saved
+        assert errors == set() and out.num_scheduled_tokens == {"a": len(PROMPT)}
+        assert node.metric("kvfabric_save_sealed_blocks_total") == 4
+        generated = list(range(500, 511))  # tokens 69..79: the 5th block fills with the last of them
+        for token in generated:
+            request.append_output_token_ids(token)  # what vLLM does with each sampled token
+            out, errors = a.step()  # decode: that token's KV
+            assert errors == set() and out.num_scheduled_tokens == {"a": 1}
+        assert len(request.block_hashes) == 5
+        assert node.metric("kvfabric_save_sealed_blocks_total") == (5 if save_decode else 4)
+        # the next turn: this prompt, this answer, a new question
+        b.add("b", PROMPT + generated + [900, 901, 902, 903, 904])
+        out, errors = b.step()
+        assert errors == set()
+        new = out.scheduled_new_reqs[0]
+        assert new.num_computed_tokens == (5 if save_decode else 4) * BLOCK_SIZE
+        if save_decode:
+            block = new.block_ids[0][4]
+            for layer in range(LAYERS):
+                assert b.page(block, layer) == block_bytes(request.block_hashes[4], layer, b.page_bytes)
+    finally:
+        a.close()
+        b.close()
+
+
 def test_without_a_node_at_start_the_engine_runs_without_kvfabric(tmp_path):
     engine = FakeEngine(str(tmp_path / "no-node.sock"), "engine-alone")
     try:

@@ -31,6 +31,9 @@ class ConnectorConfig:
     retry_after_s: float = 5.0
     # Query only this node's pool (no SSD, no remote pulls).
     local_only: bool = False
+    # Also save the blocks a request generates (decode), not only its prompt's: the next turn of a conversation,
+    # whose prompt carries this answer, then hits them too.
+    save_decode: bool = True
 
 
 _FIELDS: dict[str, tuple[type, ...]] = {
@@ -41,6 +44,7 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "deadline_s": (int, float),
     "retry_after_s": (int, float),
     "local_only": (bool,),
+    "save_decode": (bool,),
 }
 
 

@@ -1,5 +1,6 @@
 """The scheduler side: asks the node how much of a request's prefix it holds (keys: vLLM's own block hashes),
-keeps the lease until the workers load it, and tells the workers which blocks to save.
+keeps the lease until the workers load it, and tells the workers which blocks to save: every full block once its
+KV is computed, the prompt's and (save_decode, the default) the generated ones.
 
 The node's Query needs a registered instance: the scheduler registers a one-block instance of the engine (same
 engine id as the workers), so the leases it gets may be loaded by every TP rank of the engine. A node that answers
@@ -199,8 +200,10 @@ class SchedulerSide:
             return
         request = state.request
         hashes = block_hashes(request, self.block_size, self.hash_block_size)
-        full = min(computed, request.num_prompt_tokens) // self.block_size
-        full = min(full, len(hashes))
+        # Blocks whose every token's KV exists after this step: a block's hash exists once its tokens are known
+        # (sampled), so speculative tokens beyond them never make a block saved here.
+        upto = computed if self.cfg.save_decode else min(computed, request.num_prompt_tokens)
+        full = min(upto // self.block_size, len(hashes))
         if full <= state.saved:
             return
         if block_ids is None:
