@@ -17,3 +17,4 @@ export * from './cuda-ipc-region.js';
 export * from './ssd-file.js';
 export * from './pull-ops.js';
 export * from './flight-table.js';
+export * from './pending-updates.js';
