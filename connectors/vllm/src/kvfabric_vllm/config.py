@@ -31,6 +31,10 @@ class ConnectorConfig:
     retry_after_s: float = 5.0
     # Query only this node's pool (no SSD, no remote pulls).
     local_only: bool = False
+    # Where the node copies blocks from and to: "host", a staging region in shared memory the connector copies
+    # vLLM's KV cache through; or "cuda_ipc", the KV cache on the GPU itself, opened by the node from its CUDA IPC
+    # handles (the node needs a CUDA driver and the GPU).
+    region: str = "host"
 
 
 _FIELDS: dict[str, tuple[type, ...]] = {
@@ -41,7 +45,9 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "deadline_s": (int, float),
     "retry_after_s": (int, float),
     "local_only": (bool,),
+    "region": (str,),
 }
+REGION_KINDS = ("host", "cuda_ipc")
 
 
 def parse_extra_config(extra: dict[str, Any] | None) -> ConnectorConfig:
@@ -68,6 +74,8 @@ def parse_extra_config(extra: dict[str, Any] | None) -> ConnectorConfig:
             check_namespace(values["namespace"])
         except KvfabricError as err:
             problems.append(err.message)
+    if "region" in values and values["region"] not in REGION_KINDS:
+        problems.append(f"region: expected one of {', '.join(REGION_KINDS)}, got {values['region']!r}")
     if "engine_socket" in values and not values["engine_socket"]:
         problems.append("engine_socket: expected a unix socket path, got ''")
     if problems:
