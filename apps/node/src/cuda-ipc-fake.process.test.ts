@@ -30,6 +30,13 @@ interface FakeStats {
   released: number;
 }
 
+/** The value of an unlabelled metric on the node's /metrics (0 when absent). */
+async function metric(httpAddr: string, name: string): Promise<number> {
+  const text = await (await fetch(`http://${httpAddr}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
 /** A handle of the stand-in: its magic, then the path of the file that is the allocation. */
 function handle(path: string): Buffer {
   const h = Buffer.alloc(64);
@@ -104,6 +111,7 @@ test('cuda_ipc through the CUDA driver stand-in: save and load across parts, one
     conn.instanceKey = res.instanceKey;
     assert.equal(Number(res.pageBytes), 2 * SEG);
     assert.equal(stats().mapped, 2);
+    assert.equal(await metric(node.httpAddr, 'kvfabric_index_gpu_instances'), 1);
 
     // The engine's KV: block b of layer l at part l's start + b * SEG.
     const at = (layer: number, block: number) => (layer === 0 ? OFFSET : 0) + block * SEG;
@@ -158,6 +166,7 @@ test('cuda_ipc through the CUDA driver stand-in: save and load across parts, one
       message: /^CUDA IPC region: cuMemcpyDtoHAsync: an illegal memory access was encountered \(700\)/,
     });
     rmSync(failFile);
+    assert.equal(await metric(node.httpAddr, 'kvfabric_region_copy_failures_total'), 1);
     const none: QueryResponse = await conn.call('query', {
       instanceId: 'gpu-0',
       requestId: 'q2',
@@ -199,6 +208,7 @@ test('cuda_ipc through the CUDA driver stand-in: save and load across parts, one
     t = stats();
     assert.equal(t.mapped, 0);
     assert.equal(t.retained, t.released);
+    assert.equal(await metric(node.httpAddr, 'kvfabric_index_gpu_instances'), 0);
   } finally {
     conn.close();
     rmSync(dir, { recursive: true, force: true });

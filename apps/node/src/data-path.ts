@@ -49,6 +49,8 @@ export interface DataPathOptions {
 }
 
 export interface MappedRegion {
+  /** Host memory handed over as a descriptor, or GPU memory opened from CUDA IPC handles. */
+  readonly kind: 'host' | 'cuda_ipc';
   readonly sizeBytes: number;
   /** What was mapped, for logs (RegionFile.label, or `cuda_ipc:DEVICE (N parts)`). */
   readonly label: string;
@@ -58,7 +60,7 @@ export interface MappedRegion {
 }
 
 /** A handed-over region mapped into the node: host memory. */
-export type HostRegion = MappedRegion & { readonly memory: Region };
+export type HostRegion = MappedRegion & { readonly kind: 'host'; readonly memory: Region };
 
 /** A registration's region: the token of a region the engine handed over, and the bytes to map. */
 export interface RegionSource {
@@ -111,7 +113,13 @@ export class DataPath {
   openRegion(file: RegionFile, sizeBytes: number): HostRegion {
     try {
       const region = Region.fromFd(file.fd, sizeBytes, file.label);
-      return { sizeBytes: region.sizeBytes, label: file.label, memory: region, close: () => region.close() };
+      return {
+        kind: 'host',
+        sizeBytes: region.sizeBytes,
+        label: file.label,
+        memory: region,
+        close: () => region.close(),
+      };
     } catch (err) {
       const e = toKvError(err);
       // A region the node cannot map is the engine's problem to fix: say which one and why.
@@ -131,7 +139,7 @@ export class DataPath {
     try {
       const region = CudaIpcRegion.open(source.parts, source.device);
       const label = `cuda_ipc:${source.device} (${source.parts.length} part${source.parts.length === 1 ? '' : 's'})`;
-      return { sizeBytes: region.sizeBytes, label, memory: region, close: () => region.close() };
+      return { kind: 'cuda_ipc', sizeBytes: region.sizeBytes, label, memory: region, close: () => region.close() };
     } catch (err) {
       const e = toKvError(err);
       const field = /^(parts\[\d+\]|device)/.test(e.message)

@@ -113,6 +113,7 @@ export class InstanceRegistry {
   private readonly engines = new Map<string, EngineEntry>();
   private readonly engineNos = new Set<number>();
   private lastEngineNo = 0;
+  private gpu = 0;
 
   constructor(
     private readonly namespaces: NamespaceRegistry,
@@ -122,6 +123,11 @@ export class InstanceRegistry {
 
   get size(): number {
     return this.byId.size;
+  }
+
+  /** Instances whose region is GPU memory (CUDA IPC). */
+  get gpuCount(): number {
+    return this.gpu;
   }
 
   /** Validates `spec`, maps its region and adds it; a refused registration changes nothing. */
@@ -173,6 +179,7 @@ export class InstanceRegistry {
       owner,
     };
     this.byId.set(inst.id, inst);
+    if (region.kind === 'cuda_ipc') this.gpu++;
     return inst;
   }
 
@@ -237,6 +244,7 @@ export class InstanceRegistry {
       this.engines.delete(inst.engineId);
       this.engineNos.delete(entry.no);
     }
+    if (inst.region.kind === 'cuda_ipc') this.gpu--;
     inst.region.close();
     return inst;
   }
