@@ -1,4 +1,4 @@
-// CUDA IPC regions: an engine's GPU memory (its KV cache) opened from a CUDA IPC handle the engine exported
+// CUDA IPC regions: an engine's GPU memory (its KV cache) opened from CUDA IPC handles the engine exported
 // (cudaIpcGetMemHandle), so the node copies between its pool and the GPU directly, on a CUDA stream of its own.
 // libcuda is loaded at run time: on a host without a driver cudaStatus() says why and open() fails with
 // REGION_INVALID naming the reason; nothing else in the addon needs CUDA.
@@ -24,14 +24,27 @@ export interface CudaCopy {
   length: number;
 }
 
+/** One allocation of the region: `sizeBytes` at `offsetBytes` into the allocation the engine's IPC `handle` names. */
+export interface CudaIpcPart {
+  handle: Uint8Array;
+  offsetBytes: number;
+  sizeBytes: number;
+}
+
 interface NativeCudaIpcRegion {
-  copy(toHost: boolean, memory: object, descriptors: Float64Array): Promise<number>;
+  copy(toHost: boolean, memory: object, descriptors: Float64Array): Promise<{ bytes: number }>;
   close(): void;
 }
+
+/** Package-internal: the native region, for the native save and load (engine-ops.ts). */
+export const kCudaNative: unique symbol = Symbol('kvfabric.cudaIpcRegion.native');
 
 export function cudaStatus(): CudaStatus {
   return callNative(() => (binding().cudaStatus as () => CudaStatus)());
 }
+
+/** The most parts one region may have (a KV cache allocated per layer: one per layer). */
+export const MAX_CUDA_IPC_PARTS = 4096;
 
 export class CudaIpcRegion {
   readonly #native: NativeCudaIpcRegion;
@@ -45,22 +58,48 @@ export class CudaIpcRegion {
     this.#native = native;
   }
 
-  /** Opens `sizeBytes` of GPU memory from the engine's IPC `handle` on `device` (an index as this process sees it). */
-  static open(handle: Uint8Array, sizeBytes: number, device = 0): CudaIpcRegion {
-    if (!(handle instanceof Uint8Array) || handle.length !== CUDA_IPC_HANDLE_BYTES)
-      throw invalidArgument('handle', `a ${CUDA_IPC_HANDLE_BYTES}-byte CUDA IPC memory handle`, handle);
-    checkInteger('sizeBytes', sizeBytes, 1);
+  /**
+   * Opens GPU memory on `device` (an index as this process sees it) from the engine's IPC handles: the region is
+   * `parts` back to back. INVALID_ARGUMENT names a malformed field (`parts[i].handle`, ...); REGION_INVALID says why
+   * the driver refused (no driver, a bad handle, a part beyond its allocation).
+   */
+  static open(parts: readonly CudaIpcPart[], device = 0): CudaIpcRegion {
+    if (!Array.isArray(parts) || parts.length < 1 || parts.length > MAX_CUDA_IPC_PARTS)
+      throw invalidArgument('parts', `1..${MAX_CUDA_IPC_PARTS} parts`, parts);
     checkInteger('device', device, 0, 1 << 16);
+    const handles = Buffer.alloc(parts.length * CUDA_IPC_HANDLE_BYTES);
+    const offsets = new Float64Array(parts.length);
+    const sizes = new Float64Array(parts.length);
+    let total = 0;
+    parts.forEach((p, i) => {
+      if (!(p.handle instanceof Uint8Array) || p.handle.length !== CUDA_IPC_HANDLE_BYTES)
+        throw invalidArgument(
+          `parts[${i}].handle`,
+          `a ${CUDA_IPC_HANDLE_BYTES}-byte CUDA IPC memory handle`,
+          p.handle instanceof Uint8Array ? `${p.handle.length} bytes` : p.handle,
+        );
+      handles.set(p.handle, i * CUDA_IPC_HANDLE_BYTES);
+      sizes[i] = checkInteger(`parts[${i}].sizeBytes`, p.sizeBytes, 1);
+      offsets[i] = checkInteger(`parts[${i}].offsetBytes`, p.offsetBytes, 0);
+      if (!Number.isSafeInteger(p.offsetBytes + p.sizeBytes))
+        throw invalidArgument(`parts[${i}].offsetBytes`, 'offset + size below 2^53', p.offsetBytes);
+      total += p.sizeBytes;
+    });
+    if (!Number.isSafeInteger(total)) throw invalidArgument('parts', 'sizes adding up to less than 2^53', total);
     const Native = binding().CudaIpcRegion as new (...args: unknown[]) => NativeCudaIpcRegion;
     return new CudaIpcRegion(
-      callNative(() => new Native(Buffer.from(handle.buffer, handle.byteOffset, handle.length), sizeBytes, device)),
-      sizeBytes,
+      callNative(() => new Native(handles, offsets, sizes, device)),
+      total,
       device,
     );
   }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  get [kCudaNative](): object {
+    return this.#native;
   }
 
   /** GPU → host memory; resolves the bytes copied once the stream has finished them. */
@@ -81,13 +120,13 @@ export class CudaIpcRegion {
       descriptors[i * 3 + 2] = checkInteger(`copies[${i}].length`, c.length, 0);
     });
     try {
-      return await callNative(() => this.#native.copy(toHost, nativeMemory(memory, 'memory'), descriptors));
+      return (await callNative(() => this.#native.copy(toHost, nativeMemory(memory, 'memory'), descriptors))).bytes;
     } catch (err) {
       throw toNativeError(err);
     }
   }
 
-  /** Closes the IPC mapping and the stream (after copies in flight); idempotent. */
+  /** Finishes the copies already submitted, then closes the stream and the IPC mappings; idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

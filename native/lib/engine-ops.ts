@@ -4,6 +4,7 @@
 // unpins when the copy is done. JavaScript does nothing per block; it gets the call's outcome as typed arrays.
 import type { BlockIndex } from './block-index.js';
 import { kSubmit, type CopyEngine } from './copy-engine.js';
+import { CudaIpcRegion, kCudaNative } from './cuda-ipc-region.js';
 import { callNative, checkInteger, invalidArgument } from './errors.js';
 import { binding } from './loader.js';
 import { nativeMemory, type NativeMemory, type Pool } from './pool.js';
@@ -69,6 +70,12 @@ interface NativeOps {
 
 const ops = (): NativeOps => binding() as unknown as NativeOps;
 
+/** An engine's region: host memory (a Region), or GPU memory (a CudaIpcRegion: its own stream copies). */
+export type EngineRegion = NativeMemory | CudaIpcRegion;
+
+const nativeRegion = (region: EngineRegion): object =>
+  region instanceof CudaIpcRegion ? region[kCudaNative] : nativeMemory(region, 'region');
+
 export function createInstanceLayout(spec: InstanceLayoutSpec): InstanceLayout {
   if (!(spec.segmentOffsets instanceof Float64Array))
     throw invalidArgument('segmentOffsets', 'a Float64Array', spec.segmentOffsets);
@@ -98,7 +105,7 @@ export function saveBlocks(
   engine: CopyEngine,
   index: BlockIndex,
   pool: Pool,
-  region: NativeMemory,
+  region: EngineRegion,
   layout: InstanceLayout,
   blockIds: Uint32Array,
   packed: Uint8Array,
@@ -109,7 +116,7 @@ export function saveBlocks(
       native,
       index,
       nativeMemory(pool, 'pool'),
-      nativeMemory(region, 'region'),
+      nativeRegion(region),
       layout,
       blockIds,
       packed,
@@ -123,21 +130,13 @@ export function loadBlocks(
   engine: CopyEngine,
   index: BlockIndex,
   pool: Pool,
-  region: NativeMemory,
+  region: EngineRegion,
   layout: InstanceLayout,
   slots: Int32Array,
   blockIds: Uint32Array,
 ): Promise<{ bytes: number }> {
   return engine[kSubmit]((native) =>
-    ops().loadBlocks(
-      native,
-      index,
-      nativeMemory(pool, 'pool'),
-      nativeMemory(region, 'region'),
-      layout,
-      slots,
-      blockIds,
-    ),
+    ops().loadBlocks(native, index, nativeMemory(pool, 'pool'), nativeRegion(region), layout, slots, blockIds),
   );
 }
 

@@ -19,6 +19,7 @@
 #include "checksum.h"
 #include "copy_range.h"
 #include "memory.h"
+#include "op_hook.h"
 
 namespace kvf {
 
@@ -30,13 +31,8 @@ class CopyEngine : public Napi::ObjectWrap<CopyEngine> {
 
   using Desc = CopyRange;
   struct Batch;  // defined in copy_engine.cc
-  // What a native executor does once its batch's copy ended (JS thread, before the promise settles): add to the
-  // result when `copied`; otherwise undo its work, and add what the caller must still learn to the error the batch
-  // rejects with (`result` is that error object then).
-  struct Hook {
-    virtual ~Hook() = default;
-    virtual void Done(Napi::Env env, bool copied, Napi::Object result) = 0;
-  };
+  // What a native executor does once its batch's copy ended (op_hook.h).
+  using Hook = OpHook;
   // The CopyEngine behind a JS object created by this addon, or nullptr. JS thread only.
   static CopyEngine* FromValue(Napi::Value value);
   // Copies `descs` (checked by the caller against both memories) from `src` to `dst`; `hook` runs when done. The

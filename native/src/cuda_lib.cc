@@ -37,6 +37,7 @@ const CudaLib& Cuda() {
     need(l.ctx_set_current, "cuCtxSetCurrent");
     need(l.ipc_open_mem_handle, "cuIpcOpenMemHandle_v2");
     need(l.ipc_close_mem_handle, "cuIpcCloseMemHandle");
+    need(l.mem_get_address_range, "cuMemGetAddressRange_v2");
     need(l.stream_create, "cuStreamCreate");
     need(l.stream_destroy, "cuStreamDestroy_v2");
     need(l.stream_synchronize, "cuStreamSynchronize");

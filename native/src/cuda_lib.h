@@ -29,6 +29,7 @@ struct CudaLib {
   CUresult (*ctx_set_current)(CUcontext) = nullptr;
   CUresult (*ipc_open_mem_handle)(CUdeviceptr*, CUipcMemHandle, unsigned) = nullptr;
   CUresult (*ipc_close_mem_handle)(CUdeviceptr) = nullptr;
+  CUresult (*mem_get_address_range)(CUdeviceptr*, size_t*, CUdeviceptr) = nullptr;
   CUresult (*stream_create)(CUstream*, unsigned) = nullptr;
   CUresult (*stream_destroy)(CUstream) = nullptr;
   CUresult (*stream_synchronize)(CUstream) = nullptr;

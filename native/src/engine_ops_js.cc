@@ -11,6 +11,7 @@
 
 #include "block_index_js.h"
 #include "copy_engine.h"
+#include "cuda_ipc_region.h"
 #include "engine_ops.h"
 #include "engine_ops_js.h"
 #include "memory.h"
@@ -94,10 +95,6 @@ T TypedArg(const Napi::CallbackInfo& info, size_t i, const char* name, const cha
   return info[i].As<T>();
 }
 
-std::string OutOfBounds(const std::vector<CopyRange>& descs, const MemoryRef& src, const MemoryRef& dst) {
-  return DescsOutside(descs, src->size(), dst->size());
-}
-
 }  // namespace
 
 Napi::Object EvictedObject(Napi::Env env, const EvictedBlocks& e) {
@@ -173,14 +170,30 @@ class SaveHook : public CopyEngine::Hook {
   uint32_t hash_len_;
 };
 
+// The engine's region of a save or load: host memory the copy engine reaches, or GPU memory (a CUDA IPC region,
+// whose own thread and stream copy).
+struct EngineRegion {
+  CudaIpcRegionBase* cuda = nullptr;
+  MemoryRef host;
+  uint64_t size() const { return cuda != nullptr ? cuda->size() : host->size(); }
+};
+
+EngineRegion RegionArg(Napi::Value v) {
+  EngineRegion r;
+  r.cuda = UnwrapCudaIpcRegion(v);
+  if (r.cuda == nullptr) r.host = AcquireMemory(v, "region");
+  return r;
+}
+
 // saveBlocks(engine, index, pool, region, layout, blockIds: Uint32Array, packed: Uint8Array, hashLen)
 //   -> Promise<{ bytes, outcomes, stored, sealed, present, noSpace, sealedHashes, hashLen, exhausted, evicted }>
 // Throws INVALID_ARGUMENT (nothing changed). Blocks that found no page answer NO_SPACE (the caller decides whether
-// that fails the call: the evictions made on the way are in the result either way).
+// that fails the call: the evictions made on the way are in the result either way). `region` is a Region or a
+// CudaIpcRegion (then its stream copies, not the engine's threads).
 Napi::Value SaveBlocks(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Parts p = Unwrap(info, true);
-  MemoryRef region = AcquireMemory(info[3], "region");
+  EngineRegion region = RegionArg(info[3]);
   const InstanceLayout* layout = InstanceLayoutJs::FromValue(info[4]);
   if (!layout) throw Invalid(env, "layout: expected an InstanceLayout");
   auto ids = TypedArg<Napi::Uint32Array, napi_uint32_array>(info, 5, "block_ids", "a Uint32Array");
@@ -198,7 +211,7 @@ Napi::Value SaveBlocks(const Napi::CallbackInfo& info) {
   auto plan = std::make_unique<SavePlan>();
   std::string bad = PlanSave(*p.index, *p.alloc, *layout, ids.Data(), packed.Data(), hash_len, count, plan.get());
   if (!bad.empty()) throw Invalid(env, bad);
-  bad = OutOfBounds(plan->descs, region, pool);
+  bad = DescsOutside(plan->descs, region.size(), pool->size());
   if (!bad.empty()) {
     std::string none;
     FinishSave(*p.index, *p.alloc, *layout, packed.Data(), hash_len, *plan, false, &none);
@@ -207,7 +220,8 @@ Napi::Value SaveBlocks(const Napi::CallbackInfo& info) {
   std::vector<CopyRange> descs = std::move(plan->descs);
   auto hook = std::make_unique<SaveHook>(env, p.index, p.alloc, layout, std::move(plan), info[4].As<Napi::Object>(),
                                          info[1].As<Napi::Object>(), packed, hash_len);
-  return p.engine->Submit(env, info[0].As<Napi::Object>(), std::move(region), info[3].As<Napi::Object>(),
+  if (region.cuda != nullptr) return region.cuda->Submit(env, std::move(pool), std::move(descs), true, std::move(hook));
+  return p.engine->Submit(env, info[0].As<Napi::Object>(), std::move(region.host), info[3].As<Napi::Object>(),
                           std::move(pool), info[2].As<Napi::Object>(), std::move(descs), std::move(hook));
 }
 
@@ -230,7 +244,7 @@ class LoadHook : public CopyEngine::Hook {
 Napi::Value LoadBlocks(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Parts p = Unwrap(info, true);
-  MemoryRef region = AcquireMemory(info[3], "region");
+  EngineRegion region = RegionArg(info[3]);
   const InstanceLayout* layout = InstanceLayoutJs::FromValue(info[4]);
   if (!layout) throw Invalid(env, "layout: expected an InstanceLayout");
   auto slots = TypedArg<Napi::Int32Array, napi_int32_array>(info, 5, "slots", "an Int32Array");
@@ -241,14 +255,15 @@ Napi::Value LoadBlocks(const Napi::CallbackInfo& info) {
   if (!pool) throw CodedError(env, code::kInternal, "pool: used after close()");
   std::vector<CopyRange> descs;
   std::string bad = PlanLoad(*p.index, *layout, slots.Data(), ids.Data(), count, &descs);
-  if (bad.empty()) bad = OutOfBounds(descs, pool, region);
+  if (bad.empty()) bad = DescsOutside(descs, pool->size(), region.size());
   if (!bad.empty()) {
     if (!descs.empty()) FinishLoad(*p.index, slots.Data(), count);
     throw Invalid(env, bad);
   }
   auto hook = std::make_unique<LoadHook>(p.index, info[1].As<Napi::Object>(), slots, count);
+  if (region.cuda != nullptr) return region.cuda->Submit(env, std::move(pool), std::move(descs), false, std::move(hook));
   return p.engine->Submit(env, info[0].As<Napi::Object>(), std::move(pool), info[2].As<Napi::Object>(),
-                          std::move(region), info[3].As<Napi::Object>(), std::move(descs), std::move(hook));
+                          std::move(region.host), info[3].As<Napi::Object>(), std::move(descs), std::move(hook));
 }
 
 // allocatePages(index, pool, pageBytes, count) -> { pages: Float64Array, exhausted, evicted }: up to `count` pages,

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "memory.h"
+#include "op_hook.h"
 
 namespace kvf {
 
@@ -126,11 +128,12 @@ class Completer {
     return c;
   }
 
-  // JS thread: a new pending operation; returns its promise and id.
-  std::pair<Napi::Promise, uint64_t> Add(Napi::Env env) {
+  // JS thread: a new pending operation; returns its promise and id. `hook` (optional) runs before it settles,
+  // whether it succeeds, fails, or is rejected by RejectAll.
+  std::pair<Napi::Promise, uint64_t> Add(Napi::Env env, std::unique_ptr<OpHook> hook = nullptr) {
     auto d = Napi::Promise::Deferred::New(env);
     uint64_t id = next_id_++;
-    pending_.emplace(id, d);
+    pending_.emplace(id, Pending{d, std::move(hook)});
     if (pending_.size() == 1 && !released_) tsfn_.Ref(env);
     return {d.Promise(), id};
   }
@@ -145,7 +148,11 @@ class Completer {
   void RejectAll(Napi::Env env, const char* code, const std::string& message) {
     auto pending = std::move(pending_);
     pending_.clear();
-    for (auto& [id, d] : pending) d.Reject(CodedError(env, code, message).Value());
+    for (auto& [id, p] : pending) {
+      Napi::Object err = CodedError(env, code, message).Value();
+      if (p.hook) p.hook->Done(env, false, err);
+      p.deferred.Reject(err);
+    }
     if (!released_) tsfn_.Unref(env);
   }
 
@@ -182,23 +189,30 @@ class Completer {
     }
     auto it = self->pending_.find(c->id);
     if (it == self->pending_.end()) return;  // already rejected by close()/dropPeer
-    Napi::Promise::Deferred d = it->second;
+    Pending p = std::move(it->second);
     self->pending_.erase(it);
     if (self->pending_.empty() && !self->released_) self->tsfn_.Unref(env);
     if (c->code == nullptr) {
       Napi::Object r = Napi::Object::New(env);
       r.Set("bytes", c->bytes);
       if (!c->data.empty()) r.Set("data", Napi::Buffer<uint8_t>::Copy(env, c->data.data(), c->data.size()));
-      d.Resolve(r);
+      if (p.hook) p.hook->Done(env, true, r);
+      p.deferred.Resolve(r);
     } else {
-      d.Reject(CodedError(env, c->code, c->message).Value());
+      Napi::Object err = CodedError(env, c->code, c->message).Value();
+      if (p.hook) p.hook->Done(env, false, err);
+      p.deferred.Reject(err);
     }
   }
 
+  struct Pending {
+    Napi::Promise::Deferred deferred;
+    std::unique_ptr<OpHook> hook;
+  };
   using Tsfn = Napi::TypedThreadSafeFunction<Completer, Completion, &Completer::CallJs>;
   Tsfn tsfn_;
   Napi::FunctionReference on_event_;
-  std::unordered_map<uint64_t, Napi::Promise::Deferred> pending_;
+  std::unordered_map<uint64_t, Pending> pending_;
   uint64_t next_id_ = 1;
   bool released_ = false;
 };

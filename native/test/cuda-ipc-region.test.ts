@@ -1,13 +1,14 @@
 // CUDA IPC regions. Without a CUDA driver (CI, most hosts): the addon still loads, cudaStatus() names the reason
 // and opening a region fails with REGION_INVALID saying so. With a GPU: a child Python process (the pinned vLLM's
-// torch, KVFABRIC_PYTHON) exports a CUDA buffer's IPC handle; the node side copies pool → GPU → pool and compares
-// bytes. That part is skipped, with the reason, where CUDA or that Python is absent; scripts/gpu-check.sh runs it.
+// torch, KVFABRIC_PYTHON) exports two CUDA buffers' IPC handles (torch's _share_cuda_); the region is both back to
+// back, and the node side copies pool → GPU → pool (one copy across the two parts) and compares bytes. That part is
+// skipped, with the reason, where CUDA or that Python is absent; scripts/gpu-check.sh runs it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { CUDA_IPC_HANDLE_BYTES, CudaIpcRegion, cudaStatus } from '../lib/cuda-ipc-region.js';
+import { CUDA_IPC_HANDLE_BYTES, CudaIpcRegion, cudaStatus, type CudaIpcPart } from '../lib/cuda-ipc-region.js';
 import { NativeError } from '../lib/errors.js';
 import { Pool } from '../lib/pool.js';
 
@@ -24,16 +25,23 @@ test('cudaStatus answers without throwing, and says why when there is no usable 
   }
 });
 
+const part = (over: Partial<CudaIpcPart> = {}): CudaIpcPart => ({
+  handle: new Uint8Array(CUDA_IPC_HANDLE_BYTES),
+  offsetBytes: 0,
+  sizeBytes: 4096,
+  ...over,
+});
+
 test('arguments are checked before the driver is touched', () => {
-  assert.throws(
-    () => CudaIpcRegion.open(new Uint8Array(10), 4096),
-    (e: unknown) =>
-      e instanceof NativeError && e.code === 'INVALID_ARGUMENT' && /handle: expected a 64-byte/.test(e.message),
-  );
-  assert.throws(
-    () => CudaIpcRegion.open(new Uint8Array(CUDA_IPC_HANDLE_BYTES), 0),
-    (e: unknown) => e instanceof NativeError && e.code === 'INVALID_ARGUMENT' && /sizeBytes/.test(e.message),
-  );
+  const refused = (parts: CudaIpcPart[], message: RegExp) =>
+    assert.throws(
+      () => CudaIpcRegion.open(parts),
+      (e: unknown) => e instanceof NativeError && e.code === 'INVALID_ARGUMENT' && message.test(e.message),
+    );
+  refused([part({ handle: new Uint8Array(10) })], /^parts\[0\].handle: expected a 64-byte/);
+  refused([part(), part({ sizeBytes: 0 })], /^parts\[1\].sizeBytes/);
+  refused([part({ offsetBytes: 2 ** 53 - 10 })], /^parts\[0\].offsetBytes/);
+  refused([], /^parts: expected 1\.\.4096/);
 });
 
 test(
@@ -41,26 +49,27 @@ test(
   { skip: status.available && 'CUDA is present' },
   () => {
     assert.throws(
-      () => CudaIpcRegion.open(new Uint8Array(CUDA_IPC_HANDLE_BYTES), 4096),
+      () => CudaIpcRegion.open([part()]),
       (e: unknown) =>
-        e instanceof NativeError &&
-        e.code === 'REGION_INVALID' &&
-        e.message.includes(`CUDA IPC region: ${status.reason}`),
+        e instanceof NativeError && e.code === 'REGION_INVALID' && e.message === `CUDA IPC region: ${status.reason}`,
     );
   },
 );
 
 const EXPORTER = `
-import ctypes, sys, torch
-buf = torch.zeros(int(sys.argv[1]), dtype=torch.uint8, device="cuda")
-handle = (ctypes.c_char * 64)()
-assert ctypes.CDLL("libcuda.so.1").cuIpcGetMemHandle(handle, ctypes.c_uint64(buf.data_ptr())) == 0
-print(bytes(handle).hex(), flush=True)
+import sys, torch
+bufs = [torch.zeros(int(sys.argv[1]), dtype=torch.uint8, device="cuda") for _ in range(2)]
+for b in bufs:
+    shared = b.untyped_storage()._share_cuda_()
+    print(bytes(shared[1]).hex(), int(shared[3]), flush=True)
 for line in sys.stdin:
     if line.strip() == "dump":
-        print(buf.cpu().numpy().tobytes().hex(), flush=True)
+        print(b"".join(b.cpu().numpy().tobytes() for b in bufs).hex(), flush=True)
     elif line.startswith("fill "):
-        buf.copy_(torch.frombuffer(bytearray.fromhex(line.split()[1]), dtype=torch.uint8).cuda())
+        data = bytearray.fromhex(line.split()[1])
+        half = len(data) // 2
+        for i, b in enumerate(bufs):
+            b.copy_(torch.frombuffer(data[i * half : (i + 1) * half], dtype=torch.uint8).cuda())
         torch.cuda.synchronize()
         print("ok", flush=True)
 `;
@@ -71,31 +80,52 @@ const gpuSkip = !status.available
     ? `no Python with CUDA torch at ${python} (set KVFABRIC_PYTHON)`
     : false;
 
-test('pool → GPU → pool through a CUDA IPC handle from another process', { skip: gpuSkip }, async () => {
-  const size = 1 << 20;
-  const child = spawn(python, ['-c', EXPORTER, String(size)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  const next = async () => String((await lines.next()).value);
-  try {
-    const handle = Buffer.from(await next(), 'hex');
-    using pool = Pool.create({ sizeBytes: 4 << 20 });
-    const region = CudaIpcRegion.open(handle, size, 0);
-    const data = randomBytes(size);
-    pool.write(0, data);
-    assert.equal(await region.fromHost(pool, [{ hostOffset: 0, regionOffset: 0, length: size }]), size);
-    child.stdin!.write('dump\n');
-    assert.equal(await next(), data.toString('hex'));
-    const back = randomBytes(size);
-    child.stdin!.write(`fill ${back.toString('hex')}\n`);
-    assert.equal(await next(), 'ok');
-    await region.toHost(pool, [
-      { hostOffset: 1 << 20, regionOffset: 0, length: size / 2 },
-      { hostOffset: (1 << 20) + size / 2, regionOffset: size / 2, length: size / 2 },
-    ]);
-    assert.deepEqual(pool.read(1 << 20, size), back);
-    region.close();
-    await assert.rejects(region.toHost(pool, [{ hostOffset: 0, regionOffset: 0, length: 1 }]), /closed/);
-  } finally {
-    child.kill();
-  }
-});
+test(
+  'pool → GPU → pool through CUDA IPC handles from another process, across two parts',
+  { skip: gpuSkip },
+  async () => {
+    const half = 1 << 19;
+    const size = 2 * half;
+    const child = spawn(python, ['-c', EXPORTER, String(half)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    const next = async () => String((await lines.next()).value);
+    try {
+      const parts: CudaIpcPart[] = [];
+      for (let i = 0; i < 2; i++) {
+        const [hex, offset] = (await next()).split(' ');
+        parts.push({ handle: Buffer.from(hex!, 'hex'), offsetBytes: Number(offset), sizeBytes: half });
+      }
+      using pool = Pool.create({ sizeBytes: 4 << 20 });
+      const region = CudaIpcRegion.open(parts, 0);
+      assert.equal(region.sizeBytes, size);
+      const data = randomBytes(size);
+      pool.write(0, data);
+      // One copy that crosses from part 0 into part 1, and one inside part 1.
+      assert.equal(
+        await region.fromHost(pool, [
+          { hostOffset: 0, regionOffset: 0, length: half + 4096 },
+          { hostOffset: half + 4096, regionOffset: half + 4096, length: half - 4096 },
+        ]),
+        size,
+      );
+      child.stdin!.write('dump\n');
+      assert.equal(await next(), data.toString('hex'));
+      const back = randomBytes(size);
+      child.stdin!.write(`fill ${back.toString('hex')}\n`);
+      assert.equal(await next(), 'ok');
+      await region.toHost(pool, [{ hostOffset: 1 << 20, regionOffset: 0, length: size }]);
+      assert.deepEqual(pool.read(1 << 20, size), back);
+      assert.throws(
+        () => CudaIpcRegion.open([{ ...parts[0]!, offsetBytes: 1 << 30 }], 0),
+        (e: unknown) =>
+          e instanceof NativeError &&
+          e.code === 'REGION_INVALID' &&
+          /^parts\[0\].offset_bytes: offset 1073741824 \+ size_bytes \d+ is beyond the allocation/.test(e.message),
+      );
+      region.close();
+      await assert.rejects(region.toHost(pool, [{ hostOffset: 0, regionOffset: 0, length: 1 }]), /closed/);
+    } finally {
+      child.kill();
+    }
+  },
+);

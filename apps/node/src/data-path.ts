@@ -3,6 +3,7 @@
 // KvErrors; nothing here runs per block in JavaScript.
 import {
   CopyEngine,
+  CudaIpcRegion,
   Pool,
   Region,
   allocatePages,
@@ -48,17 +49,29 @@ export interface DataPathOptions {
 }
 
 export interface MappedRegion {
+  /** Host memory handed over as a descriptor, or GPU memory opened from CUDA IPC handles. */
+  readonly kind: 'host' | 'cuda_ipc';
   readonly sizeBytes: number;
-  /** What was mapped, for logs (RegionFile.label). */
+  /** What was mapped, for logs (RegionFile.label, or `cuda_ipc:DEVICE (N parts)`). */
   readonly label: string;
-  readonly memory: Region;
+  /** Host memory the engine handed over, or the engine's GPU memory (CUDA IPC: its own stream copies). */
+  readonly memory: Region | CudaIpcRegion;
   close(): void;
 }
+
+/** A handed-over region mapped into the node: host memory. */
+export type HostRegion = MappedRegion & { readonly kind: 'host'; readonly memory: Region };
 
 /** A registration's region: the token of a region the engine handed over, and the bytes to map. */
 export interface RegionSource {
   token: string;
   sizeBytes: number;
+}
+
+/** GPU memory of one device, from the engine's CUDA IPC handles: the parts back to back (proto CudaIpcRegion). */
+export interface CudaIpcSource {
+  device: number;
+  parts: { handle: Uint8Array; offsetBytes: number; sizeBytes: number }[];
 }
 
 /** A descriptor to map (the caller keeps and closes it) and what to call it in messages. */
@@ -97,10 +110,16 @@ export class DataPath {
   }
 
   /** Maps the first `sizeBytes` of an engine's region; throws REGION_INVALID when it cannot. */
-  openRegion(file: RegionFile, sizeBytes: number): MappedRegion {
+  openRegion(file: RegionFile, sizeBytes: number): HostRegion {
     try {
       const region = Region.fromFd(file.fd, sizeBytes, file.label);
-      return { sizeBytes: region.sizeBytes, label: file.label, memory: region, close: () => region.close() };
+      return {
+        kind: 'host',
+        sizeBytes: region.sizeBytes,
+        label: file.label,
+        memory: region,
+        close: () => region.close(),
+      };
     } catch (err) {
       const e = toKvError(err);
       // A region the node cannot map is the engine's problem to fix: say which one and why.
@@ -109,6 +128,24 @@ export class DataPath {
         `region: ${e.message}`,
         { cause: err },
       );
+    }
+  }
+
+  /**
+   * Opens an engine's GPU memory from its CUDA IPC handles; REGION_INVALID naming the field and the driver's reason
+   * when it cannot (no driver here, a handle the driver refuses, a part beyond its allocation).
+   */
+  openCudaRegion(source: CudaIpcSource): MappedRegion {
+    try {
+      const region = CudaIpcRegion.open(source.parts, source.device);
+      const label = `cuda_ipc:${source.device} (${source.parts.length} part${source.parts.length === 1 ? '' : 's'})`;
+      return { kind: 'cuda_ipc', sizeBytes: region.sizeBytes, label, memory: region, close: () => region.close() };
+    } catch (err) {
+      const e = toKvError(err);
+      const field = /^(parts\[\d+\]|device)/.test(e.message)
+        ? `region.cuda_ipc.${e.message}`
+        : `region.cuda_ipc: ${e.message}`;
+      throw new KvError(e.code === 'INTERNAL' ? 'REGION_INVALID' : e.code, field, { cause: err });
     }
   }
 

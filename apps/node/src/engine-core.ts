@@ -114,6 +114,11 @@ export class EngineCore {
     return this.instances.size;
   }
 
+  /** Registered instances whose region is GPU memory (CUDA IPC). */
+  get gpuInstanceCount(): number {
+    return this.instances.gpuCount;
+  }
+
   /** Registers an instance; `key` is its credential, for the caller that registered it only. */
   register(spec: RegisterSpec): { pageBytes: number; shards: number; key: string } {
     const inst = this.instances.register(spec);

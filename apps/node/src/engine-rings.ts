@@ -5,9 +5,9 @@
 // the gRPC path, so both answer alike.
 import { KvError, toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
-import { attachEngineRing, type EngineRing, type LeaseTable, type RingEvents } from '@kvfabric/native';
+import { Region, attachEngineRing, type EngineRing, type LeaseTable, type RingEvents } from '@kvfabric/native';
 import type { BlockIndex } from './block-index.js';
-import type { DataPath, MappedRegion, RegionSource } from './data-path.js';
+import type { DataPath, HostRegion, RegionSource } from './data-path.js';
 import type { Evictor } from './eviction.js';
 import type { HandedRegions } from './handed-regions.js';
 import type { Instance } from './instances.js';
@@ -44,7 +44,7 @@ export interface EngineRingsDeps {
 
 interface Attached {
   ring: EngineRing;
-  memory: MappedRegion;
+  memory: HostRegion;
 }
 
 export class EngineRings {
@@ -61,8 +61,14 @@ export class EngineRings {
   /** Maps the handed-over ring and starts its thread for `inst` (`owner`: its engine's number); replaces any. */
   attach(inst: Instance, owner: number, source: RegionSource): { entries: number; slotBytes: number } {
     const { data } = this.deps;
+    const region = inst.region.memory;
+    if (!(region instanceof Region))
+      throw new KvError(
+        'REGION_INVALID',
+        `instance_id: ${JSON.stringify(inst.id)} has GPU memory (region.cuda_ipc): command rings carry host regions only; save and load over gRPC (DataPlane)`,
+      );
     const file = this.deps.regions.take(source.token); // one use: even a refused ring spends the token
-    let memory: MappedRegion | undefined;
+    let memory: HostRegion | undefined;
     let ring: EngineRing;
     try {
       if (file.eventFd === undefined)
@@ -78,7 +84,7 @@ export class EngineRings {
           engine: data.engine,
           index: this.deps.index,
           pool: data.pool,
-          region: inst.region.memory,
+          region,
           layout: inst.layout,
           leases: this.deps.leases,
           owner,
@@ -145,7 +151,7 @@ export class EngineRings {
 }
 
 /** The ring's entries and slot size, as its header (checked natively at attach) says. */
-function ringGeometry(memory: MappedRegion): { entries: number; slotBytes: number } {
+function ringGeometry(memory: HostRegion): { entries: number; slotBytes: number } {
   const head = memory.memory.read(0, 16);
   return { entries: head.readUInt32LE(8), slotBytes: head.readUInt32LE(12) };
 }

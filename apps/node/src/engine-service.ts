@@ -53,7 +53,18 @@ export function decodeRegister(req: RegisterInstanceRequest): RegisterSpec {
     segmentBytes: u64(g.segmentBytes, 'geometry.segment_bytes'),
     blockStrideBytes: u64(g.blockStrideBytes, 'geometry.block_stride_bytes'),
     numBlocks: g.numBlocks,
-    region: { token: req.region.token, sizeBytes: u64(req.region.sizeBytes, 'region.size_bytes') },
+    region: {
+      token: req.region.token,
+      sizeBytes: u64(req.region.sizeBytes, 'region.size_bytes'),
+      cudaIpc: req.region.cudaIpc && {
+        device: req.region.cudaIpc.device,
+        parts: req.region.cudaIpc.parts.map((p, i) => ({
+          handle: p.handle,
+          offsetBytes: u64(p.offsetBytes, `region.cuda_ipc.parts[${i}].offset_bytes`),
+          sizeBytes: u64(p.sizeBytes, `region.cuda_ipc.parts[${i}].size_bytes`),
+        })),
+      },
+    },
   };
 }
 

@@ -2,7 +2,8 @@
 // of a registration lives here (pure), so the service only decodes; the registry maps instance ids to instances.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { KvError, checkId, invalid } from '@kvfabric/common';
-import type { DataPath, InstanceLayout, MappedRegion, RegionSource } from './data-path.js';
+import type { CudaIpcSource, DataPath, InstanceLayout, MappedRegion, RegionSource } from './data-path.js';
+import { checkCudaIpc } from './cuda-ipc-spec.js';
 import type { HandedRegions, Peer } from './handed-regions.js';
 import { NamespaceRegistry, type NamespaceInfo } from './namespaces.js';
 
@@ -19,7 +20,8 @@ export interface RegisterSpec {
   segmentBytes: number;
   blockStrideBytes: number;
   numBlocks: number;
-  region: RegionSource;
+  /** Host memory handed over (token), or GPU memory (cudaIpc, then token is empty). */
+  region: RegionSource & { cudaIpc?: CudaIpcSource | undefined };
 }
 
 export interface Instance {
@@ -38,8 +40,8 @@ export interface Instance {
   layout: InstanceLayout;
   /** The credential answered to the registering caller; every call naming the instance must present it. */
   key: string;
-  /** Who handed the region over (SO_PEERCRED), for logs. */
-  owner: Peer;
+  /** Who handed the region over (SO_PEERCRED), for logs; none for GPU memory (CUDA IPC). */
+  owner: Peer | undefined;
 }
 
 const KEY_BYTES = 16;
@@ -76,8 +78,12 @@ export function checkRegistration(spec: RegisterSpec): number {
   const span = maxOffset + spec.segmentBytes + (spec.numBlocks - 1) * spec.blockStrideBytes;
   if (!Number.isSafeInteger(span)) throw invalid('geometry', 'region span beyond 2^53 bytes', span);
   const r = spec.region;
-  if (!r.token)
-    throw invalid('region.token', 'required: hand the region over as a descriptor first (node README, "Regions")');
+  if (r.cudaIpc) checkCudaIpc(r, r.cudaIpc);
+  else if (!r.token)
+    throw invalid(
+      'region.token',
+      'required: hand the region over as a descriptor first, or give region.cuda_ipc (node README, "Regions")',
+    );
   if (!Number.isSafeInteger(r.sizeBytes) || r.sizeBytes < 1)
     throw invalid('region.size_bytes', 'expected a size in bytes', r.sizeBytes);
   if (r.sizeBytes < span) {
@@ -107,15 +113,21 @@ export class InstanceRegistry {
   private readonly engines = new Map<string, EngineEntry>();
   private readonly engineNos = new Set<number>();
   private lastEngineNo = 0;
+  private gpu = 0;
 
   constructor(
     private readonly namespaces: NamespaceRegistry,
-    private readonly data: Pick<DataPath, 'maxPageBytes' | 'openRegion' | 'layout'>,
+    private readonly data: Pick<DataPath, 'maxPageBytes' | 'openRegion' | 'openCudaRegion' | 'layout'>,
     private readonly handed: HandedRegions,
   ) {}
 
   get size(): number {
     return this.byId.size;
+  }
+
+  /** Instances whose region is GPU memory (CUDA IPC). */
+  get gpuCount(): number {
+    return this.gpu;
   }
 
   /** Validates `spec`, maps its region and adds it; a refused registration changes nothing. */
@@ -137,13 +149,7 @@ export class InstanceRegistry {
     const known = this.namespaces.byNameOrUndefined(spec.namespace);
     if (known) this.namespaces.ensure(spec.namespace, layout);
     else new NamespaceRegistry().ensure(spec.namespace, layout, maxPageBytes);
-    const file = this.handed.take(spec.region.token); // one use: even a refused mapping spends the token
-    let region: MappedRegion;
-    try {
-      region = this.data.openRegion(file, spec.region.sizeBytes);
-    } finally {
-      this.handed.release(file);
-    }
+    const { region, owner } = this.openRegion(spec.region);
     const ns = this.namespaces.ensure(spec.namespace, layout, maxPageBytes);
     const segmentOffsets = Float64Array.from(spec.segmentOffsets);
     const engineId = spec.engineId || spec.instanceId;
@@ -170,10 +176,22 @@ export class InstanceRegistry {
       region,
       layout: nativeLayout,
       key: randomBytes(KEY_BYTES).toString('hex'),
-      owner: file.peer,
+      owner,
     };
     this.byId.set(inst.id, inst);
+    if (region.kind === 'cuda_ipc') this.gpu++;
     return inst;
+  }
+
+  /** Opens the registration's region: GPU memory from its IPC handles, or the handed-over descriptor (spent). */
+  private openRegion(source: RegisterSpec['region']): { region: MappedRegion; owner: Peer | undefined } {
+    if (source.cudaIpc) return { region: this.data.openCudaRegion(source.cudaIpc), owner: undefined };
+    const file = this.handed.take(source.token); // one use: even a refused mapping spends the token
+    try {
+      return { region: this.data.openRegion(file, source.sizeBytes), owner: file.peer };
+    } finally {
+      this.handed.release(file);
+    }
   }
 
   /** Counts one more instance of the engine; returns its number (the next one not in use for a new engine). */
@@ -226,6 +244,7 @@ export class InstanceRegistry {
       this.engines.delete(inst.engineId);
       this.engineNos.delete(entry.no);
     }
+    if (inst.region.kind === 'cuda_ipc') this.gpu--;
     inst.region.close();
     return inst;
   }

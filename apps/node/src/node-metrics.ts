@@ -42,6 +42,11 @@ export function nodeMetrics(
   gauge('kvfabric_index_partial_blocks', 'blocks waiting for more shards', () => core.index.stats().partial);
   gauge('kvfabric_index_pinned_blocks', 'blocks pinned by leases, grants or copies', () => core.index.stats().pinned);
   gauge('kvfabric_index_instances', 'registered engine instances', () => core.instanceCount);
+  gauge(
+    'kvfabric_index_gpu_instances',
+    'registered engine instances whose region is GPU memory (CUDA IPC)',
+    () => core.gpuInstanceCount,
+  );
   counter('kvfabric_index_queries_total', 'Query calls', () => c.queries);
   counter('kvfabric_index_query_hashes_total', 'hashes asked by Query', () => c.queryHashes);
   counter('kvfabric_index_query_hits_total', 'prefix hits answered by Query', () => c.queryHits);
@@ -72,7 +77,7 @@ export function nodeMetrics(
   gauge('kvfabric_region_unclaimed', 'handed-over regions waiting for their registration', () => regions.size);
   counter(
     'kvfabric_region_copy_failures_total',
-    "saves and loads failed on their engine's region (its file shrank under the copy)",
+    "saves and loads failed on their engine's region (its file shrank under the copy, or the GPU failed a copy)",
     () => c.regionFailures,
   );
 

@@ -41,11 +41,17 @@ def http_get(url: str, timeout: float = 2.0) -> str:
 
 
 class Process:
-    def __init__(self, name: str, args: list[str]):
+    def __init__(self, name: str, args: list[str], env: dict[str, str] | None = None):
         self.name = name
         self.log_path = Path(tempfile.mkstemp(prefix=f"kvf-{name}-", suffix=".log")[1])
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (open for the process lifetime)
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **env} if env else None,
+        )
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -87,7 +93,13 @@ class Metaserver:
 
 
 class Node:
-    def __init__(self, metaserver: Metaserver | None = None, pool_size: str = "128mib", extra: list[str] | None = None):
+    def __init__(
+        self,
+        metaserver: Metaserver | None = None,
+        pool_size: str = "128mib",
+        extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ):
         require_built()
         self.dir = tempfile.mkdtemp(prefix="kvf-node-")
         self.engine_socket = os.path.join(self.dir, "engine.sock")
@@ -109,7 +121,7 @@ class Node:
             *(["--metaserver-addr", metaserver.addr] if metaserver else []),
             *(extra or []),
         ]
-        self.proc = Process("node", args)
+        self.proc = Process("node", args, env)
         self.proc.wait_healthy(self.http_addr)
 
     def metric(self, name: str) -> float:

@@ -33,6 +33,14 @@ def test_every_problem_is_named_together():
         assert part in message
 
 
+def test_region_is_host_or_cuda_ipc():
+    assert parse_extra_config(None).region == "host"
+    assert parse_extra_config({"region": "cuda_ipc"}).region == "cuda_ipc"
+    with pytest.raises(KvfabricError) as err:
+        parse_extra_config({"region": "gpu"})
+    assert "region: expected one of host, cuda_ipc, got 'gpu'" in err.value.message
+
+
 def test_namespace_names_model_dtype_tp_block_and_geometry():
     assert derive_namespace("meta-llama/Llama-3.1-8B", "torch.bfloat16", 2, GEOMETRY) == (
         "vllm/meta-llama/Llama-3.1-8B/bfloat16/tp2/b16/32x65536"

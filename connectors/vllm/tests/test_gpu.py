@@ -1,5 +1,6 @@
-"""The GPU path: vLLM's KV cache in CUDA memory, copied to and from the pinned staging region on the connector's
-own stream, through a real kvfabric-node. Skipped, with the reason in pytest's summary, where CUDA is absent;
+"""The GPU path: vLLM's KV cache in CUDA memory, through a real kvfabric-node: region "host" (copied to and from
+the pinned staging region on the connector's own stream) and region "cuda_ipc" (the node opens the KV cache from its
+CUDA IPC handles and copies on its own stream). Skipped, with the reason in pytest's summary, where CUDA is absent;
 scripts/gpu-check.sh runs it on a GPU machine."""
 
 from __future__ import annotations
@@ -10,20 +11,28 @@ from engine_harness import LAYERS, FakeEngine, block_bytes
 from kvfabric_processes import Node
 
 pytestmark = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device: the GPU path (pinned staging, CUDA stream copies) is not run"
+    not torch.cuda.is_available(),
+    reason="no CUDA device: the GPU path (pinned staging, CUDA stream copies, CUDA IPC regions) is not run",
 )
 
 PROMPT = list(range(1, 70))
 
 
+@pytest.mark.parametrize("region", ["host", "cuda_ipc"])
 @pytest.mark.parametrize("layout", ["LBNHC", "BLHNC"])
-def test_cuda_kv_saves_and_loads_through_the_node(layout):
+def test_cuda_kv_saves_and_loads_through_the_node(layout, region):
     node = Node()
     a = b = None
     try:
-        a = FakeEngine(node.engine_socket, "gpu-a", layout=layout, device="cuda")
-        b = FakeEngine(node.engine_socket, "gpu-b", layout=layout, device="cuda")
-        assert a.worker.worker_side.mover.cuda and a.worker.worker_side.mover._pinned
+        extra = {"region": region}
+        a = FakeEngine(node.engine_socket, "gpu-a", layout=layout, device="cuda", extra=extra)
+        b = FakeEngine(node.engine_socket, "gpu-b", layout=layout, device="cuda", extra=extra)
+        side = a.worker.worker_side
+        assert side.client is not None, "the node refused the registration (see its log)"
+        if region == "host":
+            assert side.mover.cuda and side.mover._pinned
+        else:
+            assert side.mover is None and side.region is None  # the node copies the GPU's KV itself
         a.add("a", PROMPT)
         a.step()
         assert node.metric("kvfabric_save_sealed_blocks_total") == 4

@@ -34,6 +34,10 @@ class ConnectorConfig:
     # Also save the blocks a request generates (decode), not only its prompt's: the next turn of a conversation,
     # whose prompt carries this answer, then hits them too.
     save_decode: bool = True
+    # Where the node copies blocks from and to: "host", a staging region in shared memory the connector copies
+    # vLLM's KV cache through; or "cuda_ipc", the KV cache on the GPU itself, opened by the node from its CUDA IPC
+    # handles (the node needs a CUDA driver and the GPU).
+    region: str = "host"
 
 
 _FIELDS: dict[str, tuple[type, ...]] = {
@@ -45,7 +49,9 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "retry_after_s": (int, float),
     "local_only": (bool,),
     "save_decode": (bool,),
+    "region": (str,),
 }
+REGION_KINDS = ("host", "cuda_ipc")
 
 
 def parse_extra_config(extra: dict[str, Any] | None) -> ConnectorConfig:
@@ -72,6 +78,8 @@ def parse_extra_config(extra: dict[str, Any] | None) -> ConnectorConfig:
             check_namespace(values["namespace"])
         except KvfabricError as err:
             problems.append(err.message)
+    if "region" in values and values["region"] not in REGION_KINDS:
+        problems.append(f"region: expected one of {', '.join(REGION_KINDS)}, got {values['region']!r}")
     if "engine_socket" in values and not values["engine_socket"]:
         problems.append("engine_socket: expected a unix socket path, got ''")
     if problems:

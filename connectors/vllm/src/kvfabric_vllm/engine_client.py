@@ -12,12 +12,16 @@ import struct
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 
 from .errors import KvfabricError, from_rpc_error
 from .proto.kvfabric.v1 import common_pb2, node_pb2, node_pb2_grpc
 from .region import SealedRegion
+
+if TYPE_CHECKING:
+    from .gpu_region import CudaIpcRegion
 
 INSTANCE_KEY_METADATA = "kvfabric-instance-key"
 # The node's engine API limits (packages/common engine-limits.ts): 2^18 blocks of 64-byte hashes per call.
@@ -119,15 +123,16 @@ class EngineClient:
         instance_id: str,
         engine_id: str,
         namespace: str,
-        region: SealedRegion,
+        region: SealedRegion | CudaIpcRegion,
         geometry: Geometry,
         tp_size: int = 1,
         tp_rank: int = 0,
         world_size: int = 0,
         replicated: bool = False,
     ) -> None:
-        """Hands the region over, registers it, and opens the Session stream."""
-        token = region.hand_over(self.region_socket, self.deadline_s)
+        """Registers the region (host memory: handed over first; GPU memory: its IPC handles) and opens the Session
+        stream."""
+        spec = region.region_spec(self.region_socket, self.deadline_s)
         res = self._call(
             "RegisterInstance",
             node_pb2.RegisterInstanceRequest(
@@ -144,7 +149,7 @@ class EngineClient:
                     block_stride_bytes=geometry.block_stride_bytes,
                     num_blocks=geometry.num_blocks,
                 ),
-                region=node_pb2.RegionSpec(token=token, size_bytes=region.size),
+                region=spec,
             ),
             "RegisterInstance",
         )

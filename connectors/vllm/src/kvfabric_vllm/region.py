@@ -47,6 +47,12 @@ class SealedRegion:
         code = parts[1] if len(parts) > 1 and parts[0] == "ERR" else "INTERNAL"
         raise KvfabricError(code, f"region handover to {region_socket}: {reply or 'no answer'}")
 
+    def region_spec(self, region_socket: str, timeout_s: float):
+        """The RegisterInstance region: hands the descriptor over and names it by the token the node answered."""
+        from .proto.kvfabric.v1 import node_pb2
+
+        return node_pb2.RegionSpec(token=self.hand_over(region_socket, timeout_s), size_bytes=self.size)
+
     def close(self) -> None:
         if self.fd < 0:
             return

@@ -13,6 +13,7 @@ import torch
 from .config import ConnectorConfig, PageGeometry
 from .engine_client import SAVE_OUTCOMES, EngineClient, layer_major
 from .errors import KvfabricError
+from .gpu_region import kv_cache_region
 from .kv_pages import KvMover
 from .metadata import KvfabricMetadata
 from .region import SealedRegion
@@ -43,6 +44,7 @@ class WorkerSide:
         self.client: EngineClient | None = None
         self.region: SealedRegion | None = None
         self.mover: KvMover | None = None
+        self.device: torch.device | None = None
         self.load_errors: set[int] = set()
         self.layer_events: dict[int, Any] = {}
         self.saved_layers: set[int] = set()
@@ -53,20 +55,34 @@ class WorkerSide:
         """MLA (replicated) KV is stored once, by rank 0; every rank loads."""
         return not self.geometry.replicated or self.tp_rank == 0
 
+    @property
+    def gpu_direct(self) -> bool:
+        """Region "cuda_ipc": the node copies to and from the KV cache on the GPU itself (no staging)."""
+        return self.cfg.region == "cuda_ipc"
+
     def register_kv_caches(self, kv_caches: dict[str, torch.Tensor]) -> None:
         g = self.geometry
-        self.region = SealedRegion(
-            f"kvfabric-{self.engine_id}-tp{self.tp_rank}", len(g.layer_names) * self.slots * g.segment_bytes
-        )
-        self.mover = KvMover(kv_caches, g, self.num_blocks, self.region.map, self.slots)
+        if self.gpu_direct:
+            self.device = next(iter(kv_caches.values())).device
+            region, geometry = kv_cache_region(kv_caches, g, self.num_blocks)
+            what = (
+                f"its KV cache's {self.num_blocks} blocks on GPU {region.device} (CUDA IPC, {len(region.parts)} parts)"
+            )
+        else:
+            self.region = SealedRegion(
+                f"kvfabric-{self.engine_id}-tp{self.tp_rank}", len(g.layer_names) * self.slots * g.segment_bytes
+            )
+            self.mover = KvMover(kv_caches, g, self.num_blocks, self.region.map, self.slots)
+            region, geometry = self.region, layer_major(len(g.layer_names), g.segment_bytes, self.slots)
+            what = f"{self.slots} staging blocks"
         client = EngineClient(self.cfg.engine_socket, self.cfg.deadline_s, self.cfg.region_socket)
         try:
             client.register(
                 instance_id=f"{self.engine_id}-tp{self.tp_rank}",
                 engine_id=self.engine_id,
                 namespace=self.namespace,
-                region=self.region,
-                geometry=layer_major(len(g.layer_names), g.segment_bytes, self.slots),
+                region=region,
+                geometry=geometry,
                 tp_size=self.tp_size,
                 tp_rank=self.tp_rank,
                 replicated=g.replicated,
@@ -79,18 +95,62 @@ class WorkerSide:
             return
         self.client = client
         log.info(
-            "kvfabric: rank %d registered %d staging blocks in namespace %s on node %s",
+            "kvfabric: rank %d registered %s in namespace %s on node %s",
             self.tp_rank,
-            self.slots,
+            what,
             self.namespace,
             client.node_id,
         )
+
+    def _settle_gpu(self) -> None:
+        """The node's CUDA stream is another process's: let what vLLM queued on the GPU finish before it copies."""
+        if self.device is not None and self.device.type == "cuda":
+            torch.cuda.current_stream(self.device).synchronize()
+
+    def _load_direct(self, meta: KvfabricMetadata) -> None:
+        """Region cuda_ipc: the node writes the leased blocks into vLLM's blocks; done when Load answers."""
+        self._settle_gpu()
+        for spec in meta.loads:
+            ids = spec.block_ids
+            if self.client is None:
+                self._failed_load(ids, "no node")
+                continue
+            try:
+                loaded, _ = self.client.load(spec.lease_id, ids)
+            except KvfabricError as err:
+                self._failed_load(ids, str(err))
+                continue
+            if loaded < len(ids):
+                self._failed_load(ids[loaded:], f"the node loaded {loaded} of {len(ids)} blocks")
+            self.stats["loaded_blocks"] += loaded
+
+    def _save_direct(self, ids: list[int], hashes: list[bytes]) -> None:
+        """Region cuda_ipc: the node reads the blocks from vLLM's KV cache once the forward has written them."""
+        self._settle_gpu()
+        assert self.client is not None
+        try:
+            outcomes, stored, _ = self.client.save(ids, hashes)
+        except KvfabricError as err:
+            self.stats["save_failures"] += 1
+            log.warning("kvfabric: save of %d blocks failed, skipped: %s", len(ids), err)
+            return
+        self._saved(outcomes, stored, len(ids))
+
+    def _saved(self, outcomes: bytes, stored: int, count: int) -> None:
+        self.stats["saved_blocks"] += count
+        self.stats["stored_blocks"] += stored
+        bad = [SAVE_OUTCOMES.get(o, str(o)) for o in outcomes if o >= 2]
+        if bad:
+            log.warning("kvfabric: %d of %d blocks not saved (%s)", len(bad), count, ", ".join(sorted(set(bad))))
 
     # ---- loads ----
 
     def start_load_kv(self, meta: KvfabricMetadata) -> None:
         self.layer_events = {}
         if not meta.loads:
+            return
+        if self.gpu_direct:
+            self._load_direct(meta)
             return
         mover = self.mover
         slot = 0
@@ -161,6 +221,9 @@ class WorkerSide:
             self.wait_for_layer_load(self.geometry.layer_names[layer])
         ids, hashes = self._save_plan(meta)
         gathered, self.saved_layers = self.saved_layers, set()
+        if self.gpu_direct and ids and self.client is not None and self.saves_here:
+            self._save_direct(ids, hashes)
+            return
         if not ids or self.client is None or self.mover is None or not self.saves_here:
             return
         mover = self.mover
@@ -177,13 +240,7 @@ class WorkerSide:
                 self.stats["save_failures"] += 1
                 log.warning("kvfabric: save of %d blocks failed, skipped: %s", len(chunk), err)
                 return
-            self.stats["saved_blocks"] += len(chunk)
-            self.stats["stored_blocks"] += stored
-            bad = [SAVE_OUTCOMES.get(o, str(o)) for o in outcomes if o >= 2]
-            if bad:
-                log.warning(
-                    "kvfabric: %d of %d blocks not saved (%s)", len(bad), len(chunk), ", ".join(sorted(set(bad)))
-                )
+            self._saved(outcomes, stored, len(chunk))
 
     def shutdown(self) -> None:
         if self.client is not None:

@@ -110,14 +110,39 @@ export function queryStateToJSON(object: QueryState): string {
 }
 
 /**
- * Where an instance's KV memory lives: a region the engine handed over as a file descriptor on the node's region
- * handover socket (SCM_RIGHTS; see apps/node/README.md), named by the one-time token the node answered. The node
- * never opens a path an engine names.
+ * Where an instance's KV memory lives, one of:
+ * - host memory: a region the engine handed over as a file descriptor on the node's region handover socket
+ *   (SCM_RIGHTS; see apps/node/README.md), named by the one-time token the node answered. The node never opens a
+ *   path an engine names.
+ * - GPU memory: `cuda_ipc`, CUDA IPC handles of the engine's KV cache, which the node opens (cuIpcOpenMemHandle) and
+ *   copies to and from on a CUDA stream of its own. A node without a usable CUDA driver refuses it (REGION_INVALID).
  */
 export interface RegionSpec {
+  /** the region's bytes; with cuda_ipc, the sum of its parts' size_bytes */
   sizeBytes: bigint;
-  /** from the handover: 32 lowercase hex characters, valid once, for 60 s */
+  /** host memory, from the handover: 32 lowercase hex characters, valid once, for 60 s */
   token: string;
+  /** GPU memory (then token stays empty) */
+  cudaIpc: CudaIpcRegion | undefined;
+}
+
+/**
+ * GPU memory of one device, as the engine exported it with cudaIpcGetMemHandle: the region is its parts back to
+ * back (part 0 at region offset 0, part 1 right after it, ...), so KV caches allocated per layer form one region.
+ */
+export interface CudaIpcRegion {
+  /** the device ordinal as the node sees it (CUDA_VISIBLE_DEVICES of the node) */
+  device: number;
+  parts: CudaIpcPart[];
+}
+
+export interface CudaIpcPart {
+  /** the 64-byte cudaIpcMemHandle_t of the allocation */
+  handle: Buffer;
+  /** where the part starts inside that allocation */
+  offsetBytes: bigint;
+  /** the part's bytes (at least 1; offset + size within the allocation) */
+  sizeBytes: bigint;
 }
 
 /**
@@ -314,7 +339,7 @@ export interface DataPlaneResponse {
 }
 
 function createBaseRegionSpec(): RegionSpec {
-  return { sizeBytes: 0n, token: "" };
+  return { sizeBytes: 0n, token: "", cudaIpc: undefined };
 }
 
 export const RegionSpec: MessageFns<RegionSpec> = {
@@ -327,6 +352,9 @@ export const RegionSpec: MessageFns<RegionSpec> = {
     }
     if (message.token !== "") {
       writer.uint32(34).string(message.token);
+    }
+    if (message.cudaIpc !== undefined) {
+      CudaIpcRegion.encode(message.cudaIpc, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -360,6 +388,14 @@ export const RegionSpec: MessageFns<RegionSpec> = {
             message.token = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.cudaIpc = CudaIpcRegion.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -380,6 +416,11 @@ export const RegionSpec: MessageFns<RegionSpec> = {
         ? BigInt(object.size_bytes)
         : 0n,
       token: isSet(object.token) ? globalThis.String(object.token) : "",
+      cudaIpc: isSet(object.cudaIpc)
+        ? CudaIpcRegion.fromJSON(object.cudaIpc)
+        : isSet(object.cuda_ipc)
+        ? CudaIpcRegion.fromJSON(object.cuda_ipc)
+        : undefined,
     };
   },
 
@@ -391,6 +432,9 @@ export const RegionSpec: MessageFns<RegionSpec> = {
     if (message.token !== "") {
       obj.token = message.token;
     }
+    if (message.cudaIpc !== undefined) {
+      obj.cudaIpc = CudaIpcRegion.toJSON(message.cudaIpc);
+    }
     return obj;
   },
 
@@ -401,6 +445,211 @@ export const RegionSpec: MessageFns<RegionSpec> = {
     const message = createBaseRegionSpec();
     message.sizeBytes = (object.sizeBytes !== undefined && object.sizeBytes !== null) ? BigInt(object.sizeBytes) : 0n;
     message.token = object.token ?? "";
+    message.cudaIpc = (object.cudaIpc !== undefined && object.cudaIpc !== null)
+      ? CudaIpcRegion.fromPartial(object.cudaIpc)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCudaIpcRegion(): CudaIpcRegion {
+  return { device: 0, parts: [] };
+}
+
+export const CudaIpcRegion: MessageFns<CudaIpcRegion> = {
+  encode(message: CudaIpcRegion, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.device !== 0) {
+      writer.uint32(8).uint32(message.device);
+    }
+    for (const v of message.parts) {
+      CudaIpcPart.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CudaIpcRegion {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCudaIpcRegion();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.device = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.parts.push(CudaIpcPart.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CudaIpcRegion {
+    return {
+      device: isSet(object.device) ? globalThis.Number(object.device) : 0,
+      parts: globalThis.Array.isArray(object?.parts) ? object.parts.map((e: any) => CudaIpcPart.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: CudaIpcRegion): unknown {
+    const obj: any = {};
+    if (message.device !== 0) {
+      obj.device = Math.round(message.device);
+    }
+    if (message.parts?.length) {
+      obj.parts = message.parts.map((e) => CudaIpcPart.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CudaIpcRegion>, I>>(base?: I): CudaIpcRegion {
+    return CudaIpcRegion.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CudaIpcRegion>, I>>(object: I): CudaIpcRegion {
+    const message = createBaseCudaIpcRegion();
+    message.device = object.device ?? 0;
+    message.parts = object.parts?.map((e) => CudaIpcPart.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCudaIpcPart(): CudaIpcPart {
+  return { handle: Buffer.alloc(0), offsetBytes: 0n, sizeBytes: 0n };
+}
+
+export const CudaIpcPart: MessageFns<CudaIpcPart> = {
+  encode(message: CudaIpcPart, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.handle.length !== 0) {
+      writer.uint32(10).bytes(message.handle);
+    }
+    if (message.offsetBytes !== 0n) {
+      if (BigInt.asUintN(64, message.offsetBytes) !== message.offsetBytes) {
+        throw new globalThis.Error("value provided for field message.offsetBytes of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.offsetBytes);
+    }
+    if (message.sizeBytes !== 0n) {
+      if (BigInt.asUintN(64, message.sizeBytes) !== message.sizeBytes) {
+        throw new globalThis.Error("value provided for field message.sizeBytes of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.sizeBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CudaIpcPart {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCudaIpcPart();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.handle = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.offsetBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sizeBytes = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CudaIpcPart {
+    return {
+      handle: isSet(object.handle) ? Buffer.from(bytesFromBase64(object.handle)) : Buffer.alloc(0),
+      offsetBytes: isSet(object.offsetBytes)
+        ? BigInt(object.offsetBytes)
+        : isSet(object.offset_bytes)
+        ? BigInt(object.offset_bytes)
+        : 0n,
+      sizeBytes: isSet(object.sizeBytes)
+        ? BigInt(object.sizeBytes)
+        : isSet(object.size_bytes)
+        ? BigInt(object.size_bytes)
+        : 0n,
+    };
+  },
+
+  toJSON(message: CudaIpcPart): unknown {
+    const obj: any = {};
+    if (message.handle.length !== 0) {
+      obj.handle = base64FromBytes(message.handle);
+    }
+    if (message.offsetBytes !== 0n) {
+      obj.offsetBytes = message.offsetBytes.toString();
+    }
+    if (message.sizeBytes !== 0n) {
+      obj.sizeBytes = message.sizeBytes.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CudaIpcPart>, I>>(base?: I): CudaIpcPart {
+    return CudaIpcPart.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CudaIpcPart>, I>>(object: I): CudaIpcPart {
+    const message = createBaseCudaIpcPart();
+    message.handle = object.handle ?? Buffer.alloc(0);
+    message.offsetBytes = (object.offsetBytes !== undefined && object.offsetBytes !== null)
+      ? BigInt(object.offsetBytes)
+      : 0n;
+    message.sizeBytes = (object.sizeBytes !== undefined && object.sizeBytes !== null) ? BigInt(object.sizeBytes) : 0n;
     return message;
   },
 };

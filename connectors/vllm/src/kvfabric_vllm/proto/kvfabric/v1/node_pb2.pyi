@@ -30,6 +30,24 @@ class AttachRingResponse(_message.Message):
     slot_bytes: int
     def __init__(self, entries: _Optional[int] = ..., slot_bytes: _Optional[int] = ...) -> None: ...
 
+class CudaIpcPart(_message.Message):
+    __slots__ = ["handle", "offset_bytes", "size_bytes"]
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    handle: bytes
+    offset_bytes: int
+    size_bytes: int
+    def __init__(self, handle: _Optional[bytes] = ..., offset_bytes: _Optional[int] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+
+class CudaIpcRegion(_message.Message):
+    __slots__ = ["device", "parts"]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    device: int
+    parts: _containers.RepeatedCompositeFieldContainer[CudaIpcPart]
+    def __init__(self, device: _Optional[int] = ..., parts: _Optional[_Iterable[_Union[CudaIpcPart, _Mapping]]] = ...) -> None: ...
+
 class DataPlaneError(_message.Message):
     __slots__ = ["code", "message"]
     CODE_FIELD_NUMBER: _ClassVar[int]
@@ -137,12 +155,14 @@ class QueryResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[QueryState, str]] = ..., hits: _Optional[int] = ..., lease_id: _Optional[str] = ..., lease_expires_at_ms: _Optional[int] = ..., breakdown: _Optional[_Union[HitBreakdown, _Mapping]] = ...) -> None: ...
 
 class RegionSpec(_message.Message):
-    __slots__ = ["size_bytes", "token"]
+    __slots__ = ["cuda_ipc", "size_bytes", "token"]
+    CUDA_IPC_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
+    cuda_ipc: CudaIpcRegion
     size_bytes: int
     token: str
-    def __init__(self, size_bytes: _Optional[int] = ..., token: _Optional[str] = ...) -> None: ...
+    def __init__(self, size_bytes: _Optional[int] = ..., token: _Optional[str] = ..., cuda_ipc: _Optional[_Union[CudaIpcRegion, _Mapping]] = ...) -> None: ...
 
 class RegisterInstanceRequest(_message.Message):
     __slots__ = ["engine_id", "geometry", "instance_id", "namespace", "region", "replicated", "tp_rank", "tp_size", "world_size"]
