@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "ssd_io.h"
@@ -175,6 +176,14 @@ class UringIo : public SsdIo {
 }  // namespace
 
 std::unique_ptr<SsdIo> SsdIo::Uring(uint32_t depth, SsdCounters* counters, SsdFaults* faults, std::string* why) {
+  // Test hook: KVFABRIC_TEST_SSD_URING_REFUSED=ERRNO refuses the ring as a kernel would (seccomp answers EPERM,
+  // kernels without io_uring ENOSYS; not a positive number: EPERM), so the fallback can be tested anywhere.
+  if (const char* refused = getenv("KVFABRIC_TEST_SSD_URING_REFUSED")) {
+    int err = atoi(refused);
+    if (err <= 0) err = EPERM;
+    *why = std::string("io_uring_queue_init: ") + std::strerror(err) + " (KVFABRIC_TEST_SSD_URING_REFUSED)";
+    return nullptr;
+  }
   auto io = std::make_unique<UringIo>(depth, counters, faults);
   if (io->init_rc() < 0) {
     *why = std::string("io_uring_queue_init: ") + std::strerror(-io->init_rc());

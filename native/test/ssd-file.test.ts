@@ -53,6 +53,42 @@ for (const engine of ['io_uring', 'threads'] as SsdEngine[]) {
   });
 }
 
+test('io_uring refused by the kernel (forced): auto falls back to threads and says why; io_uring asked for fails', async () => {
+  using dir = ssdTestDir();
+  using pool = Pool.create({ sizeBytes: 8 * MiB, slabBytes: 2 * MiB });
+  process.env.KVFABRIC_TEST_SSD_URING_REFUSED = '1'; // EPERM, as seccomp answers io_uring_setup
+  try {
+    const file = SsdFile.open({ path: join(dir.path, 'ssd.0'), sizeBytes: 4 * MiB });
+    try {
+      assert.equal(file.engine, 'threads');
+      assert.equal(
+        file.fallbackReason,
+        'io_uring_queue_init: Operation not permitted (KVFABRIC_TEST_SSD_URING_REFUSED)',
+      );
+      const pageBytes = 64 * KiB;
+      const src = pool.allocMany(pageBytes, 4)!;
+      const dst = pool.allocMany(pageBytes, 4)!;
+      const bytes = Array.from({ length: 4 }, () => randomBytes(pageBytes));
+      bytes.forEach((b, i) => pool.write(src[i]!, b));
+      const slots = f64([0, 1, 2, 3].map((i) => i * pageBytes));
+      const lens = new Float64Array(4).fill(pageBytes);
+      const w = await file.write(pool, src, slots, lens);
+      const r = await file.read(pool, dst, slots, lens, w.checksums);
+      assert.deepEqual([...r.mismatches], []);
+      bytes.forEach((b, i) => assert.ok(pool.read(dst[i]!, pageBytes).equals(b), `page ${i}`));
+    } finally {
+      file.close();
+    }
+    process.env.KVFABRIC_TEST_SSD_URING_REFUSED = '38'; // ENOSYS: a kernel without io_uring
+    assert.throws(
+      () => SsdFile.open({ path: join(dir.path, 'ssd.1'), sizeBytes: 4 * MiB, engine: 'io_uring' }),
+      /io_uring unavailable: io_uring_queue_init: Function not implemented/,
+    );
+  } finally {
+    delete process.env.KVFABRIC_TEST_SSD_URING_REFUSED;
+  }
+});
+
 test('a page that is not 4096-aligned goes through the bounce buffer and still reads back exactly', async () => {
   using dir = ssdTestDir();
   using pool = Pool.create({ sizeBytes: 8 * MiB, slabBytes: 2 * MiB });
