@@ -154,7 +154,8 @@ export class SsdTier implements SsdTierCore {
     for (const e of [...this.catalog.entries(drive.index)]) {
       this.catalog.remove(e);
       const ns = this.opts.namespaces.byNameOrUndefined(e.namespace);
-      if (!ns || this.opts.index.lookup(ns.id, e.hash, 0, e.hash.length) < 0) {
+      const slot = ns ? this.opts.index.lookup(ns.id, e.hash, 0, e.hash.length) : -1;
+      if (slot < 0 || !this.opts.index.isSealed(slot)) {
         this.listener?.removed(e.namespace, e.hash);
         lost++;
       } else this.listener?.moved(e.namespace, e.hash, TIER_DRAM);
