@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MetaserverClient } from '@kvfabric/client';
 import * as grpc from '@grpc/grpc-js';
-import { KvError, hashTokenBlocks, requestExtraKeys } from '@kvfabric/common';
+import { KvError, TIER_SSD, hashTokenBlocks, requestExtraKeys } from '@kvfabric/common';
 import { bindServer, errorToStatus } from '@kvfabric/common/rpc';
 import { MetaserverService, TransportKind } from '@kvfabric/proto';
 import { freePort, runCli, startMetaserver, type MetaserverHandle } from '@kvfabric/testkit';
@@ -80,7 +80,9 @@ before(async () => {
     },
   });
   assert.equal((await client.insertBlocks(NODE_A.nodeId, 'model-a', [h(1), h(2), h(3)])).inserted, 3n);
-  assert.equal((await client.insertBlocks(NODE_B.nodeId, 'model-a', [h(1), h(2)])).inserted, 2n);
+  // node B holds its copies on SSD only
+  const onSsd = { tier: TIER_SSD } as const;
+  assert.equal((await client.insertBlocks(NODE_B.nodeId, 'model-a', [h(1), h(2)], onSsd)).inserted, 2n);
   assert.equal((await client.insertBlocks(NODE_A.nodeId, 'model-b', [h(9)])).inserted, 1n);
   // the tokens' first 6 blocks on node B
   assert.equal((await client.insertBlocks(NODE_B.nodeId, 'model-tok', tokenHashes.slice(0, 6))).inserted, 6n);
@@ -150,18 +152,19 @@ describe('JSON output', () => {
     const out = await json(['locate', '--namespace', 'model-a', '--hashes', [2, 3, 4].map(hex).join(','), '--blocks']);
     assert.equal(out.queried, 3);
     assert.deepEqual(
-      out.nodes.map((n: any) => [n.addr, n.prefixLen]),
+      out.nodes.map((n: any) => [n.addr, n.prefixLen, n.ssdBlocks]),
       [
-        [NODE_A.addr, 2],
-        [NODE_B.addr, 1],
+        [NODE_A.addr, 2, 0],
+        [NODE_B.addr, 1, 1],
       ],
     );
+    // tiers[i] is where owners[i] holds the block
     assert.deepEqual(
-      out.blocks.map((b: any) => ({ hash: b.hash, owners: [...b.owners].sort() })),
+      out.blocks.map((b: any) => ({ hash: b.hash, owners: b.owners, tiers: b.tiers })),
       [
-        { hash: hex(2), owners: [NODE_A.addr, NODE_B.addr] },
-        { hash: hex(3), owners: [NODE_A.addr] },
-        { hash: hex(4), owners: [] },
+        { hash: hex(2), owners: [NODE_A.addr, NODE_B.addr], tiers: ['dram', 'ssd'] },
+        { hash: hex(3), owners: [NODE_A.addr], tiers: ['dram'] },
+        { hash: hex(4), owners: [], tiers: [] },
       ],
     );
   });
@@ -370,9 +373,21 @@ describe('table output', () => {
     assert.equal(res.code, 0, res.stderr);
     const lines = res.stdout.split('\n');
     assert.equal(lines[0], 'namespace model-a: 3 hashes queried, longest prefix 3 on 2 node(s)');
-    assert.match(lines[3]!, /^127\.0\.0\.1:7101\s+3\s/);
-    assert.match(lines[4]!, /^127\.0\.0\.1:7102\s+2\s/);
-    assert.match(res.stdout, new RegExp(`\\n\\s+2  ${hex(3)}  127\\.0\\.0\\.1:7101\\n`));
+    assert.match(lines[2]!, /^ADDR\s+PREFIX\s+ON SSD ONLY\s/);
+    assert.match(lines[3]!, /^127\.0\.0\.1:7101\s+3\s+0\s/);
+    assert.match(lines[4]!, /^127\.0\.0\.1:7102\s+2\s+2\s/);
+    // one row per (block, owner), with its tier
+    const rows = lines.slice(lines.findIndex((l) => /^BLOCK\s+HASH\s+OWNER\s+TIER$/.test(l)) + 1).filter(Boolean);
+    assert.deepEqual(
+      rows.map((l) => l.trim().split(/\s+/)),
+      [
+        ['0', hex(1), '127.0.0.1:7101', 'dram'],
+        ['0', hex(1), '127.0.0.1:7102', 'ssd'],
+        ['1', hex(2), '127.0.0.1:7101', 'dram'],
+        ['1', hex(2), '127.0.0.1:7102', 'ssd'],
+        ['2', hex(3), '127.0.0.1:7101', 'dram'],
+      ],
+    );
   });
 
   test('stats and namespaces', async () => {

@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import { MetaserverClient, NodeState, TransportKind, type HashList } from '@kvfabric/proto';
+import { BlockTier, MetaserverClient, NodeState, TransportKind, type HashList } from '@kvfabric/proto';
 import { CHANNEL_OPTIONS, ERROR_CODE_KEY } from '@kvfabric/common/rpc';
 import { startMetaserver, type MetaserverHandle } from '@kvfabric/testkit';
 
@@ -18,7 +18,9 @@ type Call = (req: any, cb: (err: grpc.ServiceError | null, res: any) => void) =>
 /** Promise form of one unary call on the generated gRPC client (a real call over loopback). */
 function call<T = any>(raw: RawClient, method: keyof RawClient & string, req: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
-    (raw[method] as unknown as Call).call(raw, req, (err, res) => (err ? reject(err) : resolve(res as T)));
+    // an InsertBlocks without a tier is an older node's (the generated encoder needs the field: UNSPECIFIED)
+    const full = method === 'insertBlocks' ? { tier: 0, ...(req as object) } : req;
+    (raw[method] as unknown as Call).call(raw, full, (err, res) => (err ? reject(err) : resolve(res as T)));
   });
 }
 
@@ -110,10 +112,18 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
     inserted: 3n,
     reclaimable: { packed: Buffer.alloc(0), hashLen: 32 },
   });
-  assert.deepEqual(await call(raw, 'insertBlocks', { nodeId: 'node-c', namespace: 'rt', hashes: hl([0, 1, 5]) }), {
+  // node-c holds its blocks on SSD; node-a (no tier: an older node, DRAM) moves block 3 to both tiers
+  const onSsd = { nodeId: 'node-c', namespace: 'rt', hashes: hl([0, 1, 5]), tier: BlockTier.BLOCK_TIER_SSD };
+  assert.deepEqual(await call(raw, 'insertBlocks', onSsd), {
     epoch,
     inserted: 3n,
     reclaimable: hl([0, 1]),
+  });
+  const both = { nodeId: 'node-a', namespace: 'rt', hashes: hl([3]), tier: BlockTier.BLOCK_TIER_BOTH };
+  assert.deepEqual(await call(raw, 'insertBlocks', both), {
+    epoch,
+    inserted: 0n,
+    reclaimable: { packed: Buffer.alloc(0), hashLen: 32 },
   });
 
   const prefix = await call(raw, 'queryPrefix', { namespace: 'rt', hashes: hl([0, 1, 2, 3, 4]), excludeNodeId: '' });
@@ -127,6 +137,7 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
         transports: [TCP, VERBS],
         poolUsedBytes: 300n,
         poolCapacityBytes: 1000n,
+        ssdBlocks: 0,
       },
       {
         nodeId: 'node-b',
@@ -135,6 +146,7 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
         transports: [TCP],
         poolUsedBytes: 100n,
         poolCapacityBytes: 1000n,
+        ssdBlocks: 0,
       },
       {
         nodeId: 'node-c',
@@ -143,6 +155,7 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
         transports: [TCP],
         poolUsedBytes: 200n,
         poolCapacityBytes: 1000n,
+        ssdBlocks: 2,
       },
     ],
   });
@@ -163,9 +176,13 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
   assert.deepEqual(await call(raw, 'queryOwners', { namespace: 'rt', hashes: hl([3, 5, 9]) }), {
     epoch,
     blocks: [
-      { nodeIds: ['node-a', 'node-b'], addrs: ['10.0.0.1:7001', '10.0.0.2:7001'] },
-      { nodeIds: ['node-c'], addrs: ['10.0.0.3:7001'] },
-      { nodeIds: [], addrs: [] },
+      {
+        nodeIds: ['node-a', 'node-b'],
+        addrs: ['10.0.0.1:7001', '10.0.0.2:7001'],
+        tiers: [BlockTier.BLOCK_TIER_BOTH, BlockTier.BLOCK_TIER_DRAM],
+      },
+      { nodeIds: ['node-c'], addrs: ['10.0.0.3:7001'], tiers: [BlockTier.BLOCK_TIER_SSD] },
+      { nodeIds: [], addrs: [], tiers: [] },
     ],
   });
 
@@ -220,7 +237,7 @@ test('round trip: heartbeats, inserts with reclaim hints, prefix and owners, lis
   assert.equal(value('kvfabric_metaserver_namespaces'), 1);
   assert.equal(value('kvfabric_metaserver_nodes', 'state="live"'), 3);
   assert.equal(value('kvfabric_metaserver_nodes', 'state="stale"'), 0);
-  assert.equal(value('kvfabric_metaserver_rpc_total', 'method="insertBlocks",status="OK"'), 3);
+  assert.equal(value('kvfabric_metaserver_rpc_total', 'method="insertBlocks",status="OK"'), 4);
   assert.equal(value('kvfabric_metaserver_rpc_total', 'method="heartbeat",status="OK"'), 4);
   assert.equal(value('kvfabric_metaserver_rpc_duration_seconds_count', 'method="queryPrefix"'), 3);
   assert.ok(value('kvfabric_metaserver_index_bytes') > 0);
@@ -295,6 +312,14 @@ test('every bad input is refused with the right status, names the field, and cha
       INVALID,
       'INVALID_ARGUMENT',
       /^namespace: expected only characters/,
+    ],
+    [
+      'a tier outside the enum',
+      'insertBlocks',
+      { nodeId: 'good', namespace: 'bad-inputs', hashes: hl([1]), tier: 7 },
+      INVALID,
+      'INVALID_ARGUMENT',
+      /^tier: expected BLOCK_TIER_UNSPECIFIED, _DRAM, _SSD or _BOTH, got 7/,
     ],
     [
       'hash_len 0',
@@ -483,8 +508,8 @@ test('stale nodes are hidden from answers and listed as stale', async () => {
     );
     const owners = await call(c, 'queryOwners', { namespace: 'st', hashes: hl([1, 2]) });
     assert.deepEqual(owners.blocks, [
-      { nodeIds: ['chatty'], addrs: ['10.0.3.2:7001'] },
-      { nodeIds: [], addrs: [] },
+      { nodeIds: ['chatty'], addrs: ['10.0.3.2:7001'], tiers: [BlockTier.BLOCK_TIER_DRAM] },
+      { nodeIds: [], addrs: [], tiers: [] },
     ]);
     const nodes = await call(c, 'listNodes', {});
     assert.deepEqual(

@@ -19,6 +19,9 @@ import {
   checkNamespace,
   invalid,
   parseHostPort,
+  tierFromWire,
+  tierToWire,
+  type BlockTier,
   type Identity,
 } from '@kvfabric/common';
 import { implement, type RpcContext } from '@kvfabric/common/rpc';
@@ -51,6 +54,13 @@ const KNOWN_TRANSPORTS = new Set<number>([TransportKind.TRANSPORT_KIND_TCP, Tran
 function hashesOf(list: HashList | undefined, maxCount: number): Hashes {
   const { packed, hashLen } = checkHashList(list, 'hashes', { maxCount });
   return { packed, hashLen };
+}
+
+/** The tier of an InsertBlocks request (UNSPECIFIED, from older nodes: DRAM). */
+function tierOf(wire: number): BlockTier {
+  const tier = tierFromWire(wire);
+  if (tier === undefined) throw invalid('tier', 'expected BLOCK_TIER_UNSPECIFIED, _DRAM, _SSD or _BOTH', wire);
+  return tier;
 }
 
 /** Each known kind at most once (a node offers tcp, verbs, or both). */
@@ -131,7 +141,7 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
         const nodeId = nodeIdOf(req, who);
         const ns = namespaceOf(req, who);
         const hashes = hashesOf(req.hashes, METASERVER_MAX_UPDATE_HASHES);
-        const r = store.insert(nodeId, ns, hashes);
+        const r = store.insert(nodeId, ns, hashes, tierOf(req.tier));
         return { epoch: store.epoch, inserted: BigInt(r.inserted), reclaimable: pick(hashes, r.reclaimable) };
       },
 
@@ -162,7 +172,11 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
         const owners = store.queryOwners(ns, hashesOf(req.hashes, METASERVER_MAX_QUERY_HASHES));
         return {
           epoch: store.epoch,
-          blocks: owners.map((list) => ({ nodeIds: list.map((o) => o.nodeId), addrs: list.map((o) => o.addr) })),
+          blocks: owners.map((list) => ({
+            nodeIds: list.map((o) => o.nodeId),
+            addrs: list.map((o) => o.addr),
+            tiers: list.map((o) => tierToWire(o.tier)),
+          })),
         };
       },
 

@@ -13,7 +13,7 @@ import {
   type QueryPrefixStreamRequest,
   type QueryPrefixStreamResponse,
 } from '@kvfabric/proto';
-import { KvError } from '@kvfabric/common';
+import { KvError, TIER_SSD } from '@kvfabric/common';
 import {
   CHANNEL_OPTIONS,
   ERROR_CODE_KEY,
@@ -62,7 +62,7 @@ async function harness(): Promise<Harness> {
     stats: { poolCapacityBytes: 100n, poolUsedBytes: 20n, blocks: 0n, ssdCapacityBytes: 0n, ssdUsedBytes: 0n },
   });
   store.insert('a', NS, hashList(range(0, 10)));
-  store.insert('b', NS, hashList(range(0, 4)));
+  store.insert('b', NS, hashList(range(0, 4)), TIER_SSD);
   const metrics = new Metrics('test');
   const h = {
     store,
@@ -142,6 +142,7 @@ test('answers carry the request id and QueryPrefix exactly; bad items get per-it
     transports: [1],
     poolUsedBytes: 10n,
     poolCapacityBytes: 100n,
+    ssdBlocks: 0,
   });
   const b = (prefixLen: number) => ({
     nodeId: 'b',
@@ -150,6 +151,7 @@ test('answers carry the request id and QueryPrefix exactly; bad items get per-it
     transports: [2],
     poolUsedBytes: 20n,
     poolCapacityBytes: 100n,
+    ssdBlocks: prefixLen, // b holds its blocks on SSD
   });
   assert.deepEqual(byId.get(7), { id: 7, epoch: 11n, nodes: [a(10), b(4)], error: undefined });
   assert.deepEqual(byId.get(8), { id: 8, epoch: 11n, nodes: [b(4)], error: undefined });

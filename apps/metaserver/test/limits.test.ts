@@ -23,7 +23,9 @@ const VERBS = TransportKind.TRANSPORT_KIND_VERBS;
 
 function call<T = any>(raw: RawClient, method: keyof RawClient & string, req: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
-    (raw[method] as unknown as Call).call(raw, req, (err, res) => (err ? reject(err) : resolve(res as T)));
+    // an InsertBlocks without a tier is an older node's (the generated encoder needs the field: UNSPECIFIED)
+    const full = method === 'insertBlocks' ? { tier: 0, ...(req as object) } : req;
+    (raw[method] as unknown as Call).call(raw, full, (err, res) => (err ? reject(err) : resolve(res as T)));
   });
 }
 

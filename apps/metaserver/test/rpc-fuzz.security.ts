@@ -95,7 +95,7 @@ async function holds<T>(property: fc.IAsyncPropertyWithHooks<T>): Promise<void> 
 const requests: Record<string, fc.Arbitrary<unknown>> = {
   heartbeat: fc.record({ nodeId: text, addr, transports, stats }),
   unregister: fc.record({ nodeId: text }),
-  insertBlocks: fc.record({ nodeId: text, namespace: text, hashes: hashList }),
+  insertBlocks: fc.record({ nodeId: text, namespace: text, hashes: hashList, tier: fc.integer({ min: -1, max: 8 }) }),
   removeBlocks: fc.record({ nodeId: text, namespace: text, hashes: hashList }),
   queryPrefix: fc.record({ namespace: text, hashes: hashList, excludeNodeId: text }),
   queryOwners: fc.record({ namespace: text, hashes: hashList }),

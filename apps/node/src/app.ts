@@ -10,7 +10,7 @@ import { closeSync, rmSync } from 'node:fs';
 import { EngineService, TransportKind } from '@kvfabric/proto';
 import { HANDOVER_TOKEN_TTL_MS, RegionHandoverServer, handoverSocketPath } from '@kvfabric/native';
 import { MetaserverClient } from '@kvfabric/client';
-import { ENGINE_MAX_REQUEST_BYTES, ENGINE_MAX_RESPONSE_BYTES, nodeIdFor } from '@kvfabric/common';
+import { ENGINE_MAX_REQUEST_BYTES, ENGINE_MAX_RESPONSE_BYTES, TIER_BOTH, TIER_SSD, nodeIdFor } from '@kvfabric/common';
 import {
   CHANNEL_OPTIONS,
   bindServer,
@@ -155,8 +155,9 @@ export class NodeApp {
     const evictor = new Evictor(index, data, (b) => {
       if (!b.sealed) return;
       const ns = namespaces.get(b.ns);
-      if (ssd?.dramEvicted(ns, b)) return; // still held, on SSD
-      reporter?.removed(ns.name, b.hash);
+      if (ssd?.dramEvicted(ns, b))
+        reporter?.moved(ns.name, b.hash, TIER_SSD); // still held, on SSD
+      else reporter?.removed(ns.name, b.hash);
     });
     if (config.ssdPath?.length) {
       ssd = await SsdTier.open({
@@ -172,10 +173,25 @@ export class NodeApp {
       });
       ssd.listener = reporter;
       ssdMetrics(metrics, ssd);
-      // a rebooted host is warm at once: what survived on SSD is advertised as owned
-      for (const g of ssd.resident()) reporter?.insertedMany(g.namespace, g.hashes.packed, g.hashes.hashLen);
+      // a rebooted host is warm at once: what survived on SSD is advertised as owned, held on SSD
+      for (const g of ssd.resident()) reporter?.insertedMany(g.namespace, g.hashes.packed, g.hashes.hashLen, TIER_SSD);
     }
     const tier = ssd;
+    // Blocks sealed in DRAM (saves, the command ring, pulls): advertised (held in both tiers when the SSD has them
+    // too), and offered to the SSD writer (write-through queues them).
+    const sealedInDram = (ns: string, hashes: Uint8Array, hashLen: number): void => {
+      const info = tier && namespaces.byNameOrUndefined(ns);
+      if (!info) {
+        reporter?.insertedMany(ns, hashes, hashLen);
+        return;
+      }
+      for (let at = 0; at < hashes.length; at += hashLen) {
+        const hash = hashes.subarray(at, at + hashLen);
+        if (tier.has(ns, hash)) reporter?.moved(ns, hash, TIER_BOTH);
+        else reporter?.inserted(ns, hash);
+      }
+      tier.sealed(info, hashes, hashLen);
+    };
 
     const pulls = await RemotePulls.start({
       config,
@@ -193,6 +209,7 @@ export class NodeApp {
       namespaces,
       evictor,
       metaserver: metaserver && reporter && { client: metaserver, reporter },
+      onPulledSealed: sealedInDram,
       ...(tier
         ? { promote: (ns, packed, hashLen, count) => tier.promoter.promoteMissing(ns, packed, hashLen, count) }
         : {}),
@@ -213,11 +230,7 @@ export class NodeApp {
       leaseTtlMs: config.leaseTtlSecs * 1000,
       logger: logger.child({ component: 'engine' }),
       fetcher: tier ? new SsdFirstFetcher(tier.promoter, pulls?.fetcher) : pulls?.fetcher,
-      onSealed: (ns, hashes, hashLen) => {
-        reporter?.insertedMany(ns, hashes, hashLen);
-        const info = tier && namespaces.byNameOrUndefined(ns);
-        if (info) tier.sealed(info, hashes, hashLen);
-      },
+      onSealed: sealedInDram,
     });
     const engineServer = new grpc.Server({
       ...CHANNEL_OPTIONS,

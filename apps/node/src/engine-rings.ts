@@ -138,9 +138,12 @@ export class EngineRings {
     c.queryHits += n.queryHits;
     c.regionFailures += n.regionFailures;
     this.retries += n.retries;
+    // Seals before evictions: the ring lumps up to 50 ms of both, so a block sealed and evicted in that window
+    // (gone) cannot be told from one evicted and sealed again (held). Noted in this order the reporter nets the pair
+    // to nothing, leaving the metaserver's view as it was, rather than advertising a block the node may not hold.
+    for (const g of e.sealed) this.deps.onSealed?.(inst.ns.name, g.hashes, g.hashLen);
     evictor.report(e.evicted, false);
     evictor.counters.exhausted += e.exhausted;
-    for (const g of e.sealed) this.deps.onSealed?.(inst.ns.name, g.hashes, g.hashLen);
     for (const p of e.problems) {
       const at = { instance: inst.id, engine: inst.engineId };
       if (p.op === 'ring') this.deps.logger.warn(at, p.message);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { INSERT, PendingBlockUpdates, REMOVE } from './pending-block-updates.js';
+import { TIER_BOTH, TIER_DRAM, TIER_SSD } from '@kvfabric/common';
+import { INSERT, MOVE, PendingBlockUpdates, REMOVE } from './pending-block-updates.js';
 
 const h = (s: string) => Buffer.from(s);
 const hashes = (list: { packed: Buffer; hashLen: number }) => {
@@ -56,4 +57,42 @@ test('many updates: the per-namespace table grows and keeps every one', () => {
   assert.equal(a!.inserts.flatMap(hashes).length, 2500);
   assert.equal(a!.removes.flatMap(hashes).length, 2500);
   assert.ok(a!.removes.flatMap(hashes).includes('h04999'));
+});
+
+test('tiers: inserts and moves go out as inserts grouped by tier, the latest tier of a hash winning', () => {
+  const p = new PendingBlockUpdates(100);
+  assert.equal(p.note('a', h('k1'), INSERT, TIER_DRAM), 'added');
+  assert.equal(p.note('a', h('k1'), MOVE, TIER_BOTH), 'replaced', 'written to SSD before the flush');
+  assert.equal(p.note('a', h('k1'), MOVE, TIER_BOTH), 'repeated');
+  assert.equal(p.note('a', h('k2'), INSERT, TIER_SSD), 'added', 'replayed from the journal');
+  assert.equal(p.note('a', h('k3'), MOVE, TIER_SSD), 'added', 'evicted from DRAM, on SSD');
+  assert.equal(p.note('a', h('k4'), INSERT), 'added');
+  const [a] = p.take();
+  const byTier = a!.inserts.map((l) => [l.tier, hashes(l)]).sort((x, y) => Number(x[0]) - Number(y[0]));
+  assert.deepEqual(byTier, [
+    [TIER_DRAM, ['k4']],
+    [TIER_SSD, ['k2', 'k3']],
+    [TIER_BOTH, ['k1']],
+  ]);
+  assert.deepEqual(a!.removes, []);
+});
+
+test('a remove cancels only an insert the metaserver never heard of; after a move it goes out', () => {
+  const p = new PendingBlockUpdates(100);
+  p.note('a', h('new'), INSERT, TIER_SSD);
+  assert.equal(p.note('a', h('new'), REMOVE), 'netted', 'never sent: nothing to send');
+  p.note('a', h('moved'), MOVE, TIER_DRAM); // its SSD copy went: the metaserver holds it
+  assert.equal(p.note('a', h('moved'), REMOVE), 'replaced', 'then DRAM evicted it: the remove must go out');
+  p.note('a', h('back'), REMOVE);
+  assert.equal(p.note('a', h('back'), INSERT, TIER_DRAM), 'replaced', 'saved again: its tier must go out');
+  assert.equal(p.note('a', h('back'), REMOVE), 'replaced', 'and gone again: a remove, not nothing');
+  p.note('a', h('again'), REMOVE);
+  p.note('a', h('again'), INSERT, TIER_BOTH);
+  assert.equal(p.size, 3);
+  const [a] = p.take();
+  assert.deepEqual(a!.removes.flatMap(hashes), ['moved', 'back']);
+  assert.deepEqual(
+    a!.inserts.map((l) => [l.tier, hashes(l)]),
+    [[TIER_BOTH, ['again']]],
+  );
 });

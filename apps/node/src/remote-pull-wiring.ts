@@ -54,8 +54,10 @@ export interface RemotePullDeps {
   index: BlockIndex;
   namespaces: NamespaceRegistry;
   evictor: Evictor;
-  /** With a metaserver: where holders are looked up, and who is told about pulled blocks. */
+  /** With a metaserver: where holders are looked up (and whether it answers). */
   metaserver?: { client: MetaserverClient; reporter: Reporter };
+  /** Pulled blocks sealed in the pool (the app advertises them, and the SSD tier may queue them). */
+  onPulledSealed: (namespace: string, packed: Uint8Array, hashLen: number) => void;
   /** The SSD tier's promotion of what a PrepareRead asks past the DRAM prefix (peers read SSD blocks too). */
   promote?: PeerServerOptions['promote'];
 }
@@ -202,7 +204,7 @@ class PullingSide {
       verify: deps.verify,
       links: this.links,
       directory,
-      onSealed: (ns, packed, hashLen) => reporter.insertedMany(ns, packed, hashLen),
+      onSealed: deps.onPulledSealed,
       logger: deps.logger.child({ component: 'fetch' }),
       timeoutMs: config.pullTimeoutSecs * 1000,
       chunkBytes: config.pullChunkBytes,

@@ -1,7 +1,7 @@
 // The node's reporter as the app builds it: heartbeats with the pool's occupancy, and every sealed block of the
-// index (and every block on SSD), packed per namespace, when the metaserver asks for a re-advertisement.
+// index and every block on SSD, packed per namespace and tier (resident-tiers.ts), when the metaserver asks for a
+// re-advertisement.
 import type { TransportKind } from '@kvfabric/proto';
-import type { PackedHashes } from '@kvfabric/common';
 import type { Logger } from '@kvfabric/common/observability';
 import type { MetaserverClient } from '@kvfabric/client';
 import type { BlockIndex } from './block-index.js';
@@ -9,6 +9,7 @@ import type { NodeConfig } from './config.js';
 import type { PagePool } from './data-path.js';
 import type { NamespaceRegistry } from './namespaces.js';
 import { Reporter } from './reporter.js';
+import { residentTiers, type SsdHolding } from './resident-tiers.js';
 
 export interface ReporterParts {
   config: NodeConfig;
@@ -20,9 +21,7 @@ export interface ReporterParts {
   namespaces: NamespaceRegistry;
   logger: Logger;
   /** The SSD tier, when there is one: its blocks count as resident too, its bytes go with each heartbeat. */
-  ssd?: () =>
-    | { resident(): Iterable<{ namespace: string; hashes: PackedHashes }>; capacityBytes: number; usedBytes: number }
-    | undefined;
+  ssd?: () => (SsdHolding & { capacityBytes: number; usedBytes: number }) | undefined;
 }
 
 export function reporterFor(p: ReporterParts): Reporter {
@@ -45,15 +44,7 @@ export function reporterFor(p: ReporterParts): Reporter {
         ssdUsedBytes: ssd?.usedBytes ?? 0,
       };
     },
-    resident: () => [...residentHashes(index, namespaces), ...(p.ssd?.()?.resident() ?? [])],
+    resident: () => residentTiers(index, namespaces, p.ssd?.()),
     logger: p.logger.child({ component: 'reporter' }),
   });
-}
-
-/** Every sealed block, packed per namespace (what the reporter re-advertises). */
-function residentHashes(
-  index: BlockIndex,
-  namespaces: NamespaceRegistry,
-): { namespace: string; hashes: PackedHashes }[] {
-  return index.sealedHashes().map(({ ns, hashes }) => ({ namespace: namespaces.get(ns).name, hashes }));
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { KvError } from '@kvfabric/common';
+import { KvError, TIER_BOTH, TIER_DRAM, TIER_SSD } from '@kvfabric/common';
 import { silentLogger } from '@kvfabric/common/observability';
 import { Reporter, type ReporterClient } from './reporter.js';
 
@@ -10,7 +10,7 @@ class FakeMetaserver implements ReporterClient {
   down = false;
   /** Ownerships this node may hold (the metaserver's --max-blocks-per-node). */
   quota = Number.POSITIVE_INFINITY;
-  calls: { kind: string; ns?: string; keys?: string[] }[] = [];
+  calls: { kind: string; ns?: string; keys?: string[]; tier?: number }[] = [];
   owned = new Map<string, Set<string>>();
   private known = false;
 
@@ -26,10 +26,10 @@ class FakeMetaserver implements ReporterClient {
     for (let i = 0; i < h.packed.length; i += h.hashLen) out.push(h.packed.toString('latin1', i, i + h.hashLen));
     return out;
   }
-  async insertBlocks(_n: string, ns: string, h: { packed: Buffer; hashLen: number }) {
+  async insertBlocks(_n: string, ns: string, h: { packed: Buffer; hashLen: number }, opts: { tier: number }) {
     if (this.down) throw new Error('unavailable');
     const keys = this.keys(h);
-    this.calls.push({ kind: 'insert', ns, keys });
+    this.calls.push({ kind: 'insert', ns, keys, tier: opts.tier });
     const set = this.owned.get(ns) ?? new Set();
     if (set.size + keys.filter((k) => !set.has(k)).length > this.quota)
       throw new KvError('QUOTA_EXCEEDED', 'max-blocks-per-node: over the limit');
@@ -117,6 +117,40 @@ test('inserts and removes are batched and netted per namespace', async () => {
   assert.equal(ms.calls.at(-1)!.kind, 'unregister');
 });
 
+test('tiers: a block that moves is re-inserted with its latest tier; a remove after a move goes out', async () => {
+  const { ms, r } = setup();
+  r.inserted('a', h('k1')); // sealed in DRAM
+  r.moved('a', h('k1'), TIER_BOTH); // written to SSD before the flush: one insert, held in both
+  r.insertedMany('a', h('r1r2'), 2, TIER_SSD); // replayed from the journal
+  await r.flush();
+  const inserts = () => ms.calls.filter((c) => c.kind === 'insert').map((c) => [c.keys, c.tier]);
+  assert.deepEqual(
+    inserts().sort((x, y) => Number(x[1]) - Number(y[1])),
+    [
+      [['r1', 'r2'], TIER_SSD],
+      [['k1'], TIER_BOTH],
+    ],
+  );
+  ms.calls = [];
+  r.moved('a', h('k1'), TIER_SSD); // DRAM evicted it, on SSD still
+  r.removed('a', h('k1')); // then its SSD extent was evicted too: the metaserver must hear the remove
+  r.moved('a', h('r1'), TIER_BOTH); // promoted
+  await r.flush();
+  assert.deepEqual(
+    ms.calls.map((c) => [c.kind, c.keys, c.tier]),
+    [
+      ['insert', ['r1'], TIER_BOTH],
+      ['remove', ['k1'], undefined],
+    ],
+  );
+  assert.deepEqual([...ms.owned.get('a')!].sort(), ['r1', 'r2']);
+  assert.equal(r.counters.netted, 0);
+  r.inserted('a', h('k9'), TIER_DRAM);
+  await r.flush();
+  assert.equal(ms.calls.at(-1)!.tier, TIER_DRAM);
+  await r.stop();
+});
+
 test('a new epoch re-advertises every resident block; a down metaserver drops and counts', async () => {
   const { ms, r, resident } = setup([
     { ns: 'a', key: 'r1' },
@@ -172,7 +206,7 @@ test('a re-advertise is batched and paced to --readvertise-blocks-per-sec', asyn
   const resident = Array.from({ length: 1000 }, (_, i) => ({ ns: 'a', key: `k${String(i).padStart(4, '0')}` }));
   const at: number[] = [];
   const insert = ms.insertBlocks.bind(ms);
-  ms.insertBlocks = async (n, ns, h) => (at.push(performance.now()), insert(n, ns, h));
+  ms.insertBlocks = async (n, ns, h, o) => (at.push(performance.now()), insert(n, ns, h, o));
   const r = new Reporter({
     client: ms,
     nodeId: 'n1',
@@ -228,12 +262,12 @@ test('a leader change (HA client) heartbeats at once; a pass cut short by the ol
   const insert = ms.insertBlocks.bind(ms);
   let failing = true;
   let refused = 0;
-  ms.insertBlocks = async (n, ns, h) => {
+  ms.insertBlocks = async (n, ns, h, o) => {
     if (failing) {
       refused++;
       throw Object.assign(new Error('no metaserver leader serving'), { code: 'METASERVER_UNAVAILABLE' });
     }
-    return insert(n, ns, h);
+    return insert(n, ns, h, o);
   };
   for (const k of ['x1', 'x2', 'x3', 'x4', 'x5']) r.inserted('a', h(k));
   await r.flush();

@@ -1,5 +1,6 @@
-// Metaserver reporter: tells the metaserver which blocks this node holds. Inserts and removes are batched and
-// netted per namespace (an insert and a remove of the same hash before a flush send nothing); one task runs at
+// Metaserver reporter: tells the metaserver which blocks this node holds, and in which tier (DRAM, SSD or both).
+// Inserts, tier moves and removes are batched and netted per namespace (an insert and a remove of the same hash
+// before a flush send nothing; a block's latest tier is the one sent, as an insert with that tier); one task runs at
 // a time on a bounded p-queue. Heartbeats carry node stats; an answer with a new epoch (or `registered`) makes
 // the node re-advertise every resident block, in batches paced to `readvertiseBlocksPerSec` so that a large
 // cluster does not stampede a freshly elected leader. While the metaserver is down, local serving goes on and what
@@ -9,9 +10,9 @@
 // within milliseconds rather than a heartbeat period later.
 import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
-import type { PackedHashes } from '@kvfabric/common';
+import { TIER_DRAM, type BlockTier, type PackedHashes } from '@kvfabric/common';
 import type { Logger } from '@kvfabric/common/observability';
-import { INSERT, PendingBlockUpdates, REMOVE, type BlockUpdate } from './pending-block-updates.js';
+import { INSERT, MOVE, PendingBlockUpdates, REMOVE, type BlockUpdate } from './pending-block-updates.js';
 
 export interface ReporterClient {
   heartbeat(input: {
@@ -26,7 +27,12 @@ export interface ReporterClient {
       ssdUsedBytes: bigint;
     };
   }): Promise<{ epoch: bigint; registered: boolean }>;
-  insertBlocks(nodeId: string, namespace: string, hashes: PackedHashes): Promise<{ epoch: bigint }>;
+  insertBlocks(
+    nodeId: string,
+    namespace: string,
+    hashes: PackedHashes,
+    opts: { tier: BlockTier },
+  ): Promise<{ epoch: bigint }>;
   removeBlocks(nodeId: string, namespace: string, hashes: PackedHashes): Promise<{ epoch: bigint }>;
   unregister(nodeId: string): Promise<unknown>;
   /** HA clients (etcd://): calls `listener` when the leader changes; returns an unsubscribe function. */
@@ -49,8 +55,8 @@ export interface ReporterOptions {
     ssdCapacityBytes?: number;
     ssdUsedBytes?: number;
   };
-  /** Every resident (sealed) block: packed hash lists, each of one namespace (a namespace may have several). */
-  resident: () => Iterable<{ namespace: string; hashes: PackedHashes }>;
+  /** Every resident block: packed hash lists, each of one namespace and tier (absent: DRAM); a namespace may have several. */
+  resident: () => Iterable<{ namespace: string; hashes: PackedHashes & { tier?: BlockTier } }>;
   logger: Logger;
   flushMs?: number;
   batchSize?: number;
@@ -126,14 +132,20 @@ export class Reporter {
     this.kickTimer.unref();
   }
 
-  /** A block became resident; `hash` is copied. */
-  inserted(ns: string, hash: Uint8Array): void {
-    this.note(ns, hash, INSERT);
+  /** A block became resident, held in `tier`; `hash` is copied. */
+  inserted(ns: string, hash: Uint8Array, tier: BlockTier = TIER_DRAM): void {
+    this.note(ns, hash, INSERT, tier);
   }
 
-  /** Blocks became resident: their hashes back to back in `packed`, `hashLen` bytes each (copied). */
-  insertedMany(ns: string, packed: Uint8Array, hashLen: number): void {
-    for (let off = 0; off < packed.length; off += hashLen) this.note(ns, packed.subarray(off, off + hashLen), INSERT);
+  /** Blocks became resident, held in `tier`: their hashes back to back in `packed`, `hashLen` bytes each (copied). */
+  insertedMany(ns: string, packed: Uint8Array, hashLen: number, tier: BlockTier = TIER_DRAM): void {
+    for (let off = 0; off < packed.length; off += hashLen)
+      this.note(ns, packed.subarray(off, off + hashLen), INSERT, tier);
+  }
+
+  /** A resident block is held in `tier` now (it went to or left DRAM or SSD); `hash` is copied. */
+  moved(ns: string, hash: Uint8Array, tier: BlockTier): void {
+    this.note(ns, hash, MOVE, tier);
   }
 
   /** A resident block went away; `hash` is copied. */
@@ -170,9 +182,9 @@ export class Reporter {
     }
   }
 
-  private note(ns: string, hash: Uint8Array, update: BlockUpdate): void {
+  private note(ns: string, hash: Uint8Array, update: BlockUpdate, tier: BlockTier = TIER_DRAM): void {
     if (this.stopped) return;
-    switch (this.pending.note(ns, hash, update)) {
+    switch (this.pending.note(ns, hash, update, tier)) {
       case 'netted':
         this.counters.netted++; // insert + remove (or remove + insert) before a flush: the metaserver's view is right
         return;
@@ -181,6 +193,7 @@ export class Reporter {
         this.dirty = true;
         return;
       case 'added':
+      case 'replaced':
       case 'repeated':
         this.scheduleFlush(this.flushMs);
     }
@@ -204,7 +217,7 @@ export class Reporter {
   /** Sends `lists` in batches; with `readvertise` paced, and stopped at the first failure. Returns how many hashes were sent. */
   private async send(
     ns: string,
-    lists: PackedHashes[],
+    lists: (PackedHashes & { tier?: BlockTier })[],
     kind: 'insert' | 'remove',
     readvertise?: { epoch: bigint },
   ): Promise<number> {
@@ -215,7 +228,7 @@ export class Reporter {
 
   private async sendList(
     ns: string,
-    list: PackedHashes,
+    list: PackedHashes & { tier?: BlockTier },
     kind: 'insert' | 'remove',
     readvertise?: { epoch: bigint },
   ): Promise<number> {
@@ -240,7 +253,7 @@ export class Reporter {
       try {
         const res =
           kind === 'insert'
-            ? await this.opts.client.insertBlocks(this.opts.nodeId, ns, hashes)
+            ? await this.opts.client.insertBlocks(this.opts.nodeId, ns, hashes, { tier: list.tier ?? TIER_DRAM })
             : await this.opts.client.removeBlocks(this.opts.nodeId, ns, hashes);
         if (kind === 'insert') this.counters.inserted += n;
         else this.counters.removed += n;
@@ -258,7 +271,7 @@ export class Reporter {
         // A new leader that has not seen this node yet: register now rather than at the next period.
         if (code === 'SESSION_UNKNOWN') this.kick();
         this.opts.logger.warn(
-          { err: (err as Error).message, namespace: ns, count: n, kind },
+          { err: (err as Error).message, namespace: ns, count: n, kind, tier: list.tier },
           'metaserver update dropped',
         );
       }

@@ -1,6 +1,7 @@
 // The SSD tier's failure semantics with real node processes: a full SSD evicts its least recently used blocks, a
 // drive whose I/O fails is taken out of service while the node keeps serving from DRAM, a tmpfs directory is
-// refused at start with a message naming the flag; and a peer pulls blocks the holder has only on SSD.
+// refused at start with a message naming the flag, io_uring refused by the kernel falls back to pread/pwrite
+// threads; and a peer pulls blocks the holder has only on SSD.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MetaserverClient } from '@kvfabric/client';
@@ -33,6 +34,32 @@ test('ssd full: the least recently used SSD blocks are evicted, the newest are s
   const newest = await readBack(e, hashes.slice(128, 256), data.slice(128, 256), 16);
   assert.deepEqual([newest.served, newest.corrupt], [128, 0]);
   assert.equal(await metric(node, 'kvfabric_ssd_dropped_blocks_total'), 0);
+});
+
+test('io_uring refused (forced as seccomp would): the node logs why and serves byte-exact through pread/pwrite threads', async () => {
+  using dir = ssdDir();
+  await using node = await startSsdNode({
+    poolSize: '4mib',
+    paths: [dir.path],
+    writeMode: 'through',
+    env: { KVFABRIC_TEST_SSD_URING_REFUSED: '1' }, // io_uring_setup answers EPERM
+  });
+  const open = JSON.parse(await node.proc.waitForLog(/ssd drive open without io_uring/)) as Record<string, unknown>;
+  assert.equal(open.path, dir.path);
+  assert.equal(open.engine, 'threads');
+  assert.match(String(open.fallbackReason), /^io_uring_queue_init: Operation not permitted/);
+  await using e = await engine(node, NS);
+  const poolBlocks = (await metric(node, 'kvfabric_pool_capacity_bytes')) / PAGE;
+  // twice the pool, written through: the first half is served from SSD, read by the threads
+  const hashes = freshHashes(2 * poolBlocks);
+  const data: Buffer[] = [];
+  for (let at = 0; at < hashes.length; at += 16) {
+    data.push(...(await saveBlocks(e, hashes.slice(at, at + 16))));
+    await until('write-through', async () => (await metric(node, 'kvfabric_ssd_written_blocks_total')) === data.length);
+  }
+  const r = await readBack(e, hashes.slice(0, poolBlocks), data, 16);
+  assert.deepEqual([r.served, r.fromSsd, r.corrupt], [poolBlocks, poolBlocks, 0]);
+  assert.equal(await metric(node, 'kvfabric_ssd_io_errors_total'), 0);
 });
 
 test('writes never hold up saves: a burst past what the writer keeps ahead drops blocks from DRAM, counted', async () => {

@@ -6,8 +6,14 @@ import assert from 'node:assert/strict';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import { GetStatsResponse, ListNodesResponse, MetaserverService, type MetaserverServer } from '@kvfabric/proto';
-import { KvError } from '@kvfabric/common';
+import {
+  BlockTier,
+  GetStatsResponse,
+  ListNodesResponse,
+  MetaserverService,
+  type MetaserverServer,
+} from '@kvfabric/proto';
+import { KvError, TIER_BOTH, TIER_DRAM, TIER_SSD } from '@kvfabric/common';
 import { LEADER_ADDR_KEY, bindServer, errorToStatus } from '@kvfabric/common/rpc';
 import { connectEtcd, type LeaderRecord } from '@kvfabric/common/etcd';
 import { etcdSkipReason, startEtcd } from '@kvfabric/testkit';
@@ -44,19 +50,23 @@ async function fakeServer(handlers: Handlers): Promise<{ addr: string; calls: st
 }
 
 const h = (n: number, len = 8) => Buffer.alloc(len, n);
+const BOTH = BlockTier.BLOCK_TIER_BOTH;
+const SSD = BlockTier.BLOCK_TIER_SSD;
 
 test('packs hashes, unpacks reclaimable, maps owners and tracks the epoch', async () => {
-  let seen: { namespace: string; packed: Buffer; hashLen: number; nodeId: string } | undefined;
+  let seen: { namespace: string; packed: Buffer; hashLen: number; nodeId: string; tier: number } | undefined;
+  let olderServer = false; // answers without tiers, as a metaserver from before them
   await using server = await fakeServer({
     insertBlocks: (req) => {
-      seen = { namespace: req.namespace, packed: req.hashes.packed, hashLen: req.hashes.hashLen, nodeId: req.nodeId };
+      const { namespace, nodeId, tier } = req;
+      seen = { namespace, packed: req.hashes.packed, hashLen: req.hashes.hashLen, nodeId, tier };
       return { epoch: 7n, inserted: 3n, reclaimable: { packed: Buffer.concat([h(2), h(3)]), hashLen: 8 } };
     },
     queryOwners: () => ({
       epoch: 9n,
       blocks: [
-        { nodeIds: ['n1', 'n2'], addrs: ['a:1', 'a:2'] },
-        { nodeIds: [], addrs: [] },
+        { nodeIds: ['n1', 'n2'], addrs: ['a:1', 'a:2'], tiers: olderServer ? [] : [BOTH, SSD] },
+        { nodeIds: [], addrs: [], tiers: [] },
       ],
     }),
   });
@@ -71,16 +81,25 @@ test('packs hashes, unpacks reclaimable, maps owners and tracks the epoch', asyn
       packed: Buffer.concat([h(1), h(2), h(3)]),
       hashLen: 8,
       nodeId: 'node-a',
+      tier: BlockTier.BLOCK_TIER_DRAM,
     });
     const owners = await client.queryOwners('ns', { packed: Buffer.concat([h(1), h(4)]), hashLen: 8 });
     assert.deepEqual(owners.owners, [
       [
-        { nodeId: 'n1', addr: 'a:1' },
-        { nodeId: 'n2', addr: 'a:2' },
+        { nodeId: 'n1', addr: 'a:1', tier: TIER_BOTH },
+        { nodeId: 'n2', addr: 'a:2', tier: TIER_SSD },
       ],
       [],
     ]);
-    await client.insertBlocks('node-a', 'ns', [h(1)]);
+    olderServer = true;
+    const older = await client.queryOwners('ns', { packed: Buffer.concat([h(1), h(4)]), hashLen: 8 });
+    assert.deepEqual(
+      older.owners[0]!.map((o) => o.tier),
+      [TIER_DRAM, TIER_DRAM],
+      'no tiers: DRAM',
+    );
+    await client.insertBlocks('node-a', 'ns', [h(1)], { tier: TIER_SSD });
+    assert.equal(seen?.tier, BlockTier.BLOCK_TIER_SSD);
     assert.equal(client.lastEpoch, 7n);
     assert.deepEqual(epochs, [
       [7n, undefined],

@@ -13,7 +13,16 @@ import {
   type NodePrefix,
   type NodeStats,
 } from '@kvfabric/proto/metaserver';
-import { KvError, toHashList, unpackHashes, type HashInput } from '@kvfabric/common';
+import {
+  KvError,
+  TIER_DRAM,
+  tierFromWire,
+  tierToWire,
+  toHashList,
+  unpackHashes,
+  type BlockTier,
+  type HashInput,
+} from '@kvfabric/common';
 import type { LeaderRecord } from '@kvfabric/common/etcd';
 import type { EtcdTls, TlsMaterial } from '@kvfabric/common/rpc';
 import { LeaderChannel, type LeaderListener } from './leader-channel.js';
@@ -69,6 +78,8 @@ export interface PrefixResult {
 export interface Owner {
   nodeId: string;
   addr: string;
+  /** Where the node holds the block (DRAM for an answer from an older metaserver). */
+  tier: BlockTier;
 }
 
 export interface OwnersResult {
@@ -146,8 +157,15 @@ export class MetaserverClient {
     return this.call('unregister', { nodeId }, opts);
   }
 
-  async insertBlocks(nodeId: string, namespace: string, hashes: Hashes, opts?: CallOptions): Promise<InsertResult> {
-    const res = await this.call('insertBlocks', { nodeId, namespace, hashes: toHashList(hashes) }, opts);
+  /** Makes nodeId an owner of each hash, held in `tier` (default DRAM; re-inserting an owned hash sets its tier). */
+  async insertBlocks(
+    nodeId: string,
+    namespace: string,
+    hashes: Hashes,
+    opts?: CallOptions & { tier?: BlockTier },
+  ): Promise<InsertResult> {
+    const tier = tierToWire(opts?.tier ?? TIER_DRAM);
+    const res = await this.call('insertBlocks', { nodeId, namespace, hashes: toHashList(hashes), tier }, opts);
     return {
       epoch: res.epoch,
       inserted: res.inserted,
@@ -264,5 +282,9 @@ export class MetaserverClient {
 }
 
 function ownersOf(block: BlockOwners): Owner[] {
-  return block.nodeIds.map((nodeId, i) => ({ nodeId, addr: block.addrs[i] ?? '' }));
+  return block.nodeIds.map((nodeId, i) => ({
+    nodeId,
+    addr: block.addrs[i] ?? '',
+    tier: tierFromWire(block.tiers[i] ?? 0) ?? TIER_DRAM,
+  }));
 }

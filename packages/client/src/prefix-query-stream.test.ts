@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { MetaserverService, type QueryPrefixStreamRequest, type QueryPrefixStreamResponse } from '@kvfabric/proto';
-import { KvError } from '@kvfabric/common';
+import { KvError, TIER_SSD } from '@kvfabric/common';
 import { LEADER_ADDR_KEY, bindServer, errorToStatus } from '@kvfabric/common/rpc';
 import { connectEtcd } from '@kvfabric/common/etcd';
 import { etcdSkipReason, startEtcd, startMetaserver } from '@kvfabric/testkit';
@@ -59,7 +59,7 @@ test('answers equal unary QueryPrefix, 300 queries in flight on one stream; bad 
     const chain = (c: number) => hashes(range(c * 64, c * 64 + 64));
     for (let c = 0; c < 100; c++) {
       await admin.insertBlocks('a', NS, chain(c));
-      await admin.insertBlocks('b', NS, chain(c).slice(0, (c % 64) + 1));
+      await admin.insertBlocks('b', NS, chain(c).slice(0, (c % 64) + 1), { tier: TIER_SSD }); // b: on SSD only
     }
     const epoch = (await admin.getStats()).epoch;
     const queries = range(0, 300).map((i) =>
@@ -77,6 +77,7 @@ test('answers equal unary QueryPrefix, 300 queries in flight on one stream; bad 
         transports: [1],
         poolUsedBytes: 500n,
         poolCapacityBytes: 1000n,
+        ssdBlocks: 0,
       };
       const b = {
         nodeId: 'b',
@@ -85,6 +86,7 @@ test('answers equal unary QueryPrefix, 300 queries in flight on one stream; bad 
         transports: [1, 2],
         poolUsedBytes: 100n,
         poolCapacityBytes: 1000n,
+        ssdBlocks: (c % 64) + 1,
       };
       // longest first; on a tie (c % 64 == 63) the less used pool (b) first
       const want = i % 7 === 0 ? [a] : b.prefixLen === 64 ? [b, a] : [a, b];

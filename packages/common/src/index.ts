@@ -6,6 +6,7 @@ export * from './echo.js';
 export * from './sizes.js';
 export * from './config.js';
 export * from './packed-hashes.js';
+export * from './block-tier.js';
 export * from './validate.js';
 export * from './engine-limits.js';
 export * from './metaserver-limits.js';

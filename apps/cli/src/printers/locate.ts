@@ -1,6 +1,7 @@
-// Printer for `locate`: {"namespace","queried","nodes":[{"addr","prefixLen"}]} and with --blocks
-// "blocks":[{"hash","owners":[addr,...]}].
-import { formatBytes } from '@kvfabric/common';
+// Printer for `locate`: {"namespace","queried","nodes":[{"addr","prefixLen","ssdBlocks",...}]} and with --blocks
+// "blocks":[{"hash","owners":[addr,...],"tiers":["dram"|"ssd"|"both",...]}] (tiers[i]: where owners[i] holds it).
+// The table prints one row per (block, owner) with its TIER.
+import { formatBytes, tierName } from '@kvfabric/common';
 import type { OwnersResult, PrefixResult } from '@kvfabric/client/metaserver';
 import type { Printer } from '../command.js';
 import { count, jsonInt, renderTable, transportName } from './format.js';
@@ -20,6 +21,7 @@ export const locatePrinter: Printer<LocateResult> = {
     nodes: r.prefix.nodes.map((n) => ({
       addr: n.addr,
       prefixLen: n.prefixLen,
+      ssdBlocks: n.ssdBlocks,
       nodeId: n.nodeId,
       transports: n.transports.map(transportName),
       poolUsedBytes: jsonInt(n.poolUsedBytes),
@@ -30,6 +32,7 @@ export const locatePrinter: Printer<LocateResult> = {
           blocks: r.hashes.map((h, i) => ({
             hash: h.toString('hex'),
             owners: (r.owners!.owners[i] ?? []).map((o) => o.addr),
+            tiers: (r.owners!.owners[i] ?? []).map((o) => tierName(o.tier)),
           })),
         }
       : {}),
@@ -44,6 +47,7 @@ export const locatePrinter: Printer<LocateResult> = {
           [
             { title: 'ADDR' },
             { title: 'PREFIX', right: true },
+            { title: 'ON SSD ONLY', right: true },
             { title: 'POOL USED', right: true },
             { title: 'POOL SIZE', right: true },
             { title: 'TRANSPORTS' },
@@ -52,6 +56,7 @@ export const locatePrinter: Printer<LocateResult> = {
           r.prefix.nodes.map((n) => [
             n.addr,
             String(n.prefixLen),
+            String(n.ssdBlocks),
             formatBytes(n.poolUsedBytes),
             formatBytes(n.poolCapacityBytes),
             n.transports.map(transportName).join(',') || '-',
@@ -63,12 +68,13 @@ export const locatePrinter: Printer<LocateResult> = {
       out +=
         '\n' +
         renderTable(
-          [{ title: 'BLOCK', right: true }, { title: 'HASH' }, { title: 'OWNERS' }],
-          r.hashes.map((h, i) => [
-            String(i),
-            h.toString('hex'),
-            (r.owners!.owners[i] ?? []).map((o) => o.addr).join(',') || '-',
-          ]),
+          [{ title: 'BLOCK', right: true }, { title: 'HASH' }, { title: 'OWNER' }, { title: 'TIER' }],
+          r.hashes.flatMap((h, i) => {
+            const owners = r.owners!.owners[i] ?? [];
+            const hash = h.toString('hex');
+            if (owners.length === 0) return [[String(i), hash, '-', '-']];
+            return owners.map((o) => [String(i), hash, o.addr, tierName(o.tier)]);
+          }),
         );
     }
     return out;

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import { MetaserverClient, type GetStatsResponse, type HashList } from '@kvfabric/proto';
+import { BlockTier, MetaserverClient, type GetStatsResponse, type HashList } from '@kvfabric/proto';
 import { CHANNEL_OPTIONS, ERROR_CODE_KEY, LEADER_ADDR_KEY } from '@kvfabric/common/rpc';
 import { seqOf } from '@kvfabric/common/etcd';
 import { etcdSkipReason, startEtcd, startMetaserver, type MetaserverHandle } from '@kvfabric/testkit';
@@ -167,7 +167,8 @@ test(
         cb,
       ),
     );
-    await unary((cb) => leader.client.insertBlocks({ nodeId: 'n1', namespace: 'ns', hashes: hashes(10) }, cb));
+    const insert = { nodeId: 'n1', namespace: 'ns', hashes: hashes(10), tier: BlockTier.BLOCK_TIER_DRAM };
+    await unary((cb) => leader.client.insertBlocks(insert, cb));
     const before = await getStats(leader.client);
     assert.ok(before.ok && before.stats.blocks === 10n);
 

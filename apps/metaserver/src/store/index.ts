@@ -6,6 +6,7 @@ export type {
   HeartbeatResult,
   InsertResult,
   NodeRef,
+  BlockOwner,
   NodePrefixResult,
   NodeView,
   NamespaceView,

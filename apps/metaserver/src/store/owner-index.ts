@@ -1,8 +1,9 @@
-// The owner index: which node slots hold which (namespace, block hash). Layout: namespace -> hash length ->
-// BlockTable (open addressing over typed arrays); each entry heads a short list in OwnerLists (node slot). Block,
+// The owner index: which node slots hold which (namespace, block hash), and where each holds it (its tier). Layout:
+// namespace -> hash length -> BlockTable (open addressing over typed arrays); each entry heads a short list in
+// OwnerLists (node slot and tier). Block,
 // ownership and per-node counts are kept incrementally so metrics never walk the index.
 // Knows node slots only: liveness comes in as a flag per slot, ids and addresses stay with the sessions.
-import { invalid } from '@kvfabric/common';
+import { TIER_DRAM, invalid, type BlockTier } from '@kvfabric/common';
 import { BlockTable } from './block-table.js';
 import { CHUNK_SIZE } from './chunked.js';
 import { OWNER_RECORD_BYTES, OwnerLists } from './owner-lists.js';
@@ -49,10 +50,11 @@ export class OwnerIndex {
   }
 
   /**
-   * Makes slot an owner of each hash it does not own yet. Reclaimable: the hashes of which slot is the third or later
-   * owner among the live ones (`live[slot] === 1`).
+   * Makes slot an owner of each hash it does not own yet, holding it in `tier` (the tier of the hashes it owns
+   * already is set to `tier`). Reclaimable: the hashes of which slot is the third or later owner among the live ones
+   * (`live[slot] === 1`).
    */
-  insert(slot: number, ns: string, hashes: Hashes, live: Uint8Array): InsertResult {
+  insert(slot: number, ns: string, hashes: Hashes, live: Uint8Array, tier: BlockTier = TIER_DRAM): InsertResult {
     const count = hashCount(hashes);
     const { packed, hashLen } = hashes;
     const result: InsertResult = { inserted: 0, reclaimable: [] };
@@ -67,7 +69,7 @@ export class OwnerIndex {
       const e = table.findOrAdd(packed, i * hashLen);
       const head = table.heads.get(e);
       if (head === 0) {
-        table.heads.set(e, lists.alloc(slot));
+        table.heads.set(e, lists.alloc(slot, tier));
         this.blockCount++;
         table.owners++;
         owned++;
@@ -77,17 +79,18 @@ export class OwnerIndex {
       let ahead = 0; // live owners before this node in arrival order
       let last = 0;
       let found = false;
-      for (let r = head; r !== 0; r = lists.next.get(r)) {
+      for (let r = head; r !== 0; r = lists.nextOf(r)) {
         const n = lists.node.get(r);
         if (n === slot) {
           found = true;
+          lists.setTier(r, tier);
           break;
         }
         if (live[n] === 1) ahead++;
         last = r;
       }
       if (!found) {
-        lists.next.set(last, lists.alloc(slot));
+        lists.setNext(last, lists.alloc(slot, tier));
         table.owners++;
         owned++;
         result.inserted++;
@@ -110,7 +113,7 @@ export class OwnerIndex {
       const e = table.find(packed, i * hashLen);
       if (e < 0) continue;
       let prev = 0;
-      for (let r = table.heads.get(e); r !== 0; prev = r, r = lists.next.get(r)) {
+      for (let r = table.heads.get(e); r !== 0; prev = r, r = lists.nextOf(r)) {
         if (lists.node.get(r) !== slot) continue;
         this.unlink(table, e, prev, r);
         removed++;
@@ -131,7 +134,7 @@ export class OwnerIndex {
       for (const table of [...tables.values()]) {
         for (let e = 0; e < table.idBound && this.ownedBy(slot) > 0; e++) {
           let prev = 0;
-          for (let r = table.heads.get(e); r !== 0; prev = r, r = lists.next.get(r)) {
+          for (let r = table.heads.get(e); r !== 0; prev = r, r = lists.nextOf(r)) {
             if (lists.node.get(r) !== slot) continue;
             this.unlink(table, e, prev, r);
             removed++;
@@ -146,19 +149,19 @@ export class OwnerIndex {
     return removed;
   }
 
-  /** The live owner slots of each hash, in the order they became owners. */
-  liveOwners(ns: string, hashes: Hashes, live: Uint8Array): number[][] {
+  /** The live owners of each hash (node slot and tier), in the order they became owners. */
+  liveOwners(ns: string, hashes: Hashes, live: Uint8Array): { slot: number; tier: BlockTier }[][] {
     const count = hashCount(hashes);
     const { packed, hashLen } = hashes;
     const table = this.table(ns, hashLen);
     const { lists } = this;
-    const out: number[][] = [];
+    const out: { slot: number; tier: BlockTier }[][] = [];
     for (let i = 0; i < count; i++) {
-      const owners: number[] = [];
+      const owners: { slot: number; tier: BlockTier }[] = [];
       const e = table ? table.find(packed, i * hashLen) : -1;
-      for (let r = e >= 0 ? table!.heads.get(e) : 0; r !== 0; r = lists.next.get(r)) {
+      for (let r = e >= 0 ? table!.heads.get(e) : 0; r !== 0; r = lists.nextOf(r)) {
         const n = lists.node.get(r);
-        if (live[n] === 1) owners.push(n);
+        if (live[n] === 1) owners.push({ slot: n, tier: lists.tierOf(r) });
       }
       out.push(owners);
     }
@@ -194,7 +197,7 @@ export class OwnerIndex {
         continue;
       }
       let r = table.heads.get(e);
-      while (r !== 0 && lists.node.get(r) !== slot) r = lists.next.get(r);
+      while (r !== 0 && lists.node.get(r) !== slot) r = lists.nextOf(r);
       if (r === 0) pairs++;
     }
     return { entries, pairs };
@@ -250,9 +253,9 @@ export class OwnerIndex {
   /** Unlinks owner record r (preceded by prev, 0 when r is the head) from entry e; drops the entry when empty. */
   private unlink(table: BlockTable, e: number, prev: number, r: number): void {
     const { lists } = this;
-    const next = lists.next.get(r);
+    const next = lists.nextOf(r);
     if (prev === 0) table.heads.set(e, next);
-    else lists.next.set(prev, next);
+    else lists.setNext(prev, next);
     this.ownedBySlot[lists.node.get(r)]!--;
     lists.release(r);
     table.owners--;

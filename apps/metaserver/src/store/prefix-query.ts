@@ -1,6 +1,7 @@
 // The prefix query, the metaserver's hot path (one call per engine query): for every live node holding hashes[0],
-// how many leading hashes it holds contiguously, best node first. Allocates nothing but its answer (scratch memory
+// how many leading hashes it holds contiguously (and how many of those only on SSD), best node first. Allocates nothing but its answer (scratch memory
 // is reused across queries).
+import { TIER_SSD } from '@kvfabric/common';
 import { hashCount, type OwnerIndex } from './owner-index.js';
 import { PrefixScratch } from './prefix-scratch.js';
 import type { NodeSessions } from './sessions.js';
@@ -43,14 +44,14 @@ export class PrefixQuery {
     // Candidates: the live owners of hashes[0] (a handful), each counting from `count` until a hole.
     const q = this.scratch;
     const stamp = q.begin(sessions.slotBound);
-    for (let r = table.heads.get(e0); r !== 0; r = lists.next.get(r)) {
+    for (let r = table.heads.get(e0); r !== 0; r = lists.nextOf(r)) {
       const n = lists.node.get(r);
       if (n === exclude || !sessions.liveAt(n, nowMs)) continue;
-      q.add(n, stamp, count);
+      q.add(n, stamp, count, lists.tierOf(r) === TIER_SSD ? 1 : 0);
     }
     const nc = q.count;
     if (nc === 0) return [];
-    const { mark, candOf } = q;
+    const { mark, candOf, seen, ssd } = q;
 
     let active = nc;
     const { heads } = table;
@@ -59,14 +60,19 @@ export class PrefixQuery {
       // chains are usually inserted in order: try the entry after hash i - 1's before probing the table
       e = table.findNear(packed, i * hashLen, e + 1, words);
       if (e >= 0) {
-        for (let r = heads.get(e); r !== 0; r = lists.next.get(r)) {
+        for (let r = heads.get(e); r !== 0; r = lists.nextOf(r)) {
           const slot = lists.node.get(r);
-          if (mark[slot] === stamp) q.seen[candOf[slot]!] = i;
+          if (mark[slot] !== stamp) continue;
+          const c = candOf[slot]!;
+          // still counting (seen at i - 1): this block extends its prefix
+          if (seen[c] !== i - 1) continue;
+          seen[c] = i;
+          if (lists.tierOf(r) === TIER_SSD) ssd[c]!++;
         }
       }
       for (let a = 0; a < active;) {
         const c = q.active[a]!;
-        if (q.seen[c] === i) {
+        if (seen[c] === i) {
           a++;
         } else {
           q.prefix[c] = i; // a hole (or the end of what this node holds) stops its count
@@ -84,6 +90,7 @@ export class PrefixQuery {
         transports: [...s.transports],
         poolUsedBytes: s.stats.poolUsedBytes,
         poolCapacityBytes: s.stats.poolCapacityBytes,
+        ssdBlocks: ssd[c]!,
       };
     }
     // insertion sort: answers hold a handful of nodes, and Array.prototype.sort allocates a work array per call

@@ -1,6 +1,7 @@
 // Reusable scratch memory for PrefixQuery, so a query allocates nothing but its answer.
 // Slot s (a node's interned slot) is query candidate candOf[s] while mark[s] === stamp; per candidate c: its node
-// slot, the prefix counted so far, the last hash index it was seen owning, and the list of still-counting ones.
+// slot, the prefix counted so far, the last hash index it was seen owning, how many of its prefix's blocks it holds
+// on SSD only, and the list of still-counting ones.
 
 export class PrefixScratch {
   mark = new Uint32Array(64);
@@ -8,6 +9,7 @@ export class PrefixScratch {
   slot = new Uint32Array(8);
   prefix = new Int32Array(8);
   seen = new Int32Array(8);
+  ssd = new Int32Array(8);
   active = new Int32Array(8);
   /** Number of candidates of the current query. */
   count = 0;
@@ -34,13 +36,14 @@ export class PrefixScratch {
     return this.stamp;
   }
 
-  /** Adds node slot `slot` as the next candidate, counting from `prefix`. */
-  add(slot: number, stamp: number, prefix: number): void {
+  /** Adds node slot `slot` as the next candidate, counting from `prefix`, with `ssd` blocks on SSD only so far. */
+  add(slot: number, stamp: number, prefix: number, ssd: number): void {
     const c = this.count;
     if (c === this.slot.length) this.grow();
     this.slot[c] = slot;
     this.prefix[c] = prefix;
     this.seen[c] = 0;
+    this.ssd[c] = ssd;
     this.active[c] = c;
     this.mark[slot] = stamp;
     this.candOf[slot] = c;
@@ -66,8 +69,10 @@ export class PrefixScratch {
     prefix.set(this.prefix);
     const seen = new Int32Array(n);
     seen.set(this.seen);
+    const ssd = new Int32Array(n);
+    ssd.set(this.ssd);
     const active = new Int32Array(n);
     active.set(this.active);
-    Object.assign(this, { slot, prefix, seen, active });
+    Object.assign(this, { slot, prefix, seen, ssd, active });
   }
 }

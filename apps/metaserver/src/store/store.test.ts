@@ -2,7 +2,7 @@
 // (sessions, owner-index, prefix-query); store-model.test.ts checks the whole against a reference model.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KvError } from '@kvfabric/common';
+import { KvError, TIER_BOTH, TIER_DRAM, TIER_SSD } from '@kvfabric/common';
 import { MetaStore } from './store.js';
 import { hashes, range } from './test-hashes.js';
 
@@ -128,7 +128,7 @@ test('stale nodes vanish from queries but stay in listNodes as stale', () => {
     store.queryPrefix(NS, hashes([1, 2, 3])).map((p) => [p.nodeId, p.prefixLen]),
     [['b', 2]],
   );
-  assert.deepEqual(store.queryOwners(NS, hashes([1, 3])), [[{ nodeId: 'b', addr: 'h:2' }], []]);
+  assert.deepEqual(store.queryOwners(NS, hashes([1, 3])), [[{ nodeId: 'b', addr: 'h:2', tier: TIER_DRAM }], []]);
   assert.deepEqual(
     store.listNodes().map((n) => [n.nodeId, n.state]),
     [
@@ -181,8 +181,8 @@ test('removal is owner-conditional', () => {
   store.insert('b', NS, hashes([2]));
   assert.equal(store.remove('b', NS, hashes([1, 2, 99])), 1);
   assert.deepEqual(store.queryOwners(NS, hashes([1, 2])), [
-    [{ nodeId: 'a', addr: 'h:1' }],
-    [{ nodeId: 'a', addr: 'h:1' }],
+    [{ nodeId: 'a', addr: 'h:1', tier: TIER_DRAM }],
+    [{ nodeId: 'a', addr: 'h:1', tier: TIER_DRAM }],
   ]);
   assert.equal(store.remove('a', NS, hashes([2])), 1);
   assert.equal(store.remove('a', NS, hashes([2])), 0);
@@ -226,9 +226,9 @@ test("a heartbeating node's ownerships outlive the ttl; a silent node's go after
     if (i > 2) assert.deepEqual(r, { droppedSessions: 0, droppedOwners: 0 });
   }
   assert.deepEqual(store.queryOwners(NS, hashes([1, 2, 3, 4])), [
-    [{ nodeId: 'a', addr: 'h:1' }],
-    [{ nodeId: 'a', addr: 'h:1' }],
-    [{ nodeId: 'a', addr: 'h:1' }],
+    [{ nodeId: 'a', addr: 'h:1', tier: TIER_DRAM }],
+    [{ nodeId: 'a', addr: 'h:1', tier: TIER_DRAM }],
+    [{ nodeId: 'a', addr: 'h:1', tier: TIER_DRAM }],
     [],
   ]);
   assert.deepEqual(
@@ -314,4 +314,72 @@ test('malformed lists are refused by the store too', () => {
     /^INVALID_ARGUMENT: hashes.hash_len/,
   );
   assert.equal(store.owners, 0);
+});
+
+test('tiers: each (block, owner) keeps its own; re-inserting sets it; owners and prefixes answer it', () => {
+  const { store, join } = setup();
+  join('a', 'h:1');
+  join('b', 'h:2', 10n); // more pool used than a: a wins prefix ties
+  join('c', 'h:3');
+  store.insert('a', NS, hashes([1, 2, 3]));
+  assert.equal(store.insert('b', NS, hashes([1, 2, 3, 4]), TIER_SSD).inserted, 4);
+  assert.equal(store.insert('a', NS, hashes([2]), TIER_BOTH).inserted, 0, 'a tier change adds no pair');
+  store.insert('c', NS, hashes([1, 2, 4]), TIER_SSD); // a hole at 3
+  assert.deepEqual(store.queryOwners(NS, hashes([1, 2, 4])), [
+    [
+      { nodeId: 'a', addr: 'h:1', tier: TIER_DRAM },
+      { nodeId: 'b', addr: 'h:2', tier: TIER_SSD },
+      { nodeId: 'c', addr: 'h:3', tier: TIER_SSD },
+    ],
+    [
+      { nodeId: 'a', addr: 'h:1', tier: TIER_BOTH },
+      { nodeId: 'b', addr: 'h:2', tier: TIER_SSD },
+      { nodeId: 'c', addr: 'h:3', tier: TIER_SSD },
+    ],
+    [
+      { nodeId: 'b', addr: 'h:2', tier: TIER_SSD },
+      { nodeId: 'c', addr: 'h:3', tier: TIER_SSD },
+    ],
+  ]);
+  const prefix = () => store.queryPrefix(NS, hashes([1, 2, 3, 4, 5])).map((p) => [p.nodeId, p.prefixLen, p.ssdBlocks]);
+  // c's SSD blocks past its hole are not part of its prefix
+  assert.deepEqual(prefix(), [
+    ['b', 4, 4],
+    ['a', 3, 0],
+    ['c', 2, 2],
+  ]);
+  store.insert('b', NS, hashes([2, 3]), TIER_BOTH); // promoted into DRAM
+  store.insert('c', NS, hashes([1]), TIER_DRAM); // its SSD copy went
+  assert.deepEqual(prefix(), [
+    ['b', 4, 2],
+    ['a', 3, 0],
+    ['c', 2, 1],
+  ]);
+  // a removal and re-insertion starts from the new insert's tier
+  store.remove('b', NS, hashes([1]));
+  store.insert('b', NS, hashes([1]));
+  assert.deepEqual(
+    store.queryOwners(NS, hashes([1]))[0]!.map((o) => [o.nodeId, o.tier]),
+    [
+      ['a', TIER_DRAM],
+      ['c', TIER_DRAM],
+      ['b', TIER_DRAM],
+    ],
+  );
+  assert.deepEqual([store.blocks, store.owners], [4, 10]);
+});
+
+test('the tier of a prefix candidate whose first block is on SSD counts too', () => {
+  const { store, join } = setup();
+  join('a', 'h:1');
+  store.insert('a', NS, hashes([1]), TIER_SSD);
+  store.insert('a', NS, hashes([2]), TIER_BOTH);
+  assert.deepEqual(
+    store.queryPrefix(NS, hashes([1, 2])).map((p) => [p.prefixLen, p.ssdBlocks]),
+    [[2, 1]],
+  );
+  assert.deepEqual(
+    store.queryPrefix(NS, hashes([1])).map((p) => [p.prefixLen, p.ssdBlocks]),
+    [[1, 1]],
+  );
 });

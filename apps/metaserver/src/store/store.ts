@@ -8,12 +8,13 @@
 // retention window: min(ttl, sessionDrop), never shorter than the stale window. A node that comes back after that
 // is registered anew and re-advertises its blocks.
 import { randomBytes } from 'node:crypto';
-import { KvError, echo } from '@kvfabric/common';
+import { KvError, TIER_DRAM, echo, type BlockTier } from '@kvfabric/common';
 import { NO_INDEX_LIMITS, checkInsertLimits } from './index-limits.js';
 import { OwnerIndex } from './owner-index.js';
 import { PrefixQuery } from './prefix-query.js';
 import { NodeSessions, type NodeSession } from './sessions.js';
 import type {
+  BlockOwner,
   Hashes,
   HeartbeatResult,
   HeartbeatInput,
@@ -22,7 +23,6 @@ import type {
   MetaStoreOptions,
   NamespaceView,
   NodePrefixResult,
-  NodeRef,
   NodeView,
   StoreStats,
   SweepResult,
@@ -93,11 +93,14 @@ export class MetaStore {
 
   // ---- index updates ----
 
-  /** Makes nodeId an owner of each hash; QUOTA_EXCEEDED (nothing inserted) when that would pass a limit. */
-  insert(nodeId: string, ns: string, hashes: Hashes): InsertResult {
+  /**
+   * Makes nodeId an owner of each hash, holding it in `tier` (also the new tier of the hashes it owns already);
+   * QUOTA_EXCEEDED (nothing inserted) when that would pass a limit.
+   */
+  insert(nodeId: string, ns: string, hashes: Hashes, tier: BlockTier = TIER_DRAM): InsertResult {
     const { slot } = this.requireSession(nodeId);
     checkInsertLimits(this.index, this.limits, slot, nodeId, ns, hashes);
-    return this.index.insert(slot, ns, hashes, this.sessions.liveSlots(this.clock()));
+    return this.index.insert(slot, ns, hashes, this.sessions.liveSlots(this.clock()), tier);
   }
 
   /** Removes nodeId's ownership of each hash; other owners are untouched. Returns pairs removed. */
@@ -113,13 +116,13 @@ export class MetaStore {
     return this.prefixQuery.run(ns, hashes, excludeNodeId, this.clock());
   }
 
-  /** The live owners of each hash, in the order they became owners. */
-  queryOwners(ns: string, hashes: Hashes): NodeRef[][] {
-    const slots = this.index.liveOwners(ns, hashes, this.sessions.liveSlots(this.clock()));
-    return slots.map((list) =>
-      list.map((slot) => {
+  /** The live owners of each hash and where each holds it, in the order they became owners. */
+  queryOwners(ns: string, hashes: Hashes): BlockOwner[][] {
+    const owners = this.index.liveOwners(ns, hashes, this.sessions.liveSlots(this.clock()));
+    return owners.map((list) =>
+      list.map(({ slot, tier }) => {
         const s = this.sessions.atSlot(slot)!;
-        return { nodeId: s.nodeId, addr: s.addr };
+        return { nodeId: s.nodeId, addr: s.addr, tier };
       }),
     );
   }

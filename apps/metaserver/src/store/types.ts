@@ -1,4 +1,5 @@
 // Shapes of the store's inputs and answers (plain data; the service maps them to protobuf messages).
+import type { BlockTier } from '@kvfabric/common';
 
 /** What a node reports about its memory pool with each heartbeat. */
 export interface NodeStatsInput {
@@ -63,11 +64,18 @@ export interface NodeRef {
   addr: string;
 }
 
+/** One owner of a block, and where it holds it. */
+export interface BlockOwner extends NodeRef {
+  tier: BlockTier;
+}
+
 export interface NodePrefixResult extends NodeRef {
   prefixLen: number;
   transports: number[];
   poolUsedBytes: bigint;
   poolCapacityBytes: bigint;
+  /** Of the prefixLen blocks, how many the node holds on SSD only. */
+  ssdBlocks: number;
 }
 
 export interface NodeView extends NodeRef {

@@ -4,6 +4,7 @@
 // record carries: a block seals only when all of its pages match. A block that differs is dropped from the SSD and
 // counted; one whose namespace's geometry changed since it was written is not reused. Promoted blocks are pulled
 // copies in the DRAM index (evicted first: the SSD still holds them).
+import { TIER_BOTH } from '@kvfabric/common';
 import { BlockClass } from '../block-index.js';
 import type { NamespaceInfo } from '../namespaces.js';
 import { extentBytes, sameLayout, type SsdEntry } from './ssd-catalog.js';
@@ -127,6 +128,7 @@ export class SsdPromoter {
         }
         index.unpin(l.slot);
         catalog.touch(l.e);
+        this.tier.listener?.moved(l.e.namespace, l.e.hash, TIER_BOTH);
         counters.promotedBlocks++;
         counters.readBytes += ns.shards * ns.pageBytes;
         if (!broken) leading++;

@@ -1,5 +1,6 @@
 // What the SSD tier's parts share (types only): the tier's options, counters and the core the writer and the
 // promoter work against (SsdTier implements it).
+import type { BlockTier } from '@kvfabric/common';
 import type { Pool, SsdEngine } from '@kvfabric/native';
 import type { Logger } from '@kvfabric/common/observability';
 import type { BlockIndex } from '../block-index.js';
@@ -48,6 +49,8 @@ export interface SsdCounters {
 export interface SsdListener {
   /** A block left the node: neither in DRAM nor on SSD now. */
   removed(namespace: string, hash: Uint8Array): void;
+  /** A block the node holds moved: written to SSD or promoted (both), or its SSD copy went (dram). */
+  moved(namespace: string, hash: Uint8Array, tier: BlockTier): void;
 }
 
 /** The tier as its writer and promoter see it. */

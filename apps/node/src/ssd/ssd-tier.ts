@@ -4,7 +4,7 @@
 // (ssd-promoter.ts); each drive's journal makes what is on SSD durable across a restart, and a restarted node
 // advertises it at once. A drive whose I/O fails is taken out of service (logged, counted); the node keeps
 // serving from DRAM and the other drives.
-import { toKvError } from '@kvfabric/common';
+import { TIER_DRAM, toKvError } from '@kvfabric/common';
 import type { EvictedBlock } from '../eviction.js';
 import type { NamespaceInfo } from '../namespaces.js';
 import { extentBytes, SsdCatalog, type SsdEntry } from './ssd-catalog.js';
@@ -116,7 +116,7 @@ export class SsdTier implements SsdTierCore {
     return false;
   }
 
-  /** Blocks sealed in DRAM (saves, pulls, promotions excluded): the writer may take them (write-through). */
+  /** Blocks sealed in DRAM by saves and pulls (promotions excluded): the writer may take them (write-through). */
   sealed(ns: NamespaceInfo, packed: Uint8Array, hashLen: number): void {
     this.writer.sealed(ns, packed, hashLen);
   }
@@ -129,14 +129,15 @@ export class SsdTier implements SsdTierCore {
   }
 
   /**
-   * Forgets an entry (its extent is free again) and journals that; the listener hears of the block when DRAM does
-   * not hold it either (`dramHolds`: whether it does).
+   * Forgets an entry (its extent is free again) and journals that; the listener hears that the block left the node,
+   * or that it is in DRAM only now (`dramHolds`: whether DRAM holds it).
    */
   forget(e: SsdEntry, dramHolds: boolean): Promise<void> {
     if (!this.catalog.remove(e)) return Promise.resolve();
     const drive = this.drives[e.drive]!;
     drive.extents.free(e.offset, extentBytes(e.layout));
-    if (!dramHolds) this.listener?.removed(e.namespace, e.hash);
+    if (dramHolds) this.listener?.moved(e.namespace, e.hash, TIER_DRAM);
+    else this.listener?.removed(e.namespace, e.hash);
     if (!drive.inService) return Promise.resolve();
     return drive.journal
       .append([{ kind: 'drop', file: e.drive, offset: e.offset }])
@@ -153,10 +154,11 @@ export class SsdTier implements SsdTierCore {
     for (const e of [...this.catalog.entries(drive.index)]) {
       this.catalog.remove(e);
       const ns = this.opts.namespaces.byNameOrUndefined(e.namespace);
-      if (!ns || this.opts.index.lookup(ns.id, e.hash, 0, e.hash.length) < 0) {
+      const slot = ns ? this.opts.index.lookup(ns.id, e.hash, 0, e.hash.length) : -1;
+      if (slot < 0 || !this.opts.index.isSealed(slot)) {
         this.listener?.removed(e.namespace, e.hash);
         lost++;
-      }
+      } else this.listener?.moved(e.namespace, e.hash, TIER_DRAM);
     }
     this.opts.logger.error(
       { path: drive.dir, err: drive.reason, blocksLost: lost },

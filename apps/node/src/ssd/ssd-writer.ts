@@ -5,6 +5,7 @@
 // (evicting the least recently used SSD extents, journalled as drops first), writes the pages straight from the
 // pool (one native batch per drive), and only once the bytes are durable journals them and lists them in the
 // catalog; then unpins. A block DRAM evicted before its round is dropped and counted (SsdTier.dramEvicted).
+import { TIER_BOTH, TIER_DRAM } from '@kvfabric/common';
 import type { NamespaceInfo } from '../namespaces.js';
 import { extentBytes, type SsdEntry } from './ssd-catalog.js';
 import { putOf, type SsdDrive } from './ssd-drives.js';
@@ -169,6 +170,7 @@ export class SsdWriter {
     const ns = namespaces.byNameOrUndefined(e.namespace);
     const slot = ns ? index.lookup(ns.id, e.hash, 0, e.hash.length) : -1;
     if (slot < 0 || !index.isSealed(slot)) this.tier.listener?.removed(e.namespace, e.hash);
+    else this.tier.listener?.moved(e.namespace, e.hash, TIER_DRAM);
   }
 
   /** Writes the blocks to their extents of `drive`; returns how many are on SSD now. */
@@ -208,7 +210,10 @@ export class SsdWriter {
         entries.push({ drive: drive.index, offset, namespace, layout, hash: c.hash, checksums: sums, pins: 0 });
       }
       await drive.journal.append(entries.map(putOf));
-      for (const e of entries) this.tier.catalog.add(e);
+      for (const e of entries) {
+        this.tier.catalog.add(e);
+        this.tier.listener?.moved(e.namespace, e.hash, TIER_BOTH); // pinned in DRAM for the write: held in both
+      }
       this.tier.counters.writtenBlocks += entries.length;
       this.tier.counters.writtenBytes += lengths.reduce((n, l) => n + l, 0);
       await this.tier.maybeCompact(drive);

@@ -22,6 +22,57 @@ import {
 } from "@grpc/grpc-js";
 import { HashList, TransportKind, transportKindFromJSON, transportKindToJSON } from "./common.js";
 
+/**
+ * Where a node holds a block: its DRAM pool, its SSD tier, or both. A node that sends no tier (older nodes) holds
+ * its blocks in DRAM.
+ */
+export enum BlockTier {
+  /** BLOCK_TIER_UNSPECIFIED - read as DRAM */
+  BLOCK_TIER_UNSPECIFIED = 0,
+  BLOCK_TIER_DRAM = 1,
+  /** BLOCK_TIER_SSD - served after a read from the node's SSD */
+  BLOCK_TIER_SSD = 2,
+  BLOCK_TIER_BOTH = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function blockTierFromJSON(object: any): BlockTier {
+  switch (object) {
+    case 0:
+    case "BLOCK_TIER_UNSPECIFIED":
+      return BlockTier.BLOCK_TIER_UNSPECIFIED;
+    case 1:
+    case "BLOCK_TIER_DRAM":
+      return BlockTier.BLOCK_TIER_DRAM;
+    case 2:
+    case "BLOCK_TIER_SSD":
+      return BlockTier.BLOCK_TIER_SSD;
+    case 3:
+    case "BLOCK_TIER_BOTH":
+      return BlockTier.BLOCK_TIER_BOTH;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return BlockTier.UNRECOGNIZED;
+  }
+}
+
+export function blockTierToJSON(object: BlockTier): string {
+  switch (object) {
+    case BlockTier.BLOCK_TIER_UNSPECIFIED:
+      return "BLOCK_TIER_UNSPECIFIED";
+    case BlockTier.BLOCK_TIER_DRAM:
+      return "BLOCK_TIER_DRAM";
+    case BlockTier.BLOCK_TIER_SSD:
+      return "BLOCK_TIER_SSD";
+    case BlockTier.BLOCK_TIER_BOTH:
+      return "BLOCK_TIER_BOTH";
+    case BlockTier.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum NodeState {
   NODE_STATE_UNSPECIFIED = 0,
   NODE_STATE_LIVE = 1,
@@ -101,7 +152,14 @@ export interface UnregisterResponse {
 export interface InsertBlocksRequest {
   nodeId: string;
   namespace: string;
-  hashes: HashList | undefined;
+  hashes:
+    | HashList
+    | undefined;
+  /**
+   * Where node_id holds every hash of this request. Inserting a hash the node already owns sets its tier (a block
+   * that moved between DRAM and SSD is re-inserted with its new tier).
+   */
+  tier: BlockTier;
 }
 
 export interface InsertBlocksResponse {
@@ -142,6 +200,8 @@ export interface NodePrefix {
   transports: TransportKind[];
   poolUsedBytes: bigint;
   poolCapacityBytes: bigint;
+  /** of the prefix_len blocks, how many the node holds on SSD only */
+  ssdBlocks: number;
 }
 
 export interface QueryPrefixResponse {
@@ -186,6 +246,8 @@ export interface BlockOwners {
   nodeIds: string[];
   /** addrs[i] belongs to node_ids[i] */
   addrs: string[];
+  /** where node_ids[i] holds the block (never UNSPECIFIED) */
+  tiers: BlockTier[];
 }
 
 export interface QueryOwnersResponse {
@@ -845,7 +907,7 @@ export const UnregisterResponse: MessageFns<UnregisterResponse> = {
 };
 
 function createBaseInsertBlocksRequest(): InsertBlocksRequest {
-  return { nodeId: "", namespace: "", hashes: undefined };
+  return { nodeId: "", namespace: "", hashes: undefined, tier: 0 };
 }
 
 export const InsertBlocksRequest: MessageFns<InsertBlocksRequest> = {
@@ -858,6 +920,9 @@ export const InsertBlocksRequest: MessageFns<InsertBlocksRequest> = {
     }
     if (message.hashes !== undefined) {
       HashList.encode(message.hashes, writer.uint32(26).fork()).join();
+    }
+    if (message.tier !== 0) {
+      writer.uint32(32).int32(message.tier);
     }
     return writer;
   },
@@ -899,6 +964,14 @@ export const InsertBlocksRequest: MessageFns<InsertBlocksRequest> = {
             message.hashes = HashList.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.tier = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -920,6 +993,7 @@ export const InsertBlocksRequest: MessageFns<InsertBlocksRequest> = {
         : "",
       namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
       hashes: isSet(object.hashes) ? HashList.fromJSON(object.hashes) : undefined,
+      tier: isSet(object.tier) ? blockTierFromJSON(object.tier) : 0,
     };
   },
 
@@ -934,6 +1008,9 @@ export const InsertBlocksRequest: MessageFns<InsertBlocksRequest> = {
     if (message.hashes !== undefined) {
       obj.hashes = HashList.toJSON(message.hashes);
     }
+    if (message.tier !== 0) {
+      obj.tier = blockTierToJSON(message.tier);
+    }
     return obj;
   },
 
@@ -947,6 +1024,7 @@ export const InsertBlocksRequest: MessageFns<InsertBlocksRequest> = {
     message.hashes = (object.hashes !== undefined && object.hashes !== null)
       ? HashList.fromPartial(object.hashes)
       : undefined;
+    message.tier = object.tier ?? 0;
     return message;
   },
 };
@@ -1366,7 +1444,7 @@ export const QueryPrefixRequest: MessageFns<QueryPrefixRequest> = {
 };
 
 function createBaseNodePrefix(): NodePrefix {
-  return { nodeId: "", addr: "", prefixLen: 0, transports: [], poolUsedBytes: 0n, poolCapacityBytes: 0n };
+  return { nodeId: "", addr: "", prefixLen: 0, transports: [], poolUsedBytes: 0n, poolCapacityBytes: 0n, ssdBlocks: 0 };
 }
 
 export const NodePrefix: MessageFns<NodePrefix> = {
@@ -1398,6 +1476,9 @@ export const NodePrefix: MessageFns<NodePrefix> = {
         throw new globalThis.Error("value provided for field message.poolCapacityBytes of type uint64 too large");
       }
       writer.uint32(48).uint64(message.poolCapacityBytes);
+    }
+    if (message.ssdBlocks !== 0) {
+      writer.uint32(56).uint32(message.ssdBlocks);
     }
     return writer;
   },
@@ -1473,6 +1554,14 @@ export const NodePrefix: MessageFns<NodePrefix> = {
             message.poolCapacityBytes = reader.uint64() as bigint;
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.ssdBlocks = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1511,6 +1600,11 @@ export const NodePrefix: MessageFns<NodePrefix> = {
         : isSet(object.pool_capacity_bytes)
         ? BigInt(object.pool_capacity_bytes)
         : 0n,
+      ssdBlocks: isSet(object.ssdBlocks)
+        ? globalThis.Number(object.ssdBlocks)
+        : isSet(object.ssd_blocks)
+        ? globalThis.Number(object.ssd_blocks)
+        : 0,
     };
   },
 
@@ -1534,6 +1628,9 @@ export const NodePrefix: MessageFns<NodePrefix> = {
     if (message.poolCapacityBytes !== 0n) {
       obj.poolCapacityBytes = message.poolCapacityBytes.toString();
     }
+    if (message.ssdBlocks !== 0) {
+      obj.ssdBlocks = Math.round(message.ssdBlocks);
+    }
     return obj;
   },
 
@@ -1552,6 +1649,7 @@ export const NodePrefix: MessageFns<NodePrefix> = {
     message.poolCapacityBytes = (object.poolCapacityBytes !== undefined && object.poolCapacityBytes !== null)
       ? BigInt(object.poolCapacityBytes)
       : 0n;
+    message.ssdBlocks = object.ssdBlocks ?? 0;
     return message;
   },
 };
@@ -2062,7 +2160,7 @@ export const QueryOwnersRequest: MessageFns<QueryOwnersRequest> = {
 };
 
 function createBaseBlockOwners(): BlockOwners {
-  return { nodeIds: [], addrs: [] };
+  return { nodeIds: [], addrs: [], tiers: [] };
 }
 
 export const BlockOwners: MessageFns<BlockOwners> = {
@@ -2072,6 +2170,13 @@ export const BlockOwners: MessageFns<BlockOwners> = {
     }
     for (const v of message.addrs) {
       writer.uint32(18).string(v!);
+    }
+    if (message.tiers.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.tiers) {
+        writer.int32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -2105,6 +2210,24 @@ export const BlockOwners: MessageFns<BlockOwners> = {
             message.addrs.push(reader.string());
             continue;
           }
+          case 3: {
+            if (tag === 24) {
+              message.tiers.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.tiers.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2125,6 +2248,7 @@ export const BlockOwners: MessageFns<BlockOwners> = {
         ? object.node_ids.map((e: any) => globalThis.String(e))
         : [],
       addrs: globalThis.Array.isArray(object?.addrs) ? object.addrs.map((e: any) => globalThis.String(e)) : [],
+      tiers: globalThis.Array.isArray(object?.tiers) ? object.tiers.map((e: any) => blockTierFromJSON(e)) : [],
     };
   },
 
@@ -2136,6 +2260,9 @@ export const BlockOwners: MessageFns<BlockOwners> = {
     if (message.addrs?.length) {
       obj.addrs = message.addrs;
     }
+    if (message.tiers?.length) {
+      obj.tiers = message.tiers.map((e) => blockTierToJSON(e));
+    }
     return obj;
   },
 
@@ -2146,6 +2273,7 @@ export const BlockOwners: MessageFns<BlockOwners> = {
     const message = createBaseBlockOwners();
     message.nodeIds = object.nodeIds?.map((e) => e) || [];
     message.addrs = object.addrs?.map((e) => e) || [];
+    message.tiers = object.tiers?.map((e) => e) || [];
     return message;
   },
 };
