@@ -33,7 +33,7 @@ export interface SsdFileOptions {
   engine?: SsdEngine;
   /** io_uring entries: page operations in flight (default 64). */
   queueDepth?: number;
-  /** Checksum threads beside the io_uring ring, or pread/pwrite threads of the fallback (default 4). */
+  /** pread/pwrite threads of the fallback (default 4). */
   threads?: number;
 }
 

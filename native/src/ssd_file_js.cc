@@ -79,7 +79,7 @@ class SsdFile : public Napi::ObjectWrap<SsdFile> {
     if (size_ % kSsdAlign != 0) throw CodedError(env, code::kInvalidArgument, "sizeBytes: expected a multiple of 4096");
     std::string err = OpenDirect(path_, size_, &fd_);
     if (!err.empty()) throw CodedError(env, kSsdFailed, err);
-    if (engine != "threads") io_ = SsdIo::Uring(depth, threads, &counters_, &faults_, &fallback_reason_);
+    if (engine != "threads") io_ = SsdIo::Uring(depth, &counters_, &faults_, &fallback_reason_);
     if (!io_ && engine == "io_uring") {
       close(fd_);
       throw CodedError(env, kSsdFailed, path_ + ": io_uring unavailable: " + fallback_reason_);

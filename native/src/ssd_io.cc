@@ -18,7 +18,7 @@ void SsdFail(SsdBatch& b, int err, const std::string& what) {
   b.err.store(err);
 }
 
-bool SsdPrepare(SsdBatch& b, size_t i, SsdCounters* c, bool sum) {
+bool SsdPrepare(SsdBatch& b, size_t i, SsdCounters* c) {
   SsdOp& op = b.ops[i];
   op.io_len = SsdRoundUp(op.len);
   op.buf = op.mem;
@@ -33,7 +33,7 @@ bool SsdPrepare(SsdBatch& b, size_t i, SsdCounters* c, bool sum) {
     c->bounced++;
   }
   if (b.write) {
-    if (sum) b.sums[i] = PageChecksum(op.mem, op.len);
+    b.sums[i] = PageChecksum(op.mem, op.len);
     if (op.buf != op.mem) {
       std::memcpy(op.buf, op.mem, op.len);
       std::memset(op.buf + op.len, 0, op.io_len - op.len);
@@ -133,7 +133,7 @@ class ThreadIo : public SsdIo {
   }
 
   void Run(SsdBatch& b, size_t i) {
-    if (b.err.load() != 0 || !SsdPrepare(b, i, counters_, true)) return;
+    if (b.err.load() != 0 || !SsdPrepare(b, i, counters_)) return;
     if (faults_->Take()) return SsdComplete(b, i, EIO, counters_);
     SsdOp& op = b.ops[i];
     while (op.done < op.io_len) {
@@ -156,53 +156,6 @@ class ThreadIo : public SsdIo {
 };
 
 }  // namespace
-
-SsdSumPool::SsdSumPool(uint32_t threads, SsdCounters* counters) : counters_(counters) {
-  for (uint32_t t = 0; t < threads; t++) threads_.emplace_back([this] { Worker(); });
-}
-
-void SsdSumPool::Post(SsdBatch* b, size_t op) { Post(b, op, op + 1); }
-
-void SsdSumPool::Post(SsdBatch* b, size_t first, size_t end) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (size_t i = first; i < end; i++) queue_.emplace_back(b, i);
-  }
-  if (end - first == 1)
-    cv_.notify_one();
-  else
-    cv_.notify_all();
-}
-
-void SsdSumPool::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stop_) return;
-    stop_ = true;
-  }
-  cv_.notify_all();
-  for (auto& t : threads_) t.join();
-}
-
-void SsdSumPool::Worker() {
-  for (;;) {
-    std::pair<SsdBatch*, size_t> it;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
-      it = queue_.front();
-      queue_.pop_front();
-    }
-    SsdBatch* b = it.first;
-    SsdOp& op = b->ops[it.second];
-    if (!b->write)
-      SsdComplete(*b, it.second, 0, counters_);
-    else if (b->err.load() == 0)
-      b->sums[it.second] = PageChecksum(op.mem, op.len);
-    if (--b->remaining == 0) SsdFinish(std::unique_ptr<SsdBatch>(b), counters_);
-  }
-}
 
 std::unique_ptr<SsdIo> SsdIo::Threads(uint32_t threads, SsdCounters* counters, SsdFaults* faults) {
   return std::make_unique<ThreadIo>(threads, counters, faults);

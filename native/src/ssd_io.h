@@ -1,13 +1,11 @@
 // The SSD tier's I/O: batches of page reads and writes between pool memory and one O_DIRECT file, run off the JS
 // thread. Two engines behind one interface: io_uring (liburing; one native thread owns the ring and keeps up to
-// `depth` operations in flight, a batch's operations submitted together, while a few checksum threads sum what it
-// writes and verify what it read) and, where io_uring is unavailable (seccomp, old kernels), pread/pwrite on a few
-// threads (each sums and verifies its own pages). Pure C++ (no napi): ssd_file_js.cc settles Promises
+// `depth` operations in flight, a batch's operations submitted together) and, where io_uring is unavailable
+// (seccomp, old kernels), pread/pwrite on a few threads. Pure C++ (no napi): ssd_file_js.cc settles Promises
 // from `SsdBatch::done`.
 //
-// Every page carries an XXH3-64 content checksum: a write sums each page (while it is written: the page is pinned
-// and unchanged) and hands the sums back; a read compares each page it landed with the expected sum and flags those
-// that differ. A write batch ends
+// Every page carries an XXH3-64 content checksum: a write sums each page before it is submitted and hands the sums
+// back; a read compares each page it landed with the expected sum and flags those that differ. A write batch ends
 // with fdatasync, so "done" means durable. Pages whose address and length are multiples of kSsdAlign go straight
 // from and to the pool; others go through an aligned bounce buffer (the file slot is rounded up).
 #pragma once
@@ -89,40 +87,16 @@ class SsdIo {
   // Finishes what was submitted, then joins the threads. Idempotent.
   virtual void Stop() = 0;
 
-  // An io_uring engine of `depth` entries with `sum_threads` checksum threads, or nullptr with `*why` when the
-  // kernel refuses one.
-  static std::unique_ptr<SsdIo> Uring(uint32_t depth, uint32_t sum_threads, SsdCounters* counters, SsdFaults* faults,
-                                      std::string* why);
+  // An io_uring engine of `depth` entries, or nullptr with `*why` when the kernel refuses one.
+  static std::unique_ptr<SsdIo> Uring(uint32_t depth, SsdCounters* counters, SsdFaults* faults, std::string* why);
   static std::unique_ptr<SsdIo> Threads(uint32_t threads, SsdCounters* counters, SsdFaults* faults);
 };
 
-// Shared steps of both engines (ssd_io.cc). Before submitting op i: fill the bounce buffer and, with `sum`, sum it
-// (write). After it completed: copy the bounce buffer out and verify (read). When the last op ended: fdatasync
-// (write) and `done`.
-bool SsdPrepare(SsdBatch& b, size_t i, SsdCounters* c, bool sum);
+// Shared steps of both engines (ssd_io.cc). Before submitting op i: sum (write) and fill the bounce buffer. After it
+// completed: copy the bounce buffer out and verify (read). When the last op ended: fdatasync (write) and `done`.
+bool SsdPrepare(SsdBatch& b, size_t i, SsdCounters* c);
 void SsdComplete(SsdBatch& b, size_t i, int res_errno, SsdCounters* c);
 void SsdFinish(std::unique_ptr<SsdBatch> b, SsdCounters* c);
 void SsdFail(SsdBatch& b, int err, const std::string& what);
-
-// The io_uring engine's checksum threads: Post(b, i) sums page i of a write batch, or completes page i of a read
-// batch that landed (bounce copy, verify); each task then counts down the batch's `remaining` and the thread that
-// ends it finishes the batch. Stop() runs what is queued, then joins. Idempotent.
-class SsdSumPool {
- public:
-  SsdSumPool(uint32_t threads, SsdCounters* counters);
-  ~SsdSumPool() { Stop(); }
-  void Post(SsdBatch* b, size_t op);
-  void Post(SsdBatch* b, size_t first, size_t end);  // ops [first, end) of one batch
-  void Stop();
-
- private:
-  void Worker();
-  SsdCounters* counters_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::pair<SsdBatch*, size_t>> queue_;
-  std::vector<std::thread> threads_;
-  bool stop_ = false;
-};
 
 }  // namespace kvf

@@ -1,8 +1,6 @@
 // The io_uring engine of the SSD tier (ssd_io.h): one native thread owns the ring. It takes submitted batches in
 // order, keeps up to `depth` page operations in flight (a batch's operations go in one io_uring_submit, as many as
-// fit), reaps completions and resubmits short transfers. Checksums run beside it on the checksum threads
-// (SsdSumPool): a write batch's pages are summed while they are written, a read's pages verified as they land, so
-// the ring thread only moves I/O. A batch finishes when its last operation and its last checksum task ended.
+// fit), reaps completions, resubmits short transfers, and finishes a batch when its last operation ended.
 #include <liburing.h>
 
 #include <cerrno>
@@ -17,8 +15,8 @@ namespace {
 
 class UringIo : public SsdIo {
  public:
-  UringIo(uint32_t depth, uint32_t sum_threads, SsdCounters* counters, SsdFaults* faults)
-      : depth_(depth), counters_(counters), faults_(faults), sums_(sum_threads, counters) {
+  UringIo(uint32_t depth, SsdCounters* counters, SsdFaults* faults)
+      : depth_(depth), counters_(counters), faults_(faults) {
     init_rc_ = io_uring_queue_init(depth, &ring_, 0);
     if (init_rc_ == 0) thread_ = std::thread([this] { Loop(); });
   }
@@ -31,14 +29,10 @@ class UringIo : public SsdIo {
 
   void Submit(std::unique_ptr<SsdBatch> batch) override {
     counters_->batches_in_flight++;
-    SsdBatch* b = batch.release();
-    size_t n = b->ops.size();
-    // a write counts each page twice: its I/O and its sum (summed while it is written)
-    b->remaining = static_cast<uint32_t>(b->write ? 2 * n : n);
-    if (b->write) sums_.Post(b, 0, n);
+    batch->remaining = static_cast<uint32_t>(batch->ops.size());
     {
       std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back(b);
+      queue_.push_back(batch.release());
     }
     cv_.notify_one();
   }
@@ -51,7 +45,6 @@ class UringIo : public SsdIo {
     }
     cv_.notify_one();
     if (thread_.joinable()) thread_.join();
-    sums_.Stop();  // after the ring: it hands read pages to the checksum threads until its last completion
   }
 
  private:
@@ -94,7 +87,7 @@ class UringIo : public SsdIo {
     }
     while (inflight_ < depth_ && !active_.empty()) {
       SsdBatch* b = active_.front().batch;
-      if (b->ops.empty()) {  // nothing to write or sum
+      if (b->ops.empty()) {
         active_.pop_front();
         SsdFinish(std::unique_ptr<SsdBatch>(b), counters_);
         continue;
@@ -102,7 +95,7 @@ class UringIo : public SsdIo {
       size_t i = active_.front().next++;
       // off the list before its last op can end the batch (EndOp frees it)
       if (i + 1 == b->ops.size()) active_.pop_front();
-      if (b->err.load() != 0 || !SsdPrepare(*b, i, counters_, false)) {
+      if (b->err.load() != 0 || !SsdPrepare(*b, i, counters_)) {
         EndOp(b);
         continue;
       }
@@ -155,12 +148,8 @@ class UringIo : public SsdIo {
       op.done += static_cast<uint64_t>(res);
       if (op.done < op.io_len) return retry_.push_back(t);  // short transfer: the rest
     }
-    int err = res < 0 ? -res : (res == 0 ? EIO : 0);
-    size_t i = t->op;
+    SsdComplete(*b, t->op, res < 0 ? -res : (res == 0 ? EIO : 0), counters_);
     delete t;
-    // a read that landed is verified on a checksum thread, which ends the op
-    if (err == 0 && !b->write) return sums_.Post(b, i);
-    SsdComplete(*b, i, err, counters_);
     EndOp(b);
   }
 
@@ -182,13 +171,11 @@ class UringIo : public SsdIo {
   std::vector<SsdBatch*> queue_;
   bool stop_ = false;
   std::thread thread_;
-  SsdSumPool sums_;
 };
 
 }  // namespace
 
-std::unique_ptr<SsdIo> SsdIo::Uring(uint32_t depth, uint32_t sum_threads, SsdCounters* counters, SsdFaults* faults,
-                                    std::string* why) {
+std::unique_ptr<SsdIo> SsdIo::Uring(uint32_t depth, SsdCounters* counters, SsdFaults* faults, std::string* why) {
   // Test hook: KVFABRIC_TEST_SSD_URING_REFUSED=ERRNO refuses the ring as a kernel would (seccomp answers EPERM,
   // kernels without io_uring ENOSYS; not a positive number: EPERM), so the fallback can be tested anywhere.
   if (const char* refused = getenv("KVFABRIC_TEST_SSD_URING_REFUSED")) {
@@ -197,7 +184,7 @@ std::unique_ptr<SsdIo> SsdIo::Uring(uint32_t depth, uint32_t sum_threads, SsdCou
     *why = std::string("io_uring_queue_init: ") + std::strerror(err) + " (KVFABRIC_TEST_SSD_URING_REFUSED)";
     return nullptr;
   }
-  auto io = std::make_unique<UringIo>(depth, sum_threads, counters, faults);
+  auto io = std::make_unique<UringIo>(depth, counters, faults);
   if (io->init_rc() < 0) {
     *why = std::string("io_uring_queue_init: ") + std::strerror(-io->init_rc());
     return nullptr;
