@@ -68,7 +68,10 @@ std::vector<PendingUpdates::Group> PendingUpdates::Take() {
   auto key = [this](int32_t id) {
     return std::make_tuple(keys_.Tag(id), updates_[id] == kRemove, tiers_[id], keys_.KeyLength(id));
   };
-  std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return key(a) < key(b); });
+  std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
+    auto ka = key(a), kb = key(b);
+    return ka < kb || (ka == kb && a < b);  // within a group, in id order
+  });
   std::vector<Group> out;
   for (size_t i = 0; i < ids.size();) {
     auto k = key(ids[i]);

@@ -12,7 +12,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
 import { TIER_DRAM, type BlockTier, type PackedHashes } from '@kvfabric/common';
 import type { Logger } from '@kvfabric/common/observability';
-import { INSERT, MOVE, PendingBlockUpdates, REMOVE, type BlockUpdate } from './pending-block-updates.js';
+import {
+  INSERT,
+  MOVE,
+  PendingBlockUpdates,
+  REMOVE,
+  type BlockUpdate,
+  type PendingCounts,
+} from './pending-block-updates.js';
 
 export interface ReporterClient {
   heartbeat(input: {
@@ -139,8 +146,8 @@ export class Reporter {
 
   /** Blocks became resident, held in `tier`: their hashes back to back in `packed`, `hashLen` bytes each (copied). */
   insertedMany(ns: string, packed: Uint8Array, hashLen: number, tier: BlockTier = TIER_DRAM): void {
-    for (let off = 0; off < packed.length; off += hashLen)
-      this.note(ns, packed.subarray(off, off + hashLen), INSERT, tier);
+    if (this.stopped || hashLen === 0 || packed.length === 0) return;
+    this.noted(this.pending.noteMany(ns, packed, hashLen, INSERT, tier));
   }
 
   /** A resident block is held in `tier` now (it went to or left DRAM or SSD); `hash` is copied. */
@@ -184,19 +191,18 @@ export class Reporter {
 
   private note(ns: string, hash: Uint8Array, update: BlockUpdate, tier: BlockTier = TIER_DRAM): void {
     if (this.stopped) return;
-    switch (this.pending.note(ns, hash, update, tier)) {
-      case 'netted':
-        this.counters.netted++; // insert + remove (or remove + insert) before a flush: the metaserver's view is right
-        return;
-      case 'dropped':
-        this.counters.dropped++;
-        this.dirty = true;
-        return;
-      case 'added':
-      case 'replaced':
-      case 'repeated':
-        this.scheduleFlush(this.flushMs);
+    this.noted(this.pending.noteMany(ns, hash, hash.length, update, tier));
+  }
+
+  /** Counts what a note did; anything still to send is flushed soon. */
+  private noted(c: PendingCounts): void {
+    // insert + remove before a flush: the metaserver's view is right as it is
+    this.counters.netted += c.netted;
+    if (c.dropped > 0) {
+      this.counters.dropped += c.dropped;
+      this.dirty = true;
     }
+    if (c.added + c.repeated + c.replaced > 0) this.scheduleFlush(this.flushMs);
   }
 
   private scheduleFlush(ms: number): void {
