@@ -54,8 +54,6 @@ export interface GrantWindow {
   released: boolean;
   /** The holder answered that release (its budget has the pins back). */
   freed: boolean;
-  /** Its window's size limit in bytes. */
-  maxBytes: number;
 }
 
 export interface GrantWindowsOptions {
@@ -217,7 +215,6 @@ export class GrantWindows {
       started: false,
       released: false,
       freed: false,
-      maxBytes,
     };
     w.grant = this.prepare(w);
     this.windows.push(w);
