@@ -76,7 +76,15 @@ export class PinTable<Id, E extends PinEntry<Id>, End extends string> {
 
   /** Ends a live entry; false when it had already ended. */
   end(entry: E, why: End | 'expired'): boolean {
-    if (this.live.get(entry.id) !== entry) return false;
+    return this.ending(entry, why) !== undefined;
+  }
+
+  /**
+   * Ends a live entry like `end`; the promise settles once its slots are unpinned (when `onEnded` settled).
+   * Undefined when it had already ended.
+   */
+  ending(entry: E, why: End | 'expired'): Promise<void> | undefined {
+    if (this.live.get(entry.id) !== entry) return undefined;
     this.live.delete(entry.id);
     const held = this.heldBy(entry.owner) - 1;
     if (held <= 0) this.perOwner.delete(entry.owner);
@@ -85,15 +93,15 @@ export class PinTable<Id, E extends PinEntry<Id>, End extends string> {
       this.pinned -= entry.slots.length;
       this.opts.unpin(entry.slots, entry);
     };
-    let ending: void | Promise<void>;
+    let settled: void | Promise<void>;
     try {
-      ending = this.opts.onEnded?.(entry, why);
+      settled = this.opts.onEnded?.(entry, why);
     } catch {
-      ending = undefined;
+      settled = undefined;
     }
-    if (ending instanceof Promise) void ending.then(unpin, unpin);
-    else unpin();
-    return true;
+    if (settled instanceof Promise) return settled.then(unpin, unpin);
+    unpin();
+    return Promise.resolve();
   }
 
   /** Ends every expired entry; returns how many. */

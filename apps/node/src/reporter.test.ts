@@ -73,9 +73,10 @@ const residentLists = (resident: Resident) => () => {
   }));
 };
 
-function setup(resident: Resident = []) {
+function setup(resident: Resident = [], flushGapMs?: number) {
   const ms = new FakeMetaserver();
   const r = new Reporter({
+    ...(flushGapMs !== undefined ? { flushGapMs } : {}),
     client: ms,
     nodeId: 'n1',
     addr: '127.0.0.1:1',
@@ -148,6 +149,21 @@ test('tiers: a block that moves is re-inserted with its latest tier; a remove af
   r.inserted('a', h('k9'), TIER_DRAM);
   await r.flush();
   assert.equal(ms.calls.at(-1)!.tier, TIER_DRAM);
+  await r.stop();
+});
+
+test('updates noted right after a timed send wait for the flush gap, and go together', async () => {
+  const { ms, r } = setup([], 60_000);
+  const inserts = () => ms.calls.filter((c) => c.kind === 'insert').map((c) => c.keys);
+  r.inserted('a', h('k1')); // the first after a quiet time goes after flushMs
+  for (let i = 0; i < 1000 && inserts().length === 0; i++) await sleep(5);
+  assert.deepEqual(inserts(), [['k1']]);
+  r.inserted('a', h('k2'));
+  r.inserted('a', h('k3'));
+  await sleep(50); // ten times flushMs: still inside the gap, nothing sent
+  assert.deepEqual(inserts(), [['k1']]);
+  await r.flush(); // an explicit flush does not wait
+  assert.deepEqual(inserts(), [['k1'], ['k2', 'k3']]);
   await r.stop();
 });
 

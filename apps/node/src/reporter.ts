@@ -49,6 +49,12 @@ export interface ReporterClient {
 /** Default pace of a re-advertise (blocks per second per node). */
 export const DEFAULT_READVERTISE_BLOCKS_PER_SEC = 200_000;
 
+/**
+ * Least time between two timed sends of pending updates (ms). Each InsertBlocks costs the node's event loop and the
+ * metaserver about a millisecond; a pull sealing a chunk every few milliseconds sent one every 20 ms before.
+ */
+export const FLUSH_GAP_MS = 100;
+
 export interface ReporterOptions {
   client: ReporterClient;
   nodeId: string;
@@ -65,7 +71,13 @@ export interface ReporterOptions {
   /** Every resident block: packed hash lists, each of one namespace and tier (absent: DRAM); a namespace may have several. */
   resident: () => Iterable<{ namespace: string; hashes: PackedHashes & { tier?: BlockTier } }>;
   logger: Logger;
+  /** Pending updates are sent this long after the first of them (ms; default 20)... */
   flushMs?: number;
+  /**
+   * ...and at least this long after the previous send started (ms; default FLUSH_GAP_MS): a pull or a save burst
+   * that seals blocks all the time sends one InsertBlocks per gap, not one per flushMs.
+   */
+  flushGapMs?: number;
   batchSize?: number;
   /** Netted operations held at most; beyond, new ones are dropped (and counted). */
   maxPending?: number;
@@ -98,6 +110,9 @@ export class Reporter {
   private dirty = false;
   private stopped = false;
   private readonly flushMs: number;
+  private readonly flushGapMs: number;
+  /** When the last timed send started (performance.now()). */
+  private lastFlushAt = Number.NEGATIVE_INFINITY;
   private readonly batchSize: number;
   private readonly readvertiseRate: number;
   private readonly jitterMs: number;
@@ -109,6 +124,7 @@ export class Reporter {
 
   constructor(private readonly opts: ReporterOptions) {
     this.flushMs = opts.flushMs ?? 20;
+    this.flushGapMs = opts.flushGapMs ?? FLUSH_GAP_MS;
     this.batchSize = opts.batchSize ?? 4096;
     this.pending = new PendingBlockUpdates(opts.maxPending ?? 1_000_000);
     this.readvertiseRate = opts.readvertiseBlocksPerSec ?? DEFAULT_READVERTISE_BLOCKS_PER_SEC;
@@ -207,10 +223,12 @@ export class Reporter {
 
   private scheduleFlush(ms: number): void {
     if (this.flushTimer || this.stopped) return;
+    const wait = Math.max(ms, this.lastFlushAt + this.flushGapMs - performance.now());
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined;
+      this.lastFlushAt = performance.now();
       void this.queue.add(() => this.sendPending());
-    }, ms);
+    }, wait);
   }
 
   private async sendPending(): Promise<void> {

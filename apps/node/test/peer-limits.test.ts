@@ -42,7 +42,13 @@ test('peer server: field caps, message size, truncated echoes, idle connections 
     'grpc.max_receive_message_length': -1,
   });
   try {
-    const prepare = (hashes: HashList) => ({ nodeId: 'reader', session: 1n, namespace: 'ns', hashes });
+    const prepare = (hashes: HashList) => ({
+      nodeId: 'reader',
+      session: 1n,
+      namespace: 'ns',
+      hashes,
+      releaseGrantIds: Buffer.alloc(0),
+    });
     // the largest valid PrepareRead decodes and reaches the service (no handshake: SESSION_UNKNOWN)
     const largest = await refused(peer, 'prepareRead', prepare(hl(PEER_MAX_READ_HASHES, 64)));
     assert.equal(largest.kv, 'SESSION_UNKNOWN', largest.details);

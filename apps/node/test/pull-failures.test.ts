@@ -103,6 +103,7 @@ test('a peer may read only what its grant covers; grant expiry unpins and refuse
       session: hs.session,
       namespace: ns,
       hashes: { packed: Buffer.concat(hashes.slice(0, 4)), hashLen: 32 },
+      releaseGrantIds: Buffer.alloc(0),
     });
     assert.equal(g.blocks, 4);
     assert.equal(Number(g.pageBytes), PAGE);
@@ -123,6 +124,7 @@ test('a peer may read only what its grant covers; grant expiry unpins and refuse
       session: hs.session,
       namespace: ns,
       hashes: { packed: Buffer.concat(hashes.slice(5, 6)), hashLen: 32 },
+      releaseGrantIds: Buffer.alloc(0),
     };
     const other = unpackOffsets(
       Buffer.from((await unary<object, PrepareReadResponse>(rpc, 'prepareRead', s)).pageOffsets),

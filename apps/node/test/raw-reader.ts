@@ -52,12 +52,19 @@ export class RawReader {
     return new RawReader(id, rpc, hs.session, parseTcpServerMaterial(Buffer.from(hs.material)));
   }
 
-  async prepareRead(namespace: string, hashes: Buffer[], session = this.session): Promise<RawGrant> {
+  /** PrepareRead; `release` is sent as `release_grant_ids` (hex ids, concatenated as given, or raw bytes). */
+  async prepareRead(
+    namespace: string,
+    hashes: Buffer[],
+    session = this.session,
+    release: string[] | Buffer = [],
+  ): Promise<RawGrant> {
     const g = await unary<PrepareReadResponse>(this.rpc, 'prepareRead', {
       nodeId: this.id,
       session,
       namespace,
       hashes: { packed: Buffer.concat(hashes), hashLen: hashes[0]!.length },
+      releaseGrantIds: Buffer.isBuffer(release) ? release : Buffer.from(release.join(''), 'hex'),
     });
     return {
       id: Buffer.from(g.grantId).toString('hex'),

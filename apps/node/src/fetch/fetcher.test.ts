@@ -42,6 +42,8 @@ interface Peer {
   pagesServed: number;
   killed?: boolean;
   reads: number;
+  /** Release the grants a PrepareRead carries just before it arrives (as if they had expired on the way). */
+  expireCarried?: boolean;
 }
 
 function makePeer(id: string): Peer {
@@ -88,7 +90,8 @@ function reader(peers: Peer[], holders: () => Holder[]) {
   const evictor = new Evictor(index, data, () => {});
   const byId = new Map(peers.map((p) => [p.id, p]));
   const sealed: Buffer[] = [];
-  const released: string[] = [];
+  const released: string[] = []; // by ReleaseGrant
+  const carried: string[] = []; // by a PrepareRead's release_grant_ids
   const transport = {
     async readv(peerId: string, grantId: string, remote: Float64Array, local: Float64Array, lengths: Float64Array) {
       const p = byId.get(peerId)!;
@@ -118,9 +121,11 @@ function reader(peers: Peer[], holders: () => Holder[]) {
       return {
         ready: async () => (await p.server.handshake('R', Buffer.alloc(0))).session,
         invalidate: () => {},
-        prepareRead: async (session, namespace, packed, hashLen) => {
+        prepareRead: async (session, namespace, packed, hashLen, _deadlineMs, release = []) => {
           if (p.killed) throw new KvError('TRANSPORT_UNAVAILABLE', 'peer unreachable');
-          const g = await p.server.prepareRead('R', session, namespace, packed, hashLen);
+          carried.push(...release);
+          if (p.expireCarried) for (const id of release) p.server.releaseGrant('R', session, id);
+          const g = await p.server.prepareRead('R', session, namespace, packed, hashLen, release);
           // through the wire encoding and the link's decoding, as in production
           return decodeReadGrant({
             grantId: Buffer.from(g.grantId, 'hex'),
@@ -131,6 +136,7 @@ function reader(peers: Peer[], holders: () => Holder[]) {
             pageChecksums: packChecksums(g.checksums),
             expiresAtMs: BigInt(g.expiresAtMs),
             grantKey: g.key,
+            grantPinBudgetBytes: BigInt(g.pinBudgetBytes),
           });
         },
         releaseGrant: async (session, grantId) => {
@@ -166,7 +172,7 @@ function reader(peers: Peer[], holders: () => Holder[]) {
     const slot = index.lookup(ns.id, h, 0, h.length);
     return slot >= 0 && index.isSealed(slot) ? pool.read(index.page(slot, 0), PAGE) : undefined;
   };
-  return { fetcher, fetch, index, pool, ns, sealed, released, read, setUp: (v: boolean) => (up = v) };
+  return { fetcher, fetch, index, pool, ns, sealed, released, carried, read, setUp: (v: boolean) => (up = v) };
 }
 
 const hashes = (n: number, tag: string) =>
@@ -313,10 +319,46 @@ test('a long prefix is granted in growing windows: one readv pipeline across the
   assert.equal(a.server.counters.grantedBlocks, 40);
   assert.equal(a.reads, 20);
   await tick();
-  assert.equal(r.released.length, 3);
+  // the first window's release rides on the third window's PrepareRead; the other two have nothing to ride on
+  assert.deepEqual({ released: r.released.length, carried: r.carried.length }, { released: 2, carried: 1 });
+  assert.equal(a.server.grants.counters.released, 3);
   assert.equal(a.server.grants.size, 0);
   assert.equal(a.index.stats().pinned, 0);
   assert.deepEqual({ pinned: r.index.stats().pinned, partial: r.index.stats().partial }, { pinned: 0, partial: 0 });
+});
+
+test('a long pull releases each window with the PrepareRead two windows on: one call per window', async () => {
+  const a = makePeer('A');
+  const hs = hashes(200, 'carried');
+  const data = hold(a, hs);
+  const r = reader([a], () => [holder(a, 200)]);
+  assert.deepEqual(await r.fetch(hs), { ssd: 0, remote: 200 });
+  hs.forEach((h, i) => assert.ok(r.read(h)?.equals(data[i]!), `block ${i}`));
+  await tick();
+  // windows of 2, 16, 32, 64 and 86 blocks: the first three ride on the PrepareReads of the third to fifth
+  assert.equal(a.server.counters.prepareReads, 5);
+  assert.deepEqual({ released: r.released.length, carried: r.carried.length }, { released: 2, carried: 3 });
+  assert.equal(a.server.grants.counters.released, 5);
+  assert.equal(a.server.grants.size, 0);
+  assert.equal(a.index.stats().pinned, 0);
+});
+
+test('grants a PrepareRead would release that ended on the way: it is refused, asked again without them, the pull goes on', async () => {
+  const a = makePeer('A');
+  a.expireCarried = true;
+  const hs = hashes(60, 'expired-carried');
+  const data = hold(a, hs);
+  const r = reader([a], () => [holder(a, 60)]);
+  assert.deepEqual(await r.fetch(hs), { ssd: 0, remote: 60 });
+  hs.forEach((h, i) => assert.ok(r.read(h)?.equals(data[i]!), `block ${i}`));
+  await tick();
+  // windows of 2, 16, 32 and 10 blocks: the third's and fourth's PrepareReads carried the first's and second's
+  // releases, were refused (changing nothing on the holder: not counted) and asked again without them
+  assert.equal(a.server.counters.prepareReads, 4);
+  assert.equal(r.carried.length, 2);
+  assert.equal(a.server.grants.counters.released, 4);
+  assert.equal(a.server.grants.size, 0);
+  assert.equal(a.index.stats().pinned, 0);
 });
 
 test("a later window granted short ends the pull at the holder's prefix; the next holder continues", async () => {

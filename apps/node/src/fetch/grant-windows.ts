@@ -2,8 +2,11 @@
 // window ahead of the reads that need it (so a pull pins at most two windows of the holder's pages, however long it
 // is), each released as soon as every chunk under it was read (its pins go back to the holder's --grant-pin-budget
 // then, not at the end of the pull), a window refused for that budget asked again as the session's earlier windows
-// are released, and every grant released when the session ends. What is read under a
-// window (chunks, slots, seals) is the session's business: it counts a window's chunks in `reading`.
+// are released, and every grant released when the session ends. A window's release rides on the next PrepareRead
+// (`release_grant_ids`, applied by the holder before it grants) when one is asked for at once, else it is a
+// ReleaseGrant of its own: one call per window instead of two. Windows grow up to a share of the holder's pin
+// budget. What is read under a window (chunks, slots, seals) is the session's business: it counts a window's chunks
+// in `reading`.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toKvError } from '@kvfabric/common';
 import { type Logger } from '@kvfabric/common/observability';
@@ -11,9 +14,20 @@ import type { GrantId } from '@kvfabric/native';
 import { PEER_MAX_READ_HASHES } from '../peer/peer-limits.js';
 import { PullError, type Holder, type Link, type PullRequest, type ReadGrant } from './pull-types.js';
 
-/** A window's grant is at most this many times the pipeline depth (`chunksInFlight` chunks), and this many bytes. */
+/**
+ * A window's grant is at most this many times the pipeline depth (`chunksInFlight` chunks), and MIN_WINDOW_BYTES
+ * until the holder said its pin budget; then a quarter of that budget (two sessions' two windows), within
+ * [MIN_WINDOW_BYTES, MAX_WINDOW_BYTES] (MAX_WINDOW_BYTES when it has none).
+ */
 const MAX_WINDOW_GROWTH = 16;
-const MAX_WINDOW_BYTES = 64 * 1024 * 1024;
+const MIN_WINDOW_BYTES = 64 * 1024 * 1024;
+const MAX_WINDOW_BYTES = 256 * 1024 * 1024;
+
+/** The largest window for a holder whose grants may pin `pinBudgetBytes` (0: no budget). */
+export function windowBytesFor(pinBudgetBytes: number): number {
+  if (pinBudgetBytes <= 0) return MAX_WINDOW_BYTES;
+  return Math.min(MAX_WINDOW_BYTES, Math.max(MIN_WINDOW_BYTES, Math.floor(pinBudgetBytes / 4)));
+}
 /**
  * Pauses for a window the holder's grant budget refused while none of ours is held: doubling from BUDGET_PAUSE_MS
  * up to BUDGET_PAUSE_MAX_MS, at most BUDGET_PAUSES of them and never past the pull's deadline. Other readers' grants
@@ -72,6 +86,8 @@ export class GrantWindows {
   private readonly windows: GrantWindow[] = [];
   private readonly granted = new Map<GrantWindow, ReadGrant>();
   private readonly releaseWaiters: (() => void)[] = [];
+  /** Released windows whose ReleaseGrant rides on the next PrepareRead. */
+  private readonly toRelease: GrantWindow[] = [];
   private readonly openWaiters: (() => void)[] = [];
 
   constructor(
@@ -96,10 +112,10 @@ export class GrantWindows {
   start(session: bigint): void {
     const { from, to, perChunk, depth } = this.opts;
     this.session = session;
-    const first = this.open(from, perChunk, depth * 2);
+    const first = this.open(from, perChunk, depth * 2, MIN_WINDOW_BYTES);
     this.current = first;
     first.started = true;
-    if (first.asked < to - from) first.next = this.open(from + first.asked, depth * 2, depth * 4);
+    if (first.asked < to - from) first.next = this.open(from + first.asked, depth * 2, depth * 4, MIN_WINDOW_BYTES);
   }
 
   /** The session takes a chunk of `w`: the window after it is asked for now if `w` was granted in full. */
@@ -131,16 +147,22 @@ export class GrantWindows {
   /**
    * Releases a window's grant as soon as every chunk under it was set up and settled: a pull larger than the
    * holder's --grant-pin-budget then moves through it window by window instead of pinning everything at once.
+   * The release goes with the PrepareRead this lets start (the next window's, or one waiting on the budget), or
+   * on its own when none starts in this turn of the event loop.
    */
   retire(w: GrantWindow): void {
     const g = this.granted.get(w);
     if (w.released || w.reading > 0 || !g || this.reader.cursor() < w.at + g.blocks) return;
     w.released = true;
-    // a window waiting on the holder's budget asks again once the holder has taken the release
-    void this.release(g.id).then(() => {
-      w.freed = true;
-      this.wake();
-      if (this.current) this.ahead(this.current);
+    if (g.id === '' || this.reader.stopped()) return this.releaseAlone(w, g.id);
+    this.toRelease.push(w);
+    if (this.current) this.ahead(this.current);
+    for (const wake of this.releaseWaiters.splice(0)) wake(); // a window refused for the budget asks again now
+    setImmediate(() => {
+      const at = this.toRelease.indexOf(w);
+      if (at < 0) return; // a PrepareRead took it
+      this.toRelease.splice(at, 1);
+      this.releaseAlone(w, g.id);
     });
   }
 
@@ -153,6 +175,10 @@ export class GrantWindows {
   /** The session ended: every grant asked for is released (now, or once it arrives). */
   releaseAll(): void {
     this.wake();
+    for (const w of this.toRelease.splice(0)) {
+      const g = this.granted.get(w);
+      if (g) this.releaseAlone(w, g.id);
+    }
     for (const w of this.windows)
       w.grant.then(
         (g) => {
@@ -163,9 +189,22 @@ export class GrantWindows {
       );
   }
 
-  private open(at: number, size: number, nextSize: number): GrantWindow {
+  /** Its ReleaseGrant, on its own; `freed` once the holder answered (or the call failed: the grant expires). */
+  private releaseAlone(w: GrantWindow, grantId: GrantId | ''): void {
+    void this.release(grantId).then(() => this.freed([w]));
+  }
+
+  /** The holder took these windows' releases: a window waiting on its budget or its turn may go now. */
+  private freed(ws: GrantWindow[]): void {
+    if (ws.length === 0) return;
+    for (const w of ws) w.freed = true;
+    this.wake();
+    if (this.current) this.ahead(this.current);
+  }
+
+  private open(at: number, size: number, nextSize: number, maxBytes: number): GrantWindow {
     const { shards, pageBytes } = this.opts.req.ns;
-    const byBytes = Math.max(1, Math.floor(MAX_WINDOW_BYTES / (shards * pageBytes)));
+    const byBytes = Math.max(1, Math.floor(maxBytes / (shards * pageBytes)));
     const asked = Math.min(this.opts.to - at, size, PEER_MAX_READ_HASHES, byBytes);
     const w: GrantWindow = {
       at,
@@ -192,14 +231,15 @@ export class GrantWindows {
 
   /**
    * Asks for the window after `w` once `w` was granted in full, the session reads it and the holder took back every
-   * window before it: the session pins at most two windows, and a budget of that much is never refused by its own.
+   * window before it (or their releases go with this PrepareRead): the session pins at most two windows, and a
+   * budget of that much is never refused by its own.
    */
   private ahead(w: GrantWindow): void {
     const g = this.granted.get(w);
     if (w.next || !w.started || !g || g.blocks !== w.asked || this.reader.stopped()) return;
-    if (w.at + w.asked >= this.opts.to || this.windows.some((x) => x.at < w.at && !x.freed)) return;
+    if (w.at + w.asked >= this.opts.to || this.windows.some((x) => x.at < w.at && !this.letGo(x))) return;
     const growth = Math.min(w.nextSize * 2, this.opts.depth * MAX_WINDOW_GROWTH);
-    w.next = this.open(w.at + w.asked, w.nextSize, growth);
+    w.next = this.open(w.at + w.asked, w.nextSize, growth, windowBytesFor(g.pinBudgetBytes));
     for (const wake of this.openWaiters.splice(0)) wake();
   }
 
@@ -214,6 +254,7 @@ export class GrantWindows {
     let refreshed = false;
     let pauses = 0;
     while (!g) {
+      const carried = this.toRelease.splice(0);
       try {
         g = await link.prepareRead(
           this.session,
@@ -221,15 +262,22 @@ export class GrantWindows {
           req.hashes(w.at, w.at + w.asked),
           req.hashLen,
           req.timeLeft(3000),
+          carried.map((x) => this.granted.get(x)!.id),
         );
+        this.freed(carried);
       } catch (err) {
-        const code = toKvError(err).code;
+        // The holder released them, or refused one and released none (then they expired, or are not ours: ask
+        // again without them), or the call failed (they expire on their own).
+        this.freed(carried);
+        const { code, message } = toKvError(err);
+        if (carried.length > 0 && message.includes('release_grant_ids')) continue;
         if (code === 'PEER_LIMIT_REACHED') {
+          if (this.toRelease.length > 0) continue; // windows released meanwhile: ask again with their releases
           // the holder's grant budget is full, with our own earlier windows (ask again each time one of them lets
           // go, while the session reads on; the holder takes a released grant's pins back once its last answer
           // left) or with other readers' grants (then pause, bounded, while they read; past that the pull ends here,
           // shorter)
-          if (this.windows.some((x) => x.at < w.at && !x.freed)) {
+          if (this.windows.some((x) => x.at < w.at && !this.letGo(x))) {
             if (await this.anEarlierWindowFreed()) continue;
             throw err;
           }
@@ -258,6 +306,11 @@ export class GrantWindows {
     }
     this.grants++;
     return g;
+  }
+
+  /** The window's grant went back to the holder, or goes with the next PrepareRead. */
+  private letGo(w: GrantWindow): boolean {
+    return w.freed || this.toRelease.includes(w);
   }
 
   /** Waits until the holder took back one more of this session's grants; false when the session stopped. */

@@ -14,6 +14,7 @@ const answer = (blocks: number, shards: number, offsets: number[]) => ({
   pageChecksums: packChecksums(Uint32Array.from(offsets.flatMap((o, i) => [o % 2 ** 32, i]))),
   expiresAtMs: 1234n,
   grantKey: Buffer.from('key'),
+  grantPinBudgetBytes: 3n << 30n,
 });
 
 test('a PrepareRead answer decodes into a read grant: ids and sizes as numbers, offsets and checksums unpacked', () => {
@@ -29,6 +30,7 @@ test('a PrepareRead answer decodes into a read grant: ids and sizes as numbers, 
       checksums: [0, 0, 4096, 1, 0, 2, 8192, 3],
       expiresAtMs: 1234,
       key: 'key',
+      pinBudgetBytes: 3 * 2 ** 30,
     },
   );
   const none = decodeReadGrant({ ...answer(0, 2, []), grantId: Buffer.alloc(0) });

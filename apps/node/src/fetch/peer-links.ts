@@ -79,6 +79,7 @@ export function decodeReadGrant(res: PrepareReadResponse): ReadGrant {
     checksums: new Uint32Array(0),
     expiresAtMs: Number(res.expiresAtMs),
     key: Buffer.from(res.grantKey),
+    pinBudgetBytes: Number(res.grantPinBudgetBytes),
   };
   if (res.blocks === 0) return grant;
   if (res.grantId.length !== GRANT_ID_BYTES) {
@@ -146,11 +147,13 @@ export class PeerLink {
     packed: Buffer,
     hashLen: number,
     deadlineMs: number,
+    release: readonly GrantId[] = [],
   ): Promise<ReadGrant> {
+    const releaseGrantIds = Buffer.from(release.join(''), 'hex');
     const res = await call<object, PrepareReadResponse>(
       this.rpc,
       'prepareRead',
-      { nodeId: this.opts.nodeId, session, namespace, hashes: { packed, hashLen } },
+      { nodeId: this.opts.nodeId, session, namespace, hashes: { packed, hashLen }, releaseGrantIds },
       deadlineMs,
       `prepare-read from ${this.peerId}`,
     );

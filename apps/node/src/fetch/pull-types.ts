@@ -51,18 +51,22 @@ export interface ReadGrant {
   expiresAtMs: number;
   /** The serving transport's key for this grant (verbs: memory windows); passed to every readv under it. */
   key: Buffer;
+  /** The holder's --grant-pin-budget in bytes (0: none): the reader's windows grow up to a share of it. */
+  pinBudgetBytes: number;
 }
 
 /** A connection to one serving peer (PeerLink in production; fakes in unit tests). */
 export interface Link {
   ready(deadlineMs: number): Promise<bigint>;
   invalidate(session: bigint): void;
+  /** PrepareRead; it first releases `release`, grants of `session` the reader is done with. */
   prepareRead(
     session: bigint,
     namespace: string,
     packed: Buffer,
     hashLen: number,
     deadlineMs: number,
+    release?: readonly GrantId[],
   ): Promise<ReadGrant>;
   /** Ends a grant this reader was given under `session`. */
   releaseGrant(session: bigint, grantId: GrantId, deadlineMs: number): Promise<void>;

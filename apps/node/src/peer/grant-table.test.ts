@@ -152,3 +152,56 @@ test('the pin budget refuses grants past it with PEER_LIMIT_REACHED; ended grant
   t.issue('C', Int32Array.of(5), 600);
   assert.deepEqual({ issued: t.counters.issued, overBudget: t.counters.overBudget }, { issued: 3, overBudget: 2 });
 });
+
+test('releaseMany ends all of a reader’s grants listed, or none: an unknown or foreign id is refused naming its place', async () => {
+  const { t, pins, ended } = table();
+  const a = t.issue('B', Int32Array.of(1), 100);
+  const b = t.issue('B', Int32Array.of(2), 100);
+  const c = t.issue('C', Int32Array.of(3), 100);
+  const unknown = 'ab'.repeat(16);
+  assert.throws(() => t.releaseMany([a.id, unknown], 'B', 'release_grant_ids'), {
+    code: 'GRANT_UNKNOWN',
+    message: `release_grant_ids[1]: no live grant ${unknown} (released or expired)`,
+  });
+  assert.throws(() => t.releaseMany([b.id, c.id], 'B', 'release_grant_ids'), {
+    code: 'GRANT_REFUSED',
+    message: `release_grant_ids[1]: grant ${c.id} is another reader's`,
+  });
+  // nothing changed
+  assert.equal(t.size, 3);
+  assert.equal(pins.size, 3);
+  assert.deepEqual(ended, []);
+  await t.releaseMany([a.id, b.id], 'B', 'release_grant_ids');
+  assert.deepEqual([...pins], [[3, 1]]);
+  assert.deepEqual(ended, [
+    [a.id, 'released'],
+    [b.id, 'released'],
+  ]);
+  assert.equal(t.counters.released, 2);
+  assert.throws(() => t.releaseMany([a.id], 'B', 'release_grant_ids'), { code: 'GRANT_UNKNOWN' });
+});
+
+test('releaseMany settles once the transport let go of every page it released', async () => {
+  const letGo: (() => void)[] = [];
+  const pins = new Set<number>();
+  const t = new GrantTable({
+    ttlMs: 100,
+    pinBudgetBytes: 1000,
+    pin: (s) => s.forEach((x) => pins.add(x)),
+    unpin: (s) => s.forEach((x) => pins.delete(x)),
+    onEnded: () => new Promise<void>((resolve) => letGo.push(resolve)),
+  });
+  const a = t.issue('B', Int32Array.of(1), 500);
+  const b = t.issue('B', Int32Array.of(2), 500);
+  let settled = false;
+  const done = t.releaseMany([a.id, b.id], 'B', 'release_grant_ids').then(() => (settled = true));
+  assert.equal(t.size, 0);
+  letGo[0]!();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(settled, false);
+  assert.equal(t.pinnedBytes, 500);
+  letGo[1]!();
+  await done;
+  assert.equal(t.pinnedBytes, 0);
+  assert.equal(pins.size, 0);
+});

@@ -120,6 +120,21 @@ export class GrantTable {
     this.pins.end(grant, 'released');
   }
 
+  /**
+   * Ends several of `owner`'s grants at once (the `release_grant_ids` of a PrepareRead): every id is checked first,
+   * and one that is not a live grant of `owner` (GRANT_UNKNOWN, GRANT_REFUSED; the message names `field` and the
+   * position) ends none of them. The promise settles once all of their pins are gone.
+   */
+  releaseMany(ids: readonly GrantId[], owner: string, field: string): Promise<void> {
+    const grants = ids.map((id, i) => {
+      const grant = this.pins.get(id);
+      if (!grant) throw new KvError('GRANT_UNKNOWN', `${field}[${i}]: no live grant ${id} (released or expired)`);
+      if (grant.owner !== owner) throw new KvError('GRANT_REFUSED', `${field}[${i}]: grant ${id} is another reader's`);
+      return grant;
+    });
+    return Promise.all(grants.map((g) => this.pins.ending(g, 'released'))).then(() => {});
+  }
+
   /** Live grants of `owner`. */
   heldBy(owner: string): number {
     return this.pins.heldBy(owner);

@@ -9,6 +9,9 @@ import { MAX_TP_SIZE } from '../namespaces.js';
 /** Hashes in one PrepareRead (a grant window of the puller is never larger). */
 export const PEER_MAX_READ_HASHES = 1 << 16;
 
+/** Grants one PrepareRead may release (`release_grant_ids`): a puller holds at most two windows of a session. */
+export const PEER_MAX_RELEASE_GRANTS = 64;
+
 /** Room for everything besides the lists (ids, namespace, handshake material, framing). */
 const OVERHEAD_BYTES = 64 * 1024;
 /** A verbs grant key: version, mode, count, then per window offset, length, rkey and QP (native/lib/verbs-grant.ts). */

@@ -47,6 +47,8 @@ export interface GrantAnswer {
   expiresAtMs: number;
   /** What the reader's transport needs to read under the grant (verbs: memory window keys; tcp: empty). */
   key: Buffer;
+  /** Pool bytes all grants may pin together (--grant-pin-budget), 0 for no budget: readers size windows to it. */
+  pinBudgetBytes: number;
 }
 
 export class PeerServer {
@@ -133,18 +135,26 @@ export class PeerServer {
     return p;
   }
 
-  /** Pins the longest prefix of `packed` this node holds (sealed blocks, in prefix order) and grants it to `peer`. */
+  /**
+   * Pins the longest prefix of `packed` this node holds (sealed blocks, in prefix order) and grants it to `peer`.
+   * First it releases `release`, grants of `peer` it is done with (all or none: see GrantTable.releaseMany); when
+   * the new grant might not fit the pin budget beside their pins, it waits until the transport let go of them.
+   */
   async prepareRead(
     peer: string,
     session: bigint,
     namespace: string,
     packed: Buffer,
     hashLen: number,
+    release: readonly GrantId[] = [],
   ): Promise<GrantAnswer> {
     const owner = this.reader(peer, session);
+    const released = release.length > 0 ? this.grants.releaseMany(release, owner, 'release_grant_ids') : undefined;
     this.counters.prepareReads++;
     const ns = this.opts.namespaces.byNameOrUndefined(namespace);
     const count = packed.length / hashLen;
+    const asked = ns ? count * ns.shards * ns.pageBytes : 0;
+    if (released && this.grants.pinnedBytes + asked > this.grants.pinBudgetBytes) await released;
     if (ns && this.opts.promote) await this.opts.promote(ns, packed, hashLen, count);
     const slots = new Int32Array(count);
     const blocks = ns ? this.opts.index.prefix(ns.id, packed, hashLen, count, slots) : 0;
@@ -157,6 +167,7 @@ export class PeerServer {
       checksums: new Uint32Array(0),
       expiresAtMs: 0,
       key: Buffer.alloc(0),
+      pinBudgetBytes: this.pinBudgetBytes,
     };
     if (blocks === 0 || !ns) {
       this.counters.emptyGrants++;
@@ -185,7 +196,13 @@ export class PeerServer {
       checksums: pages.checksums,
       expiresAtMs: grant.expiresAtMs,
       key,
+      pinBudgetBytes: this.pinBudgetBytes,
     };
+  }
+
+  private get pinBudgetBytes(): number {
+    const budget = this.grants.pinBudgetBytes;
+    return Number.isFinite(budget) ? budget : 0;
   }
 
   /** Ends a grant for the reader it was granted to (GRANT_REFUSED for anyone else). */

@@ -16,7 +16,7 @@ import { implement, type RpcContext, type ServerSecurity } from '@kvfabric/commo
 import { GRANT_ID_BYTES, type GrantId } from '@kvfabric/native';
 import { packChecksums } from '../peer-wire/checksums.js';
 import { packOffsets } from '../peer-wire/offsets.js';
-import { PEER_MAX_READ_HASHES } from './peer-limits.js';
+import { PEER_MAX_READ_HASHES, PEER_MAX_RELEASE_GRANTS } from './peer-limits.js';
 import type { PeerServer } from './peer-server.js';
 
 export interface PeerServiceDeps {
@@ -42,6 +42,22 @@ function grantIdOf(v: Uint8Array): GrantId {
   return Buffer.from(v).toString('hex');
 }
 
+/** `release_grant_ids`: whole grant ids, at most PEER_MAX_RELEASE_GRANTS of them, none twice. */
+function releaseIdsOf(v: Uint8Array): GrantId[] {
+  const field = 'release_grant_ids';
+  if (v.length % GRANT_ID_BYTES !== 0)
+    throw invalid(field, `expected grant ids of ${GRANT_ID_BYTES} bytes each, concatenated`, `${v.length} bytes`);
+  const n = v.length / GRANT_ID_BYTES;
+  if (n > PEER_MAX_RELEASE_GRANTS) throw invalid(field, `at most ${PEER_MAX_RELEASE_GRANTS} grant ids`, n);
+  const ids: GrantId[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = Buffer.from(v.subarray(i * GRANT_ID_BYTES, (i + 1) * GRANT_ID_BYTES)).toString('hex');
+    if (ids.includes(id)) throw invalid(`${field}[${i}]`, 'a grant id named once', id);
+    ids.push(id);
+  }
+  return ids;
+}
+
 export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.UntypedServiceImplementation {
   const { server } = deps;
   return implement(
@@ -65,7 +81,15 @@ export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.Un
         checkNamespace(req.namespace);
         authorizeNamespace(who, req.namespace);
         const { packed, hashLen } = checkHashList(req.hashes, 'hashes', { maxCount: PEER_MAX_READ_HASHES });
-        const g = await server.prepareRead(req.nodeId, req.session, req.namespace, Buffer.from(packed), hashLen);
+        const release = releaseIdsOf(req.releaseGrantIds);
+        const g = await server.prepareRead(
+          req.nodeId,
+          req.session,
+          req.namespace,
+          Buffer.from(packed),
+          hashLen,
+          release,
+        );
         return {
           grantId: Buffer.from(g.grantId, 'hex'),
           blocks: g.blocks,
@@ -75,6 +99,7 @@ export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.Un
           pageChecksums: packChecksums(g.checksums),
           expiresAtMs: BigInt(g.expiresAtMs),
           grantKey: g.key,
+          grantPinBudgetBytes: BigInt(g.pinBudgetBytes),
         };
       },
       releaseGrant: (req, call) => {

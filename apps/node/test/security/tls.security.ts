@@ -218,6 +218,7 @@ test('a certificate limited to namespaces is refused outside them, on the metase
         session: 1n,
         namespace: 'tenant-b',
         hashes: { packed: Buffer.alloc(32), hashLen: 32 },
+        releaseGrantIds: Buffer.alloc(0),
       }),
       (err: grpc.ServiceError) => err.code === grpc.status.PERMISSION_DENIED && /tenant-b/.test(err.details),
     );

@@ -44,7 +44,16 @@ export interface PrepareReadRequest {
   nodeId: string;
   session: bigint;
   namespace: string;
-  hashes: HashList | undefined;
+  hashes:
+    | HashList
+    | undefined;
+  /**
+   * Grants of this session the reader is done with, released before anything is granted (so their pins go back to
+   * the server's budget first), as ReleaseGrant would: at most 64 ids of 16 bytes, concatenated. One that is not a
+   * live grant of this reader refuses the whole request and changes nothing. A grant the reader can not release this
+   * way still expires on its own.
+   */
+  releaseGrantIds: Buffer;
 }
 
 export interface PrepareReadResponse {
@@ -72,6 +81,11 @@ export interface PrepareReadResponse {
    * them before the block seals; this answer travels over the authenticated control channel, the bytes do not.
    */
   pageChecksums: Buffer;
+  /**
+   * The pool bytes all grants of this server may pin together (--grant-pin-budget; 0: no budget). A reader sizes
+   * its windows to it.
+   */
+  grantPinBudgetBytes: bigint;
 }
 
 export interface ReleaseGrantRequest {
@@ -331,7 +345,7 @@ export const HandshakeResponse: MessageFns<HandshakeResponse> = {
 };
 
 function createBasePrepareReadRequest(): PrepareReadRequest {
-  return { nodeId: "", session: 0n, namespace: "", hashes: undefined };
+  return { nodeId: "", session: 0n, namespace: "", hashes: undefined, releaseGrantIds: Buffer.alloc(0) };
 }
 
 export const PrepareReadRequest: MessageFns<PrepareReadRequest> = {
@@ -350,6 +364,9 @@ export const PrepareReadRequest: MessageFns<PrepareReadRequest> = {
     }
     if (message.hashes !== undefined) {
       HashList.encode(message.hashes, writer.uint32(34).fork()).join();
+    }
+    if (message.releaseGrantIds.length !== 0) {
+      writer.uint32(42).bytes(message.releaseGrantIds);
     }
     return writer;
   },
@@ -399,6 +416,14 @@ export const PrepareReadRequest: MessageFns<PrepareReadRequest> = {
             message.hashes = HashList.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.releaseGrantIds = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -421,6 +446,11 @@ export const PrepareReadRequest: MessageFns<PrepareReadRequest> = {
       session: isSet(object.session) ? BigInt(object.session) : 0n,
       namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
       hashes: isSet(object.hashes) ? HashList.fromJSON(object.hashes) : undefined,
+      releaseGrantIds: isSet(object.releaseGrantIds)
+        ? Buffer.from(bytesFromBase64(object.releaseGrantIds))
+        : isSet(object.release_grant_ids)
+        ? Buffer.from(bytesFromBase64(object.release_grant_ids))
+        : Buffer.alloc(0),
     };
   },
 
@@ -438,6 +468,9 @@ export const PrepareReadRequest: MessageFns<PrepareReadRequest> = {
     if (message.hashes !== undefined) {
       obj.hashes = HashList.toJSON(message.hashes);
     }
+    if (message.releaseGrantIds.length !== 0) {
+      obj.releaseGrantIds = base64FromBytes(message.releaseGrantIds);
+    }
     return obj;
   },
 
@@ -452,6 +485,7 @@ export const PrepareReadRequest: MessageFns<PrepareReadRequest> = {
     message.hashes = (object.hashes !== undefined && object.hashes !== null)
       ? HashList.fromPartial(object.hashes)
       : undefined;
+    message.releaseGrantIds = object.releaseGrantIds ?? Buffer.alloc(0);
     return message;
   },
 };
@@ -466,6 +500,7 @@ function createBasePrepareReadResponse(): PrepareReadResponse {
     expiresAtMs: 0n,
     grantKey: Buffer.alloc(0),
     pageChecksums: Buffer.alloc(0),
+    grantPinBudgetBytes: 0n,
   };
 }
 
@@ -500,6 +535,12 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
     }
     if (message.pageChecksums.length !== 0) {
       writer.uint32(82).bytes(message.pageChecksums);
+    }
+    if (message.grantPinBudgetBytes !== 0n) {
+      if (BigInt.asUintN(64, message.grantPinBudgetBytes) !== message.grantPinBudgetBytes) {
+        throw new globalThis.Error("value provided for field message.grantPinBudgetBytes of type uint64 too large");
+      }
+      writer.uint32(88).uint64(message.grantPinBudgetBytes);
     }
     return writer;
   },
@@ -581,6 +622,14 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
             message.pageChecksums = Buffer.from(reader.bytes());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.grantPinBudgetBytes = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -627,6 +676,11 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
         : isSet(object.page_checksums)
         ? Buffer.from(bytesFromBase64(object.page_checksums))
         : Buffer.alloc(0),
+      grantPinBudgetBytes: isSet(object.grantPinBudgetBytes)
+        ? BigInt(object.grantPinBudgetBytes)
+        : isSet(object.grant_pin_budget_bytes)
+        ? BigInt(object.grant_pin_budget_bytes)
+        : 0n,
     };
   },
 
@@ -656,6 +710,9 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
     if (message.pageChecksums.length !== 0) {
       obj.pageChecksums = base64FromBytes(message.pageChecksums);
     }
+    if (message.grantPinBudgetBytes !== 0n) {
+      obj.grantPinBudgetBytes = message.grantPinBudgetBytes.toString();
+    }
     return obj;
   },
 
@@ -674,6 +731,9 @@ export const PrepareReadResponse: MessageFns<PrepareReadResponse> = {
       : 0n;
     message.grantKey = object.grantKey ?? Buffer.alloc(0);
     message.pageChecksums = object.pageChecksums ?? Buffer.alloc(0);
+    message.grantPinBudgetBytes = (object.grantPinBudgetBytes !== undefined && object.grantPinBudgetBytes !== null)
+      ? BigInt(object.grantPinBudgetBytes)
+      : 0n;
     return message;
   },
 };
