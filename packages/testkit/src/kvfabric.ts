@@ -137,6 +137,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeHandle> {
       args: args(),
       env: opts.env,
       healthUrl: `http://${httpAddr}/health`,
+      readyTimeoutMs: readyTimeoutFor(opts.poolSize ?? '256mib'),
     });
   const proc = await withFreshPorts(true, launch, async () => {
     addr = await freeAddr();
@@ -170,6 +171,18 @@ export interface CliResult {
 }
 
 /** Runs `kvfabric ARGS` as a process; never throws on a non-zero exit. */
+/**
+ * How long a node may take to become healthy: it touches its whole pool first, which on a small, busy host takes
+ * seconds per GiB (the bench's multi-GiB pools). KVFABRIC_TEST_START_TIMEOUT_MS overrides.
+ */
+function readyTimeoutFor(poolSize: string): number | undefined {
+  if (process.env.KVFABRIC_TEST_START_TIMEOUT_MS) return undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(poolSize.trim());
+  const shift = { '': 0, k: 10, m: 20, g: 30, t: 40 }[(m?.[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  const gib = m ? (Number(m[1]) * 2 ** shift) / 2 ** 30 : 0;
+  return 20_000 + Math.ceil(gib * 10_000);
+}
+
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN.cli, ...args], {
