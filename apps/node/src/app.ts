@@ -152,12 +152,16 @@ export class NodeApp {
         ssd: () => ssd,
       });
     if (reporter) reporterMetrics(metrics, reporter);
-    const evictor = new Evictor(index, data, (b) => {
-      if (!b.sealed) return;
-      const ns = namespaces.get(b.ns);
-      if (ssd?.dramEvicted(ns, b))
-        reporter?.moved(ns.name, b.hash, TIER_SSD); // still held, on SSD
-      else reporter?.removed(ns.name, b.hash);
+    const evictor = new Evictor(index, data, (run) => {
+      if (!run.sealed) return;
+      const ns = namespaces.get(run.ns);
+      if (!ssd) return reporter?.removedMany(ns.name, run.packed, run.hashLen);
+      for (let at = 0; at < run.packed.length; at += run.hashLen) {
+        const hash = run.packed.subarray(at, at + run.hashLen);
+        if (ssd.dramEvicted(ns, hash))
+          reporter?.moved(ns.name, hash, TIER_SSD); // still held, on SSD
+        else reporter?.removed(ns.name, hash);
+      }
     });
     if (config.ssdPath?.length) {
       ssd = await SsdTier.open({

@@ -29,7 +29,11 @@ function setup(poolBytes = 1 << 20, fetcher?: Fetcher) {
   const evicted: Buffer[] = [];
   let now = 0;
   const index = createBlockIndex(64);
-  const evictor = new Evictor(index, data, (b) => b.sealed && evicted.push(Buffer.from(b.hash)));
+  const evictor = new Evictor(index, data, (run) => {
+    if (!run.sealed) return;
+    for (let at = 0; at < run.packed.length; at += run.hashLen)
+      evicted.push(Buffer.from(run.packed.subarray(at, at + run.hashLen)));
+  });
   const regions = testRegions();
   const core = new EngineCore({
     data,

@@ -5,10 +5,12 @@
 import type { BlockIndex } from './block-index.js';
 import type { DataPath, EvictedBlocks } from './data-path.js';
 
-export interface EvictedBlock {
+/** Consecutive evicted blocks of one namespace, hash length and sealed state: their hashes back to back. */
+export interface EvictedRun {
   ns: number;
-  /** A copy of the block's hash. */
-  hash: Buffer;
+  hashLen: number;
+  /** A view of the allocation's hashes: valid during the callback only (copy what is kept). */
+  packed: Buffer;
   sealed: boolean;
 }
 
@@ -18,7 +20,7 @@ export class Evictor {
   constructor(
     private readonly index: BlockIndex,
     private readonly data: Pick<DataPath, 'allocate'>,
-    private readonly onEvicted: (block: EvictedBlock) => void,
+    private readonly onEvicted: (run: EvictedRun) => void,
   ) {}
 
   /** Up to `count` pages of `pageBytes`: all of them unless the pool is full of pinned blocks. */
@@ -29,20 +31,22 @@ export class Evictor {
     return got.pages;
   }
 
-  /** Counts what a native allocation evicted (and whether it ran out) and tells the node about each block. */
+  /** Counts what a native allocation evicted (and whether it ran out) and tells the node, a run of blocks at a time. */
   report(evicted: EvictedBlocks, exhausted: boolean): void {
     if (exhausted) this.counters.exhausted++;
     if (evicted.blocks === 0) return;
     this.counters.evictedBlocks += evicted.blocks;
     this.counters.evictedBytes += evicted.bytes;
-    for (let i = 0, at = 0; i < evicted.blocks; i++) {
-      const len = evicted.lens[i]!;
-      this.onEvicted({
-        ns: evicted.ns[i]!,
-        hash: evicted.hashes.subarray(at, at + len),
-        sealed: evicted.sealed[i] === 1,
-      });
-      at += len;
+    const { ns, lens, sealed, hashes } = evicted;
+    for (let i = 0, at = 0; i < evicted.blocks;) {
+      // a run: the blocks from i that share its namespace, hash length and sealed state (usually all of them)
+      let j = i + 1;
+      while (j < evicted.blocks && ns[j] === ns[i] && lens[j] === lens[i] && sealed[j] === sealed[i]) j++;
+      const hashLen = lens[i]!;
+      const end = at + (j - i) * hashLen;
+      this.onEvicted({ ns: ns[i]!, hashLen, packed: hashes.subarray(at, end), sealed: sealed[i] === 1 });
+      at = end;
+      i = j;
     }
   }
 }

@@ -112,3 +112,44 @@ test('SIGTERM unregisters the node from the metaserver and exits 0', async () =>
   assert.equal(exit.code, 0);
   assert.ok(!JSON.stringify(await nodes()).includes(node.addr), 'node gone from the metaserver');
 });
+
+test('blocks evicted under pool pressure leave the metaserver; the ones still held stay', async () => {
+  await using cluster = await startCluster({
+    nodes: 1,
+    node: { poolSize: '32mib', args: ['--heartbeat-interval-secs', String(HEARTBEAT_SECS)] },
+  });
+  const [node] = cluster.nodes;
+  // 1 MiB blocks: the pool holds about 32, six rounds of 16 make it evict the first rounds (a run per save)
+  const region = KvRegion.create({
+    layout: { numLayers: 2, kvSplit: true, bytesPerLayerBlock: 256 << 10, numBlocks: 16 },
+  });
+  const kv = await KvEngine.register({ target: node!.engineSocket, namespace: 'evict/ns', region });
+  try {
+    const rounds = Array.from({ length: 6 }, (_, r) =>
+      Array.from({ length: 16 }, (_, i) => randomBytes(32).fill(r * 16 + i, 0, 1)),
+    );
+    for (const hashes of rounds) {
+      const res = await kv.save(
+        Array.from({ length: 16 }, (_, i) => i),
+        hashes,
+      );
+      assert.equal(res.stored, 16);
+    }
+    const deadline = Date.now() + 60_000; // generous: a busy machine only makes this slower
+    const held = async (hashes: Buffer[]) =>
+      (await locate(cluster.metaserver.addr, 'evict/ns', hashes)).nodes[0]?.prefixLen ?? 0;
+    let first = await held(rounds[0]!);
+    let last = await held(rounds[5]!);
+    while ((first !== 0 || last !== 16) && Date.now() < deadline) {
+      await sleep(100);
+      [first, last] = [await held(rounds[0]!), await held(rounds[5]!)];
+    }
+    assert.equal(first, 0, 'the first round was evicted: the metaserver no longer lists it');
+    assert.equal(last, 16, 'the last round is held and listed');
+    const q = await kv.query(rounds[0]!, { localOnly: true });
+    assert.equal(q.hits, 0, 'and the node indeed holds none of the first round');
+  } finally {
+    await kv.close();
+    region.close();
+  }
+});

@@ -171,6 +171,12 @@ export class Reporter {
     this.note(ns, hash, MOVE, tier);
   }
 
+  /** Resident blocks went away: their hashes back to back in `packed`, `hashLen` bytes each (copied). */
+  removedMany(ns: string, packed: Uint8Array, hashLen: number): void {
+    if (this.stopped || hashLen === 0 || packed.length === 0) return;
+    this.noted(this.pending.noteMany(ns, packed, hashLen, REMOVE));
+  }
+
   /** A resident block went away; `hash` is copied. */
   removed(ns: string, hash: Uint8Array): void {
     this.note(ns, hash, REMOVE);

@@ -5,7 +5,6 @@
 // advertises it at once. A drive whose I/O fails is taken out of service (logged, counted); the node keeps
 // serving from DRAM and the other drives.
 import { TIER_DRAM, toKvError } from '@kvfabric/common';
-import type { EvictedBlock } from '../eviction.js';
 import type { NamespaceInfo } from '../namespaces.js';
 import { extentBytes, SsdCatalog, type SsdEntry } from './ssd-catalog.js';
 import { liveRecords, openDrive, type SsdDrive } from './ssd-drives.js';
@@ -109,9 +108,8 @@ export class SsdTier implements SsdTierCore {
   }
 
   /** DRAM evicted a block: still held when it is on SSD; else it is gone (counted) and the listener hears so. */
-  dramEvicted(ns: NamespaceInfo, b: EvictedBlock): boolean {
-    if (!b.sealed) return false;
-    if (this.has(ns.name, b.hash)) return true;
+  dramEvicted(ns: NamespaceInfo, hash: Uint8Array): boolean {
+    if (this.has(ns.name, hash)) return true;
     this.counters.droppedBlocks++;
     return false;
   }
