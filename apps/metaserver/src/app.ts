@@ -26,6 +26,7 @@ import {
 } from '@kvfabric/common/rpc';
 import {
   Metrics,
+  gcPausesRoute,
   observeGcPauses,
   startHttp,
   type GcPauseMetrics,
@@ -192,6 +193,7 @@ export class MetaserverApp {
         metrics: this.metrics,
         health: () => this.health(),
         logger: this.logger,
+        routes: { '/debug/gc-pauses': gcPausesRoute(this.gcPauses.log) },
       });
     } catch (err) {
       this.server.forceShutdown();
