@@ -65,7 +65,8 @@ export interface NodeRef {
 
 export interface NodePrefixResult extends NodeRef {
   prefixLen: number;
-  transports: number[];
+  /** The session's own array (replaced, never changed, by a heartbeat): read it, do not change it. */
+  transports: readonly number[];
   poolUsedBytes: bigint;
   poolCapacityBytes: bigint;
 }
