@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { percentile, type BenchContext, type Progress } from '../harness.js';
 import { unitCount, type Layout } from './data.js';
-import { fetchGcPauses, summarizeGcPauses, type GcSummary } from './gc-pauses.js';
+import { fetchGcPauses, summarizeGcPauses, type GcSummary, type Pause } from './gc-pauses.js';
 import type { FromWorker, QueryMode, Target, ToWorker } from './worker.js';
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -160,8 +160,8 @@ export interface Subject {
   clientCpu: number;
   latencies: number[];
   segments: number;
-  /** Durations (ms) of the server's GC pauses in the measured segments (kvfabric only). */
-  gc: number[] | undefined;
+  /** The server's GC pauses in the measured segments (kvfabric only). */
+  gc: Pause[] | undefined;
 }
 
 /** One segment of `subject`: warm-up, then `durationMs` measured, accumulated into the subject. */

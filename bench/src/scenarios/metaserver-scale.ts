@@ -9,6 +9,7 @@ import { cpus, loadavg } from 'node:os';
 import { MetaserverClient } from '@kvfabric/client';
 import { startMetaserver } from '@kvfabric/testkit';
 import type { BenchContext, Scenario, ScenarioResult } from '../harness.js';
+import { describeKinds } from '../metaserver/gc-pauses.js';
 import { NODES, layoutForBlocks, layoutForEntries, nodeId, type Layout } from '../metaserver/data.js';
 import {
   loadGroup,
@@ -217,7 +218,9 @@ const scenario: Scenario = {
         'index_bytes_per_entry: the index typed arrays (GetStats.index_bytes) per pair; rss_bytes_per_entry: the server process resident ' +
           'memory after the inserts minus before them, per pair (includes allocator and V8 heap growth)',
         "gc_*: the server's garbage-collection pauses that started while a subject was measured, each one exact from its " +
-          'pause log (GET /debug/gc-pauses): count, total, 99th percentile (nearest rank) and the longest',
+          'pause log (GET /debug/gc-pauses): count, total, 99th percentile (nearest rank) and the longest; by kind ' +
+          `(count / total, longest): ${s} pipelined ${describeKinds(small.pipelined.gc!)}, unary ${describeKinds(small.unary.gc!)}; ` +
+          `${l} pipelined ${describeKinds(large.pipelined.gc!)}, unary ${describeKinds(large.unary.gc!)}`,
         `clients and server share ${cpus().length} cores (load average at start ${loadStart}, at end ${loadavg()[0]!.toFixed(1)})`,
       ],
     };

@@ -16,6 +16,7 @@ import {
   unitCount,
   type Layout,
 } from '../metaserver/data.js';
+import { describeKinds } from '../metaserver/gc-pauses.js';
 import {
   LoadProcess,
   loadGroup,
@@ -337,7 +338,8 @@ const scenario: Scenario = {
           'query = 64 pipelined SMEMBERS + per-node longest-prefix on the client; memory = INFO used_memory delta per entry',
         "gc_*: the metaserver's garbage-collection pauses that started while the kvfabric subject was measured, each " +
           'one exact from its pause log (GET /debug/gc-pauses, perf_hooks gc entries, wall time, all kinds): count, ' +
-          'total, 99th percentile (nearest rank) and the longest',
+          'total, 99th percentile (nearest rank) and the longest; by kind (count / total, longest): ' +
+          `pipelined ${describeKinds(kvPipelined.gc!)}; unary ${describeKinds(kvUnary.gc!)}`,
         'kvfabric memory: heapUsed+external delta (after GC) of a fresh process holding only the store, per (block, owner); ' +
           `~1.5 owners per block (chain owner + a prefix on a second node); *_single_owner: one owner per block`,
       ],
