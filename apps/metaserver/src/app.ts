@@ -5,7 +5,7 @@
 // down drops the store. The services, metrics and sweep read the current store through `() => this.store`.
 import * as grpc from '@grpc/grpc-js';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { MetaserverService, type LeaderInfo } from '@kvfabric/proto';
+import { MetaserverWire, type LeaderInfo } from '@kvfabric/proto';
 import {
   METASERVER_MAX_REQUEST_BYTES,
   METASERVER_MAX_RESPONSE_BYTES,
@@ -26,6 +26,7 @@ import {
 } from '@kvfabric/common/rpc';
 import {
   Metrics,
+  gcPausesRoute,
   observeGcPauses,
   startHttp,
   type GcPauseMetrics,
@@ -132,7 +133,7 @@ export class MetaserverApp {
         (config.maxConnectionIdleSecs ?? METASERVER_FLAGS['max-connection-idle-secs'].default) * 1000,
       ),
     });
-    this.server.addService(MetaserverService, metaserverServiceImpl(deps, rpcContext));
+    this.server.addService(MetaserverWire, metaserverServiceImpl(deps, rpcContext));
   }
 
   /** The index now serving; replaced by a fresh one on every election (and dropped on stepping down) in HA mode. */
@@ -192,6 +193,7 @@ export class MetaserverApp {
         metrics: this.metrics,
         health: () => this.health(),
         logger: this.logger,
+        routes: { '/debug/gc-pauses': gcPausesRoute(this.gcPauses.log) },
       });
     } catch (err) {
       this.server.forceShutdown();

@@ -52,8 +52,7 @@ const KNOWN_TRANSPORTS = new Set<number>([TransportKind.TRANSPORT_KIND_TCP, Tran
 
 /** A request's hash list, at most maxCount hashes (METASERVER_MAX_UPDATE_HASHES / METASERVER_MAX_QUERY_HASHES). */
 function hashesOf(list: HashList | undefined, maxCount: number): Hashes {
-  const { packed, hashLen } = checkHashList(list, 'hashes', { maxCount });
-  return { packed, hashLen };
+  return checkHashList(list, 'hashes', { maxCount });
 }
 
 /** The tier of an InsertBlocks request (UNSPECIFIED, from older nodes: DRAM). */

@@ -50,10 +50,10 @@ function streamOn(store: MetaStore, who: Identity | undefined, deps: QueryPrefix
       answer(req) {
         const ns = checkNamespace(req.namespace);
         authorizeNamespace(who, ns);
-        const { packed, hashLen } = checkHashList(req.hashes, 'hashes', { maxCount: METASERVER_MAX_QUERY_HASHES });
+        const hashes = checkHashList(req.hashes, 'hashes', { maxCount: METASERVER_MAX_QUERY_HASHES });
         const exclude = req.excludeNodeId === '' ? '' : checkId(req.excludeNodeId, 'exclude_node_id');
         // NodePrefixResult has exactly NodePrefix's fields (transports are validated TransportKind values)
-        const nodes = store.queryPrefix(ns, { packed, hashLen }, exclude) as NodePrefix[];
+        const nodes = store.queryPrefix(ns, hashes, exclude) as NodePrefix[];
         return { id: req.id, epoch, nodes, error: undefined };
       },
       itemError(req, err) {

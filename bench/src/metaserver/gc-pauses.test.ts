@@ -1,50 +1,43 @@
-// The bench's reading of the metaserver's GC pause histogram: deltas between scrapes, summed over kinds.
+// The bench's reading of the metaserver's GC pauses: a real metaserver's pause log over a window, and the summary.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addGcDelta, emptyGcPauses, parseGcPauses, summarizeGcPauses } from './gc-pauses.js';
+import { MetaserverClient } from '@kvfabric/client';
+import { startMetaserver } from '@kvfabric/testkit';
+import { describeKinds, fetchGcPauses, summarizeGcPauses } from './gc-pauses.js';
 
-const scrape = (minor: number[], major: number[], sums: [number, number]) => {
-  const bounds = ['0.001', '0.005', '0.01', '+Inf'];
-  const lines = [
-    '# HELP kvfabric_metaserver_gc_pause_seconds Garbage-collection pauses',
-    `kvfabric_metaserver_gc_pause_seconds_count{kind="minor",otel_scope_name="m"} ${minor.at(-1)}`,
-    `kvfabric_metaserver_gc_pause_seconds_sum{kind="minor",otel_scope_name="m"} ${sums[0]}`,
-    ...bounds.map(
-      (b, i) => `kvfabric_metaserver_gc_pause_seconds_bucket{kind="minor",otel_scope_name="m",le="${b}"} ${minor[i]}`,
-    ),
-    `kvfabric_metaserver_gc_pause_seconds_count{kind="major",otel_scope_name="m"} ${major.at(-1)}`,
-    `kvfabric_metaserver_gc_pause_seconds_sum{kind="major",otel_scope_name="m"} ${sums[1]}`,
-    ...bounds.map(
-      (b, i) => `kvfabric_metaserver_gc_pause_seconds_bucket{kind="major",otel_scope_name="m",le="${b}"} ${major[i]}`,
-    ),
-    'kvfabric_metaserver_rpc_total{method="queryPrefix",status="OK"} 12',
-  ];
-  return lines.join('\n') + '\n';
-};
-
-test('parseGcPauses sums the kinds; deltas and summaries are exact', () => {
-  const before = parseGcPauses(scrape([3, 4, 4, 4], [0, 0, 1, 1], [0.002, 0.007]));
-  assert.equal(before.count, 5);
-  assert.ok(Math.abs(before.sumSeconds - 0.009) < 1e-12);
+test('summarizeGcPauses: count, total, nearest-rank p99, max and the kinds are exact', () => {
+  const pause = (ms: number, kind = 'minor') => ({ atMs: 0, ms, kind });
+  const s = summarizeGcPauses([...Array.from({ length: 98 }, () => pause(0.5)), pause(4), pause(12, 'major')]);
   assert.deepEqual(
-    [...before.buckets],
-    [
-      [0.001, 3],
-      [0.005, 4],
-      [0.01, 5],
-      [Infinity, 5],
-    ],
+    { pauses: s.pauses, totalMs: s.totalMs, p99Ms: s.p99Ms, maxMs: s.maxMs },
+    { pauses: 100, totalMs: 98 * 0.5 + 16, p99Ms: 4, maxMs: 12 },
   );
-  // 100 more pauses: 98 under 1 ms, one under 5 ms, one under 10 ms
-  const after = parseGcPauses(scrape([101, 103, 103, 103], [0, 0, 2, 2], [0.05, 0.015]));
-  const total = emptyGcPauses();
-  addGcDelta(total, before, after);
-  assert.equal(total.count, 100);
-  assert.ok(Math.abs(total.sumSeconds - 0.056) < 1e-12);
-  const s = summarizeGcPauses(total);
-  assert.equal(s.pauses, 100);
-  assert.equal(s.p99Ms, 5); // the 99th pause is in the (1, 5] ms bucket
-  assert.equal(s.maxMs, 10);
-  assert.ok(Math.abs(s.totalMs - 56) < 1e-9);
-  assert.deepEqual(summarizeGcPauses(emptyGcPauses()), { pauses: 0, totalMs: 0, p99Ms: 0, maxMs: 0 });
+  assert.deepEqual(s.byKind, {
+    minor: { pauses: 99, totalMs: 98 * 0.5 + 4, maxMs: 4 },
+    major: { pauses: 1, totalMs: 12, maxMs: 12 },
+  });
+  assert.equal(describeKinds(s), 'minor 99 / 53.0 ms (max 4.0), major 1 / 12.0 ms (max 12.0)');
+  assert.deepEqual(summarizeGcPauses([pause(0.25)]).p99Ms, 0.25);
+  const none = summarizeGcPauses([]);
+  assert.deepEqual([none.pauses, none.totalMs, none.p99Ms, none.maxMs, none.byKind], [0, 0, 0, 0, {}]);
+  assert.equal(describeKinds(none), 'no pauses');
+});
+
+test('fetchGcPauses: a running metaserver lists the pauses of a window; a bad window is refused', async () => {
+  await using meta = await startMetaserver({ logLevel: 'warn' });
+  // 2000 unary calls leave tens of MB of gRPC garbage in the server: its young generation is collected
+  using client = new MetaserverClient(meta.addr);
+  const hashes = Buffer.alloc(64 * 32, 7);
+  for (let lane = 0; lane < 2000; lane += 20) {
+    const batch = Array.from({ length: 20 }, () => client.queryPrefix('gc/test', { packed: hashes, hashLen: 32 }));
+    for (const res of await Promise.all(batch)) assert.deepEqual(res.nodes, []);
+  }
+  const all = await fetchGcPauses(meta.httpAddr, 0, Date.now() + 60_000);
+  assert.ok(all.length > 0, 'pauses while serving');
+  for (const p of all) {
+    assert.ok(p.ms > 0 && p.ms < 60_000, `a plausible pause: ${p.ms} ms`);
+    assert.ok(['minor', 'major', 'incremental', 'weakcb', 'other'].includes(p.kind), p.kind);
+  }
+  assert.deepEqual(await fetchGcPauses(meta.httpAddr, Date.now() + 60_000, Date.now() + 120_000), []);
+  await assert.rejects(fetchGcPauses(meta.httpAddr, Number.NaN, 0), /400.*since: expected a Unix time/);
 });

@@ -1,68 +1,59 @@
-// The metaserver's GC pauses over a measured segment, from its /metrics (kvfabric_metaserver_gc_pause_seconds, a
-// histogram by kind): scraped before and after, the difference summed over kinds.
-const METRIC = 'kvfabric_metaserver_gc_pause_seconds';
+// The metaserver's GC pauses over a measured segment, exact: each pause's duration from its pause log
+// (GET /debug/gc-pauses?since=&until=, perf_hooks gc entries, wall time, every kind), for the segment's wall-clock
+// window. The bench runs on the same host as the metaserver, so both read the same clock.
 
-/** Cumulative bucket counts (by upper bound in seconds), sum and count, over every kind. */
-export interface GcPauses {
-  buckets: Map<number, number>;
-  sumSeconds: number;
-  count: number;
+/** One pause as the metaserver lists it. */
+export interface Pause {
+  atMs: number;
+  ms: number;
+  kind: string;
 }
 
-export function emptyGcPauses(): GcPauses {
-  return { buckets: new Map(), sumSeconds: 0, count: 0 };
-}
-
-/** Parses the Prometheus text of a /metrics scrape. */
-export function parseGcPauses(text: string): GcPauses {
-  const out = emptyGcPauses();
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(METRIC)) continue;
-    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
-    if (line.startsWith(`${METRIC}_bucket{`)) {
-      const le = /le="([^"]+)"/.exec(line)?.[1];
-      if (le === undefined) continue;
-      const bound = le === '+Inf' ? Infinity : Number(le);
-      out.buckets.set(bound, (out.buckets.get(bound) ?? 0) + value);
-    } else if (line.startsWith(`${METRIC}_sum{`)) out.sumSeconds += value;
-    else if (line.startsWith(`${METRIC}_count{`)) out.count += value;
-  }
-  return out;
-}
-
-export async function scrapeGcPauses(httpAddr: string): Promise<GcPauses> {
-  const res = await fetch(`http://${httpAddr}/metrics`);
-  if (!res.ok) throw new Error(`GET http://${httpAddr}/metrics: ${res.status}`);
-  return parseGcPauses(await res.text());
-}
-
-/** total += after - before. */
-export function addGcDelta(total: GcPauses, before: GcPauses, after: GcPauses): void {
-  for (const [bound, n] of after.buckets)
-    total.buckets.set(bound, (total.buckets.get(bound) ?? 0) + n - (before.buckets.get(bound) ?? 0));
-  total.sumSeconds += after.sumSeconds - before.sumSeconds;
-  total.count += after.count - before.count;
+/** The pauses that started in [sinceMs, untilMs); an error when the log no longer held them all. */
+export async function fetchGcPauses(httpAddr: string, sinceMs: number, untilMs: number): Promise<Pause[]> {
+  const url = `http://${httpAddr}/debug/gc-pauses?since=${sinceMs}&until=${untilMs}`;
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`GET ${url}: ${res.status} ${await res.text()}`);
+  const body = (await res.json()) as { pauses: Pause[]; complete: boolean; capacity: number };
+  if (!body.complete) throw new Error(`GET ${url}: more pauses than the log holds (${body.capacity})`);
+  return body.pauses;
 }
 
 export interface GcSummary {
   pauses: number;
   totalMs: number;
-  /** Upper bound of the bucket holding the 99th-percentile pause (ms); 0 without pauses. */
+  /** The 99th-percentile pause (nearest rank), ms; 0 without pauses. */
   p99Ms: number;
-  /** Upper bound of the highest non-empty bucket (ms): the longest pause was at most this. */
+  /** The longest pause, ms; 0 without pauses. */
   maxMs: number;
+  /** Pauses and their total (ms) by kind (minor: scavenges; major, incremental: full collections). */
+  byKind: Record<string, { pauses: number; totalMs: number; maxMs: number }>;
 }
 
-export function summarizeGcPauses(p: GcPauses): GcSummary {
-  const bounds = [...p.buckets.keys()].sort((a, b) => a - b);
-  const at = (rank: number) => {
-    const bound = bounds.find((b) => p.buckets.get(b)! >= rank);
-    return bound === undefined || p.count === 0 ? 0 : bound * 1000;
-  };
+export function summarizeGcPauses(pauses: readonly Pause[]): GcSummary {
+  const sorted = pauses.map((p) => p.ms).sort((a, b) => a - b);
+  const n = sorted.length;
+  const byKind: GcSummary['byKind'] = {};
+  for (const p of pauses) {
+    const k = (byKind[p.kind] ??= { pauses: 0, totalMs: 0, maxMs: 0 });
+    k.pauses++;
+    k.totalMs += p.ms;
+    k.maxMs = Math.max(k.maxMs, p.ms);
+  }
   return {
-    pauses: p.count,
-    totalMs: p.sumSeconds * 1000,
-    p99Ms: at(Math.ceil(0.99 * p.count)),
-    maxMs: at(p.count),
+    pauses: n,
+    totalMs: sorted.reduce((s, v) => s + v, 0),
+    p99Ms: n === 0 ? 0 : sorted[Math.ceil(0.99 * n) - 1]!,
+    maxMs: n === 0 ? 0 : sorted[n - 1]!,
+    byKind,
   };
+}
+
+/** "minor 20 / 41.3 ms (max 3.1), major 1 / 12.0 ms (max 12.0)": a note line's account of the kinds. */
+export function describeKinds(s: GcSummary): string {
+  const kinds = Object.entries(s.byKind).sort((a, b) => b[1].totalMs - a[1].totalMs);
+  if (kinds.length === 0) return 'no pauses';
+  return kinds
+    .map(([kind, k]) => `${kind} ${k.pauses} / ${k.totalMs.toFixed(1)} ms (max ${k.maxMs.toFixed(1)})`)
+    .join(', ');
 }

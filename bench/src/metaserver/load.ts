@@ -1,20 +1,13 @@
 // The load side of the metaserver benches (scenarios/metaserver.ts, scenarios/metaserver-scale.ts): forked load
 // processes (worker.ts) that insert a layout into one target and query it, and the measured subjects (a target and
 // how its queries travel) with their CPU accounting (server and clients, from /proc), latencies and, for kvfabric,
-// the server's GC pauses (from its /metrics).
+// the server's GC pauses (each one, from its pause log).
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { percentile, type BenchContext, type Progress } from '../harness.js';
 import { unitCount, type Layout } from './data.js';
-import {
-  addGcDelta,
-  emptyGcPauses,
-  scrapeGcPauses,
-  summarizeGcPauses,
-  type GcPauses,
-  type GcSummary,
-} from './gc-pauses.js';
+import { fetchGcPauses, summarizeGcPauses, type GcSummary, type Pause } from './gc-pauses.js';
 import type { FromWorker, QueryMode, Target, ToWorker } from './worker.js';
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -85,7 +78,7 @@ export interface QueryResult {
   serverCpuUsPerQuery: number;
   /** CPU of all client processes per query, in µs. */
   clientCpuUsPerQuery: number;
-  /** The server's GC pauses while measuring (kvfabric only: read from its /metrics). */
+  /** The server's GC pauses while measuring (kvfabric only: read from its pause log). */
   gc: GcSummary | undefined;
 }
 
@@ -104,7 +97,7 @@ export function cpuSeconds(pid: number): number {
 export interface LoadGroup {
   target: Target;
   serverPid: number;
-  /** The server's HTTP address where it exposes GC pause metrics (kvfabric), else undefined. */
+  /** The server's HTTP address where it lists its GC pauses (kvfabric), else undefined. */
   metricsAddr: string | undefined;
   procs: LoadProcess[];
   insert: InsertResult;
@@ -167,7 +160,8 @@ export interface Subject {
   clientCpu: number;
   latencies: number[];
   segments: number;
-  gc: GcPauses | undefined;
+  /** The server's GC pauses in the measured segments (kvfabric only). */
+  gc: Pause[] | undefined;
 }
 
 /** One segment of `subject`: warm-up, then `durationMs` measured, accumulated into the subject. */
@@ -181,7 +175,7 @@ export async function measure(
   const { group, mode, label } = subject;
   await query(ctx, group.procs, layout, mode, warmupMs, `${label} warm-up`);
   const clientCpu = () => group.procs.reduce((sum, w) => sum + cpuSeconds(w.pid), 0);
-  const gc1 = group.metricsAddr ? await scrapeGcPauses(group.metricsAddr) : undefined;
+  const wall1 = Date.now();
   const cpu1 = cpuSeconds(group.serverPid);
   const client1 = clientCpu();
   const t1 = performance.now();
@@ -189,7 +183,8 @@ export async function measure(
   subject.seconds += (performance.now() - t1) / 1000;
   subject.serverCpu += cpuSeconds(group.serverPid) - cpu1;
   subject.clientCpu += clientCpu() - client1;
-  if (gc1 && subject.gc) addGcDelta(subject.gc, gc1, await scrapeGcPauses(group.metricsAddr!));
+  const wall2 = Date.now();
+  if (group.metricsAddr && subject.gc) subject.gc.push(...(await fetchGcPauses(group.metricsAddr, wall1, wall2)));
   const mismatches = results.reduce((s, r) => s + r.mismatches, 0);
   if (mismatches > 0)
     throw new Error(
@@ -261,6 +256,6 @@ export function newSubject(label: string, group: LoadGroup, mode: QueryMode): Su
     clientCpu: 0,
     latencies: [],
     segments: 0,
-    gc: group.metricsAddr ? emptyGcPauses() : undefined,
+    gc: group.metricsAddr ? [] : undefined,
   };
 }

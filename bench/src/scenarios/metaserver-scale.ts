@@ -9,6 +9,7 @@ import { cpus, loadavg } from 'node:os';
 import { MetaserverClient } from '@kvfabric/client';
 import { startMetaserver } from '@kvfabric/testkit';
 import type { BenchContext, Scenario, ScenarioResult } from '../harness.js';
+import { describeKinds } from '../metaserver/gc-pauses.js';
 import { NODES, layoutForBlocks, layoutForEntries, nodeId, type Layout } from '../metaserver/data.js';
 import {
   loadGroup,
@@ -183,8 +184,10 @@ const scenario: Scenario = {
       add(`query_p50_us${suffix}`, round(a.p50Us), round(b.p50Us), '');
       add(`query_p99_us${suffix}`, round(a.p99Us), round(b.p99Us), 'no rise with size');
       add(`server_cpu_us_per_query${suffix}`, round(a.serverCpuUsPerQuery), round(b.serverCpuUsPerQuery), '');
+      add(`gc_pauses${suffix}`, a.gc!.pauses, b.gc!.pauses, '');
       add(`gc_pause_total_ms${suffix}`, round(a.gc!.totalMs), round(b.gc!.totalMs), '');
-      add(`gc_pause_max_ms${suffix}`, a.gc!.maxMs, b.gc!.maxMs, 'no multi-ms pause (bucket bound)');
+      add(`gc_pause_p99_ms${suffix}`, round(a.gc!.p99Ms, 2), round(b.gc!.p99Ms, 2), '');
+      add(`gc_pause_max_ms${suffix}`, round(a.gc!.maxMs, 2), round(b.gc!.maxMs, 2), 'no multi-ms pause');
     }
     add('index_bytes_per_entry', round(small.indexBytesPerEntry), round(large.indexBytesPerEntry), '<= 48 B');
     add('rss_bytes_per_entry', round(small.rssBytesPerEntry), round(large.rssBytesPerEntry), '<= 48 B');
@@ -214,6 +217,10 @@ const scenario: Scenario = {
           `each size and mode measured in ${rounds} segment(s) of ${queryMs / 1000}s, in rotating order; each query is one random chain's 64 hashes, checked against the expected answer`,
         'index_bytes_per_entry: the index typed arrays (GetStats.index_bytes) per pair; rss_bytes_per_entry: the server process resident ' +
           'memory after the inserts minus before them, per pair (includes allocator and V8 heap growth)',
+        "gc_*: the server's garbage-collection pauses that started while a subject was measured, each one exact from its " +
+          'pause log (GET /debug/gc-pauses): count, total, 99th percentile (nearest rank) and the longest; by kind ' +
+          `(count / total, longest): ${s} pipelined ${describeKinds(small.pipelined.gc!)}, unary ${describeKinds(small.unary.gc!)}; ` +
+          `${l} pipelined ${describeKinds(large.pipelined.gc!)}, unary ${describeKinds(large.unary.gc!)}`,
         `clients and server share ${cpus().length} cores (load average at start ${loadStart}, at end ${loadavg()[0]!.toFixed(1)})`,
       ],
     };

@@ -16,6 +16,7 @@ import {
   unitCount,
   type Layout,
 } from '../metaserver/data.js';
+import { describeKinds } from '../metaserver/gc-pauses.js';
 import {
   LoadProcess,
   loadGroup,
@@ -280,8 +281,8 @@ const scenario: Scenario = {
       const gc = r.gc!;
       add(`gc_pauses${suffix}`, gc.pauses, undefined, '');
       add(`gc_pause_total_ms${suffix}`, round(gc.totalMs), undefined, '');
-      add(`gc_pause_p99_ms${suffix}`, gc.p99Ms, undefined, '(bucket bound)');
-      add(`gc_pause_max_ms${suffix}`, gc.maxMs, undefined, 'no multi-ms pause (bucket bound)');
+      add(`gc_pause_p99_ms${suffix}`, round(gc.p99Ms, 2), undefined, '');
+      add(`gc_pause_max_ms${suffix}`, round(gc.maxMs, 2), undefined, 'no multi-ms pause');
     }
     for (const entries of p.memoryEntries) {
       const l = layoutForEntries(entries);
@@ -335,9 +336,10 @@ const scenario: Scenario = {
           'client_cpu_us_per_query: all load processes together',
         'redis: key = raw 32-byte hash, value = set of small-integer node ids (intset); insert = pipelined SADD per hash; ' +
           'query = 64 pipelined SMEMBERS + per-node longest-prefix on the client; memory = INFO used_memory delta per entry',
-        "gc_*: the metaserver's garbage-collection pauses while the kvfabric subject was measured, from its /metrics " +
-          '(kvfabric_metaserver_gc_pause_seconds, perf_hooks gc entries, wall time, all kinds): count, total, and the ' +
-          'upper bounds of the histogram buckets holding the 99th-percentile and the longest pause',
+        "gc_*: the metaserver's garbage-collection pauses that started while the kvfabric subject was measured, each " +
+          'one exact from its pause log (GET /debug/gc-pauses, perf_hooks gc entries, wall time, all kinds): count, ' +
+          'total, 99th percentile (nearest rank) and the longest; by kind (count / total, longest): ' +
+          `pipelined ${describeKinds(kvPipelined.gc!)}; unary ${describeKinds(kvUnary.gc!)}`,
         'kvfabric memory: heapUsed+external delta (after GC) of a fresh process holding only the store, per (block, owner); ' +
           `~1.5 owners per block (chain owner + a prefix on a second node); *_single_owner: one owner per block`,
       ],

@@ -147,7 +147,8 @@ export class LeaderChannel {
   ): Promise<T> {
     let redirects = 0;
     for (;;) {
-      const client = await this.ready(deadline);
+      // a plain address has its client at once: no turn through the async path (one call per query)
+      const client = (this.address.kind === 'direct' && this.connected()) || (await this.ready(deadline));
       const tried = { target: this.current, leader: this.leader };
       try {
         return await attempt(client);

@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { TransportKind } from '@kvfabric/proto/common';
 import {
-  MetaserverService,
+  type MetaserverService,
   type BlockOwners,
   type GetStatsResponse,
   type HeartbeatResponse,
@@ -13,6 +13,7 @@ import {
   type NodePrefix,
   type NodeStats,
 } from '@kvfabric/proto/metaserver';
+import { MetaserverWire } from '@kvfabric/proto/prefix-wire';
 import {
   KvError,
   TIER_DRAM,
@@ -246,7 +247,7 @@ export class MetaserverClient {
     deadline: number,
     signal: AbortSignal | undefined,
   ): Promise<ResponseOf<M>> {
-    const def = MetaserverService[method];
+    const def = MetaserverWire[method];
     return new Promise<ResponseOf<M>>((resolve, reject) => {
       const call = client.makeUnaryRequest(
         def.path,

@@ -6,11 +6,8 @@
 // connection goes away (a draining server's GOAWAY) the stream is half-closed: its queries still get their answers,
 // the server can finish it and stop, and new queries go to a new stream.
 import * as grpc from '@grpc/grpc-js';
-import {
-  MetaserverService,
-  type QueryPrefixStreamRequest,
-  type QueryPrefixStreamResponse,
-} from '@kvfabric/proto/metaserver';
+import type { QueryPrefixStreamRequest, QueryPrefixStreamResponse } from '@kvfabric/proto/metaserver';
+import { MetaserverWire } from '@kvfabric/proto/prefix-wire';
 import { KvError, isKvErrorCode, toHashList } from '@kvfabric/common';
 import { fromGrpcError, type EtcdTls, type TlsMaterial } from '@kvfabric/common/rpc';
 import { LeaderChannel } from './leader-channel.js';
@@ -125,7 +122,7 @@ export class PrefixQueryStream {
         if (this.watched === client) this.pipe.retire();
       });
     }
-    const def = MetaserverService.queryPrefixStream;
+    const def = MetaserverWire.queryPrefixStream;
     return client.makeBidiStreamRequest(def.path, def.requestSerialize, def.responseDeserialize);
   }
 

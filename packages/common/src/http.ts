@@ -1,6 +1,7 @@
-// GET /health and GET /metrics on --http-addr, for every process.
+// GET /health and GET /metrics on --http-addr, for every process, and optional JSON routes (GET /debug/...).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { toKvError } from './errors.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './logger.js';
 import { parseHostPort } from './validate.js';
@@ -21,10 +22,12 @@ export async function startHttp(opts: {
   metrics: Metrics;
   health: () => HealthReport | Promise<HealthReport>;
   logger: Logger;
+  /** More GET routes answering JSON (path → handler of the query parameters); a thrown KvError answers 400. */
+  routes?: Record<string, (params: URLSearchParams) => unknown>;
 }): Promise<HttpEndpoint> {
   const { host, port } = parseHostPort(opts.addr, 'http-addr');
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const [path, query = ''] = (req.url ?? '/').split('?', 2) as [string, string?];
     const reply = (status: number, type: string, body: string) => {
       res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
       res.end(body);
@@ -46,6 +49,16 @@ export async function startHttp(opts: {
         },
       );
       return;
+    }
+    const route = opts.routes && Object.hasOwn(opts.routes, path) ? opts.routes[path] : undefined;
+    if (route) {
+      let body: unknown;
+      try {
+        body = route(new URLSearchParams(query));
+      } catch (err) {
+        return reply(400, 'application/json', JSON.stringify({ error: toKvError(err).message }) + '\n');
+      }
+      return reply(200, 'application/json', JSON.stringify(body) + '\n');
     }
     reply(404, 'text/plain', 'not found\n');
   });

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testCa, tlsArgs, type CertPaths } from './certs.js';
-import { BIN } from './commands.js';
+import { BIN, shebangNodeFlags } from './commands.js';
 import { freeAddr, isAddrInUse } from './ports.js';
 import { startProcess, type ManagedProcess } from './process.js';
 
@@ -40,6 +40,7 @@ export async function startMetaserver(opts: MetaserverOptions = {}): Promise<Met
       name: `metaserver ${addr}`,
       command: process.execPath,
       args: [
+        ...shebangNodeFlags(BIN.metaserver),
         BIN.metaserver,
         '--addr',
         addr,

@@ -87,7 +87,7 @@ export class PrefixQuery {
         nodeId: s.nodeId,
         addr: s.addr,
         prefixLen: q.prefix[c]!,
-        transports: [...s.transports],
+        transports: s.transports,
         poolUsedBytes: s.stats.poolUsedBytes,
         poolCapacityBytes: s.stats.poolCapacityBytes,
         ssdBlocks: ssd[c]!,

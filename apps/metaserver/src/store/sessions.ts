@@ -86,7 +86,7 @@ export class NodeSessions {
     if (!s) s = this.add(input.nodeId, input.addr, nowMs);
     else if (s.addr !== input.addr) this.moveAddr(s, input.addr);
     s.lastHeartbeatMs = nowMs;
-    s.transports = [...input.transports];
+    s.transports = [...input.transports]; // a new array: prefix answers share the previous one
     if (input.stats) s.stats = { ...input.stats };
     return registered;
   }

@@ -71,7 +71,8 @@ export interface BlockOwner extends NodeRef {
 
 export interface NodePrefixResult extends NodeRef {
   prefixLen: number;
-  transports: number[];
+  /** The session's own array (replaced, never changed, by a heartbeat): read it, do not change it. */
+  transports: readonly number[];
   poolUsedBytes: bigint;
   poolCapacityBytes: bigint;
   /** Of the prefixLen blocks, how many the node holds on SSD only. */
