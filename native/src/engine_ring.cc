@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstring>
@@ -453,13 +454,27 @@ void EngineRing::Fail(uint32_t index, const char* code, const std::string& messa
 }
 
 bool EngineRing::PollSq(uint32_t head) {
+  // Few rings poll at once, node-wide: with many engines, spinning ring threads would take the cores the copy
+  // threads need (the others sleep as before; their engines wake them).
+  static const int max_pollers = std::max(1, static_cast<int>(std::thread::hardware_concurrency() / 8));
+  static std::atomic<int> pollers{0};
+  if (pollers.fetch_add(1, std::memory_order_acq_rel) >= max_pollers) {
+    pollers.fetch_sub(1, std::memory_order_acq_rel);
+    return false;
+  }
   const auto until = std::chrono::steady_clock::now() + kPollAfterCompletion;
+  bool arrived = false;
   for (uint32_t spins = 1;; spins++) {
-    if (LoadAcquire(Word(kOffSqTail)) != head) return true;
-    if (stop_.load(std::memory_order_relaxed) || std::chrono::steady_clock::now() >= until) return false;
+    if (LoadAcquire(Word(kOffSqTail)) != head) {
+      arrived = true;
+      break;
+    }
+    if (stop_.load(std::memory_order_relaxed) || std::chrono::steady_clock::now() >= until) break;
     if (spins % 64 == 0) sched_yield();  // an engine thread waiting for this core gets it
     else CpuRelax();
   }
+  pollers.fetch_sub(1, std::memory_order_acq_rel);
+  return arrived;
 }
 
 void EngineRing::Complete(uint32_t index) {
