@@ -111,8 +111,20 @@ class Conn {
     a.sin_family = AF_INET;
     a.sin_port = htons(uint16_t(port));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-      Fail("connect to 127.0.0.1:%d: %s", port, std::strerror(errno));
+    if (fd < 0) Fail("socket: %s", std::strerror(errno));
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      // A signal (libFuzzer's timers) may interrupt a blocking connect: the connection goes on by itself; wait
+      // for it and ask how it ended.
+      int err = errno;
+      if (err == EINTR) {
+        pollfd p{fd, POLLOUT, 0};
+        while (poll(&p, 1, kDeadlineMs) < 0 && errno == EINTR) {
+        }
+        socklen_t len = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      }
+      if (err != 0) Fail("connect to 127.0.0.1:%d: %s", port, std::strerror(err));
+    }
     return Conn(fd);
   }
   Conn(Conn&& o) noexcept : in(std::move(o.in)), eof(o.eof), fd_(o.fd_), deadline_(o.deadline_) { o.fd_ = -1; }
