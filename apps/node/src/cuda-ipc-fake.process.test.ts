@@ -13,6 +13,7 @@ import { packHashes, packU32 } from '@kvfabric/common';
 import type { LoadResponse, QueryResponse, RegisterInstanceResponse, SaveResponse } from '@kvfabric/proto';
 import { startNode } from '@kvfabric/testkit';
 import { EngineConnection } from '@kvfabric/client';
+import { gpuRegisterRequest } from './testing/gpu-register.js';
 
 const fakeDir = fileURLToPath(new URL('../../../native/build/fake-cuda', import.meta.url));
 const SEG = 4096;
@@ -69,22 +70,14 @@ test('cuda_ipc through the CUDA driver stand-in: save and load across parts, one
       { handle: handle(files[0]!), offsetBytes: BigInt(OFFSET), sizeBytes: BigInt(LAYER) },
       { handle: handle(files[1]!), offsetBytes: 0n, sizeBytes: BigInt(LAYER) },
     ];
-    const register = (p = parts, device = 0) => ({
-      instanceId: 'gpu-0',
-      engineId: '',
-      namespace: 'gpu/ns',
-      tpSize: 1,
-      tpRank: 0,
-      worldSize: 0,
-      replicated: false,
-      geometry: {
+    const register = (p = parts, device = 0) =>
+      gpuRegisterRequest({
+        parts: p,
         segmentOffsets: [0n, BigInt(LAYER)],
-        segmentBytes: BigInt(SEG),
-        blockStrideBytes: BigInt(SEG),
+        segmentBytes: SEG,
         numBlocks: BLOCKS,
-      },
-      region: { token: '', sizeBytes: p.reduce((n, x) => n + x.sizeBytes, 0n), cudaIpc: { device, parts: p } },
-    });
+        device,
+      });
 
     // Refusals the driver decides: each names the field, and leaves nothing open.
     await assert.rejects(

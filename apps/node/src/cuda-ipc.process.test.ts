@@ -13,30 +13,15 @@ import { packHashes, packU32 } from '@kvfabric/common';
 import type { LoadResponse, QueryResponse, RegisterInstanceResponse, SaveResponse } from '@kvfabric/proto';
 import { startNode } from '@kvfabric/testkit';
 import { EngineConnection, KvEngine, KvRegion } from '@kvfabric/client';
+import { gpuRegisterRequest, type GpuPart } from './testing/gpu-register.js';
 
 const status = cudaStatus();
 const SEG = 4096;
 const BLOCKS = 16;
 
-function register(parts: { handle: Buffer; offsetBytes: bigint; sizeBytes: bigint }[], over: object = {}) {
-  const size = parts.reduce((n, p) => n + p.sizeBytes, 0n);
-  return {
-    instanceId: 'gpu-0',
-    engineId: '',
-    namespace: 'gpu/ns',
-    tpSize: 1,
-    tpRank: 0,
-    worldSize: 0,
-    replicated: false,
-    geometry: {
-      segmentOffsets: parts.map((_, i) => BigInt(i * SEG * BLOCKS)),
-      segmentBytes: BigInt(SEG),
-      blockStrideBytes: BigInt(SEG),
-      numBlocks: BLOCKS,
-    },
-    region: { token: '', sizeBytes: size, cudaIpc: { device: 0, parts } },
-    ...over,
-  };
+function register(parts: GpuPart[], over: object = {}) {
+  const segmentOffsets = parts.map((_, i) => BigInt(i * SEG * BLOCKS));
+  return { ...gpuRegisterRequest({ parts, segmentOffsets, segmentBytes: SEG, numBlocks: BLOCKS }), ...over };
 }
 
 const part = (over: object = {}) => ({

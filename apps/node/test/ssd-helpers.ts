@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNode, type NodeHandle, type NodeOptions } from '@kvfabric/testkit';
-import type { TestEngine } from './pull-helpers.js';
+import { PAGE, metric, saveBlocks, until, type TestEngine } from './pull-helpers.js';
 
 const TMPFS_MAGIC = 0x01021994;
 
@@ -80,4 +80,24 @@ export async function readBack(
     }
   }
   return r;
+}
+
+/**
+ * Saves `hashes` a quarter of the pool at a time, waiting after each for the SSD writer (evict mode writes the
+ * coldest quarter of the pool ahead of eviction), so that no block is evicted before it is on SSD. Returns the
+ * blocks' bytes and the pool's size in blocks.
+ */
+export async function savePastPool(
+  node: NodeHandle,
+  e: TestEngine,
+  hashes: Buffer[],
+): Promise<{ data: Buffer[]; poolBlocks: number }> {
+  const data: Buffer[] = [];
+  const poolBlocks = (await metric(node, 'kvfabric_pool_capacity_bytes')) / PAGE;
+  for (let at = 0; at < hashes.length; at += poolBlocks / 4) {
+    data.push(...(await saveBlocks(e, hashes.slice(at, at + poolBlocks / 4))));
+    const due = Math.max(0, data.length - Math.floor(poolBlocks * 0.75));
+    await until('the writer', async () => (await metric(node, 'kvfabric_ssd_written_blocks_total')) >= due);
+  }
+  return { data, poolBlocks };
 }

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { runCli, startMetaserver, startNode, type MetaserverHandle, type NodeHandle } from '@kvfabric/testkit';
 import { MetaserverClient } from '@kvfabric/client';
 import { tierName } from '@kvfabric/common';
-import { PAGE, engine, freshHashes, metric, saveBlocks, until } from './pull-helpers.js';
-import { readBack, ssdDir, startSsdNode } from './ssd-helpers.js';
+import { engine, freshHashes, metric, saveBlocks, until } from './pull-helpers.js';
+import { readBack, savePastPool, ssdDir, startSsdNode } from './ssd-helpers.js';
 
 const HEARTBEAT = ['--heartbeat-interval-secs', '0.5'];
 
@@ -74,14 +74,8 @@ test('ssd tiers: evicted blocks show ssd, the rest dram or both, promoted ones b
     const opts = { poolSize: '4mib', paths: [dir.path], capacity: '16mib', metaserverAddr: ms.addr, args: HEARTBEAT };
     await using node = await startSsdNode(opts);
     const hashes = freshHashes(192);
-    const data: Buffer[] = [];
     await using e = await engine(node, NS);
-    const poolBlocks = (await metric(node, 'kvfabric_pool_capacity_bytes')) / PAGE;
-    for (let at = 0; at < hashes.length; at += poolBlocks / 4) {
-      data.push(...(await saveBlocks(e, hashes.slice(at, at + poolBlocks / 4))));
-      const due = Math.max(0, data.length - Math.floor(poolBlocks * 0.75));
-      await until('the writer', async () => (await metric(node, 'kvfabric_ssd_written_blocks_total')) >= due);
-    }
+    const { data, poolBlocks } = await savePastPool(node, e, hashes);
     assert.equal(await metric(node, 'kvfabric_ssd_dropped_blocks_total'), 0);
 
     const tiers = await settled(meta, NS, hashes, node);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { PAGE, engine, freshHashes, metric, saveBlocks, until } from './pull-helpers.js';
-import { readBack, ssdDir, startSsdNode } from './ssd-helpers.js';
+import { readBack, savePastPool, ssdDir, startSsdNode } from './ssd-helpers.js';
 
 const MiB = 1024 * 1024;
 const NS = 'ssd/test';
@@ -18,14 +18,9 @@ test('ssd: blocks past DRAM capacity are written ahead of eviction and served by
   const data: Buffer[] = [];
   {
     await using e = await engine(node, NS);
-    const poolBlocks = (await metric(node, 'kvfabric_pool_capacity_bytes')) / PAGE;
-    // saves of a quarter of the pool at a time: what the writer keeps on SSD ahead of eviction
-    for (let at = 0; at < hashes.length; at += poolBlocks / 4) {
-      data.push(...(await saveBlocks(e, hashes.slice(at, at + poolBlocks / 4))));
-      // evict mode writes the coldest quarter of the pool ahead of eviction: wait for it before the next save
-      const due = Math.max(0, data.length - Math.floor(poolBlocks * 0.75));
-      await until('the writer', async () => (await metric(node, 'kvfabric_ssd_written_blocks_total')) >= due);
-    }
+    const saved = await savePastPool(node, e, hashes);
+    const poolBlocks = saved.poolBlocks;
+    data.push(...saved.data);
     assert.equal(await metric(node, 'kvfabric_ssd_dropped_blocks_total'), 0, 'no block evicted before it was on SSD');
     const r = await readBack(e, hashes, data, 16);
     assert.deepEqual([r.served, r.corrupt], [192, 0]);
