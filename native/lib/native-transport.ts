@@ -11,6 +11,7 @@ import {
   type GrantId,
   type PeerDirection,
   type ReadOptions,
+  type ReadResult,
   type TransportCounters,
 } from './transport.js';
 
@@ -26,7 +27,9 @@ export interface NativeTransportCore {
     n: Float64Array,
     timeoutMs: number,
     grantKey: Buffer,
-  ): Promise<{ bytes: number }>;
+    expected?: Uint32Array,
+    pageBytes?: number,
+  ): Promise<ReadResult>;
   dropPeer(peerId: string, reading: boolean, serving: boolean): void;
   counters(): TransportCounters;
   close(): void;
@@ -57,15 +60,27 @@ export abstract class NativeTransport<N extends NativeTransportCore> implements 
     localOffsets: Float64Array,
     lengths: Float64Array,
     options?: ReadOptions,
-  ): Promise<{ bytes: number }> {
+  ): Promise<ReadResult> {
     this.open();
     checkPeerId('peerId', peerId);
     const id = checkGrantId('grantId', grantId);
     checkReadv(remoteOffsets, localOffsets, lengths, this.poolBytes);
-    const { timeoutMs, grantKey } = checkReadOptions(options, this.timeoutMs);
+    const { timeoutMs, grantKey, expect } = checkReadOptions(options, this.timeoutMs, lengths);
     const key = this.checkGrantKey(grantKey);
-    if (lengths.length === 0) return { bytes: 0 };
-    const p = callNative(() => this.native.readv(peerId, id, remoteOffsets, localOffsets, lengths, timeoutMs, key));
+    if (lengths.length === 0) return expect ? { bytes: 0, mismatches: new Uint32Array(0) } : { bytes: 0 };
+    const p = callNative(() =>
+      this.native.readv(
+        peerId,
+        id,
+        remoteOffsets,
+        localOffsets,
+        lengths,
+        timeoutMs,
+        key,
+        expect?.checksums,
+        expect?.pageBytes,
+      ),
+    );
     return p.catch((err: unknown) => {
       throw toNativeError(err);
     });

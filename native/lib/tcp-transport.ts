@@ -20,6 +20,7 @@ import {
   materialHeader,
   readMaterialHeader,
   type GrantId,
+  type ReadResult,
   type Transport,
   type TransportCounters,
   type TransportEvent,
@@ -73,7 +74,10 @@ interface NativeTcp {
     l: Float64Array,
     n: Float64Array,
     timeoutMs: number,
-  ): Promise<{ bytes: number }>;
+    grantKey: Buffer,
+    expected?: Uint32Array,
+    pageBytes?: number,
+  ): Promise<ReadResult>;
   dropPeer(peerId: string, reading: boolean, serving: boolean): void;
   counters(): TransportCounters;
   close(): void;

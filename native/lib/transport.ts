@@ -63,6 +63,20 @@ export interface ReadOptions {
   timeoutMs?: number;
   /** The key the serving side's `addGrant` returned (verbs: the grant's memory windows); tcp ignores it. */
   grantKey?: Buffer;
+  /**
+   * The holder's checksum of every page: each descriptor is then one page of `pageBytes`, and `checksums` holds
+   * (low, high) 32-bit halves of each page's XXH3-64, in descriptor order. A transport whose own thread receives
+   * the bytes (tcp) sums each page as it lands, while it is in cache, and resolves with `mismatches`; one whose
+   * bytes land without the CPU (verbs) resolves without it, and the caller verifies the pages itself.
+   */
+  expect?: { pageBytes: number; checksums: Uint32Array };
+}
+
+/** What a readv resolved with: the bytes moved and, when the transport checked the pages, those that differ. */
+export interface ReadResult {
+  bytes: number;
+  /** Indexes (into the batch's descriptors) of the pages whose bytes differ from `expect.checksums`, ascending. */
+  mismatches?: Uint32Array;
 }
 
 /** Which half of the relation with a peer `dropPeer` forgets: our reads from it, or our serving of it. */
@@ -95,7 +109,7 @@ export interface Transport {
     localOffsets: Float64Array,
     lengths: Float64Array,
     options?: ReadOptions,
-  ): Promise<{ bytes: number }>;
+  ): Promise<ReadResult>;
   /**
    * Forget the peer (secret, connections, queue pairs) in one direction, or both when `direction` is absent; reads
    * in flight to it reject with TRANSPORT_FAILED. Dropping our reads never disturbs the peer's reads from us.
@@ -210,13 +224,33 @@ export function checkReadv(remote: unknown, local: unknown, lengths: unknown, po
   }
 }
 
-export function checkReadOptions(value: unknown, fallbackTimeoutMs: number): { timeoutMs: number; grantKey?: Buffer } {
+export function checkReadOptions(
+  value: unknown,
+  fallbackTimeoutMs: number,
+  lengths: Float64Array,
+): { timeoutMs: number; grantKey?: Buffer; expect?: ReadOptions['expect'] } {
   if (value === undefined) return { timeoutMs: fallbackTimeoutMs };
   if (typeof value !== 'object' || value === null) throw invalid(`options: expected an object, got ${describe(value)}`);
-  const { timeoutMs: t, grantKey } = value as ReadOptions;
+  const { timeoutMs: t, grantKey, expect } = value as ReadOptions;
   const timeoutMs = t === undefined ? fallbackTimeoutMs : checkPositiveInt('options.timeoutMs', t, 24 * 3600 * 1000);
   if (grantKey !== undefined) checkBuffer('options.grantKey', grantKey);
-  return grantKey === undefined ? { timeoutMs } : { timeoutMs, grantKey };
+  if (expect !== undefined) checkExpect(expect, lengths);
+  return { timeoutMs, grantKey, expect };
+}
+
+/** `options.expect`: one page per descriptor, all `pageBytes` long, and a (low, high) pair for each. */
+function checkExpect(expect: unknown, lengths: Float64Array): void {
+  if (typeof expect !== 'object' || expect === null)
+    throw invalid(`options.expect: expected an object, got ${describe(expect)}`);
+  const { pageBytes, checksums } = expect as { pageBytes: unknown; checksums: unknown };
+  const bytes = checkPositiveInt('options.expect.pageBytes', pageBytes, Number.MAX_SAFE_INTEGER);
+  if (!(checksums instanceof Uint32Array) || checksums.length !== 2 * lengths.length)
+    throw invalid(
+      `options.expect.checksums: expected a Uint32Array of ${2 * lengths.length} elements (low, high per page), got ${describe(checksums)}`,
+    );
+  const odd = lengths.findIndex((n) => n !== bytes);
+  if (odd >= 0)
+    throw invalid(`options.expect.pageBytes: descriptor ${odd} is ${lengths[odd]} bytes, not one ${bytes}-byte page`);
 }
 
 export function checkDirection(value: unknown): { reading: boolean; serving: boolean } {

@@ -39,6 +39,7 @@ struct TcpClient::Batch {
   int64_t deadline = 0;
   int64_t timeout_ms = 0;
   std::vector<std::unique_ptr<Req>> reqs;
+  LandedPages check;
 };
 
 struct TcpClient::Req {
@@ -67,6 +68,7 @@ struct TcpClient::Conn {
   std::string err;     // ERROR payload being received
   uint8_t nonce[kNonceBytes];  // the CHALLENGE payload being received
   bool want_out = false;
+  std::unique_ptr<PageHasher> hasher;  // the page being summed as it lands (batches that check their pages)
 };
 
 struct TcpClient::Peer {
@@ -132,10 +134,11 @@ void TcpClient::Connect(uint64_t op, const std::string& peer, const std::string&
 }
 
 void TcpClient::Read(uint64_t op, const std::string& peer, const GrantId& grant, std::vector<ReadDesc> descs,
-                     int64_t timeout_ms) {
+                     int64_t timeout_ms, LandedPages check) {
   Cmd c;
   c.kind = Cmd::kRead;
   c.op = op, c.peer = peer, c.grant = grant, c.descs = std::move(descs), c.timeout_ms = timeout_ms;
+  c.check = std::move(check);
   counters_->reads_in_flight++;
   std::lock_guard<std::mutex> g(mu_);
   cmds_.push_back(std::move(c));
@@ -300,6 +303,7 @@ void TcpClient::StartRead(Cmd& cmd) {
   b->peer = cmd.peer;
   b->timeout_ms = cmd.timeout_ms;
   b->deadline = MonoMs() + cmd.timeout_ms;
+  b->check = std::move(cmd.check);
   batches_[batch] = std::move(b);
   deadlines_.insert({batch->deadline, batch});
   auto it = peers_.find(cmd.peer);
@@ -315,7 +319,8 @@ void TcpClient::StartRead(Cmd& cmd) {
     return;
   }
   // Pages adjacent on both sides (the pools usually hand out runs of contiguous pages) travel as one descriptor:
-  // fewer wire descriptors, grant checks and iovecs. The server coalesces a grant's adjacent ranges likewise.
+  // fewer wire descriptors, grant checks and iovecs. The server coalesces a grant's adjacent ranges likewise. A run
+  // keeps its first page's index; its pages follow in order, as the batch's descriptors did.
   size_t kept = 0;
   for (size_t i = 0; i < cmd.descs.size(); i++) {
     const ReadDesc& d = cmd.descs[i];
@@ -480,8 +485,12 @@ bool TcpClient::OnReadable(Conn* c) {
       Req* r = c->inflight.front();
       if (!r->abandoned) {
         uint64_t left = uint64_t(n);
+        LandedPages& check = r->batch->check;
+        if (check.checking() && !c->hasher) c->hasher = std::make_unique<PageHasher>();
         while (left > 0) {
-          uint64_t take = std::min(left, r->descs[c->di].length - c->doff);
+          const ReadDesc& d = r->descs[c->di];
+          uint64_t take = std::min(left, d.length - c->doff);
+          if (check.checking()) check.Landed(*c->hasher, d.local, d.page, c->doff, take);
           c->doff += take;
           left -= take;
           if (c->doff == r->descs[c->di].length) c->di++, c->doff = 0;
@@ -592,6 +601,11 @@ void TcpClient::Settle(Batch* b, const char* code, const std::string& msg) {
   c.code = code;
   c.message = msg;
   c.bytes = double(b->bytes);
+  if (code == nullptr && b->check.checking()) {
+    c.checked = true;
+    c.mismatches = std::move(b->check.mismatches);
+    std::sort(c.mismatches.begin(), c.mismatches.end());
+  }
   post_(std::move(c));
   if (b->outstanding == 0) batches_.erase(b);
 }

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "landed_pages.h"
 #include "tcp_wire.h"
 #include "transport.h"
 
@@ -31,8 +32,10 @@ class TcpClient {
   // JS thread: queue work for the client thread. `op` is the Completer id settled when done.
   void Connect(uint64_t op, const std::string& peer, const std::string& host, int port, const std::string& name,
                const std::string& secret, int connections, int64_t timeout_ms);
+  // `check`, when checking, holds the holder's sum of every page: each descriptor is one page (its `page` set), and
+  // each page is summed as it lands; the batch resolves with the pages that differ.
   void Read(uint64_t op, const std::string& peer, const GrantId& grant, std::vector<ReadDesc> descs,
-            int64_t timeout_ms);
+            int64_t timeout_ms, LandedPages check);
   void Drop(const std::string& peer);
 
  private:
@@ -48,6 +51,7 @@ class TcpClient {
     GrantId grant;
     std::vector<ReadDesc> descs;
     int64_t timeout_ms = 0;
+    LandedPages check;
   };
 
   void Run();

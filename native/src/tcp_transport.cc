@@ -2,6 +2,7 @@
 // The JS thread only copies arguments into plain structs; the two epoll threads do the work and settle Promises
 // through the Completer. Validation with field-naming messages lives in native/lib/tcp-transport.ts; the checks
 // here only keep native code safe (pool bounds, sizes).
+#include <algorithm>
 #include <memory>
 
 #include "modules.h"
@@ -144,7 +145,9 @@ class TcpTransport : public Napi::ObjectWrap<TcpTransport> {
     return promise;
   }
 
-  // readv(peerId, grantId, remoteOffsets, localOffsets, lengths, timeoutMs) -> Promise<{ bytes }>
+  // readv(peerId, grantId, remoteOffsets, localOffsets, lengths, timeoutMs, grantKey[, expected, pageBytes])
+  //   -> Promise<{ bytes[, mismatches] }>. With `expected` (a Uint32Array of (lo, hi) per descriptor), every
+  //   descriptor is one page of `pageBytes`, summed as it lands; `mismatches` lists the pages that differ.
   Napi::Value Readv(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CheckOpen(env);
@@ -157,13 +160,38 @@ class TcpTransport : public Napi::ObjectWrap<TcpTransport> {
       if (lengths[i] == 0 || lengths[i] > tcpwire::kMaxReadBytes || !mem_->Contains(local[i], lengths[i]))
         throw CodedError(env, code::kInvalidArgument,
                          "localOffsets: descriptor " + std::to_string(i) + " lies outside the pool or is too long");
-      descs[i] = {remote[i], mem_->base() + local[i], lengths[i]};
+      descs[i] = {remote[i], mem_->base() + local[i], lengths[i], uint32_t(i)};
     }
+    LandedPages check = ReadCheck(env, info, lengths);
     GrantId grant;
     if (!ReadGrantId(info[1], &grant)) throw CodedError(env, code::kInvalidArgument, "grantId: expected 16 bytes");
     auto [promise, op] = completer_->Add(env);
-    client_->Read(op, info[0].As<Napi::String>(), grant, std::move(descs), info[5].As<Napi::Number>().Int64Value());
+    client_->Read(op, info[0].As<Napi::String>(), grant, std::move(descs), info[5].As<Napi::Number>().Int64Value(),
+                  std::move(check));
     return promise;
+  }
+
+  // The optional (expected, pageBytes) of readv: nothing to check when `expected` is absent.
+  static LandedPages ReadCheck(Napi::Env env, const Napi::CallbackInfo& info, const std::vector<uint64_t>& lengths) {
+    LandedPages check;
+    if (info.Length() < 8 || info[7].IsUndefined()) return check;
+    if (!info[7].IsTypedArray() || info[7].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
+        info[7].As<Napi::Uint32Array>().ElementLength() != 2 * lengths.size() || lengths.size() > UINT32_MAX)
+      throw CodedError(env, code::kInvalidArgument,
+                       "expect.checksums: expected a Uint32Array of (lo, hi) per descriptor (" +
+                           std::to_string(2 * lengths.size()) + " elements)");
+    uint64_t page_bytes = info[8].IsNumber() ? uint64_t(std::max(0.0, info[8].As<Napi::Number>().DoubleValue())) : 0;
+    for (size_t i = 0; i < lengths.size(); i++)
+      if (page_bytes == 0 || lengths[i] != page_bytes)
+        throw CodedError(env, code::kInvalidArgument,
+                         "expect.pageBytes: every descriptor of a checked read is one page (descriptor " +
+                             std::to_string(i) + " is " + std::to_string(lengths[i]) + " bytes)");
+    Napi::Uint32Array sums = info[7].As<Napi::Uint32Array>();
+    check.page_bytes = page_bytes;
+    check.expected.resize(lengths.size());
+    for (size_t i = 0; i < lengths.size(); i++)
+      check.expected[i] = uint64_t(sums[2 * i]) | (uint64_t(sums[2 * i + 1]) << 32);
+    return check;
   }
 
   void DropPeer(const Napi::CallbackInfo& info) {

@@ -8,6 +8,7 @@
 #pragma once
 #include <napi.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -67,6 +68,7 @@ struct ReadDesc {
   uint64_t remote;
   uint8_t* local;
   uint64_t length;
+  uint32_t page = 0;  // a batch whose pages are checked as they land: the index of this descriptor's first page
 };
 
 // Counters every transport keeps (native atomics, read by counters()).
@@ -110,6 +112,8 @@ struct Completion {
   std::string message;
   double bytes = 0;
   std::vector<uint8_t> data;  // success only: resolves with { bytes, data: Buffer } when non-empty
+  bool checked = false;        // success only: resolves with { bytes, mismatches: Uint32Array } when set
+  std::vector<uint32_t> mismatches;
   // events only
   std::string event;  // e.g. "refused"
   std::string peer;
@@ -196,6 +200,11 @@ class Completer {
       Napi::Object r = Napi::Object::New(env);
       r.Set("bytes", c->bytes);
       if (!c->data.empty()) r.Set("data", Napi::Buffer<uint8_t>::Copy(env, c->data.data(), c->data.size()));
+      if (c->checked) {
+        Napi::Uint32Array m = Napi::Uint32Array::New(env, c->mismatches.size());
+        std::copy(c->mismatches.begin(), c->mismatches.end(), m.Data());
+        r.Set("mismatches", m);
+      }
       if (p.hook) p.hook->Done(env, true, r);
       p.deferred.Resolve(r);
     } else {

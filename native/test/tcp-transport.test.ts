@@ -12,39 +12,13 @@ import { TcpTransport, encodeTcpServerMaterial, parseTcpServerMaterial } from '.
 import type { TransportEvent } from '../lib/transport.js';
 import { stamp } from './fixtures/tcp-peer.js';
 import { gid, rejectsWith } from './helpers.js';
+import { pair } from './tcp-pair.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const f64 = (xs: number[]): Float64Array => new Float64Array(xs);
 
 function throwsWith(fn: () => unknown, code: string, pattern: RegExp): void {
   assert.throws(fn, (err: Error & { code: string }) => err.code === code && pattern.test(err.message));
-}
-
-/** Two nodes in this process: `a` serves, `b` reads; b knows a as 'A', a knows b as 'B'. */
-async function pair(opts: { conns?: number; poolBytes?: number; events?: TransportEvent[] } = {}) {
-  const poolBytes = opts.poolBytes ?? 64 << 20;
-  const pa = Pool.create({ sizeBytes: poolBytes });
-  const pb = Pool.create({ sizeBytes: poolBytes });
-  const events = opts.events;
-  const a = await TcpTransport.create({
-    pool: pa,
-    connectionsPerPeer: opts.conns ?? 4,
-    ...(events ? { onEvent: (e: TransportEvent) => void events.push(e) } : {}),
-  });
-  const b = await TcpTransport.create({ pool: pb, connectionsPerPeer: opts.conns ?? 4 });
-  await b.completeConnect('A', await a.acceptPeer('B', await b.beginConnect('A')));
-  return {
-    pa,
-    pb,
-    a,
-    b,
-    async close() {
-      await a.close();
-      await b.close();
-      pa.close();
-      pb.close();
-    },
-  };
 }
 
 describe('tcp transport', () => {

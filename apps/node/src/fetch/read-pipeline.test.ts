@@ -148,3 +148,30 @@ test("landed pages are verified against the holder's checksums; a chunk with pag
     { local: [100], pageBytes: 4096, checksums: [1, 0] },
   ]);
 });
+
+test('a transport that checked the pages as they landed is taken at its word: nothing is verified again', async () => {
+  const expects: { pageBytes: number; checksums: number[] }[] = [];
+  let verified = 0;
+  const pipeline = new ReadPipeline({
+    maxBytesPerSec: 0,
+    verify: async () => (verified++, new Uint32Array(0)),
+    transport: {
+      async readv(_peer, _grant, remote, _local, _lengths, opts) {
+        expects.push({ pageBytes: opts!.expect!.pageBytes, checksums: [...opts!.expect!.checksums] });
+        return { bytes: 4096, mismatches: remote[0] === 10 ? Uint32Array.of(0) : new Uint32Array(0) };
+      },
+    },
+  });
+  const { src, settled } = source([chunk(0), chunk(1)]);
+  await pipeline.run(src, 1);
+  assert.deepEqual(settled, [
+    [0, 'landed'],
+    [1, { mismatches: Uint32Array.of(0) }],
+  ]);
+  assert.equal(verified, 0);
+  // every readv carries its chunk's page size and the holder's checksums
+  assert.deepEqual(expects, [
+    { pageBytes: 4096, checksums: [0, 0] },
+    { pageBytes: 4096, checksums: [1, 0] },
+  ]);
+});

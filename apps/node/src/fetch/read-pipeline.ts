@@ -1,11 +1,12 @@
 // The read pipeline (DESIGN §2 "Remote pull"): moves chunks and checks what landed, nothing else. A pull session
 // hands it chunks whose local pages are set up and whose grant is known; `lanes` workers each take the next chunk,
-// wait for the node-wide bandwidth cap, `readv` it straight into the pool under the chunk's deadline, verify every
-// page it landed against the holder's checksums (natively, on the copy engine's threads: whatever transport
-// landed the bytes), and hand the outcome back. A lane verifies a chunk while its next readv is on the wire (one
-// verification per lane at a time), so checking pages never leaves a connection idle. What a chunk means (slots,
-// seals, grants) is the session's business.
-import type { GrantId, Transport } from '@kvfabric/native';
+// wait for the node-wide bandwidth cap, `readv` it straight into the pool under the chunk's deadline with the
+// holder's checksums, and hand the outcome back. Every page is checked natively: a transport that receives the
+// bytes on its own thread (tcp) sums each page as it lands and answers with the pages that differ; for one whose
+// bytes land without the CPU (verbs) the lane has the copy engine's threads verify the chunk, while its next readv
+// is on the wire (one verification per lane at a time), so checking pages never leaves a connection idle. What a
+// chunk means (slots, seals, grants) is the session's business.
+import type { GrantId, ReadResult, Transport } from '@kvfabric/native';
 import { sleep } from './pull-types.js';
 
 /** One readv: `remote` pages of `peer` under a grant into `local` pool pages, all before `untilMs`. */
@@ -72,29 +73,29 @@ export class ReadPipeline {
     await Promise.all(Array.from({ length: Math.max(1, lanes) }, lane));
   }
 
-  /** The chunk's readv: undefined once every byte arrived, else its outcome. */
-  private async read(c: ChunkRead): Promise<ChunkOutcome | undefined> {
+  /** The chunk's readv: what it resolved with once every byte arrived, else the outcome. */
+  private async read(c: ChunkRead): Promise<ReadResult | Exclude<ChunkOutcome, 'landed'>> {
     let bytes = 0;
     for (const n of c.lengths) bytes += n;
     if (!(await this.pace(bytes, c.untilMs))) return 'late';
     const left = c.untilMs - Date.now();
     if (left <= 0) return 'late';
     try {
-      await this.opts.transport.readv(c.peer, c.grantId, c.remote, c.local, c.lengths, {
+      return await this.opts.transport.readv(c.peer, c.grantId, c.remote, c.local, c.lengths, {
         timeoutMs: Math.max(1, Math.floor(left)),
         grantKey: c.key,
+        expect: { pageBytes: c.pageBytes, checksums: c.checksums },
       });
-      return undefined;
     } catch (error) {
       return { error };
     }
   }
 
   /** The outcome of a chunk whose readv ended (`moved`): its pages checked against their checksums if it landed. */
-  private async check(c: ChunkRead, moved: ChunkOutcome | undefined): Promise<ChunkOutcome> {
-    if (moved) return moved;
+  private async check(c: ChunkRead, moved: ReadResult | Exclude<ChunkOutcome, 'landed'>): Promise<ChunkOutcome> {
+    if (typeof moved === 'string' || !('bytes' in moved)) return moved;
     try {
-      const mismatches = await this.opts.verify(c.local, c.pageBytes, c.checksums);
+      const mismatches = moved.mismatches ?? (await this.opts.verify(c.local, c.pageBytes, c.checksums));
       return mismatches.length === 0 ? 'landed' : { mismatches };
     } catch (error) {
       return { error };
