@@ -83,6 +83,14 @@ export class CopyEngine implements Disposable, AsyncDisposable {
     this.#native = callNative(() => new Native(this.threads));
   }
 
+  /**
+   * How copies store their bytes on this CPU: "avx512" or "sse2" (streaming stores, which bypass the cache for
+   * copies of 4 KiB and more), or "memcpy" (other architectures).
+   */
+  static get storeKernel(): string {
+    return binding().copyStoreKernel as string;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }

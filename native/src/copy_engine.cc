@@ -15,6 +15,7 @@
 
 #include "fault_guard.h"
 #include "modules.h"
+#include "stream_copy.h"
 
 namespace kvf {
 
@@ -142,8 +143,9 @@ void CopyEngine::Worker() {
                 const Desc& d = b->descs[i];
                 uint64_t begin = i == part.first ? part.first_skip : 0;
                 uint64_t end = i == part.last ? part.last_len : d.len;
-                std::memcpy(dst + d.dst + begin, src + d.src + begin, end - begin);
+                StreamCopy(dst + d.dst + begin, src + d.src + begin, end - begin);
               }
+              StreamFence();  // the part's bytes are in memory before parts_left says so
             },
             &fault)) {
       b->fault_addr.store(fault, std::memory_order_relaxed);
@@ -497,6 +499,7 @@ void CopyEngine::Init(Napi::Env env, Napi::Object exports) {
                                         InstanceMethod<&CopyEngine::Close>("close"),
                                     });
   exports.Set("CopyEngine", ctor);
+  exports.Set("copyStoreKernel", Napi::String::New(env, StreamCopyKernel()));
 }
 
 void InitCopy(Napi::Env env, Napi::Object exports) { CopyEngine::Init(env, exports); }

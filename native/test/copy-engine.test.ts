@@ -328,3 +328,37 @@ test('an engine left open does not keep the process alive, and exit is clean', (
   assert.equal(child.status, 0, child.stderr);
   assert.equal(child.stdout, 'copied 1048576 3\nlate 2097152\n');
 });
+
+test('copies of every length around the streaming threshold and line size land byte-exact at any alignment', async () => {
+  using shm = makeShm(4 * MiB);
+  using region = Region.openShm(shm.name, 4 * MiB);
+  using pool = Pool.create({ sizeBytes: 4 * MiB });
+  await using engine = new CopyEngine({ threads: 2 });
+  assert.match(CopyEngine.storeKernel, /^(avx512|sse2|memcpy)$/);
+  const data = randomBytes(4 * MiB);
+  region.write(0, data);
+  // lengths below, at and above the 4 KiB streaming threshold, not multiples of 64; destinations at every offset
+  // within a cache line and sources at others, so heads, streamed lines and tails all occur
+  const lengths = [1, 63, 4095, 4096, 4097, 4096 + 63, 16 * KiB + 1, 256 * KiB - 7, 300_001];
+  const src: number[] = [];
+  const dst: number[] = [];
+  let at = 0;
+  lengths.forEach((len, i) => {
+    src.push(17 * i + 3 + 32 * KiB * i);
+    dst.push(at + ((i * 13) % 64));
+    at += len + 128;
+  });
+  pool.write(0, Buffer.alloc(at));
+  const res = await engine.copy(region, pool, f64(src), f64(dst), f64(lengths));
+  assert.equal(
+    res.bytes,
+    lengths.reduce((a, b) => a + b, 0),
+  );
+  lengths.forEach((len, i) => {
+    const got = pool.read(dst[i]!, len);
+    assert.ok(got.equals(data.subarray(src[i]!, src[i]! + len)), `copy ${i} (${len} bytes) landed intact`);
+    // nothing beyond either end was touched
+    assert.equal(pool.read(dst[i]! + len, 1)[0], 0, `the byte after copy ${i} is untouched`);
+    if (dst[i]! % 64 !== 0) assert.equal(pool.read(dst[i]! - 1, 1)[0], 0, `the byte before copy ${i} is untouched`);
+  });
+});

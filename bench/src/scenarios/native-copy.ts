@@ -198,6 +198,7 @@ const scenario: Scenario = {
           `alternating kvfabric and memcpy; GB/s of the best rep; ` +
           `kvfabric batches of ${PAGES_PER_BATCH} pages all in flight; copy engine moved ${(c.bytesCopied / GiB).toFixed(1)} GiB in ${c.batches} batches, ${c.errors} errors`,
         'capacity: CPU (schedstat) of the copy threads and the submitting JavaScript thread vs every memcpy thread, summed over the timed reps of both directions',
+        `stores: the copy engine writes copies of 4 KiB and more with streaming (non-temporal) stores, ${CopyEngine.storeKernel} kernel on this CPU; the reference is glibc's memcpy (cached stores at these sizes)`,
       ],
     };
   },

@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { startNode, type NodeHandle } from '@kvfabric/testkit';
 import { KvEngine, KvRegion, type KvLayoutSpec } from '@kvfabric/client';
+import { CopyEngine } from '@kvfabric/native';
 import { createBlockIndex } from '@kvfabric/node/internal';
 import { CpuLedger, capacityRows, processProbe, selfProbe, threadProbe, type CapacityRow } from '../capacity.js';
 import { ENGINES, concurrentEngines, reportEngines } from '../node-local/engines.js';
@@ -406,6 +407,9 @@ const scenario: Scenario = {
     }
     notes.push(
       `save/load: median rep of SDK calls, 2 in flight (64 blocks each, 16 segments per block) on the engine's command ring (shared memory with the node, the SDK's default for a local node), ${COPY_THREADS} copy threads; memcpy: same descriptors, same threads, same work split, separate process; reps alternate and alternate which side goes first; untimed warm-up reps first (>= ${WARMUP_CALLS} calls each way, at most ${WARMUP_REPS} reps) so the node is measured JIT-warm`,
+    );
+    notes.push(
+      `stores: the node's copy engine writes copies of 4 KiB and more with streaming (non-temporal) stores (${CopyEngine.storeKernel} kernel on this CPU); the memcpy reference is glibc's memcpy`,
     );
     notes.push(
       "CPU per GiB: schedstat of every node thread (copy threads, event loop, the rest) and the client process over the timed windows; the CPU bound assumes memcpy's threads each had a core and the node side could use up to copy threads + 2 cores (as many as the host has)",
