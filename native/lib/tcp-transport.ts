@@ -7,7 +7,7 @@ import { isIPv4 } from 'node:net';
 
 import { callNative, checkKeys, checkObject, invalidArgument, toNativeError } from './errors.js';
 import { binding } from './loader.js';
-import { NativeTransport } from './native-transport.js';
+import { NativeTransport, type NativeTransportCore } from './native-transport.js';
 import { nativeMemory, type Pool } from './pool.js';
 import {
   MAX_PEER_ID_BYTES,
@@ -20,9 +20,7 @@ import {
   materialHeader,
   readMaterialHeader,
   type GrantId,
-  type ReadResult,
   type Transport,
-  type TransportCounters,
   type TransportEvent,
 } from './transport.js';
 
@@ -53,7 +51,7 @@ export interface TcpTransportOptions {
   stallTimeoutMs?: number;
 }
 
-interface NativeTcp {
+interface NativeTcp extends NativeTransportCore {
   port(): number;
   addPeer(peerId: string, secret: Buffer): void;
   connect(
@@ -67,20 +65,6 @@ interface NativeTcp {
   ): Promise<unknown>;
   addGrant(grantId: Buffer, peerId: string, ranges: Float64Array, expiresAtMs: number): void;
   removeGrant(grantId: Buffer): Promise<unknown>;
-  readv(
-    peerId: string,
-    grantId: Buffer,
-    r: Float64Array,
-    l: Float64Array,
-    n: Float64Array,
-    timeoutMs: number,
-    grantKey: Buffer,
-    expected?: Uint32Array,
-    pageBytes?: number,
-  ): Promise<ReadResult>;
-  dropPeer(peerId: string, reading: boolean, serving: boolean): void;
-  counters(): TransportCounters;
-  close(): void;
 }
 
 const SECRET_BYTES = 32;

@@ -8,7 +8,7 @@
 // Devices without type-2 windows are refused unless `allowPoolRkey` (then any connected peer can read the pool).
 import { callNative, checkKeys, checkObject, invalidArgument, toNativeError } from './errors.js';
 import { binding } from './loader.js';
-import { NativeTransport } from './native-transport.js';
+import { NativeTransport, type NativeTransportCore } from './native-transport.js';
 import { nativeMemory, type Pool } from './pool.js';
 import {
   checkBuffer,
@@ -162,7 +162,7 @@ interface RawProbe {
   })[];
 }
 
-interface NativeVerbs {
+interface NativeVerbs extends NativeTransportCore {
   start(): Promise<{ bytes: number }>;
   info(): (Omit<VerbsNicInfo, 'gid'> & { gid: Buffer })[];
   createQps(peerId: string, qpsPerNic: number): VerbsMaterial;
@@ -176,18 +176,7 @@ interface NativeVerbs {
     windowBytes: number,
   ): Promise<{ data: Buffer }>;
   removeGrant(grantId: Buffer): Promise<{ bytes: number }>;
-  readv(
-    peerId: string,
-    grantId: Buffer,
-    r: Float64Array,
-    l: Float64Array,
-    n: Float64Array,
-    timeoutMs: number,
-    key: Buffer,
-  ): Promise<{ bytes: number }>;
-  dropPeer(peerId: string, reading: boolean, serving: boolean): void;
   counters(): VerbsCounters;
-  close(): void;
 }
 
 export interface VerbsCounters extends TransportCounters {

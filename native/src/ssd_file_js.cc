@@ -17,6 +17,7 @@
 
 #include "modules.h"
 #include "ssd_io.h"
+#include "threaded_object.h"
 #include "transport.h"
 
 namespace kvf {
@@ -58,7 +59,7 @@ std::string OpenDirect(const std::string& path, uint64_t size, int* fd_out) {
   return std::string();
 }
 
-class SsdFile : public Napi::ObjectWrap<SsdFile> {
+class SsdFile : public Napi::ObjectWrap<SsdFile>, ThreadedObject {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "SsdFileNative",
@@ -102,27 +103,13 @@ class SsdFile : public Napi::ObjectWrap<SsdFile> {
     Napi::Object self = info.This().As<Napi::Object>();
     self.Set("engine", io_->name());
     if (!fallback_reason_.empty()) self.Set("fallbackReason", fallback_reason_);
-    napi_add_env_cleanup_hook(env, &SsdFile::OnEnvExit, this);
-    hooked_ = true;
+    WatchEnvExit(env);
   }
 
-  ~SsdFile() override {
-    if (hooked_) napi_remove_env_cleanup_hook(Env(), &SsdFile::OnEnvExit, this);
-    if (closed_) return;
-    Shutdown();
-    completer_->Abandon();
-  }
+  ~SsdFile() override { EndUnclosed(); }
 
  private:
-  static void OnEnvExit(void* arg) {
-    auto* self = static_cast<SsdFile*>(arg);
-    self->hooked_ = false;
-    if (self->closed_) return;
-    self->Shutdown();
-    self->completer_->Abandon();
-  }
-
-  void Shutdown() {
+  void Shutdown() override {
     closed_ = true;
     if (io_) io_->Stop();  // finishes what was submitted
     io_.reset();
@@ -230,8 +217,6 @@ class SsdFile : public Napi::ObjectWrap<SsdFile> {
   SsdCounters counters_;
   SsdFaults faults_;
   std::unique_ptr<SsdIo> io_;
-  Completer* completer_ = nullptr;
-  bool closed_ = false, hooked_ = false;
 };
 
 }  // namespace

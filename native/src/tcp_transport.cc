@@ -8,12 +8,13 @@
 #include "modules.h"
 #include "tcp_client.h"
 #include "tcp_server.h"
+#include "threaded_object.h"
 #include "transport.h"
 
 namespace kvf {
 namespace {
 
-class TcpTransport : public Napi::ObjectWrap<TcpTransport> {
+class TcpTransport : public Napi::ObjectWrap<TcpTransport>, ThreadedObject {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "TcpTransportNative",
@@ -53,27 +54,13 @@ class TcpTransport : public Napi::ObjectWrap<TcpTransport> {
     }
     // Runs before the ThreadSafeFunction's own teardown (hooks run last-in first-out) when the environment
     // exits with the transport still open: stop the threads while the Completer still exists.
-    napi_add_env_cleanup_hook(env, &TcpTransport::OnEnvExit, this);
-    hooked_ = true;
+    WatchEnvExit(env);
   }
 
-  ~TcpTransport() override {
-    if (hooked_) napi_remove_env_cleanup_hook(Env(), &TcpTransport::OnEnvExit, this);
-    if (closed_) return;
-    Shutdown();
-    completer_->Abandon();
-  }
+  ~TcpTransport() override { EndUnclosed(); }
 
  private:
-  static void OnEnvExit(void* arg) {
-    auto* self = static_cast<TcpTransport*>(arg);
-    self->hooked_ = false;
-    if (self->closed_) return;
-    self->Shutdown();
-    self->completer_->Abandon();
-  }
-
-  void Shutdown() {
+  void Shutdown() override {
     closed_ = true;
     if (client_) client_->Stop();
     if (server_) server_->Stop();
@@ -212,11 +199,8 @@ class TcpTransport : public Napi::ObjectWrap<TcpTransport> {
 
   MemoryRef mem_;
   TransportCounters counters_;
-  Completer* completer_ = nullptr;
   std::unique_ptr<TcpServer> server_;
   std::unique_ptr<TcpClient> client_;
-  bool closed_ = false;
-  bool hooked_ = false;
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "modules.h"
+#include "threaded_object.h"
 #include "transport.h"
 #include "verbs_lib.h"
 #include "verbs_worker.h"
@@ -20,7 +21,7 @@ namespace {
 
 uint32_t U32(const Napi::Object& o, const char* k) { return o.Get(k).As<Napi::Number>().Uint32Value(); }
 
-class VerbsTransport : public Napi::ObjectWrap<VerbsTransport> {
+class VerbsTransport : public Napi::ObjectWrap<VerbsTransport>, ThreadedObject {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "VerbsTransportNative",
@@ -62,26 +63,12 @@ class VerbsTransport : public Napi::ObjectWrap<VerbsTransport> {
                                                                               : Napi::Function());
     Completer* comp = completer_;
     sink_ = VerbsSink{&counters_, &verbs_counters_, [comp](Completion x) { comp->Post(std::move(x)); }};
-    napi_add_env_cleanup_hook(env, &VerbsTransport::OnEnvExit, this);
-    hooked_ = true;
+    WatchEnvExit(env);
   }
 
-  ~VerbsTransport() override {
-    if (hooked_) napi_remove_env_cleanup_hook(Env(), &VerbsTransport::OnEnvExit, this);
-    if (closed_) return;
-    Shutdown();
-    completer_->Abandon();
-  }
+  ~VerbsTransport() override { EndUnclosed(); }
 
  private:
-  static void OnEnvExit(void* arg) {
-    auto* self = static_cast<VerbsTransport*>(arg);
-    self->hooked_ = false;
-    if (self->closed_) return;
-    self->Shutdown();
-    self->completer_->Abandon();
-  }
-
   // start() -> Promise: opens every NIC in parallel on native threads (registration of a large pool takes
   // seconds per NIC), then starts one worker per NIC.
   Napi::Value Start(const Napi::CallbackInfo& info) {
@@ -568,7 +555,7 @@ class VerbsTransport : public Napi::ObjectWrap<VerbsTransport> {
     completer_->Release(info.Env());
   }
 
-  void Shutdown() {
+  void Shutdown() override {
     closed_ = true;
     if (opener_.joinable()) opener_.join();
     for (auto& [p, c] : reading_) c->Break("transport closed");
@@ -594,8 +581,6 @@ class VerbsTransport : public Napi::ObjectWrap<VerbsTransport> {
   TransportCounters counters_;
   VerbsCounters verbs_counters_;
   VerbsSink sink_;
-  Completer* completer_ = nullptr;
-  bool closed_ = false, hooked_ = false;
   std::unordered_map<std::string, std::shared_ptr<Conn>> reading_, serving_;
   std::unordered_map<GrantId, std::shared_ptr<Grant>, GrantIdHash> grants_;
 };
