@@ -92,6 +92,12 @@ both('node process: TP=1 round trip, two instances share hits, bytes verified', 
   assert.equal(status.blocks, 8n);
   assert.equal(status.poolUsedBytes, BigInt(8 * PAGE));
   assert.equal(status.instances, 2);
+  // Typed ids and packed hashes travel the same way as arrays and hash lists.
+  const packed = { packed: Buffer.concat(hashes('t1', 8, 2)), hashLen: 32 };
+  assert.deepEqual([...(await a.kv.save(Uint32Array.of(8, 9), packed)).outcomes], [0, 0], 'STORED');
+  const p = await b.kv.query(packed);
+  assert.equal(p.hits, 2);
+  await b.kv.release(p.leaseId);
 });
 
 both('node process: TP=2 seals only when both ranks saved; replicated TP=4 is stored once', async (engine) => {
@@ -210,6 +216,14 @@ both('node process: bad inputs get precise errors and change nothing', async (en
   await assert.rejects(a.kv.save([0, 1, 2], hashes('b', 0, 2)), {
     code: 'INVALID_ARGUMENT',
     message: /block_ids: expected 2 ids/,
+  });
+  await assert.rejects(a.kv.save([0, 1], [hash('b', 0), Buffer.alloc(31)]), {
+    code: 'INVALID_ARGUMENT',
+    message: /hashes\[1\]: expected 32 bytes like hashes\[0\], got 31/,
+  });
+  await assert.rejects(a.kv.query([hash('b', 0), Buffer.alloc(31)]), {
+    code: 'INVALID_ARGUMENT',
+    message: /hashes\[1\]: expected 32 bytes like hashes\[0\], got 31/,
   });
   await assert.rejects(a.kv.load('nope', [0]), { code: 'LEASE_UNKNOWN' });
   await assert.rejects(engine(node, { namespace: 'x'.repeat(129) }), {

@@ -4,6 +4,7 @@
 // clients' CPU (the parent times the steps of all engines together).
 import { KvEngine, KvRegion, type KvLayoutSpec } from '@kvfabric/client';
 import { freshHashes } from '../fresh-hashes.js';
+import { warmSdk } from './warm-sdk.js';
 
 export type ToWorker =
   | { kind: 'init'; socket: string; namespace: string; layout: KvLayoutSpec; calls: number; perCall: number }
@@ -45,6 +46,7 @@ async function init(m: Extract<ToWorker, { kind: 'init' }>): Promise<void> {
     region.write(off, chunk.subarray(0, Math.min(chunk.length, region.sizeBytes - off)));
   const kv = await KvEngine.register({ target: m.socket, namespace: m.namespace, region });
   const ids = Array.from({ length: m.calls }, (_, c) => Array.from({ length: m.perCall }, (_, i) => c * m.perCall + i));
+  await warmSdk(kv, inFlight);
   engine = { kv, region, ids, hashes: [], leases: [], perCall: m.perCall };
 }
 

@@ -103,8 +103,7 @@ class CommandRing : public Napi::ObjectWrap<CommandRing> {
     auto* self = static_cast<CommandRing*>(handle->data);
     if (self == nullptr || self->closed_) return;
     uint64_t n;
-    while (read(self->event_fd_, &n, sizeof n) == sizeof n) {
-    }
+    (void)!read(self->event_fd_, &n, sizeof n);  // one read takes the whole count (not EFD_SEMAPHORE)
     Napi::Env env = self->env_;
     Napi::HandleScope scope(env);
     // MakeCallback: the promises the SDK settles run their continuations before the loop goes on.

@@ -227,16 +227,14 @@ export class KvEngine {
     blockIds: ArrayLike<number>,
     hashes: HashInput,
   ): Promise<{ outcomes: Uint8Array; stored: number; sealed: number }> {
-    const hashList = toHashList(hashes);
     if (this.ring) {
-      const ids = blockIds instanceof Uint32Array ? blockIds : Uint32Array.from(blockIds);
-      const res = await this.ring.save(ids, hashList);
+      const res = await this.ring.save(blockIds, hashes);
       if (res) return res;
     }
     const res = await this.plane.call('save', {
       instanceId: this.instanceId,
       blockIds: packU32(blockIds),
-      hashes: hashList,
+      hashes: toHashList(hashes),
     });
     return { outcomes: new Uint8Array(res.outcomes), stored: res.stored, sealed: res.sealed };
   }
@@ -247,11 +245,11 @@ export class KvEngine {
    * the node answers LOADING at once (a node without wait_ms). Past timeoutMs the local answer is asked for.
    */
   async query(hashes: HashInput, opts: QueryOptions = {}): Promise<QueryAnswer> {
-    const hashList = toHashList(hashes);
     if (this.ring) {
-      const res = await this.ring.query(hashList, opts.localOnly ?? false);
+      const res = await this.ring.query(hashes, opts.localOnly ?? false);
       if (res) return { ...res, breakdown: { local: res.hits, ssd: 0, remote: 0 } };
     }
+    const hashList = toHashList(hashes);
     const requestId = opts.requestId ?? randomBytes(8).toString('hex');
     const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
     // Keep each round well inside the call's deadline, so a long wait is never taken for a dead node.
@@ -285,8 +283,7 @@ export class KvEngine {
   /** Scatters the lease's first blockIds.length blocks into the region at blockIds. Consumes the lease for this rank. */
   async load(leaseId: string, blockIds: ArrayLike<number>): Promise<{ loaded: number; bytes: number }> {
     if (this.ring) {
-      const ids = blockIds instanceof Uint32Array ? blockIds : Uint32Array.from(blockIds);
-      const res = await this.ring.load(leaseId, ids);
+      const res = await this.ring.load(leaseId, blockIds);
       if (res) return res;
     }
     const res = await this.plane.call('load', { instanceId: this.instanceId, leaseId, blockIds: packU32(blockIds) });

@@ -4,7 +4,7 @@
 // node posted its completion (the node writes the ring's eventfd, watched by the event loop, once per batch). A call too
 // large for a slot answers undefined (the caller sends it over gRPC instead), and so does a query the node answers
 // RETRY (its missing suffix may be fetched from SSD or peers: that is the gRPC path's work).
-import { KvError, isKvErrorCode, type PackedHashes } from '@kvfabric/common';
+import { KvError, copyHashes, isKvErrorCode, listHashLen, type HashInput } from '@kvfabric/common';
 import { RING, createCommandRing, ringLayout, type CommandRing } from '@kvfabric/native/fd-pass';
 
 export interface RingGeometry {
@@ -30,8 +30,6 @@ export interface RingQueryResult {
   leaseExpiresAtMs: number;
 }
 
-type Settle = { resolve: (slot: number) => void; reject: (err: Error) => void };
-
 const decoder = new TextDecoder();
 
 export class EngineRing {
@@ -41,13 +39,17 @@ export class EngineRing {
   private readonly bytes: Uint8Array;
   private readonly view: DataView;
   private readonly words: Int32Array;
+  /** The whole ring as u32 words (command slots are 64-byte aligned): block ids are written through it. */
+  private readonly u32: Uint32Array;
   private readonly sq: Int32Array;
   private readonly cq: Int32Array;
   private readonly slots: number;
   private readonly stride: number;
   private readonly free: number[] = [];
   private readonly waiting: ((slot: number) => void)[] = [];
-  private readonly settles: (Settle | undefined)[];
+  /** Per command slot in flight: what settles its call (unset while the slot is free or being filled). */
+  private readonly resolves: (((status: number) => void) | undefined)[];
+  private readonly rejects: (((err: Error) => void) | undefined)[];
   private readonly submittedAt: Float64Array;
   private readonly deadlineMs: number;
   private watchdog: NodeJS.Timeout | undefined;
@@ -67,11 +69,13 @@ export class EngineRing {
     this.bytes = new Uint8Array(buf);
     this.view = new DataView(buf);
     this.words = new Int32Array(buf, 0, RING.headerBytes / 4);
+    this.u32 = new Uint32Array(buf, 0, buf.byteLength >>> 2);
     this.sq = new Int32Array(buf, layout.sq, this.entries);
     this.cq = new Int32Array(buf, layout.cq, this.entries);
     this.slots = layout.slots;
     this.stride = layout.stride;
-    this.settles = new Array<Settle | undefined>(this.entries);
+    this.resolves = new Array<((status: number) => void) | undefined>(this.entries).fill(undefined);
+    this.rejects = new Array<((err: Error) => void) | undefined>(this.entries).fill(undefined);
     this.submittedAt = new Float64Array(this.entries);
     this.deadlineMs = geometry.deadlineMs ?? 30_000;
     for (let i = this.entries - 1; i >= 0; i--) this.free.push(i);
@@ -89,14 +93,19 @@ export class EngineRing {
     return this.native.sizeBytes;
   }
 
-  /** Saves blocks `ids` of the region under `hashes`; undefined when the call does not fit a slot. */
-  async save(ids: Uint32Array, hashes: PackedHashes): Promise<RingSaveResult | undefined> {
+  /**
+   * Saves blocks `ids` of the region under `hashes` (written straight into the command slot: no packed copy, no
+   * typed array per call); undefined when the call does not fit a slot or ids and hashes differ in count.
+   */
+  async save(ids: ArrayLike<number>, hashes: HashInput): Promise<RingSaveResult | undefined> {
     const n = ids.length;
-    if (n * (4 + hashes.hashLen) > this.slotBytes || hashes.packed.length !== n * hashes.hashLen) return undefined;
-    const slot = await this.take();
-    const at = this.header(slot, RING.op.save, n, hashes.hashLen, 0);
-    new Uint32Array(this.bytes.buffer, at, n).set(ids);
-    this.bytes.set(hashes.packed, at + 4 * n);
+    const hashLen = 'packed' in hashes ? hashes.hashLen : listHashLen(hashes);
+    const hashBytes = 'packed' in hashes ? hashes.packed.length : hashes.length * hashLen;
+    if (n * (4 + hashLen) > this.slotBytes || hashBytes !== n * hashLen) return undefined;
+    const slot = this.free.pop() ?? (await this.take());
+    const at = this.header(slot, RING.op.save, n, hashLen, 0);
+    this.u32.set(ids, at >>> 2);
+    copyHashes(hashes, this.bytes, at + 4 * n);
     await this.submit(slot);
     const base = this.base(slot);
     const c = RING.cmd;
@@ -110,12 +119,13 @@ export class EngineRing {
   }
 
   /** The local prefix hit and its lease; undefined when the node wants the query over gRPC (or it does not fit). */
-  async query(hashes: PackedHashes, localOnly: boolean): Promise<RingQueryResult | undefined> {
-    const n = hashes.hashLen > 0 ? hashes.packed.length / hashes.hashLen : 0;
-    if (hashes.packed.length > this.slotBytes || hashes.hashLen === 0) return undefined;
-    const slot = await this.take();
-    const at = this.header(slot, RING.op.query, n, hashes.hashLen, localOnly ? RING.flag.localOnly : 0);
-    this.bytes.set(hashes.packed, at);
+  async query(hashes: HashInput, localOnly: boolean): Promise<RingQueryResult | undefined> {
+    const hashLen = 'packed' in hashes ? hashes.hashLen : listHashLen(hashes);
+    const hashBytes = 'packed' in hashes ? hashes.packed.length : hashes.length * hashLen;
+    if (hashBytes > this.slotBytes || hashLen === 0) return undefined;
+    const slot = this.free.pop() ?? (await this.take());
+    const at = this.header(slot, RING.op.query, hashBytes / hashLen, hashLen, localOnly ? RING.flag.localOnly : 0);
+    copyHashes(hashes, this.bytes, at);
     const status = await this.submit(slot);
     const base = this.base(slot);
     const c = RING.cmd;
@@ -134,11 +144,11 @@ export class EngineRing {
   }
 
   /** Scatters the lease's first ids.length blocks into the region; undefined when the call does not fit a slot. */
-  async load(leaseId: string, ids: Uint32Array): Promise<{ loaded: number; bytes: number } | undefined> {
+  async load(leaseId: string, ids: ArrayLike<number>): Promise<{ loaded: number; bytes: number } | undefined> {
     if (ids.length * 4 > this.slotBytes || !this.fitsLease(leaseId)) return undefined;
-    const slot = await this.take();
+    const slot = this.free.pop() ?? (await this.take());
     const at = this.header(slot, RING.op.load, ids.length, 0, 0, leaseId);
-    new Uint32Array(this.bytes.buffer, at, ids.length).set(ids);
+    this.u32.set(ids, at >>> 2);
     await this.submit(slot);
     const base = this.base(slot);
     const result = {
@@ -152,7 +162,7 @@ export class EngineRing {
   /** Ends a lease early; false when the lease id cannot travel on the ring (the caller uses gRPC). */
   async release(leaseId: string): Promise<boolean> {
     if (!this.fitsLease(leaseId)) return false;
-    const slot = await this.take();
+    const slot = this.free.pop() ?? (await this.take());
     this.header(slot, RING.op.release, 0, 0, 0, leaseId);
     await this.submit(slot);
     this.give(slot);
@@ -163,10 +173,12 @@ export class EngineRing {
   close(why = new KvError('TRANSPORT_UNAVAILABLE', 'engine ring: closed')): void {
     if (this.closed) return;
     this.closed = true;
+    this.free.length = 0; // later calls find no slot: take() rejects them
     clearInterval(this.watchdog);
     const gone = why;
-    for (const s of this.settles) s?.reject(gone);
-    this.settles.fill(undefined);
+    for (const reject of this.rejects) reject?.(gone);
+    this.resolves.fill(undefined);
+    this.rejects.fill(undefined);
     for (const w of this.waiting.splice(0)) w(-1);
     this.native.close();
   }
@@ -189,15 +201,14 @@ export class EngineRing {
     b[base + c.flags] = flags;
     b[base + c.status] = 0;
     this.view.setUint32(base + c.count, count, true);
-    for (let i = 0; i < RING.leaseIdBytes; i++)
-      b[base + c.leaseId + i] = i < leaseId.length ? leaseId.charCodeAt(i) : 0;
+    if (leaseId === '') b.fill(0, base + c.leaseId, base + c.leaseId + RING.leaseIdBytes);
+    else for (let i = 0; i < RING.leaseIdBytes; i++) b[base + c.leaseId + i] = leaseId.charCodeAt(i);
     return base + RING.commandHeaderBytes;
   }
 
+  /** Waits for a free command slot (callers pop one themselves when there is one). */
   private take(): Promise<number> {
     if (this.closed) return Promise.reject(new KvError('TRANSPORT_UNAVAILABLE', 'engine ring: closed'));
-    const slot = this.free.pop();
-    if (slot !== undefined) return Promise.resolve(slot);
     return new Promise((resolve, reject) =>
       this.waiting.push((s) =>
         s < 0 ? reject(new KvError('TRANSPORT_UNAVAILABLE', 'engine ring: closed')) : resolve(s),
@@ -206,6 +217,7 @@ export class EngineRing {
   }
 
   private give(slot: number): void {
+    if (this.closed) return;
     const next = this.waiting.shift();
     if (next) next(slot);
     else this.free.push(slot);
@@ -214,7 +226,8 @@ export class EngineRing {
   /** Puts the command on the SQ and resolves its status (ok or retry) when completed; an error rejects. */
   private submit(slot: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.settles[slot] = { resolve, reject };
+      this.resolves[slot] = resolve;
+      this.rejects[slot] = reject;
       this.submittedAt[slot] = performance.now();
       if (this.inFlight++ === 0) {
         this.native.ref();
@@ -257,7 +270,7 @@ export class EngineRing {
     }
     const late = performance.now() - this.deadlineMs;
     for (let i = 0; i < this.entries; i++) {
-      if (this.settles[i] && this.submittedAt[i]! < late) {
+      if (this.resolves[i] && this.submittedAt[i]! < late) {
         const err = new KvError(
           'TRANSPORT_TIMEOUT',
           `engine ring: the node completed no command within ${this.deadlineMs} ms; the ring is closed (calls go over gRPC)`,
@@ -270,14 +283,16 @@ export class EngineRing {
   }
 
   private complete(slot: number): void {
-    const settle = this.settles[slot];
-    if (!settle) return;
-    this.settles[slot] = undefined;
+    const resolve = this.resolves[slot];
+    const reject = this.rejects[slot];
+    if (!resolve || !reject) return;
+    this.resolves[slot] = undefined;
+    this.rejects[slot] = undefined;
     if (--this.inFlight === 0) this.native.unref();
     const base = this.base(slot);
     const status = this.bytes[base + RING.cmd.status]!;
     if (status !== RING.status.error) {
-      settle.resolve(status);
+      resolve(status);
       return;
     }
     const len = Math.min(this.view.getUint32(base + RING.cmd.messageBytes, true), this.slotBytes);
@@ -286,6 +301,6 @@ export class EngineRing {
     const space = text.indexOf(' ');
     const code = space > 0 ? text.slice(0, space) : '';
     this.give(slot);
-    settle.reject(new KvError(isKvErrorCode(code) ? code : 'INTERNAL', space > 0 ? text.slice(space + 1) : text));
+    reject(new KvError(isKvErrorCode(code) ? code : 'INTERNAL', space > 0 ? text.slice(space + 1) : text));
   }
 }

@@ -11,6 +11,8 @@ import {
   unpackU64,
   hashKey,
   toHashList,
+  listHashLen,
+  copyHashes,
 } from './packed-hashes.js';
 
 test('pack and unpack round-trip', () => {
@@ -69,4 +71,20 @@ test('toHashList packs a list and passes a packed list through without copying',
     () => toHashList([Buffer.alloc(2), Buffer.alloc(3)], 'blocks'),
     /blocks\[1\]: expected 2 bytes like hashes\[0\], got 3/,
   );
+});
+
+test('listHashLen checks a list as packHashes does; copyHashes writes lists and packed lists at an offset', () => {
+  assert.equal(listHashLen([]), 0);
+  assert.equal(listHashLen([Buffer.alloc(3), Buffer.alloc(3)]), 3);
+  assert.throws(() => listHashLen([Buffer.alloc(65)], 'h'), /h\[0\]: expected 1\.\.64 bytes, got 65/);
+  assert.throws(() => listHashLen([Buffer.alloc(0)]), /hashes\[0\]: expected 1\.\.64 bytes, got 0/);
+  assert.throws(
+    () => listHashLen([Buffer.alloc(2), Buffer.alloc(2), Buffer.alloc(1)], 'h'),
+    /h\[2\]: expected 2 bytes like hashes\[0\], got 1/,
+  );
+  const dst = new Uint8Array(8);
+  copyHashes([Buffer.from('aa01', 'hex'), Buffer.from('bb02', 'hex')], dst, 1);
+  assert.equal(Buffer.from(dst).toString('hex'), '00aa01bb02000000');
+  copyHashes({ packed: Buffer.from('ccdd', 'hex'), hashLen: 1 }, dst, 6);
+  assert.equal(Buffer.from(dst).toString('hex'), '00aa01bb0200ccdd');
 });

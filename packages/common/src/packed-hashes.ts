@@ -35,16 +35,39 @@ export function checkHashList(
 
 /** Packs equal-length hashes. Throws when lengths differ or are out of range. */
 export function packHashes(hashes: readonly Uint8Array[], field = 'hashes'): PackedHashes {
-  if (hashes.length === 0) return { packed: Buffer.alloc(0), hashLen: 0 };
+  const hashLen = listHashLen(hashes, field);
+  const packed = Buffer.allocUnsafe(hashLen * hashes.length);
+  copyHashes(hashes, packed, 0);
+  return { packed, hashLen };
+}
+
+/**
+ * The length of a list's hashes, checked as packHashes checks them (1..MAX_HASH_BYTES, all equal; 0 when the list
+ * is empty). Errors name `field`.
+ */
+export function listHashLen(hashes: readonly Uint8Array[], field = 'hashes'): number {
+  if (hashes.length === 0) return 0;
   const hashLen = hashes[0]!.length;
   if (hashLen < 1 || hashLen > MAX_HASH_BYTES)
     throw invalid(`${field}[0]`, `expected 1..${MAX_HASH_BYTES} bytes`, hashLen);
-  const packed = Buffer.allocUnsafe(hashLen * hashes.length);
-  hashes.forEach((h, i) => {
-    if (h.length !== hashLen) throw invalid(`${field}[${i}]`, `expected ${hashLen} bytes like hashes[0]`, h.length);
-    packed.set(h, i * hashLen);
-  });
-  return { packed, hashLen };
+  for (let i = 1; i < hashes.length; i++) {
+    const len = hashes[i]!.length;
+    if (len !== hashLen) throw invalid(`${field}[${i}]`, `expected ${hashLen} bytes like hashes[0]`, len);
+  }
+  return hashLen;
+}
+
+/** Writes hashes back to back into `dst` from `offset` (their lengths checked by listHashLen). */
+export function copyHashes(hashes: HashInput, dst: Uint8Array, offset: number): void {
+  if ('packed' in hashes) {
+    dst.set(hashes.packed, offset);
+    return;
+  }
+  for (let i = 0, at = offset; i < hashes.length; i++) {
+    const h = hashes[i]!;
+    dst.set(h, at);
+    at += h.length;
+  }
 }
 
 /** Hashes as given by callers: a list of equal-length byte strings, or a list already packed. */
