@@ -118,13 +118,17 @@ test('server errors come back as KvError with the code from the trailer', async 
     },
   });
   const client = new MetaserverClient(server.addr);
+  const stackTraceLimit = Error.stackTraceLimit;
   try {
     await assert.rejects(client.insertBlocks('ghost', 'ns', [h(1)]), (err: unknown) => {
       assert.ok(err instanceof KvError);
       assert.equal(err.code, 'SESSION_UNKNOWN');
       assert.equal(err.message, 'node_id: no session "ghost"');
+      assert.match(err.stack ?? '', /SESSION_UNKNOWN|no session/);
       return true;
     });
+    // a call starts with no stack captured (grpc-js's caller stack), and leaves the limit as it was
+    assert.equal(Error.stackTraceLimit, stackTraceLimit);
     await assert.rejects(
       client.insertBlocks('n', 'ns', [h(1), h(2, 4)]),
       /hashes\[1\]: expected 8 bytes like hashes\[0\], got 4/,
