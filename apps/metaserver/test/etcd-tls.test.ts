@@ -230,8 +230,9 @@ test('plaintext etcd off loopback: refused without --insecure, warned about with
   );
 
   await using insecure = await startMetaserver({ args: ['--etcd-endpoints', offLoopback, '--insecure'] });
-  const warning = insecure.proc
-    .logLines()
-    .find((l) => l.level === 'warn' && String(l.msg).includes('plaintext to etcd'));
-  assert.deepEqual(warning?.etcd, [offLoopback], insecure.proc.tail());
+  // logged at start-up; the health check that ends the start can come first, so the line may still be on its way
+  const warning = await waitFor('the plaintext warning', async () =>
+    insecure.proc.logLines().find((l) => l.level === 'warn' && String(l.msg).includes('plaintext to etcd')),
+  );
+  assert.deepEqual(warning.etcd, [offLoopback], insecure.proc.tail());
 });
