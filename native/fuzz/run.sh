@@ -30,7 +30,8 @@ node_inc="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")/include/
 flags=(-std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
   -pthread -Wall -Wextra -Wno-unused-parameter -I"$repo/$napi" -I"$node_inc" -DNAPI_VERSION=8
   -DNODE_ADDON_API_DISABLE_DEPRECATED)
-sources=("$native/src/tcp_server.cc" "$native/src/tcp_client.cc" "$native/src/tcp_hello.cc" "$native/src/memory.cc")
+sources=("$native/src/tcp_server.cc" "$native/src/tcp_client.cc" "$native/src/tcp_hello.cc" "$native/src/memory.cc"
+  "$native/src/landed_pages.cc")
 
 mkdir -p "$out"
 status=0
@@ -40,7 +41,7 @@ for t in "${targets[@]}"; do
   bin="$out/$t"
   if [ ! -x "$bin" ] || [ -n "$(find "$main" "$native/fuzz/fuzz_wire.h" "${sources[@]}" "$native"/src/*.h -newer "$bin")" ]; then
     echo "fuzz: building $t with $cxx"
-    "$cxx" "${flags[@]}" "$main" "${sources[@]}" -lcrypto -o "$bin"
+    "$cxx" "${flags[@]}" "$main" "${sources[@]}" -lcrypto -lxxhash -o "$bin"
   fi
   mkdir -p "$out/corpus/$t" "$out/crashes/$t"
   log="$out/$t.log"
