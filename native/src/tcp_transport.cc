@@ -52,8 +52,6 @@ class TcpTransport : public Napi::ObjectWrap<TcpTransport>, ThreadedObject {
       completer_->Release(env);
       throw CodedError(env, code::kTransportUnavailable, "tcp transport: " + err);
     }
-    // Runs before the ThreadSafeFunction's own teardown (hooks run last-in first-out) when the environment
-    // exits with the transport still open: stop the threads while the Completer still exists.
     WatchEnvExit(env);
   }
 

@@ -10,10 +10,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packHashes, packU32 } from '@kvfabric/common';
-import type { LoadResponse, QueryResponse, RegisterInstanceResponse, SaveResponse } from '@kvfabric/proto';
+import type { QueryResponse, RegisterInstanceResponse, SaveResponse } from '@kvfabric/proto';
 import { startNode } from '@kvfabric/testkit';
 import { EngineConnection } from '@kvfabric/client';
-import { gpuRegisterRequest } from './testing/gpu-register.js';
+import { gpuRegisterRequest, loadGpuBlocks, saveAndFindGpuBlocks } from './testing/gpu-register.js';
 
 const fakeDir = fileURLToPath(new URL('../../../native/build/fake-cuda', import.meta.url));
 const SEG = 4096;
@@ -119,34 +119,14 @@ test('cuda_ipc through the CUDA driver stand-in: save and load across parts, one
       Buffer.concat([0, 1].map((l) => readFileSync(files[l]!).subarray(at(l, b), at(l, b) + SEG)));
     const data = [0, 1, 2, 3].map(() => randomBytes(2 * SEG));
     data.forEach((d, b) => writeBlock(b, d));
-    const hashes = packHashes([0, 1, 2, 3].map((i) => Buffer.alloc(32, i + 1)));
 
     s = stats();
-    const saved: SaveResponse = await conn.call('save', {
-      instanceId: 'gpu-0',
-      blockIds: packU32([0, 1, 2, 3]),
-      hashes,
-    });
-    assert.deepEqual([saved.stored, saved.sealed], [4, 4]);
+    const leaseId = await saveAndFindGpuBlocks(conn); // a query copies nothing
     let t = stats();
     assert.equal(t.syncs - s.syncs, 1, 'one stream wait for the whole save');
     assert.equal(t.copies - s.copies, 8, 'a copy per block and layer');
-
-    const q: QueryResponse = await conn.call('query', {
-      instanceId: 'gpu-0',
-      requestId: 'q1',
-      hashes,
-      localOnly: true,
-      waitMs: 0,
-    });
-    assert.equal(q.hits, 4);
     s = stats();
-    const loaded: LoadResponse = await conn.call('load', {
-      instanceId: 'gpu-0',
-      leaseId: q.leaseId,
-      blockIds: packU32([8, 9, 10, 11]),
-    });
-    assert.deepEqual([loaded.loaded, Number(loaded.bytes)], [4, 4 * 2 * SEG]);
+    await loadGpuBlocks(conn, leaseId, 2 * SEG);
     t = stats();
     assert.equal(t.syncs - s.syncs, 1, 'one stream wait for the whole load');
     data.forEach((d, i) => assert.deepEqual(readBlock(8 + i), d, `block ${8 + i}`));

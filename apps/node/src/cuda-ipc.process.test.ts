@@ -9,11 +9,11 @@ import { randomBytes } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { cudaStatus } from '@kvfabric/native';
-import { packHashes, packU32 } from '@kvfabric/common';
-import type { LoadResponse, QueryResponse, RegisterInstanceResponse, SaveResponse } from '@kvfabric/proto';
+import { packU32 } from '@kvfabric/common';
+import type { RegisterInstanceResponse } from '@kvfabric/proto';
 import { startNode } from '@kvfabric/testkit';
 import { EngineConnection, KvEngine, KvRegion } from '@kvfabric/client';
-import { gpuRegisterRequest, type GpuPart } from './testing/gpu-register.js';
+import { gpuRegisterRequest, loadGpuBlocks, saveAndFindGpuBlocks, type GpuPart } from './testing/gpu-register.js';
 
 const status = cudaStatus();
 const SEG = 4096;
@@ -189,29 +189,7 @@ test(
         child.stdin!.write(`fill ${b} ${d.toString('hex')}\n`);
         assert.equal(await next(), 'ok');
       }
-      const hashes = packHashes([0, 1, 2, 3].map((i) => Buffer.alloc(32, i + 1)));
-      const saved: SaveResponse = await conn.call('save', {
-        instanceId: 'gpu-0',
-        blockIds: packU32([0, 1, 2, 3]),
-        hashes,
-      });
-      assert.equal(saved.stored, 4);
-      assert.equal(saved.sealed, 4);
-      const q: QueryResponse = await conn.call('query', {
-        instanceId: 'gpu-0',
-        requestId: 'q1',
-        hashes,
-        localOnly: true,
-        waitMs: 0,
-      });
-      assert.equal(q.hits, 4);
-      const loaded: LoadResponse = await conn.call('load', {
-        instanceId: 'gpu-0',
-        leaseId: q.leaseId,
-        blockIds: packU32([8, 9, 10, 11]),
-      });
-      assert.equal(loaded.loaded, 4);
-      assert.equal(Number(loaded.bytes), 4 * 2 * SEG);
+      await loadGpuBlocks(conn, await saveAndFindGpuBlocks(conn), 2 * SEG);
       for (const [i, d] of data.entries()) {
         child.stdin!.write(`dump ${8 + i}\n`);
         assert.equal(await next(), d.toString('hex'));
