@@ -1,9 +1,10 @@
 // Page checksums: XXH3-64 (Debian's libxxhash, whose runtime dispatch picks the SSE2, AVX2 or AVX-512 kernel) of
-// pool pages, on the copy engine's threads. A save does not sum (the engine API's hot path stays a plain copy): a
-// holder sums a block's pages the first time it grants them to a peer, and keeps the sums with the block; a pull
-// verifies the pages a transport landed against the holder's sums before the blocks seal (here for verbs; tcp sums
-// them as they land, landed_pages.h, with the same function). The copy engine owns the
-// threads and the batch; this file owns what a summed batch means: its arguments, the per-page work, the result.
+// pool pages. A save sums each page while it copies it (save_sums.h); a holder sums, on the copy engine's
+// threads, the pages it grants that have no checksum yet (pages a save could not sum: segments that do not fill the
+// page, CUDA copies), and keeps the sums with the block; a pull verifies the pages a transport landed against the
+// holder's sums before the blocks seal (here for verbs; tcp sums them as they land, landed_pages.h, with the same
+// function). The copy engine owns the threads and the batch; this file owns what a summed batch means: its
+// arguments, the per-page work, the result.
 #pragma once
 #include <napi.h>
 

@@ -49,6 +49,7 @@ struct CopyEngine::Batch {
   MemoryRef src, dst;
   std::vector<Desc> descs;
   std::unique_ptr<PageSums> sums;  // a summed batch (sum or verify): pages of `dst` read, nothing copied
+  SaveSums* save_sums = nullptr;   // a summed save: pages copied and summed (owned by the submitter)
   std::unique_ptr<CopyEngine::Hook> hook;  // a native executor's batch: finishes its work when the copy ended
   uint64_t bytes = 0;
   std::atomic<uint32_t> parts_left{0};
@@ -137,6 +138,15 @@ void CopyEngine::Worker() {
             [&] {
               if (b->sums) {  // pages [first, last] summed (and compared, for a verify)
                 b->sums->Run(part.first, part.last, dst);
+                return;
+              }
+              if (b->save_sums) {  // pages [first, last] copied and summed
+                const std::vector<uint32_t>& starts = b->save_sums->starts;
+                for (uint32_t p = part.first; p <= part.last; p++) {
+                  uint32_t end = p + 1 < starts.size() ? starts[p + 1] : static_cast<uint32_t>(b->descs.size());
+                  b->save_sums->sums[p] = CopyPageSummed(b->descs.data(), starts[p], end, src, dst);
+                }
+                StreamFence();
                 return;
               }
               for (uint32_t i = part.first; i <= part.last; i++) {
@@ -309,13 +319,12 @@ Napi::Value CopyEngine::Copy(const Napi::CallbackInfo& info) {
 
 Napi::Promise CopyEngine::Submit(Napi::Env env, Napi::Object self, MemoryRef src, Napi::Object src_obj,
                                  MemoryRef dst, Napi::Object dst_obj, std::vector<Desc> descs,
-                                 std::unique_ptr<Hook> hook) {
+                                 std::unique_ptr<Hook> hook, SaveSums* sums) {
   if (closed_) throw CodedError(env, code::kInternal, "copy engine: used after close()");
   auto* b = new Batch(env);
   b->hook = std::move(hook);
   for (const Desc& d : descs) b->bytes += d.len;
-  descs.erase(std::remove_if(descs.begin(), descs.end(), [](const Desc& d) { return d.len == 0; }), descs.end());
-  b->descs = std::move(descs);
+  Prepare(b, std::move(descs), sums);
   return Launch(env, b, self, std::move(src), src_obj, std::move(dst), dst_obj);
 }
 
@@ -338,13 +347,14 @@ Napi::Promise CopyEngine::Launch(Napi::Env env, Batch* b, Napi::Object self, Mem
   b->src_obj = Napi::Persistent(src_obj);
   b->dst_obj = Napi::Persistent(dst_obj);
   Part parts[256];
-  uint32_t n = SplitBytes(b, parts);
+  uint32_t n = Split(b, parts);
   guard.release();
   Enqueue(env, b, parts, n);
   return promise;
 }
 
-bool CopyEngine::SubmitNative(MemoryRef src, MemoryRef dst, std::vector<Desc> descs, NativeDone done) {
+bool CopyEngine::SubmitNative(MemoryRef src, MemoryRef dst, std::vector<Desc> descs, NativeDone done,
+                              SaveSums* sums) {
   auto b = std::make_unique<Batch>();
   for (const Desc& d : descs) b->bytes += d.len;
   if (stopping_flag_.load(std::memory_order_acquire)) return false;
@@ -353,13 +363,12 @@ bool CopyEngine::SubmitNative(MemoryRef src, MemoryRef dst, std::vector<Desc> de
     done(true, 0);
     return true;
   }
-  descs.erase(std::remove_if(descs.begin(), descs.end(), [](const Desc& d) { return d.len == 0; }), descs.end());
-  b->descs = std::move(descs);
+  Prepare(b.get(), std::move(descs), sums);
   b->src = std::move(src);
   b->dst = std::move(dst);
   b->native_done = std::move(done);
   Part parts[256];
-  uint32_t n = SplitBytes(b.get(), parts);
+  uint32_t n = Split(b.get(), parts);
   b->parts_left.store(n, std::memory_order_relaxed);
   in_flight_.fetch_add(1, std::memory_order_relaxed);
   Batch* raw = b.release();
@@ -369,6 +378,23 @@ bool CopyEngine::SubmitNative(MemoryRef src, MemoryRef dst, std::vector<Desc> de
     return false;
   }
   return true;
+}
+
+// Takes a batch's descriptors: empty ones dropped, unless pages are summed (their starts index the descriptors).
+void CopyEngine::Prepare(Batch* b, std::vector<Desc> descs, SaveSums* sums) {
+  if (sums != nullptr && !sums->starts.empty()) {
+    sums->sums.assign(sums->starts.size(), 0);
+    b->save_sums = sums;
+  } else {
+    descs.erase(std::remove_if(descs.begin(), descs.end(), [](const Desc& d) { return d.len == 0; }), descs.end());
+  }
+  b->descs = std::move(descs);
+}
+
+uint32_t CopyEngine::Split(Batch* b, Part* parts) const {
+  if (b->save_sums == nullptr) return SplitBytes(b, parts);
+  auto pages = static_cast<uint32_t>(b->save_sums->starts.size());
+  return SplitPages(b, pages, std::min<uint64_t>(nthreads_, std::max<uint64_t>(1, b->bytes / kMinPartBytes)), parts);
 }
 
 // Pre-split by bytes: one part per thread for large batches, cut anywhere (even inside a descriptor).

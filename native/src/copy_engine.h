@@ -2,7 +2,8 @@
 // split by bytes across worker threads it owns (std::thread, never the libuv pool). One batch resolves one Promise.
 // A summed batch (checksum.h) is split by pages instead: each page's bytes are hashed by one thread. Native
 // executors (engine_ops_js.cc) submit batches they planned themselves, with a hook that finishes their work on the
-// JS thread when the copy is done.
+// JS thread when the copy is done. A save may ask for its pages' checksums too (save_sums.h): its batch is then
+// split by pages, and each page is summed by the thread that copies it.
 #pragma once
 #include <napi.h>
 
@@ -20,6 +21,7 @@
 #include "copy_range.h"
 #include "memory.h"
 #include "op_hook.h"
+#include "save_sums.h"
 
 namespace kvf {
 
@@ -36,17 +38,21 @@ class CopyEngine : public Napi::ObjectWrap<CopyEngine> {
   // The CopyEngine behind a JS object created by this addon, or nullptr. JS thread only.
   static CopyEngine* FromValue(Napi::Value value);
   // Copies `descs` (checked by the caller against both memories) from `src` to `dst`; `hook` runs when done. The
-  // objects are kept alive until then. Throws INTERNAL once closed.
+  // objects are kept alive until then. Throws INTERNAL once closed. With `sums` (kept alive by the hook), the
+  // pages it describes are summed as they are copied.
   Napi::Promise Submit(Napi::Env env, Napi::Object self, MemoryRef src, Napi::Object src_obj, MemoryRef dst,
-                       Napi::Object dst_obj, std::vector<Desc> descs, std::unique_ptr<Hook> hook);
+                       Napi::Object dst_obj, std::vector<Desc> descs, std::unique_ptr<Hook> hook,
+                       SaveSums* sums = nullptr);
   // Called on a copy thread when a native batch ended: `copied`, or the address of the bus error that failed it.
   using NativeDone = std::function<void(bool copied, uintptr_t fault_addr)>;
   // Any thread: copies `descs` (checked by the caller against both memories) from `src` to `dst` and calls `done`
   // on a copy thread (or at once, on this thread, when there is nothing to copy). No JavaScript is involved: for
   // native executors such as the engines' command rings. False (nothing queued, `done` not called) once closed.
-  bool SubmitNative(MemoryRef src, MemoryRef dst, std::vector<Desc> descs, NativeDone done);
+  // With `sums` (kept alive by `done`), the pages it describes are summed as they are copied.
+  bool SubmitNative(MemoryRef src, MemoryRef dst, std::vector<Desc> descs, NativeDone done,
+                    SaveSums* sums = nullptr);
   struct Part {  // a contiguous byte range of a batch: descriptor [first, last], first/last partially
-    Batch* batch;  // (a summed batch: pages [first, last], the skips unused)
+    Batch* batch;  // (a summed batch or a summed save: pages [first, last], the skips unused)
     uint32_t first, last;
     uint64_t first_skip, last_len;  // bytes skipped at the start of `first`; bytes of `last` copied
   };
@@ -63,6 +69,8 @@ class CopyEngine : public Napi::ObjectWrap<CopyEngine> {
   void Enqueue(Napi::Env env, Batch* b, const Part* parts, uint32_t n);  // JS thread; takes ownership of `b`
   bool Queue(const Part* parts, uint32_t n);  // any thread: false (nothing queued) once stopping
   uint32_t SplitBytes(Batch* b, Part* parts) const;  // cuts a copy batch into at most one part per thread
+  uint32_t Split(Batch* b, Part* parts) const;       // SplitBytes, or whole pages for a summed save
+  static void Prepare(Batch* b, std::vector<Desc> descs, SaveSums* sums);
   Napi::Promise Launch(Napi::Env env, Batch* b, Napi::Object self, MemoryRef src, Napi::Object src_obj, MemoryRef dst,
                        Napi::Object dst_obj);
   void Shutdown();  // stop (finishing queued parts), join, release the TSFN; idempotent

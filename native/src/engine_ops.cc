@@ -47,13 +47,16 @@ class RepeatFilter {
 };
 
 // Appends block `block`'s descriptors between the region and pool page `page` (to the pool when `to_pool`),
-// coalescing runs that are contiguous on both sides.
-void AddBlock(const InstanceLayout& l, uint32_t block, uint64_t page, bool to_pool, std::vector<CopyRange>* out) {
+// coalescing runs that are contiguous on both sides; only within the block when `own_runs` (a summed save keeps
+// each page's descriptors apart).
+void AddBlock(const InstanceLayout& l, uint32_t block, uint64_t page, bool to_pool, bool own_runs,
+              std::vector<CopyRange>* out) {
   uint64_t base = uint64_t{block} * l.stride_bytes;
+  size_t first = own_runs ? out->size() : 0;
   for (size_t s = 0; s < l.segment_offsets.size(); s++) {
     uint64_t region = l.segment_offsets[s] + base, pool = page + s * l.segment_bytes;
     CopyRange d = to_pool ? CopyRange{region, pool, l.segment_bytes} : CopyRange{pool, region, l.segment_bytes};
-    if (!out->empty()) {
+    if (out->size() > first) {
       CopyRange& last = out->back();
       if (last.src + last.len == d.src && last.dst + last.len == d.dst) {
         last.len += d.len;
@@ -163,6 +166,10 @@ std::string PlanSave(BlockIndex& index, PageAllocator& alloc, const InstanceLayo
   plan->slots.reserve(stored);
   plan->positions.reserve(stored);
   plan->descs.reserve(size_t{stored} * l.segment_offsets.size());
+  // Summed as copied when the segments are the whole page (what a peer reads and verifies).
+  bool summed = l.segment_bytes > 0 && l.segment_bytes * l.segment_offsets.size() == l.page_bytes;
+  plan->sums.starts.clear();
+  if (summed) plan->sums.starts.reserve(stored);
   for (uint32_t j = 0; j < stored; j++) {
     uint32_t i = need[j];
     int32_t slot = index.SlotForShard(l.ns, packed + static_cast<size_t>(i) * hash_len, hash_len, l.shards, l.shard,
@@ -172,7 +179,8 @@ std::string PlanSave(BlockIndex& index, PageAllocator& alloc, const InstanceLayo
     plan->slots.push_back(slot);
     plan->positions.push_back(i);
     plan->outcomes[i] = kSaveStored;
-    AddBlock(l, block_ids[i], pages[j], true, &plan->descs);
+    if (summed) plan->sums.starts.push_back(static_cast<uint32_t>(plan->descs.size()));
+    AddBlock(l, block_ids[i], pages[j], true, summed, &plan->descs);
   }
   for (size_t j = stored; j < need.size(); j++) plan->outcomes[need[j]] = kSaveNoSpace;
   for (int32_t slot : plan->partial) index.Unpin(slot);
@@ -185,6 +193,7 @@ uint32_t FinishSave(BlockIndex& index, PageAllocator& alloc, const InstanceLayou
                     uint32_t hash_len, SavePlan& plan, bool copied, std::string* sealed_hashes) {
   Lock lock(index.mu());
   uint32_t sealed = 0;
+  bool summed = copied && plan.sums.sums.size() == plan.slots.size();
   for (size_t j = 0; j < plan.slots.size(); j++) {
     int32_t slot = plan.slots[j];
     if (!copied) {
@@ -194,6 +203,7 @@ uint32_t FinishSave(BlockIndex& index, PageAllocator& alloc, const InstanceLayou
       alloc.Free(page, l.page_bytes, &why);
       continue;
     }
+    if (summed) index.SetChecksum(slot, l.shard, plan.sums.sums[j]);
     if (index.MarkShardWritten(slot, l.shard)) {
       sealed++;
       sealed_hashes->append(reinterpret_cast<const char*>(packed) + size_t{plan.positions[j]} * hash_len, hash_len);
@@ -217,7 +227,7 @@ std::string PlanLoad(BlockIndex& index, const InstanceLayout& l, const int32_t* 
   descs->reserve(size_t{count} * l.segment_offsets.size());
   for (uint32_t i = 0; i < count; i++) {
     index.Pin(slots[i]);
-    AddBlock(l, block_ids[i], index.Page(slots[i], l.shard), false, descs);
+    AddBlock(l, block_ids[i], index.Page(slots[i], l.shard), false, false, descs);
   }
   return std::string();
 }

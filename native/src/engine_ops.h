@@ -11,6 +11,7 @@
 #include "block_index.h"
 #include "copy_range.h"
 #include "pool.h"
+#include "save_sums.h"
 
 namespace kvf {
 
@@ -45,6 +46,9 @@ struct SavePlan {
   std::vector<uint32_t> positions;  // per stored block: its hash's position in the call
   std::vector<int32_t> partial;   // partial blocks (other ranks' pages) pinned while pages were found
   std::vector<CopyRange> descs;   // region -> pool
+  // Per stored block, its descriptors' first index, for a copy that sums the pages (save_sums.h) when the
+  // segments fill the page; empty otherwise. Filled sums are the pages' checksums, which FinishSave keeps.
+  SaveSums sums;
   EvictedBlocks evicted;
   uint32_t present = 0, no_space = 0;
   bool exhausted = false;
@@ -58,7 +62,8 @@ std::string PlanSave(BlockIndex& index, PageAllocator& alloc, const InstanceLayo
                      const uint8_t* packed, uint32_t hash_len, uint32_t count, SavePlan* plan);
 
 // After the copy: `copied` seals the stored shards (their hashes, when that sealed the block, appended to
-// `sealed_hashes`) and unpins them; otherwise the pages are unassigned and freed. Returns the blocks sealed.
+// `sealed_hashes`; their pages' checksums kept when the copy summed them) and unpins them; otherwise the pages are
+// unassigned and freed. Returns the blocks sealed.
 uint32_t FinishSave(BlockIndex& index, PageAllocator& alloc, const InstanceLayout& layout, const uint8_t* packed,
                     uint32_t hash_len, SavePlan& plan, bool copied, std::string* sealed_hashes);
 

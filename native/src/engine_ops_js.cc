@@ -218,11 +218,13 @@ Napi::Value SaveBlocks(const Napi::CallbackInfo& info) {
     throw Invalid(env, bad);
   }
   std::vector<CopyRange> descs = std::move(plan->descs);
+  SaveSums* sums = &plan->sums;  // the hook owns the plan (and so the sums) until the copy is delivered
   auto hook = std::make_unique<SaveHook>(env, p.index, p.alloc, layout, std::move(plan), info[4].As<Napi::Object>(),
                                          info[1].As<Napi::Object>(), packed, hash_len);
+  // (CUDA copies are not summed: a peer's grant sums those pages when it first reads them)
   if (region.cuda != nullptr) return region.cuda->Submit(env, std::move(pool), std::move(descs), true, std::move(hook));
   return p.engine->Submit(env, info[0].As<Napi::Object>(), std::move(region.host), info[3].As<Napi::Object>(),
-                          std::move(pool), info[2].As<Napi::Object>(), std::move(descs), std::move(hook));
+                          std::move(pool), info[2].As<Napi::Object>(), std::move(descs), std::move(hook), sums);
 }
 
 // Unpins a load's blocks when its copy ended.

@@ -330,7 +330,7 @@ void EngineRing::Save(Command& cmd) {
     });
     Complete(index);
   };
-  if (!t_.engine->SubmitNative(t_.region, t_.pool, std::move(descs), done)) {
+  if (!t_.engine->SubmitNative(t_.region, t_.pool, std::move(descs), done, &plan->sums)) {
     std::string none;
     FinishSave(*t_.index, *t_.alloc, layout, packed->data(), cmd.hash_len, *plan, false, &none);
     Fail(cmd.index, code::kInternal, "copy engine: closed");

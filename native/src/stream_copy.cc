@@ -44,14 +44,35 @@ void StreamLinesSse2(uint8_t* dst, const uint8_t* src, uint64_t len) {
   }
 }
 
-using LinesFn = void (*)(uint8_t*, const uint8_t*, uint64_t);
-
-LinesFn PickKernel() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") ? StreamLinesAvx512 : StreamLinesSse2;
+// The same, also storing each line to `keep` with ordinary (cached) stores: one read of `src` for both.
+__attribute__((target("avx512f"))) void KeepLinesAvx512(uint8_t* dst, uint8_t* keep, const uint8_t* src,
+                                                        uint64_t len) {
+  for (uint64_t i = 0; i < len; i += kLine) {
+    __m512i a = _mm512_loadu_si512(src + i);
+    _mm512_storeu_si512(keep + i, a);
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(dst + i), a);
+  }
 }
 
-const LinesFn kStreamLines = PickKernel();
+void KeepLinesSse2(uint8_t* dst, uint8_t* keep, const uint8_t* src, uint64_t len) {
+  for (uint64_t i = 0; i < len; i += 16) {
+    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(keep + i), a);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i), a);
+  }
+}
+
+using LinesFn = void (*)(uint8_t*, const uint8_t*, uint64_t);
+using KeepFn = void (*)(uint8_t*, uint8_t*, const uint8_t*, uint64_t);
+
+bool HasAvx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+}
+
+const bool kAvx512 = HasAvx512();
+const LinesFn kStreamLines = kAvx512 ? StreamLinesAvx512 : StreamLinesSse2;
+const KeepFn kKeepLines = kAvx512 ? KeepLinesAvx512 : KeepLinesSse2;
 
 }  // namespace
 
@@ -68,13 +89,34 @@ void StreamCopy(uint8_t* dst, const uint8_t* src, uint64_t len) {
   std::memcpy(dst + head + body, src + head + body, len - head - body);
 }
 
+void StreamCopyKeep(uint8_t* dst, uint8_t* keep, const uint8_t* src, uint64_t len) {
+  // Ordinary stores are read back from `keep`, so both copies hold the bytes of one read even if `src` changes.
+  if (len < kStreamMinBytes) {
+    std::memcpy(keep, src, len);
+    std::memcpy(dst, keep, len);
+    return;
+  }
+  uint64_t head = (kLine - reinterpret_cast<uintptr_t>(dst) % kLine) % kLine;
+  std::memcpy(keep, src, head);
+  std::memcpy(dst, keep, head);
+  uint64_t body = (len - head) / kLine * kLine;
+  kKeepLines(dst + head, keep + head, src + head, body);
+  uint64_t at = head + body;
+  std::memcpy(keep + at, src + at, len - at);
+  std::memcpy(dst + at, keep + at, len - at);
+}
+
 void StreamFence() { _mm_sfence(); }
 
-const char* StreamCopyKernel() { return kStreamLines == StreamLinesAvx512 ? "avx512" : "sse2"; }
+const char* StreamCopyKernel() { return kAvx512 ? "avx512" : "sse2"; }
 
 #else
 
 void StreamCopy(uint8_t* dst, const uint8_t* src, uint64_t len) { std::memcpy(dst, src, len); }
+void StreamCopyKeep(uint8_t* dst, uint8_t* keep, const uint8_t* src, uint64_t len) {
+  std::memcpy(keep, src, len);
+  std::memcpy(dst, keep, len);
+}
 void StreamFence() {}
 const char* StreamCopyKernel() { return "memcpy"; }
 

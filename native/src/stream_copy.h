@@ -17,6 +17,10 @@ namespace kvf {
 // Copies `len` bytes from `src` to `dst` (not overlapping); streams when `len` is at least kStreamMinBytes.
 void StreamCopy(uint8_t* dst, const uint8_t* src, uint64_t len);
 
+// StreamCopy that also leaves the bytes in `keep` (a small buffer the caller reads next, e.g. to hash them): each
+// line of `src` is read once and stored to both, so `keep` holds exactly what was written to `dst`.
+void StreamCopyKeep(uint8_t* dst, uint8_t* keep, const uint8_t* src, uint64_t len);
+
 // Orders every streaming store this thread made before the stores that follow (sfence on x86; nothing elsewhere).
 void StreamFence();
 

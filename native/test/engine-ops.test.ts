@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { closeSync, ftruncateSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { createBlockIndex, BlockClass } from '../lib/block-index.js';
+import { createBlockIndex, BlockClass, type BlockIndex } from '../lib/block-index.js';
+import { pageChecksum } from '../lib/checksum.js';
 import { CopyEngine } from '../lib/copy-engine.js';
 import { allocatePages, createInstanceLayout, loadBlocks, saveBlocks } from '../lib/engine-ops.js';
 import { Pool } from '../lib/pool.js';
@@ -90,6 +91,55 @@ test('save gathers blocks into pages, skips repeats and held blocks; load scatte
   index.unpinMany(slots, 3);
   assert.deepEqual([r.block(30), r.block(31), r.block(0)], want);
   assert.deepEqual(index.stats(), { sealed: 3, partial: 0, pinned: 0, pageBytes: 3 * PAGE });
+});
+
+/** The checksum the index keeps for block `id`'s page, or undefined when it has none. */
+function keptSum(index: BlockIndex, ns: number, id: number): bigint | undefined {
+  const slot = index.lookup(ns, hashes(id), 0, 16);
+  if (!index.hasChecksum(slot, 0)) return undefined;
+  const out = new Uint32Array(2);
+  index.checksumsInto(slot, out, 0);
+  return BigInt(out[0]!) | (BigInt(out[1]!) << 32n);
+}
+
+test('a save sums each page as it copies it: across copy threads, whatever runs the layout makes', async () => {
+  using r = fileRegion('sums');
+  using pool = Pool.create({ sizeBytes: 3 * BLOCKS * PAGE, slabBytes: PAGE });
+  await using engine = new CopyEngine({ threads: 2 });
+  const index = createBlockIndex(16);
+  r.write(0, randomBytes(REGION));
+  const all = Array.from({ length: BLOCKS }, (_, b) => b);
+  // Segment-major: four runs per page; 512 KiB in one call, so both copy threads take pages.
+  const saved = await saveBlocks(engine, index, pool, r.region, layoutFor(0), u32(...all), hashes(...all), 16);
+  assert.equal(saved.stored, BLOCKS);
+  for (const b of all) assert.equal(keptSum(index, 0, b), pageChecksum(r.block(b)), `segment-major block ${b}`);
+  // One segment per block, blocks back to back: region and pool runs of neighbouring blocks could merge into one
+  // descriptor; each page must still be summed alone.
+  const contiguous = createInstanceLayout({
+    ns: 1,
+    shards: 1,
+    shard: 0,
+    numBlocks: BLOCKS,
+    pageBytes: PAGE,
+    segmentBytes: PAGE,
+    strideBytes: PAGE,
+    segmentOffsets: Float64Array.of(0),
+  });
+  await saveBlocks(engine, index, pool, r.region, contiguous, u32(...all), hashes(...all), 16);
+  for (const b of all) assert.equal(keptSum(index, 1, b), pageChecksum(r.read(b * PAGE, PAGE)), `contiguous ${b}`);
+  // Segments that do not fill the page: the page is not summed here (a peer's grant sums it whole).
+  const padded = createInstanceLayout({
+    ns: 2,
+    shards: 1,
+    shard: 0,
+    numBlocks: BLOCKS,
+    pageBytes: PAGE,
+    segmentBytes: SEG,
+    strideBytes: SEG,
+    segmentOffsets: Float64Array.of(0),
+  });
+  await saveBlocks(engine, index, pool, r.region, padded, u32(3), hashes(3), 16);
+  assert.equal(keptSum(index, 2, 3), undefined);
 });
 
 test('eviction makes room, pulled copies first; with everything pinned a save stores nothing', async () => {

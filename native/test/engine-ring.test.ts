@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createBlockIndex } from '../lib/block-index.js';
+import { pageChecksum } from '../lib/checksum.js';
 import { RING, createCommandRing, createSealedMemfd, ringLayout } from '../lib/fd-pass.js';
 import { CopyEngine } from '../lib/copy-engine.js';
 import { createInstanceLayout } from '../lib/engine-ops.js';
@@ -152,6 +153,11 @@ test('ring: save, query, load and release run natively; loaded bytes equal saved
     await until('events', () => r.events.some((e) => e.counts.sealedBlocks > 0));
     const sealed = Buffer.concat(r.events.flatMap((e) => e.sealed.map((g) => g.hashes)));
     assert.ok(sealed.equals(hashesPayload([0, 1, 2, 3])), 'the sealed hashes, for the metaserver');
+    const sum = new Uint32Array(2);
+    data.forEach((d, b) => {
+      r.index.checksumsInto(r.index.lookup(3, hashOf(b), 0, HASH), sum, 0);
+      assert.equal(BigInt(sum[0]!) | (BigInt(sum[1]!) << 32n), pageChecksum(d), `block ${b}: summed as it was saved`);
+    });
 
     r.submit(1, RING.op.query, 5, HASH, hashesPayload([0, 1, 2, 3, 9]));
     assert.equal(await r.next(), 1);

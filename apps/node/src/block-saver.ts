@@ -1,7 +1,7 @@
 // The save path of the engine API, the hottest one. Its per-block work runs natively in one call (engine_ops.h):
 // the call's hashes are resolved against the block index, repeats and blocks already held skipped, pages allocated
 // (evicting least recently used blocks), the region's blocks gathered into them on the copy threads, and the blocks
-// sealed. Pages are not summed here: a holder sums a block the first time it grants it to a peer (PeerServer). This
+// sealed; each page is summed as it is copied (what a peer verifies when it pulls the block). This
 // adapter only counts, reports evictions and sealed hashes in batches, and turns "no page for anything" into
 // POOL_EXHAUSTED.
 import { KvError, toKvError } from '@kvfabric/common';

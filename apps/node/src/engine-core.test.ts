@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { silentLogger } from '@kvfabric/common/observability';
+import { pageChecksum } from '@kvfabric/native';
 import {
   EngineCore,
   MAX_QUERY_WAIT_MS,
@@ -77,7 +78,7 @@ function blockBytes(region: TestRegion, b: number): Buffer {
   return Buffer.concat([region.read(b * SEG, SEG), region.read(BLOCKS * SEG + b * SEG, SEG)]);
 }
 
-test('a save is one copy: its pages are stored unsummed (a holder sums them at their first grant)', async () => {
+test('a save is one copy that also sums its pages: each checksum is that of the bytes the page holds', async () => {
   const { data, core, index, spec, regionOf } = setup();
   core.register(spec('a'));
   const region = regionOf('a');
@@ -85,10 +86,14 @@ test('a save is one copy: its pages are stored unsummed (a holder sums them at t
   const before = data.engine.counters().batches;
   await core.save('a', ids(9, 4, 5, 0), hashes(0, 1, 2, 3), 8);
   assert.equal(data.engine.counters().batches - before, 1);
+  const sums = new Uint32Array(2);
   [9, 4, 5, 0].forEach((b, i) => {
     const slot = index.lookup(0, hashes(i), 0, 8);
     assert.ok(index.isSealed(slot), `block ${b} sealed`);
-    assert.equal(index.hasChecksum(slot, 0), false, `block ${b} unsummed`);
+    assert.ok(index.hasChecksum(slot, 0), `block ${b} summed`);
+    index.checksumsInto(slot, sums, 0);
+    const want = pageChecksum(blockBytes(region, b));
+    assert.equal(BigInt(sums[0]!) | (BigInt(sums[1]!) << 32n), want, `block ${b}: checksum of its page`);
   });
 });
 

@@ -52,7 +52,7 @@ export function peerMetrics(
   fromServer(
     'counter',
     'kvfabric_peer_summed_pages_total',
-    'saved pages summed at their first grant (each page once)',
+    'pages summed at their first grant (those a save did not sum; each page once)',
     (s) => s.counters.summedPages,
   );
   fromServer('gauge', 'kvfabric_peer_grants_active', 'live grants', (s) => s.grants.size);

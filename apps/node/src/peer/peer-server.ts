@@ -1,7 +1,7 @@
 // The serving side of remote pulls, free of gRPC: admits readers (transport handshake, one session per reader,
 // bounded in number and idle time), pins the longest held prefix of a PrepareRead and grants the reader its pages
-// (within the node's grant pin budget), sums the granted pages that have no checksum yet (saves leave them unsummed;
-// each page is summed once, natively, while the grant pins it), releases and expires grants. Every request after the handshake names the
+// (within the node's grant pin budget), sums the granted pages that have no checksum yet (a save sums its pages as it
+// copies them, so these are the few it could not: each is summed once, natively, while the grant pins it), releases and expires grants. Every request after the handshake names the
 // reader's session; `reader()` turns it into the identity grants are bound to. The bytes themselves are served by
 // the transport (NIC or native thread), never by this code.
 import { randomBytes } from 'node:crypto';
