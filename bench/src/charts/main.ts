@@ -94,11 +94,11 @@ if (pull) {
     title: 'Remote pull (2 nodes, tcp) vs iperf3 and Redis GET',
     unit: 'GB/s',
     rows: rows(pull, [
-      ['pull_256KiB_vs_iperf3', '1000 x 256 KiB vs iperf3', 0.9],
+      ['pull_256KiB_vs_iperf3', '8000 x 256 KiB vs iperf3', 0.9],
       ['pull_2MiB_vs_iperf3', '1000 x 2 MiB vs iperf3', 0.9],
       ['pull_256KiB_8_readers_vs_iperf3', '8 readers, 256 KiB vs iperf3 -P 8', 0.9],
       ['pull_2MiB_8_readers_vs_iperf3', '8 readers, 2 MiB vs iperf3 -P 8', 0.9],
-      ['pull_256KiB_vs_redis', '1000 x 256 KiB vs Redis GET', 1.2],
+      ['pull_256KiB_vs_redis', '8000 x 256 KiB vs Redis GET', 1.2],
       ['pull_2MiB_vs_redis', '1000 x 2 MiB vs Redis GET', 1.2],
     ]),
   });

@@ -97,7 +97,7 @@ export const perfRows: PerfRow[] = [
   },
   sizes(
     'pull',
-    'remote pull node→node, 1000 × 256 KiB / 2 MiB, pages summed and verified',
+    'remote pull node→node, 8000 × 256 KiB / 1000 × 2 MiB, pages summed and verified',
     'pull_256KiB_vs_iperf3',
     'pull_2MiB_vs_iperf3',
     'iperf3 -P 4',
@@ -152,7 +152,7 @@ export const perfRows: PerfRow[] = [
     target: [],
   },
   {
-    path: 'what mutual TLS costs a pull: 1000 × 256 KiB / `READY` p50',
+    path: 'what mutual TLS costs a pull: 8000 × 256 KiB / `READY` p50',
     scenario: 'pull',
     kvfabric: cell`${m('pull_256KiB_tls_GBps', { digits: 2 })} GB/s / ${m('ready_64_tls_p50_ms', { digits: 1 })} ms`,
     reference: cell`the same without TLS, same run: ${ref('pull_256KiB_tls_vs_plain', { digits: 2 })} GB/s / ${ref('ready_64_tls_vs_plain_p50_ms', { digits: 1 })} ms`,
