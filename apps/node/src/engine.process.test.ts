@@ -287,6 +287,39 @@ both('node process: bad inputs get precise errors and change nothing', async (en
   assert.equal(status.instances, 1);
 });
 
+test('node process: on a ring of 2 command slots, more calls than slots wait for one; a failed call frees its slot', async () => {
+  await using node = await startNode({ poolSize: '64mib' });
+  const region = KvRegion.create({ layout: LAYOUT });
+  const kv = await KvEngine.register({ target: node.engineSocket, namespace: 'slots', region, ring: { entries: 2 } });
+  try {
+    assert.equal(kv.usesRing, true);
+    const data = fill(region, [...Array(16).keys()]);
+    const saves = await Promise.all(
+      [0, 1, 2, 3].map((c) => kv.save([c * 4, c * 4 + 1, c * 4 + 2, c * 4 + 3], hashes('s', c * 4, 4))),
+    );
+    for (const r of saves) assert.deepEqual([r.stored, r.outcomes.length], [4, 4]);
+    // Queries, a load that fails (unknown lease) and loads queued behind them: each settles with its own answer.
+    const leases = await Promise.all([0, 1, 2, 3].map((c) => kv.query(hashes('s', c * 4, 4), { localOnly: true })));
+    assert.deepEqual(
+      leases.map((q) => q.hits),
+      [4, 4, 4, 4],
+    );
+    const bad = kv.load('x'.repeat(16), [0]).then(
+      () => assert.fail('an unknown lease loaded'),
+      (e: unknown) => e,
+    );
+    const loads = leases.map((q, c) => kv.load(q.leaseId, [16 + c * 4, 17 + c * 4, 18 + c * 4, 19 + c * 4]));
+    assert.equal(((await bad) as { code?: string }).code, 'LEASE_UNKNOWN');
+    for (const res of await Promise.all(loads)) assert.deepEqual(res, { loaded: 4, bytes: 4 * PAGE });
+    for (let b = 0; b < 16; b++)
+      assert.ok(region.readBlock(16 + b).equals(data.get(b)!), `block ${b} loaded byte-exact`);
+    assert.equal(kv.usesRing, true, 'every call went over the ring');
+  } finally {
+    await kv.close();
+    region.close();
+  }
+});
+
 test('node process: an engine process killed loses its instance and its leases', async () => {
   await using node = await startNode({ poolSize: '64mib' });
   const child = spawn(

@@ -106,8 +106,11 @@ class CommandRing : public Napi::ObjectWrap<CommandRing> {
     (void)!read(self->event_fd_, &n, sizeof n);  // one read takes the whole count (not EFD_SEMAPHORE)
     Napi::Env env = self->env_;
     Napi::HandleScope scope(env);
-    // MakeCallback: the promises the SDK settles run their continuations before the loop goes on.
-    self->callback_.MakeCallback(env.Global(), {}, *self->context_);
+    // MakeCallback: the promises the SDK settles run their continuations before the loop goes on. The receiver is
+    // this ring's own object (env.Global() costs a context lookup on every wake-up); the callback, which this
+    // object holds until close, keeps it reachable, so it is there.
+    Napi::Object recv = self->Value();
+    self->callback_.MakeCallback(recv.IsEmpty() ? env.Global() : recv, {}, *self->context_);
   }
 
   void Shutdown() {

@@ -223,14 +223,24 @@ export class KvEngine {
     });
   }
 
-  async save(
+  save(
     blockIds: ArrayLike<number>,
     hashes: HashInput,
   ): Promise<{ outcomes: Uint8Array; stored: number; sealed: number }> {
-    if (this.ring) {
-      const res = await this.ring.save(blockIds, hashes);
-      if (res) return res;
+    // On the ring the caller awaits the ring's own promise (no async frame of ours per call: fewer microtasks).
+    try {
+      const onRing = this.ring?.save(blockIds, hashes);
+      if (onRing) return onRing;
+    } catch (err) {
+      return Promise.reject(err as Error);
     }
+    return this.saveRpc(blockIds, hashes);
+  }
+
+  private async saveRpc(
+    blockIds: ArrayLike<number>,
+    hashes: HashInput,
+  ): Promise<{ outcomes: Uint8Array; stored: number; sealed: number }> {
     const res = await this.plane.call('save', {
       instanceId: this.instanceId,
       blockIds: packU32(blockIds),
@@ -245,10 +255,9 @@ export class KvEngine {
    * the node answers LOADING at once (a node without wait_ms). Past timeoutMs the local answer is asked for.
    */
   async query(hashes: HashInput, opts: QueryOptions = {}): Promise<QueryAnswer> {
-    if (this.ring) {
-      const res = await this.ring.query(hashes, opts.localOnly ?? false);
-      if (res) return { ...res, breakdown: { local: res.hits, ssd: 0, remote: 0 } };
-    }
+    const onRing = this.ring?.query(hashes, opts.localOnly ?? false);
+    const res = onRing && (await onRing);
+    if (res) return { ...res, breakdown: { local: res.hits, ssd: 0, remote: 0 } };
     const hashList = toHashList(hashes);
     const requestId = opts.requestId ?? randomBytes(8).toString('hex');
     const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
@@ -281,17 +290,24 @@ export class KvEngine {
   }
 
   /** Scatters the lease's first blockIds.length blocks into the region at blockIds. Consumes the lease for this rank. */
-  async load(leaseId: string, blockIds: ArrayLike<number>): Promise<{ loaded: number; bytes: number }> {
-    if (this.ring) {
-      const res = await this.ring.load(leaseId, blockIds);
-      if (res) return res;
+  load(leaseId: string, blockIds: ArrayLike<number>): Promise<{ loaded: number; bytes: number }> {
+    try {
+      const onRing = this.ring?.load(leaseId, blockIds);
+      if (onRing) return onRing;
+    } catch (err) {
+      return Promise.reject(err as Error);
     }
+    return this.loadRpc(leaseId, blockIds);
+  }
+
+  private async loadRpc(leaseId: string, blockIds: ArrayLike<number>): Promise<{ loaded: number; bytes: number }> {
     const res = await this.plane.call('load', { instanceId: this.instanceId, leaseId, blockIds: packU32(blockIds) });
     return { loaded: res.loaded, bytes: Number(res.bytes) };
   }
 
   async release(leaseId: string): Promise<void> {
-    if (this.ring && (await this.ring.release(leaseId))) return;
+    const onRing = this.ring?.release(leaseId);
+    if (onRing) return onRing;
     await this.plane.call('release', { instanceId: this.instanceId, leaseId });
   }
 

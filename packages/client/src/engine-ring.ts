@@ -24,6 +24,10 @@ export interface RingSaveResult {
   stored: number;
   sealed: number;
 }
+export interface RingLoadResult {
+  loaded: number;
+  bytes: number;
+}
 export interface RingQueryResult {
   hits: number;
   leaseId: string;
@@ -48,9 +52,12 @@ export class EngineRing {
   private readonly free: number[] = [];
   private readonly waiting: ((slot: number) => void)[] = [];
   /** Per command slot in flight: what settles its call (unset while the slot is free or being filled). */
-  private readonly resolves: (((status: number) => void) | undefined)[];
+  private readonly resolves: (((result: unknown) => void) | undefined)[];
   private readonly rejects: (((err: Error) => void) | undefined)[];
   private readonly submittedAt: Float64Array;
+  /** Per command slot: its op and item count as this side wrote them (results are read by these, not the slot's). */
+  private readonly ops: Uint8Array;
+  private readonly counts: Uint32Array;
   private readonly deadlineMs: number;
   private watchdog: NodeJS.Timeout | undefined;
   /** Called once when the ring closes itself (a node that stopped answering). */
@@ -74,9 +81,11 @@ export class EngineRing {
     this.cq = new Int32Array(buf, layout.cq, this.entries);
     this.slots = layout.slots;
     this.stride = layout.stride;
-    this.resolves = new Array<((status: number) => void) | undefined>(this.entries).fill(undefined);
+    this.resolves = new Array<((result: unknown) => void) | undefined>(this.entries).fill(undefined);
     this.rejects = new Array<((err: Error) => void) | undefined>(this.entries).fill(undefined);
     this.submittedAt = new Float64Array(this.entries);
+    this.ops = new Uint8Array(this.entries);
+    this.counts = new Uint32Array(this.entries);
     this.deadlineMs = geometry.deadlineMs ?? 30_000;
     for (let i = this.entries - 1; i >= 0; i--) this.free.push(i);
   }
@@ -95,78 +104,46 @@ export class EngineRing {
 
   /**
    * Saves blocks `ids` of the region under `hashes` (written straight into the command slot: no packed copy, no
-   * typed array per call); undefined when the call does not fit a slot or ids and hashes differ in count.
+   * typed array per call); undefined when the call does not fit a slot or ids and hashes differ in count. A bad
+   * hash list throws here (listHashLen's error), before anything is written.
    */
-  async save(ids: ArrayLike<number>, hashes: HashInput): Promise<RingSaveResult | undefined> {
+  save(ids: ArrayLike<number>, hashes: HashInput): Promise<RingSaveResult> | undefined {
     const n = ids.length;
     const hashLen = 'packed' in hashes ? hashes.hashLen : listHashLen(hashes);
     const hashBytes = 'packed' in hashes ? hashes.packed.length : hashes.length * hashLen;
     if (n * (4 + hashLen) > this.slotBytes || hashBytes !== n * hashLen) return undefined;
-    const slot = this.free.pop() ?? (await this.take());
-    const at = this.header(slot, RING.op.save, n, hashLen, 0);
-    this.u32.set(ids, at >>> 2);
-    copyHashes(hashes, this.bytes, at + 4 * n);
-    await this.submit(slot);
-    const base = this.base(slot);
-    const c = RING.cmd;
-    const result = {
-      outcomes: this.bytes.slice(at, at + n),
-      stored: this.view.getUint32(base + c.r0, true),
-      sealed: this.view.getUint32(base + c.r1, true),
-    };
-    this.give(slot);
-    return result;
+    const slot = this.free.pop();
+    if (slot === undefined) return this.take().then((s) => this.startSave(s, ids, hashes, hashLen));
+    return this.startSave(slot, ids, hashes, hashLen);
   }
 
-  /** The local prefix hit and its lease; undefined when the node wants the query over gRPC (or it does not fit). */
-  async query(hashes: HashInput, localOnly: boolean): Promise<RingQueryResult | undefined> {
+  /**
+   * The local prefix hit and its lease; undefined when the query does not fit a slot, a promise of undefined when
+   * the node wants it over gRPC. A bad hash list throws here (listHashLen's error).
+   */
+  query(hashes: HashInput, localOnly: boolean): Promise<RingQueryResult | undefined> | undefined {
     const hashLen = 'packed' in hashes ? hashes.hashLen : listHashLen(hashes);
     const hashBytes = 'packed' in hashes ? hashes.packed.length : hashes.length * hashLen;
     if (hashBytes > this.slotBytes || hashLen === 0) return undefined;
-    const slot = this.free.pop() ?? (await this.take());
-    const at = this.header(slot, RING.op.query, hashBytes / hashLen, hashLen, localOnly ? RING.flag.localOnly : 0);
-    copyHashes(hashes, this.bytes, at);
-    const status = await this.submit(slot);
-    const base = this.base(slot);
-    const c = RING.cmd;
-    let result: RingQueryResult | undefined;
-    if (status === RING.status.ok) {
-      const hits = this.view.getUint32(base + c.r0, true);
-      result = {
-        hits,
-        leaseId:
-          hits > 0 ? decoder.decode(this.bytes.subarray(base + c.leaseId, base + c.leaseId + RING.leaseIdBytes)) : '',
-        leaseExpiresAtMs: Number(this.view.getBigUint64(base + c.r4, true)),
-      };
-    }
-    this.give(slot);
-    return result;
+    const slot = this.free.pop();
+    if (slot === undefined) return this.take().then((s) => this.startQuery(s, hashes, hashLen, localOnly));
+    return this.startQuery(slot, hashes, hashLen, localOnly);
   }
 
   /** Scatters the lease's first ids.length blocks into the region; undefined when the call does not fit a slot. */
-  async load(leaseId: string, ids: ArrayLike<number>): Promise<{ loaded: number; bytes: number } | undefined> {
+  load(leaseId: string, ids: ArrayLike<number>): Promise<RingLoadResult> | undefined {
     if (ids.length * 4 > this.slotBytes || !this.fitsLease(leaseId)) return undefined;
-    const slot = this.free.pop() ?? (await this.take());
-    const at = this.header(slot, RING.op.load, ids.length, 0, 0, leaseId);
-    this.u32.set(ids, at >>> 2);
-    await this.submit(slot);
-    const base = this.base(slot);
-    const result = {
-      loaded: this.view.getUint32(base + RING.cmd.r0, true),
-      bytes: Number(this.view.getBigUint64(base + RING.cmd.r4, true)),
-    };
-    this.give(slot);
-    return result;
+    const slot = this.free.pop();
+    if (slot === undefined) return this.take().then((s) => this.startLoad(s, leaseId, ids));
+    return this.startLoad(slot, leaseId, ids);
   }
 
-  /** Ends a lease early; false when the lease id cannot travel on the ring (the caller uses gRPC). */
-  async release(leaseId: string): Promise<boolean> {
-    if (!this.fitsLease(leaseId)) return false;
-    const slot = this.free.pop() ?? (await this.take());
-    this.header(slot, RING.op.release, 0, 0, 0, leaseId);
-    await this.submit(slot);
-    this.give(slot);
-    return true;
+  /** Ends a lease early; undefined when the lease id cannot travel on the ring (the caller uses gRPC). */
+  release(leaseId: string): Promise<void> | undefined {
+    if (!this.fitsLease(leaseId)) return undefined;
+    const slot = this.free.pop();
+    if (slot === undefined) return this.take().then((s) => this.startRelease(s, leaseId));
+    return this.startRelease(slot, leaseId);
   }
 
   /** Fails every waiting and in-flight call (with `why`), stops watching the eventfd. Idempotent. */
@@ -183,6 +160,31 @@ export class EngineRing {
     this.native.close();
   }
 
+  private startSave(slot: number, ids: ArrayLike<number>, hashes: HashInput, hashLen: number) {
+    const at = this.header(slot, RING.op.save, ids.length, hashLen, 0);
+    this.u32.set(ids, at >>> 2);
+    copyHashes(hashes, this.bytes, at + 4 * ids.length);
+    return this.submit(slot) as Promise<RingSaveResult>;
+  }
+
+  private startQuery(slot: number, hashes: HashInput, hashLen: number, localOnly: boolean) {
+    const count = ('packed' in hashes ? hashes.packed.length / hashLen : hashes.length) | 0;
+    const at = this.header(slot, RING.op.query, count, hashLen, localOnly ? RING.flag.localOnly : 0);
+    copyHashes(hashes, this.bytes, at);
+    return this.submit(slot) as Promise<RingQueryResult | undefined>;
+  }
+
+  private startLoad(slot: number, leaseId: string, ids: ArrayLike<number>) {
+    const at = this.header(slot, RING.op.load, ids.length, 0, 0, leaseId);
+    this.u32.set(ids, at >>> 2);
+    return this.submit(slot) as Promise<RingLoadResult>;
+  }
+
+  private startRelease(slot: number, leaseId: string) {
+    this.header(slot, RING.op.release, 0, 0, 0, leaseId);
+    return this.submit(slot) as Promise<void>;
+  }
+
   private fitsLease(leaseId: string): boolean {
     return leaseId.length === RING.leaseIdBytes && /^[A-Za-z0-9_-]+$/.test(leaseId);
   }
@@ -196,6 +198,8 @@ export class EngineRing {
     const base = this.base(slot);
     const c = RING.cmd;
     const b = this.bytes;
+    this.ops[slot] = op;
+    this.counts[slot] = count;
     b[base + c.op] = op;
     b[base + c.hashLen] = hashLen;
     b[base + c.flags] = flags;
@@ -223,8 +227,11 @@ export class EngineRing {
     else this.free.push(slot);
   }
 
-  /** Puts the command on the SQ and resolves its status (ok or retry) when completed; an error rejects. */
-  private submit(slot: number): Promise<number> {
+  /**
+   * Puts the command on the SQ; its promise settles when the node completed it: with the op's result (read out of
+   * the slot by complete(), which also frees the slot), or an error.
+   */
+  private submit(slot: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
       this.resolves[slot] = resolve;
       this.rejects[slot] = reject;
@@ -291,16 +298,58 @@ export class EngineRing {
     if (--this.inFlight === 0) this.native.unref();
     const base = this.base(slot);
     const status = this.bytes[base + RING.cmd.status]!;
-    if (status !== RING.status.error) {
-      resolve(status);
+    if (status === RING.status.error) {
+      const err = this.error(base);
+      this.give(slot);
+      reject(err);
       return;
     }
+    const result = this.result(slot, base, status);
+    this.give(slot);
+    resolve(result);
+  }
+
+  /** What a completed command answered, read out of its slot (before the slot is given to another call). */
+  private result(
+    slot: number,
+    base: number,
+    status: number,
+  ): RingSaveResult | RingQueryResult | RingLoadResult | undefined {
+    const c = RING.cmd;
+    const v = this.view;
+    switch (this.ops[slot]) {
+      case RING.op.save: {
+        const at = base + RING.commandHeaderBytes;
+        return {
+          outcomes: this.bytes.slice(at, at + this.counts[slot]!),
+          stored: v.getUint32(base + c.r0, true),
+          sealed: v.getUint32(base + c.r1, true),
+        };
+      }
+      case RING.op.query: {
+        if (status !== RING.status.ok) return undefined;
+        const hits = v.getUint32(base + c.r0, true);
+        return {
+          hits,
+          leaseId:
+            hits > 0 ? decoder.decode(this.bytes.subarray(base + c.leaseId, base + c.leaseId + RING.leaseIdBytes)) : '',
+          leaseExpiresAtMs: Number(v.getBigUint64(base + c.r4, true)),
+        };
+      }
+      case RING.op.load:
+        return { loaded: v.getUint32(base + c.r0, true), bytes: Number(v.getBigUint64(base + c.r4, true)) };
+      default:
+        return undefined;
+    }
+  }
+
+  /** A failed command's error (its code and message, as the node wrote them into the slot). */
+  private error(base: number): KvError {
     const len = Math.min(this.view.getUint32(base + RING.cmd.messageBytes, true), this.slotBytes);
     const at = base + RING.commandHeaderBytes;
     const text = decoder.decode(this.bytes.subarray(at, at + len));
     const space = text.indexOf(' ');
     const code = space > 0 ? text.slice(0, space) : '';
-    this.give(slot);
-    reject(new KvError(isKvErrorCode(code) ? code : 'INTERNAL', space > 0 ? text.slice(space + 1) : text));
+    return new KvError(isKvErrorCode(code) ? code : 'INTERNAL', space > 0 ? text.slice(space + 1) : text);
   }
 }
