@@ -10,3 +10,9 @@ export const freshHashes = (n: number): Buffer[] =>
     h.writeDoubleLE(Date.now(), 8);
     return h;
   });
+
+/** `n` fresh hashes packed back to back in one buffer, the SDK's zero-copy form of a call's hash list. */
+export const freshPacked = (n: number): { packed: Buffer; hashLen: number } => ({
+  packed: Buffer.concat(freshHashes(n)),
+  hashLen: 32,
+});
