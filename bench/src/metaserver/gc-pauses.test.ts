@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MetaserverClient } from '@kvfabric/client';
-import { startMetaserver } from '@kvfabric/testkit';
-import { describeKinds, fetchGcPauses, summarizeGcPauses } from './gc-pauses.js';
+import { BIN, shebangNodeFlags, startMetaserver } from '@kvfabric/testkit';
+import { describeKinds, fetchGcPauses, nodeFlagsOf, summarizeGcPauses } from './gc-pauses.js';
 
 test('summarizeGcPauses: count, total, nearest-rank p99, max and the kinds are exact', () => {
   const pause = (ms: number, kind = 'minor') => ({ atMs: 0, ms, kind });
@@ -40,4 +40,9 @@ test('fetchGcPauses: a running metaserver lists the pauses of a window; a bad wi
   }
   assert.deepEqual(await fetchGcPauses(meta.httpAddr, Date.now() + 60_000, Date.now() + 120_000), []);
   await assert.rejects(fetchGcPauses(meta.httpAddr, Number.NaN, 0), /400.*since: expected a Unix time/);
+  // the collector settings the bench notes name are the ones the process runs with: its bin file's shebang flags
+  const flags = shebangNodeFlags(BIN.metaserver).join(' ');
+  assert.match(flags, /--max-semi-space-size=\d+/);
+  assert.equal(nodeFlagsOf(meta.proc.pid), flags);
+  assert.equal(nodeFlagsOf(-1), 'unknown');
 });

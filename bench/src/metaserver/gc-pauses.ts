@@ -2,6 +2,8 @@
 // (GET /debug/gc-pauses?since=&until=, perf_hooks gc entries, wall time, every kind), for the segment's wall-clock
 // window. The bench runs on the same host as the metaserver, so both read the same clock.
 
+import { readFileSync } from 'node:fs';
+
 /** One pause as the metaserver lists it. */
 export interface Pause {
   atMs: number;
@@ -56,4 +58,19 @@ export function describeKinds(s: GcSummary): string {
   return kinds
     .map(([kind, k]) => `${kind} ${k.pauses} / ${k.totalMs.toFixed(1)} ms (max ${k.maxMs.toFixed(1)})`)
     .join(', ');
+}
+
+/**
+ * The node flags a running process was started with (the `--` arguments before its script, from /proc/PID/cmdline):
+ * the collector settings the pauses were measured under. "unknown" where /proc cannot be read.
+ */
+export function nodeFlagsOf(pid: number): string {
+  let args: string[];
+  try {
+    args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(1);
+  } catch {
+    return 'unknown';
+  }
+  const end = args.findIndex((a) => !a.startsWith('--'));
+  return args.slice(0, end === -1 ? args.length : end).join(' ') || 'none';
 }

@@ -9,7 +9,7 @@ import { cpus, loadavg } from 'node:os';
 import { MetaserverClient } from '@kvfabric/client';
 import { startMetaserver } from '@kvfabric/testkit';
 import type { BenchContext, Scenario, ScenarioResult } from '../harness.js';
-import { describeKinds } from '../metaserver/gc-pauses.js';
+import { describeKinds, nodeFlagsOf } from '../metaserver/gc-pauses.js';
 import { NODES, layoutForBlocks, layoutForEntries, nodeId, type Layout } from '../metaserver/data.js';
 import {
   loadGroup,
@@ -46,6 +46,8 @@ interface Loaded {
   group: LoadGroup;
   indexBytesPerEntry: number;
   rssBytesPerEntry: number;
+  /** The server's node flags (collector settings), as it was started. */
+  serverFlags: string;
   close(): Promise<void>;
 }
 
@@ -95,6 +97,7 @@ async function loadSize(ctx: BenchContext, layout: Layout): Promise<Loaded> {
       group,
       indexBytesPerEntry: Number(indexBytes) / layout.entries,
       rssBytesPerEntry: (rssBytes(pid) - rssEmpty) / layout.entries,
+      serverFlags: nodeFlagsOf(pid),
       close,
     };
   } catch (err) {
@@ -110,6 +113,7 @@ interface SizeResult {
   indexBytesPerEntry: number;
   rssBytesPerEntry: number;
   insertsPerSec: number;
+  serverFlags: string;
 }
 
 /**
@@ -143,6 +147,7 @@ async function runSizes(
       indexBytesPerEntry: loaded[i]!.indexBytesPerEntry,
       rssBytesPerEntry: loaded[i]!.rssBytesPerEntry,
       insertsPerSec: loaded[i]!.group.insert.insertsPerSec,
+      serverFlags: loaded[i]!.serverFlags,
     });
     return [result(0), result(1)];
   } finally {
@@ -220,7 +225,8 @@ const scenario: Scenario = {
         "gc_*: the server's garbage-collection pauses that started while a subject was measured, each one exact from its " +
           'pause log (GET /debug/gc-pauses): count, total, 99th percentile (nearest rank) and the longest; by kind ' +
           `(count / total, longest): ${s} pipelined ${describeKinds(small.pipelined.gc!)}, unary ${describeKinds(small.unary.gc!)}; ` +
-          `${l} pipelined ${describeKinds(large.pipelined.gc!)}, unary ${describeKinds(large.unary.gc!)}`,
+          `${l} pipelined ${describeKinds(large.pipelined.gc!)}, unary ${describeKinds(large.unary.gc!)}; ` +
+          `the servers' node flags: ${small.serverFlags === large.serverFlags ? small.serverFlags : `${s} ${small.serverFlags}, ${l} ${large.serverFlags}`}`,
         `clients and server share ${cpus().length} cores (load average at start ${loadStart}, at end ${loadavg()[0]!.toFixed(1)})`,
       ],
     };

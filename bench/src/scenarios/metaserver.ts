@@ -16,7 +16,7 @@ import {
   unitCount,
   type Layout,
 } from '../metaserver/data.js';
-import { describeKinds } from '../metaserver/gc-pauses.js';
+import { describeKinds, nodeFlagsOf } from '../metaserver/gc-pauses.js';
 import {
   LoadProcess,
   loadGroup,
@@ -160,6 +160,7 @@ const scenario: Scenario = {
     // Both servers hold the data at once and the subjects take turns (in rotating order), so a change in the
     // machine's background load during the run hits all of them alike.
     await using metaserver = await startMetaserver({ logLevel: 'warn' });
+    const serverFlags = nodeFlagsOf(metaserver.proc.pid);
     await using redis = await startRedis();
     const redisAddr = `${redis.host}:${redis.port}`;
     const admin = new MetaserverClient(metaserver.addr);
@@ -339,7 +340,7 @@ const scenario: Scenario = {
         "gc_*: the metaserver's garbage-collection pauses that started while the kvfabric subject was measured, each " +
           'one exact from its pause log (GET /debug/gc-pauses, perf_hooks gc entries, wall time, all kinds): count, ' +
           'total, 99th percentile (nearest rank) and the longest; by kind (count / total, longest): ' +
-          `pipelined ${describeKinds(kvPipelined.gc!)}; unary ${describeKinds(kvUnary.gc!)}`,
+          `pipelined ${describeKinds(kvPipelined.gc!)}; unary ${describeKinds(kvUnary.gc!)}; the metaserver's node flags: ${serverFlags}`,
         'kvfabric memory: heapUsed+external delta (after GC) of a fresh process holding only the store, per (block, owner); ' +
           `~1.5 owners per block (chain owner + a prefix on a second node); *_single_owner: one owner per block`,
       ],
