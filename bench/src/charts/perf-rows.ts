@@ -105,7 +105,7 @@ export const perfRows: PerfRow[] = [
   ),
   sizes(
     'pull',
-    'remote pull, 8 readers on one node from one holder, 125 blocks each, 256 KiB / 2 MiB',
+    'remote pull, 8 readers on one node from one holder, 1000 × 256 KiB / 125 × 2 MiB each',
     'pull_256KiB_8_readers_vs_iperf3',
     'pull_2MiB_8_readers_vs_iperf3',
     'iperf3 -P 8',
