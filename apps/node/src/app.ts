@@ -1,6 +1,6 @@
 // Builds kvfabric-node from its config, each part after the parts it needs: the data path; the block index,
 // namespaces and eviction; with --metaserver-addr the one MetaserverClient and the reporter that advertises blocks
-// through it; when the data path can serve remote pulls, both sides of them (remote-pull-wiring.ts: transport,
+// through it, and the QueryPrefixStream that remote pulls look holders up on; when the data path can serve remote pulls, both sides of them (remote-pull-wiring.ts: transport,
 // Peer service on --addr, and with a metaserver the remote fetcher); the engine core; the Engine gRPC service on
 // the unix socket (and optionally loopback tcp); HTTP /health + /metrics; the lease and grant sweep.
 // `NodeApp.start()` builds and binds everything; `stop()` unregisters from the metaserver and closes the rest.
@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, rmSync } from 'node:fs';
 import { EngineService, TransportKind } from '@kvfabric/proto';
 import { HANDOVER_TOKEN_TTL_MS, RegionHandoverServer, handoverSocketPath } from '@kvfabric/native';
-import { MetaserverClient } from '@kvfabric/client';
+import { MetaserverClient, PrefixQueryStream } from '@kvfabric/client';
 import { ENGINE_MAX_REQUEST_BYTES, ENGINE_MAX_RESPONSE_BYTES, TIER_BOTH, TIER_SSD, nodeIdFor } from '@kvfabric/common';
 import {
   CHANNEL_OPTIONS,
@@ -58,6 +58,7 @@ interface NodeParts {
   data: DataPath;
   transport: TransportKind;
   metaserver: MetaserverClient | undefined;
+  lookups: PrefixQueryStream | undefined;
   reporter: Reporter | undefined;
   pulls: RemotePulls;
   ssd: SsdTier | undefined;
@@ -87,6 +88,7 @@ export class NodeApp {
   httpAddr = '';
   private readonly opts: NodeAppOptions;
   private readonly metaserver: MetaserverClient | undefined;
+  private readonly lookups: PrefixQueryStream | undefined;
   private readonly engineServer: grpc.Server;
   private handover: RegionHandoverServer | undefined;
   private http: HttpEndpoint | undefined;
@@ -100,6 +102,7 @@ export class NodeApp {
     this.data = parts.data;
     this.transport = parts.transport;
     this.metaserver = parts.metaserver;
+    this.lookups = parts.lookups;
     this.reporter = parts.reporter;
     this.pulls = parts.pulls;
     this.ssd = parts.ssd;
@@ -130,13 +133,17 @@ export class NodeApp {
     const namespaces = new NamespaceRegistry();
     const index = createBlockIndex(1 << 14);
 
+    const metaserverOptions = {
+      deadlineMs: Math.max(1000, config.heartbeatIntervalSecs * 1000),
+      tls,
+      etcdTls: opts.etcdTls,
+    };
     const metaserver = config.metaserverAddr
-      ? new MetaserverClient(config.metaserverAddr, {
-          deadlineMs: Math.max(1000, config.heartbeatIntervalSecs * 1000),
-          tls,
-          etcdTls: opts.etcdTls,
-        })
+      ? new MetaserverClient(config.metaserverAddr, metaserverOptions)
       : undefined;
+    // Holder lookups of remote pulls, pipelined on one stream: a unary call per lookup costs the metaserver about
+    // twice the CPU, and each leaves an HTTP/2 stream that only a full collection frees.
+    const lookups = config.metaserverAddr ? new PrefixQueryStream(config.metaserverAddr, metaserverOptions) : undefined;
     let ssd: SsdTier | undefined;
     const reporter =
       metaserver &&
@@ -212,7 +219,7 @@ export class NodeApp {
       index,
       namespaces,
       evictor,
-      metaserver: metaserver && reporter && { client: metaserver, reporter },
+      metaserver: lookups && reporter && { lookups, reporter },
       onPulledSealed: sealedInDram,
       ...(tier
         ? { promote: (ns, packed, hashLen, count) => tier.promoter.promoteMissing(ns, packed, hashLen, count) }
@@ -262,6 +269,7 @@ export class NodeApp {
       data,
       transport,
       metaserver,
+      lookups,
       reporter,
       pulls,
       ssd,
@@ -346,6 +354,7 @@ export class NodeApp {
     await shutdownServer(this.engineServer, 2000);
     await this.http?.close();
     this.metaserver?.close();
+    this.lookups?.close();
     await this.pulls?.close();
     await this.ssd?.close();
     this.core.close();

@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { PeerService, type TransportKind } from '@kvfabric/proto';
 import type { Pool, Transport } from '@kvfabric/native';
-import type { MetaserverClient } from '@kvfabric/client';
+import type { PrefixQueryStream } from '@kvfabric/client';
 import { formatHostPort, parseHostPort } from '@kvfabric/common';
 import {
   CHANNEL_OPTIONS,
@@ -54,8 +54,11 @@ export interface RemotePullDeps {
   index: BlockIndex;
   namespaces: NamespaceRegistry;
   evictor: Evictor;
-  /** With a metaserver: where holders are looked up (and whether it answers). */
-  metaserver?: { client: MetaserverClient; reporter: Reporter };
+  /**
+   * With a metaserver: where holders are looked up (a pipelined QueryPrefixStream: one HTTP/2 stream for every
+   * lookup, not one per lookup) and whether it answers (the reporter's heartbeats).
+   */
+  metaserver?: { lookups: PrefixQueryStream; reporter: Reporter };
   /** Pulled blocks sealed in the pool (the app advertises them, and the SSD tier may queue them). */
   onPulledSealed: (namespace: string, packed: Uint8Array, hashLen: number) => void;
   /** The SSD tier's promotion of what a PrepareRead asks past the DRAM prefix (peers read SSD blocks too). */
@@ -167,14 +170,14 @@ class PullingSide {
     deps: RemotePullDeps,
     transport: Transport,
     addr: string,
-    metaserver: { client: MetaserverClient; reporter: Reporter },
+    metaserver: { lookups: PrefixQueryStream; reporter: Reporter },
   ) {
     const { config, nodeId } = deps;
-    const { client, reporter } = metaserver;
+    const { lookups, reporter } = metaserver;
     const directory: HolderDirectory = {
       up: () => reporter.connected || (reporter.counters.heartbeats === 0 && reporter.counters.heartbeatFailures === 0),
       holders: async (namespace, packed, hashLen, deadlineMs) => {
-        const res = await client.queryPrefix(namespace, { packed, hashLen }, { excludeNodeId: nodeId, deadlineMs });
+        const res = await lookups.query(namespace, { packed, hashLen }, { excludeNodeId: nodeId, deadlineMs });
         return res.nodes.map((n) => ({
           nodeId: n.nodeId,
           addr: n.addr,

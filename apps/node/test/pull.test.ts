@@ -45,10 +45,14 @@ test('full remote hit: a prefix saved only on A is pulled by B, bytes equal, and
   const data = await saveBlocks(a, hashes);
   await advertised(ns, hashes, A, 16);
   const pulledBefore = await metric(B, 'kvfabric_pull_bytes_total');
+  const unaryQueries = () => metric(cluster.metaserver, 'kvfabric_metaserver_rpc_total', 'method="queryPrefix"');
+  const unaryBefore = await unaryQueries();
+  assert.ok(unaryBefore > 0, "the test's own unary lookups (advertised) are counted");
 
   const q = await b.kv.query(hashes);
   assert.equal(q.hits, 16);
   assert.deepEqual(q.breakdown, { local: 0, ssd: 0, remote: 16 });
+  assert.equal(await unaryQueries(), unaryBefore, 'B looked the holders up on its QueryPrefixStream, not unary');
   const got = await loadBlocks(b, q.leaseId, 16, 40);
   got.forEach((g, i) => assert.ok(g.equals(data[i]!), `block ${i} differs`));
   assert.equal((await metric(B, 'kvfabric_pull_bytes_total')) - pulledBefore, 16 * PAGE);
