@@ -17,4 +17,5 @@ export * from './cuda-ipc-region.js';
 export * from './ssd-file.js';
 export * from './pull-ops.js';
 export * from './flight-table.js';
+export * from './key-ids.js';
 export * from './pending-updates.js';

@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kvf::InitEngineOps(env, exports);
   kvf::InitPullOps(env, exports);
   kvf::InitFlightTable(env, exports);
+  kvf::InitKeyIds(env, exports);
   kvf::InitPendingUpdates(env, exports);
   kvf::InitEngineRing(env, exports);
   kvf::InitTcp(env, exports);

@@ -16,27 +16,10 @@ namespace {
 
 Napi::Error Invalid(Napi::Env env, const std::string& msg) { return CodedError(env, code::kInvalidArgument, msg); }
 
-// The hashes [at, at + count) of a packed buffer, checked.
-struct Run {
-  const uint8_t* data;
-  uint32_t hash_len, count;
-};
+using Run = PackedRun;
 
 Run RunArg(const Napi::CallbackInfo& info, size_t i, bool with_count) {
-  Napi::Env env = info.Env();
-  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    throw Invalid(env, "packed: expected a Buffer");
-  auto packed = info[i].As<Napi::Uint8Array>();
-  uint64_t hash_len = ToIndex(env, info[i + 1], "hashLen");
-  uint64_t at = ToIndex(env, info[i + 2], "at");
-  uint64_t count = with_count ? ToIndex(env, info[i + 3], "count") : 1;
-  if (hash_len == 0 || hash_len > KeyTable::kMaxKeyBytes) throw Invalid(env, "hashLen: expected 1..64");
-  uint64_t hashes = packed.ByteLength() / hash_len;
-  if (at > hashes || count > hashes - at) {
-    throw Invalid(env, "count: hashes " + std::to_string(at) + ".." + std::to_string(at + count) + " of " +
-                           std::to_string(hashes));
-  }
-  return Run{packed.Data() + at * hash_len, static_cast<uint32_t>(hash_len), static_cast<uint32_t>(count)};
+  return PackedRunArg(info, i, with_count, KeyTable::kMaxKeyBytes);
 }
 
 class FlightTableJs : public Napi::ObjectWrap<FlightTableJs> {

@@ -83,6 +83,14 @@ MemoryRef AcquireMemory(Napi::Value value, const char* field);
 // A non-negative integer below 2^53 from a JS number, else INVALID_ARGUMENT naming `field`.
 uint64_t ToIndex(const Napi::Env& env, const Napi::Value& value, const char* field);
 
+// Hashes [at, at + count) of a packed buffer: info[i] a Buffer, then hashLen (1..max_len), at and, when
+// `with_count`, count (else 1); INVALID_ARGUMENT naming the field otherwise.
+struct PackedRun {
+  const uint8_t* data;
+  uint32_t hash_len, count;
+};
+PackedRun PackedRunArg(const Napi::CallbackInfo& info, size_t i, bool with_count, uint32_t max_len);
+
 // Bounds-checked test/debug helpers behind pool.write/read and region.write/read: write(offset, Buffer) and
 // read(offset, length) -> Buffer (a copy). `what` names the memory in messages ("pool", "region").
 void WriteRange(const Napi::CallbackInfo& info, Mapping& m, const char* what);

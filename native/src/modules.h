@@ -13,6 +13,7 @@ void InitLeaseTable(Napi::Env env, Napi::Object exports);  // lease_table_js.cc:
 void InitEngineOps(Napi::Env env, Napi::Object exports);  // engine_ops_js.cc: native save, load, allocation
 void InitPullOps(Napi::Env env, Napi::Object exports);     // pull_ops_js.cc: a pull's per-block work, per chunk
 void InitFlightTable(Napi::Env env, Napi::Object exports);  // flight_table_js.cc: pulls' single-flight claims
+void InitKeyIds(Napi::Env env, Napi::Object exports);  // key_ids_js.cc: (tag, hash) -> dense ids
 void InitPendingUpdates(Napi::Env env, Napi::Object exports);  // pending_updates_js.cc: the reporter's netted updates
 void InitEngineRing(Napi::Env env, Napi::Object exports);  // engine_ring_js.cc: engines' command rings
 void InitChecksum(Napi::Env env, Napi::Object exports);   // checksum.cc: page checksums (XXH3-64)

@@ -31,6 +31,25 @@ uint64_t ToIndex(const Napi::Env& env, const Napi::Value& v, const char* field) 
   return static_cast<uint64_t>(d);
 }
 
+PackedRun PackedRunArg(const Napi::CallbackInfo& info, size_t i, bool with_count, uint32_t max_len) {
+  Napi::Env env = info.Env();
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw CodedError(env, code::kInvalidArgument, "packed: expected a Buffer");
+  auto packed = info[i].As<Napi::Uint8Array>();
+  uint64_t hash_len = ToIndex(env, info[i + 1], "hashLen");
+  uint64_t at = ToIndex(env, info[i + 2], "at");
+  uint64_t count = with_count ? ToIndex(env, info[i + 3], "count") : 1;
+  if (hash_len == 0 || hash_len > max_len)
+    throw CodedError(env, code::kInvalidArgument, "hashLen: expected 1.." + std::to_string(max_len));
+  uint64_t hashes = packed.ByteLength() / hash_len;
+  if (at > hashes || count > hashes - at) {
+    throw CodedError(env, code::kInvalidArgument,
+                     "count: hashes " + std::to_string(at) + ".." + std::to_string(at + count) + " of " +
+                         std::to_string(hashes));
+  }
+  return PackedRun{packed.Data() + at * hash_len, static_cast<uint32_t>(hash_len), static_cast<uint32_t>(count)};
+}
+
 namespace {
 void CheckRange(const Napi::Env& env, Mapping& m, const char* what, const char* op, uint64_t off, uint64_t len) {
   if (!m.Contains(off, len)) {

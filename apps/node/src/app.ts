@@ -163,12 +163,7 @@ export class NodeApp {
       if (!run.sealed) return;
       const ns = namespaces.get(run.ns);
       if (!ssd) return reporter?.removedMany(ns.name, run.packed, run.hashLen);
-      for (let at = 0; at < run.packed.length; at += run.hashLen) {
-        const hash = run.packed.subarray(at, at + run.hashLen);
-        if (ssd.dramEvicted(ns, hash))
-          reporter?.moved(ns.name, hash, TIER_SSD); // still held, on SSD
-        else reporter?.removed(ns.name, hash);
-      }
+      ssd.dramEvicted(ns.name, run.packed, run.hashLen); // still held where on SSD
     });
     if (config.ssdPath?.length) {
       ssd = await SsdTier.open({
@@ -196,11 +191,9 @@ export class NodeApp {
         reporter?.insertedMany(ns, hashes, hashLen);
         return;
       }
-      for (let at = 0; at < hashes.length; at += hashLen) {
-        const hash = hashes.subarray(at, at + hashLen);
-        if (tier.has(ns, hash)) reporter?.moved(ns, hash, TIER_BOTH);
-        else reporter?.inserted(ns, hash);
-      }
+      const { onSsd, elsewhere } = tier.split(ns, hashes, hashLen);
+      reporter?.insertedMany(ns, elsewhere, hashLen);
+      reporter?.movedMany(ns, onSsd, hashLen, TIER_BOTH);
       tier.sealed(info, hashes, hashLen);
     };
 

@@ -171,6 +171,12 @@ export class Reporter {
     this.note(ns, hash, MOVE, tier);
   }
 
+  /** Resident blocks are held in `tier` now: their hashes back to back in `packed`, `hashLen` bytes each (copied). */
+  movedMany(ns: string, packed: Uint8Array, hashLen: number, tier: BlockTier): void {
+    if (this.stopped || hashLen === 0 || packed.length === 0) return;
+    this.noted(this.pending.noteMany(ns, packed, hashLen, MOVE, tier));
+  }
+
   /** Resident blocks went away: their hashes back to back in `packed`, `hashLen` bytes each (copied). */
   removedMany(ns: string, packed: Uint8Array, hashLen: number): void {
     if (this.stopped || hashLen === 0 || packed.length === 0) return;

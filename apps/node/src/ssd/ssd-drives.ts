@@ -94,7 +94,7 @@ export async function openDrive(
 
 function entryOf(put: SsdPut, drive: number): SsdEntry {
   const { namespace, layout, hash, checksums, offset } = put;
-  return { drive, offset, namespace, layout, hash, checksums, pins: 0 };
+  return { id: -1, drive, offset, namespace, layout, hash, checksums, pins: 0 };
 }
 
 /** The drive's catalog entries as journal records (what compaction writes). */

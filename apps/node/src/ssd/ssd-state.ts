@@ -49,8 +49,12 @@ export interface SsdCounters {
 export interface SsdListener {
   /** A block left the node: neither in DRAM nor on SSD now. */
   removed(namespace: string, hash: Uint8Array): void;
+  /** `removed` for a packed run of hashes (`hashLen` bytes each) of one namespace. */
+  removedMany(namespace: string, packed: Uint8Array, hashLen: number): void;
   /** A block the node holds moved: written to SSD or promoted (both), or its SSD copy went (dram). */
   moved(namespace: string, hash: Uint8Array, tier: BlockTier): void;
+  /** `moved` for a packed run of hashes (`hashLen` bytes each) of one namespace. */
+  movedMany(namespace: string, packed: Uint8Array, hashLen: number, tier: BlockTier): void;
 }
 
 /** The tier as its writer and promoter see it. */

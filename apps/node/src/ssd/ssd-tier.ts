@@ -4,7 +4,7 @@
 // (ssd-promoter.ts); each drive's journal makes what is on SSD durable across a restart, and a restarted node
 // advertises it at once. A drive whose I/O fails is taken out of service (logged, counted); the node keeps
 // serving from DRAM and the other drives.
-import { TIER_DRAM, toKvError } from '@kvfabric/common';
+import { TIER_DRAM, TIER_SSD, toKvError } from '@kvfabric/common';
 import type { NamespaceInfo } from '../namespaces.js';
 import { extentBytes, SsdCatalog, type SsdEntry } from './ssd-catalog.js';
 import { liveRecords, openDrive, type SsdDrive } from './ssd-drives.js';
@@ -36,6 +36,8 @@ export class SsdTier implements SsdTierCore {
   /** Called with each native batch's duration (ssd-metrics.ts sets it). */
   observeIo: ((op: 'read' | 'write', seconds: number) => void) | undefined;
   private closed = false;
+  /** Scratch of `split`: the catalog id of each hash of a run. */
+  private ids = new Int32Array(256);
 
   private constructor(
     readonly opts: SsdTierOptions,
@@ -107,11 +109,37 @@ export class SsdTier implements SsdTierCore {
     return this.catalog.get(namespace, hash) !== undefined;
   }
 
-  /** DRAM evicted a block: still held when it is on SSD; else it is gone (counted) and the listener hears so. */
-  dramEvicted(ns: NamespaceInfo, hash: Uint8Array): boolean {
-    if (this.has(ns.name, hash)) return true;
-    this.counters.droppedBlocks++;
-    return false;
+  /**
+   * Splits a packed run of `namespace` (`hashLen` bytes each) into the hashes on SSD and the others, each packed, in
+   * one native lookup for the run (a run none of which is on SSD comes back as it is).
+   */
+  split(namespace: string, packed: Uint8Array, hashLen: number): { onSsd: Uint8Array; elsewhere: Uint8Array } {
+    const count = packed.length / hashLen;
+    if (this.ids.length < count) this.ids = new Int32Array(Math.max(count, 2 * this.ids.length));
+    const found = this.catalog.findMany(namespace, packed, hashLen, this.ids);
+    if (found === 0) return { onSsd: packed.subarray(0, 0), elsewhere: packed };
+    if (found === count) return { onSsd: packed, elsewhere: packed.subarray(0, 0) };
+    const onSsd = Buffer.allocUnsafe(found * hashLen);
+    const elsewhere = Buffer.allocUnsafe((count - found) * hashLen);
+    let a = 0;
+    let b = 0;
+    for (let k = 0; k < count; k++) {
+      const hash = packed.subarray(k * hashLen, (k + 1) * hashLen);
+      if (this.ids[k]! >= 0) onSsd.set(hash, a++ * hashLen);
+      else elsewhere.set(hash, b++ * hashLen);
+    }
+    return { onSsd, elsewhere };
+  }
+
+  /**
+   * DRAM evicted a run of blocks of `namespace`: those on SSD are still held (the listener hears they are on SSD
+   * only); the others are gone (counted, and the listener hears so).
+   */
+  dramEvicted(namespace: string, packed: Uint8Array, hashLen: number): void {
+    const { onSsd, elsewhere } = this.split(namespace, packed, hashLen);
+    this.counters.droppedBlocks += elsewhere.length / hashLen;
+    if (onSsd.length > 0) this.listener?.movedMany(namespace, onSsd, hashLen, TIER_SSD);
+    if (elsewhere.length > 0) this.listener?.removedMany(namespace, elsewhere, hashLen);
   }
 
   /** Blocks sealed in DRAM by saves and pulls (promotions excluded): the writer may take them (write-through). */

@@ -29,17 +29,26 @@ export class SsdWriter {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
-  private readonly queue: { ns: NamespaceInfo; hash: Buffer }[] = [];
+  /** Write-through: runs of sealed hashes (copies), oldest first; `at` is the next hash of a run to take. */
+  private readonly queue: { ns: NamespaceInfo; packed: Buffer; hashLen: number; at: number }[] = [];
+  /** Hashes in `queue` not taken yet. */
+  private queued = 0;
   private next = 0;
 
   constructor(private readonly tier: SsdTierCore) {}
 
   /** Blocks sealed in DRAM: queued in write-through mode; a round is started either way. */
   sealed(ns: NamespaceInfo, packed: Uint8Array, hashLen: number): void {
-    if (this.tier.opts.writeMode === 'through') {
-      for (let at = 0; at < packed.length; at += hashLen)
-        this.queue.push({ ns, hash: Buffer.from(packed.subarray(at, at + hashLen)) });
-      if (this.queue.length > MAX_QUEUED) this.queue.splice(0, this.queue.length - MAX_QUEUED);
+    if (this.tier.opts.writeMode === 'through' && hashLen > 0 && packed.length >= hashLen) {
+      this.queue.push({ ns, packed: Buffer.from(packed), hashLen, at: 0 });
+      this.queued += packed.length / hashLen;
+      while (this.queued > MAX_QUEUED) {
+        const run = this.queue[0]!;
+        const drop = Math.min(run.packed.length / run.hashLen - run.at, this.queued - MAX_QUEUED);
+        run.at += drop;
+        this.queued -= drop;
+        if (run.at * run.hashLen >= run.packed.length) this.queue.shift();
+      }
     }
     this.kick();
   }
@@ -127,12 +136,19 @@ export class SsdWriter {
   private fromQueue(): Candidate[] {
     const { index } = this.tier.opts;
     const out: Candidate[] = [];
+    const taken = new Set<number>();
     let bytes = 0;
     while (this.queue.length > 0 && bytes < MAX_ROUND_BYTES && out.length < MAX_ROUND_BLOCKS) {
-      const { ns, hash } = this.queue.shift()!;
-      const slot = index.lookup(ns.id, hash, 0, hash.length);
-      if (slot < 0 || !index.isSealed(slot) || this.tier.has(ns.name, hash)) continue;
-      if (out.some((c) => c.slot === slot)) continue;
+      const run = this.queue[0]!;
+      const { ns, packed, hashLen } = run;
+      const off = run.at++ * hashLen;
+      this.queued--;
+      if (off + hashLen >= packed.length) this.queue.shift();
+      const slot = index.lookup(ns.id, packed, off, hashLen);
+      if (slot < 0 || taken.has(slot) || !index.isSealed(slot)) continue;
+      const hash = Buffer.from(packed.subarray(off, off + hashLen));
+      if (this.tier.has(ns.name, hash)) continue;
+      taken.add(slot);
       out.push({ slot, ns, hash });
       bytes += ns.pageBytes * ns.shards;
     }
@@ -207,13 +223,20 @@ export class SsdWriter {
         p += c.ns.shards;
         const { name: namespace, tpSize, replicated, segments, segmentBytes } = c.ns;
         const layout = { tpSize, replicated, segments, segmentBytes };
-        entries.push({ drive: drive.index, offset, namespace, layout, hash: c.hash, checksums: sums, pins: 0 });
+        entries.push({ id: -1, drive: drive.index, offset, namespace, layout, hash: c.hash, checksums: sums, pins: 0 });
       }
       await drive.journal.append(entries.map(putOf));
+      // pinned in DRAM for the write: held in both; told a run per namespace and hash length
+      const runs = new Map<string, { namespace: string; hashes: Buffer[] }>();
       for (const e of entries) {
         this.tier.catalog.add(e);
-        this.tier.listener?.moved(e.namespace, e.hash, TIER_BOTH); // pinned in DRAM for the write: held in both
+        const key = `${e.hash.length}\0${e.namespace}`;
+        let run = runs.get(key);
+        if (!run) runs.set(key, (run = { namespace: e.namespace, hashes: [] }));
+        run.hashes.push(e.hash);
       }
+      for (const { namespace, hashes } of runs.values())
+        this.tier.listener?.movedMany(namespace, Buffer.concat(hashes), hashes[0]!.length, TIER_BOTH);
       this.tier.counters.writtenBlocks += entries.length;
       this.tier.counters.writtenBytes += lengths.reduce((n, l) => n + l, 0);
       await this.tier.maybeCompact(drive);
