@@ -321,6 +321,7 @@ export class NodeApp {
           ...(problems.length ? { reasons: problems } : {}),
           nodeId: this.nodeId,
           blocks: this.core.index.stats().sealed,
+          ssdBlocks: this.ssd ? this.ssd.catalog.size : null,
           metaserverConnected: this.reporter?.connected ?? null,
         };
       },

@@ -66,6 +66,8 @@ test('ssd: a namespace whose geometry changed is not reused; --ssd-wipe starts e
     await using e = await engine(node, NS);
     await saveBlocks(e, hashes);
     await until('write-through', async () => (await metric(node, 'kvfabric_ssd_written_blocks_total')) === 8);
+    const health = (await (await fetch(`http://${node.httpAddr}/health`)).json()) as { ssdBlocks: unknown };
+    assert.equal(health.ssdBlocks, 8, '/health counts the blocks on SSD');
   }
   {
     await using node = await startSsdNode({ poolSize: '4mib', paths: [dir.path] });
