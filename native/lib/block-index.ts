@@ -50,6 +50,11 @@ export interface BlockIndex {
   lookup(ns: number, buf: Uint8Array, off: number, len: number): number;
   isSealed(slot: number): boolean;
   /**
+   * Looks up hashes [at, at + count) of `packed` in `ns`: out[k] is the slot of hash at + k when it is a sealed block,
+   * else -1; returns how many are. Nothing moves in the LRU lists.
+   */
+  sealedSlots(ns: number, packed: Uint8Array, hashLen: number, at: number, count: number, out: Int32Array): number;
+  /**
    * Number of leading hashes of `packed` that are sealed blocks of `ns`. Their slots go to `out` (when given, at
    * least `count` long; entries past the hits are scratch), and each hit moves to the front of its LRU list.
    */

@@ -57,6 +57,7 @@ class BlockIndexJs : public Napi::ObjectWrap<BlockIndexJs> {
   Napi::Value SealedHashes(const Napi::CallbackInfo& info);
   Napi::Value GrantPages(const Napi::CallbackInfo& info);
   Napi::Value SetChecksums(const Napi::CallbackInfo& info);
+  Napi::Value SealedSlots(const Napi::CallbackInfo& info);
   Napi::Int32Array Slots(const Napi::CallbackInfo& info, size_t i, uint32_t* count) const;
 
   // Argument readers: INVALID_ARGUMENT naming the argument when it is not what the method takes.
@@ -132,6 +133,28 @@ Napi::Value BlockIndexJs::Lookup(const Napi::CallbackInfo& info) {
   if (uint64_t{off} + len > n) throw CodedError(info.Env(), code::kInvalidArgument, "off, len: outside buf");
   Lock lock(index_.mu());
   return Num(info.Env(), index_.Lookup(U32(info, 0, "ns", UINT32_MAX), buf + off, len));
+}
+
+// sealedSlots(ns, packed, hashLen, at, count, out: Int32Array) -> found: out[k] is the slot of hash at + k when it is
+// a sealed block of ns, else -1. Nothing moves in the LRU lists (a lookup for bookkeeping, not a use).
+Napi::Value BlockIndexJs::SealedSlots(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t ns = U32(info, 0, "ns", UINT32_MAX);
+  PackedRun r = PackedRunArg(info, 1, true, KeyTable::kMaxKeyBytes);
+  if (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw CodedError(env, code::kInvalidArgument, "out: expected an Int32Array");
+  auto out = info[5].As<Napi::Int32Array>();
+  if (out.ElementLength() < r.count)
+    throw CodedError(env, code::kInvalidArgument, "out: room for " + std::to_string(out.ElementLength()) +
+                                                      " slots, need " + std::to_string(r.count));
+  uint32_t found = 0;
+  Lock lock(index_.mu());
+  for (uint32_t k = 0; k < r.count; k++) {
+    int32_t slot = index_.Lookup(ns, r.data + static_cast<size_t>(k) * r.hash_len, r.hash_len);
+    out[k] = slot >= 0 && index_.IsSealed(slot) ? slot : -1;
+    found += out[k] >= 0;
+  }
+  return Num(env, found);
 }
 
 Napi::Value BlockIndexJs::IsSealed(const Napi::CallbackInfo& info) {
@@ -550,6 +573,7 @@ void BlockIndexJs::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&BlockIndexJs::SealedHashes>("sealedHashes"),
           InstanceMethod<&BlockIndexJs::GrantPages>("grantPages"),
           InstanceMethod<&BlockIndexJs::SetChecksums>("setChecksums"),
+          InstanceMethod<&BlockIndexJs::SealedSlots>("sealedSlots"),
       });
   exports.Set("BlockIndex", ctor);
 }

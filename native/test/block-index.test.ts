@@ -59,6 +59,29 @@ test('prefix stops at the first miss and returns slots', () => {
   assert.deepEqual([...out.subarray(0, 2)], [a, b]);
 });
 
+test('sealedSlots finds every sealed block of a run, skips misses and partial blocks, and moves nothing in the LRU', () => {
+  const idx = createBlockIndex();
+  const a = seal(idx, 0, key(0), 0);
+  const c = seal(idx, 0, key(2), 4096);
+  const partial = slotFor(idx, 0, key(3), 2, 0, 4096);
+  seal(idx, 1, key(1), 8192); // another namespace
+  const out = new Int32Array(5);
+  const run = packed([key(9), key(0), key(1), key(2), key(3)]);
+  assert.equal(idx.sealedSlots(0, run, 8, 0, 5, out), 2);
+  assert.deepEqual([...out], [-1, a, -1, c, -1]);
+  assert.ok(partial >= 0);
+  assert.equal(idx.sealedSlots(0, run, 8, 3, 1, out), 1, 'a range of the run');
+  assert.equal(out[0], c);
+  assert.equal(idx.victim(), a, 'the lookups did not touch the LRU order');
+  for (const [field, call] of [
+    ['out', () => idx.sealedSlots(0, run, 8, 0, 5, new Int32Array(4))],
+    ['count', () => idx.sealedSlots(0, run, 8, 4, 2, out)],
+    ['hashLen', () => idx.sealedSlots(0, run, 0, 0, 1, out)],
+    ['ns', () => idx.sealedSlots(-1, run, 8, 0, 1, out)],
+  ] as const)
+    assert.throws(call, (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && e.message.startsWith(field));
+});
+
 test('LRU: pulled copies go first, then the least recently used; pinned never', () => {
   const idx = createBlockIndex(16);
   const l0 = seal(idx, 0, key(0), 0);

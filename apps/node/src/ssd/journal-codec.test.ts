@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { decodeRecords, encodeRecord, type SsdPut, type SsdRecord } from './journal-codec.js';
+import { decodeRecords, encodeRecord, encodeRecords, type SsdPut, type SsdRecord } from './journal-codec.js';
 import { JournalReplay } from './journal-replay.js';
 
 const layout = { tpSize: 2, replicated: false, segments: 4, segmentBytes: 16384 };
@@ -32,6 +32,14 @@ test('records round-trip, also when the journal is read in small chunks', () => 
     assert.equal(dropped, 0);
     assert.deepEqual(records, recs);
   }
+});
+
+test('a batch encodes into one buffer, byte for byte the records one by one (a multi-byte namespace too)', () => {
+  const recs: SsdRecord[] = [put(1), { kind: 'drop', file: 1, offset: 8192 }, { ...put(2), namespace: 'modèle/ü' }];
+  const batch = encodeRecords(recs);
+  assert.deepEqual(batch, Buffer.concat(recs.map(encodeRecord)));
+  assert.deepEqual(decodeAll(batch).records, recs);
+  assert.equal(encodeRecords([]).length, 0);
 });
 
 test('a torn last record is dropped and counted; everything before it survives', () => {

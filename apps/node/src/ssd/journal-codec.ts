@@ -55,16 +55,24 @@ export function crc32(buf: Uint8Array, start = 0, end = buf.length): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-/** One record as bytes. */
-export function encodeRecord(r: SsdRecord): Buffer {
-  const ns = r.kind === 'put' ? Buffer.from(r.namespace, 'utf8') : Buffer.alloc(0);
-  const bodyLen =
-    r.kind === 'put' ? 2 + 8 + 2 + 1 + 2 + 4 + 1 + ns.length + 1 + r.hash.length + 8 * (r.checksums.length / 2) : 10;
-  const out = Buffer.alloc(HEADER + bodyLen + TRAILER);
-  JOURNAL_MAGIC.copy(out, 0);
-  out[4] = r.kind === 'put' ? KIND_PUT : KIND_DROP;
-  out.writeUInt32LE(bodyLen, 5);
-  let at = HEADER;
+/** Bytes a record takes. */
+function recordBytes(r: SsdRecord): number {
+  return HEADER + bodyBytes(r) + TRAILER;
+}
+
+function bodyBytes(r: SsdRecord): number {
+  if (r.kind === 'drop') return 10;
+  const ns = Buffer.byteLength(r.namespace, 'utf8');
+  return 2 + 8 + 2 + 1 + 2 + 4 + 1 + ns + 1 + r.hash.length + 8 * (r.checksums.length / 2);
+}
+
+/** Writes one record at `at` of `out` (room checked by the caller); returns the offset after it. */
+function writeRecord(r: SsdRecord, out: Buffer, start: number): number {
+  const bodyLen = bodyBytes(r);
+  JOURNAL_MAGIC.copy(out, start);
+  out[start + 4] = r.kind === 'put' ? KIND_PUT : KIND_DROP;
+  out.writeUInt32LE(bodyLen, start + 5);
+  let at = start + HEADER;
   at = out.writeUInt16LE(r.file, at);
   at = out.writeDoubleLE(r.offset, at);
   if (r.kind === 'put') {
@@ -73,14 +81,28 @@ export function encodeRecord(r: SsdRecord): Buffer {
     at = out.writeUInt8(l.replicated ? 1 : 0, at);
     at = out.writeUInt16LE(l.segments, at);
     at = out.writeUInt32LE(l.segmentBytes, at);
-    at = out.writeUInt8(ns.length, at);
-    at += ns.copy(out, at);
+    const nsLen = out.write(r.namespace, at + 1, 'utf8');
+    at = out.writeUInt8(nsLen, at) + nsLen;
     at = out.writeUInt8(r.hash.length, at);
     at += r.hash.copy(out, at);
     for (const v of r.checksums) at = out.writeUInt32LE(v, at);
   }
-  out.writeUInt32LE(crc32(out, 4, at), at);
+  return out.writeUInt32LE(crc32(out, start + 4, at), at);
+}
+
+/** Records as bytes, back to back in one buffer (an append's or a compaction's batch). */
+export function encodeRecords(records: readonly SsdRecord[]): Buffer {
+  let total = 0;
+  for (const r of records) total += recordBytes(r);
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const r of records) at = writeRecord(r, out, at);
   return out;
+}
+
+/** One record as bytes. */
+export function encodeRecord(r: SsdRecord): Buffer {
+  return encodeRecords([r]);
 }
 
 /** Shards of a layout (pages per block). */

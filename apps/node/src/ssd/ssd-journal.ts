@@ -5,7 +5,7 @@
 // the directory), so a crash at any point leaves either the old or the new journal whole.
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { openSync, fsyncSync, closeSync } from 'node:fs';
-import { decodeRecords, encodeRecord, type SsdPut, type SsdRecord } from './journal-codec.js';
+import { decodeRecords, encodeRecords, type SsdPut, type SsdRecord } from './journal-codec.js';
 import { JournalReplay } from './journal-replay.js';
 
 const CHUNK = 16 * 1024 * 1024;
@@ -72,7 +72,7 @@ export class SsdJournal {
   /** Appends records and syncs them (serialised with other appends and compactions). */
   append(records: SsdRecord[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
-    const buf = Buffer.concat(records.map(encodeRecord));
+    const buf = encodeRecords(records);
     return this.serial(async () => {
       const fh = this.handle();
       await fh.write(buf, 0, buf.length, this.bytes);
@@ -99,7 +99,7 @@ export class SsdJournal {
     let bytes = 0;
     try {
       for (let i = 0; i < live.length; i += 4096) {
-        const buf = Buffer.concat(live.slice(i, i + 4096).map(encodeRecord));
+        const buf = encodeRecords(live.slice(i, i + 4096));
         await out.write(buf, 0, buf.length, bytes);
         bytes += buf.length;
       }

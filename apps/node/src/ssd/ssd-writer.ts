@@ -34,6 +34,9 @@ export class SsdWriter {
   /** Hashes in `queue` not taken yet. */
   private queued = 0;
   private next = 0;
+  /** Scratch of `fromQueue`: per hash of a run, its sealed slot and its catalog id (-1: none). */
+  private slots = new Int32Array(256);
+  private onSsd = new Int32Array(256);
 
   constructor(private readonly tier: SsdTierCore) {}
 
@@ -85,7 +88,8 @@ export class SsdWriter {
     const picked = this.tier.opts.writeMode === 'through' ? this.fromQueue() : this.coldest();
     if (picked.length === 0) return false;
     const { index } = this.tier.opts;
-    const slots = Int32Array.from(picked, (c) => c.slot);
+    const slots = new Int32Array(picked.length);
+    for (let i = 0; i < picked.length; i++) slots[i] = picked[i]!.slot;
     index.pinMany(slots, slots.length);
     try {
       const byDrive = new Map<SsdDrive, { c: Candidate; offset: number }[]>();
@@ -132,7 +136,7 @@ export class SsdWriter {
     return out;
   }
 
-  /** Queued (write-through) blocks still sealed in DRAM and not on SSD. */
+  /** Queued (write-through) blocks still sealed in DRAM and not on SSD: a native lookup of each per run. */
   private fromQueue(): Candidate[] {
     const { index } = this.tier.opts;
     const out: Candidate[] = [];
@@ -141,16 +145,26 @@ export class SsdWriter {
     while (this.queue.length > 0 && bytes < MAX_ROUND_BYTES && out.length < MAX_ROUND_BLOCKS) {
       const run = this.queue[0]!;
       const { ns, packed, hashLen } = run;
-      const off = run.at++ * hashLen;
-      this.queued--;
-      if (off + hashLen >= packed.length) this.queue.shift();
-      const slot = index.lookup(ns.id, packed, off, hashLen);
-      if (slot < 0 || taken.has(slot) || !index.isSealed(slot)) continue;
-      const hash = Buffer.from(packed.subarray(off, off + hashLen));
-      if (this.tier.has(ns.name, hash)) continue;
-      taken.add(slot);
-      out.push({ slot, ns, hash });
-      bytes += ns.pageBytes * ns.shards;
+      const blockBytes = ns.pageBytes * ns.shards;
+      const n = Math.min(
+        packed.length / hashLen - run.at,
+        MAX_ROUND_BLOCKS - out.length,
+        Math.ceil((MAX_ROUND_BYTES - bytes) / blockBytes),
+      );
+      const part = packed.subarray(run.at * hashLen, (run.at + n) * hashLen);
+      run.at += n;
+      this.queued -= n;
+      if (run.at * hashLen >= packed.length) this.queue.shift();
+      if (this.slots.length < n) [this.slots, this.onSsd] = [new Int32Array(2 * n), new Int32Array(2 * n)];
+      if (index.sealedSlots(ns.id, part, hashLen, 0, n, this.slots) === 0) continue;
+      this.tier.catalog.findMany(ns.name, part, hashLen, this.onSsd);
+      for (let k = 0; k < n; k++) {
+        const slot = this.slots[k]!;
+        if (slot < 0 || this.onSsd[k]! >= 0 || taken.has(slot)) continue;
+        taken.add(slot);
+        out.push({ slot, ns, hash: Buffer.from(part.subarray(k * hashLen, (k + 1) * hashLen)) });
+        bytes += blockBytes;
+      }
     }
     return out;
   }
