@@ -244,7 +244,7 @@ const scenario: Scenario = {
       capacity.push(...w.capacity);
       const loop = w.capacity.find((r) => r.party === 'node event loop');
       if (loop) metrics[`write_through_${label(pageBytes)}_event_loop_ms_per_GiB`] = Number(loop.msPerGiB.toFixed(2));
-      pollNote = `write-through: ${bytes / MiB} MiB of fresh blocks per rep saved through the SDK (64 a call, 2 calls in flight) into a node with --ssd-write-mode through, timed until /health lists them all on SSD (polled every 50 ms; one poll's event-loop CPU, ${w.pollCpuMs.toFixed(2)} ms measured idle, is taken off the event loop's account); median of ${reps} reps alternating with fio's write job; DRAM holds two reps, so later reps evict earlier blocks (held on SSD)`;
+      pollNote = `write-through: ${bytes / MiB} MiB of fresh blocks per rep saved through the SDK (64 a call, 2 calls in flight) into a node with --ssd-write-mode through, timed until /health lists them all on SSD (polled every ${w.pollMs} ms; one poll's event-loop CPU, ${w.pollCpuMs.toFixed(2)} ms measured idle, is taken off the event loop's account); median of ${reps} reps alternating with fio's write job; DRAM holds two reps, so later reps evict earlier blocks (held on SSD)`;
     }
     const n = ctx.quick ? 20_000 : 200_000;
     {

@@ -17,13 +17,15 @@ const PER_CALL = 64;
 const IN_FLIGHT = 2;
 const SEGMENTS = 16;
 /** /health polls while the writer drains: often enough to time it, rare enough to cost the node little. */
-const POLL_MS = 50;
+const POLL_MS = 20;
 
 export interface WriteThroughResult {
   /** Bytes / seconds from the first save until every block was on SSD, per timed rep. */
   seconds: number[];
   fioSeconds: number[];
   capacity: CapacityRow[];
+  /** How often /health was polled while the writer drained (ms). */
+  pollMs: number;
   /** Node event-loop CPU per /health poll, subtracted from the event loop's account (polls are the bench's). */
   pollCpuMs: number;
 }
@@ -133,6 +135,7 @@ export async function writeThrough(
     const moved = reps * bytes;
     return {
       ...out,
+      pollMs: POLL_MS,
       pollCpuMs,
       capacity: [
         ...capacityRows(path, 'kvfabric', { ...ledger.seconds, ...client.seconds }, moved),
