@@ -270,19 +270,22 @@ export class SsdCatalog {
     }));
   }
 
-  /** The journal records (puts) of ids[0, count), encoded back to back. */
+  /** The journal records (puts) of ids[0, count), encoded back to back (the hashes of a run of one length in one copy). */
   encodePuts(ids: Int32Array, count = ids.length): Buffer {
     const puts: SsdPut[] = [];
-    for (let n = 0; n < count; n++) {
-      const id = ids[n]!;
-      const { namespace, layout } = this.kindOfId(id);
-      const [file, offset, hash, checksums] = [
-        this.drive[id]!,
-        this.offset[id]!,
-        this.hashOf(id),
-        this.checksumsOf(id),
-      ];
-      puts.push({ kind: 'put', file, offset, namespace, layout, hash, checksums });
+    for (let n = 0; n < count;) {
+      const len = this.hashLen[ids[n]!]!;
+      let end = n + 1;
+      while (end < count && this.hashLen[ids[end]!] === len) end++;
+      const hashes = this.hashesOf(ids.subarray(n, end), end - n, len);
+      for (let k = n; k < end; k++) {
+        const id = ids[k]!;
+        const { namespace, layout } = this.kindOfId(id);
+        const hash = hashes.subarray((k - n) * len, (k - n + 1) * len);
+        const [file, offset, checksums] = [this.drive[id]!, this.offset[id]!, this.checksumsOf(id)];
+        puts.push({ kind: 'put', file, offset, namespace, layout, hash, checksums });
+      }
+      n = end;
     }
     return encodeRecords(puts);
   }

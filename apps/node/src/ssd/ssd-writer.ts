@@ -26,7 +26,7 @@ interface Candidate {
   hash: Uint8Array;
 }
 
-/** A round's blocks of one drive, namespace and hash length, as the arrays the catalog and the journal take. */
+/** Consecutive blocks of a round's drive of one namespace and hash length (their positions in the round). */
 interface Group {
   ns: NamespaceInfo;
   hashLen: number;
@@ -240,7 +240,8 @@ export class SsdWriter {
       const t0 = performance.now();
       const { checksums } = await drive.file.write(pool, poolOffsets, fileOffsets, lengths);
       this.tier.observeIo?.('write', (performance.now() - t0) / 1000);
-      const groups = new Map<string, Group>();
+      // consecutive blocks of one namespace and hash length are a run: listed in one call, in the blocks' order
+      const groups: Group[] = [];
       const sumAt: number[] = [];
       p = 0;
       for (const [b, { c }] of blocks.entries()) {
@@ -248,12 +249,11 @@ export class SsdWriter {
           index.setChecksum(c.slot, s, checksums[2 * (p + s)]!, checksums[2 * (p + s) + 1]!);
         sumAt.push(p);
         p += c.ns.shards;
-        const key = `${c.hash.length}:${c.ns.id}`;
-        let g = groups.get(key);
-        if (!g) groups.set(key, (g = { ns: c.ns, hashLen: c.hash.length, at: [] }));
-        g.at.push(b);
+        const last = groups.at(-1);
+        if (last?.ns.id === c.ns.id && last.hashLen === c.hash.length) last.at.push(b);
+        else groups.push({ ns: c.ns, hashLen: c.hash.length, at: [b] });
       }
-      const runs = [...groups.values()].map((g) => runOf(g, blocks, checksums, sumAt));
+      const runs = groups.map((g) => runOf(g, blocks, checksums, sumAt));
       await drive.journal.append(
         Buffer.concat(
           runs.map((r) =>
@@ -261,15 +261,26 @@ export class SsdWriter {
           ),
         ),
       );
-      // pinned in DRAM for the write: held in both; told a run per namespace and hash length
       const { catalog } = this.tier;
+      const told = new Map<string, { namespace: string; hashLen: number; parts: Buffer[] }>();
       for (const r of runs) {
         const kind = catalog.kindOf(r.g.ns.name, r.g.ns);
         catalog.addMany(kind, r.packed, r.g.hashLen, r.count, drive.index, r.offsets, r.sums, (d, offset, bytes) =>
           this.tier.drives[d]!.extents.free(offset, bytes),
         );
-        this.tier.listener?.movedMany(r.g.ns.name, r.packed, r.g.hashLen, TIER_BOTH);
+        const key = `${r.g.hashLen}\0${r.g.ns.name}`;
+        let t = told.get(key);
+        if (!t) told.set(key, (t = { namespace: r.g.ns.name, hashLen: r.g.hashLen, parts: [] }));
+        t.parts.push(r.packed);
       }
+      // pinned in DRAM for the write: held in both; told a run per namespace and hash length
+      for (const { namespace, hashLen, parts } of told.values())
+        this.tier.listener?.movedMany(
+          namespace,
+          parts.length === 1 ? parts[0]! : Buffer.concat(parts),
+          hashLen,
+          TIER_BOTH,
+        );
       this.tier.counters.writtenBlocks += blocks.length;
       this.tier.counters.writtenBytes += lengths.reduce((n, l) => n + l, 0);
       await this.tier.maybeCompact(drive);
