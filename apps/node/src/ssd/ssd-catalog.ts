@@ -66,7 +66,8 @@ export class SsdCatalog {
   private readonly tail: Int32Array;
   private readonly counts: number[];
   private readonly bytes: number[];
-  private scratch = new Int32Array(256);
+  /** One id, for single lookups and copies. */
+  private readonly scratch = new Int32Array(1);
 
   constructor(drives: number) {
     this.head = new Int32Array(drives).fill(NONE);
@@ -112,7 +113,10 @@ export class SsdCatalog {
     return this.scratch[0]!;
   }
 
-  /** Looks up every hash of `packed` (`hashLen` bytes each): out[k] is the id of hash k's entry, or -1. Returns how many are on SSD. */
+  /**
+   * Looks up every hash of `packed` (`hashLen` bytes each): out[k] is the id of hash k's entry, or -1. Returns how
+   * many are on SSD.
+   */
   findMany(namespace: string, packed: Uint8Array, hashLen: number, out: Int32Array): number {
     const count = packed.length / hashLen;
     const tag = this.tags.get(namespace);
