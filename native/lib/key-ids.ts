@@ -14,6 +14,11 @@ export interface KeyIds {
   intern(tag: number, packed: Uint8Array, hashLen: number, at: number, count: number, out: Int32Array): number;
   /** Forgets the key of `id` (its id may be handed out again); false when `id` was not live. */
   remove(id: number): boolean;
+  /**
+   * Copies the keys of ids[0, count) back to back into `out` (`hashLen` bytes each); returns the bytes written. Every
+   * id must be live with a key of `hashLen` bytes (checked before anything is written).
+   */
+  copyKeys(ids: Int32Array, count: number, hashLen: number, out: Uint8Array): number;
   /** Keys held. */
   size(): number;
 }

@@ -4,6 +4,7 @@
 // V8 heap; lookups of a packed run of hashes take one call.
 #include <napi.h>
 
+#include <cstring>
 #include <string>
 
 #include "key_table.h"
@@ -40,6 +41,7 @@ class KeyIdsJs : public Napi::ObjectWrap<KeyIdsJs> {
                                           InstanceMethod<&KeyIdsJs::Find>("find"),
                                           InstanceMethod<&KeyIdsJs::Intern>("intern"),
                                           InstanceMethod<&KeyIdsJs::Remove>("remove"),
+                                          InstanceMethod<&KeyIdsJs::CopyKeys>("copyKeys"),
                                           InstanceMethod<&KeyIdsJs::Size>("size"),
                                       }));
   }
@@ -84,6 +86,32 @@ class KeyIdsJs : public Napi::ObjectWrap<KeyIdsJs> {
     if (id < 0 || id > INT32_MAX || !table_.IsLive(static_cast<int32_t>(id))) return Napi::Boolean::New(env, false);
     table_.Remove(static_cast<int32_t>(id));
     return Napi::Boolean::New(env, true);
+  }
+  // copyKeys(ids, count, hashLen, out) -> bytes written: the keys of ids[0, count) back to back in `out` (every id
+  // live with a key of hashLen bytes; all are checked before a byte is written)
+  Napi::Value CopyKeys(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      throw Invalid(env, "ids: expected an Int32Array");
+    auto ids = info[0].As<Napi::Int32Array>();
+    uint64_t count = ToIndex(env, info[1], "count");
+    if (count > ids.ElementLength())
+      throw Invalid(env, "count: " + std::to_string(count) + " past the " + std::to_string(ids.ElementLength()) + " ids");
+    uint64_t len = ToIndex(env, info[2], "hashLen");
+    if (len < 1 || len > KeyTable::kMaxKeyBytes) throw Invalid(env, "hashLen: expected 1.." + std::to_string(KeyTable::kMaxKeyBytes));
+    if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Invalid(env, "out: expected a Uint8Array");
+    auto out = info[3].As<Napi::Uint8Array>();
+    if (out.ElementLength() < count * len)
+      throw Invalid(env, "out: room for " + std::to_string(out.ElementLength()) + " bytes, need " + std::to_string(count * len));
+    const int32_t* id = ids.Data();
+    for (uint64_t k = 0; k < count; k++)
+      if (!table_.IsLive(id[k]) || table_.KeyLength(id[k]) != len)
+        throw Invalid(env, "ids: ids[" + std::to_string(k) + "] = " + std::to_string(id[k]) + " is not a live id with a key of " +
+                               std::to_string(len) + " bytes");
+    uint8_t* dst = out.Data();
+    for (uint64_t k = 0; k < count; k++) std::memcpy(dst + k * len, table_.Key(id[k]), len);
+    return Napi::Number::New(env, static_cast<double>(count * len));
   }
   Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), table_.size()); }
 

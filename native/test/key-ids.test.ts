@@ -67,3 +67,38 @@ test('many keys grow the table; every id stays findable; hostile input is refuse
   assert.equal(ids.remove(-1), false);
   assert.equal(ids.remove(2 ** 40), false);
 });
+
+test('copyKeys packs the keys of a list of ids; a dead id or a wrong length is refused before a byte is written', () => {
+  const ids = createKeyIds();
+  const packed = hashes(0, 1, 2);
+  const out = new Int32Array(3);
+  ids.intern(3, packed, LEN, 0, 3, out);
+  const order = Int32Array.from([out[2]!, out[0]!, out[2]!]);
+  const keys = Buffer.alloc(3 * LEN + 1, 0xee);
+  assert.equal(ids.copyKeys(order, 3, LEN, keys), 3 * LEN);
+  assert.deepEqual(keys.subarray(0, 3 * LEN), hashes(2, 0, 2));
+  assert.equal(keys[3 * LEN], 0xee, 'nothing past the keys');
+  assert.equal(ids.copyKeys(order, 0, LEN, Buffer.alloc(0)), 0);
+
+  ids.intern(3, Buffer.alloc(16, 7), 16, 0, 1, out);
+  const short = out[0]!;
+  ids.remove(order[1]!);
+  const clean = Buffer.alloc(2 * LEN);
+  const bad: [string, () => unknown][] = [
+    ['ids', () => ids.copyKeys([0] as unknown as Int32Array, 1, LEN, clean)],
+    ['ids', () => ids.copyKeys(Int32Array.from([order[0]!, order[1]!]), 2, LEN, clean)],
+    ['ids', () => ids.copyKeys(Int32Array.from([order[0]!, short]), 2, LEN, clean)],
+    ['ids', () => ids.copyKeys(Int32Array.from([order[0]!, -1]), 2, LEN, clean)],
+    ['ids', () => ids.copyKeys(Int32Array.from([order[0]!, 1 << 30]), 2, LEN, clean)],
+    ['count', () => ids.copyKeys(order, 4, LEN, Buffer.alloc(4 * LEN))],
+    ['hashLen', () => ids.copyKeys(order, 1, 0, clean)],
+    ['hashLen', () => ids.copyKeys(order, 1, 65, Buffer.alloc(65))],
+    ['out', () => ids.copyKeys(order, 2, LEN, Buffer.alloc(2 * LEN - 1))],
+    ['out', () => ids.copyKeys(order, 1, LEN, new Uint16Array(LEN) as unknown as Uint8Array)],
+  ];
+  for (const [field, call] of bad)
+    assert.throws(call, (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && e.message.startsWith(field));
+  assert.deepEqual(clean, Buffer.alloc(2 * LEN), 'refused calls wrote nothing');
+  assert.equal(ids.copyKeys(Int32Array.from([short]), 1, 16, clean), 16);
+  assert.deepEqual(clean.subarray(0, 16), Buffer.alloc(16, 7));
+});

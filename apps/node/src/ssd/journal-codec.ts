@@ -187,3 +187,28 @@ export function decodeRecords(buf: Buffer, onRecord: (r: SsdRecord) => void, fin
   }
   return { consumed: at, dropped };
 }
+
+/**
+ * The puts of `count` blocks of one namespace and layout on `file`, as bytes (a write round's records, from its
+ * arrays): block k is hash k of `packed` (`hashLen` bytes each) at offsets[k], its sums at checksums[2 * shards * k,
+ * 2 * shards * (k + 1)).
+ */
+export function encodePuts(
+  file: number,
+  namespace: string,
+  layout: NamespaceLayout,
+  packed: Uint8Array,
+  hashLen: number,
+  count: number,
+  offsets: Float64Array,
+  checksums: Uint32Array,
+): Buffer {
+  const per = 2 * layoutShards(layout);
+  const puts: SsdPut[] = [];
+  for (let k = 0; k < count; k++) {
+    const hash = Buffer.from(packed.buffer, packed.byteOffset + k * hashLen, hashLen);
+    const sums = checksums.subarray(k * per, (k + 1) * per);
+    puts.push({ kind: 'put', file, offset: offsets[k]!, namespace, layout, hash, checksums: sums });
+  }
+  return encodeRecords(puts);
+}

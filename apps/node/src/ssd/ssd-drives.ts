@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { SsdFile, type SsdEngine } from '@kvfabric/native';
 import { KvError, toKvError } from '@kvfabric/common';
 import { ExtentAllocator } from './extent-allocator.js';
-import { extentBytes, type SsdCatalog, type SsdEntry } from './ssd-catalog.js';
-import { SsdJournal, wipeJournal } from './ssd-journal.js';
+import { extentBytes, sameLayout, type SsdCatalog } from './ssd-catalog.js';
 import type { SsdPut } from './journal-codec.js';
+import { SsdJournal, wipeJournal } from './ssd-journal.js';
 
 const MiB = 1024 * 1024;
 /** Segment size of the extent allocator: 64 MiB, or a quarter of a small drive (so tests can use a few MiB). */
@@ -73,38 +73,41 @@ export async function openDrive(
   const { journal, replay } = opened;
   const extents = new ExtentAllocator(file.sizeBytes, segmentBytesFor(file.sizeBytes));
   const drive: SsdDrive = { index: o.index, dir: o.dir, file, journal, extents, inService: true };
-  let recovered = 0;
   let unclaimed = 0;
-  for (const put of replay.live) {
-    if (!extents.claim(put.offset, extentBytes(put.layout))) {
-      unclaimed++; // the drive shrank, or its layout changed under the record: never served
-      continue;
-    }
-    const old = catalog.add(entryOf(put, o.index));
-    if (old) extents.free(old.offset, extentBytes(old.layout));
-    recovered++;
+  // consecutive surviving puts of one kind and hash length are listed in one call, oldest first
+  const claimed = replay.live.filter((put) => {
+    const ok = extents.claim(put.offset, extentBytes(put.layout));
+    if (!ok) unclaimed++; // the drive shrank, or its layout changed under the record: never served
+    return ok;
+  });
+  // a block also listed by a drive replayed earlier: this drive's record wins (the other extent stays claimed there)
+  const replaced = (d: number, offset: number, bytes: number): void => {
+    if (d === o.index) extents.free(offset, bytes);
+  };
+  for (let i = 0; i < claimed.length;) {
+    const first = claimed[i]!;
+    const kind = catalog.kindOf(first.namespace, first.layout);
+    const hashLen = first.hash.length;
+    let end = i + 1;
+    while (end < claimed.length && claimed[end]!.hash.length === hashLen && sameKind(claimed[end]!, first)) end++;
+    const run = claimed.slice(i, end);
+    const per = first.checksums.length;
+    const sums = new Uint32Array(run.length * per);
+    for (const [k, put] of run.entries()) sums.set(put.checksums, k * per);
+    const packed = Buffer.concat(run.map((put) => put.hash));
+    const offsets = Float64Array.from(run, (put) => put.offset);
+    catalog.addMany(kind, packed, hashLen, run.length, o.index, offsets, sums, replaced);
+    i = end;
   }
+  const recovered = claimed.length;
   extents.finishClaims();
-  if (unclaimed > 0) await journal.compact(liveRecords(catalog, drive));
+  if (unclaimed > 0) await journal.compact(catalog.encodePuts(catalog.ids(o.index)));
   return {
     drive,
     replay: { recovered, dropped: replay.dropped + unclaimed, seconds: (performance.now() - t0) / 1000 },
   };
 }
 
-function entryOf(put: SsdPut, drive: number): SsdEntry {
-  const { namespace, layout, hash, checksums, offset } = put;
-  return { id: -1, drive, offset, namespace, layout, hash, checksums, pins: 0 };
-}
-
-/** The drive's catalog entries as journal records (what compaction writes). */
-export function liveRecords(catalog: SsdCatalog, drive: SsdDrive): SsdPut[] {
-  const out: SsdPut[] = [];
-  for (const e of catalog.entries(drive.index)) out.push(putOf(e));
-  return out;
-}
-
-export function putOf(e: SsdEntry): SsdPut {
-  const { drive: file, offset, namespace, layout, hash, checksums } = e;
-  return { kind: 'put', file, offset, namespace, layout, hash, checksums };
+function sameKind(a: SsdPut, b: SsdPut): boolean {
+  return a.namespace === b.namespace && sameLayout(a.layout, b.layout);
 }

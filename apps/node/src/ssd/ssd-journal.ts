@@ -5,7 +5,7 @@
 // the directory), so a crash at any point leaves either the old or the new journal whole.
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { openSync, fsyncSync, closeSync } from 'node:fs';
-import { decodeRecords, encodeRecords, type SsdPut, type SsdRecord } from './journal-codec.js';
+import { decodeRecords, encodeRecords, type SsdPut } from './journal-codec.js';
 import { JournalReplay } from './journal-replay.js';
 
 const CHUNK = 16 * 1024 * 1024;
@@ -33,7 +33,7 @@ export class SsdJournal {
   static async open(path: string, dir: string, drive: number): Promise<{ journal: SsdJournal; replay: ReplayResult }> {
     const j = new SsdJournal(path, dir);
     const replay = await j.replay(drive);
-    await j.rewrite(replay.live);
+    await j.rewrite(encodeRecords(replay.live));
     return { journal: j, replay };
   }
 
@@ -69,10 +69,9 @@ export class SsdJournal {
     return { live: r.live(), dropped, records: r.records, bytes };
   }
 
-  /** Appends records and syncs them (serialised with other appends and compactions). */
-  append(records: SsdRecord[]): Promise<void> {
-    if (records.length === 0) return Promise.resolve();
-    const buf = encodeRecords(records);
+  /** Appends encoded records (encodeRecords) and syncs them (serialised with other appends and compactions). */
+  append(buf: Buffer): Promise<void> {
+    if (buf.length === 0) return Promise.resolve();
     return this.serial(async () => {
       const fh = this.handle();
       await fh.write(buf, 0, buf.length, this.bytes);
@@ -81,8 +80,8 @@ export class SsdJournal {
     });
   }
 
-  /** Replaces the journal with exactly `live` (compaction). */
-  compact(live: SsdPut[]): Promise<void> {
+  /** Replaces the journal with exactly the encoded records `live` (compaction). */
+  compact(live: Buffer): Promise<void> {
     return this.serial(() => this.rewrite(live));
   }
 
@@ -93,16 +92,12 @@ export class SsdJournal {
     });
   }
 
-  private async rewrite(live: SsdPut[]): Promise<void> {
+  private async rewrite(live: Buffer): Promise<void> {
     const tmp = `${this.path}.tmp`;
     const out = await open(tmp, 'w', 0o600);
-    let bytes = 0;
+    const bytes = live.length;
     try {
-      for (let i = 0; i < live.length; i += 4096) {
-        const buf = encodeRecords(live.slice(i, i + 4096));
-        await out.write(buf, 0, buf.length, bytes);
-        bytes += buf.length;
-      }
+      for (let at = 0; at < bytes;) at += (await out.write(live, at, bytes - at, at)).bytesWritten;
       await out.datasync();
     } finally {
       await out.close();

@@ -5,17 +5,31 @@
 // counted; one whose namespace's geometry changed since it was written is not reused. Promoted blocks are pulled
 // copies in the DRAM index (evicted first: the SSD still holds them).
 import { TIER_BOTH } from '@kvfabric/common';
+import { ssdSlotBytes } from '@kvfabric/native';
 import { BlockClass } from '../block-index.js';
 import type { NamespaceInfo } from '../namespaces.js';
-import { extentBytes, sameLayout, type SsdEntry } from './ssd-catalog.js';
+import { sameLayout } from './ssd-catalog.js';
 import type { SsdDrive } from './ssd-drives.js';
 import type { SsdTierCore } from './ssd-state.js';
 
 /** Blocks per promotion, at most (a longer suffix is fetched by the next query). */
 const MAX_BLOCKS = 4096;
 
+/** The blocks of a promotion, as the catalog listed them when it began (the reads never look at it again). */
+interface Run {
+  /** Per block: its position in the query's run, catalog id, the stamp of that listing, drive and extent offset. */
+  at: number[];
+  ids: number[];
+  stamps: number[];
+  drives: number[];
+  offsets: number[];
+  /** (lo, hi) per shard page, 2 * shards per block. */
+  sums: Uint32Array;
+}
+
 interface Landing {
-  e: SsdEntry;
+  /** The block's position in the run. */
+  n: number;
   slot: number;
   ok: boolean;
   mismatch: boolean;
@@ -36,56 +50,66 @@ export class SsdPromoter {
    */
   async promote(ns: NamespaceInfo, packed: Uint8Array, hashLen: number, from: number, count: number): Promise<number> {
     const { index, evictor, pool } = this.tier.opts;
-    const run: { i: number; e: SsdEntry }[] = [];
-    for (let i = from; i < count && run.length < MAX_BLOCKS; i++) {
+    const { catalog } = this.tier;
+    const run: Run = { at: [], ids: [], stamps: [], drives: [], offsets: [], sums: new Uint32Array(0) };
+    for (let i = from; i < count && run.at.length < MAX_BLOCKS; i++) {
       const off = i * hashLen;
       const slot = index.lookup(ns.id, packed, off, hashLen);
       if (slot >= 0) {
         if (index.isSealed(slot)) continue;
         break; // being saved or fetched right now
       }
-      const e = this.tier.catalog.get(ns.name, packed.subarray(off, off + hashLen));
-      if (!e || !this.tier.drives[e.drive]!.inService) break;
-      if (!sameLayout(e.layout, ns)) {
+      const id = catalog.find(ns.name, packed.subarray(off, off + hashLen));
+      if (id < 0 || !this.tier.drives[catalog.driveOf(id)]!.inService) break;
+      if (!sameLayout(catalog.kindOfId(id).layout, ns)) {
         this.tier.counters.geometryDroppedBlocks++;
-        void this.tier.forget(e, false);
+        void this.tier.forget(id, false);
         break;
       }
-      run.push({ i, e });
+      run.at.push(i);
+      run.ids.push(id);
+      run.stamps.push(catalog.stampOf(id));
+      run.drives.push(catalog.driveOf(id));
+      run.offsets.push(catalog.offsetOf(id));
     }
-    if (run.length === 0) return 0;
-    for (const r of run) r.e.pins++;
+    if (run.at.length === 0) return 0;
+    const per = 2 * ns.shards;
+    run.sums = new Uint32Array(run.at.length * per);
+    for (const [n, id] of run.ids.entries()) {
+      run.sums.set(catalog.checksumsOf(id), n * per);
+      catalog.pin(id);
+    }
     try {
       const { shards, pageBytes } = ns;
-      const pages = evictor.allocate(pageBytes, run.length * shards);
+      const pages = evictor.allocate(pageBytes, run.at.length * shards);
       const landings: Landing[] = [];
       for (let n = 0; n < Math.floor(pages.length / shards); n++) {
-        const off = run[n]!.i * hashLen;
+        const off = run.at[n]! * hashLen;
         if (index.lookup(ns.id, packed, off, hashLen) >= 0) break;
         const slot = index.slotForShard(ns.id, packed, off, hashLen, shards, 0, pageBytes, BlockClass.Pulled);
         index.pin(slot);
         for (let s = 0; s < shards; s++) index.assign(slot, s, pages[n * shards + s]!);
-        landings.push({ e: run[n]!.e, slot, ok: true, mismatch: false });
+        landings.push({ n, slot, ok: true, mismatch: false });
       }
       for (let p = landings.length * shards; p < pages.length; p++) pool.free(pages[p]!, pageBytes);
       const byDrive = new Map<SsdDrive, Landing[]>();
       for (const l of landings) {
-        const d = this.tier.drives[l.e.drive]!;
+        const d = this.tier.drives[run.drives[l.n]!]!;
         let list = byDrive.get(d);
         if (!list) byDrive.set(d, (list = []));
         list.push(l);
       }
-      await Promise.all([...byDrive].map(([d, ls]) => this.read(d, ns, ls)));
-      return this.finish(ns, landings);
+      await Promise.all([...byDrive].map(([d, ls]) => this.read(d, ns, run, ls)));
+      return this.finish(ns, packed, hashLen, run, landings);
     } finally {
-      for (const r of run) r.e.pins--;
+      for (const [n, id] of run.ids.entries()) catalog.unpin(id, run.stamps[n]!);
     }
   }
 
-  private async read(drive: SsdDrive, ns: NamespaceInfo, ls: Landing[]): Promise<void> {
+  private async read(drive: SsdDrive, ns: NamespaceInfo, run: Run, ls: Landing[]): Promise<void> {
     const { index, pool } = this.tier.opts;
     const { shards, pageBytes } = ns;
-    const slotBytes = extentBytes(ns) / shards;
+    const slotBytes = ssdSlotBytes(pageBytes);
     const n = ls.length * shards;
     const poolOffsets = new Float64Array(n);
     const fileOffsets = new Float64Array(n);
@@ -95,9 +119,9 @@ export class SsdPromoter {
     for (const l of ls) {
       for (let s = 0; s < shards; s++, p++) {
         poolOffsets[p] = index.page(l.slot, s);
-        fileOffsets[p] = l.e.offset + s * slotBytes;
+        fileOffsets[p] = run.offsets[l.n]! + s * slotBytes;
       }
-      expected.set(l.e.checksums, 2 * (p - shards));
+      expected.set(run.sums.subarray(2 * shards * l.n, 2 * shards * (l.n + 1)), 2 * (p - shards));
     }
     try {
       const t0 = performance.now();
@@ -115,20 +139,22 @@ export class SsdPromoter {
   }
 
   /** Seals what landed whole, undoes the rest; returns the leading run sealed. */
-  private finish(ns: NamespaceInfo, landings: Landing[]): number {
+  private finish(ns: NamespaceInfo, packed: Uint8Array, hashLen: number, run: Run, landings: Landing[]): number {
     const { index, pool } = this.tier.opts;
     const { counters, catalog } = this.tier;
     let leading = 0;
     let broken = false;
     for (const l of landings) {
+      const [id, stamp, at] = [run.ids[l.n]!, run.stamps[l.n]!, 2 * ns.shards * l.n];
       if (l.ok) {
         for (let s = 0; s < ns.shards; s++) {
-          index.setChecksum(l.slot, s, l.e.checksums[2 * s]!, l.e.checksums[2 * s + 1]!);
+          index.setChecksum(l.slot, s, run.sums[at + 2 * s]!, run.sums[at + 2 * s + 1]!);
           index.markShardWritten(l.slot, s);
         }
         index.unpin(l.slot);
-        catalog.touch(l.e);
-        this.tier.listener?.moved(l.e.namespace, l.e.hash, TIER_BOTH);
+        if (catalog.listed(id, stamp)) catalog.touch(id);
+        const off = run.at[l.n]! * hashLen;
+        this.tier.listener?.moved(ns.name, packed.subarray(off, off + hashLen), TIER_BOTH);
         counters.promotedBlocks++;
         counters.readBytes += ns.shards * ns.pageBytes;
         if (!broken) leading++;
@@ -139,7 +165,7 @@ export class SsdPromoter {
       index.unpin(l.slot);
       if (l.mismatch) {
         counters.mismatchedBlocks++;
-        void this.tier.forget(l.e, false);
+        void this.tier.forget(id, false, stamp);
       }
     }
     if (counters.mismatchedBlocks > 0 && landings.some((l) => l.mismatch))

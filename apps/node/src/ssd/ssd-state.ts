@@ -6,7 +6,7 @@ import type { Logger } from '@kvfabric/common/observability';
 import type { BlockIndex } from '../block-index.js';
 import type { Evictor } from '../eviction.js';
 import type { NamespaceRegistry } from '../namespaces.js';
-import type { SsdCatalog, SsdEntry } from './ssd-catalog.js';
+import type { SsdCatalog } from './ssd-catalog.js';
 import type { SsdDrive } from './ssd-drives.js';
 
 export type SsdWriteMode = 'evict' | 'through';
@@ -66,7 +66,7 @@ export interface SsdTierCore {
   readonly listener: SsdListener | undefined;
   readonly observeIo: ((op: 'read' | 'write', seconds: number) => void) | undefined;
   has(namespace: string, hash: Uint8Array): boolean;
-  forget(e: SsdEntry, dramHolds: boolean): Promise<void>;
+  forget(id: number, dramHolds: boolean, stamp?: number): Promise<void>;
   failed(drive: SsdDrive, err: unknown): void;
   maybeCompact(drive: SsdDrive): Promise<void>;
 }

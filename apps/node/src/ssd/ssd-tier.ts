@@ -6,8 +6,9 @@
 // serving from DRAM and the other drives.
 import { TIER_DRAM, TIER_SSD, toKvError } from '@kvfabric/common';
 import type { NamespaceInfo } from '../namespaces.js';
-import { extentBytes, SsdCatalog, type SsdEntry } from './ssd-catalog.js';
-import { liveRecords, openDrive, type SsdDrive } from './ssd-drives.js';
+import { SsdCatalog } from './ssd-catalog.js';
+import { openDrive, type SsdDrive } from './ssd-drives.js';
+import { encodeRecord } from './journal-codec.js';
 import { SsdPromoter } from './ssd-promoter.js';
 import { SsdWriter } from './ssd-writer.js';
 import type { SsdCounters, SsdListener, SsdTierCore, SsdTierOptions } from './ssd-state.js';
@@ -106,7 +107,7 @@ export class SsdTier implements SsdTierCore {
 
   /** Whether (namespace, hash) is on SSD. */
   has(namespace: string, hash: Uint8Array): boolean {
-    return this.catalog.get(namespace, hash) !== undefined;
+    return this.catalog.find(namespace, hash) >= 0;
   }
 
   /**
@@ -155,18 +156,24 @@ export class SsdTier implements SsdTierCore {
   }
 
   /**
-   * Forgets an entry (its extent is free again) and journals that; the listener hears that the block left the node,
-   * or that it is in DRAM only now (`dramHolds`: whether DRAM holds it).
+   * Forgets the entry `id` (its extent is free again) and journals that, unless it is gone or `stamp` names an
+   * earlier listing of the id; the listener hears that the block left the node, or that it is in DRAM only now
+   * (`dramHolds`: whether DRAM holds it).
    */
-  forget(e: SsdEntry, dramHolds: boolean): Promise<void> {
-    if (!this.catalog.remove(e)) return Promise.resolve();
-    const drive = this.drives[e.drive]!;
-    drive.extents.free(e.offset, extentBytes(e.layout));
-    if (dramHolds) this.listener?.moved(e.namespace, e.hash, TIER_DRAM);
-    else this.listener?.removed(e.namespace, e.hash);
+  forget(id: number, dramHolds: boolean, stamp?: number): Promise<void> {
+    const { catalog } = this;
+    if (!catalog.listed(id, stamp)) return Promise.resolve();
+    const drive = this.drives[catalog.driveOf(id)]!;
+    const offset = catalog.offsetOf(id);
+    const { namespace, extentBytes } = catalog.kindOfId(id);
+    const hash = catalog.hashOf(id);
+    catalog.remove(id);
+    drive.extents.free(offset, extentBytes);
+    if (dramHolds) this.listener?.moved(namespace, hash, TIER_DRAM);
+    else this.listener?.removed(namespace, hash);
     if (!drive.inService) return Promise.resolve();
     return drive.journal
-      .append([{ kind: 'drop', file: e.drive, offset: e.offset }])
+      .append(encodeRecord({ kind: 'drop', file: drive.index, offset }))
       .catch((err: unknown) => this.failed(drive, err));
   }
 
@@ -177,14 +184,18 @@ export class SsdTier implements SsdTierCore {
     drive.inService = false;
     drive.reason = toKvError(err).message;
     let lost = 0;
-    for (const e of [...this.catalog.entries(drive.index)]) {
-      this.catalog.remove(e);
-      const ns = this.opts.namespaces.byNameOrUndefined(e.namespace);
-      const slot = ns ? this.opts.index.lookup(ns.id, e.hash, 0, e.hash.length) : -1;
-      if (slot < 0 || !this.opts.index.isSealed(slot)) {
-        this.listener?.removed(e.namespace, e.hash);
+    const { catalog } = this;
+    const { namespaces, index } = this.opts;
+    for (const id of catalog.ids(drive.index)) {
+      const { namespace } = catalog.kindOfId(id);
+      const hash = catalog.hashOf(id);
+      catalog.remove(id);
+      const ns = namespaces.byNameOrUndefined(namespace);
+      const slot = ns ? index.lookup(ns.id, hash, 0, hash.length) : -1;
+      if (slot < 0 || !index.isSealed(slot)) {
+        this.listener?.removed(namespace, hash);
         lost++;
-      } else this.listener?.moved(e.namespace, e.hash, TIER_DRAM);
+      } else this.listener?.moved(namespace, hash, TIER_DRAM);
     }
     this.opts.logger.error(
       { path: drive.dir, err: drive.reason, blocksLost: lost },
@@ -194,11 +205,8 @@ export class SsdTier implements SsdTierCore {
 
   /** Rewrites a drive's journal with its live records when appends have made it much larger than that. */
   async maybeCompact(drive: SsdDrive): Promise<void> {
-    const live = this.catalog.entries(drive.index);
-    let n = 0;
-    for (const _ of live) n++;
-    if (drive.journal.bytes < Math.max(1024 * 1024, n * 400)) return;
-    await drive.journal.compact(liveRecords(this.catalog, drive));
+    if (drive.journal.bytes < Math.max(1024 * 1024, this.catalog.count(drive.index) * 400)) return;
+    await drive.journal.compact(this.catalog.encodePuts(this.catalog.ids(drive.index)));
   }
 
   async close(): Promise<void> {

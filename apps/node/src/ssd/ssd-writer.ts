@@ -7,9 +7,9 @@
 // catalog; then unpins. A block DRAM evicted before its round is dropped and counted (SsdTier.dramEvicted).
 import { TIER_BOTH, TIER_DRAM } from '@kvfabric/common';
 import type { NamespaceInfo } from '../namespaces.js';
-import { extentBytes, type SsdEntry } from './ssd-catalog.js';
-import { putOf, type SsdDrive } from './ssd-drives.js';
-import type { SsdRecord } from './journal-codec.js';
+import { extentBytes } from './ssd-catalog.js';
+import type { SsdDrive } from './ssd-drives.js';
+import { encodePuts, encodeRecords, type SsdRecord } from './journal-codec.js';
 import type { SsdTierCore } from './ssd-state.js';
 
 const GiB = 1024 ** 3;
@@ -22,7 +22,15 @@ const MAX_QUEUED = 1 << 20;
 interface Candidate {
   slot: number;
   ns: NamespaceInfo;
-  hash: Buffer;
+  /** A view of a queued run's copy, or the index's copy. */
+  hash: Uint8Array;
+}
+
+/** Consecutive blocks of a round's drive of one namespace and hash length (their positions in the round). */
+interface Group {
+  ns: NamespaceInfo;
+  hashLen: number;
+  at: number[];
 }
 
 export class SsdWriter {
@@ -162,7 +170,7 @@ export class SsdWriter {
         const slot = this.slots[k]!;
         if (slot < 0 || this.onSsd[k]! >= 0 || taken.has(slot)) continue;
         taken.add(slot);
-        out.push({ slot, ns, hash: Buffer.from(part.subarray(k * hashLen, (k + 1) * hashLen)) });
+        out.push({ slot, ns, hash: part.subarray(k * hashLen, (k + 1) * hashLen) });
         bytes += blockBytes;
       }
     }
@@ -180,7 +188,7 @@ export class SsdWriter {
         const offset = drive.extents.alloc(bytes);
         if (offset !== undefined) return { drive, offset };
         const victim = catalog.victim(drive.index);
-        if (!victim) break;
+        if (victim < 0) break;
         this.evict(victim, drops);
         counters.evictedBlocks++;
       }
@@ -188,19 +196,22 @@ export class SsdWriter {
     return undefined;
   }
 
-  private evict(e: SsdEntry, drops: Map<SsdDrive, SsdRecord[]>): void {
+  private evict(id: number, drops: Map<SsdDrive, SsdRecord[]>): void {
     const { catalog, drives } = this.tier;
-    const drive = drives[e.drive]!;
-    catalog.remove(e);
-    drive.extents.free(e.offset, extentBytes(e.layout));
+    const drive = drives[catalog.driveOf(id)]!;
+    const offset = catalog.offsetOf(id);
+    const { namespace, extentBytes: bytes } = catalog.kindOfId(id);
+    const hash = catalog.hashOf(id);
+    catalog.remove(id);
+    drive.extents.free(offset, bytes);
     let list = drops.get(drive);
     if (!list) drops.set(drive, (list = []));
-    list.push({ kind: 'drop', file: e.drive, offset: e.offset });
+    list.push({ kind: 'drop', file: drive.index, offset });
     const { namespaces, index } = this.tier.opts;
-    const ns = namespaces.byNameOrUndefined(e.namespace);
-    const slot = ns ? index.lookup(ns.id, e.hash, 0, e.hash.length) : -1;
-    if (slot < 0 || !index.isSealed(slot)) this.tier.listener?.removed(e.namespace, e.hash);
-    else this.tier.listener?.moved(e.namespace, e.hash, TIER_DRAM);
+    const ns = namespaces.byNameOrUndefined(namespace);
+    const slot = ns ? index.lookup(ns.id, hash, 0, hash.length) : -1;
+    if (slot < 0 || !index.isSealed(slot)) this.tier.listener?.removed(namespace, hash);
+    else this.tier.listener?.moved(namespace, hash, TIER_DRAM);
   }
 
   /** Writes the blocks to their extents of `drive`; returns how many are on SSD now. */
@@ -225,40 +236,80 @@ export class SsdWriter {
     }
     try {
       // extents taken from evicted blocks are journalled free before new bytes land in them
-      await drive.journal.append(drops);
+      await drive.journal.append(encodeRecords(drops));
       const t0 = performance.now();
       const { checksums } = await drive.file.write(pool, poolOffsets, fileOffsets, lengths);
       this.tier.observeIo?.('write', (performance.now() - t0) / 1000);
-      const entries: SsdEntry[] = [];
+      // consecutive blocks of one namespace and hash length are a run: listed in one call, in the blocks' order
+      const groups: Group[] = [];
+      const sumAt: number[] = [];
       p = 0;
-      for (const { c, offset } of blocks) {
-        const sums = checksums.slice(2 * p, 2 * (p + c.ns.shards));
-        for (let s = 0; s < c.ns.shards; s++) index.setChecksum(c.slot, s, sums[2 * s]!, sums[2 * s + 1]!);
+      for (const [b, { c }] of blocks.entries()) {
+        for (let s = 0; s < c.ns.shards; s++)
+          index.setChecksum(c.slot, s, checksums[2 * (p + s)]!, checksums[2 * (p + s) + 1]!);
+        sumAt.push(p);
         p += c.ns.shards;
-        const { name: namespace, tpSize, replicated, segments, segmentBytes } = c.ns;
-        const layout = { tpSize, replicated, segments, segmentBytes };
-        entries.push({ id: -1, drive: drive.index, offset, namespace, layout, hash: c.hash, checksums: sums, pins: 0 });
+        const last = groups.at(-1);
+        if (last?.ns.id === c.ns.id && last.hashLen === c.hash.length) last.at.push(b);
+        else groups.push({ ns: c.ns, hashLen: c.hash.length, at: [b] });
       }
-      await drive.journal.append(entries.map(putOf));
+      const runs = groups.map((g) => runOf(g, blocks, checksums, sumAt));
+      await drive.journal.append(
+        Buffer.concat(
+          runs.map((r) =>
+            encodePuts(drive.index, r.g.ns.name, r.g.ns, r.packed, r.g.hashLen, r.count, r.offsets, r.sums),
+          ),
+        ),
+      );
+      const { catalog } = this.tier;
+      const told = new Map<string, { namespace: string; hashLen: number; parts: Buffer[] }>();
+      for (const r of runs) {
+        const kind = catalog.kindOf(r.g.ns.name, r.g.ns);
+        catalog.addMany(kind, r.packed, r.g.hashLen, r.count, drive.index, r.offsets, r.sums, (d, offset, bytes) =>
+          this.tier.drives[d]!.extents.free(offset, bytes),
+        );
+        const key = `${r.g.hashLen}\0${r.g.ns.name}`;
+        let t = told.get(key);
+        if (!t) told.set(key, (t = { namespace: r.g.ns.name, hashLen: r.g.hashLen, parts: [] }));
+        t.parts.push(r.packed);
+      }
       // pinned in DRAM for the write: held in both; told a run per namespace and hash length
-      const runs = new Map<string, { namespace: string; hashes: Buffer[] }>();
-      for (const e of entries) {
-        this.tier.catalog.add(e);
-        const key = `${e.hash.length}\0${e.namespace}`;
-        let run = runs.get(key);
-        if (!run) runs.set(key, (run = { namespace: e.namespace, hashes: [] }));
-        run.hashes.push(e.hash);
-      }
-      for (const { namespace, hashes } of runs.values())
-        this.tier.listener?.movedMany(namespace, Buffer.concat(hashes), hashes[0]!.length, TIER_BOTH);
-      this.tier.counters.writtenBlocks += entries.length;
+      for (const { namespace, hashLen, parts } of told.values())
+        this.tier.listener?.movedMany(
+          namespace,
+          parts.length === 1 ? parts[0]! : Buffer.concat(parts),
+          hashLen,
+          TIER_BOTH,
+        );
+      this.tier.counters.writtenBlocks += blocks.length;
       this.tier.counters.writtenBytes += lengths.reduce((n, l) => n + l, 0);
       await this.tier.maybeCompact(drive);
-      return entries.length;
+      return blocks.length;
     } catch (err) {
       for (const { c, offset } of blocks) drive.extents.free(offset, extentBytes(c.ns));
       this.tier.failed(drive, err);
       return 0;
     }
   }
+}
+
+/** A group's hashes, extents and sums packed (block k of the group at offsets[k], its sums at 2 * shards * k). */
+function runOf(
+  g: Group,
+  blocks: { c: Candidate; offset: number }[],
+  checksums: Uint32Array,
+  sumAt: number[],
+): { g: Group; count: number; packed: Buffer; offsets: Float64Array; sums: Uint32Array } {
+  const count = g.at.length;
+  const per = 2 * g.ns.shards;
+  const packed = Buffer.allocUnsafe(count * g.hashLen);
+  const offsets = new Float64Array(count);
+  const sums = new Uint32Array(count * per);
+  for (let k = 0; k < count; k++) {
+    const b = g.at[k]!;
+    packed.set(blocks[b]!.c.hash, k * g.hashLen);
+    offsets[k] = blocks[b]!.offset;
+    sums.set(checksums.subarray(2 * sumAt[b]!, 2 * sumAt[b]! + per), k * per);
+  }
+  return { g, count, packed, offsets, sums };
 }
