@@ -81,6 +81,11 @@ export interface BlockIndex {
   markShardWritten(slot: number, shard: number): boolean;
   /** The pool offset of a shard's page, NaN when none is assigned. */
   page(slot: number, shard: number): number;
+  /**
+   * Every shard's page of the first `count` slots (block-major, slots of any shape) into `pages`, with its (lo, hi)
+   * checksum in `sums` where known (`known[k]` = 1; else 0 and 0, 0). Returns the number of pages.
+   */
+  pagesOf(slots: Int32Array, count: number, pages: Float64Array, sums: Uint32Array, known: Uint8Array): number;
   /** Whether the checksum of a shard's page is known (setChecksum ran since the page was assigned). */
   hasChecksum(slot: number, shard: number): boolean;
   /** Records the checksum of a shard's page (low and high 32 bits). */

@@ -57,6 +57,14 @@ export interface SsdWriteResult {
   checksums: Uint32Array;
 }
 
+/** Sums a write need not compute: the pages' own, known since their bytes were stored (a sealed page's). */
+export interface KnownSums {
+  /** (lo, hi) per page, in the order of the write's pages; read where `known` is set. */
+  sums: Uint32Array;
+  /** Per page: 1 when its sum is in `sums` (not summed again), 0 when the write sums it. */
+  known: Uint8Array;
+}
+
 export interface SsdReadResult {
   bytes: number;
   /** Indexes of the pages whose bytes differ from the expected sum. */
@@ -66,7 +74,14 @@ export interface SsdReadResult {
 interface NativeSsdFile {
   readonly engine: 'io_uring' | 'threads';
   readonly fallbackReason?: string;
-  write(pool: object, poolOffsets: Float64Array, fileOffsets: Float64Array, lengths: Float64Array): Promise<Raw>;
+  write(
+    pool: object,
+    poolOffsets: Float64Array,
+    fileOffsets: Float64Array,
+    lengths: Float64Array,
+    knownSums?: Uint32Array,
+    known?: Uint8Array,
+  ): Promise<Raw>;
   read(
     pool: object,
     poolOffsets: Float64Array,
@@ -123,14 +138,23 @@ export class SsdFile {
     return this.#closed;
   }
 
-  /** Writes each pool page to its file slot; resolves with the pages' sums once they are durable. */
+  /**
+   * Writes each pool page to its file slot; resolves with the pages' sums once they are durable. Pages whose sum is
+   * `given` are not read to be summed (their given sum comes back); the caller vouches that it is the sum of the
+   * page's bytes (a sealed page: immutable, and summed as it was stored).
+   */
   async write(
     pool: NativeMemory,
     poolOffsets: Float64Array,
     fileOffsets: Float64Array,
     lengths: Float64Array,
+    given?: KnownSums,
   ): Promise<SsdWriteResult> {
-    const raw = await this.#call((n) => n.write(nativeMemory(pool, 'pool'), poolOffsets, fileOffsets, lengths));
+    const raw = await this.#call((n) =>
+      given
+        ? n.write(nativeMemory(pool, 'pool'), poolOffsets, fileOffsets, lengths, given.sums, given.known)
+        : n.write(nativeMemory(pool, 'pool'), poolOffsets, fileOffsets, lengths),
+    );
     const data = raw.data ?? Buffer.alloc(0);
     const checksums = new Uint32Array(poolOffsets.length * 2);
     for (let i = 0; i < checksums.length; i++) checksums[i] = data.readUInt32LE(4 * i);

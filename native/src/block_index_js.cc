@@ -58,6 +58,7 @@ class BlockIndexJs : public Napi::ObjectWrap<BlockIndexJs> {
   Napi::Value GrantPages(const Napi::CallbackInfo& info);
   Napi::Value SetChecksums(const Napi::CallbackInfo& info);
   Napi::Value SealedSlots(const Napi::CallbackInfo& info);
+  Napi::Value PagesOf(const Napi::CallbackInfo& info);
   Napi::Int32Array Slots(const Napi::CallbackInfo& info, size_t i, uint32_t* count) const;
 
   // Argument readers: INVALID_ARGUMENT naming the argument when it is not what the method takes.
@@ -155,6 +156,45 @@ Napi::Value BlockIndexJs::SealedSlots(const Napi::CallbackInfo& info) {
     found += out[k] >= 0;
   }
   return Num(env, found);
+}
+
+// pagesOf(slots: Int32Array, count, pages: Float64Array, sums: Uint32Array, known: Uint8Array) -> pages written:
+// every shard's page of the first `count` slots (block-major; slots of any shape), its (lo, hi) checksum where known
+// (known[k] = 1) and 0 where not (known[k] = 0). Every slot is checked and the outputs' room before anything is written.
+Napi::Value BlockIndexJs::PagesOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto typed = [&](size_t i, napi_typedarray_type t, const char* name) {
+    if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != t)
+      throw CodedError(env, code::kInvalidArgument, std::string(name) + ": expected a typed array of its kind");
+    return info[i].As<Napi::TypedArray>();
+  };
+  Napi::Int32Array slots = typed(0, napi_int32_array, "slots").As<Napi::Int32Array>();
+  uint32_t count = U32(info, 1, "count", static_cast<uint32_t>(slots.ElementLength()));
+  Napi::Float64Array pages = typed(2, napi_float64_array, "pages").As<Napi::Float64Array>();
+  Napi::Uint32Array sums = typed(3, napi_uint32_array, "sums").As<Napi::Uint32Array>();
+  Napi::Uint8Array known = typed(4, napi_uint8_array, "known").As<Napi::Uint8Array>();
+  Lock lock(index_.mu());
+  uint64_t total = 0;
+  for (uint32_t b = 0; b < count; b++) {
+    if (!index_.IsLive(slots[b]))
+      throw CodedError(env, code::kInvalidArgument, "slots[" + std::to_string(b) + "]: not a live slot");
+    total += index_.Shards(slots[b]);
+  }
+  if (pages.ElementLength() < total || sums.ElementLength() < 2 * total || known.ElementLength() < total)
+    throw CodedError(env, code::kInvalidArgument, "pages, sums, known: room for " + std::to_string(total) + " pages needed");
+  uint64_t k = 0;
+  for (uint32_t b = 0; b < count; b++) {
+    for (uint32_t s = 0; s < index_.Shards(slots[b]); s++, k++) {
+      uint64_t page = index_.Page(slots[b], s);
+      pages[k] = page == BlockIndex::kNoPage ? NAN : static_cast<double>(page);
+      bool have = index_.HasChecksum(slots[b], s);
+      uint64_t sum = have ? index_.Checksum(slots[b], s) : 0;
+      sums[2 * k] = static_cast<uint32_t>(sum);
+      sums[2 * k + 1] = static_cast<uint32_t>(sum >> 32);
+      known[k] = have ? 1 : 0;
+    }
+  }
+  return Num(env, static_cast<double>(total));
 }
 
 Napi::Value BlockIndexJs::IsSealed(const Napi::CallbackInfo& info) {
@@ -574,6 +614,7 @@ void BlockIndexJs::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&BlockIndexJs::GrantPages>("grantPages"),
           InstanceMethod<&BlockIndexJs::SetChecksums>("setChecksums"),
           InstanceMethod<&BlockIndexJs::SealedSlots>("sealedSlots"),
+          InstanceMethod<&BlockIndexJs::PagesOf>("pagesOf"),
       });
   exports.Set("BlockIndex", ctor);
 }

@@ -117,7 +117,9 @@ class SsdFile : public Napi::ObjectWrap<SsdFile>, ThreadedObject {
     fd_ = -1;
   }
 
-  // write(pool, poolOffsets, fileOffsets, lengths) -> Promise<{ bytes, data?: Buffer of (lo, hi) u32 sums }>
+  // write(pool, poolOffsets, fileOffsets, lengths, knownSums?: Uint32Array, known?: Uint8Array)
+  //   -> Promise<{ bytes, data?: Buffer of (lo, hi) u32 sums }>; a page with known[i] set is not summed: its sum is
+  //   knownSums[2i], knownSums[2i + 1] (a sealed page's, computed as its bytes were stored), handed back as it is
   Napi::Value Write(const Napi::CallbackInfo& info) { return Start(info, true); }
   // read(pool, poolOffsets, fileOffsets, lengths, expected: Uint32Array) -> Promise<{ bytes, data?: bad flags }>
   Napi::Value Read(const Napi::CallbackInfo& info) { return Start(info, false); }
@@ -148,6 +150,21 @@ class SsdFile : public Napi::ObjectWrap<SsdFile>, ThreadedObject {
       b->ops[i].mem = b->memory->base() + mem_offs[i];
       b->ops[i].file_off = file_offs[i];
       b->ops[i].len = lens[i];
+    }
+    if (write && !info[4].IsUndefined()) {
+      if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
+          info[4].As<Napi::Uint32Array>().ElementLength() != 2 * n)
+        throw invalid("knownSums: expected a Uint32Array of (lo, hi) per page");
+      if (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+          info[5].As<Napi::Uint8Array>().ElementLength() != n)
+        throw invalid("known: expected a Uint8Array with a flag per page");
+      auto e = info[4].As<Napi::Uint32Array>();
+      auto k = info[5].As<Napi::Uint8Array>();
+      for (size_t i = 0; i < n; i++) {
+        if (k[i] == 0) continue;
+        b->ops[i].summed = true;
+        b->sums[i] = uint64_t{e[2 * i]} | (uint64_t{e[2 * i + 1]} << 32);
+      }
     }
     if (!write) {
       if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||

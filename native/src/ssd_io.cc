@@ -33,7 +33,7 @@ bool SsdPrepare(SsdBatch& b, size_t i, SsdCounters* c) {
     c->bounced++;
   }
   if (b.write) {
-    b.sums[i] = PageChecksum(op.mem, op.len);
+    if (!op.summed) b.sums[i] = PageChecksum(op.mem, op.len);
     if (op.buf != op.mem) {
       std::memcpy(op.buf, op.mem, op.len);
       std::memset(op.buf + op.len, 0, op.io_len - op.len);

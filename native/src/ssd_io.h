@@ -4,8 +4,8 @@
 // (seccomp, old kernels), pread/pwrite on a few threads. Pure C++ (no napi): ssd_file_js.cc settles Promises
 // from `SsdBatch::done`.
 //
-// Every page carries an XXH3-64 content checksum: a write sums each page before it is submitted and hands the sums
-// back; a read compares each page it landed with the expected sum and flags those that differ. A write batch ends
+// Every page carries an XXH3-64 content checksum: a write sums each page before it is submitted (unless the caller
+// gave the page's sum: a sealed page, summed as its bytes were stored) and hands the sums back; a read compares each page it landed with the expected sum and flags those that differ. A write batch ends
 // with fdatasync, so "done" means durable. Pages whose address and length are multiples of kSsdAlign go straight
 // from and to the pool; others go through an aligned bounce buffer (the file slot is rounded up).
 #pragma once
@@ -42,6 +42,7 @@ struct SsdOp {
   uint8_t* buf = nullptr;     // what the kernel reads/writes: mem, or the bounce buffer
   uint64_t io_len = 0;        // len rounded up to kSsdAlign
   uint64_t done = 0;          // bytes transferred so far
+  bool summed = false;        // write: the caller gave the page's sum (a sealed page's, known since its save)
   std::unique_ptr<uint8_t, void (*)(void*)> bounce{nullptr, free};
 };
 
@@ -50,7 +51,7 @@ struct SsdBatch {
   int fd = -1;
   MemoryRef memory;           // keeps the pool mapped until the batch is done
   std::vector<SsdOp> ops;
-  std::vector<uint64_t> sums;      // write: computed; read: expected
+  std::vector<uint64_t> sums;      // write: computed (or given); read: expected
   std::vector<uint8_t> bad;        // read: 1 where the page's checksum differed
   std::atomic<uint32_t> remaining{0};
   std::atomic<int> err{0};         // first errno (0: none)

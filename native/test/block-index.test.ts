@@ -82,6 +82,30 @@ test('sealedSlots finds every sealed block of a run, skips misses and partial bl
     assert.throws(call, (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && e.message.startsWith(field));
 });
 
+test('pagesOf lists every shard page of slots of any shape with the checksums known so far, in one call', () => {
+  const idx = createBlockIndex();
+  const one = seal(idx, 0, key(1), 4096);
+  const two = slotFor(idx, 1, key(2), 2, 0, 4096);
+  idx.assign(two, 0, 8192);
+  idx.assign(two, 1, 12288);
+  idx.setChecksum(two, 1, 5, 6);
+  idx.setChecksum(one, 0, 0xffffffff, 1);
+  const pages = new Float64Array(3);
+  const sums = new Uint32Array(6);
+  const known = new Uint8Array(3);
+  assert.equal(idx.pagesOf(Int32Array.from([one, two]), 2, pages, sums, known), 3);
+  assert.deepEqual([...pages], [4096, 8192, 12288]);
+  assert.deepEqual([...known], [1, 0, 1]);
+  assert.deepEqual([...sums], [0xffffffff, 1, 0, 0, 5, 6]);
+  for (const [field, call] of [
+    ['slots[1]', () => idx.pagesOf(Int32Array.from([one, 999]), 2, pages, sums, known)],
+    ['pages, sums, known', () => idx.pagesOf(Int32Array.from([one, two]), 2, new Float64Array(2), sums, known)],
+    ['count', () => idx.pagesOf(Int32Array.from([one]), 2, pages, sums, known)],
+    ['known', () => idx.pagesOf(Int32Array.from([one]), 1, pages, sums, new Int8Array(3) as unknown as Uint8Array)],
+  ] as const)
+    assert.throws(call, (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && e.message.startsWith(field));
+});
+
 test('LRU: pulled copies go first, then the least recently used; pinned never', () => {
   const idx = createBlockIndex(16);
   const l0 = seal(idx, 0, key(0), 0);

@@ -140,6 +140,44 @@ test('a read checks every page: bytes changed on disk and a wrong expected sum a
   }
 });
 
+test('a write given the sums of some pages hands those back unsummed and sums only the others', async () => {
+  using dir = ssdTestDir();
+  using pool = Pool.create({ sizeBytes: 8 * MiB, slabBytes: 2 * MiB });
+  const file = SsdFile.open({ path: join(dir.path, 'ssd.0'), sizeBytes: 4 * MiB });
+  try {
+    const pageBytes = 64 * KiB;
+    const bytes = [0, 1, 2].map(() => randomBytes(pageBytes));
+    const src = pool.allocMany(pageBytes, 3)!;
+    bytes.forEach((b, i) => pool.write(src[i]!, b));
+    const slots = f64([0, pageBytes, 2 * pageBytes]);
+    const lens = new Float64Array(3).fill(pageBytes);
+    const real = sumsOf(bytes);
+    // page 0's sum is known; page 2's "known" sum is deliberately not its own: a given sum is trusted, not checked
+    const sums = Uint32Array.from(real);
+    sums[4] = 7;
+    sums[5] = 9;
+    const known = Uint8Array.from([1, 0, 1]);
+    const w = await file.write(pool, src, slots, lens, { sums, known });
+    assert.deepEqual([...w.checksums], [real[0], real[1], real[2], real[3], 7, 9]);
+    const dst = pool.allocMany(pageBytes, 3)!;
+    const r = await file.read(pool, dst, slots, lens, w.checksums);
+    assert.deepEqual([...r.mismatches], [2], 'the bytes on disk are the page, whatever sum the caller gave');
+    bytes.forEach((b, i) => assert.ok(pool.read(dst[i]!, pageBytes).equals(b)));
+    await rejectsWith(
+      file.write(pool, src, slots, lens, { sums: new Uint32Array(2), known }),
+      'INVALID_ARGUMENT',
+      /knownSums/,
+    );
+    await rejectsWith(
+      file.write(pool, src, slots, lens, { sums, known: new Uint8Array(2) }),
+      'INVALID_ARGUMENT',
+      /known: /,
+    );
+  } finally {
+    file.close();
+  }
+});
+
 test('an injected device error fails the batch with SSD_FAILED naming the file; the next batch works', async () => {
   using dir = ssdTestDir();
   using pool = Pool.create({ sizeBytes: 8 * MiB, slabBytes: 2 * MiB });

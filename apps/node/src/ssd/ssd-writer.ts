@@ -222,14 +222,19 @@ export class SsdWriter {
   ): Promise<number> {
     const { index, pool } = this.tier.opts;
     const pages = blocks.reduce((n, b) => n + b.c.ns.shards, 0);
+    // the pages and the sums their saves (or verified pulls) recorded, in one call: a sealed page is immutable, so a
+    // known sum is the sum of the bytes the write stores, and the I/O threads need not read the page to sum it
+    const slots = new Int32Array(blocks.length);
+    for (let b = 0; b < blocks.length; b++) slots[b] = blocks[b]!.c.slot;
     const poolOffsets = new Float64Array(pages);
+    const given = { sums: new Uint32Array(2 * pages), known: new Uint8Array(pages) };
+    index.pagesOf(slots, slots.length, poolOffsets, given.sums, given.known);
     const fileOffsets = new Float64Array(pages);
     const lengths = new Float64Array(pages);
     let p = 0;
     for (const { c, offset } of blocks) {
       const slotBytes = extentBytes(c.ns) / c.ns.shards;
       for (let s = 0; s < c.ns.shards; s++, p++) {
-        poolOffsets[p] = index.page(c.slot, s);
         fileOffsets[p] = offset + s * slotBytes;
         lengths[p] = c.ns.pageBytes;
       }
@@ -238,7 +243,7 @@ export class SsdWriter {
       // extents taken from evicted blocks are journalled free before new bytes land in them
       await drive.journal.append(encodeRecords(drops));
       const t0 = performance.now();
-      const { checksums } = await drive.file.write(pool, poolOffsets, fileOffsets, lengths);
+      const { checksums } = await drive.file.write(pool, poolOffsets, fileOffsets, lengths, given);
       this.tier.observeIo?.('write', (performance.now() - t0) / 1000);
       // consecutive blocks of one namespace and hash length are a run: listed in one call, in the blocks' order
       const groups: Group[] = [];
@@ -246,7 +251,7 @@ export class SsdWriter {
       p = 0;
       for (const [b, { c }] of blocks.entries()) {
         for (let s = 0; s < c.ns.shards; s++)
-          index.setChecksum(c.slot, s, checksums[2 * (p + s)]!, checksums[2 * (p + s) + 1]!);
+          if (!given.known[p + s]) index.setChecksum(c.slot, s, checksums[2 * (p + s)]!, checksums[2 * (p + s) + 1]!);
         sumAt.push(p);
         p += c.ns.shards;
         const last = groups.at(-1);
