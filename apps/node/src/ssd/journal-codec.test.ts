@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { decodeRecords, encodeRecord, encodeRecords, type SsdPut, type SsdRecord } from './journal-codec.js';
+import {
+  decodeRecords,
+  encodePuts,
+  encodeRecord,
+  encodeRecords,
+  type SsdPut,
+  type SsdRecord,
+} from './journal-codec.js';
 import { JournalReplay } from './journal-replay.js';
 
 const layout = { tpSize: 2, replicated: false, segments: 4, segmentBytes: 16384 };
@@ -40,6 +47,25 @@ test('a batch encodes into one buffer, byte for byte the records one by one (a m
   assert.deepEqual(batch, Buffer.concat(recs.map(encodeRecord)));
   assert.deepEqual(decodeAll(batch).records, recs);
   assert.equal(encodeRecords([]).length, 0);
+});
+
+test('a run of puts encoded from arrays is byte for byte the same puts encoded one by one', () => {
+  const wide = { tpSize: 4, replicated: false, segments: 2, segmentBytes: 8192 };
+  const hashes = Buffer.from(randomBytes(3 * 20));
+  const offsets = Float64Array.from([0, 2 ** 33, 12288]);
+  const sums = Uint32Array.from({ length: 3 * 8 }, (_, i) => (i * 2654435761) >>> 0);
+  const puts: SsdPut[] = [0, 1, 2].map((k) => ({
+    kind: 'put',
+    file: 3,
+    offset: offsets[k]!,
+    namespace: 'modèle/tp4',
+    layout: wide,
+    hash: hashes.subarray(20 * k, 20 * (k + 1)),
+    checksums: sums.subarray(8 * k, 8 * (k + 1)),
+  }));
+  const run = encodePuts(3, 'modèle/tp4', wide, hashes, 20, 3, offsets, sums);
+  assert.deepEqual(run, encodeRecords(puts));
+  assert.equal(encodePuts(3, 'x', wide, hashes, 20, 0, offsets, sums).length, 0);
 });
 
 test('a torn last record is dropped and counted; everything before it survives', () => {

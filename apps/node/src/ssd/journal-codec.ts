@@ -203,12 +203,30 @@ export function encodePuts(
   offsets: Float64Array,
   checksums: Uint32Array,
 ): Buffer {
+  // every record of the run has the same length and the same fields up to the hash: written from the arrays, with
+  // no object per record
   const per = 2 * layoutShards(layout);
-  const puts: SsdPut[] = [];
+  const ns = Buffer.from(namespace, 'utf8');
+  const bodyLen = 2 + 8 + 2 + 1 + 2 + 4 + 1 + ns.length + 1 + hashLen + 4 * per;
+  const recLen = HEADER + bodyLen + TRAILER;
+  const out = Buffer.allocUnsafe(count * recLen);
   for (let k = 0; k < count; k++) {
-    const hash = Buffer.from(packed.buffer, packed.byteOffset + k * hashLen, hashLen);
-    const sums = checksums.subarray(k * per, (k + 1) * per);
-    puts.push({ kind: 'put', file, offset: offsets[k]!, namespace, layout, hash, checksums: sums });
+    const start = k * recLen;
+    JOURNAL_MAGIC.copy(out, start);
+    out[start + 4] = KIND_PUT;
+    out.writeUInt32LE(bodyLen, start + 5);
+    let at = out.writeUInt16LE(file, start + HEADER);
+    at = out.writeDoubleLE(offsets[k]!, at);
+    at = out.writeUInt16LE(layout.tpSize, at);
+    at = out.writeUInt8(layout.replicated ? 1 : 0, at);
+    at = out.writeUInt16LE(layout.segments, at);
+    at = out.writeUInt32LE(layout.segmentBytes, at);
+    at = out.writeUInt8(ns.length, at);
+    at += ns.copy(out, at);
+    at = out.writeUInt8(hashLen, at);
+    for (let i = 0, from = k * hashLen; i < hashLen; i++) out[at++] = packed[from + i]!;
+    for (let i = 0, from = k * per; i < per; i++) at = out.writeUInt32LE(checksums[from + i]!, at);
+    out.writeUInt32LE(crc32(out, start + 4, at), at);
   }
-  return encodeRecords(puts);
+  return out;
 }
