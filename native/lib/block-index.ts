@@ -4,6 +4,7 @@
 // Slots are plain numbers; a stale or made-up slot throws INVALID_ARGUMENT (the addon checks every slot it is
 // given against the live ones). Pages are pool offsets, NaN where a shard has none.
 import { binding } from './loader.js';
+import type { KeyIds } from './key-ids.js';
 
 /** Which LRU list a block is in: pulled copies are evicted before locally made ones. */
 export const BlockClass = { Local: 0, Pulled: 1 } as const;
@@ -109,6 +110,20 @@ export interface BlockIndex {
   unpinMany(slots: Int32Array, count: number, cold?: boolean): void;
   /** The next eviction victim (least recently used; pulled copies first), or -1 when everything is pinned. */
   victim(): number;
+  /**
+   * Walks the unpinned slots in the order eviction takes them — at most `maxScan`, and only while the bytes walked
+   * are under `windowBytes` — and puts into `out` the sealed ones whose (nsTags[ns], hash) is not a key of `keys` (a
+   * namespace past `nsTags`, or tagged -1, has none there), until their bytes reach `maxBytes` or `out` is full.
+   * Returns how many.
+   */
+  coldestNotIn(
+    keys: KeyIds,
+    nsTags: Int32Array,
+    maxScan: number,
+    windowBytes: number,
+    maxBytes: number,
+    out: Int32Array,
+  ): number;
   /** Up to `max` unpinned slots in the order eviction would take them (the SSD tier writes these ahead of it). */
   coldest(max: number): Int32Array;
   /** Removes an unpinned slot; returns what it was and its pages, for the caller to free. */

@@ -4,6 +4,7 @@
 // batch methods (prefix, pinMany, unpinMany, sealedHashes) are what hot paths use: one call per request.
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -12,6 +13,7 @@
 
 #include "block_index.h"
 #include "block_index_js.h"
+#include "key_ids_js.h"
 #include "memory.h"
 #include "modules.h"
 
@@ -59,6 +61,7 @@ class BlockIndexJs : public Napi::ObjectWrap<BlockIndexJs> {
   Napi::Value SetChecksums(const Napi::CallbackInfo& info);
   Napi::Value SealedSlots(const Napi::CallbackInfo& info);
   Napi::Value PagesOf(const Napi::CallbackInfo& info);
+  Napi::Value ColdestNotIn(const Napi::CallbackInfo& info);
   Napi::Int32Array Slots(const Napi::CallbackInfo& info, size_t i, uint32_t* count) const;
 
   // Argument readers: INVALID_ARGUMENT naming the argument when it is not what the method takes.
@@ -412,6 +415,44 @@ Napi::Value BlockIndexJs::Coldest(const Napi::CallbackInfo& info) {
   return arr;
 }
 
+// coldestNotIn(keys: KeyIds, nsTags: Int32Array, maxScan, windowBytes, maxBytes, out: Int32Array) -> candidates:
+// walks the unpinned slots in the order eviction takes them, at most maxScan of them and only while the bytes walked
+// are under windowBytes, and puts into out the sealed ones whose (nsTags[ns], hash) is not a key of `keys` (a
+// namespace past nsTags or tagged -1 has none there), until their bytes reach maxBytes or out is full. The SSD
+// writer's scan for the blocks DRAM evicts next that the SSD lacks, in one call.
+Napi::Value BlockIndexJs::ColdestNotIn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const KeyTable* keys = UnwrapKeyIds(info[0]);
+  if (!keys) throw CodedError(env, code::kInvalidArgument, "keys: expected a KeyIds");
+  auto ints = [&](size_t i, const char* name) {
+    if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      throw CodedError(env, code::kInvalidArgument, std::string(name) + ": expected an Int32Array");
+    return info[i].As<Napi::Int32Array>();
+  };
+  Napi::Int32Array tags = ints(1, "nsTags");
+  uint64_t max_scan = ToIndex(env, info[2], "maxScan");
+  uint64_t window = ToIndex(env, info[3], "windowBytes");
+  uint64_t max_bytes = ToIndex(env, info[4], "maxBytes");
+  Napi::Int32Array out = ints(5, "out");
+  Lock lock(index_.mu());
+  std::vector<int32_t> cold(static_cast<size_t>(std::min<uint64_t>(max_scan, index_.IdBound())));
+  uint32_t scanned = index_.Coldest(static_cast<uint32_t>(cold.size()), cold.data());
+  size_t n = 0;
+  uint64_t seen = 0, bytes = 0;
+  for (uint32_t i = 0; i < scanned && seen < window && bytes < max_bytes && n < out.ElementLength(); i++) {
+    int32_t slot = cold[i];
+    uint64_t size = index_.PageBytes(slot) * index_.Shards(slot);
+    seen += size;
+    if (!index_.IsSealed(slot)) continue;
+    uint32_t ns = index_.Ns(slot);
+    int32_t tag = ns < tags.ElementLength() ? tags[ns] : -1;
+    if (tag >= 0 && keys->Find(static_cast<uint32_t>(tag), index_.Key(slot), index_.KeyLength(slot)) >= 0) continue;
+    out[n++] = slot;
+    bytes += size;
+  }
+  return Num(env, static_cast<double>(n));
+}
+
 // evict(slot) -> { ns, hash, sealed, pages, pageBytes }
 Napi::Value BlockIndexJs::Evict(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -615,6 +656,7 @@ void BlockIndexJs::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&BlockIndexJs::SetChecksums>("setChecksums"),
           InstanceMethod<&BlockIndexJs::SealedSlots>("sealedSlots"),
           InstanceMethod<&BlockIndexJs::PagesOf>("pagesOf"),
+          InstanceMethod<&BlockIndexJs::ColdestNotIn>("coldestNotIn"),
       });
   exports.Set("BlockIndex", ctor);
 }

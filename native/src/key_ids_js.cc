@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "key_ids_js.h"
 #include "key_table.h"
 #include "memory.h"
 #include "modules.h"
@@ -33,6 +34,8 @@ Run RunArg(const Napi::CallbackInfo& info, size_t i) {
   return Run{p, out.Data()};
 }
 
+constexpr napi_type_tag kKeyIdsTag = {0x6b76666162726963ULL, 0x6b65796964730001ULL};
+
 class KeyIdsJs : public Napi::ObjectWrap<KeyIdsJs> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
@@ -45,7 +48,10 @@ class KeyIdsJs : public Napi::ObjectWrap<KeyIdsJs> {
                                           InstanceMethod<&KeyIdsJs::Size>("size"),
                                       }));
   }
-  explicit KeyIdsJs(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KeyIdsJs>(info) {}
+  explicit KeyIdsJs(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KeyIdsJs>(info) {
+    info.This().As<Napi::Object>().TypeTag(&kKeyIdsTag);
+  }
+  const KeyTable& table() const { return table_; }
 
  private:
   // find(tag, packed, hashLen, at, count, out) -> how many were present; out[k]: the id of hash at + k, or -1
@@ -119,6 +125,11 @@ class KeyIdsJs : public Napi::ObjectWrap<KeyIdsJs> {
 };
 
 }  // namespace
+
+const KeyTable* UnwrapKeyIds(Napi::Value value) {
+  if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kKeyIdsTag)) return nullptr;
+  return &Napi::ObjectWrap<KeyIdsJs>::Unwrap(value.As<Napi::Object>())->table();
+}
 
 void InitKeyIds(Napi::Env env, Napi::Object exports) { KeyIdsJs::Init(env, exports); }
 

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BlockClass, createBlockIndex, type BlockIndex } from '../lib/block-index.js';
+import { createKeyIds } from '../lib/key-ids.js';
 
 /** An 8-byte hash: 4 zero bytes, then i as 4 decimal digits. */
 const key = (i: number) => Buffer.concat([Buffer.alloc(4), Buffer.from(String(i).padStart(4, '0'))]);
@@ -102,6 +103,35 @@ test('pagesOf lists every shard page of slots of any shape with the checksums kn
     ['pages, sums, known', () => idx.pagesOf(Int32Array.from([one, two]), 2, new Float64Array(2), sums, known)],
     ['count', () => idx.pagesOf(Int32Array.from([one]), 2, pages, sums, known)],
     ['known', () => idx.pagesOf(Int32Array.from([one]), 1, pages, sums, new Int8Array(3) as unknown as Uint8Array)],
+  ] as const)
+    assert.throws(call, (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && e.message.startsWith(field));
+});
+
+test('coldestNotIn walks the eviction order within its window and skips partial, pinned and listed blocks', () => {
+  const idx = createBlockIndex();
+  const s = [0, 1, 2, 3, 4].map((i) => seal(idx, i === 4 ? 1 : 0, key(i), i * 4096)); // block 4 in namespace 1
+  slotFor(idx, 0, key(9), 2, 0, 4096); // partial: never a candidate
+  idx.pin(s[2]!);
+  const keys = createKeyIds();
+  const ids = new Int32Array(2);
+  keys.intern(7, packed([key(1), key(4)]), 8, 0, 2, ids); // on SSD: block 1 (ns 0 -> tag 7); key(4) under tag 7 only
+  const out = new Int32Array(8);
+  const tags = Int32Array.from([7]); // ns 1 has no tag: nothing of it is listed
+  const all = 1e9;
+  assert.equal(idx.coldestNotIn(keys, tags, 100, all, all, out), 3);
+  assert.deepEqual([...out.subarray(0, 3)], [s[0], s[3], s[4]]);
+  assert.equal(idx.coldestNotIn(keys, tags, 100, 2 * 4096, all, out), 1, 'window: the two coldest, one listed');
+  assert.equal(idx.coldestNotIn(keys, tags, 2, all, all, out), 1, 'maxScan: the two coldest slots, one listed');
+  assert.equal(idx.coldestNotIn(keys, tags, 100, all, 4096, out), 1, 'maxBytes: one 4 KiB block');
+  assert.equal(idx.coldestNotIn(keys, tags, 100, all, all, new Int32Array(2)), 2, 'out full');
+  assert.equal(idx.coldestNotIn(keys, Int32Array.from([-1, 7]), 100, all, all, out), 3, 'ns 0 untagged, ns 1 tagged');
+  assert.deepEqual([...out.subarray(0, 3)], [s[0], s[1], s[3]], 'block 1 is a candidate now, block 4 is listed');
+  for (const [field, call] of [
+    ['keys', () => idx.coldestNotIn({} as never, tags, 1, 1, 1, out)],
+    ['nsTags', () => idx.coldestNotIn(keys, new Uint32Array(1) as never, 1, 1, 1, out)],
+    ['maxScan', () => idx.coldestNotIn(keys, tags, -1, 1, 1, out)],
+    ['windowBytes', () => idx.coldestNotIn(keys, tags, 1, -1, 1, out)],
+    ['out', () => idx.coldestNotIn(keys, tags, 1, 1, 1, new Float64Array(1) as never)],
   ] as const)
     assert.throws(call, (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && e.message.startsWith(field));
 });

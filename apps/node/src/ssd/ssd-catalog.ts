@@ -106,6 +106,16 @@ export class SsdCatalog {
     return k;
   }
 
+  /**
+   * The native key table and, for each namespace of `namespaces` (by its id), the tag its keys are held under (-1:
+   * nothing of it on SSD): for native scans that skip what the SSD holds (BlockIndex.coldestNotIn).
+   */
+  nativeKeys(namespaces: readonly { id: number; name: string }[]): { keys: KeyIds; tags: Int32Array } {
+    const tags = new Int32Array(namespaces.reduce((n, ns) => Math.max(n, ns.id + 1), 0)).fill(NONE);
+    for (const ns of namespaces) tags[ns.id] = this.tags.get(ns.name) ?? NONE;
+    return { keys: this.keys, tags };
+  }
+
   /** The id of (namespace, hash)'s entry, or -1. */
   find(namespace: string, hash: Uint8Array): number {
     const tag = this.tags.get(namespace);

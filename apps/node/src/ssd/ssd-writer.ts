@@ -121,25 +121,22 @@ export class SsdWriter {
     }
   }
 
-  /** The coldest blocks not on SSD yet, when the pool is short of free room; none otherwise. */
+  /**
+   * The blocks among the coldest `reserve` bytes that the SSD lacks, when the pool is short of free room; none
+   * otherwise: one native scan of the eviction order (no call per block scanned, however large the reserve).
+   */
   private coldest(): Candidate[] {
     const { pool, index, namespaces } = this.tier.opts;
     const s = pool.stats();
     const reserve = Math.min(s.capacityBytes / 4, 4 * GiB);
     if (s.capacityBytes - s.usedBytes > reserve) return [];
+    const { keys, tags } = this.tier.catalog.nativeKeys(namespaces.all());
+    const slots = new Int32Array(MAX_ROUND_BLOCKS);
+    const n = index.coldestNotIn(keys, tags, MAX_SCAN, reserve, MAX_ROUND_BYTES, slots);
     const out: Candidate[] = [];
-    let seen = 0;
-    let bytes = 0;
-    for (const slot of index.coldest(MAX_SCAN)) {
-      if (seen >= reserve || bytes >= MAX_ROUND_BYTES || out.length >= MAX_ROUND_BLOCKS) break;
-      const size = index.pageBytes(slot) * index.shards(slot);
-      seen += size;
-      if (!index.isSealed(slot)) continue;
-      const ns = namespaces.get(index.ns(slot));
-      const hash = index.hash(slot);
-      if (this.tier.has(ns.name, hash)) continue;
-      out.push({ slot, ns, hash });
-      bytes += size;
+    for (let k = 0; k < n; k++) {
+      const slot = slots[k]!;
+      out.push({ slot, ns: namespaces.get(index.ns(slot)), hash: index.hash(slot) });
     }
     return out;
   }
