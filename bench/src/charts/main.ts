@@ -114,6 +114,8 @@ if (ssd) {
       ['read_256KiB_GBps', 'read (promotion), 256 KiB pages', 0.9],
       ['write_2MiB_GBps', 'write (eviction), 2 MiB pages', 0.9],
       ['read_2MiB_GBps', 'read (promotion), 2 MiB pages', 0.9],
+      ['write_through_256KiB_GBps', 'node, saves written through, 256 KiB'],
+      ['write_through_2MiB_GBps', 'node, saves written through, 2 MiB'],
     ]),
   });
 }

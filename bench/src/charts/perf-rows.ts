@@ -136,6 +136,14 @@ export const perfRows: PerfRow[] = [
     target: [VS_FIO],
   },
   {
+    path: 'a node saving with the SSD tier write-through, 256 KiB / 2 MiB blocks: saves until every block is on SSD; node event loop per GiB',
+    scenario: 'ssd',
+    kvfabric: cell`${m('write_through_256KiB_GBps', d2)} / ${m('write_through_2MiB_GBps', d2)} GB/s; ${m('write_through_256KiB_event_loop_ms_per_GiB', d1)} / ${m('write_through_2MiB_event_loop_ms_per_GiB', d1)} ms`,
+    reference: cell`${ref('write_through_256KiB_GBps', d2)} / ${ref('write_through_2MiB_GBps', d2)} GB/s (fio's write job, same size, depth and syncs)`,
+    ratio: pair(ratio, 'write_through_256KiB_GBps', 'write_through_2MiB_GBps'),
+    target: [],
+  },
+  {
     path: 'SSD read latency, one page at a time, 256 KiB / 2 MiB',
     scenario: 'ssd',
     kvfabric: cell`p99 ${m('read_qd1_256KiB_p99_ms', d1)} / ${m('read_qd1_2MiB_p99_ms', d1)} ms`,
