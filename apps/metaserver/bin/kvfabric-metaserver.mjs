@@ -1,10 +1,11 @@
-#!/usr/bin/env -S node --max-semi-space-size=32 --min-semi-space-size=32 --initial-old-space-size=256
+#!/usr/bin/env -S node --max-semi-space-size=16 --min-semi-space-size=16 --initial-old-space-size=256 --no-parallel-scavenge
 // The compiled entry point (`npm run build` writes dist/; during development `node --conditions=source --import tsx src/main.ts`).
-// The V8 flags above size the collector for a server whose index lives outside the V8 heap: every call leaves a few
-// tens of KB of gRPC garbage and almost nothing survives a scavenge, so a scavenge's pause is mostly fixed work per
-// young-generation size (its parallel phase and freeing the calls' array buffers). 32 MiB scavenges 2x less often
-// than the default 16 MiB with half the pause of 64 MiB; an old generation allowed to reach 256 MiB before its first
-// full collection is not marked every few seconds (V8 starts marking whenever the old generation has less room left
-// than the young one). `node <this file>` skips them: run the file itself (as npm's bin link, systemd and the
-// container do), or pass them to node.
+// The V8 flags above size the collector for a server whose index lives outside the V8 heap: a pipelined query's
+// garbage (gRPC frames, array buffers) is dead by the next scavenge, so a scavenge has little to copy and its pause
+// is mostly fixed work. A fixed 16 MiB young generation keeps each pause short; scavenging on the JavaScript thread
+// alone (--no-parallel-scavenge) spares it waiting to start and join helper tasks, which on a host whose cores are
+// busy (the metaserver beside etcd, its clients or other services) is most of a parallel scavenge's pause; an old
+// generation allowed to reach 256 MiB before its first full collection is not marked every few seconds (V8 starts
+// marking whenever the old generation has less room left than the young one). `node <this file>` skips them: run
+// the file itself (as npm's bin link, systemd and the container do), or pass them to node.
 import '../dist/main.js';

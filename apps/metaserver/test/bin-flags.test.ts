@@ -6,7 +6,12 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { BIN, shebangNodeFlags, startMetaserver } from '@kvfabric/testkit';
 
-const FLAGS = ['--max-semi-space-size=32', '--min-semi-space-size=32', '--initial-old-space-size=256'];
+const FLAGS = [
+  '--max-semi-space-size=16',
+  '--min-semi-space-size=16',
+  '--initial-old-space-size=256',
+  '--no-parallel-scavenge',
+];
 
 test('the bin file carries the collector flags and runs by itself (env -S node)', () => {
   assert.deepEqual(shebangNodeFlags(BIN.metaserver), FLAGS);
