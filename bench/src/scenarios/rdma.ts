@@ -21,7 +21,7 @@ const OUTSTANDING = 16; // READs in flight per QP at the NIC (max_rd_atomic), bo
 const TX_DEPTH = 128; // READs queued per QP: perftest's default tx depth; kvfabric keeps as many queued
 const BATCHES = 4; // readv batches in flight, as the node's pull pipeline keeps them (chunks in flight)
 const ACK_TIMEOUT = 18; // 1 s a try: emulated rxe can take tens of ms to answer a full window
-const TRIALS = 3;
+const TRIALS = 5;
 const GRANT = randomBytes(16).toString('hex'); // one grant for the whole run
 const repo = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -156,7 +156,8 @@ async function measure(ctx: BenchContext): Promise<ScenarioResult> {
       const key = `rdma_read_${size / KiB}k_q${qps}_gb_per_s`;
       metrics[key] = median(ours.map((o) => o.bytesPerSec)) / 1e9;
       reference[key] = median(refs.map((o) => o.bytesPerSec)) / 1e9;
-      ratios[key] = median(ours.map((o, i) => o.bytesPerSec / refs[i]!.bytesPerSec));
+      const pairRatios = ours.map((o, i) => o.bytesPerSec / refs[i]!.bytesPerSec);
+      ratios[key] = median(pairRatios);
       const serialKey = `rdma_read_${size / KiB}k_q${qps}_one_batch_gb_per_s`;
       metrics[serialKey] = median(serial.map((o) => o.bytesPerSec)) / 1e9;
       reference[serialKey] = reference[key];
@@ -178,6 +179,8 @@ async function measure(ctx: BenchContext): Promise<ScenarioResult> {
         +(reference[key] * 1000).toFixed(1),
         +ratios[key].toFixed(2),
         +ratios[serialKey].toFixed(2),
+        `${Math.min(...pairRatios).toFixed(2)}–${Math.max(...pairRatios).toFixed(2)}`,
+        `${spread(ours)} / ${spread(refs)}`,
         +(metrics[tcpKey] * 1000).toFixed(1),
         Math.round(metrics[`rdma_read_${size / KiB}k_q${qps}_cpu_ms_per_gib`]!),
         Math.round(reference[`rdma_read_${size / KiB}k_q${qps}_cpu_ms_per_gib`]!),
@@ -200,6 +203,8 @@ async function measure(ctx: BenchContext): Promise<ScenarioResult> {
         'ib_read_bw MB/s',
         'ratio',
         'ratio, 1 batch',
+        'per-trial ratios',
+        'trial spread, verbs / ib_read_bw',
         'tcp MB/s',
         'verbs CPU ms/GiB',
         'ib_read_bw CPU ms/GiB',
@@ -208,10 +213,16 @@ async function measure(ctx: BenchContext): Promise<ScenarioResult> {
     },
     notes: [
       `measured inside the project's QEMU VM (TCG, no KVM): rxe devices ${devA} (reader) and ${devB} (server) on a veth pair; absolute numbers are the emulator's, the ratio is what compares`,
-      `both parties: the same message size and QPs, ${OUTSTANDING} outstanding READs per QP, ACK timeout exponent ${ACK_TIMEOUT}; ${TRIALS} trials of ${bytesPerTrial / MiB} MiB alternating kvfabric verbs, ib_read_bw, kvfabric tcp; ratio = median of per-pair ratios`,
+      `both parties: the same message size and QPs, ${OUTSTANDING} outstanding READs per QP, ACK timeout exponent ${ACK_TIMEOUT}; ${TRIALS} trials of ${bytesPerTrial / MiB} MiB alternating kvfabric verbs, ib_read_bw, kvfabric tcp; ratio = median of per-pair ratios; trial spread = a party's fastest trial over its slowest`,
       `kvfabric: one grant of memory windows (one per page), ${BATCHES} readv batches in flight (the node's pull pipeline) keeping ${TX_DEPTH} READs queued per QP (ib_read_bw's default tx depth); "1 batch": one readv of the same ${TX_DEPTH} READs per QP at a time; CPU = the whole process (reader and server side); ib_read_bw CPU = client + server processes (perftest busy-polls its CQ)`,
     ],
   };
+}
+
+/** A party's fastest trial over its slowest, e.g. "1.40x". */
+function spread(trials: { bytesPerSec: number }[]): string {
+  const rates = trials.map((t) => t.bytesPerSec);
+  return `${(Math.max(...rates) / Math.min(...rates)).toFixed(2)}x`;
 }
 
 /** On the host: boot the VM, run this scenario there, and return its result. */
