@@ -100,7 +100,7 @@ export interface VerbsTransportOptions {
   gidIndex?: number | 'auto';
   /** Default per-batch deadline; a batch past it fails TRANSPORT_TIMEOUT and its connection is torn down. */
   timeoutMs?: number;
-  /** Send queue depth per QP (clamped to max_qp_wr). Default 256. */
+  /** Send queue depth per QP (clamped to max_qp_wr), at most 32768. Default 256. */
   queueDepth?: number;
   /** CQ entries per NIC (clamped to max_cqe); posting never lets more completions be outstanding. Default 16384. */
   cqDepth?: number;
@@ -189,6 +189,9 @@ export interface VerbsCounters extends TransportCounters {
   /** ibv_post_send calls; each posts a chain of `workRequests / posts` WRs on average. */
   posts: number;
   workRequests: number;
+  /** Work completions polled: one per WR that asked for one (a READ every quarter of `postDepth`, at the end of its
+   * batch and of its chain; every bind and invalidation), plus every WR that failed or was flushed. */
+  completions: number;
   /** READs in the NICs' send queues right now. */
   readsPosted: number;
   /** Times a NIC worker slept on its completion channel, and how many of those a completion ended. */
@@ -269,7 +272,7 @@ export class VerbsTransport extends NativeTransport<NativeVerbs> implements Tran
     const config = {
       portNum,
       gidIndex,
-      queueDepth: intOption(opts, 'queueDepth', 256, 1, 1 << 16),
+      queueDepth: intOption(opts, 'queueDepth', 256, 1, 1 << 15),
       cqDepth: intOption(opts, 'cqDepth', 16384, 16, 1 << 22),
       readDepth: intOption(opts, 'readDepth', 16, 1, 255),
       postDepth: intOption(opts, 'postDepth', 32, 1, 1 << 16),

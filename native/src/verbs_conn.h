@@ -51,6 +51,7 @@ struct Wr {
   uint32_t window = 0;                  // kBind, kInvalidate: index into grant->windows
   uint64_t local = 0, remote = 0;       // kRead: addresses in the local / remote MR address space
   uint32_t lkey = 0, rkey = 0, length = 0;
+  uint16_t seq = 0;  // position in the QP's send queue order (mod 2^16), carried in wr_id
 };
 
 struct Conn;
@@ -65,8 +66,20 @@ struct Qp {
   std::deque<Wr> pending;  // waiting for room
   std::deque<Wr> posted;   // in the send queue, in order (RC completes in order)
   uint32_t reads_posted = 0;  // READs in `posted`
+  uint16_t next_seq = 0;      // `seq` of the next WR posted
   bool errored = false;    // moved to ERR by this worker
 };
+
+// A send WR's wr_id: its QP (a heap pointer, below 2^48 in x86-64 and arm64 user space; checked when the QP is
+// made) and its 16-bit `seq`. Only some READs ask for a completion (VerbsWorker::PostAll); since RC completes a
+// send queue in order, a completion of WR `seq` also completes every earlier WR of its QP, and an error one names
+// the WR that failed. A QP holds at most kMaxQpDepth WRs (verbs_nic.h), so `seq` is unique among those in flight.
+inline uint64_t WrIdOf(const Qp* q, uint16_t seq) {
+  return uint64_t(seq) << 48 | uint64_t(reinterpret_cast<uintptr_t>(q));
+}
+inline bool FitsWrId(const Qp* q) { return (uint64_t(reinterpret_cast<uintptr_t>(q)) >> 48) == 0; }
+inline Qp* QpOfWrId(uint64_t wr_id) { return reinterpret_cast<Qp*>(uintptr_t(wr_id & ((uint64_t(1) << 48) - 1))); }
+inline uint16_t SeqOfWrId(uint64_t wr_id) { return uint16_t(wr_id >> 48); }
 
 // One direction with one peer: our reading QPs to it, or our serving QPs for it.
 struct Conn {

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -123,7 +124,7 @@ std::string OpenNic(const VerbsConfig& cfg, uint8_t* base, uint64_t size, Nic* p
   p->gid_index = gi;
 
   // Limits: never ask the device for more than it has.
-  p->qp_depth = std::min<uint32_t>(cfg.queue_depth, uint32_t(std::max(attr.max_qp_wr, 1)));
+  p->qp_depth = std::min<uint32_t>({cfg.queue_depth, uint32_t(std::max(attr.max_qp_wr, 1)), kMaxQpDepth});
   p->cq_depth = std::min<uint32_t>(cfg.cq_depth, uint32_t(std::max(attr.max_cqe, 1)));
   p->rd_atom_init = std::min<uint32_t>(cfg.read_depth, uint32_t(std::max(attr.max_qp_init_rd_atom, 1)));
   p->rd_atom_resp = uint32_t(std::max(attr.max_qp_rd_atom, 1));

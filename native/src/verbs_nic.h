@@ -9,6 +9,9 @@
 
 namespace kvf {
 
+// Send WRs a QP may hold at most: a WR's 16-bit sequence number (verbs_conn.h) must be unique among them.
+constexpr uint32_t kMaxQpDepth = 1u << 15;
+
 // What the node asked for (validated and defaulted in native/lib/verbs-transport.ts).
 struct VerbsConfig {
   std::vector<std::string> nics;
@@ -55,7 +58,7 @@ struct Nic {
   int gid_index = 0;
   std::string gid_type;
   uint64_t base = 0;         // address of pool offset 0 in the MR's address space (0 with iova registration)
-  uint32_t qp_depth = 0;     // send WRs per QP (clamped)
+  uint32_t qp_depth = 0;     // send WRs per QP (clamped, at most kMaxQpDepth)
   uint32_t cq_depth = 0;     // CQ entries (clamped)
   uint32_t rd_atom_init = 0; // outstanding READs one QP may issue (max_qp_init_rd_atom)
   uint32_t rd_atom_resp = 0; // READs one QP may serve at once (max_qp_rd_atom)

@@ -150,6 +150,11 @@ class VerbsTransport : public Napi::ObjectWrap<VerbsTransport>, ThreadedObject {
     for (size_t i = 0; i < nic_of.size(); i++) {
       Nic* nic = nics_[size_t(nic_of[i])].get();
       auto q = std::make_unique<Qp>();
+      if (!FitsWrId(q.get())) {
+        DestroyUnadopted(*conn);
+        throw CodedError(env, code::kTransportFailed,
+                         "verbs: a queue pair's state lies above 2^48, where a work request id cannot name it");
+      }
       q->nic = nic;
       q->conn = conn.get();
       q->index = uint32_t(i);
@@ -157,7 +162,7 @@ class VerbsTransport : public Napi::ObjectWrap<VerbsTransport>, ThreadedObject {
       ibv_qp_init_attr ia{};
       ia.send_cq = ia.recv_cq = nic->cq;
       ia.qp_type = IBV_QPT_RC;
-      ia.sq_sig_all = 1;
+      ia.sq_sig_all = 0;  // completions only where PostAll asks (VerbsWorker::PostAll)
       ia.cap.max_send_wr = nic->qp_depth;
       ia.cap.max_recv_wr = 1;
       ia.cap.max_send_sge = ia.cap.max_recv_sge = 1;
@@ -542,6 +547,7 @@ class VerbsTransport : public Napi::ObjectWrap<VerbsTransport>, ThreadedObject {
     o.Set("brokenConnections", double(verbs_counters_.broken_conns));
     o.Set("posts", double(verbs_counters_.posts));
     o.Set("workRequests", double(verbs_counters_.wrs));
+    o.Set("completions", double(verbs_counters_.completions));
     o.Set("readsPosted", double(verbs_counters_.reads_posted));
     o.Set("sleeps", double(verbs_counters_.sleeps));
     o.Set("cqWakeups", double(verbs_counters_.cq_wakeups));

@@ -238,10 +238,10 @@ bool VerbsWorker::PostAll() {
       Wr& w = q->pending[n];
       if (w.kind == WrKind::kRead && read_budget == 0) break;
       if (w.kind == WrKind::kRead) read_budget--;
+      w.seq = uint16_t(q->next_seq + n);
       ibv_send_wr& wr = wrs[n];
       wr = ibv_send_wr{};
-      wr.wr_id = reinterpret_cast<uint64_t>(q);
-      wr.send_flags = IBV_SEND_SIGNALED;
+      wr.wr_id = WrIdOf(q, w.seq);
       wr.next = nullptr;
       if (n > 0) wrs[n - 1].next = &wr;
       if (w.kind == WrKind::kRead) {
@@ -267,6 +267,17 @@ bool VerbsWorker::PostAll() {
       n++;
     }
     if (n == 0) continue;
+    // A READ asks for a completion only every quarter of the post depth (so refills start while the NIC still has
+    // a quarter queued), at the end of its batch on this QP (so a batch settles as soon as its last READ is done)
+    // and at the end of the chain (so every WR is covered by a later completion); windows' binds and
+    // invalidations always do. A completion retires every earlier WR of its QP (Complete).
+    const uint32_t every = std::max<uint32_t>(1, cfg_.post_depth / 4);
+    for (int i = 0; i < n; i++) {
+      const Wr& w = q->pending[size_t(i)];
+      bool last_of_batch = size_t(i) + 1 >= q->pending.size() || q->pending[size_t(i) + 1].batch != w.batch;
+      bool signal = w.kind != WrKind::kRead || i == n - 1 || last_of_batch || (uint32_t(w.seq) + 1) % every == 0;
+      if (signal) wrs[i].send_flags = IBV_SEND_SIGNALED;
+    }
     ibv_send_wr* bad = nullptr;
     int rc = ibv_post_send(q->qp, wrs, &bad);
     int posted = rc == 0 ? n : int(bad - wrs);
@@ -277,7 +288,8 @@ bool VerbsWorker::PostAll() {
       q->posted.push_back(std::move(q->pending.front()));
       q->pending.pop_front();
     }
-    cq_inflight_ += uint32_t(posted);
+    q->next_seq = uint16_t(q->next_seq + posted);
+    cq_inflight_ += uint32_t(posted);  // each WR may still complete on its own: flushed WRs always do
     progress = true;
     if (rc != 0) {
       sink_.counters->errors++;
@@ -296,22 +308,39 @@ int VerbsWorker::Poll() {
     return 0;
   }
   for (int i = 0; i < n; i++) Complete(wc[i]);
+  if (n > 0) sink_.verbs->completions += uint64_t(n);
   return n;
 }
 
+// A completion names WR `seq` of its QP: every earlier WR of that QP completed without one (RC completes a send
+// queue in order, and only some WRs ask for a completion), then this one with the completion's status.
 void VerbsWorker::Complete(const ibv_wc& wc) {
-  Qp* q = reinterpret_cast<Qp*>(wc.wr_id);
-  cq_inflight_--;
-  if (q->posted.empty()) return;  // cannot happen: every WR is signaled and tracked
-  Wr w = std::move(q->posted.front());
-  q->posted.pop_front();
+  Qp* q = QpOfWrId(wc.wr_id);
+  uint16_t seq = SeqOfWrId(wc.wr_id);
+  // cannot happen: every posted WR is tracked, in order, and `seq` is unique among them
+  if (q->posted.empty() || uint16_t(seq - q->posted.front().seq) >= q->posted.size()) return;
+  for (;;) {
+    Wr w = std::move(q->posted.front());
+    q->posted.pop_front();
+    cq_inflight_--;
+    if (w.seq != seq) {
+      Retire(q, w, IBV_WC_SUCCESS, 0);
+      continue;
+    }
+    Retire(q, w, wc.status, wc.vendor_err);
+    return;
+  }
+}
+
+// One WR left the send queue with `status`.
+void VerbsWorker::Retire(Qp* q, Wr& w, ibv_wc_status status, uint32_t vendor_err) {
   if (w.kind == WrKind::kRead) q->reads_posted--, sink_.verbs->reads_posted--;
-  bool ok = wc.status == IBV_WC_SUCCESS;
-  if (!ok && wc.status != IBV_WC_WR_FLUSH_ERR) {
+  bool ok = status == IBV_WC_SUCCESS;
+  if (!ok && status != IBV_WC_WR_FLUSH_ERR) {
     sink_.counters->errors++;
     char vendor[16];
-    std::snprintf(vendor, sizeof(vendor), "0x%x", wc.vendor_err);
-    std::string why = std::string(Verbs().wc_status_str(wc.status)) + " (vendor_err " + vendor + ", qp " +
+    std::snprintf(vendor, sizeof(vendor), "0x%x", vendor_err);
+    std::string why = std::string(Verbs().wc_status_str(status)) + " (vendor_err " + vendor + ", qp " +
                       std::to_string(q->qp->qp_num) + ")";
     if (q->conn->Break(why)) sink_.verbs->broken_conns++, Event("broken", q->conn->peer, why);
   }
@@ -319,10 +348,10 @@ void VerbsWorker::Complete(const ibv_wc& wc) {
     case WrKind::kRead:
       if (ok) {
         w.batch->bytes += w.length;
-      } else if (wc.status == IBV_WC_WR_FLUSH_ERR) {
+      } else if (status == IBV_WC_WR_FLUSH_ERR) {
         w.batch->Fail(code::kTransportFailed, "READ flushed: connection to " + q->conn->peer + " broke: " + q->conn->Why());
       } else {
-        w.batch->Fail(CodeOf(wc.status), std::string("RDMA READ from ") + q->conn->peer + " failed: " + q->conn->Why());
+        w.batch->Fail(CodeOf(status), std::string("RDMA READ from ") + q->conn->peer + " failed: " + q->conn->Why());
       }
       ReleaseBatch(w.batch, 1, sink_);
       break;
@@ -343,7 +372,7 @@ void VerbsWorker::Complete(const ibv_wc& wc) {
         {
           std::lock_guard<std::mutex> g(w.grant->mu);
           if (w.grant->fail_msg.empty())
-            w.grant->fail_msg = std::string("binding a memory window failed: ") + Verbs().wc_status_str(wc.status);
+            w.grant->fail_msg = std::string("binding a memory window failed: ") + Verbs().wc_status_str(status);
         }
         WindowDead(w.grant, w.window, false);
       }

@@ -27,6 +27,7 @@ struct VerbsCounters {
   std::atomic<uint64_t> broken_conns{0};
   std::atomic<uint64_t> posts{0};  // ibv_post_send calls (each posts a chain)
   std::atomic<uint64_t> wrs{0};    // work requests posted
+  std::atomic<uint64_t> completions{0};  // work completions polled (fewer than WRs: only some READs ask for one)
   std::atomic<int64_t> reads_posted{0};    // READs in send queues right now (all QPs, all NICs)
   std::atomic<uint64_t> sleeps{0};         // times a worker slept on its completion channel
   std::atomic<uint64_t> cq_wakeups{0};     // ... and was woken by a completion event (the rest: work or timeout)
@@ -75,6 +76,7 @@ class VerbsWorker {
   void Sleep(int timeout_ms);
   void ReadEvents();
   void Complete(const ibv_wc& wc);
+  void Retire(Qp* q, Wr& w, ibv_wc_status status, uint32_t vendor_err);
   void FailPending(Owned& o, const std::string& why);
   void Invalidate(const std::shared_ptr<Grant>& g, uint32_t w);
   void WindowDead(const std::shared_ptr<Grant>& g, uint32_t w, bool reuse);

@@ -215,6 +215,33 @@ export function verbsSuite(env: VerbsEnv): void {
       }
     });
 
+    test('a batch of many READs asks for few completions (one every quarter of the post depth), byte-exact', async () => {
+      const A = await side(env.a, env, {}, 32 << 20);
+      const B = await side(env.b, env, { qpsPerPeer: 1 }, 32 << 20);
+      try {
+        await connect(B, 'A', A, 'B');
+        const size = 16 << 10;
+        const n = 512;
+        const src = fill(A, size, n);
+        const dst = blank(B, size, n);
+        const g = await grant(A, 'B', src.offsets, size);
+        const before = B.t.counters();
+        const r = await read(B, 'A', g, src.offsets, dst, size);
+        assert.equal(r.bytes, n * size);
+        assertBytes(B, dst, src.data, size);
+        const c = B.t.counters();
+        const wrs = c.workRequests - before.workRequests;
+        const completions = c.completions - before.completions;
+        assert.equal(wrs, n, 'one READ per page');
+        // the default post depth is 32: a completion every 8 READs, plus the ends of chains and of the batch
+        assert.ok(completions <= n / 4, `${completions} completions for ${wrs} READs`);
+        assert.ok(completions >= n / 8, `${completions} completions for ${wrs} READs`);
+        assert.equal(c.readsInFlight, 0);
+      } finally {
+        await closeAll(A, B);
+      }
+    });
+
     test('a CQ far smaller than the READs queued never overruns: posting waits for room', async () => {
       const A = await side(env.a, env, {}, 64 << 20);
       const B = await side(env.b, env, { cqDepth: 16, queueDepth: 64, qpsPerPeer: 8 }, 64 << 20);
