@@ -69,7 +69,7 @@ function probe(hostPort: string, tls: EtcdTls, timeoutMs: number, field: string)
     let connected = false; // the TCP connection was accepted
     socket.once('connect', () => (connected = true));
     socket.once('data', () => done({ ok: true }));
-    socket.once('error', (err: NodeJS.ErrnoException) => done(classify(err, field)));
+    socket.once('error', (err: NodeJS.ErrnoException) => done(classify(err, field, connected)));
     // accepted, then closed on the TLS hello: a plaintext etcd does that with a reset or a plain FIN, as it happens
     socket.once('close', () =>
       done(
@@ -90,13 +90,14 @@ function probe(hostPort: string, tls: EtcdTls, timeoutMs: number, field: string)
   });
 }
 
-/** Which flag fixes the failure, in a message with %s for the endpoint. */
-function classify(err: NodeJS.ErrnoException, field: string): Outcome {
+/** Which flag fixes the failure, in a message with %s for the endpoint; `connected`: TCP had accepted. */
+function classify(err: NodeJS.ErrnoException, field: string, connected: boolean): Outcome {
   const code = err.code ?? '';
   // OpenSSL's errors carry a one-line reason ("sslv3 alert bad certificate") beside a multi-line message
   const why = `${(err as { reason?: string }).reason ?? err.message} (${code})`;
-  // accepted, then hung up on the TLS hello without an alert (no syscall failed): what a plaintext etcd does
-  if (code === 'ECONNRESET' && err.syscall === undefined)
+  // accepted, then hung up on the TLS hello without an alert: what a plaintext etcd does. The reset reaches us
+  // through TLS (no syscall) or through the socket's read, whichever comes first
+  if (code === 'ECONNRESET' && (connected || err.syscall === undefined))
     return { problem: `${field}: etcd at %s closed the connection on the TLS hello (an http:// endpoint?): ${why}` };
   if (UNREACHABLE.has(code) || err.syscall !== undefined) return { unreachable: why };
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
