@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import { BIN, shebangNodeFlags, startMetaserver } from '@kvfabric/testkit';
 
 const FLAGS = [
-  '--max-semi-space-size=16',
-  '--min-semi-space-size=16',
+  '--max-semi-space-size=4',
+  '--min-semi-space-size=4',
   '--initial-old-space-size=256',
   '--no-parallel-scavenge',
 ];
