@@ -2,9 +2,10 @@
 // The compiled entry point (`npm run build` writes dist/; during development `node --conditions=source --import tsx src/main.ts`).
 // The V8 flags above size the collector for a server whose index lives outside the V8 heap: a pipelined query's
 // garbage (gRPC frames, array buffers) is dead by the next scavenge, so a scavenge has little to copy and its pause
-// is mostly fixed work. A fixed 4 MiB young generation keeps each pause short (under a millisecond at p99); scavenging on the JavaScript thread
-// alone (--no-parallel-scavenge) spares it waiting to start and join helper tasks, which on a host whose cores are
-// busy (the metaserver beside etcd, its clients or other services) is most of a parallel scavenge's pause; an old
+// is mostly fixed work. A fixed 4 MiB young generation keeps each pause short (p99 0.9-1.7 ms under the metaserver
+// bench on 2 shared cores, 2.5 ms at 16 MiB; the metaserver README has the runs); scavenging on the JavaScript
+// thread alone (--no-parallel-scavenge) spares it waiting to start and join helper tasks, which on a host whose cores
+// are busy (the metaserver beside etcd, its clients or other services) is most of a parallel scavenge's pause; an old
 // generation allowed to reach 256 MiB before its first full collection is not marked every few seconds (V8 starts
 // marking whenever the old generation has less room left than the young one). `node <this file>` skips them: run
 // the file itself (as npm's bin link, systemd and the container do), or pass them to node.
