@@ -43,6 +43,18 @@ void BlockIndex::FreeData(uint32_t shards, uint32_t base) { free_data_[shards].p
 
 uint32_t BlockIndex::Prefix(uint32_t ns, const uint8_t* packed, uint32_t hash_len, uint32_t count, int32_t* out) {
   uint32_t found = table_.FindRun(ns, packed, hash_len, count, out);
+  // The hits are far apart in the per-slot arrays once eviction has churned the index: fetch what the seal check
+  // and the LRU moves read for all of them at once, then the list neighbours those moves rewrite.
+  for (uint32_t i = 0; i < found; i++) {
+    __builtin_prefetch(&sealed_[out[i]]);
+    __builtin_prefetch(&list_[out[i]]);
+    __builtin_prefetch(&prev_[out[i]]);
+    __builtin_prefetch(&next_[out[i]]);
+  }
+  for (uint32_t i = 0; i < found; i++) {
+    if (prev_[out[i]] != kNil) __builtin_prefetch(&next_[prev_[out[i]]], 1);
+    if (next_[out[i]] != kNil) __builtin_prefetch(&prev_[next_[out[i]]], 1);
+  }
   uint32_t n = 0;
   while (n < found && sealed_[out[n]]) n++;
   for (uint32_t i = 0; i < n; i++) Touch(out[i]);

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "huge_page_allocator.h"
 #include "key_table.h"
 
 namespace kvf {
@@ -85,18 +86,18 @@ class BlockIndex {
   std::mutex mu_;
   KeyTable table_;
   // Per slot.
-  std::vector<uint16_t> shards_;
-  std::vector<uint64_t> landed_;  // bit s: shard s written
-  std::vector<uint64_t> summed_;  // bit s: shard s's checksum known
-  std::vector<uint8_t> class_;
-  std::vector<uint8_t> sealed_;
-  std::vector<int32_t> pins_;
-  std::vector<uint64_t> page_bytes_;
-  std::vector<uint32_t> base_;  // the slot's [page, checksum] pairs start at data_[base_]
-  std::vector<int32_t> prev_, next_;
-  std::vector<int8_t> list_;  // -1: in no list
+  HugeVector<uint16_t> shards_;
+  HugeVector<uint64_t> landed_;  // bit s: shard s written
+  HugeVector<uint64_t> summed_;  // bit s: shard s's checksum known
+  HugeVector<uint8_t> class_;
+  HugeVector<uint8_t> sealed_;
+  HugeVector<int32_t> pins_;
+  HugeVector<uint64_t> page_bytes_;
+  HugeVector<uint32_t> base_;  // the slot's [page, checksum] pairs start at data_[base_]
+  HugeVector<int32_t> prev_, next_;
+  HugeVector<int8_t> list_;  // -1: in no list
   // Per shard of every block: [page, checksum]; free runs kept per shard count.
-  std::vector<uint64_t> data_;
+  HugeVector<uint64_t> data_;
   std::vector<std::vector<uint32_t>> free_data_;
   int32_t heads_[2] = {kNil, kNil};
   int32_t tails_[2] = {kNil, kNil};

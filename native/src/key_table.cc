@@ -27,7 +27,7 @@ uint32_t KeyTable::Hash(uint32_t tag, const uint8_t* key, uint32_t len) {
 bool KeyTable::Matches(const Slot& s, uint32_t h, uint32_t tag, const uint8_t* key, uint32_t len) const {
   if (s.hash != h) return false;
   int32_t id = s.id_plus1 - 1;
-  return tags_[id] == tag && lens_[id] == len && std::memcmp(Key(id), key, len) == 0;
+  return meta_[id].tag == tag && meta_[id].len == len && std::memcmp(Key(id), key, len) == 0;
 }
 
 int32_t KeyTable::Find(uint32_t tag, const uint8_t* key, uint32_t len) const {
@@ -42,17 +42,26 @@ int32_t KeyTable::Find(uint32_t tag, const uint8_t* key, uint32_t len) const {
 
 uint32_t KeyTable::FindRun(uint32_t tag, const uint8_t* keys, uint32_t len, uint32_t count, int32_t* out) const {
   if (len == 0 || len > kMaxKeyBytes) return 0;
-  // Hash and prefetch a group of keys first, so their first probes' cache misses overlap.
-  constexpr uint32_t kGroup = 16;
+  constexpr uint32_t kGroup = 32;
   uint32_t hashes[kGroup];
   for (uint32_t base = 0; base < count; base += kGroup) {
     uint32_t n = count - base < kGroup ? count - base : kGroup;
+    const uint8_t* group = keys + static_cast<size_t>(base) * len;
+    // Pass 1: hash every key of the group and prefetch its home slot.
     for (uint32_t k = 0; k < n; k++) {
-      hashes[k] = Hash(tag, keys + static_cast<size_t>(base + k) * len, len);
+      hashes[k] = Hash(tag, group + static_cast<size_t>(k) * len, len);
       __builtin_prefetch(&slots_[hashes[k] & mask_]);
     }
+    // Pass 2: the home slots have arrived; prefetch the entry each names when its hash matches (the usual case).
     for (uint32_t k = 0; k < n; k++) {
-      const uint8_t* key = keys + static_cast<size_t>(base + k) * len;
+      const Slot& s = slots_[hashes[k] & mask_];
+      if (s.id_plus1 == 0 || s.hash != hashes[k]) continue;
+      __builtin_prefetch(&meta_[s.id_plus1 - 1]);
+      __builtin_prefetch(Key(s.id_plus1 - 1));
+    }
+    // Pass 3: compare, probing on past the home slot where needed.
+    for (uint32_t k = 0; k < n; k++) {
+      const uint8_t* key = group + static_cast<size_t>(k) * len;
       int32_t id = kNone;
       for (uint32_t i = hashes[k] & mask_;; i = (i + 1) & mask_) {
         const Slot& s = slots_[i];
@@ -78,12 +87,10 @@ int32_t KeyTable::Add(uint32_t tag, const uint8_t* key, uint32_t len) {
   } else {
     id = static_cast<int32_t>(issued_++);
     keys_.resize(static_cast<size_t>(issued_) * kMaxKeyBytes);
-    tags_.resize(issued_);
-    lens_.resize(issued_);
+    meta_.resize(issued_);
   }
   std::memcpy(&keys_[static_cast<size_t>(id) * kMaxKeyBytes], key, len);
-  tags_[id] = tag;
-  lens_[id] = static_cast<uint8_t>(len);
+  meta_[id] = Meta{tag, static_cast<uint8_t>(len)};
   uint32_t h = Hash(tag, key, len);
   uint32_t i = h & mask_;
   while (slots_[i].id_plus1 != 0) i = (i + 1) & mask_;
@@ -93,7 +100,7 @@ int32_t KeyTable::Add(uint32_t tag, const uint8_t* key, uint32_t len) {
 }
 
 void KeyTable::Remove(int32_t id) {
-  uint32_t h = Hash(tags_[id], Key(id), lens_[id]);
+  uint32_t h = Hash(meta_[id].tag, Key(id), meta_[id].len);
   uint32_t i = h & mask_;
   while (slots_[i].id_plus1 != id + 1) i = (i + 1) & mask_;
   // Backward-shift deletion: pull later entries of the run back over the hole when their home allows it.
@@ -108,13 +115,13 @@ void KeyTable::Remove(int32_t id) {
     i = j;
   }
   slots_[i] = Slot{0, 0};
-  lens_[id] = 0;
+  meta_[id].len = 0;
   free_ids_.push_back(id);
   size_--;
 }
 
 void KeyTable::Grow() {
-  std::vector<Slot> old;
+  HugeVector<Slot> old;
   old.swap(slots_);
   slots_.assign(old.size() * 2, Slot{0, 0});
   mask_ = static_cast<uint32_t>(slots_.size()) - 1;

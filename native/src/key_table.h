@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "huge_page_allocator.h"
+
 namespace kvf {
 
 class KeyTable {
@@ -20,16 +22,17 @@ class KeyTable {
   // The id of (tag, key[0, len)), or kNone.
   int32_t Find(uint32_t tag, const uint8_t* key, uint32_t len) const;
   // Looks up `count` consecutive keys of `len` bytes at `keys`: the ids of the leading keys present go to out[0, n)
-  // and n is returned (the first absent key ends the run). Keys are hashed and prefetched in groups, so the cache
-  // misses of their first probes overlap.
+  // and n is returned (the first absent key ends the run). Keys go in groups through three passes: hash each and
+  // prefetch its home slot; read the home slots and prefetch the entries they name; compare. The cache misses of
+  // a group overlap instead of following one another.
   uint32_t FindRun(uint32_t tag, const uint8_t* keys, uint32_t len, uint32_t count, int32_t* out) const;
   // Adds a key that is absent (1 <= len <= kMaxKeyBytes); returns its new id.
   int32_t Add(uint32_t tag, const uint8_t* key, uint32_t len);
   void Remove(int32_t id);
 
-  bool IsLive(int32_t id) const { return id >= 0 && static_cast<uint32_t>(id) < issued_ && lens_[id] != 0; }
-  uint32_t Tag(int32_t id) const { return tags_[id]; }
-  uint32_t KeyLength(int32_t id) const { return lens_[id]; }
+  bool IsLive(int32_t id) const { return id >= 0 && static_cast<uint32_t>(id) < issued_ && meta_[id].len != 0; }
+  uint32_t Tag(int32_t id) const { return meta_[id].tag; }
+  uint32_t KeyLength(int32_t id) const { return meta_[id].len; }
   const uint8_t* Key(int32_t id) const { return &keys_[static_cast<size_t>(id) * kMaxKeyBytes]; }
   // Ids are below this bound (for scans).
   uint32_t IdBound() const { return issued_; }
@@ -40,16 +43,20 @@ class KeyTable {
     uint32_t hash;
     int32_t id_plus1;  // 0: empty
   };
+  // An entry's tag and key length side by side: one cache line read checks both.
+  struct Meta {
+    uint32_t tag;
+    uint8_t len;  // 0: id free
+  };
   static uint32_t Hash(uint32_t tag, const uint8_t* key, uint32_t len);
   bool Matches(const Slot& s, uint32_t h, uint32_t tag, const uint8_t* key, uint32_t len) const;
   void Grow();
 
-  std::vector<Slot> slots_;
+  HugeVector<Slot> slots_;
   uint32_t mask_ = 0;
   uint32_t size_ = 0;
-  std::vector<uint8_t> keys_;
-  std::vector<uint32_t> tags_;
-  std::vector<uint8_t> lens_;  // 0: id free
+  HugeVector<uint8_t> keys_;
+  HugeVector<Meta> meta_;
   std::vector<int32_t> free_ids_;
   uint32_t issued_ = 0;
 };

@@ -250,6 +250,51 @@ test('64-hash prefix lookups over a large index find every hit straight from the
   // Timing lives in bench/src/node-index, not here.
 });
 
+test('long prefix requests agree with a model across lookup groups, misses, evictions and namespaces', () => {
+  // The lookup hashes, fetches and compares keys in groups; a run must end at its first miss wherever that falls
+  // (first key, a group's edge, deep in a later group), after evictions have shifted probe chains, and a key of
+  // another namespace must never count.
+  const idx = createBlockIndex(64);
+  const hashLen = 24;
+  const keys = Array.from({ length: 3000 }, (_, i) => {
+    const k = Buffer.alloc(hashLen);
+    k.writeUInt32LE((i * 2246822519) >>> 0, 0);
+    k.writeUInt32LE(i, 8);
+    return k;
+  });
+  const held = new Map<number, number>(); // key index -> slot, namespace 0
+  let seed = 7;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  for (let i = 0; i < keys.length; i++) {
+    if (rand(10) < 8) held.set(i, seal(idx, 0, keys[i]!, i));
+    else seal(idx, 1, keys[i]!, i); // the same hash in namespace 1 only
+  }
+  const out = new Int32Array(200);
+  for (let round = 0; round < 400; round++) {
+    if (round % 4 === 3) {
+      // Evict a handful of namespace-0 blocks: their probe chains shift back over the holes.
+      for (let e = 0; e < 20; e++) {
+        const i = rand(keys.length);
+        const slot = held.get(i);
+        if (slot === undefined) continue;
+        idx.evict(slot);
+        held.delete(i);
+      }
+    }
+    const first = rand(keys.length - 200);
+    const count = 1 + rand(200);
+    let expected = 0;
+    while (expected < count && held.has(first + expected)) expected++;
+    const request = Buffer.concat(keys.slice(first, first + count));
+    const hits = idx.prefix(0, request, hashLen, count, out);
+    assert.equal(hits, expected, `run of ${count} from key ${first}`);
+    for (let j = 0; j < hits; j++) assert.equal(out[j], held.get(first + j));
+  }
+});
+
 test('lookup and slotForShard read the hash at an offset of the request; evictInto frees without allocating', () => {
   const idx = createBlockIndex(16);
   const req = packed([key(7), key(8), key(9)]);
