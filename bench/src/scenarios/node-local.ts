@@ -32,6 +32,7 @@ import {
   type ScenarioResult,
 } from '../harness.js';
 import { MemcpyPeer } from '../peers/memcpy.js';
+import { WakePeer, type WakeSession } from '../peers/wake.js';
 import { warmSdk } from '../node-local/warm-sdk.js';
 import { freshHashes, freshPacked } from '../fresh-hashes.js';
 
@@ -49,6 +50,9 @@ const WARMUP_CALLS = 128;
 const WARMUP_REPS = 8;
 /** The copy engine cuts a batch into one part per thread, at least this big (native/src/copy_engine.cc). */
 const MIN_PART_BYTES = 256 * KiB;
+
+/** The engine wake floor's party (peers/wake.ts): what the engine client's CPU cannot go below on this host. */
+const WAKE_FLOOR = 'engine wake floor (a Node loop woken once per call, no SDK work)';
 
 const label = (b: number) => (b >= MiB ? `${b / MiB}MiB` : `${b / KiB}KiB`);
 
@@ -83,9 +87,35 @@ async function inFlight(n: number, fn: (i: number) => Promise<void>): Promise<vo
   );
 }
 
+/** The engine wake floor's totals over the timed reps (peers/wake.ts). */
+interface WakeTotals {
+  cpuSeconds: number;
+  wakes: number;
+}
+
+/**
+ * Runs a memcpy reference rep with the wake floor's loop woken `calls` times alongside (as often as the SDK's calls
+ * completed in its last rep of the same direction), adding the loop's CPU and wakes to `totals` when timed.
+ */
+async function withWakes(
+  wake: WakeSession,
+  calls: number,
+  gapUs: number,
+  totals: WakeTotals | undefined,
+  rep: () => Promise<number>,
+): Promise<number> {
+  const [seconds, w] = await Promise.all([rep(), wake.run(calls, gapUs)]);
+  if (totals) {
+    totals.cpuSeconds += w.cpuSeconds;
+    totals.wakes += w.wakes;
+  }
+  return seconds;
+}
+
 async function throughput(
   ctx: BenchContext,
   peer: MemcpyPeer,
+  wakePeer: WakePeer,
   node: NodeHandle,
   blockBytes: number,
   reps: number,
@@ -118,6 +148,10 @@ async function throughput(
       selfProbe('engine client (SDK, command ring)'),
     ]);
     const refCpu = new CpuLedger([processProbe(ref.pid, 'memcpy threads')]);
+    using wake = await wakePeer.serve();
+    const wakeTotals: WakeTotals = { cpuSeconds: 0, wakes: 0 };
+    // Microseconds between the SDK's completions in its last rep, per direction (2 in flight: the rep over its calls).
+    const gapUs = { save: 1000, load: 1000 };
     // Block ids as a Uint32Array and each call's hashes packed in one buffer: the SDK's zero-copy forms, made before
     // the timed windows (an engine has its hashes already; making them is not the SDK's cost).
     const ids = Array.from({ length: calls }, (_, c) =>
@@ -139,6 +173,7 @@ async function throughput(
           });
           return nowSeconds() - t0;
         });
+        gapUs.save = (save * 1e6) / calls;
         const leases: string[] = [];
         for (let c = 0; c < calls; c++) leases.push((await kv.query(hashes[c]!, { localOnly: true })).leaseId);
         const load = await ourCpu.window(timed, async () => {
@@ -146,11 +181,13 @@ async function throughput(
           await inFlight(calls, (c) => kv.load(leases[c]!, ids[c]!).then(() => undefined));
           return nowSeconds() - t0;
         });
+        gapUs.load = (load * 1e6) / calls;
         return { save, load };
       };
+      const wakes = timed ? wakeTotals : undefined;
       const theirs = async () => ({
-        save: await refCpu.window(timed, () => ref.rep('gather')),
-        load: await refCpu.window(timed, () => ref.rep('scatter')),
+        save: await refCpu.window(timed, () => withWakes(wake, calls, gapUs.save, wakes, () => ref.rep('gather'))),
+        load: await refCpu.window(timed, () => withWakes(wake, calls, gapUs.load, wakes, () => ref.rep('scatter'))),
       });
       const [o, m] = await inTurn(rep, ours, theirs);
       if (timed) {
@@ -166,9 +203,11 @@ async function throughput(
     const gbs = (s: number[]) => bytes / median(s) / 1e9;
     // CPU per GiB moved: both directions, every timed rep.
     const path = `save + load, ${label(blockBytes)} blocks, 1 engine`;
+    // The floor of the engine client's CPU: the loop's CPU per wake, once per call of the timed reps.
+    const wakeFloorSeconds = wakeTotals.wakes > 0 ? (wakeTotals.cpuSeconds / wakeTotals.wakes) * 2 * reps * calls : 0;
     const capacity = [
       ...capacityRows(path, 'kvfabric', ourCpu.seconds, 2 * reps * bytes),
-      ...capacityRows(path, 'reference', refCpu.seconds, 2 * reps * bytes),
+      ...capacityRows(path, 'reference', { ...refCpu.seconds, [WAKE_FLOOR]: wakeFloorSeconds }, 2 * reps * bytes),
     ];
     const per = (party: string) => capacity.find((r) => r.party === party)!.msPerGiB;
     const cpuPerGib = {
@@ -176,6 +215,7 @@ async function throughput(
       eventLoop: per('node event loop'),
       otherNode: per('other node threads (GC, libuv)'),
       client: per('engine client (SDK, command ring)'),
+      wakeFloor: per(WAKE_FLOOR),
       memcpy: per('memcpy threads'),
     };
     return {
@@ -316,6 +356,7 @@ const scenario: Scenario = {
     const notes: string[] = [];
     const capacity: CapacityRow[] = [];
     using peer = new MemcpyPeer();
+    using wakePeer = new WakePeer();
     {
       await using node = await startNode({
         poolSize: `${(2 * bytesPerRep) / MiB + 64}mib`,
@@ -326,7 +367,7 @@ const scenario: Scenario = {
         ctx.log(
           `${label(blockBytes)} blocks, ${PER_CALL} per call, ${bytesPerRep / MiB} MiB per rep, ${reps} reps, ${COPY_THREADS} copy threads`,
         );
-        const r = await throughput(ctx, peer, node, blockBytes, reps, bytesPerRep);
+        const r = await throughput(ctx, peer, wakePeer, node, blockBytes, reps, bytesPerRep);
         capacity.push(...r.capacity);
         for (const [dir, ours, ref] of [
           ['save', r.save, r.memSave],
@@ -340,6 +381,8 @@ const scenario: Scenario = {
         const c = r.cpuPerGib;
         const nodeSide = c.copy + c.eventLoop + c.otherNode + c.client;
         metrics[`cpu_${label(blockBytes)}_ms_per_gib`] = nodeSide;
+        metrics[`client_cpu_${label(blockBytes)}_ms_per_gib`] = c.client;
+        reference[`client_cpu_${label(blockBytes)}_ms_per_gib`] = c.wakeFloor;
         reference[`cpu_${label(blockBytes)}_ms_per_gib`] = c.memcpy;
         // The best ratio the node side could reach if CPU were the only limit: memcpy's wall time is its CPU over
         // its threads; the node side needs at least its copy CPU over the copy threads, and all of its CPU over
@@ -352,6 +395,7 @@ const scenario: Scenario = {
           ['', 'node event loop', Number(c.eventLoop.toFixed(1))],
           ['', 'other node threads (GC, libuv)', Number(c.otherNode.toFixed(1))],
           ['', 'engine client (SDK, command ring)', Number(c.client.toFixed(1))],
+          ['', WAKE_FLOOR, Number(c.wakeFloor.toFixed(1))],
           ['', 'memcpy reference (all threads)', Number(c.memcpy.toFixed(1))],
           ['', `ratio bound by CPU on ${cores} cores`, Number(cpuBound.toFixed(2))],
         );
@@ -419,6 +463,9 @@ const scenario: Scenario = {
     );
     notes.push(
       "CPU per GiB: schedstat of every node thread (copy threads, event loop, the rest) and the client process over the timed windows; the CPU bound assumes memcpy's threads each had a core and the node side could use up to copy threads + 2 cores (as many as the host has)",
+    );
+    notes.push(
+      `engine wake floor: a Node process woken through the SDK's eventfd watcher (the same addon), doing nothing per wake, by a C process writing its eventfd as often as the SDK's calls completed in the last rep (${IN_FLIGHT} in flight: the rep's time over its calls), while the memcpy reference runs; its CPU per wake times the SDK's calls is the least CPU the engine client can spend on this host (one wake per call)`,
     );
     notes.push(
       'sharing: 8 engines x ' +
