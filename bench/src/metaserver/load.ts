@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { percentile, type BenchContext, type Progress } from '../harness.js';
 import { unitCount, type Layout } from './data.js';
-import { fetchGcPauses, summarizeGcPauses, type GcSummary, type Pause } from './gc-pauses.js';
+import { summarizeGcPauses, type GcSummary, type Pause } from './gc-pauses.js';
 import type { FromWorker, QueryMode, Target, ToWorker } from './worker.js';
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -93,25 +93,32 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** Where a server's GC pauses of a time window (Unix ms) are read: its pause log. */
+export type PauseSource = (sinceMs: number, untilMs: number) => Promise<Pause[]>;
+
 /** The load processes of one target, with the layout inserted. */
 export interface LoadGroup {
   target: Target;
   serverPid: number;
-  /** The server's HTTP address where it lists its GC pauses (kvfabric), else undefined. */
-  metricsAddr: string | undefined;
+  /** The server's GC pauses (a kvfabric server), else undefined. */
+  gcPauses: PauseSource | undefined;
   procs: LoadProcess[];
-  insert: InsertResult;
+  /** Undefined for a group that inserted nothing. */
+  insert: InsertResult | undefined;
 }
 
-/** Starts `p.workers` processes against one target and inserts the layout with them. */
+/**
+ * Starts `p.workers` processes against one target and inserts the layout with them (nothing when the layout is
+ * undefined: a server that answers without an index).
+ */
 export async function loadGroup(
   ctx: BenchContext,
   p: LoadShape,
   target: Target,
   addr: string,
   serverPid: number,
-  metricsAddr: string | undefined,
-  layout: Layout,
+  gcPauses: PauseSource | undefined,
+  layout: Layout | undefined,
   afterInsert?: () => Promise<void>,
 ): Promise<LoadGroup> {
   const procs = Array.from({ length: p.workers }, () => new LoadProcess());
@@ -124,6 +131,7 @@ export async function loadGroup(
         ),
       ),
     );
+    if (layout === undefined) return { target, serverPid, gcPauses, procs, insert: undefined };
     const bar = ctx.progress(`${target} insert`, unitCount(layout));
     for (const w of procs) w.onTick = (n) => bar.tick(n);
     const cpu0 = cpuSeconds(serverPid);
@@ -138,7 +146,7 @@ export async function loadGroup(
     return {
       target,
       serverPid,
-      metricsAddr,
+      gcPauses,
       procs,
       insert: { insertsPerSec: pairs / insertSeconds, serverCpuUsPerInsert: (insertCpu * 1e6) / pairs },
     };
@@ -148,11 +156,19 @@ export async function loadGroup(
   }
 }
 
+/** What a group's insert measured; an error for a group that inserted nothing. */
+export function insertOf(group: LoadGroup): InsertResult {
+  if (!group.insert) throw new Error(`${group.target}: this load group inserted nothing`);
+  return group.insert;
+}
+
 /** One measured way of querying: a load group and how its queries travel. */
 export interface Subject {
   label: string;
   group: LoadGroup;
   mode: QueryMode;
+  /** Whether each answer is checked against the expected one (not for a server that answers without an index). */
+  check: boolean;
   /** Sums over the measured segments. */
   queries: number;
   seconds: number;
@@ -172,19 +188,19 @@ export async function measure(
   warmupMs: number,
   durationMs: number,
 ): Promise<void> {
-  const { group, mode, label } = subject;
-  await query(ctx, group.procs, layout, mode, warmupMs, `${label} warm-up`);
+  const { group, mode, label, check } = subject;
+  await query(ctx, group.procs, layout, mode, warmupMs, `${label} warm-up`, check);
   const clientCpu = () => group.procs.reduce((sum, w) => sum + cpuSeconds(w.pid), 0);
   const wall1 = Date.now();
   const cpu1 = cpuSeconds(group.serverPid);
   const client1 = clientCpu();
   const t1 = performance.now();
-  const results = await query(ctx, group.procs, layout, mode, durationMs, `${label} queries`);
+  const results = await query(ctx, group.procs, layout, mode, durationMs, `${label} queries`, check);
   subject.seconds += (performance.now() - t1) / 1000;
   subject.serverCpu += cpuSeconds(group.serverPid) - cpu1;
   subject.clientCpu += clientCpu() - client1;
   const wall2 = Date.now();
-  if (group.metricsAddr && subject.gc) subject.gc.push(...(await fetchGcPauses(group.metricsAddr, wall1, wall2)));
+  if (group.gcPauses && subject.gc) subject.gc.push(...(await group.gcPauses(wall1, wall2)));
   const mismatches = results.reduce((s, r) => s + r.mismatches, 0);
   if (mismatches > 0)
     throw new Error(
@@ -215,10 +231,13 @@ export async function query(
   mode: QueryMode,
   durationMs: number,
   label: string,
+  check = true,
 ) {
   const bar = timeProgress(ctx, label, durationMs);
   try {
-    return await Promise.all(procs.map((w) => w.request({ kind: 'query', layout, durationMs, mode }, 'queried')));
+    return await Promise.all(
+      procs.map((w) => w.request({ kind: 'query', layout, durationMs, mode, check }, 'queried')),
+    );
   } finally {
     bar.done();
   }
@@ -244,18 +263,19 @@ export function timeProgress(ctx: BenchContext, label: string, ms: number): Prog
   };
 }
 
-/** A subject with nothing measured yet; GC pauses are collected where the group has a metrics address. */
-export function newSubject(label: string, group: LoadGroup, mode: QueryMode): Subject {
+/** A subject with nothing measured yet; GC pauses are collected where the group has a pause log. */
+export function newSubject(label: string, group: LoadGroup, mode: QueryMode, check = true): Subject {
   return {
     label,
     group,
     mode,
+    check,
     queries: 0,
     seconds: 0,
     serverCpu: 0,
     clientCpu: 0,
     latencies: [],
     segments: 0,
-    gc: group.metricsAddr ? [] : undefined,
+    gc: group.gcPauses ? [] : undefined,
   };
 }

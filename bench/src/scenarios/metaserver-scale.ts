@@ -9,9 +9,10 @@ import { cpus, loadavg } from 'node:os';
 import { MetaserverClient } from '@kvfabric/client';
 import { startMetaserver } from '@kvfabric/testkit';
 import type { BenchContext, Scenario, ScenarioResult } from '../harness.js';
-import { describeKinds, nodeFlagsOf } from '../metaserver/gc-pauses.js';
+import { describeKinds, fetchGcPauses, nodeFlagsOf } from '../metaserver/gc-pauses.js';
 import { NODES, layoutForBlocks, layoutForEntries, nodeId, type Layout } from '../metaserver/data.js';
 import {
+  insertOf,
   loadGroup,
   measure,
   newSubject,
@@ -84,7 +85,8 @@ async function loadSize(ctx: BenchContext, layout: Layout): Promise<Loaded> {
     const pid = metaserver.proc.pid;
     const rssEmpty = rssBytes(pid);
     let indexBytes = 0n;
-    group = await loadGroup(ctx, SHAPE, 'kvfabric', metaserver.addr, pid, metaserver.httpAddr, layout, async () => {
+    const pauses = (since: number, until: number) => fetchGcPauses(metaserver.httpAddr, since, until);
+    group = await loadGroup(ctx, SHAPE, 'kvfabric', metaserver.addr, pid, pauses, layout, async () => {
       const stats = await admin.getStats();
       if (stats.owners !== BigInt(layout.entries) || stats.blocks !== BigInt(layout.blocks))
         throw new Error(
@@ -146,7 +148,7 @@ async function runSizes(
       unary: summary(subjects[2 * i + 1]!),
       indexBytesPerEntry: loaded[i]!.indexBytesPerEntry,
       rssBytesPerEntry: loaded[i]!.rssBytesPerEntry,
-      insertsPerSec: loaded[i]!.group.insert.insertsPerSec,
+      insertsPerSec: insertOf(loaded[i]!.group).insertsPerSec,
       serverFlags: loaded[i]!.serverFlags,
     });
     return [result(0), result(1)];

@@ -16,12 +16,15 @@ import {
   unitCount,
   type Layout,
 } from '../metaserver/data.js';
-import { describeKinds, nodeFlagsOf } from '../metaserver/gc-pauses.js';
+import { FloorServer } from '../metaserver/floor.js';
+import { describeKinds, fetchGcPauses, nodeFlagsOf } from '../metaserver/gc-pauses.js';
 import {
   LoadProcess,
+  insertOf,
   loadGroup,
   measure,
   newSubject,
+  query,
   summary,
   type LoadGroup,
   type QueryResult,
@@ -39,6 +42,11 @@ interface Plan {
   /** Measured time per segment; every subject gets `rounds` segments, interleaved. */
   queryMs: number;
   rounds: number;
+  /**
+   * Unary queries against the floor server before its first segment: its processes are fresh, while the metaserver
+   * and its clients were warmed (JIT) by the inserts, which are unary calls too.
+   */
+  floorWarmupMs: number;
   memoryEntries: number[];
 }
 
@@ -54,6 +62,7 @@ function plan(quick: boolean, env = process.env): Plan {
         roundWarmupMs: 300,
         queryMs: 3_000,
         rounds: 1,
+        floorWarmupMs: 2_000,
         memoryEntries: [1_000_000],
       }
     : {
@@ -65,6 +74,7 @@ function plan(quick: boolean, env = process.env): Plan {
         roundWarmupMs: 500,
         queryMs: 5_000,
         rounds: 3,
+        floorWarmupMs: 5_000,
         memoryEntries: [1_000_000, 10_000_000],
       };
   // Load shape overrides for exploring other machines: KVFABRIC_BENCH_WORKERS / _CONNECTIONS / _DEPTH.
@@ -161,6 +171,10 @@ const scenario: Scenario = {
     // machine's background load during the run hits all of them alike.
     await using metaserver = await startMetaserver({ logLevel: 'warn' });
     const serverFlags = nodeFlagsOf(metaserver.proc.pid);
+    // The unary floor: the same RPC answered without a store or the kvfabric wrapper, under the same node flags.
+    await using floor = await FloorServer.start(
+      serverFlags === 'none' || serverFlags === 'unknown' ? [] : serverFlags.split(' '),
+    );
     await using redis = await startRedis();
     const redisAddr = `${redis.host}:${redis.port}`;
     const admin = new MetaserverClient(metaserver.addr);
@@ -185,7 +199,7 @@ const scenario: Scenario = {
         'kvfabric',
         metaserver.addr,
         metaserver.proc.pid,
-        metaserver.httpAddr,
+        (since, until) => fetchGcPauses(metaserver.httpAddr, since, until),
         layout,
         async () => {
           const stats = await admin.getStats();
@@ -204,10 +218,15 @@ const scenario: Scenario = {
         if (size !== layout.blocks) throw new Error(`redis holds ${String(size)} keys, expected ${layout.blocks}`);
       });
       groups.push(ref);
+      // The floor holds nothing: its answers are fixed, so they are not checked.
+      const bare = await loadGroup(ctx, p, 'kvfabric', floor.addr, floor.pid, (a, b) => floor.pauses(a, b), undefined);
+      groups.push(bare);
+      await query(ctx, bare.procs, layout, 'unary', p.floorWarmupMs, 'grpc-js unary floor JIT warm-up', false);
       subjects.push(
         newSubject('kvfabric pipelined', kvf, 'pipelined'),
         newSubject('kvfabric unary', kvf, 'unary'),
         newSubject('redis', ref, 'pipelined'),
+        newSubject('grpc-js unary floor', bare, 'unary', false),
       );
       for (let r = 0; r < p.rounds; r++) {
         for (let k = 0; k < subjects.length; k++) {
@@ -226,9 +245,14 @@ const scenario: Scenario = {
       admin.close();
       redisAdmin.close();
     }
-    const [kvPipelined, kvUnary, redisQueries] = subjects.map(summary) as [QueryResult, QueryResult, QueryResult];
-    const kvInsert = subjects[0]!.group.insert;
-    const refInsert = subjects[2]!.group.insert;
+    const [kvPipelined, kvUnary, redisQueries, floorUnary] = subjects.map(summary) as [
+      QueryResult,
+      QueryResult,
+      QueryResult,
+      QueryResult,
+    ];
+    const kvInsert = insertOf(subjects[0]!.group);
+    const refInsert = insertOf(subjects[2]!.group);
 
     // Store memory, in-process, one fresh process per size.
     const rows: (string | number)[][] = [];
@@ -268,6 +292,26 @@ const scenario: Scenario = {
       round(redisQueries.clientCpuUsPerQuery),
       '',
     );
+    // The unary floor against Redis, like the unary rows: what any grpc-js unary QueryPrefix could reach here.
+    add(
+      'queries_per_sec_unary_floor',
+      Math.round(floorUnary.queriesPerSec),
+      Math.round(redisQueries.queriesPerSec),
+      '(grpc-js unary floor)',
+    );
+    add('query_p99_us_unary_floor', round(floorUnary.p99Us), round(redisQueries.p99Us), '');
+    add(
+      'server_cpu_us_per_query_unary_floor',
+      round(floorUnary.serverCpuUsPerQuery),
+      round(redisQueries.serverCpuUsPerQuery),
+      '',
+    );
+    add(
+      'client_cpu_us_per_query_unary_floor',
+      round(floorUnary.clientCpuUsPerQuery),
+      round(redisQueries.clientCpuUsPerQuery),
+      '',
+    );
     add(
       'server_cpu_us_per_insert',
       round(kvInsert.serverCpuUsPerInsert, 3),
@@ -275,15 +319,16 @@ const scenario: Scenario = {
       '',
     );
     // The metaserver's GC pauses while queries were measured (no Redis counterpart: it has no collector).
-    for (const [suffix, r] of [
-      ['', kvPipelined],
-      ['_unary', kvUnary],
+    for (const [suffix, r, target] of [
+      ['', kvPipelined, 'no multi-ms pause'],
+      ['_unary', kvUnary, 'no multi-ms pause'],
+      ['_unary_floor', floorUnary, '(grpc-js unary floor)'],
     ] as const) {
       const gc = r.gc!;
       add(`gc_pauses${suffix}`, gc.pauses, undefined, '');
       add(`gc_pause_total_ms${suffix}`, round(gc.totalMs), undefined, '');
       add(`gc_pause_p99_ms${suffix}`, round(gc.p99Ms, 2), undefined, '');
-      add(`gc_pause_max_ms${suffix}`, round(gc.maxMs, 2), undefined, 'no multi-ms pause');
+      add(`gc_pause_max_ms${suffix}`, round(gc.maxMs, 2), undefined, target);
     }
     for (const entries of p.memoryEntries) {
       const l = layoutForEntries(entries);
@@ -318,6 +363,7 @@ const scenario: Scenario = {
       ratios: {
         queries_per_sec: round(kvPipelined.queriesPerSec / redisQueries.queriesPerSec, 3),
         queries_per_sec_unary: round(kvUnary.queriesPerSec / redisQueries.queriesPerSec, 3),
+        queries_per_sec_unary_vs_floor: round(kvUnary.queriesPerSec / floorUnary.queriesPerSec, 3),
         inserts_per_sec: round(kvInsert.insertsPerSec / refInsert.insertsPerSec, 3),
       },
       table: { columns: ['metric', 'kvfabric', 'redis', 'kvfabric/redis', 'target'], rows },
@@ -328,10 +374,10 @@ const scenario: Scenario = {
           'kvfabric QueryPrefixStream, one stream per connection carrying several queries at once, against Redis pipelines of 64 SMEMBERS, ' +
           'several per connection; *_unary rows: kvfabric with one unary QueryPrefix call per query over the same connections, against the same Redis run',
         `load: ${p.workers} client processes x ${p.connections} connections x ${p.depth} queries in flight per connection for every subject ` +
-          `(kvfabric pipelined, kvfabric unary, redis); each subject measured in ${segments} (${p.warmupMs / 1000}s warm-up before its first, ` +
+          `(kvfabric pipelined, kvfabric unary, redis, grpc-js unary floor); each subject measured in ${segments} (${p.warmupMs / 1000}s warm-up before its first, ` +
           `${p.roundWarmupMs / 1000}s before later ones), subjects taking turns while both servers hold the data; ` +
-          `${kvPipelined.queries.toLocaleString('en-US')} kvfabric pipelined, ${kvUnary.queries.toLocaleString('en-US')} kvfabric unary and ` +
-          `${redisQueries.queries.toLocaleString('en-US')} redis queries; inserts in batches of one node's hashes of 16 chains (1024 or ~520)`,
+          `${kvPipelined.queries.toLocaleString('en-US')} kvfabric pipelined, ${kvUnary.queries.toLocaleString('en-US')} kvfabric unary, ` +
+          `${redisQueries.queries.toLocaleString('en-US')} redis and ${floorUnary.queries.toLocaleString('en-US')} floor queries; inserts in batches of one node's hashes of 16 chains (1024 or ~520)`,
         `clients and server share ${cpus().length} cores (load average at start ${loadStart}, at end ${loadavg()[0]!.toFixed(1)}); server_cpu_us_*: the server process's user+system CPU ` +
           'per query / per inserted pair (from /proc), a client-independent cost; 1e6 / server_cpu_us_per_query is what one core could serve; ' +
           'client_cpu_us_per_query: all load processes together',
@@ -340,7 +386,12 @@ const scenario: Scenario = {
         "gc_*: the metaserver's garbage-collection pauses that started while the kvfabric subject was measured, each " +
           'one exact from its pause log (GET /debug/gc-pauses, perf_hooks gc entries, wall time, all kinds): count, ' +
           'total, 99th percentile (nearest rank) and the longest; by kind (count / total, longest): ' +
-          `pipelined ${describeKinds(kvPipelined.gc!)}; unary ${describeKinds(kvUnary.gc!)}; the metaserver's node flags: ${serverFlags}`,
+          `pipelined ${describeKinds(kvPipelined.gc!)}; unary ${describeKinds(kvUnary.gc!)}; unary floor ${describeKinds(floorUnary.gc!)}; ` +
+          `the metaserver's node flags (the floor server's too): ${serverFlags}`,
+        '*_unary_floor: the grpc-js unary floor, a process answering the same unary QueryPrefix (the same service definition, ' +
+          'hand-written wire codec, server options and node flags) with a fixed two-node answer, without the store or the kvfabric ' +
+          'RPC wrapper, queried by the same client processes as unary kvfabric (answers not checked); ' +
+          "queries_per_sec_unary_vs_floor: kvfabric unary queries/s over the floor's, what the metaserver keeps of what one grpc-js unary call per query allows",
         'kvfabric memory: heapUsed+external delta (after GC) of a fresh process holding only the store, per (block, owner); ' +
           `~1.5 owners per block (chain owner + a prefix on a second node); *_single_owner: one owner per block`,
       ],
