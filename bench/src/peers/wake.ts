@@ -3,7 +3,8 @@
 // call is that wake plus the SDK's own work. The reference is a Node process waking through the same watcher
 // (wake-loop.ts) as often as the SDK's calls complete, its eventfd written by a small C process (wake.c, compiled
 // with `cc -O2` into a temp dir like memcpy.c), while the memcpy reference keeps the cores as busy as the copy
-// threads do. Its CPU per wake, times the SDK's calls, is the floor of the SDK's client CPU.
+// threads do. Its CPU per wake, times the SDK's calls, is what a client that did nothing but wake once per call
+// would spend: the SDK's client CPU above it is the SDK's own work.
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -51,7 +51,7 @@ const WARMUP_REPS = 8;
 /** The copy engine cuts a batch into one part per thread, at least this big (native/src/copy_engine.cc). */
 const MIN_PART_BYTES = 256 * KiB;
 
-/** The engine wake floor's party (peers/wake.ts): what the engine client's CPU cannot go below on this host. */
+/** The engine wake floor's party (peers/wake.ts): an engine client that does nothing but wake once per call. */
 const WAKE_FLOOR = 'engine wake floor (a Node loop woken once per call, no SDK work)';
 
 const label = (b: number) => (b >= MiB ? `${b / MiB}MiB` : `${b / KiB}KiB`);
@@ -465,7 +465,7 @@ const scenario: Scenario = {
       "CPU per GiB: schedstat of every node thread (copy threads, event loop, the rest) and the client process over the timed windows; the CPU bound assumes memcpy's threads each had a core and the node side could use up to copy threads + 2 cores (as many as the host has)",
     );
     notes.push(
-      `engine wake floor: a Node process woken through the SDK's eventfd watcher (the same addon), doing nothing per wake, by a C process writing its eventfd as often as the SDK's calls completed in the last rep (${IN_FLIGHT} in flight: the rep's time over its calls), while the memcpy reference runs; its CPU per wake times the SDK's calls is the least CPU the engine client can spend on this host (one wake per call)`,
+      `engine wake floor: a Node process woken through the SDK's eventfd watcher (the same addon), doing nothing per wake, by a C process writing its eventfd as often as the SDK's calls completed in the last rep (${IN_FLIGHT} in flight: the rep's time over its calls), while the memcpy reference runs; its CPU per wake times the SDK's calls is what an engine client that did nothing but wake once per call would spend on this host`,
     );
     notes.push(
       'sharing: 8 engines x ' +
