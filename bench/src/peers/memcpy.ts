@@ -1,11 +1,8 @@
-// Compiles bench/src/peers/memcpy.c with `cc -O2 -pthread` into a temp dir and runs it.
+// Compiles bench/src/peers/memcpy.c with `cc -O2 -pthread` (c-peer.ts) and runs it.
 import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
 import { createInterface, type Interface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CPeerBinary } from './c-peer.js';
 
 export interface MemcpyParams {
   threads: number;
@@ -26,18 +23,7 @@ export interface MemcpyResult {
 }
 
 export class MemcpyPeer implements Disposable {
-  readonly binary: string;
-  readonly #dir: string;
-
-  constructor() {
-    this.#dir = mkdtempSync(join(tmpdir(), 'kvfabric-memcpy-'));
-    this.binary = join(this.#dir, 'memcpy');
-    // The C source stays in src/ (tsc copies no .c files): reached the same way from src/peers and dist/peers.
-    const source = fileURLToPath(new URL('../../src/peers/memcpy.c', import.meta.url));
-    execFileSync(process.env.CC ?? 'cc', ['-O2', '-pthread', '-o', this.binary, source], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-  }
+  readonly #program = new CPeerBinary('memcpy', ['-pthread']);
 
   run(p: MemcpyParams): MemcpyResult {
     const args = [
@@ -54,7 +40,7 @@ export class MemcpyPeer implements Disposable {
       '--chunk-bytes',
       p.chunkBytes ?? 0,
     ];
-    const out = execFileSync(this.binary, args.map(String), { encoding: 'utf8', maxBuffer: 1 << 20 });
+    const out = execFileSync(this.#program.path, args.map(String), { encoding: 'utf8', maxBuffer: 1 << 20 });
     return JSON.parse(out) as MemcpyResult;
   }
 
@@ -76,7 +62,7 @@ export class MemcpyPeer implements Disposable {
       '--chunk-bytes',
       p.chunkBytes ?? 0,
     ];
-    const child = spawn(this.binary, args.map(String), { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(this.#program.path, args.map(String), { stdio: ['pipe', 'pipe', 'inherit'] });
     const session = new MemcpySession(child);
     const ready = (await session.next()) as { ready?: boolean; bytes?: number };
     if (ready.ready !== true) throw new Error(`memcpy peer: unexpected greeting ${JSON.stringify(ready)}`);
@@ -84,7 +70,7 @@ export class MemcpyPeer implements Disposable {
   }
 
   [Symbol.dispose](): void {
-    rmSync(this.#dir, { recursive: true, force: true });
+    this.#program[Symbol.dispose]();
   }
 }
 

@@ -2,14 +2,12 @@
 // engine SDK's process is woken once per completed ring call (its eventfd, watched by its event loop); its CPU per
 // call is that wake plus the SDK's own work. The reference is a Node process waking through the same watcher
 // (wake-loop.ts) as often as the SDK's calls complete, its eventfd written by a small C process (wake.c, compiled
-// with `cc -O2` into a temp dir like memcpy.c), while the memcpy reference keeps the cores as busy as the copy
+// by c-peer.ts like memcpy.c), while the memcpy reference keeps the cores as busy as the copy
 // threads do. Its CPU per wake, times the SDK's calls, is what a client that did nothing but wake once per call
 // would spend: the SDK's client CPU above it is the SDK's own work.
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { CPeerBinary } from './c-peer.js';
 import type { FromWakeLoop, ToWakeLoop } from './wake-loop.js';
 
 // Compiled (dist/*.js) or, in development under tsx, the sources (*.ts), like bench/src/main.ts.
@@ -24,22 +22,11 @@ export interface WakeRun {
 }
 
 export class WakePeer implements Disposable {
-  readonly #dir: string;
-  readonly #binary: string;
-
-  constructor() {
-    this.#dir = mkdtempSync(join(tmpdir(), 'kvfabric-wake-'));
-    this.#binary = join(this.#dir, 'wake');
-    // The C source stays in src/ (tsc copies no .c files): reached the same way from src/peers and dist/peers.
-    const source = fileURLToPath(new URL('../../src/peers/wake.c', import.meta.url));
-    execFileSync(process.env.CC ?? 'cc', ['-O2', '-o', this.#binary, source], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-  }
+  readonly #program = new CPeerBinary('wake');
 
   /** Starts the reference loop process (and its waker). */
   async serve(): Promise<WakeSession> {
-    const child = fork(LOOP, [this.#binary], {
+    const child = fork(LOOP, [this.#program.path], {
       execArgv: ext === '.ts' ? ['--conditions=source', '--import', 'tsx'] : [],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -50,7 +37,7 @@ export class WakePeer implements Disposable {
   }
 
   [Symbol.dispose](): void {
-    rmSync(this.#dir, { recursive: true, force: true });
+    this.#program[Symbol.dispose]();
   }
 }
 

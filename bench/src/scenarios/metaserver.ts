@@ -4,7 +4,7 @@
 // pipelined SADD, a query is 64 pipelined SMEMBERS plus the same per-node prefix computation on the client).
 import { cpus, loadavg } from 'node:os';
 import { MetaserverClient } from '@kvfabric/client';
-import { startMetaserver } from '@kvfabric/testkit';
+import { BIN, shebangNodeFlags, startMetaserver } from '@kvfabric/testkit';
 import type { BenchContext, Scenario, ScenarioResult } from '../harness.js';
 import { startRedis, RespClient, usedMemory } from '../peers/redis.js';
 import {
@@ -171,10 +171,9 @@ const scenario: Scenario = {
     // machine's background load during the run hits all of them alike.
     await using metaserver = await startMetaserver({ logLevel: 'warn' });
     const serverFlags = nodeFlagsOf(metaserver.proc.pid);
-    // The unary floor: the same RPC answered without a store or the kvfabric wrapper, under the same node flags.
-    await using floor = await FloorServer.start(
-      serverFlags === 'none' || serverFlags === 'unknown' ? [] : serverFlags.split(' '),
-    );
+    // The unary floor: the same RPC answered without a store or the kvfabric wrapper, under the node flags the
+    // metaserver runs with (its bin file's shebang line, as testkit starts it).
+    await using floor = await FloorServer.start(shebangNodeFlags(BIN.metaserver));
     await using redis = await startRedis();
     const redisAddr = `${redis.host}:${redis.port}`;
     const admin = new MetaserverClient(metaserver.addr);
