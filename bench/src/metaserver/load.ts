@@ -2,15 +2,12 @@
 // processes (worker.ts) that insert a layout into one target and query it, and the measured subjects (a target and
 // how its queries travel) with their CPU accounting (server and clients, from /proc), latencies and, for kvfabric,
 // the server's GC pauses (each one, from its pause log).
-import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { IpcChild, benchScript } from '../ipc-child.js';
 import { percentile, type BenchContext, type Progress } from '../harness.js';
 import { unitCount, type Layout } from './data.js';
 import { summarizeGcPauses, type GcSummary, type Pause } from './gc-pauses.js';
 import type { FromWorker, QueryMode, Target, ToWorker } from './worker.js';
-
-const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 
 /** How many load processes, connections per process and queries in flight per connection. */
 export interface LoadShape {
@@ -19,48 +16,38 @@ export interface LoadShape {
   depth: number;
 }
 
-/** A forked load process with request/response over IPC. */
-export class LoadProcess {
-  private readonly proc: ChildProcess;
-  private waiting: { kind: FromWorker['kind']; resolve(m: FromWorker): void; reject(e: Error): void } | undefined;
-  onTick: (n: number) => void = () => {};
+/** A forked load process (worker.ts). */
+export type LoadProcess = IpcChild<ToWorker, FromWorker>;
 
-  constructor(opts: { exposeGc?: boolean } = {}) {
-    this.proc = fork(WORKER, [], {
-      execArgv: opts.exposeGc ? ['--expose-gc'] : [],
-      serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    this.proc.on('message', (msg: FromWorker) => {
-      if (msg.kind === 'tick') return void (msg.n > 0 && this.onTick(msg.n));
-      const w = this.waiting;
-      this.waiting = undefined;
-      if (!w) return;
-      if (msg.kind === 'error') w.reject(new Error(`bench worker: ${msg.message}`));
-      else if (msg.kind !== w.kind) w.reject(new Error(`bench worker: expected ${w.kind}, got ${msg.kind}`));
-      else w.resolve(msg);
-    });
-    this.proc.once('exit', (code, signal) => {
-      this.waiting?.reject(new Error(`bench worker exited (${code ?? signal})`));
-      this.waiting = undefined;
-    });
-  }
+export function startLoadProcess(opts: { exposeGc?: boolean } = {}): LoadProcess {
+  return IpcChild.fork('bench worker', benchScript(import.meta.url, './worker'), {
+    nodeFlags: opts.exposeGc ? ['--expose-gc'] : [],
+    serialization: 'advanced',
+  });
+}
 
-  request<K extends FromWorker['kind']>(msg: ToWorker, kind: K): Promise<Extract<FromWorker, { kind: K }>> {
-    return new Promise((resolve, reject) => {
-      this.waiting = { kind, resolve: resolve as (m: FromWorker) => void, reject };
-      this.proc.send(msg);
-    });
+/** `p.workers` load processes, each connected to `addr` with its share of the connections. */
+export async function startLoadProcesses(p: LoadShape, target: Target, addr: string): Promise<LoadProcess[]> {
+  const procs = Array.from({ length: p.workers }, () => startLoadProcess());
+  try {
+    await Promise.all(
+      procs.map((w, i) =>
+        w.request(
+          { kind: 'init', target, addr, connections: p.connections, depth: p.depth, worker: i, workers: p.workers },
+          'ready',
+        ),
+      ),
+    );
+    return procs;
+  } catch (err) {
+    await closeAll(procs);
+    throw err;
   }
+}
 
-  get pid(): number {
-    return this.proc.pid ?? -1;
-  }
-
-  stop(): void {
-    if (this.proc.connected) this.proc.send({ kind: 'exit' } satisfies ToWorker);
-    setTimeout(() => this.proc.kill('SIGKILL'), 2000).unref();
-  }
+/** Closes load processes, all at once. */
+export async function closeAll(procs: LoadProcess[]): Promise<void> {
+  await Promise.all(procs.map((w) => w.close()));
 }
 
 export interface InsertResult {
@@ -121,16 +108,8 @@ export async function loadGroup(
   layout: Layout | undefined,
   afterInsert?: () => Promise<void>,
 ): Promise<LoadGroup> {
-  const procs = Array.from({ length: p.workers }, () => new LoadProcess());
+  const procs = await startLoadProcesses(p, target, addr);
   try {
-    await Promise.all(
-      procs.map((w, i) =>
-        w.request(
-          { kind: 'init', target, addr, connections: p.connections, depth: p.depth, worker: i, workers: p.workers },
-          'ready',
-        ),
-      ),
-    );
     if (layout === undefined) return { target, serverPid, gcPauses, procs, insert: undefined };
     const bar = ctx.progress(`${target} insert`, unitCount(layout));
     for (const w of procs) w.onTick = (n) => bar.tick(n);
@@ -151,7 +130,7 @@ export async function loadGroup(
       insert: { insertsPerSec: pairs / insertSeconds, serverCpuUsPerInsert: (insertCpu * 1e6) / pairs },
     };
   } catch (err) {
-    for (const w of procs) w.stop();
+    await closeAll(procs);
     throw err;
   }
 }

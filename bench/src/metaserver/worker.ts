@@ -25,8 +25,7 @@ export type ToWorker =
   | { kind: 'init'; target: Target; addr: string; connections: number; depth: number; worker: number; workers: number }
   | { kind: 'insert'; layout: Layout }
   | { kind: 'query'; layout: Layout; durationMs: number; mode: QueryMode; check: boolean }
-  | { kind: 'memory'; layout: Layout; secondaries: boolean }
-  | { kind: 'exit' };
+  | { kind: 'memory'; layout: Layout; secondaries: boolean };
 
 export type FromWorker =
   | { kind: 'ready' }
@@ -221,10 +220,6 @@ async function handle(msg: ToWorker): Promise<void> {
       send({ kind: 'memory', ...(await measureStore(msg.layout, msg.secondaries)) });
       return;
     }
-    case 'exit':
-      backend?.close();
-      process.disconnect();
-      return;
   }
 }
 
@@ -263,6 +258,11 @@ async function measureStore(layout: Layout, secondaries: boolean) {
   };
 }
 
+// The parent closed the channel (done, or gone): nothing more will be asked.
+process.on('disconnect', () => {
+  backend?.close();
+  process.exit(0);
+});
 process.on('message', (msg: ToWorker) => {
   handle(msg).catch((err: unknown) => {
     send({ kind: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });

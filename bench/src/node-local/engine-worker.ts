@@ -10,8 +10,7 @@ export type ToWorker =
   | { kind: 'init'; socket: string; namespace: string; layout: KvLayoutSpec; calls: number; perCall: number }
   | { kind: 'save' }
   | { kind: 'query' }
-  | { kind: 'load' }
-  | { kind: 'exit' };
+  | { kind: 'load' };
 
 export type FromWorker = { kind: 'ready' } | { kind: 'done'; cpuSeconds: number } | { kind: 'error'; message: string };
 
@@ -80,18 +79,19 @@ async function step(kind: 'save' | 'query' | 'load'): Promise<void> {
 }
 
 const send = (m: FromWorker) => process.send!(m);
-// The parent gone (crashed, killed): nothing will ask for more, so do not outlive it.
-process.on('disconnect', () => process.exit(0));
-
-process.on('message', (m: ToWorker) => {
-  if (m.kind === 'exit') {
-    void (async () => {
+// The parent closed the channel (done, or gone): nothing more will be asked.
+process.on('disconnect', () => {
+  void (async () => {
+    try {
       await engine?.kv.close();
       engine?.region.close();
+    } finally {
       process.exit(0);
-    })();
-    return;
-  }
+    }
+  })();
+});
+
+process.on('message', (m: ToWorker) => {
   void (async () => {
     try {
       if (m.kind === 'init') {

@@ -6,60 +6,34 @@
 // threads as the node has copy threads: the node moves every engine's bytes with its copy threads, so that is the
 // copy budget it competes with. Eight memcpy processes of that many threads each would give the reference eight
 // times the node's threads. CPU of every party is accounted over the timed steps, as in the single-engine rows.
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { KvLayoutSpec } from '@kvfabric/client';
 import type { NodeHandle } from '@kvfabric/testkit';
 import { CpuLedger, capacityRows, processProbe, threadProbe, type CapacityRow } from '../capacity.js';
+import { IpcChild, benchScript } from '../ipc-child.js';
 import { inTurn, median, nowSeconds, type BenchContext } from '../harness.js';
 import type { MemcpyPeer } from '../peers/memcpy.js';
 import type { FromWorker, ToWorker } from './engine-worker.js';
 
-// Compiled (dist/*.js) or, in development under tsx, the sources (*.ts), like bench/src/main.ts.
-const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-const WORKER = fileURLToPath(new URL(`./engine-worker${ext}`, import.meta.url));
-
 /** Engines at once: one per GPU of an 8-GPU host. */
 export const ENGINES = 8;
 
-class EngineProcess {
-  readonly #proc: ChildProcess;
-  #waiting: { resolve(m: FromWorker): void; reject(e: Error): void } | undefined;
+class EngineProcess implements AsyncDisposable {
+  readonly #child = IpcChild.fork<ToWorker, FromWorker>(
+    'node-local engine process',
+    benchScript(import.meta.url, './engine-worker'),
+  );
 
-  constructor() {
-    this.#proc = fork(WORKER, [], {
-      execArgv: ext === '.ts' ? ['--conditions=source', '--import', 'tsx'] : [],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    this.#proc.on('message', (m: FromWorker) => {
-      const w = this.#waiting;
-      this.#waiting = undefined;
-      if (m.kind === 'error') w?.reject(new Error(`node-local engine process: ${m.message}`));
-      else w?.resolve(m);
-    });
-    this.#proc.once('exit', (code, signal) => {
-      this.#waiting?.reject(new Error(`node-local engine process exited (${code ?? signal})`));
-      this.#waiting = undefined;
-    });
-  }
-
-  request(m: ToWorker): Promise<FromWorker> {
-    return new Promise((resolve, reject) => {
-      this.#waiting = { resolve, reject };
-      this.#proc.send(m);
-    });
+  init(m: Extract<ToWorker, { kind: 'init' }>): Promise<unknown> {
+    return this.#child.request(m, 'ready');
   }
 
   /** CPU seconds this engine spent on one step (save, query or load). */
   async step(kind: 'save' | 'query' | 'load'): Promise<number> {
-    const r = await this.request({ kind });
-    if (r.kind !== 'done') throw new Error(`node-local engine process: ${kind} answered ${r.kind}`);
-    return r.cpuSeconds;
+    return (await this.#child.request({ kind }, 'done')).cpuSeconds;
   }
 
-  stop(): void {
-    if (this.#proc.connected) this.#proc.send({ kind: 'exit' } satisfies ToWorker);
-    setTimeout(() => this.#proc.kill('SIGKILL'), 5000).unref();
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#child.close();
   }
 }
 
@@ -102,8 +76,8 @@ export async function concurrentEngines(
   const engines = Array.from({ length: p.engines }, () => new EngineProcess());
   try {
     const namespace = `bench/${p.engines}-engines`;
-    for (const e of engines) {
-      const r = await e.request({
+    for (const e of engines)
+      await e.init({
         kind: 'init',
         socket: node.engineSocket,
         namespace,
@@ -111,8 +85,6 @@ export async function concurrentEngines(
         calls: p.callsPerEngine,
         perCall: p.perCall,
       });
-      if (r.kind !== 'ready') throw new Error(`node-local engine process: init answered ${r.kind}`);
-    }
     using ref = await peer.serve({
       threads: p.copyThreads,
       pageBytes: p.blockBytes,
@@ -177,7 +149,7 @@ export async function concurrentEngines(
       ],
     };
   } finally {
-    for (const e of engines) e.stop();
+    await Promise.all(engines.map((e) => e[Symbol.asyncDispose]()));
   }
 }
 

@@ -5,7 +5,7 @@ import { WakePeer } from './wake.js';
 
 test('WakePeer: the loop sees the waker write its eventfd, once per write unless writes coalesced, and reports its CPU', async () => {
   using peer = new WakePeer();
-  using session = await peer.serve();
+  await using session = await peer.serve();
   // Runs one after another on one loop: each is answered for itself, never before its last write (the writer sleeps
   // to absolute deadlines, so that is count x gap after the request at the earliest; a run's late "done" line must
   // not end the next one early).

@@ -5,14 +5,9 @@
 // by c-peer.ts like memcpy.c), while the memcpy reference keeps the cores as busy as the copy
 // threads do. Its CPU per wake, times the SDK's calls, is what a client that did nothing but wake once per call
 // would spend: the SDK's client CPU above it is the SDK's own work.
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { CPeerBinary } from './c-peer.js';
+import { IpcChild, benchScript } from '../ipc-child.js';
 import type { FromWakeLoop, ToWakeLoop } from './wake-loop.js';
-
-// Compiled (dist/*.js) or, in development under tsx, the sources (*.ts), like bench/src/main.ts.
-const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-const LOOP = fileURLToPath(new URL(`./wake-loop${ext}`, import.meta.url));
 
 export interface WakeRun {
   /** Wakes the loop saw (fewer than asked when writes coalesced). */
@@ -26,14 +21,16 @@ export class WakePeer implements Disposable {
 
   /** Starts the reference loop process (and its waker). */
   async serve(): Promise<WakeSession> {
-    const child = fork(LOOP, [this.#program.path], {
-      execArgv: ext === '.ts' ? ['--conditions=source', '--import', 'tsx'] : [],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    const child = IpcChild.fork<ToWakeLoop, FromWakeLoop>('wake peer', benchScript(import.meta.url, './wake-loop'), {
+      args: [this.#program.path],
     });
-    const session = new WakeSession(child);
-    const ready = await session.next();
-    if (ready.kind !== 'ready') throw new Error(`wake peer: unexpected greeting ${JSON.stringify(ready)}`);
-    return session;
+    try {
+      await child.next('ready');
+    } catch (err) {
+      await child.close();
+      throw err;
+    }
+    return new WakeSession(child);
   }
 
   [Symbol.dispose](): void {
@@ -41,42 +38,20 @@ export class WakePeer implements Disposable {
   }
 }
 
-export class WakeSession implements Disposable {
-  readonly #child: ChildProcess;
-  #waiting: { resolve(m: FromWakeLoop): void; reject(e: Error): void } | undefined;
-  #exited: Error | undefined;
+export class WakeSession implements AsyncDisposable {
+  readonly #child: IpcChild<ToWakeLoop, FromWakeLoop>;
 
-  constructor(child: ChildProcess) {
+  constructor(child: IpcChild<ToWakeLoop, FromWakeLoop>) {
     this.#child = child;
-    child.on('message', (m: FromWakeLoop) => {
-      const w = this.#waiting;
-      this.#waiting = undefined;
-      w?.resolve(m);
-    });
-    child.once('exit', (code, signal) => {
-      this.#exited = new Error(`wake peer exited (${code ?? signal})`);
-      this.#waiting?.reject(this.#exited);
-      this.#waiting = undefined;
-    });
-  }
-
-  next(): Promise<FromWakeLoop> {
-    if (this.#exited) return Promise.reject(this.#exited);
-    return new Promise((resolve, reject) => {
-      this.#waiting = { resolve, reject };
-    });
   }
 
   /** `count` wakes, `gapUs` apart. */
   async run(count: number, gapUs: number): Promise<WakeRun> {
-    const answer = this.next();
-    this.#child.send({ kind: 'run', count, gapUs: Math.max(0, Math.round(gapUs)) } satisfies ToWakeLoop);
-    const m = await answer;
-    if (m.kind !== 'done') throw new Error(`wake peer: answered ${JSON.stringify(m)}`);
+    const m = await this.#child.request({ kind: 'run', count, gapUs: Math.max(0, Math.round(gapUs)) }, 'done');
     return { wakes: m.wakes, cpuSeconds: m.cpuSeconds };
   }
 
-  [Symbol.dispose](): void {
-    this.#child.disconnect();
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.#child.close();
   }
 }

@@ -12,6 +12,7 @@ import type { BenchContext, Scenario, ScenarioResult } from '../harness.js';
 import { describeKinds, fetchGcPauses, nodeFlagsOf } from '../metaserver/gc-pauses.js';
 import { NODES, layoutForBlocks, layoutForEntries, nodeId, type Layout } from '../metaserver/data.js';
 import {
+  closeAll,
   insertOf,
   loadGroup,
   measure,
@@ -76,7 +77,7 @@ async function loadSize(ctx: BenchContext, layout: Layout): Promise<Loaded> {
   );
   const close = async () => {
     clearInterval(timer);
-    for (const w of group?.procs ?? []) w.stop();
+    await closeAll(group?.procs ?? []);
     admin.close();
     await metaserver.stop();
   };

@@ -19,7 +19,9 @@ import {
 import { FloorServer } from '../metaserver/floor.js';
 import { describeKinds, fetchGcPauses, nodeFlagsOf } from '../metaserver/gc-pauses.js';
 import {
-  LoadProcess,
+  closeAll,
+  startLoadProcess,
+  startLoadProcesses,
   insertOf,
   loadGroup,
   measure,
@@ -92,7 +94,7 @@ function plan(quick: boolean, env = process.env): Plan {
 
 /** Bytes per (block, owner) of an in-process store filled with `layout`, in a fresh process with --expose-gc. */
 async function storeMemory(ctx: BenchContext, layout: Layout, secondaries: boolean) {
-  const proc = new LoadProcess({ exposeGc: true });
+  await using proc = startLoadProcess({ exposeGc: true });
   const bar = ctx.progress(
     `store memory ${(secondaries ? layout.entries : layout.blocks).toLocaleString('en-US')}`,
     unitCount(layout),
@@ -102,7 +104,6 @@ async function storeMemory(ctx: BenchContext, layout: Layout, secondaries: boole
     return await proc.request({ kind: 'memory', layout, secondaries }, 'memory');
   } finally {
     bar.done();
-    proc.stop();
   }
 }
 
@@ -116,30 +117,14 @@ async function redisMemory(
 ): Promise<number> {
   await admin.pipeline([['FLUSHALL']]);
   const before = await usedMemory(admin);
-  const procs = Array.from({ length: p.workers }, () => new LoadProcess());
+  const procs = await startLoadProcesses(p, 'redis', addr);
   const bar = ctx.progress(`redis memory ${layout.entries.toLocaleString('en-US')}`, unitCount(layout));
   try {
-    await Promise.all(
-      procs.map((w, i) =>
-        w.request(
-          {
-            kind: 'init',
-            target: 'redis',
-            addr,
-            connections: p.connections,
-            depth: p.depth,
-            worker: i,
-            workers: p.workers,
-          },
-          'ready',
-        ),
-      ),
-    );
     for (const w of procs) w.onTick = (n) => bar.tick(n);
     await Promise.all(procs.map((w) => w.request({ kind: 'insert', layout }, 'inserted')));
   } finally {
     bar.done();
-    for (const w of procs) w.stop();
+    await closeAll(procs);
   }
   const after = await usedMemory(admin);
   await admin.pipeline([['FLUSHALL']]);
@@ -233,14 +218,14 @@ const scenario: Scenario = {
           await measure(ctx, subject, layout, subject.segments === 0 ? p.warmupMs : p.roundWarmupMs, p.queryMs);
         }
       }
-      for (const g of groups.splice(0)) for (const w of g.procs) w.stop();
+      await closeAll(groups.splice(0).flatMap((g) => g.procs));
       clearInterval(timer);
       await metaserver.stop(); // frees its memory before the memory measurements
       for (const entries of p.memoryEntries)
         redisBytes[entries] = await redisMemory(ctx, p, redisAddr, redisAdmin, layoutForEntries(entries));
     } finally {
       clearInterval(timer);
-      for (const g of groups) for (const w of g.procs) w.stop();
+      await closeAll(groups.flatMap((g) => g.procs));
       admin.close();
       redisAdmin.close();
     }

@@ -148,7 +148,7 @@ async function throughput(
       selfProbe('engine client (SDK, command ring)'),
     ]);
     const refCpu = new CpuLedger([processProbe(ref.pid, 'memcpy threads')]);
-    using wake = await wakePeer.serve();
+    await using wake = await wakePeer.serve();
     const wakeTotals: WakeTotals = { cpuSeconds: 0, wakes: 0 };
     // Microseconds between the SDK's completions in its last rep, per direction (2 in flight: the rep over its calls).
     const gapUs = { save: 1000, load: 1000 };
