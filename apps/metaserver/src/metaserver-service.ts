@@ -1,66 +1,22 @@
 // The gRPC adapter of the Metaserver service: decode, validate (messages name the field), call the store, build the
 // answer. Timing, metrics, logging and error mapping happen once, in `implement()` from @kvfabric/common.
 import type * as grpc from '@grpc/grpc-js';
-import {
-  MetaserverService,
-  NodeState,
-  TransportKind,
-  type HashList,
-  type NodePrefix,
-  type NodeStats,
-} from '@kvfabric/proto';
-import {
-  METASERVER_MAX_QUERY_HASHES,
-  METASERVER_MAX_UPDATE_HASHES,
-  authorizeNamespace,
-  authorizeNode,
-  checkHashList,
-  checkId,
-  checkNamespace,
-  invalid,
-  parseHostPort,
-  tierFromWire,
-  tierToWire,
-  type BlockTier,
-  type Identity,
-} from '@kvfabric/common';
+import { MetaserverService, NodeState, TransportKind, type NodePrefix, type NodeStats } from '@kvfabric/proto';
+import { METASERVER_MAX_QUERY_HASHES, checkId, invalid, parseHostPort, tierToWire } from '@kvfabric/common';
 import { implement, type RpcContext } from '@kvfabric/common/rpc';
 import { type Logger } from '@kvfabric/common/observability';
-import { queryPrefixStreamHandler, type QueryPrefixStreamDeps } from './query-prefix-stream.js';
-import type { Hashes } from './store/index.js';
+import { hashesOf, insertBlocks, namespaceOf, nodeIdOf, removeBlocks } from './block-updates.js';
+import { indexStreamHandler, type IndexStreamDeps } from './index-stream.js';
+import { QUERY_PREFIX_STREAM, queryPrefixItems } from './query-prefix-stream.js';
+import { UPDATE_BLOCKS_STREAM, updateBlocksItems } from './update-blocks-stream.js';
 
-export interface MetaserverServiceDeps extends QueryPrefixStreamDeps {
+export interface MetaserverServiceDeps extends IndexStreamDeps {
   logger: Logger;
   /** HA mode: leader changes in the cluster (GetStats.leader_changes). */
   leaderChanges?: () => bigint;
 }
 
-/** A node's own requests (heartbeat, unregister, insert, remove) must come from that node's certificate. */
-function nodeIdOf(req: { nodeId: string }, who: Identity | undefined): string {
-  const nodeId = checkId(req.nodeId, 'node_id');
-  authorizeNode(who, nodeId);
-  return nodeId;
-}
-
-function namespaceOf(req: { namespace: string }, who: Identity | undefined): string {
-  const ns = checkNamespace(req.namespace);
-  authorizeNamespace(who, ns);
-  return ns;
-}
-
 const KNOWN_TRANSPORTS = new Set<number>([TransportKind.TRANSPORT_KIND_TCP, TransportKind.TRANSPORT_KIND_VERBS]);
-
-/** A request's hash list, at most maxCount hashes (METASERVER_MAX_UPDATE_HASHES / METASERVER_MAX_QUERY_HASHES). */
-function hashesOf(list: HashList | undefined, maxCount: number): Hashes {
-  return checkHashList(list, 'hashes', { maxCount });
-}
-
-/** The tier of an InsertBlocks request (UNSPECIFIED, from older nodes: DRAM). */
-function tierOf(wire: number): BlockTier {
-  const tier = tierFromWire(wire);
-  if (tier === undefined) throw invalid('tier', 'expected BLOCK_TIER_UNSPECIFIED, _DRAM, _SSD or _BOTH', wire);
-  return tier;
-}
 
 /** Each known kind at most once (a node offers tcp, verbs, or both). */
 function transportsOf(transports: TransportKind[]): TransportKind[] {
@@ -99,14 +55,6 @@ function peerAddr(addr: string): string {
   return addr;
 }
 
-function pick(list: Hashes, indices: number[]): HashList {
-  const packed = Buffer.allocUnsafe(indices.length * list.hashLen);
-  indices.forEach((i, k) =>
-    packed.set(list.packed.subarray(i * list.hashLen, (i + 1) * list.hashLen), k * list.hashLen),
-  );
-  return { packed, hashLen: list.hashLen };
-}
-
 /** Each call is answered by the index serving when it arrives (deps.store()), under that index's epoch. */
 export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcContext): grpc.UntypedServiceImplementation {
   const { logger } = deps;
@@ -134,24 +82,16 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
         return { epoch: store.epoch, removed: BigInt(removed) };
       },
 
-      insertBlocks(req, call) {
-        const store = deps.store();
-        const who = deps.identify(call);
-        const nodeId = nodeIdOf(req, who);
-        const ns = namespaceOf(req, who);
-        const hashes = hashesOf(req.hashes, METASERVER_MAX_UPDATE_HASHES);
-        const r = store.insert(nodeId, ns, hashes, tierOf(req.tier));
-        return { epoch: store.epoch, inserted: BigInt(r.inserted), reclaimable: pick(hashes, r.reclaimable) };
-      },
+      insertBlocks: (req, call) => insertBlocks(deps.store(), deps.identify(call), req),
 
-      removeBlocks(req, call) {
-        const store = deps.store();
-        const who = deps.identify(call);
-        const nodeId = nodeIdOf(req, who);
-        const ns = namespaceOf(req, who);
-        const removed = store.remove(nodeId, ns, hashesOf(req.hashes, METASERVER_MAX_UPDATE_HASHES));
-        return { epoch: store.epoch, removed: BigInt(removed) };
-      },
+      removeBlocks: (req, call) => removeBlocks(deps.store(), deps.identify(call), req),
+
+      updateBlocksStream: indexStreamHandler(
+        UPDATE_BLOCKS_STREAM,
+        deps,
+        ctx,
+        updateBlocksItems,
+      ) as grpc.UntypedHandleCall,
 
       queryPrefix(req, call) {
         const store = deps.store();
@@ -163,7 +103,7 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
         return { epoch: store.epoch, nodes };
       },
 
-      queryPrefixStream: queryPrefixStreamHandler(deps, ctx) as grpc.UntypedHandleCall,
+      queryPrefixStream: indexStreamHandler(QUERY_PREFIX_STREAM, deps, ctx, queryPrefixItems) as grpc.UntypedHandleCall,
 
       queryOwners(req, call) {
         const store = deps.store();

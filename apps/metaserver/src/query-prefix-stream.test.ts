@@ -1,120 +1,15 @@
 // QueryPrefixStream on the wire (the generated gRPC client, not the SDK): ids echoed with exact answers, per-item
 // errors that leave the stream serving, OK status after the client half-closes; the RPC guard refuses at the start
 // and at any message (a follower, with the leader trailer), and a stream whose index was replaced ends.
-// In-process server over loopback so the guard and the store can be switched; the spawned-process round trip is in
-// packages/client/src/prefix-query-stream.test.ts.
+// In-process server over loopback so the guard and the store can be switched (testing/stream-harness.ts); the
+// spawned-process round trip is in packages/client/src/prefix-query-stream.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import {
-  MetaserverClient,
-  MetaserverService,
-  type LeaderInfo,
-  type QueryPrefixStreamRequest,
-  type QueryPrefixStreamResponse,
-} from '@kvfabric/proto';
-import { KvError, TIER_SSD } from '@kvfabric/common';
-import {
-  CHANNEL_OPTIONS,
-  ERROR_CODE_KEY,
-  LEADER_ADDR_KEY,
-  bindServer,
-  rpcInstruments,
-  type RpcContext,
-} from '@kvfabric/common/rpc';
-import { Metrics, silentLogger } from '@kvfabric/common/observability';
-import { metaserverServiceImpl } from './metaserver-service.js';
+import type { QueryPrefixStreamRequest } from '@kvfabric/proto';
+import { ERROR_CODE_KEY, LEADER_ADDR_KEY } from '@kvfabric/common/rpc';
 import { MetaStore } from './store/index.js';
-
-const NS = 'test/ns';
-
-function hashList(ids: number[]) {
-  const packed = Buffer.alloc(ids.length * 32);
-  ids.forEach((id, i) => packed.writeUInt32BE(id + 1, i * 32));
-  return { packed, hashLen: 32 };
-}
-
-const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
-
-interface Harness extends AsyncDisposable {
-  /** The index serving; replace it as an HA re-election does. */
-  store: MetaStore;
-  client: InstanceType<typeof MetaserverClient>;
-  metrics: Metrics;
-  /** Set to refuse every RPC as a follower would. */
-  follower: boolean;
-  /** The epoch the app would report as leading (HA: changes on re-election). */
-  leaderEpoch: bigint;
-}
-
-async function harness(): Promise<Harness> {
-  const store = new MetaStore({ nodeStaleMs: 60_000, ttlMs: 3_600_000, epoch: 11n });
-  store.heartbeat({
-    nodeId: 'a',
-    addr: 'h:1',
-    transports: [1],
-    stats: { poolCapacityBytes: 100n, poolUsedBytes: 10n, blocks: 0n, ssdCapacityBytes: 0n, ssdUsedBytes: 0n },
-  });
-  store.heartbeat({
-    nodeId: 'b',
-    addr: 'h:2',
-    transports: [2],
-    stats: { poolCapacityBytes: 100n, poolUsedBytes: 20n, blocks: 0n, ssdCapacityBytes: 0n, ssdUsedBytes: 0n },
-  });
-  store.insert('a', NS, hashList(range(0, 10)));
-  store.insert('b', NS, hashList(range(0, 4)), TIER_SSD);
-  const metrics = new Metrics('test');
-  const h = {
-    store,
-    metrics,
-    follower: false,
-    leaderEpoch: 11n,
-  } as Harness;
-  const ctx: RpcContext = {
-    logger: silentLogger(),
-    instruments: rpcInstruments(metrics, 'metaserver'),
-    guard: () => {
-      if (h.follower) throw new KvError('NOT_LEADER', 'not the leader: test follower');
-    },
-    errorMetadata: (err) => {
-      if (err.code !== 'NOT_LEADER') return undefined;
-      const md = new grpc.Metadata();
-      md.set(LEADER_ADDR_KEY, '127.0.0.1:1');
-      return md;
-    },
-  };
-  const leader = (): LeaderInfo => ({ addr: '', epoch: h.leaderEpoch, sinceMs: 0n, ha: false, replicaId: '' });
-  const server = new grpc.Server();
-  server.addService(
-    MetaserverService,
-    metaserverServiceImpl({ store: () => h.store, logger: silentLogger(), leader, identify: () => undefined }, ctx),
-  );
-  const port = await bindServer(server, '127.0.0.1:0');
-  h.client = new MetaserverClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-  h[Symbol.asyncDispose] = async () => {
-    h.client.close();
-    server.forceShutdown();
-    await metrics.shutdown();
-  };
-  return h;
-}
-
-type Duplex = grpc.ClientDuplexStream<QueryPrefixStreamRequest, QueryPrefixStreamResponse>;
-
-/** Collects a stream's answers and its final status. */
-function collect(stream: Duplex) {
-  const answers: QueryPrefixStreamResponse[] = [];
-  stream.on('data', (r: QueryPrefixStreamResponse) => answers.push(r));
-  const status = new Promise<grpc.StatusObject>((resolve) => stream.on('status', resolve));
-  const errored = new Promise<grpc.ServiceError | undefined>((resolve) => {
-    stream.on('error', (e: grpc.ServiceError) => resolve(e));
-    stream.on('end', () => resolve(undefined));
-  });
-  const waitFor = async (n: number) => {
-    while (answers.length < n) await new Promise((r) => setTimeout(r, 2));
-  };
-  return { answers, status, errored, waitFor };
-}
+import { NS, collect, harness, hashList, metricValue, range } from './testing/stream-harness.js';
 
 function req(id: number, ids: number[], extra: Partial<QueryPrefixStreamRequest> = {}): QueryPrefixStreamRequest {
   return { id, namespace: NS, hashes: hashList(ids), excludeNodeId: '', ...extra };
@@ -186,19 +81,14 @@ test('answers carry the request id and QueryPrefix exactly; bad items get per-it
   );
   assert.deepEqual(unary.nodes, byId.get(7)!.nodes);
 
-  const text = await h.metrics.text();
-  const value = (prefix: string) =>
-    Number(
-      text
-        .split('\n')
-        .find((l) => l.startsWith(prefix))
-        ?.split(' ')
-        .pop(),
-    );
-  assert.equal(value('kvfabric_metaserver_rpc_total{method="queryPrefixStream",status="OK"'), 4);
-  assert.equal(value('kvfabric_metaserver_rpc_total{method="queryPrefixStream",status="INVALID_ARGUMENT"'), 2);
-  assert.equal(value('kvfabric_metaserver_rpc_errors_total{method="queryPrefixStream",code="INVALID_ARGUMENT"'), 2);
-  assert.equal(value('kvfabric_metaserver_rpc_duration_seconds_count{method="queryPrefixStream"'), 6);
+  const value = (prefix: string) => metricValue(h.metrics, prefix);
+  assert.equal(await value('kvfabric_metaserver_rpc_total{method="queryPrefixStream",status="OK"'), 4);
+  assert.equal(await value('kvfabric_metaserver_rpc_total{method="queryPrefixStream",status="INVALID_ARGUMENT"'), 2);
+  assert.equal(
+    await value('kvfabric_metaserver_rpc_errors_total{method="queryPrefixStream",code="INVALID_ARGUMENT"'),
+    2,
+  );
+  assert.equal(await value('kvfabric_metaserver_rpc_duration_seconds_count{method="queryPrefixStream"'), 6);
 });
 
 test('a follower refuses the stream at the start with NOT_LEADER and the leader trailer', async () => {

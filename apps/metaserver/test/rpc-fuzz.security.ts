@@ -121,6 +121,65 @@ test('arbitrary field values: every answer is a success or a clean, bounded refu
   await assert.doesNotReject(statusOf('getStats', {}).then((s) => assert.equal(s.code, grpc.status.OK)));
 });
 
+/** The items of the pipelined streams: each stream's requests, with arbitrary fields. */
+const streamItems: Record<string, fc.Arbitrary<unknown>> = {
+  queryPrefixStream: fc.record({ id: fc.nat(), namespace: text, hashes: hashList, excludeNodeId: text }),
+  updateBlocksStream: fc.record({
+    id: fc.nat(),
+    update: fc.oneof(
+      fc.constant(undefined),
+      requests.insertBlocks!.map((value) => ({ $case: 'insert', value })),
+      requests.removeBlocks!.map((value) => ({ $case: 'remove', value })),
+    ),
+  }),
+};
+
+/** One stream carrying `items`: every answer, and how the stream ended. */
+function streamOf(method: string, items: unknown[]): Promise<{ answers: unknown[]; code: grpc.status }> {
+  return new Promise((resolve) => {
+    const call = (
+      raw[method as keyof RawClient] as unknown as (o: grpc.CallOptions) => grpc.ClientDuplexStream<unknown, unknown>
+    ).call(raw, { deadline: Date.now() + 60_000 });
+    const answers: unknown[] = [];
+    call.on('data', (a: unknown) => answers.push(a));
+    call.on('error', (err: grpc.ServiceError) => resolve({ answers, code: err.code }));
+    call.on('status', (st: grpc.StatusObject) => st.code === grpc.status.OK && resolve({ answers, code: st.code }));
+    for (const item of items) call.write(item);
+    call.end();
+  });
+}
+
+test('arbitrary stream items: each is answered or refused alone, never INTERNAL, and the stream ends OK', async () => {
+  const streams = Object.entries(MetaserverService).filter(([, m]) => m.requestStream && m.responseStream);
+  assert.deepEqual(
+    streams.map(([name]) => name).sort(),
+    Object.keys(streamItems).sort(),
+    'a new stream needs a generator',
+  );
+  await holds(
+    fc.asyncProperty(
+      fc
+        .constantFrom(...Object.keys(streamItems))
+        .chain((m) => fc.tuple(fc.constant(m), fc.array(streamItems[m]!, { minLength: 1, maxLength: 8 }))),
+      async ([method, items]) => {
+        const { answers, code } = await streamOf(method, items);
+        assert.equal(code, grpc.status.OK, `${method}: the stream ended with ${grpc.status[code]}`);
+        assert.equal(answers.length, items.length, `${method}: ${answers.length} answers to ${items.length} items`);
+        for (const a of answers as {
+          error?: { code: string; message: string };
+          answer?: { $case: string; value: { code: string; message: string } };
+        }[]) {
+          const err = a.error ?? (a.answer?.$case === 'error' ? a.answer.value : undefined);
+          if (!err) continue;
+          assert.notEqual(err.code, 'INTERNAL', `${method}: ${err.message.slice(0, 300)}`);
+          assert.ok(err.message.length <= 4096, `${method}: a ${err.message.length}-character error message`);
+        }
+      },
+    ),
+  );
+  await assert.doesNotReject(statusOf('getStats', {}).then((s) => assert.equal(s.code, grpc.status.OK)));
+});
+
 test('arbitrary bytes as a whole message: refused or answered, the server keeps serving', async () => {
   const client = new grpc.Client(ms.addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
   try {

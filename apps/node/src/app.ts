@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, rmSync } from 'node:fs';
 import { EngineService, TransportKind } from '@kvfabric/proto';
 import { HANDOVER_TOKEN_TTL_MS, RegionHandoverServer, handoverSocketPath } from '@kvfabric/native';
-import { MetaserverClient, PrefixQueryStream } from '@kvfabric/client';
+import { BlockUpdateStream, MetaserverClient, PrefixQueryStream } from '@kvfabric/client';
 import { ENGINE_MAX_REQUEST_BYTES, ENGINE_MAX_RESPONSE_BYTES, TIER_BOTH, TIER_SSD, nodeIdFor } from '@kvfabric/common';
 import {
   CHANNEL_OPTIONS,
@@ -59,6 +59,7 @@ interface NodeParts {
   transport: TransportKind;
   metaserver: MetaserverClient | undefined;
   lookups: PrefixQueryStream | undefined;
+  updates: BlockUpdateStream | undefined;
   reporter: Reporter | undefined;
   pulls: RemotePulls;
   ssd: SsdTier | undefined;
@@ -89,6 +90,7 @@ export class NodeApp {
   private readonly opts: NodeAppOptions;
   private readonly metaserver: MetaserverClient | undefined;
   private readonly lookups: PrefixQueryStream | undefined;
+  private readonly updates: BlockUpdateStream | undefined;
   private readonly engineServer: grpc.Server;
   private handover: RegionHandoverServer | undefined;
   private http: HttpEndpoint | undefined;
@@ -103,6 +105,7 @@ export class NodeApp {
     this.transport = parts.transport;
     this.metaserver = parts.metaserver;
     this.lookups = parts.lookups;
+    this.updates = parts.updates;
     this.reporter = parts.reporter;
     this.pulls = parts.pulls;
     this.ssd = parts.ssd;
@@ -144,12 +147,16 @@ export class NodeApp {
     // Holder lookups of remote pulls, pipelined on one stream: a unary call per lookup costs the metaserver about
     // twice the CPU, and each leaves an HTTP/2 stream that only a full collection frees.
     const lookups = config.metaserverAddr ? new PrefixQueryStream(config.metaserverAddr, metaserverOptions) : undefined;
+    // The reporter's inserts and removes, pipelined on one stream for the same reasons.
+    const updates = config.metaserverAddr ? new BlockUpdateStream(config.metaserverAddr, metaserverOptions) : undefined;
     let ssd: SsdTier | undefined;
     const reporter =
       metaserver &&
+      updates &&
       reporterFor({
         config,
         client: metaserver,
+        updates,
         nodeId,
         transport,
         pool: data.pool,
@@ -263,6 +270,7 @@ export class NodeApp {
       transport,
       metaserver,
       lookups,
+      updates,
       reporter,
       pulls,
       ssd,
@@ -349,6 +357,7 @@ export class NodeApp {
     await this.http?.close();
     this.metaserver?.close();
     this.lookups?.close();
+    this.updates?.close();
     await this.pulls?.close();
     await this.ssd?.close();
     this.core.close();

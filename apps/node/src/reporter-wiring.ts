@@ -1,9 +1,9 @@
-// The node's reporter as the app builds it: heartbeats with the pool's occupancy, and every sealed block of the
-// index and every block on SSD, packed per namespace and tier (resident-tiers.ts), when the metaserver asks for a
-// re-advertisement.
+// The node's reporter as the app builds it: heartbeats (unary calls) with the pool's occupancy; inserts and removes
+// on one UpdateBlocksStream; every sealed block of the index and every block on SSD, packed per namespace and tier
+// (resident-tiers.ts), when the metaserver asks for a re-advertisement.
 import type { TransportKind } from '@kvfabric/proto';
 import type { Logger } from '@kvfabric/common/observability';
-import type { MetaserverClient } from '@kvfabric/client';
+import type { BlockUpdateStream, MetaserverClient } from '@kvfabric/client';
 import type { BlockIndex } from './block-index.js';
 import type { NodeConfig } from './config.js';
 import type { PagePool } from './data-path.js';
@@ -13,7 +13,10 @@ import { residentTiers, type SsdHolding } from './resident-tiers.js';
 
 export interface ReporterParts {
   config: NodeConfig;
+  /** Heartbeats, unregister and leader changes. */
   client: MetaserverClient;
+  /** Inserts and removes, pipelined on one stream. */
+  updates: BlockUpdateStream;
   nodeId: string;
   transport: TransportKind;
   pool: PagePool;
@@ -25,9 +28,15 @@ export interface ReporterParts {
 }
 
 export function reporterFor(p: ReporterParts): Reporter {
-  const { config, index, namespaces } = p;
+  const { config, index, namespaces, client, updates } = p;
   return new Reporter({
-    client: p.client,
+    client: {
+      heartbeat: (input) => client.heartbeat(input),
+      unregister: (nodeId) => client.unregister(nodeId),
+      onLeaderChange: (listener) => client.onLeaderChange(listener),
+      insertBlocks: (nodeId, ns, hashes, opts) => updates.insertBlocks(nodeId, ns, hashes, opts),
+      removeBlocks: (nodeId, ns, hashes) => updates.removeBlocks(nodeId, ns, hashes),
+    },
     nodeId: p.nodeId,
     addr: config.addr,
     transports: [p.transport],

@@ -1,9 +1,9 @@
 // A load process of the metaserver bench, forked by scenarios/metaserver.ts (IPC, advanced serialization).
-// The same process drives either kvfabric (gRPC, packages/client: unary QueryPrefix calls, or QueryPrefixStream
-// pipelines) or the Redis reference (raw RESP pipelines) with the same batches, the same connection count and the
-// same number of requests in flight per connection. A `memory` process fills an in-process store and reports bytes
-// per (block, owner).
-import { MetaserverClient, PrefixQueryStream } from '@kvfabric/client';
+// The same process drives either kvfabric (gRPC, packages/client: inserts on UpdateBlocksStreams; unary QueryPrefix
+// calls, or QueryPrefixStream pipelines) or the Redis reference (raw RESP pipelines) with the same batches, the same
+// connection count and the same number of requests in flight per connection. A `memory` process fills an in-process
+// store and reports bytes per (block, owner).
+import { BlockUpdateStream, MetaserverClient, PrefixQueryStream } from '@kvfabric/client';
 import {
   HASH_LEN,
   NAMESPACE,
@@ -60,14 +60,21 @@ async function kvfabricBackend(addr: string, connections: number): Promise<Backe
     { length: connections },
     () => new PrefixQueryStream(addr, { deadlineMs: 60_000, channelOptions: { 'grpc.use_local_subchannel_pool': 1 } }),
   );
+  // Inserts: one UpdateBlocksStream per connection, as a node's reporter sends its updates.
+  const updates = Array.from(
+    { length: connections },
+    () => new BlockUpdateStream(addr, { deadlineMs: 60_000, channelOptions: { 'grpc.use_local_subchannel_pool': 1 } }),
+  );
   let rr = 0;
   const next = () => clients[rr++ % clients.length]!;
   let rs = 0;
   const nextStream = () => streams[rs++ % streams.length]!;
+  let ru = 0;
+  const nextUpdates = () => updates[ru++ % updates.length]!;
   const list = (hashes: Buffer) => ({ packed: hashes, hashLen: HASH_LEN });
   return {
     async insert(node, hashes) {
-      await next().insertBlocks(nodeId(node), NAMESPACE, list(hashes));
+      await nextUpdates().insertBlocks(nodeId(node), NAMESPACE, list(hashes));
     },
     async prefix(hashes, mode) {
       const res =
@@ -79,6 +86,7 @@ async function kvfabricBackend(addr: string, connections: number): Promise<Backe
     close: () => {
       clients.forEach((c) => c.close());
       streams.forEach((s) => s.close());
+      updates.forEach((u) => u.close());
     },
   };
 }

@@ -45,10 +45,10 @@ interface Plan {
   queryMs: number;
   rounds: number;
   /**
-   * Unary queries against the floor server before its first segment: its processes are fresh, while the metaserver
-   * and its clients were warmed (JIT) by the inserts, which are unary calls too.
+   * Unary queries against each unary server (the metaserver, the floor) before the first segment: the inserts go
+   * over the pipelined update stream, so no unary path (server or client) is JIT-warm yet.
    */
-  floorWarmupMs: number;
+  unaryWarmupMs: number;
   memoryEntries: number[];
 }
 
@@ -64,7 +64,7 @@ function plan(quick: boolean, env = process.env): Plan {
         roundWarmupMs: 300,
         queryMs: 3_000,
         rounds: 1,
-        floorWarmupMs: 2_000,
+        unaryWarmupMs: 2_000,
         memoryEntries: [1_000_000],
       }
     : {
@@ -76,7 +76,7 @@ function plan(quick: boolean, env = process.env): Plan {
         roundWarmupMs: 500,
         queryMs: 5_000,
         rounds: 3,
-        floorWarmupMs: 5_000,
+        unaryWarmupMs: 5_000,
         memoryEntries: [1_000_000, 10_000_000],
       };
   // Load shape overrides for exploring other machines: KVFABRIC_BENCH_WORKERS / _CONNECTIONS / _DEPTH.
@@ -205,7 +205,8 @@ const scenario: Scenario = {
       // The floor holds nothing: its answers are fixed, so they are not checked.
       const bare = await loadGroup(ctx, p, 'kvfabric', floor.addr, floor.pid, (a, b) => floor.pauses(a, b), undefined);
       groups.push(bare);
-      await query(ctx, bare.procs, layout, 'unary', p.floorWarmupMs, 'grpc-js unary floor JIT warm-up', false);
+      await query(ctx, kvf.procs, layout, 'unary', p.unaryWarmupMs, 'kvfabric unary JIT warm-up', false);
+      await query(ctx, bare.procs, layout, 'unary', p.unaryWarmupMs, 'grpc-js unary floor JIT warm-up', false);
       subjects.push(
         newSubject('kvfabric pipelined', kvf, 'pipelined'),
         newSubject('kvfabric unary', kvf, 'unary'),
@@ -361,7 +362,9 @@ const scenario: Scenario = {
           `(kvfabric pipelined, kvfabric unary, redis, grpc-js unary floor); each subject measured in ${segments} (${p.warmupMs / 1000}s warm-up before its first, ` +
           `${p.roundWarmupMs / 1000}s before later ones), subjects taking turns while both servers hold the data; ` +
           `${kvPipelined.queries.toLocaleString('en-US')} kvfabric pipelined, ${kvUnary.queries.toLocaleString('en-US')} kvfabric unary, ` +
-          `${redisQueries.queries.toLocaleString('en-US')} redis and ${floorUnary.queries.toLocaleString('en-US')} floor queries; inserts in batches of one node's hashes of 16 chains (1024 or ~520)`,
+          `${redisQueries.queries.toLocaleString('en-US')} redis and ${floorUnary.queries.toLocaleString('en-US')} floor queries; inserts in batches of one node's hashes of 16 chains (1024 or ~520), ` +
+          `kvfabric's on one UpdateBlocksStream per connection (as a node's reporter sends them), ${p.depth} in flight each; ` +
+          `${p.unaryWarmupMs / 1000}s of unary queries warm each unary server up before the first segment`,
         `clients and server share ${cpus().length} cores (load average at start ${loadStart}, at end ${loadavg()[0]!.toFixed(1)}); server_cpu_us_*: the server process's user+system CPU ` +
           'per query / per inserted pair (from /proc), a client-independent cost; 1e6 / server_cpu_us_per_query is what one core could serve; ' +
           'client_cpu_us_per_query: all load processes together',

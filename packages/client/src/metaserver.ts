@@ -5,6 +5,8 @@ export { LEADER_ADDR_KEY } from '@kvfabric/common/rpc';
 export type { LeaderRecord } from '@kvfabric/common/etcd';
 export * from './metaserver-address.js';
 export * from './metaserver-client.js';
+export * from './metaserver-stream.js';
 export * from './prefix-query-stream.js';
+export * from './block-update-stream.js';
 export { resolveLeaderAddr, type LeaderChannelOptions, type LeaderListener } from './leader-channel.js';
 export type { LeaderLocator, LeaderLocatorOptions } from './leader-locator.js';

@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { MetaserverClient } from '@kvfabric/client';
+import { BlockUpdateStream, MetaserverClient } from '@kvfabric/client';
 import { KvError } from '@kvfabric/common';
 import { CHANNEL_OPTIONS, clientCredentials, readTls, tlsChannelOptions } from '@kvfabric/common/rpc';
 import { PeerClient } from '@kvfabric/proto/peer';
@@ -55,6 +55,12 @@ after(async () => {
 async function clientAs(role: 'node' | 'client', name: string, namespaces?: string[]): Promise<MetaserverClient> {
   const tls = readTls(await testCa().issue(role, name, namespaces));
   return new MetaserverClient(cluster.metaserver.addr, { tls, deadlineMs: 10_000 });
+}
+
+/** The stream a node's reporter sends its inserts and removes on, under a certificate of `role`/`name`. */
+async function updatesAs(role: 'node' | 'client', name: string, namespaces?: string[]): Promise<BlockUpdateStream> {
+  const tls = readTls(await testCa().issue(role, name, namespaces));
+  return new BlockUpdateStream(cluster.metaserver.addr, { tls, deadlineMs: 10_000 });
 }
 
 async function refused(p: Promise<unknown>, code: string, field: RegExp): Promise<void> {
@@ -109,6 +115,15 @@ test('cache poisoning: no certificate may heartbeat or insert for a node id that
     /node_id: "made-up\/1" does not belong to kvfabric:\/\/node\/attacker/,
   );
   await refused(attacker.c.insertBlocks(idA, ns, hashes), 'PERMISSION_DENIED', /node_id/);
+  // the same on the pipelined stream nodes report on: refused item by item
+  await using attackerUpdates = {
+    s: await updatesAs('node', 'attacker'),
+    async [Symbol.asyncDispose]() {
+      this.s.close();
+    },
+  };
+  for (let i = 0; i < 2; i++)
+    await refused(attackerUpdates.s.insertBlocks(idA, ns, hashes), 'PERMISSION_DENIED', /node_id/);
   // a client certificate is no node at all
   await using ops = {
     c: await clientAs('client', 'ops'),
@@ -141,6 +156,12 @@ test("node hijack: B's certificate can neither move A's address, remove A's bloc
     await refused(asB.unregister(idA), 'PERMISSION_DENIED', /node_id/);
   } finally {
     asB.close();
+  }
+  const updatesB = await updatesAs('node', B.tls!.name);
+  try {
+    await refused(updatesB.removeBlocks(idA, ns, hashes), 'PERMISSION_DENIED', /node_id/);
+  } finally {
+    updatesB.close();
   }
   const answer = await admin.queryPrefix(ns, hashes);
   assert.deepEqual(
@@ -178,6 +199,16 @@ test('a certificate limited to namespaces is refused outside them, on the metase
     );
     assert.deepEqual((await tenant.queryPrefix('tenant-a', freshHashes(2))).nodes, []);
     await refused(tenant.insertBlocks('tenant-a-node/1', 'tenant-b', freshHashes(1)), 'PERMISSION_DENIED', /namespace/);
+    const tenantUpdates = await updatesAs('node', 'tenant-a-node', ['tenant-a']);
+    try {
+      await refused(
+        tenantUpdates.insertBlocks('tenant-a-node/1', 'tenant-b', freshHashes(1)),
+        'PERMISSION_DENIED',
+        /namespace/,
+      );
+    } finally {
+      tenantUpdates.close();
+    }
     const listed = (await tenant.listNamespaces()).namespaces.map((n) => n.name);
     assert.ok(
       listed.every((n) => n === 'tenant-a'),

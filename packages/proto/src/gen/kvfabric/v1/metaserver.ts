@@ -184,6 +184,20 @@ export interface RemoveBlocksResponse {
   removed: bigint;
 }
 
+export interface UpdateBlocksStreamRequest {
+  /** chosen by the client, echoed in the answer */
+  id: number;
+  update: { $case: "insert"; value: InsertBlocksRequest } | { $case: "remove"; value: RemoveBlocksRequest } | undefined;
+}
+
+export interface UpdateBlocksStreamResponse {
+  /** the request's id */
+  id: number;
+  answer: { $case: "inserted"; value: InsertBlocksResponse } | { $case: "removed"; value: RemoveBlocksResponse } | //
+  /** this item failed */
+  { $case: "error"; value: ItemError } | undefined;
+}
+
 export interface QueryPrefixRequest {
   namespace: string;
   hashes:
@@ -1332,6 +1346,261 @@ export const RemoveBlocksResponse: MessageFns<RemoveBlocksResponse> = {
     const message = createBaseRemoveBlocksResponse();
     message.epoch = (object.epoch !== undefined && object.epoch !== null) ? BigInt(object.epoch) : 0n;
     message.removed = (object.removed !== undefined && object.removed !== null) ? BigInt(object.removed) : 0n;
+    return message;
+  },
+};
+
+function createBaseUpdateBlocksStreamRequest(): UpdateBlocksStreamRequest {
+  return { id: 0, update: undefined };
+}
+
+export const UpdateBlocksStreamRequest: MessageFns<UpdateBlocksStreamRequest> = {
+  encode(message: UpdateBlocksStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint32(message.id);
+    }
+    switch (message.update?.$case) {
+      case "insert":
+        InsertBlocksRequest.encode(message.update.value, writer.uint32(18).fork()).join();
+        break;
+      case "remove":
+        RemoveBlocksRequest.encode(message.update.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateBlocksStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateBlocksStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.update = { $case: "insert", value: InsertBlocksRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.update = { $case: "remove", value: RemoveBlocksRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateBlocksStreamRequest {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      update: isSet(object.insert)
+        ? { $case: "insert", value: InsertBlocksRequest.fromJSON(object.insert) }
+        : isSet(object.remove)
+        ? { $case: "remove", value: RemoveBlocksRequest.fromJSON(object.remove) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: UpdateBlocksStreamRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.update?.$case === "insert") {
+      obj.insert = InsertBlocksRequest.toJSON(message.update.value);
+    } else if (message.update?.$case === "remove") {
+      obj.remove = RemoveBlocksRequest.toJSON(message.update.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateBlocksStreamRequest>, I>>(base?: I): UpdateBlocksStreamRequest {
+    return UpdateBlocksStreamRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateBlocksStreamRequest>, I>>(object: I): UpdateBlocksStreamRequest {
+    const message = createBaseUpdateBlocksStreamRequest();
+    message.id = object.id ?? 0;
+    switch (object.update?.$case) {
+      case "insert": {
+        if (object.update?.value !== undefined && object.update?.value !== null) {
+          message.update = { $case: "insert", value: InsertBlocksRequest.fromPartial(object.update.value) };
+        }
+        break;
+      }
+      case "remove": {
+        if (object.update?.value !== undefined && object.update?.value !== null) {
+          message.update = { $case: "remove", value: RemoveBlocksRequest.fromPartial(object.update.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseUpdateBlocksStreamResponse(): UpdateBlocksStreamResponse {
+  return { id: 0, answer: undefined };
+}
+
+export const UpdateBlocksStreamResponse: MessageFns<UpdateBlocksStreamResponse> = {
+  encode(message: UpdateBlocksStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint32(message.id);
+    }
+    switch (message.answer?.$case) {
+      case "inserted":
+        InsertBlocksResponse.encode(message.answer.value, writer.uint32(18).fork()).join();
+        break;
+      case "removed":
+        RemoveBlocksResponse.encode(message.answer.value, writer.uint32(26).fork()).join();
+        break;
+      case "error":
+        ItemError.encode(message.answer.value, writer.uint32(34).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateBlocksStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateBlocksStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.answer = { $case: "inserted", value: InsertBlocksResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.answer = { $case: "removed", value: RemoveBlocksResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.answer = { $case: "error", value: ItemError.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateBlocksStreamResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      answer: isSet(object.inserted)
+        ? { $case: "inserted", value: InsertBlocksResponse.fromJSON(object.inserted) }
+        : isSet(object.removed)
+        ? { $case: "removed", value: RemoveBlocksResponse.fromJSON(object.removed) }
+        : isSet(object.error)
+        ? { $case: "error", value: ItemError.fromJSON(object.error) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: UpdateBlocksStreamResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.answer?.$case === "inserted") {
+      obj.inserted = InsertBlocksResponse.toJSON(message.answer.value);
+    } else if (message.answer?.$case === "removed") {
+      obj.removed = RemoveBlocksResponse.toJSON(message.answer.value);
+    } else if (message.answer?.$case === "error") {
+      obj.error = ItemError.toJSON(message.answer.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateBlocksStreamResponse>, I>>(base?: I): UpdateBlocksStreamResponse {
+    return UpdateBlocksStreamResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateBlocksStreamResponse>, I>>(object: I): UpdateBlocksStreamResponse {
+    const message = createBaseUpdateBlocksStreamResponse();
+    message.id = object.id ?? 0;
+    switch (object.answer?.$case) {
+      case "inserted": {
+        if (object.answer?.value !== undefined && object.answer?.value !== null) {
+          message.answer = { $case: "inserted", value: InsertBlocksResponse.fromPartial(object.answer.value) };
+        }
+        break;
+      }
+      case "removed": {
+        if (object.answer?.value !== undefined && object.answer?.value !== null) {
+          message.answer = { $case: "removed", value: RemoveBlocksResponse.fromPartial(object.answer.value) };
+        }
+        break;
+      }
+      case "error": {
+        if (object.answer?.value !== undefined && object.answer?.value !== null) {
+          message.answer = { $case: "error", value: ItemError.fromPartial(object.answer.value) };
+        }
+        break;
+      }
+    }
     return message;
   },
 };
@@ -3544,6 +3813,23 @@ export const MetaserverService = {
       Buffer.from(RemoveBlocksResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RemoveBlocksResponse => RemoveBlocksResponse.decode(value),
   },
+  /**
+   * InsertBlocks and RemoveBlocks pipelined: a node's index updates on one stream (what a node's reporter uses),
+   * each tagged with an id the client chooses and answered with the unary call's answer, or a per-item error (the
+   * stream goes on). Answers may come in any order; the client orders what must be ordered (a remove sent after
+   * the insert of the same hash was answered). A follower (HA mode) ends the stream as it ends QueryPrefixStream.
+   */
+  updateBlocksStream: {
+    path: "/kvfabric.v1.Metaserver/UpdateBlocksStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: UpdateBlocksStreamRequest): Buffer =>
+      Buffer.from(UpdateBlocksStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateBlocksStreamRequest => UpdateBlocksStreamRequest.decode(value),
+    responseSerialize: (value: UpdateBlocksStreamResponse): Buffer =>
+      Buffer.from(UpdateBlocksStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateBlocksStreamResponse => UpdateBlocksStreamResponse.decode(value),
+  },
   /** For every live node holding hashes[0], the number of leading hashes it holds contiguously. */
   queryPrefix: {
     path: "/kvfabric.v1.Metaserver/QueryPrefix" as const,
@@ -3624,6 +3910,13 @@ export interface MetaserverServer extends UntypedServiceImplementation {
   insertBlocks: handleUnaryCall<InsertBlocksRequest, InsertBlocksResponse>;
   /** Removes node_id's ownership of each hash (owner-conditional: other owners are untouched). */
   removeBlocks: handleUnaryCall<RemoveBlocksRequest, RemoveBlocksResponse>;
+  /**
+   * InsertBlocks and RemoveBlocks pipelined: a node's index updates on one stream (what a node's reporter uses),
+   * each tagged with an id the client chooses and answered with the unary call's answer, or a per-item error (the
+   * stream goes on). Answers may come in any order; the client orders what must be ordered (a remove sent after
+   * the insert of the same hash was answered). A follower (HA mode) ends the stream as it ends QueryPrefixStream.
+   */
+  updateBlocksStream: handleBidiStreamingCall<UpdateBlocksStreamRequest, UpdateBlocksStreamResponse>;
   /** For every live node holding hashes[0], the number of leading hashes it holds contiguously. */
   queryPrefix: handleUnaryCall<QueryPrefixRequest, QueryPrefixResponse>;
   /**
@@ -3708,6 +4001,20 @@ export interface MetaserverClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RemoveBlocksResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * InsertBlocks and RemoveBlocks pipelined: a node's index updates on one stream (what a node's reporter uses),
+   * each tagged with an id the client chooses and answered with the unary call's answer, or a per-item error (the
+   * stream goes on). Answers may come in any order; the client orders what must be ordered (a remove sent after
+   * the insert of the same hash was answered). A follower (HA mode) ends the stream as it ends QueryPrefixStream.
+   */
+  updateBlocksStream(): ClientDuplexStream<UpdateBlocksStreamRequest, UpdateBlocksStreamResponse>;
+  updateBlocksStream(
+    options: Partial<CallOptions>,
+  ): ClientDuplexStream<UpdateBlocksStreamRequest, UpdateBlocksStreamResponse>;
+  updateBlocksStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<UpdateBlocksStreamRequest, UpdateBlocksStreamResponse>;
   /** For every live node holding hashes[0], the number of leading hashes it holds contiguously. */
   queryPrefix(
     request: QueryPrefixRequest,
