@@ -5,8 +5,10 @@
 // store and reports bytes per (block, owner).
 import { BlockUpdateStream, MetaserverClient, PrefixQueryStream } from '@kvfabric/client';
 import {
+  CHAIN_BLOCKS,
   HASH_LEN,
   NAMESPACE,
+  NODES,
   chainHashes,
   expectedPrefix,
   nodeId,
@@ -25,19 +27,23 @@ export type ToWorker =
   | { kind: 'init'; target: Target; addr: string; connections: number; depth: number; worker: number; workers: number }
   | { kind: 'insert'; layout: Layout }
   | { kind: 'query'; layout: Layout; durationMs: number; mode: QueryMode; check: boolean }
-  | { kind: 'memory'; layout: Layout; secondaries: boolean };
+  | { kind: 'memory'; layout: Layout; secondaries: boolean }
+  | { kind: 'update'; perWorker: number; mode: QueryMode };
 
 export type FromWorker =
   | { kind: 'ready' }
   | { kind: 'tick'; n: number }
   | { kind: 'inserted'; pairs: number; seconds: number }
   | { kind: 'queried'; latenciesUs: Float64Array; mismatches: number; firstMismatch?: string }
+  | { kind: 'updated'; updates: number; seconds: number }
   | { kind: 'memory'; entries: number; blocks: number; bytesPerEntryProcess: number; bytesPerEntryIndex: number }
   | { kind: 'error'; message: string };
 
 /** One backend, as the load loops see it. */
 interface Backend {
-  insert(node: number, hashes: Buffer): Promise<void>;
+  /** kvfabric: on the update stream ('pipelined', the default) or as a unary call. */
+  insert(node: number, hashes: Buffer, mode?: QueryMode): Promise<void>;
+  remove(node: number, hashes: Buffer, mode: QueryMode): Promise<void>;
   /** Node index → prefix length for a 64-hash query. */
   prefix(hashes: Buffer, mode: QueryMode): Promise<Map<number, number>>;
   close(): void;
@@ -73,8 +79,11 @@ async function kvfabricBackend(addr: string, connections: number): Promise<Backe
   const nextUpdates = () => updates[ru++ % updates.length]!;
   const list = (hashes: Buffer) => ({ packed: hashes, hashLen: HASH_LEN });
   return {
-    async insert(node, hashes) {
-      await nextUpdates().insertBlocks(nodeId(node), NAMESPACE, list(hashes));
+    async insert(node, hashes, mode = 'pipelined') {
+      await (mode === 'pipelined' ? nextUpdates() : next()).insertBlocks(nodeId(node), NAMESPACE, list(hashes));
+    },
+    async remove(node, hashes, mode) {
+      await (mode === 'pipelined' ? nextUpdates() : next()).removeBlocks(nodeId(node), NAMESPACE, list(hashes));
     },
     async prefix(hashes, mode) {
       const res =
@@ -96,16 +105,19 @@ async function redisBackend(addr: string, connections: number): Promise<Backend>
   const clients = await Promise.all(Array.from({ length: connections }, () => RespClient.connect(host, Number(port))));
   let rr = 0;
   const next = () => clients[rr++ % clients.length]!;
+  /** One SADD or SREM per hash, pipelined. */
+  const setCommand = async (command: 'SADD' | 'SREM', node: number, hashes: Buffer) => {
+    const member = String(node);
+    const cmds: [string, Buffer, string][] = [];
+    for (let off = 0; off < hashes.length; off += HASH_LEN)
+      cmds.push([command, hashes.subarray(off, off + HASH_LEN), member]);
+    const replies = await next().pipeline(cmds);
+    const bad = replies.find((r) => typeof r !== 'number');
+    if (bad !== undefined) throw new Error(`${command}: ${String(bad)}`);
+  };
   return {
-    async insert(node, hashes) {
-      const member = String(node);
-      const cmds: [string, Buffer, string][] = [];
-      for (let off = 0; off < hashes.length; off += HASH_LEN)
-        cmds.push(['SADD', hashes.subarray(off, off + HASH_LEN), member]);
-      const replies = await next().pipeline(cmds);
-      const bad = replies.find((r) => typeof r !== 'number');
-      if (bad !== undefined) throw new Error(`SADD: ${String(bad)}`);
-    },
+    insert: (node, hashes) => setCommand('SADD', node, hashes),
+    remove: (node, hashes) => setCommand('SREM', node, hashes),
     async prefix(hashes) {
       const cmds: [string, Buffer][] = [];
       for (let off = 0; off < hashes.length; off += HASH_LEN)
@@ -174,6 +186,35 @@ async function handle(msg: ToWorker): Promise<void> {
         send({ kind: 'tick', n: 1 });
       });
       send({ kind: 'inserted', pairs, seconds: (performance.now() - started) / 1000 });
+      return;
+    }
+    case 'update': {
+      // Index updates as a node's reporter sends them: a batch of 64 fresh hashes inserted, then removed, by one
+      // of the nodes; connections x depth lanes, each its own node and hashes, each waiting for its answers.
+      const { connections, depth, worker } = init!;
+      const lanes = connections * depth;
+      const perLane = Math.ceil(msg.perWorker / 2 / lanes);
+      let updates = 0;
+      const started = performance.now();
+      await pool(lanes, lanes, async (lane) => {
+        const node = (worker * lanes + lane) % NODES;
+        const hashes = Buffer.alloc(CHAIN_BLOCKS * HASH_LEN);
+        for (let i = 0; i < perLane; i++) {
+          for (let j = 0; j < CHAIN_BLOCKS; j++) {
+            // outside every layout's chains: byte 0 = 0xee, then worker, lane, batch and block
+            const off = j * HASH_LEN;
+            hashes[off] = 0xee;
+            hashes.writeUInt16BE(worker * lanes + lane, off + 1);
+            hashes.writeUInt32BE(i, off + 3);
+            hashes[off + 7] = j;
+          }
+          await backend!.insert(node, hashes, msg.mode);
+          await backend!.remove(node, hashes, msg.mode);
+          updates += 2;
+          if (i % 16 === 15) send({ kind: 'tick', n: 32 });
+        }
+      });
+      send({ kind: 'updated', updates, seconds: (performance.now() - started) / 1000 });
       return;
     }
     case 'query': {

@@ -19,6 +19,13 @@ import {
 import { FloorServer } from '../metaserver/floor.js';
 import { describeKinds, fetchGcPauses, nodeFlagsOf } from '../metaserver/gc-pauses.js';
 import {
+  measureUpdates,
+  newUpdateSubject,
+  updateSummary,
+  type UpdateResult,
+  type UpdateSubject,
+} from '../metaserver/updates.js';
+import {
   closeAll,
   startLoadProcess,
   startLoadProcesses,
@@ -49,6 +56,9 @@ interface Plan {
    * over the pipelined update stream, so no unary path (server or client) is JIT-warm yet.
    */
   unaryWarmupMs: number;
+  /** Index updates (64-hash insert or remove) each load process sends per round, and the rounds per subject. */
+  updatesPerWorker: number;
+  updateRounds: number;
   memoryEntries: number[];
 }
 
@@ -65,6 +75,8 @@ function plan(quick: boolean, env = process.env): Plan {
         queryMs: 3_000,
         rounds: 1,
         unaryWarmupMs: 2_000,
+        updatesPerWorker: 2_000,
+        updateRounds: 1,
         memoryEntries: [1_000_000],
       }
     : {
@@ -77,6 +89,8 @@ function plan(quick: boolean, env = process.env): Plan {
         queryMs: 5_000,
         rounds: 3,
         unaryWarmupMs: 5_000,
+        updatesPerWorker: 16_000,
+        updateRounds: 2,
         memoryEntries: [1_000_000, 10_000_000],
       };
   // Load shape overrides for exploring other machines: KVFABRIC_BENCH_WORKERS / _CONNECTIONS / _DEPTH.
@@ -152,6 +166,7 @@ const scenario: Scenario = {
     const reference: Record<string, number> = {};
     const groups: LoadGroup[] = [];
     const subjects: Subject[] = [];
+    const updateSubjects: UpdateSubject[] = [];
     // Both servers hold the data at once and the subjects take turns (in rotating order), so a change in the
     // machine's background load during the run hits all of them alike.
     await using metaserver = await startMetaserver({ logLevel: 'warn' });
@@ -219,6 +234,16 @@ const scenario: Scenario = {
           await measure(ctx, subject, layout, subject.segments === 0 ? p.warmupMs : p.roundWarmupMs, p.queryMs);
         }
       }
+      // Index updates as nodes send them, the three ways taking turns like the queries (a tenth as warm-up first).
+      updateSubjects.push(
+        newUpdateSubject('kvfabric update stream', kvf, 'pipelined'),
+        newUpdateSubject('kvfabric unary updates', kvf, 'unary'),
+        newUpdateSubject('redis', ref, 'pipelined'),
+      );
+      for (const u of updateSubjects) await measureUpdates(ctx, u, p.updatesPerWorker / 10, false);
+      for (let r = 0; r < p.updateRounds; r++)
+        for (let k = 0; k < updateSubjects.length; k++)
+          await measureUpdates(ctx, updateSubjects[(r + k) % updateSubjects.length]!, p.updatesPerWorker);
       await closeAll(groups.splice(0).flatMap((g) => g.procs));
       clearInterval(timer);
       await metaserver.stop(); // frees its memory before the memory measurements
@@ -235,6 +260,11 @@ const scenario: Scenario = {
       QueryResult,
       QueryResult,
       QueryResult,
+    ];
+    const [kvUpdates, kvUnaryUpdates, redisUpdates] = updateSubjects.map(updateSummary) as [
+      UpdateResult,
+      UpdateResult,
+      UpdateResult,
     ];
     const kvInsert = insertOf(subjects[0]!.group);
     const refInsert = insertOf(subjects[2]!.group);
@@ -303,6 +333,33 @@ const scenario: Scenario = {
       round(refInsert.serverCpuUsPerInsert, 3),
       '',
     );
+    // Index updates: 64-hash inserts and removes as nodes send them (the stream) and as unary calls, against Redis.
+    add(
+      'updates_per_sec',
+      Math.round(kvUpdates.updatesPerSec),
+      Math.round(redisUpdates.updatesPerSec),
+      '(update stream, as nodes send them)',
+    );
+    add('updates_per_sec_unary', Math.round(kvUnaryUpdates.updatesPerSec), Math.round(redisUpdates.updatesPerSec), '');
+    add(
+      'server_cpu_us_per_update',
+      round(kvUpdates.serverCpuUsPerUpdate),
+      round(redisUpdates.serverCpuUsPerUpdate),
+      '',
+    );
+    add(
+      'server_cpu_us_per_update_unary',
+      round(kvUnaryUpdates.serverCpuUsPerUpdate),
+      round(redisUpdates.serverCpuUsPerUpdate),
+      '',
+    );
+    for (const [suffix, u] of [
+      ['', kvUpdates],
+      ['_unary', kvUnaryUpdates],
+    ] as const) {
+      add(`gc_pause_ms_per_1k_updates${suffix}`, round(u.gcMsPer1kUpdates!, 2), undefined, '');
+      add(`gc_pause_max_ms_updates${suffix}`, round(u.gc!.maxMs, 2), undefined, '');
+    }
     // The metaserver's GC pauses while queries were measured (no Redis counterpart: it has no collector).
     for (const [suffix, r, target] of [
       ['', kvPipelined, 'no multi-ms pause'],
@@ -350,6 +407,9 @@ const scenario: Scenario = {
         queries_per_sec_unary: round(kvUnary.queriesPerSec / redisQueries.queriesPerSec, 3),
         queries_per_sec_unary_vs_floor: round(kvUnary.queriesPerSec / floorUnary.queriesPerSec, 3),
         inserts_per_sec: round(kvInsert.insertsPerSec / refInsert.insertsPerSec, 3),
+        updates_per_sec: round(kvUpdates.updatesPerSec / redisUpdates.updatesPerSec, 3),
+        updates_per_sec_unary: round(kvUnaryUpdates.updatesPerSec / redisUpdates.updatesPerSec, 3),
+        updates_per_sec_stream_vs_unary: round(kvUpdates.updatesPerSec / kvUnaryUpdates.updatesPerSec, 3),
       },
       table: { columns: ['metric', 'kvfabric', 'redis', 'kvfabric/redis', 'target'], rows },
       notes: [
@@ -379,6 +439,12 @@ const scenario: Scenario = {
           'hand-written wire codec, server options and node flags) with a fixed two-node answer, without the store or the kvfabric ' +
           'RPC wrapper, queried by the same client processes as unary kvfabric (answers not checked); ' +
           "queries_per_sec_unary_vs_floor: kvfabric unary queries/s over the floor's, what the metaserver keeps of what one grpc-js unary call per query allows",
+        `updates: index updates as a node's reporter sends them, a batch of 64 fresh hashes inserted by one of the ${NODES} nodes, then removed ` +
+          `(each call one update); ${p.workers} client processes x ${p.connections * p.depth} lanes, each waiting for its answers; ` +
+          `${p.updatesPerWorker.toLocaleString('en-US')} updates per process in each of ${p.updateRounds} round${p.updateRounds > 1 ? 's' : ''} per subject ` +
+          '(the subjects taking turns, after a tenth of that as warm-up): kvfabric on one UpdateBlocksStream per connection (what nodes use), ' +
+          'kvfabric as unary InsertBlocks / RemoveBlocks calls over the same connections, Redis as pipelined SADD / SREM per hash; ' +
+          `gc_*_updates: the metaserver's pauses while updates were measured (stream: ${describeKinds(kvUpdates.gc!)}; unary: ${describeKinds(kvUnaryUpdates.gc!)})`,
         'kvfabric memory: heapUsed+external delta (after GC) of a fresh process holding only the store, per (block, owner); ' +
           `~1.5 owners per block (chain owner + a prefix on a second node); *_single_owner: one owner per block`,
       ],
