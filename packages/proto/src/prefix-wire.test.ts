@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  MetaserverService,
   type NodePrefix,
   QueryPrefixRequest,
   QueryPrefixResponse,
@@ -151,5 +152,7 @@ test('MetaserverWire: the generated service with the QueryPrefix codecs in place
   assert.equal(MetaserverWire.queryPrefix.responseSerialize, queryPrefixWire.encodeResponse);
   assert.equal(MetaserverWire.queryPrefixStream.requestDeserialize, queryPrefixStreamWire.decodeRequest);
   assert.equal(MetaserverWire.queryPrefixStream.requestStream, true);
-  assert.equal(Object.keys(MetaserverWire).length, 10);
+  // every other method is the generated one (UpdateBlocksStream among them)
+  assert.equal(MetaserverWire.updateBlocksStream, MetaserverService.updateBlocksStream);
+  assert.equal(Object.keys(MetaserverWire).length, 11);
 });
