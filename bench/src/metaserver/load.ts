@@ -4,6 +4,7 @@
 // the server's GC pauses (each one, from its pause log).
 import { readFileSync } from 'node:fs';
 import { IpcChild, benchScript } from '../ipc-child.js';
+import { pin } from '../pin.js';
 import { percentile, type BenchContext, type Progress } from '../harness.js';
 import { unitCount, type Layout } from './data.js';
 import { summarizeGcPauses, type GcSummary, type Pause } from './gc-pauses.js';
@@ -14,6 +15,8 @@ export interface LoadShape {
   workers: number;
   connections: number;
   depth: number;
+  /** Cores the load processes are pinned to (a taskset list, pin.ts); undefined: not pinned. */
+  cpus?: string | undefined;
 }
 
 /** A forked load process (worker.ts). */
@@ -30,6 +33,7 @@ export function startLoadProcess(opts: { exposeGc?: boolean } = {}): LoadProcess
 export async function startLoadProcesses(p: LoadShape, target: Target, addr: string): Promise<LoadProcess[]> {
   const procs = Array.from({ length: p.workers }, () => startLoadProcess());
   try {
+    if (p.cpus !== undefined) for (const w of procs) pin(w.pid, p.cpus);
     await Promise.all(
       procs.map((w, i) =>
         w.request(

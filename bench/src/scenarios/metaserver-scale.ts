@@ -9,6 +9,7 @@ import { cpus, loadavg } from 'node:os';
 import { MetaserverClient } from '@kvfabric/client';
 import { startMetaserver } from '@kvfabric/testkit';
 import type { BenchContext, Scenario, ScenarioResult } from '../harness.js';
+import { pin, requestedCoreSplit, type CoreSplit } from '../pin.js';
 import { describeKinds, fetchGcPauses, nodeFlagsOf } from '../metaserver/gc-pauses.js';
 import { NODES, layoutForBlocks, layoutForEntries, nodeId, type Layout } from '../metaserver/data.js';
 import {
@@ -54,7 +55,7 @@ interface Loaded {
 }
 
 /** Starts a metaserver, keeps 8 node sessions alive on it and inserts `layout` through the load processes. */
-async function loadSize(ctx: BenchContext, layout: Layout): Promise<Loaded> {
+async function loadSize(ctx: BenchContext, layout: Layout, split: CoreSplit | undefined): Promise<Loaded> {
   ctx.log(
     `${layout.entries.toLocaleString('en-US')} (block, owner) pairs, ${layout.blocks.toLocaleString('en-US')} blocks`,
   );
@@ -83,18 +84,28 @@ async function loadSize(ctx: BenchContext, layout: Layout): Promise<Loaded> {
   };
   try {
     await beat();
-    const pid = metaserver.proc.pid;
+    const pid = metaserver.proc.pid!;
+    if (split) pin(pid, split.server);
     const rssEmpty = rssBytes(pid);
     let indexBytes = 0n;
     const pauses = (since: number, until: number) => fetchGcPauses(metaserver.httpAddr, since, until);
-    group = await loadGroup(ctx, SHAPE, 'kvfabric', metaserver.addr, pid, pauses, layout, async () => {
-      const stats = await admin.getStats();
-      if (stats.owners !== BigInt(layout.entries) || stats.blocks !== BigInt(layout.blocks))
-        throw new Error(
-          `metaserver holds ${stats.owners} / ${stats.blocks}, expected ${layout.entries} / ${layout.blocks}`,
-        );
-      indexBytes = stats.indexBytes;
-    });
+    group = await loadGroup(
+      ctx,
+      { ...SHAPE, cpus: split?.clients },
+      'kvfabric',
+      metaserver.addr,
+      pid,
+      pauses,
+      layout,
+      async () => {
+        const stats = await admin.getStats();
+        if (stats.owners !== BigInt(layout.entries) || stats.blocks !== BigInt(layout.blocks))
+          throw new Error(
+            `metaserver holds ${stats.owners} / ${stats.blocks}, expected ${layout.entries} / ${layout.blocks}`,
+          );
+        indexBytes = stats.indexBytes;
+      },
+    );
     return {
       layout,
       group,
@@ -129,10 +140,11 @@ async function runSizes(
   rounds: number,
   queryMs: number,
   warmupMs: number,
+  split: CoreSplit | undefined,
 ): Promise<[SizeResult, SizeResult]> {
   const loaded: Loaded[] = [];
   try {
-    for (const l of layouts) loaded.push(await loadSize(ctx, l));
+    for (const l of layouts) loaded.push(await loadSize(ctx, l, split));
     const subjects = loaded.flatMap((l) => [
       newSubject(`${label(l.layout.entries)} pipelined`, l.group, 'pipelined'),
       newSubject(`${label(l.layout.entries)} unary`, l.group, 'unary'),
@@ -168,12 +180,15 @@ const scenario: Scenario = {
     const queryMs = ctx.quick ? 3_000 : 5_000;
     const warmupMs = ctx.quick ? 1_000 : 2_000;
     const loadStart = loadavg()[0]!.toFixed(1);
+    // KVFABRIC_BENCH_PIN=1: the metaserver and the load processes on their own cores, as in `metaserver` (pin.ts).
+    const split = requestedCoreSplit();
     const [small, large] = await runSizes(
       ctx,
       [layoutForBlocks(1_000_000), layoutForEntries(target)],
       rounds,
       queryMs,
       warmupMs,
+      split,
     );
     const [s, l] = [label(small.layout.entries), label(large.layout.entries)];
     const metrics: Record<string, number> = {};
@@ -230,7 +245,7 @@ const scenario: Scenario = {
           `(count / total, longest): ${s} pipelined ${describeKinds(small.pipelined.gc!)}, unary ${describeKinds(small.unary.gc!)}; ` +
           `${l} pipelined ${describeKinds(large.pipelined.gc!)}, unary ${describeKinds(large.unary.gc!)}; ` +
           `the servers' node flags: ${small.serverFlags === large.serverFlags ? small.serverFlags : `${s} ${small.serverFlags}, ${l} ${large.serverFlags}`}`,
-        `clients and server share ${cpus().length} cores (load average at start ${loadStart}, at end ${loadavg()[0]!.toFixed(1)})`,
+        `${split ? `the metaserver pinned to core ${split.server} and the load processes to cores ${split.clients} (taskset), of ${cpus().length}` : `clients and server share ${cpus().length} cores`} (load average at start ${loadStart}, at end ${loadavg()[0]!.toFixed(1)})`,
       ],
     };
   },

@@ -18,6 +18,7 @@ import {
 } from '../metaserver/data.js';
 import { FloorServer } from '../metaserver/floor.js';
 import { describeKinds, fetchGcPauses, nodeFlagsOf } from '../metaserver/gc-pauses.js';
+import { pin, requestedCoreSplit } from '../pin.js';
 import {
   measureUpdates,
   newUpdateSubject,
@@ -153,7 +154,8 @@ const scenario: Scenario = {
   description:
     'metaserver inserts/s, 64-hash prefix queries/s (unary and pipelined) and latency, bytes per (block, owner); reference Redis sets',
   async run(ctx): Promise<ScenarioResult> {
-    const p = plan(ctx.quick);
+    const split = requestedCoreSplit();
+    const p = { ...plan(ctx.quick), cpus: split?.clients };
     const loadStart = loadavg()[0]!.toFixed(1);
     const layout = layoutForBlocks(p.blocks);
     ctx.log(
@@ -175,6 +177,8 @@ const scenario: Scenario = {
     // metaserver runs with (its bin file's shebang line, as testkit starts it).
     await using floor = await FloorServer.start(shebangNodeFlags(BIN.metaserver));
     await using redis = await startRedis();
+    // KVFABRIC_BENCH_PIN=1: each server on its own core, the load processes on the others (pin.ts), all alike.
+    if (split) for (const pid of [metaserver.proc.pid!, floor.pid, redis.proc.pid!]) pin(pid, split.server);
     const redisAddr = `${redis.host}:${redis.port}`;
     const admin = new MetaserverClient(metaserver.addr);
     const redisAdmin = await RespClient.connect(redis.host, redis.port);
@@ -425,7 +429,7 @@ const scenario: Scenario = {
           `${redisQueries.queries.toLocaleString('en-US')} redis and ${floorUnary.queries.toLocaleString('en-US')} floor queries; inserts in batches of one node's hashes of 16 chains (1024 or ~520), ` +
           `kvfabric's on one UpdateBlocksStream per connection (as a node's reporter sends them), ${p.depth} in flight each; ` +
           `${p.unaryWarmupMs / 1000}s of unary queries warm each unary server up before the first segment`,
-        `clients and server share ${cpus().length} cores (load average at start ${loadStart}, at end ${loadavg()[0]!.toFixed(1)}); server_cpu_us_*: the server process's user+system CPU ` +
+        `${split ? `each server pinned to core ${split.server} and the load processes to cores ${split.clients} (taskset), of ${cpus().length}` : `clients and server share ${cpus().length} cores`} (load average at start ${loadStart}, at end ${loadavg()[0]!.toFixed(1)}); server_cpu_us_*: the server process's user+system CPU ` +
           'per query / per inserted pair (from /proc), a client-independent cost; 1e6 / server_cpu_us_per_query is what one core could serve; ' +
           'client_cpu_us_per_query: all load processes together',
         'redis: key = raw 32-byte hash, value = set of small-integer node ids (intset); insert = pipelined SADD per hash; ' +
