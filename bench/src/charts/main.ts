@@ -160,6 +160,8 @@ if (meta) {
       ['queries_per_sec', '64-hash queries/s, pipelined', 1.0],
       ['queries_per_sec_unary', '64-hash queries/s, unary'],
       ['inserts_per_sec', 'inserts/s'],
+      ['updates_per_sec', '64-hash index updates/s, update stream'],
+      ['updates_per_sec_unary', '64-hash index updates/s, unary'],
     ]),
   });
 }
