@@ -1,11 +1,15 @@
 // BlockUpdateStream against a real kvfabric-metaserver: many inserts and removes in flight on one stream, answered
 // as the unary calls answer and leaving the index as they would; per-item errors (KvError with the server's code)
-// that leave the stream serving; reconnect after a restart (new epoch). How a MetaserverStream breaks, times out,
-// follows a follower's trailer and an etcd:// leader is tested through PrefixQueryStream (prefix-query-stream.test.ts).
+// that leave the stream serving; reconnect after a restart (new epoch); against an in-process fake, a metaserver
+// without the stream (unary calls until a new epoch). How a MetaserverStream breaks, times out, follows a
+// follower's trailer and an etcd:// leader is tested through PrefixQueryStream (prefix-query-stream.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import { MetaserverService, type UpdateBlocksStreamRequest, type UpdateBlocksStreamResponse } from '@kvfabric/proto';
 import { KvError, TIER_DRAM, TIER_SSD } from '@kvfabric/common';
+import { bindServer } from '@kvfabric/common/rpc';
 import { startMetaserver } from '@kvfabric/testkit';
 import { BlockUpdateStream } from './block-update-stream.js';
 import { MetaserverClient } from './metaserver-client.js';
@@ -128,4 +132,61 @@ test('reconnects after a metaserver restart and reports the new epoch; a closed 
   const closed = await rejection(updates.removeBlocks('a', NS, hashes([1])));
   assert.equal(closed.code, 'METASERVER_UNAVAILABLE');
   assert.match(closed.message, /block update stream to .* is closed/);
+});
+
+test('a metaserver without the stream (UNIMPLEMENTED) gets the updates as unary calls, until a new epoch', async () => {
+  let epoch = 5n;
+  let serves = false; // whether the fake serves UpdateBlocksStream
+  const seen = { streams: 0, unary: [] as string[], items: 0 };
+  const server = new grpc.Server();
+  const impl: grpc.UntypedServiceImplementation = {};
+  for (const name of Object.keys(MetaserverService))
+    impl[name] = ((_call: unknown, cb?: grpc.sendUnaryData<unknown>) =>
+      cb?.({ code: grpc.status.UNIMPLEMENTED, details: name })) as grpc.UntypedHandleCall;
+  impl.insertBlocks = ((_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
+    seen.unary.push('insert');
+    cb(null, { epoch, inserted: 1n, reclaimable: undefined });
+  }) as grpc.UntypedHandleCall;
+  impl.removeBlocks = ((_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
+    seen.unary.push('remove');
+    cb(null, { epoch, removed: 1n });
+  }) as grpc.UntypedHandleCall;
+  impl.updateBlocksStream = ((call: grpc.ServerDuplexStream<UpdateBlocksStreamRequest, UpdateBlocksStreamResponse>) => {
+    seen.streams++;
+    if (!serves) return call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'updateBlocksStream' });
+    call.on('data', (req: UpdateBlocksStreamRequest) => {
+      seen.items++;
+      call.write({ id: req.id, answer: { $case: 'removed', value: { epoch, removed: 1n } } });
+    });
+    call.on('end', () => call.end());
+  }) as grpc.UntypedHandleCall;
+  server.addService(MetaserverService, impl);
+  const port = await bindServer(server, '127.0.0.1:0');
+  const updates = new BlockUpdateStream(`127.0.0.1:${port}`);
+  try {
+    // the first update fails on the stream and is sent again, unary; so are the ones in flight with it, and later ones
+    const first = await Promise.all([
+      updates.insertBlocks('a', NS, hashes([1])),
+      updates.removeBlocks('a', NS, hashes([2])),
+    ]);
+    assert.deepEqual(
+      first.map((r) => r.epoch),
+      [5n, 5n],
+    );
+    assert.equal(updates.unary, true);
+    await updates.removeBlocks('a', NS, hashes([3]));
+    assert.equal(seen.streams, 1, 'one stream tried');
+    assert.deepEqual(seen.unary.sort(), ['insert', 'remove', 'remove']);
+    // upgraded and restarted: the next unary answer carries a new epoch, and the update after it takes the stream
+    epoch = 6n;
+    serves = true;
+    assert.equal((await updates.removeBlocks('a', NS, hashes([4]))).epoch, 6n);
+    assert.equal(updates.unary, false);
+    assert.equal((await updates.removeBlocks('a', NS, hashes([5]))).removed, 1n);
+    assert.deepEqual([seen.streams, seen.items, seen.unary.length], [2, 1, 4]);
+    assert.equal(updates.lastEpoch, 6n);
+  } finally {
+    updates.close();
+    server.forceShutdown();
+  }
 });

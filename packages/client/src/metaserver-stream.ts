@@ -23,6 +23,16 @@ export interface MetaserverStreamKind<Req, Res> {
   call: string;
 }
 
+/**
+ * The failure of a stream the metaserver does not implement (an older version): its calls never reached a handler.
+ * Its owner may send them another way (BlockUpdateStream: unary calls).
+ */
+export class StreamUnimplemented extends KvError {
+  constructor(what: string, addr: string, options: { cause: unknown }) {
+    super('METASERVER_UNAVAILABLE', `${what} to ${addr}: the metaserver does not serve it (an older version)`, options);
+  }
+}
+
 /** The error of an item the server answered with an ItemError. */
 export function itemFailure(err: ItemError): KvError {
   return new KvError(isKvErrorCode(err.code) ? err.code : 'INTERNAL', err.message);
@@ -60,7 +70,10 @@ export class MetaserverStream<Req extends { id: number }, Res extends { id: numb
     this.pipe = new PipelinedStream<Req, Res>({
       deadlineMs: this.deadlineMs,
       open: () => this.open(),
-      failure: (err) => this.broken(err),
+      failure: (err) =>
+        (err as Partial<grpc.ServiceError> | undefined)?.code === grpc.status.UNIMPLEMENTED
+          ? new StreamUnimplemented(this.kind.name, this.addr, { cause: err })
+          : this.broken(err),
       expired: (request) => this.expired(request.id),
     });
   }
