@@ -1,6 +1,7 @@
 // InsertBlocks and RemoveBlocks against one index: validation (messages name the field), the caller's right to
 // speak for the node and the namespace, the store call and the answer. The unary calls (metaserver-service.ts) and
-// the items of UpdateBlocksStream (update-blocks-stream.ts) both answer through here.
+// the items of UpdateBlocksStream (update-blocks-stream.ts) both answer through here. The field checks shared with
+// the other calls (node id, namespace, hash list) live here too.
 import type {
   HashList,
   InsertBlocksRequest,

@@ -1,13 +1,13 @@
 // The gRPC adapter of the Metaserver service: decode, validate (messages name the field), call the store, build the
 // answer. Timing, metrics, logging and error mapping happen once, in `implement()` from @kvfabric/common.
 import type * as grpc from '@grpc/grpc-js';
-import { MetaserverService, NodeState, TransportKind, type NodePrefix, type NodeStats } from '@kvfabric/proto';
-import { METASERVER_MAX_QUERY_HASHES, checkId, invalid, parseHostPort, tierToWire } from '@kvfabric/common';
+import { MetaserverService, NodeState, TransportKind, type NodeStats } from '@kvfabric/proto';
+import { METASERVER_MAX_QUERY_HASHES, invalid, parseHostPort, tierToWire } from '@kvfabric/common';
 import { implement, type RpcContext } from '@kvfabric/common/rpc';
 import { type Logger } from '@kvfabric/common/observability';
 import { hashesOf, insertBlocks, namespaceOf, nodeIdOf, removeBlocks } from './block-updates.js';
 import { indexStreamHandler, type IndexStreamDeps } from './index-stream.js';
-import { QUERY_PREFIX_STREAM, queryPrefixItems } from './query-prefix-stream.js';
+import { QUERY_PREFIX_STREAM, queryPrefix, queryPrefixItems } from './query-prefix-stream.js';
 import { UPDATE_BLOCKS_STREAM, updateBlocksItems } from './update-blocks-stream.js';
 
 export interface MetaserverServiceDeps extends IndexStreamDeps {
@@ -95,12 +95,7 @@ export function metaserverServiceImpl(deps: MetaserverServiceDeps, ctx: RpcConte
 
       queryPrefix(req, call) {
         const store = deps.store();
-        const ns = namespaceOf(req, deps.identify(call));
-        const hashes = hashesOf(req.hashes, METASERVER_MAX_QUERY_HASHES);
-        const exclude = req.excludeNodeId === '' ? '' : checkId(req.excludeNodeId, 'exclude_node_id');
-        // NodePrefixResult has exactly NodePrefix's fields (transports are validated TransportKind values)
-        const nodes = store.queryPrefix(ns, hashes, exclude) as NodePrefix[];
-        return { epoch: store.epoch, nodes };
+        return { epoch: store.epoch, nodes: queryPrefix(store, deps.identify(call), req) };
       },
 
       queryPrefixStream: indexStreamHandler(QUERY_PREFIX_STREAM, deps, ctx, queryPrefixItems) as grpc.UntypedHandleCall,
