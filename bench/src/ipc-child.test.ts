@@ -7,12 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IpcChild } from './ipc-child.js';
 
-type To = { kind: 'echo'; v: number } | { kind: 'fail' } | { kind: 'odd' } | { kind: 'die' } | { kind: 'stubborn' };
+type To =
+  { kind: 'echo'; v: number } | { kind: 'fail' } | { kind: 'odd' } | { kind: 'die' } | { kind: 'ignore-disconnect' };
 type From = { kind: 'ready' } | { kind: 'echoed'; v: number; ticks: number };
 
 const CHILD = `
-let stubborn = false;
-process.on('disconnect', () => { if (!stubborn) process.exit(0); });
+let ignoreDisconnect = false;
+process.on('disconnect', () => { if (!ignoreDisconnect) process.exit(0); });
 process.on('message', (m) => {
   if (m.kind === 'echo') {
     for (let i = 0; i < m.v; i++) process.send({ kind: 'tick', n: 1 });
@@ -20,7 +21,7 @@ process.on('message', (m) => {
   } else if (m.kind === 'fail') process.send({ kind: 'error', message: 'asked to fail' });
   else if (m.kind === 'odd') process.send({ kind: 'ready' });
   else if (m.kind === 'die') process.exit(3);
-  else if (m.kind === 'stubborn') { stubborn = true; setInterval(() => {}, 1000); process.send({ kind: 'ready' }); }
+  else if (m.kind === 'ignore-disconnect') { ignoreDisconnect = true; setInterval(() => {}, 1000); process.send({ kind: 'ready' }); }
 });
 process.send({ kind: 'ready' });
 `;
@@ -57,12 +58,12 @@ test('IpcChild: close() ends a child that exits on disconnect, and kills one tha
   withChildScript(async (script) => {
     const polite = IpcChild.fork<To, From>('test child', script);
     await polite.next('ready');
-    await polite.close();
+    await polite.close(120_000); // the grace is not what is tested here: however slow the host, it exits by itself
     await assert.rejects(polite.request({ kind: 'echo', v: 1 }, 'echoed'), /test child exited \(0\)/);
 
-    const stubborn = IpcChild.fork<To, From>('test child', script);
-    await stubborn.next('ready');
-    await stubborn.request({ kind: 'stubborn' }, 'ready');
-    await stubborn.close(50);
-    await assert.rejects(stubborn.request({ kind: 'echo', v: 1 }, 'echoed'), /test child exited \(SIGKILL\)/);
+    const deaf = IpcChild.fork<To, From>('test child', script);
+    await deaf.next('ready');
+    await deaf.request({ kind: 'ignore-disconnect' }, 'ready');
+    await deaf.close(50);
+    await assert.rejects(deaf.request({ kind: 'echo', v: 1 }, 'echoed'), /test child exited \(SIGKILL\)/);
   }));

@@ -106,7 +106,7 @@ test('reconnects after a metaserver restart and reports the new epoch; a closed 
     await ms.restart();
     let second: { epoch: bigint } | undefined;
     const failures: string[] = [];
-    for (let i = 0; i < 50 && !second; i++) {
+    for (let i = 0; i < 2400 && !second; i++) {
       try {
         await admin.heartbeat({ nodeId: 'a', addr: '127.0.0.1:7001', transports: [1] });
         second = await updates.insertBlocks('a', NS, hashes([1]));

@@ -149,7 +149,7 @@ test('reconnects after a metaserver restart and reports the new epoch', async ()
     await ms.restart();
     let second: { epoch: bigint } | undefined;
     const failures: string[] = [];
-    for (let i = 0; i < 50 && !second; i++) {
+    for (let i = 0; i < 2400 && !second; i++) {
       try {
         second = await stream.query(NS, hashes([1]));
       } catch (err) {
