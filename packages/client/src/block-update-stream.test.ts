@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { MetaserverService, type UpdateBlocksStreamRequest, type UpdateBlocksStreamResponse } from '@kvfabric/proto';
 import { KvError, TIER_DRAM, TIER_SSD } from '@kvfabric/common';
 import { bindServer } from '@kvfabric/common/rpc';
-import { startMetaserver } from '@kvfabric/testkit';
+import { rejection, startMetaserver } from '@kvfabric/testkit';
 import { BlockUpdateStream } from './block-update-stream.js';
 import { MetaserverClient } from './metaserver-client.js';
 
@@ -27,16 +27,6 @@ function hashes(ids: number[]): Buffer[] {
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
-
-async function rejection(p: Promise<unknown>): Promise<KvError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof KvError, `expected a KvError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('update unexpectedly succeeded');
-}
 
 test('200 inserts and removes in flight on one stream leave the index as unary calls would; bad items fail alone', async () => {
   await using ms = await startMetaserver({ logLevel: 'warn' });
@@ -129,7 +119,7 @@ test('reconnects after a metaserver restart and reports the new epoch; a closed 
     updates.close();
     admin.close();
   }
-  const closed = await rejection(updates.removeBlocks('a', NS, hashes([1])));
+  const closed = await rejection(updates.removeBlocks('a', NS, hashes([1])), KvError);
   assert.equal(closed.code, 'METASERVER_UNAVAILABLE');
   assert.match(closed.message, /block update stream to .* is closed/);
 });

@@ -6,7 +6,7 @@
 // the leader etcd names now). When the connection goes away (a draining server's GOAWAY) the stream is half-closed:
 // its calls still get their answers, the server can finish it and stop, and new calls go to a new stream.
 import * as grpc from '@grpc/grpc-js';
-import type { ItemError } from '@kvfabric/proto/metaserver';
+import type { ItemError } from '@kvfabric/proto/common';
 import { KvError, isKvErrorCode } from '@kvfabric/common';
 import { fromGrpcError } from '@kvfabric/common/rpc';
 import { LeaderChannel } from './leader-channel.js';

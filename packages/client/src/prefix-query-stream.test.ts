@@ -10,7 +10,7 @@ import { MetaserverService, type QueryPrefixStreamRequest, type QueryPrefixStrea
 import { KvError, TIER_SSD } from '@kvfabric/common';
 import { LEADER_ADDR_KEY, bindServer, errorToStatus } from '@kvfabric/common/rpc';
 import { connectEtcd } from '@kvfabric/common/etcd';
-import { etcdSkipReason, startEtcd, startMetaserver } from '@kvfabric/testkit';
+import { etcdSkipReason, rejection, startEtcd, startMetaserver } from '@kvfabric/testkit';
 import { MetaserverClient } from './metaserver-client.js';
 import { PrefixQueryStream } from './prefix-query-stream.js';
 
@@ -27,16 +27,6 @@ function hashes(ids: number[], tag = 1): Buffer[] {
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
-
-async function rejection(p: Promise<unknown>): Promise<KvError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof KvError, `expected a KvError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('query unexpectedly succeeded');
-}
 
 test('answers equal unary QueryPrefix, 300 queries in flight on one stream; bad items fail alone', async () => {
   await using ms = await startMetaserver({ logLevel: 'warn' });
@@ -204,7 +194,7 @@ test('a broken stream rejects every in-flight query with METASERVER_UNAVAILABLE;
   const stream = new PrefixQueryStream(fake.addr, { deadlineMs: 60_000 });
   try {
     // deadline: fails alone, the stream stays
-    const late = await rejection(stream.query(NS, hashes([1]), { deadlineMs: 50 }));
+    const late = await rejection(stream.query(NS, hashes([1]), { deadlineMs: 50 }), KvError);
     assert.equal(late.code, 'TRANSPORT_TIMEOUT');
     // abort
     const ctl = new AbortController();
@@ -217,7 +207,7 @@ test('a broken stream rejects every in-flight query with METASERVER_UNAVAILABLE;
     assert.equal(calls.length, 1, 'one stream for every query');
     calls[0]!.emit('error', errorToStatus(new KvError('INTERNAL', 'boom')));
     for (const p of inflight) {
-      const err = await rejection(p);
+      const err = await rejection(p, KvError);
       assert.equal(err.code, 'METASERVER_UNAVAILABLE');
       assert.match(err.message, /INTERNAL: boom/);
     }
@@ -246,7 +236,7 @@ test('a follower refusing the stream sends the client to the leader it names', a
   });
   const stream = new PrefixQueryStream(follower.addr);
   try {
-    const refused = await rejection(stream.query(NS, hashes([1])));
+    const refused = await rejection(stream.query(NS, hashes([1])), KvError);
     assert.equal(refused.code, 'METASERVER_UNAVAILABLE');
     assert.match(refused.message, /NOT_LEADER: not the leader/);
     assert.deepEqual(await stream.query(NS, hashes([1])), { epoch: 42n, nodes: [] });
@@ -278,7 +268,7 @@ test(
     const stream = new PrefixQueryStream(`etcd://${endpoint}/pq`, { deadlineMs: 30_000 });
     try {
       // nobody elected: a query fails at its deadline, saying so (or, on a slow machine, that etcd has not answered yet)
-      const none = await rejection(stream.query(NS, hashes([1]), { deadlineMs: 300 }));
+      const none = await rejection(stream.query(NS, hashes([1]), { deadlineMs: 300 }), KvError);
       assert.equal(none.code, 'METASERVER_UNAVAILABLE');
       assert.match(
         none.message,

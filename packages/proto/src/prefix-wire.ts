@@ -4,10 +4,9 @@
 // an answer is sized first and written into one buffer (no writer object, no chunk list, no copy at the end).
 // `MetaserverWire` is the generated service definition with these codecs in place; servers and clients use it
 // instead of `MetaserverService`. Everything else about the service is the generated code.
-import type { HashList } from './gen/kvfabric/v1/common.js';
+import type { HashList, ItemError } from './gen/kvfabric/v1/common.js';
 import {
   MetaserverService,
-  type ItemError,
   type NodePrefix,
   type QueryPrefixRequest,
   type QueryPrefixResponse,

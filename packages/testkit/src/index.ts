@@ -4,3 +4,4 @@ export * from './kvfabric.js';
 export * from './etcd.js';
 export * from './commands.js';
 export * from './certs.js';
+export * from './rejection.js';

@@ -1,12 +1,11 @@
 // The reading side's connections to serving peers: one Peer gRPC client and one transport connection per peer,
 // the handshake done once (single-flight: concurrent pulls from one peer share it) and redone after a transport
-// error or a session the peer no longer knows. PrepareRead answers come back decoded (decodeReadGrant).
-import * as grpc from '@grpc/grpc-js';
+// error or a session the peer no longer knows. PrepareRead and ReleaseGrant go on the peer's GrantStream
+// (peer-calls.ts); PrepareRead answers come back decoded (decodeReadGrant).
 import { PeerClient, type TransportKind, type PrepareReadResponse } from '@kvfabric/proto';
 import { KvError } from '@kvfabric/common';
 import {
   CHANNEL_OPTIONS,
-  ERROR_CODE_KEY,
   clientCredentials,
   fromGrpcError,
   messageSizeOptions,
@@ -17,6 +16,7 @@ import { GRANT_ID_BYTES, type GrantId, type Transport } from '@kvfabric/native';
 import { PEER_MAX_REQUEST_BYTES, PEER_MAX_RESPONSE_BYTES } from '../peer/peer-limits.js';
 import { unpackChecksums } from '../peer-wire/checksums.js';
 import { unpackOffsets } from '../peer-wire/offsets.js';
+import { GRANT_STREAM_IDLE_MS, PeerCalls, unaryCall } from './peer-calls.js';
 import { PullError, type ReadGrant } from './pull-types.js';
 
 export interface PeerLinksOptions {
@@ -26,42 +26,6 @@ export interface PeerLinksOptions {
   transportKind: TransportKind;
   /** Mutual TLS: each peer must present the node certificate its id names (NAME of NAME/RANDOM). */
   tls?: TlsMaterial | undefined;
-}
-
-/** Calls one unary method of a rpc with a deadline; errors become KvErrors (unreachable peers: TRANSPORT_UNAVAILABLE). */
-function call<Req, Res>(
-  rpc: PeerClient,
-  method: 'handshake' | 'prepareRead' | 'releaseGrant',
-  req: Req,
-  deadlineMs: number,
-  what: string,
-): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    const fn = rpc[method] as unknown as (
-      r: Req,
-      m: grpc.Metadata,
-      o: grpc.CallOptions,
-      cb: (err: grpc.ServiceError | null, res: Res) => void,
-    ) => void;
-    fn.call(rpc, req, new grpc.Metadata(), { deadline: Date.now() + Math.max(1, deadlineMs) }, (err, res) => {
-      if (!err) return resolve(res);
-      const sent = err.metadata?.get(ERROR_CODE_KEY)?.[0];
-      if (sent === undefined && err.code === grpc.status.UNAVAILABLE) {
-        return reject(
-          new KvError('TRANSPORT_UNAVAILABLE', `${what}: peer unreachable: ${err.details || err.message}`, {
-            cause: err,
-          }),
-        );
-      }
-      if (sent === undefined && err.code === grpc.status.DEADLINE_EXCEEDED) {
-        return reject(
-          new KvError('TRANSPORT_TIMEOUT', `${what}: peer did not answer in ${deadlineMs} ms`, { cause: err }),
-        );
-      }
-      const e = fromGrpcError(err);
-      reject(new KvError(e.code, `${what}: ${e.message}`, { cause: err }));
-    });
-  });
 }
 
 /**
@@ -109,6 +73,7 @@ export class PeerLink {
   private session: bigint | undefined;
   private handshaking: Promise<bigint> | undefined;
   readonly rpc: PeerClient;
+  private readonly calls: PeerCalls;
   lastUsedMs = Date.now();
 
   constructor(
@@ -123,6 +88,7 @@ export class PeerLink {
       ...tlsChannelOptions(opts.tls),
       ...messageSizeOptions(PEER_MAX_RESPONSE_BYTES, PEER_MAX_REQUEST_BYTES),
     });
+    this.calls = new PeerCalls(this.rpc, peerId);
   }
 
   /** The live session, handshaking first when there is none (one handshake at a time per peer). */
@@ -150,8 +116,7 @@ export class PeerLink {
     release: readonly GrantId[] = [],
   ): Promise<ReadGrant> {
     const releaseGrantIds = Buffer.from(release.join(''), 'hex');
-    const res = await call<object, PrepareReadResponse>(
-      this.rpc,
+    const res = await this.calls.grant(
       'prepareRead',
       { nodeId: this.opts.nodeId, session, namespace, hashes: { packed, hashLen }, releaseGrantIds },
       deadlineMs,
@@ -169,8 +134,7 @@ export class PeerLink {
   }
 
   async releaseGrant(session: bigint, grantId: GrantId, deadlineMs: number): Promise<void> {
-    await call(
-      this.rpc,
+    await this.calls.grant(
       'releaseGrant',
       { nodeId: this.opts.nodeId, session, grantId: Buffer.from(grantId, 'hex') },
       deadlineMs,
@@ -178,7 +142,13 @@ export class PeerLink {
     );
   }
 
+  /** Half-closes the grant stream of a link without grant calls lately. */
+  idle(): void {
+    this.calls.retireIdle(GRANT_STREAM_IDLE_MS);
+  }
+
   close(): void {
+    this.calls.close(new KvError('TRANSPORT_UNAVAILABLE', `the link to ${this.peerId} was closed`));
     this.rpc.close();
     if (this.session !== undefined) this.opts.transport.dropPeer(this.peerId, 'reading');
     this.session = undefined;
@@ -189,7 +159,10 @@ export class PeerLink {
     const t0 = Date.now();
     try {
       const material = await transport.beginConnect(this.peerId);
-      const res = await call<object, { nodeId: string; transport: TransportKind; material: Buffer; session: bigint }>(
+      const res = await unaryCall<
+        object,
+        { nodeId: string; transport: TransportKind; material: Buffer; session: bigint }
+      >(
         this.rpc,
         'handshake',
         { nodeId, addr, transport: transportKind, material },
@@ -204,6 +177,7 @@ export class PeerLink {
       }
       await transport.completeConnect(this.peerId, Buffer.from(res.material));
       this.session = res.session;
+      this.calls.streamAgain();
       this.counters.handshakes++;
       return res.session;
     } catch (err) {
@@ -234,14 +208,14 @@ export class PeerLinks {
     return link;
   }
 
-  /** Closes links unused for `idleMs` (peers that left the cluster). */
+  /** Closes links unused for `idleMs` (peers that left the cluster); half-closes the grant streams of idle ones. */
   prune(idleMs: number): void {
     const cutoff = Date.now() - idleMs;
     for (const [id, link] of this.links) {
       if (link.lastUsedMs < cutoff) {
         link.close();
         this.links.delete(id);
-      }
+      } else link.idle();
     }
   }
 

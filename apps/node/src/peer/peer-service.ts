@@ -1,7 +1,16 @@
 // gRPC adapter of the Peer service on --addr: decodes and validates wire fields, calls the PeerServer core, maps
-// errors through `implement` (the one RPC wrapper).
+// errors through `implement` (the one RPC wrapper) and, for GrantStream's items, `pipelineStream`. A PrepareRead or
+// ReleaseGrant is the same function whether it came as a unary call or as an item of the stream.
 import type * as grpc from '@grpc/grpc-js';
-import { PeerService, TransportKind } from '@kvfabric/proto';
+import {
+  PeerService,
+  TransportKind,
+  type GrantStreamRequest,
+  type GrantStreamResponse,
+  type PrepareReadRequest,
+  type PrepareReadResponse,
+  type ReleaseGrantRequest,
+} from '@kvfabric/proto';
 import {
   KvError,
   authorizeNamespace,
@@ -12,7 +21,7 @@ import {
   invalid,
   type Identity,
 } from '@kvfabric/common';
-import { implement, type RpcContext, type ServerSecurity } from '@kvfabric/common/rpc';
+import { implement, pipelineStream, type RpcContext, type ServerSecurity } from '@kvfabric/common/rpc';
 import { GRANT_ID_BYTES, type GrantId } from '@kvfabric/native';
 import { packChecksums } from '../peer-wire/checksums.js';
 import { packOffsets } from '../peer-wire/offsets.js';
@@ -58,8 +67,88 @@ function releaseIdsOf(v: Uint8Array): GrantId[] {
   return ids;
 }
 
+/** The stream's method name, and its items' metric labels (one per kind, built once). */
+export const GRANT_STREAM = 'grantStream';
+const LABELS = { prepareRead: `${GRANT_STREAM}.prepareRead`, releaseGrant: `${GRANT_STREAM}.releaseGrant` } as const;
+
+async function prepareRead(
+  deps: PeerServiceDeps,
+  req: PrepareReadRequest,
+  who: Identity | undefined,
+): Promise<PrepareReadResponse> {
+  readerOf(req, who);
+  checkNamespace(req.namespace);
+  authorizeNamespace(who, req.namespace);
+  const { packed, hashLen } = checkHashList(req.hashes, 'hashes', { maxCount: PEER_MAX_READ_HASHES });
+  const release = releaseIdsOf(req.releaseGrantIds);
+  const g = await deps.server.prepareRead(
+    req.nodeId,
+    req.session,
+    req.namespace,
+    Buffer.from(packed),
+    hashLen,
+    release,
+  );
+  return {
+    grantId: Buffer.from(g.grantId, 'hex'),
+    blocks: g.blocks,
+    shards: g.shards,
+    pageBytes: BigInt(g.pageBytes),
+    pageOffsets: packOffsets(g.pageOffsets),
+    pageChecksums: packChecksums(g.checksums),
+    expiresAtMs: BigInt(g.expiresAtMs),
+    grantKey: g.key,
+    grantPinBudgetBytes: BigInt(g.pinBudgetBytes),
+  };
+}
+
+function releaseGrant(deps: PeerServiceDeps, req: ReleaseGrantRequest, who: Identity | undefined): object {
+  readerOf(req, who);
+  deps.server.releaseGrant(req.nodeId, req.session, grantIdOf(req.grantId));
+  return {};
+}
+
+/**
+ * GrantStream: the caller is identified once, when the stream opens (a refusal ends the stream with the unary
+ * calls' status); then each item is answered like its unary call, or with a per-item error.
+ */
+function grantStream(
+  deps: PeerServiceDeps,
+  ctx: RpcContext,
+): grpc.handleBidiStreamingCall<GrantStreamRequest, GrantStreamResponse> {
+  return (call) => {
+    let who: Identity | undefined;
+    let identified = false;
+    pipelineStream<GrantStreamRequest, GrantStreamResponse>(
+      GRANT_STREAM,
+      {
+        check() {
+          if (identified) return;
+          who = deps.identify(call);
+          identified = true;
+        },
+        answer(req) {
+          const c = req.call;
+          if (c === undefined) throw invalid('call', 'expected prepare_read or release_grant', 'unset');
+          if (c.$case === 'prepareRead')
+            return prepareRead(deps, c.value, who).then((value) => ({
+              id: req.id,
+              answer: { $case: 'prepared', value },
+            }));
+          releaseGrant(deps, c.value, who);
+          return { id: req.id, answer: { $case: 'released', value: {} } };
+        },
+        itemError(req, err) {
+          return { id: req.id, answer: { $case: 'error', value: { code: err.code, message: err.message } } };
+        },
+        label: (req) => (req.call === undefined ? GRANT_STREAM : LABELS[req.call.$case]),
+      },
+      ctx,
+    )(call);
+  };
+}
+
 export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.UntypedServiceImplementation {
-  const { server } = deps;
   return implement(
     PeerService,
     {
@@ -72,41 +161,12 @@ export function peerServiceImpl(deps: PeerServiceDeps, ctx: RpcContext): grpc.Un
             `transport: this node speaks ${TransportKind[deps.transport]}, the reader asked for ${TransportKind[req.transport] ?? req.transport}`,
           );
         }
-        const res = await server.handshake(req.nodeId, Buffer.from(req.material));
+        const res = await deps.server.handshake(req.nodeId, Buffer.from(req.material));
         return { nodeId: deps.nodeId, transport: deps.transport, material: res.material, session: res.session };
       },
-      prepareRead: async (req, call) => {
-        const who = deps.identify(call);
-        readerOf(req, who);
-        checkNamespace(req.namespace);
-        authorizeNamespace(who, req.namespace);
-        const { packed, hashLen } = checkHashList(req.hashes, 'hashes', { maxCount: PEER_MAX_READ_HASHES });
-        const release = releaseIdsOf(req.releaseGrantIds);
-        const g = await server.prepareRead(
-          req.nodeId,
-          req.session,
-          req.namespace,
-          Buffer.from(packed),
-          hashLen,
-          release,
-        );
-        return {
-          grantId: Buffer.from(g.grantId, 'hex'),
-          blocks: g.blocks,
-          shards: g.shards,
-          pageBytes: BigInt(g.pageBytes),
-          pageOffsets: packOffsets(g.pageOffsets),
-          pageChecksums: packChecksums(g.checksums),
-          expiresAtMs: BigInt(g.expiresAtMs),
-          grantKey: g.key,
-          grantPinBudgetBytes: BigInt(g.pinBudgetBytes),
-        };
-      },
-      releaseGrant: (req, call) => {
-        readerOf(req, deps.identify(call));
-        server.releaseGrant(req.nodeId, req.session, grantIdOf(req.grantId));
-        return {};
-      },
+      prepareRead: (req, call) => prepareRead(deps, req, deps.identify(call)),
+      releaseGrant: (req, call) => releaseGrant(deps, req, deps.identify(call)),
+      grantStream: grantStream(deps, ctx) as grpc.UntypedHandleCall,
     },
     ctx,
   );

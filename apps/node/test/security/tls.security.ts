@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { BlockUpdateStream, MetaserverClient } from '@kvfabric/client';
 import { KvError } from '@kvfabric/common';
 import { CHANNEL_OPTIONS, clientCredentials, readTls, tlsChannelOptions } from '@kvfabric/common/rpc';
-import { PeerClient } from '@kvfabric/proto/peer';
+import { PeerClient, type GrantStreamRequest, type GrantStreamResponse } from '@kvfabric/proto/peer';
 import { TransportKind } from '@kvfabric/proto/common';
 import {
   TestCa,
@@ -252,6 +252,38 @@ test('a certificate limited to namespaces is refused outside them, on the metase
         releaseGrantIds: Buffer.alloc(0),
       }),
       (err: grpc.ServiceError) => err.code === grpc.status.PERMISSION_DENIED && /tenant-b/.test(err.details),
+    );
+    // the same checks on the GrantStream, item by item: another node's id, a namespace outside the certificate's,
+    // another node's release; each refused alone (the stream answers every item)
+    const stream = peer.grantStream();
+    const answers: GrantStreamResponse[] = [];
+    const ended = new Promise<void>((resolve, reject) => {
+      stream.on('data', (r: GrantStreamResponse) => answers.push(r));
+      stream.on('end', resolve);
+      stream.on('error', reject);
+    });
+    const read = { session: 1n, hashes: { packed: Buffer.alloc(32), hashLen: 32 }, releaseGrantIds: Buffer.alloc(0) };
+    const items: GrantStreamRequest['call'][] = [
+      { $case: 'prepareRead', value: { ...read, nodeId: idA, namespace: 'tenant-a' } },
+      { $case: 'prepareRead', value: { ...read, nodeId: 'tenant-a-node/1', namespace: 'tenant-b' } },
+      { $case: 'releaseGrant', value: { nodeId: idA, session: 1n, grantId: Buffer.alloc(16) } },
+    ];
+    items.forEach((call, i) => stream.write({ id: i + 1, call }));
+    stream.end();
+    await ended;
+    assert.deepEqual(
+      answers
+        .sort((x, y) => x.id - y.id)
+        .map((r) =>
+          r.answer?.$case === 'error'
+            ? [r.answer.value.code, /node_id|tenant-b/.exec(r.answer.value.message)?.[0]]
+            : r.answer?.$case,
+        ),
+      [
+        ['PERMISSION_DENIED', 'node_id'],
+        ['PERMISSION_DENIED', 'tenant-b'],
+        ['PERMISSION_DENIED', 'node_id'],
+      ],
     );
   } finally {
     peer.close();

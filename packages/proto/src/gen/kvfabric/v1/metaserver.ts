@@ -20,7 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { HashList, TransportKind, transportKindFromJSON, transportKindToJSON } from "./common.js";
+import { HashList, ItemError, TransportKind, transportKindFromJSON, transportKindToJSON } from "./common.js";
 
 /**
  * Where a node holds a block: its DRAM pool, its SSD tier, or both. A node that sends no tier (older nodes) holds
@@ -231,14 +231,6 @@ export interface QueryPrefixStreamRequest {
   namespace: string;
   hashes: HashList | undefined;
   excludeNodeId: string;
-}
-
-/** Why one item of a stream failed (the stream goes on). */
-export interface ItemError {
-  /** the KvError code, e.g. INVALID_ARGUMENT */
-  code: string;
-  /** names the field and the bad value */
-  message: string;
 }
 
 export interface QueryPrefixStreamResponse {
@@ -2130,91 +2122,6 @@ export const QueryPrefixStreamRequest: MessageFns<QueryPrefixStreamRequest> = {
       ? HashList.fromPartial(object.hashes)
       : undefined;
     message.excludeNodeId = object.excludeNodeId ?? "";
-    return message;
-  },
-};
-
-function createBaseItemError(): ItemError {
-  return { code: "", message: "" };
-}
-
-export const ItemError: MessageFns<ItemError> = {
-  encode(message: ItemError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.code !== "") {
-      writer.uint32(10).string(message.code);
-    }
-    if (message.message !== "") {
-      writer.uint32(18).string(message.message);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): ItemError {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseItemError();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.code = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.message = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): ItemError {
-    return {
-      code: isSet(object.code) ? globalThis.String(object.code) : "",
-      message: isSet(object.message) ? globalThis.String(object.message) : "",
-    };
-  },
-
-  toJSON(message: ItemError): unknown {
-    const obj: any = {};
-    if (message.code !== "") {
-      obj.code = message.code;
-    }
-    if (message.message !== "") {
-      obj.message = message.message;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<ItemError>, I>>(base?: I): ItemError {
-    return ItemError.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ItemError>, I>>(object: I): ItemError {
-    const message = createBaseItemError();
-    message.code = object.code ?? "";
-    message.message = object.message ?? "";
     return message;
   },
 };

@@ -10,15 +10,17 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { HashList, TransportKind, transportKindFromJSON, transportKindToJSON } from "./common.js";
+import { HashList, ItemError, TransportKind, transportKindFromJSON, transportKindToJSON } from "./common.js";
 
 export interface HandshakeRequest {
   /** the reader */
@@ -97,6 +99,23 @@ export interface ReleaseGrantRequest {
 }
 
 export interface ReleaseGrantResponse {
+}
+
+export interface GrantStreamRequest {
+  /** chosen by the reader, echoed in the answer */
+  id: number;
+  call:
+    | { $case: "prepareRead"; value: PrepareReadRequest }
+    | { $case: "releaseGrant"; value: ReleaseGrantRequest }
+    | undefined;
+}
+
+export interface GrantStreamResponse {
+  /** the request's id */
+  id: number;
+  answer: { $case: "prepared"; value: PrepareReadResponse } | { $case: "released"; value: ReleaseGrantResponse } | //
+  /** this item failed */
+  { $case: "error"; value: ItemError } | undefined;
 }
 
 function createBaseHandshakeRequest(): HandshakeRequest {
@@ -902,6 +921,265 @@ export const ReleaseGrantResponse: MessageFns<ReleaseGrantResponse> = {
   },
 };
 
+function createBaseGrantStreamRequest(): GrantStreamRequest {
+  return { id: 0, call: undefined };
+}
+
+export const GrantStreamRequest: MessageFns<GrantStreamRequest> = {
+  encode(message: GrantStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint32(message.id);
+    }
+    switch (message.call?.$case) {
+      case "prepareRead":
+        PrepareReadRequest.encode(message.call.value, writer.uint32(18).fork()).join();
+        break;
+      case "releaseGrant":
+        ReleaseGrantRequest.encode(message.call.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GrantStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrantStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.call = { $case: "prepareRead", value: PrepareReadRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.call = { $case: "releaseGrant", value: ReleaseGrantRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GrantStreamRequest {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      call: isSet(object.prepareRead)
+        ? { $case: "prepareRead", value: PrepareReadRequest.fromJSON(object.prepareRead) }
+        : isSet(object.prepare_read)
+        ? { $case: "prepareRead", value: PrepareReadRequest.fromJSON(object.prepare_read) }
+        : isSet(object.releaseGrant)
+        ? { $case: "releaseGrant", value: ReleaseGrantRequest.fromJSON(object.releaseGrant) }
+        : isSet(object.release_grant)
+        ? { $case: "releaseGrant", value: ReleaseGrantRequest.fromJSON(object.release_grant) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: GrantStreamRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.call?.$case === "prepareRead") {
+      obj.prepareRead = PrepareReadRequest.toJSON(message.call.value);
+    } else if (message.call?.$case === "releaseGrant") {
+      obj.releaseGrant = ReleaseGrantRequest.toJSON(message.call.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GrantStreamRequest>, I>>(base?: I): GrantStreamRequest {
+    return GrantStreamRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GrantStreamRequest>, I>>(object: I): GrantStreamRequest {
+    const message = createBaseGrantStreamRequest();
+    message.id = object.id ?? 0;
+    switch (object.call?.$case) {
+      case "prepareRead": {
+        if (object.call?.value !== undefined && object.call?.value !== null) {
+          message.call = { $case: "prepareRead", value: PrepareReadRequest.fromPartial(object.call.value) };
+        }
+        break;
+      }
+      case "releaseGrant": {
+        if (object.call?.value !== undefined && object.call?.value !== null) {
+          message.call = { $case: "releaseGrant", value: ReleaseGrantRequest.fromPartial(object.call.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseGrantStreamResponse(): GrantStreamResponse {
+  return { id: 0, answer: undefined };
+}
+
+export const GrantStreamResponse: MessageFns<GrantStreamResponse> = {
+  encode(message: GrantStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint32(message.id);
+    }
+    switch (message.answer?.$case) {
+      case "prepared":
+        PrepareReadResponse.encode(message.answer.value, writer.uint32(18).fork()).join();
+        break;
+      case "released":
+        ReleaseGrantResponse.encode(message.answer.value, writer.uint32(26).fork()).join();
+        break;
+      case "error":
+        ItemError.encode(message.answer.value, writer.uint32(34).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GrantStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGrantStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.answer = { $case: "prepared", value: PrepareReadResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.answer = { $case: "released", value: ReleaseGrantResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.answer = { $case: "error", value: ItemError.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GrantStreamResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      answer: isSet(object.prepared)
+        ? { $case: "prepared", value: PrepareReadResponse.fromJSON(object.prepared) }
+        : isSet(object.released)
+        ? { $case: "released", value: ReleaseGrantResponse.fromJSON(object.released) }
+        : isSet(object.error)
+        ? { $case: "error", value: ItemError.fromJSON(object.error) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: GrantStreamResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.answer?.$case === "prepared") {
+      obj.prepared = PrepareReadResponse.toJSON(message.answer.value);
+    } else if (message.answer?.$case === "released") {
+      obj.released = ReleaseGrantResponse.toJSON(message.answer.value);
+    } else if (message.answer?.$case === "error") {
+      obj.error = ItemError.toJSON(message.answer.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GrantStreamResponse>, I>>(base?: I): GrantStreamResponse {
+    return GrantStreamResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GrantStreamResponse>, I>>(object: I): GrantStreamResponse {
+    const message = createBaseGrantStreamResponse();
+    message.id = object.id ?? 0;
+    switch (object.answer?.$case) {
+      case "prepared": {
+        if (object.answer?.value !== undefined && object.answer?.value !== null) {
+          message.answer = { $case: "prepared", value: PrepareReadResponse.fromPartial(object.answer.value) };
+        }
+        break;
+      }
+      case "released": {
+        if (object.answer?.value !== undefined && object.answer?.value !== null) {
+          message.answer = { $case: "released", value: ReleaseGrantResponse.fromPartial(object.answer.value) };
+        }
+        break;
+      }
+      case "error": {
+        if (object.answer?.value !== undefined && object.answer?.value !== null) {
+          message.answer = { $case: "error", value: ItemError.fromPartial(object.answer.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
 /**
  * Node-to-node control plane for one-sided remote reads. The bytes themselves move over the
  * transport (verbs RDMA READ, or the native tcp server), never over this service.
@@ -939,6 +1217,20 @@ export const PeerService = {
       Buffer.from(ReleaseGrantResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReleaseGrantResponse => ReleaseGrantResponse.decode(value),
   },
+  /**
+   * PrepareRead and ReleaseGrant pipelined on one stream per (reader, server): each request message is one call,
+   * tagged with an id the reader chooses and answered as the unary call would answer it, in any order. A bad item is
+   * answered with a per-item error and the stream goes on. Same checks, limits and identity rules as the unary calls.
+   */
+  grantStream: {
+    path: "/kvfabric.v1.Peer/GrantStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: GrantStreamRequest): Buffer => Buffer.from(GrantStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GrantStreamRequest => GrantStreamRequest.decode(value),
+    responseSerialize: (value: GrantStreamResponse): Buffer => Buffer.from(GrantStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GrantStreamResponse => GrantStreamResponse.decode(value),
+  },
 } as const;
 
 export interface PeerServer extends UntypedServiceImplementation {
@@ -948,6 +1240,12 @@ export interface PeerServer extends UntypedServiceImplementation {
   prepareRead: handleUnaryCall<PrepareReadRequest, PrepareReadResponse>;
   /** Ends a grant early (the reader is done, or gave up); its pages are unpinned once every byte under it has left. */
   releaseGrant: handleUnaryCall<ReleaseGrantRequest, ReleaseGrantResponse>;
+  /**
+   * PrepareRead and ReleaseGrant pipelined on one stream per (reader, server): each request message is one call,
+   * tagged with an id the reader chooses and answered as the unary call would answer it, in any order. A bad item is
+   * answered with a per-item error and the stream goes on. Same checks, limits and identity rules as the unary calls.
+   */
+  grantStream: handleBidiStreamingCall<GrantStreamRequest, GrantStreamResponse>;
 }
 
 export interface PeerClient extends Client {
@@ -999,6 +1297,17 @@ export interface PeerClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReleaseGrantResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * PrepareRead and ReleaseGrant pipelined on one stream per (reader, server): each request message is one call,
+   * tagged with an id the reader chooses and answered as the unary call would answer it, in any order. A bad item is
+   * answered with a per-item error and the stream goes on. Same checks, limits and identity rules as the unary calls.
+   */
+  grantStream(): ClientDuplexStream<GrantStreamRequest, GrantStreamResponse>;
+  grantStream(options: Partial<CallOptions>): ClientDuplexStream<GrantStreamRequest, GrantStreamResponse>;
+  grantStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<GrantStreamRequest, GrantStreamResponse>;
 }
 
 export const PeerClient = makeGenericClientConstructor(PeerService, "kvfabric.v1.Peer") as unknown as {

@@ -13,15 +13,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18kvfabric/v1/common.proto\x12\x0bkvfabric.v1\",\n\x08HashList\x12\x0e\n\x06packed\x18\x01 \x01(\x0c\x12\x10\n\x08hash_len\x18\x02 \x01(\r*a\n\rTransportKind\x12\x1e\n\x1aTRANSPORT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12TRANSPORT_KIND_TCP\x10\x01\x12\x18\n\x14TRANSPORT_KIND_VERBS\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18kvfabric/v1/common.proto\x12\x0bkvfabric.v1\",\n\x08HashList\x12\x0e\n\x06packed\x18\x01 \x01(\x0c\x12\x10\n\x08hash_len\x18\x02 \x01(\r\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t*a\n\rTransportKind\x12\x1e\n\x1aTRANSPORT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12TRANSPORT_KIND_TCP\x10\x01\x12\x18\n\x14TRANSPORT_KIND_VERBS\x10\x02\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kvfabric.v1.common_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _TRANSPORTKIND._serialized_start=87
-  _TRANSPORTKIND._serialized_end=184
+  _TRANSPORTKIND._serialized_start=131
+  _TRANSPORTKIND._serialized_end=228
   _HASHLIST._serialized_start=41
   _HASHLIST._serialized_end=85
+  _ITEMERROR._serialized_start=87
+  _ITEMERROR._serialized_end=129
 # @@protoc_insertion_point(module_scope)

@@ -16,5 +16,13 @@ class HashList(_message.Message):
     packed: bytes
     def __init__(self, packed: _Optional[bytes] = ..., hash_len: _Optional[int] = ...) -> None: ...
 
+class ItemError(_message.Message):
+    __slots__ = ["code", "message"]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class TransportKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
