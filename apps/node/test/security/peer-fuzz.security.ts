@@ -1,18 +1,31 @@
-// Property-based fuzzing of a node's Peer GrantStream against a real node process (fast-check): items with arbitrary
-// field values (node ids, sessions (arbitrary, or the live one of a handshake), namespaces, malformed hash lists and
-// release lists, missing calls) mixed on one stream. Every item must be answered, alone, with a grant or a clean
-// refusal (a KvError code that is not INTERNAL, in a bounded message); the stream ends OK, and the node still grants
-// a real reader its blocks afterwards. Bounded: a fixed number of runs, seeded (the seed is printed on failure).
+// Property-based fuzzing of a node's Peer service against a real node process (fast-check), what any host that
+// reaches the peer port can send: unary Handshake / PrepareRead / ReleaseGrant calls and GrantStream items with
+// arbitrary field values (node ids, sessions (arbitrary, or the live one of a handshake), namespaces, transport
+// material, malformed hash lists and release lists, missing calls), and arbitrary bytes as whole messages. Every call
+// and item must get a grant or a clean refusal (never INTERNAL/UNKNOWN, a bounded message), each stream item alone,
+// the stream ending OK; the node still grants a real reader its blocks afterwards. Bounded: a fixed number of runs,
+// seeded (the seed is printed on failure).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
-import type { GrantStreamRequest, GrantStreamResponse } from '@kvfabric/proto';
+import { PeerService, type GrantStreamRequest, type GrantStreamResponse } from '@kvfabric/proto';
+import { CHANNEL_OPTIONS } from '@kvfabric/common/rpc';
 import { startNode, type NodeHandle } from '@kvfabric/testkit';
 import { engine, freshHashes, saveBlocks } from '../pull-helpers.js';
 import { RawReader } from '../raw-reader.js';
 
 const RUNS = Number(process.env.KVFABRIC_FUZZ_RUNS ?? 150);
+/** What a clean refusal of a unary call may be. */
+const CLEAN = new Set([
+  grpc.status.OK,
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.FAILED_PRECONDITION,
+  grpc.status.NOT_FOUND,
+  grpc.status.RESOURCE_EXHAUSTED,
+  grpc.status.PERMISSION_DENIED,
+  grpc.status.UNAVAILABLE, // a transport the node does not speak, or material it can not use
+]);
 const NS = 'fuzz/peer';
 
 let node: NodeHandle;
@@ -43,15 +56,110 @@ const hashList = fc.oneof(
   fc.constant(undefined),
 );
 const bytes = (max: number) => fc.oneof(fc.uint8Array({ maxLength: max }), fc.constant(new Uint8Array(16)));
+const prepareRead = fc.record({
+  nodeId: text,
+  session,
+  namespace: text,
+  hashes: hashList,
+  releaseGrantIds: bytes(16 * 70),
+});
+const releaseGrant = fc.record({ nodeId: text, session, grantId: bytes(40) });
 const item = fc.record({
   id: fc.nat(),
   call: fc.oneof(
     fc.constant(undefined),
-    fc
-      .record({ nodeId: text, session, namespace: text, hashes: hashList, releaseGrantIds: bytes(16 * 70) })
-      .map((value) => ({ $case: 'prepareRead', value })),
-    fc.record({ nodeId: text, session, grantId: bytes(40) }).map((value) => ({ $case: 'releaseGrant', value })),
+    prepareRead.map((value) => ({ $case: 'prepareRead', value })),
+    releaseGrant.map((value) => ({ $case: 'releaseGrant', value })),
   ),
+});
+const calls: Record<string, fc.Arbitrary<object>> = {
+  handshake: fc.record({
+    nodeId: text,
+    addr: text,
+    transport: fc.oneof(fc.constantFrom(0, 1, 2), fc.integer()),
+    material: bytes(600),
+  }),
+  prepareRead,
+  releaseGrant,
+};
+
+/** The status of one unary call (an unset session is the reader's live one), with the error's details. */
+function statusOf(method: string, req: { session?: bigint }): Promise<{ code: grpc.status; details: string }> {
+  if ('session' in req && req.session === undefined) req.session = reader.session;
+  return new Promise((resolve) => {
+    const fn = reader.rpc[method as 'prepareRead'] as unknown as (
+      r: object,
+      o: grpc.CallOptions,
+      cb: (err: grpc.ServiceError | null) => void,
+    ) => void;
+    fn.call(reader.rpc, req, { deadline: Date.now() + 30_000 }, (err) =>
+      resolve(err ? { code: err.code, details: err.details } : { code: grpc.status.OK, details: '' }),
+    );
+  });
+}
+
+/** fc.check that fails the test with the seed and a short counterexample. */
+async function holds<T>(property: fc.IAsyncPropertyWithHooks<T>): Promise<void> {
+  const out = await fc.check(property, { numRuns: RUNS });
+  if (!out.failed) return;
+  const msg = String((out.errorInstance as Error | undefined)?.message ?? out.errorInstance).slice(0, 500);
+  assert.fail(`property failed after ${out.numRuns} runs (seed ${out.seed}, path ${out.counterexamplePath}): ${msg}`);
+}
+
+/** A real reader (a fresh handshake: a fuzzed one may have replaced the fuzzer's) is still granted the saved blocks. */
+async function stillGrants(): Promise<void> {
+  const checker = await RawReader.handshake(node, 'checker');
+  try {
+    const g = await checker.prepareRead(NS, saved);
+    assert.equal(g.blocks, saved.length, 'the node still grants a real reader');
+    await checker.release(g.id);
+  } finally {
+    checker.close();
+  }
+}
+
+test('arbitrary unary Peer calls: every answer is a success or a clean, bounded refusal', async () => {
+  const unary = Object.entries(PeerService).filter(([, m]) => !m.requestStream && !m.responseStream);
+  assert.deepEqual(unary.map(([name]) => name).sort(), Object.keys(calls).sort(), 'a new RPC needs a generator');
+  await holds(
+    fc.asyncProperty(
+      fc.constantFrom(...Object.keys(calls)).chain((m) => fc.tuple(fc.constant(m), calls[m]!)),
+      async ([method, req]) => {
+        const { code, details } = await statusOf(method, req);
+        assert.ok(CLEAN.has(code), `${method}: ${grpc.status[code]} ${details.slice(0, 300)}`);
+        assert.ok(details.length <= 4096, `${method}: a ${details.length}-character error message`);
+      },
+    ),
+  );
+  await stillGrants();
+});
+
+test('arbitrary bytes as a whole message: refused or answered, the node keeps serving', async () => {
+  const client = new grpc.Client(node.addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  try {
+    const paths = Object.values(PeerService)
+      .filter((m) => !m.requestStream)
+      .map((m) => m.path);
+    await holds(
+      fc.asyncProperty(fc.constantFrom(...paths), fc.uint8Array({ maxLength: 2048 }), async (path, raw) => {
+        const code = await new Promise<grpc.status>((resolve) =>
+          client.makeUnaryRequest(
+            path,
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            Buffer.from(raw),
+            { deadline: Date.now() + 30_000 },
+            (err) => resolve(err ? err.code : grpc.status.OK),
+          ),
+        );
+        // a message that does not decode is grpc-js's INTERNAL ("failed to parse"); anything but a dead server
+        assert.notEqual(code, grpc.status.UNAVAILABLE, `${path}: the node stopped answering`);
+      }),
+    );
+  } finally {
+    client.close();
+  }
+  await stillGrants();
 });
 
 /** One stream carrying `items` (an unset session is the reader's live one): every answer, and how it ended. */
@@ -72,7 +180,7 @@ function streamOf(items: GrantStreamRequest[]): Promise<{ answers: GrantStreamRe
 }
 
 test('arbitrary GrantStream items: each is answered or refused alone, never INTERNAL, and the stream ends OK', async () => {
-  const out = await fc.check(
+  await holds(
     fc.asyncProperty(fc.array(item, { minLength: 1, maxLength: 8 }), async (items) => {
       const { answers, code } = await streamOf(items as GrantStreamRequest[]);
       assert.equal(code, grpc.status.OK, `the stream ended with ${grpc.status[code]}`);
@@ -83,13 +191,6 @@ test('arbitrary GrantStream items: each is answered or refused alone, never INTE
         assert.ok(a.answer.value.message.length <= 4096, `a ${a.answer.value.message.length}-character message`);
       }
     }),
-    { numRuns: RUNS },
   );
-  if (out.failed) {
-    const msg = String((out.errorInstance as Error | undefined)?.message ?? out.errorInstance).slice(0, 500);
-    assert.fail(`property failed after ${out.numRuns} runs (seed ${out.seed}, path ${out.counterexamplePath}): ${msg}`);
-  }
-  const g = await reader.prepareRead(NS, saved);
-  assert.equal(g.blocks, saved.length, 'the node still grants a real reader');
-  await reader.release(g.id);
+  await stillGrants();
 });
