@@ -2,7 +2,7 @@
 // that answers from a table, so the client meets the real handlers, checks and error mapping. PrepareRead and
 // ReleaseGrant go on the GrantStream and fail with the unary calls' errors; a peer that does not serve the stream
 // (an older version) gets unary calls, the refused one included, until the link handshakes again; a call without
-// an answer times out. The real pulls that run on the stream are in test/pull*.test.ts.
+// an answer times out; an idle stream is half-closed. The real pulls that run on the stream are in test/pull*.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
@@ -137,6 +137,18 @@ test('a peer without the GrantStream (an older node) gets unary calls, the refus
   await p.calls.grant('prepareRead', prepare(), 1000, 'prepare');
   assert.equal(p.streams.opened, 1);
   assert.equal(p.seen.prepareRead, 3);
+});
+
+test('an idle stream is half-closed (the peer may close an idle connection); the next call opens another', async () => {
+  await using p = await peer();
+  await p.calls.grant('prepareRead', prepare(), 1000, 'prepare');
+  p.calls.retireIdle(60_000); // used just now: kept
+  await p.calls.grant('releaseGrant', release, 1000, 'release');
+  assert.equal(p.streams.opened, 1);
+  p.calls.retireIdle(0);
+  await p.calls.grant('prepareRead', prepare(), 1000, 'prepare');
+  assert.equal(p.streams.opened, 2);
+  assert.deepEqual(p.seen, { prepareRead: 2, releaseGrant: 1 });
 });
 
 test('a grant call without an answer times out; an unreachable peer is TRANSPORT_UNAVAILABLE', async () => {
