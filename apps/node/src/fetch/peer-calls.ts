@@ -58,9 +58,10 @@ export function unaryCall<Req, Res>(
 /** The failure of a GrantStream the peer does not serve: its calls never reached a handler. */
 class StreamUnimplemented extends Error {}
 
+/** The grant calls, their requests and answers, and the stream answer's case for each. */
 interface GrantCalls {
-  prepareRead: { req: PrepareReadRequest; res: PrepareReadResponse; answer: 'prepared' };
-  releaseGrant: { req: ReleaseGrantRequest; res: ReleaseGrantResponse; answer: 'released' };
+  prepareRead: { req: PrepareReadRequest; res: PrepareReadResponse };
+  releaseGrant: { req: ReleaseGrantRequest; res: ReleaseGrantResponse };
 }
 const ANSWERS = { prepareRead: 'prepared', releaseGrant: 'released' } as const;
 
