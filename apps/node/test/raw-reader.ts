@@ -14,7 +14,7 @@ import {
   type PrepareReadResponse,
   type ReleaseGrantResponse,
 } from '@kvfabric/proto';
-import { KvError, isKvErrorCode } from '@kvfabric/common';
+import { itemError } from '@kvfabric/common';
 import { grpcStatusOf } from '@kvfabric/common/rpc';
 import {
   TCP_WIRE,
@@ -128,7 +128,7 @@ class GrantStream {
       const a = res.answer;
       if (!p || !a) return;
       if (a.$case !== 'error') return p.resolve(a.value);
-      const err = new KvError(isKvErrorCode(a.value.code) ? a.value.code : 'INTERNAL', a.value.message);
+      const err = itemError(a.value);
       p.reject(Object.assign(new Error(a.value.message), { code: grpcStatusOf(err), details: a.value.message }));
     });
     this.stream.on('error', (err) => {

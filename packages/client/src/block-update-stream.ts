@@ -8,13 +8,8 @@ import {
   type UpdateBlocksStreamRequest,
   type UpdateBlocksStreamResponse,
 } from '@kvfabric/proto/metaserver';
-import { KvError, TIER_DRAM, tierToWire, toHashList, unpackHashes, type BlockTier } from '@kvfabric/common';
-import {
-  MetaserverStream,
-  StreamUnimplemented,
-  itemFailure,
-  type MetaserverStreamOptions,
-} from './metaserver-stream.js';
+import { KvError, TIER_DRAM, itemError, tierToWire, toHashList, unpackHashes, type BlockTier } from '@kvfabric/common';
+import { MetaserverStream, StreamUnimplemented, type MetaserverStreamOptions } from './metaserver-stream.js';
 import {
   MetaserverClient,
   type CallOptions,
@@ -106,7 +101,7 @@ export class BlockUpdateStream extends MetaserverStream<UpdateBlocksStreamReques
     }
     const { answer } = res;
     if (answer === undefined) throw mismatch('nothing', 'an answer');
-    if (answer.$case === 'error') throw itemFailure(answer.value);
+    if (answer.$case === 'error') throw itemError(answer.value);
     this.sawEpoch(answer.value.epoch);
     return answer;
   }

@@ -6,8 +6,7 @@
 // the leader etcd names now). When the connection goes away (a draining server's GOAWAY) the stream is half-closed:
 // its calls still get their answers, the server can finish it and stop, and new calls go to a new stream.
 import * as grpc from '@grpc/grpc-js';
-import type { ItemError } from '@kvfabric/proto/common';
-import { KvError, isKvErrorCode } from '@kvfabric/common';
+import { KvError } from '@kvfabric/common';
 import { fromGrpcError } from '@kvfabric/common/rpc';
 import { LeaderChannel } from './leader-channel.js';
 import type { MetaserverClientOptions } from './metaserver-client.js';
@@ -31,11 +30,6 @@ export class StreamUnimplemented extends KvError {
   constructor(what: string, addr: string, options: { cause: unknown }) {
     super('METASERVER_UNAVAILABLE', `${what} to ${addr}: the metaserver does not serve it (an older version)`, options);
   }
-}
-
-/** The error of an item the server answered with an ItemError. */
-export function itemFailure(err: ItemError): KvError {
-  return new KvError(isKvErrorCode(err.code) ? err.code : 'INTERNAL', err.message);
 }
 
 export class MetaserverStream<Req extends { id: number }, Res extends { id: number }> {

@@ -2,8 +2,8 @@
 // says how the stream follows the leader and fails), answers matched by id.
 import type { QueryPrefixStreamRequest, QueryPrefixStreamResponse } from '@kvfabric/proto/metaserver';
 import { MetaserverWire } from '@kvfabric/proto/prefix-wire';
-import { toHashList } from '@kvfabric/common';
-import { MetaserverStream, itemFailure, type MetaserverStreamOptions } from './metaserver-stream.js';
+import { itemError, toHashList } from '@kvfabric/common';
+import { MetaserverStream, type MetaserverStreamOptions } from './metaserver-stream.js';
 import type { Hashes, PrefixResult } from './metaserver-client.js';
 
 export type PrefixQueryStreamOptions = MetaserverStreamOptions;
@@ -27,7 +27,7 @@ export class PrefixQueryStream extends MetaserverStream<QueryPrefixStreamRequest
     const list = toHashList(hashes);
     const excludeNodeId = opts.excludeNodeId ?? '';
     const res = await this.call((id) => ({ id, namespace, hashes: list, excludeNodeId }), opts);
-    if (res.error) throw itemFailure(res.error);
+    if (res.error) throw itemError(res.error);
     this.sawEpoch(res.epoch);
     return { epoch: res.epoch, nodes: res.nodes };
   }

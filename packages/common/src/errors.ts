@@ -62,6 +62,14 @@ export function isKvErrorCode(value: unknown): value is KvErrorCode {
   return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);
 }
 
+/**
+ * The error of a pipelined stream's item answered with an error (its KvError code, INTERNAL when the code is not one,
+ * and message); `prefix` (e.g. the call) goes before the message.
+ */
+export function itemError(err: { code: string; message: string }, prefix = ''): KvError {
+  return new KvError(isKvErrorCode(err.code) ? err.code : 'INTERNAL', prefix + err.message);
+}
+
 /** Funnels any thrown value into a KvError; unknown throws become INTERNAL with the original as cause. */
 export function toKvError(err: unknown): KvError {
   if (err instanceof KvError) return err;

@@ -14,7 +14,7 @@ import type {
   ReleaseGrantRequest,
   ReleaseGrantResponse,
 } from '@kvfabric/proto';
-import { KvError, isKvErrorCode } from '@kvfabric/common';
+import { KvError, itemError } from '@kvfabric/common';
 import { ERROR_CODE_KEY, fromGrpcError } from '@kvfabric/common/rpc';
 import { PipelinedStream, onConnectionLoss } from '@kvfabric/client/pipelined-stream';
 
@@ -111,10 +111,7 @@ export class PeerCalls {
     }
     const a = res.answer;
     if (a?.$case === ANSWERS[method]) return a.value as GrantCalls[M]['res'];
-    if (a?.$case === 'error') {
-      const code = isKvErrorCode(a.value.code) ? a.value.code : 'INTERNAL';
-      throw new KvError(code, `${what}: ${a.value.message}`);
-    }
+    if (a?.$case === 'error') throw itemError(a.value, `${what}: `);
     throw new KvError('TRANSPORT_FAILED', `${what}: the peer answered with ${a?.$case ?? 'nothing'}`);
   }
 
