@@ -9,9 +9,9 @@ import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { MetaserverClient, MetaserverService, TransportKind } from '@kvfabric/proto';
 import { CHANNEL_OPTIONS } from '@kvfabric/common/rpc';
-import { startMetaserver, type MetaserverHandle } from '@kvfabric/testkit';
+import { fuzzRuns, holds, rawMessagesAnswered, startMetaserver, type MetaserverHandle } from '@kvfabric/testkit';
 
-const RUNS = Number(process.env.KVFABRIC_FUZZ_RUNS ?? 300);
+const RUNS = fuzzRuns(300);
 const CLEAN = new Set([
   grpc.status.OK,
   grpc.status.INVALID_ARGUMENT,
@@ -79,18 +79,6 @@ const stats = fc.option(
   fc.record({ poolCapacityBytes: u64, poolUsedBytes: u64, blocks: u64, ssdCapacityBytes: u64, ssdUsedBytes: u64 }),
   { nil: undefined },
 );
-
-/** fc.assert, with a failure report cut short (counterexamples here can be 200,000-character strings). */
-async function holds<T>(property: fc.IAsyncPropertyWithHooks<T>): Promise<void> {
-  const out = await fc.check(property, { numRuns: RUNS });
-  if (!out.failed) return;
-  const example = JSON.stringify(out.counterexample, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
-  assert.fail(
-    `property failed after ${out.numRuns} runs (seed ${out.seed}, path ${out.counterexamplePath}): ` +
-      `${String((out.errorInstance as Error | undefined)?.message ?? out.errorInstance).slice(0, 500)}; ` +
-      `counterexample ${example.slice(0, 500)}${example.length > 500 ? `... (${example.length} characters)` : ''}`,
-  );
-}
 
 const requests: Record<string, fc.Arbitrary<unknown>> = {
   heartbeat: fc.record({ nodeId: text, addr, transports, stats }),
@@ -176,40 +164,16 @@ test('arbitrary stream items: each is answered or refused alone, never INTERNAL,
         }
       },
     ),
+    RUNS,
   );
   await assert.doesNotReject(statusOf('getStats', {}).then((s) => assert.equal(s.code, grpc.status.OK)));
 });
 
 test('arbitrary bytes as a whole message: refused or answered, the server keeps serving', async () => {
-  const client = new grpc.Client(ms.addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-  try {
-    await holds(
-      fc.asyncProperty(
-        fc.constantFrom(
-          ...Object.values(MetaserverService)
-            .filter((m) => !m.requestStream)
-            .map((m) => m.path),
-        ),
-        fc.uint8Array({ maxLength: 2048 }),
-        async (path, bytes) => {
-          const code = await new Promise<grpc.status>((resolve) =>
-            client.makeUnaryRequest(
-              path,
-              (b: Buffer) => b,
-              (b: Buffer) => b,
-              Buffer.from(bytes),
-              { deadline: Date.now() + 30_000 },
-              (err) => resolve(err ? err.code : grpc.status.OK),
-            ),
-          );
-          // a message that does not decode is grpc-js's INTERNAL ("failed to parse"); anything but a dead server
-          assert.notEqual(code, grpc.status.UNAVAILABLE, `${path}: the server stopped answering`);
-        },
-      ),
-    );
-  } finally {
-    client.close();
-  }
+  const paths = Object.values(MetaserverService)
+    .filter((m) => !m.requestStream)
+    .map((m) => m.path);
+  await rawMessagesAnswered(ms.addr, paths, RUNS, CHANNEL_OPTIONS);
   const health = await fetch(`http://${ms.httpAddr}/health`);
   assert.equal(health.status, 200);
 });

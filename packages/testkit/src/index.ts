@@ -5,3 +5,4 @@ export * from './etcd.js';
 export * from './commands.js';
 export * from './certs.js';
 export * from './rejection.js';
+export * from './fuzz.js';

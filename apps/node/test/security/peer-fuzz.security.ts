@@ -11,11 +11,11 @@ import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { PeerService, type GrantStreamRequest, type GrantStreamResponse } from '@kvfabric/proto';
 import { CHANNEL_OPTIONS } from '@kvfabric/common/rpc';
-import { startNode, type NodeHandle } from '@kvfabric/testkit';
+import { fuzzRuns, holds, rawMessagesAnswered, startNode, type NodeHandle } from '@kvfabric/testkit';
 import { engine, freshHashes, saveBlocks } from '../pull-helpers.js';
 import { RawReader } from '../raw-reader.js';
 
-const RUNS = Number(process.env.KVFABRIC_FUZZ_RUNS ?? 150);
+const RUNS = fuzzRuns(150);
 /** What a clean refusal of a unary call may be. */
 const CLEAN = new Set([
   grpc.status.OK,
@@ -98,14 +98,6 @@ function statusOf(method: string, req: { session?: bigint }): Promise<{ code: gr
   });
 }
 
-/** fc.check that fails the test with the seed and a short counterexample. */
-async function holds<T>(property: fc.IAsyncPropertyWithHooks<T>): Promise<void> {
-  const out = await fc.check(property, { numRuns: RUNS });
-  if (!out.failed) return;
-  const msg = String((out.errorInstance as Error | undefined)?.message ?? out.errorInstance).slice(0, 500);
-  assert.fail(`property failed after ${out.numRuns} runs (seed ${out.seed}, path ${out.counterexamplePath}): ${msg}`);
-}
-
 /** A real reader (a fresh handshake: a fuzzed one may have replaced the fuzzer's) is still granted the saved blocks. */
 async function stillGrants(): Promise<void> {
   const checker = await RawReader.handshake(node, 'checker');
@@ -130,35 +122,16 @@ test('arbitrary unary Peer calls: every answer is a success or a clean, bounded 
         assert.ok(details.length <= 4096, `${method}: a ${details.length}-character error message`);
       },
     ),
+    RUNS,
   );
   await stillGrants();
 });
 
 test('arbitrary bytes as a whole message: refused or answered, the node keeps serving', async () => {
-  const client = new grpc.Client(node.addr, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
-  try {
-    const paths = Object.values(PeerService)
-      .filter((m) => !m.requestStream)
-      .map((m) => m.path);
-    await holds(
-      fc.asyncProperty(fc.constantFrom(...paths), fc.uint8Array({ maxLength: 2048 }), async (path, raw) => {
-        const code = await new Promise<grpc.status>((resolve) =>
-          client.makeUnaryRequest(
-            path,
-            (b: Buffer) => b,
-            (b: Buffer) => b,
-            Buffer.from(raw),
-            { deadline: Date.now() + 30_000 },
-            (err) => resolve(err ? err.code : grpc.status.OK),
-          ),
-        );
-        // a message that does not decode is grpc-js's INTERNAL ("failed to parse"); anything but a dead server
-        assert.notEqual(code, grpc.status.UNAVAILABLE, `${path}: the node stopped answering`);
-      }),
-    );
-  } finally {
-    client.close();
-  }
+  const paths = Object.values(PeerService)
+    .filter((m) => !m.requestStream)
+    .map((m) => m.path);
+  await rawMessagesAnswered(node.addr, paths, RUNS, CHANNEL_OPTIONS);
   await stillGrants();
 });
 
@@ -191,6 +164,7 @@ test('arbitrary GrantStream items: each is answered or refused alone, never INTE
         assert.ok(a.answer.value.message.length <= 4096, `a ${a.answer.value.message.length}-character message`);
       }
     }),
+    RUNS,
   );
   await stillGrants();
 });
