@@ -17,6 +17,11 @@ export function reporterMetrics(metrics: Metrics, reporter: Reporter): void {
     () => c.dropped,
   );
   counter(
+    'kvfabric_metaserver_requeued_removes_total',
+    'block removals the metaserver did not answer, pending again (a re-advertise does not remove)',
+    () => c.requeued,
+  );
+  counter(
     'kvfabric_reporter_readvertised_blocks_total',
     'resident blocks re-advertised to a new metaserver epoch',
     () => c.readvertised,

@@ -37,8 +37,14 @@ class FakeMetaserver implements ReporterClient {
     this.owned.set(ns, set);
     return { epoch: this.epoch };
   }
+  /** Removes that time out before reaching the index (a stalled stream). */
+  failRemoves = 0;
   async removeBlocks(_n: string, ns: string, h: { packed: Buffer; hashLen: number }) {
     if (this.down) throw new Error('unavailable');
+    if (this.failRemoves > 0) {
+      this.failRemoves--;
+      throw new KvError('TRANSPORT_TIMEOUT', 'update stream: no answer in time');
+    }
     const keys = this.keys(h);
     this.calls.push({ kind: 'remove', ns, keys });
     keys.forEach((k) => this.owned.get(ns)?.delete(k));
@@ -192,6 +198,38 @@ test('a new epoch re-advertises every resident block; a down metaserver drops an
   assert.deepEqual([...ms.owned.get('b')!], ['r3']);
   assert.ok(r.counters.readvertised >= 7);
   assert.equal(r.epoch, 2n);
+  await r.stop();
+});
+
+test('a remove the metaserver did not answer goes out again once it answers (a re-advertise would not remove it)', async () => {
+  const { ms, r, resident } = setup([
+    { ns: 'a', key: 'k1' },
+    { ns: 'a', key: 'k2' },
+  ]);
+  r.start();
+  await sleep(20);
+  await r.flush();
+  assert.deepEqual([...ms.owned.get('a')!].sort(), ['k1', 'k2']);
+  // k1 is evicted; its remove times out; the metaserver answers the next heartbeat: the remove goes out again
+  resident.splice(0, 1);
+  ms.failRemoves = 1;
+  r.removed('a', h('k1'));
+  await r.flush();
+  assert.equal(r.counters.requeued, 1);
+  assert.equal(r.counters.dropped, 0);
+  assert.ok(ms.owned.get('a')!.has('k1'), 'not removed yet');
+  for (let i = 0; i < 2000 && ms.owned.get('a')!.has('k1'); i++) await sleep(10);
+  await r.flush();
+  assert.deepEqual([...ms.owned.get('a')!], ['k2'], 'the remove went out again');
+  // k2 is evicted, its remove times out, and it is saved again before the next flush: nothing is removed
+  ms.failRemoves = 1;
+  r.removed('a', h('k2'));
+  await r.flush();
+  r.inserted('a', h('k2'));
+  for (let i = 0; i < 50; i++) await sleep(10); // heartbeats and flushes come and go
+  await r.flush();
+  assert.deepEqual([...ms.owned.get('a')!], ['k2'], 'held again, listed');
+  assert.equal(ms.failRemoves, 0);
   await r.stop();
 });
 

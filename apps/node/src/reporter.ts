@@ -3,8 +3,9 @@
 // before a flush send nothing; a block's latest tier is the one sent, as an insert with that tier); one task runs at
 // a time on a bounded p-queue. Heartbeats carry node stats; an answer with a new epoch (or `registered`) makes
 // the node re-advertise every resident block, in batches paced to `readvertiseBlocksPerSec` so that a large
-// cluster does not stampede a freshly elected leader. While the metaserver is down, local serving goes on and what
-// could not be sent is counted as dropped (and healed by the next re-advertise).
+// cluster does not stampede a freshly elected leader. While the metaserver is down, local serving goes on; an insert
+// that could not be sent is counted as dropped and healed by the next re-advertise, a remove (which no re-advertise
+// sends: it inserts only what is resident) goes back to pending and out again once the metaserver answers.
 // HA: the client follows the leader named in etcd by itself; when it reports a leader change the reporter
 // heartbeats at once (after a small random delay that spreads a cluster's nodes), so a new leader's epoch is seen
 // within milliseconds rather than a heartbeat period later.
@@ -93,6 +94,7 @@ export class Reporter {
     removed: 0,
     netted: 0,
     dropped: 0,
+    requeued: 0,
     readvertised: 0,
     readvertises: 0,
     heartbeats: 0,
@@ -281,8 +283,7 @@ export class Reporter {
       }
       if (!this.connected && this.counters.heartbeats > 0) {
         // Known down: do not wait for a deadline per batch; the re-advertise after reconnecting heals inserts.
-        this.counters.dropped += n;
-        this.dirty = true;
+        this.unsent(ns, hashes, kind, n);
         continue;
       }
       if (readvertise) await this.pace(n);
@@ -296,14 +297,15 @@ export class Reporter {
         sent += n;
         this.seeEpoch(res.epoch, false);
       } catch (err) {
-        this.counters.dropped += n;
         const code = (err as { code?: unknown }).code;
+        // Not served (leader gone, no leader, timeout): later batches would wait out their deadlines too.
+        const unserved = code === 'METASERVER_UNAVAILABLE' || code === 'NOT_LEADER' || code === 'TRANSPORT_TIMEOUT';
+        if (unserved || code === undefined) this.unsent(ns, hashes, kind, n);
+        else this.counters.dropped += n;
         // Refused by the metaserver's quota or memory budget: sending it again at the next heartbeat would only be
         // refused again (and re-send everything resident); the next new epoch re-advertises it.
         if (code !== 'QUOTA_EXCEEDED') this.dirty = true;
-        // Not served (leader gone, no leader, timeout): later batches would wait out their deadlines too.
-        if (code === 'METASERVER_UNAVAILABLE' || code === 'NOT_LEADER' || code === 'TRANSPORT_TIMEOUT')
-          this.connected = false;
+        if (unserved) this.connected = false;
         // A new leader that has not seen this node yet: register now rather than at the next period.
         if (code === 'SESSION_UNKNOWN') this.kick();
         this.opts.logger.warn(
@@ -313,6 +315,22 @@ export class Reporter {
       }
     }
     return sent;
+  }
+
+  /**
+   * Updates the metaserver may not have: inserts are dropped (the re-advertise that `dirty` makes due sends every
+   * resident block); removes go back to pending, sent again with the next flush once the metaserver answers. A block
+   * saved again meanwhile nets its remove out, and the re-advertise inserts it whether or not the remove landed.
+   */
+  private unsent(ns: string, hashes: PackedHashes, kind: 'insert' | 'remove', n: number): void {
+    this.dirty = true;
+    if (kind === 'insert') {
+      this.counters.dropped += n;
+      return;
+    }
+    const c = this.pending.noteMany(ns, hashes.packed, hashes.hashLen, REMOVE);
+    this.counters.requeued += c.added + c.repeated + c.replaced;
+    this.counters.dropped += c.dropped;
   }
 
   /** Waits until `n` more re-advertised blocks fit the pace (the first batch of a pass goes at once). */
@@ -345,6 +363,7 @@ export class Reporter {
       this.counters.heartbeats++;
       if (!this.connected) this.opts.logger.info({ epoch: res.epoch.toString() }, 'metaserver connected');
       this.connected = true;
+      if (this.pending.size > 0) this.scheduleFlush(this.flushMs); // removes that waited for the metaserver
       this.seeEpoch(res.epoch, res.registered);
     } catch (err) {
       this.counters.heartbeatFailures++;
