@@ -233,6 +233,29 @@ test('a remove the metaserver did not answer goes out again once it answers (a r
   await r.stop();
 });
 
+test('a block re-advertised while its insert was pending is removed when it leaves (the pair does not net out)', async () => {
+  // timed sends 100 s apart: after the first one (k1's insert) only r.flush() sends
+  const { ms, r, resident } = setup([], 100_000);
+  r.start();
+  await sleep(20);
+  resident.push({ ns: 'a', key: 'k1' });
+  r.inserted('a', h('k1'));
+  for (let i = 0; i < 2000 && !ms.owned.get('a')?.has('k1'); i++) await sleep(10);
+  assert.deepEqual([...ms.owned.get('a')!], ['k1']);
+  // k2 is saved (its insert pending), then a new epoch's re-advertise sends every resident block, k2 included
+  resident.push({ ns: 'a', key: 'k2' });
+  r.inserted('a', h('k2'));
+  ms.restart();
+  for (let i = 0; i < 2000 && !ms.owned.get('a')?.has('k2'); i++) await sleep(10);
+  assert.deepEqual([...ms.owned.get('a')!].sort(), ['k1', 'k2'], 're-advertised');
+  // k2 is evicted: the metaserver heard of it, so its remove must go out
+  resident.pop();
+  r.removed('a', h('k2'));
+  await r.flush();
+  assert.deepEqual([...ms.owned.get('a')!], ['k1']);
+  await r.stop();
+});
+
 test('an insert refused by the quota is not re-sent (with everything resident) at every heartbeat', async () => {
   const { ms, r } = setup([
     { ns: 'a', key: 'q1' },

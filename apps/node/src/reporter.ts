@@ -391,7 +391,16 @@ export class Reporter {
       this.readvertiseQueued = false;
       const pass = { epoch: this.epoch };
       const started = performance.now();
+      // What is pending goes out with the pass, taken in the same turn as the list of resident blocks: the pass
+      // tells the metaserver of every block resident now, so an insert still pending here must not net out against
+      // the block's remove later (the metaserver would keep a block the node no longer holds). What is noted from
+      // here on happened after the list was taken.
       const resident = [...this.opts.resident()];
+      const pending = this.pending.take();
+      for (const { namespace, inserts, removes } of pending) {
+        await this.send(namespace, inserts, 'insert');
+        await this.send(namespace, removes, 'remove');
+      }
       let n = 0;
       for (const { hashes } of resident) n += hashes.hashLen > 0 ? hashes.packed.length / hashes.hashLen : 0;
       this.nextBatchAt = 0;
