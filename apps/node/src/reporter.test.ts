@@ -207,7 +207,7 @@ test('a remove the metaserver did not answer goes out again once it answers (a r
     { ns: 'a', key: 'k2' },
   ]);
   r.start();
-  await sleep(20);
+  for (let i = 0; i < 2000 && ms.owned.get('a')?.size !== 2; i++) await sleep(10); // registered and re-advertised
   await r.flush();
   assert.deepEqual([...ms.owned.get('a')!].sort(), ['k1', 'k2']);
   // k1 is evicted; its remove times out; the metaserver answers the next heartbeat: the remove goes out again

@@ -16,6 +16,8 @@ import type { PeerServer } from '../peer/peer-server.js';
 import { PeerCalls } from './peer-calls.js';
 
 const GRANT_ID = 'ab'.repeat(16);
+/** Deadline of calls the in-process peer answers: long, so that a slow or busy host never turns one into a timeout. */
+const ANSWER_MS = 60_000;
 
 /** A PeerServer core that grants every hash asked for, and counts what it was asked. */
 function core() {
@@ -90,23 +92,26 @@ const release = { nodeId: 'reader', session: 1n, grantId: Buffer.from(GRANT_ID, 
 test('grant calls go on one GrantStream; a refused item fails alone, with the unary call’s code and message', async () => {
   await using p = await peer();
   const grants = await Promise.all(
-    Array.from({ length: 20 }, () => p.calls.grant('prepareRead', prepare(), 1000, 'prepare')),
+    Array.from({ length: 20 }, () => p.calls.grant('prepareRead', prepare(), ANSWER_MS, 'prepare')),
   );
   assert.ok(grants.every((g) => g.blocks === 4 && Buffer.from(g.grantId).toString('hex') === GRANT_ID));
-  await p.calls.grant('releaseGrant', release, 1000, 'release');
+  await p.calls.grant('releaseGrant', release, ANSWER_MS, 'release');
   assert.deepEqual(p.seen, { prepareRead: 20, releaseGrant: 1 });
   assert.equal(p.streams.opened, 1, 'one stream carried every call');
 
-  const onStream = await rejection(p.calls.grant('prepareRead', prepare(9n), 1000, 'prepare'), KvError);
-  const bad = await rejection(p.calls.grant('prepareRead', { ...prepare(), namespace: '' }, 1000, 'prepare'), KvError);
-  assert.equal((await p.calls.grant('prepareRead', prepare(), 1000, 'prepare')).blocks, 4, 'the stream goes on');
+  const onStream = await rejection(p.calls.grant('prepareRead', prepare(9n), ANSWER_MS, 'prepare'), KvError);
+  const bad = await rejection(
+    p.calls.grant('prepareRead', { ...prepare(), namespace: '' }, ANSWER_MS, 'prepare'),
+    KvError,
+  );
+  assert.equal((await p.calls.grant('prepareRead', prepare(), ANSWER_MS, 'prepare')).blocks, 4, 'the stream goes on');
   // the same refusals as unary calls (a peer without the stream): the same errors
   const fresh = await peer();
   fresh.streams.served = false;
   try {
-    const onUnary = await rejection(fresh.calls.grant('prepareRead', prepare(9n), 1000, 'prepare'), KvError);
+    const onUnary = await rejection(fresh.calls.grant('prepareRead', prepare(9n), ANSWER_MS, 'prepare'), KvError);
     const badUnary = await rejection(
-      fresh.calls.grant('prepareRead', { ...prepare(), namespace: '' }, 1000, 'prepare'),
+      fresh.calls.grant('prepareRead', { ...prepare(), namespace: '' }, ANSWER_MS, 'prepare'),
       KvError,
     );
     assert.deepEqual([onStream.code, onStream.message], [onUnary.code, onUnary.message]);
@@ -124,29 +129,29 @@ test('a peer without the GrantStream (an older node) gets unary calls, the refus
   await using p = await peer();
   p.streams.served = false;
   assert.equal(
-    (await p.calls.grant('prepareRead', prepare(), 1000, 'prepare')).blocks,
+    (await p.calls.grant('prepareRead', prepare(), ANSWER_MS, 'prepare')).blocks,
     4,
     'answered by the unary call',
   );
-  await p.calls.grant('releaseGrant', release, 1000, 'release');
+  await p.calls.grant('releaseGrant', release, ANSWER_MS, 'release');
   assert.deepEqual(p.seen, { prepareRead: 1, releaseGrant: 1 });
   p.streams.served = true; // upgraded: not tried again until the link handshakes
-  await p.calls.grant('prepareRead', prepare(), 1000, 'prepare');
+  await p.calls.grant('prepareRead', prepare(), ANSWER_MS, 'prepare');
   assert.equal(p.streams.opened, 0);
   p.calls.streamAgain();
-  await p.calls.grant('prepareRead', prepare(), 1000, 'prepare');
+  await p.calls.grant('prepareRead', prepare(), ANSWER_MS, 'prepare');
   assert.equal(p.streams.opened, 1);
   assert.equal(p.seen.prepareRead, 3);
 });
 
 test('an idle stream is half-closed (the peer may close an idle connection); the next call opens another', async () => {
   await using p = await peer();
-  await p.calls.grant('prepareRead', prepare(), 1000, 'prepare');
+  await p.calls.grant('prepareRead', prepare(), ANSWER_MS, 'prepare');
   p.calls.retireIdle(60_000); // used just now: kept
-  await p.calls.grant('releaseGrant', release, 1000, 'release');
+  await p.calls.grant('releaseGrant', release, ANSWER_MS, 'release');
   assert.equal(p.streams.opened, 1);
   p.calls.retireIdle(0);
-  await p.calls.grant('prepareRead', prepare(), 1000, 'prepare');
+  await p.calls.grant('prepareRead', prepare(), ANSWER_MS, 'prepare');
   assert.equal(p.streams.opened, 2);
   assert.deepEqual(p.seen, { prepareRead: 2, releaseGrant: 1 });
 });
